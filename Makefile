@@ -1,0 +1,124 @@
+# stockpipe — one non-recursive Makefile.
+#
+#   make                 build every role into bin/
+#   make test            build and run the Criterion suite (ends with Synthesis)
+#   make run             the pipeline demo (DURATION=10 TRANSPORT=mq|zmq)
+#   make SANITIZE=address,undefined test   the same, built in build/san-*/
+#   make format / format-check / clean
+#
+# Set-up: `scripts/deps.sh` checks the Debian packages we need and installs
+# the missing ones when run as root (or prints the exact apt-get command).
+
+SHELL := /bin/bash
+CC ?= cc
+SANITIZE ?=
+WERROR ?= $(if $(CI),1,)
+DURATION ?= 10
+TRANSPORT ?= mq
+
+# Variant folders: objects never mix between plain and sanitized builds.
+ifeq ($(SANITIZE),)
+VARIANT := release
+BINDIR := bin
+else
+VARIANT := san-$(subst $(comma),-,$(SANITIZE))
+BINDIR := build/$(VARIANT)/bin
+endif
+comma := ,
+BUILD := build/$(VARIANT)
+
+PKGS := libczmq libzmq
+# Recursive (=) so pkg-config runs only after scripts/deps.sh has installed it.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CRIT_CFLAGS = $(shell pkg-config --cflags criterion 2>/dev/null)
+CRIT_LIBS = $(shell pkg-config --libs criterion 2>/dev/null)
+
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wshadow -Wstrict-prototypes \
+               -Wmissing-prototypes -Wno-missing-field-initializers -pthread -Icommon
+ifneq ($(WERROR),)
+CFLAGS_BASE += -Werror
+endif
+ifneq ($(SANITIZE),)
+CFLAGS_BASE += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS_SAN := -fsanitize=$(SANITIZE)
+endif
+ALL_CFLAGS = $(CFLAGS_BASE) $(PKG_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS = -pthread $(LDFLAGS_SAN) $(LDFLAGS)
+LIBS = $(PKG_LIBS) -lrt -lm
+
+COMMON_SRC := $(sort $(wildcard common/*.c))
+COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
+LIBCOMMON := $(BUILD)/libstockpipe.a
+
+ROLES := broker consumer monitor producer
+ROLE_BINS := $(ROLES:%=$(BINDIR)/%)
+
+TEST_SRC := $(sort $(wildcard tests/test_*.c)) tests/sp_testutil.c
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN := $(BUILD)/tests/stockpipe-tests
+
+DEPS_STAMP := build/.deps-ok
+FLAGS_FILE := $(BUILD)/.flags
+
+.PHONY: all test run clean format format-check deps check-leftovers
+all: $(ROLE_BINS)
+
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP): scripts/deps.sh
+	@bash scripts/deps.sh
+	@mkdir -p $(@D) && touch $@
+
+# Rebuild everything when the compiler flags change.
+$(FLAGS_FILE): FORCE | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' | cmp -s - $@ || \
+	    echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' > $@
+FORCE:
+
+$(BUILD)/%.o: %.c $(FLAGS_FILE) | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIBCOMMON): $(COMMON_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BINDIR)/broker: $(BUILD)/broker/main.o
+$(BINDIR)/consumer: $(BUILD)/consumer/main.o
+$(BINDIR)/monitor: $(BUILD)/consumer/monitor_main.o
+$(BINDIR)/producer: $(BUILD)/producer/main.o
+$(ROLE_BINS): $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(LIBCOMMON) $(LIBS)
+
+$(BUILD)/tests/%.o: CFLAGS += $(CRIT_CFLAGS)
+$(TEST_BIN): $(TEST_OBJ) $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CRIT_LIBS) $(LIBS)
+
+# The suite execs the real binaries, found through SP_BIN_DIR; it ends with
+# Criterion's Synthesis line counting every test, and then checks that
+# nothing was left in /dev/shm or the mqueue namespace.
+TEST_JOBS ?= 2
+test: $(ROLE_BINS) $(TEST_BIN)
+	@bash scripts/leftovers.sh snapshot build/.leftovers-before
+	SP_BIN_DIR=$(abspath $(BINDIR)) SP_DATA_DIR=$(abspath data) \
+	    $(TEST_BIN) --jobs $(TEST_JOBS) $(TEST_ARGS)
+	@bash scripts/leftovers.sh compare build/.leftovers-before
+
+run: $(ROLE_BINS)
+	@SP_BIN_DIR=$(abspath $(BINDIR)) DURATION=$(DURATION) TRANSPORT=$(TRANSPORT) \
+	    bash scripts/demo.sh
+
+FORMAT_SRC = $(wildcard common/*.[ch] producer/*.[ch] consumer/*.[ch] broker/*.[ch] \
+                        tests/*.[ch] bench/*.[ch])
+format:
+	clang-format -i $(FORMAT_SRC)
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_SRC)
+
+clean:
+	rm -rf build bin
+
+-include $(wildcard $(BUILD)/*/*.d)

@@ -1,0 +1,167 @@
+/*
+ * broker — owns one stockpipe instance.  Parses flags, runs sp_broker_run()
+ * and prints its closing summary; everything else lives in common/.
+ */
+#include "sp_args.h"
+#include "sp_broker.h"
+#include "sp_error.h"
+#include "sp_log.h"
+#include "sp_signal.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXIT_USAGE 2
+
+static void s_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: broker [options]\n"
+            "  --instance NAME     instance name (default stockpipe)\n"
+            "  --catalogue FILE    product CSV (default data/products.csv)\n"
+            "  --workers N         inventory workers to start and supervise (default 2)\n"
+            "  --transport T       mq (POSIX message queues) or zmq (ZeroMQ), default mq\n"
+            "  --tcp tcp://H:P     zmq over TCP on ports P..P+3 instead of ipc:// (loopback)\n"
+            "  --sync S            cas (default), row-lock or table-lock\n"
+            "  --mq-depth N        order queue depth (default fs.mqueue.msg_max)\n"
+            "  --mq-msgsize B      order queue message size (default 8192)\n"
+            "  --state-dir DIR     where the final table is saved (default run)\n"
+            "  --consumer PATH     worker binary (default: consumer beside this one)\n"
+            "  --clean             remove the leftovers of a dead broker of --instance, and exit\n"
+            "  -h, --help\n");
+}
+
+static void s_notify(int level, const char *fmt, va_list ap)
+{
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    sp_log(level, "%s", line);
+}
+
+int main(int argc, char **argv)
+{
+    sp_log_init("broker");
+    sp_broker_cfg_t cfg = {.instance = "stockpipe",
+                           .catalogue = "data/products.csv",
+                           .workers = 2,
+                           .sync = SP_SYNC_CAS,
+                           .transport = SP_TRANSPORT_MQ,
+                           .notify = s_notify};
+    bool clean = false;
+    char why[512] = "";
+    static const struct option opts[] = {{"instance", required_argument, 0, 'i'},
+                                         {"catalogue", required_argument, 0, 'c'},
+                                         {"workers", required_argument, 0, 'w'},
+                                         {"transport", required_argument, 0, 't'},
+                                         {"tcp", required_argument, 0, 'T'},
+                                         {"sync", required_argument, 0, 's'},
+                                         {"mq-depth", required_argument, 0, 'd'},
+                                         {"mq-msgsize", required_argument, 0, 'm'},
+                                         {"state-dir", required_argument, 0, 'S'},
+                                         {"consumer", required_argument, 0, 'C'},
+                                         {"clean", no_argument, 0, 'x'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    int c;
+    int rc = 0;
+    while (rc == 0 && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        uint64_t v;
+        switch (c) {
+        case 'i':
+            cfg.instance = optarg;
+            break;
+        case 'c':
+            cfg.catalogue = optarg;
+            break;
+        case 'w':
+            rc = sp_arg_u32("--workers", optarg, 1, SP_WORKERS_MAX, &cfg.workers, why, sizeof why);
+            break;
+        case 't':
+            if (strcmp(optarg, "mq") == 0) {
+                cfg.transport = SP_TRANSPORT_MQ;
+            } else if (strcmp(optarg, "zmq") == 0) {
+                cfg.transport = SP_TRANSPORT_ZMQ;
+            } else {
+                snprintf(why, sizeof why, "--transport: '%s' is not mq or zmq", optarg);
+                rc = SP_E_USAGE;
+            }
+            break;
+        case 'T':
+            cfg.tcp = optarg;
+            cfg.transport = SP_TRANSPORT_ZMQ;
+            break;
+        case 's':
+            if (sp_sync_parse(optarg, &cfg.sync) < 0) {
+                snprintf(why, sizeof why, "--sync: '%s' is not cas, row-lock or table-lock",
+                         optarg);
+                rc = SP_E_USAGE;
+            }
+            break;
+        case 'd':
+            rc = sp_arg_u64("--mq-depth", optarg, 1, 65536, &v, why, sizeof why);
+            cfg.mq_depth = (long)v;
+            break;
+        case 'm':
+            rc = sp_arg_u64("--mq-msgsize", optarg, 64, 16 * 1024 * 1024, &v, why, sizeof why);
+            cfg.mq_msgsize = (long)v;
+            break;
+        case 'S':
+            cfg.state_dir = optarg;
+            break;
+        case 'C':
+            cfg.consumer_path = optarg;
+            break;
+        case 'x':
+            clean = true;
+            break;
+        case 'h':
+            s_usage(stdout);
+            return 0;
+        default:
+            s_usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (rc == 0 && optind < argc) {
+        snprintf(why, sizeof why, "unexpected argument '%s'", argv[optind]);
+        rc = SP_E_USAGE;
+    }
+    if (rc < 0) {
+        sp_error("%s (see --help)", why);
+        return EXIT_USAGE;
+    }
+    if (clean) {
+        rc = sp_broker_clean(cfg.instance, why, sizeof why);
+        if (rc == -ENOENT) {
+            sp_info("nothing to clean for instance %s", cfg.instance);
+            return 0;
+        }
+        if (rc < 0) {
+            sp_error("%s", why);
+            return 1;
+        }
+        sp_info("%s", why);
+        return 0;
+    }
+    sp_signal_install();
+    sp_broker_stats_t st;
+    rc = sp_broker_run(&cfg, &st, why, sizeof why);
+    if (rc < 0) {
+        sp_error("%s", why[0] ? why : sp_strerror(rc));
+        return rc == SP_E_USAGE ? EXIT_USAGE : 1;
+    }
+    sp_info("stopped: %llu accepted, %llu out of stock, %llu unknown, %llu invalid by workers; "
+            "%llu dead-lettered; drops: %llu orders, %llu results; %llu events (%llu missed); "
+            "%u restarts; saved %s",
+            (unsigned long long)st.orders[0], (unsigned long long)st.orders[1],
+            (unsigned long long)st.orders[2], (unsigned long long)st.orders[3],
+            (unsigned long long)(st.worker_invalid + st.router.invalid_msgs),
+            (unsigned long long)st.router.drops_orders, (unsigned long long)st.router.drops_results,
+            (unsigned long long)st.router.events, (unsigned long long)st.router.event_gaps,
+            st.restarts, st.snapshot[0] ? st.snapshot : "(nothing)");
+    return 0;
+}

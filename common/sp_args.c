@@ -1,0 +1,97 @@
+/*
+ * sp_args — strtoull/strtod with every way they can be fooled checked:
+ * empty strings, signs on unsigned values, trailing junk, overflow, NaN.
+ */
+#include "sp_args.h"
+
+#include "sp_error.h"
+
+#include <ctype.h>
+#include <stdbool.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int sp_arg_u64(const char *flag, const char *value, uint64_t min, uint64_t max, uint64_t *out,
+               char *why, size_t cap)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = 0;
+    bool ok = value != NULL && isdigit((unsigned char)value[0]);
+    if (ok) {
+        v = strtoull(value, &end, 10);
+        ok = errno == 0 && *end == '\0' && v >= min && v <= max;
+    }
+    if (!ok) {
+        snprintf(why, cap, "%s: '%s' is not a whole number from %llu to %llu", flag,
+                 value ? value : "", (unsigned long long)min, (unsigned long long)max);
+        return SP_E_USAGE;
+    }
+    *out = v;
+    return 0;
+}
+
+int sp_arg_u32(const char *flag, const char *value, uint32_t min, uint32_t max, uint32_t *out,
+               char *why, size_t cap)
+{
+    uint64_t v;
+    int rc = sp_arg_u64(flag, value, min, max, &v, why, cap);
+    if (rc == 0) {
+        *out = (uint32_t)v;
+    }
+    return rc;
+}
+
+int sp_arg_double(const char *flag, const char *value, double min, double max, double *out,
+                  char *why, size_t cap)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = 0;
+    bool ok = value != NULL && value[0] != '\0' && !isspace((unsigned char)value[0]);
+    if (ok) {
+        v = strtod(value, &end);
+        ok = errno == 0 && *end == '\0' && isfinite(v) && v >= min && v <= max;
+    }
+    if (!ok) {
+        snprintf(why, cap, "%s: '%s' is not a number from %g to %g", flag, value ? value : "", min,
+                 max);
+        return SP_E_USAGE;
+    }
+    *out = v;
+    return 0;
+}
+
+int sp_arg_duration(const char *flag, const char *value, double *seconds, char *why, size_t cap)
+{
+    static const struct {
+        const char *suffix;
+        double scale;
+    } units[] = {{"ms", 1e-3}, {"s", 1}, {"m", 60}, {"h", 3600}, {"", 1}};
+    const double max_seconds = 366.0 * 24 * 3600;
+    size_t len = value ? strlen(value) : 0;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        size_t sl = strlen(units[i].suffix);
+        if (len <= sl || strcmp(value + len - sl, units[i].suffix) != 0) {
+            continue;
+        }
+        char num[64];
+        if (len - sl >= sizeof num) {
+            break;
+        }
+        memcpy(num, value, len - sl);
+        num[len - sl] = '\0';
+        double v;
+        if (sp_arg_double(flag, num, 0, max_seconds / units[i].scale, &v, why, cap) == 0) {
+            *seconds = v * units[i].scale;
+            return 0;
+        }
+        break;
+    }
+    snprintf(why, cap, "%s: '%s' is not a duration like 10, 10s, 500ms or 2m", flag,
+             value ? value : "");
+    return SP_E_USAGE;
+}

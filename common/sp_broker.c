@@ -1,0 +1,436 @@
+/*
+ * sp_broker — create, serve, supervise, drain, save, remove.
+ */
+#include "sp_broker.h"
+
+#include "sp_catalogue.h"
+#include "sp_error.h"
+#include "sp_link.h"
+#include "sp_log.h"
+#include "sp_signal.h"
+#include "sp_time.h"
+#include "sp_wire.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+typedef struct {
+    pid_t pid;
+    unsigned restarts;
+    uint64_t started_ns;
+} sp_child_t;
+
+typedef struct {
+    const sp_broker_cfg_t *cfg;
+    sp_names_t names;
+    sp_table_t *table;
+    sp_table_hdr_t *hdr;
+    sp_router_t *router;
+    sp_child_t child[SP_WORKERS_MAX];
+    char consumer[PATH_MAX];
+    sp_broker_stats_t *st;
+    bool mq_created;
+} sp_bctx_t;
+
+static void s_notify(const sp_bctx_t *b, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void s_notify(const sp_bctx_t *b, int level, const char *fmt, ...)
+{
+    if (b->cfg->notify == NULL) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    b->cfg->notify(level, fmt, ap);
+    va_end(ap);
+}
+
+static int s_consumer_path(const sp_broker_cfg_t *cfg, char *out, size_t cap)
+{
+    if (cfg->consumer_path != NULL) {
+        snprintf(out, cap, "%s", cfg->consumer_path);
+        return 0;
+    }
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n < 0) {
+        return -errno;
+    }
+    self[n] = '\0';
+    snprintf(out, cap, "%s/consumer", dirname(self));
+    return 0;
+}
+
+static int s_spawn(sp_bctx_t *b, unsigned id)
+{
+    char idbuf[16];
+    snprintf(idbuf, sizeof idbuf, "%u", id);
+    char *argv[] = {b->consumer, "--instance", b->names.name, "--worker-id", idbuf, NULL};
+    pid_t pid;
+    /* reset the slot before the new worker writes it */
+    sp_worker_slot_t *slot = &b->hdr->worker[id - 1];
+    atomic_store(&slot->pid, 0);
+    atomic_store(&slot->heartbeat_ns, sp_now_ns());
+    int rc = posix_spawn(&pid, b->consumer, NULL, NULL, argv, environ);
+    if (rc != 0) {
+        return -rc;
+    }
+    b->child[id - 1].pid = pid;
+    b->child[id - 1].started_ns = sp_now_ns();
+    return 0;
+}
+
+/* Reaps exited workers; restarts them unless we are stopping. */
+static void s_supervise(sp_bctx_t *b, bool restart)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (unsigned i = 0; i < b->cfg->workers; i++) {
+            sp_child_t *c = &b->child[i];
+            if (c->pid != pid) {
+                continue;
+            }
+            c->pid = 0;
+            if (!restart) {
+                break;
+            }
+            if (WIFSIGNALED(status)) {
+                s_notify(b, SP_LOG_WARN, "worker %u (pid %d) killed by signal %d", i + 1, pid,
+                         WTERMSIG(status));
+            } else {
+                s_notify(b, SP_LOG_WARN, "worker %u (pid %d) exited with status %d", i + 1, pid,
+                         WEXITSTATUS(status));
+            }
+            if (c->restarts >= SP_BROKER_RESTART_MAX) {
+                s_notify(b, SP_LOG_ERROR, "worker %u restarted %u times; not restarting", i + 1,
+                         c->restarts);
+                break;
+            }
+            c->restarts++;
+            b->st->restarts++;
+            int rc = s_spawn(b, i + 1);
+            if (rc < 0) {
+                s_notify(b, SP_LOG_ERROR, "cannot restart worker %u: %s", i + 1, sp_strerror(rc));
+            } else {
+                s_notify(b, SP_LOG_INFO, "worker %u restarted as pid %d", i + 1, c->pid);
+            }
+            break;
+        }
+    }
+}
+
+static unsigned s_live_workers(const sp_bctx_t *b)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < b->cfg->workers; i++) {
+        n += b->child[i].pid > 0;
+    }
+    return n;
+}
+
+static void s_beat(sp_bctx_t *b, uint32_t state)
+{
+    uint8_t msg[SP_WIRE_HDR_SIZE + SP_WIRE_HEARTBEAT_SIZE];
+    sp_heartbeat_t hb = {
+        .publisher_id = 0, .state = state, .ts_ns = sp_now_ns(), .pid = (uint32_t)getpid()};
+    sp_wire_put_hdr(msg, SP_MSG_HEARTBEAT, 1, 0, 0);
+    sp_wire_put_heartbeat(msg + SP_WIRE_HDR_SIZE, &hb);
+    sp_router_publish(b->router, msg, sizeof msg);
+}
+
+static int s_endpoints(sp_bctx_t *b, char *why, size_t cap)
+{
+    sp_table_hdr_t *h = b->hdr;
+    char *eps[] = {h->ep_orders, h->ep_workers, h->ep_events_in, h->ep_events};
+    static const char *which[] = {"orders", "workers", "events-in", "events"};
+    if (b->cfg->tcp != NULL) {
+        char host[101]; /* matches the %100 below */
+        unsigned port;
+        if (sscanf(b->cfg->tcp, "tcp://%100[^:]:%u", host, &port) != 2 || port == 0 ||
+            port > 65532) {
+            snprintf(why, cap, "--tcp wants tcp://HOST:PORT with PORT 1..65532, got '%s'",
+                     b->cfg->tcp);
+            return SP_E_USAGE;
+        }
+        for (int i = 0; i < 4; i++) {
+            snprintf(eps[i], SP_ENDPOINT_MAX, "tcp://%s:%u", host, port + (unsigned)i);
+        }
+        return 0;
+    }
+    for (int i = 0; i < 4; i++) {
+        int rc = sp_names_ipc_endpoint(&b->names, which[i], eps[i], SP_ENDPOINT_MAX);
+        if (rc < 0) {
+            snprintf(why, cap, "run directory path %s is too long for ipc:// endpoints",
+                     b->names.run_dir);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static void s_remove_ipc(sp_bctx_t *b)
+{
+    if (b->mq_created) {
+        sp_mq_remove_all(&b->names);
+    }
+    /* reply queues are made by producers; remove any they left behind */
+    uint32_t last = b->hdr ? atomic_load(&b->hdr->next_producer_id) : 0;
+    for (uint32_t id = 1; id < last; id++) {
+        char name[SP_IPC_NAME_MAX];
+        sp_names_reply_mq(&b->names, id, name, sizeof name);
+        sp_mq_unlink_name(name);
+    }
+    sp_names_remove_run_dir(&b->names);
+    sp_table_unlink(b->names.table);
+}
+
+static void s_collect(sp_bctx_t *b)
+{
+    for (int w = 0; w < SP_WORKERS_MAX; w++) {
+        for (int s = 0; s < SP_STATUS_COUNT; s++) {
+            b->st->orders[s] += atomic_load(&b->hdr->worker[w].orders[s]);
+        }
+        b->st->worker_invalid += atomic_load(&b->hdr->worker[w].invalid_msgs);
+    }
+    sp_router_stats(b->router, &b->st->router);
+}
+
+static bool s_in_flight(sp_bctx_t *b)
+{
+    if (b->cfg->transport == SP_TRANSPORT_MQ) {
+        return sp_mq_orders_depth(&b->names) > 0;
+    }
+    sp_router_stats_t rs;
+    sp_router_stats(b->router, &rs);
+    return rs.in_flight > 0;
+}
+
+static void s_shutdown(sp_bctx_t *b)
+{
+    sp_table_set_state(b->table, SP_TABLE_DRAINING);
+    sp_router_accept(b->router, false);
+    uint64_t deadline = sp_now_ns() + SP_BROKER_DRAIN_MS * SP_NS_PER_MS;
+    while (s_in_flight(b) && s_live_workers(b) > 0 && sp_now_ns() < deadline) {
+        sp_router_poll(b->router, SP_BROKER_TICK_MS);
+        s_supervise(b, false);
+    }
+    b->st->drained = !s_in_flight(b);
+    if (!b->st->drained) {
+        s_notify(b, SP_LOG_WARN, "orders still in flight after %d ms; stopping anyway",
+                 SP_BROKER_DRAIN_MS);
+    }
+    for (unsigned i = 0; i < b->cfg->workers; i++) {
+        if (b->child[i].pid > 0) {
+            kill(b->child[i].pid, SIGTERM);
+        }
+    }
+    deadline = sp_now_ns() + SP_BROKER_STOP_MS * SP_NS_PER_MS;
+    while (s_live_workers(b) > 0 && sp_now_ns() < deadline) {
+        sp_router_poll(b->router, SP_BROKER_TICK_MS);
+        s_supervise(b, false);
+    }
+    for (unsigned i = 0; i < b->cfg->workers; i++) {
+        if (b->child[i].pid > 0) {
+            s_notify(b, SP_LOG_WARN, "worker %u did not stop; killing it", i + 1);
+            kill(b->child[i].pid, SIGKILL);
+            waitpid(b->child[i].pid, NULL, 0);
+            b->child[i].pid = 0;
+        }
+    }
+    /* let the workers' last events and heartbeats through, then say goodbye */
+    uint64_t flush_until = sp_now_ns() + SP_BROKER_TICK_MS * SP_NS_PER_MS;
+    while (sp_now_ns() < flush_until) {
+        sp_router_poll(b->router, SP_BROKER_TICK_MS / 5);
+    }
+    uint8_t eos[SP_WIRE_HDR_SIZE];
+    sp_wire_put_hdr(eos, SP_MSG_EOS, 0, 0, 0);
+    sp_router_publish(b->router, eos, sizeof eos);
+    s_beat(b, SP_PUB_STOPPING);
+    sp_table_set_state(b->table, SP_TABLE_CLOSED);
+}
+
+int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *why, size_t cap)
+{
+    memset(stats, 0, sizeof *stats);
+    sp_bctx_t b = {.cfg = cfg, .st = stats};
+    sp_catalogue_t *cat = NULL;
+    int rc = sp_names_init(&b.names, cfg->instance, cfg->state_dir);
+    if (rc < 0) {
+        snprintf(why, cap, "bad instance name '%s' (use 1-%d of A-Z a-z 0-9 _ - .)", cfg->instance,
+                 SP_INSTANCE_NAME_MAX);
+        return SP_E_USAGE;
+    }
+    if (cfg->workers < 1 || cfg->workers > SP_WORKERS_MAX) {
+        snprintf(why, cap, "--workers must be 1..%d", SP_WORKERS_MAX);
+        return SP_E_USAGE;
+    }
+    rc = s_consumer_path(cfg, b.consumer, sizeof b.consumer);
+    if (rc < 0 || access(b.consumer, X_OK) < 0) {
+        snprintf(why, cap, "worker binary %s is not executable", b.consumer);
+        return rc < 0 ? rc : -errno;
+    }
+    cat = sp_catalogue_new();
+    if (cat == NULL) {
+        return -ENOMEM;
+    }
+    sp_csv_error_t cerr;
+    rc = sp_catalogue_load(cat, cfg->catalogue, &cerr);
+    if (rc < 0) {
+        if (cerr.line > 0) {
+            snprintf(why, cap, "%s:%ld: field %d: %s", cfg->catalogue, cerr.line, cerr.field,
+                     cerr.message);
+        } else {
+            snprintf(why, cap, "%s", cerr.message);
+        }
+        goto free_catalogue;
+    }
+    sp_table_opts_t opts = {.sync = cfg->sync, .transport = cfg->transport};
+    rc = sp_table_create(&b.table, b.names.table, cat, &opts);
+    if (rc == -EEXIST) {
+        snprintf(why, cap,
+                 "instance '%s' already exists (/dev/shm%s): another broker runs it, or one "
+                 "crashed — 'broker --clean --instance %s' removes a dead one's leftovers",
+                 cfg->instance, b.names.table, cfg->instance);
+        goto free_catalogue;
+    }
+    if (rc < 0) {
+        snprintf(why, cap, "cannot create the table %s: %s", b.names.table, sp_strerror(rc));
+        goto free_catalogue;
+    }
+    sp_catalogue_destroy(&cat);
+    b.hdr = sp_table_hdr(b.table);
+    atomic_store(&b.hdr->broker_pid, (int32_t)getpid());
+    b.hdr->workers = cfg->workers;
+
+    if (cfg->transport == SP_TRANSPORT_MQ) {
+        long depth, msgsize;
+        rc = sp_mq_create_orders(&b.names, cfg->mq_depth, cfg->mq_msgsize, &depth, &msgsize, why,
+                                 cap);
+        if (rc < 0) {
+            if (rc == -EEXIST) {
+                snprintf(why, cap, "order queue %s already exists", b.names.orders_mq);
+            }
+            goto remove;
+        }
+        b.mq_created = true;
+        b.hdr->mq_depth = (uint32_t)depth;
+        b.hdr->mq_msgsize = (uint32_t)msgsize;
+    }
+    if (cfg->tcp == NULL) {
+        rc = sp_names_make_run_dir(&b.names);
+        if (rc < 0) {
+            snprintf(why, cap, "cannot make the private run directory %s: %s", b.names.run_dir,
+                     sp_strerror(rc));
+            goto remove;
+        }
+    }
+    rc = s_endpoints(&b, why, cap);
+    if (rc < 0) {
+        goto remove;
+    }
+    size_t max_msg = sp_wire_msg_size(SP_MSG_ORDERS, SP_WIRE_MAX_RECORDS);
+    if (sp_wire_msg_size(SP_MSG_RESULTS, SP_WIRE_MAX_RECORDS) > max_msg) {
+        max_msg = sp_wire_msg_size(SP_MSG_RESULTS, SP_WIRE_MAX_RECORDS);
+    }
+    rc = sp_router_new(&b.router, cfg->transport == SP_TRANSPORT_ZMQ, b.hdr->ep_orders,
+                       b.hdr->ep_workers, b.hdr->ep_events_in, b.hdr->ep_events, max_msg, why, cap);
+    if (rc < 0) {
+        goto remove;
+    }
+    for (unsigned i = 1; i <= cfg->workers; i++) {
+        rc = s_spawn(&b, i);
+        if (rc < 0) {
+            snprintf(why, cap, "cannot start worker %s: %s", b.consumer, sp_strerror(rc));
+            sp_signal_request_stop();
+            break;
+        }
+    }
+    if (rc == 0) {
+        sp_table_set_state(b.table, SP_TABLE_READY);
+        s_notify(&b, SP_LOG_INFO, "instance %s ready: %u products, %u workers, %s, %s",
+                 cfg->instance, b.hdr->product_count, cfg->workers,
+                 cfg->transport == SP_TRANSPORT_MQ ? "mq" : "zmq", sp_sync_name(cfg->sync));
+    }
+    uint64_t next_beat = 0;
+    while (!sp_signal_stopping()) {
+        sp_router_poll(b.router, SP_BROKER_TICK_MS);
+        s_supervise(&b, true);
+        uint64_t now = sp_now_ns();
+        if (now >= next_beat) {
+            s_beat(&b, SP_PUB_RUNNING);
+            next_beat = now + SP_BROKER_HEARTBEAT_MS * SP_NS_PER_MS;
+        }
+    }
+    s_shutdown(&b);
+    s_collect(&b);
+    if (sp_names_make_state_dir(&b.names) == 0) {
+        snprintf(stats->snapshot, sizeof stats->snapshot, "%s/%s", b.names.state_dir,
+                 SP_SNAPSHOT_FILE);
+        int src = sp_table_save_csv(b.table, stats->snapshot);
+        if (src < 0) {
+            s_notify(&b, SP_LOG_ERROR, "saving %s failed: %s", stats->snapshot, sp_strerror(src));
+            stats->snapshot[0] = '\0';
+        }
+    } else {
+        s_notify(&b, SP_LOG_ERROR, "cannot create the state directory %s", b.names.state_dir);
+    }
+remove:
+    sp_router_destroy(&b.router);
+    s_remove_ipc(&b);
+    sp_table_close(&b.table);
+free_catalogue:
+    sp_catalogue_destroy(&cat);
+    return rc;
+}
+
+static bool s_alive(pid_t pid)
+{
+    return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+int sp_broker_clean(const char *instance, char *what, size_t cap)
+{
+    sp_names_t names;
+    if (sp_names_init(&names, instance, NULL) < 0) {
+        return SP_E_USAGE;
+    }
+    sp_table_t *t = NULL;
+    int rc = sp_table_open(&t, names.table, false);
+    uint32_t last_producer = 0;
+    if (rc == 0) {
+        pid_t owner = atomic_load(&sp_table_hdr(t)->broker_pid);
+        if (s_alive(owner)) {
+            sp_table_close(&t);
+            snprintf(what, cap, "broker pid %d of instance %s is alive", owner, instance);
+            return -EBUSY;
+        }
+        last_producer = atomic_load(&sp_table_hdr(t)->next_producer_id);
+        sp_table_close(&t);
+    } else if (rc != -ENOENT) {
+        snprintf(what, cap, "%s is not a stockpipe table (%s); left alone", names.table,
+                 sp_strerror(rc));
+        return rc;
+    }
+    int removed = 0;
+    removed += sp_table_unlink(names.table) == 0;
+    removed += sp_mq_remove_all(&names) == 0;
+    for (uint32_t id = 1; id < last_producer; id++) {
+        char name[SP_IPC_NAME_MAX];
+        sp_names_reply_mq(&names, id, name, sizeof name);
+        removed += sp_mq_unlink_name(name) == 0;
+    }
+    sp_names_remove_run_dir(&names);
+    snprintf(what, cap, "removed %d IPC object(s) of instance %s", removed, instance);
+    return removed > 0 ? 0 : -ENOENT;
+}

@@ -1,0 +1,70 @@
+/*
+ * sp_broker — the instance owner's loop (bin/broker is a thin main over it).
+ *
+ * Start-up: create the shared table from the catalogue (exclusive, 0600),
+ * the order queue (mq) or the order ROUTERs (zmq), the event proxy, the
+ * private run directory; write the endpoints into the table header; start
+ * --workers consumers; mark the table READY.
+ *
+ * Running: one loop turn = one router poll (<= SP_BROKER_TICK_MS) plus
+ * supervision (a worker that exits while we are not stopping is restarted
+ * with the same id) plus the broker's heartbeat.
+ *
+ * Shutdown (SIGINT/SIGTERM): DRAINING -> stop reading new orders -> wait until
+ * nothing is in flight (order queue empty / every batch answered) -> SIGTERM
+ * the workers and wait for them -> end-of-stream to monitors -> save the
+ * final table atomically under the state directory -> remove every IPC
+ * object the instance has (table, queues, reply queues, sockets, run dir).
+ */
+#ifndef SP_BROKER_H
+#define SP_BROKER_H
+
+#include "sp_router.h"
+#include "sp_table.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#define SP_BROKER_TICK_MS      50
+#define SP_BROKER_DRAIN_MS     5000 /* longest wait for in-flight orders */
+#define SP_BROKER_STOP_MS      3000 /* longest wait for workers to exit */
+#define SP_BROKER_HEARTBEAT_MS 250
+#define SP_BROKER_RESTART_MAX  20 /* restarts per worker before giving up */
+#define SP_SNAPSHOT_FILE       "table.csv"
+
+typedef void (*sp_notify_fn)(int level, const char *fmt, va_list ap);
+
+typedef struct {
+    const char *instance;
+    const char *catalogue;     /* CSV path */
+    const char *state_dir;     /* base directory; NULL = "run" */
+    const char *consumer_path; /* NULL = "consumer" beside our own binary */
+    const char *tcp;           /* NULL = ipc://; else "tcp://HOST:PORT" (4 ports from PORT) */
+    unsigned workers;
+    sp_sync_t sync;
+    sp_transport_kind_t transport;
+    long mq_depth;       /* 0 = msg_max */
+    long mq_msgsize;     /* 0 = SP_MQ_MSGSIZE_DEFAULT capped by msgsize_max */
+    sp_notify_fn notify; /* where progress and problems are reported */
+} sp_broker_cfg_t;
+
+typedef struct {
+    sp_router_stats_t router;
+    unsigned restarts;
+    uint64_t orders[5];      /* answered by all workers, by status */
+    uint64_t worker_invalid; /* messages workers dead-lettered */
+    char snapshot[SP_PATH_MAX + 32];
+    int drained; /* 1 when nothing was left in flight */
+} sp_broker_stats_t;
+
+/* Runs the broker until a stop is requested.  Returns 0 after a clean
+ * shutdown, or a negative code with *why explaining it (nothing of the
+ * instance is left behind in either case, except the snapshot). */
+int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *why, size_t cap);
+
+/* Removes the IPC objects of `instance` if its broker is dead.  Returns 0
+ * (removed, *what says what), -EBUSY (its broker is alive), -ENOENT (nothing
+ * there) or -errno. */
+int sp_broker_clean(const char *instance, char *what, size_t cap);
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * sp_events — stock-change events and heartbeats over ZeroMQ PUB/SUB.
+ *
+ * Publishers (workers) connect a PUB socket to the broker's XSUB endpoint;
+ * monitors connect a SUB socket to the broker's XPUB endpoint.  Whatever
+ * carries the orders, events always take this path.  A publisher numbers
+ * its events 1, 2, 3, ... without gaps, so a subscriber can tell exactly how
+ * many it missed; PUB/SUB drops at the high-water mark rather than slowing
+ * the shop, and those drops show up as counted gaps.  Heartbeats carry the
+ * last event number, so "no sales" differs from "publisher dead" and a tail
+ * loss is visible too.
+ *
+ * Events are batched: sp_pub_event() appends to a pending message that
+ * sp_pub_flush() sends (automatically when it is full).
+ */
+#ifndef SP_EVENTS_H
+#define SP_EVENTS_H
+
+#include "sp_wire.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SP_EVENTS_PER_MSG 256
+#define SP_PUB_JOIN_MS    3000 /* longest wait for the broker's subscription */
+#define SP_EVENTS_MSG_MAX (SP_WIRE_HDR_SIZE + SP_EVENTS_PER_MSG * SP_WIRE_EVENT_SIZE)
+
+typedef struct sp_pub sp_pub_t;
+typedef struct sp_sub sp_sub_t;
+
+/* Connects a publisher with id `publisher_id` to `endpoint` and waits (up to
+ * SP_PUB_JOIN_MS) until the broker's subscription reaches it, so the first
+ * event is not lost to ZeroMQ's slow-joiner window.  NULL on failure (errno
+ * set). */
+sp_pub_t *sp_pub_new(const char *endpoint, uint32_t publisher_id);
+
+/* False when the subscription did not arrive in time (events may be lost
+ * until it does; subscribers will count them as gaps). */
+bool sp_pub_joined(const sp_pub_t *self);
+void sp_pub_destroy(sp_pub_t **self_p);
+
+/* Queues one event; fills in pub_seq, publisher_id and ts_ns.  Sends the
+ * pending batch when it is full.  Returns 0 or -errno. */
+int sp_pub_event(sp_pub_t *self, sp_event_t *event);
+
+/* Sends pending events (no-op when none).  Never blocks.  Returns 0 or -errno. */
+int sp_pub_flush(sp_pub_t *self);
+
+/* Flushes, then sends a heartbeat.  Returns 0 or -errno. */
+int sp_pub_heartbeat(sp_pub_t *self, uint32_t state, uint64_t orders_applied);
+
+/* Number of the last event queued (0 before the first). */
+uint64_t sp_pub_seq(const sp_pub_t *self);
+
+/* Connects a subscriber to `endpoint`, subscribed to events and heartbeats.
+ * NULL on failure (errno set). */
+sp_sub_t *sp_sub_new(const char *endpoint);
+void sp_sub_destroy(sp_sub_t **self_p);
+
+/* Receives one message (events or heartbeat) into buf.  Returns its length,
+ * SP_E_TIMEOUT or -errno.  The caller validates it with sp_wire_check. */
+int sp_sub_recv(sp_sub_t *self, void *buf, size_t cap, int timeout_ms);
+
+#endif

@@ -1,0 +1,57 @@
+/*
+ * sp_instance — every IPC name of one pipeline instance, derived in one place.
+ *
+ * An instance NAME (default "stockpipe") owns:
+ *   /NAME.table           the shared table (POSIX shm)
+ *   /NAME.orders          the order queue (POSIX mq transport)
+ *   /NAME.r.<producer>    one reply queue per producer (POSIX mq transport)
+ *   RUN_DIR/              private directory (0700) for ipc:// endpoints:
+ *       orders.sock, workers.sock, events-in.sock, events.sock
+ *   STATE_DIR/            snapshots and journals (default run/NAME)
+ * RUN_DIR is $SP_RUN_DIR/NAME, else /tmp/stockpipe-UID/NAME.
+ */
+#ifndef SP_INSTANCE_H
+#define SP_INSTANCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SP_INSTANCE_DEFAULT  "stockpipe"
+#define SP_INSTANCE_NAME_MAX 40 /* characters, [A-Za-z0-9_.-], not starting with '.' */
+#define SP_IPC_NAME_MAX      64 /* "/NAME.r.4294967295" and friends fit */
+#define SP_PATH_MAX          256
+#define SP_ENDPOINT_MAX      128 /* ipc:// paths must stay below ~107 bytes */
+#define SP_STATE_DIR_DEFAULT "run"
+
+typedef struct {
+    char name[SP_INSTANCE_NAME_MAX + 1];
+    char table[SP_IPC_NAME_MAX];
+    char orders_mq[SP_IPC_NAME_MAX];
+    char run_dir[SP_PATH_MAX];
+    char state_dir[SP_PATH_MAX];
+} sp_names_t;
+
+/* Checks an instance name.  Returns 0 or SP_E_USAGE. */
+int sp_instance_check(const char *name);
+
+/* Fills every name of `instance`; state_dir_base NULL means "run".
+ * Returns 0, SP_E_USAGE (bad name) or -ENAMETOOLONG. */
+int sp_names_init(sp_names_t *n, const char *instance, const char *state_dir_base);
+
+/* "/NAME.r.<producer_id>" */
+void sp_names_reply_mq(const sp_names_t *n, uint32_t producer_id, char *buf, size_t cap);
+
+/* "ipc://RUN_DIR/<which>.sock"; returns 0 or -ENAMETOOLONG. */
+int sp_names_ipc_endpoint(const sp_names_t *n, const char *which, char *buf, size_t cap);
+
+/* Creates RUN_DIR (and its parent) with mode 0700; refuses (-EPERM) a
+ * directory owned by someone else or open to others. Returns 0 or -errno. */
+int sp_names_make_run_dir(const sp_names_t *n);
+
+/* Removes RUN_DIR's sockets and the directory itself (best effort). */
+void sp_names_remove_run_dir(const sp_names_t *n);
+
+/* Creates STATE_DIR (and parents) with mode 0700. Returns 0 or -errno. */
+int sp_names_make_state_dir(const sp_names_t *n);
+
+#endif

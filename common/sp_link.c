@@ -1,0 +1,59 @@
+/*
+ * sp_link — dispatch from the generic link calls to the transport chosen at
+ * open time.
+ */
+#include "sp_link_impl.h"
+
+#include "sp_error.h"
+
+#include <errno.h>
+#include <stdio.h>
+
+int sp_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t why_cap)
+{
+    *out = NULL;
+    if (why != NULL && why_cap > 0) {
+        why[0] = '\0';
+    }
+    switch (cfg->kind) {
+    case SP_TRANSPORT_MQ:
+        return sp_mq_link_open(out, cfg, why, why_cap);
+    case SP_TRANSPORT_ZMQ:
+        return sp_zmq_link_open(out, cfg, why, why_cap);
+    default:
+        if (why != NULL) {
+            snprintf(why, why_cap, "unknown transport %d", (int)cfg->kind);
+        }
+        return SP_E_USAGE;
+    }
+}
+
+void sp_link_close(sp_link_t **self_p)
+{
+    if (self_p == NULL || *self_p == NULL) {
+        return;
+    }
+    (*self_p)->ops->close(*self_p);
+    *self_p = NULL;
+}
+
+int sp_link_send(sp_link_t *self, const void *msg, size_t len, const sp_route_t *route,
+                 int timeout_ms)
+{
+    return self->ops->send(self, msg, len, route, timeout_ms);
+}
+
+int sp_link_recv(sp_link_t *self, void *buf, size_t cap, sp_route_t *route, int timeout_ms)
+{
+    return self->ops->recv(self, buf, cap, route, timeout_ms);
+}
+
+int sp_link_release(sp_link_t *self, const sp_route_t *route)
+{
+    return self->ops->release ? self->ops->release(self, route) : 0;
+}
+
+long sp_link_depth(sp_link_t *self)
+{
+    return self->ops->depth ? self->ops->depth(self) : -ENOTSUP;
+}

@@ -1,0 +1,28 @@
+/*
+ * sp_log — the one place mains report to the user.
+ *
+ * One line per message on stderr, prefixed with the role and pid, e.g.
+ * "broker[4242]: error: ...".  Library modules never print; they return codes
+ * and the mains log them here.
+ */
+#ifndef SP_LOG_H
+#define SP_LOG_H
+
+enum { SP_LOG_ERROR = 0, SP_LOG_WARN = 1, SP_LOG_INFO = 2, SP_LOG_DEBUG = 3 };
+
+/* Sets the role shown in every line (the string must outlive logging) and
+ * reads SP_LOG_LEVEL (error|warn|info|debug) from the environment. */
+void sp_log_init(const char *role);
+
+/* Messages above this level are dropped. */
+void sp_log_set_level(int level);
+
+/* Writes one line; thread-safe (a single write(2) per line). */
+void sp_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define sp_error(...) sp_log(SP_LOG_ERROR, __VA_ARGS__)
+#define sp_warn(...)  sp_log(SP_LOG_WARN, __VA_ARGS__)
+#define sp_info(...)  sp_log(SP_LOG_INFO, __VA_ARGS__)
+#define sp_debug(...) sp_log(SP_LOG_DEBUG, __VA_ARGS__)
+
+#endif

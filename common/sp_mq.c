@@ -1,0 +1,356 @@
+/*
+ * sp_mq — the POSIX message queue transport; the only module that calls mq_*.
+ *
+ * There is no broker on this data path: every producer writes batches into
+ * the one kernel queue /NAME.orders, every worker reads from it, and each
+ * result message goes to the reply queue of the producer that sent the
+ * order.  The kernel's limits are part of the design, not an afterthought:
+ * msg_max (default 10) bounds the depth and msgsize_max (8192) the message,
+ * and RLIMIT_MSGQUEUE (800 KiB per user) bounds all queues of a user
+ * together.  We read them, use what is allowed, and when a request does not
+ * fit we say which setting to raise instead of clamping.
+ */
+#include "sp_link_impl.h"
+
+#include "sp_error.h"
+#include "sp_time.h"
+#include "sp_wire.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <mqueue.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#define SP_MQ_PROC_DIR    "/proc/sys/fs/mqueue/"
+#define SP_MQ_MODE        0600
+#define SP_MQ_REPLY_CACHE 64 /* reply queues a worker keeps open */
+#define SP_MQ_PRIO        0
+
+typedef struct {
+    uint32_t producer_id;
+    mqd_t mqd;
+} sp_mq_reply_t;
+
+typedef struct {
+    sp_link_t base;
+    sp_link_role_t role;
+    mqd_t orders; /* write end (producer) or read end (worker) */
+    mqd_t reply;  /* producer: its own reply queue */
+    char reply_name[SP_IPC_NAME_MAX];
+    const sp_names_t *names;
+    sp_mq_reply_t cache[SP_MQ_REPLY_CACHE]; /* worker: open reply queues */
+    unsigned cache_next;
+} sp_mq_link_t;
+
+long sp_mq_limit(const char *name)
+{
+    char path[128];
+    snprintf(path, sizeof path, SP_MQ_PROC_DIR "%s", name);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return -errno;
+    }
+    long v = -EINVAL;
+    if (fscanf(f, "%ld", &v) != 1) {
+        v = -EINVAL;
+    }
+    fclose(f);
+    return v;
+}
+
+static void s_why(char *why, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void s_why(char *why, size_t cap, const char *fmt, ...)
+{
+    if (why != NULL && cap > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, cap, fmt, ap);
+        va_end(ap);
+    }
+}
+
+/* Checks depth/msgsize against the sysctls; fills *why on refusal. */
+static int s_check_limits(long depth, long msgsize, char *why, size_t cap)
+{
+    long msg_max = sp_mq_limit("msg_max");
+    long msgsize_max = sp_mq_limit("msgsize_max");
+    if (msg_max > 0 && depth > msg_max) {
+        s_why(why, cap,
+              "queue depth %ld exceeds fs.mqueue.msg_max (%ld): raise it with "
+              "'sysctl -w fs.mqueue.msg_max=<depth>' or ask for a smaller depth",
+              depth, msg_max);
+        return SP_E_MQ_LIMIT;
+    }
+    if (msgsize_max > 0 && msgsize > msgsize_max) {
+        s_why(why, cap,
+              "message size %ld exceeds fs.mqueue.msgsize_max (%ld): raise it with "
+              "'sysctl -w fs.mqueue.msgsize_max=<bytes>' or use smaller batches",
+              msgsize, msgsize_max);
+        return SP_E_MQ_LIMIT;
+    }
+    return 0;
+}
+
+/* Creates a queue exclusively; explains EMFILE (RLIMIT_MSGQUEUE) and
+ * ENOSPC (queues_max). */
+static int s_create(const char *name, int flags, long depth, long msgsize, mqd_t *out, char *why,
+                    size_t cap)
+{
+    int rc = s_check_limits(depth, msgsize, why, cap);
+    if (rc < 0) {
+        return rc;
+    }
+    struct mq_attr attr = {.mq_maxmsg = depth, .mq_msgsize = msgsize};
+    mqd_t q = mq_open(name, flags | O_CREAT | O_EXCL | O_CLOEXEC, SP_MQ_MODE, &attr);
+    if (q == (mqd_t)-1) {
+        int err = errno;
+        if (err == EMFILE) {
+            struct rlimit rl;
+            getrlimit(RLIMIT_MSGQUEUE, &rl);
+            s_why(why, cap,
+                  "RLIMIT_MSGQUEUE (%ld bytes for all of this user's queues) is used up: "
+                  "raise it with 'ulimit -q' or use smaller queues (this one needs ~%ld bytes)",
+                  (long)rl.rlim_cur, depth * (msgsize + (long)sizeof(void *) * 8));
+            return SP_E_MQ_LIMIT;
+        }
+        if (err == ENOSPC) {
+            s_why(why, cap, "fs.mqueue.queues_max (%ld) reached: raise it with sysctl",
+                  sp_mq_limit("queues_max"));
+            return SP_E_MQ_LIMIT;
+        }
+        if (err == EINVAL) {
+            s_why(why, cap, "the kernel refused depth %ld / message size %ld", depth, msgsize);
+            return SP_E_MQ_LIMIT;
+        }
+        return -err;
+    }
+    *out = q;
+    return 0;
+}
+
+int sp_mq_create_orders(const sp_names_t *names, long depth, long msgsize, long *depth_out,
+                        long *msgsize_out, char *why, size_t why_cap)
+{
+    if (depth <= 0) {
+        depth = sp_mq_limit("msg_max");
+        if (depth <= 0) {
+            return (int)depth;
+        }
+    }
+    if (msgsize <= 0) {
+        long max = sp_mq_limit("msgsize_max");
+        msgsize = (max > 0 && max < SP_MQ_MSGSIZE_DEFAULT) ? max : SP_MQ_MSGSIZE_DEFAULT;
+    }
+    if (msgsize < (long)sp_wire_msg_size(SP_MSG_ORDERS, 1)) {
+        s_why(why, why_cap, "message size %ld is below one order message (%ld bytes)", msgsize,
+              (long)sp_wire_msg_size(SP_MSG_ORDERS, 1));
+        return SP_E_USAGE;
+    }
+    mqd_t q = (mqd_t)-1;
+    int rc = s_create(names->orders_mq, O_RDONLY, depth, msgsize, &q, why, why_cap);
+    if (rc < 0) {
+        return rc;
+    }
+    mq_close(q);
+    *depth_out = depth;
+    *msgsize_out = msgsize;
+    return 0;
+}
+
+int sp_mq_remove_all(const sp_names_t *names)
+{
+    return mq_unlink(names->orders_mq) < 0 ? -errno : 0;
+}
+
+int sp_mq_unlink_name(const char *name)
+{
+    return mq_unlink(name) < 0 ? -errno : 0;
+}
+
+long sp_mq_orders_depth(const sp_names_t *names)
+{
+    mqd_t q = mq_open(names->orders_mq, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (q == (mqd_t)-1) {
+        return -errno;
+    }
+    struct mq_attr attr;
+    long rc = mq_getattr(q, &attr) < 0 ? -errno : attr.mq_curmsgs;
+    mq_close(q);
+    return rc;
+}
+
+static int s_timed_send(mqd_t q, const void *msg, size_t len, int timeout_ms)
+{
+    struct timespec deadline = sp_deadline_realtime(timeout_ms);
+    if (mq_timedsend(q, msg, len, SP_MQ_PRIO, &deadline) < 0) {
+        return errno == ETIMEDOUT ? SP_E_TIMEOUT : -errno;
+    }
+    return 0;
+}
+
+static int s_timed_recv(mqd_t q, void *buf, size_t cap, int timeout_ms)
+{
+    struct timespec deadline = sp_deadline_realtime(timeout_ms);
+    ssize_t n = mq_timedreceive(q, buf, cap, NULL, &deadline);
+    if (n < 0) {
+        return errno == ETIMEDOUT ? SP_E_TIMEOUT : -errno;
+    }
+    return (int)n;
+}
+
+/* Worker side: the reply queue of `producer_id`, opened on first use. */
+static int s_reply_queue(sp_mq_link_t *l, uint32_t producer_id, mqd_t *out)
+{
+    for (unsigned i = 0; i < SP_MQ_REPLY_CACHE; i++) {
+        if (l->cache[i].mqd != (mqd_t)-1 && l->cache[i].producer_id == producer_id) {
+            *out = l->cache[i].mqd;
+            return 0;
+        }
+    }
+    char name[SP_IPC_NAME_MAX];
+    sp_names_reply_mq(l->names, producer_id, name, sizeof name);
+    mqd_t q = mq_open(name, O_WRONLY | O_CLOEXEC);
+    if (q == (mqd_t)-1) {
+        return -errno;
+    }
+    sp_mq_reply_t *slot = &l->cache[l->cache_next];
+    l->cache_next = (l->cache_next + 1) % SP_MQ_REPLY_CACHE;
+    if (slot->mqd != (mqd_t)-1) {
+        mq_close(slot->mqd);
+    }
+    slot->producer_id = producer_id;
+    slot->mqd = q;
+    *out = q;
+    return 0;
+}
+
+static void s_forget_reply(sp_mq_link_t *l, uint32_t producer_id)
+{
+    for (unsigned i = 0; i < SP_MQ_REPLY_CACHE; i++) {
+        if (l->cache[i].mqd != (mqd_t)-1 && l->cache[i].producer_id == producer_id) {
+            mq_close(l->cache[i].mqd);
+            l->cache[i].mqd = (mqd_t)-1;
+        }
+    }
+}
+
+static int s_send(sp_link_t *self, const void *msg, size_t len, const sp_route_t *route,
+                  int timeout_ms)
+{
+    sp_mq_link_t *l = (sp_mq_link_t *)self;
+    if (l->role == SP_LINK_PRODUCER) {
+        return s_timed_send(l->orders, msg, len, timeout_ms);
+    }
+    mqd_t q = (mqd_t)-1;
+    int rc = s_reply_queue(l, route->producer_id, &q);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = s_timed_send(q, msg, len, timeout_ms);
+    if (rc < 0) {
+        s_forget_reply(l, route->producer_id);
+    }
+    return rc;
+}
+
+static int s_recv(sp_link_t *self, void *buf, size_t cap, sp_route_t *route, int timeout_ms)
+{
+    sp_mq_link_t *l = (sp_mq_link_t *)self;
+    mqd_t q = l->role == SP_LINK_PRODUCER ? l->reply : l->orders;
+    int n = s_timed_recv(q, buf, cap, timeout_ms);
+    if (n >= 0 && route != NULL) {
+        memset(route, 0, sizeof *route);
+        if ((size_t)n >= SP_WIRE_HDR_SIZE) {
+            sp_msg_hdr_t h;
+            sp_wire_get_hdr(buf, &h);
+            route->producer_id = h.sender;
+        }
+    }
+    return n;
+}
+
+static long s_depth(sp_link_t *self)
+{
+    sp_mq_link_t *l = (sp_mq_link_t *)self;
+    struct mq_attr attr;
+    mqd_t q = l->role == SP_LINK_PRODUCER ? l->reply : l->orders;
+    return mq_getattr(q, &attr) < 0 ? -errno : attr.mq_curmsgs;
+}
+
+static void s_close(sp_link_t *self)
+{
+    sp_mq_link_t *l = (sp_mq_link_t *)self;
+    if (l->orders != (mqd_t)-1) {
+        mq_close(l->orders);
+    }
+    if (l->reply != (mqd_t)-1) {
+        mq_close(l->reply);
+        mq_unlink(l->reply_name);
+    }
+    for (unsigned i = 0; i < SP_MQ_REPLY_CACHE; i++) {
+        if (l->cache[i].mqd != (mqd_t)-1) {
+            mq_close(l->cache[i].mqd);
+        }
+    }
+    free(l);
+}
+
+static const sp_link_ops_t s_ops = {
+    .send = s_send, .recv = s_recv, .release = NULL, .depth = s_depth, .close = s_close};
+
+int sp_mq_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t why_cap)
+{
+    sp_mq_link_t *l = calloc(1, sizeof *l);
+    if (l == NULL) {
+        return -ENOMEM;
+    }
+    l->base.ops = &s_ops;
+    l->role = cfg->role;
+    l->names = cfg->names;
+    l->orders = (mqd_t)-1;
+    l->reply = (mqd_t)-1;
+    for (unsigned i = 0; i < SP_MQ_REPLY_CACHE; i++) {
+        l->cache[i].mqd = (mqd_t)-1;
+    }
+    int rc = 0;
+    int flags = (cfg->role == SP_LINK_PRODUCER ? O_WRONLY : O_RDONLY) | O_CLOEXEC;
+    l->orders = mq_open(cfg->names->orders_mq, flags);
+    if (l->orders == (mqd_t)-1) {
+        rc = -errno;
+        s_why(why, why_cap, "cannot open the order queue %s: %s", cfg->names->orders_mq,
+              strerror(errno));
+        goto fail;
+    }
+    struct mq_attr attr;
+    if (mq_getattr(l->orders, &attr) < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    if ((long)cfg->max_msg > attr.mq_msgsize) {
+        s_why(why, why_cap,
+              "messages of %ld bytes do not fit the order queue (%ld bytes per message): use "
+              "smaller batches",
+              (long)cfg->max_msg, attr.mq_msgsize);
+        rc = SP_E_MQ_LIMIT;
+        goto fail;
+    }
+    if (cfg->role == SP_LINK_PRODUCER) {
+        sp_names_reply_mq(cfg->names, cfg->id, l->reply_name, sizeof l->reply_name);
+        long depth = sp_mq_limit("msg_max");
+        rc = s_create(l->reply_name, O_RDONLY, depth > 0 ? depth : 10, (long)cfg->reply_msg,
+                      &l->reply, why, why_cap);
+        if (rc < 0) {
+            goto fail;
+        }
+    }
+    *out = &l->base;
+    return 0;
+fail:
+    s_close(&l->base);
+    return rc;
+}

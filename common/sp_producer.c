@@ -1,0 +1,847 @@
+/*
+ * sp_producer — the customers' loop, the parent that merges them, the report
+ * and the conservation audit.
+ */
+#include "sp_producer.h"
+
+#include "sp_error.h"
+#include "sp_link.h"
+#include "sp_signal.h"
+#include "sp_time.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SP_OPEN_READY_MS   5000
+#define SP_POLL_IDLE_MS    50 /* longest wait for results when nothing is due */
+#define SP_TIMEOUT_SCAN_NS (100 * SP_NS_PER_MS)
+#define SP_AUDIT_SHOW_MAX  20 /* offending products named in the audit line */
+
+typedef struct {
+    uint64_t seq;
+    uint64_t sched_ns;
+    uint32_t product;
+    uint32_t qty;
+    uint8_t type;
+    uint8_t live;
+} sp_pending_t;
+
+typedef struct {
+    const sp_load_cfg_t *cfg;
+    sp_table_t *table;
+    sp_link_t *link;
+    uint32_t producer_id;
+    uint32_t batch_no;
+    sp_pending_t *slots;
+    uint64_t outstanding;
+    uint32_t *ids; /* products present, in id order */
+    uint32_t nids;
+    double *zipf_cdf;
+    uint64_t rng;
+    sp_load_stats_t *st;
+    uint64_t *sold, *restocked;
+    uint8_t *msg;
+    size_t msg_cap;
+    uint8_t *in;
+    size_t in_cap;
+} sp_cust_t;
+
+void sp_load_defaults(sp_load_cfg_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->instance = "stockpipe";
+    cfg->customers = 1;
+    cfg->arrival = SP_ARRIVAL_FAST;
+    cfg->pick = SP_PICK_UNIFORM;
+    cfg->zipf_s = 1.0;
+    cfg->qty_min = 1;
+    cfg->qty_max = 1;
+    cfg->batch = SP_BATCH_DEFAULT;
+    cfg->window = SP_WINDOW_DEFAULT;
+    cfg->timeout_ms = SP_RESULT_TIMEOUT_MS;
+    cfg->seed = 1;
+}
+
+uint64_t sp_load_answered(const sp_load_stats_t *st)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < SP_STATUS_COUNT; i++) {
+        n += st->status[i];
+    }
+    return n;
+}
+
+/* xorshift64*: small, fast, good enough for picking products. */
+static uint64_t s_rand(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+/* Uniform in (0, 1]. */
+static double s_unit(uint64_t *state)
+{
+    return ((double)(s_rand(state) >> 11) + 1.0) / 9007199254740992.0;
+}
+
+static uint32_t s_pick_product(sp_cust_t *c)
+{
+    if (c->zipf_cdf == NULL) {
+        return c->ids[s_rand(&c->rng) % c->nids];
+    }
+    double u = s_unit(&c->rng) * c->zipf_cdf[c->nids - 1];
+    uint32_t lo = 0, hi = c->nids - 1;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (c->zipf_cdf[mid] < u) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return c->ids[lo];
+}
+
+static uint64_t s_interarrival_ns(sp_cust_t *c)
+{
+    double rate = c->cfg->rate / c->cfg->customers;
+    if (c->cfg->arrival == SP_ARRIVAL_POISSON) {
+        return (uint64_t)(-log(s_unit(&c->rng)) / rate * 1e9);
+    }
+    return (uint64_t)(1e9 / rate);
+}
+
+static int s_products(sp_cust_t *c)
+{
+    uint32_t cap = sp_table_capacity(c->table);
+    c->ids = malloc(sizeof *c->ids * cap);
+    if (c->ids == NULL) {
+        return -ENOMEM;
+    }
+    for (uint32_t id = 1; id <= cap; id++) {
+        if (sp_table_row(c->table, id) != NULL) {
+            c->ids[c->nids++] = id;
+        }
+    }
+    if (c->nids == 0) {
+        return SP_E_CSV_EMPTY;
+    }
+    if (c->cfg->pick == SP_PICK_ZIPF) {
+        c->zipf_cdf = malloc(sizeof *c->zipf_cdf * c->nids);
+        if (c->zipf_cdf == NULL) {
+            return -ENOMEM;
+        }
+        double acc = 0;
+        for (uint32_t i = 0; i < c->nids; i++) {
+            acc += 1.0 / pow((double)(i + 1), c->cfg->zipf_s);
+            c->zipf_cdf[i] = acc;
+        }
+    }
+    return 0;
+}
+
+static void s_on_result(sp_cust_t *c, const sp_result_t *r, uint64_t now)
+{
+    sp_pending_t *p = &c->slots[r->seq % c->cfg->window];
+    if (r->producer_id != c->producer_id || !p->live || p->seq != r->seq ||
+        r->status >= SP_STATUS_COUNT || r->product_id != p->product) {
+        c->st->unexpected++;
+        return;
+    }
+    p->live = 0;
+    c->outstanding--;
+    c->st->status[r->status]++;
+    sp_hist_record(&c->st->latency, now > p->sched_ns ? now - p->sched_ns : 0);
+    if (r->status == SP_STATUS_ACCEPTED) {
+        if (p->type == SP_ORDER_PURCHASE) {
+            c->st->units_sold += p->qty;
+            if (c->sold) {
+                c->sold[p->product] += p->qty;
+            }
+        } else {
+            c->st->units_restocked += p->qty;
+            if (c->restocked) {
+                c->restocked[p->product] += p->qty;
+            }
+        }
+    }
+    c->st->end_ns = now;
+}
+
+/* Receives result messages for up to wait_ms, then whatever else is ready. */
+static int s_collect(sp_cust_t *c, int wait_ms)
+{
+    for (;;) {
+        int n = sp_link_recv(c->link, c->in, c->in_cap, NULL, wait_ms);
+        if (n == SP_E_TIMEOUT || n == -EINTR || n == -EAGAIN) {
+            return 0;
+        }
+        if (n < 0) {
+            return n;
+        }
+        uint64_t now = sp_now_ns();
+        sp_msg_hdr_t h;
+        if (sp_wire_check(c->in, (size_t)n, &h) < 0 || h.kind != SP_MSG_RESULTS) {
+            c->st->unexpected++;
+        } else {
+            for (unsigned i = 0; i < h.count; i++) {
+                sp_result_t r;
+                sp_wire_get_result(sp_wire_crec(c->in, SP_MSG_RESULTS, i), &r);
+                s_on_result(c, &r, now);
+            }
+        }
+        wait_ms = 0;
+    }
+}
+
+static void s_expire(sp_cust_t *c, uint64_t now)
+{
+    uint64_t limit = (uint64_t)c->cfg->timeout_ms * SP_NS_PER_MS;
+    for (unsigned i = 0; i < c->cfg->window && c->outstanding > 0; i++) {
+        sp_pending_t *p = &c->slots[i];
+        if (p->live && now > p->sched_ns + limit) {
+            p->live = 0;
+            c->outstanding--;
+            c->st->timed_out++;
+        }
+    }
+}
+
+/* Sends one message of `k` orders, retrying while the path is full. */
+static int s_send_batch(sp_cust_t *c, unsigned k, uint64_t first_seq)
+{
+    sp_wire_put_hdr(c->msg, SP_MSG_ORDERS, k, c->producer_id, c->batch_no++);
+    size_t len = sp_wire_msg_size(SP_MSG_ORDERS, k);
+    for (;;) {
+        int rc = sp_link_send(c->link, c->msg, len, NULL, SP_SEND_TIMEOUT_MS);
+        if (rc == 0) {
+            c->st->sent += k;
+            return 0;
+        }
+        if (rc != SP_E_TIMEOUT && rc != -EINTR && rc != -EAGAIN) {
+            /* these orders never left: free their slots, count them */
+            for (unsigned i = 0; i < k; i++) {
+                sp_pending_t *p = &c->slots[(first_seq + i) % c->cfg->window];
+                p->live = 0;
+            }
+            c->outstanding -= k;
+            c->st->send_failed += k;
+            return rc;
+        }
+        /* back-pressure: keep draining results while we wait */
+        s_collect(c, 0);
+        if (sp_signal_stopping()) {
+            for (unsigned i = 0; i < k; i++) {
+                c->slots[(first_seq + i) % c->cfg->window].live = 0;
+            }
+            c->outstanding -= k;
+            c->st->send_failed += k;
+            return SP_E_STOPPED;
+        }
+    }
+}
+
+static int s_customer_loop(sp_cust_t *c, uint64_t quota)
+{
+    const sp_load_cfg_t *cfg = c->cfg;
+    bool fast = cfg->arrival == SP_ARRIVAL_FAST || cfg->rate <= 0;
+    uint64_t start = sp_now_ns();
+    uint64_t end = cfg->duration_s > 0 ? start + (uint64_t)(cfg->duration_s * 1e9) : UINT64_MAX;
+    uint64_t next_sched = start;
+    uint64_t seq = 1;
+    uint64_t next_scan = start + SP_TIMEOUT_SCAN_NS;
+    c->st->start_ns = start;
+    int rc = 0;
+    for (;;) {
+        uint64_t now = sp_now_ns();
+        bool done = sp_signal_stopping() || (quota > 0 && c->st->scheduled >= quota) ||
+                    (fast ? now >= end : next_sched >= end);
+        unsigned k = 0;
+        uint64_t first = seq;
+        while (!done && k < cfg->batch && (fast || next_sched <= now)) {
+            sp_pending_t *p = &c->slots[seq % cfg->window];
+            if (p->live) {
+                break; /* window full at this slot */
+            }
+            sp_order_t o = {.type = SP_ORDER_PURCHASE,
+                            .producer_id = c->producer_id,
+                            .seq = seq,
+                            .product_id = s_pick_product(c),
+                            .quantity = cfg->qty_min,
+                            .sched_ns = fast ? now : next_sched};
+            if (cfg->qty_max > cfg->qty_min) {
+                o.quantity += (uint32_t)(s_rand(&c->rng) % (cfg->qty_max - cfg->qty_min + 1));
+            }
+            if (cfg->restock_ratio > 0 && s_unit(&c->rng) <= cfg->restock_ratio) {
+                o.type = SP_ORDER_RESTOCK;
+            }
+            *p = (sp_pending_t){.seq = seq,
+                                .sched_ns = o.sched_ns,
+                                .product = o.product_id,
+                                .qty = o.quantity,
+                                .type = o.type,
+                                .live = 1};
+            sp_wire_put_order(sp_wire_rec(c->msg, SP_MSG_ORDERS, k), &o);
+            k++;
+            seq++;
+            c->outstanding++;
+            c->st->scheduled++;
+            if (!fast) {
+                next_sched += s_interarrival_ns(c);
+            }
+            done = (quota > 0 && c->st->scheduled >= quota) || (!fast && next_sched >= end);
+        }
+        if (k > 0) {
+            rc = s_send_batch(c, k, first);
+            if (rc < 0 && rc != SP_E_STOPPED) {
+                break;
+            }
+            rc = 0;
+        }
+        if (done && c->outstanding == 0) {
+            break;
+        }
+        int wait_ms = SP_POLL_IDLE_MS;
+        if (!done && c->outstanding < cfg->window) {
+            if (fast) {
+                wait_ms = 0;
+            } else {
+                uint64_t t = sp_now_ns();
+                uint64_t until = next_sched > t ? (next_sched - t) / SP_NS_PER_MS : 0;
+                wait_ms = until < SP_POLL_IDLE_MS ? (int)until : SP_POLL_IDLE_MS;
+            }
+        }
+        rc = s_collect(c, wait_ms);
+        if (rc < 0) {
+            break;
+        }
+        now = sp_now_ns();
+        if (now >= next_scan) {
+            s_expire(c, now);
+            next_scan = now + SP_TIMEOUT_SCAN_NS;
+        }
+    }
+    return rc;
+}
+
+static void s_cust_free(sp_cust_t *c)
+{
+    sp_link_close(&c->link);
+    sp_table_close(&c->table);
+    free(c->slots);
+    free(c->ids);
+    free(c->zipf_cdf);
+    free(c->msg);
+    free(c->in);
+    free(c->sold);
+    free(c->restocked);
+}
+
+/* Opens the table and a producer link: shared by customers and one-shot. */
+static int s_connect(sp_cust_t *c, const sp_names_t *names, unsigned batch, char *why, size_t cap)
+{
+    int rc = sp_table_open_ready(&c->table, names->table, false, SP_OPEN_READY_MS);
+    if (rc < 0) {
+        snprintf(why, cap, "instance '%s' is not running (%s %s)", names->name, names->table,
+                 sp_strerror(rc));
+        return rc;
+    }
+    sp_table_hdr_t *h = sp_table_hdr(c->table);
+    /* the table is mapped read-only here; the id counter needs a writable map */
+    sp_table_t *rw = NULL;
+    rc = sp_table_open(&rw, names->table, true);
+    if (rc < 0) {
+        snprintf(why, cap, "cannot open %s for a producer id: %s", names->table, sp_strerror(rc));
+        return rc;
+    }
+    c->producer_id = sp_table_new_producer_id(rw);
+    sp_table_close(&rw);
+    c->msg_cap = sp_wire_msg_size(SP_MSG_ORDERS, batch);
+    c->in_cap = sp_wire_msg_size(SP_MSG_RESULTS, batch);
+    c->msg = malloc(c->msg_cap);
+    c->in = malloc(c->in_cap);
+    if (c->msg == NULL || c->in == NULL) {
+        return -ENOMEM;
+    }
+    if (h->transport == SP_TRANSPORT_MQ && c->msg_cap > h->mq_msgsize) {
+        snprintf(why, cap,
+                 "a batch of %u orders needs %zu-byte messages but the order queue takes %u: "
+                 "use --batch %u or less, or start the broker with a larger --mq-msgsize",
+                 batch, c->msg_cap, h->mq_msgsize, sp_wire_fit(SP_MSG_ORDERS, h->mq_msgsize));
+        return SP_E_MQ_LIMIT;
+    }
+    sp_link_cfg_t lc = {.role = SP_LINK_PRODUCER,
+                        .kind = (sp_transport_kind_t)h->transport,
+                        .names = names,
+                        .endpoint = h->ep_orders,
+                        .id = c->producer_id,
+                        .max_msg = c->msg_cap,
+                        .reply_msg = c->in_cap};
+    return sp_link_open(&c->link, &lc, why, cap);
+}
+
+static int s_customer(const sp_load_cfg_t *cfg, unsigned index, uint64_t quota, sp_load_stats_t *st,
+                      uint64_t **sold, uint64_t **restocked, uint32_t *capacity, char *why,
+                      size_t cap)
+{
+    sp_cust_t c = {.cfg = cfg, .st = st};
+    memset(st, 0, sizeof *st);
+    sp_hist_init(&st->latency);
+    sp_names_t names;
+    int rc = sp_names_init(&names, cfg->instance, NULL);
+    if (rc < 0) {
+        snprintf(why, cap, "bad instance name '%s'", cfg->instance);
+        return rc;
+    }
+    rc = s_connect(&c, &names, cfg->batch, why, cap);
+    if (rc == 0) {
+        rc = s_products(&c);
+    }
+    if (rc < 0) {
+        s_cust_free(&c);
+        return rc;
+    }
+    *capacity = sp_table_capacity(c.table);
+    c.rng = (cfg->seed + 1) * 0x9E3779B97F4A7C15ull + index * 0xD1B54A32D192ED03ull;
+    c.rng |= 1;
+    c.slots = calloc(cfg->window, sizeof *c.slots);
+    if (cfg->ledger) {
+        c.sold = calloc(*capacity + 1, sizeof *c.sold);
+        c.restocked = calloc(*capacity + 1, sizeof *c.restocked);
+    }
+    if (c.slots == NULL || (cfg->ledger && (c.sold == NULL || c.restocked == NULL))) {
+        s_cust_free(&c);
+        return -ENOMEM;
+    }
+    rc = s_customer_loop(&c, quota);
+    if (rc < 0) {
+        snprintf(why, cap, "customer %u: %s", index, sp_strerror(rc));
+    }
+    *sold = c.sold;
+    *restocked = c.restocked;
+    c.sold = c.restocked = NULL;
+    s_cust_free(&c);
+    return rc;
+}
+
+static int s_write_all(int fd, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int s_read_all(int fd, void *buf, size_t len)
+{
+    uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = read(fd, p, len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return n == 0 ? -EPIPE : -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* What a customer process sends its parent through the pipe. */
+typedef struct {
+    int32_t rc;
+    uint32_t capacity;
+    char why[200];
+    sp_load_stats_t st;
+} sp_cust_report_t;
+
+static void s_child(const sp_load_cfg_t *cfg, unsigned index, uint64_t quota, int fd)
+{
+    sp_cust_report_t *rep = calloc(1, sizeof *rep);
+    uint64_t *sold = NULL, *restocked = NULL;
+    if (rep == NULL) {
+        _exit(1);
+    }
+    rep->rc = s_customer(cfg, index, quota, &rep->st, &sold, &restocked, &rep->capacity, rep->why,
+                         sizeof rep->why);
+    int rc = s_write_all(fd, rep, sizeof *rep);
+    if (rc == 0 && cfg->ledger && rep->capacity > 0 && sold != NULL) {
+        size_t n = (size_t)rep->capacity + 1;
+        rc = s_write_all(fd, sold, n * sizeof *sold);
+        if (rc == 0) {
+            rc = s_write_all(fd, restocked, n * sizeof *restocked);
+        }
+    }
+    close(fd);
+    free(sold);
+    free(restocked);
+    free(rep);
+    _exit(rc == 0 ? 0 : 1);
+}
+
+static void s_merge(sp_load_stats_t *dst, const sp_load_stats_t *src, bool first)
+{
+    dst->sent += src->sent;
+    for (int i = 0; i < SP_STATUS_COUNT; i++) {
+        dst->status[i] += src->status[i];
+    }
+    dst->timed_out += src->timed_out;
+    dst->send_failed += src->send_failed;
+    dst->unexpected += src->unexpected;
+    dst->retried += src->retried;
+    dst->units_sold += src->units_sold;
+    dst->units_restocked += src->units_restocked;
+    dst->scheduled += src->scheduled;
+    if (first || src->start_ns < dst->start_ns) {
+        dst->start_ns = src->start_ns;
+    }
+    if (src->end_ns > dst->end_ns) {
+        dst->end_ns = src->end_ns;
+    }
+    sp_hist_merge(&dst->latency, &src->latency);
+}
+
+int sp_load_run(const sp_load_cfg_t *cfg, sp_load_stats_t *st, uint64_t **sold,
+                uint64_t **restocked, uint32_t *capacity, char *why, size_t cap)
+{
+    memset(st, 0, sizeof *st);
+    sp_hist_init(&st->latency);
+    *sold = *restocked = NULL;
+    *capacity = 0;
+    if (cfg->customers < 1 || cfg->customers > SP_CUSTOMERS_MAX) {
+        snprintf(why, cap, "--customers must be 1..%d", SP_CUSTOMERS_MAX);
+        return SP_E_USAGE;
+    }
+    if (cfg->count == 0 && cfg->duration_s <= 0) {
+        snprintf(why, cap, "give --count or --duration (or both)");
+        return SP_E_USAGE;
+    }
+    pid_t pids[SP_CUSTOMERS_MAX];
+    int fds[SP_CUSTOMERS_MAX];
+    unsigned started = 0;
+    int rc = 0;
+    for (unsigned i = 0; i < cfg->customers; i++) {
+        uint64_t quota = 0;
+        if (cfg->count > 0) {
+            quota = cfg->count / cfg->customers + (i < cfg->count % cfg->customers);
+            if (quota == 0) {
+                continue;
+            }
+        }
+        int p[2];
+        if (pipe(p) < 0) {
+            rc = -errno;
+            break;
+        }
+        pid_t pid = fork();
+        if (pid < 0) {
+            rc = -errno;
+            close(p[0]);
+            close(p[1]);
+            break;
+        }
+        if (pid == 0) {
+            for (unsigned j = 0; j < started; j++) {
+                close(fds[j]);
+            }
+            close(p[0]);
+            s_child(cfg, i, quota, p[1]);
+        }
+        close(p[1]);
+        pids[started] = pid;
+        fds[started] = p[0];
+        started++;
+    }
+    sp_cust_report_t *rep = malloc(sizeof *rep);
+    uint64_t *buf = NULL;
+    if (rep == NULL) {
+        rc = -ENOMEM;
+    }
+    bool first = true;
+    for (unsigned i = 0; i < started; i++) {
+        int r = rep ? s_read_all(fds[i], rep, sizeof *rep) : -ENOMEM;
+        if (r == 0 && rep->rc < 0 && rc == 0) {
+            rc = rep->rc;
+            snprintf(why, cap, "%s", rep->why);
+        }
+        if (r == 0) {
+            s_merge(st, &rep->st, first);
+            first = false;
+        }
+        if (r == 0 && cfg->ledger && rep->capacity > 0 && rep->rc >= 0) {
+            size_t n = (size_t)rep->capacity + 1;
+            if (*sold == NULL) {
+                *capacity = rep->capacity;
+                *sold = calloc(n, sizeof **sold);
+                *restocked = calloc(n, sizeof **restocked);
+                buf = malloc(n * sizeof *buf);
+            }
+            if (*sold == NULL || *restocked == NULL || buf == NULL || rep->capacity != *capacity) {
+                r = -ENOMEM;
+            } else {
+                r = s_read_all(fds[i], buf, n * sizeof *buf);
+                for (size_t k = 0; r == 0 && k < n; k++) {
+                    (*sold)[k] += buf[k];
+                }
+                if (r == 0) {
+                    r = s_read_all(fds[i], buf, n * sizeof *buf);
+                }
+                for (size_t k = 0; r == 0 && k < n; k++) {
+                    (*restocked)[k] += buf[k];
+                }
+            }
+        }
+        if (r < 0 && rc == 0) {
+            rc = r;
+            snprintf(why, cap, "customer %u died before reporting", i);
+        }
+        close(fds[i]);
+    }
+    for (unsigned i = 0; i < started; i++) {
+        int status;
+        while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR) {
+        }
+    }
+    free(buf);
+    free(rep);
+    return rc;
+}
+
+int sp_order_once(const char *instance, unsigned type, uint32_t product, uint32_t qty,
+                  int timeout_ms, sp_result_t *res, char *why, size_t cap)
+{
+    sp_load_cfg_t cfg;
+    sp_load_defaults(&cfg);
+    sp_load_stats_t st;
+    memset(&st, 0, sizeof st);
+    sp_cust_t c = {.cfg = &cfg, .st = &st};
+    sp_names_t names;
+    int rc = sp_names_init(&names, instance, NULL);
+    if (rc < 0) {
+        snprintf(why, cap, "bad instance name '%s'", instance);
+        return rc;
+    }
+    rc = s_connect(&c, &names, 1, why, cap);
+    if (rc < 0) {
+        s_cust_free(&c);
+        return rc;
+    }
+    sp_order_t o = {.type = (uint8_t)type,
+                    .producer_id = c.producer_id,
+                    .seq = 1,
+                    .product_id = product,
+                    .quantity = qty,
+                    .sched_ns = sp_now_ns()};
+    sp_wire_put_hdr(c.msg, SP_MSG_ORDERS, 1, c.producer_id, 0);
+    sp_wire_put_order(sp_wire_rec(c.msg, SP_MSG_ORDERS, 0), &o);
+    rc = sp_link_send(c.link, c.msg, sp_wire_msg_size(SP_MSG_ORDERS, 1), NULL, timeout_ms);
+    uint64_t deadline = sp_now_ns() + (uint64_t)timeout_ms * SP_NS_PER_MS;
+    while (rc == 0) {
+        uint64_t now = sp_now_ns();
+        if (now >= deadline) {
+            rc = SP_E_TIMEOUT;
+            break;
+        }
+        int n =
+            sp_link_recv(c.link, c.in, c.in_cap, NULL, (int)((deadline - now) / SP_NS_PER_MS) + 1);
+        if (n == SP_E_TIMEOUT) {
+            continue;
+        }
+        if (n < 0) {
+            rc = n;
+            break;
+        }
+        sp_msg_hdr_t h;
+        if (sp_wire_check(c.in, (size_t)n, &h) == 0 && h.kind == SP_MSG_RESULTS && h.count == 1) {
+            sp_wire_get_result(sp_wire_crec(c.in, SP_MSG_RESULTS, 0), res);
+            if (res->seq == 1 && res->producer_id == c.producer_id) {
+                break;
+            }
+        }
+    }
+    if (rc < 0) {
+        snprintf(why, cap, "order not answered: %s", sp_strerror(rc));
+    }
+    s_cust_free(&c);
+    return rc;
+}
+
+static double s_us(uint64_t ns)
+{
+    return (double)ns / 1e3;
+}
+
+void sp_load_report_text(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stats_t *st)
+{
+    double secs = st->end_ns > st->start_ns ? (double)(st->end_ns - st->start_ns) / 1e9 : 0;
+    uint64_t answered = sp_load_answered(st);
+    fprintf(out,
+            "orders      sent %llu  accepted %llu  out of stock %llu  unknown product %llu  "
+            "invalid %llu  duplicate %llu\n",
+            (unsigned long long)st->sent, (unsigned long long)st->status[SP_STATUS_ACCEPTED],
+            (unsigned long long)st->status[SP_STATUS_OUT_OF_STOCK],
+            (unsigned long long)st->status[SP_STATUS_UNKNOWN_PRODUCT],
+            (unsigned long long)st->status[SP_STATUS_INVALID],
+            (unsigned long long)st->status[SP_STATUS_DUPLICATE]);
+    fprintf(out,
+            "failures    timed out %llu  send failed %llu  retried %llu  unexpected results %llu\n",
+            (unsigned long long)st->timed_out, (unsigned long long)st->send_failed,
+            (unsigned long long)st->retried, (unsigned long long)st->unexpected);
+    fprintf(out, "units       sold %llu  restocked %llu\n", (unsigned long long)st->units_sold,
+            (unsigned long long)st->units_restocked);
+    fprintf(out, "throughput  %.1f orders/s answered over %.2f s", secs > 0 ? answered / secs : 0,
+            secs);
+    if (cfg->rate > 0 && cfg->arrival != SP_ARRIVAL_FAST) {
+        fprintf(out, " (offered %.1f/s, %s)", cfg->rate,
+                cfg->arrival == SP_ARRIVAL_POISSON ? "poisson" : "constant");
+    } else {
+        fprintf(out, " (as fast as possible)");
+    }
+    fprintf(out,
+            "\nlatency     p50 %.1f us  p90 %.1f us  p99 %.1f us  p99.9 %.1f us  max %.1f us"
+            "  (from scheduled send time)\n",
+            s_us(sp_hist_percentile(&st->latency, 50)), s_us(sp_hist_percentile(&st->latency, 90)),
+            s_us(sp_hist_percentile(&st->latency, 99)),
+            s_us(sp_hist_percentile(&st->latency, 99.9)),
+            s_us(st->latency.count ? st->latency.max : 0));
+}
+
+void sp_load_report_json(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stats_t *st)
+{
+    double secs = st->end_ns > st->start_ns ? (double)(st->end_ns - st->start_ns) / 1e9 : 0;
+    uint64_t answered = sp_load_answered(st);
+    fprintf(out,
+            "{\"instance\":\"%s\",\"customers\":%u,\"rate\":%.3f,\"arrival\":\"%s\","
+            "\"batch\":%u,\"sent\":%llu,\"accepted\":%llu,\"out_of_stock\":%llu,"
+            "\"unknown_product\":%llu,\"invalid\":%llu,\"duplicate\":%llu,\"timed_out\":%llu,"
+            "\"send_failed\":%llu,\"retried\":%llu,\"unexpected\":%llu,\"units_sold\":%llu,"
+            "\"units_restocked\":%llu,\"seconds\":%.6f,\"throughput\":%.3f,"
+            "\"latency_ns\":{\"p50\":%llu,\"p90\":%llu,\"p99\":%llu,\"p999\":%llu,\"max\":%llu,"
+            "\"mean\":%.1f}}\n",
+            cfg->instance, cfg->customers, cfg->rate,
+            cfg->arrival == SP_ARRIVAL_FAST
+                ? "fast"
+                : (cfg->arrival == SP_ARRIVAL_POISSON ? "poisson" : "constant"),
+            cfg->batch, (unsigned long long)st->sent,
+            (unsigned long long)st->status[SP_STATUS_ACCEPTED],
+            (unsigned long long)st->status[SP_STATUS_OUT_OF_STOCK],
+            (unsigned long long)st->status[SP_STATUS_UNKNOWN_PRODUCT],
+            (unsigned long long)st->status[SP_STATUS_INVALID],
+            (unsigned long long)st->status[SP_STATUS_DUPLICATE], (unsigned long long)st->timed_out,
+            (unsigned long long)st->send_failed, (unsigned long long)st->retried,
+            (unsigned long long)st->unexpected, (unsigned long long)st->units_sold,
+            (unsigned long long)st->units_restocked, secs, secs > 0 ? answered / secs : 0,
+            (unsigned long long)sp_hist_percentile(&st->latency, 50),
+            (unsigned long long)sp_hist_percentile(&st->latency, 90),
+            (unsigned long long)sp_hist_percentile(&st->latency, 99),
+            (unsigned long long)sp_hist_percentile(&st->latency, 99.9),
+            (unsigned long long)(st->latency.count ? st->latency.max : 0),
+            sp_hist_mean(&st->latency));
+}
+
+int sp_audit(FILE *out, sp_table_t *table, const sp_load_stats_t *st, const uint64_t *sold,
+             const uint64_t *restocked)
+{
+    uint32_t bad[SP_AUDIT_SHOW_MAX];
+    size_t nbad = 0;
+    uint32_t cap = sp_table_capacity(table);
+    for (uint32_t id = 1; id <= cap; id++) {
+        const sp_row_t *r = sp_table_row(table, id);
+        if (r == NULL) {
+            continue;
+        }
+        uint64_t sv = atomic_load(&r->sv);
+        uint64_t stock = SP_SV_STOCK(sv);
+        uint64_t t_sold = atomic_load(&r->sold), t_rest = atomic_load(&r->restocked);
+        bool ok = stock <= SP_STOCK_MAX && r->initial_stock + t_rest == stock + t_sold;
+        if (sold != NULL && restocked != NULL) {
+            ok = ok && sold[id] == t_sold && restocked[id] == t_rest &&
+                 r->initial_stock + restocked[id] == stock + sold[id];
+        }
+        if (!ok) {
+            if (nbad < SP_AUDIT_SHOW_MAX) {
+                bad[nbad] = id;
+            }
+            nbad++;
+        }
+    }
+    uint64_t answered = sp_load_answered(st);
+    bool counts_ok = answered + st->timed_out == st->sent && st->unexpected == 0;
+    if (nbad == 0 && counts_ok) {
+        fprintf(out,
+                "conservation: ok (%llu sent = %llu answered + %llu timed out; "
+                "initial + restocked - sold = stock for every product)\n",
+                (unsigned long long)st->sent, (unsigned long long)answered,
+                (unsigned long long)st->timed_out);
+        return 0;
+    }
+    fprintf(out, "conservation: VIOLATED");
+    if (!counts_ok) {
+        fprintf(out, " (sent %llu, answered %llu, timed out %llu, unexpected %llu)",
+                (unsigned long long)st->sent, (unsigned long long)answered,
+                (unsigned long long)st->timed_out, (unsigned long long)st->unexpected);
+    }
+    if (nbad > 0) {
+        fprintf(out, " products:");
+        for (size_t i = 0; i < nbad && i < SP_AUDIT_SHOW_MAX; i++) {
+            const sp_row_t *r = sp_table_row(table, bad[i]);
+            uint64_t sv = atomic_load(&r->sv);
+            fprintf(
+                out, " %u(initial %u + restocked %llu - sold %llu != stock %u)", bad[i],
+                r->initial_stock,
+                (unsigned long long)(restocked ? restocked[bad[i]] : atomic_load(&r->restocked)),
+                (unsigned long long)(sold ? sold[bad[i]] : atomic_load(&r->sold)), SP_SV_STOCK(sv));
+        }
+        if (nbad > SP_AUDIT_SHOW_MAX) {
+            fprintf(out, " and %zu more", nbad - SP_AUDIT_SHOW_MAX);
+        }
+    }
+    fprintf(out, "\n");
+    return 1;
+}
+
+void sp_print_table(FILE *out, sp_table_t *table, uint32_t max_rows)
+{
+    fprintf(out, "%6s  %-24s %-12s %8s %10s %10s %8s\n", "ID", "NAME", "CATEGORY", "WEIGHT",
+            "PRICE", "EXPIRY", "STOCK");
+    uint32_t shown = 0, total = 0;
+    uint32_t cap = sp_table_capacity(table);
+    for (uint32_t id = 1; id <= cap; id++) {
+        sp_product_t p;
+        if (sp_table_read(table, id, &p, NULL) < 0) {
+            continue;
+        }
+        total++;
+        if (shown >= max_rows) {
+            continue;
+        }
+        shown++;
+        fprintf(out, "%6u  %-24s %-12s %6u.%01u %7llu.%02llu %04u-%02u-%02u %8u\n", p.id, p.name,
+                p.category, p.weight_g / 1000, (p.weight_g % 1000) / 100,
+                (unsigned long long)(p.price_cents / 100),
+                (unsigned long long)(p.price_cents % 100), p.expiry / 10000, (p.expiry / 100) % 100,
+                p.expiry % 100, p.stock);
+    }
+    if (shown < total) {
+        fprintf(out, "... %u more products\n", total - shown);
+    }
+}

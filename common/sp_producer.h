@@ -1,0 +1,102 @@
+/*
+ * sp_producer — simulated customers and the one-shot order client
+ * (bin/producer is a thin main over it).
+ *
+ * A load run forks `customers` processes.  Each is an independent producer:
+ * its own producer id (handed out by the table), its own link (and reply
+ * queue on mq), its own schedule.  Orders follow an open-loop schedule
+ * (constant or Poisson arrivals at the target rate, or as fast as the
+ * in-flight window allows) and latency is measured from each order's
+ * *scheduled* send time, so a stalled pipeline shows up as latency instead of
+ * silently lowering the offered load (no coordinated omission).  Every order
+ * waits for exactly one result; results for unknown or already-answered
+ * orders are counted as unexpected.  The parent merges the customers'
+ * counters, histograms and per-product ledgers.
+ */
+#ifndef SP_PRODUCER_H
+#define SP_PRODUCER_H
+
+#include "sp_hist.h"
+#include "sp_table.h"
+#include "sp_wire.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define SP_CUSTOMERS_MAX     256
+#define SP_BATCH_DEFAULT     32
+#define SP_WINDOW_DEFAULT    1024 /* orders in flight per customer */
+#define SP_RESULT_TIMEOUT_MS 5000 /* an order unanswered this long is timed out */
+#define SP_SEND_TIMEOUT_MS   100  /* one blocking send attempt */
+
+typedef enum { SP_ARRIVAL_FAST = 0, SP_ARRIVAL_CONSTANT = 1, SP_ARRIVAL_POISSON = 2 } sp_arrival_t;
+typedef enum { SP_PICK_UNIFORM = 0, SP_PICK_ZIPF = 1 } sp_pick_t;
+
+typedef struct {
+    const char *instance;
+    unsigned customers; /* processes, 1 .. SP_CUSTOMERS_MAX */
+    sp_arrival_t arrival;
+    double rate;       /* orders/s for the whole run (all customers); 0 = fast */
+    double duration_s; /* stop scheduling after this long (0 = no limit) */
+    uint64_t count;    /* stop after this many orders in all (0 = no limit) */
+    sp_pick_t pick;
+    double zipf_s;        /* Zipf exponent (> 0) */
+    double restock_ratio; /* fraction of orders that are restocks, 0 .. 1 */
+    uint32_t qty_min, qty_max;
+    unsigned batch;  /* orders per message */
+    unsigned window; /* orders in flight per customer */
+    int timeout_ms;  /* result timeout */
+    uint64_t seed;
+    bool ledger; /* keep per-product accepted units (for the audit) */
+} sp_load_cfg_t;
+
+typedef struct {
+    uint64_t sent;                    /* orders handed to the transport */
+    uint64_t status[SP_STATUS_COUNT]; /* results by status */
+    uint64_t timed_out;               /* no result within timeout */
+    uint64_t send_failed;             /* never left (transport error) */
+    uint64_t unexpected;              /* results for no outstanding order (must be 0) */
+    uint64_t retried;                 /* resends (0: retries come with exactly-once) */
+    uint64_t units_sold, units_restocked;
+    uint64_t scheduled; /* orders scheduled (sent + unsent at the end) */
+    uint64_t start_ns, end_ns;
+    sp_hist_t latency; /* ns, scheduled send -> result received */
+} sp_load_stats_t;
+
+/* Fills *cfg with the defaults. */
+void sp_load_defaults(sp_load_cfg_t *cfg);
+
+/* Runs the load: forks the customers, waits for them, merges.  `sold` and
+ * `restocked` (length capacity+1, indexed by product id) receive the
+ * per-product accepted units when cfg->ledger; *capacity gets the table's
+ * capacity.  The caller frees both with free().  Returns 0 or a negative code
+ * with *why. */
+int sp_load_run(const sp_load_cfg_t *cfg, sp_load_stats_t *st, uint64_t **sold,
+                uint64_t **restocked, uint32_t *capacity, char *why, size_t cap);
+
+/* Places one order and waits for its result.  Returns 0 with *res filled (any
+ * status), or a negative code with *why. */
+int sp_order_once(const char *instance, unsigned type, uint32_t product, uint32_t qty,
+                  int timeout_ms, sp_result_t *res, char *why, size_t cap);
+
+/* accepted + rejected + failed: everything that got an outcome. */
+uint64_t sp_load_answered(const sp_load_stats_t *st);
+
+/* Human report and JSON report. */
+void sp_load_report_text(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stats_t *st);
+void sp_load_report_json(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stats_t *st);
+
+/* The conservation audit against the table: per product, initial + restocked
+ * - sold == stock, using the producer's ledgers (results it received) and the
+ * table's own counters; stock never above SP_STOCK_MAX; and every order sent
+ * got exactly one outcome.  Prints "conservation: ok" or "conservation:
+ * VIOLATED ..." naming the offending products.  Valid when this run was the
+ * only producer since the broker started.  Returns 0 when ok, 1 otherwise. */
+int sp_audit(FILE *out, sp_table_t *table, const sp_load_stats_t *st, const uint64_t *sold,
+             const uint64_t *restocked);
+
+/* Prints the table (id, name, category, weight, price, expiry, stock). */
+void sp_print_table(FILE *out, sp_table_t *table, uint32_t max_rows);
+
+#endif

@@ -1,0 +1,446 @@
+/*
+ * sp_router — ROUTER/ROUTER load balancer and XSUB/XPUB proxy for the broker.
+ */
+#include "sp_router.h"
+#include "sp_zmq.h"
+
+#include "sp_error.h"
+#include "sp_wire.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#define SP_ROUTER_FRAME_MAX       3
+#define SP_ROUTER_ID_MAX          32 /* bytes of a routing id (ZeroMQ uses 5) */
+#define SP_ROUTER_SEND_TIMEOUT_MS 1000
+
+typedef struct {
+    uint8_t id[SP_ROUTER_ID_MAX];
+    size_t id_len;
+    uint32_t credit;
+    uint32_t in_flight;
+} sp_rworker_t;
+
+typedef struct {
+    uint32_t publisher;
+    uint64_t last_seq;
+} sp_rpub_t;
+
+struct sp_router {
+    zsock_t *front, *back, *xsub, *xpub;
+    bool orders;
+    bool accepting;
+    size_t max_msg;
+    sp_rworker_t workers[SP_ROUTER_WORKERS_MAX];
+    unsigned nworkers;
+    unsigned next; /* round-robin cursor */
+    sp_rpub_t pubs[SP_ROUTER_WORKERS_MAX];
+    unsigned npubs;
+    sp_router_stats_t st;
+    zmq_msg_t frames[SP_ROUTER_FRAME_MAX];
+};
+
+static zsock_t *s_bind(int type, const char *ep, int maxmsg, char *why, size_t cap)
+{
+    zsock_t *s = zsock_new(type);
+    if (s == NULL) {
+        snprintf(why, cap, "cannot create a socket for %s", ep);
+        return NULL;
+    }
+    zsock_set_sndhwm(s, SP_ZMQ_HWM);
+    zsock_set_rcvhwm(s, SP_ZMQ_HWM);
+    if (maxmsg > 0) {
+        zsock_set_maxmsgsize(s, maxmsg);
+    }
+    if (type == ZMQ_XPUB) {
+        /* the end-of-stream we publish at shutdown must get out */
+        zsock_set_linger(s, SP_ZMQ_PUB_LINGER_MS);
+    }
+    if (type == ZMQ_ROUTER) {
+        zsock_set_router_mandatory(s, 1);
+        zsock_set_sndtimeo(s, SP_ROUTER_SEND_TIMEOUT_MS);
+    }
+    if (zsock_bind(s, "%s", ep) < 0) {
+        snprintf(why, cap, "cannot bind %s: %s", ep, zmq_strerror(errno));
+        zsock_destroy(&s);
+        return NULL;
+    }
+    return s;
+}
+
+int sp_router_new(sp_router_t **out, bool orders, const char *ep_front, const char *ep_back,
+                  const char *ep_events_in, const char *ep_events, size_t max_msg, char *why,
+                  size_t why_cap)
+{
+    sp_zmq_setup();
+    *out = NULL;
+    sp_router_t *r = calloc(1, sizeof *r);
+    if (r == NULL) {
+        return -ENOMEM;
+    }
+    r->orders = orders;
+    r->accepting = true;
+    r->max_msg = max_msg;
+    int limit = (int)(max_msg + SP_ROUTER_ID_MAX);
+    if (orders) {
+        r->front = s_bind(ZMQ_ROUTER, ep_front, limit, why, why_cap);
+        r->back = r->front ? s_bind(ZMQ_ROUTER, ep_back, limit, why, why_cap) : NULL;
+        if (r->back == NULL) {
+            goto fail;
+        }
+    }
+    r->xsub = s_bind(ZMQ_XSUB, ep_events_in, 0, why, why_cap);
+    r->xpub = r->xsub ? s_bind(ZMQ_XPUB, ep_events, 0, why, why_cap) : NULL;
+    if (r->xpub == NULL) {
+        goto fail;
+    }
+    /* subscribe upstream to everything, so events reach us even with no monitor */
+    uint8_t all = 1;
+    zmq_send(zsock_resolve(r->xsub), &all, 1, 0);
+    for (int i = 0; i < SP_ROUTER_FRAME_MAX; i++) {
+        zmq_msg_init(&r->frames[i]);
+    }
+    *out = r;
+    return 0;
+fail:
+    zsock_destroy(&r->front);
+    zsock_destroy(&r->back);
+    zsock_destroy(&r->xsub);
+    zsock_destroy(&r->xpub);
+    free(r);
+    return -EADDRINUSE;
+}
+
+void sp_router_destroy(sp_router_t **self_p)
+{
+    if (self_p == NULL || *self_p == NULL) {
+        return;
+    }
+    sp_router_t *r = *self_p;
+    for (int i = 0; i < SP_ROUTER_FRAME_MAX; i++) {
+        zmq_msg_close(&r->frames[i]);
+    }
+    zsock_destroy(&r->front);
+    zsock_destroy(&r->back);
+    zsock_destroy(&r->xsub);
+    zsock_destroy(&r->xpub);
+    free(r);
+    *self_p = NULL;
+}
+
+/* Reads one whole multipart message into r->frames; returns the frame count,
+ * or -EPROTO (too many frames; the rest is discarded) or -errno. */
+static int s_recv_frames(sp_router_t *r, void *sock)
+{
+    int n = 0;
+    for (;;) {
+        zmq_msg_t *m = n < SP_ROUTER_FRAME_MAX ? &r->frames[n] : NULL;
+        zmq_msg_t scratch;
+        if (m == NULL) {
+            zmq_msg_init(&scratch);
+            m = &scratch;
+        }
+        if (zmq_msg_recv(m, sock, ZMQ_DONTWAIT) < 0) {
+            if (m == &scratch) {
+                zmq_msg_close(&scratch);
+            }
+            return -errno;
+        }
+        int more = zmq_msg_more(m);
+        if (m == &scratch) {
+            zmq_msg_close(&scratch);
+        }
+        n++;
+        if (!more) {
+            return n > SP_ROUTER_FRAME_MAX ? -EPROTO : n;
+        }
+    }
+}
+
+static sp_rworker_t *s_worker(sp_router_t *r, zmq_msg_t *id)
+{
+    size_t len = zmq_msg_size(id);
+    if (len == 0 || len > SP_ROUTER_ID_MAX) {
+        return NULL;
+    }
+    for (unsigned i = 0; i < r->nworkers; i++) {
+        if (r->workers[i].id_len == len && memcmp(r->workers[i].id, zmq_msg_data(id), len) == 0) {
+            return &r->workers[i];
+        }
+    }
+    if (r->nworkers == SP_ROUTER_WORKERS_MAX) {
+        return NULL;
+    }
+    sp_rworker_t *w = &r->workers[r->nworkers++];
+    memset(w, 0, sizeof *w);
+    memcpy(w->id, zmq_msg_data(id), len);
+    w->id_len = len;
+    return w;
+}
+
+static sp_rworker_t *s_pick_worker(sp_router_t *r)
+{
+    for (unsigned k = 0; k < r->nworkers; k++) {
+        unsigned i = (r->next + k) % r->nworkers;
+        if (r->workers[i].credit > 0) {
+            r->next = (i + 1) % r->nworkers;
+            return &r->workers[i];
+        }
+    }
+    return NULL;
+}
+
+static bool s_any_credit(const sp_router_t *r)
+{
+    for (unsigned i = 0; i < r->nworkers; i++) {
+        if (r->workers[i].credit > 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static int s_send_frames(void *sock, const void *a, size_t alen, const void *b, size_t blen,
+                         const void *c, size_t clen)
+{
+    if (zmq_send(sock, a, alen, ZMQ_SNDMORE) < 0) {
+        return -errno;
+    }
+    if (c != NULL && zmq_send(sock, b, blen, ZMQ_SNDMORE) < 0) {
+        return -errno;
+    }
+    const void *last = c ? c : b;
+    size_t last_len = c ? clen : blen;
+    return zmq_send(sock, last, last_len, 0) < 0 ? -errno : 0;
+}
+
+/* front: [producer id][orders] -> back: [worker id][producer id][orders] */
+static void s_on_front(sp_router_t *r)
+{
+    int n = s_recv_frames(r, zsock_resolve(r->front));
+    if (n < 0) {
+        if (n != -EAGAIN) {
+            r->st.invalid_msgs++;
+        }
+        return;
+    }
+    sp_msg_hdr_t h;
+    if (n != 2 || zmq_msg_size(&r->frames[0]) > SP_ROUTER_ID_MAX ||
+        sp_wire_check(zmq_msg_data(&r->frames[1]), zmq_msg_size(&r->frames[1]), &h) < 0 ||
+        h.kind != SP_MSG_ORDERS) {
+        r->st.invalid_msgs++;
+        return;
+    }
+    sp_rworker_t *w = s_pick_worker(r);
+    if (w == NULL) {
+        r->st.drops_orders++;
+        return;
+    }
+    int rc = s_send_frames(zsock_resolve(r->back), w->id, w->id_len, zmq_msg_data(&r->frames[0]),
+                           zmq_msg_size(&r->frames[0]), zmq_msg_data(&r->frames[1]),
+                           zmq_msg_size(&r->frames[1]));
+    if (rc < 0) {
+        /* the worker is gone (EHOSTUNREACH) or wedged: stop handing it work */
+        w->credit = 0;
+        r->st.drops_orders++;
+        return;
+    }
+    w->credit--;
+    w->in_flight++;
+    r->st.in_flight++;
+    r->st.orders_msgs++;
+}
+
+/* back: [worker id][credit] or [worker id][producer id][results] */
+static void s_on_back(sp_router_t *r)
+{
+    int n = s_recv_frames(r, zsock_resolve(r->back));
+    if (n < 2) {
+        if (n != -EAGAIN) {
+            r->st.invalid_msgs++;
+        }
+        return;
+    }
+    sp_rworker_t *w = s_worker(r, &r->frames[0]);
+    zmq_msg_t *body = &r->frames[n - 1];
+    sp_msg_hdr_t h;
+    if (w == NULL || sp_wire_check(zmq_msg_data(body), zmq_msg_size(body), &h) < 0) {
+        r->st.invalid_msgs++;
+        return;
+    }
+    if (n == 2 && h.kind == SP_MSG_CREDIT) {
+        /* a first CREDIT announces the worker; CREDIT 1 after an order
+         * message returns that message's credit */
+        if (h.count == 1 && w->in_flight > 0) {
+            w->in_flight--;
+            r->st.in_flight--;
+        }
+        w->credit += h.count;
+        return;
+    }
+    if (n != 3 || h.kind != SP_MSG_RESULTS) {
+        r->st.invalid_msgs++;
+        return;
+    }
+    if (w->in_flight > 0) {
+        w->in_flight--;
+        r->st.in_flight--;
+    }
+    w->credit++;
+    int rc =
+        s_send_frames(zsock_resolve(r->front), zmq_msg_data(&r->frames[1]),
+                      zmq_msg_size(&r->frames[1]), zmq_msg_data(body), zmq_msg_size(body), NULL, 0);
+    if (rc < 0) {
+        r->st.drops_results++;
+    } else {
+        r->st.results_msgs++;
+    }
+}
+
+static sp_rpub_t *s_pub(sp_router_t *r, uint32_t publisher)
+{
+    for (unsigned i = 0; i < r->npubs; i++) {
+        if (r->pubs[i].publisher == publisher) {
+            return &r->pubs[i];
+        }
+    }
+    if (r->npubs == SP_ROUTER_WORKERS_MAX) {
+        return NULL;
+    }
+    sp_rpub_t *p = &r->pubs[r->npubs++];
+    p->publisher = publisher;
+    p->last_seq = 0;
+    return p;
+}
+
+/* Counts events and gaps per publisher (a restarted publisher starts again
+ * from 1, which is not a gap). */
+static void s_count_events(sp_router_t *r, const void *data, size_t len)
+{
+    sp_msg_hdr_t h;
+    if (sp_wire_check(data, len, &h) < 0) {
+        r->st.invalid_msgs++;
+        return;
+    }
+    sp_rpub_t *p = s_pub(r, h.sender);
+    if (p == NULL || h.count == 0) {
+        return;
+    }
+    uint64_t first, last;
+    if (h.kind == SP_MSG_EVENTS) {
+        sp_event_t e;
+        sp_wire_get_event(sp_wire_crec(data, SP_MSG_EVENTS, 0), &e);
+        first = e.pub_seq;
+        sp_wire_get_event(sp_wire_crec(data, SP_MSG_EVENTS, h.count - 1u), &e);
+        last = e.pub_seq;
+        r->st.events += h.count;
+    } else if (h.kind == SP_MSG_HEARTBEAT) {
+        sp_heartbeat_t hb;
+        sp_wire_get_heartbeat(sp_wire_crec(data, SP_MSG_HEARTBEAT, 0), &hb);
+        first = hb.pub_seq + 1; /* nothing new is expected */
+        last = hb.pub_seq;
+    } else {
+        return;
+    }
+    if (first == 1 && h.kind == SP_MSG_EVENTS) {
+        p->last_seq = 0;
+    }
+    if (first > p->last_seq + 1) {
+        r->st.event_gaps += first - p->last_seq - 1;
+    }
+    if (last > p->last_seq) {
+        p->last_seq = last;
+    }
+}
+
+static void s_proxy(sp_router_t *r, zsock_t *from, zsock_t *to, bool count)
+{
+    void *src = zsock_resolve(from);
+    void *dst = zsock_resolve(to);
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, src, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&m);
+        return;
+    }
+    int more = zmq_msg_more(&m);
+    if (count && !more) {
+        s_count_events(r, zmq_msg_data(&m), zmq_msg_size(&m));
+        r->st.events_msgs++;
+    }
+    /* XPUB never blocks: a slow monitor loses messages (it sees the gap) */
+    zmq_msg_send(&m, dst, (more ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
+    zmq_msg_close(&m);
+}
+
+int sp_router_poll(sp_router_t *self, int timeout_ms)
+{
+    zmq_pollitem_t items[4];
+    int n = 0;
+    int i_xsub = n;
+    items[n++] = (zmq_pollitem_t){.socket = zsock_resolve(self->xsub), .events = ZMQ_POLLIN};
+    int i_xpub = n;
+    items[n++] = (zmq_pollitem_t){.socket = zsock_resolve(self->xpub), .events = ZMQ_POLLIN};
+    int i_back = -1, i_front = -1;
+    if (self->orders) {
+        i_back = n;
+        items[n++] = (zmq_pollitem_t){.socket = zsock_resolve(self->back), .events = ZMQ_POLLIN};
+        if (self->accepting && s_any_credit(self)) {
+            i_front = n;
+            items[n++] =
+                (zmq_pollitem_t){.socket = zsock_resolve(self->front), .events = ZMQ_POLLIN};
+        }
+    }
+    int rc = zmq_poll(items, n, timeout_ms);
+    if (rc < 0) {
+        return errno == EINTR ? 0 : -errno;
+    }
+    /* bounded bursts per turn keep every path moving */
+    const int burst = 64;
+    for (int k = 0; k < burst && (items[i_xsub].revents & ZMQ_POLLIN); k++) {
+        s_proxy(self, self->xsub, self->xpub, true);
+        if (!(zsock_events(self->xsub) & ZMQ_POLLIN)) {
+            break;
+        }
+    }
+    if (items[i_xpub].revents & ZMQ_POLLIN) {
+        s_proxy(self, self->xpub, self->xsub, false);
+    }
+    if (i_back >= 0) {
+        for (int k = 0; k < burst && (items[i_back].revents & ZMQ_POLLIN); k++) {
+            s_on_back(self);
+            if (!(zsock_events(self->back) & ZMQ_POLLIN)) {
+                break;
+            }
+        }
+    }
+    if (i_front >= 0) {
+        for (int k = 0; k < burst && (items[i_front].revents & ZMQ_POLLIN); k++) {
+            if (!s_any_credit(self)) {
+                break;
+            }
+            s_on_front(self);
+            if (!(zsock_events(self->front) & ZMQ_POLLIN)) {
+                break;
+            }
+        }
+    }
+    return 0;
+}
+
+void sp_router_accept(sp_router_t *self, bool on)
+{
+    self->accepting = on;
+}
+
+int sp_router_publish(sp_router_t *self, const void *msg, size_t len)
+{
+    return zmq_send(zsock_resolve(self->xpub), msg, len, ZMQ_DONTWAIT) < 0 ? -errno : 0;
+}
+
+void sp_router_stats(const sp_router_t *self, sp_router_stats_t *out)
+{
+    *out = self->st;
+}

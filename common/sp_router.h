@@ -1,0 +1,64 @@
+/*
+ * sp_router — the broker's ZeroMQ data paths, driven one poll turn at a time
+ * from the broker's loop.
+ *
+ * Orders (zmq transport only):
+ *     producer DEALER -> [ROUTER front] -> [ROUTER back] -> worker DEALER
+ * Credit-based load balancing: a worker announces credit (SP_MSG_CREDIT,
+ * `count` batches); the router hands an order message only to a worker with
+ * credit left, and every result message (or a CREDIT 1 for a message the
+ * worker dead-lettered) gives one back.  The front socket is not even read
+ * while no worker has credit, so producers feel back-pressure through their
+ * high-water marks instead of orders piling up at a slow worker.  Results
+ * return to the producer's routing id; a producer that has gone away is a
+ * counted drop (ROUTER_MANDATORY makes that visible).
+ *
+ * Events (always): publishers -> [XSUB events-in] -> [XPUB events] -> monitors,
+ * with subscriptions flowing back.  The router itself subscribes to everything
+ * so it can count events and per-publisher gaps.
+ */
+#ifndef SP_ROUTER_H
+#define SP_ROUTER_H
+
+#include "sp_table.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SP_ROUTER_WORKERS_MAX 256
+
+typedef struct sp_router sp_router_t;
+
+typedef struct {
+    uint64_t orders_msgs;   /* order messages forwarded to workers */
+    uint64_t results_msgs;  /* result messages returned to producers */
+    uint64_t events_msgs;   /* event/heartbeat messages proxied */
+    uint64_t events;        /* stock events seen */
+    uint64_t event_gaps;    /* events missing in publishers' sequences */
+    uint64_t drops_results; /* results whose producer was gone */
+    uint64_t drops_orders;  /* orders that could not be handed to a worker */
+    uint64_t invalid_msgs;  /* malformed messages dead-lettered */
+    uint64_t in_flight;     /* order messages at workers, unanswered */
+} sp_router_stats_t;
+
+/* Binds the sockets: front/back only when `orders` is true.  Endpoints are
+ * full ZeroMQ endpoints.  Returns 0 or -errno (*why says which bind failed). */
+int sp_router_new(sp_router_t **out, bool orders, const char *ep_front, const char *ep_back,
+                  const char *ep_events_in, const char *ep_events, size_t max_msg, char *why,
+                  size_t why_cap);
+void sp_router_destroy(sp_router_t **self_p);
+
+/* One turn: waits up to timeout_ms for traffic and moves what arrived.
+ * Returns 0 or -errno. */
+int sp_router_poll(sp_router_t *self, int timeout_ms);
+
+/* Stops (false) or resumes reading new orders from producers. */
+void sp_router_accept(sp_router_t *self, bool on);
+
+/* Publishes a message (heartbeat, end of stream) of the broker's own. */
+int sp_router_publish(sp_router_t *self, const void *msg, size_t len);
+
+void sp_router_stats(const sp_router_t *self, sp_router_stats_t *out);
+
+#endif

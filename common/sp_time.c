@@ -1,0 +1,33 @@
+/*
+ * sp_time — thin wrappers over clock_gettime/clock_nanosleep.
+ */
+#include "sp_time.h"
+
+uint64_t sp_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * SP_NS_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+void sp_sleep_until_ns(uint64_t deadline_ns)
+{
+    struct timespec ts = {.tv_sec = (time_t)(deadline_ns / SP_NS_PER_SEC),
+                          .tv_nsec = (long)(deadline_ns % SP_NS_PER_SEC)};
+    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+}
+
+void sp_sleep_ns(uint64_t ns)
+{
+    sp_sleep_until_ns(sp_now_ns() + ns);
+}
+
+struct timespec sp_deadline_realtime(int timeout_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * SP_NS_PER_MS;
+    ts.tv_sec += (time_t)(ns / SP_NS_PER_SEC);
+    ts.tv_nsec = (long)(ns % SP_NS_PER_SEC);
+    return ts;
+}

@@ -1,0 +1,28 @@
+/*
+ * sp_time — clocks.  All latencies use CLOCK_MONOTONIC nanoseconds, which
+ * every process on one host shares, so a worker's timestamp and a producer's
+ * can be compared directly.
+ */
+#ifndef SP_TIME_H
+#define SP_TIME_H
+
+#include <stdint.h>
+#include <time.h>
+
+#define SP_NS_PER_SEC 1000000000ull
+#define SP_NS_PER_MS  1000000ull
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t sp_now_ns(void);
+
+/* Sleeps until the monotonic time `deadline_ns` (returns early on a signal). */
+void sp_sleep_until_ns(uint64_t deadline_ns);
+
+/* Sleeps for `ns` nanoseconds (returns early on a signal). */
+void sp_sleep_ns(uint64_t ns);
+
+/* A CLOCK_REALTIME deadline `timeout_ms` from now, for the *timed* POSIX
+ * calls (mq_timedreceive, sem_timedwait) that only take wall-clock time. */
+struct timespec sp_deadline_realtime(int timeout_ms);
+
+#endif

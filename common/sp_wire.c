@@ -1,0 +1,296 @@
+/*
+ * sp_wire — encode, decode and validate messages.
+ *
+ * Encoding goes field by field through little-endian helpers; on x86-64 they
+ * compile to plain loads and stores, and on a big-endian host they would
+ * still produce the documented bytes.
+ */
+#include "sp_wire.h"
+
+#include "sp_error.h"
+
+#include <string.h>
+
+static void s_put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static void s_put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static void s_put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static uint16_t s_get16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static uint32_t s_get32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+static uint64_t s_get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+size_t sp_wire_record_size(unsigned kind)
+{
+    switch (kind) {
+    case SP_MSG_ORDERS:
+        return SP_WIRE_ORDER_SIZE;
+    case SP_MSG_RESULTS:
+        return SP_WIRE_RESULT_SIZE;
+    case SP_MSG_EVENTS:
+        return SP_WIRE_EVENT_SIZE;
+    case SP_MSG_HEARTBEAT:
+        return SP_WIRE_HEARTBEAT_SIZE;
+    default:
+        return 0;
+    }
+}
+
+size_t sp_wire_msg_size(unsigned kind, unsigned count)
+{
+    return SP_WIRE_HDR_SIZE + (size_t)count * sp_wire_record_size(kind);
+}
+
+unsigned sp_wire_fit(unsigned kind, size_t max_bytes)
+{
+    size_t rec = sp_wire_record_size(kind);
+    if (rec == 0 || max_bytes < SP_WIRE_HDR_SIZE + rec) {
+        return 0;
+    }
+    size_t n = (max_bytes - SP_WIRE_HDR_SIZE) / rec;
+    return n > SP_WIRE_MAX_RECORDS ? SP_WIRE_MAX_RECORDS : (unsigned)n;
+}
+
+int sp_wire_check(const void *buf, size_t len, sp_msg_hdr_t *hdr)
+{
+    if (buf == NULL || len < SP_WIRE_HDR_SIZE) {
+        return SP_E_BAD_SIZE;
+    }
+    sp_msg_hdr_t h;
+    sp_wire_get_hdr(buf, &h);
+    if (h.magic != SP_WIRE_MAGIC) {
+        return SP_E_BAD_MAGIC;
+    }
+    if (h.version != SP_WIRE_VERSION) {
+        return SP_E_BAD_VERSION;
+    }
+    if (h.kind == 0 || h.kind > SP_MSG_KIND_MAX) {
+        return SP_E_BAD_KIND;
+    }
+    if (h.count > SP_WIRE_MAX_RECORDS) {
+        return SP_E_BAD_SIZE;
+    }
+    size_t rec = sp_wire_record_size(h.kind);
+    if (rec == 0 && h.count != 0 && h.kind != SP_MSG_CREDIT) {
+        return SP_E_BAD_SIZE;
+    }
+    if (len != SP_WIRE_HDR_SIZE + (size_t)h.count * rec) {
+        return SP_E_BAD_SIZE;
+    }
+    if (hdr != NULL) {
+        *hdr = h;
+    }
+    return 0;
+}
+
+int sp_wire_check_order(const sp_order_t *o)
+{
+    if (o->type != SP_ORDER_PURCHASE && o->type != SP_ORDER_RESTOCK) {
+        return SP_E_INVALID;
+    }
+    if (o->quantity < 1 || o->quantity > SP_QTY_MAX) {
+        return SP_E_INVALID;
+    }
+    if (o->product_id == 0 || o->flags != 0 || o->reserved != 0) {
+        return SP_E_INVALID;
+    }
+    return 0;
+}
+
+void sp_wire_put_hdr(void *p, unsigned kind, unsigned count, uint32_t sender, uint32_t batch)
+{
+    uint8_t *b = p;
+    s_put32(b, SP_WIRE_MAGIC);
+    b[4] = SP_WIRE_VERSION;
+    b[5] = (uint8_t)kind;
+    s_put16(b + 6, (uint16_t)count);
+    s_put32(b + 8, sender);
+    s_put32(b + 12, batch);
+}
+
+void sp_wire_get_hdr(const void *p, sp_msg_hdr_t *h)
+{
+    const uint8_t *b = p;
+    h->magic = s_get32(b);
+    h->version = b[4];
+    h->kind = b[5];
+    h->count = s_get16(b + 6);
+    h->sender = s_get32(b + 8);
+    h->batch = s_get32(b + 12);
+}
+
+void sp_wire_put_order(void *p, const sp_order_t *o)
+{
+    uint8_t *b = p;
+    b[0] = o->type;
+    b[1] = o->flags;
+    s_put16(b + 2, o->reserved);
+    s_put32(b + 4, o->producer_id);
+    s_put64(b + 8, o->seq);
+    s_put32(b + 16, o->product_id);
+    s_put32(b + 20, o->quantity);
+    s_put64(b + 24, o->sched_ns);
+}
+
+void sp_wire_get_order(const void *p, sp_order_t *o)
+{
+    const uint8_t *b = p;
+    o->type = b[0];
+    o->flags = b[1];
+    o->reserved = s_get16(b + 2);
+    o->producer_id = s_get32(b + 4);
+    o->seq = s_get64(b + 8);
+    o->product_id = s_get32(b + 16);
+    o->quantity = s_get32(b + 20);
+    o->sched_ns = s_get64(b + 24);
+}
+
+void sp_wire_put_result(void *p, const sp_result_t *r)
+{
+    uint8_t *b = p;
+    s_put32(b, r->producer_id);
+    b[4] = r->status;
+    b[5] = r->type;
+    s_put16(b + 6, r->worker_id);
+    s_put64(b + 8, r->seq);
+    s_put32(b + 16, r->product_id);
+    s_put32(b + 20, r->stock_after);
+    s_put64(b + 24, r->sched_ns);
+    s_put64(b + 32, r->applied_ns);
+}
+
+void sp_wire_get_result(const void *p, sp_result_t *r)
+{
+    const uint8_t *b = p;
+    r->producer_id = s_get32(b);
+    r->status = b[4];
+    r->type = b[5];
+    r->worker_id = s_get16(b + 6);
+    r->seq = s_get64(b + 8);
+    r->product_id = s_get32(b + 16);
+    r->stock_after = s_get32(b + 20);
+    r->sched_ns = s_get64(b + 24);
+    r->applied_ns = s_get64(b + 32);
+}
+
+void sp_wire_put_event(void *p, const sp_event_t *e)
+{
+    uint8_t *b = p;
+    s_put64(b, e->pub_seq);
+    s_put32(b + 8, e->publisher_id);
+    s_put32(b + 12, e->product_id);
+    s_put32(b + 16, e->old_stock);
+    s_put32(b + 20, e->new_stock);
+    s_put32(b + 24, e->row_version);
+    s_put32(b + 28, e->order_producer);
+    s_put64(b + 32, e->order_seq);
+    s_put64(b + 40, e->ts_ns);
+}
+
+void sp_wire_get_event(const void *p, sp_event_t *e)
+{
+    const uint8_t *b = p;
+    e->pub_seq = s_get64(b);
+    e->publisher_id = s_get32(b + 8);
+    e->product_id = s_get32(b + 12);
+    e->old_stock = s_get32(b + 16);
+    e->new_stock = s_get32(b + 20);
+    e->row_version = s_get32(b + 24);
+    e->order_producer = s_get32(b + 28);
+    e->order_seq = s_get64(b + 32);
+    e->ts_ns = s_get64(b + 40);
+}
+
+void sp_wire_put_heartbeat(void *p, const sp_heartbeat_t *hb)
+{
+    uint8_t *b = p;
+    s_put64(b, hb->pub_seq);
+    s_put32(b + 8, hb->publisher_id);
+    s_put32(b + 12, hb->state);
+    s_put64(b + 16, hb->orders_applied);
+    s_put64(b + 24, hb->ts_ns);
+    s_put32(b + 32, hb->pid);
+    s_put32(b + 36, hb->reserved);
+}
+
+void sp_wire_get_heartbeat(const void *p, sp_heartbeat_t *hb)
+{
+    const uint8_t *b = p;
+    hb->pub_seq = s_get64(b);
+    hb->publisher_id = s_get32(b + 8);
+    hb->state = s_get32(b + 12);
+    hb->orders_applied = s_get64(b + 16);
+    hb->ts_ns = s_get64(b + 24);
+    hb->pid = s_get32(b + 32);
+    hb->reserved = s_get32(b + 36);
+}
+
+const char *sp_wire_kind_name(unsigned kind)
+{
+    static const char *names[] = {"?",         "orders", "results", "events",
+                                  "heartbeat", "credit", "eos",     "eos_ack"};
+    return kind <= SP_MSG_KIND_MAX ? names[kind] : "?";
+}
+
+const char *sp_wire_order_type_name(unsigned type)
+{
+    static const char *names[] = {"?", "purchase", "restock", "reserve", "buy_held", "release"};
+    return type <= SP_ORDER_RELEASE ? names[type] : "?";
+}
+
+const char *sp_wire_status_name(unsigned status)
+{
+    static const char *names[] = {"accepted", "out_of_stock", "unknown_product", "invalid",
+                                  "duplicate"};
+    return status < SP_STATUS_COUNT ? names[status] : "?";
+}
+
+uint8_t sp_wire_status_of(int rc)
+{
+    switch (rc) {
+    case 0:
+        return SP_STATUS_ACCEPTED;
+    case SP_E_OUT_OF_STOCK:
+        return SP_STATUS_OUT_OF_STOCK;
+    case SP_E_UNKNOWN_PRODUCT:
+        return SP_STATUS_UNKNOWN_PRODUCT;
+    case SP_E_DUPLICATE:
+        return SP_STATUS_DUPLICATE;
+    default:
+        return SP_STATUS_INVALID;
+    }
+}

@@ -1,0 +1,178 @@
+/*
+ * sp_wire — stockpipe's wire format (the contract; see docs/PROTOCOL.md).
+ *
+ * Every message is one contiguous buffer: a 16-byte header followed by
+ * `count` fixed-size records of the one kind the header names.  All integers
+ * are little-endian and fixed-width; there are no pointers, no padding the
+ * compiler chooses, and no variable-length fields, so a message can be
+ * validated by its length alone before any record is read.
+ *
+ * The in-memory structs below have exactly the wire layout (checked by
+ * _Static_assert), but code never casts a received buffer to them: the
+ * sp_wire_get_* functions copy each field out with an explicit little-endian
+ * conversion, so an unaligned or hostile buffer is harmless.
+ */
+#ifndef SP_WIRE_H
+#define SP_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SP_WIRE_MAGIC       0x31575053u /* bytes 'S' 'P' 'W' '1' */
+#define SP_WIRE_VERSION     1
+#define SP_WIRE_HDR_SIZE    16
+#define SP_WIRE_MAX_RECORDS 4096     /* per message, any kind */
+#define SP_QTY_MAX          1000000u /* largest quantity one order may carry */
+
+/* Message kinds (header byte 5). */
+enum {
+    SP_MSG_ORDERS = 1,    /* producer -> worker: sp_order_t records */
+    SP_MSG_RESULTS = 2,   /* worker -> producer: sp_result_t records */
+    SP_MSG_EVENTS = 3,    /* worker -> monitors: sp_event_t records */
+    SP_MSG_HEARTBEAT = 4, /* any publisher -> monitors: sp_heartbeat_t */
+    SP_MSG_CREDIT = 5,    /* worker -> broker (zmq): `count` more batches wanted */
+    SP_MSG_EOS = 6,       /* end of stream, no records; answered by EOS_ACK */
+    SP_MSG_EOS_ACK = 7,   /* acknowledges an EOS, no records */
+    SP_MSG_KIND_MAX = 7
+};
+
+/* Order types. */
+enum {
+    SP_ORDER_PURCHASE = 1,
+    SP_ORDER_RESTOCK = 2,
+    SP_ORDER_RESERVE = 3,  /* reserved for holds; refused as invalid today */
+    SP_ORDER_BUY_HELD = 4, /* reserved for holds; refused as invalid today */
+    SP_ORDER_RELEASE = 5,  /* reserved for holds; refused as invalid today */
+};
+
+/* Result statuses. */
+enum {
+    SP_STATUS_ACCEPTED = 0,
+    SP_STATUS_OUT_OF_STOCK = 1,
+    SP_STATUS_UNKNOWN_PRODUCT = 2,
+    SP_STATUS_INVALID = 3,
+    SP_STATUS_DUPLICATE = 4,
+    SP_STATUS_COUNT = 5
+};
+
+typedef struct {
+    uint32_t magic;  /* SP_WIRE_MAGIC */
+    uint8_t version; /* SP_WIRE_VERSION */
+    uint8_t kind;    /* SP_MSG_* */
+    uint16_t count;  /* records that follow, 0 .. SP_WIRE_MAX_RECORDS */
+    uint32_t sender; /* producer id, worker id (publisher) or 0 for the broker */
+    uint32_t batch;  /* sender's message counter, for tracing */
+} sp_msg_hdr_t;
+
+typedef struct {
+    uint8_t type;         /* SP_ORDER_* */
+    uint8_t flags;        /* 0 */
+    uint16_t reserved;    /* 0 */
+    uint32_t producer_id; /* who placed it; results go back to them */
+    uint64_t seq;         /* producer's order number, from 1 */
+    uint32_t product_id;  /* id_reg from the catalogue */
+    uint32_t quantity;    /* 1 .. SP_QTY_MAX */
+    uint64_t sched_ns;    /* when the producer meant to send it (monotonic) */
+} sp_order_t;
+
+typedef struct {
+    uint32_t producer_id; /* copied from the order */
+    uint8_t status;       /* SP_STATUS_* */
+    uint8_t type;         /* order type, copied */
+    uint16_t worker_id;   /* who applied it */
+    uint64_t seq;         /* copied from the order */
+    uint32_t product_id;  /* copied from the order */
+    uint32_t stock_after; /* stock after applying (or the stock that refused it) */
+    uint64_t sched_ns;    /* copied from the order */
+    uint64_t applied_ns;  /* worker's monotonic clock when applied */
+} sp_result_t;
+
+typedef struct {
+    uint64_t pub_seq;      /* publisher's event number, from 1, no gaps */
+    uint32_t publisher_id; /* worker id */
+    uint32_t product_id;
+    uint32_t old_stock;
+    uint32_t new_stock;
+    uint32_t row_version;    /* the row's change counter after this change */
+    uint32_t order_producer; /* order that caused it */
+    uint64_t order_seq;
+    uint64_t ts_ns; /* publisher's monotonic clock */
+} sp_event_t;
+
+typedef struct {
+    uint64_t pub_seq; /* last event number this publisher sent */
+    uint32_t publisher_id;
+    uint32_t state;          /* SP_PUB_* */
+    uint64_t orders_applied; /* orders this publisher has answered */
+    uint64_t ts_ns;
+    uint32_t pid;
+    uint32_t reserved;
+} sp_heartbeat_t;
+
+enum { SP_PUB_RUNNING = 1, SP_PUB_STOPPING = 2 };
+
+#define SP_WIRE_ORDER_SIZE     32
+#define SP_WIRE_RESULT_SIZE    40
+#define SP_WIRE_EVENT_SIZE     48
+#define SP_WIRE_HEARTBEAT_SIZE 40
+
+_Static_assert(sizeof(sp_msg_hdr_t) == SP_WIRE_HDR_SIZE, "header layout");
+_Static_assert(sizeof(sp_order_t) == SP_WIRE_ORDER_SIZE, "order layout");
+_Static_assert(sizeof(sp_result_t) == SP_WIRE_RESULT_SIZE, "result layout");
+_Static_assert(sizeof(sp_event_t) == SP_WIRE_EVENT_SIZE, "event layout");
+_Static_assert(sizeof(sp_heartbeat_t) == SP_WIRE_HEARTBEAT_SIZE, "heartbeat layout");
+
+/* Size of one record of a message kind; 0 for kinds without records. */
+size_t sp_wire_record_size(unsigned kind);
+
+/* Total bytes of a message of `kind` with `count` records. */
+size_t sp_wire_msg_size(unsigned kind, unsigned count);
+
+/* Largest record count of `kind` that fits in `max_bytes` (capped at
+ * SP_WIRE_MAX_RECORDS); 0 if not even one does. */
+unsigned sp_wire_fit(unsigned kind, size_t max_bytes);
+
+/* Validates a received message: length >= header, magic, version, kind,
+ * count range, and length == header + count * record size.  Fills *hdr.
+ * Returns 0, SP_E_BAD_SIZE, SP_E_BAD_MAGIC, SP_E_BAD_VERSION or
+ * SP_E_BAD_KIND.  Never reads past `len`. */
+int sp_wire_check(const void *buf, size_t len, sp_msg_hdr_t *hdr);
+
+/* Field ranges of one decoded order: type purchase/restock, quantity 1 ..
+ * SP_QTY_MAX, product id >= 1.  Returns 0 or SP_E_INVALID (whether the
+ * product exists is the table's business). */
+int sp_wire_check_order(const sp_order_t *order);
+
+/* Header and records, to and from little-endian bytes.  `p` points at the
+ * start of the header or of the record; the caller guarantees the space
+ * (sp_wire_check does for received messages). */
+void sp_wire_put_hdr(void *p, unsigned kind, unsigned count, uint32_t sender, uint32_t batch);
+void sp_wire_get_hdr(const void *p, sp_msg_hdr_t *h);
+void sp_wire_put_order(void *p, const sp_order_t *o);
+void sp_wire_get_order(const void *p, sp_order_t *o);
+void sp_wire_put_result(void *p, const sp_result_t *r);
+void sp_wire_get_result(const void *p, sp_result_t *r);
+void sp_wire_put_event(void *p, const sp_event_t *e);
+void sp_wire_get_event(const void *p, sp_event_t *e);
+void sp_wire_put_heartbeat(void *p, const sp_heartbeat_t *hb);
+void sp_wire_get_heartbeat(const void *p, sp_heartbeat_t *hb);
+
+/* Address of record i of a message. */
+static inline void *sp_wire_rec(void *msg, unsigned kind, unsigned i)
+{
+    return (uint8_t *)msg + SP_WIRE_HDR_SIZE + (size_t)i * sp_wire_record_size(kind);
+}
+static inline const void *sp_wire_crec(const void *msg, unsigned kind, unsigned i)
+{
+    return (const uint8_t *)msg + SP_WIRE_HDR_SIZE + (size_t)i * sp_wire_record_size(kind);
+}
+
+/* Names for logs and reports ("purchase", "out_of_stock", ...). */
+const char *sp_wire_kind_name(unsigned kind);
+const char *sp_wire_order_type_name(unsigned type);
+const char *sp_wire_status_name(unsigned status);
+
+/* Maps a table/apply return code to a result status. */
+uint8_t sp_wire_status_of(int rc);
+
+#endif

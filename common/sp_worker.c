@@ -1,0 +1,200 @@
+/*
+ * sp_worker — receive, validate, apply, answer, publish.
+ *
+ * The loop never blocks longer than SP_WORKER_POLL_MS, so it notices a
+ * shutdown request promptly and keeps its heartbeat fresh while idle.
+ */
+#include "sp_worker.h"
+
+#include "sp_error.h"
+#include "sp_events.h"
+#include "sp_instance.h"
+#include "sp_link.h"
+#include "sp_signal.h"
+#include "sp_time.h"
+#include "sp_wire.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    sp_table_t *table;
+    sp_table_hdr_t *hdr;
+    sp_worker_slot_t *slot;
+    sp_link_t *link;
+    sp_pub_t *pub;
+    sp_sync_t sync;
+    uint32_t id;
+    sp_worker_stats_t *st;
+    uint8_t *in;
+    size_t in_cap;
+    uint8_t *out;
+    uint32_t batch;
+} sp_wctx_t;
+
+/* Applies one decoded order and fills its result; publishes an event when
+ * stock changed. */
+static void s_apply_one(sp_wctx_t *w, const sp_order_t *o, uint32_t sender, sp_result_t *res)
+{
+    memset(res, 0, sizeof *res);
+    res->producer_id = o->producer_id;
+    res->type = o->type;
+    res->worker_id = (uint16_t)w->id;
+    res->seq = o->seq;
+    res->product_id = o->product_id;
+    res->sched_ns = o->sched_ns;
+
+    int rc = sp_wire_check_order(o);
+    if (rc == 0 && o->producer_id != sender) {
+        rc = SP_E_INVALID; /* an order must come from the producer it names */
+    }
+    sp_change_t chg = {0};
+    if (rc == 0) {
+        rc = sp_table_apply(w->table, w->sync, o->type, o->product_id, o->quantity, &chg);
+    }
+    res->status = sp_wire_status_of(rc);
+    res->stock_after = chg.new_stock;
+    res->applied_ns = sp_now_ns();
+    w->st->orders[res->status]++;
+    atomic_fetch_add_explicit(&w->slot->orders[res->status], 1, memory_order_relaxed);
+    if (rc == 0) {
+        sp_event_t ev = {.product_id = o->product_id,
+                         .old_stock = chg.old_stock,
+                         .new_stock = chg.new_stock,
+                         .row_version = chg.version,
+                         .order_producer = o->producer_id,
+                         .order_seq = o->seq};
+        sp_pub_event(w->pub, &ev);
+        w->st->events++;
+        atomic_fetch_add_explicit(&w->hdr->event_seq, 1, memory_order_relaxed);
+    }
+}
+
+static void s_dead_letter(sp_wctx_t *w, const sp_route_t *route)
+{
+    w->st->invalid_msgs++;
+    atomic_fetch_add_explicit(&w->slot->invalid_msgs, 1, memory_order_relaxed);
+    sp_link_release(w->link, route);
+}
+
+static void s_handle(sp_wctx_t *w, size_t len, const sp_route_t *route)
+{
+    sp_msg_hdr_t h;
+    if (sp_wire_check(w->in, len, &h) < 0 || h.kind != SP_MSG_ORDERS || h.count == 0) {
+        s_dead_letter(w, route);
+        return;
+    }
+    w->st->msgs++;
+    for (unsigned i = 0; i < h.count; i++) {
+        sp_order_t o;
+        sp_result_t res;
+        sp_wire_get_order(sp_wire_crec(w->in, SP_MSG_ORDERS, i), &o);
+        s_apply_one(w, &o, h.sender, &res);
+        sp_wire_put_result(sp_wire_rec(w->out, SP_MSG_RESULTS, i), &res);
+    }
+    sp_wire_put_hdr(w->out, SP_MSG_RESULTS, h.count, w->id, w->batch++);
+    int rc = sp_link_send(w->link, w->out, sp_wire_msg_size(SP_MSG_RESULTS, h.count), route,
+                          SP_RESULT_SEND_TIMEOUT_MS);
+    if (rc < 0) {
+        w->st->result_drops++;
+    }
+    sp_pub_flush(w->pub);
+}
+
+static uint64_t s_answered(const sp_worker_stats_t *st)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < SP_STATUS_COUNT; i++) {
+        n += st->orders[i];
+    }
+    return n;
+}
+
+int sp_worker_run(const sp_worker_cfg_t *cfg, sp_worker_stats_t *stats, char *why, size_t cap)
+{
+    sp_wctx_t w = {.id = cfg->worker_id, .st = stats};
+    memset(stats, 0, sizeof *stats);
+    sp_names_t names;
+    int rc = sp_names_init(&names, cfg->instance, NULL);
+    if (rc < 0) {
+        snprintf(why, cap, "bad instance name '%s'", cfg->instance);
+        return rc;
+    }
+    if (cfg->worker_id < 1 || cfg->worker_id > SP_WORKERS_MAX) {
+        snprintf(why, cap, "worker id %u is not within 1..%d", cfg->worker_id, SP_WORKERS_MAX);
+        return SP_E_USAGE;
+    }
+    rc = sp_table_open_ready(&w.table, names.table, true, SP_OPEN_TIMEOUT_MS);
+    if (rc < 0) {
+        snprintf(why, cap, "cannot open table %s: %s", names.table, sp_strerror(rc));
+        return rc;
+    }
+    w.hdr = sp_table_hdr(w.table);
+    w.sync = cfg->sync >= 0 ? (sp_sync_t)cfg->sync : (sp_sync_t)w.hdr->sync;
+    w.slot = &w.hdr->worker[cfg->worker_id - 1];
+
+    w.in_cap = w.hdr->transport == SP_TRANSPORT_MQ
+                   ? w.hdr->mq_msgsize
+                   : sp_wire_msg_size(SP_MSG_ORDERS, SP_WIRE_MAX_RECORDS);
+    w.in = malloc(w.in_cap);
+    w.out = malloc(sp_wire_msg_size(SP_MSG_RESULTS, SP_WIRE_MAX_RECORDS));
+    if (w.in == NULL || w.out == NULL) {
+        rc = -ENOMEM;
+        goto done;
+    }
+    sp_link_cfg_t lc = {.role = SP_LINK_WORKER,
+                        .kind = (sp_transport_kind_t)w.hdr->transport,
+                        .names = &names,
+                        .endpoint = w.hdr->ep_workers,
+                        .id = cfg->worker_id,
+                        .max_msg = w.in_cap,
+                        .credit = SP_LINK_CREDIT_DEFAULT};
+    rc = sp_link_open(&w.link, &lc, why, cap);
+    if (rc < 0) {
+        goto done;
+    }
+    w.pub = sp_pub_new(w.hdr->ep_events_in, cfg->worker_id);
+    if (w.pub == NULL) {
+        rc = -errno;
+        snprintf(why, cap, "cannot connect to the event path %s", w.hdr->ep_events_in);
+        goto done;
+    }
+    atomic_store(&w.slot->pid, (int32_t)getpid());
+    atomic_store(&w.slot->state, SP_PUB_RUNNING);
+
+    uint64_t next_beat = 0;
+    while (!sp_signal_stopping()) {
+        sp_route_t route;
+        int n = sp_link_recv(w.link, w.in, w.in_cap, &route, SP_WORKER_POLL_MS);
+        if (n >= 0) {
+            s_handle(&w, (size_t)n, &route);
+        } else if (n == -EMSGSIZE || n == -EPROTO) {
+            s_dead_letter(&w, &route);
+        } else if (n != SP_E_TIMEOUT && n != -EINTR && n != -EAGAIN) {
+            snprintf(why, cap, "receiving orders failed: %s", sp_strerror(n));
+            rc = n;
+            break;
+        }
+        uint64_t now = sp_now_ns();
+        atomic_store_explicit(&w.slot->heartbeat_ns, now, memory_order_relaxed);
+        if (now >= next_beat) {
+            sp_pub_heartbeat(w.pub, SP_PUB_RUNNING, s_answered(stats));
+            next_beat = now + SP_HEARTBEAT_MS * SP_NS_PER_MS;
+        }
+    }
+    atomic_store(&w.slot->state, SP_PUB_STOPPING);
+    sp_pub_heartbeat(w.pub, SP_PUB_STOPPING, s_answered(stats));
+done:
+    sp_pub_destroy(&w.pub);
+    sp_link_close(&w.link);
+    if (w.slot != NULL) {
+        atomic_store(&w.slot->pid, 0);
+    }
+    sp_table_close(&w.table);
+    free(w.in);
+    free(w.out);
+    return rc;
+}

@@ -1,0 +1,43 @@
+/*
+ * sp_worker — the inventory worker's loop (bin/consumer is a thin main over
+ * it).
+ *
+ * A worker takes order messages from its link, validates every record,
+ * applies the valid ones to the shared table with the instance's strategy,
+ * answers the whole message with one result message along the route it came
+ * by, publishes one stock event per change, and beats its heart in the
+ * table's worker slot and on the event path.  A malformed message is counted
+ * and dead-lettered (its credit returned), never trusted.
+ */
+#ifndef SP_WORKER_H
+#define SP_WORKER_H
+
+#include "sp_table.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SP_HEARTBEAT_MS           250  /* worker heartbeat period */
+#define SP_WORKER_POLL_MS         100  /* longest wait before checking for shutdown */
+#define SP_RESULT_SEND_TIMEOUT_MS 1000 /* then the result is a counted drop */
+#define SP_OPEN_TIMEOUT_MS        5000 /* waiting for the broker to be ready */
+
+typedef struct {
+    const char *instance;
+    uint32_t worker_id; /* 1 .. SP_WORKERS_MAX */
+    int sync;           /* sp_sync_t, or -1 for the instance's */
+} sp_worker_cfg_t;
+
+typedef struct {
+    uint64_t msgs;         /* order messages handled */
+    uint64_t orders[5];    /* by SP_STATUS_* */
+    uint64_t invalid_msgs; /* dead-lettered */
+    uint64_t result_drops; /* result messages that could not be delivered */
+    uint64_t events;       /* stock events published */
+} sp_worker_stats_t;
+
+/* Runs until a stop is requested (sp_signal).  Returns 0 on a clean stop or a
+ * negative code with *why explaining it. */
+int sp_worker_run(const sp_worker_cfg_t *cfg, sp_worker_stats_t *stats, char *why, size_t cap);
+
+#endif

@@ -1,0 +1,201 @@
+/*
+ * sp_zlink — the ZeroMQ transport behind sp_link.h.
+ *
+ * Producers and workers both connect DEALER sockets to the broker's two
+ * ROUTERs (see sp_router.c).  A producer's messages are single frames.  A
+ * worker receives [producer routing id][orders] and answers with
+ * [producer routing id][results]; the broker counts each answer as one credit
+ * returned.  We use czmq to make and configure sockets and the raw libzmq
+ * calls on the hot path (one zmq_poll and one zmq_send per message).
+ */
+#include "sp_link_impl.h"
+#include "sp_zmq.h"
+
+#include "sp_error.h"
+#include "sp_wire.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    sp_link_t base;
+    sp_link_role_t role;
+    zsock_t *sock;
+    void *raw;
+    uint32_t id;
+    uint32_t batch;
+} sp_zlink_t;
+
+void sp_zmq_setup(void)
+{
+    static int done = 0;
+    if (!done) {
+        zsys_handler_set(NULL);
+        done = 1;
+    }
+}
+
+static int s_wait(void *raw, short events, int timeout_ms)
+{
+    zmq_pollitem_t item = {.socket = raw, .events = events};
+    int rc = zmq_poll(&item, 1, timeout_ms);
+    if (rc < 0) {
+        return -errno;
+    }
+    return rc == 0 ? SP_E_TIMEOUT : 0;
+}
+
+static int s_send(sp_link_t *self, const void *msg, size_t len, const sp_route_t *route,
+                  int timeout_ms)
+{
+    sp_zlink_t *l = (sp_zlink_t *)self;
+    int rc = s_wait(l->raw, ZMQ_POLLOUT, timeout_ms);
+    if (rc < 0) {
+        return rc;
+    }
+    if (l->role == SP_LINK_WORKER) {
+        if (route == NULL || route->id_len == 0) {
+            return -EINVAL;
+        }
+        if (zmq_send(l->raw, route->id, route->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+            return -errno;
+        }
+    }
+    if (zmq_send(l->raw, msg, len, ZMQ_DONTWAIT) < 0) {
+        return -errno;
+    }
+    return 0;
+}
+
+/* Reads and discards the rest of a multipart message. */
+static void s_drain(void *raw)
+{
+    int more = 1;
+    size_t sz = sizeof more;
+    while (zmq_getsockopt(raw, ZMQ_RCVMORE, &more, &sz) == 0 && more) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        zmq_msg_recv(&m, raw, 0);
+        zmq_msg_close(&m);
+    }
+}
+
+static int s_has_more(void *raw)
+{
+    int more = 0;
+    size_t sz = sizeof more;
+    zmq_getsockopt(raw, ZMQ_RCVMORE, &more, &sz);
+    return more;
+}
+
+static int s_recv(sp_link_t *self, void *buf, size_t cap, sp_route_t *route, int timeout_ms)
+{
+    sp_zlink_t *l = (sp_zlink_t *)self;
+    int rc = s_wait(l->raw, ZMQ_POLLIN, timeout_ms);
+    if (rc < 0) {
+        return rc;
+    }
+    if (route != NULL) {
+        memset(route, 0, sizeof *route);
+    }
+    if (l->role == SP_LINK_WORKER) {
+        uint8_t id[SP_ROUTE_ID_MAX];
+        int n = zmq_recv(l->raw, id, sizeof id, ZMQ_DONTWAIT);
+        if (n < 0) {
+            return -errno;
+        }
+        if (n > (int)sizeof id || n == 0 || !s_has_more(l->raw)) {
+            s_drain(l->raw);
+            return -EPROTO;
+        }
+        if (route != NULL) {
+            route->id_len = (uint8_t)n;
+            memcpy(route->id, id, (size_t)n);
+        }
+    }
+    int n = zmq_recv(l->raw, buf, cap, ZMQ_DONTWAIT);
+    if (n < 0) {
+        return -errno;
+    }
+    if (s_has_more(l->raw)) {
+        s_drain(l->raw);
+        return -EPROTO;
+    }
+    if ((size_t)n > cap) {
+        return -EMSGSIZE;
+    }
+    if (route != NULL && (size_t)n >= SP_WIRE_HDR_SIZE) {
+        sp_msg_hdr_t h;
+        sp_wire_get_hdr(buf, &h);
+        route->producer_id = h.sender;
+    }
+    return n;
+}
+
+static int s_send_credit(sp_zlink_t *l, unsigned credit)
+{
+    uint8_t msg[SP_WIRE_HDR_SIZE];
+    sp_wire_put_hdr(msg, SP_MSG_CREDIT, credit, l->id, l->batch++);
+    return zmq_send(l->raw, msg, sizeof msg, 0) < 0 ? -errno : 0;
+}
+
+static int s_release(sp_link_t *self, const sp_route_t *route)
+{
+    (void)route;
+    sp_zlink_t *l = (sp_zlink_t *)self;
+    return l->role == SP_LINK_WORKER ? s_send_credit(l, 1) : 0;
+}
+
+static void s_close(sp_link_t *self)
+{
+    sp_zlink_t *l = (sp_zlink_t *)self;
+    zsock_destroy(&l->sock);
+    free(l);
+}
+
+static const sp_link_ops_t s_ops = {
+    .send = s_send, .recv = s_recv, .release = s_release, .depth = NULL, .close = s_close};
+
+int sp_zmq_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t why_cap)
+{
+    sp_zmq_setup();
+    if (cfg->endpoint == NULL || cfg->endpoint[0] == '\0') {
+        snprintf(why, why_cap, "no ZeroMQ endpoint to connect to");
+        return SP_E_USAGE;
+    }
+    sp_zlink_t *l = calloc(1, sizeof *l);
+    if (l == NULL) {
+        return -ENOMEM;
+    }
+    l->base.ops = &s_ops;
+    l->role = cfg->role;
+    l->id = cfg->id;
+    l->sock = zsock_new(ZMQ_DEALER);
+    if (l->sock == NULL) {
+        free(l);
+        return -ENOMEM;
+    }
+    l->raw = zsock_resolve(l->sock);
+    zsock_set_sndhwm(l->sock, SP_ZMQ_HWM);
+    zsock_set_rcvhwm(l->sock, SP_ZMQ_HWM);
+    /* inbound messages are orders (worker) or results (producer), and libzmq
+     * drops the whole connection on one oversized message: size for both */
+    size_t inbound = cfg->reply_msg > cfg->max_msg ? cfg->reply_msg : cfg->max_msg;
+    zsock_set_maxmsgsize(l->sock, (int)(inbound + SP_ROUTE_ID_MAX));
+    if (zsock_connect(l->sock, "%s", cfg->endpoint) < 0) {
+        snprintf(why, why_cap, "cannot connect to %s: %s", cfg->endpoint, zmq_strerror(errno));
+        s_close(&l->base);
+        return SP_E_USAGE;
+    }
+    if (cfg->role == SP_LINK_WORKER) {
+        int rc = s_send_credit(l, cfg->credit ? cfg->credit : SP_LINK_CREDIT_DEFAULT);
+        if (rc < 0) {
+            s_close(&l->base);
+            return rc;
+        }
+    }
+    *out = &l->base;
+    return 0;
+}

@@ -1,0 +1,80 @@
+/*
+ * consumer — one inventory worker.  Normally started by the broker; parses
+ * flags and runs sp_worker_run().
+ */
+#include "sp_args.h"
+#include "sp_error.h"
+#include "sp_log.h"
+#include "sp_signal.h"
+#include "sp_worker.h"
+
+#include <getopt.h>
+#include <stdio.h>
+
+#define EXIT_USAGE 2
+
+static void s_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: consumer --worker-id N [--instance NAME] [--sync cas|row-lock|table-lock]\n"
+            "  (the broker starts workers itself; run one by hand only to add a worker)\n");
+}
+
+int main(int argc, char **argv)
+{
+    sp_log_init("consumer");
+    sp_worker_cfg_t cfg = {.instance = "stockpipe", .worker_id = 0, .sync = -1};
+    char why[512] = "";
+    static const struct option opts[] = {{"instance", required_argument, 0, 'i'},
+                                         {"worker-id", required_argument, 0, 'w'},
+                                         {"sync", required_argument, 0, 's'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    int c, rc = 0;
+    while (rc == 0 && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'i':
+            cfg.instance = optarg;
+            break;
+        case 'w':
+            rc = sp_arg_u32("--worker-id", optarg, 1, SP_WORKERS_MAX, &cfg.worker_id, why,
+                            sizeof why);
+            break;
+        case 's': {
+            sp_sync_t s;
+            if (sp_sync_parse(optarg, &s) < 0) {
+                snprintf(why, sizeof why, "--sync: '%s' is not cas, row-lock or table-lock",
+                         optarg);
+                rc = SP_E_USAGE;
+            }
+            cfg.sync = (int)s;
+            break;
+        }
+        case 'h':
+            s_usage(stdout);
+            return 0;
+        default:
+            s_usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (rc == 0 && cfg.worker_id == 0) {
+        snprintf(why, sizeof why, "--worker-id is required");
+        rc = SP_E_USAGE;
+    }
+    if (rc < 0) {
+        sp_error("%s (see --help)", why);
+        return EXIT_USAGE;
+    }
+    sp_signal_install();
+    sp_worker_stats_t st;
+    rc = sp_worker_run(&cfg, &st, why, sizeof why);
+    if (rc < 0) {
+        sp_error("%s", why[0] ? why : sp_strerror(rc));
+        return 1;
+    }
+    sp_debug("worker %u: %llu messages, %llu events, %llu dead-lettered, %llu result drops",
+             cfg.worker_id, (unsigned long long)st.msgs, (unsigned long long)st.events,
+             (unsigned long long)st.invalid_msgs, (unsigned long long)st.result_drops);
+    return 0;
+}

@@ -1,0 +1,255 @@
+/*
+ * producer — simulated customers (load mode) or one order from the command
+ * line (`producer buy ID [QTY]`, `producer restock ID QTY`).
+ */
+#include "sp_args.h"
+#include "sp_error.h"
+#include "sp_log.h"
+#include "sp_producer.h"
+#include "sp_signal.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXIT_USAGE             2
+#define EXIT_REFUSED           3 /* one-shot: the order was answered but not accepted */
+#define SP_ONE_SHOT_TIMEOUT_MS 5000
+
+static void s_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: producer [options]              simulated customers\n"
+            "       producer buy ID [QTY]           place one purchase, print the result\n"
+            "       producer restock ID QTY         place one restock, print the result\n"
+            "options:\n"
+            "  --instance NAME     instance to load (default stockpipe)\n"
+            "  --customers N       customer processes (default 1)\n"
+            "  --rate R            orders/s offered by all customers together (default: as fast\n"
+            "                      as possible)\n"
+            "  --arrival A         constant (default with --rate) or poisson\n"
+            "  --duration D        how long to schedule orders: 10, 10s, 500ms, 2m\n"
+            "  --count N           how many orders in all\n"
+            "  --zipf S            Zipf-skewed popularity with exponent S (default uniform)\n"
+            "  --restock F         fraction of orders that are restocks, 0..1 (default 0)\n"
+            "  --qty N | MIN-MAX   quantity per order (default 1)\n"
+            "  --batch N           orders per message (default %d)\n"
+            "  --window N          orders in flight per customer (default %d)\n"
+            "  --timeout D         result timeout (default 5s)\n"
+            "  --seed N            random seed (default 1)\n"
+            "  --json              report as JSON\n"
+            "  --audit             check conservation against the table (only producer)\n"
+            "  --table             print the final table after the report\n",
+            SP_BATCH_DEFAULT, SP_WINDOW_DEFAULT);
+}
+
+static int s_parse_qty(const char *s, sp_load_cfg_t *cfg, char *why, size_t cap)
+{
+    const char *dash = strchr(s, '-');
+    if (dash == NULL) {
+        int rc = sp_arg_u32("--qty", s, 1, SP_QTY_MAX, &cfg->qty_min, why, cap);
+        cfg->qty_max = cfg->qty_min;
+        return rc;
+    }
+    char lo[32];
+    size_t n = (size_t)(dash - s);
+    if (n == 0 || n >= sizeof lo) {
+        snprintf(why, cap, "--qty: '%s' is not N or MIN-MAX", s);
+        return SP_E_USAGE;
+    }
+    memcpy(lo, s, n);
+    lo[n] = '\0';
+    int rc = sp_arg_u32("--qty", lo, 1, SP_QTY_MAX, &cfg->qty_min, why, cap);
+    if (rc == 0) {
+        rc = sp_arg_u32("--qty", dash + 1, cfg->qty_min, SP_QTY_MAX, &cfg->qty_max, why, cap);
+    }
+    return rc;
+}
+
+static int s_one_shot(const char *instance, int argc, char **argv)
+{
+    char why[512] = "";
+    const char *verb = argv[0];
+    unsigned type = strcmp(verb, "buy") == 0 ? SP_ORDER_PURCHASE : SP_ORDER_RESTOCK;
+    if (argc < 2 || argc > 3 || (type == SP_ORDER_RESTOCK && argc != 3)) {
+        sp_error("usage: producer %s ID %s", verb, type == SP_ORDER_PURCHASE ? "[QTY]" : "QTY");
+        return EXIT_USAGE;
+    }
+    uint32_t id, qty = 1;
+    if (sp_arg_u32("product id", argv[1], 1, UINT32_MAX, &id, why, sizeof why) < 0 ||
+        (argc == 3 && sp_arg_u32("quantity", argv[2], 1, SP_QTY_MAX, &qty, why, sizeof why) < 0)) {
+        sp_error("%s", why);
+        return EXIT_USAGE;
+    }
+    sp_result_t res;
+    int rc = sp_order_once(instance, type, id, qty, SP_ONE_SHOT_TIMEOUT_MS, &res, why, sizeof why);
+    if (rc < 0) {
+        sp_error("%s", why);
+        return 1;
+    }
+    switch (res.status) {
+    case SP_STATUS_ACCEPTED:
+        printf("%s: product %u, quantity %u: accepted, stock left %u\n",
+               type == SP_ORDER_PURCHASE ? "bought" : "restocked", id, qty, res.stock_after);
+        return 0;
+    case SP_STATUS_OUT_OF_STOCK:
+        printf("not enough stock: product %u has %u, wanted %u\n", id, res.stock_after, qty);
+        return EXIT_REFUSED;
+    default:
+        printf("refused: product %u, quantity %u: %s\n", id, qty, sp_wire_status_name(res.status));
+        return EXIT_REFUSED;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    sp_log_init("producer");
+    sp_load_cfg_t cfg;
+    sp_load_defaults(&cfg);
+    bool json = false, audit = false, table = false, arrival_set = false;
+    char why[512] = "";
+    static const struct option opts[] = {
+        {"instance", required_argument, 0, 'i'}, {"customers", required_argument, 0, 'c'},
+        {"rate", required_argument, 0, 'r'},     {"arrival", required_argument, 0, 'a'},
+        {"duration", required_argument, 0, 'd'}, {"count", required_argument, 0, 'n'},
+        {"zipf", required_argument, 0, 'z'},     {"restock", required_argument, 0, 'R'},
+        {"qty", required_argument, 0, 'q'},      {"batch", required_argument, 0, 'b'},
+        {"window", required_argument, 0, 'W'},   {"timeout", required_argument, 0, 't'},
+        {"seed", required_argument, 0, 's'},     {"json", no_argument, 0, 'j'},
+        {"audit", no_argument, 0, 'A'},          {"table", no_argument, 0, 'T'},
+        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+    int c, rc = 0;
+    /* "+" stops at the first non-option, so `producer buy 3 -1` reads -1 as a value */
+    while (rc == 0 && (c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        double d;
+        switch (c) {
+        case 'i':
+            cfg.instance = optarg;
+            break;
+        case 'c':
+            rc = sp_arg_u32("--customers", optarg, 1, SP_CUSTOMERS_MAX, &cfg.customers, why,
+                            sizeof why);
+            break;
+        case 'r':
+            rc = sp_arg_double("--rate", optarg, 0.001, 1e9, &cfg.rate, why, sizeof why);
+            if (!arrival_set) {
+                cfg.arrival = SP_ARRIVAL_CONSTANT;
+            }
+            break;
+        case 'a':
+            arrival_set = true;
+            if (strcmp(optarg, "constant") == 0) {
+                cfg.arrival = SP_ARRIVAL_CONSTANT;
+            } else if (strcmp(optarg, "poisson") == 0) {
+                cfg.arrival = SP_ARRIVAL_POISSON;
+            } else {
+                snprintf(why, sizeof why, "--arrival: '%s' is not constant or poisson", optarg);
+                rc = SP_E_USAGE;
+            }
+            break;
+        case 'd':
+            rc = sp_arg_duration("--duration", optarg, &cfg.duration_s, why, sizeof why);
+            break;
+        case 'n':
+            rc = sp_arg_u64("--count", optarg, 1, UINT64_MAX / 2, &cfg.count, why, sizeof why);
+            break;
+        case 'z':
+            rc = sp_arg_double("--zipf", optarg, 0.01, 10, &cfg.zipf_s, why, sizeof why);
+            cfg.pick = SP_PICK_ZIPF;
+            break;
+        case 'R':
+            rc = sp_arg_double("--restock", optarg, 0, 1, &cfg.restock_ratio, why, sizeof why);
+            break;
+        case 'q':
+            rc = s_parse_qty(optarg, &cfg, why, sizeof why);
+            break;
+        case 'b':
+            rc = sp_arg_u32("--batch", optarg, 1, SP_WIRE_MAX_RECORDS, &cfg.batch, why, sizeof why);
+            break;
+        case 'W':
+            rc = sp_arg_u32("--window", optarg, 1, 1u << 20, &cfg.window, why, sizeof why);
+            break;
+        case 't':
+            rc = sp_arg_duration("--timeout", optarg, &d, why, sizeof why);
+            cfg.timeout_ms = (int)(d * 1000);
+            if (rc == 0 && cfg.timeout_ms < 1) {
+                snprintf(why, sizeof why, "--timeout: must be at least 1ms");
+                rc = SP_E_USAGE;
+            }
+            break;
+        case 's':
+            rc = sp_arg_u64("--seed", optarg, 0, UINT64_MAX, &cfg.seed, why, sizeof why);
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'A':
+            audit = true;
+            break;
+        case 'T':
+            table = true;
+            break;
+        case 'h':
+            s_usage(stdout);
+            return 0;
+        default:
+            s_usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (rc < 0) {
+        sp_error("%s (see --help)", why);
+        return EXIT_USAGE;
+    }
+    if (optind < argc) {
+        if (strcmp(argv[optind], "buy") == 0 || strcmp(argv[optind], "restock") == 0) {
+            return s_one_shot(cfg.instance, argc - optind, argv + optind);
+        }
+        sp_error("unexpected argument '%s' (see --help)", argv[optind]);
+        return EXIT_USAGE;
+    }
+    if (cfg.window < cfg.batch) {
+        cfg.window = cfg.batch;
+    }
+    cfg.ledger = audit;
+    sp_signal_install();
+    sp_load_stats_t st;
+    uint64_t *sold = NULL, *restocked = NULL;
+    uint32_t capacity = 0;
+    rc = sp_load_run(&cfg, &st, &sold, &restocked, &capacity, why, sizeof why);
+    if (rc < 0) {
+        sp_error("%s", why[0] ? why : sp_strerror(rc));
+        free(sold);
+        free(restocked);
+        return rc == SP_E_USAGE ? EXIT_USAGE : 1;
+    }
+    if (json) {
+        sp_load_report_json(stdout, &cfg, &st);
+    } else {
+        sp_load_report_text(stdout, &cfg, &st);
+    }
+    int exit_code = 0;
+    if (audit || table) {
+        sp_names_t names;
+        sp_table_t *t = NULL;
+        sp_names_init(&names, cfg.instance, NULL);
+        rc = sp_table_open(&t, names.table, false);
+        if (rc < 0) {
+            sp_error("cannot open %s for the audit: %s", names.table, sp_strerror(rc));
+            exit_code = 1;
+        } else {
+            if (table) {
+                printf("\nfinal table:\n");
+                sp_print_table(stdout, t, 50);
+            }
+            if (audit && sp_audit(stdout, t, &st, sold, restocked) != 0) {
+                exit_code = 1;
+            }
+            sp_table_close(&t);
+        }
+    }
+    free(sold);
+    free(restocked);
+    return exit_code;
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Checks the Debian packages stockpipe builds and tests with.  Missing ones are
+# installed when we are root (after apt-get update); otherwise the exact
+# command is printed and we fail.
+set -euo pipefail
+
+need=()
+have_pc() { pkg-config --exists "$1" 2>/dev/null; }
+command -v pkg-config >/dev/null || need+=(pkg-config)
+command -v cc >/dev/null || need+=(gcc)
+have_pc libzmq || need+=(libzmq3-dev)
+have_pc libczmq || need+=(libczmq-dev)
+have_pc criterion || need+=(libcriterion-dev)
+have_pc ncursesw || need+=(libncurses-dev)
+command -v python3 >/dev/null || need+=(python3)
+python3 -c 'import zmq' 2>/dev/null || need+=(python3-zmq)
+
+if [ ${#need[@]} -eq 0 ]; then
+    exit 0
+fi
+cmd="apt-get install -y --no-install-recommends ${need[*]}"
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    echo "deps: installing ${need[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+else
+    echo "deps: missing packages: ${need[*]}" >&2
+    echo "deps: run as root: apt-get update && $cmd" >&2
+    exit 1
+fi

@@ -1,0 +1,198 @@
+/*
+ * sp_testutil — fork/exec with timeouts, scratch catalogues, leftovers.
+ */
+#include "sp_testutil.h"
+
+#include "sp_instance.h"
+#include "sp_table.h"
+#include "sp_time.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <mqueue.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SPT_ARGS_MAX 64
+#define SPT_POLL_MS  20
+
+void spt_instance(char *buf, size_t cap, const char *tag)
+{
+    snprintf(buf, cap, "sp-%s-%ld", tag, (long)getpid());
+}
+
+const char *spt_bin(const char *role)
+{
+    static __thread char path[4][512];
+    static __thread int next;
+    const char *dir = getenv("SP_BIN_DIR");
+    char *p = path[next++ % 4];
+    snprintf(p, sizeof path[0], "%s/%s", dir ? dir : "bin", role);
+    return p;
+}
+
+const char *spt_data(const char *file)
+{
+    static __thread char path[512];
+    const char *dir = getenv("SP_DATA_DIR");
+    snprintf(path, sizeof path, "%s/%s", dir ? dir : "data", file);
+    return path;
+}
+
+void spt_catalogue(char *path, size_t cap, unsigned n, unsigned stock)
+{
+    snprintf(path, cap, "/tmp/sp-cat-%ld-XXXXXX", (long)getpid());
+    int fd = mkstemp(path);
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "id_reg,name,category,weight,price,expiry,stock\n");
+    for (unsigned i = 1; i <= n; i++) {
+        fprintf(f, "%u,Product %u,Test,0.5,10,2030-01-01,%u\n", i, i, stock);
+    }
+    fclose(f);
+}
+
+pid_t spt_broker_start(const char *instance, const char *const *extra)
+{
+    const char *argv[SPT_ARGS_MAX];
+    int n = 0;
+    argv[n++] = spt_bin("broker");
+    argv[n++] = "--instance";
+    argv[n++] = instance;
+    argv[n++] = "--state-dir";
+    argv[n++] = "/tmp/sp-test-state";
+    for (int i = 0; extra && extra[i] && n < SPT_ARGS_MAX - 1; i++) {
+        argv[n++] = extra[i];
+    }
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    sp_names_t names;
+    sp_names_init(&names, instance, NULL);
+    sp_table_t *t = NULL;
+    if (sp_table_open_ready(&t, names.table, false, SP_TEST_WAIT_MS) < 0) {
+        spt_stop(pid);
+        return -1;
+    }
+    sp_table_close(&t);
+    return pid;
+}
+
+int spt_stop(pid_t pid)
+{
+    int status;
+    kill(pid, SIGINT);
+    uint64_t deadline = sp_now_ns() + SP_TEST_WAIT_MS * SP_NS_PER_MS;
+    while (sp_now_ns() < deadline) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) {
+            return status;
+        }
+        usleep(SPT_POLL_MS * 1000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return -1;
+}
+
+int spt_run(const char *const *argv, int timeout_ms, char **out)
+{
+    int p[2];
+    if (pipe(p) < 0) {
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(p[1], 1);
+        dup2(p[1], 2);
+        close(p[0]);
+        close(p[1]);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(p[1]);
+    size_t len = 0, cap = 4096;
+    char *buf = malloc(cap);
+    uint64_t deadline = sp_now_ns() + (uint64_t)timeout_ms * SP_NS_PER_MS;
+    bool timed_out = false;
+    for (;;) {
+        uint64_t now = sp_now_ns();
+        if (now >= deadline) {
+            timed_out = true;
+            break;
+        }
+        struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+        int r = poll(&pfd, 1, (int)((deadline - now) / SP_NS_PER_MS) + 1);
+        if (r <= 0) {
+            continue;
+        }
+        if (len + 1024 > cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+        ssize_t n = read(p[0], buf + len, cap - len - 1);
+        if (n <= 0) {
+            break;
+        }
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    close(p[0]);
+    int status = 0;
+    if (timed_out) {
+        kill(pid, SIGKILL);
+    }
+    waitpid(pid, &status, 0);
+    if (out != NULL) {
+        *out = buf;
+    } else {
+        free(buf);
+    }
+    if (timed_out || !WIFEXITED(status)) {
+        return -1;
+    }
+    return WEXITSTATUS(status);
+}
+
+bool spt_leftovers(const char *instance)
+{
+    sp_names_t names;
+    sp_names_init(&names, instance, NULL);
+    char path[SP_PATH_MAX];
+    snprintf(path, sizeof path, "/dev/shm%s", names.table);
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        return true;
+    }
+    mqd_t q = mq_open(names.orders_mq, O_RDONLY);
+    if (q != (mqd_t)-1) {
+        mq_close(q);
+        return true;
+    }
+    for (uint32_t id = 1; id < 64; id++) {
+        char name[SP_IPC_NAME_MAX];
+        sp_names_reply_mq(&names, id, name, sizeof name);
+        q = mq_open(name, O_RDONLY);
+        if (q != (mqd_t)-1) {
+            mq_close(q);
+            return true;
+        }
+    }
+    return stat(names.run_dir, &st) == 0;
+}
+
+long long spt_json_num(const char *json, const char *key)
+{
+    char pat[128];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(json, pat);
+    return p ? strtoll(p + strlen(pat), NULL, 10) : -1;
+}

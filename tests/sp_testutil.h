@@ -1,0 +1,49 @@
+/*
+ * sp_testutil — helpers for tests that run the real binaries.
+ *
+ * Every helper bounds its waits, so a broken pipeline fails a test instead of
+ * hanging CI.  Instance names carry the test's name and pid, so Criterion's
+ * parallel forks never share an IPC object.
+ */
+#ifndef SP_TESTUTIL_H
+#define SP_TESTUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define SP_TEST_WAIT_MS 10000
+
+/* "sp-<tag>-<pid>" into buf. */
+void spt_instance(char *buf, size_t cap, const char *tag);
+
+/* Path of a role binary (SP_BIN_DIR, default "bin"). */
+const char *spt_bin(const char *role);
+
+/* Path of a file under data/ (SP_DATA_DIR, default "data"). */
+const char *spt_data(const char *file);
+
+/* Writes a catalogue of n products, all with `stock`, to a fresh temp file;
+ * returns its path (static buffer per call site: copy it). */
+void spt_catalogue(char *path, size_t cap, unsigned n, unsigned stock);
+
+/* Starts `bin/broker --instance NAME extra...` (NULL-terminated extra args)
+ * and waits until the instance is READY.  Returns the pid, or -1. */
+pid_t spt_broker_start(const char *instance, const char *const *extra);
+
+/* SIGINT, then waits up to SP_TEST_WAIT_MS; SIGKILL after that.  Returns the
+ * exit status (as from waitpid) or -1 if it had to be killed. */
+int spt_stop(pid_t pid);
+
+/* Runs argv (NULL-terminated) with a timeout, capturing stdout+stderr into a
+ * malloc'd string (*out, caller frees).  Returns the exit code, or -1 on
+ * timeout or a signal. */
+int spt_run(const char *const *argv, int timeout_ms, char **out);
+
+/* True if /dev/shm/<instance>.table or any of its mq names still exist. */
+bool spt_leftovers(const char *instance);
+
+/* Value of "key":<number> in a JSON line, or -1. */
+long long spt_json_num(const char *json, const char *key);
+
+#endif

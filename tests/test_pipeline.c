@@ -1,0 +1,358 @@
+/*
+ * test_pipeline — the real binaries over real IPC: a broker with workers,
+ * many customer processes, a low-stock catalogue, both transports and every
+ * table strategy.  Each test checks that no stock went below zero, that the
+ * conservation audit holds, and that every order got exactly one answer.
+ */
+#include "sp_testutil.h"
+
+#include "sp_instance.h"
+#include "sp_table.h"
+
+#include <criterion/criterion.h>
+#include <mqueue.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define RUN_TIMEOUT_MS 60000
+
+/* Runs one stressed load and checks everything the issue promises. */
+static void s_stress(const char *tag, const char *transport, const char *sync, unsigned products,
+                     unsigned stock, const char *count, const char *customers, const char *workers)
+{
+    char inst[64], cat[128];
+    spt_instance(inst, sizeof inst, tag);
+    spt_catalogue(cat, sizeof cat, products, stock);
+    const char *extra[] = {"--catalogue", cat,      "--transport", transport, "--workers",
+                           workers,       "--sync", sync,          NULL};
+    pid_t broker = spt_broker_start(inst, extra);
+    cr_assert(broker > 0, "broker did not become ready");
+
+    const char *argv[] = {spt_bin("producer"), "--instance", inst,     "--customers", customers,
+                          "--count",           count,        "--json", "--audit",     NULL};
+    char *out = NULL;
+    int rc = spt_run(argv, RUN_TIMEOUT_MS, &out);
+    cr_expect_eq(rc, 0, "producer exit %d, output:\n%s", rc, out);
+    long long sent = spt_json_num(out, "sent");
+    long long accepted = spt_json_num(out, "accepted");
+    long long oos = spt_json_num(out, "out_of_stock");
+    cr_expect_eq(sent, atoll(count), "sent %lld", sent);
+    cr_expect_eq(accepted + oos, sent, "every order answered once: %s", out);
+    cr_expect_eq(spt_json_num(out, "timed_out"), 0);
+    cr_expect_eq(spt_json_num(out, "unexpected"), 0);
+    cr_expect_eq(spt_json_num(out, "units_sold"), (long long)products * stock,
+                 "sold exactly the stock there was: %s", out);
+    cr_expect(strstr(out, "conservation: ok") != NULL, "%s", out);
+
+    /* the table agrees: everything sold, nothing negative */
+    sp_names_t names;
+    sp_names_init(&names, inst, NULL);
+    sp_table_t *t = NULL;
+    cr_assert_eq(sp_table_open(&t, names.table, false), 0);
+    for (uint32_t id = 1; id <= products; id++) {
+        sp_product_t p;
+        cr_assert_eq(sp_table_read(t, id, &p, NULL), 0);
+        cr_expect_eq(p.stock, 0, "product %u left with %u", id, p.stock);
+        cr_expect_eq(atomic_load(&sp_table_row(t, id)->sold), stock);
+    }
+    cr_expect_eq(sp_table_audit(t, NULL, 0), 0);
+    sp_table_close(&t);
+
+    int status = spt_stop(broker);
+    cr_expect(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "broker status %d",
+              status);
+    cr_expect_not(spt_leftovers(inst), "IPC objects of %s left behind", inst);
+    unlink(cat);
+    free(out);
+}
+
+Test(pipeline, mq_stress_sells_exactly_the_stock, .timeout = 120)
+{
+    s_stress("mqstress", "mq", "cas", 50, 100, "200000", "8", "4");
+}
+
+Test(pipeline, zmq_stress_sells_exactly_the_stock, .timeout = 120)
+{
+    s_stress("zmqstress", "zmq", "cas", 50, 100, "200000", "8", "4");
+}
+
+Test(pipeline, row_lock_over_mq_sells_exactly_the_stock, .timeout = 120)
+{
+    s_stress("rowlock", "mq", "row-lock", 20, 50, "20000", "4", "2");
+}
+
+Test(pipeline, table_lock_over_zmq_sells_exactly_the_stock, .timeout = 120)
+{
+    s_stress("tablelock", "zmq", "table-lock", 20, 50, "20000", "4", "2");
+}
+
+/* Mixed purchases and restocks at a target rate, Zipf popularity. */
+static void s_mixed(const char *transport)
+{
+    char inst[64];
+    spt_instance(inst, sizeof inst, transport);
+    const char *extra[] = {"--catalogue", spt_data("products.csv"), "--transport", transport, NULL};
+    pid_t broker = spt_broker_start(inst, extra);
+    cr_assert(broker > 0);
+    const char *argv[] = {spt_bin("producer"),
+                          "--instance",
+                          inst,
+                          "--customers",
+                          "3",
+                          "--rate",
+                          "3000",
+                          "--arrival",
+                          "poisson",
+                          "--duration",
+                          "1s",
+                          "--zipf",
+                          "1.1",
+                          "--restock",
+                          "0.4",
+                          "--qty",
+                          "1-3",
+                          "--batch",
+                          "8",
+                          "--json",
+                          "--audit",
+                          NULL};
+    char *out = NULL;
+    int rc = spt_run(argv, RUN_TIMEOUT_MS, &out);
+    cr_expect_eq(rc, 0, "%s", out);
+    cr_expect(strstr(out, "conservation: ok") != NULL, "%s", out);
+    cr_expect_gt(spt_json_num(out, "sent"), 1000, "%s", out);
+    cr_expect_gt(spt_json_num(out, "units_restocked"), 0);
+    cr_expect_eq(spt_json_num(out, "timed_out"), 0);
+    int status = spt_stop(broker);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    cr_expect_not(spt_leftovers(inst));
+    free(out);
+}
+
+Test(pipeline, mq_mixed_load_at_a_rate_conserves_stock, .timeout = 60)
+{
+    s_mixed("mq");
+}
+
+Test(pipeline, zmq_mixed_load_at_a_rate_conserves_stock, .timeout = 60)
+{
+    s_mixed("zmq");
+}
+
+/* One-shot orders: the original shop's buy button. */
+static void s_one_shot(const char *transport)
+{
+    char inst[64];
+    spt_instance(inst, sizeof inst, transport);
+    const char *extra[] = {"--catalogue", spt_data("products.csv"), "--transport", transport, NULL};
+    pid_t broker = spt_broker_start(inst, extra);
+    cr_assert(broker > 0);
+    char *out = NULL;
+    const char *buy[] = {spt_bin("producer"), "--instance", inst, "buy", "8", "3", NULL};
+    cr_expect_eq(spt_run(buy, RUN_TIMEOUT_MS, &out), 0, "%s", out);
+    cr_expect(strstr(out, "accepted, stock left 2") != NULL, "%s", out);
+    free(out);
+    const char *too_many[] = {spt_bin("producer"), "--instance", inst, "buy", "8", "3", NULL};
+    cr_expect_eq(spt_run(too_many, RUN_TIMEOUT_MS, &out), 3, "%s", out);
+    cr_expect(strstr(out, "not enough stock: product 8 has 2, wanted 3") != NULL, "%s", out);
+    free(out);
+    const char *unknown[] = {spt_bin("producer"), "--instance", inst, "buy", "99", NULL};
+    cr_expect_eq(spt_run(unknown, RUN_TIMEOUT_MS, &out), 3, "%s", out);
+    cr_expect(strstr(out, "unknown_product") != NULL, "%s", out);
+    free(out);
+    const char *restock[] = {spt_bin("producer"), "--instance", inst, "restock", "8", "10", NULL};
+    cr_expect_eq(spt_run(restock, RUN_TIMEOUT_MS, &out), 0, "%s", out);
+    cr_expect(strstr(out, "stock left 12") != NULL, "%s", out);
+    free(out);
+    const char *zero[] = {spt_bin("producer"), "--instance", inst, "buy", "8", "0", NULL};
+    cr_expect_eq(spt_run(zero, RUN_TIMEOUT_MS, &out), 2, "%s", out);
+    cr_expect(strstr(out, "quantity: '0' is not a whole number from 1 to 1000000") != NULL, "%s",
+              out);
+    free(out);
+    const char *neg[] = {spt_bin("producer"), "--instance", inst, "buy", "8", "-2", NULL};
+    cr_expect_eq(spt_run(neg, RUN_TIMEOUT_MS, &out), 2, "%s", out);
+    free(out);
+    const char *huge[] = {spt_bin("producer"), "--instance", inst, "buy", "8", "99999999999", NULL};
+    cr_expect_eq(spt_run(huge, RUN_TIMEOUT_MS, &out), 2, "%s", out);
+    free(out);
+    /* the table shows exactly the accepted orders */
+    const char *once[] = {spt_bin("monitor"), "--instance", inst, "--once", "--json", NULL};
+    cr_expect_eq(spt_run(once, RUN_TIMEOUT_MS, &out), 0, "%s", out);
+    cr_expect(strstr(out, "\"id\":8,\"name\":\"Camarones jumbo\"") != NULL, "%s", out);
+    cr_expect(strstr(out, "\"expiry\":20241115,\"stock\":12,") != NULL, "%s", out);
+    free(out);
+    int status = spt_stop(broker);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    cr_expect_not(spt_leftovers(inst));
+}
+
+Test(pipeline, mq_one_shot_orders_answer_like_the_shop, .timeout = 60)
+{
+    s_one_shot("mq");
+}
+
+Test(pipeline, zmq_one_shot_orders_answer_like_the_shop, .timeout = 60)
+{
+    s_one_shot("zmq");
+}
+
+/* Garbage written straight into the order queue: dead-lettered, counted,
+ * nothing changes, and the pipeline keeps serving. */
+Test(pipeline, garbage_in_the_mq_order_queue_changes_nothing, .timeout = 60)
+{
+    char inst[64];
+    spt_instance(inst, sizeof inst, "mqgarbage");
+    const char *extra[] = {"--catalogue", spt_data("products.csv"), NULL};
+    pid_t broker = spt_broker_start(inst, extra);
+    cr_assert(broker > 0);
+    sp_names_t names;
+    sp_names_init(&names, inst, NULL);
+    mqd_t q = mq_open(names.orders_mq, O_WRONLY);
+    cr_assert(q != (mqd_t)-1);
+    const int garbage = 40;
+    unsigned char junk[512];
+    srand(7);
+    for (int i = 0; i < garbage; i++) {
+        size_t len = (size_t)(rand() % (int)sizeof junk);
+        for (size_t k = 0; k < len; k++) {
+            junk[k] = (unsigned char)rand();
+        }
+        if (i % 4 == 0 && len >= 16) {
+            memcpy(junk, "SPW1", 4); /* a right magic with a wrong rest */
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 5;
+        cr_assert_eq(mq_timedsend(q, (const char *)junk, len, 0, &ts), 0);
+    }
+    mq_close(q);
+    char *out = NULL;
+    const char *buy[] = {spt_bin("producer"), "--instance", inst, "buy", "1", NULL};
+    cr_expect_eq(spt_run(buy, RUN_TIMEOUT_MS, &out), 0, "%s", out);
+    cr_expect(strstr(out, "stock left 26") != NULL, "%s", out);
+    free(out);
+    sp_table_t *t = NULL;
+    cr_assert_eq(sp_table_open(&t, names.table, false), 0);
+    uint64_t dead = 0;
+    for (int w = 0; w < SP_WORKERS_MAX; w++) {
+        dead += atomic_load(&sp_table_hdr(t)->worker[w].invalid_msgs);
+    }
+    cr_expect_eq(dead, (uint64_t)garbage, "dead-lettered %llu of %d", (unsigned long long)dead,
+                 garbage);
+    cr_expect_eq(sp_table_audit(t, NULL, 0), 0);
+    for (uint32_t id = 2; id <= 10; id++) {
+        cr_expect_eq(atomic_load(&sp_table_row(t, id)->changes), 0);
+    }
+    sp_table_close(&t);
+    cr_expect_eq(kill(broker, 0), 0, "broker died");
+    int status = spt_stop(broker);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    cr_expect_not(spt_leftovers(inst));
+}
+
+Test(pipeline, malformed_catalogue_is_refused_with_line_and_field, .timeout = 30)
+{
+    char path[] = "/tmp/sp-badcat-XXXXXX";
+    int fd = mkstemp(path);
+    const char *csv = "id_reg,name,category,weight,price,expiry,stock\n"
+                      "1,Nuggets,Aves,0.8,120,2024-10-30,27\n"
+                      "2,Pan,Panaderia,0.3,50,2024-13-15,29\n";
+    cr_assert_eq(write(fd, csv, strlen(csv)), (ssize_t)strlen(csv));
+    close(fd);
+    char inst[64];
+    spt_instance(inst, sizeof inst, "badcat");
+    const char *argv[] = {spt_bin("broker"), "--instance", inst, "--catalogue", path, NULL};
+    char *out = NULL;
+    cr_expect_eq(spt_run(argv, RUN_TIMEOUT_MS, &out), 1, "%s", out);
+    cr_expect(strstr(out, ":3: field 6:") != NULL, "names line 3, field 6: %s", out);
+    cr_expect_not(spt_leftovers(inst));
+    free(out);
+    unlink(path);
+}
+
+Test(pipeline, bad_flags_get_a_clear_error, .timeout = 30)
+{
+    struct {
+        const char *role;
+        const char *flag;
+        const char *value;
+        const char *expect;
+    } cases[] = {
+        {"broker", "--workers", "0", "--workers: '0' is not a whole number from 1 to 64"},
+        {"broker", "--transport", "carrier-pigeon",
+         "--transport: 'carrier-pigeon' is not mq or zmq"},
+        {"broker", "--sync", "none", "--sync: 'none' is not cas, row-lock or table-lock"},
+        {"broker", "--instance", "a/b", "bad instance name 'a/b'"},
+        {"producer", "--rate", "-5", "--rate: '-5' is not a number"},
+        {"producer", "--duration", "10x", "--duration: '10x' is not a duration"},
+        {"producer", "--qty", "5-2", "--qty: '2' is not a whole number from 5"},
+        {"producer", "--restock", "1.5", "--restock: '1.5' is not a number from 0 to 1"},
+        {"consumer", "--worker-id", "65", "--worker-id: '65' is not a whole number from 1 to 64"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *argv[] = {spt_bin(cases[i].role), cases[i].flag, cases[i].value, NULL};
+        char *out = NULL;
+        int rc = spt_run(argv, RUN_TIMEOUT_MS, &out);
+        cr_expect_eq(rc, 2, "%s %s %s -> %d", cases[i].role, cases[i].flag, cases[i].value, rc);
+        cr_expect(strstr(out, cases[i].expect) != NULL, "%s %s: %s", cases[i].role, cases[i].flag,
+                  out);
+        free(out);
+    }
+}
+
+Test(pipeline, second_broker_on_a_live_instance_is_refused, .timeout = 60)
+{
+    char inst[64];
+    spt_instance(inst, sizeof inst, "twice");
+    const char *extra[] = {"--catalogue", spt_data("products.csv"), NULL};
+    pid_t broker = spt_broker_start(inst, extra);
+    cr_assert(broker > 0);
+    const char *argv[] = {spt_bin("broker"),        "--instance", inst, "--catalogue",
+                          spt_data("products.csv"), NULL};
+    char *out = NULL;
+    cr_expect_eq(spt_run(argv, RUN_TIMEOUT_MS, &out), 1, "%s", out);
+    cr_expect(strstr(out, "already exists") != NULL, "%s", out);
+    free(out);
+    const char *clean[] = {spt_bin("broker"), "--instance", inst, "--clean", NULL};
+    cr_expect_eq(spt_run(clean, RUN_TIMEOUT_MS, &out), 1, "%s", out);
+    cr_expect(strstr(out, "is alive") != NULL, "%s", out);
+    free(out);
+    int status = spt_stop(broker);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    cr_expect_not(spt_leftovers(inst));
+}
+
+Test(pipeline, clean_removes_a_dead_brokers_leftovers, .timeout = 60)
+{
+    char inst[64];
+    spt_instance(inst, sizeof inst, "dead");
+    const char *extra[] = {"--catalogue", spt_data("products.csv"), NULL};
+    pid_t broker = spt_broker_start(inst, extra);
+    cr_assert(broker > 0);
+    kill(broker, SIGKILL);
+    waitpid(broker, NULL, 0);
+    /* its workers notice nothing yet; stop them the way an operator would */
+    sp_names_t names;
+    sp_names_init(&names, inst, NULL);
+    sp_table_t *t = NULL;
+    cr_assert_eq(sp_table_open(&t, names.table, false), 0);
+    for (int w = 0; w < SP_WORKERS_MAX; w++) {
+        pid_t pid = atomic_load(&sp_table_hdr(t)->worker[w].pid);
+        if (pid > 0) {
+            kill(pid, SIGTERM);
+        }
+    }
+    sp_table_close(&t);
+    cr_expect(spt_leftovers(inst));
+    const char *clean[] = {spt_bin("broker"), "--instance", inst, "--clean", NULL};
+    char *out = NULL;
+    cr_expect_eq(spt_run(clean, RUN_TIMEOUT_MS, &out), 0, "%s", out);
+    cr_expect(strstr(out, "removed") != NULL, "%s", out);
+    free(out);
+    cr_expect_not(spt_leftovers(inst));
+}
