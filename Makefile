@@ -17,6 +17,7 @@ DURATION ?= 10
 TRANSPORT ?= mq
 
 # Variant folders: objects never mix between plain and sanitized builds.
+comma := ,
 ifeq ($(SANITIZE),)
 VARIANT := release
 BINDIR := bin
@@ -24,7 +25,6 @@ else
 VARIANT := san-$(subst $(comma),-,$(SANITIZE))
 BINDIR := build/$(VARIANT)/bin
 endif
-comma := ,
 BUILD := build/$(VARIANT)
 
 PKGS := libczmq libzmq

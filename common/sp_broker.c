@@ -195,6 +195,18 @@ static void s_remove_ipc(sp_bctx_t *b)
     sp_table_unlink(b->names.table);
 }
 
+/* Copies the router's counters into the table header, where monitors and
+ * tests read them. */
+static void s_publish_counters(sp_bctx_t *b)
+{
+    sp_router_stats_t rs;
+    sp_router_stats(b->router, &rs);
+    atomic_store_explicit(&b->hdr->drops_results, rs.drops_results, memory_order_relaxed);
+    atomic_store_explicit(&b->hdr->drops_orders, rs.drops_orders, memory_order_relaxed);
+    atomic_store_explicit(&b->hdr->invalid_msgs, rs.invalid_msgs, memory_order_relaxed);
+    atomic_store_explicit(&b->hdr->in_flight, rs.in_flight, memory_order_relaxed);
+}
+
 static void s_collect(sp_bctx_t *b)
 {
     for (int w = 0; w < SP_WORKERS_MAX; w++) {
@@ -366,6 +378,7 @@ int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *wh
     while (!sp_signal_stopping()) {
         sp_router_poll(b.router, SP_BROKER_TICK_MS);
         s_supervise(&b, true);
+        s_publish_counters(&b);
         uint64_t now = sp_now_ns();
         if (now >= next_beat) {
             s_beat(&b, SP_PUB_RUNNING);

@@ -16,6 +16,7 @@
 #include "sp_time.h"
 #include "sp_wire.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <mqueue.h>
@@ -27,6 +28,7 @@
 
 #define SP_MQ_PROC_DIR    "/proc/sys/fs/mqueue/"
 #define SP_MQ_MODE        0600
+#define SP_MQ_FS_DIR      "/dev/mqueue"
 #define SP_MQ_REPLY_CACHE 64 /* reply queues a worker keeps open */
 #define SP_MQ_PRIO        0
 
@@ -164,7 +166,26 @@ int sp_mq_create_orders(const sp_names_t *names, long depth, long msgsize, long 
 
 int sp_mq_remove_all(const sp_names_t *names)
 {
-    return mq_unlink(names->orders_mq) < 0 ? -errno : 0;
+    int rc = mq_unlink(names->orders_mq) < 0 ? -errno : 0;
+    /* reply queues: their names are only listed where the mqueue filesystem
+     * is mounted; the broker also removes the ids it handed out by name */
+    DIR *d = opendir(SP_MQ_FS_DIR);
+    if (d == NULL) {
+        return rc;
+    }
+    char prefix[SP_IPC_NAME_MAX];
+    snprintf(prefix, sizeof prefix, "%s.r.", names->name);
+    size_t plen = strlen(prefix);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, prefix, plen) == 0) {
+            char name[sizeof e->d_name + 1];
+            snprintf(name, sizeof name, "/%s", e->d_name);
+            mq_unlink(name);
+        }
+    }
+    closedir(d);
+    return rc;
 }
 
 int sp_mq_unlink_name(const char *name)

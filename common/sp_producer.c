@@ -371,12 +371,20 @@ static int s_connect(sp_cust_t *c, const sp_names_t *names, unsigned batch, char
     if (c->msg == NULL || c->in == NULL) {
         return -ENOMEM;
     }
-    if (h->transport == SP_TRANSPORT_MQ && c->msg_cap > h->mq_msgsize) {
-        snprintf(why, cap,
-                 "a batch of %u orders needs %zu-byte messages but the order queue takes %u: "
-                 "use --batch %u or less, or start the broker with a larger --mq-msgsize",
-                 batch, c->msg_cap, h->mq_msgsize, sp_wire_fit(SP_MSG_ORDERS, h->mq_msgsize));
-        return SP_E_MQ_LIMIT;
+    if (h->transport == SP_TRANSPORT_MQ) {
+        /* orders must fit the order queue, results our reply queue */
+        long reply_max = sp_mq_limit("msgsize_max");
+        unsigned fit = sp_wire_fit(SP_MSG_ORDERS, h->mq_msgsize);
+        if (reply_max > 0 && sp_wire_fit(SP_MSG_RESULTS, (size_t)reply_max) < fit) {
+            fit = sp_wire_fit(SP_MSG_RESULTS, (size_t)reply_max);
+        }
+        if (batch > fit) {
+            snprintf(why, cap,
+                     "a batch of %u orders does not fit the order queue (%u-byte messages) and a "
+                     "reply queue (fs.mqueue.msgsize_max %ld): use --batch %u or less",
+                     batch, h->mq_msgsize, reply_max, fit);
+            return SP_E_MQ_LIMIT;
+        }
     }
     sp_link_cfg_t lc = {.role = SP_LINK_PRODUCER,
                         .kind = (sp_transport_kind_t)h->transport,

@@ -10,6 +10,7 @@
 #include "sp_table.h"
 
 #include "sp_error.h"
+#include "sp_signal.h"
 #include "sp_time.h"
 #include "sp_wire.h"
 
@@ -221,6 +222,9 @@ int sp_table_open_ready(sp_table_t **out, const char *shm_name, bool writable, i
     uint64_t deadline = sp_now_ns() + (uint64_t)timeout_ms * SP_NS_PER_MS;
     int rc;
     for (;;) {
+        if (sp_signal_stopping()) {
+            return SP_E_STOPPED;
+        }
         rc = sp_table_open(out, shm_name, writable);
         if (rc == 0) {
             if (atomic_load(&(*out)->hdr->state) == SP_TABLE_READY) {

@@ -31,8 +31,8 @@ enum {
     SP_MSG_EVENTS = 3,    /* worker -> monitors: sp_event_t records */
     SP_MSG_HEARTBEAT = 4, /* any publisher -> monitors: sp_heartbeat_t */
     SP_MSG_CREDIT = 5,    /* worker -> broker (zmq): `count` more batches wanted */
-    SP_MSG_EOS = 6,       /* end of stream, no records; answered by EOS_ACK */
-    SP_MSG_EOS_ACK = 7,   /* acknowledges an EOS, no records */
+    SP_MSG_EOS = 6,       /* end of stream, no records (the broker's goodbye to monitors) */
+    SP_MSG_EOS_ACK = 7,   /* reserved: acknowledges an EOS, no records */
     SP_MSG_KIND_MAX = 7
 };
 

@@ -16,10 +16,10 @@ fi
 list() {
     { ls -1 /dev/shm 2>/dev/null | sed 's|^|shm:|'
       if mountpoint -q "$mq_dir" 2>/dev/null; then ls -1 "$mq_dir" | sed 's|^|mq:|'; fi
-    } | grep -E '^(shm|mq):(sp|stockpipe)' | sort
+    } | { grep -E '^(shm|mq):(sp|stockpipe)' || true; } | sort
 }
 case $mode in
-snapshot) mkdir -p "$(dirname "$file")"; list > "$file" ;;
+snapshot) mkdir -p "$(dirname "$file")"; list > "$file"; exit 0 ;;
 compare)
     new=$(comm -13 "$file" <(list))
     if [ -n "$new" ]; then

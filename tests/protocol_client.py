@@ -1,0 +1,305 @@
+#!/usr/bin/python3
+"""protocol_client — a stockpipe client written from docs/PROTOCOL.md alone.
+
+It speaks the wire protocol over ZeroMQ (transport `zmq`) with nothing but the
+standard library and pyzmq, to prove that the document is enough:
+
+  1. SUB to the events endpoint first, and wait until the feed is live
+     (the broker heartbeats every 250 ms);
+  2. one DEALER to the orders endpoint: N purchases of quantity 1 of one
+     product (at most 4096 orders per message), producer id random
+     >= 0x80000000, sequence numbers 1..N;
+  3. exactly one result per order, matched by (producer id, seq), within 5 s;
+  4. one stock event per accepted order, matched by (order_producer,
+     order_seq), within 5 s;
+  5. a garbage message (no reply may come) and an order of quantity 0
+     (answered with status invalid).
+
+Usage:
+  protocol_client.py --orders ENDPOINT --events ENDPOINT --product ID --count N
+
+Last line of output:
+  protocol-client: sent N accepted A out_of_stock O invalid I events E
+(the counts cover the N purchases).  Exit status 0 when every order got
+exactly one result and every accepted order its event, 1 otherwise.
+"""
+
+import argparse
+import random
+import struct
+import sys
+import time
+
+import zmq
+
+# --- the wire format (docs/PROTOCOL.md, "Messages" and "Records") ---------
+
+MAGIC = 0x31575053  # b"SPW1" read as a little-endian uint32
+VERSION = 1
+MAX_RECORDS = 4096
+QTY_MAX = 1000000
+
+MSG_ORDERS, MSG_RESULTS, MSG_EVENTS, MSG_HEARTBEAT = 1, 2, 3, 4
+MSG_CREDIT, MSG_EOS, MSG_EOS_ACK = 5, 6, 7
+
+ORDER_PURCHASE, ORDER_RESTOCK = 1, 2
+
+STATUS_NAMES = ["accepted", "out_of_stock", "unknown_product", "invalid", "duplicate"]
+ACCEPTED, OUT_OF_STOCK, UNKNOWN_PRODUCT, INVALID, DUPLICATE = range(5)
+
+# magic, version, kind, count, sender, batch
+HDR = struct.Struct("<IBBHII")
+# type, flags, reserved, producer_id, seq, product_id, quantity, sched_ns
+ORDER = struct.Struct("<BBHIQIIQ")
+# producer_id, status, type, worker_id, seq, product_id, stock_after, sched_ns, applied_ns
+RESULT = struct.Struct("<IBBHQIIQQ")
+# pub_seq, publisher_id, product_id, old_stock, new_stock, row_version,
+# order_producer, order_seq, ts_ns
+EVENT = struct.Struct("<QIIIIIIQQ")
+# pub_seq, publisher_id, state, orders_applied, ts_ns, pid, reserved
+HEARTBEAT = struct.Struct("<QIIQQII")
+
+assert (HDR.size, ORDER.size, RESULT.size, EVENT.size, HEARTBEAT.size) == (16, 32, 40, 48, 40)
+
+RECORD_SIZE = {MSG_ORDERS: ORDER.size, MSG_RESULTS: RESULT.size,
+               MSG_EVENTS: EVENT.size, MSG_HEARTBEAT: HEARTBEAT.size}
+
+TIMEOUT_S = 5.0
+
+
+class ProtocolError(Exception):
+    pass
+
+
+def encode_orders(producer_id, batch, orders):
+    """orders: list of (type, seq, product_id, quantity)."""
+    parts = [HDR.pack(MAGIC, VERSION, MSG_ORDERS, len(orders), producer_id, batch)]
+    for otype, seq, product, qty in orders:
+        parts.append(ORDER.pack(otype, 0, 0, producer_id, seq, product, qty,
+                                time.monotonic_ns()))
+    return b"".join(parts)
+
+
+def decode(msg):
+    """Checks a message the way the C side does (sp_wire_check) and returns
+    (header tuple, list of record tuples)."""
+    if len(msg) < HDR.size:
+        raise ProtocolError(f"message of {len(msg)} bytes is shorter than a header")
+    magic, version, kind, count, sender, batch = HDR.unpack_from(msg, 0)
+    if magic != MAGIC:
+        raise ProtocolError(f"bad magic 0x{magic:08x}")
+    if version != VERSION:
+        raise ProtocolError(f"bad version {version}")
+    if not 1 <= kind <= MSG_EOS_ACK:
+        raise ProtocolError(f"bad kind {kind}")
+    if count > MAX_RECORDS:
+        raise ProtocolError(f"count {count} > {MAX_RECORDS}")
+    size = RECORD_SIZE.get(kind, 0)
+    if len(msg) != HDR.size + count * size:
+        raise ProtocolError(f"kind {kind} count {count}: {len(msg)} bytes, "
+                            f"expected {HDR.size + count * size}")
+    layout = {MSG_RESULTS: RESULT, MSG_EVENTS: EVENT, MSG_HEARTBEAT: HEARTBEAT,
+              MSG_ORDERS: ORDER}.get(kind)
+    records = [layout.unpack_from(msg, HDR.size + i * size) for i in range(count)] if layout else []
+    return (magic, version, kind, count, sender, batch), records
+
+
+class Client:
+    def __init__(self, args):
+        self.args = args
+        self.pid = random.SystemRandom().randint(0x80000000, 0xFFFFFFFF)
+        self.ctx = zmq.Context()
+        self.sub = self.ctx.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.LINGER, 0)
+        self.sub.setsockopt(zmq.SUBSCRIBE, b"")
+        self.sub.connect(args.events)
+        self.dealer = self.ctx.socket(zmq.DEALER)
+        self.dealer.setsockopt(zmq.LINGER, 0)
+        self.dealer.connect(args.orders)
+        self.poller = zmq.Poller()
+        self.poller.register(self.sub, zmq.POLLIN)
+        self.poller.register(self.dealer, zmq.POLLIN)
+        self.batch = 0
+        self.pending = {}      # first seq of an order message -> [seqs], in order
+        self.results = {}      # seq -> result tuple
+        self.events = {}       # order seq -> event tuple
+        self.pub_last = {}     # publisher -> last pub_seq seen
+        self.gaps = 0
+        self.heartbeats = 0
+        self.problems = []
+
+    def close(self):
+        self.sub.close()
+        self.dealer.close()
+        self.ctx.term()
+
+    def problem(self, text):
+        self.problems.append(text)
+        print(f"protocol-client: problem: {text}", file=sys.stderr)
+
+    # -- sending ----------------------------------------------------------
+
+    def send(self, orders):
+        """orders: list of (type, seq, product, qty); one message."""
+        self.batch += 1
+        self.dealer.send(encode_orders(self.pid, self.batch, orders))
+        self.pending[orders[0][1]] = [o[1] for o in orders]
+
+    # -- receiving --------------------------------------------------------
+
+    def on_result_msg(self, msg):
+        try:
+            hdr, recs = decode(msg)
+        except ProtocolError as e:
+            self.problem(f"reply is not a valid message: {e}")
+            return
+        if hdr[2] != MSG_RESULTS:
+            self.problem(f"reply of kind {hdr[2]}, expected {MSG_RESULTS} (results)")
+            return
+        seqs = [r[4] for r in recs]
+        first = seqs[0] if seqs else None
+        if first not in self.pending or self.pending[first] != seqs:
+            self.problem(f"result message with seqs {seqs[:8]}... matches no order message")
+            return
+        del self.pending[first]
+        for r in recs:
+            producer, status, otype, worker, seq = r[0], r[1], r[2], r[3], r[4]
+            if producer != self.pid:
+                self.problem(f"result for producer {producer}, we are {self.pid}")
+            elif seq in self.results:
+                self.problem(f"second result for seq {seq}")
+            elif status >= len(STATUS_NAMES):
+                self.problem(f"seq {seq}: unknown status {status}")
+            elif otype != ORDER_PURCHASE or worker != hdr[4]:
+                self.problem(f"seq {seq}: type {otype}, worker {worker} in a message "
+                             f"from worker {hdr[4]}")
+            else:
+                self.results[seq] = r
+
+    def on_event_msg(self, msg):
+        try:
+            hdr, recs = decode(msg)
+        except ProtocolError as e:
+            self.problem(f"event feed: {e}")
+            return
+        kind, sender = hdr[2], hdr[4]
+        if kind == MSG_HEARTBEAT:
+            self.heartbeats += 1
+            return
+        if kind == MSG_EOS:
+            self.problem("the broker ended the event stream")
+            return
+        if kind != MSG_EVENTS:
+            return
+        for e in recs:
+            pub_seq, publisher = e[0], e[1]
+            last = self.pub_last.get(publisher, pub_seq - 1)
+            if pub_seq == 1:
+                last = 0  # a (re)started publisher
+            if pub_seq > last + 1:
+                self.gaps += pub_seq - last - 1
+            self.pub_last[publisher] = max(last, pub_seq)
+            if publisher != sender:
+                self.problem(f"event from publisher {publisher} in a message of {sender}")
+            order_producer, order_seq = e[6], e[7]
+            if order_producer != self.pid:
+                continue  # someone else's order
+            if order_seq in self.events:
+                self.problem(f"second event for seq {order_seq}")
+                continue
+            if e[2] != self.args.product or e[3] != e[4] + 1:
+                self.problem(f"event for seq {order_seq}: product {e[2]} "
+                             f"{e[3]} -> {e[4]}, expected product {self.args.product} -1")
+            self.events[order_seq] = e
+
+    def pump(self, timeout_s):
+        """Handles whatever arrives within timeout_s (one poll)."""
+        for sock, _ in self.poller.poll(max(0, int(timeout_s * 1000))):
+            while True:
+                try:
+                    msg = sock.recv(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                if sock is self.dealer:
+                    self.on_result_msg(msg)
+                else:
+                    self.on_event_msg(msg)
+
+    def wait_for(self, done, timeout_s):
+        deadline = time.monotonic() + timeout_s
+        while not done():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.pump(min(left, 0.1))
+        return True
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--orders", required=True, help="orders endpoint (ROUTER), e.g. ipc://...")
+    ap.add_argument("--events", required=True, help="events endpoint (XPUB)")
+    ap.add_argument("--product", required=True, type=int, help="product id")
+    ap.add_argument("--count", required=True, type=int, help="purchases to place")
+    args = ap.parse_args()
+    if args.count < 1 or not 1 <= args.product <= 0xFFFFFFFF:
+        ap.error("--count must be >= 1 and --product 1..4294967295")
+
+    c = Client(args)
+    try:
+        # 1. the feed is live once anything (a heartbeat) comes through
+        if not c.wait_for(lambda: c.heartbeats > 0 or c.events, TIMEOUT_S):
+            c.problem("no heartbeat on the event feed within 5 s")
+
+        # 2. N purchases, at most MAX_RECORDS per message
+        n = args.count
+        for first in range(1, n + 1, MAX_RECORDS):
+            last = min(n, first + MAX_RECORDS - 1)
+            c.send([(ORDER_PURCHASE, s, args.product, 1) for s in range(first, last + 1)])
+
+        # 3. one result per order
+        if not c.wait_for(lambda: not c.pending, TIMEOUT_S):
+            c.problem(f"{n - len(c.results)} order(s) unanswered after 5 s")
+        status = [0] * len(STATUS_NAMES)
+        for seq in range(1, n + 1):
+            if seq in c.results:
+                status[c.results[seq][1]] += 1
+                if c.results[seq][5] != args.product:
+                    c.problem(f"result for seq {seq} names product {c.results[seq][5]}")
+        accepted = {s for s, r in c.results.items() if r[1] == ACCEPTED and s <= n}
+
+        # 4. one event per accepted order
+        if not c.wait_for(lambda: accepted <= c.events.keys(), TIMEOUT_S):
+            c.problem(f"{len(accepted - c.events.keys())} accepted order(s) without an event")
+        for seq in c.events:
+            if seq not in accepted:
+                c.problem(f"event for seq {seq}, which was not accepted")
+
+        # 5. garbage gets no answer; a zero quantity is answered as invalid
+        c.dealer.send(b"garbage")
+        probe = n + 1
+        c.send([(ORDER_PURCHASE, probe, args.product, 0)])
+        if not c.wait_for(lambda: probe in c.results, TIMEOUT_S):
+            c.problem("the quantity-0 order was not answered within 5 s")
+        elif c.results[probe][1] != INVALID:
+            c.problem(f"the quantity-0 order got status {c.results[probe][1]}, expected 3")
+        c.pump(0.2)  # anything more now would be an answer to the garbage
+
+        extra = ", ".join(f"{STATUS_NAMES[i]} {status[i]}" for i in (UNKNOWN_PRODUCT, DUPLICATE))
+        print(f"protocol-client: producer 0x{c.pid:08x}, {extra}, quantity-0 order "
+              f"{STATUS_NAMES[c.results[probe][1]] if probe in c.results else 'unanswered'}, "
+              f"{c.heartbeats} heartbeats, {c.gaps} events missed, "
+              f"{len(c.problems)} problem(s)")
+        events_seen = len(accepted & c.events.keys())
+        print(f"protocol-client: sent {n} accepted {status[ACCEPTED]} "
+              f"out_of_stock {status[OUT_OF_STOCK]} invalid {status[INVALID]} "
+              f"events {events_seen}")
+        ok = (not c.problems and len(c.results) == n + 1 and not c.pending
+              and events_seen == len(accepted))
+        return 0 if ok else 1
+    finally:
+        c.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
