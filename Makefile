@@ -104,6 +104,7 @@ TEST_JOBS ?= 2
 test: $(ROLE_BINS) $(TEST_BIN)
 	@bash scripts/leftovers.sh snapshot build/.leftovers-before
 	SP_BIN_DIR=$(abspath $(BINDIR)) SP_DATA_DIR=$(abspath data) \
+	    LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp):print_suppressions=0 \
 	    $(TEST_BIN) --jobs $(TEST_JOBS) $(TEST_ARGS)
 	@bash scripts/leftovers.sh compare build/.leftovers-before
 

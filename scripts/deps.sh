@@ -8,6 +8,7 @@ need=()
 have_pc() { pkg-config --exists "$1" 2>/dev/null; }
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v cc >/dev/null || need+=(gcc)
+command -v clang-format >/dev/null || need+=(clang-format)
 have_pc libzmq || need+=(libzmq3-dev)
 have_pc libczmq || need+=(libczmq-dev)
 have_pc criterion || need+=(libcriterion-dev)
