@@ -6,6 +6,7 @@
 
 #include "sp_error.h"
 #include "sp_link.h"
+#include "sp_rand.h"
 #include "sp_signal.h"
 #include "sp_time.h"
 
@@ -75,29 +76,12 @@ uint64_t sp_load_answered(const sp_load_stats_t *st)
     return n;
 }
 
-/* xorshift64*: small, fast, good enough for picking products. */
-static uint64_t s_rand(uint64_t *state)
-{
-    uint64_t x = *state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *state = x;
-    return x * 0x2545F4914F6CDD1Dull;
-}
-
-/* Uniform in (0, 1]. */
-static double s_unit(uint64_t *state)
-{
-    return ((double)(s_rand(state) >> 11) + 1.0) / 9007199254740992.0;
-}
-
 static uint32_t s_pick_product(sp_cust_t *c)
 {
     if (c->zipf_cdf == NULL) {
-        return c->ids[s_rand(&c->rng) % c->nids];
+        return c->ids[sp_rand_next(&c->rng) % c->nids];
     }
-    double u = s_unit(&c->rng) * c->zipf_cdf[c->nids - 1];
+    double u = sp_rand_unit(&c->rng) * c->zipf_cdf[c->nids - 1];
     uint32_t lo = 0, hi = c->nids - 1;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
@@ -114,7 +98,7 @@ static uint64_t s_interarrival_ns(sp_cust_t *c)
 {
     double rate = c->cfg->rate / c->cfg->customers;
     if (c->cfg->arrival == SP_ARRIVAL_POISSON) {
-        return (uint64_t)(-log(s_unit(&c->rng)) / rate * 1e9);
+        return (uint64_t)(-log(sp_rand_unit(&c->rng)) / rate * 1e9);
     }
     return (uint64_t)(1e9 / rate);
 }
@@ -278,9 +262,9 @@ static int s_customer_loop(sp_cust_t *c, uint64_t quota)
                             .quantity = cfg->qty_min,
                             .sched_ns = fast ? now : next_sched};
             if (cfg->qty_max > cfg->qty_min) {
-                o.quantity += (uint32_t)(s_rand(&c->rng) % (cfg->qty_max - cfg->qty_min + 1));
+                o.quantity += (uint32_t)(sp_rand_next(&c->rng) % (cfg->qty_max - cfg->qty_min + 1));
             }
-            if (cfg->restock_ratio > 0 && s_unit(&c->rng) <= cfg->restock_ratio) {
+            if (cfg->restock_ratio > 0 && sp_rand_unit(&c->rng) <= cfg->restock_ratio) {
                 o.type = SP_ORDER_RESTOCK;
             }
             *p = (sp_pending_t){.seq = seq,

@@ -10,6 +10,8 @@
  * keep them in static storage; Criterion runs every test in its own process,
  * so nothing leaks between tests.
  */
+#include "sp_rand.h"
+
 #include <criterion/criterion.h>
 
 #include <inttypes.h>
@@ -56,17 +58,6 @@
 static sp_hist_t s_a;
 static sp_hist_t s_b;
 static sp_hist_t s_all;
-
-/* xorshift64: deterministic values spread over many buckets, no libc state. */
-static uint64_t s_next_random(uint64_t *state)
-{
-    uint64_t x = *state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    *state = x;
-    return x;
-}
 
 /* Keeps random values in a latency-like range (up to about 2^40 ns) with an
  * occasional huge one, so merge sees both ordinary and extreme buckets. */
@@ -305,7 +296,7 @@ Test(hist, merge_equals_recording_everything_in_one)
     sp_hist_init(&s_b);
     sp_hist_init(&s_all);
     for (unsigned i = 0; i < T_RANDOM_COUNT; i++) {
-        uint64_t v = s_latency_like(s_next_random(&state));
+        uint64_t v = s_latency_like(sp_rand_next(&state));
         sp_hist_record(i % 3u == 0 ? &s_a : &s_b, v);
         sp_hist_record(&s_all, v);
     }

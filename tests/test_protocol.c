@@ -15,6 +15,8 @@
 #include "sp_table.h"
 #include "sp_wire.h"
 
+#include "sp_rand.h"
+
 #include <criterion/criterion.h>
 #include <czmq.h>
 #include <signal.h>
@@ -209,17 +211,6 @@ Test(protocol, python_client_places_orders_and_follows_events, .timeout = 60, .f
     s_stop(&in);
 }
 
-/* xorshift64*: reproducible noise for one test run. */
-static uint64_t s_rand(uint64_t *state)
-{
-    uint64_t x = *state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *state = x;
-    return x * 0x2545F4914F6CDD1Dull;
-}
-
 static void s_send(void *raw, const void *buf, size_t len)
 {
     cr_assert(zmq_send(raw, buf, len, 0) == (int)len, "zmq_send of %zu bytes: %s", len,
@@ -271,15 +262,15 @@ Test(protocol, garbage_over_zmq_changes_nothing, .timeout = 60, .fini = s_cleanu
     void *raw = zsock_resolve(dealer);
 
     uint64_t rng = ((uint64_t)getpid() << 20) ^ 0x9E3779B97F4A7C15ull;
-    uint32_t producer = 0x80000000u | (uint32_t)(s_rand(&rng) & 0x7fffffffu);
+    uint32_t producer = 0x80000000u | (uint32_t)(sp_rand_next(&rng) & 0x7fffffffu);
 
     /* 50 frames of noise, 0..300 bytes; none may carry the magic */
     uint8_t buf[SP_WIRE_HDR_SIZE + 4 * SP_WIRE_ORDER_SIZE];
     uint8_t noise[GARBAGE_MAX];
     for (int i = 0; i < GARBAGE_FRAMES; i++) {
-        size_t len = (size_t)(s_rand(&rng) % (GARBAGE_MAX + 1));
+        size_t len = (size_t)(sp_rand_next(&rng) % (GARBAGE_MAX + 1));
         for (size_t k = 0; k < len; k++) {
-            noise[k] = (uint8_t)s_rand(&rng);
+            noise[k] = (uint8_t)sp_rand_next(&rng);
         }
         if (len >= 4 && memcmp(noise, "SPW1", 4) == 0) {
             noise[0] ^= 0xff;

@@ -11,6 +11,8 @@
  * read under the address sanitizer.  Nothing here touches IPC: the tests are
  * pure functions over buffers on the stack or the heap.
  */
+#include "sp_rand.h"
+
 #include <criterion/criterion.h>
 
 #include <stdint.h>
@@ -33,17 +35,6 @@
 
 /* A kind just above the last one defined. */
 #define T_KIND_TOO_BIG (SP_MSG_KIND_MAX + 1u)
-
-/* xorshift64: deterministic, no libc state. */
-static uint64_t s_next_random(uint64_t *state)
-{
-    uint64_t x = *state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    *state = x;
-    return x;
-}
 
 /* A valid purchase order with distinct bytes in every field. */
 static sp_order_t s_sample_order(void)
@@ -571,10 +562,10 @@ Test(wire, error_codes_have_their_own_text)
  * path get exercised; sometimes pure noise. */
 static void s_fuzz_input(uint64_t *state, uint8_t *buf, size_t *len)
 {
-    uint64_t r = s_next_random(state);
+    uint64_t r = sp_rand_next(state);
     size_t n = (size_t)(r % (T_FUZZ_MAX_LEN + 1u));
     for (size_t i = 0; i < n; i++) {
-        buf[i] = (uint8_t)s_next_random(state);
+        buf[i] = (uint8_t)sp_rand_next(state);
     }
     unsigned mode = (unsigned)((r >> 32) % 4u);
     if (mode == 0 || n < SP_WIRE_HDR_SIZE) {
