@@ -27,7 +27,7 @@ BINDIR := build/$(VARIANT)/bin
 endif
 BUILD := build/$(VARIANT)
 
-PKGS := libczmq libzmq
+PKGS := libczmq libzmq ncursesw
 # Recursive (=) so pkg-config runs only after scripts/deps.sh has installed it.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)

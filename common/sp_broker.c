@@ -8,6 +8,7 @@
 #include "sp_link.h"
 #include "sp_log.h"
 #include "sp_signal.h"
+#include "sp_snapsrv.h"
 #include "sp_time.h"
 #include "sp_wire.h"
 
@@ -30,12 +31,20 @@ typedef struct {
     uint64_t started_ns;
 } sp_child_t;
 
+/* Latency windows: cumulative bucket sums, one per STATS tick, so the latest
+ * minus the one SP_BROKER_LAT_TICKS ago is the last second. */
+#define SP_BROKER_LAT_TICKS (1000 / SP_BROKER_STATS_MS)
+
 typedef struct {
     const sp_broker_cfg_t *cfg;
     sp_names_t names;
     sp_table_t *table;
     sp_table_hdr_t *hdr;
     sp_router_t *router;
+    sp_snapsrv_t *snapsrv;
+    uint64_t lat[SP_BROKER_LAT_TICKS + 1][SP_LAT_BUCKETS];
+    unsigned lat_head;
+    uint64_t stats_seq;
     sp_child_t child[SP_WORKERS_MAX];
     char consumer[PATH_MAX];
     sp_broker_stats_t *st;
@@ -80,6 +89,8 @@ static int s_spawn(sp_bctx_t *b, unsigned id)
     /* reset the slot before the new worker writes it */
     sp_worker_slot_t *slot = &b->hdr->worker[id - 1];
     atomic_store(&slot->pid, 0);
+    atomic_store(&slot->pub_seq, 0);
+    atomic_store(&slot->state, 0);
     atomic_store(&slot->heartbeat_ns, sp_now_ns());
     int rc = posix_spawn(&pid, b->consumer, NULL, NULL, argv, environ);
     if (rc != 0) {
@@ -144,31 +155,156 @@ static void s_beat(sp_bctx_t *b, uint32_t state)
     uint8_t msg[SP_WIRE_HDR_SIZE + SP_WIRE_HEARTBEAT_SIZE];
     sp_heartbeat_t hb = {
         .publisher_id = 0, .state = state, .ts_ns = sp_now_ns(), .pid = (uint32_t)getpid()};
-    sp_wire_put_hdr(msg, SP_MSG_HEARTBEAT, 1, 0, 0);
+    sp_wire_put_hdr(msg, SP_MSG_HEARTBEAT, 1, 0, (uint32_t)getpid());
     sp_wire_put_heartbeat(msg + SP_WIRE_HDR_SIZE, &hb);
     sp_router_publish(b->router, msg, sizeof msg);
+}
+
+/* Adds one counter to a STATS message under construction. */
+typedef struct {
+    uint8_t *msg;
+    unsigned n;
+    unsigned max;
+} s_ctrs_t;
+
+static void s_ctr(s_ctrs_t *c, unsigned id, unsigned index, uint64_t value)
+{
+    if (c->n < c->max) {
+        sp_counter_t ctr = {.id = (uint16_t)id, .index = (uint16_t)index, .value = value};
+        sp_wire_put_counter(sp_wire_rec(c->msg, SP_MSG_STATS, c->n++), &ctr);
+    }
+}
+
+static uint32_t s_worker_state(const sp_bctx_t *b, unsigned id, uint64_t hb_age_ms)
+{
+    const sp_worker_slot_t *slot = &b->hdr->worker[id - 1];
+    if (b->child[id - 1].pid <= 0) {
+        return SP_WSTATE_DEAD;
+    }
+    if (atomic_load(&slot->pid) == 0) {
+        return SP_WSTATE_STARTING;
+    }
+    if (atomic_load(&slot->state) == SP_PUB_STOPPING) {
+        return SP_WSTATE_STOPPING;
+    }
+    return hb_age_ms > SP_WORKER_SILENT_MS ? SP_WSTATE_SILENT : SP_WSTATE_RUNNING;
+}
+
+/* Sum of the reply queues' depths of the latest producers (mq). */
+static uint64_t s_reply_depth(const sp_bctx_t *b)
+{
+    enum { S_SCAN = 64 }; /* producers looked at: the most recent ones */
+    uint32_t next = atomic_load(&b->hdr->next_producer_id);
+    uint64_t sum = 0;
+    for (uint32_t id = next > S_SCAN ? next - S_SCAN : 1; id < next; id++) {
+        char name[SP_IPC_NAME_MAX];
+        sp_names_reply_mq(&b->names, id, name, sizeof name);
+        long d = sp_mq_depth(name);
+        sum += d > 0 ? (uint64_t)d : 0;
+    }
+    return sum;
+}
+
+/* Publishes the shop's counters to monitors (SP_MSG_STATS). */
+static void s_stats(sp_bctx_t *b)
+{
+    enum { S_MAX = 32 + 6 * SP_WORKERS_MAX };
+    static uint8_t msg[SP_WIRE_HDR_SIZE + S_MAX * SP_WIRE_COUNTER_SIZE];
+    s_ctrs_t c = {.msg = msg, .max = S_MAX};
+    sp_table_hdr_t *h = b->hdr;
+    uint64_t now = sp_now_ns();
+    s_ctr(&c, SP_CTR_TIME_NS, 0, now);
+    s_ctr(&c, SP_CTR_CAPACITY, 0, h->capacity);
+    s_ctr(&c, SP_CTR_PRODUCTS, 0, h->product_count);
+    s_ctr(&c, SP_CTR_TRANSPORT, 0, b->cfg->transport);
+    s_ctr(&c, SP_CTR_SYNC, 0, b->cfg->sync);
+    s_ctr(&c, SP_CTR_WORKERS, 0, b->cfg->workers);
+    s_ctr(&c, SP_CTR_EVENT_SEQ, 0, atomic_load(&h->event_seq));
+
+    uint64_t orders[SP_STATUS_COUNT] = {0}, invalid = 0, result_drops = 0;
+    uint64_t *lat = b->lat[b->lat_head];
+    memset(lat, 0, sizeof b->lat[0]);
+    for (unsigned w = 1; w <= b->cfg->workers; w++) {
+        sp_worker_slot_t *slot = &h->worker[w - 1];
+        uint64_t mine = 0;
+        for (int s = 0; s < SP_STATUS_COUNT; s++) {
+            uint64_t v = atomic_load_explicit(&slot->orders[s], memory_order_relaxed);
+            orders[s] += v;
+            mine += v;
+        }
+        invalid += atomic_load_explicit(&slot->invalid_msgs, memory_order_relaxed);
+        result_drops += atomic_load_explicit(&slot->result_drops, memory_order_relaxed);
+        for (int k = 0; k < SP_LAT_BUCKETS; k++) {
+            lat[k] += atomic_load_explicit(&slot->lat[k], memory_order_relaxed);
+        }
+        uint64_t beat = atomic_load(&slot->heartbeat_ns);
+        uint64_t age_ms = now > beat ? (now - beat) / SP_NS_PER_MS : 0;
+        s_ctr(&c, SP_CTR_W_STATE, w, s_worker_state(b, w, age_ms));
+        s_ctr(&c, SP_CTR_W_ORDERS, w, mine);
+        s_ctr(&c, SP_CTR_W_HB_AGE_MS, w, age_ms);
+        s_ctr(&c, SP_CTR_W_PID, w, (uint64_t)(int64_t)atomic_load(&slot->pid));
+        s_ctr(&c, SP_CTR_W_RESTARTS, w, b->child[w - 1].restarts);
+        s_ctr(&c, SP_CTR_W_PUB_SEQ, w, atomic_load(&slot->pub_seq));
+    }
+    for (int s = 0; s < SP_STATUS_COUNT; s++) {
+        s_ctr(&c, SP_CTR_ORDERS, (unsigned)s, orders[s]);
+    }
+    /* latency over the last second: this tick's sums minus those a second ago
+     * (counts only grow; a window older than the broker is all zeros) */
+    const uint64_t *old = b->lat[(b->lat_head + 1) % (SP_BROKER_LAT_TICKS + 1)];
+    uint64_t win[SP_LAT_BUCKETS], n = 0, max = 0;
+    for (int k = 0; k < SP_LAT_BUCKETS; k++) {
+        win[k] = lat[k] >= old[k] ? lat[k] - old[k] : 0;
+        n += win[k];
+        max = win[k] ? sp_lat_bucket_high((unsigned)k) : max;
+    }
+    b->lat_head = (b->lat_head + 1) % (SP_BROKER_LAT_TICKS + 1);
+    s_ctr(&c, SP_CTR_LAT_COUNT, 0, n);
+    s_ctr(&c, SP_CTR_LAT_P50_NS, 0, sp_lat_percentile(win, 50));
+    s_ctr(&c, SP_CTR_LAT_P99_NS, 0, sp_lat_percentile(win, 99));
+    s_ctr(&c, SP_CTR_LAT_MAX_NS, 0, max);
+
+    sp_router_stats_t rs;
+    sp_router_stats(b->router, &rs);
+    if (b->cfg->transport == SP_TRANSPORT_MQ) {
+        long d = sp_mq_orders_depth(&b->names);
+        s_ctr(&c, SP_CTR_DEPTH, SP_HOP_ORDERS, d > 0 ? (uint64_t)d : 0);
+        s_ctr(&c, SP_CTR_DEPTH_CAP, SP_HOP_ORDERS, h->mq_depth);
+        s_ctr(&c, SP_CTR_DEPTH, SP_HOP_RESULTS, s_reply_depth(b));
+    } else {
+        s_ctr(&c, SP_CTR_DEPTH, SP_HOP_ORDERS, rs.in_flight);
+        s_ctr(&c, SP_CTR_DEPTH_CAP, SP_HOP_ORDERS,
+              (uint64_t)b->cfg->workers * SP_LINK_CREDIT_DEFAULT);
+    }
+    s_ctr(&c, SP_CTR_DROPS, SP_DROP_INVALID, invalid + rs.invalid_msgs);
+    s_ctr(&c, SP_CTR_DROPS, SP_DROP_ORDERS, rs.drops_orders);
+    s_ctr(&c, SP_CTR_DROPS, SP_DROP_RESULTS, rs.drops_results + result_drops);
+    s_ctr(&c, SP_CTR_DROPS, SP_DROP_EVENTS, rs.event_gaps);
+    sp_wire_put_hdr(msg, SP_MSG_STATS, c.n, 0, (uint32_t)b->stats_seq++);
+    sp_router_publish(b->router, msg, sp_wire_msg_size(SP_MSG_STATS, c.n));
 }
 
 static int s_endpoints(sp_bctx_t *b, char *why, size_t cap)
 {
     sp_table_hdr_t *h = b->hdr;
-    char *eps[] = {h->ep_orders, h->ep_workers, h->ep_events_in, h->ep_events};
-    static const char *which[] = {"orders", "workers", "events-in", "events"};
+    char *eps[] = {h->ep_orders, h->ep_workers, h->ep_events_in, h->ep_events, h->ep_snapshot};
+    static const char *which[] = {"orders", "workers", "events-in", "events", "snapshot"};
+    enum { S_EPS = 5 };
     if (b->cfg->tcp != NULL) {
         char host[101]; /* matches the %100 below */
         unsigned port;
         if (sscanf(b->cfg->tcp, "tcp://%100[^:]:%u", host, &port) != 2 || port == 0 ||
-            port > 65532) {
-            snprintf(why, cap, "--tcp wants tcp://HOST:PORT with PORT 1..65532, got '%s'",
-                     b->cfg->tcp);
+            port > 65536 - S_EPS) {
+            snprintf(why, cap, "--tcp wants tcp://HOST:PORT with PORT 1..%d, got '%s'",
+                     65536 - S_EPS, b->cfg->tcp);
             return SP_E_USAGE;
         }
-        for (int i = 0; i < 4; i++) {
+        for (int i = 0; i < S_EPS; i++) {
             snprintf(eps[i], SP_ENDPOINT_MAX, "tcp://%s:%u", host, port + (unsigned)i);
         }
         return 0;
     }
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < S_EPS; i++) {
         int rc = sp_names_ipc_endpoint(&b->names, which[i], eps[i], SP_ENDPOINT_MAX);
         if (rc < 0) {
             snprintf(why, cap, "run directory path %s is too long for ipc:// endpoints",
@@ -268,6 +404,7 @@ static void s_shutdown(sp_bctx_t *b)
     uint8_t eos[SP_WIRE_HDR_SIZE];
     sp_wire_put_hdr(eos, SP_MSG_EOS, 0, 0, 0);
     sp_router_publish(b->router, eos, sizeof eos);
+    s_stats(b);
     s_beat(b, SP_PUB_STOPPING);
     sp_table_set_state(b->table, SP_TABLE_CLOSED);
 }
@@ -360,6 +497,10 @@ int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *wh
     if (rc < 0) {
         goto remove;
     }
+    rc = sp_snapsrv_new(&b.snapsrv, b.hdr->ep_snapshot, b.table, why, cap);
+    if (rc < 0) {
+        goto remove;
+    }
     for (unsigned i = 1; i <= cfg->workers; i++) {
         rc = s_spawn(&b, i);
         if (rc < 0) {
@@ -374,12 +515,22 @@ int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *wh
                  cfg->instance, b.hdr->product_count, cfg->workers,
                  cfg->transport == SP_TRANSPORT_MQ ? "mq" : "zmq", sp_sync_name(cfg->sync));
     }
-    uint64_t next_beat = 0;
+    uint64_t next_beat = 0, next_stats = 0;
     while (!sp_signal_stopping()) {
-        sp_router_poll(b.router, SP_BROKER_TICK_MS);
+        uint64_t now = sp_now_ns();
+        int wait_ms = sp_snapsrv_busy(b.snapsrv) ? 0 : SP_BROKER_TICK_MS;
+        if (next_stats > now && (next_stats - now) / SP_NS_PER_MS < (uint64_t)wait_ms) {
+            wait_ms = (int)((next_stats - now) / SP_NS_PER_MS);
+        }
+        sp_router_poll(b.router, wait_ms);
+        sp_snapsrv_turn(b.snapsrv);
         s_supervise(&b, true);
         s_publish_counters(&b);
-        uint64_t now = sp_now_ns();
+        now = sp_now_ns();
+        if (now >= next_stats) {
+            s_stats(&b);
+            next_stats = now + SP_BROKER_STATS_MS * SP_NS_PER_MS;
+        }
         if (now >= next_beat) {
             s_beat(&b, SP_PUB_RUNNING);
             next_beat = now + SP_BROKER_HEARTBEAT_MS * SP_NS_PER_MS;
@@ -399,6 +550,7 @@ int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *wh
         s_notify(&b, SP_LOG_ERROR, "cannot create the state directory %s", b.names.state_dir);
     }
 remove:
+    sp_snapsrv_destroy(&b.snapsrv);
     sp_router_destroy(&b.router);
     s_remove_ipc(&b);
     sp_table_close(&b.table);

@@ -29,7 +29,8 @@
 #define SP_BROKER_DRAIN_MS     5000 /* longest wait for in-flight orders */
 #define SP_BROKER_STOP_MS      3000 /* longest wait for workers to exit */
 #define SP_BROKER_HEARTBEAT_MS 250
-#define SP_BROKER_RESTART_MAX  20 /* restarts per worker before giving up */
+#define SP_BROKER_STATS_MS     100 /* STATS to monitors, ten a second */
+#define SP_BROKER_RESTART_MAX  20  /* restarts per worker before giving up */
 #define SP_SNAPSHOT_FILE       "table.csv"
 
 typedef void (*sp_notify_fn)(int level, const char *fmt, va_list ap);
@@ -39,7 +40,7 @@ typedef struct {
     const char *catalogue;     /* CSV path */
     const char *state_dir;     /* base directory; NULL = "run" */
     const char *consumer_path; /* NULL = "consumer" beside our own binary */
-    const char *tcp;           /* NULL = ipc://; else "tcp://HOST:PORT" (4 ports from PORT) */
+    const char *tcp;           /* NULL = ipc://; else "tcp://HOST:PORT" (5 ports from PORT) */
     unsigned workers;
     sp_sync_t sync;
     sp_transport_kind_t transport;

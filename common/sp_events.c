@@ -17,7 +17,7 @@ struct sp_pub {
     zsock_t *sock;
     void *raw;
     uint32_t id;
-    uint32_t batch;
+    uint32_t incarnation; /* our pid: the header's batch field on this path */
     uint64_t seq;
     bool joined;
     unsigned pending;
@@ -48,6 +48,7 @@ sp_pub_t *sp_pub_new(const char *endpoint, uint32_t publisher_id)
         return NULL;
     }
     p->id = publisher_id;
+    p->incarnation = (uint32_t)getpid();
     /* XPUB rather than PUB: it tells us when the broker's subscription has
      * arrived, so no event is published into the void before that */
     p->sock = zsock_new(ZMQ_XPUB);
@@ -92,7 +93,7 @@ int sp_pub_flush(sp_pub_t *self)
     if (self->pending == 0) {
         return 0;
     }
-    sp_wire_put_hdr(self->msg, SP_MSG_EVENTS, self->pending, self->id, self->batch++);
+    sp_wire_put_hdr(self->msg, SP_MSG_EVENTS, self->pending, self->id, self->incarnation);
     size_t len = sp_wire_msg_size(SP_MSG_EVENTS, self->pending);
     self->pending = 0;
     /* PUB never blocks: at the high-water mark the message is dropped and
@@ -128,7 +129,7 @@ int sp_pub_heartbeat(sp_pub_t *self, uint32_t state, uint64_t orders_applied)
                          .orders_applied = orders_applied,
                          .ts_ns = sp_now_ns(),
                          .pid = (uint32_t)getpid()};
-    sp_wire_put_hdr(msg, SP_MSG_HEARTBEAT, 1, self->id, self->batch++);
+    sp_wire_put_hdr(msg, SP_MSG_HEARTBEAT, 1, self->id, self->incarnation);
     sp_wire_put_heartbeat(msg + SP_WIRE_HDR_SIZE, &hb);
     if (zmq_send(self->raw, msg, sizeof msg, ZMQ_DONTWAIT) < 0 && errno != EAGAIN) {
         return -errno;
@@ -155,7 +156,7 @@ sp_sub_t *sp_sub_new(const char *endpoint)
         return NULL;
     }
     s->raw = zsock_resolve(s->sock);
-    zsock_set_rcvhwm(s->sock, SP_ZMQ_HWM);
+    zsock_set_rcvhwm(s->sock, SP_SUB_HWM);
     zsock_set_maxmsgsize(s->sock, SP_EVENTS_MSG_MAX);
     zsock_set_subscribe(s->sock, "");
     if (zsock_connect(s->sock, "%s", endpoint) < 0) {
@@ -166,6 +167,11 @@ sp_sub_t *sp_sub_new(const char *endpoint)
         return NULL;
     }
     return s;
+}
+
+void *sp_sub_raw(sp_sub_t *self)
+{
+    return self->raw;
 }
 
 void sp_sub_destroy(sp_sub_t **self_p)

@@ -10,6 +10,10 @@
  * last event number, so "no sales" differs from "publisher dead" and a tail
  * loss is visible too.
  *
+ * On this path the header's `batch` field carries the publisher's pid, its
+ * incarnation: a restarted worker numbers its events from 1 again, and the
+ * pid tells that apart from a reordering.
+ *
  * Events are batched: sp_pub_event() appends to a pending message that
  * sp_pub_flush() sends (automatically when it is full).
  */
@@ -25,6 +29,7 @@
 #define SP_EVENTS_PER_MSG 256
 #define SP_PUB_JOIN_MS    3000 /* longest wait for the broker's subscription */
 #define SP_EVENTS_MSG_MAX (SP_WIRE_HDR_SIZE + SP_EVENTS_PER_MSG * SP_WIRE_EVENT_SIZE)
+#define SP_SUB_HWM        1000 /* messages a subscriber queues before it loses some */
 
 typedef struct sp_pub sp_pub_t;
 typedef struct sp_sub sp_sub_t;
@@ -57,6 +62,9 @@ uint64_t sp_pub_seq(const sp_pub_t *self);
  * NULL on failure (errno set). */
 sp_sub_t *sp_sub_new(const char *endpoint);
 void sp_sub_destroy(sp_sub_t **self_p);
+
+/* The ZeroMQ socket, for zmq_poll with other sockets. */
+void *sp_sub_raw(sp_sub_t *self);
 
 /* Receives one message (events or heartbeat) into buf.  Returns its length,
  * SP_E_TIMEOUT or -errno.  The caller validates it with sp_wire_check. */

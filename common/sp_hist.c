@@ -233,3 +233,57 @@ double sp_hist_mean(const sp_hist_t *h)
     }
     return (double)h->sum_lo / (double)h->count;
 }
+
+/* Coarse buckets: units of 2^S_LAT_UNIT_SHIFT ns, 2^S_LAT_SUB_BITS per octave. */
+#define S_LAT_UNIT_SHIFT 10u
+#define S_LAT_SUB_BITS   3u
+#define S_LAT_SUB        (1u << S_LAT_SUB_BITS)
+
+unsigned sp_lat_bucket(uint64_t ns)
+{
+    uint64_t u = ns >> S_LAT_UNIT_SHIFT;
+    if (u < S_LAT_SUB) {
+        return (unsigned)u;
+    }
+    unsigned msb = S_VALUE_BITS - 1u - (unsigned)__builtin_clzll(u);
+    unsigned sub = (unsigned)(u >> (msb - S_LAT_SUB_BITS)) & (S_LAT_SUB - 1u);
+    unsigned b = (msb - S_LAT_SUB_BITS + 1u) * S_LAT_SUB + sub;
+    return b < SP_LAT_BUCKETS ? b : SP_LAT_BUCKETS - 1u;
+}
+
+uint64_t sp_lat_bucket_high(unsigned b)
+{
+    if (b >= SP_LAT_BUCKETS - 1u) {
+        return UINT64_MAX;
+    }
+    uint64_t high_u;
+    if (b < S_LAT_SUB) {
+        high_u = b;
+    } else {
+        unsigned shift = b / S_LAT_SUB - 1u;
+        uint64_t low_u = (uint64_t)(S_LAT_SUB + b % S_LAT_SUB) << shift;
+        high_u = low_u + ((uint64_t)1 << shift) - 1u;
+    }
+    return ((high_u + 1u) << S_LAT_UNIT_SHIFT) - 1u;
+}
+
+uint64_t sp_lat_percentile(const uint64_t counts[SP_LAT_BUCKETS], double p)
+{
+    uint64_t total = 0;
+    for (unsigned b = 0; b < SP_LAT_BUCKETS; b++) {
+        total += counts[b];
+    }
+    if (total == 0) {
+        return 0;
+    }
+    double want = ceil(p * (double)total / s_percent_all * (1.0 - s_rank_slack));
+    uint64_t rank = want < 1.0 ? 1u : (uint64_t)want;
+    uint64_t seen = 0;
+    for (unsigned b = 0; b < SP_LAT_BUCKETS; b++) {
+        seen += counts[b];
+        if (seen >= rank) {
+            return sp_lat_bucket_high(b);
+        }
+    }
+    return sp_lat_bucket_high(SP_LAT_BUCKETS - 1u);
+}

@@ -57,4 +57,21 @@ unsigned sp_hist_bucket_of(uint64_t value);
 uint64_t sp_hist_bucket_low(unsigned bucket);
 uint64_t sp_hist_bucket_high(unsigned bucket);
 
+/*
+ * Coarse latency buckets, small enough to live in every worker's slot of the
+ * shared table (the broker sums them for the monitor's p50/p99).  Values are
+ * nanoseconds counted in units of 1024 ns; below 8 units each unit has its
+ * bucket, above that every power of two is split into 8, so a bucket's upper
+ * bound overstates a value by less than 12.5 %.  The last bucket holds
+ * everything from about 60 s up.
+ */
+#define SP_LAT_BUCKETS 192
+
+unsigned sp_lat_bucket(uint64_t ns);
+/* Highest value (ns) bucket b holds; UINT64_MAX for the last one. */
+uint64_t sp_lat_bucket_high(unsigned b);
+/* Upper bound of the bucket holding percentile p (0 < p <= 100) of the
+ * counts; 0 when they are all zero. */
+uint64_t sp_lat_percentile(const uint64_t counts[SP_LAT_BUCKETS], double p);
+
 #endif

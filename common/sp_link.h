@@ -107,4 +107,7 @@ int sp_mq_unlink_name(const char *name);
 /* Current depth of the order queue, or -errno. */
 long sp_mq_orders_depth(const sp_names_t *names);
 
+/* Current depth of the queue `name`, or -errno. */
+long sp_mq_depth(const char *name);
+
 #endif

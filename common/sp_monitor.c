@@ -1,216 +1,625 @@
 /*
- * sp_monitor — event feed to lines.
+ * sp_monitor — feed, snapshots and the two views.
  */
 #include "sp_monitor.h"
+#include "sp_zmq.h"
 
+#include "sp_console.h"
 #include "sp_error.h"
 #include "sp_events.h"
 #include "sp_instance.h"
+#include "sp_mirror.h"
 #include "sp_producer.h"
 #include "sp_signal.h"
 #include "sp_table.h"
 #include "sp_time.h"
 #include "sp_wire.h"
 
+#include <czmq.h>
 #include <errno.h>
 #include <string.h>
 
-#define SP_MON_PUBLISHERS (SP_WORKERS_MAX + 1) /* workers 1..64 and the broker (0) */
+#define S_SNAP_MSG_MAX (SP_WIRE_HDR_SIZE + SP_WIRE_MAX_RECORDS * SP_WIRE_SNAPROW_SIZE)
+#define S_TCP_EVENTS   3 /* port offsets from the broker's --tcp PORT */
+#define S_TCP_SNAPSHOT 4
 
 typedef struct {
-    uint64_t last_seq;
-    uint64_t last_seen_ns;
-    uint32_t state;
-} sp_mpub_t;
+    const sp_monitor_cfg_t *cfg;
+    FILE *out;
+    sp_table_t *table; /* local instance, read-only; NULL when remote */
+    sp_mirror_t *mirror;
+    sp_sub_t *sub;
+    zsock_t *dealer; /* snapshot requests (remote or --from-broker) */
+    char ep_events[SP_ENDPOINT_MAX];
+    char ep_snapshot[SP_ENDPOINT_MAX];
+    uint32_t req;      /* last snapshot request number */
+    bool snap_pending; /* a request is out */
+    uint64_t snap_progress_ns;
+    uint32_t snap_rows;
+    sp_console_t *console;
+    /* what line mode last reported */
+    uint64_t told_gaps;
+    uint64_t told_resyncs;
+    uint8_t *buf; /* one event-path message */
+    uint8_t *snapbuf;
+} s_mon_t;
 
-static void s_print_json_table(FILE *out, sp_table_t *t)
+/* --- output helpers ---------------------------------------------------------- */
+
+static void s_json_str(FILE *out, const char *s)
 {
-    uint32_t cap = sp_table_capacity(t);
-    fprintf(out, "[");
+    fputc('"', out);
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c == '"' || *c == '\\') {
+            fprintf(out, "\\%c", *c);
+        } else if (*c < 0x20) {
+            fprintf(out, "\\u%04x", *c);
+        } else {
+            fputc(*c, out);
+        }
+    }
+    fputc('"', out);
+}
+
+static bool s_product(const sp_mirror_t *m, uint32_t id, sp_product_t *p, uint32_t *version)
+{
+    sp_minfo_t info;
+    const sp_mrow_t *r = sp_mirror_row(m, id);
+    if (r == NULL || !r->known || !sp_mirror_info(m, id, &info)) {
+        return false;
+    }
+    memset(p, 0, sizeof *p);
+    p->id = id;
+    snprintf(p->name, sizeof p->name, "%s", info.name);
+    snprintf(p->category, sizeof p->category, "%s", info.category);
+    p->weight_g = info.weight_g;
+    p->price_cents = info.price_cents;
+    p->expiry = info.expiry;
+    p->stock = r->stock;
+    *version = r->version;
+    return true;
+}
+
+/* The mirror's table: the same text as `producer --table`, or a JSON array. */
+static void s_print_table(FILE *out, bool json, const sp_mirror_t *m)
+{
+    if (!json) {
+        sp_print_table_header(out);
+    } else {
+        fputc('[', out);
+    }
     bool first = true;
-    for (uint32_t id = 1; id <= cap; id++) {
+    for (uint32_t id = 1; id <= sp_mirror_capacity(m); id++) {
         sp_product_t p;
         uint32_t version;
-        if (sp_table_read(t, id, &p, &version) < 0) {
+        if (!s_product(m, id, &p, &version)) {
             continue;
         }
-        /* names are validated UTF-8 without control characters or quotes
-         * needing more than \" and \\ escapes */
-        fprintf(out, "%s{\"id\":%u,\"name\":\"", first ? "" : ",", p.id);
-        for (const char *c = p.name; *c; c++) {
-            fprintf(out, (*c == '"' || *c == '\\') ? "\\%c" : "%c", *c);
+        if (!json) {
+            sp_print_product(out, &p);
+            continue;
         }
-        fprintf(out, "\",\"category\":\"");
-        for (const char *c = p.category; *c; c++) {
-            fprintf(out, (*c == '"' || *c == '\\') ? "\\%c" : "%c", *c);
-        }
+        fprintf(out, "%s{\"id\":%u,\"name\":", first ? "" : ",", p.id);
+        s_json_str(out, p.name);
+        fprintf(out, ",\"category\":");
+        s_json_str(out, p.category);
         fprintf(out,
-                "\",\"weight_g\":%u,\"price_cents\":%llu,\"expiry\":%u,\"stock\":%u,"
+                ",\"weight_g\":%u,\"price_cents\":%llu,\"expiry\":%u,\"stock\":%u,"
                 "\"version\":%u}",
                 p.weight_g, (unsigned long long)p.price_cents, p.expiry, p.stock, version);
         first = false;
     }
-    fprintf(out, "]\n");
+    if (json) {
+        fprintf(out, "]\n");
+    }
+    fflush(out);
 }
 
-static void s_event_line(FILE *out, bool json, sp_table_t *t, const sp_event_t *e)
+static void s_on_event(void *arg, const sp_event_t *e, bool applied)
 {
-    const sp_row_t *r = sp_table_row(t, e->product_id);
-    const char *name = r ? r->name : "?";
-    if (json) {
-        fprintf(out,
+    s_mon_t *mon = arg;
+    if (!applied || mon->cfg->quiet || mon->console != NULL) {
+        return;
+    }
+    if (mon->cfg->json) {
+        fprintf(mon->out,
                 "{\"type\":\"event\",\"publisher\":%u,\"seq\":%llu,\"product\":%u,"
                 "\"old\":%u,\"new\":%u,\"version\":%u,\"producer\":%u,\"order\":%llu}\n",
                 e->publisher_id, (unsigned long long)e->pub_seq, e->product_id, e->old_stock,
                 e->new_stock, e->row_version, e->order_producer, (unsigned long long)e->order_seq);
+        return;
+    }
+    sp_minfo_t info;
+    const char *name = sp_mirror_info(mon->mirror, e->product_id, &info) ? info.name : "?";
+    bool up = e->new_stock > e->old_stock;
+    fprintf(mon->out, "stock %4u %-24s %6u -> %-6u (%s%u, worker %u, order %u:%llu)\n",
+            e->product_id, name, e->old_stock, e->new_stock, up ? "+" : "-",
+            up ? e->new_stock - e->old_stock : e->old_stock - e->new_stock, e->publisher_id,
+            e->order_producer, (unsigned long long)e->order_seq);
+}
+
+static void s_fmt_ns(char *buf, size_t cap, uint64_t ns, bool have)
+{
+    if (!have) {
+        snprintf(buf, cap, "-");
+    } else if (ns < 1000000) {
+        snprintf(buf, cap, "%.0fus", (double)ns / 1e3);
+    } else if (ns < 1000000000) {
+        snprintf(buf, cap, "%.1fms", (double)ns / 1e6);
     } else {
-        fprintf(
-            out, "stock %4u %-24s %6u -> %-6u (%s%u, worker %u, order %u:%llu)\n", e->product_id,
-            name, e->old_stock, e->new_stock, e->new_stock > e->old_stock ? "+" : "-",
-            e->new_stock > e->old_stock ? e->new_stock - e->old_stock : e->old_stock - e->new_stock,
-            e->publisher_id, e->order_producer, (unsigned long long)e->order_seq);
+        snprintf(buf, cap, "%.2fs", (double)ns / 1e9);
     }
 }
 
-static void s_track(sp_mpub_t *p, sp_monitor_stats_t *st, uint64_t first, uint64_t last)
+static void s_summary(s_mon_t *mon, uint64_t now)
 {
-    if (p->last_seen_ns == 0) {
-        p->last_seq = first - 1; /* we joined late: counting starts here */
-    } else if (first == 1) {
-        p->last_seq = 0; /* a (re)started publisher */
+    const sp_mirror_t *m = mon->mirror;
+    const sp_mstate_t *st = sp_mirror_state(m);
+    const sp_shopstats_t *ss = sp_mirror_stats(m);
+    sp_mrates_t r;
+    sp_mirror_rates(m, now, &r);
+    unsigned running = 0;
+    for (unsigned w = 1; w <= ss->workers; w++) {
+        running += ss->worker[w].state == SP_WSTATE_RUNNING;
     }
-    if (first > p->last_seq + 1) {
-        st->gaps += first - p->last_seq - 1;
+    uint64_t units = sp_mirror_units(m);
+    if (mon->cfg->json) {
+        fprintf(mon->out,
+                "{\"type\":\"summary\",\"orders_per_s\":%.0f,\"orders_per_s_10s\":%.0f,"
+                "\"accepted\":%llu,\"out_of_stock\":%llu,\"lat_p50_ns\":%llu,"
+                "\"lat_p99_ns\":%llu,\"events\":%llu,\"events_per_s\":%.0f,\"event_seq\":%llu,"
+                "\"gaps\":%llu,\"resyncs\":%llu,\"snapshots\":%llu,\"stale\":%s,"
+                "\"workers_running\":%u,\"workers\":%u,\"depth_orders\":%llu,"
+                "\"drops_invalid\":%llu,\"drops_orders\":%llu,\"drops_results\":%llu,"
+                "\"drops_events\":%llu,\"invalid\":%llu,\"units_in_stock\":%llu}\n",
+                r.orders_1s, r.orders_10s, (unsigned long long)ss->orders[SP_STATUS_ACCEPTED],
+                (unsigned long long)ss->orders[SP_STATUS_OUT_OF_STOCK],
+                (unsigned long long)ss->lat_p50_ns, (unsigned long long)ss->lat_p99_ns,
+                (unsigned long long)st->events, r.events_1s, (unsigned long long)ss->event_seq,
+                (unsigned long long)st->gaps, (unsigned long long)st->resyncs,
+                (unsigned long long)st->snapshots, st->stale ? "true" : "false", running,
+                ss->workers, (unsigned long long)ss->depth[SP_HOP_ORDERS],
+                (unsigned long long)ss->drops[SP_DROP_INVALID],
+                (unsigned long long)ss->drops[SP_DROP_ORDERS],
+                (unsigned long long)ss->drops[SP_DROP_RESULTS],
+                (unsigned long long)ss->drops[SP_DROP_EVENTS], (unsigned long long)st->invalid,
+                (unsigned long long)units);
+    } else {
+        char p50[16], p99[16];
+        s_fmt_ns(p50, sizeof p50, ss->lat_p50_ns, ss->lat_count > 0);
+        s_fmt_ns(p99, sizeof p99, ss->lat_p99_ns, ss->lat_count > 0);
+        fprintf(mon->out,
+                "summary: %.0f orders/s (10 s: %.0f/s), accepted %llu, out of stock %llu, "
+                "p50 %s p99 %s, events %llu (%.0f/s), seq %llu, gaps %llu, resyncs %llu, "
+                "workers %u/%u running, units in stock %llu%s\n",
+                r.orders_1s, r.orders_10s, (unsigned long long)ss->orders[SP_STATUS_ACCEPTED],
+                (unsigned long long)ss->orders[SP_STATUS_OUT_OF_STOCK], p50, p99,
+                (unsigned long long)st->events, r.events_1s, (unsigned long long)ss->event_seq,
+                (unsigned long long)st->gaps, (unsigned long long)st->resyncs, running, ss->workers,
+                (unsigned long long)units, st->stale ? ", STALE" : "");
     }
-    if (last > p->last_seq) {
-        p->last_seq = last;
+    fflush(mon->out);
+}
+
+/* Line mode: one line when a gap is found and one when a snapshot repairs it. */
+static void s_tell_state(s_mon_t *mon)
+{
+    const sp_mstate_t *st = sp_mirror_state(mon->mirror);
+    if (st->gaps > mon->told_gaps) {
+        uint64_t missed = st->gaps - mon->told_gaps;
+        if (mon->cfg->json) {
+            fprintf(mon->out, "{\"type\":\"gap\",\"missed\":%llu,\"gaps\":%llu}\n",
+                    (unsigned long long)missed, (unsigned long long)st->gaps);
+        } else {
+            fprintf(mon->out, "STALE: %llu events missed (%llu in all); resyncing\n",
+                    (unsigned long long)missed, (unsigned long long)st->gaps);
+        }
+        mon->told_gaps = st->gaps;
+    }
+    if (st->resyncs > mon->told_resyncs) {
+        if (mon->cfg->json) {
+            fprintf(mon->out, "{\"type\":\"resync\",\"resyncs\":%llu,\"snapshots\":%llu}\n",
+                    (unsigned long long)st->resyncs, (unsigned long long)st->snapshots);
+        } else {
+            fprintf(mon->out, "resynced: fresh snapshot taken, the view is exact again\n");
+        }
+        mon->told_resyncs = st->resyncs;
     }
 }
 
-static void s_summary(FILE *out, bool json, const sp_monitor_stats_t *st, uint64_t events_1s,
-                      const sp_mpub_t *pubs, uint64_t now, sp_table_t *t)
+/* --- snapshots ---------------------------------------------------------------- */
+
+static int s_snap_request(s_mon_t *mon, uint64_t now)
 {
-    unsigned alive = 0, known = 0;
-    for (int i = 1; i < SP_MON_PUBLISHERS; i++) {
-        if (pubs[i].last_seen_ns != 0) {
-            known++;
-            alive += now - pubs[i].last_seen_ns < 4 * SP_MONITOR_SUMMARY_MS * SP_NS_PER_MS &&
-                     pubs[i].state == 1;
+    uint8_t msg[SP_WIRE_HDR_SIZE];
+    sp_wire_put_hdr(msg, SP_MSG_SNAP_REQ, 0, 0, ++mon->req);
+    if (zmq_send(zsock_resolve(mon->dealer), msg, sizeof msg, ZMQ_DONTWAIT) < 0) {
+        return -errno;
+    }
+    mon->snap_pending = true;
+    mon->snap_progress_ns = now;
+    mon->snap_rows = 0;
+    return 0;
+}
+
+/* Handles one message of a snapshot answer; returns 0 or a negative code
+ * for an answer that cannot be used (*why). */
+static int s_snap_message(s_mon_t *mon, size_t len, uint64_t now, char *why, size_t cap)
+{
+    sp_msg_hdr_t h;
+    if (sp_wire_check(mon->snapbuf, len, &h) < 0 || h.batch != mon->req || !mon->snap_pending) {
+        return 0; /* malformed, or an answer to an earlier request */
+    }
+    mon->snap_progress_ns = now;
+    if (h.kind == SP_MSG_SNAP_BEGIN) {
+        uint32_t pid[SP_MIRROR_PUBS] = {0};
+        uint64_t seq[SP_MIRROR_PUBS] = {0};
+        for (unsigned i = 0; i < h.count; i++) {
+            sp_counter_t c;
+            sp_wire_get_counter(sp_wire_crec(mon->snapbuf, SP_MSG_SNAP_BEGIN, i), &c);
+            if (c.id == SP_CTR_CAPACITY && c.value != sp_mirror_capacity(mon->mirror)) {
+                snprintf(why, cap, "the broker's table changed size (%llu rows, we have %u)",
+                         (unsigned long long)c.value, sp_mirror_capacity(mon->mirror));
+                return SP_E_BAD_LAYOUT;
+            }
+            if (c.index >= 1 && c.index < SP_MIRROR_PUBS) {
+                if (c.id == SP_CTR_W_PID) {
+                    pid[c.index] = (uint32_t)c.value;
+                } else if (c.id == SP_CTR_W_PUB_SEQ) {
+                    seq[c.index] = c.value;
+                }
+            }
+        }
+        sp_mirror_snap_begin(mon->mirror, pid, seq);
+    } else if (h.kind == SP_MSG_SNAP_ROWS && sp_mirror_state(mon->mirror)->snapshot_running) {
+        for (unsigned i = 0; i < h.count; i++) {
+            sp_snaprow_t row;
+            sp_wire_get_snaprow(sp_wire_crec(mon->snapbuf, SP_MSG_SNAP_ROWS, i), &row);
+            sp_mirror_snap_row(mon->mirror, &row, now);
+        }
+        mon->snap_rows += h.count;
+    } else if (h.kind == SP_MSG_SNAP_END && sp_mirror_state(mon->mirror)->snapshot_running) {
+        sp_mirror_snap_end(mon->mirror);
+        mon->snap_pending = false;
+    }
+    return 0;
+}
+
+static int s_snap_drain(s_mon_t *mon, uint64_t now, char *why, size_t cap)
+{
+    void *raw = zsock_resolve(mon->dealer);
+    for (int k = 0; k < SP_MONITOR_FEED_BURST; k++) {
+        int n = zmq_recv(raw, mon->snapbuf, S_SNAP_MSG_MAX, ZMQ_DONTWAIT);
+        if (n < 0) {
+            return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+        }
+        if ((size_t)n > S_SNAP_MSG_MAX) {
+            continue;
+        }
+        int rc = s_snap_message(mon, (size_t)n, now, why, cap);
+        if (rc < 0) {
+            return rc;
         }
     }
-    uint64_t units = 0;
-    uint32_t cap = sp_table_capacity(t);
-    for (uint32_t id = 1; id <= cap; id++) {
-        const sp_row_t *r = sp_table_row(t, id);
-        if (r != NULL) {
-            units += SP_SV_STOCK(atomic_load(&r->sv));
+    return 0;
+}
+
+/* Takes or asks for a snapshot when the mirror needs one. */
+static void s_snap_maybe(s_mon_t *mon, uint64_t now)
+{
+    if (mon->dealer == NULL) {
+        if (sp_mirror_wants_snapshot(mon->mirror)) {
+            sp_mirror_snap_local(mon->mirror, mon->table, now);
+        }
+        return;
+    }
+    if (mon->snap_pending && now - mon->snap_progress_ns > SP_MONITOR_SNAP_MS * SP_NS_PER_MS) {
+        mon->snap_pending = false; /* lost or cut short: ask again */
+        sp_mirror_invalidate(mon->mirror);
+    }
+    if (!mon->snap_pending && sp_mirror_wants_snapshot(mon->mirror)) {
+        s_snap_request(mon, now);
+    }
+}
+
+/* --- set-up ----------------------------------------------------------------- */
+
+static int s_parse_connect(s_mon_t *mon, const char *url, char *why, size_t cap)
+{
+    char host[101];
+    unsigned port;
+    char tail;
+    if (sscanf(url, "tcp://%100[^:]:%u%c", host, &port, &tail) != 2 || port == 0 ||
+        port > 65536 - 5) {
+        snprintf(why, cap, "--connect wants tcp://HOST:PORT (the broker's --tcp), got '%s'", url);
+        return SP_E_USAGE;
+    }
+    snprintf(mon->ep_events, sizeof mon->ep_events, "tcp://%s:%u", host, port + S_TCP_EVENTS);
+    snprintf(mon->ep_snapshot, sizeof mon->ep_snapshot, "tcp://%s:%u", host, port + S_TCP_SNAPSHOT);
+    return 0;
+}
+
+static int s_open_dealer(s_mon_t *mon, char *why, size_t cap)
+{
+    mon->dealer = zsock_new(ZMQ_DEALER);
+    if (mon->dealer == NULL) {
+        return -ENOMEM;
+    }
+    zsock_set_maxmsgsize(mon->dealer, (int64_t)S_SNAP_MSG_MAX);
+    zsock_set_linger(mon->dealer, 0);
+    if (zsock_connect(mon->dealer, "%s", mon->ep_snapshot) < 0) {
+        snprintf(why, cap, "cannot connect to the snapshot service %s", mon->ep_snapshot);
+        return -ENOTCONN;
+    }
+    return 0;
+}
+
+/* The capacity a STATS message announces, or 0. */
+static uint32_t s_stats_capacity(const uint8_t *msg, size_t len)
+{
+    sp_msg_hdr_t h;
+    if (sp_wire_check(msg, len, &h) < 0 || h.kind != SP_MSG_STATS || h.sender != 0) {
+        return 0;
+    }
+    for (unsigned i = 0; i < h.count; i++) {
+        sp_counter_t c;
+        sp_wire_get_counter(sp_wire_crec(msg, SP_MSG_STATS, i), &c);
+        if (c.id == SP_CTR_CAPACITY && c.value <= SP_PRODUCT_ID_MAX) {
+            return (uint32_t)c.value;
         }
     }
-    if (json) {
-        fprintf(out,
-                "{\"type\":\"summary\",\"events\":%llu,\"events_per_s\":%llu,\"gaps\":%llu,"
-                "\"workers_alive\":%u,\"workers_seen\":%u,\"units_in_stock\":%llu}\n",
-                (unsigned long long)st->events, (unsigned long long)events_1s,
-                (unsigned long long)st->gaps, alive, known, (unsigned long long)units);
+    return 0;
+}
+
+/* Waits for the first message on the event path: it proves our subscription
+ * is in place, so a snapshot taken after it misses nothing.  A remote monitor
+ * waits for STATS, which also tells it the table's size. */
+static int s_first_message(s_mon_t *mon, char *why, size_t cap)
+{
+    uint64_t deadline = sp_now_ns() + (uint64_t)mon->cfg->wait_ms * SP_NS_PER_MS;
+    for (;;) {
+        uint64_t now = sp_now_ns();
+        if (sp_signal_stopping()) {
+            return SP_E_STOPPED;
+        }
+        if (now >= deadline) {
+            snprintf(why, cap, "nothing arrived from the broker at %s within %d ms", mon->ep_events,
+                     mon->cfg->wait_ms);
+            return SP_E_TIMEOUT;
+        }
+        int n = sp_sub_recv(mon->sub, mon->buf, SP_EVENTS_MSG_MAX, SP_MONITOR_POLL_MS);
+        if (n == SP_E_TIMEOUT || n == -EINTR || n == -EMSGSIZE) {
+            continue;
+        }
+        if (n < 0) {
+            snprintf(why, cap, "event feed failed: %s", sp_strerror(n));
+            return n;
+        }
+        if (mon->mirror == NULL) {
+            uint32_t capacity = s_stats_capacity(mon->buf, (size_t)n);
+            if (capacity == 0) {
+                continue; /* covered by the snapshot we are about to ask for */
+            }
+            mon->mirror = sp_mirror_new(capacity, NULL);
+            if (mon->mirror == NULL) {
+                return -ENOMEM;
+            }
+        }
+        sp_mirror_feed(mon->mirror, mon->buf, (size_t)n, now, s_on_event, mon);
+        return 0;
+    }
+}
+
+static int s_setup(s_mon_t *mon, char *why, size_t cap)
+{
+    const sp_monitor_cfg_t *cfg = mon->cfg;
+    if (cfg->connect != NULL) {
+        int rc = s_parse_connect(mon, cfg->connect, why, cap);
+        if (rc < 0) {
+            return rc;
+        }
     } else {
-        fprintf(out,
-                "summary: %llu events (%llu/s), gaps %llu, workers alive %u/%u, units in "
-                "stock %llu\n",
-                (unsigned long long)st->events, (unsigned long long)events_1s,
-                (unsigned long long)st->gaps, alive, known, (unsigned long long)units);
+        sp_names_t names;
+        if (sp_names_init(&names, cfg->instance, NULL) < 0) {
+            snprintf(why, cap, "bad instance name '%s'", cfg->instance);
+            return SP_E_USAGE;
+        }
+        int rc = sp_table_open_ready(&mon->table, names.table, false, cfg->wait_ms);
+        if (rc < 0) {
+            snprintf(why, cap, "instance '%s' is not running (%s)", cfg->instance, sp_strerror(rc));
+            return rc;
+        }
+        sp_table_hdr_t *h = sp_table_hdr(mon->table);
+        snprintf(mon->ep_events, sizeof mon->ep_events, "%s", h->ep_events);
+        snprintf(mon->ep_snapshot, sizeof mon->ep_snapshot, "%s", h->ep_snapshot);
+        if (!cfg->from_broker) {
+            mon->mirror = sp_mirror_new(sp_table_capacity(mon->table), sp_table_rows(mon->table));
+            if (mon->mirror == NULL) {
+                return -ENOMEM;
+            }
+            if (cfg->once) {
+                sp_mirror_snap_local(mon->mirror, mon->table, sp_now_ns());
+                return 0;
+            }
+        }
     }
-    fflush(out);
+    sp_zmq_setup();
+    if (cfg->connect != NULL || cfg->from_broker) {
+        int rc = s_open_dealer(mon, why, cap);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    mon->sub = sp_sub_new(mon->ep_events);
+    if (mon->sub == NULL) {
+        snprintf(why, cap, "cannot subscribe to %s", mon->ep_events);
+        return -ENOTCONN;
+    }
+    return s_first_message(mon, why, cap);
+}
+
+/* --- the loop --------------------------------------------------------------- */
+
+static int s_feed(s_mon_t *mon, uint64_t now)
+{
+    for (int k = 0; k < SP_MONITOR_FEED_BURST; k++) {
+        int n = sp_sub_recv(mon->sub, mon->buf, SP_EVENTS_MSG_MAX, 0);
+        if (n == SP_E_TIMEOUT || n == -EINTR || n == -EAGAIN) {
+            return 0;
+        }
+        if (n == -EMSGSIZE) {
+            continue; /* counted by nobody but harmless: not ours */
+        }
+        if (n < 0) {
+            return n;
+        }
+        sp_mirror_feed(mon->mirror, mon->buf, (size_t)n, now, s_on_event, mon);
+    }
+    return 0;
+}
+
+static int s_loop(s_mon_t *mon, char *why, size_t cap)
+{
+    const sp_monitor_cfg_t *cfg = mon->cfg;
+    int summary_ms = cfg->summary_ms > 0 ? cfg->summary_ms : SP_MONITOR_SUMMARY_MS;
+    uint64_t now = sp_now_ns();
+    uint64_t next_summary = now + (uint64_t)summary_ms * SP_NS_PER_MS;
+    uint64_t next_frame = now;
+    uint64_t ended_at = 0;
+    int rc = 0;
+    while (!sp_signal_stopping()) {
+        zmq_pollitem_t items[3];
+        int n = 0;
+        items[n++] = (zmq_pollitem_t){.socket = sp_sub_raw(mon->sub), .events = ZMQ_POLLIN};
+        if (mon->dealer != NULL) {
+            items[n++] =
+                (zmq_pollitem_t){.socket = zsock_resolve(mon->dealer), .events = ZMQ_POLLIN};
+        }
+        if (mon->console != NULL) {
+            items[n++] = (zmq_pollitem_t){.fd = sp_console_fd(mon->console), .events = ZMQ_POLLIN};
+        }
+        now = sp_now_ns();
+        uint64_t next = mon->console != NULL ? next_frame : next_summary;
+        long wait = next > now ? (long)((next - now) / SP_NS_PER_MS) : 0;
+        if (wait > SP_MONITOR_POLL_MS) {
+            wait = SP_MONITOR_POLL_MS;
+        }
+        if (zmq_poll(items, n, wait) < 0 && errno != EINTR) {
+            rc = -errno;
+            snprintf(why, cap, "poll failed: %s", sp_strerror(rc));
+            break;
+        }
+        now = sp_now_ns();
+        rc = s_feed(mon, now);
+        if (rc == 0 && mon->dealer != NULL) {
+            rc = s_snap_drain(mon, now, why, cap);
+        }
+        if (rc < 0) {
+            if (why[0] == '\0') {
+                snprintf(why, cap, "event feed failed: %s", sp_strerror(rc));
+            }
+            break;
+        }
+        const sp_mstate_t *st = sp_mirror_state(mon->mirror);
+        if (!st->eos) {
+            s_snap_maybe(mon, now);
+        } else if (st->stale && mon->table != NULL) {
+            /* the mapping outlives the broker: one last local look */
+            sp_mirror_snap_local(mon->mirror, mon->table, now);
+        }
+        if (mon->console != NULL) {
+            if (!sp_console_keys(mon->console, mon->mirror, now)) {
+                break;
+            }
+            if (now >= next_frame) {
+                sp_console_draw(mon->console, mon->mirror, now);
+                next_frame = now + SP_CONSOLE_FRAME_MS * SP_NS_PER_MS;
+            }
+            if (st->eos && ended_at == 0) {
+                ended_at = now;
+            }
+            if (ended_at != 0 && now - ended_at > SP_MONITOR_LINGER_MS * SP_NS_PER_MS) {
+                break;
+            }
+            continue;
+        }
+        s_tell_state(mon);
+        if (now >= next_summary || st->eos) {
+            s_summary(mon, now);
+            next_summary = now + (uint64_t)summary_ms * SP_NS_PER_MS;
+        }
+        if (st->eos) {
+            break;
+        }
+    }
+    return rc;
 }
 
 int sp_monitor_run(const sp_monitor_cfg_t *cfg, FILE *out, sp_monitor_stats_t *st, char *why,
                    size_t cap)
 {
     memset(st, 0, sizeof *st);
-    sp_names_t names;
-    if (sp_names_init(&names, cfg->instance, NULL) < 0) {
-        snprintf(why, cap, "bad instance name '%s'", cfg->instance);
-        return SP_E_USAGE;
-    }
-    sp_table_t *t = NULL;
-    int rc = sp_table_open_ready(&t, names.table, false, cfg->wait_ms);
-    if (rc < 0) {
-        snprintf(why, cap, "instance '%s' is not running (%s)", cfg->instance, sp_strerror(rc));
-        return rc;
-    }
-    if (cfg->once) {
-        if (cfg->json) {
-            s_print_json_table(out, t);
-        } else {
-            sp_print_table(out, t, UINT32_MAX);
-        }
-        sp_table_close(&t);
-        return 0;
-    }
-    sp_sub_t *sub = sp_sub_new(sp_table_hdr(t)->ep_events);
-    if (sub == NULL) {
-        snprintf(why, cap, "cannot subscribe to %s", sp_table_hdr(t)->ep_events);
-        sp_table_close(&t);
-        return -ENOTCONN;
-    }
-    static uint8_t buf[SP_EVENTS_MSG_MAX];
-    sp_mpub_t pubs[SP_MON_PUBLISHERS];
-    memset(pubs, 0, sizeof pubs);
-    int summary_ms = cfg->summary_ms > 0 ? cfg->summary_ms : SP_MONITOR_SUMMARY_MS;
-    uint64_t next_summary = sp_now_ns() + (uint64_t)summary_ms * SP_NS_PER_MS;
-    uint64_t events_at_last = 0;
-    while (!sp_signal_stopping() && !st->eos) {
-        int n = sp_sub_recv(sub, buf, sizeof buf, SP_MONITOR_POLL_MS);
-        uint64_t now = sp_now_ns();
-        if (n >= 0) {
-            sp_msg_hdr_t h;
-            if (sp_wire_check(buf, (size_t)n, &h) < 0 || h.sender >= SP_MON_PUBLISHERS) {
-                st->invalid++;
-            } else if (h.kind == SP_MSG_EVENTS && h.count > 0) {
-                sp_mpub_t *p = &pubs[h.sender];
-                sp_event_t first, e;
-                sp_wire_get_event(sp_wire_crec(buf, SP_MSG_EVENTS, 0), &first);
-                for (unsigned i = 0; i < h.count; i++) {
-                    sp_wire_get_event(sp_wire_crec(buf, SP_MSG_EVENTS, i), &e);
-                    if (!cfg->quiet) {
-                        s_event_line(out, cfg->json, t, &e);
-                    }
-                }
-                s_track(p, st, first.pub_seq, e.pub_seq);
-                p->last_seen_ns = now;
-                p->state = SP_PUB_RUNNING;
-                st->events += h.count;
-            } else if (h.kind == SP_MSG_HEARTBEAT && h.count == 1) {
-                sp_heartbeat_t hb;
-                sp_wire_get_heartbeat(sp_wire_crec(buf, SP_MSG_HEARTBEAT, 0), &hb);
-                sp_mpub_t *p = &pubs[h.sender];
-                if (hb.pub_seq > p->last_seq && p->last_seen_ns != 0 && h.sender != 0) {
-                    st->gaps += hb.pub_seq - p->last_seq; /* events we never saw */
-                    p->last_seq = hb.pub_seq;
-                }
-                p->last_seen_ns = now;
-                p->state = hb.state;
-                st->heartbeats++;
-                if (h.sender == 0 && hb.state == SP_PUB_STOPPING) {
-                    st->eos = true; /* the broker's goodbye, if its EOS was lost */
-                }
-            } else if (h.kind == SP_MSG_EOS && h.sender == 0) {
-                st->eos = true;
+    s_mon_t mon = {.cfg = cfg, .out = out};
+    mon.buf = malloc(SP_EVENTS_MSG_MAX);
+    mon.snapbuf = malloc(S_SNAP_MSG_MAX);
+    int rc = mon.buf && mon.snapbuf ? s_setup(&mon, why, cap) : -ENOMEM;
+    if (rc == 0 && cfg->once && mon.dealer != NULL) {
+        /* remote: wait for one whole snapshot */
+        uint64_t deadline = sp_now_ns() + (uint64_t)cfg->wait_ms * SP_NS_PER_MS;
+        s_snap_maybe(&mon, sp_now_ns());
+        while (rc == 0 && sp_mirror_state(mon.mirror)->stale && !sp_signal_stopping()) {
+            if (sp_now_ns() > deadline) {
+                snprintf(why, cap, "no snapshot from %s within %d ms", mon.ep_snapshot,
+                         cfg->wait_ms);
+                rc = SP_E_TIMEOUT;
+                break;
             }
-        } else if (n != SP_E_TIMEOUT && n != -EINTR) {
-            snprintf(why, cap, "event feed failed: %s", sp_strerror(n));
-            rc = n;
-            break;
-        }
-        if (now >= next_summary || st->eos) {
-            s_summary(out, cfg->json, st, st->events - events_at_last, pubs, now, t);
-            events_at_last = st->events;
-            next_summary = now + (uint64_t)summary_ms * SP_NS_PER_MS;
+            zmq_pollitem_t item = {.socket = zsock_resolve(mon.dealer), .events = ZMQ_POLLIN};
+            zmq_poll(&item, 1, SP_MONITOR_POLL_MS);
+            rc = s_snap_drain(&mon, sp_now_ns(), why, cap);
+            s_snap_maybe(&mon, sp_now_ns());
         }
     }
-    if (st->eos && !cfg->json) {
-        fprintf(out, "end of stream: the broker stopped\n");
+    if (rc == 0 && cfg->once) {
+        s_print_table(out, cfg->json, mon.mirror);
+    } else if (rc == 0) {
+        if (cfg->console) {
+            sp_console_cfg_t cc = {.title = cfg->connect ? cfg->connect : cfg->instance,
+                                   .low_stock = cfg->low_stock};
+            rc = sp_console_open(&mon.console, &cc);
+            if (rc < 0) {
+                snprintf(why, cap, "cannot open the full-screen console: %s (try --plain)",
+                         sp_strerror(rc));
+            }
+        }
+        if (rc == 0) {
+            rc = s_loop(&mon, why, cap);
+        }
+        sp_console_close(&mon.console);
+        if (rc == 0 && !cfg->json && sp_mirror_state(mon.mirror)->eos && mon.console == NULL &&
+            !cfg->console) {
+            fprintf(out, "end of stream: the broker stopped\n");
+        }
+        if (rc == 0 && cfg->final_table) {
+            s_print_table(out, cfg->json, mon.mirror);
+        }
     }
-    sp_sub_destroy(&sub);
-    sp_table_close(&t);
+    if (mon.mirror != NULL) {
+        const sp_mstate_t *ms = sp_mirror_state(mon.mirror);
+        st->events = ms->events;
+        st->gaps = ms->gaps;
+        st->resyncs = ms->resyncs;
+        st->snapshots = ms->snapshots;
+        st->heartbeats = ms->heartbeats;
+        st->invalid = ms->invalid;
+        st->eos = ms->eos;
+        st->stale = ms->stale;
+    }
+    sp_sub_destroy(&mon.sub);
+    zsock_destroy(&mon.dealer);
+    sp_mirror_destroy(&mon.mirror);
+    sp_table_close(&mon.table);
+    free(mon.buf);
+    free(mon.snapbuf);
     return rc;
 }

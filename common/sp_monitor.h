@@ -1,12 +1,17 @@
 /*
- * sp_monitor — the stock monitor's line mode (bin/monitor is a thin main
- * over it; the full-screen console is built on the same feed).
+ * sp_monitor — the stock monitor's loop (bin/monitor is a thin main over it).
  *
- * It subscribes to the event path first and maps the table read-only second,
- * so no change can fall between the two.  Each stock event becomes one line;
- * a summary line follows every `summary_ms`.  Every publisher numbers its
- * events, so missed events are counted exactly (gaps), and heartbeats tell an
- * idle shop from a dead publisher.  The broker's end-of-stream ends the run.
+ * It keeps a mirror of the shop (sp_mirror.h) exact the Clone way: subscribe
+ * to the event path, wait until the first message proves the subscription is
+ * in place, take a snapshot — from the table mapped read-only when the
+ * instance is local, from the broker's snapshot service when it is remote
+ * (tcp://) or when asked to — and merge events by row version.  A gap marks
+ * the view STALE and a fresh snapshot repairs it.
+ *
+ * Views: the full-screen console (sp_console.h) on a terminal; line mode
+ * otherwise (one line per stock change, a summary line every `summary_ms`,
+ * a line for every gap and resync); --json turns every line into one JSON
+ * object; --once prints the table and exits.
  */
 #ifndef SP_MONITOR_H
 #define SP_MONITOR_H
@@ -17,26 +22,37 @@
 
 #define SP_MONITOR_SUMMARY_MS 1000
 #define SP_MONITOR_POLL_MS    100
+#define SP_MONITOR_SNAP_MS    5000 /* a remote snapshot silent this long is asked again */
+#define SP_MONITOR_LINGER_MS  2000 /* the console shows ENDED this long before it exits */
+#define SP_MONITOR_FEED_BURST 4096 /* messages read per turn before the view gets a go */
 
 typedef struct {
     const char *instance;
-    bool once;      /* print the table and exit */
-    bool json;      /* one JSON object per line */
-    bool quiet;     /* summaries only, no per-event lines */
-    int summary_ms; /* 0 = SP_MONITOR_SUMMARY_MS */
-    int wait_ms;    /* how long to wait for the instance to be ready */
+    const char *connect; /* "tcp://HOST:PORT" (the broker's --tcp): remote; NULL: local */
+    bool from_broker;    /* local instance, but snapshots from the broker's service */
+    bool console;        /* full-screen view (needs a terminal) */
+    bool once;           /* print the table and exit */
+    bool json;           /* one JSON object per line */
+    bool quiet;          /* no per-event lines */
+    bool final_table;    /* print the monitor's own table when the stream ends */
+    int summary_ms;      /* 0 = SP_MONITOR_SUMMARY_MS */
+    int wait_ms;         /* how long to wait for the instance and its first message */
+    uint32_t low_stock;  /* console: low-stock mark (0 = 10 % of initial) */
 } sp_monitor_cfg_t;
 
 typedef struct {
     uint64_t events;
     uint64_t gaps; /* events missed, summed over publishers */
+    uint64_t resyncs;
+    uint64_t snapshots;
     uint64_t heartbeats;
     uint64_t invalid; /* malformed messages ignored */
     bool eos;         /* the broker said goodbye */
+    bool stale;       /* the view was not known to be exact at the end */
 } sp_monitor_stats_t;
 
-/* Runs until a stop is requested or the broker ends the stream.  Returns 0 or
- * a negative code with *why. */
+/* Runs until a stop is requested, the user quits or the broker ends the
+ * stream.  Returns 0 or a negative code with *why. */
 int sp_monitor_run(const sp_monitor_cfg_t *cfg, FILE *out, sp_monitor_stats_t *st, char *why,
                    size_t cap);
 

@@ -195,7 +195,12 @@ int sp_mq_unlink_name(const char *name)
 
 long sp_mq_orders_depth(const sp_names_t *names)
 {
-    mqd_t q = mq_open(names->orders_mq, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    return sp_mq_depth(names->orders_mq);
+}
+
+long sp_mq_depth(const char *name)
+{
+    mqd_t q = mq_open(name, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (q == (mqd_t)-1) {
         return -errno;
     }

@@ -98,5 +98,8 @@ int sp_audit(FILE *out, sp_table_t *table, const sp_load_stats_t *st, const uint
 
 /* Prints the table (id, name, category, weight, price, expiry, stock). */
 void sp_print_table(FILE *out, sp_table_t *table, uint32_t max_rows);
+/* The same table's header line and one of its rows. */
+void sp_print_table_header(FILE *out);
+void sp_print_product(FILE *out, const sp_product_t *p);
 
 #endif

@@ -25,6 +25,7 @@ typedef struct {
 
 typedef struct {
     uint32_t publisher;
+    uint32_t pid; /* incarnation: the header's batch on the event path */
     uint64_t last_seq;
 } sp_rpub_t;
 
@@ -42,15 +43,17 @@ struct sp_router {
     zmq_msg_t frames[SP_ROUTER_FRAME_MAX];
 };
 
-static zsock_t *s_bind(int type, const char *ep, int maxmsg, char *why, size_t cap)
+/* Options are set before the bind: a listener copies them when it is made,
+ * and every connection it accepts later gets that copy. */
+static zsock_t *s_bind(int type, const char *ep, int maxmsg, int hwm, char *why, size_t cap)
 {
     zsock_t *s = zsock_new(type);
     if (s == NULL) {
         snprintf(why, cap, "cannot create a socket for %s", ep);
         return NULL;
     }
-    zsock_set_sndhwm(s, SP_ZMQ_HWM);
-    zsock_set_rcvhwm(s, SP_ZMQ_HWM);
+    zsock_set_sndhwm(s, hwm);
+    zsock_set_rcvhwm(s, hwm);
     if (maxmsg > 0) {
         zsock_set_maxmsgsize(s, maxmsg);
     }
@@ -85,14 +88,17 @@ int sp_router_new(sp_router_t **out, bool orders, const char *ep_front, const ch
     r->max_msg = max_msg;
     int limit = (int)(max_msg + SP_ROUTER_ID_MAX);
     if (orders) {
-        r->front = s_bind(ZMQ_ROUTER, ep_front, limit, why, why_cap);
-        r->back = r->front ? s_bind(ZMQ_ROUTER, ep_back, limit, why, why_cap) : NULL;
+        r->front = s_bind(ZMQ_ROUTER, ep_front, limit, SP_ZMQ_HWM, why, why_cap);
+        r->back = r->front ? s_bind(ZMQ_ROUTER, ep_back, limit, SP_ZMQ_HWM, why, why_cap) : NULL;
         if (r->back == NULL) {
             goto fail;
         }
     }
-    r->xsub = s_bind(ZMQ_XSUB, ep_events_in, 0, why, why_cap);
-    r->xpub = r->xsub ? s_bind(ZMQ_XPUB, ep_events, 0, why, why_cap) : NULL;
+    r->xsub = s_bind(ZMQ_XSUB, ep_events_in, 0, SP_ZMQ_HWM, why, why_cap);
+    /* a stalled monitor may hold SP_ROUTER_MONITOR_HWM messages here, no
+     * more: past that it loses messages (and sees the gap) while the shop
+     * goes on */
+    r->xpub = r->xsub ? s_bind(ZMQ_XPUB, ep_events, 0, SP_ROUTER_MONITOR_HWM, why, why_cap) : NULL;
     if (r->xpub == NULL) {
         goto fail;
     }
@@ -311,18 +317,22 @@ static sp_rpub_t *s_pub(sp_router_t *r, uint32_t publisher)
     }
     sp_rpub_t *p = &r->pubs[r->npubs++];
     p->publisher = publisher;
+    p->pid = 0;
     p->last_seq = 0;
     return p;
 }
 
-/* Counts events and gaps per publisher (a restarted publisher starts again
- * from 1, which is not a gap). */
+/* Counts events and gaps per publisher (a restarted publisher, a new pid,
+ * starts again from 1). */
 static void s_count_events(sp_router_t *r, const void *data, size_t len)
 {
     sp_msg_hdr_t h;
     if (sp_wire_check(data, len, &h) < 0) {
         r->st.invalid_msgs++;
         return;
+    }
+    if (h.sender == 0) {
+        return; /* our own messages do not come this way; a fake one is not counted */
     }
     sp_rpub_t *p = s_pub(r, h.sender);
     if (p == NULL || h.count == 0) {
@@ -344,7 +354,8 @@ static void s_count_events(sp_router_t *r, const void *data, size_t len)
     } else {
         return;
     }
-    if (first == 1 && h.kind == SP_MSG_EVENTS) {
+    if (h.batch != p->pid) {
+        p->pid = h.batch;
         p->last_seq = 0;
     }
     if (first > p->last_seq + 1) {

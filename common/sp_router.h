@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #define SP_ROUTER_WORKERS_MAX 256
+#define SP_ROUTER_MONITOR_HWM 1000 /* messages queued per monitor before it loses some */
 
 typedef struct sp_router sp_router_t;
 

@@ -269,6 +269,11 @@ uint32_t sp_table_capacity(const sp_table_t *self)
     return self->hdr->capacity;
 }
 
+const sp_row_t *sp_table_rows(const sp_table_t *self)
+{
+    return self->rows;
+}
+
 sp_row_t *sp_table_row(sp_table_t *self, uint32_t id)
 {
     if (id == 0 || id > self->hdr->capacity) {

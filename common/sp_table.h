@@ -28,6 +28,7 @@
 #define SP_TABLE_H
 
 #include "sp_catalogue.h"
+#include "sp_hist.h"
 #include "sp_instance.h"
 
 #include <pthread.h>
@@ -38,7 +39,7 @@
 #include <sys/types.h>
 
 #define SP_TABLE_MAGIC     0x31454c4241545053ull /* bytes "SPTABLE1" */
-#define SP_TABLE_LAYOUT    1
+#define SP_TABLE_LAYOUT    2
 #define SP_CACHELINE       64
 #define SP_ROW_SIZE        256
 #define SP_WORKERS_MAX     64   /* worker slots in the header */
@@ -69,6 +70,12 @@ typedef struct {
     _Atomic uint64_t heartbeat_ns;              /* last loop turn, monotonic */
     _Atomic uint64_t orders[5];                 /* answered, by SP_STATUS_* */
     _Atomic uint64_t invalid_msgs;              /* dead-lettered messages */
+    _Atomic uint64_t result_drops;              /* results it could not send */
+    /* last event number this worker published, stored after the row change
+     * it describes: a snapshot that reads it before the rows contains every
+     * change up to it (the broker resets it when it starts a worker) */
+    _Atomic uint64_t pub_seq;
+    _Atomic uint64_t lat[SP_LAT_BUCKETS]; /* send-to-apply latency, sp_lat_bucket */
 } sp_worker_slot_t;
 
 typedef struct {
@@ -112,6 +119,7 @@ typedef struct {
     char ep_workers[SP_ENDPOINT_MAX];                       /* workers (zmq) */
     char ep_events_in[SP_ENDPOINT_MAX];                     /* event publishers */
     char ep_events[SP_ENDPOINT_MAX];                        /* monitors */
+    char ep_snapshot[SP_ENDPOINT_MAX];                      /* snapshot service */
 
     sp_worker_slot_t worker[SP_WORKERS_MAX];
 } sp_table_hdr_t;
@@ -187,6 +195,8 @@ sp_table_hdr_t *sp_table_hdr(sp_table_t *self);
 /* Row of product `id`, or NULL when id is out of range or not in the catalogue. */
 sp_row_t *sp_table_row(sp_table_t *self, uint32_t id);
 uint32_t sp_table_capacity(const sp_table_t *self);
+/* All rows (capacity of them, id i at index i - 1, absent ones included). */
+const sp_row_t *sp_table_rows(const sp_table_t *self);
 
 /* Applies one purchase (type SP_ORDER_PURCHASE) or restock with strategy
  * `sync`.  Returns 0 (accepted; *chg says old/new stock and version),

@@ -65,6 +65,12 @@ size_t sp_wire_record_size(unsigned kind)
         return SP_WIRE_EVENT_SIZE;
     case SP_MSG_HEARTBEAT:
         return SP_WIRE_HEARTBEAT_SIZE;
+    case SP_MSG_STATS:
+    case SP_MSG_SNAP_BEGIN:
+    case SP_MSG_SNAP_END:
+        return SP_WIRE_COUNTER_SIZE;
+    case SP_MSG_SNAP_ROWS:
+        return SP_WIRE_SNAPROW_SIZE;
     default:
         return 0;
     }
@@ -259,10 +265,74 @@ void sp_wire_get_heartbeat(const void *p, sp_heartbeat_t *hb)
     hb->reserved = s_get32(b + 36);
 }
 
+void sp_wire_put_counter(void *p, const sp_counter_t *c)
+{
+    uint8_t *b = p;
+    s_put16(b, c->id);
+    s_put16(b + 2, c->index);
+    s_put32(b + 4, c->reserved);
+    s_put64(b + 8, c->value);
+}
+
+void sp_wire_get_counter(const void *p, sp_counter_t *c)
+{
+    const uint8_t *b = p;
+    c->id = s_get16(b);
+    c->index = s_get16(b + 2);
+    c->reserved = s_get32(b + 4);
+    c->value = s_get64(b + 8);
+}
+
+static void s_put_text(uint8_t *dst, const char *src, size_t cap)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    memset(dst + n, 0, cap - n);
+}
+
+static void s_get_text(char *dst, const uint8_t *src, size_t cap)
+{
+    memcpy(dst, src, cap - 1);
+    dst[cap - 1] = '\0';
+}
+
+void sp_wire_put_snaprow(void *p, const sp_snaprow_t *r)
+{
+    uint8_t *b = p;
+    s_put32(b, r->id);
+    s_put32(b + 4, r->stock);
+    s_put32(b + 8, r->version);
+    s_put32(b + 12, r->weight_g);
+    s_put32(b + 16, r->expiry);
+    s_put32(b + 20, r->initial_stock);
+    s_put64(b + 24, r->price_cents);
+    s_put64(b + 32, r->sold);
+    s_put64(b + 40, r->restocked);
+    s_put_text(b + 48, r->name, sizeof r->name);
+    s_put_text(b + 96, r->category, sizeof r->category);
+}
+
+void sp_wire_get_snaprow(const void *p, sp_snaprow_t *r)
+{
+    const uint8_t *b = p;
+    r->id = s_get32(b);
+    r->stock = s_get32(b + 4);
+    r->version = s_get32(b + 8);
+    r->weight_g = s_get32(b + 12);
+    r->expiry = s_get32(b + 16);
+    r->initial_stock = s_get32(b + 20);
+    r->price_cents = s_get64(b + 24);
+    r->sold = s_get64(b + 32);
+    r->restocked = s_get64(b + 40);
+    s_get_text(r->name, b + 48, sizeof r->name);
+    s_get_text(r->category, b + 96, sizeof r->category);
+}
+
 const char *sp_wire_kind_name(unsigned kind)
 {
-    static const char *names[] = {"?",         "orders", "results", "events",
-                                  "heartbeat", "credit", "eos",     "eos_ack"};
+    static const char *names[] = {"?",          "orders",    "results", "events", "heartbeat",
+                                  "credit",     "eos",       "eos_ack", "stats",  "snap_req",
+                                  "snap_begin", "snap_rows", "snap_end"};
     return kind <= SP_MSG_KIND_MAX ? names[kind] : "?";
 }
 

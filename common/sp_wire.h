@@ -26,14 +26,19 @@
 
 /* Message kinds (header byte 5). */
 enum {
-    SP_MSG_ORDERS = 1,    /* producer -> worker: sp_order_t records */
-    SP_MSG_RESULTS = 2,   /* worker -> producer: sp_result_t records */
-    SP_MSG_EVENTS = 3,    /* worker -> monitors: sp_event_t records */
-    SP_MSG_HEARTBEAT = 4, /* any publisher -> monitors: sp_heartbeat_t */
-    SP_MSG_CREDIT = 5,    /* worker -> broker (zmq): `count` more batches wanted */
-    SP_MSG_EOS = 6,       /* end of stream, no records (the broker's goodbye to monitors) */
-    SP_MSG_EOS_ACK = 7,   /* reserved: acknowledges an EOS, no records */
-    SP_MSG_KIND_MAX = 7
+    SP_MSG_ORDERS = 1,      /* producer -> worker: sp_order_t records */
+    SP_MSG_RESULTS = 2,     /* worker -> producer: sp_result_t records */
+    SP_MSG_EVENTS = 3,      /* worker -> monitors: sp_event_t records */
+    SP_MSG_HEARTBEAT = 4,   /* any publisher -> monitors: sp_heartbeat_t */
+    SP_MSG_CREDIT = 5,      /* worker -> broker (zmq): `count` more batches wanted */
+    SP_MSG_EOS = 6,         /* end of stream, no records (the broker's goodbye to monitors) */
+    SP_MSG_EOS_ACK = 7,     /* reserved: acknowledges an EOS, no records */
+    SP_MSG_STATS = 8,       /* broker -> monitors: sp_counter_t records */
+    SP_MSG_SNAP_REQ = 9,    /* monitor -> broker: snapshot please; no records, batch = request id */
+    SP_MSG_SNAP_BEGIN = 10, /* broker -> monitor: sp_counter_t records (table, publishers) */
+    SP_MSG_SNAP_ROWS = 11,  /* broker -> monitor: sp_snaprow_t records */
+    SP_MSG_SNAP_END = 12,   /* broker -> monitor: sp_counter_t records (rows sent) */
+    SP_MSG_KIND_MAX = 12
 };
 
 /* Order types. */
@@ -111,16 +116,101 @@ typedef struct {
 
 enum { SP_PUB_RUNNING = 1, SP_PUB_STOPPING = 2 };
 
+/* One named counter (STATS and snapshot framing).  `id` says what it counts
+ * (SP_CTR_*), `index` which one (a worker id, a status, a hop). */
+typedef struct {
+    uint16_t id;
+    uint16_t index;
+    uint32_t reserved; /* 0 */
+    uint64_t value;
+} sp_counter_t;
+
+/* Counter ids.  Unknown ids are ignored by readers, so new ones can be added
+ * without a version change. */
+enum {
+    SP_CTR_TIME_NS = 1,      /* broker's monotonic clock when the message was made */
+    SP_CTR_ORDERS = 2,       /* orders answered, index = SP_STATUS_* */
+    SP_CTR_EVENT_SEQ = 3,    /* stock changes made by all workers so far */
+    SP_CTR_LAT_P50_NS = 4,   /* send-to-apply latency over the last second */
+    SP_CTR_LAT_P99_NS = 5,   /*   (bucket upper bounds, within 12.5 %) */
+    SP_CTR_LAT_MAX_NS = 6,   /*   highest bucket seen */
+    SP_CTR_LAT_COUNT = 7,    /*   orders measured in that second */
+    SP_CTR_DEPTH = 8,        /* messages queued at a hop, index = SP_HOP_* */
+    SP_CTR_DEPTH_CAP = 9,    /* that hop's capacity (0 = unbounded / unknown) */
+    SP_CTR_DROPS = 10,       /* messages lost or refused, index = SP_DROP_* */
+    SP_CTR_W_STATE = 11,     /* worker state, index = worker id, value SP_WSTATE_* */
+    SP_CTR_W_ORDERS = 12,    /* orders the worker answered */
+    SP_CTR_W_HB_AGE_MS = 13, /* milliseconds since the worker's last loop turn */
+    SP_CTR_W_PID = 14,
+    SP_CTR_W_RESTARTS = 15,
+    SP_CTR_W_PUB_SEQ = 16,  /* the worker's last event number (snapshot: read before the rows) */
+    SP_CTR_CAPACITY = 17,   /* table rows (highest product id) */
+    SP_CTR_PRODUCTS = 18,   /* products in the catalogue */
+    SP_CTR_CREATED_NS = 19, /* table identity: creation time */
+    SP_CTR_ROWS = 20,       /* rows in a snapshot */
+    SP_CTR_TRANSPORT = 21,  /* sp_transport_kind_t */
+    SP_CTR_SYNC = 22,       /* sp_sync_t */
+    SP_CTR_WORKERS = 23,    /* worker slots in use */
+    SP_CTR_MAX = 23
+};
+
+/* Hops whose queue depth STATS report. */
+enum {
+    SP_HOP_ORDERS = 0,  /* producers -> workers: mq order queue, or zmq batches at workers */
+    SP_HOP_RESULTS = 1, /* workers -> producers: mq reply queues (sum) */
+    SP_HOP_COUNT = 2
+};
+
+/* Reasons for SP_CTR_DROPS. */
+enum {
+    SP_DROP_INVALID = 0, /* malformed messages dead-lettered (broker and workers) */
+    SP_DROP_ORDERS = 1,  /* order messages no worker could take */
+    SP_DROP_RESULTS = 2, /* results whose producer was gone */
+    SP_DROP_EVENTS = 3,  /* events lost before the broker (publisher gaps) */
+    SP_DROP_COUNT = 4
+};
+
+/* Worker states in STATS. */
+enum {
+    SP_WSTATE_NONE = 0,     /* slot unused */
+    SP_WSTATE_STARTING = 1, /* spawned, not serving yet */
+    SP_WSTATE_RUNNING = 2,
+    SP_WSTATE_STOPPING = 3,
+    SP_WSTATE_SILENT = 4, /* alive but no loop turn for SP_WORKER_SILENT_MS */
+    SP_WSTATE_DEAD = 5    /* exited and not restarted */
+};
+#define SP_WORKER_SILENT_MS 2000
+
+/* One product in a snapshot: static data plus the stock and the row version
+ * it belongs to. */
+typedef struct {
+    uint32_t id;
+    uint32_t stock;
+    uint32_t version;
+    uint32_t weight_g;
+    uint32_t expiry;
+    uint32_t initial_stock;
+    uint64_t price_cents;
+    uint64_t sold;      /* units of accepted purchases so far */
+    uint64_t restocked; /* units of accepted restocks so far */
+    char name[48];      /* NUL-terminated UTF-8 (SP_NAME_MAX) */
+    char category[32];  /* NUL-terminated UTF-8 (SP_CATEGORY_MAX) */
+} sp_snaprow_t;
+
 #define SP_WIRE_ORDER_SIZE     32
 #define SP_WIRE_RESULT_SIZE    40
 #define SP_WIRE_EVENT_SIZE     48
 #define SP_WIRE_HEARTBEAT_SIZE 40
+#define SP_WIRE_COUNTER_SIZE   16
+#define SP_WIRE_SNAPROW_SIZE   128
 
 _Static_assert(sizeof(sp_msg_hdr_t) == SP_WIRE_HDR_SIZE, "header layout");
 _Static_assert(sizeof(sp_order_t) == SP_WIRE_ORDER_SIZE, "order layout");
 _Static_assert(sizeof(sp_result_t) == SP_WIRE_RESULT_SIZE, "result layout");
 _Static_assert(sizeof(sp_event_t) == SP_WIRE_EVENT_SIZE, "event layout");
 _Static_assert(sizeof(sp_heartbeat_t) == SP_WIRE_HEARTBEAT_SIZE, "heartbeat layout");
+_Static_assert(sizeof(sp_counter_t) == SP_WIRE_COUNTER_SIZE, "counter layout");
+_Static_assert(sizeof(sp_snaprow_t) == SP_WIRE_SNAPROW_SIZE, "snapshot row layout");
 
 /* Size of one record of a message kind; 0 for kinds without records. */
 size_t sp_wire_record_size(unsigned kind);
@@ -156,6 +246,12 @@ void sp_wire_put_event(void *p, const sp_event_t *e);
 void sp_wire_get_event(const void *p, sp_event_t *e);
 void sp_wire_put_heartbeat(void *p, const sp_heartbeat_t *hb);
 void sp_wire_get_heartbeat(const void *p, sp_heartbeat_t *hb);
+void sp_wire_put_counter(void *p, const sp_counter_t *c);
+void sp_wire_get_counter(const void *p, sp_counter_t *c);
+/* Names are copied NUL-terminated and truncated to their field. */
+void sp_wire_put_snaprow(void *p, const sp_snaprow_t *r);
+/* The text fields are always NUL-terminated after decoding. */
+void sp_wire_get_snaprow(const void *p, sp_snaprow_t *r);
 
 /* Address of record i of a message. */
 static inline void *sp_wire_rec(void *msg, unsigned kind, unsigned i)

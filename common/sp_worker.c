@@ -60,6 +60,12 @@ static void s_apply_one(sp_wctx_t *w, const sp_order_t *o, uint32_t sender, sp_r
     res->applied_ns = sp_now_ns();
     w->st->orders[res->status]++;
     atomic_fetch_add_explicit(&w->slot->orders[res->status], 1, memory_order_relaxed);
+    if (o->sched_ns != 0 && res->applied_ns >= o->sched_ns) {
+        /* only this worker writes its slot: a plain load and store suffice */
+        _Atomic uint64_t *b = &w->slot->lat[sp_lat_bucket(res->applied_ns - o->sched_ns)];
+        atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+    }
     if (rc == 0) {
         sp_event_t ev = {.product_id = o->product_id,
                          .old_stock = chg.old_stock,
@@ -68,6 +74,8 @@ static void s_apply_one(sp_wctx_t *w, const sp_order_t *o, uint32_t sender, sp_r
                          .order_producer = o->producer_id,
                          .order_seq = o->seq};
         sp_pub_event(w->pub, &ev);
+        /* after the row change: a snapshot reading this first holds the change */
+        atomic_store_explicit(&w->slot->pub_seq, ev.pub_seq, memory_order_release);
         w->st->events++;
         atomic_fetch_add_explicit(&w->hdr->event_seq, 1, memory_order_relaxed);
     }
@@ -100,6 +108,7 @@ static void s_handle(sp_wctx_t *w, size_t len, const sp_route_t *route)
                           SP_RESULT_SEND_TIMEOUT_MS);
     if (rc < 0) {
         w->st->result_drops++;
+        atomic_fetch_add_explicit(&w->slot->result_drops, 1, memory_order_relaxed);
     }
     sp_pub_flush(w->pub);
 }

@@ -1,7 +1,8 @@
 /*
- * monitor — follows the stock of an instance.  Line mode for now: one line
- * per stock change plus a summary every second; --once prints the table.
+ * monitor — follows the stock of an instance, exactly: full-screen on a
+ * terminal, line mode otherwise (see sp_monitor.h).
  */
+#include "sp_args.h"
 #include "sp_error.h"
 #include "sp_log.h"
 #include "sp_monitor.h"
@@ -9,38 +10,71 @@
 
 #include <getopt.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #define EXIT_USAGE         2
 #define SP_MONITOR_WAIT_MS 5000
 
 static void s_usage(FILE *out)
 {
-    fprintf(out, "usage: monitor [--instance NAME] [--plain] [--once] [--json] [--quiet]\n"
-                 "  --plain   line mode: one line per stock change and a summary each second\n"
-                 "  --once    print the current table and exit\n"
-                 "  --json    JSON lines instead of text\n"
-                 "  --quiet   summaries only\n");
+    fprintf(out, "usage: monitor [--instance NAME | --connect tcp://HOST:PORT] [options]\n"
+                 "  --instance NAME    local instance (default stockpipe): the table is mapped "
+                 "read-only\n"
+                 "  --connect URL      remote broker started with --tcp URL: snapshots come from "
+                 "it\n"
+                 "  --from-broker      local instance, but take snapshots from the broker as a "
+                 "remote\n"
+                 "                     monitor does\n"
+                 "  --plain            line mode even on a terminal: one line per stock change,\n"
+                 "                     a summary line every --interval, a line per gap and resync\n"
+                 "  --once             print the current table and exit\n"
+                 "  --json             JSON lines (with --once: one JSON array)\n"
+                 "  --quiet            line mode without the per-change lines\n"
+                 "  --final            when the stream ends, print the monitor's own table\n"
+                 "  --interval MS      summary period in line mode (default 1000)\n"
+                 "  --low N            console: stock at or below N is low (default 10%% of the "
+                 "initial stock)\n"
+                 "  --wait MS          how long to wait for the instance (default 5000)\n"
+                 "Console keys: q quit, ? help, p pause, i/s/a sort by id/stock/activity,\n"
+                 "/ filter by name or category, arrows/PgUp/PgDn/Home/End scroll.\n"
+                 "Line mode is automatic when stdout is not a terminal.\n");
 }
 
 int main(int argc, char **argv)
 {
     sp_log_init("monitor");
     sp_monitor_cfg_t cfg = {.instance = "stockpipe", .wait_ms = SP_MONITOR_WAIT_MS};
+    bool plain = false;
     static const struct option opts[] = {{"instance", required_argument, 0, 'i'},
+                                         {"connect", required_argument, 0, 'c'},
+                                         {"from-broker", no_argument, 0, 'b'},
                                          {"plain", no_argument, 0, 'p'},
                                          {"once", no_argument, 0, 'o'},
                                          {"json", no_argument, 0, 'j'},
                                          {"quiet", no_argument, 0, 'q'},
+                                         {"final", no_argument, 0, 'f'},
+                                         {"interval", required_argument, 0, 'n'},
+                                         {"low", required_argument, 0, 'l'},
+                                         {"wait", required_argument, 0, 'w'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    char why[512] = "";
+    int c, rc = 0;
+    uint32_t v = 0;
+    while (rc == 0 && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'i':
             cfg.instance = optarg;
             break;
+        case 'c':
+            cfg.connect = optarg;
+            break;
+        case 'b':
+            cfg.from_broker = true;
+            break;
         case 'p':
-            break; /* line mode is the only mode for now */
+            plain = true;
+            break;
         case 'o':
             cfg.once = true;
             break;
@@ -50,6 +84,20 @@ int main(int argc, char **argv)
         case 'q':
             cfg.quiet = true;
             break;
+        case 'f':
+            cfg.final_table = true;
+            break;
+        case 'n':
+            rc = sp_arg_u32("--interval", optarg, 10, 3600000, &v, why, sizeof why);
+            cfg.summary_ms = (int)v;
+            break;
+        case 'l':
+            rc = sp_arg_u32("--low", optarg, 0, 1000000000, &cfg.low_stock, why, sizeof why);
+            break;
+        case 'w':
+            rc = sp_arg_u32("--wait", optarg, 0, 3600000, &v, why, sizeof why);
+            cfg.wait_ms = (int)v;
+            break;
         case 'h':
             s_usage(stdout);
             return 0;
@@ -58,15 +106,24 @@ int main(int argc, char **argv)
             return EXIT_USAGE;
         }
     }
+    if (rc < 0) {
+        sp_error("%s", why);
+        return EXIT_USAGE;
+    }
     if (optind < argc) {
         sp_error("unexpected argument '%s' (see --help)", argv[optind]);
         return EXIT_USAGE;
     }
+    if (cfg.connect != NULL && cfg.from_broker) {
+        sp_error("--from-broker is for a local --instance; --connect already asks the broker");
+        return EXIT_USAGE;
+    }
+    cfg.console = !plain && !cfg.json && !cfg.once && !cfg.final_table && isatty(STDOUT_FILENO) &&
+                  isatty(STDIN_FILENO);
     sp_signal_install();
     setvbuf(stdout, NULL, _IOLBF, 0);
-    char why[512] = "";
     sp_monitor_stats_t st;
-    int rc = sp_monitor_run(&cfg, stdout, &st, why, sizeof why);
+    rc = sp_monitor_run(&cfg, stdout, &st, why, sizeof why);
     if (rc < 0) {
         sp_error("%s", why[0] ? why : sp_strerror(rc));
         return 1;

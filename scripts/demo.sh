@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The pipeline demo behind `make run`: a broker with two workers, simulated
-# customers for DURATION seconds over TRANSPORT (mq or zmq), the monitor in
-# line mode while it runs, then the report (counts, throughput, latency, the
-# final table, the conservation audit).  Exits non-zero if the audit fails.
+# customers for DURATION seconds over TRANSPORT (mq or zmq), the monitor while
+# it runs — full-screen when the demo runs on a terminal, line mode otherwise
+# (or with PLAIN=1) — then the report (counts, throughput, latency, the final
+# table, the conservation audit).  Exits non-zero if the audit fails.
 # Leaves nothing of the instance in /dev/shm or the mqueue namespace; the
 # final snapshot goes to run/<instance>/ (git-ignored).
 set -uo pipefail
@@ -13,6 +14,10 @@ transport=${TRANSPORT:-mq}
 customers=${CUSTOMERS:-4}
 rate=${RATE:-40}
 instance="spdemo-$$"
+console=0
+if [ -t 0 ] && [ -t 1 ] && [ -z "${CI:-}" ] && [ -z "${PLAIN:-}" ]; then
+    console=1
+fi
 
 case $transport in
 mq | zmq) ;;
@@ -23,8 +28,9 @@ if ! [[ $duration =~ ^[0-9]+$ ]] || [ "$duration" -lt 1 ]; then
     exit 2
 fi
 
-broker_pid= monitor_pid=
+broker_pid= monitor_pid= report= brokerlog=
 cleanup() {
+    rm -f "$report" "$report.status" "$brokerlog"
     [ -n "$monitor_pid" ] && kill -INT "$monitor_pid" 2>/dev/null && wait "$monitor_pid" 2>/dev/null
     if [ -n "$broker_pid" ] && kill -0 "$broker_pid" 2>/dev/null; then
         kill -INT "$broker_pid"
@@ -37,30 +43,54 @@ trap 'exit 130' INT TERM
 
 echo "== stockpipe demo: instance $instance, transport $transport, 2 workers," \
      "$customers customers at $rate orders/s for ${duration}s"
-"$bin/broker" --instance "$instance" --workers 2 --transport "$transport" \
-    --catalogue data/products.csv &
-broker_pid=$!
-
-# the monitor waits for the broker to be ready, then prints one line per change
-"$bin/monitor" --instance "$instance" --plain > >(sed -u 's/^/monitor | /') &
-monitor_pid=$!
-
 report=$(mktemp)
-"$bin/producer" --instance "$instance" --customers "$customers" --rate "$rate" \
-    --arrival poisson --duration "$duration" --restock 0.35 --qty 1-3 --batch 4 \
-    --audit --table >"$report"
-status=$?
+brokerlog=$(mktemp)
+load() {
+    "$bin/producer" --instance "$instance" --customers "$customers" --rate "$rate" \
+        --arrival poisson --duration "$duration" --restock 0.35 --qty 1-3 --batch 4 \
+        --audit --table
+}
 
-kill -INT "$monitor_pid" 2>/dev/null
-wait "$monitor_pid" 2>/dev/null
-monitor_pid=
+if [ $console -eq 1 ]; then
+    # the console owns the terminal: everything else writes to files
+    "$bin/broker" --instance "$instance" --workers 2 --transport "$transport" \
+        --catalogue data/products.csv 2>"$brokerlog" &
+    broker_pid=$!
+    # customers, then the broker's shutdown, whose end of stream closes the console
+    ( load >"$report" 2>&1; echo $? >"$report.status"; kill -INT "$broker_pid" ) &
+    runner=$!
+    "$bin/monitor" --instance "$instance"
+    if kill -0 "$runner" 2>/dev/null; then
+        echo "== console closed; waiting for the customers to finish"
+    fi
+    wait "$runner"
+    status=$(cat "$report.status" 2>/dev/null || echo 1)
+    rm -f "$report.status"
+    wait "$broker_pid"
+    broker_pid=
+    cat "$brokerlog" >&2
+else
+    "$bin/broker" --instance "$instance" --workers 2 --transport "$transport" \
+        --catalogue data/products.csv &
+    broker_pid=$!
+    # the monitor waits for the broker to be ready, then prints one line per change
+    "$bin/monitor" --instance "$instance" --plain > >(sed -u 's/^/monitor | /') &
+    monitor_pid=$!
+    load >"$report"
+    status=$?
+    kill -INT "$monitor_pid" 2>/dev/null
+    wait "$monitor_pid" 2>/dev/null
+    monitor_pid=
+fi
 echo
 echo "== report"
 cat "$report"
-rm -f "$report"
-kill -INT "$broker_pid"
-wait "$broker_pid"
-broker_pid=
+rm -f "$report" "$brokerlog"
+if [ -n "$broker_pid" ]; then
+    kill -INT "$broker_pid"
+    wait "$broker_pid"
+    broker_pid=
+fi
 leftovers=$(ls /dev/shm 2>/dev/null | grep -c "^$instance\." || true)
 echo "== leftovers of $instance in /dev/shm: $leftovers"
 exit $status

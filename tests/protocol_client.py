@@ -41,6 +41,9 @@ QTY_MAX = 1000000
 
 MSG_ORDERS, MSG_RESULTS, MSG_EVENTS, MSG_HEARTBEAT = 1, 2, 3, 4
 MSG_CREDIT, MSG_EOS, MSG_EOS_ACK = 5, 6, 7
+MSG_STATS, MSG_SNAP_REQ, MSG_SNAP_BEGIN, MSG_SNAP_ROWS, MSG_SNAP_END = 8, 9, 10, 11, 12
+KIND_MAX = MSG_SNAP_END
+CTR_ORDERS, CTR_CAPACITY, CTR_ROWS = 2, 17, 20
 
 ORDER_PURCHASE, ORDER_RESTOCK = 1, 2
 
@@ -58,11 +61,19 @@ RESULT = struct.Struct("<IBBHQIIQQ")
 EVENT = struct.Struct("<QIIIIIIQQ")
 # pub_seq, publisher_id, state, orders_applied, ts_ns, pid, reserved
 HEARTBEAT = struct.Struct("<QIIQQII")
+# id, index, reserved, value
+COUNTER = struct.Struct("<HHIQ")
+# id, stock, version, weight_g, expiry, initial_stock, price_cents, sold, restocked,
+# name, category (NUL-padded UTF-8)
+SNAPROW = struct.Struct("<IIIIIIQQQ48s32s")
 
-assert (HDR.size, ORDER.size, RESULT.size, EVENT.size, HEARTBEAT.size) == (16, 32, 40, 48, 40)
+assert (HDR.size, ORDER.size, RESULT.size, EVENT.size, HEARTBEAT.size, COUNTER.size,
+        SNAPROW.size) == (16, 32, 40, 48, 40, 16, 128)
 
 RECORD_SIZE = {MSG_ORDERS: ORDER.size, MSG_RESULTS: RESULT.size,
-               MSG_EVENTS: EVENT.size, MSG_HEARTBEAT: HEARTBEAT.size}
+               MSG_EVENTS: EVENT.size, MSG_HEARTBEAT: HEARTBEAT.size,
+               MSG_STATS: COUNTER.size, MSG_SNAP_BEGIN: COUNTER.size,
+               MSG_SNAP_ROWS: SNAPROW.size, MSG_SNAP_END: COUNTER.size}
 
 TIMEOUT_S = 5.0
 
@@ -90,7 +101,7 @@ def decode(msg):
         raise ProtocolError(f"bad magic 0x{magic:08x}")
     if version != VERSION:
         raise ProtocolError(f"bad version {version}")
-    if not 1 <= kind <= MSG_EOS_ACK:
+    if not 1 <= kind <= KIND_MAX:
         raise ProtocolError(f"bad kind {kind}")
     if count > MAX_RECORDS:
         raise ProtocolError(f"count {count} > {MAX_RECORDS}")
@@ -99,7 +110,8 @@ def decode(msg):
         raise ProtocolError(f"kind {kind} count {count}: {len(msg)} bytes, "
                             f"expected {HDR.size + count * size}")
     layout = {MSG_RESULTS: RESULT, MSG_EVENTS: EVENT, MSG_HEARTBEAT: HEARTBEAT,
-              MSG_ORDERS: ORDER}.get(kind)
+              MSG_ORDERS: ORDER, MSG_STATS: COUNTER, MSG_SNAP_BEGIN: COUNTER,
+              MSG_SNAP_ROWS: SNAPROW, MSG_SNAP_END: COUNTER}.get(kind)
     records = [layout.unpack_from(msg, HDR.size + i * size) for i in range(count)] if layout else []
     return (magic, version, kind, count, sender, batch), records
 
@@ -126,6 +138,7 @@ class Client:
         self.pub_last = {}     # publisher -> last pub_seq seen
         self.gaps = 0
         self.heartbeats = 0
+        self.stats = {}        # (counter id, index) -> value, from the broker's STATS
         self.problems = []
 
     def close(self):
@@ -189,6 +202,10 @@ class Client:
         if kind == MSG_EOS:
             self.problem("the broker ended the event stream")
             return
+        if kind == MSG_STATS:
+            for cid, index, _, value in recs:
+                self.stats[(cid, index)] = value
+            return
         if kind != MSG_EVENTS:
             return
         for e in recs:
@@ -225,6 +242,39 @@ class Client:
                 else:
                     self.on_event_msg(msg)
 
+    def snapshot(self, endpoint):
+        """Asks the broker's snapshot service for the whole table; returns
+        {product id: (stock, version, name)}."""
+        sock = self.ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(endpoint)
+        req = 7
+        sock.send(HDR.pack(MAGIC, VERSION, MSG_SNAP_REQ, 0, 0, req))
+        rows, begun = {}, False
+        try:
+            while True:
+                if not sock.poll(int(TIMEOUT_S * 1000)):
+                    raise ProtocolError("no snapshot answer within 5 s")
+                hdr, recs = decode(sock.recv())
+                if hdr[5] != req:
+                    raise ProtocolError(f"snapshot answer for request {hdr[5]}, not {req}")
+                kind = hdr[2]
+                if kind == MSG_SNAP_BEGIN:
+                    begun = True
+                elif kind == MSG_SNAP_ROWS and begun:
+                    for r in recs:
+                        name = r[9].split(b"\0", 1)[0].decode("utf-8")
+                        rows[r[0]] = (r[1], r[2], name)
+                elif kind == MSG_SNAP_END and begun:
+                    sent = {(c[0], c[1]): c[3] for c in recs}.get((CTR_ROWS, 0))
+                    if sent != len(rows):
+                        raise ProtocolError(f"snapshot end says {sent} rows, got {len(rows)}")
+                    return rows
+                else:
+                    raise ProtocolError(f"unexpected kind {kind} in a snapshot answer")
+        finally:
+            sock.close()
+
     def wait_for(self, done, timeout_s):
         deadline = time.monotonic() + timeout_s
         while not done():
@@ -239,6 +289,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--orders", required=True, help="orders endpoint (ROUTER), e.g. ipc://...")
     ap.add_argument("--events", required=True, help="events endpoint (XPUB)")
+    ap.add_argument("--snapshot", required=True, help="snapshot service endpoint (ROUTER)")
     ap.add_argument("--product", required=True, type=int, help="product id")
     ap.add_argument("--count", required=True, type=int, help="purchases to place")
     args = ap.parse_args()
@@ -284,6 +335,24 @@ def main():
         elif c.results[probe][1] != INVALID:
             c.problem(f"the quantity-0 order got status {c.results[probe][1]}, expected 3")
         c.pump(0.2)  # anything more now would be an answer to the garbage
+
+        # 6. the snapshot shows the stock our last event left, with its version
+        try:
+            rows = c.snapshot(args.snapshot)
+            if accepted:
+                last = c.events[max(accepted)]
+                if rows.get(args.product, (None, None))[:2] != (last[4], last[5]):
+                    c.problem(f"snapshot has product {args.product} at "
+                              f"{rows.get(args.product)}, last event said stock {last[4]} "
+                              f"version {last[5]}")
+        except ProtocolError as e:
+            c.problem(f"snapshot: {e}")
+
+        # 7. the broker's STATS count our accepted orders (it sends ten a second)
+        if not c.wait_for(lambda: c.stats.get((CTR_ORDERS, ACCEPTED), -1) >= len(accepted),
+                          TIMEOUT_S):
+            c.problem(f"STATS say {c.stats.get((CTR_ORDERS, ACCEPTED))} accepted, "
+                      f"we had {len(accepted)}")
 
         extra = ", ".join(f"{STATUS_NAMES[i]} {status[i]}" for i in (UNKNOWN_PRODUCT, DUPLICATE))
         print(f"protocol-client: producer 0x{c.pid:08x}, {extra}, quantity-0 order "

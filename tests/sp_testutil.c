@@ -162,6 +162,63 @@ int spt_run(const char *const *argv, int timeout_ms, char **out)
     return WEXITSTATUS(status);
 }
 
+pid_t spt_spawn(const char *const *argv, const char *out_path)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            _exit(126);
+        }
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+int spt_wait(pid_t pid, int timeout_ms)
+{
+    int status = 0;
+    uint64_t deadline = sp_now_ns() + (uint64_t)timeout_ms * SP_NS_PER_MS;
+    for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) {
+            return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        }
+        if (r < 0 || sp_now_ns() >= deadline) {
+            break;
+        }
+        usleep(SPT_POLL_MS * 1000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return -1;
+}
+
+char *spt_slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    size_t len = 0, cap = 4096;
+    char *buf = malloc(cap);
+    buf[0] = '\0';
+    if (f == NULL) {
+        return buf;
+    }
+    size_t n;
+    while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (len + 1 >= cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+    }
+    buf[len] = '\0';
+    fclose(f);
+    return buf;
+}
+
 bool spt_leftovers(const char *instance)
 {
     sp_names_t names;

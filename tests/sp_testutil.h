@@ -40,6 +40,17 @@ int spt_stop(pid_t pid);
  * timeout or a signal. */
 int spt_run(const char *const *argv, int timeout_ms, char **out);
 
+/* Starts argv in the background with stdout and stderr going to the file
+ * `out_path` (created or truncated).  Returns the pid or -1. */
+pid_t spt_spawn(const char *const *argv, const char *out_path);
+
+/* Waits up to timeout_ms for pid to exit; SIGKILL after that.  Returns its
+ * exit code, or -1 when it timed out or died of a signal. */
+int spt_wait(pid_t pid, int timeout_ms);
+
+/* The whole file as a malloc'd string ("" when missing). */
+char *spt_slurp(const char *path);
+
 /* True if /dev/shm/<instance>.table or any of its mq names still exist. */
 bool spt_leftovers(const char *instance);
 

@@ -355,3 +355,44 @@ Test(hist, mean_is_sum_over_count)
     sp_hist_record(&s_b, 40);
     cr_expect_float_eq(sp_hist_mean(&s_b), 17.5, T_MEAN_EPSILON);
 }
+
+/* --- coarse latency buckets (worker slots in the shared table) --------------- */
+
+Test(hist, lat_buckets_are_monotonic_and_hold_their_values)
+{
+    unsigned prev = 0;
+    for (uint64_t v = 0; v < ((uint64_t)1 << 40); v = v * 9 / 8 + 1) {
+        unsigned b = sp_lat_bucket(v);
+        cr_assert_lt(b, SP_LAT_BUCKETS);
+        cr_assert_geq(b, prev, "bucket of %llu went down", (unsigned long long)v);
+        cr_assert_leq(v, sp_lat_bucket_high(b), "%llu above its bucket's top",
+                      (unsigned long long)v);
+        if (b > 0 && b < SP_LAT_BUCKETS - 1) {
+            cr_assert_gt(v, sp_lat_bucket_high(b - 1), "%llu fits the bucket below",
+                         (unsigned long long)v);
+            /* the upper bound overstates by less than 12.5 % (plus the unit) */
+            cr_assert_leq(sp_lat_bucket_high(b) - v, v / 8 + 1024, "%llu", (unsigned long long)v);
+        }
+        prev = b;
+    }
+    cr_expect_eq(sp_lat_bucket(UINT64_MAX), SP_LAT_BUCKETS - 1);
+    cr_expect_eq(sp_lat_bucket_high(SP_LAT_BUCKETS - 1), UINT64_MAX);
+    cr_expect_eq(sp_lat_bucket(1023), 0);
+    cr_expect_eq(sp_lat_bucket(1024), 1);
+}
+
+Test(hist, lat_percentiles_come_from_bucket_tops)
+{
+    uint64_t counts[SP_LAT_BUCKETS] = {0};
+    cr_expect_eq(sp_lat_percentile(counts, 50), 0, "empty");
+    for (int i = 0; i < 99; i++) {
+        counts[sp_lat_bucket(100000)]++; /* 100 us */
+    }
+    counts[sp_lat_bucket(50000000)]++; /* one at 50 ms */
+    uint64_t p50 = sp_lat_percentile(counts, 50);
+    uint64_t p99 = sp_lat_percentile(counts, 99);
+    uint64_t p100 = sp_lat_percentile(counts, 100);
+    cr_expect(p50 >= 100000 && p50 < 112500 + 1024, "p50 %llu", (unsigned long long)p50);
+    cr_expect_eq(p99, p50, "99 of 100 values are 100 us");
+    cr_expect(p100 >= 50000000 && p100 < 56250000 + 1024, "max %llu", (unsigned long long)p100);
+}

@@ -45,6 +45,7 @@ typedef struct {
     sp_table_hdr_t *hdr;
     char ep_orders[SP_ENDPOINT_MAX];
     char ep_events[SP_ENDPOINT_MAX];
+    char ep_snapshot[SP_ENDPOINT_MAX];
 } s_instance_t;
 
 static void s_cleanup(void)
@@ -74,6 +75,7 @@ static void s_start(s_instance_t *in, const char *tag)
     cr_assert_eq(in->hdr->transport, SP_TRANSPORT_ZMQ);
     snprintf(in->ep_orders, sizeof in->ep_orders, "%s", in->hdr->ep_orders);
     snprintf(in->ep_events, sizeof in->ep_events, "%s", in->hdr->ep_events);
+    snprintf(in->ep_snapshot, sizeof in->ep_snapshot, "%s", in->hdr->ep_snapshot);
 
     /* the endpoints are the ones docs/PROTOCOL.md derives from the run dir */
     char want[SP_ENDPOINT_MAX];
@@ -81,6 +83,8 @@ static void s_start(s_instance_t *in, const char *tag)
     cr_expect_str_eq(in->ep_orders, want);
     cr_assert_eq(sp_names_ipc_endpoint(&names, "events", want, sizeof want), 0);
     cr_expect_str_eq(in->ep_events, want);
+    cr_assert_eq(sp_names_ipc_endpoint(&names, "snapshot", want, sizeof want), 0);
+    cr_expect_str_eq(in->ep_snapshot, want);
 }
 
 /* Stops the broker (SIGINT), expects exit status 0 and nothing left behind. */
@@ -177,9 +181,10 @@ Test(protocol, python_client_places_orders_and_follows_events, .timeout = 60, .f
     s_script(script, sizeof script);
     snprintf(product_s, sizeof product_s, "%u", product);
     snprintf(count_s, sizeof count_s, "%u", count);
-    const char *argv[] = {s_python(), script,       "--orders",  in.ep_orders,
-                          "--events", in.ep_events, "--product", product_s,
-                          "--count",  count_s,      NULL};
+    const char *argv[] = {s_python(),  script,       "--orders",   in.ep_orders,
+                          "--events",  in.ep_events, "--snapshot", in.ep_snapshot,
+                          "--product", product_s,    "--count",    count_s,
+                          NULL};
     char *out = NULL;
     int rc = spt_run(argv, CLIENT_TIMEOUT_MS, &out);
     cr_expect_eq(rc, 0, "%s %s exited %d (python3-zmq installed? SP_PYTHON=%s), output:\n%s",

@@ -17,6 +17,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "sp_error.h"
@@ -247,6 +248,11 @@ Test(wire, record_and_message_sizes_match_the_layout)
     cr_expect_eq(sp_wire_record_size(SP_MSG_CREDIT), 0);
     cr_expect_eq(sp_wire_record_size(SP_MSG_EOS), 0);
     cr_expect_eq(sp_wire_record_size(SP_MSG_EOS_ACK), 0);
+    cr_expect_eq(sp_wire_record_size(SP_MSG_STATS), SP_WIRE_COUNTER_SIZE);
+    cr_expect_eq(sp_wire_record_size(SP_MSG_SNAP_REQ), 0);
+    cr_expect_eq(sp_wire_record_size(SP_MSG_SNAP_BEGIN), SP_WIRE_COUNTER_SIZE);
+    cr_expect_eq(sp_wire_record_size(SP_MSG_SNAP_ROWS), SP_WIRE_SNAPROW_SIZE);
+    cr_expect_eq(sp_wire_record_size(SP_MSG_SNAP_END), SP_WIRE_COUNTER_SIZE);
     cr_expect_eq(sp_wire_record_size(0), 0);
     cr_expect_eq(sp_wire_record_size(T_KIND_TOO_BIG), 0);
 
@@ -490,6 +496,11 @@ Test(wire, kind_names_cover_every_kind)
     cr_expect_str_eq(sp_wire_kind_name(SP_MSG_CREDIT), "credit");
     cr_expect_str_eq(sp_wire_kind_name(SP_MSG_EOS), "eos");
     cr_expect_str_eq(sp_wire_kind_name(SP_MSG_EOS_ACK), "eos_ack");
+    cr_expect_str_eq(sp_wire_kind_name(SP_MSG_STATS), "stats");
+    cr_expect_str_eq(sp_wire_kind_name(SP_MSG_SNAP_REQ), "snap_req");
+    cr_expect_str_eq(sp_wire_kind_name(SP_MSG_SNAP_BEGIN), "snap_begin");
+    cr_expect_str_eq(sp_wire_kind_name(SP_MSG_SNAP_ROWS), "snap_rows");
+    cr_expect_str_eq(sp_wire_kind_name(SP_MSG_SNAP_END), "snap_end");
     cr_expect_str_eq(sp_wire_kind_name(0), "?");
     cr_expect_str_eq(sp_wire_kind_name(T_KIND_TOO_BIG), "?");
     cr_expect_str_eq(sp_wire_kind_name(UINT32_MAX), "?");
@@ -626,7 +637,7 @@ Test(wire, random_buffers_never_make_check_or_decode_misbehave)
         }
         for (unsigned i = 0; i < h.count; i++) {
             const void *src = sp_wire_crec(buf, h.kind, i);
-            uint8_t again[SP_WIRE_EVENT_SIZE];
+            uint8_t again[SP_WIRE_SNAPROW_SIZE];
             switch (h.kind) {
             case SP_MSG_ORDERS: {
                 sp_order_t o;
@@ -648,15 +659,36 @@ Test(wire, random_buffers_never_make_check_or_decode_misbehave)
                 sp_wire_put_event(again, &e);
                 break;
             }
-            default: {
+            case SP_MSG_SNAP_ROWS: {
+                /* text fields end at their first NUL: decoding always gives
+                 * terminated strings, and a second round trip is stable */
+                sp_snaprow_t r1, r2;
+                sp_wire_get_snaprow(src, &r1);
+                cr_expect_lt(strlen(r1.name), sizeof r1.name, "round %u", round);
+                cr_expect_lt(strlen(r1.category), sizeof r1.category, "round %u", round);
+                uint8_t third[SP_WIRE_SNAPROW_SIZE];
+                sp_wire_put_snaprow(again, &r1);
+                sp_wire_get_snaprow(again, &r2);
+                sp_wire_put_snaprow(third, &r2);
+                cr_expect_eq(memcmp(third, again, rec), 0, "round %u record %u", round, i);
+                memcpy(again, src, rec);
+                break;
+            }
+            case SP_MSG_HEARTBEAT: {
                 sp_heartbeat_t hb;
                 sp_wire_get_heartbeat(src, &hb);
                 sp_wire_put_heartbeat(again, &hb);
                 break;
             }
+            default: {
+                sp_counter_t c;
+                sp_wire_get_counter(src, &c);
+                sp_wire_put_counter(again, &c);
+                break;
             }
-            /* Every byte of a record is some field, so decode + encode is
-             * the identity. */
+            }
+            /* Every byte of a (non-text) record is some field, so decode +
+             * encode is the identity. */
             cr_expect_eq(memcmp(again, src, rec), 0, "round %u record %u", round, i);
             records++;
         }
@@ -665,4 +697,50 @@ Test(wire, random_buffers_never_make_check_or_decode_misbehave)
 
     cr_expect_geq(accepted, T_FUZZ_MIN_ACCEPTED, "only %u buffers passed the check", accepted);
     cr_expect_gt(records, 0, "no record was decoded");
+}
+
+Test(wire, counter_bytes_are_documented_little_endian)
+{
+    sp_counter_t c = {.id = 0x0102, .index = 0x0304, .value = 0x1112131415161718ull}, back;
+    uint8_t b[SP_WIRE_COUNTER_SIZE];
+    sp_wire_put_counter(b, &c);
+    const uint8_t want[SP_WIRE_COUNTER_SIZE] = {0x02, 0x01, 0x04, 0x03, 0,    0,    0,    0,
+                                                0x18, 0x17, 0x16, 0x15, 0x14, 0x13, 0x12, 0x11};
+    cr_expect_eq(memcmp(b, want, sizeof b), 0);
+    sp_wire_get_counter(b, &back);
+    cr_expect_eq(memcmp(&back, &c, sizeof c), 0);
+}
+
+Test(wire, snapshot_rows_round_trip_and_texts_stay_terminated)
+{
+    sp_snaprow_t r = {.id = 7,
+                      .stock = 12,
+                      .version = 3,
+                      .weight_g = 500,
+                      .expiry = 20261122,
+                      .initial_stock = 20,
+                      .price_cents = 1999,
+                      .sold = 9,
+                      .restocked = 1};
+    snprintf(r.name, sizeof r.name, "Caf\xc3\xa9 molido");
+    snprintf(r.category, sizeof r.category, "Despensa");
+    uint8_t b[SP_WIRE_SNAPROW_SIZE];
+    memset(b, 0xaa, sizeof b);
+    sp_wire_put_snaprow(b, &r);
+    cr_expect_eq(b[48 + strlen(r.name)], 0, "name padded with NULs");
+    cr_expect_eq(b[48 + 47], 0);
+    cr_expect_eq(b[127], 0, "category padded with NULs");
+    sp_snaprow_t back;
+    sp_wire_get_snaprow(b, &back);
+    cr_expect_eq(back.id, 7);
+    cr_expect_eq(back.version, 3);
+    cr_expect_eq(back.price_cents, 1999);
+    cr_expect_eq(back.restocked, 1);
+    cr_expect_str_eq(back.name, r.name);
+    cr_expect_str_eq(back.category, "Despensa");
+    /* a hostile sender fills the text fields with no NUL at all */
+    memset(b + 48, 'x', 80);
+    sp_wire_get_snaprow(b, &back);
+    cr_expect_eq(strlen(back.name), sizeof back.name - 1);
+    cr_expect_eq(strlen(back.category), sizeof back.category - 1);
 }

@@ -1,0 +1,535 @@
+/*
+ * sp_mirror — snapshot-plus-events merge, gap accounting, STATS decoding.
+ */
+#include "sp_mirror.h"
+
+#include "sp_error.h"
+#include "sp_time.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+_Static_assert(sizeof(((sp_snaprow_t *)0)->name) == SP_NAME_MAX, "snapshot name field");
+_Static_assert(sizeof(((sp_snaprow_t *)0)->category) == SP_CATEGORY_MAX, "snapshot category");
+
+/* A (time, counter) sample for rates. */
+typedef struct {
+    uint64_t t_ns;
+    uint64_t value;
+} sp_sample_t;
+
+typedef struct {
+    sp_sample_t s[SP_MIRROR_RATE_SAMPLES];
+    unsigned head; /* next write */
+    unsigned n;
+} sp_ring_t;
+
+struct sp_mirror {
+    uint32_t capacity;
+    const sp_row_t *rows; /* borrowed static data (local), or NULL */
+    sp_snaprow_t *own;    /* own static data (remote), or NULL */
+    sp_mrow_t *mrow;
+    sp_mpub_t pub[SP_MIRROR_PUBS];
+    /* the last snapshot's baseline: publishers' incarnation and last event */
+    bool have_snapshot;
+    uint32_t snap_pid[SP_MIRROR_PUBS];
+    uint64_t snap_seq[SP_MIRROR_PUBS];
+    uint64_t gap_epoch;  /* bumped by every detected gap */
+    uint64_t snap_epoch; /* gap_epoch when the running snapshot began */
+    bool repairing;      /* the running snapshot repairs a gap */
+    sp_mstate_t st;
+    sp_shopstats_t stats;
+    sp_ring_t orders_ring; /* broker time, orders answered */
+    sp_ring_t events_ring; /* monitor time, events received */
+};
+
+sp_mirror_t *sp_mirror_new(uint32_t capacity, const sp_row_t *rows)
+{
+    sp_mirror_t *m = calloc(1, sizeof *m);
+    if (m == NULL) {
+        return NULL;
+    }
+    m->capacity = capacity;
+    m->rows = rows;
+    m->mrow = calloc(capacity ? capacity : 1, sizeof *m->mrow);
+    if (rows == NULL) {
+        m->own = calloc(capacity ? capacity : 1, sizeof *m->own);
+    }
+    if (m->mrow == NULL || (rows == NULL && m->own == NULL)) {
+        free(m->mrow);
+        free(m->own);
+        free(m);
+        return NULL;
+    }
+    m->st.stale = true; /* nothing is known before the first snapshot */
+    return m;
+}
+
+void sp_mirror_destroy(sp_mirror_t **self_p)
+{
+    if (self_p == NULL || *self_p == NULL) {
+        return;
+    }
+    free((*self_p)->mrow);
+    free((*self_p)->own);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+uint32_t sp_mirror_capacity(const sp_mirror_t *self)
+{
+    return self->capacity;
+}
+
+const sp_mrow_t *sp_mirror_row(const sp_mirror_t *self, uint32_t id)
+{
+    if (id == 0 || id > self->capacity || !self->mrow[id - 1].present) {
+        return NULL;
+    }
+    return &self->mrow[id - 1];
+}
+
+bool sp_mirror_info(const sp_mirror_t *self, uint32_t id, sp_minfo_t *out)
+{
+    if (sp_mirror_row(self, id) == NULL) {
+        return false;
+    }
+    if (self->rows != NULL) {
+        const sp_row_t *r = &self->rows[id - 1];
+        *out = (sp_minfo_t){.id = id,
+                            .weight_g = r->weight_g,
+                            .expiry = r->expiry,
+                            .initial_stock = r->initial_stock,
+                            .price_cents = r->price_cents,
+                            .name = r->name,
+                            .category = r->category};
+    } else {
+        const sp_snaprow_t *r = &self->own[id - 1];
+        *out = (sp_minfo_t){.id = id,
+                            .weight_g = r->weight_g,
+                            .expiry = r->expiry,
+                            .initial_stock = r->initial_stock,
+                            .price_cents = r->price_cents,
+                            .name = r->name,
+                            .category = r->category};
+    }
+    return true;
+}
+
+#define S_SAMPLE_GAP_NS (50 * SP_NS_PER_MS) /* 256 samples cover 12.8 s */
+
+/* Keeps at most one sample per S_SAMPLE_GAP_NS. */
+static void s_ring_add(sp_ring_t *r, uint64_t t_ns, uint64_t value)
+{
+    unsigned last = (r->head + SP_MIRROR_RATE_SAMPLES - 1) % SP_MIRROR_RATE_SAMPLES;
+    if (r->n > 0 && t_ns - r->s[last].t_ns < S_SAMPLE_GAP_NS) {
+        return;
+    }
+    r->s[r->head] = (sp_sample_t){t_ns, value};
+    r->head = (r->head + 1) % SP_MIRROR_RATE_SAMPLES;
+    if (r->n < SP_MIRROR_RATE_SAMPLES) {
+        r->n++;
+    }
+}
+
+/* Rate between (now, value) and the newest sample at least `span_ns` older
+ * (or the oldest there is); 0 when there is nothing to compare with. */
+static double s_ring_rate(const sp_ring_t *r, uint64_t now, uint64_t value, uint64_t span_ns)
+{
+    const sp_sample_t *b = NULL;
+    for (unsigned k = 1; k <= r->n; k++) {
+        b = &r->s[(r->head + SP_MIRROR_RATE_SAMPLES - k) % SP_MIRROR_RATE_SAMPLES];
+        if (now - b->t_ns >= span_ns) {
+            break;
+        }
+    }
+    if (b == NULL || now <= b->t_ns || value < b->value) {
+        return 0;
+    }
+    return (double)(value - b->value) * 1e9 / (double)(now - b->t_ns);
+}
+
+/* A gap of `missed` events from publisher p: count it and ask for a repair. */
+static void s_gap(sp_mirror_t *m, sp_mpub_t *p, uint64_t missed)
+{
+    p->gaps += missed;
+    m->st.gaps += missed;
+    m->st.gap_reports++;
+    m->gap_epoch++;
+    m->st.stale = true;
+}
+
+/* Where counting starts for an incarnation we hear from the first time:
+ * before the first snapshot, everything it did earlier is in that snapshot
+ * (our subscription was in place before it is taken); after one, the
+ * snapshot's baseline covers the incarnation it saw, and one it did not see
+ * began after it, so all of its events matter. */
+static uint64_t s_baseline(const sp_mirror_t *m, uint32_t publisher, uint32_t pid,
+                           uint64_t first_unseen)
+{
+    if (!m->have_snapshot && !m->st.snapshot_running) {
+        return first_unseen - 1;
+    }
+    return m->snap_pid[publisher] == pid ? m->snap_seq[publisher] : 0;
+}
+
+/* Accounts for events first..last (or, for a heartbeat, for everything up to
+ * last) from incarnation `pid` of publisher p. */
+static void s_track(sp_mirror_t *m, uint32_t publisher, uint32_t pid, uint64_t first, uint64_t last,
+                    uint64_t now)
+{
+    sp_mpub_t *p = &m->pub[publisher];
+    if (p->pid != pid) {
+        p->pid = pid;
+        p->last_seq = s_baseline(m, publisher, pid, first);
+    }
+    if (first > p->last_seq + 1) {
+        s_gap(m, p, first - p->last_seq - 1);
+    }
+    if (last > p->last_seq) {
+        p->last_seq = last;
+    }
+    p->last_seen_ns = now;
+}
+
+static bool s_apply(sp_mirror_t *m, const sp_event_t *e, uint64_t now)
+{
+    sp_mrow_t *r = &m->mrow[e->product_id - 1];
+    if (r->known && e->row_version <= r->version) {
+        return false;
+    }
+    r->stock = e->new_stock;
+    r->version = e->row_version;
+    r->known = true;
+    r->changed_ns = now;
+    r->changes++;
+    return true;
+}
+
+static int s_on_events(sp_mirror_t *m, const uint8_t *msg, const sp_msg_hdr_t *h, uint64_t now,
+                       sp_mirror_event_fn fn, void *arg)
+{
+    if (h->sender == 0 || h->sender >= SP_MIRROR_PUBS || h->count == 0) {
+        return SP_E_INVALID;
+    }
+    sp_event_t e, first;
+    sp_wire_get_event(sp_wire_crec(msg, SP_MSG_EVENTS, 0), &first);
+    for (unsigned i = 0; i < h->count; i++) {
+        sp_wire_get_event(sp_wire_crec(msg, SP_MSG_EVENTS, i), &e);
+        if (e.product_id == 0 || e.product_id > m->capacity) {
+            m->st.invalid++;
+            continue;
+        }
+        bool applied = s_apply(m, &e, now);
+        m->st.applied += applied;
+        if (fn != NULL) {
+            fn(arg, &e, applied);
+        }
+    }
+    s_track(m, h->sender, h->batch, first.pub_seq, e.pub_seq, now);
+    m->pub[h->sender].received += h->count;
+    m->pub[h->sender].state = SP_PUB_RUNNING;
+    m->st.events += h->count;
+    return SP_MSG_EVENTS;
+}
+
+static int s_on_heartbeat(sp_mirror_t *m, const uint8_t *msg, const sp_msg_hdr_t *h, uint64_t now)
+{
+    if (h->count != 1 || h->sender >= SP_MIRROR_PUBS) {
+        return SP_E_INVALID;
+    }
+    sp_heartbeat_t hb;
+    sp_wire_get_heartbeat(sp_wire_crec(msg, SP_MSG_HEARTBEAT, 0), &hb);
+    m->st.heartbeats++;
+    if (h->sender == 0) {
+        m->pub[0].last_seen_ns = now;
+        m->pub[0].state = hb.state;
+        m->pub[0].pid = hb.pid;
+        if (hb.state == SP_PUB_STOPPING) {
+            m->st.eos = true; /* the broker's goodbye, if its EOS was lost */
+        }
+        return SP_MSG_HEARTBEAT;
+    }
+    /* a publisher sends its heartbeat after the events it numbers, on the
+     * same path: whatever it counts and we did not get is lost */
+    s_track(m, h->sender, hb.pid, hb.pub_seq + 1, hb.pub_seq, now);
+    m->pub[h->sender].state = hb.state;
+    m->pub[h->sender].orders = hb.orders_applied;
+    return SP_MSG_HEARTBEAT;
+}
+
+static void s_counter(sp_shopstats_t *s, const sp_counter_t *c)
+{
+    unsigned i = c->index;
+    bool wk = i >= 1 && i <= SP_WORKERS_MAX;
+    switch (c->id) {
+    case SP_CTR_TIME_NS:
+        s->time_ns = c->value;
+        break;
+    case SP_CTR_ORDERS:
+        if (i < SP_STATUS_COUNT) {
+            s->orders[i] = c->value;
+        }
+        break;
+    case SP_CTR_EVENT_SEQ:
+        s->event_seq = c->value;
+        break;
+    case SP_CTR_LAT_P50_NS:
+        s->lat_p50_ns = c->value;
+        break;
+    case SP_CTR_LAT_P99_NS:
+        s->lat_p99_ns = c->value;
+        break;
+    case SP_CTR_LAT_MAX_NS:
+        s->lat_max_ns = c->value;
+        break;
+    case SP_CTR_LAT_COUNT:
+        s->lat_count = c->value;
+        break;
+    case SP_CTR_DEPTH:
+        if (i < SP_HOP_COUNT) {
+            s->depth[i] = c->value;
+        }
+        break;
+    case SP_CTR_DEPTH_CAP:
+        if (i < SP_HOP_COUNT) {
+            s->depth_cap[i] = c->value;
+        }
+        break;
+    case SP_CTR_DROPS:
+        if (i < SP_DROP_COUNT) {
+            s->drops[i] = c->value;
+        }
+        break;
+    case SP_CTR_W_STATE:
+        if (wk) {
+            s->worker[i].state = (uint32_t)c->value;
+        }
+        break;
+    case SP_CTR_W_ORDERS:
+        if (wk) {
+            s->worker[i].orders = c->value;
+        }
+        break;
+    case SP_CTR_W_HB_AGE_MS:
+        if (wk) {
+            s->worker[i].hb_age_ms = c->value;
+        }
+        break;
+    case SP_CTR_W_PID:
+        if (wk) {
+            s->worker[i].pid = (uint32_t)c->value;
+        }
+        break;
+    case SP_CTR_W_RESTARTS:
+        if (wk) {
+            s->worker[i].restarts = (uint32_t)c->value;
+        }
+        break;
+    case SP_CTR_W_PUB_SEQ:
+        if (wk) {
+            s->worker[i].pub_seq = c->value;
+        }
+        break;
+    case SP_CTR_CAPACITY:
+        s->capacity = (uint32_t)c->value;
+        break;
+    case SP_CTR_PRODUCTS:
+        s->products = (uint32_t)c->value;
+        break;
+    case SP_CTR_TRANSPORT:
+        s->transport = (uint32_t)c->value;
+        break;
+    case SP_CTR_SYNC:
+        s->sync = (uint32_t)c->value;
+        break;
+    case SP_CTR_WORKERS:
+        s->workers = c->value <= SP_WORKERS_MAX ? (uint32_t)c->value : SP_WORKERS_MAX;
+        break;
+    default:
+        break; /* a newer broker's counter */
+    }
+}
+
+static int s_on_stats(sp_mirror_t *m, const uint8_t *msg, const sp_msg_hdr_t *h, uint64_t now)
+{
+    if (h->sender != 0) {
+        return SP_E_INVALID;
+    }
+    for (unsigned i = 0; i < h->count; i++) {
+        sp_counter_t c;
+        sp_wire_get_counter(sp_wire_crec(msg, SP_MSG_STATS, i), &c);
+        s_counter(&m->stats, &c);
+    }
+    m->stats.valid = true;
+    m->stats.received_ns = now;
+    m->pub[0].last_seen_ns = now;
+    uint64_t answered = 0;
+    for (int s = 0; s < SP_STATUS_COUNT; s++) {
+        answered += m->stats.orders[s];
+    }
+    s_ring_add(&m->orders_ring, m->stats.time_ns, answered);
+    return SP_MSG_STATS;
+}
+
+int sp_mirror_feed(sp_mirror_t *self, const void *msg, size_t len, uint64_t now_ns,
+                   sp_mirror_event_fn fn, void *arg)
+{
+    sp_msg_hdr_t h;
+    int rc = sp_wire_check(msg, len, &h);
+    if (rc == 0) {
+        switch (h.kind) {
+        case SP_MSG_EVENTS:
+            rc = s_on_events(self, msg, &h, now_ns, fn, arg);
+            break;
+        case SP_MSG_HEARTBEAT:
+            rc = s_on_heartbeat(self, msg, &h, now_ns);
+            break;
+        case SP_MSG_STATS:
+            rc = s_on_stats(self, msg, &h, now_ns);
+            break;
+        case SP_MSG_EOS:
+            rc = h.sender == 0 && h.count == 0 ? SP_MSG_EOS : SP_E_INVALID;
+            self->st.eos |= rc == SP_MSG_EOS;
+            break;
+        default:
+            rc = SP_E_BAD_KIND; /* not something the event path carries */
+            break;
+        }
+    }
+    if (rc < 0) {
+        self->st.invalid++;
+    }
+    /* every message, events or not, so a quiet spell reads as 0/s */
+    s_ring_add(&self->events_ring, now_ns, self->st.events);
+    return rc;
+}
+
+void sp_mirror_snap_begin(sp_mirror_t *self, const uint32_t pid[SP_MIRROR_PUBS],
+                          const uint64_t seq[SP_MIRROR_PUBS])
+{
+    memcpy(self->snap_pid, pid, sizeof self->snap_pid);
+    memcpy(self->snap_seq, seq, sizeof self->snap_seq);
+    self->snap_epoch = self->gap_epoch;
+    self->repairing = self->have_snapshot;
+    self->st.snapshot_running = true;
+}
+
+int sp_mirror_snap_row(sp_mirror_t *self, const sp_snaprow_t *row, uint64_t now_ns)
+{
+    if (row->id == 0 || row->id > self->capacity) {
+        self->st.invalid++;
+        return SP_E_UNKNOWN_PRODUCT;
+    }
+    sp_mrow_t *r = &self->mrow[row->id - 1];
+    if (self->own != NULL) {
+        self->own[row->id - 1] = *row;
+    }
+    r->present = true;
+    if (!r->known || row->version > r->version) {
+        if (r->known && row->stock != r->stock) {
+            r->changed_ns = now_ns; /* a change we learn of from the snapshot */
+        }
+        r->stock = row->stock;
+        r->version = row->version;
+        r->known = true;
+    }
+    return 0;
+}
+
+void sp_mirror_snap_end(sp_mirror_t *self)
+{
+    self->st.snapshot_running = false;
+    self->have_snapshot = true;
+    self->st.snapshots++;
+    if (self->gap_epoch == self->snap_epoch) {
+        if (self->st.stale && self->repairing) {
+            self->st.resyncs++;
+        }
+        self->st.stale = false;
+    }
+}
+
+void sp_mirror_snap_local(sp_mirror_t *self, sp_table_t *table, uint64_t now_ns)
+{
+    sp_table_hdr_t *h = sp_table_hdr(table);
+    uint32_t pid[SP_MIRROR_PUBS] = {0};
+    uint64_t seq[SP_MIRROR_PUBS] = {0};
+    for (uint32_t w = 1; w <= SP_WORKERS_MAX; w++) {
+        sp_worker_slot_t *s = &h->worker[w - 1];
+        pid[w] = (uint32_t)atomic_load_explicit(&s->pid, memory_order_acquire);
+        seq[w] = atomic_load_explicit(&s->pub_seq, memory_order_acquire);
+    }
+    sp_mirror_snap_begin(self, pid, seq);
+    uint32_t cap =
+        sp_table_capacity(table) < self->capacity ? sp_table_capacity(table) : self->capacity;
+    for (uint32_t id = 1; id <= cap; id++) {
+        const sp_row_t *r = sp_table_row(table, id);
+        if (r == NULL) {
+            continue;
+        }
+        uint64_t sv = atomic_load_explicit(&r->sv, memory_order_acquire);
+        sp_snaprow_t row = {.id = id, .stock = SP_SV_STOCK(sv), .version = SP_SV_VERSION(sv)};
+        if (self->own != NULL) {
+            row.weight_g = r->weight_g;
+            row.expiry = r->expiry;
+            row.initial_stock = r->initial_stock;
+            row.price_cents = r->price_cents;
+            memcpy(row.name, r->name, sizeof row.name);
+            memcpy(row.category, r->category, sizeof row.category);
+        }
+        sp_mirror_snap_row(self, &row, now_ns);
+    }
+    sp_mirror_snap_end(self);
+}
+
+bool sp_mirror_wants_snapshot(const sp_mirror_t *self)
+{
+    return self->st.stale && !self->st.snapshot_running;
+}
+
+void sp_mirror_invalidate(sp_mirror_t *self)
+{
+    self->st.snapshot_running = false;
+    self->st.stale = true;
+    self->gap_epoch++;
+}
+
+const sp_mstate_t *sp_mirror_state(const sp_mirror_t *self)
+{
+    return &self->st;
+}
+
+const sp_shopstats_t *sp_mirror_stats(const sp_mirror_t *self)
+{
+    return &self->stats;
+}
+
+const sp_mpub_t *sp_mirror_pub(const sp_mirror_t *self, uint32_t publisher)
+{
+    return publisher < SP_MIRROR_PUBS ? &self->pub[publisher] : NULL;
+}
+
+void sp_mirror_rates(const sp_mirror_t *self, uint64_t now_ns, sp_mrates_t *out)
+{
+    /* orders: the broker's clock and its latest totals; events: ours */
+    uint64_t answered = 0;
+    for (int s = 0; s < SP_STATUS_COUNT; s++) {
+        answered += self->stats.orders[s];
+    }
+    out->orders_1s = s_ring_rate(&self->orders_ring, self->stats.time_ns, answered, SP_NS_PER_SEC);
+    out->orders_10s =
+        s_ring_rate(&self->orders_ring, self->stats.time_ns, answered, 10 * SP_NS_PER_SEC);
+    out->events_1s = s_ring_rate(&self->events_ring, now_ns, self->st.events, SP_NS_PER_SEC);
+}
+
+uint64_t sp_mirror_units(const sp_mirror_t *self)
+{
+    uint64_t units = 0;
+    for (uint32_t i = 0; i < self->capacity; i++) {
+        if (self->mrow[i].present && self->mrow[i].known) {
+            units += self->mrow[i].stock;
+        }
+    }
+    return units;
+}

@@ -1,0 +1,167 @@
+/*
+ * sp_mirror — the monitor's own copy of the shop, kept exact the Clone way.
+ *
+ * The monitor subscribes to the event path first; once the first message has
+ * come through (so its subscription is in place at the broker) it takes a
+ * snapshot: every publisher's last event number, then every row's stock with
+ * the row version that stock belongs to.  Events and snapshot rows are merged
+ * by row version: a value replaces the mirror's only when its version is
+ * newer.  That rule is commutative, so events that arrive before, during or
+ * after the snapshot all land right, and the mirror equals the table as soon
+ * as every event has arrived.
+ *
+ * Each publisher (worker) numbers its events 1, 2, 3, ... per incarnation (its
+ * pid).  A jump in that sequence, or a heartbeat announcing events we never
+ * saw, is a gap: the missed events are counted exactly, the mirror is marked
+ * STALE and asks for a fresh snapshot; once a snapshot completes with no new
+ * gap during it, the mirror is exact again (a resync).
+ *
+ * The broker's STATS messages (counters) are decoded here too, so the line
+ * mode and the full-screen console draw from one model.  No I/O happens in
+ * this module: the caller feeds it messages and snapshot rows.
+ */
+#ifndef SP_MIRROR_H
+#define SP_MIRROR_H
+
+#include "sp_table.h"
+#include "sp_wire.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SP_MIRROR_PUBS         (SP_WORKERS_MAX + 1) /* publisher 0 is the broker */
+#define SP_MIRROR_SILENT_MS    2000 /* a publisher unheard for this long is silent */
+#define SP_MIRROR_RATE_SAMPLES 256
+
+/* Dynamic state of one product as this monitor knows it. */
+typedef struct {
+    uint32_t stock;
+    uint32_t version;    /* row version `stock` belongs to */
+    bool known;          /* stock came from a snapshot or an event */
+    bool present;        /* the product is in the catalogue */
+    uint64_t changed_ns; /* monitor clock of the last change it applied (0: none) */
+    uint64_t changes;    /* changes this monitor applied to the row */
+} sp_mrow_t;
+
+/* Static data of one product (valid while the mirror lives). */
+typedef struct {
+    uint32_t id;
+    uint32_t weight_g;
+    uint32_t expiry;
+    uint32_t initial_stock;
+    uint64_t price_cents;
+    const char *name;
+    const char *category;
+} sp_minfo_t;
+
+/* One publisher's event stream as seen from here. */
+typedef struct {
+    uint32_t pid;          /* incarnation (0: not heard from yet) */
+    uint64_t last_seq;     /* events accounted for (received or counted as gaps) */
+    uint64_t received;     /* events received */
+    uint64_t gaps;         /* events missed */
+    uint64_t last_seen_ns; /* monitor clock of its last message */
+    uint32_t state;        /* SP_PUB_* from its last heartbeat */
+    uint64_t orders;       /* orders it said it answered */
+} sp_mpub_t;
+
+/* A worker as the broker's STATS describe it. */
+typedef struct {
+    uint32_t state; /* SP_WSTATE_* */
+    uint32_t pid;
+    uint32_t restarts;
+    uint64_t orders;
+    uint64_t hb_age_ms;
+    uint64_t pub_seq;
+} sp_mworker_t;
+
+/* The broker's latest STATS. */
+typedef struct {
+    bool valid;           /* at least one STATS message arrived */
+    uint64_t received_ns; /* monitor clock when it arrived */
+    uint64_t time_ns;     /* broker clock it was made at */
+    uint64_t orders[SP_STATUS_COUNT];
+    uint64_t event_seq;
+    uint64_t lat_p50_ns, lat_p99_ns, lat_max_ns, lat_count;
+    uint64_t depth[SP_HOP_COUNT];
+    uint64_t depth_cap[SP_HOP_COUNT];
+    uint64_t drops[SP_DROP_COUNT];
+    uint32_t transport, sync, workers, capacity, products;
+    sp_mworker_t worker[SP_WORKERS_MAX + 1]; /* by worker id; [0] unused */
+} sp_shopstats_t;
+
+/* Rates worked out from what arrived. */
+typedef struct {
+    double orders_1s;  /* orders answered per second over the last second */
+    double orders_10s; /* ... over the last ten seconds */
+    double events_1s;  /* events this monitor received per second */
+} sp_mrates_t;
+
+/* Everything the views show besides the rows. */
+typedef struct {
+    bool stale;            /* not known to be exact: before the first snapshot or after a gap */
+    bool snapshot_running; /* a snapshot has begun and not ended */
+    uint64_t events;       /* events received */
+    uint64_t applied;      /* events that changed the mirror (newer than what it had) */
+    uint64_t gaps;         /* events missed, all publishers */
+    uint64_t gap_reports;  /* times a gap was detected */
+    uint64_t snapshots;    /* snapshots completed */
+    uint64_t resyncs;      /* snapshots that repaired a gap */
+    uint64_t invalid;      /* malformed or impossible messages ignored */
+    uint64_t heartbeats;
+    bool eos; /* the broker ended the stream */
+} sp_mstate_t;
+
+typedef struct sp_mirror sp_mirror_t;
+
+/* A mirror of `capacity` rows.  `rows` non-NULL: static data is read from
+ * those table rows (a local, read-only mapping); NULL: it comes with the
+ * snapshot rows and the mirror keeps its own copy.  NULL on ENOMEM. */
+sp_mirror_t *sp_mirror_new(uint32_t capacity, const sp_row_t *rows);
+void sp_mirror_destroy(sp_mirror_t **self_p);
+
+uint32_t sp_mirror_capacity(const sp_mirror_t *self);
+/* Product `id`'s row and static data; NULL/false when id is outside the table
+ * or not (yet) known to be in the catalogue. */
+const sp_mrow_t *sp_mirror_row(const sp_mirror_t *self, uint32_t id);
+bool sp_mirror_info(const sp_mirror_t *self, uint32_t id, sp_minfo_t *out);
+
+/* Called for every stock event received, with `applied` telling whether it
+ * changed the mirror (false: the snapshot already had it or a newer one). */
+typedef void (*sp_mirror_event_fn)(void *arg, const sp_event_t *event, bool applied);
+
+/* Feeds one message from the event path (events, heartbeat, STATS, EOS).
+ * Returns its kind, or a negative code for a message it ignored as invalid
+ * (counted). */
+int sp_mirror_feed(sp_mirror_t *self, const void *msg, size_t len, uint64_t now_ns,
+                   sp_mirror_event_fn fn, void *arg);
+
+/* Snapshot: begin with each publisher's incarnation and last event number,
+ * read before any row (pid 0 = unused slot); then rows in any order; then
+ * end.  A gap detected between begin and end keeps the mirror stale. */
+void sp_mirror_snap_begin(sp_mirror_t *self, const uint32_t pid[SP_MIRROR_PUBS],
+                          const uint64_t seq[SP_MIRROR_PUBS]);
+/* Returns 0, or SP_E_UNKNOWN_PRODUCT for a row outside the table (ignored). */
+int sp_mirror_snap_row(sp_mirror_t *self, const sp_snaprow_t *row, uint64_t now_ns);
+void sp_mirror_snap_end(sp_mirror_t *self);
+
+/* Takes a whole snapshot from a local table mapping (read-only). */
+void sp_mirror_snap_local(sp_mirror_t *self, sp_table_t *table, uint64_t now_ns);
+
+/* True when the mirror is stale and no snapshot is under way. */
+bool sp_mirror_wants_snapshot(const sp_mirror_t *self);
+
+/* Marks the mirror stale and asks for a snapshot (used when a remote snapshot
+ * was cut short). */
+void sp_mirror_invalidate(sp_mirror_t *self);
+
+const sp_mstate_t *sp_mirror_state(const sp_mirror_t *self);
+const sp_shopstats_t *sp_mirror_stats(const sp_mirror_t *self);
+const sp_mpub_t *sp_mirror_pub(const sp_mirror_t *self, uint32_t publisher);
+void sp_mirror_rates(const sp_mirror_t *self, uint64_t now_ns, sp_mrates_t *out);
+
+/* Units in stock over all known rows. */
+uint64_t sp_mirror_units(const sp_mirror_t *self);
+
+#endif

@@ -1,0 +1,54 @@
+/*
+ * sp_snapsrv — the broker's snapshot service, for monitors that cannot map
+ * the table (remote ones, over tcp://).
+ *
+ * A monitor's DEALER sends SNAP_REQ (no records, header batch = its request
+ * number) to the service's ROUTER.  The answer, all with the same batch:
+ *
+ *   SNAP_BEGIN  counters: CAPACITY, PRODUCTS, CREATED_NS, and for every
+ *               worker slot in use W_PID and W_PUB_SEQ, read before any row
+ *   SNAP_ROWS   x N, up to SP_SNAP_ROWS_PER_MSG sp_snaprow_t each, id order
+ *   SNAP_END    counter ROWS (rows sent)
+ *
+ * Rows are read one at a time while the answer streams, so a big table never
+ * stalls the broker's loop: each turn sends at most SP_SNAP_MSGS_PER_TURN
+ * messages and never blocks (a slow reader is resumed next turn).  Every row
+ * carries its version, which is what lets the monitor merge rows and events
+ * in any order.
+ */
+#ifndef SP_SNAPSRV_H
+#define SP_SNAPSRV_H
+
+#include "sp_table.h"
+#include "sp_wire.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SP_SNAP_ROWS_PER_MSG  512 /* 64 KiB messages */
+#define SP_SNAP_MSGS_PER_TURN 64
+#define SP_SNAP_CLIENTS       16 /* answers under way at once; more requests wait */
+
+typedef struct sp_snapsrv sp_snapsrv_t;
+
+/* Binds a ROUTER to `endpoint`.  Returns 0 or -errno with *why. */
+int sp_snapsrv_new(sp_snapsrv_t **out, const char *endpoint, sp_table_t *table, char *why,
+                   size_t cap);
+void sp_snapsrv_destroy(sp_snapsrv_t **self_p);
+
+/* Reads new requests and sends what fits; never blocks. */
+void sp_snapsrv_turn(sp_snapsrv_t *self);
+
+/* True while answers are under way (the caller should not sleep long). */
+bool sp_snapsrv_busy(const sp_snapsrv_t *self);
+
+/* Requests refused as malformed, and snapshots completed. */
+uint64_t sp_snapsrv_invalid(const sp_snapsrv_t *self);
+uint64_t sp_snapsrv_served(const sp_snapsrv_t *self);
+
+/* The SNAP_BEGIN counters of `table` as it is now (also used by tests):
+ * writes up to `max` records to out and returns how many. */
+unsigned sp_snapsrv_begin_counters(sp_table_t *table, sp_counter_t *out, unsigned max);
+
+#endif

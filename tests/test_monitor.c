@@ -1,0 +1,490 @@
+/*
+ * test_monitor — the monitor against a real broker, workers and customers:
+ * --once and --json agree with the table; a monitor started in the middle of
+ * a run (locally, through the broker's snapshot service, over tcp://)
+ * converges to the exact stock; a monitor stopped with SIGSTOP counts exactly
+ * the events it lost, shows STALE, resyncs and ends exact; line mode prints
+ * changes, gaps, resyncs and summaries.
+ */
+#include "sp_testutil.h"
+
+#include "sp_instance.h"
+#include "sp_table.h"
+
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define RUN_MS 60000
+
+/* `monitor --once --json` of the instance (malloc'd). */
+static char *s_once(const char *inst, const char *how)
+{
+    const char *argv[] = {spt_bin("monitor"), "--instance", inst, "--once", "--json", how, NULL};
+    char *out = NULL;
+    int rc = spt_run(argv, RUN_MS, &out);
+    cr_assert_eq(rc, 0, "monitor --once %s: %s", how ? how : "", out);
+    return out;
+}
+
+/* The JSON table straight from the shared table, for comparison. */
+static char *s_table_json(const char *inst)
+{
+    sp_names_t names;
+    sp_names_init(&names, inst, NULL);
+    sp_table_t *t = NULL;
+    cr_assert_eq(sp_table_open(&t, names.table, false), 0);
+    size_t cap = 1 << 20, len = 0;
+    char *buf = malloc(cap);
+    len += (size_t)snprintf(buf + len, cap - len, "[");
+    bool first = true;
+    for (uint32_t id = 1; id <= sp_table_capacity(t); id++) {
+        sp_product_t p;
+        uint32_t v;
+        if (sp_table_read(t, id, &p, &v) < 0) {
+            continue;
+        }
+        len += (size_t)snprintf(buf + len, cap - len,
+                                "%s{\"id\":%u,\"name\":\"%s\",\"category\":\"%s\","
+                                "\"weight_g\":%u,\"price_cents\":%llu,\"expiry\":%u,"
+                                "\"stock\":%u,\"version\":%u}",
+                                first ? "" : ",", p.id, p.name, p.category, p.weight_g,
+                                (unsigned long long)p.price_cents, p.expiry, p.stock, v);
+        first = false;
+    }
+    snprintf(buf + len, cap - len, "]\n");
+    sp_table_close(&t);
+    return buf;
+}
+
+/* The last line of a text that starts with `prefix` (malloc'd), or NULL. */
+static char *s_last_line(const char *text, const char *prefix)
+{
+    const char *found = NULL;
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        if (strncmp(p, prefix, strlen(prefix)) == 0) {
+            found = p;
+        }
+    }
+    if (found == NULL) {
+        return NULL;
+    }
+    size_t n = strcspn(found, "\n");
+    char *line = malloc(n + 2);
+    memcpy(line, found, n);
+    line[n] = '\n';
+    line[n + 1] = '\0';
+    return line;
+}
+
+static pid_t s_broker(const char *inst, const char *catalogue, const char *transport,
+                      const char *tcp)
+{
+    const char *extra[] = {"--catalogue", catalogue, "--transport",        transport,
+                           "--workers",   "2",       tcp ? "--tcp" : NULL, tcp,
+                           NULL};
+    pid_t b = spt_broker_start(inst, extra);
+    cr_assert(b > 0, "broker did not start");
+    return b;
+}
+
+/* A customer load in the background; returns its pid. */
+static pid_t s_load(const char *inst, const char *rate, const char *duration, const char *out)
+{
+    const char *argv[] = {spt_bin("producer"),
+                          "--instance",
+                          inst,
+                          "--customers",
+                          "2",
+                          "--rate",
+                          rate,
+                          "--duration",
+                          duration,
+                          "--restock",
+                          "0.4",
+                          "--qty",
+                          "1-3",
+                          "--json",
+                          NULL};
+    pid_t p = spt_spawn(argv, out);
+    cr_assert(p > 0);
+    return p;
+}
+
+Test(monitor, once_and_json_match_the_table_after_a_run, .timeout = 90)
+{
+    char inst[64];
+    spt_instance(inst, sizeof inst, "mononce");
+    pid_t b = s_broker(inst, spt_data("products.csv"), "mq", NULL);
+    const char *argv[] = {
+        spt_bin("producer"), "--instance", inst,    "--customers", "3", "--count", "3000",
+        "--restock",         "0.3",        "--qty", "1-4",         NULL};
+    char *out = NULL;
+    cr_assert_eq(spt_run(argv, RUN_MS, &out), 0, "%s", out);
+    free(out);
+
+    char *want = s_table_json(inst);
+    char *local = s_once(inst, NULL);
+    char *remote = s_once(inst, "--from-broker");
+    cr_expect_str_eq(local, want);
+    cr_expect_str_eq(remote, want, "the broker's snapshot service gives the same table");
+    cr_expect(strstr(local, "\"name\":\"Nuggets de pollo\"") != NULL, "%s", local);
+
+    const char *text[] = {spt_bin("monitor"), "--instance", inst, "--once", NULL};
+    cr_assert_eq(spt_run(text, RUN_MS, &out), 0);
+    cr_expect(strstr(out, "Camarones jumbo") != NULL && strstr(out, "STOCK") != NULL, "%s", out);
+    free(out);
+    free(want);
+    free(local);
+    free(remote);
+    cr_expect_eq(WEXITSTATUS(spt_stop(b)), 0);
+    cr_expect_not(spt_leftovers(inst));
+}
+
+/* A monitor started after orders began must end with exactly the table the
+ * broker had when the orders stopped. */
+static void s_late(const char *tag, const char *transport, const char *how, bool tcp)
+{
+    char inst[64], cat[128], tcpbuf[64], connect[64], mout[128], lout[128];
+    spt_instance(inst, sizeof inst, tag);
+    spt_catalogue(cat, sizeof cat, 200, 500);
+    /* ports from the pid, spread so parallel tests do not meet */
+    unsigned port = 20000 + (unsigned)(getpid() % 4000) * 5;
+    snprintf(tcpbuf, sizeof tcpbuf, "tcp://127.0.0.1:%u", port);
+    snprintf(connect, sizeof connect, "tcp://127.0.0.1:%u", port);
+    pid_t b = s_broker(inst, cat, transport, tcp ? tcpbuf : NULL);
+    snprintf(lout, sizeof lout, "/tmp/%s.load", inst);
+    snprintf(mout, sizeof mout, "/tmp/%s.mon", inst);
+    pid_t load = s_load(inst, "4000", "3s", lout);
+    usleep(800 * 1000);
+    const char *mon_local[] = {spt_bin("monitor"), "--instance", inst,  "--json", "--quiet",
+                               "--final",          "--interval", "200", how,      NULL};
+    const char *mon_tcp[] = {spt_bin("monitor"), "--connect",  connect, "--json", "--quiet",
+                             "--final",          "--interval", "200",   NULL};
+    pid_t mon = spt_spawn(tcp ? mon_tcp : mon_local, mout);
+    cr_assert_eq(spt_wait(load, RUN_MS), 0, "load: %s", spt_slurp(lout));
+    usleep(500 * 1000); /* the last events reach the monitor */
+    char *want = s_table_json(inst);
+    cr_expect_eq(WEXITSTATUS(spt_stop(b)), 0);
+    cr_assert_eq(spt_wait(mon, RUN_MS), 0, "monitor: %s", spt_slurp(mout));
+    char *text = spt_slurp(mout);
+    char *table = s_last_line(text, "[");
+    cr_assert_not_null(table, "no final table in:\n%.2000s", text);
+    cr_expect_str_eq(table, want, "the late monitor converged to the exact stock");
+    char *summary = s_last_line(text, "{\"type\":\"summary\"");
+    cr_assert_not_null(summary, "%s", text);
+    cr_expect(strstr(summary, "\"stale\":false") != NULL, "%s", summary);
+    cr_expect_gt(spt_json_num(summary, "events"), 1000, "%s", summary);
+    cr_expect_gt(spt_json_num(summary, "accepted"), 1000, "%s", summary);
+    cr_expect_eq(spt_json_num(summary, "snapshots"), 1, "%s", summary);
+    free(summary);
+    free(table);
+    free(text);
+    free(want);
+    unlink(mout);
+    unlink(lout);
+    unlink(cat);
+    cr_expect_not(spt_leftovers(inst));
+}
+
+Test(monitor, late_monitor_converges_mq, .timeout = 90)
+{
+    s_late("monlatemq", "mq", NULL, false);
+}
+
+Test(monitor, late_monitor_converges_zmq_through_the_snapshot_service, .timeout = 90)
+{
+    s_late("monlatez", "zmq", "--from-broker", false);
+}
+
+Test(monitor, late_monitor_converges_over_tcp, .timeout = 90)
+{
+    s_late("monlatetcp", "zmq", NULL, true);
+}
+
+/* SIGSTOP the monitor while orders flow: it must count exactly the events it
+ * lost, say STALE, resync on its own when resumed and end exact. */
+Test(monitor, stalled_monitor_counts_the_loss_resyncs_and_ends_exact, .timeout = 120)
+{
+    char inst[64], cat[128], mout[128], lout[128];
+    spt_instance(inst, sizeof inst, "monstall");
+    spt_catalogue(cat, sizeof cat, 100, 1000000);
+    pid_t b = s_broker(inst, cat, "mq", NULL);
+    snprintf(mout, sizeof mout, "/tmp/%s.mon", inst);
+    snprintf(lout, sizeof lout, "/tmp/%s.load", inst);
+    const char *mon_argv[] = {spt_bin("monitor"), "--instance", inst,  "--json", "--quiet",
+                              "--final",          "--interval", "200", NULL};
+    pid_t mon = spt_spawn(mon_argv, mout);
+    usleep(500 * 1000);
+    /* unbatched orders make one event message per order: far more than the
+     * monitor's queues hold while it is stopped */
+    const char *argv[] = {spt_bin("producer"),
+                          "--instance",
+                          inst,
+                          "--customers",
+                          "2",
+                          "--duration",
+                          "4s",
+                          "--rate",
+                          "20000",
+                          "--batch",
+                          "1",
+                          "--restock",
+                          "0.5",
+                          "--json",
+                          NULL};
+    pid_t load = spt_spawn(argv, lout);
+    usleep(500 * 1000);
+    kill(mon, SIGSTOP);
+    sleep(3);
+    kill(mon, SIGCONT);
+    cr_assert_eq(spt_wait(load, RUN_MS), 0, "%s", spt_slurp(lout));
+    usleep(500 * 1000);
+    char *want = s_table_json(inst);
+    cr_expect_eq(WEXITSTATUS(spt_stop(b)), 0);
+    cr_assert_eq(spt_wait(mon, RUN_MS), 0);
+    char *text = spt_slurp(mout);
+    char *report = spt_slurp(lout);
+    long long accepted = spt_json_num(report, "accepted");
+    char *summary = s_last_line(text, "{\"type\":\"summary\"");
+    cr_assert_not_null(summary, "%.3000s", text);
+    long long events = spt_json_num(summary, "events");
+    long long gaps = spt_json_num(summary, "gaps");
+    cr_expect_gt(gaps, 0, "the stall lost events: %s", summary);
+    cr_expect_eq(events + gaps, accepted,
+                 "received + missed = every stock change (%lld + %lld vs %lld accepted)", events,
+                 gaps, accepted);
+    cr_expect(strstr(text, "{\"type\":\"gap\"") != NULL, "a gap line was printed");
+    cr_expect(strstr(text, "{\"type\":\"resync\"") != NULL, "a resync line was printed");
+    cr_expect_geq(spt_json_num(summary, "resyncs"), 1, "%s", summary);
+    cr_expect(strstr(summary, "\"stale\":false") != NULL, "%s", summary);
+    char *table = s_last_line(text, "[");
+    cr_assert_not_null(table);
+    cr_expect_str_eq(table, want, "exact again after the resync");
+    free(table);
+    free(summary);
+    free(report);
+    free(text);
+    free(want);
+    unlink(mout);
+    unlink(lout);
+    unlink(cat);
+    cr_expect_not(spt_leftovers(inst));
+}
+
+Test(monitor, line_mode_prints_changes_and_summaries, .timeout = 90)
+{
+    char inst[64], mout[128];
+    spt_instance(inst, sizeof inst, "monline");
+    pid_t b = s_broker(inst, spt_data("products.csv"), "zmq", NULL);
+    snprintf(mout, sizeof mout, "/tmp/%s.mon", inst);
+    const char *mon_argv[] = {spt_bin("monitor"), "--instance", inst, "--interval", "100", NULL};
+    pid_t mon = spt_spawn(mon_argv, mout);
+    usleep(500 * 1000);
+    const char *buy[] = {spt_bin("producer"), "--instance", inst, "buy", "8", "2", NULL};
+    char *out = NULL;
+    cr_assert_eq(spt_run(buy, RUN_MS, &out), 0, "%s", out);
+    free(out);
+    usleep(400 * 1000);
+    cr_expect_eq(WEXITSTATUS(spt_stop(b)), 0);
+    cr_assert_eq(spt_wait(mon, RUN_MS), 0);
+    char *text = spt_slurp(mout);
+    cr_expect(strstr(text, "stock    8 Camarones jumbo") != NULL, "%s", text);
+    cr_expect(strstr(text, "5 -> 3") != NULL, "%s", text);
+    cr_expect(strstr(text, "summary: ") != NULL, "%s", text);
+    cr_expect(strstr(text, "accepted 1,") != NULL, "%s", text);
+    cr_expect(strstr(text, "end of stream") != NULL, "%s", text);
+    cr_expect(strstr(text, "STALE") == NULL, "%s", text);
+    free(text);
+    unlink(mout);
+}
+
+Test(monitor, bad_flags_and_missing_instances_are_named, .timeout = 30)
+{
+    char *out = NULL;
+    const char *a[] = {spt_bin("monitor"), "--interval", "abc", NULL};
+    cr_expect_eq(spt_run(a, RUN_MS, &out), 2);
+    cr_expect(strstr(out, "--interval") != NULL, "%s", out);
+    free(out);
+    const char *b[] = {spt_bin("monitor"), "--connect", "udp://x:1", "--plain", NULL};
+    cr_expect_eq(spt_run(b, RUN_MS, &out), 1);
+    cr_expect(strstr(out, "tcp://HOST:PORT") != NULL, "%s", out);
+    free(out);
+    const char *c[] = {spt_bin("monitor"), "--instance", "sp-nobody-here", "--wait", "100",
+                       "--plain",          NULL};
+    cr_expect_eq(spt_run(c, RUN_MS, &out), 1);
+    cr_expect(strstr(out, "not running") != NULL, "%s", out);
+    free(out);
+}
+
+/* --- the full-screen console, driven through tmux ---------------------------- */
+
+#define TMUX "/usr/bin/tmux"
+
+/* Runs `tmux -L sock args...`; returns its exit code, output in *out if asked. */
+static int s_tmux(const char *sock, const char *a1, const char *a2, const char *a3, const char *a4,
+                  const char *a5, char **out)
+{
+    const char *argv[] = {TMUX, "-L", sock, a1, a2, a3, a4, a5, NULL};
+    char *buf = NULL;
+    int rc = spt_run(argv, RUN_MS, &buf);
+    if (out != NULL) {
+        *out = buf;
+    } else {
+        free(buf);
+    }
+    return rc;
+}
+
+static char *s_screen(const char *sock)
+{
+    char *out = NULL;
+    s_tmux(sock, "capture-pane", "-p", "-t", "mon", NULL, &out);
+    return out;
+}
+
+/* Stock the console shows for the product named `name`, or -1. */
+static long s_shown_stock(const char *screen, const char *name)
+{
+    const char *line = strstr(screen, name);
+    if (line == NULL) {
+        return -1;
+    }
+    /* the stock follows the expiry date (YYYY-MM-DD) on that line */
+    const char *end = strchr(line, '\n');
+    for (const char *p = line; *p && (end == NULL || p < end); p++) {
+        int y, m, d, n;
+        long stock;
+        if (sscanf(p, "%4d-%2d-%2d %ld%n", &y, &m, &d, &stock, &n) == 4 && y > 1900) {
+            return stock;
+        }
+    }
+    return -1;
+}
+
+/* Polls the screen until every product shows the table's stock. */
+static bool s_screen_matches(const char *sock, const char *inst, char **last)
+{
+    sp_names_t names;
+    sp_names_init(&names, inst, NULL);
+    for (int tries = 0; tries < 50; tries++) {
+        sp_table_t *t = NULL;
+        cr_assert_eq(sp_table_open(&t, names.table, false), 0);
+        free(*last);
+        *last = s_screen(sock);
+        bool all = true;
+        for (uint32_t id = 1; id <= sp_table_capacity(t) && all; id++) {
+            sp_product_t p;
+            if (sp_table_read(t, id, &p, NULL) == 0) {
+                all = s_shown_stock(*last, p.name) == (long)p.stock;
+            }
+        }
+        sp_table_close(&t);
+        if (all) {
+            return true;
+        }
+        usleep(100 * 1000);
+    }
+    return false;
+}
+
+Test(monitor, console_under_tmux_shows_exact_stock_reacts_to_keys_and_resizes, .timeout = 120)
+{
+    char inst[64], sock[80], cmd[512];
+    spt_instance(inst, sizeof inst, "montmux");
+    snprintf(sock, sizeof sock, "%s", inst);
+    pid_t b = s_broker(inst, spt_data("products.csv"), "zmq", NULL);
+    snprintf(cmd, sizeof cmd, "%s --instance %s", spt_bin("monitor"), inst);
+    const char *argv[] = {TMUX, "-L",  sock, "new-session", "-d", "-s", "mon",
+                          "-x", "120", "-y", "40",          cmd,  NULL};
+    char *out = NULL;
+    cr_assert_eq(spt_run(argv, RUN_MS, &out), 0, "tmux: %s", out);
+    free(out);
+
+    /* orders flow while the console runs */
+    const char *load[] = {
+        spt_bin("producer"), "--instance", inst,        "--customers", "2",     "--rate", "100",
+        "--duration",        "2s",         "--restock", "0.4",         "--qty", "1-3",    NULL};
+    cr_assert_eq(spt_run(load, RUN_MS, &out), 0, "%s", out);
+    free(out);
+    char *screen = NULL;
+    cr_expect(s_screen_matches(sock, inst, &screen), "console and table differ:\n%s", screen);
+    cr_expect(strstr(screen, "Camarones jumbo") != NULL && strstr(screen, "Mariscos") != NULL, "%s",
+              screen);
+    cr_expect(strstr(screen, "STALE") == NULL, "%s", screen);
+    cr_expect(strstr(screen, "w1") != NULL && strstr(screen, "running") != NULL, "%s", screen);
+
+    /* sort by stock: the lowest stock is now the first row */
+    s_tmux(sock, "send-keys", "-t", "mon", "s", NULL, NULL);
+    usleep(400 * 1000);
+    free(screen);
+    screen = s_screen(sock);
+    cr_expect(strstr(screen, "sort: stock") != NULL, "%s", screen);
+    long prev = -1;
+    for (const char *p = strstr(screen, "\n"); p != NULL; p = strchr(p + 1, '\n')) {
+        int id, y, m, d, n;
+        long stock;
+        char name[64];
+        if (sscanf(p + 1, "%d %63s", &id, name) == 2 && id >= 1 && id <= 10) {
+            const char *date = p + 1;
+            while (*date && *date != '\n' &&
+                   sscanf(date, "%4d-%2d-%2d %ld%n", &y, &m, &d, &stock, &n) != 4) {
+                date++;
+            }
+            if (*date && *date != '\n') {
+                cr_expect_geq(stock, prev, "rows not in stock order:\n%s", screen);
+                prev = stock;
+            }
+        }
+    }
+    cr_expect_geq(prev, 0, "no rows parsed:\n%s", screen);
+
+    /* filter by name */
+    s_tmux(sock, "send-keys", "-t", "mon", "/", NULL, NULL);
+    s_tmux(sock, "send-keys", "-t", "mon", "-l", "pan de ajo", NULL);
+    s_tmux(sock, "send-keys", "-t", "mon", "Enter", NULL, NULL);
+    usleep(400 * 1000);
+    free(screen);
+    screen = s_screen(sock);
+    cr_expect(strstr(screen, "Pan de ajo grande") != NULL && strstr(screen, "Pan de ajo chico"),
+              "%s", screen);
+    cr_expect(strstr(screen, "Camarones jumbo") == NULL, "filtered out:\n%s", screen);
+
+    /* help, then resize to something small, then back */
+    s_tmux(sock, "send-keys", "-t", "mon", "Escape", NULL, NULL);
+    s_tmux(sock, "send-keys", "-t", "mon", "?", NULL, NULL);
+    usleep(400 * 1000);
+    free(screen);
+    screen = s_screen(sock);
+    cr_expect(strstr(screen, "quit") != NULL && strstr(screen, "filter") != NULL, "%s", screen);
+    s_tmux(sock, "send-keys", "-t", "mon", "?", NULL, NULL);
+    s_tmux(sock, "resize-window", "-t", "mon", "-x", "60", NULL);
+    s_tmux(sock, "resize-window", "-t", "mon", "-y", "12", NULL);
+    usleep(400 * 1000);
+    free(screen);
+    screen = s_screen(sock);
+    cr_expect(strstr(screen, "stockpipe") != NULL, "header after a resize:\n%s", screen);
+    s_tmux(sock, "resize-window", "-t", "mon", "-x", "130", NULL);
+    s_tmux(sock, "resize-window", "-t", "mon", "-y", "40", NULL);
+    s_tmux(sock, "send-keys", "-t", "mon", "/", NULL, NULL);
+    s_tmux(sock, "send-keys", "-t", "mon", "Escape", NULL, NULL); /* clears the filter */
+    s_tmux(sock, "send-keys", "-t", "mon", "i", NULL, NULL);
+    cr_expect(s_screen_matches(sock, inst, &screen), "after the resize:\n%s", screen);
+
+    /* q quits: the session (whose only command was the monitor) ends */
+    s_tmux(sock, "send-keys", "-t", "mon", "q", NULL, NULL);
+    bool gone = false;
+    for (int i = 0; i < 50 && !gone; i++) {
+        usleep(100 * 1000);
+        gone = s_tmux(sock, "has-session", "-t", "mon", NULL, NULL, NULL) != 0;
+    }
+    cr_expect(gone, "the console did not quit on q");
+    s_tmux(sock, "kill-server", NULL, NULL, NULL, NULL, NULL);
+    free(screen);
+    cr_expect_eq(WEXITSTATUS(spt_stop(b)), 0);
+    cr_expect_not(spt_leftovers(inst));
+}
