@@ -3,6 +3,7 @@
 #   make                 build every role into bin/
 #   make test            build and run the Criterion suite (ends with Synthesis)
 #   make run             the pipeline demo (DURATION=10 TRANSPORT=mq|zmq)
+#   make stall-check     what a stopped monitor costs the workers (bench/monitor-stall.sh)
 #   make SANITIZE=address,undefined test   the same, built in build/san-*/
 #   make format / format-check / clean
 #
@@ -61,7 +62,7 @@ TEST_BIN := $(BUILD)/tests/stockpipe-tests
 DEPS_STAMP := build/.deps-ok
 FLAGS_FILE := $(BUILD)/.flags
 
-.PHONY: all test run clean format format-check deps check-leftovers
+.PHONY: all test run clean format format-check deps check-leftovers stall-check
 all: $(ROLE_BINS)
 
 deps: $(DEPS_STAMP)
@@ -111,6 +112,11 @@ test: $(ROLE_BINS) $(TEST_BIN)
 run: $(ROLE_BINS)
 	@SP_BIN_DIR=$(abspath $(BINDIR)) DURATION=$(DURATION) TRANSPORT=$(TRANSPORT) \
 	    bash scripts/demo.sh
+
+# What a monitor stopped with SIGSTOP costs the workers (minutes; not part of `make test`).
+REPEATS ?= 3
+stall-check: $(ROLE_BINS)
+	@SP_BIN_DIR=$(abspath $(BINDIR)) bash bench/monitor-stall.sh $(TRANSPORT) $(REPEATS)
 
 FORMAT_SRC = $(wildcard common/*.[ch] producer/*.[ch] consumer/*.[ch] broker/*.[ch] \
                         tests/*.[ch] bench/*.[ch])

@@ -805,7 +805,10 @@ static int s_draw_counters(const sp_console_t *self, int y, int y_end, const sp_
     } else {
         s_flow_u64(self, &f, "order queue", stats->depth[SP_HOP_ORDERS], A_NORMAL);
     }
-    s_flow_u64(self, &f, "reply queues", stats->depth[SP_HOP_RESULTS], A_NORMAL);
+    if (stats->transport != SP_TRANSPORT_ZMQ) {
+        /* zmq results ride the producers' own connections: nothing to count */
+        s_flow_u64(self, &f, "reply queues", stats->depth[SP_HOP_RESULTS], A_NORMAL);
+    }
     static const char *const drop_names[SP_DROP_COUNT] = {"drops: invalid", "orders", "results",
                                                           "events"};
     for (int i = 0; i < SP_DROP_COUNT; i++) {
