@@ -1,0 +1,290 @@
+/*
+ * sp_ring — Vyukov's bounded MPMC queue, with futex sleeping on both ends.
+ *
+ * Position p of the ring lives in slot p % capacity.  A slot's sequence says
+ * whose turn it is: seq == p means "free for the producer of position p",
+ * seq == p + 1 means "holds the message of position p, ready for its
+ * consumer", and the consumer hands it on with seq = p + capacity (free for
+ * the producer one lap later).  The tail and head counters only say which
+ * position to try next; the compare-and-swap on them decides who owns it.
+ *
+ * Sleeping without lost wake-ups: a sleeper reads the side's wake counter,
+ * announces itself (sleepers++), looks at the ring once more and only then
+ * waits on the counter's value.  The other side publishes its change, fences,
+ * and if it sees a sleeper bumps the counter and wakes one.  Either the
+ * sleeper's second look sees the change, or the waker sees the sleeper: the
+ * fences on both sides make "neither" impossible.
+ */
+#include "sp_ring.h"
+
+#include "sp_error.h"
+#include "sp_time.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define S_LINE     64
+#define S_SLOT_HDR 16
+#define S_CAP_MAX  (1u << 24)
+#define S_SLOT_MAX (1u << 20)
+#define S_ROUND(n) (((n) + S_LINE - 1) / S_LINE * S_LINE)
+
+struct sp_ring {
+    _Alignas(S_LINE) uint64_t magic;
+    uint32_t capacity;
+    uint32_t slot_size;
+    uint64_t bytes;
+    uint32_t stride; /* bytes from one slot to the next */
+    uint32_t reserved;
+    _Alignas(S_LINE) _Atomic uint64_t tail;      /* next position to put */
+    _Alignas(S_LINE) _Atomic uint64_t head;      /* next position to get */
+    _Alignas(S_LINE) _Atomic uint32_t data_wake; /* consumers sleep on this */
+    _Atomic uint32_t data_sleepers;
+    _Alignas(S_LINE) _Atomic uint32_t space_wake; /* producers sleep on this */
+    _Atomic uint32_t space_sleepers;
+};
+
+typedef struct {
+    _Atomic uint64_t seq;
+    uint32_t len;
+    uint32_t reserved;
+    uint8_t data[];
+} s_slot_t;
+
+_Static_assert(sizeof(s_slot_t) == S_SLOT_HDR, "slot header");
+_Static_assert(sizeof(struct sp_ring) % S_LINE == 0, "slots start on a line");
+
+static bool s_args_ok(uint32_t capacity, uint32_t slot_size)
+{
+    return capacity >= 2 && capacity <= S_CAP_MAX && (capacity & (capacity - 1)) == 0 &&
+           slot_size >= 1 && slot_size <= S_SLOT_MAX;
+}
+
+size_t sp_ring_bytes(uint32_t capacity, uint32_t slot_size)
+{
+    if (!s_args_ok(capacity, slot_size)) {
+        return 0;
+    }
+    return sizeof(struct sp_ring) + (size_t)capacity * S_ROUND(S_SLOT_HDR + (size_t)slot_size);
+}
+
+static s_slot_t *s_slot(sp_ring_t *r, uint64_t pos)
+{
+    return (s_slot_t *)((uint8_t *)(r + 1) + (size_t)(pos & (r->capacity - 1)) * r->stride);
+}
+
+sp_ring_t *sp_ring_init(void *mem, uint32_t capacity, uint32_t slot_size)
+{
+    if (mem == NULL || !s_args_ok(capacity, slot_size) || ((uintptr_t)mem % S_LINE) != 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    sp_ring_t *r = mem;
+    memset(r, 0, sizeof *r);
+    r->capacity = capacity;
+    r->slot_size = slot_size;
+    r->stride = (uint32_t)S_ROUND(S_SLOT_HDR + (size_t)slot_size);
+    r->bytes = sp_ring_bytes(capacity, slot_size);
+    for (uint32_t i = 0; i < capacity; i++) {
+        s_slot_t *s = s_slot(r, i);
+        atomic_init(&s->seq, i);
+        s->len = 0;
+        s->reserved = 0;
+    }
+    atomic_thread_fence(memory_order_release);
+    r->magic = SP_RING_MAGIC; /* last: an attacher sees a whole ring or none */
+    return r;
+}
+
+sp_ring_t *sp_ring_attach(void *mem, size_t len)
+{
+    sp_ring_t *r = mem;
+    if (mem == NULL || len < sizeof *r || ((uintptr_t)mem % S_LINE) != 0 ||
+        r->magic != SP_RING_MAGIC || !s_args_ok(r->capacity, r->slot_size) ||
+        r->bytes != sp_ring_bytes(r->capacity, r->slot_size) || r->bytes > len ||
+        r->stride != S_ROUND(S_SLOT_HDR + (size_t)r->slot_size)) {
+        errno = EPROTO;
+        return NULL;
+    }
+    return r;
+}
+
+uint32_t sp_ring_slot_size(const sp_ring_t *self)
+{
+    return self->slot_size;
+}
+
+uint32_t sp_ring_capacity(const sp_ring_t *self)
+{
+    return self->capacity;
+}
+
+uint32_t sp_ring_depth(const sp_ring_t *self)
+{
+    uint64_t head = atomic_load_explicit(&((sp_ring_t *)self)->head, memory_order_relaxed);
+    uint64_t tail = atomic_load_explicit(&((sp_ring_t *)self)->tail, memory_order_relaxed);
+    return tail > head ? (uint32_t)(tail - head) : 0;
+}
+
+static inline void s_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* futex words are shared between processes: no FUTEX_PRIVATE_FLAG */
+static int s_futex_wait(_Atomic uint32_t *word, uint32_t expected, const struct timespec *rel)
+{
+    return (int)syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, expected, rel, NULL, 0);
+}
+
+static void s_futex_wake(_Atomic uint32_t *word, int n)
+{
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, n, NULL, NULL, 0);
+}
+
+/* The change is published; wake one sleeper of the other side if any. */
+static void s_wake(_Atomic uint32_t *wake, _Atomic uint32_t *sleepers)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(sleepers, memory_order_relaxed) > 0) {
+        atomic_fetch_add_explicit(wake, 1, memory_order_relaxed);
+        s_futex_wake(wake, 1);
+    }
+}
+
+/* True while the slot at the position `ctr` points to is not ready for us
+ * (full for producers: seq < pos; empty for consumers: seq < pos + 1). */
+static bool s_blocked(sp_ring_t *r, _Atomic uint64_t *ctr, uint64_t ready_offset)
+{
+    uint64_t pos = atomic_load_explicit(ctr, memory_order_relaxed);
+    uint64_t seq = atomic_load_explicit(&s_slot(r, pos)->seq, memory_order_acquire);
+    return (int64_t)(seq - (pos + ready_offset)) < 0;
+}
+
+/* Sleeps until woken or the deadline (0 = none).  Returns 0 or
+ * SP_E_TIMEOUT / -EINTR. */
+static int s_sleep(sp_ring_t *r, _Atomic uint64_t *ctr, uint64_t ready_offset,
+                   _Atomic uint32_t *wake, _Atomic uint32_t *sleepers, uint64_t deadline)
+{
+    struct timespec rel, *relp = NULL;
+    if (deadline != 0) {
+        uint64_t now = sp_now_ns();
+        if (now >= deadline) {
+            return SP_E_TIMEOUT;
+        }
+        uint64_t left = deadline - now;
+        rel.tv_sec = (time_t)(left / SP_NS_PER_SEC);
+        rel.tv_nsec = (long)(left % SP_NS_PER_SEC);
+        relp = &rel;
+    }
+    uint32_t v = atomic_load_explicit(wake, memory_order_relaxed);
+    atomic_fetch_add_explicit(sleepers, 1, memory_order_seq_cst);
+    int rc = 0;
+    if (s_blocked(r, ctr, ready_offset) && s_futex_wait(wake, v, relp) < 0 && errno == EINTR) {
+        rc = -EINTR;
+    }
+    atomic_fetch_sub_explicit(sleepers, 1, memory_order_relaxed);
+    return rc;
+}
+
+static uint64_t s_deadline(int timeout_ms)
+{
+    return timeout_ms > 0 ? sp_now_ns() + (uint64_t)timeout_ms * SP_NS_PER_MS : 0;
+}
+
+int sp_ring_put(sp_ring_t *self, const void *msg, size_t len, int timeout_ms)
+{
+    if (len > self->slot_size) {
+        return -EMSGSIZE;
+    }
+    uint64_t deadline = s_deadline(timeout_ms);
+    unsigned spins = 0;
+    for (;;) {
+        uint64_t pos = atomic_load_explicit(&self->tail, memory_order_relaxed);
+        s_slot_t *s = s_slot(self, pos);
+        uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+        int64_t diff = (int64_t)(seq - pos);
+        if (diff == 0) {
+            if (atomic_compare_exchange_weak_explicit(&self->tail, &pos, pos + 1,
+                                                      memory_order_relaxed, memory_order_relaxed)) {
+                memcpy(s->data, msg, len);
+                s->len = (uint32_t)len;
+                atomic_store_explicit(&s->seq, pos + 1, memory_order_release);
+                s_wake(&self->data_wake, &self->data_sleepers);
+                return 0;
+            }
+            continue; /* another producer took it */
+        }
+        if (diff > 0) {
+            continue; /* our view of the tail is old */
+        }
+        /* full */
+        if (timeout_ms == 0) {
+            return -EAGAIN;
+        }
+        if (spins++ < SP_RING_SPIN) {
+            s_relax();
+            continue;
+        }
+        int rc = s_sleep(self, &self->tail, 0, &self->space_wake, &self->space_sleepers, deadline);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+}
+
+int sp_ring_get(sp_ring_t *self, void *buf, size_t cap, int timeout_ms)
+{
+    if (cap < self->slot_size) {
+        return -EMSGSIZE;
+    }
+    uint64_t deadline = s_deadline(timeout_ms);
+    unsigned spins = 0;
+    for (;;) {
+        uint64_t pos = atomic_load_explicit(&self->head, memory_order_relaxed);
+        s_slot_t *s = s_slot(self, pos);
+        uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+        int64_t diff = (int64_t)(seq - (pos + 1));
+        if (diff == 0) {
+            if (atomic_compare_exchange_weak_explicit(&self->head, &pos, pos + 1,
+                                                      memory_order_relaxed, memory_order_relaxed)) {
+                uint32_t len = s->len;
+                memcpy(buf, s->data, len);
+                atomic_store_explicit(&s->seq, pos + self->capacity, memory_order_release);
+                s_wake(&self->space_wake, &self->space_sleepers);
+                return (int)len;
+            }
+            continue;
+        }
+        if (diff > 0) {
+            continue;
+        }
+        /* empty */
+        if (timeout_ms == 0) {
+            return -EAGAIN;
+        }
+        if (spins++ < SP_RING_SPIN) {
+            s_relax();
+            continue;
+        }
+        int rc = s_sleep(self, &self->head, 1, &self->data_wake, &self->data_sleepers, deadline);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+}
+
+void sp_ring_wake_all(sp_ring_t *self)
+{
+    atomic_fetch_add(&self->data_wake, 1);
+    atomic_fetch_add(&self->space_wake, 1);
+    s_futex_wake(&self->data_wake, INT_MAX);
+    s_futex_wake(&self->space_wake, INT_MAX);
+}

@@ -1,0 +1,67 @@
+/*
+ * sp_ring — a bounded multi-producer, multi-consumer ring of messages in
+ * shared memory, for the `shm` transport and the benchmark's "no queue" side.
+ *
+ * The ring is one caller-provided block of memory (a POSIX shm segment, or
+ * plain memory for threads): a header, then `capacity` slots of `slot_size`
+ * bytes each.  Each slot carries a sequence number (Vyukov's bounded MPMC
+ * queue): a producer claims a position with one compare-and-swap on the tail,
+ * copies its message in and publishes it by storing the slot's sequence; a
+ * consumer does the same on the head.  No lock is held at any time, and
+ * nothing in the block is a pointer, so every process may map it anywhere.
+ *
+ * Waiting: with two cores, spinning starves the very process we wait for.
+ * A caller that finds the ring empty (or full) spins SP_RING_SPIN times, then
+ * registers as a sleeper and sleeps on a futex until the other side wakes it
+ * (or the timeout passes).  The other side pays a futex_wake system call only
+ * while somebody sleeps, so a busy ring never enters the kernel.
+ *
+ * Not crash-safe yet: a producer killed between claiming a slot and publishing
+ * it stops consumers at that slot (the exactly-once work, issue 5, owns that).
+ */
+#ifndef SP_RING_H
+#define SP_RING_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SP_RING_MAGIC 0x31474e4952505300ull /* "\0SPRING1" */
+#define SP_RING_SPIN  200                   /* polls before sleeping */
+
+typedef struct sp_ring sp_ring_t;
+
+/* Bytes a ring of `capacity` slots (a power of two, 2..2^24) of
+ * `slot_size` payload bytes (1..2^20) needs; 0 for invalid arguments. */
+size_t sp_ring_bytes(uint32_t capacity, uint32_t slot_size);
+
+/* Lays a new ring out in `mem` (sp_ring_bytes(...) bytes, 64-byte aligned).
+ * Returns the ring, or NULL with errno EINVAL for bad arguments. */
+sp_ring_t *sp_ring_init(void *mem, uint32_t capacity, uint32_t slot_size);
+
+/* Checks a ring another process laid out in `mem` of `len` bytes.  Returns
+ * the ring, or NULL with errno EPROTO (not a ring / wrong size). */
+sp_ring_t *sp_ring_attach(void *mem, size_t len);
+
+uint32_t sp_ring_slot_size(const sp_ring_t *self);
+uint32_t sp_ring_capacity(const sp_ring_t *self);
+
+/* Messages waiting (a snapshot; exact only while nobody moves). */
+uint32_t sp_ring_depth(const sp_ring_t *self);
+
+/* Puts one message of `len` bytes (<= slot size).  timeout_ms: 0 = do not
+ * wait, < 0 = wait forever.  Returns 0, -EAGAIN (full, timeout 0),
+ * SP_E_TIMEOUT, -EMSGSIZE or -EINTR. */
+int sp_ring_put(sp_ring_t *self, const void *msg, size_t len, int timeout_ms);
+
+/* Takes one message into buf, which must hold a whole slot (cap >= slot
+ * size).  timeout_ms as for sp_ring_put.  Returns its length, -EAGAIN
+ * (empty, timeout 0), SP_E_TIMEOUT, -EMSGSIZE (cap below the slot size;
+ * nothing is taken) or -EINTR. */
+int sp_ring_get(sp_ring_t *self, void *buf, size_t cap, int timeout_ms);
+
+/* Wakes every sleeper (both sides), e.g. to make them notice a shutdown. */
+void sp_ring_wake_all(sp_ring_t *self);
+
+#endif
