@@ -88,7 +88,6 @@
 #define S_BAR_W_PREF    30
 #define S_LOW_PERCENT   10 /* cfg.low_stock == 0: low means <= 10 % of the initial stock */
 #define S_GRAMS_PER_KG  1000u
-#define S_NS_PER_US     1000ull
 
 /* Colour pairs (only used when the terminal has colours). */
 enum {
@@ -399,20 +398,6 @@ static void s_fmt_expiry(char *buf, size_t cap, uint32_t ymd)
         snprintf(buf, cap, "%04u-%02u-%02u", y, m, d);
     } else {
         snprintf(buf, cap, "%u", ymd);
-    }
-}
-
-/* Nanoseconds as "850ns", "12.3us", "4.56ms", "1.23s". */
-static void s_fmt_ns(char *buf, size_t cap, uint64_t ns)
-{
-    if (ns < S_NS_PER_US) {
-        snprintf(buf, cap, "%lluns", (unsigned long long)ns);
-    } else if (ns < SP_NS_PER_MS) {
-        snprintf(buf, cap, "%.1fus", (double)ns / (double)S_NS_PER_US);
-    } else if (ns < SP_NS_PER_SEC) {
-        snprintf(buf, cap, "%.2fms", (double)ns / (double)SP_NS_PER_MS);
-    } else {
-        snprintf(buf, cap, "%.2fs", (double)ns / (double)SP_NS_PER_SEC);
     }
 }
 
@@ -731,9 +716,10 @@ static void s_draw_title(const sp_console_t *self, const sp_shopstats_t *stats,
     attrset(A_NORMAL);
     int x = s_textf(self, 0, 0, COLS, bar | A_BOLD, " stockpipe %s ", self->title);
     if (stats->valid) {
-        x += s_textf(self, 0, x, COLS - x, bar, " %s/%s  %u products  %u workers",
-                     s_transport_name(stats->transport), s_sync_name(stats->sync), stats->products,
-                     stats->workers);
+        x += s_textf(self, 0, x, COLS - x, bar, " %s/%s  %llu products  %llu workers",
+                     s_transport_name((uint32_t)stats->transport),
+                     s_sync_name((uint32_t)stats->sync), (unsigned long long)stats->products,
+                     (unsigned long long)stats->workers);
     }
 
     const char *banners[5];
@@ -785,9 +771,9 @@ static int s_draw_counters(const sp_console_t *self, int y, int y_end, const sp_
         s_flow(self, &f, "latency p50", "-", A_NORMAL);
         s_flow(self, &f, "p99", "-", A_NORMAL);
     } else {
-        s_fmt_ns(buf, sizeof buf, stats->lat_p50_ns);
+        sp_fmt_ns(buf, sizeof buf, stats->lat_p50_ns);
         s_flow(self, &f, "latency p50", buf, A_NORMAL);
-        s_fmt_ns(buf, sizeof buf, stats->lat_p99_ns);
+        sp_fmt_ns(buf, sizeof buf, stats->lat_p99_ns);
         s_flow(self, &f, "p99", buf, A_NORMAL);
     }
     snprintf(buf, sizeof buf, "%.0f", rates->events_1s);
@@ -828,7 +814,7 @@ static int s_draw_counters(const sp_console_t *self, int y, int y_end, const sp_
 static int s_draw_workers(const sp_console_t *self, int y, int max_lines,
                           const sp_shopstats_t *stats)
 {
-    uint32_t n = stats->workers <= SP_WORKERS_MAX ? stats->workers : SP_WORKERS_MAX;
+    uint32_t n = stats->workers <= SP_WORKERS_MAX ? (uint32_t)stats->workers : SP_WORKERS_MAX;
     if (!stats->valid || n == 0 || max_lines <= 0) {
         return y;
     }
@@ -851,7 +837,8 @@ static int s_draw_workers(const sp_console_t *self, int y, int max_lines,
         s_fmt_ms(hb, sizeof hb, w->hb_age_ms);
         int x = cx;
         x += s_textf(self, cy, x, S_WORKER_CELL_W, A_BOLD, "w%-2u ", i + 1);
-        x += s_textf(self, cy, x, cx + S_WORKER_CELL_W - x, sa, "%-8s", s_wstate_name(w->state));
+        x += s_textf(self, cy, x, cx + S_WORKER_CELL_W - x, sa, "%-8s",
+                     s_wstate_name((uint32_t)w->state));
         s_textf(self, cy, x, cx + S_WORKER_CELL_W - x - 1, A_NORMAL, " %9llu orders hb %s",
                 (unsigned long long)w->orders, hb);
     }

@@ -258,118 +258,91 @@ static int s_on_heartbeat(sp_mirror_t *m, const uint8_t *msg, const sp_msg_hdr_t
     return SP_MSG_HEARTBEAT;
 }
 
-static void s_counter(sp_shopstats_t *s, const sp_counter_t *c)
+/* Where counter (id, index) goes in the stats; NULL for ids this monitor does
+ * not know (a newer broker's) and indexes out of range. */
+static uint64_t *s_counter_field(sp_shopstats_t *s, unsigned id, unsigned i)
 {
-    unsigned i = c->index;
-    bool wk = i >= 1 && i <= SP_WORKERS_MAX;
-    switch (c->id) {
+    sp_mworker_t *w = i >= 1 && i <= SP_WORKERS_MAX ? &s->worker[i] : NULL;
+    switch (id) {
     case SP_CTR_TIME_NS:
-        s->time_ns = c->value;
-        break;
+        return &s->time_ns;
     case SP_CTR_ORDERS:
-        if (i < SP_STATUS_COUNT) {
-            s->orders[i] = c->value;
-        }
-        break;
+        return i < SP_STATUS_COUNT ? &s->orders[i] : NULL;
     case SP_CTR_EVENT_SEQ:
-        s->event_seq = c->value;
-        break;
+        return &s->event_seq;
     case SP_CTR_LAT_P50_NS:
-        s->lat_p50_ns = c->value;
-        break;
+        return &s->lat_p50_ns;
     case SP_CTR_LAT_P99_NS:
-        s->lat_p99_ns = c->value;
-        break;
+        return &s->lat_p99_ns;
     case SP_CTR_LAT_MAX_NS:
-        s->lat_max_ns = c->value;
-        break;
+        return &s->lat_max_ns;
     case SP_CTR_LAT_COUNT:
-        s->lat_count = c->value;
-        break;
+        return &s->lat_count;
     case SP_CTR_DEPTH:
-        if (i < SP_HOP_COUNT) {
-            s->depth[i] = c->value;
-        }
-        break;
+        return i < SP_HOP_COUNT ? &s->depth[i] : NULL;
     case SP_CTR_DEPTH_CAP:
-        if (i < SP_HOP_COUNT) {
-            s->depth_cap[i] = c->value;
-        }
-        break;
+        return i < SP_HOP_COUNT ? &s->depth_cap[i] : NULL;
     case SP_CTR_DROPS:
-        if (i < SP_DROP_COUNT) {
-            s->drops[i] = c->value;
-        }
-        break;
+        return i < SP_DROP_COUNT ? &s->drops[i] : NULL;
     case SP_CTR_W_STATE:
-        if (wk) {
-            s->worker[i].state = (uint32_t)c->value;
-        }
-        break;
+        return w ? &w->state : NULL;
     case SP_CTR_W_ORDERS:
-        if (wk) {
-            s->worker[i].orders = c->value;
-        }
-        break;
+        return w ? &w->orders : NULL;
     case SP_CTR_W_HB_AGE_MS:
-        if (wk) {
-            s->worker[i].hb_age_ms = c->value;
-        }
-        break;
+        return w ? &w->hb_age_ms : NULL;
     case SP_CTR_W_PID:
-        if (wk) {
-            s->worker[i].pid = (uint32_t)c->value;
-        }
-        break;
+        return w ? &w->pid : NULL;
     case SP_CTR_W_RESTARTS:
-        if (wk) {
-            s->worker[i].restarts = (uint32_t)c->value;
-        }
-        break;
+        return w ? &w->restarts : NULL;
     case SP_CTR_W_PUB_SEQ:
-        if (wk) {
-            s->worker[i].pub_seq = c->value;
-        }
-        break;
+        return w ? &w->pub_seq : NULL;
     case SP_CTR_CAPACITY:
-        s->capacity = (uint32_t)c->value;
-        break;
+        return &s->capacity;
     case SP_CTR_PRODUCTS:
-        s->products = (uint32_t)c->value;
-        break;
+        return &s->products;
     case SP_CTR_TRANSPORT:
-        s->transport = (uint32_t)c->value;
-        break;
+        return &s->transport;
     case SP_CTR_SYNC:
-        s->sync = (uint32_t)c->value;
-        break;
+        return &s->sync;
     case SP_CTR_WORKERS:
-        s->workers = c->value <= SP_WORKERS_MAX ? (uint32_t)c->value : SP_WORKERS_MAX;
-        break;
+        return &s->workers;
     default:
-        break; /* a newer broker's counter */
+        return NULL;
     }
 }
 
-static int s_on_stats(sp_mirror_t *m, const uint8_t *msg, const sp_msg_hdr_t *h, uint64_t now)
+int sp_shopstats_decode(sp_shopstats_t *stats, const void *msg, size_t len)
 {
-    if (h->sender != 0) {
+    sp_msg_hdr_t h;
+    int rc = sp_wire_check(msg, len, &h);
+    if (rc < 0) {
+        return rc;
+    }
+    if (h.kind != SP_MSG_STATS || h.sender != 0) {
         return SP_E_INVALID;
     }
-    for (unsigned i = 0; i < h->count; i++) {
+    for (unsigned i = 0; i < h.count; i++) {
         sp_counter_t c;
         sp_wire_get_counter(sp_wire_crec(msg, SP_MSG_STATS, i), &c);
-        s_counter(&m->stats, &c);
+        uint64_t *field = s_counter_field(stats, c.id, c.index);
+        if (field != NULL) {
+            *field = c.value;
+        }
     }
-    m->stats.valid = true;
-    m->stats.received_ns = now;
-    m->pub[0].last_seen_ns = now;
-    uint64_t answered = 0;
-    for (int s = 0; s < SP_STATUS_COUNT; s++) {
-        answered += m->stats.orders[s];
+    if (stats->workers > SP_WORKERS_MAX) {
+        stats->workers = SP_WORKERS_MAX;
     }
-    s_ring_add(&m->orders_ring, m->stats.time_ns, answered);
-    return SP_MSG_STATS;
+    stats->valid = true;
+    return 0;
+}
+
+static uint64_t s_answered(const sp_shopstats_t *s)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < SP_STATUS_COUNT; i++) {
+        n += s->orders[i];
+    }
+    return n;
 }
 
 int sp_mirror_feed(sp_mirror_t *self, const void *msg, size_t len, uint64_t now_ns,
@@ -386,7 +359,13 @@ int sp_mirror_feed(sp_mirror_t *self, const void *msg, size_t len, uint64_t now_
             rc = s_on_heartbeat(self, msg, &h, now_ns);
             break;
         case SP_MSG_STATS:
-            rc = s_on_stats(self, msg, &h, now_ns);
+            rc = sp_shopstats_decode(&self->stats, msg, len);
+            if (rc == 0) {
+                self->stats.received_ns = now_ns;
+                self->pub[0].last_seen_ns = now_ns;
+                s_ring_add(&self->orders_ring, self->stats.time_ns, s_answered(&self->stats));
+                rc = SP_MSG_STATS;
+            }
             break;
         case SP_MSG_EOS:
             rc = h.sender == 0 && h.count == 0 ? SP_MSG_EOS : SP_E_INVALID;
@@ -513,10 +492,7 @@ const sp_mpub_t *sp_mirror_pub(const sp_mirror_t *self, uint32_t publisher)
 void sp_mirror_rates(const sp_mirror_t *self, uint64_t now_ns, sp_mrates_t *out)
 {
     /* orders: the broker's clock and its latest totals; events: ours */
-    uint64_t answered = 0;
-    for (int s = 0; s < SP_STATUS_COUNT; s++) {
-        answered += self->stats.orders[s];
-    }
+    uint64_t answered = s_answered(&self->stats);
     out->orders_1s = s_ring_rate(&self->orders_ring, self->stats.time_ns, answered, SP_NS_PER_SEC);
     out->orders_10s =
         s_ring_rate(&self->orders_ring, self->stats.time_ns, answered, 10 * SP_NS_PER_SEC);

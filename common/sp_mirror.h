@@ -66,11 +66,11 @@ typedef struct {
     uint64_t orders;       /* orders it said it answered */
 } sp_mpub_t;
 
-/* A worker as the broker's STATS describe it. */
+/* A worker as the broker's STATS describe it (every field a counter value). */
 typedef struct {
-    uint32_t state; /* SP_WSTATE_* */
-    uint32_t pid;
-    uint32_t restarts;
+    uint64_t state; /* SP_WSTATE_* */
+    uint64_t pid;
+    uint64_t restarts;
     uint64_t orders;
     uint64_t hb_age_ms;
     uint64_t pub_seq;
@@ -87,9 +87,14 @@ typedef struct {
     uint64_t depth[SP_HOP_COUNT];
     uint64_t depth_cap[SP_HOP_COUNT];
     uint64_t drops[SP_DROP_COUNT];
-    uint32_t transport, sync, workers, capacity, products;
+    uint64_t transport, sync, workers, capacity, products;
     sp_mworker_t worker[SP_WORKERS_MAX + 1]; /* by worker id; [0] unused */
 } sp_shopstats_t;
+
+/* Applies the counters of one STATS message (sender 0) to *stats and sets
+ * `valid`.  Returns 0, or a negative code for a message that is not one
+ * (nothing changed). */
+int sp_shopstats_decode(sp_shopstats_t *stats, const void *msg, size_t len);
 
 /* Rates worked out from what arrived. */
 typedef struct {

@@ -138,19 +138,6 @@ static void s_on_event(void *arg, const sp_event_t *e, bool applied)
             e->order_producer, (unsigned long long)e->order_seq);
 }
 
-static void s_fmt_ns(char *buf, size_t cap, uint64_t ns, bool have)
-{
-    if (!have) {
-        snprintf(buf, cap, "-");
-    } else if (ns < 1000000) {
-        snprintf(buf, cap, "%.0fus", (double)ns / 1e3);
-    } else if (ns < 1000000000) {
-        snprintf(buf, cap, "%.1fms", (double)ns / 1e6);
-    } else {
-        snprintf(buf, cap, "%.2fs", (double)ns / 1e9);
-    }
-}
-
 static void s_summary(s_mon_t *mon, uint64_t now)
 {
     const sp_mirror_t *m = mon->mirror;
@@ -158,8 +145,8 @@ static void s_summary(s_mon_t *mon, uint64_t now)
     const sp_shopstats_t *ss = sp_mirror_stats(m);
     sp_mrates_t r;
     sp_mirror_rates(m, now, &r);
-    unsigned running = 0;
-    for (unsigned w = 1; w <= ss->workers; w++) {
+    unsigned running = 0, workers = (unsigned)ss->workers; /* at most SP_WORKERS_MAX */
+    for (unsigned w = 1; w <= workers; w++) {
         running += ss->worker[w].state == SP_WSTATE_RUNNING;
     }
     uint64_t units = sp_mirror_units(m);
@@ -177,17 +164,19 @@ static void s_summary(s_mon_t *mon, uint64_t now)
                 (unsigned long long)ss->lat_p50_ns, (unsigned long long)ss->lat_p99_ns,
                 (unsigned long long)st->events, r.events_1s, (unsigned long long)ss->event_seq,
                 (unsigned long long)st->gaps, (unsigned long long)st->resyncs,
-                (unsigned long long)st->snapshots, st->stale ? "true" : "false", running,
-                ss->workers, (unsigned long long)ss->depth[SP_HOP_ORDERS],
+                (unsigned long long)st->snapshots, st->stale ? "true" : "false", running, workers,
+                (unsigned long long)ss->depth[SP_HOP_ORDERS],
                 (unsigned long long)ss->drops[SP_DROP_INVALID],
                 (unsigned long long)ss->drops[SP_DROP_ORDERS],
                 (unsigned long long)ss->drops[SP_DROP_RESULTS],
                 (unsigned long long)ss->drops[SP_DROP_EVENTS], (unsigned long long)st->invalid,
                 (unsigned long long)units);
     } else {
-        char p50[16], p99[16];
-        s_fmt_ns(p50, sizeof p50, ss->lat_p50_ns, ss->lat_count > 0);
-        s_fmt_ns(p99, sizeof p99, ss->lat_p99_ns, ss->lat_count > 0);
+        char p50[16] = "-", p99[16] = "-"; /* no orders in the last second */
+        if (ss->lat_count > 0) {
+            sp_fmt_ns(p50, sizeof p50, ss->lat_p50_ns);
+            sp_fmt_ns(p99, sizeof p99, ss->lat_p99_ns);
+        }
         fprintf(mon->out,
                 "summary: %.0f orders/s (10 s: %.0f/s), accepted %llu, out of stock %llu, "
                 "p50 %s p99 %s, events %llu (%.0f/s), seq %llu, gaps %llu, resyncs %llu, "
@@ -195,7 +184,7 @@ static void s_summary(s_mon_t *mon, uint64_t now)
                 r.orders_1s, r.orders_10s, (unsigned long long)ss->orders[SP_STATUS_ACCEPTED],
                 (unsigned long long)ss->orders[SP_STATUS_OUT_OF_STOCK], p50, p99,
                 (unsigned long long)st->events, r.events_1s, (unsigned long long)ss->event_seq,
-                (unsigned long long)st->gaps, (unsigned long long)st->resyncs, running, ss->workers,
+                (unsigned long long)st->gaps, (unsigned long long)st->resyncs, running, workers,
                 (unsigned long long)units, st->stale ? ", STALE" : "");
     }
     fflush(mon->out);
@@ -357,18 +346,12 @@ static int s_open_dealer(s_mon_t *mon, char *why, size_t cap)
 /* The capacity a STATS message announces, or 0. */
 static uint32_t s_stats_capacity(const uint8_t *msg, size_t len)
 {
-    sp_msg_hdr_t h;
-    if (sp_wire_check(msg, len, &h) < 0 || h.kind != SP_MSG_STATS || h.sender != 0) {
+    static sp_shopstats_t stats;
+    memset(&stats, 0, sizeof stats);
+    if (sp_shopstats_decode(&stats, msg, len) < 0 || stats.capacity > SP_PRODUCT_ID_MAX) {
         return 0;
     }
-    for (unsigned i = 0; i < h.count; i++) {
-        sp_counter_t c;
-        sp_wire_get_counter(sp_wire_crec(msg, SP_MSG_STATS, i), &c);
-        if (c.id == SP_CTR_CAPACITY && c.value <= SP_PRODUCT_ID_MAX) {
-            return (uint32_t)c.value;
-        }
-    }
-    return 0;
+    return (uint32_t)stats.capacity;
 }
 
 /* Waits for the first message on the event path: it proves our subscription

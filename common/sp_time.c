@@ -3,6 +3,8 @@
  */
 #include "sp_time.h"
 
+#include <stdio.h>
+
 uint64_t sp_now_ns(void)
 {
     struct timespec ts;
@@ -30,4 +32,18 @@ struct timespec sp_deadline_realtime(int timeout_ms)
     ts.tv_sec += (time_t)(ns / SP_NS_PER_SEC);
     ts.tv_nsec = (long)(ns % SP_NS_PER_SEC);
     return ts;
+}
+
+void sp_fmt_ns(char *buf, size_t cap, uint64_t ns)
+{
+    const uint64_t ns_per_us = 1000;
+    if (ns < ns_per_us) {
+        snprintf(buf, cap, "%lluns", (unsigned long long)ns);
+    } else if (ns < SP_NS_PER_MS) {
+        snprintf(buf, cap, "%.1fus", (double)ns / (double)ns_per_us);
+    } else if (ns < SP_NS_PER_SEC) {
+        snprintf(buf, cap, "%.2fms", (double)ns / (double)SP_NS_PER_MS);
+    } else {
+        snprintf(buf, cap, "%.2fs", (double)ns / (double)SP_NS_PER_SEC);
+    }
 }

@@ -6,6 +6,7 @@
 #ifndef SP_TIME_H
 #define SP_TIME_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -24,5 +25,8 @@ void sp_sleep_ns(uint64_t ns);
 /* A CLOCK_REALTIME deadline `timeout_ms` from now, for the *timed* POSIX
  * calls (mq_timedreceive, sem_timedwait) that only take wall-clock time. */
 struct timespec sp_deadline_realtime(int timeout_ms);
+
+/* A duration for people: "850ns", "12.3us", "4.56ms", "1.23s". */
+void sp_fmt_ns(char *buf, size_t cap, uint64_t ns);
 
 #endif

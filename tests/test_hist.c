@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "sp_hist.h"
+#include "sp_time.h"
 
 /* Size of the dense data set used for the accuracy checks. */
 #define T_DENSE_COUNT 1000000u
@@ -395,4 +396,17 @@ Test(hist, lat_percentiles_come_from_bucket_tops)
     cr_expect(p50 >= 100000 && p50 < 112500 + 1024, "p50 %llu", (unsigned long long)p50);
     cr_expect_eq(p99, p50, "99 of 100 values are 100 us");
     cr_expect(p100 >= 50000000 && p100 < 56250000 + 1024, "max %llu", (unsigned long long)p100);
+}
+
+Test(hist, durations_are_printed_in_a_fitting_unit)
+{
+    char buf[16];
+    sp_fmt_ns(buf, sizeof buf, 850);
+    cr_expect_str_eq(buf, "850ns");
+    sp_fmt_ns(buf, sizeof buf, 12345);
+    cr_expect_str_eq(buf, "12.3us");
+    sp_fmt_ns(buf, sizeof buf, 4560000);
+    cr_expect_str_eq(buf, "4.56ms");
+    sp_fmt_ns(buf, sizeof buf, 1230000000);
+    cr_expect_str_eq(buf, "1.23s");
 }
