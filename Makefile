@@ -3,6 +3,9 @@
 #   make                 build every role into bin/
 #   make test            build and run the Criterion suite (ends with Synthesis)
 #   make run             the pipeline demo (DURATION=10 TRANSPORT=mq|zmq)
+#   make bench           the queue-versus-shared-memory benchmark, quick (~1 min);
+#                        results in build/bench (table, CSV, JSON, plots)
+#   make bench-full      the whole matrix (tens of minutes); BENCH_ARGS= adds flags
 #   make stall-check     what a stopped monitor costs the workers (bench/monitor-stall.sh)
 #   make SANITIZE=address,undefined test   the same, built in build/san-*/
 #   make format / format-check / clean
@@ -55,6 +58,12 @@ LIBCOMMON := $(BUILD)/libstockpipe.a
 ROLES := broker consumer monitor producer
 ROLE_BINS := $(ROLES:%=$(BINDIR)/%)
 
+# The benchmark: bench/main.c is its main; the rest of bench/ is linked into
+# the test binary too, so tests can drive the benchmark's parts directly.
+BENCH_SRC := $(filter-out bench/main.c,$(sort $(wildcard bench/*.c)))
+BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
+BENCH_BIN := $(BINDIR)/bench
+
 TEST_SRC := $(sort $(wildcard tests/test_*.c)) tests/sp_testutil.c
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(BUILD)/tests/stockpipe-tests
@@ -62,8 +71,8 @@ TEST_BIN := $(BUILD)/tests/stockpipe-tests
 DEPS_STAMP := build/.deps-ok
 FLAGS_FILE := $(BUILD)/.flags
 
-.PHONY: all test run clean format format-check deps check-leftovers stall-check
-all: $(ROLE_BINS)
+.PHONY: all test run clean format format-check deps check-leftovers stall-check bench bench-full
+all: $(ROLE_BINS) $(BENCH_BIN)
 
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): scripts/deps.sh
@@ -93,8 +102,13 @@ $(ROLE_BINS): $(LIBCOMMON)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(LIBCOMMON) $(LIBS)
 
-$(BUILD)/tests/%.o: CFLAGS += $(CRIT_CFLAGS)
-$(TEST_BIN): $(TEST_OBJ) $(LIBCOMMON)
+$(BUILD)/bench/%.o: CFLAGS += -Ibench
+$(BENCH_BIN): $(BUILD)/bench/main.o $(BENCH_OBJ) $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(LIBCOMMON) $(LIBS)
+
+$(BUILD)/tests/%.o: CFLAGS += $(CRIT_CFLAGS) -Ibench
+$(TEST_BIN): $(TEST_OBJ) $(BENCH_OBJ) $(LIBCOMMON)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CRIT_LIBS) $(LIBS)
 
@@ -102,7 +116,7 @@ $(TEST_BIN): $(TEST_OBJ) $(LIBCOMMON)
 # Criterion's Synthesis line counting every test, and then checks that
 # nothing was left in /dev/shm or the mqueue namespace.
 TEST_JOBS ?= 2
-test: $(ROLE_BINS) $(TEST_BIN)
+test: $(ROLE_BINS) $(BENCH_BIN) $(TEST_BIN)
 	@bash scripts/leftovers.sh snapshot build/.leftovers-before
 	SP_BIN_DIR=$(abspath $(BINDIR)) SP_DATA_DIR=$(abspath data) \
 	    LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp):print_suppressions=0 \
@@ -112,6 +126,17 @@ test: $(ROLE_BINS) $(TEST_BIN)
 run: $(ROLE_BINS)
 	@SP_BIN_DIR=$(abspath $(BINDIR)) DURATION=$(DURATION) TRANSPORT=$(TRANSPORT) \
 	    bash scripts/demo.sh
+
+# The benchmark (gnuplot for the plots is installed or asked for first).
+BENCH_ARGS ?=
+bench: $(ROLE_BINS) $(BENCH_BIN)
+	@bash scripts/deps.sh bench
+	@bash scripts/leftovers.sh snapshot build/.leftovers-bench
+	$(BENCH_BIN) --quick $(BENCH_ARGS)
+	@bash scripts/leftovers.sh compare build/.leftovers-bench
+bench-full: $(ROLE_BINS) $(BENCH_BIN)
+	@bash scripts/deps.sh bench
+	$(BENCH_BIN) --full $(BENCH_ARGS)
 
 # What a monitor stopped with SIGSTOP costs the workers (minutes; not part of `make test`).
 REPEATS ?= 3

@@ -24,11 +24,14 @@ static void s_usage(FILE *out)
             "  --instance NAME     instance name (default stockpipe)\n"
             "  --catalogue FILE    product CSV (default data/products.csv)\n"
             "  --workers N         inventory workers to start and supervise (default 2)\n"
-            "  --transport T       mq (POSIX message queues) or zmq (ZeroMQ), default mq\n"
+            "  --transport T       mq (POSIX message queues), zmq (ZeroMQ), shm (lock-free\n"
+            "                      rings in shared memory) or direct (no transport: producers\n"
+            "                      apply their orders to the table; no workers), default mq\n"
             "  --tcp tcp://H:P     zmq over TCP on ports P..P+3 instead of ipc:// (loopback)\n"
             "  --sync S            cas (default), row-lock or table-lock\n"
             "  --mq-depth N        order queue depth (default fs.mqueue.msg_max)\n"
-            "  --mq-msgsize B      order queue message size (default 8192)\n"
+            "  --mq-msgsize B      order queue message size (default 8192; shm: ring slot\n"
+            "                      size, default 16384, at most 1048576)\n"
             "  --state-dir DIR     where the final table is saved (default run)\n"
             "  --consumer PATH     worker binary (default: consumer beside this one)\n"
             "  --clean             remove the leftovers of a dead broker of --instance, and exit\n"
@@ -81,12 +84,9 @@ int main(int argc, char **argv)
             rc = sp_arg_u32("--workers", optarg, 1, SP_WORKERS_MAX, &cfg.workers, why, sizeof why);
             break;
         case 't':
-            if (strcmp(optarg, "mq") == 0) {
-                cfg.transport = SP_TRANSPORT_MQ;
-            } else if (strcmp(optarg, "zmq") == 0) {
-                cfg.transport = SP_TRANSPORT_ZMQ;
-            } else {
-                snprintf(why, sizeof why, "--transport: '%s' is not mq or zmq", optarg);
+            if (sp_transport_parse(optarg, &cfg.transport) < 0) {
+                snprintf(why, sizeof why, "--transport: '%s' is not mq, zmq, shm or direct",
+                         optarg);
                 rc = SP_E_USAGE;
             }
             break;

@@ -11,10 +11,12 @@
 #include "sp_snapsrv.h"
 #include "sp_time.h"
 #include "sp_wire.h"
+#include "sp_worker.h"
 
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -25,10 +27,18 @@
 
 extern char **environ;
 
+/* One worker: a process (pid), or with cfg->threads a thread of ours. */
 typedef struct {
     pid_t pid;
     unsigned restarts;
     uint64_t started_ns;
+    pthread_t thread;
+    bool joinable;         /* thread started and not joined yet */
+    atomic_bool running;   /* the thread has not returned */
+    sp_worker_cfg_t wcfg;  /* the thread's configuration */
+    sp_worker_stats_t wst; /* and its counters */
+    int wrc;
+    char why[160];
 } sp_child_t;
 
 /* Latency windows: cumulative bucket sums, one per STATS tick, so the latest
@@ -49,7 +59,29 @@ typedef struct {
     char consumer[PATH_MAX];
     sp_broker_stats_t *st;
     bool mq_created;
+    sp_shm_t *shm;            /* shm transport: the ring segment we created */
+    atomic_bool workers_stop; /* worker threads stop when set */
+    unsigned nworkers;        /* workers we run (0 with direct) */
 } sp_bctx_t;
+
+static bool s_stopping(const sp_bctx_t *b)
+{
+    return b->cfg->stop != NULL ? atomic_load(b->cfg->stop) : sp_signal_stopping();
+}
+
+static bool s_child_alive(const sp_child_t *c)
+{
+    return c->pid > 0 || (c->joinable && atomic_load(&c->running));
+}
+
+static void *s_worker_thread(void *arg)
+{
+    sp_child_t *c = arg;
+    pthread_setname_np(pthread_self(), "sp-worker"); /* per-role CPU accounting */
+    c->wrc = sp_worker_run(&c->wcfg, &c->wst, c->why, sizeof c->why);
+    atomic_store(&c->running, false);
+    return NULL;
+}
 
 static void s_notify(const sp_bctx_t *b, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -92,6 +124,20 @@ static int s_spawn(sp_bctx_t *b, unsigned id)
     atomic_store(&slot->pub_seq, 0);
     atomic_store(&slot->state, 0);
     atomic_store(&slot->heartbeat_ns, sp_now_ns());
+    if (b->cfg->threads) {
+        sp_child_t *c = &b->child[id - 1];
+        c->wcfg = (sp_worker_cfg_t){
+            .instance = b->names.name, .worker_id = id, .sync = -1, .stop = &b->workers_stop};
+        atomic_store(&c->running, true);
+        int trc = pthread_create(&c->thread, NULL, s_worker_thread, c);
+        if (trc != 0) {
+            atomic_store(&c->running, false);
+            return -trc;
+        }
+        c->joinable = true;
+        c->started_ns = sp_now_ns();
+        return 0;
+    }
     int rc = posix_spawn(&pid, b->consumer, NULL, NULL, argv, environ);
     if (rc != 0) {
         return -rc;
@@ -102,12 +148,37 @@ static int s_spawn(sp_bctx_t *b, unsigned id)
 }
 
 /* Reaps exited workers; restarts them unless we are stopping. */
+static void s_supervise_threads(sp_bctx_t *b, bool restart)
+{
+    for (unsigned i = 0; i < b->nworkers; i++) {
+        sp_child_t *c = &b->child[i];
+        if (!c->joinable || atomic_load(&c->running)) {
+            continue;
+        }
+        pthread_join(c->thread, NULL);
+        c->joinable = false;
+        if (!restart) {
+            continue;
+        }
+        s_notify(b, SP_LOG_WARN, "worker thread %u returned: %s", i + 1,
+                 c->why[0] ? c->why : sp_strerror(c->wrc));
+        if (c->restarts < SP_BROKER_RESTART_MAX && s_spawn(b, i + 1) == 0) {
+            c->restarts++;
+            b->st->restarts++;
+        }
+    }
+}
+
 static void s_supervise(sp_bctx_t *b, bool restart)
 {
+    if (b->cfg->threads) {
+        s_supervise_threads(b, restart);
+        return;
+    }
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        for (unsigned i = 0; i < b->cfg->workers; i++) {
+        for (unsigned i = 0; i < b->nworkers; i++) {
             sp_child_t *c = &b->child[i];
             if (c->pid != pid) {
                 continue;
@@ -144,8 +215,8 @@ static void s_supervise(sp_bctx_t *b, bool restart)
 static unsigned s_live_workers(const sp_bctx_t *b)
 {
     unsigned n = 0;
-    for (unsigned i = 0; i < b->cfg->workers; i++) {
-        n += b->child[i].pid > 0;
+    for (unsigned i = 0; i < b->nworkers; i++) {
+        n += s_child_alive(&b->child[i]);
     }
     return n;
 }
@@ -178,7 +249,7 @@ static void s_ctr(s_ctrs_t *c, unsigned id, unsigned index, uint64_t value)
 static uint32_t s_worker_state(const sp_bctx_t *b, unsigned id, uint64_t hb_age_ms)
 {
     const sp_worker_slot_t *slot = &b->hdr->worker[id - 1];
-    if (b->child[id - 1].pid <= 0) {
+    if (!s_child_alive(&b->child[id - 1])) {
         return SP_WSTATE_DEAD;
     }
     if (atomic_load(&slot->pid) == 0) {
@@ -218,13 +289,13 @@ static void s_stats(sp_bctx_t *b)
     s_ctr(&c, SP_CTR_PRODUCTS, 0, h->product_count);
     s_ctr(&c, SP_CTR_TRANSPORT, 0, b->cfg->transport);
     s_ctr(&c, SP_CTR_SYNC, 0, b->cfg->sync);
-    s_ctr(&c, SP_CTR_WORKERS, 0, b->cfg->workers);
+    s_ctr(&c, SP_CTR_WORKERS, 0, b->nworkers);
     s_ctr(&c, SP_CTR_EVENT_SEQ, 0, atomic_load(&h->event_seq));
 
     uint64_t orders[SP_STATUS_COUNT] = {0}, invalid = 0, result_drops = 0;
     uint64_t *lat = b->lat[b->lat_head];
     memset(lat, 0, sizeof b->lat[0]);
-    for (unsigned w = 1; w <= b->cfg->workers; w++) {
+    for (unsigned w = 1; w <= b->nworkers; w++) {
         sp_worker_slot_t *slot = &h->worker[w - 1];
         uint64_t mine = 0;
         for (int s = 0; s < SP_STATUS_COUNT; s++) {
@@ -271,10 +342,13 @@ static void s_stats(sp_bctx_t *b)
         s_ctr(&c, SP_CTR_DEPTH, SP_HOP_ORDERS, d > 0 ? (uint64_t)d : 0);
         s_ctr(&c, SP_CTR_DEPTH_CAP, SP_HOP_ORDERS, h->mq_depth);
         s_ctr(&c, SP_CTR_DEPTH, SP_HOP_RESULTS, s_reply_depth(b));
+    } else if (b->cfg->transport == SP_TRANSPORT_SHM) {
+        s_ctr(&c, SP_CTR_DEPTH, SP_HOP_ORDERS, (uint64_t)sp_shm_orders_depth(b->shm));
+        s_ctr(&c, SP_CTR_DEPTH_CAP, SP_HOP_ORDERS, h->mq_depth);
+        s_ctr(&c, SP_CTR_DEPTH, SP_HOP_RESULTS, (uint64_t)sp_shm_results_depth(b->shm));
     } else {
         s_ctr(&c, SP_CTR_DEPTH, SP_HOP_ORDERS, rs.in_flight);
-        s_ctr(&c, SP_CTR_DEPTH_CAP, SP_HOP_ORDERS,
-              (uint64_t)b->cfg->workers * SP_LINK_CREDIT_DEFAULT);
+        s_ctr(&c, SP_CTR_DEPTH_CAP, SP_HOP_ORDERS, (uint64_t)b->nworkers * SP_LINK_CREDIT_DEFAULT);
     }
     s_ctr(&c, SP_CTR_DROPS, SP_DROP_INVALID, invalid + rs.invalid_msgs);
     s_ctr(&c, SP_CTR_DROPS, SP_DROP_ORDERS, rs.drops_orders);
@@ -304,6 +378,12 @@ static int s_endpoints(sp_bctx_t *b, char *why, size_t cap)
         }
         return 0;
     }
+    if (b->cfg->threads) {
+        for (int i = 0; i < S_EPS; i++) {
+            snprintf(eps[i], SP_ENDPOINT_MAX, "inproc://%s-%s", b->names.name, which[i]);
+        }
+        return 0;
+    }
     for (int i = 0; i < S_EPS; i++) {
         int rc = sp_names_ipc_endpoint(&b->names, which[i], eps[i], SP_ENDPOINT_MAX);
         if (rc < 0) {
@@ -319,6 +399,10 @@ static void s_remove_ipc(sp_bctx_t *b)
 {
     if (b->mq_created) {
         sp_mq_remove_all(&b->names);
+    }
+    if (b->shm != NULL) {
+        sp_shm_close(&b->shm);
+        sp_shm_remove(&b->names);
     }
     /* reply queues are made by producers; remove any they left behind */
     uint32_t last = b->hdr ? atomic_load(&b->hdr->next_producer_id) : 0;
@@ -359,6 +443,9 @@ static bool s_in_flight(sp_bctx_t *b)
     if (b->cfg->transport == SP_TRANSPORT_MQ) {
         return sp_mq_orders_depth(&b->names) > 0;
     }
+    if (b->cfg->transport == SP_TRANSPORT_SHM) {
+        return sp_shm_orders_depth(b->shm) > 0;
+    }
     sp_router_stats_t rs;
     sp_router_stats(b->router, &rs);
     return rs.in_flight > 0;
@@ -378,7 +465,8 @@ static void s_shutdown(sp_bctx_t *b)
         s_notify(b, SP_LOG_WARN, "orders still in flight after %d ms; stopping anyway",
                  SP_BROKER_DRAIN_MS);
     }
-    for (unsigned i = 0; i < b->cfg->workers; i++) {
+    atomic_store(&b->workers_stop, true);
+    for (unsigned i = 0; i < b->nworkers; i++) {
         if (b->child[i].pid > 0) {
             kill(b->child[i].pid, SIGTERM);
         }
@@ -388,7 +476,14 @@ static void s_shutdown(sp_bctx_t *b)
         sp_router_poll(b->router, SP_BROKER_TICK_MS);
         s_supervise(b, false);
     }
-    for (unsigned i = 0; i < b->cfg->workers; i++) {
+    for (unsigned i = 0; i < b->nworkers; i++) {
+        sp_child_t *c = &b->child[i];
+        if (c->joinable) {
+            /* a thread cannot be killed: it polls the stop flag every
+             * SP_WORKER_POLL_MS, so this wait is bounded */
+            pthread_join(c->thread, NULL);
+            c->joinable = false;
+        }
         if (b->child[i].pid > 0) {
             s_notify(b, SP_LOG_WARN, "worker %u did not stop; killing it", i + 1);
             kill(b->child[i].pid, SIGKILL);
@@ -420,12 +515,18 @@ int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *wh
                  SP_INSTANCE_NAME_MAX);
         return SP_E_USAGE;
     }
-    if (cfg->workers < 1 || cfg->workers > SP_WORKERS_MAX) {
+    b.nworkers = cfg->transport == SP_TRANSPORT_DIRECT ? 0 : cfg->workers;
+    if (cfg->transport != SP_TRANSPORT_DIRECT &&
+        (cfg->workers < 1 || cfg->workers > SP_WORKERS_MAX)) {
         snprintf(why, cap, "--workers must be 1..%d", SP_WORKERS_MAX);
         return SP_E_USAGE;
     }
+    if (cfg->threads && (cfg->transport != SP_TRANSPORT_ZMQ || cfg->tcp != NULL)) {
+        snprintf(why, cap, "worker threads (inproc://) need the zmq transport without --tcp");
+        return SP_E_USAGE;
+    }
     rc = s_consumer_path(cfg, b.consumer, sizeof b.consumer);
-    if (rc < 0 || access(b.consumer, X_OK) < 0) {
+    if (b.nworkers > 0 && !cfg->threads && (rc < 0 || access(b.consumer, X_OK) < 0)) {
         snprintf(why, cap, "worker binary %s is not executable", b.consumer);
         return rc < 0 ? rc : -errno;
     }
@@ -460,7 +561,7 @@ int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *wh
     sp_catalogue_destroy(&cat);
     b.hdr = sp_table_hdr(b.table);
     atomic_store(&b.hdr->broker_pid, (int32_t)getpid());
-    b.hdr->workers = cfg->workers;
+    b.hdr->workers = b.nworkers;
 
     if (cfg->transport == SP_TRANSPORT_MQ) {
         long depth, msgsize;
@@ -476,7 +577,16 @@ int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *wh
         b.hdr->mq_depth = (uint32_t)depth;
         b.hdr->mq_msgsize = (uint32_t)msgsize;
     }
-    if (cfg->tcp == NULL) {
+    if (cfg->transport == SP_TRANSPORT_SHM) {
+        /* the table header's mq fields describe the orders ring here */
+        rc = sp_shm_create(&b.shm, &b.names, cfg->mq_msgsize, why, cap);
+        if (rc < 0) {
+            goto remove;
+        }
+        b.hdr->mq_depth = sp_shm_hdr(b.shm)->order_slots;
+        b.hdr->mq_msgsize = sp_shm_hdr(b.shm)->slot_size;
+    }
+    if (cfg->tcp == NULL && !cfg->threads) {
         rc = sp_names_make_run_dir(&b.names);
         if (rc < 0) {
             snprintf(why, cap, "cannot make the private run directory %s: %s", b.names.run_dir,
@@ -501,22 +611,24 @@ int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *wh
     if (rc < 0) {
         goto remove;
     }
-    for (unsigned i = 1; i <= cfg->workers; i++) {
+    for (unsigned i = 1; i <= b.nworkers; i++) {
         rc = s_spawn(&b, i);
         if (rc < 0) {
-            snprintf(why, cap, "cannot start worker %s: %s", b.consumer, sp_strerror(rc));
-            sp_signal_request_stop();
+            snprintf(why, cap, "cannot start worker %u (%s): %s", i,
+                     cfg->threads ? "thread" : b.consumer, sp_strerror(rc));
             break;
         }
     }
     if (rc == 0) {
         sp_table_set_state(b.table, SP_TABLE_READY);
-        s_notify(&b, SP_LOG_INFO, "instance %s ready: %u products, %u workers, %s, %s",
-                 cfg->instance, b.hdr->product_count, cfg->workers,
-                 cfg->transport == SP_TRANSPORT_MQ ? "mq" : "zmq", sp_sync_name(cfg->sync));
+        s_notify(&b, SP_LOG_INFO, "instance %s ready: %u products, %u workers%s, %s%s, %s",
+                 cfg->instance, b.hdr->product_count, b.nworkers, cfg->threads ? " (threads)" : "",
+                 sp_transport_name(cfg->transport), cfg->threads ? " inproc://" : "",
+                 sp_sync_name(cfg->sync));
     }
     uint64_t next_beat = 0, next_stats = 0;
-    while (!sp_signal_stopping()) {
+    bool serving = rc == 0;
+    while (serving && !s_stopping(&b)) {
         uint64_t now = sp_now_ns();
         int wait_ms = sp_snapsrv_busy(b.snapsrv) ? 0 : SP_BROKER_TICK_MS;
         if (next_stats > now && (next_stats - now) / SP_NS_PER_MS < (uint64_t)wait_ms) {
@@ -590,6 +702,7 @@ int sp_broker_clean(const char *instance, char *what, size_t cap)
     int removed = 0;
     removed += sp_table_unlink(names.table) == 0;
     removed += sp_mq_remove_all(&names) == 0;
+    removed += sp_shm_remove(&names) == 0;
     for (uint32_t id = 1; id < last_producer; id++) {
         char name[SP_IPC_NAME_MAX];
         sp_names_reply_mq(&names, id, name, sizeof name);

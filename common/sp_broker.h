@@ -2,9 +2,10 @@
  * sp_broker — the instance owner's loop (bin/broker is a thin main over it).
  *
  * Start-up: create the shared table from the catalogue (exclusive, 0600),
- * the order queue (mq) or the order ROUTERs (zmq), the event proxy, the
- * private run directory; write the endpoints into the table header; start
- * --workers consumers; mark the table READY.
+ * the order queue (mq), the ring segment /NAME.ring (shm) or the order
+ * ROUTERs (zmq), the event proxy, the private run directory; write the
+ * endpoints into the table header; start --workers consumers; mark the table
+ * READY.
  *
  * Running: one loop turn = one router poll (<= SP_BROKER_TICK_MS) plus
  * supervision (a worker that exits while we are not stopping is restarted
@@ -14,7 +15,8 @@
  * nothing is in flight (order queue empty / every batch answered) -> SIGTERM
  * the workers and wait for them -> end-of-stream to monitors -> save the
  * final table atomically under the state directory -> remove every IPC
- * object the instance has (table, queues, reply queues, sockets, run dir).
+ * object the instance has (table, queues, reply queues, ring segment,
+ * sockets, run dir).
  */
 #ifndef SP_BROKER_H
 #define SP_BROKER_H
@@ -23,6 +25,8 @@
 #include "sp_table.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #define SP_BROKER_TICK_MS      50
@@ -41,7 +45,12 @@ typedef struct {
     const char *state_dir;     /* base directory; NULL = "run" */
     const char *consumer_path; /* NULL = "consumer" beside our own binary */
     const char *tcp;           /* NULL = ipc://; else "tcp://HOST:PORT" (5 ports from PORT) */
-    unsigned workers;
+    /* zmq only: run the workers as threads of this process over inproc://
+     * endpoints (the benchmark's inproc cells; nothing outside the process
+     * can connect) */
+    bool threads;
+    const atomic_bool *stop; /* NULL: run until SIGINT/SIGTERM; else until *stop */
+    unsigned workers;        /* ignored (none run) with the direct transport */
     sp_sync_t sync;
     sp_transport_kind_t transport;
     long mq_depth;       /* 0 = msg_max */

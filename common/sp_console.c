@@ -418,7 +418,7 @@ static const char *s_wstate_name(uint32_t state)
 
 static const char *s_transport_name(uint32_t t)
 {
-    return t == SP_TRANSPORT_MQ ? "mq" : t == SP_TRANSPORT_ZMQ ? "zmq" : "?";
+    return sp_transport_name((sp_transport_kind_t)t);
 }
 
 static const char *s_sync_name(uint32_t s)

@@ -47,6 +47,7 @@ int sp_names_init(sp_names_t *n, const char *instance, const char *state_dir_bas
     snprintf(n->name, sizeof n->name, "%s", instance);
     snprintf(n->table, sizeof n->table, "/%s.table", instance);
     snprintf(n->orders_mq, sizeof n->orders_mq, "/%s.orders", instance);
+    snprintf(n->ring, sizeof n->ring, "/%s.ring", instance);
 
     const char *run_base = getenv("SP_RUN_DIR");
     char dflt[SP_PATH_MAX];

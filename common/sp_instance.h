@@ -5,6 +5,7 @@
  *   /NAME.table           the shared table (POSIX shm)
  *   /NAME.orders          the order queue (POSIX mq transport)
  *   /NAME.r.<producer>    one reply queue per producer (POSIX mq transport)
+ *   /NAME.ring            the order and result rings (POSIX shm, shm transport)
  *   RUN_DIR/              private directory (0700) for ipc:// endpoints:
  *       orders.sock, workers.sock, events-in.sock, events.sock
  *   STATE_DIR/            snapshots and journals (default run/NAME)
@@ -27,6 +28,7 @@ typedef struct {
     char name[SP_INSTANCE_NAME_MAX + 1];
     char table[SP_IPC_NAME_MAX];
     char orders_mq[SP_IPC_NAME_MAX];
+    char ring[SP_IPC_NAME_MAX]; /* shm transport segment */
     char run_dir[SP_PATH_MAX];
     char state_dir[SP_PATH_MAX];
 } sp_names_t;

@@ -20,6 +20,10 @@ int sp_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t wh
         return sp_mq_link_open(out, cfg, why, why_cap);
     case SP_TRANSPORT_ZMQ:
         return sp_zmq_link_open(out, cfg, why, why_cap);
+    case SP_TRANSPORT_SHM:
+        return sp_shm_link_open(out, cfg, why, why_cap);
+    case SP_TRANSPORT_DIRECT:
+        return sp_direct_link_open(out, cfg, why, why_cap);
     default:
         if (why != NULL) {
             snprintf(why, why_cap, "unknown transport %d", (int)cfg->kind);

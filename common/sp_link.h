@@ -12,6 +12,9 @@
  *        producer's own queue /NAME.r.<producer id>.
  *   zmq  producer DEALER -> broker ROUTER (credit-based balancing) -> worker
  *        DEALER; results return the same way to the producer's connection.
+ *   shm  one lock-free orders ring in the segment /NAME.ring (sp_shmlink.h)
+ *        that every producer puts into and every worker takes from; results
+ *        go into the result ring the producer claimed in the same segment.
  *
  * Messages are whole sp_wire buffers; a link never splits or merges them.
  * Every call that can block takes a timeout in milliseconds.
@@ -20,6 +23,8 @@
 #define SP_LINK_H
 
 #include "sp_instance.h"
+#include "sp_ring.h"
+#include "sp_shmlink.h"
 #include "sp_table.h"
 
 #include <stddef.h>
@@ -55,8 +60,13 @@ typedef struct sp_link sp_link_t;
 /* Opens a link.  mq producer: opens /NAME.orders for writing and creates its
  * reply queue exclusively (mode 0600, depth = msg_max).  mq worker: opens
  * /NAME.orders for reading.  zmq: connects a DEALER to cfg->endpoint (a
- * worker then sends its first credit).  Returns 0 or -errno / SP_E_MQ_LIMIT
- * (a size beyond /proc/sys/fs/mqueue limits; *why says which). */
+ * worker then sends its first credit).  shm: maps /NAME.ring and checks its
+ * layout; a producer claims a free result ring (or one whose owner process
+ * died).  Returns 0 or -errno / SP_E_MQ_LIMIT (a size beyond
+ * /proc/sys/fs/mqueue limits; *why says which); shm: -EMSGSIZE (messages
+ * larger than a ring slot), -EUSERS (all SP_SHM_RESULT_RINGS result rings
+ * belong to live producers), -EEXIST (a live producer has this id),
+ * SP_E_BAD_MAGIC / SP_E_BAD_VERSION / SP_E_BAD_LAYOUT (not our segment). */
 int sp_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t why_cap);
 
 /* Closes; an mq producer also unlinks its reply queue.  NULL-safe. */
@@ -109,5 +119,42 @@ long sp_mq_orders_depth(const sp_names_t *names);
 
 /* Current depth of the queue `name`, or -errno. */
 long sp_mq_depth(const char *name);
+
+/* The shm transport's segment /NAME.ring (layout in sp_shmlink.h): a mapping
+ * of it, process-local. */
+typedef struct sp_shm sp_shm_t;
+
+/* Creates /NAME.ring exclusively (O_EXCL, mode 0600) and lays out the orders
+ * ring and the result rings with slots of `slot_size` bytes (0 means
+ * SP_SHM_SLOT_DEFAULT).  The broker does this when it runs the shm
+ * transport, and removes the name with sp_shm_remove at shutdown.  Returns 0
+ * with *out mapped, -EEXIST (name taken), SP_E_USAGE (slot size below one
+ * order or result message or above SP_SHM_SLOT_MAX; *why says which) or
+ * -errno (nothing is left behind on failure). */
+int sp_shm_create(sp_shm_t **out, const sp_names_t *names, long slot_size, char *why,
+                  size_t why_cap);
+
+/* Maps an existing /NAME.ring read-write and checks magic, layout version and
+ * every size before anything else is read.  Returns 0, -ENOENT, -EACCES,
+ * SP_E_BAD_MAGIC, SP_E_BAD_VERSION, SP_E_BAD_LAYOUT or -errno. */
+int sp_shm_open(sp_shm_t **out, const sp_names_t *names, char *why, size_t why_cap);
+
+/* Unmaps; never unlinks.  NULL-safe, nulls the pointer. */
+void sp_shm_close(sp_shm_t **self_p);
+
+/* Removes the name /NAME.ring (mappings stay valid until closed).  Returns 0
+ * or -errno (-ENOENT when there is none). */
+int sp_shm_remove(const sp_names_t *names);
+
+/* The segment's header, its orders ring and result ring i (0 ..
+ * SP_SHM_RESULT_RINGS - 1), e.g. for a test that writes straight into a ring. */
+sp_shm_hdr_t *sp_shm_hdr(sp_shm_t *self);
+sp_ring_t *sp_shm_orders(sp_shm_t *self);
+sp_ring_t *sp_shm_results(sp_shm_t *self, unsigned i);
+
+/* Order messages waiting in the orders ring, and result messages waiting in
+ * all result rings together (snapshots). */
+long sp_shm_orders_depth(sp_shm_t *self);
+long sp_shm_results_depth(sp_shm_t *self);
 
 #endif

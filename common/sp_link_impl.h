@@ -1,6 +1,6 @@
 /*
  * sp_link_impl — what a transport implements behind sp_link.h.  Private to
- * the link modules (sp_link.c, sp_mq.c, sp_zlink.c).
+ * the link modules (sp_link.c, sp_mq.c, sp_zlink.c, sp_shmlink.c).
  */
 #ifndef SP_LINK_IMPL_H
 #define SP_LINK_IMPL_H
@@ -23,5 +23,7 @@ struct sp_link {
 
 int sp_mq_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t why_cap);
 int sp_zmq_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t why_cap);
+int sp_shm_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t why_cap);
+int sp_direct_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t why_cap);
 
 #endif

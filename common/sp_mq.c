@@ -29,7 +29,8 @@
 #define SP_MQ_PROC_DIR    "/proc/sys/fs/mqueue/"
 #define SP_MQ_MODE        0600
 #define SP_MQ_FS_DIR      "/dev/mqueue"
-#define SP_MQ_REPLY_CACHE 64 /* reply queues a worker keeps open */
+#define SP_MQ_REPLY_CACHE 64                   /* reply queues a worker keeps open */
+#define SP_MQ_SWEEP_NS    (250 * SP_NS_PER_MS) /* how often it lets go of departed ones */
 #define SP_MQ_PRIO        0
 
 typedef struct {
@@ -46,6 +47,7 @@ typedef struct {
     const sp_names_t *names;
     sp_mq_reply_t cache[SP_MQ_REPLY_CACHE]; /* worker: open reply queues */
     unsigned cache_next;
+    uint64_t next_sweep_ns;
 } sp_mq_link_t;
 
 long sp_mq_limit(const char *name)
@@ -265,6 +267,29 @@ static void s_forget_reply(sp_mq_link_t *l, uint32_t producer_id)
     }
 }
 
+/* Closes the cached reply queues whose producer has gone (its queue name is
+ * unlinked).  A queue stays allocated, and counts against its creator's
+ * RLIMIT_MSGQUEUE, for as long as anybody holds it open: without this, a
+ * worker would keep every departed producer's queue alive and new producers
+ * would soon fail to create theirs. */
+static void s_sweep_replies(sp_mq_link_t *l)
+{
+    for (unsigned i = 0; i < SP_MQ_REPLY_CACHE; i++) {
+        if (l->cache[i].mqd == (mqd_t)-1) {
+            continue;
+        }
+        char name[SP_IPC_NAME_MAX];
+        sp_names_reply_mq(l->names, l->cache[i].producer_id, name, sizeof name);
+        mqd_t q = mq_open(name, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        if (q != (mqd_t)-1) {
+            mq_close(q);
+        } else if (errno == ENOENT) {
+            mq_close(l->cache[i].mqd);
+            l->cache[i].mqd = (mqd_t)-1;
+        }
+    }
+}
+
 static int s_send(sp_link_t *self, const void *msg, size_t len, const sp_route_t *route,
                   int timeout_ms)
 {
@@ -288,6 +313,13 @@ static int s_recv(sp_link_t *self, void *buf, size_t cap, sp_route_t *route, int
 {
     sp_mq_link_t *l = (sp_mq_link_t *)self;
     mqd_t q = l->role == SP_LINK_PRODUCER ? l->reply : l->orders;
+    if (l->role == SP_LINK_WORKER) {
+        uint64_t now = sp_now_ns();
+        if (now >= l->next_sweep_ns) {
+            s_sweep_replies(l);
+            l->next_sweep_ns = now + SP_MQ_SWEEP_NS;
+        }
+    }
     int n = s_timed_recv(q, buf, cap, timeout_ms);
     if (n >= 0 && route != NULL) {
         memset(route, 0, sizeof *route);

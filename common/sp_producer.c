@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -20,7 +21,8 @@
 #define SP_OPEN_READY_MS   5000
 #define SP_POLL_IDLE_MS    50 /* longest wait for results when nothing is due */
 #define SP_TIMEOUT_SCAN_NS (100 * SP_NS_PER_MS)
-#define SP_AUDIT_SHOW_MAX  20 /* offending products named in the audit line */
+#define SP_PACE_NAP_NS     (200 * 1000) /* longest nap between paced orders */
+#define SP_AUDIT_SHOW_MAX  20           /* offending products named in the audit line */
 
 typedef struct {
     uint64_t seq;
@@ -294,16 +296,25 @@ static int s_customer_loop(sp_cust_t *c, uint64_t quota)
             break;
         }
         int wait_ms = SP_POLL_IDLE_MS;
+        uint64_t nap_ns = 0;
         if (!done && c->outstanding < cfg->window) {
             if (fast) {
                 wait_ms = 0;
             } else {
                 uint64_t t = sp_now_ns();
-                uint64_t until = next_sched > t ? (next_sched - t) / SP_NS_PER_MS : 0;
+                uint64_t until_ns = next_sched > t ? next_sched - t : 0;
+                uint64_t until = until_ns / SP_NS_PER_MS;
                 wait_ms = until < SP_POLL_IDLE_MS ? (int)until : SP_POLL_IDLE_MS;
+                /* under a millisecond to the next order: the links wait in
+                 * whole milliseconds, and polling would spin a core the
+                 * workers need, so nap briefly instead */
+                nap_ns = until_ns < SP_PACE_NAP_NS ? until_ns : SP_PACE_NAP_NS;
             }
         }
         rc = s_collect(c, wait_ms);
+        if (rc == 0 && wait_ms == 0 && nap_ns > 0) {
+            sp_sleep_ns(nap_ns);
+        }
         if (rc < 0) {
             break;
         }
@@ -370,6 +381,21 @@ static int s_connect(sp_cust_t *c, const sp_names_t *names, unsigned batch, char
             return SP_E_MQ_LIMIT;
         }
     }
+    if (h->transport == SP_TRANSPORT_SHM) {
+        /* orders and their results share the rings' slot size */
+        unsigned fit = sp_wire_fit(SP_MSG_ORDERS, h->mq_msgsize);
+        if (sp_wire_fit(SP_MSG_RESULTS, h->mq_msgsize) < fit) {
+            fit = sp_wire_fit(SP_MSG_RESULTS, h->mq_msgsize);
+        }
+        if (batch > fit) {
+            snprintf(why, cap,
+                     "a batch of %u orders does not fit the shm ring slots (%u bytes) as orders "
+                     "and as results: use --batch %u or less, or a broker --mq-msgsize of at "
+                     "least %zu",
+                     batch, h->mq_msgsize, fit, sp_wire_msg_size(SP_MSG_RESULTS, batch));
+            return -EMSGSIZE;
+        }
+    }
     sp_link_cfg_t lc = {.role = SP_LINK_PRODUCER,
                         .kind = (sp_transport_kind_t)h->transport,
                         .names = names,
@@ -414,6 +440,11 @@ static int s_customer(const sp_load_cfg_t *cfg, unsigned index, uint64_t quota, 
         return -ENOMEM;
     }
     rc = s_customer_loop(&c, quota);
+    if (cfg->threads) {
+        sp_sched_thread(&st->cpu_ns, &st->wait_ns);
+    } else {
+        sp_sched_process(0, &st->cpu_ns, &st->wait_ns); /* with ZeroMQ's I/O threads */
+    }
     if (rc < 0) {
         snprintf(why, cap, "customer %u: %s", index, sp_strerror(rc));
     }
@@ -490,7 +521,7 @@ static void s_child(const sp_load_cfg_t *cfg, unsigned index, uint64_t quota, in
     _exit(rc == 0 ? 0 : 1);
 }
 
-static void s_merge(sp_load_stats_t *dst, const sp_load_stats_t *src, bool first)
+void sp_load_merge(sp_load_stats_t *dst, const sp_load_stats_t *src, bool first)
 {
     dst->sent += src->sent;
     for (int i = 0; i < SP_STATUS_COUNT; i++) {
@@ -503,6 +534,8 @@ static void s_merge(sp_load_stats_t *dst, const sp_load_stats_t *src, bool first
     dst->units_sold += src->units_sold;
     dst->units_restocked += src->units_restocked;
     dst->scheduled += src->scheduled;
+    dst->cpu_ns += src->cpu_ns;
+    dst->wait_ns += src->wait_ns;
     if (first || src->start_ns < dst->start_ns) {
         dst->start_ns = src->start_ns;
     }
@@ -510,6 +543,90 @@ static void s_merge(sp_load_stats_t *dst, const sp_load_stats_t *src, bool first
         dst->end_ns = src->end_ns;
     }
     sp_hist_merge(&dst->latency, &src->latency);
+}
+
+/* Orders customer i places when the run is bounded by a count (0: unbounded). */
+static uint64_t s_quota(const sp_load_cfg_t *cfg, unsigned i)
+{
+    return cfg->count / cfg->customers + (i < cfg->count % cfg->customers);
+}
+
+/* Adds one customer's ledger (n entries each) to the run's, allocating it on
+ * first use.  Returns 0 or -ENOMEM. */
+static int s_ledger_add(uint64_t **sold, uint64_t **restocked, const uint64_t *s_sold,
+                        const uint64_t *s_restocked, size_t n)
+{
+    if (*sold == NULL) {
+        *sold = calloc(n, sizeof **sold);
+        *restocked = calloc(n, sizeof **restocked);
+    }
+    if (*sold == NULL || *restocked == NULL) {
+        return -ENOMEM;
+    }
+    for (size_t k = 0; k < n; k++) {
+        (*sold)[k] += s_sold ? s_sold[k] : 0;
+        (*restocked)[k] += s_restocked ? s_restocked[k] : 0;
+    }
+    return 0;
+}
+
+typedef struct {
+    const sp_load_cfg_t *cfg;
+    unsigned index;
+    pthread_t thread;
+    sp_cust_report_t rep;
+    uint64_t *sold, *restocked;
+} sp_cust_thread_t;
+
+static void *s_cust_thread(void *arg)
+{
+    sp_cust_thread_t *t = arg;
+    t->rep.rc = s_customer(t->cfg, t->index, s_quota(t->cfg, t->index), &t->rep.st, &t->sold,
+                           &t->restocked, &t->rep.capacity, t->rep.why, sizeof t->rep.why);
+    return NULL;
+}
+
+/* The customers as threads of this process. */
+static int s_load_threads(const sp_load_cfg_t *cfg, sp_load_stats_t *st, uint64_t **sold,
+                          uint64_t **restocked, uint32_t *capacity, char *why, size_t cap)
+{
+    sp_cust_thread_t *t = calloc(cfg->customers, sizeof *t);
+    if (t == NULL) {
+        return -ENOMEM;
+    }
+    int rc = 0;
+    unsigned started = 0;
+    for (unsigned i = 0; i < cfg->customers; i++) {
+        if (cfg->count > 0 && s_quota(cfg, i) == 0) {
+            continue;
+        }
+        t[started] = (sp_cust_thread_t){.cfg = cfg, .index = i};
+        int e = pthread_create(&t[started].thread, NULL, s_cust_thread, &t[started]);
+        if (e != 0) {
+            rc = -e;
+            snprintf(why, cap, "cannot start customer thread %u: %s", i, sp_strerror(rc));
+            break;
+        }
+        started++;
+    }
+    for (unsigned i = 0; i < started; i++) {
+        pthread_join(t[i].thread, NULL);
+        sp_cust_report_t *rep = &t[i].rep;
+        if (rep->rc < 0 && rc == 0) {
+            rc = rep->rc;
+            snprintf(why, cap, "%s", rep->why);
+        }
+        sp_load_merge(st, &rep->st, i == 0);
+        if (cfg->ledger && rep->rc >= 0 && rep->capacity > 0 && rc == 0) {
+            *capacity = rep->capacity;
+            rc =
+                s_ledger_add(sold, restocked, t[i].sold, t[i].restocked, (size_t)rep->capacity + 1);
+        }
+        free(t[i].sold);
+        free(t[i].restocked);
+    }
+    free(t);
+    return rc;
 }
 
 int sp_load_run(const sp_load_cfg_t *cfg, sp_load_stats_t *st, uint64_t **sold,
@@ -527,17 +644,17 @@ int sp_load_run(const sp_load_cfg_t *cfg, sp_load_stats_t *st, uint64_t **sold,
         snprintf(why, cap, "give --count or --duration (or both)");
         return SP_E_USAGE;
     }
+    if (cfg->threads) {
+        return s_load_threads(cfg, st, sold, restocked, capacity, why, cap);
+    }
     pid_t pids[SP_CUSTOMERS_MAX];
     int fds[SP_CUSTOMERS_MAX];
     unsigned started = 0;
     int rc = 0;
     for (unsigned i = 0; i < cfg->customers; i++) {
-        uint64_t quota = 0;
-        if (cfg->count > 0) {
-            quota = cfg->count / cfg->customers + (i < cfg->count % cfg->customers);
-            if (quota == 0) {
-                continue;
-            }
+        uint64_t quota = cfg->count > 0 ? s_quota(cfg, i) : 0;
+        if (cfg->count > 0 && quota == 0) {
+            continue;
         }
         int p[2];
         if (pipe(p) < 0) {
@@ -576,29 +693,27 @@ int sp_load_run(const sp_load_cfg_t *cfg, sp_load_stats_t *st, uint64_t **sold,
             snprintf(why, cap, "%s", rep->why);
         }
         if (r == 0) {
-            s_merge(st, &rep->st, first);
+            sp_load_merge(st, &rep->st, first);
             first = false;
         }
         if (r == 0 && cfg->ledger && rep->capacity > 0 && rep->rc >= 0) {
             size_t n = (size_t)rep->capacity + 1;
-            if (*sold == NULL) {
+            if (buf == NULL) {
                 *capacity = rep->capacity;
-                *sold = calloc(n, sizeof **sold);
-                *restocked = calloc(n, sizeof **restocked);
                 buf = malloc(n * sizeof *buf);
             }
-            if (*sold == NULL || *restocked == NULL || buf == NULL || rep->capacity != *capacity) {
+            if (buf == NULL || rep->capacity != *capacity) {
                 r = -ENOMEM;
             } else {
                 r = s_read_all(fds[i], buf, n * sizeof *buf);
-                for (size_t k = 0; r == 0 && k < n; k++) {
-                    (*sold)[k] += buf[k];
+                if (r == 0) {
+                    r = s_ledger_add(sold, restocked, buf, NULL, n);
                 }
                 if (r == 0) {
                     r = s_read_all(fds[i], buf, n * sizeof *buf);
                 }
-                for (size_t k = 0; r == 0 && k < n; k++) {
-                    (*restocked)[k] += buf[k];
+                if (r == 0) {
+                    r = s_ledger_add(sold, restocked, NULL, buf, n);
                 }
             }
         }

@@ -49,6 +49,9 @@ typedef struct {
     int timeout_ms;  /* result timeout */
     uint64_t seed;
     bool ledger; /* keep per-product accepted units (for the audit) */
+    /* customers as threads of this process instead of forked processes
+     * (the benchmark's inproc:// cells, where everything shares one process) */
+    bool threads;
 } sp_load_cfg_t;
 
 typedef struct {
@@ -61,6 +64,8 @@ typedef struct {
     uint64_t units_sold, units_restocked;
     uint64_t scheduled; /* orders scheduled (sent + unsent at the end) */
     uint64_t start_ns, end_ns;
+    uint64_t cpu_ns;   /* CPU time the customers used (their whole lives) */
+    uint64_t wait_ns;  /* time they were runnable but waited for a CPU */
     sp_hist_t latency; /* ns, scheduled send -> result received */
 } sp_load_stats_t;
 
@@ -79,6 +84,10 @@ int sp_load_run(const sp_load_cfg_t *cfg, sp_load_stats_t *st, uint64_t **sold,
  * status), or a negative code with *why. */
 int sp_order_once(const char *instance, unsigned type, uint32_t product, uint32_t qty,
                   int timeout_ms, sp_result_t *res, char *why, size_t cap);
+
+/* Adds the counters and histogram of src to dst (`first`: dst is empty, take
+ * src's start time). */
+void sp_load_merge(sp_load_stats_t *dst, const sp_load_stats_t *src, bool first);
 
 /* accepted + rejected + failed: everything that got an outcome. */
 uint64_t sp_load_answered(const sp_load_stats_t *st);

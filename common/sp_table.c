@@ -545,3 +545,20 @@ int sp_sync_parse(const char *s, sp_sync_t *out)
     }
     return SP_E_USAGE;
 }
+
+const char *sp_transport_name(sp_transport_kind_t kind)
+{
+    static const char *names[SP_TRANSPORT_COUNT] = {NULL, "mq", "zmq", "shm", "direct"};
+    return kind > 0 && kind < SP_TRANSPORT_COUNT ? names[kind] : "?";
+}
+
+int sp_transport_parse(const char *s, sp_transport_kind_t *out)
+{
+    for (int i = 1; i < SP_TRANSPORT_COUNT; i++) {
+        if (strcmp(s, sp_transport_name((sp_transport_kind_t)i)) == 0) {
+            *out = (sp_transport_kind_t)i;
+            return 0;
+        }
+    }
+    return SP_E_USAGE;
+}

@@ -60,7 +60,13 @@ typedef enum {
     SP_TABLE_CLOSED = 3
 } sp_table_state_t;
 
-typedef enum { SP_TRANSPORT_MQ = 1, SP_TRANSPORT_ZMQ = 2 } sp_transport_kind_t;
+typedef enum {
+    SP_TRANSPORT_MQ = 1,     /* POSIX message queues */
+    SP_TRANSPORT_ZMQ = 2,    /* ZeroMQ through the broker (ipc://, tcp:// or inproc://) */
+    SP_TRANSPORT_SHM = 3,    /* lock-free rings in shared memory (sp_ring) */
+    SP_TRANSPORT_DIRECT = 4, /* no transport: producers apply orders themselves */
+    SP_TRANSPORT_COUNT = 5
+} sp_transport_kind_t;
 
 /* One worker's slot: written by that worker only (and reset by the broker
  * when it starts one), read by anybody. */
@@ -231,5 +237,10 @@ void sp_table_set_state(sp_table_t *self, sp_table_state_t state);
 const char *sp_sync_name(sp_sync_t sync);
 /* Parses "cas", "row-lock", "table-lock"; returns 0 or SP_E_USAGE. */
 int sp_sync_parse(const char *s, sp_sync_t *out);
+
+/* "mq", "zmq", "shm", "direct" ("?" for anything else). */
+const char *sp_transport_name(sp_transport_kind_t kind);
+/* Parses one of those names; returns 0 or SP_E_USAGE. */
+int sp_transport_parse(const char *s, sp_transport_kind_t *out);
 
 #endif

@@ -1,9 +1,13 @@
 /*
- * sp_time — thin wrappers over clock_gettime/clock_nanosleep.
+ * sp_time — thin wrappers over clock_gettime/clock_nanosleep, and the
+ * scheduler's per-thread accounting.
  */
 #include "sp_time.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
+#include <unistd.h>
 
 uint64_t sp_now_ns(void)
 {
@@ -46,4 +50,49 @@ void sp_fmt_ns(char *buf, size_t cap, uint64_t ns)
     } else {
         snprintf(buf, cap, "%.2fs", (double)ns / (double)SP_NS_PER_SEC);
     }
+}
+
+static int s_schedstat(const char *path, uint64_t *cpu_ns, uint64_t *wait_ns)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        return -errno;
+    }
+    unsigned long long cpu = 0, wait = 0;
+    int n = fscanf(f, "%llu %llu", &cpu, &wait);
+    fclose(f);
+    if (n != 2) {
+        return -EPROTO;
+    }
+    *cpu_ns += cpu;
+    *wait_ns += wait;
+    return 0;
+}
+
+int sp_sched_process(int pid, uint64_t *cpu_ns, uint64_t *wait_ns)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/task", pid > 0 ? pid : (int)getpid());
+    *cpu_ns = *wait_ns = 0;
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        return -errno;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        char path[128];
+        snprintf(path, sizeof path, "%s/%.20s/schedstat", dir, e->d_name);
+        s_schedstat(path, cpu_ns, wait_ns); /* a thread may just have exited */
+    }
+    closedir(d);
+    return 0;
+}
+
+int sp_sched_thread(uint64_t *cpu_ns, uint64_t *wait_ns)
+{
+    *cpu_ns = *wait_ns = 0;
+    return s_schedstat("/proc/thread-self/schedstat", cpu_ns, wait_ns);
 }

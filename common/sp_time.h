@@ -26,6 +26,12 @@ void sp_sleep_ns(uint64_t ns);
  * calls (mq_timedreceive, sem_timedwait) that only take wall-clock time. */
 struct timespec sp_deadline_realtime(int timeout_ms);
 
+/* CPU time and run-queue wait (time runnable but not running) in ns, from
+ * /proc schedstat: of every live thread of process `pid` (0 = this one), or
+ * of the calling thread only.  Returns 0 or -errno. */
+int sp_sched_process(int pid, uint64_t *cpu_ns, uint64_t *wait_ns);
+int sp_sched_thread(uint64_t *cpu_ns, uint64_t *wait_ns);
+
 /* A duration for people: "850ns", "12.3us", "4.56ms", "1.23s". */
 void sp_fmt_ns(char *buf, size_t cap, uint64_t ns);
 

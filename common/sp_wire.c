@@ -9,49 +9,48 @@
 
 #include "sp_error.h"
 
+#include <endian.h>
 #include <string.h>
 
+/* Little-endian fields at any alignment: memcpy into a local, then convert
+ * (a no-op on little-endian hosts; both compile to one plain load or store). */
 static void s_put16(uint8_t *p, uint16_t v)
 {
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
+    v = htole16(v);
+    memcpy(p, &v, sizeof v);
 }
 
 static void s_put32(uint8_t *p, uint32_t v)
 {
-    for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
+    v = htole32(v);
+    memcpy(p, &v, sizeof v);
 }
 
 static void s_put64(uint8_t *p, uint64_t v)
 {
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
+    v = htole64(v);
+    memcpy(p, &v, sizeof v);
 }
 
 static uint16_t s_get16(const uint8_t *p)
 {
-    return (uint16_t)(p[0] | (p[1] << 8));
+    uint16_t v;
+    memcpy(&v, p, sizeof v);
+    return le16toh(v);
 }
 
 static uint32_t s_get32(const uint8_t *p)
 {
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--) {
-        v = (v << 8) | p[i];
-    }
-    return v;
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return le32toh(v);
 }
 
 static uint64_t s_get64(const uint8_t *p)
 {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) {
-        v = (v << 8) | p[i];
-    }
-    return v;
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return le64toh(v);
 }
 
 size_t sp_wire_record_size(unsigned kind)

@@ -35,29 +35,37 @@ typedef struct {
     uint32_t batch;
 } sp_wctx_t;
 
-/* Applies one decoded order and fills its result; publishes an event when
- * stock changed. */
-static void s_apply_one(sp_wctx_t *w, const sp_order_t *o, uint32_t sender, sp_result_t *res)
+int sp_apply_order(sp_table_t *table, sp_sync_t sync, const sp_order_t *o, uint32_t sender,
+                   uint32_t worker_id, uint64_t now_ns, sp_result_t *res, sp_change_t *chg)
 {
     memset(res, 0, sizeof *res);
+    memset(chg, 0, sizeof *chg);
     res->producer_id = o->producer_id;
     res->type = o->type;
-    res->worker_id = (uint16_t)w->id;
+    res->worker_id = (uint16_t)worker_id;
     res->seq = o->seq;
     res->product_id = o->product_id;
     res->sched_ns = o->sched_ns;
-
     int rc = sp_wire_check_order(o);
     if (rc == 0 && o->producer_id != sender) {
         rc = SP_E_INVALID; /* an order must come from the producer it names */
     }
-    sp_change_t chg = {0};
     if (rc == 0) {
-        rc = sp_table_apply(w->table, w->sync, o->type, o->product_id, o->quantity, &chg);
+        rc = sp_table_apply(table, sync, o->type, o->product_id, o->quantity, chg);
     }
     res->status = sp_wire_status_of(rc);
-    res->stock_after = chg.new_stock;
-    res->applied_ns = sp_now_ns();
+    res->stock_after = chg->new_stock;
+    res->applied_ns = now_ns;
+    return rc;
+}
+
+/* Applies one decoded order and fills its result; publishes an event when
+ * stock changed. */
+static void s_apply_one(sp_wctx_t *w, const sp_order_t *o, uint32_t sender, uint64_t now,
+                        sp_result_t *res)
+{
+    sp_change_t chg;
+    int rc = sp_apply_order(w->table, w->sync, o, sender, w->id, now, res, &chg);
     w->st->orders[res->status]++;
     atomic_fetch_add_explicit(&w->slot->orders[res->status], 1, memory_order_relaxed);
     if (o->sched_ns != 0 && res->applied_ns >= o->sched_ns) {
@@ -96,11 +104,12 @@ static void s_handle(sp_wctx_t *w, size_t len, const sp_route_t *route)
         return;
     }
     w->st->msgs++;
+    uint64_t now = sp_now_ns();
     for (unsigned i = 0; i < h.count; i++) {
         sp_order_t o;
         sp_result_t res;
         sp_wire_get_order(sp_wire_crec(w->in, SP_MSG_ORDERS, i), &o);
-        s_apply_one(w, &o, h.sender, &res);
+        s_apply_one(w, &o, h.sender, now, &res);
         sp_wire_put_result(sp_wire_rec(w->out, SP_MSG_RESULTS, i), &res);
     }
     sp_wire_put_hdr(w->out, SP_MSG_RESULTS, h.count, w->id, w->batch++);
@@ -145,7 +154,8 @@ int sp_worker_run(const sp_worker_cfg_t *cfg, sp_worker_stats_t *stats, char *wh
     w.sync = cfg->sync >= 0 ? (sp_sync_t)cfg->sync : (sp_sync_t)w.hdr->sync;
     w.slot = &w.hdr->worker[cfg->worker_id - 1];
 
-    w.in_cap = w.hdr->transport == SP_TRANSPORT_MQ
+    /* mq and shm messages are at most the queue's message or ring's slot size */
+    w.in_cap = w.hdr->transport == SP_TRANSPORT_MQ || w.hdr->transport == SP_TRANSPORT_SHM
                    ? w.hdr->mq_msgsize
                    : sp_wire_msg_size(SP_MSG_ORDERS, SP_WIRE_MAX_RECORDS);
     w.in = malloc(w.in_cap);
@@ -175,7 +185,7 @@ int sp_worker_run(const sp_worker_cfg_t *cfg, sp_worker_stats_t *stats, char *wh
     atomic_store(&w.slot->state, SP_PUB_RUNNING);
 
     uint64_t next_beat = 0;
-    while (!sp_signal_stopping()) {
+    while (cfg->stop != NULL ? !atomic_load(cfg->stop) : !sp_signal_stopping()) {
         sp_route_t route;
         int n = sp_link_recv(w.link, w.in, w.in_cap, &route, SP_WORKER_POLL_MS);
         if (n >= 0) {

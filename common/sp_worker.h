@@ -13,7 +13,10 @@
 #define SP_WORKER_H
 
 #include "sp_table.h"
+#include "sp_wire.h"
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +29,9 @@ typedef struct {
     const char *instance;
     uint32_t worker_id; /* 1 .. SP_WORKERS_MAX */
     int sync;           /* sp_sync_t, or -1 for the instance's */
+    /* NULL: run until SIGINT/SIGTERM (sp_signal); else until *stop is true
+     * (a worker thread of an in-process broker) */
+    const atomic_bool *stop;
 } sp_worker_cfg_t;
 
 typedef struct {
@@ -35,6 +41,14 @@ typedef struct {
     uint64_t result_drops; /* result messages that could not be delivered */
     uint64_t events;       /* stock events published */
 } sp_worker_stats_t;
+
+/* Validates one decoded order that came in a message from `sender`, applies
+ * it to the table with `sync` and fills its result (answered by `worker_id`
+ * at `now_ns`: one clock reading per message, not per order).  Returns 0 when
+ * the stock changed (*chg says how), else the code that refused it (the
+ * result's status says which). */
+int sp_apply_order(sp_table_t *table, sp_sync_t sync, const sp_order_t *o, uint32_t sender,
+                   uint32_t worker_id, uint64_t now_ns, sp_result_t *res, sp_change_t *chg);
 
 /* Runs until a stop is requested (sp_signal).  Returns 0 on a clean stop or a
  * negative code with *why explaining it. */

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The pipeline demo behind `make run`: a broker with two workers, simulated
-# customers for DURATION seconds over TRANSPORT (mq or zmq), the monitor while
+# customers for DURATION seconds over TRANSPORT (mq, zmq or shm), the monitor while
 # it runs — full-screen when the demo runs on a terminal, line mode otherwise
 # (or with PLAIN=1) — then the report (counts, throughput, latency, the final
 # table, the conservation audit).  Exits non-zero if the audit fails.
@@ -20,8 +20,8 @@ if [ -t 0 ] && [ -t 1 ] && [ -z "${CI:-}" ] && [ -z "${PLAIN:-}" ]; then
 fi
 
 case $transport in
-mq | zmq) ;;
-*) echo "demo: TRANSPORT must be mq or zmq, not '$transport'" >&2; exit 2 ;;
+mq | zmq | shm) ;;
+*) echo "demo: TRANSPORT must be mq, zmq or shm, not '$transport'" >&2; exit 2 ;;
 esac
 if ! [[ $duration =~ ^[0-9]+$ ]] || [ "$duration" -lt 1 ]; then
     echo "demo: DURATION must be a whole number of seconds, not '$duration'" >&2

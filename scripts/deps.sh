@@ -2,7 +2,19 @@
 # Checks the Debian packages stockpipe builds and tests with.  Missing ones are
 # installed when we are root (after apt-get update); otherwise the exact
 # command is printed and we fail.
+#   bash scripts/deps.sh         build and test packages
+#   bash scripts/deps.sh bench   also gnuplot (gnuplot-nox), for bench/plot.sh
 set -euo pipefail
+
+want_bench=0
+case "${1:-}" in
+'') ;;
+bench) want_bench=1 ;;
+*)
+    echo "usage: $0 [bench]" >&2
+    exit 2
+    ;;
+esac
 
 need=()
 have_pc() { pkg-config --exists "$1" 2>/dev/null; }
@@ -17,6 +29,9 @@ command -v python3 >/dev/null || need+=(python3)
 command -v tmux >/dev/null || need+=(tmux) # the full-screen monitor test drives it
 # Debian's python3 (the protocol test runs /usr/bin/python3, not a pyenv one)
 /usr/bin/python3 -c 'import zmq' 2>/dev/null || need+=(python3-zmq)
+if [ "$want_bench" -eq 1 ]; then
+    command -v gnuplot >/dev/null || need+=(gnuplot-nox) # bench/plot.sh
+fi
 
 if [ ${#need[@]} -eq 0 ]; then
     exit 0

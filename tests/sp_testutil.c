@@ -229,6 +229,10 @@ bool spt_leftovers(const char *instance)
     if (stat(path, &st) == 0) {
         return true;
     }
+    snprintf(path, sizeof path, "/dev/shm%s", names.ring);
+    if (stat(path, &st) == 0) {
+        return true;
+    }
     mqd_t q = mq_open(names.orders_mq, O_RDONLY);
     if (q != (mqd_t)-1) {
         mq_close(q);

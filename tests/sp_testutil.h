@@ -51,7 +51,8 @@ int spt_wait(pid_t pid, int timeout_ms);
 /* The whole file as a malloc'd string ("" when missing). */
 char *spt_slurp(const char *path);
 
-/* True if /dev/shm/<instance>.table or any of its mq names still exist. */
+/* True if /dev/shm/<instance>.table, /dev/shm/<instance>.ring, any of its mq
+ * names or its run directory still exist. */
 bool spt_leftovers(const char *instance);
 
 /* Value of "key":<number> in a JSON line, or -1. */

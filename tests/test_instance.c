@@ -116,6 +116,7 @@ Test(instance, names_init_derives_every_name)
     cr_expect_str_eq(n.name, "shop");
     cr_expect_str_eq(n.table, "/shop.table");
     cr_expect_str_eq(n.orders_mq, "/shop.orders");
+    cr_expect_str_eq(n.ring, "/shop.ring");
     snprintf(want, sizeof want, "%s/shop", base);
     cr_expect_str_eq(n.run_dir, want);
     cr_expect_str_eq(n.state_dir, SP_STATE_DIR_DEFAULT "/shop");

@@ -1,8 +1,9 @@
 /*
  * test_pipeline — the real binaries over real IPC: a broker with workers,
- * many customer processes, a low-stock catalogue, both transports and every
- * table strategy.  Each test checks that no stock went below zero, that the
- * conservation audit holds, and that every order got exactly one answer.
+ * many customer processes, a low-stock catalogue, every transport (mq, zmq,
+ * shm) and every table strategy.  Each test checks that no stock went below
+ * zero, that the conservation audit holds, and that every order got exactly
+ * one answer.
  */
 #include "sp_testutil.h"
 
@@ -81,6 +82,22 @@ Test(pipeline, zmq_stress_sells_exactly_the_stock, .timeout = 120)
     s_stress("zmqstress", "zmq", "cas", 50, 100, "200000", "8", "4");
 }
 
+Test(pipeline, shm_stress_sells_exactly_the_stock, .timeout = 120)
+{
+    s_stress("shmstress", "shm", "cas", 50, 100, "40000", "2", "2");
+}
+
+/* direct: the customers apply their own orders (the original shop's model) */
+Test(pipeline, direct_stress_sells_exactly_the_stock, .timeout = 120)
+{
+    s_stress("directstress", "direct", "cas", 50, 100, "200000", "8", "1");
+}
+
+Test(pipeline, direct_table_lock_sells_exactly_the_stock, .timeout = 120)
+{
+    s_stress("directtl", "direct", "table-lock", 20, 50, "50000", "4", "1");
+}
+
 Test(pipeline, row_lock_over_mq_sells_exactly_the_stock, .timeout = 120)
 {
     s_stress("rowlock", "mq", "row-lock", 20, 50, "20000", "4", "2");
@@ -144,6 +161,11 @@ Test(pipeline, zmq_mixed_load_at_a_rate_conserves_stock, .timeout = 60)
     s_mixed("zmq");
 }
 
+Test(pipeline, shm_mixed_load_at_a_rate_conserves_stock, .timeout = 60)
+{
+    s_mixed("shm");
+}
+
 /* One-shot orders: the original shop's buy button. */
 static void s_one_shot(const char *transport)
 {
@@ -199,6 +221,16 @@ Test(pipeline, mq_one_shot_orders_answer_like_the_shop, .timeout = 60)
 Test(pipeline, zmq_one_shot_orders_answer_like_the_shop, .timeout = 60)
 {
     s_one_shot("zmq");
+}
+
+Test(pipeline, shm_one_shot_orders_answer_like_the_shop, .timeout = 60)
+{
+    s_one_shot("shm");
+}
+
+Test(pipeline, direct_one_shot_orders_answer_like_the_shop, .timeout = 60)
+{
+    s_one_shot("direct");
 }
 
 /* Garbage written straight into the order queue: dead-lettered, counted,
@@ -285,7 +317,7 @@ Test(pipeline, bad_flags_get_a_clear_error, .timeout = 30)
     } cases[] = {
         {"broker", "--workers", "0", "--workers: '0' is not a whole number from 1 to 64"},
         {"broker", "--transport", "carrier-pigeon",
-         "--transport: 'carrier-pigeon' is not mq or zmq"},
+         "--transport: 'carrier-pigeon' is not mq, zmq, shm or direct"},
         {"broker", "--sync", "none", "--sync: 'none' is not cas, row-lock or table-lock"},
         {"broker", "--instance", "a/b", "bad instance name 'a/b'"},
         {"producer", "--rate", "-5", "--rate: '-5' is not a number"},

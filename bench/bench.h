@@ -1,0 +1,151 @@
+/*
+ * bench — the queue-versus-shared-memory benchmark's internal interface.
+ *
+ * A *cell* is one configuration of the whole pipeline (transport, table
+ * strategy, producers x workers, batch, catalogue, popularity).  Running a
+ * cell starts a real broker with real workers, runs a warm-up, then
+ * `repeats` closed-loop runs as fast as the window allows (throughput), then
+ * open-loop runs at chosen fractions of that throughput (latency from the
+ * scheduled send time), and ends with the conservation audit over
+ * everything the cell did.  Every cell runs in a forked child of the bench
+ * (bench_isolated), so a hung or crashed cell is killed, reported as failed
+ * and cleaned up, and ZeroMQ state never crosses a fork.
+ *
+ * A *row* is one line of the results (CSV, JSON, terminal table).
+ */
+#ifndef BENCH_H
+#define BENCH_H
+
+#include "raw.h"
+#include "sp_table.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define BENCH_REPEATS_MAX 16
+#define BENCH_RATES_MAX   16
+
+typedef enum {
+    BT_MQ = 0,
+    BT_ZMQ_IPC,
+    BT_ZMQ_TCP,
+    BT_ZMQ_INPROC,
+    BT_SHM,
+    BT_DIRECT,
+    BT_COUNT
+} bt_kind_t;
+
+typedef struct {
+    bt_kind_t transport;
+    sp_sync_t sync;
+    unsigned producers, workers, batch;
+    uint32_t products;
+    double zipf_s; /* 0 = uniform popularity */
+} bench_cell_t;
+
+typedef struct {
+    double warmup_s;
+    double run_s;     /* one closed-loop repeat */
+    double rate_s;    /* one open-loop point */
+    unsigned repeats; /* closed-loop repeats (median, min-max) */
+    double p99_target_us;
+    unsigned window; /* orders in flight per producer */
+    const char *bin_dir;
+    const char *work_dir; /* catalogues, state directories; removed at the end */
+    unsigned tcp_port;    /* base port for zmq-tcp cells (5 ports each) */
+    bool verbose;
+} bench_opts_t;
+
+/* One line of results. */
+typedef struct {
+    char kind[12]; /* pipeline raw scaling sweep shop */
+    char label[64];
+    char series[32];
+    char transport[16];
+    char sync[12];
+    unsigned producers, workers, procs, batch;
+    uint32_t products;
+    double zipf_s;
+    bool rate_mode;
+    double offered; /* orders/s offered (rate mode) */
+    unsigned repeats;
+    double ops_med, ops_min, ops_max; /* orders/s */
+    double raw_ops, efficiency;       /* 0 when n/a */
+    char raw_ref[64];                 /* label of the raw baseline compared with */
+    double p50, p90, p99, p999, max;  /* microseconds; < 0 when n/a */
+    double p99_target_us;
+    double cpu_prod, cpu_broker, cpu_work, cpu_total; /* CPU s per million orders; < 0 n/a */
+    double wait_prod, wait_broker, wait_work;         /* run-queue wait / CPU time, per role */
+    uint64_t orders;                                  /* answered in the measured runs */
+    int audit;                                        /* 1 pass, 0 fail, -1 n/a */
+    char flags[160]; /* space-separated: knee rate-not-reached ... */
+    char note[320];  /* why a cell failed */
+    bool copy;       /* a row repeated under another kind for the plots (not printed) */
+} bench_row_t;
+
+/* "mq", "zmq-ipc", "zmq-tcp", "zmq-inproc", "shm", "direct". */
+const char *bench_transport_name(bt_kind_t t);
+int bench_transport_parse(const char *s, bt_kind_t *out);
+
+/* "zmq-ipc/cas/2x2/b32/1000" and friends. */
+void bench_cell_label(const bench_cell_t *c, char *buf, size_t cap);
+
+/* Order message size of a batch: the raw baselines stream the same size. */
+unsigned bench_msg_size(unsigned batch);
+
+/* Fills the common fields of a row from a cell. */
+void bench_row_from_cell(bench_row_t *r, const bench_cell_t *c);
+
+/* Runs one pipeline cell: rows[0] is the closed-loop throughput row, rows[1 +
+ * i] the open-loop point at fractions[i] x that throughput.  Returns the
+ * number of rows filled (1 + nfrac); on failure rows[0].audit is 0 and
+ * rows[0].note says why. */
+unsigned bench_cell_run(const bench_cell_t *cell, const bench_opts_t *opts, const double *fractions,
+                        unsigned nfrac, bench_row_t *rows);
+
+/* Runs one raw baseline `repeats` times (after one short warm-up run) and
+ * fills a row with the median and the min-max. */
+void bench_raw_row(const br_cfg_t *cfg, unsigned repeats, bench_row_t *row);
+
+/* Runs fn(arg, out) in a forked child with a time limit, copying `size`
+ * bytes of *out back.  Returns 0, -ETIMEDOUT (the child was killed) or
+ * -ECHILD (it died without reporting).  `instance`, when not NULL, names an
+ * instance whose IPC objects are cleaned up after a killed child. */
+int bench_isolated(void (*fn)(void *arg, void *out), void *arg, void *out, size_t size,
+                   double limit_s, const char *instance);
+
+/* Statistics helpers. */
+double bench_median(double *v, unsigned n); /* sorts v */
+double bench_min(const double *v, unsigned n);
+double bench_max(const double *v, unsigned n);
+
+/* Output. */
+typedef struct {
+    char cpu[128];
+    unsigned cores;
+    char kernel[256];
+    char libzmq[32], czmq[32];
+    long mq_msg_max, mq_msgsize_max, mq_queues_max;
+    char date[32];
+    char host[72];
+} bench_machine_t;
+
+void bench_machine(bench_machine_t *m);
+void bench_print_header(FILE *out, const bench_machine_t *m, const char *command);
+void bench_print_row_head(FILE *out);
+void bench_print_row(FILE *out, const bench_row_t *r);
+int bench_write_csv(const char *path, const bench_row_t *rows, unsigned n);
+
+typedef struct {
+    char name[96];
+    char detail[200];
+    double value, goal; /* measured ratio and target */
+    int met;            /* 1 met, 0 missed, -1 not measured */
+} bench_target_t;
+
+int bench_write_json(const char *path, const bench_machine_t *m, const char *command,
+                     const bench_opts_t *opts, const bench_row_t *rows, unsigned n,
+                     const bench_target_t *targets, unsigned ntargets);
+
+#endif

@@ -1,0 +1,728 @@
+/*
+ * cell — one pipeline cell of the benchmark, end to end.
+ *
+ * In a forked child of the bench: write a catalogue, start a real broker
+ * (bin/broker with its worker processes; or, for zmq-inproc, the broker and
+ * its workers as threads of this process), warm up, measure closed-loop
+ * throughput `repeats` times, measure open-loop latency at the requested
+ * fractions of that throughput, audit conservation over everything the cell
+ * did, stop the broker.  CPU time per role comes from the scheduler's own
+ * accounting (/proc/.../schedstat): the broker's and workers' processes (or
+ * threads) sampled around each run, the producers' reported by themselves.
+ */
+#include "bench.h"
+
+#include "sp_broker.h"
+#include "sp_error.h"
+#include "sp_instance.h"
+#include "sp_producer.h"
+#include "sp_signal.h"
+#include "sp_time.h"
+#include "sp_wire.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define BENCH_STOCK        100000000u /* every product's stock: never runs out */
+#define BENCH_RESTOCK      0.5        /* restocks keep the stock where it started */
+#define BENCH_READY_MS     15000
+#define BENCH_STOP_WAIT_MS 15000
+#define BENCH_RATE_OK      0.95 /* achieved / offered below this: rate-not-reached */
+#define BENCH_STARVED      2.0  /* run-queue wait / CPU above this: starved ... */
+#define BENCH_STARVED_WALL 0.25 /* ... if that wait is above this part of the run */
+
+static const char *const s_tnames[BT_COUNT] = {"mq",         "zmq-ipc", "zmq-tcp",
+                                               "zmq-inproc", "shm",     "direct"};
+
+const char *bench_transport_name(bt_kind_t t)
+{
+    return (unsigned)t < BT_COUNT ? s_tnames[t] : "?";
+}
+
+int bench_transport_parse(const char *s, bt_kind_t *out)
+{
+    for (int i = 0; i < BT_COUNT; i++) {
+        if (strcmp(s, s_tnames[i]) == 0) {
+            *out = (bt_kind_t)i;
+            return 0;
+        }
+    }
+    return SP_E_USAGE;
+}
+
+unsigned bench_msg_size(unsigned batch)
+{
+    return (unsigned)sp_wire_msg_size(SP_MSG_ORDERS, batch);
+}
+
+void bench_cell_label(const bench_cell_t *c, char *buf, size_t cap)
+{
+    char pick[24] = "";
+    if (c->zipf_s > 0) {
+        snprintf(pick, sizeof pick, "/zipf%.2g", c->zipf_s);
+    }
+    if (c->transport == BT_DIRECT) {
+        snprintf(buf, cap, "direct/%s/%up/%u%s", sp_sync_name(c->sync), c->producers, c->products,
+                 pick);
+    } else {
+        snprintf(buf, cap, "%s/%s/%ux%u/b%u/%u%s", bench_transport_name(c->transport),
+                 sp_sync_name(c->sync), c->producers, c->workers, c->batch, c->products, pick);
+    }
+}
+
+void bench_row_from_cell(bench_row_t *r, const bench_cell_t *c)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->kind, sizeof r->kind, "pipeline");
+    bench_cell_label(c, r->label, sizeof r->label);
+    snprintf(r->series, sizeof r->series, "%s", bench_transport_name(c->transport));
+    snprintf(r->transport, sizeof r->transport, "%s", bench_transport_name(c->transport));
+    snprintf(r->sync, sizeof r->sync, "%s", sp_sync_name(c->sync));
+    r->producers = c->producers;
+    r->workers = c->transport == BT_DIRECT ? 0 : c->workers;
+    r->procs = r->producers + r->workers;
+    r->batch = c->batch;
+    r->products = c->products;
+    r->zipf_s = c->zipf_s;
+    r->p50 = r->p90 = r->p99 = r->p999 = r->max = -1;
+    r->cpu_prod = r->cpu_broker = r->cpu_work = r->cpu_total = -1;
+    r->audit = -1;
+}
+
+double bench_median(double *v, unsigned n)
+{
+    for (unsigned i = 1; i < n; i++) {
+        for (unsigned j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            double t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    }
+    if (n == 0) {
+        return 0;
+    }
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+double bench_min(const double *v, unsigned n)
+{
+    double m = n ? v[0] : 0;
+    for (unsigned i = 1; i < n; i++) {
+        m = v[i] < m ? v[i] : m;
+    }
+    return m;
+}
+
+double bench_max(const double *v, unsigned n)
+{
+    double m = n ? v[0] : 0;
+    for (unsigned i = 1; i < n; i++) {
+        m = v[i] > m ? v[i] : m;
+    }
+    return m;
+}
+
+static void s_flag(bench_row_t *r, const char *flag)
+{
+    size_t len = strlen(r->flags);
+    snprintf(r->flags + len, sizeof r->flags - len, "%s%s", len ? " " : "", flag);
+}
+
+/* ---- processes and threads under measurement ---- */
+
+typedef struct {
+    const bench_cell_t *cell;
+    const bench_opts_t *opts;
+    const double *fractions;
+    unsigned nfrac;
+    char instance[SP_INSTANCE_NAME_MAX + 1];
+} s_job_t;
+
+typedef struct {
+    bench_row_t rows[1 + BENCH_RATES_MAX];
+} s_out_t;
+
+typedef struct {
+    sp_names_t names;
+    sp_table_t *table;
+    pid_t broker_pid;
+    pthread_t broker_thread;
+    bool broker_threaded;
+    atomic_bool stop;
+    sp_broker_cfg_t bcfg;
+    sp_broker_stats_t bstats;
+    int brc;
+    char bwhy[256];
+    char catalogue[SP_PATH_MAX];
+    char tcp[64];
+} s_cell_t;
+
+/* CPU and run-queue wait of the broker and the workers. */
+typedef struct {
+    uint64_t broker_cpu, broker_wait, work_cpu, work_wait;
+} s_sample_t;
+
+/* In-process cell: sums this process's threads by name. */
+static void s_sample_threads(s_sample_t *s)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (d == NULL) {
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        char path[96], comm[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%.20s/comm", e->d_name);
+        FILE *f = fopen(path, "re");
+        if (f == NULL) {
+            continue;
+        }
+        bool got = fgets(comm, sizeof comm, f) != NULL;
+        fclose(f);
+        snprintf(path, sizeof path, "/proc/self/task/%.20s/schedstat", e->d_name);
+        f = fopen(path, "re");
+        unsigned long long cpu = 0, wait = 0;
+        if (f == NULL || !got || fscanf(f, "%llu %llu", &cpu, &wait) != 2) {
+            if (f) {
+                fclose(f);
+            }
+            continue;
+        }
+        fclose(f);
+        if (strncmp(comm, "sp-worker", 9) == 0) {
+            s->work_cpu += cpu;
+            s->work_wait += wait;
+        } else if (strncmp(comm, "sp-broker", 9) == 0 || strncmp(comm, "ZMQbg", 5) == 0) {
+            /* ZeroMQ's I/O threads carry no inproc:// traffic; count them
+             * with the broker, whose sockets they serve */
+            s->broker_cpu += cpu;
+            s->broker_wait += wait;
+        }
+    }
+    closedir(d);
+}
+
+static void s_sample(s_cell_t *c, s_sample_t *s)
+{
+    memset(s, 0, sizeof *s);
+    if (c->broker_threaded) {
+        s_sample_threads(s);
+        return;
+    }
+    uint64_t cpu, wait;
+    if (c->broker_pid > 0 && sp_sched_process(c->broker_pid, &cpu, &wait) == 0) {
+        s->broker_cpu = cpu;
+        s->broker_wait = wait;
+    }
+    sp_table_hdr_t *h = sp_table_hdr(c->table);
+    for (unsigned i = 0; i < h->workers && i < SP_WORKERS_MAX; i++) {
+        int pid = atomic_load(&h->worker[i].pid);
+        if (pid > 0 && sp_sched_process(pid, &cpu, &wait) == 0) {
+            s->work_cpu += cpu;
+            s->work_wait += wait;
+        }
+    }
+}
+
+static void *s_broker_thread(void *arg)
+{
+    s_cell_t *c = arg;
+    pthread_setname_np(pthread_self(), "sp-broker");
+    c->brc = sp_broker_run(&c->bcfg, &c->bstats, c->bwhy, sizeof c->bwhy);
+    return NULL;
+}
+
+static int s_write_catalogue(const char *path, uint32_t n)
+{
+    FILE *f = fopen(path, "we");
+    if (f == NULL) {
+        return -errno;
+    }
+    fprintf(f, "id_reg,name,category,weight,price,expiry,stock\n");
+    for (uint32_t id = 1; id <= n; id++) {
+        fprintf(f, "%u,Product %u,Bench,1.000,%u.%02u,2030-01-01,%u\n", id, id, 1 + id % 97,
+                id % 100, BENCH_STOCK);
+    }
+    return fclose(f) == 0 ? 0 : -errno;
+}
+
+static int s_start(s_cell_t *c, const s_job_t *job, char *why, size_t cap)
+{
+    const bench_cell_t *cell = job->cell;
+    const bench_opts_t *o = job->opts;
+    snprintf(c->catalogue, sizeof c->catalogue, "%s/%s.csv", o->work_dir, job->instance);
+    int rc = s_write_catalogue(c->catalogue, cell->products);
+    if (rc < 0) {
+        snprintf(why, cap, "cannot write %s: %s", c->catalogue, sp_strerror(rc));
+        return rc;
+    }
+    sp_names_init(&c->names, job->instance, o->work_dir);
+    sp_transport_kind_t kind = cell->transport == BT_MQ       ? SP_TRANSPORT_MQ
+                               : cell->transport == BT_SHM    ? SP_TRANSPORT_SHM
+                               : cell->transport == BT_DIRECT ? SP_TRANSPORT_DIRECT
+                                                              : SP_TRANSPORT_ZMQ;
+    if (cell->transport == BT_ZMQ_INPROC) {
+        c->bcfg = (sp_broker_cfg_t){.instance = job->instance,
+                                    .catalogue = c->catalogue,
+                                    .state_dir = o->work_dir,
+                                    .threads = true,
+                                    .stop = &c->stop,
+                                    .workers = cell->workers,
+                                    .sync = cell->sync,
+                                    .transport = SP_TRANSPORT_ZMQ};
+        rc = pthread_create(&c->broker_thread, NULL, s_broker_thread, c);
+        if (rc != 0) {
+            snprintf(why, cap, "cannot start the broker thread: %s", strerror(rc));
+            return -rc;
+        }
+        c->broker_threaded = true;
+    } else {
+        char broker[SP_PATH_MAX], workers[16], log[SP_PATH_MAX];
+        snprintf(broker, sizeof broker, "%s/broker", o->bin_dir);
+        snprintf(workers, sizeof workers, "%u", cell->workers > 0 ? cell->workers : 1);
+        snprintf(log, sizeof log, "%s/%s.log", o->work_dir, job->instance);
+        const char *argv[24] = {broker,
+                                "--instance",
+                                job->instance,
+                                "--catalogue",
+                                c->catalogue,
+                                "--workers",
+                                workers,
+                                "--sync",
+                                sp_sync_name(cell->sync),
+                                "--transport",
+                                sp_transport_name(kind),
+                                "--state-dir",
+                                o->work_dir};
+        int argc = 13;
+        if (cell->transport == BT_ZMQ_TCP) {
+            snprintf(c->tcp, sizeof c->tcp, "tcp://127.0.0.1:%u", o->tcp_port);
+            argv[argc++] = "--tcp";
+            argv[argc++] = c->tcp;
+        }
+        argv[argc] = NULL;
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        posix_spawn_file_actions_adddup2(&fa, 1, 2);
+        rc = posix_spawn(&c->broker_pid, broker, &fa, NULL, (char *const *)argv, environ);
+        posix_spawn_file_actions_destroy(&fa);
+        if (rc != 0) {
+            snprintf(why, cap, "cannot start %s: %s", broker, strerror(rc));
+            return -rc;
+        }
+    }
+    rc = sp_table_open_ready(&c->table, c->names.table, false, BENCH_READY_MS);
+    if (rc < 0) {
+        snprintf(why, cap, "broker of %s did not become ready: %s (see %s/%s.log)", job->instance,
+                 sp_strerror(rc), o->work_dir, job->instance);
+    }
+    return rc;
+}
+
+/* Stops the broker; returns 0 when it stopped cleanly. */
+static int s_stop(s_cell_t *c, char *why, size_t cap)
+{
+    sp_table_close(&c->table);
+    if (c->broker_threaded) {
+        atomic_store(&c->stop, true);
+        pthread_join(c->broker_thread, NULL);
+        c->broker_threaded = false;
+        if (c->brc < 0) {
+            snprintf(why, cap, "broker: %.200s", c->bwhy);
+        }
+        return c->brc;
+    }
+    if (c->broker_pid <= 0) {
+        return 0;
+    }
+    kill(c->broker_pid, SIGTERM);
+    uint64_t deadline = sp_now_ns() + BENCH_STOP_WAIT_MS * SP_NS_PER_MS;
+    int status = 0;
+    pid_t got;
+    while ((got = waitpid(c->broker_pid, &status, WNOHANG)) == 0 && sp_now_ns() < deadline) {
+        sp_sleep_ns(10 * SP_NS_PER_MS);
+    }
+    if (got == 0) {
+        kill(c->broker_pid, SIGKILL);
+        waitpid(c->broker_pid, &status, 0);
+        snprintf(why, cap, "broker did not stop within %d ms", BENCH_STOP_WAIT_MS);
+        char what[128];
+        sp_broker_clean(c->names.name, what, sizeof what);
+        return SP_E_TIMEOUT;
+    }
+    c->broker_pid = 0;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        snprintf(why, cap, "broker exited with status %d", status);
+        return -ECHILD;
+    }
+    return 0;
+}
+
+/* ---- one load run ---- */
+
+typedef struct {
+    sp_load_stats_t st;
+    double ops;
+    uint64_t answered;
+    double cpu_prod, cpu_broker, cpu_work; /* seconds */
+    double wait_prod, wait_broker, wait_work;
+} s_run_t;
+
+static int s_load(s_cell_t *c, const s_job_t *job, double rate, double seconds, unsigned seed,
+                  sp_load_stats_t *total, uint64_t *sold, uint64_t *restocked, bool *first,
+                  s_run_t *run, char *why, size_t cap)
+{
+    const bench_cell_t *cell = job->cell;
+    sp_load_cfg_t lc;
+    sp_load_defaults(&lc);
+    lc.instance = job->instance;
+    lc.customers = cell->producers;
+    lc.arrival = rate > 0 ? SP_ARRIVAL_POISSON : SP_ARRIVAL_FAST;
+    lc.rate = rate;
+    lc.duration_s = seconds;
+    lc.pick = cell->zipf_s > 0 ? SP_PICK_ZIPF : SP_PICK_UNIFORM;
+    lc.zipf_s = cell->zipf_s > 0 ? cell->zipf_s : 1.0;
+    lc.restock_ratio = BENCH_RESTOCK;
+    lc.batch = cell->batch;
+    lc.window = job->opts->window;
+    lc.seed = seed;
+    lc.ledger = true;
+    lc.threads = cell->transport == BT_ZMQ_INPROC;
+
+    s_sample_t before, after;
+    s_sample(c, &before);
+    uint64_t *s_sold = NULL, *s_rest = NULL;
+    uint32_t capacity = 0;
+    int rc = sp_load_run(&lc, &run->st, &s_sold, &s_rest, &capacity, why, cap);
+    s_sample(c, &after);
+    if (rc == 0 && s_sold != NULL) {
+        for (uint32_t id = 0; id <= capacity && id <= cell->products; id++) {
+            sold[id] += s_sold[id];
+            restocked[id] += s_rest[id];
+        }
+    }
+    free(s_sold);
+    free(s_rest);
+    if (rc < 0) {
+        return rc;
+    }
+    sp_load_merge(total, &run->st, *first);
+    *first = false;
+    run->answered = sp_load_answered(&run->st);
+    double wall = (double)(run->st.end_ns - run->st.start_ns) / 1e9;
+    run->ops = wall > 0 ? (double)run->answered / wall : 0;
+    run->cpu_prod = (double)run->st.cpu_ns / 1e9;
+    run->wait_prod = (double)run->st.wait_ns / 1e9;
+    run->cpu_broker = (double)(after.broker_cpu - before.broker_cpu) / 1e9;
+    run->wait_broker = (double)(after.broker_wait - before.broker_wait) / 1e9;
+    run->cpu_work = (double)(after.work_cpu - before.work_cpu) / 1e9;
+    run->wait_work = (double)(after.work_wait - before.work_wait) / 1e9;
+    return 0;
+}
+
+static double s_per_m(double cpu_s, uint64_t orders)
+{
+    return orders > 0 ? cpu_s / ((double)orders / 1e6) : -1;
+}
+
+static double s_ratio(double a, double b)
+{
+    return b > 0 ? a / b : 0;
+}
+
+/* Latency, CPU and flags of a set of runs into a row. */
+static void s_fill(bench_row_t *r, const s_run_t *runs, unsigned n, const sp_hist_t *lat)
+{
+    double cpu_p = 0, cpu_b = 0, cpu_w = 0, w_p = 0, w_b = 0, w_w = 0, wall = 0;
+    uint64_t orders = 0;
+    for (unsigned i = 0; i < n; i++) {
+        wall += (double)(runs[i].st.end_ns - runs[i].st.start_ns) / 1e9;
+        cpu_p += runs[i].cpu_prod;
+        cpu_b += runs[i].cpu_broker;
+        cpu_w += runs[i].cpu_work;
+        w_p += runs[i].wait_prod;
+        w_b += runs[i].wait_broker;
+        w_w += runs[i].wait_work;
+        orders += runs[i].answered;
+    }
+    r->orders = orders;
+    r->p50 = (double)sp_hist_percentile(lat, 50) / 1e3;
+    r->p90 = (double)sp_hist_percentile(lat, 90) / 1e3;
+    r->p99 = (double)sp_hist_percentile(lat, 99) / 1e3;
+    r->p999 = (double)sp_hist_percentile(lat, 99.9) / 1e3;
+    r->max = (double)sp_hist_percentile(lat, 100) / 1e3;
+    r->cpu_prod = s_per_m(cpu_p, orders);
+    r->cpu_broker = s_per_m(cpu_b, orders);
+    r->cpu_work = s_per_m(cpu_w, orders);
+    r->cpu_total = s_per_m(cpu_p + cpu_b + cpu_w, orders);
+    r->wait_prod = s_ratio(w_p, cpu_p);
+    r->wait_broker = s_ratio(w_b, cpu_b);
+    r->wait_work = s_ratio(w_w, cpu_w);
+    /* starved: a role waited for a CPU more than BENCH_STARVED times as long
+     * as it ran, and for a real part of the run (an idle role is not) */
+    if (r->wait_prod > BENCH_STARVED && w_p > BENCH_STARVED_WALL * wall) {
+        s_flag(r, "starved:producers");
+    }
+    if (r->wait_broker > BENCH_STARVED && w_b > BENCH_STARVED_WALL * wall) {
+        s_flag(r, "starved:broker");
+    }
+    if (r->wait_work > BENCH_STARVED && w_w > BENCH_STARVED_WALL * wall) {
+        s_flag(r, "starved:workers");
+    }
+}
+
+static void s_measure(s_cell_t *c, const s_job_t *job, s_out_t *out)
+{
+    const bench_opts_t *o = job->opts;
+    bench_row_t *fast = &out->rows[0];
+    size_t n = (size_t)job->cell->products + 1;
+    uint64_t *sold = calloc(n, sizeof *sold), *restocked = calloc(n, sizeof *restocked);
+    sp_load_stats_t total;
+    memset(&total, 0, sizeof total);
+    sp_hist_init(&total.latency);
+    bool first = true;
+    s_run_t *run = calloc(1, sizeof *run);
+    s_run_t *runs = calloc(BENCH_REPEATS_MAX, sizeof *runs);
+    sp_hist_t *lat = calloc(1, sizeof *lat);
+    int rc = sold && restocked && run && runs && lat ? 0 : -ENOMEM;
+    unsigned seed = 1;
+    if (rc == 0 && o->warmup_s > 0) {
+        rc = s_load(c, job, 0, o->warmup_s, seed++, &total, sold, restocked, &first, run,
+                    fast->note, sizeof fast->note);
+    }
+    double ops[BENCH_REPEATS_MAX];
+    unsigned reps = o->repeats < BENCH_REPEATS_MAX ? o->repeats : BENCH_REPEATS_MAX;
+    if (lat) {
+        sp_hist_init(lat);
+    }
+    for (unsigned i = 0; rc == 0 && i < reps; i++) {
+        rc = s_load(c, job, 0, o->run_s, seed++, &total, sold, restocked, &first, &runs[i],
+                    fast->note, sizeof fast->note);
+        if (rc == 0) {
+            ops[i] = runs[i].ops;
+            sp_hist_merge(lat, &runs[i].st.latency);
+            fast->repeats++;
+        }
+    }
+    if (fast->repeats > 0) {
+        s_fill(fast, runs, fast->repeats, lat);
+        fast->ops_min = bench_min(ops, fast->repeats);
+        fast->ops_max = bench_max(ops, fast->repeats);
+        fast->ops_med = bench_median(ops, fast->repeats);
+    }
+    for (unsigned i = 0; rc == 0 && i < job->nfrac; i++) {
+        bench_row_t *r = &out->rows[1 + i];
+        *r = *fast;
+        memset(r->flags, 0, sizeof r->flags);
+        r->ops_med = r->ops_min = r->ops_max = 0;
+        r->p50 = r->p90 = r->p99 = r->p999 = r->max = -1;
+        r->rate_mode = true;
+        r->offered = fast->ops_med * job->fractions[i];
+        r->repeats = 1;
+        rc = s_load(c, job, r->offered, o->rate_s, seed++, &total, sold, restocked, &first, run,
+                    fast->note, sizeof fast->note);
+        if (rc == 0) {
+            r->ops_med = r->ops_min = r->ops_max = run->ops;
+            s_fill(r, run, 1, &run->st.latency);
+            if (run->ops < BENCH_RATE_OK * r->offered) {
+                s_flag(r, "rate-not-reached");
+            }
+        }
+    }
+    if (rc == 0) {
+        /* the audit covers every order of the cell, warm-up included */
+        char line[512] = "";
+        FILE *m = fmemopen(line, sizeof line - 1, "w");
+        int bad = m ? sp_audit(m, c->table, &total, sold, restocked) : 1;
+        if (m) {
+            fclose(m);
+        }
+        fast->audit = bad == 0 && total.timed_out == 0 && total.send_failed == 0;
+        if (!fast->audit) {
+            snprintf(fast->note, sizeof fast->note, "%.*s", (int)strcspn(line, "\n"), line);
+            if (bad == 0) {
+                snprintf(fast->note, sizeof fast->note, "%llu orders timed out, %llu not sent",
+                         (unsigned long long)total.timed_out,
+                         (unsigned long long)total.send_failed);
+            }
+        }
+    } else {
+        fast->audit = 0;
+        if (fast->note[0] == '\0') {
+            snprintf(fast->note, sizeof fast->note, "%s", sp_strerror(rc));
+        }
+    }
+    for (unsigned i = 0; i < job->nfrac; i++) {
+        out->rows[1 + i].audit = fast->audit;
+    }
+    free(sold);
+    free(restocked);
+    free(run);
+    free(runs);
+    free(lat);
+}
+
+static void s_cell_child(void *arg, void *outp)
+{
+    s_job_t *job = arg;
+    s_out_t *out = outp;
+    s_cell_t *c = calloc(1, sizeof *c);
+    bench_row_t *fast = &out->rows[0];
+    if (c == NULL) {
+        snprintf(fast->note, sizeof fast->note, "out of memory");
+        return;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    int rc = s_start(c, job, fast->note, sizeof fast->note);
+    if (rc == 0) {
+        s_measure(c, job, out);
+    } else {
+        fast->audit = 0;
+    }
+    char why[320] = "";
+    if (s_stop(c, why, sizeof why) < 0 && fast->audit) {
+        fast->audit = 0;
+        snprintf(fast->note, sizeof fast->note, "%s", why);
+    }
+    unlink(c->catalogue);
+    char snap[SP_PATH_MAX + 32];
+    snprintf(snap, sizeof snap, "%s/%s", c->names.state_dir, SP_SNAPSHOT_FILE);
+    unlink(snap);
+    rmdir(c->names.state_dir);
+    if (fast->audit == 1) {
+        char log[SP_PATH_MAX];
+        snprintf(log, sizeof log, "%s/%s.log", job->opts->work_dir, job->instance);
+        unlink(log); /* kept only when something went wrong */
+    }
+    free(c);
+}
+
+unsigned bench_cell_run(const bench_cell_t *cell, const bench_opts_t *opts, const double *fractions,
+                        unsigned nfrac, bench_row_t *rows)
+{
+    static unsigned counter;
+    if (nfrac > BENCH_RATES_MAX) {
+        nfrac = BENCH_RATES_MAX;
+    }
+    s_job_t job = {.cell = cell, .opts = opts, .fractions = fractions, .nfrac = nfrac};
+    snprintf(job.instance, sizeof job.instance, "spbench-%d-%u", (int)getpid(), counter++);
+    s_out_t *out = calloc(1, sizeof *out);
+    if (out == NULL) {
+        bench_row_from_cell(&rows[0], cell);
+        rows[0].audit = 0;
+        snprintf(rows[0].note, sizeof rows[0].note, "out of memory");
+        return 1;
+    }
+    for (unsigned i = 0; i <= nfrac; i++) {
+        bench_row_from_cell(&out->rows[i], cell);
+    }
+    double limit = 60 + opts->warmup_s + opts->run_s * opts->repeats + opts->rate_s * nfrac * 2;
+    int rc = bench_isolated(s_cell_child, &job, out, sizeof *out, limit, job.instance);
+    if (rc < 0) {
+        out->rows[0].audit = 0;
+        snprintf(out->rows[0].note, sizeof out->rows[0].note, "%s",
+                 rc == -ETIMEDOUT ? "cell overran its time limit and was killed"
+                                  : "cell process died");
+    }
+    if (out->rows[0].audit != 1) {
+        s_flag(&out->rows[0], "failed");
+    }
+    memcpy(rows, out->rows, sizeof(bench_row_t) * (1 + nfrac));
+    free(out);
+    return 1 + nfrac;
+}
+
+/* ---- isolation ---- */
+
+int bench_isolated(void (*fn)(void *arg, void *out), void *arg, void *out, size_t size,
+                   double limit_s, const char *instance)
+{
+    int p[2];
+    if (pipe(p) < 0) {
+        return -errno;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(p[0]);
+        close(p[1]);
+        return -errno;
+    }
+    if (pid == 0) {
+        close(p[0]);
+        setpgid(0, 0); /* the cell's processes form one group we can kill */
+        fn(arg, out);
+        const uint8_t *b = out;
+        size_t left = size;
+        while (left > 0) {
+            ssize_t w = write(p[1], b, left);
+            if (w < 0 && errno == EINTR) {
+                continue;
+            }
+            if (w <= 0) {
+                _exit(1);
+            }
+            b += w;
+            left -= (size_t)w;
+        }
+        _exit(0);
+    }
+    setpgid(pid, pid);
+    close(p[1]);
+    uint64_t deadline = sp_now_ns() + (uint64_t)(limit_s * 1e9);
+    uint8_t *b = out;
+    size_t got = 0;
+    int rc = 0;
+    fcntl(p[0], F_SETFL, O_NONBLOCK);
+    while (got < size) {
+        ssize_t r = read(p[0], b + got, size - got);
+        if (r > 0) {
+            got += (size_t)r;
+            continue;
+        }
+        if (r == 0) {
+            rc = -ECHILD;
+            break;
+        }
+        if (errno != EAGAIN && errno != EINTR) {
+            rc = -errno;
+            break;
+        }
+        if (sp_now_ns() > deadline) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        if (sp_signal_stopping()) {
+            rc = -EINTR; /* the user pressed ^C: stop the cell's processes too */
+            break;
+        }
+        sp_sleep_ns(20 * SP_NS_PER_MS);
+    }
+    close(p[0]);
+    if (rc < 0) {
+        kill(-pid, SIGKILL);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (rc < 0 && instance != NULL) {
+        char what[160];
+        sp_broker_clean(instance, what, sizeof what);
+    }
+    return rc;
+}

@@ -1,0 +1,819 @@
+/*
+ * bench — queue versus shared memory, on the user's own machine.
+ *
+ *   bench --quick            a small matrix in about a minute (make bench)
+ *   bench --full             every transport, strategy, size and scale
+ *   bench --transports mq,shm --batch 1,64 --procs 2x2 ...   any slice
+ *
+ * Order of work: the raw baselines the chosen cells need, then every cell
+ * (closed-loop throughput, open-loop latency, audit), then the derived rows
+ * (efficiency, scaling, sweep knees), the targets, and the outputs: the
+ * terminal table, results.csv, results.json and the plots.
+ */
+#include "bench.h"
+
+#include "sp_args.h"
+#include "sp_error.h"
+#include "sp_signal.h"
+#include "sp_time.h"
+#include "sp_wire.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define BENCH_CELLS_MAX 512
+#define BENCH_ROWS_MAX  (BENCH_CELLS_MAX * (2 + BENCH_RATES_MAX) + 128)
+#define BENCH_LIST_MAX  16
+
+typedef struct {
+    unsigned n;
+    char item[BENCH_LIST_MAX][24];
+} s_list_t;
+
+typedef struct {
+    bool quick, full;
+    s_list_t transports, syncs, procs, batches, products, picks, sweep;
+    double zipf_s;
+    bool no_raw, no_sweep, no_scaling, no_shop, no_plots;
+    const char *out_dir;
+    bench_opts_t o;
+} s_args_t;
+
+typedef struct {
+    bench_cell_t cell;
+    char role[12]; /* "pipeline" or "scaling" */
+    bool sweep;
+} s_plan_t;
+
+static bench_row_t s_rows[BENCH_ROWS_MAX];
+static unsigned s_nrows;
+static s_plan_t s_plan[BENCH_CELLS_MAX];
+static unsigned s_nplan;
+
+static void s_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: bench [--quick | --full] [options]\n"
+            "Runs the same order workload through every transport and table strategy,\n"
+            "with raw baselines measured in the same run; prints a table and writes\n"
+            "results.csv, results.json and plots into --out.\n"
+            "presets:\n"
+            "  --quick              a small matrix, about a minute (the default)\n"
+            "  --full               every transport x strategy, batch sizes, catalogues,\n"
+            "                       popularity, scaling and sweeps (tens of minutes)\n"
+            "slices (comma-separated lists; the cells are every combination):\n"
+            "  --transports L       mq, zmq-ipc, zmq-tcp, zmq-inproc, shm, direct\n"
+            "  --sync L             cas, row-lock, table-lock\n"
+            "  --procs L            producers x workers, e.g. 1x1,2x2,8x4 (direct: producers)\n"
+            "  --batch L            orders per message, e.g. 1,32,256\n"
+            "  --products L         catalogue sizes, e.g. 10,1000,1000000\n"
+            "  --pick L             uniform, zipf\n"
+            "  --zipf S             Zipf exponent for zipf (default 0.99)\n"
+            "  --sweep L            transports whose load sweep finds the knee\n"
+            "measurement:\n"
+            "  --repeats N          closed-loop repeats per cell (median, min-max)\n"
+            "  --seconds S          length of one repeat\n"
+            "  --warmup S           warm-up before the repeats\n"
+            "  --rate-seconds S     length of one open-loop point\n"
+            "  --p99-target US      the sweep's latency target in microseconds (default 1000)\n"
+            "  --window N           orders in flight per producer (default 2048)\n"
+            "  --tcp-port P         first of 5 loopback ports for zmq-tcp (default 47100)\n"
+            "  --no-raw --no-sweep --no-scaling --no-shop --no-plots\n"
+            "output:\n"
+            "  --out DIR            results directory (default build/bench)\n");
+}
+
+static int s_split(const char *flag, const char *arg, s_list_t *l, char *why, size_t cap)
+{
+    l->n = 0;
+    const char *p = arg;
+    while (*p) {
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len >= sizeof l->item[0] || l->n == BENCH_LIST_MAX) {
+            snprintf(why, cap, "%s: bad list '%s' (at most %d items of < %zu characters)", flag,
+                     arg, BENCH_LIST_MAX, sizeof l->item[0]);
+            return SP_E_USAGE;
+        }
+        memcpy(l->item[l->n], p, len);
+        l->item[l->n++][len] = '\0';
+        p += len + (p[len] == ',');
+    }
+    if (l->n == 0) {
+        snprintf(why, cap, "%s: empty list", flag);
+        return SP_E_USAGE;
+    }
+    return 0;
+}
+
+static void s_set(s_list_t *l, const char *csv)
+{
+    char why[8];
+    if (l->n == 0) {
+        s_split("", csv, l, why, sizeof why);
+    }
+}
+
+/* ---- the plan ---- */
+
+static void s_add(const bench_cell_t *c, const char *role, bool sweep)
+{
+    for (unsigned i = 0; i < s_nplan; i++) {
+        const bench_cell_t *o = &s_plan[i].cell;
+        if (memcmp(o, c, sizeof *c) == 0) {
+            if (strcmp(role, "scaling") == 0 && strcmp(s_plan[i].role, "pipeline") == 0) {
+                return; /* the pipeline row doubles as a scaling point */
+            }
+            s_plan[i].sweep |= sweep;
+            return;
+        }
+    }
+    if (s_nplan < BENCH_CELLS_MAX) {
+        s_plan[s_nplan++] = (s_plan_t){.cell = *c, .sweep = sweep};
+        snprintf(s_plan[s_nplan - 1].role, sizeof s_plan[0].role, "%s", role);
+    }
+}
+
+static bool s_in(const s_list_t *l, const char *name)
+{
+    for (unsigned i = 0; i < l->n; i++) {
+        if (strcmp(l->item[i], name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* "P" or "PxW": producers and workers, 1..64 each (P alone: W = P). */
+static int s_procs(const char *s, unsigned *p, unsigned *w)
+{
+    size_t np = strspn(s, "0123456789");
+    if (np == 0 || np > 2) {
+        return SP_E_USAGE;
+    }
+    *p = *w = (unsigned)atoi(s);
+    if (s[np] == 'x') {
+        size_t nw = strspn(s + np + 1, "0123456789");
+        if (nw == 0 || nw > 2 || s[np + 1 + nw] != '\0') {
+            return SP_E_USAGE;
+        }
+        *w = (unsigned)atoi(s + np + 1);
+    } else if (s[np] != '\0') {
+        return SP_E_USAGE;
+    }
+    return *p >= 1 && *p <= 64 && *w >= 1 && *w <= 64 ? 0 : SP_E_USAGE;
+}
+
+static int s_plan_matrix(s_args_t *a, char *why, size_t cap)
+{
+    for (unsigned ti = 0; ti < a->transports.n; ti++) {
+        bt_kind_t t;
+        if (bench_transport_parse(a->transports.item[ti], &t) < 0) {
+            snprintf(why, cap, "--transports: unknown transport '%s'", a->transports.item[ti]);
+            return SP_E_USAGE;
+        }
+        for (unsigned si = 0; si < a->syncs.n; si++) {
+            sp_sync_t sync;
+            if (sp_sync_parse(a->syncs.item[si], &sync) < 0) {
+                snprintf(why, cap, "--sync: unknown strategy '%s'", a->syncs.item[si]);
+                return SP_E_USAGE;
+            }
+            for (unsigned pi = 0; pi < a->procs.n; pi++) {
+                unsigned p = 0, w = 0;
+                if (s_procs(a->procs.item[pi], &p, &w) < 0) {
+                    snprintf(why, cap, "--procs: '%s' is not P or PxW with 1..64 each",
+                             a->procs.item[pi]);
+                    return SP_E_USAGE;
+                }
+                for (unsigned bi = 0; bi < a->batches.n; bi++) {
+                    uint32_t b;
+                    if (sp_arg_u32("--batch", a->batches.item[bi], 1, SP_WIRE_MAX_RECORDS, &b, why,
+                                   cap) < 0) {
+                        return SP_E_USAGE;
+                    }
+                    for (unsigned ni = 0; ni < a->products.n; ni++) {
+                        uint32_t n;
+                        if (sp_arg_u32("--products", a->products.item[ni], 1, 16777216, &n, why,
+                                       cap) < 0) {
+                            return SP_E_USAGE;
+                        }
+                        for (unsigned ki = 0; ki < a->picks.n; ki++) {
+                            bool zipf = strcmp(a->picks.item[ki], "zipf") == 0;
+                            if (!zipf && strcmp(a->picks.item[ki], "uniform") != 0) {
+                                snprintf(why, cap, "--pick: '%s' is not uniform or zipf",
+                                         a->picks.item[ki]);
+                                return SP_E_USAGE;
+                            }
+                            bench_cell_t c = {.transport = t,
+                                              .sync = sync,
+                                              .producers = p,
+                                              .workers = t == BT_DIRECT ? 0 : w,
+                                              .batch = b,
+                                              .products = n,
+                                              .zipf_s = zipf ? a->zipf_s : 0};
+                            s_add(&c, "pipeline", s_in(&a->sweep, a->transports.item[ti]));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+/* The presets' extra cells: the strategies the targets compare, and scaling. */
+static void s_plan_presets(const s_args_t *a, unsigned batch)
+{
+    bench_cell_t c = {.sync = SP_SYNC_CAS, .batch = batch, .products = 1000};
+    /* cas against table-lock (and row-lock) with 4 processes on 1,000 products */
+    c.transport = BT_DIRECT;
+    c.producers = 4;
+    for (int s = 0; s < SP_SYNC_COUNT; s++) {
+        c.sync = (sp_sync_t)s;
+        s_add(&c, "pipeline", false);
+    }
+    c.sync = SP_SYNC_CAS;
+    if (a->full) {
+        for (int s = 1; s < SP_SYNC_COUNT; s++) {
+            c = (bench_cell_t){.transport = BT_MQ,
+                               .sync = (sp_sync_t)s,
+                               .producers = 2,
+                               .workers = 2,
+                               .batch = batch,
+                               .products = 1000};
+            s_add(&c, "pipeline", false);
+        }
+    }
+    if (a->no_scaling) {
+        return;
+    }
+    static const unsigned quick_pw[][2] = {{1, 1}, {2, 2}};
+    static const unsigned full_pw[][2] = {{1, 1}, {2, 2}, {4, 2}, {8, 4}};
+    const unsigned(*pw)[2] = a->full ? full_pw : quick_pw;
+    unsigned npw = a->full ? 4 : 2;
+    static const bt_kind_t quick_t[] = {BT_MQ, BT_ZMQ_IPC, BT_SHM, BT_DIRECT};
+    static const bt_kind_t full_t[] = {BT_MQ,         BT_ZMQ_IPC, BT_ZMQ_TCP,
+                                       BT_ZMQ_INPROC, BT_SHM,     BT_DIRECT};
+    const bt_kind_t *ts = a->full ? full_t : quick_t;
+    unsigned nts = a->full ? 6 : 4;
+    for (unsigned i = 0; i < nts; i++) {
+        for (unsigned k = 0; k < npw; k++) {
+            c = (bench_cell_t){.transport = ts[i],
+                               .sync = SP_SYNC_CAS,
+                               .producers = pw[k][0],
+                               .workers = ts[i] == BT_DIRECT ? 0 : pw[k][1],
+                               .batch = batch,
+                               .products = 1000};
+            s_add(&c, "scaling", false);
+        }
+    }
+    if (!a->full) {
+        return;
+    }
+    c = (bench_cell_t){.transport = BT_DIRECT, .sync = SP_SYNC_CAS, .batch = batch};
+    c.products = 1000;
+    c.producers = 4;
+    c.zipf_s = a->zipf_s;
+    s_add(&c, "pipeline", false); /* a hot row under Zipf */
+}
+
+/* ---- raw baselines ---- */
+
+static br_kind_t s_raw_kind(bt_kind_t t)
+{
+    switch (t) {
+    case BT_MQ:
+        return BR_MQ;
+    case BT_ZMQ_IPC:
+        return BR_ZMQ_IPC;
+    case BT_ZMQ_TCP:
+        return BR_ZMQ_TCP;
+    case BT_ZMQ_INPROC:
+        return BR_ZMQ_INPROC;
+    case BT_SHM:
+        return BR_RING;
+    default:
+        return BR_ATOMIC;
+    }
+}
+
+static br_cfg_t s_raw_cfg(const bench_cell_t *c, const s_args_t *a)
+{
+    br_cfg_t r = {.kind = s_raw_kind(c->transport),
+                  .seconds = a->o.run_s,
+                  .tag = "bench",
+                  .procs = c->producers,
+                  .products = c->products,
+                  .zipf_s = c->zipf_s};
+    if (r.kind != BR_ATOMIC) {
+        r.msg_size = bench_msg_size(c->batch);
+        r.batch = c->batch;
+        r.procs = 0;
+        r.products = 0;
+        r.zipf_s = 0;
+    }
+    return r;
+}
+
+static bool s_same_raw(const br_cfg_t *x, const bench_row_t *r)
+{
+    bench_row_t probe;
+    memset(&probe, 0, sizeof probe);
+    if (x->kind == BR_ATOMIC || x->kind == BR_SHOP) {
+        snprintf(probe.label, sizeof probe.label, "raw-%s/%up/%u%s", br_kind_name(x->kind),
+                 x->procs, x->products, x->zipf_s > 0 ? "/zipf" : "");
+    } else {
+        snprintf(probe.label, sizeof probe.label, "raw-%s/%uB/b%u", br_kind_name(x->kind),
+                 x->msg_size, x->batch);
+    }
+    return strcmp(probe.label, r->label) == 0;
+}
+
+static const bench_row_t *s_find_raw(const br_cfg_t *x)
+{
+    for (unsigned i = 0; i < s_nrows; i++) {
+        if ((strcmp(s_rows[i].kind, "raw") == 0 || strcmp(s_rows[i].kind, "shop") == 0) &&
+            s_same_raw(x, &s_rows[i])) {
+            return &s_rows[i];
+        }
+    }
+    return NULL;
+}
+
+static void s_progress(const char *what, unsigned i, unsigned n)
+{
+    bool tty = isatty(STDERR_FILENO);
+    fprintf(stderr, "%s[%u/%u] %s ...%s", tty ? "\r\033[K" : "", i, n, what, tty ? "" : "\n");
+    fflush(stderr);
+}
+
+static void s_run_raw(const br_cfg_t *cfg, const s_args_t *a, unsigned *step, unsigned steps)
+{
+    if (s_find_raw(cfg) != NULL || s_nrows >= BENCH_ROWS_MAX || sp_signal_stopping()) {
+        return;
+    }
+    char what[96];
+    snprintf(what, sizeof what, "raw %s", br_kind_name(cfg->kind));
+    s_progress(what, ++*step, steps);
+    bench_raw_row(cfg, a->o.repeats, &s_rows[s_nrows++]);
+}
+
+/* ---- derived rows and targets ---- */
+
+static const bench_row_t *s_find_cell(const bench_cell_t *c)
+{
+    char label[64];
+    bench_cell_label(c, label, sizeof label);
+    for (unsigned i = 0; i < s_nrows; i++) {
+        if (strcmp(s_rows[i].kind, "pipeline") == 0 && !s_rows[i].rate_mode &&
+            strcmp(s_rows[i].label, label) == 0) {
+            return &s_rows[i];
+        }
+    }
+    return NULL;
+}
+
+static void s_target(bench_target_t *t, const char *name, double goal, const bench_row_t *num,
+                     const bench_row_t *den, const char *how)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->goal = goal;
+    t->met = -1;
+    if (num == NULL || den == NULL || num->audit != 1 || den->audit != 1 || den->ops_med <= 0) {
+        snprintf(t->detail, sizeof t->detail, "not measured in this run (%s)", how);
+        return;
+    }
+    t->value = num->ops_med / den->ops_med;
+    t->met = t->value >= goal;
+    snprintf(t->detail, sizeof t->detail, "%s %.0f / %s %.0f orders/s", num->label, num->ops_med,
+             den->label, den->ops_med);
+}
+
+static unsigned s_targets(const s_args_t *a, unsigned batch, bench_target_t *t)
+{
+    unsigned n = 0;
+    bench_cell_t c = {
+        .sync = SP_SYNC_CAS, .producers = 2, .workers = 2, .batch = batch, .products = 1000};
+    br_cfg_t single = {.kind = BR_ZMQ_IPC, .msg_size = 64, .batch = 1};
+    c.transport = BT_ZMQ_IPC;
+    br_cfg_t same = s_raw_cfg(&c, a);
+    const bench_row_t *zmq = s_find_cell(&c);
+    s_target(&t[n++], "zmq-ipc pipeline >= 1.0x bare zmq stream of single 64-byte messages", 1.0,
+             zmq, s_find_raw(&single), "zmq-ipc/cas/2x2 and raw-zmq-ipc/64B/b1");
+    s_target(&t[n++], "zmq-ipc pipeline >= 0.7x bare zmq stream at the same batching", 0.7, zmq,
+             s_find_raw(&same), "zmq-ipc/cas/2x2");
+    c.transport = BT_MQ;
+    same = s_raw_cfg(&c, a);
+    s_target(&t[n++], "mq pipeline >= 0.7x bare mq stream at the same batching", 0.7,
+             s_find_cell(&c), s_find_raw(&same), "mq/cas/2x2");
+    c.transport = BT_SHM;
+    same = s_raw_cfg(&c, a);
+    s_target(&t[n++], "shm pipeline >= 0.7x bare shared-memory ring", 0.7, s_find_cell(&c),
+             s_find_raw(&same), "shm/cas/2x2");
+    c = (bench_cell_t){.transport = BT_DIRECT,
+                       .sync = SP_SYNC_CAS,
+                       .producers = 4,
+                       .batch = batch,
+                       .products = 1000};
+    same = s_raw_cfg(&c, a);
+    const bench_row_t *cas4 = s_find_cell(&c);
+    s_target(&t[n++], "direct cas >= 0.5x bare loop of atomic updates (4 processes)", 0.5, cas4,
+             s_find_raw(&same), "direct/cas/4p/1000");
+    c.sync = SP_SYNC_TABLE_LOCK;
+    s_target(&t[n++], "cas >= 3x table-lock, 4 processes on 1,000 products (direct)", 3.0, cas4,
+             s_find_cell(&c), "direct/cas|table-lock/4p/1000");
+    return n;
+}
+
+/* Efficiency, knees, series names. */
+static void s_derive(const s_args_t *a)
+{
+    for (unsigned i = 0; i < s_nrows; i++) {
+        bench_row_t *r = &s_rows[i];
+        if (strcmp(r->kind, "raw") == 0 || strcmp(r->kind, "shop") == 0) {
+            continue;
+        }
+        bench_cell_t c = {.producers = r->producers,
+                          .batch = r->batch,
+                          .products = r->products,
+                          .zipf_s = r->zipf_s};
+        if (bench_transport_parse(r->transport, &c.transport) < 0) {
+            continue;
+        }
+        br_cfg_t raw = s_raw_cfg(&c, a);
+        const bench_row_t *base = s_find_raw(&raw);
+        if (base != NULL && base->ops_med > 0 && base->audit == 1) {
+            r->raw_ops = base->ops_med;
+            r->efficiency = r->ops_med / base->ops_med;
+            snprintf(r->raw_ref, sizeof r->raw_ref, "%.*s", (int)sizeof r->raw_ref - 1,
+                     base->label);
+        }
+    }
+    /* knee of every sweep series: the highest offered rate whose p99 meets
+     * the target with the rate reached */
+    for (unsigned i = 0; i < s_nrows; i++) {
+        bench_row_t *r = &s_rows[i];
+        if (strcmp(r->kind, "sweep") != 0) {
+            continue;
+        }
+        bench_row_t *knee = NULL;
+        for (unsigned j = 0; j < s_nrows; j++) {
+            bench_row_t *q = &s_rows[j];
+            if (strcmp(q->kind, "sweep") == 0 && strcmp(q->label, r->label) == 0 && q->p99 >= 0 &&
+                q->p99 <= a->o.p99_target_us && strstr(q->flags, "rate-not-reached") == NULL &&
+                (knee == NULL || q->offered > knee->offered)) {
+                knee = q;
+            }
+        }
+        if (knee != NULL && strstr(knee->flags, "knee") == NULL) {
+            size_t len = strlen(knee->flags);
+            snprintf(knee->flags + len, sizeof knee->flags - len, "%sknee", len ? " " : "");
+        }
+    }
+}
+
+/* ---- main ---- */
+
+static int s_parse(int argc, char **argv, s_args_t *a, char *why, size_t cap)
+{
+    static const struct option opts[] = {{"quick", no_argument, 0, 'q'},
+                                         {"full", no_argument, 0, 'F'},
+                                         {"transports", required_argument, 0, 't'},
+                                         {"sync", required_argument, 0, 's'},
+                                         {"procs", required_argument, 0, 'p'},
+                                         {"batch", required_argument, 0, 'b'},
+                                         {"products", required_argument, 0, 'n'},
+                                         {"pick", required_argument, 0, 'k'},
+                                         {"zipf", required_argument, 0, 'z'},
+                                         {"sweep", required_argument, 0, 'S'},
+                                         {"repeats", required_argument, 0, 'r'},
+                                         {"seconds", required_argument, 0, 'd'},
+                                         {"warmup", required_argument, 0, 'w'},
+                                         {"rate-seconds", required_argument, 0, 'R'},
+                                         {"p99-target", required_argument, 0, 'P'},
+                                         {"window", required_argument, 0, 'W'},
+                                         {"tcp-port", required_argument, 0, 'T'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {"no-raw", no_argument, 0, '1'},
+                                         {"no-sweep", no_argument, 0, '2'},
+                                         {"no-scaling", no_argument, 0, '3'},
+                                         {"no-shop", no_argument, 0, '4'},
+                                         {"no-plots", no_argument, 0, '5'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    double repeats = -1, seconds = -1, warmup = -1, rate_s = -1;
+    int c, rc = 0;
+    uint32_t u;
+    while (rc == 0 && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'q':
+            a->quick = true;
+            break;
+        case 'F':
+            a->full = true;
+            break;
+        case 't':
+            rc = s_split("--transports", optarg, &a->transports, why, cap);
+            break;
+        case 's':
+            rc = s_split("--sync", optarg, &a->syncs, why, cap);
+            break;
+        case 'p':
+            rc = s_split("--procs", optarg, &a->procs, why, cap);
+            break;
+        case 'b':
+            rc = s_split("--batch", optarg, &a->batches, why, cap);
+            break;
+        case 'n':
+            rc = s_split("--products", optarg, &a->products, why, cap);
+            break;
+        case 'k':
+            rc = s_split("--pick", optarg, &a->picks, why, cap);
+            break;
+        case 'S':
+            rc = s_split("--sweep", optarg, &a->sweep, why, cap);
+            break;
+        case 'z':
+            rc = sp_arg_double("--zipf", optarg, 0.01, 10, &a->zipf_s, why, cap);
+            break;
+        case 'r':
+            rc = sp_arg_u32("--repeats", optarg, 1, BENCH_REPEATS_MAX, &u, why, cap);
+            repeats = u;
+            break;
+        case 'd':
+            rc = sp_arg_duration("--seconds", optarg, &seconds, why, cap);
+            break;
+        case 'w':
+            rc = sp_arg_duration("--warmup", optarg, &warmup, why, cap);
+            break;
+        case 'R':
+            rc = sp_arg_duration("--rate-seconds", optarg, &rate_s, why, cap);
+            break;
+        case 'P':
+            rc = sp_arg_double("--p99-target", optarg, 1, 1e8, &a->o.p99_target_us, why, cap);
+            break;
+        case 'W':
+            rc = sp_arg_u32("--window", optarg, 1, 1 << 20, &a->o.window, why, cap);
+            break;
+        case 'T':
+            rc = sp_arg_u32("--tcp-port", optarg, 1024, 65000, &a->o.tcp_port, why, cap);
+            break;
+        case 'o':
+            a->out_dir = optarg;
+            break;
+        case '1':
+            a->no_raw = true;
+            break;
+        case '2':
+            a->no_sweep = true;
+            break;
+        case '3':
+            a->no_scaling = true;
+            break;
+        case '4':
+            a->no_shop = true;
+            break;
+        case '5':
+            a->no_plots = true;
+            break;
+        case 'h':
+            s_usage(stdout);
+            exit(0);
+        default:
+            snprintf(why, cap, "unknown option (see --help)");
+            rc = SP_E_USAGE;
+        }
+    }
+    if (rc == 0 && optind < argc) {
+        snprintf(why, cap, "unexpected argument '%s' (see --help)", argv[optind]);
+        rc = SP_E_USAGE;
+    }
+    if (rc == 0 && a->quick && a->full) {
+        snprintf(why, cap, "--quick and --full exclude each other");
+        rc = SP_E_USAGE;
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    a->quick = !a->full;
+    a->o.repeats = repeats > 0 ? (unsigned)repeats : a->full ? 5 : 3;
+    a->o.run_s = seconds > 0 ? seconds : a->full ? 2.0 : 0.4;
+    a->o.warmup_s = warmup >= 0 ? warmup : a->full ? 1.0 : 0.2;
+    a->o.rate_s = rate_s > 0 ? rate_s : a->full ? 2.0 : 0.5;
+    return 0;
+}
+
+static void s_defaults(s_args_t *a, unsigned *batch)
+{
+    s_set(&a->transports, "mq,zmq-ipc,zmq-tcp,zmq-inproc,shm,direct");
+    s_set(&a->syncs, "cas");
+    s_set(&a->procs, "2x2");
+    s_set(&a->batches, a->full ? "1,32,128" : "128");
+    s_set(&a->products, a->full ? "10,1000,1000000" : "1000");
+    s_set(&a->picks, a->full ? "uniform,zipf" : "uniform");
+    if (a->sweep.n == 0 && !a->no_sweep) {
+        s_set(&a->sweep, a->full ? "mq,zmq-ipc,zmq-tcp,zmq-inproc,shm,direct" : "mq,zmq-ipc,shm");
+    }
+    char why[8];
+    uint32_t b = 128;
+    sp_arg_u32("", a->batches.item[a->batches.n - 1], 1, SP_WIRE_MAX_RECORDS, &b, why, sizeof why);
+    *batch = b;
+}
+
+static bool s_sliced(const s_args_t *a)
+{
+    return a->transports.n || a->syncs.n || a->procs.n || a->batches.n || a->products.n ||
+           a->picks.n;
+}
+
+int main(int argc, char **argv)
+{
+    static s_args_t a = {.zipf_s = 0.99,
+                         .out_dir = "build/bench",
+                         .o = {.p99_target_us = 1000, .window = 2048, .tcp_port = 47100}};
+    char why[256] = "";
+    if (s_parse(argc, argv, &a, why, sizeof why) < 0) {
+        fprintf(stderr, "bench: %s\n", why);
+        return 2;
+    }
+    char command[1024] = "bench";
+    for (int i = 1; i < argc; i++) {
+        size_t len = strlen(command);
+        snprintf(command + len, sizeof command - len, " %s", argv[i]);
+    }
+    bool sliced = s_sliced(&a);
+    unsigned batch;
+    s_defaults(&a, &batch);
+    if (s_plan_matrix(&a, why, sizeof why) < 0) {
+        fprintf(stderr, "bench: %s\n", why);
+        return 2;
+    }
+    if (!sliced) {
+        s_plan_presets(&a, batch);
+    }
+
+    char self[PATH_MAX], bin_dir[PATH_MAX], src_dir[PATH_MAX + 8];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len < 0) {
+        fprintf(stderr, "bench: cannot find my own binary: %s\n", strerror(errno));
+        return 1;
+    }
+    self[len] = '\0';
+    snprintf(bin_dir, sizeof bin_dir, "%s", dirname(self));
+    snprintf(src_dir, sizeof src_dir, "%s/..", bin_dir);
+    a.o.bin_dir = bin_dir;
+    char work[PATH_MAX];
+    if (mkdir(a.out_dir, 0700) < 0 && errno != EEXIST) {
+        fprintf(stderr, "bench: cannot create %s: %s\n", a.out_dir, strerror(errno));
+        return 1;
+    }
+    snprintf(work, sizeof work, "%s/work-%d", a.out_dir, (int)getpid());
+    if (mkdir(work, 0700) < 0) {
+        fprintf(stderr, "bench: cannot create %s: %s\n", work, strerror(errno));
+        return 1;
+    }
+    a.o.work_dir = work;
+    sp_signal_install();
+
+    bench_machine_t m;
+    bench_machine(&m);
+    bench_print_header(stdout, &m, command);
+
+    /* raw baselines first: every cell's, the targets', the shop's */
+    br_cfg_t raws[64];
+    unsigned nraw = 0;
+    if (!a.no_raw) {
+        for (unsigned i = 0; i < s_nplan && nraw < 56; i++) {
+            raws[nraw++] = s_raw_cfg(&s_plan[i].cell, &a);
+        }
+        if (!sliced) {
+            raws[nraw++] = (br_cfg_t){.kind = BR_ZMQ_IPC, .msg_size = 64, .batch = 1};
+            raws[nraw++] = (br_cfg_t){.kind = BR_MQ, .msg_size = 64, .batch = 1};
+            raws[nraw++] = (br_cfg_t){.kind = BR_RING, .msg_size = 64, .batch = 1};
+        }
+        if (!sliced && !a.no_shop) {
+            static const uint32_t quick_n[] = {10, 1000, 100000};
+            for (unsigned i = 0; i < 3; i++) {
+                raws[nraw++] = (br_cfg_t){.kind = BR_SHOP, .procs = 4, .products = quick_n[i]};
+            }
+            if (a.full) {
+                raws[nraw++] = (br_cfg_t){.kind = BR_SHOP, .procs = 1, .products = 1000};
+                raws[nraw++] = (br_cfg_t){.kind = BR_SHOP, .procs = 2, .products = 1000};
+            }
+        }
+        for (unsigned i = 0; i < nraw; i++) {
+            raws[i].seconds = a.o.run_s;
+            raws[i].tag = "bench";
+        }
+    }
+    unsigned steps = nraw + s_nplan, step = 0;
+    for (unsigned i = 0; i < nraw; i++) {
+        s_run_raw(&raws[i], &a, &step, steps);
+    }
+    step = nraw; /* duplicates were skipped */
+    static const double quick_sweep[] = {0.25, 0.5, 0.75, 0.9};
+    static const double full_sweep[] = {0.1, 0.25, 0.4, 0.55, 0.7, 0.85, 1.0, 1.15};
+    static const double half[] = {0.5};
+    for (unsigned i = 0; i < s_nplan && !sp_signal_stopping(); i++) {
+        const s_plan_t *p = &s_plan[i];
+        char label[64];
+        bench_cell_label(&p->cell, label, sizeof label);
+        s_progress(label, ++step, steps);
+        const double *fr = half;
+        unsigned nfr = strcmp(p->role, "scaling") == 0 ? 0 : 1;
+        if (p->sweep && !a.no_sweep) {
+            fr = a.full ? full_sweep : quick_sweep;
+            nfr = a.full ? 8 : 4;
+        }
+        if (s_nrows + 1 + nfr + 1 > BENCH_ROWS_MAX) {
+            break;
+        }
+        bench_row_t *rows = &s_rows[s_nrows];
+        unsigned got = bench_cell_run(&p->cell, &a.o, fr, nfr, rows);
+        snprintf(rows[0].kind, sizeof rows[0].kind, "%s", p->role);
+        for (unsigned k = 1; k < got; k++) {
+            rows[k].p99_target_us = a.o.p99_target_us;
+            if (p->sweep && !a.no_sweep) {
+                snprintf(rows[k].kind, sizeof rows[k].kind, "sweep");
+            }
+        }
+        s_nrows += got;
+        /* the latency row at half load, for sweep cells taken from the sweep */
+        if (p->sweep && !a.no_sweep && got > 2) {
+            s_rows[s_nrows] = rows[2];
+            snprintf(s_rows[s_nrows].kind, sizeof s_rows[0].kind, "pipeline");
+            s_rows[s_nrows++].copy = true;
+        }
+        /* a pipeline cell is a scaling point of its transport too */
+        if (strcmp(p->role, "pipeline") == 0 && p->cell.zipf_s == 0 && p->cell.products == 1000 &&
+            p->cell.batch == batch && p->cell.sync == SP_SYNC_CAS && !a.no_scaling) {
+            s_rows[s_nrows] = rows[0];
+            snprintf(s_rows[s_nrows].kind, sizeof s_rows[0].kind, "scaling");
+            s_rows[s_nrows++].copy = true;
+        }
+    }
+    if (isatty(STDERR_FILENO)) {
+        fprintf(stderr, "\r\033[K");
+    }
+    s_derive(&a);
+    bench_target_t targets[8];
+    unsigned nt = sliced ? 0 : s_targets(&a, batch, targets);
+
+    printf("\n");
+    bench_print_row_head(stdout);
+    unsigned failed = 0;
+    for (unsigned i = 0; i < s_nrows; i++) {
+        if (s_rows[i].copy) {
+            continue; /* the same measurement under another kind, for the plots */
+        }
+        bench_print_row(stdout, &s_rows[i]);
+        failed += s_rows[i].audit == 0;
+    }
+    if (nt > 0) {
+        printf("\ntargets (ratios measured in this run):\n");
+        for (unsigned i = 0; i < nt; i++) {
+            const bench_target_t *t = &targets[i];
+            if (t->met < 0) {
+                printf("  %-72s  not measured: %s\n", t->name, t->detail);
+            } else {
+                printf("  %-72s  %5.2fx  %s  (%s)\n", t->name, t->value,
+                       t->met ? "met   " : "MISSED", t->detail);
+            }
+        }
+    }
+    char csv[PATH_MAX], json[PATH_MAX];
+    snprintf(csv, sizeof csv, "%s/results.csv", a.out_dir);
+    snprintf(json, sizeof json, "%s/results.json", a.out_dir);
+    int wrc = bench_write_csv(csv, s_rows, s_nrows);
+    if (wrc == 0) {
+        wrc = bench_write_json(json, &m, command, &a.o, s_rows, s_nrows, targets, nt);
+    }
+    rmdir(work); /* empty unless a cell failed and left its broker log */
+    if (wrc < 0) {
+        fprintf(stderr, "bench: writing results into %s failed: %s\n", a.out_dir, sp_strerror(wrc));
+        return 1;
+    }
+    printf("\n%u rows, %u failed audits; wrote %s and %s\n", s_nrows, failed, csv, json);
+    if (!a.no_plots) {
+        char cmd[4 * PATH_MAX];
+        snprintf(cmd, sizeof cmd, "bash '%s/bench/plot.sh' '%s' '%s/plots'", src_dir, csv,
+                 a.out_dir);
+        int prc = system(cmd);
+        if (prc == 0) {
+            printf("plots in %s/plots\n", a.out_dir);
+        } else {
+            fprintf(stderr, "bench: plots not made (%s exited with %d)\n", cmd, prc);
+        }
+    }
+    if (sp_signal_stopping()) {
+        fprintf(stderr, "bench: interrupted; the results above are partial\n");
+        return 130;
+    }
+    return failed > 0 ? 1 : 0;
+}

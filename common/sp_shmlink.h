@@ -1,0 +1,81 @@
+/*
+ * sp_shmlink — the layout of the `shm` transport's segment /NAME.ring (the
+ * contract between the broker, its workers and the producers; version
+ * SP_SHM_LAYOUT).  The functions that create, open and remove it are declared
+ * in sp_link.h beside the mq ones; the link itself is behind sp_link_open.
+ *
+ *   [ sp_shm_hdr_t                        ]  identity, sizes, result ring owners
+ *   [ orders ring: SP_SHM_ORDER_SLOTS     ]  MPMC: every producer puts, every
+ *                                            worker gets
+ *   [ result ring 0: SP_SHM_RESULT_SLOTS  ]  one per connected producer: the
+ *   [ ...                                 ]  workers put, its owner gets
+ *   [ result ring 63                      ]
+ *
+ * Every ring is an sp_ring (see sp_ring.h) whose slots hold one whole wire
+ * message of at most `slot_size` bytes: the broker's --mq-msgsize, default
+ * SP_SHM_SLOT_DEFAULT.  Nothing in the segment is a pointer; the rings are
+ * found by the offsets in the header, which an opener checks (magic, layout
+ * version, header size, ring sizes, segment size) before touching anything.
+ *
+ * Routing: a worker takes an order message from the orders ring, reads the
+ * producer id from the message header's `sender` field and puts the result
+ * message into the result ring whose owner word names that producer.  A
+ * producer link claims a free ring with one compare-and-swap of its owner
+ * word (0 -> pid << 32 | producer id) and frees it when it closes; a ring
+ * whose owner process is dead may be taken over (its stale messages are
+ * drained first).  So at most SP_SHM_RESULT_RINGS producers are connected at
+ * once.
+ */
+#ifndef SP_SHMLINK_H
+#define SP_SHMLINK_H
+
+#include "sp_table.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define SP_SHM_MAGIC        0x3147524d48535053ull /* bytes "SPSHMRG1" */
+#define SP_SHM_LAYOUT       1
+#define SP_SHM_RESULT_RINGS 64         /* producers connected at once */
+#define SP_SHM_ORDER_SLOTS  128        /* order messages waiting for a worker */
+#define SP_SHM_RESULT_SLOTS 16         /* result messages waiting for one producer */
+#define SP_SHM_SLOT_DEFAULT 16384      /* bytes per message when --mq-msgsize is not given */
+#define SP_SHM_SLOT_MAX     (1u << 20) /* sp_ring's largest slot */
+#define SP_SHM_MODE         0600
+#define SP_SHM_RECHECK_MS   50 /* a worker blocked on a full result ring re-checks its owner */
+
+/* An owner word: the producer's pid in the high half, its id in the low. */
+#define SP_SHM_OWNER(pid, id) (((uint64_t)(uint32_t)(pid) << 32) | (uint32_t)(id))
+#define SP_SHM_OWNER_PID(w)   ((int32_t)(uint32_t)((w) >> 32))
+#define SP_SHM_OWNER_ID(w)    ((uint32_t)((w)&0xffffffffu))
+
+typedef struct {
+    /* identity and geometry: written once by the broker, checked by openers */
+    _Alignas(SP_CACHELINE) uint64_t magic; /* SP_SHM_MAGIC, stored last */
+    uint32_t layout;                       /* SP_SHM_LAYOUT */
+    uint32_t header_size;                  /* sizeof(sp_shm_hdr_t) */
+    uint32_t slot_size;                    /* largest message, bytes */
+    uint32_t order_slots;                  /* capacity of the orders ring */
+    uint32_t result_slots;                 /* capacity of each result ring */
+    uint32_t result_rings;                 /* SP_SHM_RESULT_RINGS */
+    uint64_t segment_size;                 /* bytes of the whole segment */
+    uint64_t orders_offset;                /* = header_size */
+    uint64_t orders_bytes;                 /* sp_ring_bytes(order_slots, slot_size) */
+    uint64_t results_offset;               /* = orders_offset + orders_bytes */
+    uint64_t result_bytes; /* per ring: ring i is at results_offset + i * result_bytes */
+    int32_t creator_pid;
+    uint32_t reserved;
+    uint64_t created_ns;
+
+    /* result ring owners: SP_SHM_OWNER(pid, producer id), 0 when free */
+    _Alignas(SP_CACHELINE) _Atomic uint64_t owner[SP_SHM_RESULT_RINGS];
+
+    /* counters */
+    _Alignas(SP_CACHELINE) _Atomic uint64_t reclaimed; /* rings taken over from dead owners */
+    _Atomic uint64_t stale_results; /* results drained or dropped: meant for a previous owner */
+} sp_shm_hdr_t;
+
+_Static_assert(sizeof(sp_shm_hdr_t) == 11 * SP_CACHELINE, "shm header layout");
+_Static_assert(sizeof(sp_shm_hdr_t) % SP_CACHELINE == 0, "rings start on a line");
+
+#endif

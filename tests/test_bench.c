@@ -1,0 +1,174 @@
+/*
+ * test_bench — the benchmark end to end on a tiny matrix: it runs every
+ * transport's cell, writes results.csv and results.json, every row's audit
+ * passes, and the JSON holds what a reader needs (machine, settings, rows
+ * with throughput, latency, CPU per role, efficiency, targets).  No timing
+ * is asserted: figures on a loaded test machine mean nothing; presence and
+ * consistency do.  Also: bad flags get a clear error, and the parts
+ * (median, labels) behave.
+ */
+#include "sp_testutil.h"
+
+#include "bench.h"
+#include "sp_wire.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define BENCH_MS 120000
+
+static const char *s_python(void)
+{
+    const char *env = getenv("SP_PYTHON");
+    return env != NULL && env[0] != '\0' ? env : "/usr/bin/python3";
+}
+
+/* Checks results.json with Python's own JSON parser: the structure, and that
+ * every row passed its audit and every pipeline row has what it must. */
+static const char *const s_check_py =
+    "import json, sys\n"
+    "d = json.load(open(sys.argv[1]))\n"
+    "assert d['format'] == 'stockpipe-bench-1'\n"
+    "m = d['machine']\n"
+    "for k in ('cpu', 'cores', 'kernel', 'libzmq', 'czmq', 'mq_msg_max', 'mq_msgsize_max'):\n"
+    "    assert k in m, k\n"
+    "assert m['cores'] >= 1\n"
+    "rows = d['rows']\n"
+    "assert d['audit']['failed'] == 0, [r['note'] for r in rows if r['audit'] != 'pass']\n"
+    "seen = set()\n"
+    "for r in rows:\n"
+    "    assert r['audit'] == 'pass', (r['label'], r['note'])\n"
+    "    if r['kind'] == 'pipeline' and r['mode'] == 'fast':\n"
+    "        seen.add(r['transport'])\n"
+    "        assert r['ops_median'] > 0 and r['ops_min'] <= r['ops_median'] <= r['ops_max']\n"
+    "        assert r['repeats'] >= 1 and r['orders'] > 0\n"
+    "        assert r['cpu_s_per_m']['total'] > 0, r['label']\n"
+    "        assert r['cpu_s_per_m']['producers'] > 0, r['label']\n"
+    "        if r['transport'] != 'direct':\n"
+    "            assert r['cpu_s_per_m']['workers'] > 0, r['label']\n"
+    "        assert r['raw_ops'] and r['efficiency'] > 0, r['label']\n"
+    "        lat = r['latency_us']\n"
+    "        assert lat['p50'] <= lat['p99'] <= lat['max'], r['label']\n"
+    "    if r['kind'] == 'pipeline' and r['mode'] == 'rate':\n"
+    "        assert r['offered'] > 0 and r['latency_us']['p99'] is not None\n"
+    "assert seen == set(sys.argv[2].split(',')), seen\n"
+    "print('json ok', len(rows))\n";
+
+Test(bench, tiny_matrix_writes_audited_json_and_csv, .timeout = 180)
+{
+    char out_dir[] = "/tmp/sp-bench-test-XXXXXX";
+    cr_assert_not_null(mkdtemp(out_dir));
+    const char *transports = "mq,zmq-ipc,zmq-inproc,shm,direct";
+    const char *argv[] = {spt_bin("bench"),
+                          "--transports",
+                          transports,
+                          "--procs",
+                          "1x1",
+                          "--batch",
+                          "8",
+                          "--products",
+                          "50",
+                          "--seconds",
+                          "0.15",
+                          "--warmup",
+                          "0.05",
+                          "--repeats",
+                          "2",
+                          "--rate-seconds",
+                          "0.15",
+                          "--no-plots",
+                          "--out",
+                          out_dir,
+                          NULL};
+    char *out = NULL;
+    int rc = spt_run(argv, BENCH_MS, &out);
+    cr_assert_eq(rc, 0, "bench exited %d:\n%s", rc, out);
+    cr_expect(strstr(out, "machine:") != NULL, "no machine header:\n%s", out);
+    cr_expect(strstr(out, "orders/s") != NULL, "no table:\n%s", out);
+    cr_expect(strstr(out, "0 failed audits") != NULL, "%s", out);
+
+    char json[300], csv[300], script[300];
+    snprintf(json, sizeof json, "%s/results.json", out_dir);
+    snprintf(csv, sizeof csv, "%s/results.csv", out_dir);
+    snprintf(script, sizeof script, "%s/check.py", out_dir);
+    FILE *f = fopen(script, "w");
+    cr_assert_not_null(f);
+    fputs(s_check_py, f);
+    fclose(f);
+    const char *py[] = {s_python(), script, json, transports, NULL};
+    char *pout = NULL;
+    rc = spt_run(py, 30000, &pout);
+    cr_expect_eq(rc, 0, "results.json check failed:\n%s\n--- bench output:\n%s", pout, out);
+
+    /* the CSV: a header and one line per row, every one audited */
+    char *text = spt_slurp(csv);
+    cr_expect(strncmp(text, "kind,label,series,transport,", 28) == 0, "csv header: %.80s", text);
+    unsigned lines = 0, pass = 0;
+    for (char *p = text; (p = strchr(p, '\n')) != NULL; p++) {
+        lines++;
+    }
+    for (char *p = text; (p = strstr(p, ",pass,")) != NULL; p++) {
+        pass++;
+    }
+    cr_expect(lines > 5 && pass == lines - 1, "csv: %u lines, %u passed:\n%s", lines, pass, text);
+    free(text);
+    free(pout);
+    free(out);
+    unlink(script);
+    unlink(json);
+    unlink(csv);
+    cr_expect_eq(rmdir(out_dir), 0, "bench left files in %s", out_dir);
+}
+
+Test(bench, bad_flags_are_named)
+{
+    struct {
+        const char *flag, *value, *says;
+    } cases[] = {{"--transports", "carrier-pigeon", "carrier-pigeon"},
+                 {"--sync", "hope", "hope"},
+                 {"--procs", "2y2", "2y2"},
+                 {"--batch", "0", "--batch"},
+                 {"--pick", "random", "random"},
+                 {"--seconds", "soon", "--seconds"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *argv[] = {spt_bin("bench"),          cases[i].flag, cases[i].value, "--out",
+                              "/nonexistent/never-made", NULL};
+        char *out = NULL;
+        int rc = spt_run(argv, 10000, &out);
+        cr_expect_eq(rc, 2, "%s %s: exit %d", cases[i].flag, cases[i].value, rc);
+        cr_expect(strstr(out, cases[i].says) != NULL, "%s %s: %s", cases[i].flag, cases[i].value,
+                  out);
+        free(out);
+    }
+}
+
+Test(bench, median_and_labels)
+{
+    double v[] = {5, 1, 4, 2, 3};
+    cr_expect_eq(bench_median(v, 5), 3);
+    double w[] = {10, 2, 8, 4};
+    cr_expect_eq(bench_median(w, 4), 6);
+    cr_expect_eq(bench_min(w, 4), 2);
+    cr_expect_eq(bench_max(w, 4), 10);
+    bench_cell_t c = {.transport = BT_ZMQ_IPC,
+                      .sync = SP_SYNC_ROW_LOCK,
+                      .producers = 2,
+                      .workers = 3,
+                      .batch = 64,
+                      .products = 1000};
+    char label[64];
+    bench_cell_label(&c, label, sizeof label);
+    cr_expect_str_eq(label, "zmq-ipc/row-lock/2x3/b64/1000");
+    c.transport = BT_DIRECT;
+    bench_cell_label(&c, label, sizeof label);
+    cr_expect_str_eq(label, "direct/row-lock/2p/1000");
+    bt_kind_t t;
+    cr_expect_eq(bench_transport_parse("shm", &t), 0);
+    cr_expect_eq(t, BT_SHM);
+    cr_expect_lt(bench_transport_parse("pigeon", &t), 0);
+    cr_expect_eq(bench_msg_size(8), SP_WIRE_HDR_SIZE + 8 * SP_WIRE_ORDER_SIZE);
+}
