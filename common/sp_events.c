@@ -108,7 +108,9 @@ int sp_pub_event(sp_pub_t *self, sp_event_t *event)
 {
     event->pub_seq = ++self->seq;
     event->publisher_id = self->id;
-    event->ts_ns = sp_now_ns();
+    if (event->ts_ns == 0) {
+        event->ts_ns = sp_now_ns();
+    }
     sp_wire_put_event(sp_wire_rec(self->msg, SP_MSG_EVENTS, self->pending), event);
     if (++self->pending == SP_EVENTS_PER_MSG) {
         return sp_pub_flush(self);

@@ -45,7 +45,8 @@ sp_pub_t *sp_pub_new(const char *endpoint, uint32_t publisher_id);
 bool sp_pub_joined(const sp_pub_t *self);
 void sp_pub_destroy(sp_pub_t **self_p);
 
-/* Queues one event; fills in pub_seq, publisher_id and ts_ns.  Sends the
+/* Queues one event; fills in pub_seq, publisher_id, and ts_ns unless the
+ * caller set it (a worker stamps a whole message with one clock reading).  Sends the
  * pending batch when it is full.  Returns 0 or -errno. */
 int sp_pub_event(sp_pub_t *self, sp_event_t *event);
 

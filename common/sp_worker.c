@@ -80,7 +80,8 @@ static void s_apply_one(sp_wctx_t *w, const sp_order_t *o, uint32_t sender, uint
                          .new_stock = chg.new_stock,
                          .row_version = chg.version,
                          .order_producer = o->producer_id,
-                         .order_seq = o->seq};
+                         .order_seq = o->seq,
+                         .ts_ns = now};
         sp_pub_event(w->pub, &ev);
         /* after the row change: a snapshot reading this first holds the change */
         atomic_store_explicit(&w->slot->pub_seq, ev.pub_seq, memory_order_release);
