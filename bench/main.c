@@ -692,7 +692,7 @@ int main(int argc, char **argv)
         s_plan_presets(&a, batch);
     }
 
-    char self[PATH_MAX], bin_dir[PATH_MAX], src_dir[PATH_MAX + 8];
+    char self[PATH_MAX], bin_dir[PATH_MAX], src_dir[PATH_MAX + 16];
     ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
     if (len < 0) {
         fprintf(stderr, "bench: cannot find my own binary: %s\n", strerror(errno));
@@ -700,7 +700,14 @@ int main(int argc, char **argv)
     }
     self[len] = '\0';
     snprintf(bin_dir, sizeof bin_dir, "%s", dirname(self));
+    /* bench/plot.sh beside bin/ (a plain build) or three levels up (a
+     * sanitizer build's build/VARIANT/bin) */
     snprintf(src_dir, sizeof src_dir, "%s/..", bin_dir);
+    char probe[PATH_MAX + 32];
+    snprintf(probe, sizeof probe, "%s/bench/plot.sh", src_dir);
+    if (access(probe, R_OK) < 0) {
+        snprintf(src_dir, sizeof src_dir, "%s/../../..", bin_dir);
+    }
     a.o.bin_dir = bin_dir;
     char work[PATH_MAX];
     if (mkdir(a.out_dir, 0700) < 0 && errno != EEXIST) {
