@@ -14,6 +14,7 @@
 
 #include "sp_args.h"
 #include "sp_error.h"
+#include "sp_link.h"
 #include "sp_signal.h"
 #include "sp_time.h"
 #include "sp_wire.h"
@@ -24,6 +25,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -227,6 +229,24 @@ static int s_plan_matrix(s_args_t *a, char *why, size_t cap)
 }
 
 /* The presets' extra cells: the strategies the targets compare, and scaling. */
+/* Producers whose reply queues (plus the order queue) fit this user's
+ * RLIMIT_MSGQUEUE at depth msg_max: the kernel charges each queue about
+ * depth x (message size + a pointer), rounded here up to 64 bytes a message;
+ * the order queue takes one more. */
+static unsigned s_mq_producers_max(unsigned batch)
+{
+    struct rlimit rl;
+    long depth = sp_mq_limit("msg_max");
+    if (getrlimit(RLIMIT_MSGQUEUE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY || depth <= 0) {
+        return UINT_MAX;
+    }
+    uint64_t per = (uint64_t)depth * (sp_wire_msg_size(SP_MSG_RESULTS, batch) + 64);
+    /* half: a run's new producers create their queues while the last run's
+     * may still be held open by workers for up to a quarter second */
+    uint64_t n = rl.rlim_cur / per / 2;
+    return n > 1 ? (unsigned)(n - 1) : 0;
+}
+
 static void s_plan_presets(const s_args_t *a, unsigned batch)
 {
     static const bt_kind_t all[] = {BT_MQ,         BT_ZMQ_IPC, BT_ZMQ_TCP,
@@ -279,6 +299,13 @@ static void s_plan_presets(const s_args_t *a, unsigned batch)
     unsigned nts = a->full ? 6 : 4;
     for (unsigned i = 0; i < nts; i++) {
         for (unsigned k = 0; k < npw; k++) {
+            if (ts[i] == BT_MQ && pw[k][0] > s_mq_producers_max(batch)) {
+                fprintf(stderr,
+                        "bench: skipping mq %ux%u: %u reply queues would not fit "
+                        "RLIMIT_MSGQUEUE (raise it with 'ulimit -q' to measure it)\n",
+                        pw[k][0], pw[k][1], pw[k][0]);
+                continue;
+            }
             c = (bench_cell_t){.transport = ts[i],
                                .sync = SP_SYNC_CAS,
                                .producers = pw[k][0],
