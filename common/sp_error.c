@@ -4,6 +4,8 @@
  */
 #include "sp_error.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 const char *sp_strerror(int code)
@@ -60,4 +62,14 @@ const char *sp_strerror(int code)
         return strerror(-code);
     }
     return "unknown error";
+}
+
+void sp_why(char *why, size_t cap, const char *fmt, ...)
+{
+    if (why != NULL && cap > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, cap, fmt, ap);
+        va_end(ap);
+    }
 }

@@ -10,6 +10,8 @@
 #ifndef SP_ERROR_H
 #define SP_ERROR_H
 
+#include <stddef.h>
+
 /* Reserved range: far above any errno value Linux defines (< 4096). */
 #define SP_ERR_BASE 10000
 
@@ -40,5 +42,8 @@ enum {
 /* Human-readable text for any code above or any negative errno.  Never NULL;
  * the string is static and must not be freed. */
 const char *sp_strerror(int code);
+
+/* Writes a printf-style explanation into why (cap bytes); NULL-safe. */
+void sp_why(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

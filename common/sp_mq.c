@@ -66,35 +66,23 @@ long sp_mq_limit(const char *name)
     return v;
 }
 
-static void s_why(char *why, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void s_why(char *why, size_t cap, const char *fmt, ...)
-{
-    if (why != NULL && cap > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, cap, fmt, ap);
-        va_end(ap);
-    }
-}
-
 /* Checks depth/msgsize against the sysctls; fills *why on refusal. */
 static int s_check_limits(long depth, long msgsize, char *why, size_t cap)
 {
     long msg_max = sp_mq_limit("msg_max");
     long msgsize_max = sp_mq_limit("msgsize_max");
     if (msg_max > 0 && depth > msg_max) {
-        s_why(why, cap,
-              "queue depth %ld exceeds fs.mqueue.msg_max (%ld): raise it with "
-              "'sysctl -w fs.mqueue.msg_max=<depth>' or ask for a smaller depth",
-              depth, msg_max);
+        sp_why(why, cap,
+               "queue depth %ld exceeds fs.mqueue.msg_max (%ld): raise it with "
+               "'sysctl -w fs.mqueue.msg_max=<depth>' or ask for a smaller depth",
+               depth, msg_max);
         return SP_E_MQ_LIMIT;
     }
     if (msgsize_max > 0 && msgsize > msgsize_max) {
-        s_why(why, cap,
-              "message size %ld exceeds fs.mqueue.msgsize_max (%ld): raise it with "
-              "'sysctl -w fs.mqueue.msgsize_max=<bytes>' or use smaller batches",
-              msgsize, msgsize_max);
+        sp_why(why, cap,
+               "message size %ld exceeds fs.mqueue.msgsize_max (%ld): raise it with "
+               "'sysctl -w fs.mqueue.msgsize_max=<bytes>' or use smaller batches",
+               msgsize, msgsize_max);
         return SP_E_MQ_LIMIT;
     }
     return 0;
@@ -116,19 +104,19 @@ static int s_create(const char *name, int flags, long depth, long msgsize, mqd_t
         if (err == EMFILE) {
             struct rlimit rl;
             getrlimit(RLIMIT_MSGQUEUE, &rl);
-            s_why(why, cap,
-                  "RLIMIT_MSGQUEUE (%ld bytes for all of this user's queues) is used up: "
-                  "raise it with 'ulimit -q' or use smaller queues (this one needs ~%ld bytes)",
-                  (long)rl.rlim_cur, depth * (msgsize + (long)sizeof(void *) * 8));
+            sp_why(why, cap,
+                   "RLIMIT_MSGQUEUE (%ld bytes for all of this user's queues) is used up: "
+                   "raise it with 'ulimit -q' or use smaller queues (this one needs ~%ld bytes)",
+                   (long)rl.rlim_cur, depth * (msgsize + (long)sizeof(void *) * 8));
             return SP_E_MQ_LIMIT;
         }
         if (err == ENOSPC) {
-            s_why(why, cap, "fs.mqueue.queues_max (%ld) reached: raise it with sysctl",
-                  sp_mq_limit("queues_max"));
+            sp_why(why, cap, "fs.mqueue.queues_max (%ld) reached: raise it with sysctl",
+                   sp_mq_limit("queues_max"));
             return SP_E_MQ_LIMIT;
         }
         if (err == EINVAL) {
-            s_why(why, cap, "the kernel refused depth %ld / message size %ld", depth, msgsize);
+            sp_why(why, cap, "the kernel refused depth %ld / message size %ld", depth, msgsize);
             return SP_E_MQ_LIMIT;
         }
         return -err;
@@ -151,8 +139,8 @@ int sp_mq_create_orders(const sp_names_t *names, long depth, long msgsize, long 
         msgsize = (max > 0 && max < SP_MQ_MSGSIZE_DEFAULT) ? max : SP_MQ_MSGSIZE_DEFAULT;
     }
     if (msgsize < (long)sp_wire_msg_size(SP_MSG_ORDERS, 1)) {
-        s_why(why, why_cap, "message size %ld is below one order message (%ld bytes)", msgsize,
-              (long)sp_wire_msg_size(SP_MSG_ORDERS, 1));
+        sp_why(why, why_cap, "message size %ld is below one order message (%ld bytes)", msgsize,
+               (long)sp_wire_msg_size(SP_MSG_ORDERS, 1));
         return SP_E_USAGE;
     }
     mqd_t q = (mqd_t)-1;
@@ -380,8 +368,8 @@ int sp_mq_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t
     l->orders = mq_open(cfg->names->orders_mq, flags);
     if (l->orders == (mqd_t)-1) {
         rc = -errno;
-        s_why(why, why_cap, "cannot open the order queue %s: %s", cfg->names->orders_mq,
-              strerror(errno));
+        sp_why(why, why_cap, "cannot open the order queue %s: %s", cfg->names->orders_mq,
+               strerror(errno));
         goto fail;
     }
     struct mq_attr attr;
@@ -390,10 +378,10 @@ int sp_mq_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t
         goto fail;
     }
     if ((long)cfg->max_msg > attr.mq_msgsize) {
-        s_why(why, why_cap,
-              "messages of %ld bytes do not fit the order queue (%ld bytes per message): use "
-              "smaller batches",
-              (long)cfg->max_msg, attr.mq_msgsize);
+        sp_why(why, why_cap,
+               "messages of %ld bytes do not fit the order queue (%ld bytes per message): use "
+               "smaller batches",
+               (long)cfg->max_msg, attr.mq_msgsize);
         rc = SP_E_MQ_LIMIT;
         goto fail;
     }

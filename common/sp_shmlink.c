@@ -66,18 +66,6 @@ typedef struct {
     uint32_t slot_size;
 } sp_shm_link_t;
 
-static void s_why(char *why, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void s_why(char *why, size_t cap, const char *fmt, ...)
-{
-    if (why != NULL && cap > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, cap, fmt, ap);
-        va_end(ap);
-    }
-}
-
 /* Little-endian fields of a received message, byte by byte: the buffer is
  * not trusted to be aligned or well formed. */
 static uint32_t s_le32(const uint8_t *p)
@@ -154,10 +142,10 @@ int sp_shm_create(sp_shm_t **out, const sp_names_t *names, long slot_size, char 
         least = sp_wire_msg_size(SP_MSG_ORDERS, 1);
     }
     if (slot_size < (long)least || slot_size > (long)SP_SHM_SLOT_MAX) {
-        s_why(why, why_cap,
-              "shm slot size %ld is not within %zu (one order or result) .. %u bytes: use "
-              "--mq-msgsize within those",
-              slot_size, least, SP_SHM_SLOT_MAX);
+        sp_why(why, why_cap,
+               "shm slot size %ld is not within %zu (one order or result) .. %u bytes: use "
+               "--mq-msgsize within those",
+               slot_size, least, SP_SHM_SLOT_MAX);
         return SP_E_USAGE;
     }
     size_t orders = sp_ring_bytes(SP_SHM_ORDER_SLOTS, (uint32_t)slot_size);
@@ -173,23 +161,23 @@ int sp_shm_create(sp_shm_t **out, const sp_names_t *names, long slot_size, char 
     if (fd < 0) {
         rc = -errno;
         if (rc == -EEXIST) {
-            s_why(why, why_cap, "the ring segment /dev/shm%s already exists", names->ring);
+            sp_why(why, why_cap, "the ring segment /dev/shm%s already exists", names->ring);
         } else {
-            s_why(why, why_cap, "cannot create /dev/shm%s: %s", names->ring, strerror(-rc));
+            sp_why(why, why_cap, "cannot create /dev/shm%s: %s", names->ring, strerror(-rc));
         }
         free(s);
         return rc;
     }
     if (ftruncate(fd, (off_t)len) < 0) {
         rc = -errno;
-        s_why(why, why_cap, "cannot size /dev/shm%s to %zu bytes: %s", names->ring, len,
-              strerror(-rc));
+        sp_why(why, why_cap, "cannot size /dev/shm%s to %zu bytes: %s", names->ring, len,
+               strerror(-rc));
         goto unlink;
     }
     void *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (mem == MAP_FAILED) {
         rc = -errno;
-        s_why(why, why_cap, "cannot map /dev/shm%s: %s", names->ring, strerror(-rc));
+        sp_why(why, why_cap, "cannot map /dev/shm%s: %s", names->ring, strerror(-rc));
         goto unlink;
     }
     close(fd);
@@ -239,8 +227,8 @@ int sp_shm_open(sp_shm_t **out, const sp_names_t *names, char *why, size_t why_c
     int fd = shm_open(names->ring, O_RDWR | O_CLOEXEC, 0);
     if (fd < 0) {
         int rc = -errno;
-        s_why(why, why_cap, "cannot open the ring segment /dev/shm%s: %s", names->ring,
-              strerror(-rc));
+        sp_why(why, why_cap, "cannot open the ring segment /dev/shm%s: %s", names->ring,
+               strerror(-rc));
         return rc;
     }
     struct stat st;
@@ -251,7 +239,7 @@ int sp_shm_open(sp_shm_t **out, const sp_names_t *names, char *why, size_t why_c
     }
     if ((size_t)st.st_size < sizeof(sp_shm_hdr_t)) {
         close(fd);
-        s_why(why, why_cap, "/dev/shm%s is not a stockpipe ring segment", names->ring);
+        sp_why(why, why_cap, "/dev/shm%s is not a stockpipe ring segment", names->ring);
         return SP_E_BAD_MAGIC;
     }
     size_t len = (size_t)st.st_size;
@@ -274,8 +262,8 @@ int sp_shm_open(sp_shm_t **out, const sp_names_t *names, char *why, size_t why_c
         rc = s_rings(s, false);
     }
     if (rc < 0) {
-        s_why(why, why_cap, "/dev/shm%s is not a ring segment this build understands: %s",
-              names->ring, sp_strerror(rc));
+        sp_why(why, why_cap, "/dev/shm%s is not a ring segment this build understands: %s",
+               names->ring, sp_strerror(rc));
         sp_shm_close(&s);
         return rc;
     }
@@ -503,8 +491,8 @@ static int s_claim(sp_shm_link_t *l, char *why, size_t why_cap)
     for (unsigned i = 0; i < SP_SHM_RESULT_RINGS; i++) {
         uint64_t w = atomic_load(&h->owner[i]);
         if (w != 0 && SP_SHM_OWNER_ID(w) == l->id && s_alive(SP_SHM_OWNER_PID(w))) {
-            s_why(why, why_cap, "producer id %u is already connected (result ring %u, pid %d)",
-                  l->id, i, (int)SP_SHM_OWNER_PID(w));
+            sp_why(why, why_cap, "producer id %u is already connected (result ring %u, pid %d)",
+                   l->id, i, (int)SP_SHM_OWNER_PID(w));
             return -EEXIST;
         }
     }
@@ -524,10 +512,10 @@ static int s_claim(sp_shm_link_t *l, char *why, size_t why_cap)
         }
     }
     if (got < 0) {
-        s_why(why, why_cap,
-              "all %d result rings of the shm transport belong to live producers: at most %d "
-              "producers can be connected at once",
-              SP_SHM_RESULT_RINGS, SP_SHM_RESULT_RINGS);
+        sp_why(why, why_cap,
+               "all %d result rings of the shm transport belong to live producers: at most %d "
+               "producers can be connected at once",
+               SP_SHM_RESULT_RINGS, SP_SHM_RESULT_RINGS);
         return -EUSERS;
     }
     l->ring = got;
@@ -544,7 +532,7 @@ static const sp_link_ops_t s_ops = {
 int sp_shm_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t why_cap)
 {
     if (cfg->role == SP_LINK_PRODUCER && cfg->id == 0) {
-        s_why(why, why_cap, "producer id 0 is reserved");
+        sp_why(why, why_cap, "producer id 0 is reserved");
         return -EINVAL;
     }
     sp_shm_link_t *l = calloc(1, sizeof *l);
@@ -565,10 +553,10 @@ int sp_shm_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_
         want = cfg->reply_msg;
     }
     if (want > l->slot_size) {
-        s_why(why, why_cap,
-              "messages of %zu bytes do not fit the shm ring slots (%u bytes): use smaller "
-              "batches or start the broker with a larger --mq-msgsize",
-              want, l->slot_size);
+        sp_why(why, why_cap,
+               "messages of %zu bytes do not fit the shm ring slots (%u bytes): use smaller "
+               "batches or start the broker with a larger --mq-msgsize",
+               want, l->slot_size);
         rc = -EMSGSIZE;
         goto fail;
     }
