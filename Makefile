@@ -40,6 +40,11 @@ CRIT_LIBS = $(shell pkg-config --libs criterion 2>/dev/null)
 
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wshadow -Wstrict-prototypes \
                -Wmissing-prototypes -Wno-missing-field-initializers -pthread -Icommon
+# Rows change their stock and the order that changed it with one 16-byte
+# compare-and-swap (sp_commit.c): cmpxchg16b on x86-64.
+ifeq ($(shell uname -m),x86_64)
+CFLAGS_BASE += -mcx16
+endif
 ifneq ($(WERROR),)
 CFLAGS_BASE += -Werror
 endif

@@ -61,8 +61,8 @@ typedef struct {
 typedef struct {
     sp_router_stats_t router;
     unsigned restarts;
-    uint64_t orders[5];      /* answered by all workers, by status */
-    uint64_t worker_invalid; /* messages workers dead-lettered */
+    uint64_t orders[SP_STATUS_COUNT]; /* answered by all workers, by status */
+    uint64_t worker_invalid;          /* messages workers dead-lettered */
     char snapshot[SP_PATH_MAX + 32];
     int drained; /* 1 when nothing was left in flight */
 } sp_broker_stats_t;

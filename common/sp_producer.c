@@ -4,6 +4,7 @@
  */
 #include "sp_producer.h"
 
+#include "sp_commit.h"
 #include "sp_error.h"
 #include "sp_link.h"
 #include "sp_rand.h"
@@ -20,15 +21,18 @@
 
 #define SP_OPEN_READY_MS   5000
 #define SP_POLL_IDLE_MS    50 /* longest wait for results when nothing is due */
-#define SP_TIMEOUT_SCAN_NS (100 * SP_NS_PER_MS)
+#define SP_TIMEOUT_SCAN_NS (20 * SP_NS_PER_MS)
 #define SP_PACE_NAP_NS     (200 * 1000) /* longest nap between paced orders */
 #define SP_AUDIT_SHOW_MAX  20           /* offending products named in the audit line */
 
 typedef struct {
     uint64_t seq;
     uint64_t sched_ns;
+    uint64_t first_ns; /* first sent */
+    uint64_t due_ns;   /* resend when still unanswered then */
     uint32_t product;
     uint32_t qty;
+    uint16_t tries; /* sends so far */
     uint8_t type;
     uint8_t live;
 } sp_pending_t;
@@ -41,7 +45,9 @@ typedef struct {
     uint32_t batch_no;
     sp_pending_t *slots;
     uint64_t outstanding;
-    uint32_t *ids; /* products present, in id order */
+    uint64_t next_seq; /* the next order number to use */
+    uint64_t low;      /* no order below this one is unanswered */
+    uint32_t *ids;     /* products present, in id order */
     uint32_t nids;
     double *zipf_cdf;
     uint64_t rng;
@@ -66,6 +72,7 @@ void sp_load_defaults(sp_load_cfg_t *cfg)
     cfg->batch = SP_BATCH_DEFAULT;
     cfg->window = SP_WINDOW_DEFAULT;
     cfg->timeout_ms = SP_RESULT_TIMEOUT_MS;
+    cfg->retry_ms = SP_RETRY_MS;
     cfg->seed = 1;
 }
 
@@ -137,16 +144,36 @@ static int s_products(sp_cust_t *c)
 static void s_on_result(sp_cust_t *c, const sp_result_t *r, uint64_t now)
 {
     sp_pending_t *p = &c->slots[r->seq % c->cfg->window];
-    if (r->producer_id != c->producer_id || !p->live || p->seq != r->seq ||
-        r->status >= SP_STATUS_COUNT || r->product_id != p->product) {
+    if (r->producer_id != c->producer_id || r->status >= SP_STATUS_COUNT || r->seq == 0 ||
+        r->seq >= c->next_seq) {
         c->st->unexpected++;
         return;
     }
+    if (!p->live || p->seq != r->seq) {
+        /* a second answer to an order already answered: the original and a
+         * resent copy both got through */
+        c->st->late++;
+        return;
+    }
+    if (r->product_id != p->product) {
+        c->st->unexpected++;
+        return;
+    }
+    unsigned status = r->status;
+    if (status == SP_STATUS_DUPLICATE) {
+        if (r->original == SP_ORIGINAL_PENDING) {
+            return; /* another copy is being applied: its answer will come */
+        }
+        c->st->duplicates++;
+        if (r->original < SP_STATUS_COUNT) {
+            status = r->original; /* the first copy's outcome is the order's */
+        }
+    }
     p->live = 0;
     c->outstanding--;
-    c->st->status[r->status]++;
+    c->st->status[status]++;
     sp_hist_record(&c->st->latency, now > p->sched_ns ? now - p->sched_ns : 0);
-    if (r->status == SP_STATUS_ACCEPTED) {
+    if (status == SP_STATUS_ACCEPTED) {
         if (p->type == SP_ORDER_PURCHASE) {
             c->st->units_sold += p->qty;
             if (c->sold) {
@@ -188,17 +215,60 @@ static int s_collect(sp_cust_t *c, int wait_ms)
     }
 }
 
-static void s_expire(sp_cust_t *c, uint64_t now)
+/* Backoff: the n-th resend waits retry_ms << n, at most SP_RETRY_MAX_MS. */
+static uint64_t s_retry_after(const sp_load_cfg_t *cfg, unsigned tries)
 {
-    uint64_t limit = (uint64_t)c->cfg->timeout_ms * SP_NS_PER_MS;
-    for (unsigned i = 0; i < c->cfg->window && c->outstanding > 0; i++) {
+    uint64_t ms = (uint64_t)cfg->retry_ms << (tries < 16 ? tries - 1 : 15);
+    return (ms < SP_RETRY_MAX_MS ? ms : SP_RETRY_MAX_MS) * SP_NS_PER_MS;
+}
+
+/* Resends what is due, gives up on what is past the result timeout.  Each
+ * copy of an order carries the same (producer, seq), so a worker that finds
+ * it already applied answers with the first outcome instead. */
+static void s_retry(sp_cust_t *c, uint64_t now)
+{
+    const sp_load_cfg_t *cfg = c->cfg;
+    uint64_t limit = (uint64_t)cfg->timeout_ms * SP_NS_PER_MS;
+    unsigned k = 0;
+    for (unsigned i = 0; i < cfg->window && c->outstanding > 0; i++) {
         sp_pending_t *p = &c->slots[i];
-        if (p->live && now > p->sched_ns + limit) {
-            p->live = 0;
+        if (!p->live || now < p->due_ns) {
+            continue;
+        }
+        if (now > p->first_ns + limit) {
+            p->live = 0; /* fate unknown: reported as timed out */
             c->outstanding--;
             c->st->timed_out++;
+            continue;
+        }
+        if (cfg->retry_ms == 0) {
+            p->due_ns = UINT64_MAX;
+            continue;
+        }
+        sp_order_t o = {.type = p->type,
+                        .flags = SP_ORDER_F_RESENT,
+                        .producer_id = c->producer_id,
+                        .seq = p->seq,
+                        .product_id = p->product,
+                        .quantity = p->qty,
+                        .sched_ns = p->sched_ns};
+        sp_wire_put_order(sp_wire_rec(c->msg, SP_MSG_ORDERS, k++), &o);
+        p->tries++;
+        p->due_ns = now + s_retry_after(cfg, p->tries);
+        if (k == cfg->batch) {
+            break; /* the rest next turn */
         }
     }
+    if (k == 0) {
+        return;
+    }
+    sp_wire_put_hdr(c->msg, SP_MSG_ORDERS, k, c->producer_id, c->batch_no++);
+    int rc =
+        sp_link_send(c->link, c->msg, sp_wire_msg_size(SP_MSG_ORDERS, k), NULL, SP_SEND_TIMEOUT_MS);
+    if (rc == 0) {
+        c->st->retried += k;
+    }
+    /* a resend that did not leave is simply due again at its next time */
 }
 
 /* Sends one message of `k` orders, retrying while the path is full. */
@@ -243,6 +313,8 @@ static int s_customer_loop(sp_cust_t *c, uint64_t quota)
     uint64_t end = cfg->duration_s > 0 ? start + (uint64_t)(cfg->duration_s * 1e9) : UINT64_MAX;
     uint64_t next_sched = start;
     uint64_t seq = 1;
+    c->next_seq = 1;
+    c->low = 1;
     uint64_t next_scan = start + SP_TIMEOUT_SCAN_NS;
     c->st->start_ns = start;
     int rc = 0;
@@ -252,10 +324,14 @@ static int s_customer_loop(sp_cust_t *c, uint64_t quota)
                     (fast ? now >= end : next_sched >= end);
         unsigned k = 0;
         uint64_t first = seq;
+        while (c->low < seq && !(c->slots[c->low % cfg->window].live &&
+                                 c->slots[c->low % cfg->window].seq == c->low)) {
+            c->low++;
+        }
         while (!done && k < cfg->batch && (fast || next_sched <= now)) {
             sp_pending_t *p = &c->slots[seq % cfg->window];
-            if (p->live) {
-                break; /* window full at this slot */
+            if (p->live || seq - c->low >= SP_DEDUP_WINDOW) {
+                break; /* window full (ours, or the workers' memory of us) */
             }
             sp_order_t o = {.type = SP_ORDER_PURCHASE,
                             .producer_id = c->producer_id,
@@ -271,13 +347,17 @@ static int s_customer_loop(sp_cust_t *c, uint64_t quota)
             }
             *p = (sp_pending_t){.seq = seq,
                                 .sched_ns = o.sched_ns,
+                                .first_ns = now,
+                                .due_ns = now + s_retry_after(cfg, 1),
                                 .product = o.product_id,
                                 .qty = o.quantity,
+                                .tries = 1,
                                 .type = o.type,
                                 .live = 1};
             sp_wire_put_order(sp_wire_rec(c->msg, SP_MSG_ORDERS, k), &o);
             k++;
             seq++;
+            c->next_seq = seq;
             c->outstanding++;
             c->st->scheduled++;
             if (!fast) {
@@ -320,7 +400,7 @@ static int s_customer_loop(sp_cust_t *c, uint64_t quota)
         }
         now = sp_now_ns();
         if (now >= next_scan) {
-            s_expire(c, now);
+            s_retry(c, now);
             next_scan = now + SP_TIMEOUT_SCAN_NS;
         }
     }
@@ -358,7 +438,15 @@ static int s_connect(sp_cust_t *c, const sp_names_t *names, unsigned batch, char
         return rc;
     }
     c->producer_id = sp_table_new_producer_id(rw);
+    /* a dedup slot of our own, registered with our pid so it is freed for
+     * another producer as soon as we are gone */
+    rc = sp_commit_register(rw, c->producer_id, getpid());
     sp_table_close(&rw);
+    if (rc < 0) {
+        snprintf(why, cap, "no room for another producer in %s (%d are remembered at once)",
+                 names->table, SP_DEDUP_SLOTS);
+        return rc;
+    }
     c->msg_cap = sp_wire_msg_size(SP_MSG_ORDERS, batch);
     c->in_cap = sp_wire_msg_size(SP_MSG_RESULTS, batch);
     c->msg = malloc(c->msg_cap);
@@ -531,6 +619,8 @@ void sp_load_merge(sp_load_stats_t *dst, const sp_load_stats_t *src, bool first)
     dst->send_failed += src->send_failed;
     dst->unexpected += src->unexpected;
     dst->retried += src->retried;
+    dst->duplicates += src->duplicates;
+    dst->late += src->late;
     dst->units_sold += src->units_sold;
     dst->units_restocked += src->units_restocked;
     dst->scheduled += src->scheduled;
@@ -803,16 +893,19 @@ void sp_load_report_text(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stat
     uint64_t answered = sp_load_answered(st);
     fprintf(out,
             "orders      sent %llu  accepted %llu  out of stock %llu  unknown product %llu  "
-            "invalid %llu  duplicate %llu\n",
+            "invalid %llu  duplicate %llu  conflict %llu\n",
             (unsigned long long)st->sent, (unsigned long long)st->status[SP_STATUS_ACCEPTED],
             (unsigned long long)st->status[SP_STATUS_OUT_OF_STOCK],
             (unsigned long long)st->status[SP_STATUS_UNKNOWN_PRODUCT],
             (unsigned long long)st->status[SP_STATUS_INVALID],
-            (unsigned long long)st->status[SP_STATUS_DUPLICATE]);
+            (unsigned long long)st->status[SP_STATUS_DUPLICATE],
+            (unsigned long long)st->status[SP_STATUS_CONFLICT]);
     fprintf(out,
-            "failures    timed out %llu  send failed %llu  retried %llu  unexpected results %llu\n",
+            "failures    timed out %llu  send failed %llu  unexpected results %llu\n"
+            "retries     resent %llu  answered from the dedup record %llu  late answers %llu\n",
             (unsigned long long)st->timed_out, (unsigned long long)st->send_failed,
-            (unsigned long long)st->retried, (unsigned long long)st->unexpected);
+            (unsigned long long)st->unexpected, (unsigned long long)st->retried,
+            (unsigned long long)st->duplicates, (unsigned long long)st->late);
     fprintf(out, "units       sold %llu  restocked %llu\n", (unsigned long long)st->units_sold,
             (unsigned long long)st->units_restocked);
     fprintf(out, "throughput  %.1f orders/s answered over %.2f s", secs > 0 ? answered / secs : 0,
@@ -836,33 +929,35 @@ void sp_load_report_json(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stat
 {
     double secs = st->end_ns > st->start_ns ? (double)(st->end_ns - st->start_ns) / 1e9 : 0;
     uint64_t answered = sp_load_answered(st);
-    fprintf(out,
-            "{\"instance\":\"%s\",\"customers\":%u,\"rate\":%.3f,\"arrival\":\"%s\","
-            "\"batch\":%u,\"sent\":%llu,\"accepted\":%llu,\"out_of_stock\":%llu,"
-            "\"unknown_product\":%llu,\"invalid\":%llu,\"duplicate\":%llu,\"timed_out\":%llu,"
-            "\"send_failed\":%llu,\"retried\":%llu,\"unexpected\":%llu,\"units_sold\":%llu,"
-            "\"units_restocked\":%llu,\"seconds\":%.6f,\"throughput\":%.3f,"
-            "\"latency_ns\":{\"p50\":%llu,\"p90\":%llu,\"p99\":%llu,\"p999\":%llu,\"max\":%llu,"
-            "\"mean\":%.1f}}\n",
-            cfg->instance, cfg->customers, cfg->rate,
-            cfg->arrival == SP_ARRIVAL_FAST
-                ? "fast"
-                : (cfg->arrival == SP_ARRIVAL_POISSON ? "poisson" : "constant"),
-            cfg->batch, (unsigned long long)st->sent,
-            (unsigned long long)st->status[SP_STATUS_ACCEPTED],
-            (unsigned long long)st->status[SP_STATUS_OUT_OF_STOCK],
-            (unsigned long long)st->status[SP_STATUS_UNKNOWN_PRODUCT],
-            (unsigned long long)st->status[SP_STATUS_INVALID],
-            (unsigned long long)st->status[SP_STATUS_DUPLICATE], (unsigned long long)st->timed_out,
-            (unsigned long long)st->send_failed, (unsigned long long)st->retried,
-            (unsigned long long)st->unexpected, (unsigned long long)st->units_sold,
-            (unsigned long long)st->units_restocked, secs, secs > 0 ? answered / secs : 0,
-            (unsigned long long)sp_hist_percentile(&st->latency, 50),
-            (unsigned long long)sp_hist_percentile(&st->latency, 90),
-            (unsigned long long)sp_hist_percentile(&st->latency, 99),
-            (unsigned long long)sp_hist_percentile(&st->latency, 99.9),
-            (unsigned long long)(st->latency.count ? st->latency.max : 0),
-            sp_hist_mean(&st->latency));
+    fprintf(
+        out,
+        "{\"instance\":\"%s\",\"customers\":%u,\"rate\":%.3f,\"arrival\":\"%s\","
+        "\"batch\":%u,\"sent\":%llu,\"accepted\":%llu,\"out_of_stock\":%llu,"
+        "\"unknown_product\":%llu,\"invalid\":%llu,\"duplicate\":%llu,\"timed_out\":%llu,"
+        "\"send_failed\":%llu,\"retried\":%llu,\"duplicates\":%llu,\"late\":%llu,"
+        "\"conflict\":%llu,\"unexpected\":%llu,\"units_sold\":%llu,"
+        "\"units_restocked\":%llu,\"seconds\":%.6f,\"throughput\":%.3f,"
+        "\"latency_ns\":{\"p50\":%llu,\"p90\":%llu,\"p99\":%llu,\"p999\":%llu,\"max\":%llu,"
+        "\"mean\":%.1f}}\n",
+        cfg->instance, cfg->customers, cfg->rate,
+        cfg->arrival == SP_ARRIVAL_FAST
+            ? "fast"
+            : (cfg->arrival == SP_ARRIVAL_POISSON ? "poisson" : "constant"),
+        cfg->batch, (unsigned long long)st->sent,
+        (unsigned long long)st->status[SP_STATUS_ACCEPTED],
+        (unsigned long long)st->status[SP_STATUS_OUT_OF_STOCK],
+        (unsigned long long)st->status[SP_STATUS_UNKNOWN_PRODUCT],
+        (unsigned long long)st->status[SP_STATUS_INVALID],
+        (unsigned long long)st->status[SP_STATUS_DUPLICATE], (unsigned long long)st->timed_out,
+        (unsigned long long)st->send_failed, (unsigned long long)st->retried,
+        (unsigned long long)st->duplicates, (unsigned long long)st->late,
+        (unsigned long long)st->status[SP_STATUS_CONFLICT], (unsigned long long)st->unexpected,
+        (unsigned long long)st->units_sold, (unsigned long long)st->units_restocked, secs,
+        secs > 0 ? answered / secs : 0, (unsigned long long)sp_hist_percentile(&st->latency, 50),
+        (unsigned long long)sp_hist_percentile(&st->latency, 90),
+        (unsigned long long)sp_hist_percentile(&st->latency, 99),
+        (unsigned long long)sp_hist_percentile(&st->latency, 99.9),
+        (unsigned long long)(st->latency.count ? st->latency.max : 0), sp_hist_mean(&st->latency));
 }
 
 int sp_audit(FILE *out, sp_table_t *table, const sp_load_stats_t *st, const uint64_t *sold,
@@ -876,10 +971,10 @@ int sp_audit(FILE *out, sp_table_t *table, const sp_load_stats_t *st, const uint
         if (r == NULL) {
             continue;
         }
-        uint64_t sv = atomic_load(&r->sv);
-        uint64_t stock = SP_SV_STOCK(sv);
-        uint64_t t_sold = atomic_load(&r->sold), t_rest = atomic_load(&r->restocked);
-        bool ok = stock <= SP_STOCK_MAX && r->initial_stock + t_rest == stock + t_sold;
+        sp_tally_t tl;
+        uint64_t stock = sp_row_stock_settled(r, &tl);
+        uint64_t t_sold = tl.sold, t_rest = tl.restocked;
+        bool ok = stock <= SP_STOCK_MAX && r->initial_stock + t_rest == stock + tl.held + t_sold;
         if (sold != NULL && restocked != NULL) {
             ok = ok && sold[id] == t_sold && restocked[id] == t_rest &&
                  r->initial_stock + restocked[id] == stock + sold[id];
@@ -911,12 +1006,12 @@ int sp_audit(FILE *out, sp_table_t *table, const sp_load_stats_t *st, const uint
         fprintf(out, " products:");
         for (size_t i = 0; i < nbad && i < SP_AUDIT_SHOW_MAX; i++) {
             const sp_row_t *r = sp_table_row(table, bad[i]);
-            uint64_t sv = atomic_load(&r->sv);
-            fprintf(
-                out, " %u(initial %u + restocked %llu - sold %llu != stock %u)", bad[i],
-                r->initial_stock,
-                (unsigned long long)(restocked ? restocked[bad[i]] : atomic_load(&r->restocked)),
-                (unsigned long long)(sold ? sold[bad[i]] : atomic_load(&r->sold)), SP_SV_STOCK(sv));
+            sp_tally_t tl;
+            uint32_t stock = sp_row_stock_settled(r, &tl);
+            fprintf(out, " %u(initial %u + restocked %llu - sold %llu != stock %u + held %u)",
+                    bad[i], r->initial_stock,
+                    (unsigned long long)(restocked ? restocked[bad[i]] : tl.restocked),
+                    (unsigned long long)(sold ? sold[bad[i]] : tl.sold), stock, tl.held);
         }
         if (nbad > SP_AUDIT_SHOW_MAX) {
             fprintf(out, " and %zu more", nbad - SP_AUDIT_SHOW_MAX);

@@ -26,9 +26,11 @@
 
 #define SP_CUSTOMERS_MAX     256
 #define SP_BATCH_DEFAULT     32
-#define SP_WINDOW_DEFAULT    1024 /* orders in flight per customer */
-#define SP_RESULT_TIMEOUT_MS 5000 /* an order unanswered this long is timed out */
-#define SP_SEND_TIMEOUT_MS   100  /* one blocking send attempt */
+#define SP_WINDOW_DEFAULT    1024  /* orders in flight per customer */
+#define SP_RESULT_TIMEOUT_MS 10000 /* an order unanswered this long is timed out */
+#define SP_RETRY_MS          250   /* first resend of an unanswered order */
+#define SP_RETRY_MAX_MS      2000  /* resends back off (doubling) up to this */
+#define SP_SEND_TIMEOUT_MS   100   /* one blocking send attempt */
 
 typedef enum { SP_ARRIVAL_FAST = 0, SP_ARRIVAL_CONSTANT = 1, SP_ARRIVAL_POISSON = 2 } sp_arrival_t;
 typedef enum { SP_PICK_UNIFORM = 0, SP_PICK_ZIPF = 1 } sp_pick_t;
@@ -46,7 +48,8 @@ typedef struct {
     uint32_t qty_min, qty_max;
     unsigned batch;  /* orders per message */
     unsigned window; /* orders in flight per customer */
-    int timeout_ms;  /* result timeout */
+    int timeout_ms;  /* give up on an order (fate unknown: timed out) after this */
+    int retry_ms;    /* resend an unanswered order after this, doubling; 0 = never */
     uint64_t seed;
     bool ledger; /* keep per-product accepted units (for the audit) */
     /* customers as threads of this process instead of forked processes
@@ -60,7 +63,9 @@ typedef struct {
     uint64_t timed_out;               /* no result within timeout */
     uint64_t send_failed;             /* never left (transport error) */
     uint64_t unexpected;              /* results for no outstanding order (must be 0) */
-    uint64_t retried;                 /* resends (0: retries come with exactly-once) */
+    uint64_t retried;                 /* copies resent after a result timeout */
+    uint64_t duplicates;              /* answers that were a first copy's outcome */
+    uint64_t late;                    /* extra answers for orders already answered */
     uint64_t units_sold, units_restocked;
     uint64_t scheduled; /* orders scheduled (sent + unsent at the end) */
     uint64_t start_ns, end_ns;

@@ -182,6 +182,9 @@ static unsigned s_pump(sp_snapsrv_t *s, s_client_t *c, unsigned budget)
                     continue;
                 }
                 const sp_row_t *r = sp_table_row(s->table, id);
+                sp_tally_t tl;
+                p.stock = sp_row_stock_settled(r, &tl);
+                version = tl.version;
                 row = (sp_snaprow_t){.id = id,
                                      .stock = p.stock,
                                      .version = version,
@@ -189,8 +192,8 @@ static unsigned s_pump(sp_snapsrv_t *s, s_client_t *c, unsigned budget)
                                      .expiry = p.expiry,
                                      .initial_stock = r->initial_stock,
                                      .price_cents = p.price_cents,
-                                     .sold = atomic_load(&r->sold),
-                                     .restocked = atomic_load(&r->restocked)};
+                                     .sold = tl.sold,
+                                     .restocked = tl.restocked};
                 memcpy(row.name, p.name, sizeof row.name);
                 memcpy(row.category, p.category, sizeof row.category);
                 sp_wire_put_snaprow(sp_wire_rec(s->msg, SP_MSG_SNAP_ROWS, k++), &row);

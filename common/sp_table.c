@@ -9,6 +9,7 @@
  */
 #include "sp_table.h"
 
+#include "sp_commit.h"
 #include "sp_error.h"
 #include "sp_signal.h"
 #include "sp_time.h"
@@ -40,12 +41,19 @@ static size_t s_header_bytes(void)
     return (sizeof(sp_table_hdr_t) + SP_CACHELINE - 1) / SP_CACHELINE * SP_CACHELINE;
 }
 
-static size_t s_segment_bytes(uint32_t capacity)
+/* The dedup region starts on a page after the rows. */
+static size_t s_dedup_offset(uint32_t capacity)
 {
-    return s_header_bytes() + (size_t)capacity * SP_ROW_SIZE;
+    size_t end = s_header_bytes() + (size_t)capacity * SP_ROW_SIZE;
+    return (end + 4095) / 4096 * 4096;
 }
 
-static int s_init_row_mutex(pthread_mutex_t *m)
+static size_t s_segment_bytes(uint32_t capacity)
+{
+    return s_dedup_offset(capacity) + sp_commit_region_bytes();
+}
+
+static int s_init_robust_mutex(pthread_mutex_t *m)
 {
     pthread_mutexattr_t attr;
     int rc = pthread_mutexattr_init(&attr);
@@ -109,16 +117,21 @@ int sp_table_create(sp_table_t **out, const char *shm_name, const sp_catalogue_t
     h->transport = opts ? opts->transport : SP_TRANSPORT_MQ;
     h->created_ns = sp_now_ns();
     h->segment_size = size;
-    h->dedup_offset = size;
-    h->dedup_size = 0;
+    h->dedup_offset = s_dedup_offset(capacity);
+    h->dedup_size = sp_commit_region_bytes();
+    h->dedup_slots = SP_DEDUP_SLOTS;
+    h->dedup_window = SP_DEDUP_WINDOW;
     atomic_store(&h->state, SP_TABLE_CREATING);
     atomic_store(&h->next_producer_id, 1);
-    if (sem_init(&h->table_sem, 1, 1) < 0) {
-        rc = -errno;
+    rc = s_init_robust_mutex(&h->table_lock);
+    if (rc == 0) {
+        rc = s_init_robust_mutex(&h->reg_lock);
+    }
+    if (rc < 0) {
         goto unmap;
     }
     for (uint32_t i = 0; i < capacity; i++) {
-        rc = s_init_row_mutex(&t->rows[i].lock);
+        rc = s_init_robust_mutex(&t->rows[i].lock);
         if (rc < 0) {
             goto unmap;
         }
@@ -161,8 +174,11 @@ static int s_check_header(const sp_table_hdr_t *h, size_t size)
         return SP_E_BAD_VERSION;
     }
     if (h->row_size != SP_ROW_SIZE || h->header_size != s_header_bytes() ||
-        h->segment_size != size || s_segment_bytes(h->capacity) > size ||
-        h->product_count > h->capacity || h->sync >= SP_SYNC_COUNT) {
+        h->segment_size != size || s_segment_bytes(h->capacity) != size ||
+        h->product_count > h->capacity || h->sync >= SP_SYNC_COUNT ||
+        h->dedup_offset != s_dedup_offset(h->capacity) ||
+        h->dedup_size != sp_commit_region_bytes() || h->dedup_slots != SP_DEDUP_SLOTS ||
+        h->dedup_window != SP_DEDUP_WINDOW) {
         return SP_E_BAD_LAYOUT;
     }
     return 0;
@@ -283,138 +299,20 @@ sp_row_t *sp_table_row(sp_table_t *self, uint32_t id)
     return r->present ? r : NULL;
 }
 
-/* The decision every strategy shares: given the current word, what is the
- * next one?  Returns 0 with *next filled, or the refusal code. */
-static int s_next_word(uint64_t cur, unsigned type, uint32_t qty, uint64_t *next)
-{
-    uint32_t stock = SP_SV_STOCK(cur);
-    uint32_t version = SP_SV_VERSION(cur) + 1;
-    uint32_t after;
-    if (type == SP_ORDER_PURCHASE) {
-        if (qty > stock) {
-            return SP_E_OUT_OF_STOCK;
-        }
-        after = stock - qty;
-    } else {
-        if (qty > SP_STOCK_MAX - stock) {
-            return SP_E_STOCK_OVERFLOW;
-        }
-        after = stock + qty;
-    }
-    *next = ((uint64_t)version << 32) | after;
-    return 0;
-}
-
-static void s_fill_change(sp_change_t *chg, uint64_t before, uint64_t after)
-{
-    chg->old_stock = SP_SV_STOCK(before);
-    chg->new_stock = SP_SV_STOCK(after);
-    chg->version = SP_SV_VERSION(after);
-}
-
-static void s_count(sp_row_t *r, unsigned type, uint32_t qty)
-{
-    if (type == SP_ORDER_PURCHASE) {
-        atomic_fetch_add_explicit(&r->sold, qty, memory_order_relaxed);
-    } else {
-        atomic_fetch_add_explicit(&r->restocked, qty, memory_order_relaxed);
-    }
-    atomic_fetch_add_explicit(&r->changes, 1, memory_order_relaxed);
-}
-
-static int s_apply_cas(sp_row_t *r, unsigned type, uint32_t qty, sp_change_t *chg)
-{
-    uint64_t cur = atomic_load_explicit(&r->sv, memory_order_acquire);
-    uint64_t next;
-    for (;;) {
-        int rc = s_next_word(cur, type, qty, &next);
-        if (rc < 0) {
-            s_fill_change(chg, cur, cur);
-            return rc;
-        }
-        if (atomic_compare_exchange_weak_explicit(&r->sv, &cur, next, memory_order_acq_rel,
-                                                  memory_order_acquire)) {
-            break;
-        }
-    }
-    s_count(r, type, qty);
-    s_fill_change(chg, cur, next);
-    return 0;
-}
-
-/* Read-check-write of the word while a lock is held by the caller. */
-static int s_apply_locked(sp_row_t *r, unsigned type, uint32_t qty, sp_change_t *chg)
-{
-    uint64_t cur = atomic_load_explicit(&r->sv, memory_order_relaxed);
-    uint64_t next;
-    int rc = s_next_word(cur, type, qty, &next);
-    if (rc < 0) {
-        s_fill_change(chg, cur, cur);
-        return rc;
-    }
-    atomic_store_explicit(&r->sv, next, memory_order_release);
-    s_count(r, type, qty);
-    s_fill_change(chg, cur, next);
-    return 0;
-}
-
-static int s_apply_row_lock(sp_row_t *r, unsigned type, uint32_t qty, sp_change_t *chg)
-{
-    int rc = pthread_mutex_lock(&r->lock);
-    if (rc == EOWNERDEAD) {
-        /* A holder died.  Every write under this lock is a single atomic store
-         * of the stock word followed by counters, so the word is consistent;
-         * the in-progress record (crash-consistency issue) will refine this. */
-        pthread_mutex_consistent(&r->lock);
-    } else if (rc != 0) {
-        return -rc;
-    }
-    rc = s_apply_locked(r, type, qty, chg);
-    pthread_mutex_unlock(&r->lock);
-    return rc;
-}
-
-static int s_apply_table_lock(sp_table_t *t, sp_row_t *r, unsigned type, uint32_t qty,
-                              sp_change_t *chg)
-{
-    struct timespec deadline = sp_deadline_realtime(SP_LOCK_TIMEOUT_MS);
-    while (sem_timedwait(&t->hdr->table_sem, &deadline) < 0) {
-        if (errno == ETIMEDOUT) {
-            return SP_E_TIMEOUT;
-        }
-        if (errno != EINTR) {
-            return -errno;
-        }
-    }
-    int rc = s_apply_locked(r, type, qty, chg);
-    sem_post(&t->hdr->table_sem);
-    return rc;
-}
-
 int sp_table_apply(sp_table_t *self, sp_sync_t sync, unsigned type, uint32_t id, uint32_t qty,
                    sp_change_t *chg)
 {
-    memset(chg, 0, sizeof *chg);
-    if ((type != SP_ORDER_PURCHASE && type != SP_ORDER_RESTOCK) || qty == 0 || qty > SP_QTY_MAX) {
-        return SP_E_INVALID;
-    }
-    sp_row_t *r = sp_table_row(self, id);
-    if (r == NULL) {
-        return SP_E_UNKNOWN_PRODUCT;
-    }
-    if (!self->writable) {
-        return -EROFS;
-    }
-    switch (sync) {
-    case SP_SYNC_CAS:
-        return s_apply_cas(r, type, qty, chg);
-    case SP_SYNC_ROW_LOCK:
-        return s_apply_row_lock(r, type, qty, chg);
-    case SP_SYNC_TABLE_LOCK:
-        return s_apply_table_lock(self, r, type, qty, chg);
-    default:
-        return SP_E_INVALID;
-    }
+    return sp_commit_anonymous(self, sync, type, id, qty, chg);
+}
+
+void *sp_table_dedup(sp_table_t *self)
+{
+    return (uint8_t *)self->hdr + self->hdr->dedup_offset;
+}
+
+bool sp_table_writable(const sp_table_t *self)
+{
+    return self->writable;
 }
 
 int sp_table_read(sp_table_t *self, uint32_t id, sp_product_t *out, uint32_t *version)
@@ -506,10 +404,10 @@ size_t sp_table_audit(sp_table_t *self, uint32_t *bad, size_t max_bad)
         if (r == NULL) {
             continue;
         }
-        uint64_t stock = SP_SV_STOCK(atomic_load(&r->sv));
-        uint64_t sold = atomic_load(&r->sold);
-        uint64_t restocked = atomic_load(&r->restocked);
-        if (stock > SP_STOCK_MAX || (uint64_t)r->initial_stock + restocked != stock + sold) {
+        sp_tally_t tl;
+        uint64_t stock = sp_row_stock_settled(r, &tl);
+        if (stock > SP_STOCK_MAX ||
+            (uint64_t)r->initial_stock + tl.restocked != stock + tl.held + tl.sold) {
             if (nbad < max_bad) {
                 bad[nbad] = id;
             }

@@ -5,20 +5,23 @@
  *
  *   [ sp_table_hdr_t            ]  identity, state, endpoints, worker slots
  *   [ sp_row_t  x capacity      ]  one 256-byte row per product id 1..capacity
- *   [ dedup region (reserved)   ]  applied (producer, seq) records; size 0 in
- *                                  this layout, located by hdr.dedup_offset
+ *   [ dedup region              ]  the outcome of every recent order, per
+ *                                  producer (sp_commit.h), at hdr.dedup_offset
  *
  * Rows are indexed by product id (row i holds id i+1), so a lookup is one
  * bounds check; ids absent from the catalogue have `present == 0`.  Each row
- * starts on a cache line: line 0 holds the hot words (the stock/version word
- * and the sale counters), line 1 the row mutex and the in-progress record,
- * lines 2-3 the static product data nobody writes after creation.
+ * starts on a cache line: line 0 holds the hot words (the stock/version word,
+ * the key of the order that made that version, the counters), line 1 the row
+ * mutex and the in-progress record, lines 2-3 the static product data nobody
+ * writes after creation.
  *
  * The stock and the row's change counter share one 64-bit word
- * (version << 32 | stock), so the `cas` strategy changes both with a single
- * compare-and-swap, readers always see a matching pair, and a monitor can
- * order events per row by version.  The other strategies store the same word
- * while holding their lock, so readers never need a lock.
+ * (version << 32 | stock), so readers always see a matching pair and a
+ * monitor can order events per row by version.  Next to it, in the same
+ * 16-byte unit, is `last`: the (producer, seq) of the order that made this
+ * version.  Every strategy changes the pair with one 16-byte compare-and-swap
+ * (or store), so "the stock changed" and "which order changed it" are one
+ * atomic fact; sp_commit.c builds exactly-once on that (see docs/RECOVERY.md).
  *
  * No pointers live in shared memory; every process maps the segment wherever
  * it likes.  Opening checks magic, layout version, row size, header size and
@@ -30,20 +33,20 @@
 #include "sp_catalogue.h"
 #include "sp_hist.h"
 #include "sp_instance.h"
+#include "sp_wire.h"
 
 #include <pthread.h>
-#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #define SP_TABLE_MAGIC     0x31454c4241545053ull /* bytes "SPTABLE1" */
-#define SP_TABLE_LAYOUT    2
+#define SP_TABLE_LAYOUT    3
 #define SP_CACHELINE       64
 #define SP_ROW_SIZE        256
 #define SP_WORKERS_MAX     64   /* worker slots in the header */
-#define SP_LOCK_TIMEOUT_MS 2000 /* table-lock waits give up (and report) after this */
+#define SP_LOCK_TIMEOUT_MS 2000 /* lock waits give up (and report) after this */
 #define SP_TABLE_MODE      0600
 
 typedef enum {
@@ -74,7 +77,7 @@ typedef struct {
     _Alignas(SP_CACHELINE) _Atomic int32_t pid; /* 0 when free */
     _Atomic uint32_t state;                     /* SP_PUB_* from sp_wire.h */
     _Atomic uint64_t heartbeat_ns;              /* last loop turn, monotonic */
-    _Atomic uint64_t orders[5];                 /* answered, by SP_STATUS_* */
+    _Atomic uint64_t orders[SP_STATUS_COUNT];   /* answered, by SP_STATUS_* */
     _Atomic uint64_t invalid_msgs;              /* dead-lettered messages */
     _Atomic uint64_t result_drops;              /* results it could not send */
     /* last event number this worker published, stored after the row change
@@ -82,6 +85,11 @@ typedef struct {
      * change up to it (the broker resets it when it starts a worker) */
     _Atomic uint64_t pub_seq;
     _Atomic uint64_t lat[SP_LAT_BUCKETS]; /* send-to-apply latency, sp_lat_bucket */
+    /* in-flight record for the supervisor: the producer whose order message
+     * the worker is handling (0 between messages); if the worker dies, its
+     * unfinished orders are among that producer's dedup entries */
+    _Atomic uint32_t cur_producer;
+    _Atomic uint32_t restarts; /* times the broker restarted this slot's worker */
 } sp_worker_slot_t;
 
 typedef struct {
@@ -97,8 +105,10 @@ typedef struct {
     uint32_t transport; /* sp_transport_kind_t */
     uint64_t created_ns;
     uint64_t segment_size;
-    uint64_t dedup_offset; /* reserved: exactly-once records */
+    uint64_t dedup_offset; /* the dedup region (sp_commit.h) */
     uint64_t dedup_size;
+    uint32_t dedup_slots;  /* producers remembered at once */
+    uint32_t dedup_window; /* orders remembered per producer */
 
     /* life cycle */
     _Alignas(SP_CACHELINE) _Atomic uint32_t state; /* sp_table_state_t */
@@ -117,8 +127,15 @@ typedef struct {
     _Atomic uint64_t invalid_msgs;                         /* messages it dead-lettered */
     _Atomic uint64_t in_flight;                            /* zmq batches at workers */
 
-    /* `table-lock` strategy: the original shop's single semaphore */
-    _Alignas(SP_CACHELINE) sem_t table_sem;
+    /* `table-lock` strategy: one lock around the whole table (the original
+     * shop's model) with its in-progress record.  A robust mutex, not the
+     * shop's semaphore: a semaphore cannot say who holds it, so a holder
+     * killed inside it would hang everyone (docs/RECOVERY.md). */
+    _Alignas(SP_CACHELINE) pthread_mutex_t table_lock;
+    _Atomic uint64_t table_intent;    /* key of the order being applied, 0 if none */
+    _Atomic int32_t table_intent_pid; /* and who applies it */
+    /* claiming and reclaiming dedup slots (rare: once per producer) */
+    _Alignas(SP_CACHELINE) pthread_mutex_t reg_lock;
 
     /* where to connect (NUL-terminated endpoint strings) */
     _Alignas(SP_CACHELINE) char ep_orders[SP_ENDPOINT_MAX]; /* producers (zmq) */
@@ -131,16 +148,21 @@ typedef struct {
 } sp_table_hdr_t;
 
 typedef struct {
-    /* line 0: hot */
+    /* line 0: hot.  sv and last form one 16-byte unit changed atomically;
+     * tally is another (sold, restocked and held units tagged with the row
+     * version they include, so bringing them up to date is idempotent);
+     * settled is the highest version whose order is completely recorded. */
     _Alignas(SP_CACHELINE) _Atomic uint64_t sv; /* version << 32 | stock */
-    _Atomic uint64_t sold;                      /* units of accepted purchases */
-    _Atomic uint64_t restocked;                 /* units of accepted restocks */
-    _Atomic uint64_t changes;                   /* accepted orders on this row */
-    uint8_t pad0[SP_CACHELINE - 32];
-    /* line 1: row-lock strategy and its in-progress record (reserved for the
-     * crash-consistency work: who holds the row and what it was doing) */
+    _Atomic uint64_t last;                      /* SP_KEY(producer, seq) that made this version */
+    _Atomic uint64_t tally[2];                  /* sp_tally_t packed, see sp_row_tally */
+    _Atomic uint64_t settled;
+    uint8_t pad0[SP_CACHELINE - 40];
+    /* line 1: row-lock strategy and its in-progress record: the key of the
+     * order the holder is applying and the holder's pid */
     _Alignas(SP_CACHELINE) pthread_mutex_t lock;
-    uint8_t intent[SP_CACHELINE - sizeof(pthread_mutex_t)];
+    _Atomic uint64_t intent;
+    _Atomic int32_t intent_pid;
+    uint8_t pad_lock[SP_CACHELINE - sizeof(pthread_mutex_t) - 12];
     /* lines 2-3: static product data */
     _Alignas(SP_CACHELINE) uint32_t id;
     uint32_t present;
@@ -155,10 +177,31 @@ typedef struct {
 } sp_row_t;
 
 _Static_assert(sizeof(sp_row_t) == SP_ROW_SIZE, "row layout");
-_Static_assert(sizeof(pthread_mutex_t) <= SP_CACHELINE, "mutex fits a line");
+_Static_assert(sizeof(pthread_mutex_t) <= SP_CACHELINE - 12, "mutex and intent fit a line");
 
 #define SP_SV_STOCK(sv)   ((uint32_t)((sv)&0xffffffffu))
 #define SP_SV_VERSION(sv) ((uint32_t)((sv) >> 32))
+/* An order's key as rows record it: producer id and the low 32 bits of its
+ * sequence number (a producer's dedup window is far smaller than 2^32). */
+#define SP_KEY(producer, seq) (((uint64_t)(producer) << 32) | ((uint64_t)(seq)&0xffffffffu))
+#define SP_KEY_PRODUCER(k)    ((uint32_t)((k) >> 32))
+#define SP_KEY_SEQ32(k)       ((uint32_t)((k)&0xffffffffu))
+
+/* A row's counters, unpacked. */
+typedef struct {
+    uint64_t sold;      /* units of accepted purchases (and bought holds) */
+    uint64_t restocked; /* units of accepted restocks */
+    uint32_t held;      /* units reserved by live holds (not in stock) */
+    uint32_t version;   /* row version the counters include */
+} sp_tally_t;
+#define SP_TALLY_UNITS_MAX ((1ull << 40) - 1) /* sold, restocked */
+#define SP_TALLY_HELD_MAX  0xffffu
+
+/* Reads a row's counters consistently (works on a read-only mapping). */
+void sp_row_tally(const sp_row_t *row, sp_tally_t *out);
+/* Reads the stock and the counters of the same version (retrying while a
+ * change is being recorded); returns the stock. */
+uint32_t sp_row_stock_settled(const sp_row_t *row, sp_tally_t *out);
 
 /* What an apply did to a row. */
 typedef struct {
@@ -205,7 +248,8 @@ uint32_t sp_table_capacity(const sp_table_t *self);
 const sp_row_t *sp_table_rows(const sp_table_t *self);
 
 /* Applies one purchase (type SP_ORDER_PURCHASE) or restock with strategy
- * `sync`.  Returns 0 (accepted; *chg says old/new stock and version),
+ * `sync`, without de-duplication (tests and tools; the pipeline uses
+ * sp_commit_order).  Returns 0 (accepted; *chg says old/new stock and version),
  * SP_E_OUT_OF_STOCK (purchase larger than stock; *chg has the current stock),
  * SP_E_UNKNOWN_PRODUCT, SP_E_INVALID (type or quantity out of range),
  * SP_E_STOCK_OVERFLOW (restock beyond SP_STOCK_MAX) or SP_E_TIMEOUT (the
@@ -213,6 +257,10 @@ const sp_row_t *sp_table_rows(const sp_table_t *self);
  * below zero. */
 int sp_table_apply(sp_table_t *self, sp_sync_t sync, unsigned type, uint32_t id, uint32_t qty,
                    sp_change_t *chg);
+
+/* The dedup region (sp_commit.c) and whether this mapping may write. */
+void *sp_table_dedup(sp_table_t *self);
+bool sp_table_writable(const sp_table_t *self);
 
 /* Copies product `id` with its current stock; returns 0 or SP_E_UNKNOWN_PRODUCT.
  * *version gets the row version that stock belongs to (may be NULL). */

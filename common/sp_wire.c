@@ -130,7 +130,10 @@ int sp_wire_check_order(const sp_order_t *o)
     if (o->quantity < 1 || o->quantity > SP_QTY_MAX) {
         return SP_E_INVALID;
     }
-    if (o->product_id == 0 || o->flags != 0 || o->reserved != 0) {
+    if (o->seq == 0 || o->seq > SP_SEQ_MAX || o->producer_id == 0) {
+        return SP_E_INVALID;
+    }
+    if (o->product_id == 0 || (o->flags & ~SP_ORDER_F_RESENT) != 0 || o->reserved != 0) {
         return SP_E_INVALID;
     }
     return 0;
@@ -190,7 +193,8 @@ void sp_wire_put_result(void *p, const sp_result_t *r)
     s_put32(b, r->producer_id);
     b[4] = r->status;
     b[5] = r->type;
-    s_put16(b + 6, r->worker_id);
+    b[6] = r->worker_id;
+    b[7] = r->original;
     s_put64(b + 8, r->seq);
     s_put32(b + 16, r->product_id);
     s_put32(b + 20, r->stock_after);
@@ -204,7 +208,8 @@ void sp_wire_get_result(const void *p, sp_result_t *r)
     r->producer_id = s_get32(b);
     r->status = b[4];
     r->type = b[5];
-    r->worker_id = s_get16(b + 6);
+    r->worker_id = b[6];
+    r->original = b[7];
     r->seq = s_get64(b + 8);
     r->product_id = s_get32(b + 16);
     r->stock_after = s_get32(b + 20);
@@ -343,8 +348,8 @@ const char *sp_wire_order_type_name(unsigned type)
 
 const char *sp_wire_status_name(unsigned status)
 {
-    static const char *names[] = {"accepted", "out_of_stock", "unknown_product", "invalid",
-                                  "duplicate"};
+    static const char *names[] = {"accepted", "out_of_stock", "unknown_product",
+                                  "invalid",  "duplicate",    "conflict"};
     return status < SP_STATUS_COUNT ? names[status] : "?";
 }
 

@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #define SP_WIRE_MAGIC       0x31575053u /* bytes 'S' 'P' 'W' '1' */
-#define SP_WIRE_VERSION     1
+#define SP_WIRE_VERSION     2
 #define SP_WIRE_HDR_SIZE    16
 #define SP_WIRE_MAX_RECORDS 4096     /* per message, any kind */
 #define SP_QTY_MAX          1000000u /* largest quantity one order may carry */
@@ -56,9 +56,20 @@ enum {
     SP_STATUS_OUT_OF_STOCK = 1,
     SP_STATUS_UNKNOWN_PRODUCT = 2,
     SP_STATUS_INVALID = 3,
-    SP_STATUS_DUPLICATE = 4,
-    SP_STATUS_COUNT = 5
+    SP_STATUS_DUPLICATE = 4, /* the order was seen before: `original` says how it ended */
+    SP_STATUS_CONFLICT = 5,  /* same (producer, seq) as an earlier order, different contents */
+    SP_STATUS_COUNT = 6
 };
+
+/* A duplicate's `original` when the first outcome cannot be told: the first
+ * copy is still being applied (wait for its result), or the order is older
+ * than its producer's dedup window. */
+#define SP_ORIGINAL_PENDING 0xfe
+#define SP_ORIGINAL_UNKNOWN 0xff
+
+/* Order flags. */
+#define SP_ORDER_F_RESENT 0x01u              /* a retry of an order sent before (informational) */
+#define SP_SEQ_MAX        ((1ull << 40) - 1) /* highest order sequence number */
 
 typedef struct {
     uint32_t magic;  /* SP_WIRE_MAGIC */
@@ -71,10 +82,10 @@ typedef struct {
 
 typedef struct {
     uint8_t type;         /* SP_ORDER_* */
-    uint8_t flags;        /* 0 */
+    uint8_t flags;        /* SP_ORDER_F_* */
     uint16_t reserved;    /* 0 */
     uint32_t producer_id; /* who placed it; results go back to them */
-    uint64_t seq;         /* producer's order number, from 1 */
+    uint64_t seq;         /* producer's order number, 1 .. SP_SEQ_MAX */
     uint32_t product_id;  /* id_reg from the catalogue */
     uint32_t quantity;    /* 1 .. SP_QTY_MAX */
     uint64_t sched_ns;    /* when the producer meant to send it (monotonic) */
@@ -84,7 +95,9 @@ typedef struct {
     uint32_t producer_id; /* copied from the order */
     uint8_t status;       /* SP_STATUS_* */
     uint8_t type;         /* order type, copied */
-    uint16_t worker_id;   /* who applied it */
+    uint8_t worker_id;    /* who answered it (1 .. 64; 0: the producer itself, direct) */
+    uint8_t original;     /* DUPLICATE: the first outcome (SP_STATUS_*, or SP_ORIGINAL_*);
+                             otherwise equal to status */
     uint64_t seq;         /* copied from the order */
     uint32_t product_id;  /* copied from the order */
     uint32_t stock_after; /* stock after applying (or the stock that refused it) */

@@ -6,6 +6,7 @@
  */
 #include "sp_worker.h"
 
+#include "sp_commit.h"
 #include "sp_error.h"
 #include "sp_events.h"
 #include "sp_instance.h"
@@ -42,21 +43,26 @@ int sp_apply_order(sp_table_t *table, sp_sync_t sync, const sp_order_t *o, uint3
     memset(chg, 0, sizeof *chg);
     res->producer_id = o->producer_id;
     res->type = o->type;
-    res->worker_id = (uint16_t)worker_id;
+    res->worker_id = (uint8_t)worker_id;
     res->seq = o->seq;
     res->product_id = o->product_id;
     res->sched_ns = o->sched_ns;
-    int rc = sp_wire_check_order(o);
-    if (rc == 0 && o->producer_id != sender) {
-        rc = SP_E_INVALID; /* an order must come from the producer it names */
-    }
-    if (rc == 0) {
-        rc = sp_table_apply(table, sync, o->type, o->product_id, o->quantity, chg);
-    }
-    res->status = sp_wire_status_of(rc);
-    res->stock_after = chg->new_stock;
     res->applied_ns = now_ns;
-    return rc;
+    sp_outcome_t out = {.status = SP_STATUS_INVALID, .original = SP_STATUS_INVALID};
+    int rc = 0;
+    if (o->producer_id == sender) { /* an order must come from the producer it names */
+        rc = sp_commit_order(table, sync, o, &out);
+    }
+    res->status = out.status;
+    res->original = out.original;
+    res->stock_after = out.stock;
+    chg->old_stock = out.old_stock;
+    chg->new_stock = out.stock;
+    chg->version = out.version;
+    if (rc < 0) {
+        return rc;
+    }
+    return out.changed ? 0 : SP_E_INVALID;
 }
 
 /* Applies one decoded order and fills its result; publishes an event when
@@ -105,6 +111,9 @@ static void s_handle(sp_wctx_t *w, size_t len, const sp_route_t *route)
         return;
     }
     w->st->msgs++;
+    /* the in-flight record: if we die, the supervisor resolves this
+     * producer's unfinished orders */
+    atomic_store_explicit(&w->slot->cur_producer, h.sender, memory_order_relaxed);
     uint64_t now = sp_now_ns();
     for (unsigned i = 0; i < h.count; i++) {
         sp_order_t o;
@@ -120,6 +129,7 @@ static void s_handle(sp_wctx_t *w, size_t len, const sp_route_t *route)
         w->st->result_drops++;
         atomic_fetch_add_explicit(&w->slot->result_drops, 1, memory_order_relaxed);
     }
+    atomic_store_explicit(&w->slot->cur_producer, 0, memory_order_relaxed);
     sp_pub_flush(w->pub);
 }
 

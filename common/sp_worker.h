@@ -35,11 +35,11 @@ typedef struct {
 } sp_worker_cfg_t;
 
 typedef struct {
-    uint64_t msgs;         /* order messages handled */
-    uint64_t orders[5];    /* by SP_STATUS_* */
-    uint64_t invalid_msgs; /* dead-lettered */
-    uint64_t result_drops; /* result messages that could not be delivered */
-    uint64_t events;       /* stock events published */
+    uint64_t msgs;                    /* order messages handled */
+    uint64_t orders[SP_STATUS_COUNT]; /* by SP_STATUS_* */
+    uint64_t invalid_msgs;            /* dead-lettered */
+    uint64_t result_drops;            /* result messages that could not be delivered */
+    uint64_t events;                  /* stock events published */
 } sp_worker_stats_t;
 
 /* Validates one decoded order that came in a message from `sender`, applies

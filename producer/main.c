@@ -36,7 +36,9 @@ static void s_usage(FILE *out)
             "  --qty N | MIN-MAX   quantity per order (default 1)\n"
             "  --batch N           orders per message (default %d)\n"
             "  --window N          orders in flight per customer (default %d)\n"
-            "  --timeout D         result timeout (default 5s)\n"
+            "  --timeout D         give up on an unanswered order after D (default 10s)\n"
+            "  --retry D           resend an unanswered order after D, doubling up to 2s\n"
+            "                      (default 250ms; 0 = never resend)\n"
             "  --seed N            random seed (default 1)\n"
             "  --json              report as JSON\n"
             "  --audit             check conservation against the table (only producer)\n"
@@ -109,16 +111,25 @@ int main(int argc, char **argv)
     sp_load_defaults(&cfg);
     bool json = false, audit = false, table = false, arrival_set = false;
     char why[512] = "";
-    static const struct option opts[] = {
-        {"instance", required_argument, 0, 'i'}, {"customers", required_argument, 0, 'c'},
-        {"rate", required_argument, 0, 'r'},     {"arrival", required_argument, 0, 'a'},
-        {"duration", required_argument, 0, 'd'}, {"count", required_argument, 0, 'n'},
-        {"zipf", required_argument, 0, 'z'},     {"restock", required_argument, 0, 'R'},
-        {"qty", required_argument, 0, 'q'},      {"batch", required_argument, 0, 'b'},
-        {"window", required_argument, 0, 'W'},   {"timeout", required_argument, 0, 't'},
-        {"seed", required_argument, 0, 's'},     {"json", no_argument, 0, 'j'},
-        {"audit", no_argument, 0, 'A'},          {"table", no_argument, 0, 'T'},
-        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+    static const struct option opts[] = {{"instance", required_argument, 0, 'i'},
+                                         {"customers", required_argument, 0, 'c'},
+                                         {"rate", required_argument, 0, 'r'},
+                                         {"arrival", required_argument, 0, 'a'},
+                                         {"duration", required_argument, 0, 'd'},
+                                         {"count", required_argument, 0, 'n'},
+                                         {"zipf", required_argument, 0, 'z'},
+                                         {"restock", required_argument, 0, 'R'},
+                                         {"qty", required_argument, 0, 'q'},
+                                         {"batch", required_argument, 0, 'b'},
+                                         {"window", required_argument, 0, 'W'},
+                                         {"timeout", required_argument, 0, 't'},
+                                         {"seed", required_argument, 0, 's'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"retry", required_argument, 0, 'Y'},
+                                         {"audit", no_argument, 0, 'A'},
+                                         {"table", no_argument, 0, 'T'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     int c, rc = 0;
     /* "+" stops at the first non-option, so `producer buy 3 -1` reads -1 as a value */
     while (rc == 0 && (c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
@@ -169,6 +180,14 @@ int main(int argc, char **argv)
             break;
         case 'W':
             rc = sp_arg_u32("--window", optarg, 1, 1u << 20, &cfg.window, why, sizeof why);
+            break;
+        case 'Y':
+            rc = sp_arg_duration("--retry", optarg, &d, why, sizeof why);
+            cfg.retry_ms = (int)(d * 1000);
+            if (rc == 0 && d > 0 && cfg.retry_ms < 1) {
+                snprintf(why, sizeof why, "--retry: must be 0 or at least 1ms");
+                rc = SP_E_USAGE;
+            }
             break;
         case 't':
             rc = sp_arg_duration("--timeout", optarg, &d, why, sizeof why);

@@ -35,7 +35,7 @@ import zmq
 # --- the wire format (docs/PROTOCOL.md, "Messages" and "Records") ---------
 
 MAGIC = 0x31575053  # b"SPW1" read as a little-endian uint32
-VERSION = 1
+VERSION = 2
 MAX_RECORDS = 4096
 QTY_MAX = 1000000
 
@@ -47,15 +47,17 @@ CTR_ORDERS, CTR_CAPACITY, CTR_ROWS = 2, 17, 20
 
 ORDER_PURCHASE, ORDER_RESTOCK = 1, 2
 
-STATUS_NAMES = ["accepted", "out_of_stock", "unknown_product", "invalid", "duplicate"]
+STATUS_NAMES = ["accepted", "out_of_stock", "unknown_product", "invalid", "duplicate",
+                "conflict"]
 ACCEPTED, OUT_OF_STOCK, UNKNOWN_PRODUCT, INVALID, DUPLICATE = range(5)
 
 # magic, version, kind, count, sender, batch
 HDR = struct.Struct("<IBBHII")
 # type, flags, reserved, producer_id, seq, product_id, quantity, sched_ns
 ORDER = struct.Struct("<BBHIQIIQ")
-# producer_id, status, type, worker_id, seq, product_id, stock_after, sched_ns, applied_ns
-RESULT = struct.Struct("<IBBHQIIQQ")
+# producer_id, status, type, worker_id, original, seq, product_id, stock_after, sched_ns,
+# applied_ns
+RESULT = struct.Struct("<IBBBBQIIQQ")
 # pub_seq, publisher_id, product_id, old_stock, new_stock, row_version,
 # order_producer, order_seq, ts_ns
 EVENT = struct.Struct("<QIIIIIIQQ")
@@ -169,14 +171,14 @@ class Client:
         if hdr[2] != MSG_RESULTS:
             self.problem(f"reply of kind {hdr[2]}, expected {MSG_RESULTS} (results)")
             return
-        seqs = [r[4] for r in recs]
+        seqs = [r[5] for r in recs]
         first = seqs[0] if seqs else None
         if first not in self.pending or self.pending[first] != seqs:
             self.problem(f"result message with seqs {seqs[:8]}... matches no order message")
             return
         del self.pending[first]
         for r in recs:
-            producer, status, otype, worker, seq = r[0], r[1], r[2], r[3], r[4]
+            producer, status, otype, worker, seq = r[0], r[1], r[2], r[3], r[5]
             if producer != self.pid:
                 self.problem(f"result for producer {producer}, we are {self.pid}")
             elif seq in self.results:
@@ -315,8 +317,8 @@ def main():
         for seq in range(1, n + 1):
             if seq in c.results:
                 status[c.results[seq][1]] += 1
-                if c.results[seq][5] != args.product:
-                    c.problem(f"result for seq {seq} names product {c.results[seq][5]}")
+                if c.results[seq][6] != args.product:
+                    c.problem(f"result for seq {seq} names product {c.results[seq][6]}")
         accepted = {s for s, r in c.results.items() if r[1] == ACCEPTED and s <= n}
 
         # 4. one event per accepted order

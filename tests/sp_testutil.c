@@ -257,3 +257,13 @@ long long spt_json_num(const char *json, const char *key)
     const char *p = strstr(json, pat);
     return p ? strtoll(p + strlen(pat), NULL, 10) : -1;
 }
+
+sp_tally_t spt_tally(sp_table_t *t, uint32_t id)
+{
+    sp_tally_t tl = {0};
+    const sp_row_t *r = sp_table_row(t, id);
+    if (r != NULL) {
+        sp_row_stock_settled(r, &tl);
+    }
+    return tl;
+}

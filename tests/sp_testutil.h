@@ -8,6 +8,8 @@
 #ifndef SP_TESTUTIL_H
 #define SP_TESTUTIL_H
 
+#include "sp_table.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -57,5 +59,8 @@ bool spt_leftovers(const char *instance);
 
 /* Value of "key":<number> in a JSON line, or -1. */
 long long spt_json_num(const char *json, const char *key);
+
+/* A row's counters (sold, restocked, held, version), read consistently. */
+sp_tally_t spt_tally(sp_table_t *t, uint32_t id);
 
 #endif

@@ -114,7 +114,8 @@ Test(wire, result_round_trips_through_put_and_get)
         .producer_id = 0x11223344,
         .status = SP_STATUS_DUPLICATE,
         .type = SP_ORDER_PURCHASE,
-        .worker_id = 0xfedc,
+        .worker_id = 0xfe,
+        .original = SP_STATUS_OUT_OF_STOCK,
         .seq = UINT64_C(0x8000000000000001),
         .product_id = 99,
         .stock_after = 1000000000u,
@@ -132,6 +133,7 @@ Test(wire, result_round_trips_through_put_and_get)
     cr_expect_eq(out.status, in.status);
     cr_expect_eq(out.type, in.type);
     cr_expect_eq(out.worker_id, in.worker_id);
+    cr_expect_eq(out.original, in.original);
     cr_expect_eq(out.seq, in.seq);
     cr_expect_eq(out.product_id, in.product_id);
     cr_expect_eq(out.stock_after, in.stock_after);
@@ -446,11 +448,25 @@ Test(wire, check_order_refuses_unknown_and_reserved_types)
     }
 }
 
-Test(wire, check_order_refuses_nonzero_flags_or_reserved)
+Test(wire, check_order_refuses_unknown_flags_reserved_and_bad_keys)
 {
     sp_order_t o = s_sample_order();
-    o.flags = 1;
+    o.flags = SP_ORDER_F_RESENT;
+    cr_expect_eq(sp_wire_check_order(&o), 0, "the resent flag is allowed");
+    o.flags = 2;
     cr_expect_eq(sp_wire_check_order(&o), SP_E_INVALID, "flags");
+
+    o = s_sample_order();
+    o.seq = 0;
+    cr_expect_eq(sp_wire_check_order(&o), SP_E_INVALID, "seq 0");
+    o.seq = SP_SEQ_MAX + 1;
+    cr_expect_eq(sp_wire_check_order(&o), SP_E_INVALID, "seq past 2^40 - 1");
+    o.seq = SP_SEQ_MAX;
+    cr_expect_eq(sp_wire_check_order(&o), 0, "the last seq");
+
+    o = s_sample_order();
+    o.producer_id = 0;
+    cr_expect_eq(sp_wire_check_order(&o), SP_E_INVALID, "producer 0");
 
     o = s_sample_order();
     o.reserved = 0x8000;

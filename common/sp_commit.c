@@ -1,0 +1,704 @@
+/*
+ * sp_commit — claim, change, settle, resolve.  The protocol is described in
+ * sp_commit.h and argued in docs/RECOVERY.md; this file is its only
+ * implementation, shared by the three strategies.
+ */
+#include "sp_commit.h"
+
+#include "sp_error.h"
+#include "sp_rand.h"
+#include "sp_time.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+__extension__ typedef unsigned __int128 s_u128;
+
+#define S_STATE(c)         ((unsigned)((c)&3u))
+#define S_PID(c)           ((pid_t)(((c) >> 2) & 0x3fffffu))
+#define S_SEQ(c)           ((c) >> 24)
+#define S_CTL(seq, pid, s) (((uint64_t)(seq) << 24) | ((uint64_t)(uint32_t)(pid) << 2) | (s))
+#define S_WHAT(p, q, t)    (((uint64_t)(p) << 32) | ((uint64_t)(q) << 8) | (uint64_t)(t))
+#define S_WHAT_PRODUCT(w)  ((uint32_t)((w) >> 32))
+#define S_WHAT_QTY(w)      ((uint32_t)(((w) >> 8) & 0xffffffu))
+#define S_WHAT_TYPE(w)     ((unsigned)((w)&0xffu))
+#define S_RES(v, stock)    (((uint64_t)(v) << 32) | (stock))
+#define S_MASK40           ((1ull << 40) - 1)
+
+void (*sp_commit_hook)(int point);
+
+static inline void s_point(int point)
+{
+    if (__builtin_expect(sp_commit_hook != NULL, 0)) {
+        sp_commit_hook(point);
+    }
+}
+
+/* ---- 16-byte atomics (cmpxchg16b; both halves are also read alone) ---- */
+
+static inline s_u128 s_load16(void *p)
+{
+    /* a compare-and-swap of 0 with 0 returns the current value atomically */
+    return __sync_val_compare_and_swap((s_u128 *)p, (s_u128)0, (s_u128)0);
+}
+
+static inline bool s_cas16(void *p, s_u128 old, s_u128 new)
+{
+    return __sync_bool_compare_and_swap((s_u128 *)p, old, new);
+}
+
+static inline uint64_t s_lo(s_u128 v)
+{
+    return (uint64_t)v;
+}
+
+static inline uint64_t s_hi(s_u128 v)
+{
+    return (uint64_t)(v >> 64);
+}
+
+static inline s_u128 s_make(uint64_t lo, uint64_t hi)
+{
+    return ((s_u128)hi << 64) | lo;
+}
+
+/* ---- counters ---- */
+
+static void s_tally_unpack(uint64_t lo, uint64_t hi, sp_tally_t *t)
+{
+    t->sold = lo & S_MASK40;
+    t->restocked = (lo >> 40) | ((hi & 0xffffu) << 24);
+    t->held = (uint32_t)((hi >> 16) & 0xffffu);
+    t->version = (uint32_t)(hi >> 32);
+}
+
+static s_u128 s_tally_pack(const sp_tally_t *t)
+{
+    uint64_t lo = (t->sold & S_MASK40) | ((t->restocked & 0xffffffu) << 40);
+    uint64_t hi = ((t->restocked >> 24) & 0xffffu) | ((uint64_t)(t->held & 0xffffu) << 16) |
+                  ((uint64_t)t->version << 32);
+    return s_make(lo, hi);
+}
+
+void sp_row_tally(const sp_row_t *row, sp_tally_t *out)
+{
+    /* every update changes the version in the high word, so an unchanged
+     * high word around the low one means the pair belongs together */
+    for (;;) {
+        uint64_t hi = atomic_load_explicit(&row->tally[1], memory_order_acquire);
+        uint64_t lo = atomic_load_explicit(&row->tally[0], memory_order_acquire);
+        if (atomic_load_explicit(&row->tally[1], memory_order_acquire) == hi) {
+            s_tally_unpack(lo, hi, out);
+            return;
+        }
+    }
+}
+
+uint32_t sp_row_stock_settled(const sp_row_t *row, sp_tally_t *out)
+{
+    for (int i = 0;; i++) {
+        uint64_t sv = atomic_load_explicit(&row->sv, memory_order_acquire);
+        sp_row_tally(row, out);
+        /* a change whose maker died stays unsettled until someone settles
+         * it (the next change, or a sweep): then report what is there */
+        if (out->version == SP_SV_VERSION(sv) || i >= 1000) {
+            return SP_SV_STOCK(sv);
+        }
+        if (i >= 10) {
+            sched_yield();
+        }
+    }
+}
+
+/* Brings the counters up to version v, made by an order of `type` and `qty`.
+ * Idempotent: counters already at v (or past it) are left alone. */
+static void s_tally_add(sp_row_t *r, uint32_t v, unsigned type, uint32_t qty)
+{
+    for (;;) {
+        s_u128 cur = s_load16(r->tally);
+        sp_tally_t t;
+        s_tally_unpack(s_lo(cur), s_hi(cur), &t);
+        if (t.version >= v) {
+            return;
+        }
+        if (type == SP_ORDER_PURCHASE) {
+            t.sold += qty;
+        } else if (type == SP_ORDER_RESTOCK) {
+            t.restocked += qty;
+        }
+        t.version = v;
+        if (s_cas16(r->tally, cur, s_tally_pack(&t))) {
+            return;
+        }
+    }
+}
+
+/* ---- the dedup region ---- */
+
+static sp_dslot_t *s_slots(sp_table_t *t)
+{
+    return (sp_dslot_t *)sp_table_dedup(t);
+}
+
+static sp_dentry_t *s_window(sp_table_t *t, unsigned slot)
+{
+    uint8_t *base = (uint8_t *)sp_table_dedup(t) + sizeof(sp_dslot_t) * SP_DEDUP_SLOTS;
+    return (sp_dentry_t *)(base + (size_t)slot * SP_DEDUP_WINDOW * sizeof(sp_dentry_t));
+}
+
+size_t sp_commit_region_bytes(void)
+{
+    return sizeof(sp_dslot_t) * SP_DEDUP_SLOTS +
+           (size_t)SP_DEDUP_SLOTS * SP_DEDUP_WINDOW * sizeof(sp_dentry_t);
+}
+
+/* Our pid, read once per thread (a forked child forgets its parent's). */
+static _Thread_local pid_t s_me;
+
+static void s_forget_pid(void)
+{
+    s_me = 0;
+}
+
+static pid_t s_self(void)
+{
+    if (s_me == 0) {
+        s_me = getpid();
+    }
+    return s_me;
+}
+
+__attribute__((constructor)) static void s_init_atfork(void)
+{
+    pthread_atfork(NULL, NULL, s_forget_pid);
+}
+
+static bool s_dead(pid_t pid)
+{
+    return pid > 0 && pid != s_self() && kill(pid, 0) < 0 && errno == ESRCH;
+}
+
+/* A per-thread cache of producer -> slot, checked against the slot on use. */
+typedef struct {
+    const void *region;
+    uint32_t producer;
+    uint32_t slot;
+} s_cache_t;
+static _Thread_local s_cache_t s_cache[16];
+
+static int s_find(sp_table_t *t, uint32_t producer)
+{
+    sp_dslot_t *slots = s_slots(t);
+    s_cache_t *c = &s_cache[producer & 15];
+    if (c->region == slots && c->producer == producer &&
+        atomic_load_explicit(&slots[c->slot].producer, memory_order_acquire) == producer) {
+        return (int)c->slot;
+    }
+    for (unsigned i = 0; i < SP_DEDUP_SLOTS; i++) {
+        if (atomic_load_explicit(&slots[i].producer, memory_order_acquire) == producer) {
+            *c = (s_cache_t){.region = slots, .producer = producer, .slot = i};
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static int s_lock_robust(pthread_mutex_t *m)
+{
+    int rc = pthread_mutex_lock(m);
+    if (rc == EOWNERDEAD) {
+        /* the registry's writes are idempotent (a slot's producer id is
+         * stored last), so there is nothing to repair */
+        pthread_mutex_consistent(m);
+        rc = 0;
+    }
+    return -rc;
+}
+
+static void s_resolve_entry(sp_table_t *t, sp_dentry_t *e, uint32_t producer, uint64_t c);
+
+/* True when the slot holds nothing a live process is still applying; PENDING
+ * entries of dead processes are resolved on the way. */
+static bool s_slot_quiet(sp_table_t *t, unsigned slot)
+{
+    sp_dentry_t *w = s_window(t, slot);
+    uint32_t producer = atomic_load(&s_slots(t)[slot].producer);
+    for (unsigned i = 0; i < SP_DEDUP_WINDOW; i++) {
+        uint64_t c = atomic_load(&w[i].ctl);
+        if (S_STATE(c) != SP_DE_PENDING) {
+            continue;
+        }
+        if (!s_dead(S_PID(c))) {
+            return false;
+        }
+        s_resolve_entry(t, &w[i], producer, c);
+    }
+    return true;
+}
+
+static void s_reset_slot(sp_table_t *t, unsigned slot, uint32_t producer, pid_t pid)
+{
+    sp_dslot_t *s = &s_slots(t)[slot];
+    atomic_store(&s->producer, 0);
+    sp_dentry_t *w = s_window(t, slot);
+    for (unsigned i = 0; i < SP_DEDUP_WINDOW; i++) {
+        atomic_store_explicit(&w[i].ctl, 0, memory_order_relaxed);
+    }
+    atomic_store(&s->pid, pid);
+    atomic_store(&s->used_ns, sp_now_ns());
+    atomic_fetch_add(&s->claims, 1);
+    atomic_store_explicit(&s->producer, producer, memory_order_release);
+}
+
+/* Finds or claims the slot of `producer`.  Returns the slot or -EUSERS. */
+static int s_slot(sp_table_t *t, uint32_t producer, pid_t pid)
+{
+    int slot = s_find(t, producer);
+    if (slot >= 0) {
+        return slot;
+    }
+    sp_table_hdr_t *h = sp_table_hdr(t);
+    int rc = s_lock_robust(&h->reg_lock);
+    if (rc < 0) {
+        return rc;
+    }
+    slot = s_find(t, producer);
+    sp_dslot_t *slots = s_slots(t);
+    for (unsigned i = 0; slot < 0 && i < SP_DEDUP_SLOTS; i++) {
+        if (atomic_load(&slots[i].producer) == 0) {
+            s_reset_slot(t, i, producer, pid);
+            slot = (int)i;
+        }
+    }
+    /* full: take over the longest-idle slot whose producer is gone */
+    uint64_t now = sp_now_ns();
+    for (unsigned i = 0; slot < 0 && i < SP_DEDUP_SLOTS; i++) {
+        uint64_t used = atomic_load(&slots[i].used_ns);
+        pid_t owner = atomic_load(&slots[i].pid);
+        bool gone =
+            owner > 0 ? s_dead(owner) : now - used > (uint64_t)SP_DEDUP_IDLE_MS * SP_NS_PER_MS;
+        if (gone && s_slot_quiet(t, i)) {
+            s_reset_slot(t, i, producer, pid);
+            slot = (int)i;
+        }
+    }
+    pthread_mutex_unlock(&h->reg_lock);
+    return slot >= 0 ? slot : -EUSERS;
+}
+
+int sp_commit_register(sp_table_t *t, uint32_t producer, pid_t pid)
+{
+    int slot = s_slot(t, producer, pid);
+    return slot < 0 ? slot : 0;
+}
+
+/* The entry of a row's `last` key, or NULL when its producer's slot is gone
+ * (then that order was settled long ago: a slot is reused only when quiet). */
+static sp_dentry_t *s_entry_of(sp_table_t *t, uint64_t key, unsigned *slot_out)
+{
+    int slot = s_find(t, SP_KEY_PRODUCER(key));
+    if (slot < 0) {
+        return NULL;
+    }
+    *slot_out = (unsigned)slot;
+    return &s_window(t, (unsigned)slot)[SP_KEY_SEQ32(key) & (SP_DEDUP_WINDOW - 1)];
+}
+
+/* ---- settle: record version v of row r completely ---- */
+
+static void s_settled_max(sp_row_t *r, uint32_t v)
+{
+    uint64_t cur = atomic_load_explicit(&r->settled, memory_order_relaxed);
+    while (cur < v && !atomic_compare_exchange_weak(&r->settled, &cur, v)) {
+    }
+}
+
+static void s_settle(sp_table_t *t, sp_row_t *r, uint64_t sv, uint64_t key)
+{
+    uint32_t v = SP_SV_VERSION(sv);
+    if (v == 0 || atomic_load_explicit(&r->settled, memory_order_acquire) >= v) {
+        return;
+    }
+    uint32_t producer = SP_KEY_PRODUCER(key);
+    if (producer == 0) {
+        /* an anonymous change carries its own delta in the key */
+        uint32_t low = SP_KEY_SEQ32(key);
+        s_tally_add(r, v, low >> 24, low & 0xffffffu);
+    } else {
+        unsigned slot;
+        sp_dentry_t *e = s_entry_of(t, key, &slot);
+        uint64_t c = e != NULL ? atomic_load_explicit(&e->ctl, memory_order_acquire) : 0;
+        if (e != NULL && (uint32_t)S_SEQ(c) == SP_KEY_SEQ32(key) && S_STATE(c) == SP_DE_PENDING) {
+            uint64_t what = atomic_load_explicit(&e->what, memory_order_acquire);
+            /* still the same order of the same producer (seqlock-style) */
+            if (atomic_load(&e->ctl) == c && atomic_load(&s_slots(t)[slot].producer) == producer &&
+                S_WHAT_PRODUCT(what) == r->id) {
+                s_tally_add(r, v, S_WHAT_TYPE(what), S_WHAT_QTY(what));
+                s_point(SP_CP_TALLIED);
+                atomic_store_explicit(&e->res, S_RES(v, SP_SV_STOCK(sv)), memory_order_relaxed);
+                atomic_store_explicit(&e->out, SP_STATUS_ACCEPTED, memory_order_relaxed);
+                atomic_compare_exchange_strong_explicit(&e->ctl, &c, (c & ~3ull) | SP_DE_DONE,
+                                                        memory_order_release, memory_order_relaxed);
+            }
+        }
+    }
+    s_settled_max(r, v);
+}
+
+/* Records a refusal (no row change) as the order's outcome. */
+static void s_finish_refused(sp_dentry_t *e, uint64_t claimed, uint8_t status, uint64_t sv)
+{
+    atomic_store_explicit(&e->res, S_RES(SP_SV_VERSION(sv), SP_SV_STOCK(sv)), memory_order_relaxed);
+    atomic_store_explicit(&e->out, status, memory_order_relaxed);
+    atomic_compare_exchange_strong_explicit(&e->ctl, &claimed, (claimed & ~3ull) | SP_DE_DONE,
+                                            memory_order_release, memory_order_relaxed);
+}
+
+/* Rolls back an order that process `pid` claimed but never applied. */
+static void s_roll_back(sp_dentry_t *e, uint64_t c)
+{
+    atomic_compare_exchange_strong(&e->ctl, &c, S_CTL(S_SEQ(c), 0, SP_DE_FREE));
+}
+
+/* Resolves a PENDING entry whose owner is dead: forward if its row shows it
+ * as `last`, otherwise back. */
+static void s_resolve_entry(sp_table_t *t, sp_dentry_t *e, uint32_t producer, uint64_t c)
+{
+    uint64_t what = atomic_load(&e->what);
+    uint64_t key = SP_KEY(producer, S_SEQ(c));
+    sp_row_t *r = sp_table_row(t, S_WHAT_PRODUCT(what));
+    if (r != NULL) {
+        s_u128 cur = s_load16(&r->sv);
+        if (s_hi(cur) == key) {
+            s_settle(t, r, s_lo(cur), s_hi(cur));
+            return;
+        }
+    }
+    s_roll_back(e, c);
+}
+
+/* The one place a dead lock holder's work is repaired: settle whatever the
+ * row shows, and roll back the holder's order if the row does not show it. */
+static void s_repair(sp_table_t *t, sp_row_t *r, uint64_t intent, pid_t holder)
+{
+    if (r != NULL) {
+        s_u128 cur = s_load16(&r->sv);
+        s_settle(t, r, s_lo(cur), s_hi(cur));
+        if (s_hi(cur) == intent) {
+            return;
+        }
+    }
+    if (intent == 0 || SP_KEY_PRODUCER(intent) == 0) {
+        return;
+    }
+    unsigned slot;
+    sp_dentry_t *e = s_entry_of(t, intent, &slot);
+    if (e == NULL) {
+        return;
+    }
+    uint64_t c = atomic_load(&e->ctl);
+    if ((uint32_t)S_SEQ(c) == SP_KEY_SEQ32(intent) && S_STATE(c) == SP_DE_PENDING &&
+        S_PID(c) == holder) {
+        s_roll_back(e, c);
+    }
+}
+
+/* ---- applying ---- */
+
+/* The decision every strategy shares: given the current word, what is the
+ * next one?  Returns 0 with *next filled, or the refusal code. */
+static int s_next_word(uint64_t cur, unsigned type, uint32_t qty, uint64_t *next)
+{
+    uint32_t stock = SP_SV_STOCK(cur);
+    uint32_t version = SP_SV_VERSION(cur) + 1;
+    uint32_t after;
+    if (type == SP_ORDER_PURCHASE) {
+        if (qty > stock) {
+            return SP_E_OUT_OF_STOCK;
+        }
+        after = stock - qty;
+    } else {
+        if (qty > SP_STOCK_MAX - stock) {
+            return SP_E_STOCK_OVERFLOW;
+        }
+        after = stock + qty;
+    }
+    *next = ((uint64_t)version << 32) | after;
+    return 0;
+}
+
+typedef struct {
+    sp_table_t *t;
+    sp_row_t *r;
+    uint64_t key;
+    unsigned type;
+    uint32_t qty;
+    uint64_t before, after; /* stock words */
+} s_op_t;
+
+/* One attempt on the row, with whatever exclusion the strategy provides.
+ * Returns 0 (changed), a refusal code, or -EAGAIN (lost a race: retry). */
+static int s_try(s_op_t *op)
+{
+    s_u128 cur = s_load16(&op->r->sv);
+    op->before = s_lo(cur);
+    s_settle(op->t, op->r, s_lo(cur), s_hi(cur));
+    int rc = s_next_word(s_lo(cur), op->type, op->qty, &op->after);
+    if (rc < 0) {
+        op->after = op->before;
+        return rc;
+    }
+    if (!s_cas16(&op->r->sv, cur, s_make(op->after, op->key))) {
+        return -EAGAIN;
+    }
+    s_point(SP_CP_CHANGED);
+    s_settle(op->t, op->r, op->after, op->key);
+    return 0;
+}
+
+static int s_timedlock(pthread_mutex_t *m)
+{
+    struct timespec deadline = sp_deadline_realtime(SP_LOCK_TIMEOUT_MS);
+    int rc = pthread_mutex_timedlock(m, &deadline);
+    if (rc == ETIMEDOUT) {
+        return SP_E_TIMEOUT;
+    }
+    return rc == EOWNERDEAD ? 1 : -rc;
+}
+
+static int s_apply(s_op_t *op, sp_sync_t sync)
+{
+    int rc;
+    if (sync == SP_SYNC_CAS) {
+        while ((rc = s_try(op)) == -EAGAIN) {
+        }
+        return rc;
+    }
+    sp_table_hdr_t *h = sp_table_hdr(op->t);
+    bool table = sync == SP_SYNC_TABLE_LOCK;
+    pthread_mutex_t *m = table ? &h->table_lock : &op->r->lock;
+    _Atomic uint64_t *intent = table ? &h->table_intent : &op->r->intent;
+    _Atomic int32_t *intent_pid = table ? &h->table_intent_pid : &op->r->intent_pid;
+    rc = s_timedlock(m);
+    if (rc < 0) {
+        return rc;
+    }
+    if (rc == 1) {
+        /* the holder died inside: repair from its in-progress record */
+        uint64_t k = atomic_load(intent);
+        sp_row_t *r = op->r;
+        if (table && k != 0 && SP_KEY_PRODUCER(k) != 0) {
+            unsigned slot;
+            sp_dentry_t *e = s_entry_of(op->t, k, &slot);
+            r = e != NULL ? sp_table_row(op->t, S_WHAT_PRODUCT(atomic_load(&e->what))) : NULL;
+        }
+        s_repair(op->t, r, k, atomic_load(intent_pid));
+        atomic_store(intent, 0);
+        pthread_mutex_consistent(m);
+    }
+    atomic_store(intent_pid, (int32_t)s_self());
+    atomic_store(intent, op->key);
+    s_point(SP_CP_LOCKED);
+    while ((rc = s_try(op)) == -EAGAIN) {
+        /* only a settle can race with us under the lock; try again */
+    }
+    s_point(SP_CP_DONE);
+    atomic_store(intent, 0);
+    pthread_mutex_unlock(m);
+    return rc;
+}
+
+static void s_fill(sp_outcome_t *out, int rc, const s_op_t *op)
+{
+    out->status = sp_wire_status_of(rc);
+    out->original = out->status;
+    out->changed = rc == 0;
+    out->old_stock = SP_SV_STOCK(op->before);
+    out->stock = SP_SV_STOCK(op->after);
+    out->version = SP_SV_VERSION(op->after);
+}
+
+static void s_answer_duplicate(const sp_dentry_t *e, uint64_t what, sp_outcome_t *out)
+{
+    uint64_t res = atomic_load(&e->res);
+    uint8_t first = (uint8_t)atomic_load(&e->out);
+    out->status = atomic_load(&e->what) == what ? SP_STATUS_DUPLICATE : SP_STATUS_CONFLICT;
+    out->original = first;
+    out->stock = out->old_stock = (uint32_t)res;
+    out->version = (uint32_t)(res >> 32);
+}
+
+int sp_commit_order(sp_table_t *t, sp_sync_t sync, const sp_order_t *o, sp_outcome_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->status = out->original = SP_STATUS_INVALID;
+    if (sp_wire_check_order(o) < 0 || sync >= SP_SYNC_COUNT) {
+        return 0;
+    }
+    sp_row_t *r = sp_table_row(t, o->product_id);
+    if (r == NULL) {
+        out->status = out->original = SP_STATUS_UNKNOWN_PRODUCT;
+        return 0;
+    }
+    if (!sp_table_writable(t)) {
+        return -EROFS;
+    }
+    pid_t me = s_self();
+    int slot = s_slot(t, o->producer_id, 0);
+    if (slot < 0) {
+        return slot;
+    }
+    sp_dentry_t *e = &s_window(t, (unsigned)slot)[o->seq & (SP_DEDUP_WINDOW - 1)];
+    uint64_t what = S_WHAT(o->product_id, o->quantity, o->type);
+    uint64_t claimed;
+    for (;;) {
+        uint64_t c = atomic_load_explicit(&e->ctl, memory_order_acquire);
+        uint64_t seq = S_SEQ(c);
+        unsigned st = S_STATE(c);
+        if (st == SP_DE_PENDING && (seq != o->seq || S_PID(c) != me) && s_dead(S_PID(c))) {
+            s_resolve_entry(t, e, o->producer_id, c);
+            continue;
+        }
+        if (seq == o->seq && (st == SP_DE_DONE || st == SP_DE_JOURNALED)) {
+            s_answer_duplicate(e, what, out);
+            return 0;
+        }
+        if (seq > o->seq || st == SP_DE_PENDING) {
+            /* older than the window, or a copy (or its predecessor in this
+             * entry) is being applied right now: its result will come */
+            out->status = SP_STATUS_DUPLICATE;
+            out->original = seq > o->seq ? SP_ORIGINAL_UNKNOWN : SP_ORIGINAL_PENDING;
+            return 0;
+        }
+        claimed = S_CTL(o->seq, me, SP_DE_PENDING);
+        if (atomic_compare_exchange_weak_explicit(&e->ctl, &c, claimed, memory_order_acq_rel,
+                                                  memory_order_acquire)) {
+            break;
+        }
+    }
+    atomic_store_explicit(&e->what, what, memory_order_release);
+    atomic_store_explicit(&s_slots(t)[slot].used_ns, sp_now_ns(), memory_order_relaxed);
+    s_point(SP_CP_CLAIMED);
+
+    s_op_t op = {
+        .t = t, .r = r, .key = SP_KEY(o->producer_id, o->seq), .type = o->type, .qty = o->quantity};
+    int rc = s_apply(&op, sync);
+    s_fill(out, rc, &op);
+    if (rc == SP_E_TIMEOUT) {
+        s_roll_back(e, claimed); /* never applied: a retry may apply it */
+    } else if (rc < 0) {
+        s_finish_refused(e, claimed, out->status, op.before);
+    }
+    return 0;
+}
+
+int sp_commit_anonymous(sp_table_t *t, sp_sync_t sync, unsigned type, uint32_t id, uint32_t qty,
+                        sp_change_t *chg)
+{
+    memset(chg, 0, sizeof *chg);
+    if ((type != SP_ORDER_PURCHASE && type != SP_ORDER_RESTOCK) || qty == 0 || qty > SP_QTY_MAX) {
+        return SP_E_INVALID;
+    }
+    sp_row_t *r = sp_table_row(t, id);
+    if (r == NULL) {
+        return SP_E_UNKNOWN_PRODUCT;
+    }
+    if (!sp_table_writable(t)) {
+        return -EROFS;
+    }
+    if (sync >= SP_SYNC_COUNT) {
+        return SP_E_INVALID;
+    }
+    /* producer 0: the key carries the delta itself */
+    s_op_t op = {.t = t, .r = r, .key = ((uint64_t)type << 24) | qty, .type = type, .qty = qty};
+    int rc = s_apply(&op, sync);
+    chg->old_stock = SP_SV_STOCK(op.before);
+    chg->new_stock = SP_SV_STOCK(op.after);
+    chg->version = SP_SV_VERSION(op.after);
+    return rc;
+}
+
+/* ---- supervision ---- */
+
+static unsigned s_resolve_slot(sp_table_t *t, unsigned slot, pid_t dead_pid)
+{
+    uint32_t producer = atomic_load(&s_slots(t)[slot].producer);
+    sp_dentry_t *w = s_window(t, slot);
+    unsigned n = 0;
+    for (unsigned i = 0; producer != 0 && i < SP_DEDUP_WINDOW; i++) {
+        uint64_t c = atomic_load(&w[i].ctl);
+        if (S_STATE(c) != SP_DE_PENDING) {
+            continue;
+        }
+        pid_t owner = S_PID(c);
+        if (dead_pid > 0 ? owner == dead_pid : s_dead(owner)) {
+            s_resolve_entry(t, &w[i], producer, c);
+            n++;
+        }
+    }
+    return n;
+}
+
+unsigned sp_commit_resolve(sp_table_t *t, uint32_t producer, pid_t dead_pid)
+{
+    int slot = s_find(t, producer);
+    return slot < 0 ? 0 : s_resolve_slot(t, (unsigned)slot, dead_pid);
+}
+
+unsigned sp_commit_sweep(sp_table_t *t)
+{
+    /* rows first: a dead process's change is settled from the row alone */
+    for (uint32_t id = 1; id <= sp_table_capacity(t); id++) {
+        sp_row_t *r = sp_table_row(t, id);
+        if (r != NULL) {
+            s_u128 cur = s_load16(&r->sv);
+            s_settle(t, r, s_lo(cur), s_hi(cur));
+        }
+    }
+    unsigned n = 0;
+    for (unsigned i = 0; i < SP_DEDUP_SLOTS; i++) {
+        if (atomic_load(&s_slots(t)[i].producer) != 0) {
+            n += s_resolve_slot(t, i, 0);
+        }
+    }
+    return n;
+}
+
+/* ---- the chaos driver's crash hook ---- */
+
+static int s_hook_point;
+static uint64_t s_hook_one_in;
+static uint64_t s_hook_rng;
+
+static void s_env_hook(int point)
+{
+    if (point == s_hook_point && sp_rand_next(&s_hook_rng) % s_hook_one_in == 0) {
+        raise(SIGKILL);
+    }
+}
+
+int sp_commit_hook_from_env(void)
+{
+    const char *v = getenv("SP_CRASH_COMMIT");
+    if (v == NULL || *v == '\0') {
+        return 0;
+    }
+    int point;
+    unsigned long long one_in;
+    char extra;
+    if (sscanf(v, "%d:%llu%c", &point, &one_in, &extra) != 2 || point < 1 || point >= SP_CP_COUNT ||
+        one_in < 1) {
+        return SP_E_USAGE;
+    }
+    s_hook_point = point;
+    s_hook_one_in = one_in;
+    s_hook_rng = sp_now_ns() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ull;
+    sp_commit_hook = s_env_hook;
+    return 0;
+}

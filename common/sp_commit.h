@@ -1,0 +1,128 @@
+/*
+ * sp_commit — exactly-once application of orders to the shared table.
+ *
+ * The commit record (docs/RECOVERY.md has the whole argument):
+ *
+ * 1. Every order has a key, (producer id, seq).  The dedup region keeps, per
+ *    producer, a window of SP_DEDUP_WINDOW entries; seq s lives in entry
+ *    s % SP_DEDUP_WINDOW.  An entry's control word holds the seq, a state
+ *    (FREE, PENDING, DONE, JOURNALED) and, while PENDING, the pid of the
+ *    process applying it.  Claiming an order is one compare-and-swap of that
+ *    word to PENDING; a second copy of the order finds it PENDING or DONE and
+ *    is answered as a duplicate with the recorded outcome, never applied.
+ *
+ * 2. A row's stock word and `last`, the key of the order that made the
+ *    current version, change together in one 16-byte compare-and-swap (cas)
+ *    or store (under the row or table lock).  So whether an order changed the
+ *    row is one atomic fact: the row's `last` names it.
+ *
+ * 3. Before anyone moves a row past version v, it *settles* v: brings the
+ *    row's counters up to v (they carry the version they include, so doing
+ *    it twice is harmless) and marks v's order DONE with its outcome.  So an
+ *    order is PENDING only while its row still shows it as `last`, or while
+ *    it has not changed the row at all.
+ *
+ * 4. A process that dies leaves at most PENDING entries (and, under a lock,
+ *    an in-progress record naming its order).  Whoever finds one whose owner
+ *    is dead resolves it: if the row's `last` is that order, roll forward
+ *    (settle); otherwise it never happened, roll back (entry FREE again, so a
+ *    resent copy applies it).  Nothing else can be half done.
+ *
+ * The `cas` strategy never holds a lock; `row-lock` and `table-lock` hold a
+ * robust mutex, and whoever gets EOWNERDEAD runs the same resolution on the
+ * holder's in-progress record before marking the mutex consistent
+ * (s_repair, one place).
+ */
+#ifndef SP_COMMIT_H
+#define SP_COMMIT_H
+
+#include "sp_table.h"
+#include "sp_wire.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SP_DEDUP_SLOTS   256   /* producers remembered at once */
+#define SP_DEDUP_WINDOW  4096  /* orders remembered per producer (a power of two) */
+#define SP_DEDUP_IDLE_MS 60000 /* a producer silent this long may lose its slot when full */
+
+/* Dedup entry states. */
+enum { SP_DE_FREE = 0, SP_DE_PENDING = 1, SP_DE_DONE = 2, SP_DE_JOURNALED = 3 };
+
+/* One producer's slot header. */
+typedef struct {
+    _Atomic uint32_t producer; /* 0: free */
+    _Atomic int32_t pid;       /* who registered it (C producers), 0 if unknown */
+    _Atomic uint64_t used_ns;  /* last order seen (monotonic clock) */
+    _Atomic uint64_t claims;   /* times this slot was (re)claimed */
+    uint64_t reserved;
+} sp_dslot_t;
+
+/* One remembered order. */
+typedef struct {
+    _Atomic uint64_t ctl;  /* seq << 24 | pid << 2 | state */
+    _Atomic uint64_t what; /* product << 32 | quantity << 8 | type */
+    _Atomic uint64_t res;  /* version << 32 | stock (after, or the stock that refused it) */
+    _Atomic uint64_t out;  /* outcome status (SP_STATUS_*) */
+} sp_dentry_t;
+
+_Static_assert(sizeof(sp_dslot_t) == 32, "slot layout");
+_Static_assert(sizeof(sp_dentry_t) == 32, "entry layout");
+_Static_assert((SP_DEDUP_WINDOW & (SP_DEDUP_WINDOW - 1)) == 0, "window is a power of two");
+
+/* Bytes the dedup region needs (the table reserves them). */
+size_t sp_commit_region_bytes(void);
+
+/* What one commit did. */
+typedef struct {
+    uint8_t status;   /* SP_STATUS_* of the answer */
+    uint8_t original; /* DUPLICATE: the first outcome or SP_ORIGINAL_*; else = status */
+    bool changed;     /* this call changed the row (publish an event) */
+    uint32_t old_stock;
+    uint32_t stock;   /* after the change, or the stock that refused it */
+    uint32_t version; /* row version after (or seen) */
+} sp_outcome_t;
+
+/* Applies one order exactly once with strategy `sync`.  Fills *out (always);
+ * returns 0, or a negative errno when the table cannot be written at all
+ * (-EROFS) or the dedup region has no room for another producer (-EUSERS;
+ * the order is answered INVALID and changes nothing). */
+int sp_commit_order(sp_table_t *t, sp_sync_t sync, const sp_order_t *o, sp_outcome_t *out);
+
+/* Applies a purchase or restock without a key (tests and tools: no
+ * de-duplication).  Returns 0 or the refusal code, like sp_table_apply. */
+int sp_commit_anonymous(sp_table_t *t, sp_sync_t sync, unsigned type, uint32_t id, uint32_t qty,
+                        sp_change_t *chg);
+
+/* Resolves the orders of `producer` that process `dead_pid` left PENDING
+ * (the supervisor calls it when a worker died handling that producer's
+ * message).  Returns how many it rolled forward or back. */
+unsigned sp_commit_resolve(sp_table_t *t, uint32_t producer, pid_t dead_pid);
+
+/* Resolves every PENDING entry whose owner is dead (start-up, re-attach,
+ * after a worker died).  Returns how many. */
+unsigned sp_commit_sweep(sp_table_t *t);
+
+/* Registers `producer` for process `pid` (C producers call it once, so their
+ * slot's owner is known).  Returns 0 or -EUSERS. */
+int sp_commit_register(sp_table_t *t, uint32_t producer, pid_t pid);
+
+/* Test-only crash points inside the commit (docs/RECOVERY.md): when
+ * sp_commit_hook is set it is called at each step and may kill the process. */
+enum {
+    SP_CP_CLAIMED = 1, /* entry PENDING, row untouched */
+    SP_CP_LOCKED = 2,  /* lock held, in-progress record written, row untouched */
+    SP_CP_CHANGED = 3, /* row changed, counters and entry not yet */
+    SP_CP_TALLIED = 4, /* counters changed, entry not DONE yet */
+    SP_CP_DONE = 5,    /* entry DONE, lock (if any) still held */
+    SP_CP_COUNT = 6
+};
+extern void (*sp_commit_hook)(int point);
+
+/* Installs a hook from SP_CRASH_COMMIT="POINT:ONE_IN" (for example "3:500":
+ * SIGKILL at point 3 with probability 1/500), used by the chaos driver; a
+ * no-op when the variable is unset.  Returns 0 or SP_E_USAGE. */
+int sp_commit_hook_from_env(void);
+
+#endif
