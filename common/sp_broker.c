@@ -4,6 +4,7 @@
 #include "sp_broker.h"
 
 #include "sp_catalogue.h"
+#include "sp_commit.h"
 #include "sp_error.h"
 #include "sp_link.h"
 #include "sp_log.h"
@@ -31,6 +32,8 @@ extern char **environ;
 typedef struct {
     pid_t pid;
     unsigned restarts;
+    unsigned quick_deaths;      /* deaths in a row soon after starting, having done nothing */
+    uint64_t answered_at_start; /* the slot's answered orders when it was started */
     uint64_t started_ns;
     pthread_t thread;
     bool joinable;         /* thread started and not joined yet */
@@ -112,6 +115,15 @@ static int s_consumer_path(const sp_broker_cfg_t *cfg, char *out, size_t cap)
     return 0;
 }
 
+static uint64_t s_slot_answered(sp_worker_slot_t *slot)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < SP_STATUS_COUNT; i++) {
+        n += atomic_load(&slot->orders[i]);
+    }
+    return n;
+}
+
 static int s_spawn(sp_bctx_t *b, unsigned id)
 {
     char idbuf[16];
@@ -138,6 +150,7 @@ static int s_spawn(sp_bctx_t *b, unsigned id)
         c->started_ns = sp_now_ns();
         return 0;
     }
+    b->child[id - 1].answered_at_start = s_slot_answered(slot);
     int rc = posix_spawn(&pid, b->consumer, NULL, NULL, argv, environ);
     if (rc != 0) {
         return -rc;
@@ -145,6 +158,38 @@ static int s_spawn(sp_bctx_t *b, unsigned id)
     b->child[id - 1].pid = pid;
     b->child[id - 1].started_ns = sp_now_ns();
     return 0;
+}
+
+/* A worker died (or was killed for hanging): finish or undo what it left
+ * half done, before its replacement or a resent order meets it. */
+static void s_resolve_dead(sp_bctx_t *b, unsigned id, pid_t pid)
+{
+    sp_worker_slot_t *slot = &b->hdr->worker[id - 1];
+    uint32_t producer = atomic_load(&slot->cur_producer);
+    unsigned n = producer != 0 ? sp_commit_resolve(b->table, producer, pid) : 0;
+    n += sp_commit_sweep(b->table);
+    atomic_store(&slot->cur_producer, 0);
+    if (n > 0) {
+        s_notify(b, SP_LOG_INFO, "worker %u left %u order(s) half done: resolved", id, n);
+    }
+}
+
+/* A worker whose loop has not turned for SP_WORKER_SILENT_MS is hung: kill
+ * it so the supervisor restarts it (its orders are resolved on the way). */
+static void s_kill_hung(sp_bctx_t *b)
+{
+    uint64_t now = sp_now_ns();
+    for (unsigned i = 0; i < b->nworkers; i++) {
+        sp_child_t *c = &b->child[i];
+        uint64_t beat = atomic_load(&b->hdr->worker[i].heartbeat_ns);
+        if (c->pid > 0 && beat != 0 && now > beat &&
+            now - beat > (uint64_t)SP_WORKER_SILENT_MS * SP_NS_PER_MS) {
+            s_notify(b, SP_LOG_WARN, "worker %u (pid %d) silent for %llu ms: killing it", i + 1,
+                     c->pid, (unsigned long long)((now - beat) / SP_NS_PER_MS));
+            kill(c->pid, SIGKILL);
+            atomic_store(&b->hdr->worker[i].heartbeat_ns, now); /* once */
+        }
+    }
 }
 
 /* Reaps exited workers; restarts them unless we are stopping. */
@@ -184,6 +229,8 @@ static void s_supervise(sp_bctx_t *b, bool restart)
                 continue;
             }
             c->pid = 0;
+            sp_router_worker_gone(b->router, i + 1, pid);
+            s_resolve_dead(b, i + 1, pid);
             if (!restart) {
                 break;
             }
@@ -194,12 +241,21 @@ static void s_supervise(sp_bctx_t *b, bool restart)
                 s_notify(b, SP_LOG_WARN, "worker %u (pid %d) exited with status %d", i + 1, pid,
                          WEXITSTATUS(status));
             }
-            if (c->restarts >= SP_BROKER_RESTART_MAX) {
-                s_notify(b, SP_LOG_ERROR, "worker %u restarted %u times; not restarting", i + 1,
-                         c->restarts);
+            /* a worker that keeps dying right after its start without
+             * answering anything is broken, not unlucky: give up on it after
+             * SP_BROKER_RESTART_MAX such deaths in a row */
+            if (sp_now_ns() - c->started_ns > (uint64_t)SP_BROKER_QUICK_DEATH_MS * SP_NS_PER_MS ||
+                s_slot_answered(&b->hdr->worker[i]) != c->answered_at_start) {
+                c->quick_deaths = 0;
+            } else if (++c->quick_deaths >= SP_BROKER_RESTART_MAX) {
+                s_notify(b, SP_LOG_ERROR,
+                         "worker %u died %u times within %d ms of starting; "
+                         "not restarting",
+                         i + 1, c->quick_deaths, SP_BROKER_QUICK_DEATH_MS);
                 break;
             }
             c->restarts++;
+            atomic_store(&b->hdr->worker[i].restarts, c->restarts);
             b->st->restarts++;
             int rc = s_spawn(b, i + 1);
             if (rc < 0) {
@@ -637,6 +693,9 @@ int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *wh
         sp_router_poll(b.router, wait_ms);
         sp_snapsrv_turn(b.snapsrv);
         s_supervise(&b, true);
+        if (!cfg->threads) {
+            s_kill_hung(&b);
+        }
         s_publish_counters(&b);
         now = sp_now_ns();
         if (now >= next_stats) {

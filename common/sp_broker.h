@@ -8,8 +8,11 @@
  * READY.
  *
  * Running: one loop turn = one router poll (<= SP_BROKER_TICK_MS) plus
- * supervision (a worker that exits while we are not stopping is restarted
- * with the same id) plus the broker's heartbeat.
+ * supervision plus the broker's heartbeat.  Supervision: a worker that exits
+ * is noticed at once (waitpid), one whose loop has not turned for
+ * SP_WORKER_SILENT_MS is killed; either way the orders it left half done are
+ * resolved (sp_commit_resolve, from its in-flight record) and it is restarted
+ * with the same id, unless it keeps dying right after starting.
  *
  * Shutdown (SIGINT/SIGTERM): DRAINING -> stop reading new orders -> wait until
  * nothing is in flight (order queue empty / every batch answered) -> SIGTERM
@@ -29,13 +32,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define SP_BROKER_TICK_MS      50
-#define SP_BROKER_DRAIN_MS     5000 /* longest wait for in-flight orders */
-#define SP_BROKER_STOP_MS      3000 /* longest wait for workers to exit */
-#define SP_BROKER_HEARTBEAT_MS 250
-#define SP_BROKER_STATS_MS     100 /* STATS to monitors, ten a second */
-#define SP_BROKER_RESTART_MAX  20  /* restarts per worker before giving up */
-#define SP_SNAPSHOT_FILE       "table.csv"
+#define SP_BROKER_TICK_MS        50
+#define SP_BROKER_DRAIN_MS       5000 /* longest wait for in-flight orders */
+#define SP_BROKER_STOP_MS        3000 /* longest wait for workers to exit */
+#define SP_BROKER_HEARTBEAT_MS   250
+#define SP_BROKER_STATS_MS       100  /* STATS to monitors, ten a second */
+#define SP_BROKER_RESTART_MAX    5    /* quick deaths in a row before giving up on a worker */
+#define SP_BROKER_QUICK_DEATH_MS 1000 /* a death this soon after a start counts as quick */
+#define SP_SNAPSHOT_FILE         "table.csv"
 
 typedef void (*sp_notify_fn)(int level, const char *fmt, va_list ap);
 

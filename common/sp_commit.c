@@ -319,11 +319,12 @@ static void s_settled_max(sp_row_t *r, uint32_t v)
     }
 }
 
-static void s_settle(sp_table_t *t, sp_row_t *r, uint64_t sv, uint64_t key)
+/* Returns true when version v was not settled yet. */
+static bool s_settle(sp_table_t *t, sp_row_t *r, uint64_t sv, uint64_t key)
 {
     uint32_t v = SP_SV_VERSION(sv);
     if (v == 0 || atomic_load_explicit(&r->settled, memory_order_acquire) >= v) {
-        return;
+        return false;
     }
     uint32_t producer = SP_KEY_PRODUCER(key);
     if (producer == 0) {
@@ -349,6 +350,7 @@ static void s_settle(sp_table_t *t, sp_row_t *r, uint64_t sv, uint64_t key)
         }
     }
     s_settled_max(r, v);
+    return true;
 }
 
 /* Records a refusal (no row change) as the order's outcome. */
@@ -654,14 +656,14 @@ unsigned sp_commit_resolve(sp_table_t *t, uint32_t producer, pid_t dead_pid)
 unsigned sp_commit_sweep(sp_table_t *t)
 {
     /* rows first: a dead process's change is settled from the row alone */
+    unsigned n = 0;
     for (uint32_t id = 1; id <= sp_table_capacity(t); id++) {
         sp_row_t *r = sp_table_row(t, id);
         if (r != NULL) {
             s_u128 cur = s_load16(&r->sv);
-            s_settle(t, r, s_lo(cur), s_hi(cur));
+            n += s_settle(t, r, s_lo(cur), s_hi(cur));
         }
     }
-    unsigned n = 0;
     for (unsigned i = 0; i < SP_DEDUP_SLOTS; i++) {
         if (atomic_load(&s_slots(t)[i].producer) != 0) {
             n += s_resolve_slot(t, i, 0);

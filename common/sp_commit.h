@@ -100,8 +100,9 @@ int sp_commit_anonymous(sp_table_t *t, sp_sync_t sync, unsigned type, uint32_t i
  * message).  Returns how many it rolled forward or back. */
 unsigned sp_commit_resolve(sp_table_t *t, uint32_t producer, pid_t dead_pid);
 
-/* Resolves every PENDING entry whose owner is dead (start-up, re-attach,
- * after a worker died).  Returns how many. */
+/* Settles every row whose last change is not completely recorded, then
+ * resolves every PENDING entry whose owner is dead (start-up, re-attach,
+ * after a worker died).  Returns how many rows and entries it finished. */
 unsigned sp_commit_sweep(sp_table_t *t);
 
 /* Registers `producer` for process `pid` (C producers call it once, so their

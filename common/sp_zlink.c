@@ -10,6 +10,7 @@
  * is ready, and one zmq_send or zmq_recv per message).
  */
 #include "sp_link_impl.h"
+#include "sp_router.h"
 #include "sp_zmq.h"
 
 #include "sp_error.h"
@@ -195,6 +196,13 @@ int sp_zmq_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_
      * drops the whole connection on one oversized message: size for both */
     size_t inbound = cfg->reply_msg > cfg->max_msg ? cfg->reply_msg : cfg->max_msg;
     zsock_set_maxmsgsize(l->sock, (int)(inbound + SP_ROUTE_ID_MAX));
+    if (cfg->role == SP_LINK_WORKER) {
+        /* a routing id the broker can name: when this worker dies, the
+         * broker forgets its credit and its unanswered batches at once */
+        char rid[SP_ROUTE_ID_MAX];
+        sp_router_worker_rid(cfg->id, getpid(), rid, sizeof rid);
+        zsock_set_identity(l->sock, rid);
+    }
     if (zsock_connect(l->sock, "%s", cfg->endpoint) < 0) {
         snprintf(why, why_cap, "cannot connect to %s: %s", cfg->endpoint, zmq_strerror(errno));
         s_close(&l->base);

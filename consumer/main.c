@@ -4,12 +4,14 @@
  */
 #include "sp_args.h"
 #include "sp_error.h"
+#include "sp_commit.h"
 #include "sp_log.h"
 #include "sp_signal.h"
 #include "sp_worker.h"
 
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #define EXIT_USAGE 2
 
@@ -64,6 +66,12 @@ int main(int argc, char **argv)
     }
     if (rc < 0) {
         sp_error("%s (see --help)", why);
+        return EXIT_USAGE;
+    }
+    /* test-only: the chaos driver's crash points inside the commit */
+    if (sp_commit_hook_from_env() < 0) {
+        sp_error("SP_CRASH_COMMIT='%s' is not POINT:ONE_IN (POINT 1..%d, ONE_IN >= 1)",
+                 getenv("SP_CRASH_COMMIT"), SP_CP_COUNT - 1);
         return EXIT_USAGE;
     }
     sp_signal_install();

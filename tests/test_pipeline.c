@@ -46,6 +46,9 @@ static void s_stress(const char *tag, const char *transport, const char *sync, u
     cr_expect_eq(accepted + oos, sent, "every order answered once: %s", out);
     cr_expect_eq(spt_json_num(out, "timed_out"), 0);
     cr_expect_eq(spt_json_num(out, "unexpected"), 0);
+    if (getenv("SP_CRASH_COMMIT") != NULL) {
+        cr_expect_gt(spt_json_num(out, "retried"), 0, "workers died, orders were resent: %s", out);
+    }
     cr_expect_eq(spt_json_num(out, "units_sold"), (long long)products * stock,
                  "sold exactly the stock there was: %s", out);
     cr_expect(strstr(out, "conservation: ok") != NULL, "%s", out);
@@ -70,6 +73,27 @@ static void s_stress(const char *tag, const char *transport, const char *sync, u
     cr_expect_not(spt_leftovers(inst), "IPC objects of %s left behind", inst);
     unlink(cat);
     free(out);
+}
+
+/* Workers die inside the commit (SP_CRASH_COMMIT, the chaos hook) while the
+ * customers buy everything: the broker restarts them, the customers resend,
+ * and still every unit is sold exactly once and every order answered once. */
+static void s_killed_workers(const char *tag, const char *transport, const char *sync,
+                             const char *hook)
+{
+    setenv("SP_CRASH_COMMIT", hook, 1); /* the broker's workers inherit it */
+    s_stress(tag, transport, sync, 20, 1000, "30000", "2", "2");
+    unsetenv("SP_CRASH_COMMIT");
+}
+
+Test(pipeline, mq_workers_killed_inside_the_commit_lose_nothing, .timeout = 120)
+{
+    s_killed_workers("mqkill", "mq", "cas", "3:4000");
+}
+
+Test(pipeline, zmq_workers_killed_holding_a_row_lock_lose_nothing, .timeout = 120)
+{
+    s_killed_workers("zmqkill", "zmq", "row-lock", "2:4000");
 }
 
 Test(pipeline, mq_stress_sells_exactly_the_stock, .timeout = 120)

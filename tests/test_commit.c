@@ -1,0 +1,323 @@
+/*
+ * test_commit — exactly-once application (sp_commit): duplicates answered
+ * from the record, conflicts refused, and processes killed at every step of
+ * the commit, a thousand times per strategy, leaving a table that is never
+ * torn and an order that is applied exactly once.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sp_catalogue.h"
+#include "sp_commit.h"
+#include "sp_error.h"
+#include "sp_table.h"
+#include "sp_testutil.h"
+#include "sp_time.h"
+
+#define C_KILLS 1000 /* lock holders killed per strategy */
+
+static char s_name[96];
+static sp_table_t *s_table;
+
+static void s_teardown(void)
+{
+    sp_table_close(&s_table);
+    if (s_name[0] != '\0') {
+        sp_table_unlink(s_name);
+    }
+}
+
+/* A table of `n` products with `stock` each, strategy `sync`. */
+static sp_table_t *s_make(unsigned n, uint32_t stock, sp_sync_t sync)
+{
+    snprintf(s_name, sizeof s_name, "/sp-commit-%ld-%s", (long)getpid(),
+             criterion_current_test->name);
+    sp_table_unlink(s_name);
+    char csv[4096];
+    size_t len = (size_t)snprintf(csv, sizeof csv, "%s\n", SP_CSV_HEADER);
+    for (unsigned id = 1; id <= n; id++) {
+        len += (size_t)snprintf(csv + len, sizeof csv - len,
+                                "%u,Product %u,Test,1,2.5,2030-01-31,%u\n", id, id, stock);
+    }
+    sp_catalogue_t *cat = sp_catalogue_new();
+    sp_csv_error_t err;
+    cr_assert_eq(sp_catalogue_parse(cat, csv, len, &err), 0, "%s", err.message);
+    sp_table_opts_t opts = {.sync = sync, .transport = SP_TRANSPORT_MQ};
+    int rc = sp_table_create(&s_table, s_name, cat, &opts);
+    sp_catalogue_destroy(&cat);
+    cr_assert_eq(rc, 0, "create: %s", sp_strerror(rc));
+    return s_table;
+}
+
+static sp_order_t s_order(uint32_t producer, uint64_t seq, unsigned type, uint32_t id, uint32_t q)
+{
+    return (sp_order_t){.type = (uint8_t)type,
+                        .producer_id = producer,
+                        .seq = seq,
+                        .product_id = id,
+                        .quantity = q};
+}
+
+static sp_outcome_t s_commit(sp_table_t *t, sp_sync_t sync, sp_order_t o)
+{
+    sp_outcome_t out;
+    int rc = sp_commit_order(t, sync, &o, &out);
+    cr_assert_eq(rc, 0, "commit: %s", sp_strerror(rc));
+    return out;
+}
+
+static uint32_t s_stock(sp_table_t *t, uint32_t id)
+{
+    sp_tally_t tl;
+    return sp_row_stock_settled(sp_table_row(t, id), &tl);
+}
+
+TestSuite(commit, .fini = s_teardown, .timeout = 120);
+
+Test(commit, a_resent_order_is_answered_with_its_first_outcome)
+{
+    sp_table_t *t = s_make(2, 10, SP_SYNC_CAS);
+    sp_outcome_t a = s_commit(t, SP_SYNC_CAS, s_order(7, 1, SP_ORDER_PURCHASE, 1, 4));
+    cr_expect_eq(a.status, SP_STATUS_ACCEPTED);
+    cr_expect(a.changed);
+    cr_expect_eq(a.stock, 6);
+
+    sp_outcome_t b = s_commit(t, SP_SYNC_CAS, s_order(7, 1, SP_ORDER_PURCHASE, 1, 4));
+    cr_expect_eq(b.status, SP_STATUS_DUPLICATE);
+    cr_expect_eq(b.original, SP_STATUS_ACCEPTED);
+    cr_expect_not(b.changed);
+    cr_expect_eq(b.stock, 6, "the stock the first copy left");
+    cr_expect_eq(s_stock(t, 1), 6, "applied once");
+
+    /* a refusal is remembered too: restocking later does not change it */
+    sp_outcome_t c = s_commit(t, SP_SYNC_CAS, s_order(7, 2, SP_ORDER_PURCHASE, 2, 11));
+    cr_expect_eq(c.status, SP_STATUS_OUT_OF_STOCK);
+    s_commit(t, SP_SYNC_CAS, s_order(7, 3, SP_ORDER_RESTOCK, 2, 5));
+    sp_outcome_t d = s_commit(t, SP_SYNC_CAS, s_order(7, 2, SP_ORDER_PURCHASE, 2, 11));
+    cr_expect_eq(d.status, SP_STATUS_DUPLICATE);
+    cr_expect_eq(d.original, SP_STATUS_OUT_OF_STOCK);
+    cr_expect_eq(s_stock(t, 2), 15);
+
+    /* another producer's seq 1 is another order */
+    cr_expect_eq(s_commit(t, SP_SYNC_CAS, s_order(8, 1, SP_ORDER_PURCHASE, 1, 1)).status,
+                 SP_STATUS_ACCEPTED);
+    cr_expect_eq(s_stock(t, 1), 5);
+    cr_expect_eq(sp_table_audit(t, NULL, 0), 0);
+}
+
+Test(commit, the_same_key_with_other_contents_is_a_conflict)
+{
+    sp_table_t *t = s_make(2, 10, SP_SYNC_ROW_LOCK);
+    s_commit(t, SP_SYNC_ROW_LOCK, s_order(3, 5, SP_ORDER_PURCHASE, 1, 2));
+    sp_order_t variants[] = {s_order(3, 5, SP_ORDER_PURCHASE, 1, 3),
+                             s_order(3, 5, SP_ORDER_PURCHASE, 2, 2),
+                             s_order(3, 5, SP_ORDER_RESTOCK, 1, 2)};
+    for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++) {
+        sp_outcome_t o = s_commit(t, SP_SYNC_ROW_LOCK, variants[i]);
+        cr_expect_eq(o.status, SP_STATUS_CONFLICT, "variant %zu", i);
+        cr_expect_eq(o.original, SP_STATUS_ACCEPTED);
+        cr_expect_not(o.changed);
+    }
+    cr_expect_eq(s_stock(t, 1), 8);
+    cr_expect_eq(s_stock(t, 2), 10);
+}
+
+Test(commit, orders_older_than_the_window_are_refused_not_applied)
+{
+    sp_table_t *t = s_make(1, 1000000, SP_SYNC_CAS);
+    for (uint64_t seq = 1; seq <= SP_DEDUP_WINDOW + 1; seq++) {
+        s_commit(t, SP_SYNC_CAS, s_order(9, seq, SP_ORDER_PURCHASE, 1, 1));
+    }
+    /* seq 1's entry now holds seq WINDOW + 1 */
+    sp_outcome_t o = s_commit(t, SP_SYNC_CAS, s_order(9, 1, SP_ORDER_PURCHASE, 1, 1));
+    cr_expect_eq(o.status, SP_STATUS_DUPLICATE);
+    cr_expect_eq(o.original, SP_ORIGINAL_UNKNOWN);
+    cr_expect_eq(s_stock(t, 1), 1000000 - SP_DEDUP_WINDOW - 1);
+}
+
+Test(commit, invalid_and_unknown_orders_change_nothing_and_are_not_remembered)
+{
+    sp_table_t *t = s_make(1, 10, SP_SYNC_CAS);
+    cr_expect_eq(s_commit(t, SP_SYNC_CAS, s_order(4, 1, SP_ORDER_PURCHASE, 9, 1)).status,
+                 SP_STATUS_UNKNOWN_PRODUCT);
+    cr_expect_eq(s_commit(t, SP_SYNC_CAS, s_order(4, 2, SP_ORDER_PURCHASE, 1, 0)).status,
+                 SP_STATUS_INVALID);
+    cr_expect_eq(s_commit(t, SP_SYNC_CAS, s_order(4, 0, SP_ORDER_PURCHASE, 1, 1)).status,
+                 SP_STATUS_INVALID, "seq 0");
+    cr_expect_eq(s_commit(t, SP_SYNC_CAS, s_order(0, 3, SP_ORDER_PURCHASE, 1, 1)).status,
+                 SP_STATUS_INVALID, "producer 0");
+    cr_expect_eq(s_stock(t, 1), 10);
+    cr_expect_eq(spt_tally(t, 1).version, 0);
+}
+
+Test(commit, a_table_full_of_live_producers_refuses_one_more)
+{
+    sp_table_t *t = s_make(1, 1000, SP_SYNC_CAS);
+    for (uint32_t p = 1; p <= SP_DEDUP_SLOTS; p++) {
+        cr_assert_eq(sp_commit_register(t, p, getpid()), 0, "producer %u", p);
+    }
+    sp_order_t o = s_order(SP_DEDUP_SLOTS + 1, 1, SP_ORDER_PURCHASE, 1, 1);
+    sp_outcome_t out;
+    cr_expect_eq(sp_commit_order(t, SP_SYNC_CAS, &o, &out), -EUSERS);
+    cr_expect_eq(out.status, SP_STATUS_INVALID);
+    cr_expect_eq(s_stock(t, 1), 1000);
+}
+
+Test(commit, a_dead_producers_slot_is_taken_over)
+{
+    sp_table_t *t = s_make(1, 1000, SP_SYNC_CAS);
+    pid_t dead = fork();
+    cr_assert_geq(dead, 0);
+    if (dead == 0) {
+        _exit(0);
+    }
+    waitpid(dead, NULL, 0);
+    for (uint32_t p = 1; p <= SP_DEDUP_SLOTS; p++) {
+        cr_assert_eq(sp_commit_register(t, p, p == 5 ? dead : getpid()), 0);
+    }
+    cr_expect_eq(s_commit(t, SP_SYNC_CAS, s_order(999, 1, SP_ORDER_PURCHASE, 1, 1)).status,
+                 SP_STATUS_ACCEPTED);
+    /* producer 5 is forgotten: its orders now claim a slot afresh (none is
+     * free: refused), never reuse the new owner's window */
+    sp_order_t o = s_order(5, 1, SP_ORDER_PURCHASE, 1, 1);
+    sp_outcome_t out;
+    cr_expect_eq(sp_commit_order(t, SP_SYNC_CAS, &o, &out), -EUSERS);
+}
+
+/* Set in a child: die at this commit step. */
+static int s_die_at;
+static void s_die_hook(int point)
+{
+    if (point == s_die_at) {
+        raise(SIGKILL);
+    }
+}
+
+/* Kills a process inside the commit at every step, C_KILLS times, each time
+ * resending the order the way a producer would; the order must end up
+ * applied exactly once, the row consistent, and recovery quick. */
+static void s_kill_inside(sp_sync_t sync)
+{
+    const uint32_t stock = 100000;
+    sp_table_t *t = s_make(2, stock, sync);
+    uint64_t worst_ns = 0;
+    unsigned died = 0, forward = 0;
+    for (unsigned i = 1; i <= C_KILLS; i++) {
+        int point = 1 + (int)(i % (SP_CP_COUNT - 1));
+        /* locked strategies pass every point; cas has no lock to hold */
+        if (sync == SP_SYNC_CAS && (point == SP_CP_LOCKED || point == SP_CP_DONE)) {
+            point = SP_CP_CHANGED;
+        }
+        sp_order_t o = s_order(42, i, SP_ORDER_PURCHASE, 1 + i % 2, 1);
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+            sp_table_t *c = NULL;
+            if (sp_table_open(&c, s_name, true) != 0) {
+                _exit(3);
+            }
+            s_die_at = point;
+            sp_commit_hook = s_die_hook;
+            sp_outcome_t out;
+            sp_commit_order(c, sync, &o, &out);
+            _exit(0); /* the hook did not fire */
+        }
+        int status;
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        died += WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+
+        uint64_t start = sp_now_ns();
+        sp_outcome_t again = s_commit(t, sync, o);
+        uint64_t took = sp_now_ns() - start;
+        worst_ns = took > worst_ns ? took : worst_ns;
+        cr_assert(again.status == SP_STATUS_ACCEPTED ||
+                      (again.status == SP_STATUS_DUPLICATE && again.original == SP_STATUS_ACCEPTED),
+                  "kill %u at point %d: resent order got %s/%u", i, point,
+                  sp_wire_status_name(again.status), again.original);
+        forward += again.status == SP_STATUS_DUPLICATE;
+
+        /* never torn: counters and stock of one version, and conserved */
+        for (uint32_t id = 1; id <= 2; id++) {
+            sp_tally_t tl;
+            uint32_t s = sp_row_stock_settled(sp_table_row(t, id), &tl);
+            cr_assert_eq(tl.version, SP_SV_VERSION(atomic_load(&sp_table_row(t, id)->sv)),
+                         "kill %u: row %u counters behind its stock", i, id);
+            cr_assert_eq(s + tl.sold, stock + tl.restocked, "kill %u: row %u", i, id);
+        }
+    }
+    cr_expect_eq(died, C_KILLS, "every child died inside the commit");
+    cr_expect_gt(forward, 0, "some kills came after the change: rolled forward");
+    cr_expect_lt(forward, C_KILLS, "some came before it: rolled back and applied again");
+    /* exactly once: every order took one unit */
+    cr_expect_eq(s_stock(t, 1) + s_stock(t, 2), 2 * stock - C_KILLS);
+    cr_expect_eq(sp_table_audit(t, NULL, 0), 0);
+    cr_expect_lt(worst_ns, 1000 * SP_NS_PER_MS, "slowest recovery %llu us",
+                 (unsigned long long)(worst_ns / 1000));
+    fprintf(stderr, "commit kills (%s): %u killed, %u rolled forward, slowest recovery %llu us\n",
+            sp_sync_name(sync), died, forward, (unsigned long long)(worst_ns / 1000));
+}
+
+Test(commit, killed_at_every_step_with_cas_applies_exactly_once)
+{
+    s_kill_inside(SP_SYNC_CAS);
+}
+
+Test(commit, lock_holders_killed_inside_row_lock_apply_exactly_once)
+{
+    s_kill_inside(SP_SYNC_ROW_LOCK);
+}
+
+Test(commit, lock_holders_killed_inside_table_lock_apply_exactly_once)
+{
+    s_kill_inside(SP_SYNC_TABLE_LOCK);
+}
+
+Test(commit, a_sweep_settles_what_a_dead_process_left)
+{
+    sp_table_t *t = s_make(1, 50, SP_SYNC_CAS);
+    sp_order_t o = s_order(11, 1, SP_ORDER_PURCHASE, 1, 5);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        sp_table_t *c = NULL;
+        if (sp_table_open(&c, s_name, true) == 0) {
+            s_die_at = SP_CP_CHANGED;
+            sp_commit_hook = s_die_hook;
+            sp_outcome_t out;
+            sp_commit_order(c, SP_SYNC_CAS, &o, &out);
+        }
+        _exit(0);
+    }
+    waitpid(pid, NULL, 0);
+    cr_expect_eq(spt_tally(t, 1).sold, 0, "the counters were not reached");
+    cr_expect_eq(sp_commit_sweep(t), 1, "one order resolved");
+    cr_expect_eq(spt_tally(t, 1).sold, 5);
+    cr_expect_eq(sp_table_audit(t, NULL, 0), 0);
+    sp_outcome_t again = s_commit(t, SP_SYNC_CAS, o);
+    cr_expect_eq(again.status, SP_STATUS_DUPLICATE);
+    cr_expect_eq(again.original, SP_STATUS_ACCEPTED);
+    cr_expect_eq(s_stock(t, 1), 45);
+}
+
+Test(commit, hook_from_the_environment_checks_its_value)
+{
+    setenv("SP_CRASH_COMMIT", "3:100", 1);
+    cr_expect_eq(sp_commit_hook_from_env(), 0);
+    cr_expect_not_null(sp_commit_hook);
+    sp_commit_hook = NULL;
+    const char *bad[] = {"9:10", "0:5", "3:0", "3", "x:1", "3:10z"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setenv("SP_CRASH_COMMIT", bad[i], 1);
+        cr_expect_eq(sp_commit_hook_from_env(), SP_E_USAGE, "%s", bad[i]);
+    }
+    unsetenv("SP_CRASH_COMMIT");
+    cr_expect_eq(sp_commit_hook_from_env(), 0);
+    cr_expect_null(sp_commit_hook);
+}
