@@ -55,6 +55,10 @@ const char *sp_strerror(int code)
         return "POSIX message queue limit exceeded";
     case SP_E_STOPPED:
         return "stopped";
+    case SP_E_CHECKSUM:
+        return "checksum mismatch";
+    case SP_E_JOURNAL_CORRUPT:
+        return "journal corrupt before its end";
     default:
         break;
     }

@@ -1,0 +1,574 @@
+/*
+ * sp_journal — writer and reader of the order journal (format in
+ * sp_journal.h).
+ *
+ * The writer keeps no user-space buffer between appends: a record is in
+ * the kernel as soon as sp_journal_append returns, so a crash of the
+ * process (not of the machine) loses nothing whatever the fsync policy.
+ * The policy only decides how much a power cut can take.  Errors are
+ * sticky because after a failed or short write nobody knows where the file
+ * ends, and appending after an unknown tail would turn a torn tail into
+ * corruption in the middle.
+ *
+ * The reader streams the file in fixed chunks and decides "torn tail" or
+ * "corruption" by looking ahead: a bad record stays pending until either
+ * the file ends (torn tail, dropped) or a non-zero record follows it
+ * (corruption, refused).  Trailing all-zero records count as part of a torn
+ * tail: a file system may extend a file before the data blocks land, and a
+ * valid record is never all zero (its CRC would not match).
+ */
+#include "sp_journal.h"
+
+#include "sp_crc.h"
+#include "sp_error.h"
+#include "sp_file.h"
+#include "sp_time.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Records encoded per write(): 16 KiB, large enough that a batch from a
+ * worker goes out in one call, small enough to live in the handle. */
+#define SP_JOURNAL_BATCH 256u
+
+/* Bytes the reader asks for at a time; a whole number of records. */
+#define SP_JOURNAL_SCAN_CHUNK (1024u * SP_JOURNAL_REC_SIZE)
+
+/* Header field offsets (see the format in sp_journal.h). */
+#define SP_JH_VERSION    8
+#define SP_JH_REC_SIZE   12
+#define SP_JH_TABLE_ID   16
+#define SP_JH_WRITER_ID  24
+#define SP_JH_WRITER_PID 28
+#define SP_JH_CREATED    32
+#define SP_JH_CRC        60
+
+/* Record field offsets. */
+#define SP_JR_CRC         0
+#define SP_JR_KIND        4
+#define SP_JR_TYPE        6
+#define SP_JR_STATUS      7
+#define SP_JR_PRODUCER_ID 8
+#define SP_JR_PRODUCT_ID  12
+#define SP_JR_SEQ         16
+#define SP_JR_QUANTITY    24
+#define SP_JR_VERSION     28
+#define SP_JR_STOCK_AFTER 32
+#define SP_JR_WORKER_ID   36
+#define SP_JR_TS          40
+#define SP_JR_AUX         48
+#define SP_JR_AUX2        56
+#define SP_JR_CRC_FROM    4 /* the record CRC covers bytes 4..63 */
+
+_Static_assert(SP_JOURNAL_SCAN_CHUNK % SP_JOURNAL_REC_SIZE == 0, "chunk of whole records");
+_Static_assert(SP_JH_CRC + 4 == SP_JOURNAL_HDR_SIZE, "header CRC is its last field");
+_Static_assert(SP_JR_AUX2 + 8 == SP_JOURNAL_REC_SIZE, "aux2 is the last record field");
+
+struct sp_journal {
+    int fd;
+    sp_fsync_policy_t policy;
+    uint64_t interval_ns;
+    uint64_t last_sync_ns; /* CLOCK_MONOTONIC */
+    uint64_t records;
+    int err; /* first write or sync failure; sticky */
+    uint8_t batch[SP_JOURNAL_BATCH * SP_JOURNAL_REC_SIZE];
+};
+
+static void s_put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static void s_put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static void s_put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static uint16_t s_get16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint32_t s_get32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--) {
+        v = v << 8 | p[i];
+    }
+    return v;
+}
+
+static uint64_t s_get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) {
+        v = v << 8 | p[i];
+    }
+    return v;
+}
+
+void sp_jrec_encode(uint8_t out[SP_JOURNAL_REC_SIZE], const sp_jrec_t *r)
+{
+    s_put16(out + SP_JR_KIND, r->kind);
+    out[SP_JR_TYPE] = r->type;
+    out[SP_JR_STATUS] = r->status;
+    s_put32(out + SP_JR_PRODUCER_ID, r->producer_id);
+    s_put32(out + SP_JR_PRODUCT_ID, r->product_id);
+    s_put64(out + SP_JR_SEQ, r->seq);
+    s_put32(out + SP_JR_QUANTITY, r->quantity);
+    s_put32(out + SP_JR_VERSION, r->version);
+    s_put32(out + SP_JR_STOCK_AFTER, r->stock_after);
+    s_put32(out + SP_JR_WORKER_ID, r->worker_id);
+    s_put64(out + SP_JR_TS, r->ts_ns);
+    s_put64(out + SP_JR_AUX, r->aux);
+    s_put64(out + SP_JR_AUX2, r->aux2);
+    s_put32(out + SP_JR_CRC,
+            sp_crc32c(0, out + SP_JR_CRC_FROM, SP_JOURNAL_REC_SIZE - SP_JR_CRC_FROM));
+}
+
+int sp_jrec_decode(const uint8_t in[SP_JOURNAL_REC_SIZE], sp_jrec_t *r)
+{
+    r->kind = s_get16(in + SP_JR_KIND);
+    r->type = in[SP_JR_TYPE];
+    r->status = in[SP_JR_STATUS];
+    r->producer_id = s_get32(in + SP_JR_PRODUCER_ID);
+    r->product_id = s_get32(in + SP_JR_PRODUCT_ID);
+    r->seq = s_get64(in + SP_JR_SEQ);
+    r->quantity = s_get32(in + SP_JR_QUANTITY);
+    r->version = s_get32(in + SP_JR_VERSION);
+    r->stock_after = s_get32(in + SP_JR_STOCK_AFTER);
+    r->worker_id = s_get32(in + SP_JR_WORKER_ID);
+    r->ts_ns = s_get64(in + SP_JR_TS);
+    r->aux = s_get64(in + SP_JR_AUX);
+    r->aux2 = s_get64(in + SP_JR_AUX2);
+    uint32_t crc = sp_crc32c(0, in + SP_JR_CRC_FROM, SP_JOURNAL_REC_SIZE - SP_JR_CRC_FROM);
+    return crc == s_get32(in + SP_JR_CRC) ? 0 : SP_E_CHECKSUM;
+}
+
+/* ---- policy ---- */
+
+int sp_fsync_policy_parse(const char *s, sp_fsync_policy_t *p, unsigned *interval_ms)
+{
+    static const char interval[] = "interval";
+    if (s == NULL) {
+        return SP_E_USAGE;
+    }
+    if (strcmp(s, "always") == 0 || strcmp(s, "never") == 0) {
+        *p = s[0] == 'a' ? SP_FSYNC_ALWAYS : SP_FSYNC_NEVER;
+        *interval_ms = 0;
+        return 0;
+    }
+    if (strncmp(s, interval, sizeof interval - 1) != 0) {
+        return SP_E_USAGE;
+    }
+    const char *rest = s + sizeof interval - 1;
+    unsigned ms = SP_JOURNAL_INTERVAL_MS;
+    if (*rest != '\0') {
+        /* strtoul would take spaces and signs; only plain digits are a
+         * number of milliseconds */
+        if (*rest++ != ':' || *rest < '0' || *rest > '9') {
+            return SP_E_USAGE;
+        }
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(rest, &end, 10);
+        if (errno != 0 || *end != '\0' || v < 1 || v > SP_JOURNAL_INTERVAL_MAX) {
+            return SP_E_USAGE;
+        }
+        ms = (unsigned)v;
+    }
+    *p = SP_FSYNC_INTERVAL;
+    *interval_ms = ms;
+    return 0;
+}
+
+const char *sp_fsync_policy_name(sp_fsync_policy_t p)
+{
+    switch (p) {
+    case SP_FSYNC_ALWAYS:
+        return "always";
+    case SP_FSYNC_INTERVAL:
+        return "interval";
+    case SP_FSYNC_NEVER:
+        return "never";
+    }
+    return "?";
+}
+
+/* ---- writer ---- */
+
+static int s_write_all(int fd, const uint8_t *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -errno;
+        }
+        if (w == 0) {
+            return -EIO; /* never for a regular file; don't spin on it */
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+static uint64_t s_realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * SP_NS_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+static void s_encode_header(uint8_t out[SP_JOURNAL_HDR_SIZE], uint64_t table_id, uint32_t writer_id)
+{
+    memset(out, 0, SP_JOURNAL_HDR_SIZE);
+    memcpy(out, SP_JOURNAL_MAGIC, SP_JOURNAL_MAGIC_LEN);
+    s_put32(out + SP_JH_VERSION, SP_JOURNAL_VERSION);
+    s_put32(out + SP_JH_REC_SIZE, SP_JOURNAL_REC_SIZE);
+    s_put64(out + SP_JH_TABLE_ID, table_id);
+    s_put32(out + SP_JH_WRITER_ID, writer_id);
+    s_put32(out + SP_JH_WRITER_PID, (uint32_t)getpid());
+    s_put64(out + SP_JH_CREATED, s_realtime_ns());
+    s_put32(out + SP_JH_CRC, sp_crc32c(0, out, SP_JH_CRC));
+}
+
+int sp_journal_open(sp_journal_t **out, const char *path, uint64_t table_id, uint32_t writer_id,
+                    sp_fsync_policy_t policy, unsigned interval_ms, char *why, size_t cap)
+{
+    *out = NULL;
+    if (policy != SP_FSYNC_ALWAYS && policy != SP_FSYNC_INTERVAL && policy != SP_FSYNC_NEVER) {
+        sp_why(why, cap, "%s: unknown fsync policy %d", path, (int)policy);
+        return SP_E_USAGE;
+    }
+    sp_journal_t *j = calloc(1, sizeof *j);
+    if (j == NULL) {
+        sp_why(why, cap, "%s: %s", path, sp_strerror(-ENOMEM));
+        return -ENOMEM;
+    }
+    j->policy = policy;
+    j->interval_ns = (uint64_t)interval_ms * SP_NS_PER_MS;
+    int rc = 0;
+    j->fd = open(path, O_CREAT | O_EXCL | O_APPEND | O_WRONLY | O_CLOEXEC, SP_JOURNAL_MODE);
+    if (j->fd < 0) {
+        rc = -errno;
+        sp_why(why, cap, "create %s: %s", path, sp_strerror(rc));
+        goto free_handle;
+    }
+    uint8_t hdr[SP_JOURNAL_HDR_SIZE];
+    s_encode_header(hdr, table_id, writer_id);
+    rc = s_write_all(j->fd, hdr, sizeof hdr);
+    if (rc < 0) {
+        sp_why(why, cap, "write header of %s: %s", path, sp_strerror(rc));
+        goto remove_file;
+    }
+    /* fsync, not fdatasync: the new file's size and inode must be durable */
+    if (fsync(j->fd) < 0) {
+        rc = -errno;
+        sp_why(why, cap, "fsync %s: %s", path, sp_strerror(rc));
+        goto remove_file;
+    }
+    rc = sp_file_fsync_parent(path);
+    if (rc < 0) {
+        sp_why(why, cap, "fsync directory of %s: %s", path, sp_strerror(rc));
+        goto remove_file;
+    }
+    j->last_sync_ns = sp_now_ns();
+    *out = j;
+    return 0;
+
+remove_file:
+    /* nothing was appended yet: a half-made journal is better gone than
+     * left for recovery to puzzle over */
+    close(j->fd);
+    unlink(path);
+free_handle:
+    free(j);
+    return rc;
+}
+
+static int s_sync(sp_journal_t *j)
+{
+    if (fdatasync(j->fd) < 0) {
+        /* after a failed fdatasync the kernel may have dropped the dirty
+         * pages: retrying would "succeed" without the data (fsyncgate) */
+        j->err = -errno;
+        return j->err;
+    }
+    j->last_sync_ns = sp_now_ns();
+    return 0;
+}
+
+int sp_journal_append(sp_journal_t *j, const sp_jrec_t *recs, size_t n)
+{
+    if (j->err != 0) {
+        return j->err;
+    }
+    while (n > 0) {
+        size_t k = n < SP_JOURNAL_BATCH ? n : SP_JOURNAL_BATCH;
+        for (size_t i = 0; i < k; i++) {
+            sp_jrec_encode(j->batch + i * SP_JOURNAL_REC_SIZE, &recs[i]);
+        }
+        int rc = s_write_all(j->fd, j->batch, k * SP_JOURNAL_REC_SIZE);
+        if (rc < 0) {
+            j->err = rc;
+            return rc;
+        }
+        j->records += k;
+        recs += k;
+        n -= k;
+    }
+    switch (j->policy) {
+    case SP_FSYNC_ALWAYS:
+        return s_sync(j);
+    case SP_FSYNC_INTERVAL:
+        if (sp_now_ns() - j->last_sync_ns >= j->interval_ns) {
+            return s_sync(j);
+        }
+        return 0;
+    case SP_FSYNC_NEVER:
+        break;
+    }
+    return 0;
+}
+
+int sp_journal_sync(sp_journal_t *j)
+{
+    return j->err != 0 ? j->err : s_sync(j);
+}
+
+uint64_t sp_journal_records(const sp_journal_t *j)
+{
+    return j->records;
+}
+
+void sp_journal_close(sp_journal_t **jp)
+{
+    if (jp == NULL || *jp == NULL) {
+        return;
+    }
+    sp_journal_t *j = *jp;
+    if (j->policy != SP_FSYNC_NEVER && j->err == 0) {
+        s_sync(j);
+    }
+    close(j->fd);
+    free(j);
+    *jp = NULL;
+}
+
+/* ---- reader ---- */
+
+/* Reads up to len bytes, stopping early only at end of file.  *got gets
+ * the count.  Returns 0 or -errno. */
+static int s_read_full(int fd, uint8_t *p, size_t len, size_t *got)
+{
+    size_t have = 0;
+    while (have < len) {
+        ssize_t r = read(fd, p + have, len - have);
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            *got = have;
+            return -errno;
+        }
+        if (r == 0) {
+            break;
+        }
+        have += (size_t)r;
+    }
+    *got = have;
+    return 0;
+}
+
+static bool s_all_zero(const uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int s_check_header(const uint8_t *h, const char *path, sp_journal_info_t *info, char *why,
+                          size_t cap)
+{
+    if (memcmp(h, SP_JOURNAL_MAGIC, SP_JOURNAL_MAGIC_LEN) != 0) {
+        sp_why(why, cap, "%s: not a stockpipe journal (bad magic)", path);
+        return SP_E_BAD_MAGIC;
+    }
+    /* version before CRC: a later format may checksum differently, and
+     * "unsupported version" is the useful message then */
+    uint32_t version = s_get32(h + SP_JH_VERSION);
+    if (version != SP_JOURNAL_VERSION) {
+        sp_why(why, cap, "%s: journal format version %u, this build reads version %u", path,
+               version, SP_JOURNAL_VERSION);
+        return SP_E_BAD_VERSION;
+    }
+    if (sp_crc32c(0, h, SP_JH_CRC) != s_get32(h + SP_JH_CRC)) {
+        sp_why(why, cap, "%s: journal header fails its checksum", path);
+        return SP_E_CHECKSUM;
+    }
+    uint32_t rec_size = s_get32(h + SP_JH_REC_SIZE);
+    if (rec_size != SP_JOURNAL_REC_SIZE) {
+        sp_why(why, cap, "%s: journal record size %u, expected %u", path, rec_size,
+               SP_JOURNAL_REC_SIZE);
+        return SP_E_BAD_SIZE;
+    }
+    info->has_header = true;
+    info->table_id = s_get64(h + SP_JH_TABLE_ID);
+    info->writer_id = s_get32(h + SP_JH_WRITER_ID);
+    info->writer_pid = s_get32(h + SP_JH_WRITER_PID);
+    info->created_ns = s_get64(h + SP_JH_CREATED);
+    info->valid_end = SP_JOURNAL_HDR_SIZE;
+    return 0;
+}
+
+int sp_journal_scan(const char *path, sp_journal_cb cb, void *ctx, sp_journal_info_t *info,
+                    char *why, size_t cap)
+{
+    sp_journal_info_t scratch;
+    if (info == NULL) {
+        info = &scratch;
+    }
+    memset(info, 0, sizeof *info);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int rc = -errno;
+        sp_why(why, cap, "open %s: %s", path, sp_strerror(rc));
+        return rc;
+    }
+    int rc = 0;
+    uint8_t *buf = NULL;
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        rc = -errno;
+        sp_why(why, cap, "stat %s: %s", path, sp_strerror(rc));
+        goto close_fd;
+    }
+    uint8_t hdr[SP_JOURNAL_HDR_SIZE];
+    size_t got;
+    rc = s_read_full(fd, hdr, sizeof hdr, &got);
+    if (rc < 0) {
+        sp_why(why, cap, "read %s: %s", path, sp_strerror(rc));
+        goto close_fd;
+    }
+    if (got < sizeof hdr) {
+        /* the writer died while creating the file; but a short file that
+         * does not even start like a journal is someone else's file */
+        size_t n = got < SP_JOURNAL_MAGIC_LEN ? got : SP_JOURNAL_MAGIC_LEN;
+        if (memcmp(hdr, SP_JOURNAL_MAGIC, n) != 0) {
+            rc = SP_E_BAD_MAGIC;
+            sp_why(why, cap, "%s: not a stockpipe journal (bad magic)", path);
+        } else {
+            info->tail_bytes_dropped = got;
+        }
+        goto close_fd;
+    }
+    rc = s_check_header(hdr, path, info, why, cap);
+    if (rc < 0) {
+        goto close_fd;
+    }
+
+    buf = malloc(SP_JOURNAL_SCAN_CHUNK);
+    if (buf == NULL) {
+        rc = -ENOMEM;
+        sp_why(why, cap, "read %s: %s", path, sp_strerror(rc));
+        goto close_fd;
+    }
+    uint64_t off = SP_JOURNAL_HDR_SIZE; /* file offset of buf[0] */
+    bool pending_bad = false;           /* a bad record waits for its verdict */
+    uint64_t bad_off = 0;
+    for (;;) {
+        rc = s_read_full(fd, buf, SP_JOURNAL_SCAN_CHUNK, &got);
+        if (rc < 0) {
+            sp_why(why, cap, "read %s: %s", path, sp_strerror(rc));
+            goto free_buf;
+        }
+        for (size_t i = 0; i + SP_JOURNAL_REC_SIZE <= got; i += SP_JOURNAL_REC_SIZE) {
+            const uint8_t *p = buf + i;
+            if (pending_bad) {
+                if (s_all_zero(p, SP_JOURNAL_REC_SIZE)) {
+                    continue;
+                }
+                uint64_t total = ((uint64_t)st.st_size - SP_JOURNAL_HDR_SIZE) / SP_JOURNAL_REC_SIZE;
+                uint64_t nth = (bad_off - SP_JOURNAL_HDR_SIZE) / SP_JOURNAL_REC_SIZE + 1;
+                rc = SP_E_JOURNAL_CORRUPT;
+                sp_why(why, cap,
+                       "%s: corrupt record at byte %llu (record %llu of %llu) with valid "
+                       "data after it; refusing to start — move the file away or restore it",
+                       path, (unsigned long long)bad_off, (unsigned long long)nth,
+                       (unsigned long long)total);
+                goto free_buf;
+            }
+            sp_jrec_t rec;
+            if (sp_jrec_decode(p, &rec) != 0) {
+                pending_bad = true;
+                bad_off = off + i;
+                continue;
+            }
+            info->records++;
+            info->valid_end = off + i + SP_JOURNAL_REC_SIZE;
+            if (cb != NULL) {
+                rc = cb(ctx, &rec, off + i);
+                if (rc != 0) {
+                    goto free_buf;
+                }
+            }
+        }
+        off += got;
+        if (got < SP_JOURNAL_SCAN_CHUNK) {
+            break; /* end of file */
+        }
+    }
+    /* a cut record, a torn last record and any zeros after it */
+    info->tail_bytes_dropped = off - info->valid_end;
+
+free_buf:
+    free(buf);
+close_fd:
+    close(fd);
+    return rc;
+}
+
+int sp_journal_truncate_tail(const char *path, uint64_t valid_end)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return -errno;
+    }
+    int rc = 0;
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        rc = -errno;
+    } else if ((uint64_t)st.st_size < valid_end) {
+        rc = -EINVAL; /* would extend the file with zeros, not cut it */
+    } else if ((uint64_t)st.st_size > valid_end) {
+        if (ftruncate(fd, (off_t)valid_end) < 0 || fsync(fd) < 0) {
+            rc = -errno;
+        }
+    }
+    if (close(fd) < 0 && rc == 0) {
+        rc = -errno;
+    }
+    return rc;
+}
