@@ -12,6 +12,7 @@
 #include "sp_time.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -57,6 +58,9 @@ typedef struct {
     size_t msg_cap;
     uint8_t *in;
     size_t in_cap;
+    int ledger_fd; /* --ledger-out: one record per order outcome, or -1 */
+    uint8_t ledger_buf[SP_LEDGER_REC_SIZE * 256];
+    size_t ledger_len;
 } sp_cust_t;
 
 void sp_load_defaults(sp_load_cfg_t *cfg)
@@ -141,6 +145,38 @@ static int s_products(sp_cust_t *c)
     return 0;
 }
 
+static void s_ledger_flush(sp_cust_t *c)
+{
+    if (c->ledger_fd >= 0 && c->ledger_len > 0) {
+        /* unbuffered beyond one message's worth: a customer killed later
+         * keeps every outcome it had been told */
+        if (write(c->ledger_fd, c->ledger_buf, c->ledger_len) != (ssize_t)c->ledger_len) {
+            c->st->ledger_errors++;
+        }
+    }
+    c->ledger_len = 0;
+}
+
+/* Appends the outcome of one order (SP_STATUS_*, or SP_LEDGER_TIMED_OUT). */
+static void s_ledger_put(sp_cust_t *c, const sp_pending_t *p, unsigned status, uint32_t stock)
+{
+    if (c->ledger_fd < 0) {
+        return;
+    }
+    if (c->ledger_len + SP_LEDGER_REC_SIZE > sizeof c->ledger_buf) {
+        s_ledger_flush(c);
+    }
+    sp_ledger_rec_t rec = {.producer_id = c->producer_id,
+                           .type = p->type,
+                           .status = (uint8_t)status,
+                           .seq = p->seq,
+                           .product_id = p->product,
+                           .quantity = p->qty,
+                           .stock_after = stock};
+    sp_ledger_encode(c->ledger_buf + c->ledger_len, &rec);
+    c->ledger_len += SP_LEDGER_REC_SIZE;
+}
+
 static void s_on_result(sp_cust_t *c, const sp_result_t *r, uint64_t now)
 {
     sp_pending_t *p = &c->slots[r->seq % c->cfg->window];
@@ -172,6 +208,7 @@ static void s_on_result(sp_cust_t *c, const sp_result_t *r, uint64_t now)
     p->live = 0;
     c->outstanding--;
     c->st->status[status]++;
+    s_ledger_put(c, p, status, r->stock_after);
     sp_hist_record(&c->st->latency, now > p->sched_ns ? now - p->sched_ns : 0);
     if (status == SP_STATUS_ACCEPTED) {
         if (p->type == SP_ORDER_PURCHASE) {
@@ -210,6 +247,7 @@ static int s_collect(sp_cust_t *c, int wait_ms)
                 sp_wire_get_result(sp_wire_crec(c->in, SP_MSG_RESULTS, i), &r);
                 s_on_result(c, &r, now);
             }
+            s_ledger_flush(c);
         }
         wait_ms = 0;
     }
@@ -239,6 +277,7 @@ static void s_retry(sp_cust_t *c, uint64_t now)
             p->live = 0; /* fate unknown: reported as timed out */
             c->outstanding--;
             c->st->timed_out++;
+            s_ledger_put(c, p, SP_LEDGER_TIMED_OUT, 0);
             continue;
         }
         if (cfg->retry_ms == 0) {
@@ -409,6 +448,11 @@ static int s_customer_loop(sp_cust_t *c, uint64_t quota)
 
 static void s_cust_free(sp_cust_t *c)
 {
+    s_ledger_flush(c);
+    if (c->ledger_fd >= 0) {
+        close(c->ledger_fd);
+        c->ledger_fd = -1;
+    }
     sp_link_close(&c->link);
     sp_table_close(&c->table);
     free(c->slots);
@@ -498,7 +542,7 @@ static int s_customer(const sp_load_cfg_t *cfg, unsigned index, uint64_t quota, 
                       uint64_t **sold, uint64_t **restocked, uint32_t *capacity, char *why,
                       size_t cap)
 {
-    sp_cust_t c = {.cfg = cfg, .st = st};
+    sp_cust_t c = {.cfg = cfg, .st = st, .ledger_fd = -1};
     memset(st, 0, sizeof *st);
     sp_hist_init(&st->latency);
     sp_names_t names;
@@ -510,6 +554,15 @@ static int s_customer(const sp_load_cfg_t *cfg, unsigned index, uint64_t quota, 
     rc = s_connect(&c, &names, cfg->batch, why, cap);
     if (rc == 0) {
         rc = s_products(&c);
+    }
+    if (rc == 0 && cfg->ledger_dir != NULL) {
+        char path[SP_PATH_MAX + 64];
+        snprintf(path, sizeof path, "%s/ledger-%u.bin", cfg->ledger_dir, c.producer_id);
+        c.ledger_fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+        if (c.ledger_fd < 0) {
+            rc = -errno;
+            sp_why(why, cap, "cannot create the ledger %s: %s", path, strerror(errno));
+        }
     }
     if (rc < 0) {
         s_cust_free(&c);
@@ -621,6 +674,7 @@ void sp_load_merge(sp_load_stats_t *dst, const sp_load_stats_t *src, bool first)
     dst->retried += src->retried;
     dst->duplicates += src->duplicates;
     dst->late += src->late;
+    dst->ledger_errors += src->ledger_errors;
     dst->units_sold += src->units_sold;
     dst->units_restocked += src->units_restocked;
     dst->scheduled += src->scheduled;
@@ -852,14 +906,26 @@ int sp_order_once(const char *instance, unsigned type, uint32_t product, uint32_
     sp_wire_put_order(sp_wire_rec(c.msg, SP_MSG_ORDERS, 0), &o);
     rc = sp_link_send(c.link, c.msg, sp_wire_msg_size(SP_MSG_ORDERS, 1), NULL, timeout_ms);
     uint64_t deadline = sp_now_ns() + (uint64_t)timeout_ms * SP_NS_PER_MS;
+    unsigned tries = 1;
+    uint64_t resend = sp_now_ns() + s_retry_after(&cfg, tries);
     while (rc == 0) {
         uint64_t now = sp_now_ns();
         if (now >= deadline) {
             rc = SP_E_TIMEOUT;
             break;
         }
-        int n =
-            sp_link_recv(c.link, c.in, c.in_cap, NULL, (int)((deadline - now) / SP_NS_PER_MS) + 1);
+        if (now >= resend) {
+            /* unanswered: the same order again (a worker may have died
+             * holding it); the workers apply it once whatever happens */
+            o.flags = SP_ORDER_F_RESENT;
+            sp_wire_put_hdr(c.msg, SP_MSG_ORDERS, 1, c.producer_id, tries);
+            sp_wire_put_order(sp_wire_rec(c.msg, SP_MSG_ORDERS, 0), &o);
+            sp_link_send(c.link, c.msg, sp_wire_msg_size(SP_MSG_ORDERS, 1), NULL,
+                         SP_SEND_TIMEOUT_MS);
+            resend = now + s_retry_after(&cfg, ++tries);
+        }
+        uint64_t until = (resend < deadline ? resend : deadline) - now;
+        int n = sp_link_recv(c.link, c.in, c.in_cap, NULL, (int)(until / SP_NS_PER_MS) + 1);
         if (n == SP_E_TIMEOUT) {
             continue;
         }
@@ -870,7 +936,9 @@ int sp_order_once(const char *instance, unsigned type, uint32_t product, uint32_
         sp_msg_hdr_t h;
         if (sp_wire_check(c.in, (size_t)n, &h) == 0 && h.kind == SP_MSG_RESULTS && h.count == 1) {
             sp_wire_get_result(sp_wire_crec(c.in, SP_MSG_RESULTS, 0), res);
-            if (res->seq == 1 && res->producer_id == c.producer_id) {
+            bool waiting =
+                res->status == SP_STATUS_DUPLICATE && res->original == SP_ORIGINAL_PENDING;
+            if (res->seq == 1 && res->producer_id == c.producer_id && !waiting) {
                 break;
             }
         }
@@ -1054,5 +1122,37 @@ void sp_print_table(FILE *out, sp_table_t *table, uint32_t max_rows)
     }
     if (shown < total) {
         fprintf(out, "... %u more products\n", total - shown);
+    }
+}
+
+void sp_ledger_encode(uint8_t *out, const sp_ledger_rec_t *r)
+{
+    memset(out, 0, SP_LEDGER_REC_SIZE);
+    for (int i = 0; i < 4; i++) {
+        out[i] = (uint8_t)(r->producer_id >> (8 * i));
+        out[12 + i] = (uint8_t)(r->product_id >> (8 * i));
+        out[16 + i] = (uint8_t)(r->quantity >> (8 * i));
+        out[20 + i] = (uint8_t)(r->stock_after >> (8 * i));
+    }
+    out[4] = r->type;
+    out[5] = r->status;
+    for (int i = 0; i < 8; i++) {
+        out[24 + i] = (uint8_t)(r->seq >> (8 * i));
+    }
+}
+
+void sp_ledger_decode(const uint8_t *in, sp_ledger_rec_t *r)
+{
+    memset(r, 0, sizeof *r);
+    for (int i = 0; i < 4; i++) {
+        r->producer_id |= (uint32_t)in[i] << (8 * i);
+        r->product_id |= (uint32_t)in[12 + i] << (8 * i);
+        r->quantity |= (uint32_t)in[16 + i] << (8 * i);
+        r->stock_after |= (uint32_t)in[20 + i] << (8 * i);
+    }
+    r->type = in[4];
+    r->status = in[5];
+    for (int i = 0; i < 8; i++) {
+        r->seq |= (uint64_t)in[24 + i] << (8 * i);
     }
 }

@@ -16,6 +16,7 @@
 #include "sp_wire.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,6 +214,14 @@ int sp_worker_run(const sp_worker_cfg_t *cfg, sp_worker_stats_t *stats, char *wh
         if (now >= next_beat) {
             sp_pub_heartbeat(w.pub, SP_PUB_RUNNING, s_answered(stats));
             next_beat = now + SP_HEARTBEAT_MS * SP_NS_PER_MS;
+            /* a worker outlives nothing: without its broker, nobody
+             * supervises it or will remove what it holds */
+            pid_t broker = atomic_load(&w.hdr->broker_pid);
+            if (broker > 0 && kill(broker, 0) < 0 && errno == ESRCH) {
+                snprintf(why, cap, "broker pid %d is gone: stopping", (int)broker);
+                rc = SP_E_STOPPED;
+                break;
+            }
         }
     }
     atomic_store(&w.slot->state, SP_PUB_STOPPING);

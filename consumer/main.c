@@ -10,6 +10,8 @@
 #include "sp_worker.h"
 
 #include <getopt.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -75,6 +77,8 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     sp_signal_install();
+    /* the broker spawned us: stop when it dies (the loop also checks) */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
     sp_worker_stats_t st;
     rc = sp_worker_run(&cfg, &st, why, sizeof why);
     if (rc < 0) {

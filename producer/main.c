@@ -19,31 +19,34 @@
 
 static void s_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: producer [options]              simulated customers\n"
-            "       producer buy ID [QTY]           place one purchase, print the result\n"
-            "       producer restock ID QTY         place one restock, print the result\n"
-            "options:\n"
-            "  --instance NAME     instance to load (default stockpipe)\n"
-            "  --customers N       customer processes (default 1)\n"
-            "  --rate R            orders/s offered by all customers together (default: as fast\n"
-            "                      as possible)\n"
-            "  --arrival A         constant (default with --rate) or poisson\n"
-            "  --duration D        how long to schedule orders: 10, 10s, 500ms, 2m\n"
-            "  --count N           how many orders in all\n"
-            "  --zipf S            Zipf-skewed popularity with exponent S (default uniform)\n"
-            "  --restock F         fraction of orders that are restocks, 0..1 (default 0)\n"
-            "  --qty N | MIN-MAX   quantity per order (default 1)\n"
-            "  --batch N           orders per message (default %d)\n"
-            "  --window N          orders in flight per customer (default %d)\n"
-            "  --timeout D         give up on an unanswered order after D (default 10s)\n"
-            "  --retry D           resend an unanswered order after D, doubling up to 2s\n"
-            "                      (default 250ms; 0 = never resend)\n"
-            "  --seed N            random seed (default 1)\n"
-            "  --json              report as JSON\n"
-            "  --audit             check conservation against the table (only producer)\n"
-            "  --table             print the final table after the report\n",
-            SP_BATCH_DEFAULT, SP_WINDOW_DEFAULT);
+    fprintf(
+        out,
+        "usage: producer [options]              simulated customers\n"
+        "       producer buy ID [QTY]           place one purchase, print the result\n"
+        "       producer restock ID QTY         place one restock, print the result\n"
+        "options:\n"
+        "  --instance NAME     instance to load (default stockpipe)\n"
+        "  --customers N       customer processes (default 1)\n"
+        "  --rate R            orders/s offered by all customers together (default: as fast\n"
+        "                      as possible)\n"
+        "  --arrival A         constant (default with --rate) or poisson\n"
+        "  --duration D        how long to schedule orders: 10, 10s, 500ms, 2m\n"
+        "  --count N           how many orders in all\n"
+        "  --zipf S            Zipf-skewed popularity with exponent S (default uniform)\n"
+        "  --restock F         fraction of orders that are restocks, 0..1 (default 0)\n"
+        "  --qty N | MIN-MAX   quantity per order (default 1)\n"
+        "  --batch N           orders per message (default %d)\n"
+        "  --window N          orders in flight per customer (default %d)\n"
+        "  --timeout D         give up on an unanswered order after D (default 10s)\n"
+        "  --retry D           resend an unanswered order after D, doubling up to 2s\n"
+        "                      (default 250ms; 0 = never resend)\n"
+        "  --ledger-out DIR    write every order's outcome to DIR/ledger-<producer>.bin\n"
+        "                      (32-byte records, see sp_producer.h; the chaos checker reads them)\n"
+        "  --seed N            random seed (default 1)\n"
+        "  --json              report as JSON\n"
+        "  --audit             check conservation against the table (only producer)\n"
+        "  --table             print the final table after the report\n",
+        SP_BATCH_DEFAULT, SP_WINDOW_DEFAULT);
 }
 
 static int s_parse_qty(const char *s, sp_load_cfg_t *cfg, char *why, size_t cap)
@@ -90,7 +93,12 @@ static int s_one_shot(const char *instance, int argc, char **argv)
         sp_error("%s", why);
         return 1;
     }
-    switch (res.status) {
+    /* a resent copy answered from the dedup record: the first outcome counts */
+    unsigned status = res.status;
+    if (status == SP_STATUS_DUPLICATE && res.original < SP_STATUS_COUNT) {
+        status = res.original;
+    }
+    switch (status) {
     case SP_STATUS_ACCEPTED:
         printf("%s: product %u, quantity %u: accepted, stock left %u\n",
                type == SP_ORDER_PURCHASE ? "bought" : "restocked", id, qty, res.stock_after);
@@ -99,7 +107,7 @@ static int s_one_shot(const char *instance, int argc, char **argv)
         printf("not enough stock: product %u has %u, wanted %u\n", id, res.stock_after, qty);
         return EXIT_REFUSED;
     default:
-        printf("refused: product %u, quantity %u: %s\n", id, qty, sp_wire_status_name(res.status));
+        printf("refused: product %u, quantity %u: %s\n", id, qty, sp_wire_status_name(status));
         return EXIT_REFUSED;
     }
 }
@@ -111,25 +119,17 @@ int main(int argc, char **argv)
     sp_load_defaults(&cfg);
     bool json = false, audit = false, table = false, arrival_set = false;
     char why[512] = "";
-    static const struct option opts[] = {{"instance", required_argument, 0, 'i'},
-                                         {"customers", required_argument, 0, 'c'},
-                                         {"rate", required_argument, 0, 'r'},
-                                         {"arrival", required_argument, 0, 'a'},
-                                         {"duration", required_argument, 0, 'd'},
-                                         {"count", required_argument, 0, 'n'},
-                                         {"zipf", required_argument, 0, 'z'},
-                                         {"restock", required_argument, 0, 'R'},
-                                         {"qty", required_argument, 0, 'q'},
-                                         {"batch", required_argument, 0, 'b'},
-                                         {"window", required_argument, 0, 'W'},
-                                         {"timeout", required_argument, 0, 't'},
-                                         {"seed", required_argument, 0, 's'},
-                                         {"json", no_argument, 0, 'j'},
-                                         {"retry", required_argument, 0, 'Y'},
-                                         {"audit", no_argument, 0, 'A'},
-                                         {"table", no_argument, 0, 'T'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"instance", required_argument, 0, 'i'}, {"customers", required_argument, 0, 'c'},
+        {"rate", required_argument, 0, 'r'},     {"arrival", required_argument, 0, 'a'},
+        {"duration", required_argument, 0, 'd'}, {"count", required_argument, 0, 'n'},
+        {"zipf", required_argument, 0, 'z'},     {"restock", required_argument, 0, 'R'},
+        {"qty", required_argument, 0, 'q'},      {"batch", required_argument, 0, 'b'},
+        {"window", required_argument, 0, 'W'},   {"timeout", required_argument, 0, 't'},
+        {"seed", required_argument, 0, 's'},     {"json", no_argument, 0, 'j'},
+        {"retry", required_argument, 0, 'Y'},    {"ledger-out", required_argument, 0, 'L'},
+        {"audit", no_argument, 0, 'A'},          {"table", no_argument, 0, 'T'},
+        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     int c, rc = 0;
     /* "+" stops at the first non-option, so `producer buy 3 -1` reads -1 as a value */
     while (rc == 0 && (c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
@@ -180,6 +180,9 @@ int main(int argc, char **argv)
             break;
         case 'W':
             rc = sp_arg_u32("--window", optarg, 1, 1u << 20, &cfg.window, why, sizeof why);
+            break;
+        case 'L':
+            cfg.ledger_dir = optarg;
             break;
         case 'Y':
             rc = sp_arg_duration("--retry", optarg, &d, why, sizeof why);
