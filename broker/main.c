@@ -5,6 +5,7 @@
 #include "sp_args.h"
 #include "sp_broker.h"
 #include "sp_error.h"
+#include "sp_journal.h"
 #include "sp_log.h"
 #include "sp_signal.h"
 
@@ -32,7 +33,12 @@ static void s_usage(FILE *out)
             "  --mq-depth N        order queue depth (default fs.mqueue.msg_max)\n"
             "  --mq-msgsize B      order queue message size (default 8192; shm: ring slot\n"
             "                      size, default 16384, at most 1048576)\n"
-            "  --state-dir DIR     where the final table is saved (default run)\n"
+            "  --state-dir DIR     where the journal and the final table are kept, under\n"
+            "                      DIR/INSTANCE (default run)\n"
+            "  --fsync P           when workers fsync their journal: always (before each\n"
+            "                      answer), interval[:MS] (default, every 100 ms) or never\n"
+            "  --no-journal        keep no journal (exactly once only while the table lives)\n"
+            "  --keep-journal      leave the journal files after a clean stop\n"
             "  --consumer PATH     worker binary (default: consumer beside this one)\n"
             "  --clean             remove the leftovers of a dead broker of --instance, and exit\n"
             "  -h, --help\n");
@@ -67,6 +73,9 @@ int main(int argc, char **argv)
                                          {"state-dir", required_argument, 0, 'S'},
                                          {"consumer", required_argument, 0, 'C'},
                                          {"clean", no_argument, 0, 'x'},
+                                         {"fsync", required_argument, 0, 'F'},
+                                         {"no-journal", no_argument, 0, 'N'},
+                                         {"keep-journal", no_argument, 0, 'K'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
@@ -114,6 +123,24 @@ int main(int argc, char **argv)
             break;
         case 'C':
             cfg.consumer_path = optarg;
+            break;
+        case 'F': {
+            sp_fsync_policy_t p = SP_FSYNC_INTERVAL;
+            if (sp_fsync_policy_parse(optarg, &p, &cfg.fsync_interval_ms) < 0) {
+                snprintf(why, sizeof why,
+                         "--fsync: '%s' is not always, never, interval or interval:MS "
+                         "(1..%u)",
+                         optarg, SP_JOURNAL_INTERVAL_MAX);
+                rc = SP_E_USAGE;
+            }
+            cfg.fsync_policy = (int)p;
+            break;
+        }
+        case 'N':
+            cfg.no_journal = true;
+            break;
+        case 'K':
+            cfg.keep_journal = true;
             break;
         case 'x':
             clean = true;

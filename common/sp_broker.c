@@ -6,6 +6,7 @@
 #include "sp_catalogue.h"
 #include "sp_commit.h"
 #include "sp_error.h"
+#include "sp_journal.h"
 #include "sp_link.h"
 #include "sp_log.h"
 #include "sp_signal.h"
@@ -14,6 +15,7 @@
 #include "sp_wire.h"
 #include "sp_worker.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -65,6 +68,8 @@ typedef struct {
     sp_shm_t *shm;            /* shm transport: the ring segment we created */
     atomic_bool workers_stop; /* worker threads stop when set */
     unsigned nworkers;        /* workers we run (0 with direct) */
+    char journal_dir[SP_PATH_MAX + 16];
+    sp_journal_t *journal; /* ours: outcomes we journal for dead workers */
 } sp_bctx_t;
 
 static bool s_stopping(const sp_bctx_t *b)
@@ -160,17 +165,58 @@ static int s_spawn(sp_bctx_t *b, unsigned id)
     return 0;
 }
 
+/* Journals one outcome a dead process decided but did not journal. */
+static int s_journal_for_dead(void *ctx, const sp_commit_view_t *v)
+{
+    sp_bctx_t *b = ctx;
+    if (b->journal_dir[0] == '\0') {
+        return 0; /* no journal kept: nothing owed */
+    }
+    if (b->journal == NULL) {
+        char path[SP_PATH_MAX + 64], why[256];
+        snprintf(path, sizeof path, "%s/broker-%ld-%llu.log", b->journal_dir, (long)getpid(),
+                 (unsigned long long)sp_now_ns());
+        int rc = sp_journal_open(&b->journal, path, b->hdr->created_ns, 0,
+                                 (sp_fsync_policy_t)b->hdr->fsync_policy, b->hdr->fsync_interval_ms,
+                                 why, sizeof why);
+        if (rc < 0) {
+            s_notify(b, SP_LOG_ERROR, "%s", why);
+            return rc;
+        }
+    }
+    sp_jrec_t r = {.kind = SP_JREC_KIND_OUTCOME,
+                   .type = v->type,
+                   .status = v->status,
+                   .producer_id = v->producer,
+                   .product_id = v->product,
+                   .seq = v->seq,
+                   .quantity = v->quantity,
+                   .version = v->version,
+                   .stock_after = v->stock,
+                   .ts_ns = sp_realtime_ns()};
+    int rc = sp_journal_append(b->journal, &r, 1);
+    if (rc < 0) {
+        s_notify(b, SP_LOG_ERROR, "journaling a dead worker's order failed: %s", sp_strerror(rc));
+    }
+    return rc;
+}
+
 /* A worker died (or was killed for hanging): finish or undo what it left
- * half done, before its replacement or a resent order meets it. */
+ * half done, and journal what it decided but did not journal, before its
+ * replacement or a resent order meets it. */
 static void s_resolve_dead(sp_bctx_t *b, unsigned id, pid_t pid)
 {
     sp_worker_slot_t *slot = &b->hdr->worker[id - 1];
     uint32_t producer = atomic_load(&slot->cur_producer);
     unsigned n = producer != 0 ? sp_commit_resolve(b->table, producer, pid) : 0;
     n += sp_commit_sweep(b->table);
+    unsigned j = sp_commit_unjournaled(b->table, pid, s_journal_for_dead, b);
     atomic_store(&slot->cur_producer, 0);
-    if (n > 0) {
-        s_notify(b, SP_LOG_INFO, "worker %u left %u order(s) half done: resolved", id, n);
+    if (n > 0 || j > 0) {
+        s_notify(b, SP_LOG_INFO,
+                 "worker %u left %u order(s) half done (resolved) and %u "
+                 "unjournaled (journaled)",
+                 id, n, j);
     }
 }
 
@@ -560,6 +606,61 @@ static void s_shutdown(sp_bctx_t *b)
     sp_table_set_state(b->table, SP_TABLE_CLOSED);
 }
 
+/* The journal directory, and where workers find it (absolute: they may
+ * not share our working directory). */
+static int s_journal_setup(sp_bctx_t *b, char *why, size_t cap)
+{
+    int rc = sp_names_make_state_dir(&b->names);
+    char abs[PATH_MAX];
+    if (rc < 0 || realpath(b->names.state_dir, abs) == NULL) {
+        rc = rc < 0 ? rc : -errno;
+        sp_why(why, cap, "cannot create the state directory %s: %s", b->names.state_dir,
+               sp_strerror(rc));
+        return rc;
+    }
+    int n = snprintf(b->journal_dir, sizeof b->journal_dir, "%s/journal", abs);
+    if (n < 0 || (size_t)n >= sizeof b->journal_dir || strlen(abs) >= SP_PATH_MAX) {
+        sp_why(why, cap, "the state directory path %s is too long", abs);
+        b->journal_dir[0] = '\0';
+        return -ENAMETOOLONG;
+    }
+    if (mkdir(b->journal_dir, 0700) < 0 && errno != EEXIST) {
+        rc = -errno;
+        sp_why(why, cap, "cannot create %s: %s", b->journal_dir, strerror(errno));
+        b->journal_dir[0] = '\0';
+        return rc;
+    }
+    snprintf(b->hdr->state_dir, sizeof b->hdr->state_dir, "%s", abs);
+    b->hdr->fsync_policy =
+        b->cfg->fsync_policy != 0 ? (uint32_t)b->cfg->fsync_policy : (uint32_t)SP_FSYNC_INTERVAL;
+    b->hdr->fsync_interval_ms =
+        b->cfg->fsync_interval_ms != 0 ? b->cfg->fsync_interval_ms : SP_JOURNAL_INTERVAL_MS;
+    return 0;
+}
+
+/* After a clean stop with the final snapshot saved, the journal holds
+ * nothing the snapshot does not: remove it (unless asked to keep it). */
+static void s_journal_retire(sp_bctx_t *b)
+{
+    sp_journal_close(&b->journal);
+    if (b->journal_dir[0] == '\0' || b->cfg->keep_journal) {
+        return;
+    }
+    DIR *d = opendir(b->journal_dir);
+    if (d == NULL) {
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len > 4 && strcmp(e->d_name + len - 4, ".log") == 0) {
+            unlinkat(dirfd(d), e->d_name, 0);
+        }
+    }
+    closedir(d);
+    rmdir(b->journal_dir);
+}
+
 int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *why, size_t cap)
 {
     memset(stats, 0, sizeof *stats);
@@ -642,6 +743,12 @@ int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *wh
         b.hdr->mq_depth = sp_shm_hdr(b.shm)->order_slots;
         b.hdr->mq_msgsize = sp_shm_hdr(b.shm)->slot_size;
     }
+    if (!cfg->no_journal && cfg->transport != SP_TRANSPORT_DIRECT) {
+        rc = s_journal_setup(&b, why, cap);
+        if (rc < 0) {
+            goto remove;
+        }
+    }
     if (cfg->tcp == NULL && !cfg->threads) {
         rc = sp_names_make_run_dir(&b.names);
         if (rc < 0) {
@@ -714,13 +821,17 @@ int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *wh
                  SP_SNAPSHOT_FILE);
         int src = sp_table_save_csv(b.table, stats->snapshot);
         if (src < 0) {
-            s_notify(&b, SP_LOG_ERROR, "saving %s failed: %s", stats->snapshot, sp_strerror(src));
+            s_notify(&b, SP_LOG_ERROR, "saving %s failed: %s; the journal in %s is kept",
+                     stats->snapshot, sp_strerror(src), b.journal_dir);
             stats->snapshot[0] = '\0';
+        } else {
+            s_journal_retire(&b);
         }
     } else {
         s_notify(&b, SP_LOG_ERROR, "cannot create the state directory %s", b.names.state_dir);
     }
 remove:
+    sp_journal_close(&b.journal);
     sp_snapsrv_destroy(&b.snapsrv);
     sp_router_destroy(&b.router);
     s_remove_ipc(&b);

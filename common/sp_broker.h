@@ -60,6 +60,10 @@ typedef struct {
     long mq_depth;       /* 0 = msg_max */
     long mq_msgsize;     /* 0 = SP_MQ_MSGSIZE_DEFAULT capped by msgsize_max */
     sp_notify_fn notify; /* where progress and problems are reported */
+    bool no_journal;     /* keep no journal (the benchmark's "without" cells) */
+    bool keep_journal;   /* leave the journal files after a clean stop */
+    int fsync_policy;    /* sp_fsync_policy_t; 0 = SP_FSYNC_INTERVAL */
+    unsigned fsync_interval_ms;
 } sp_broker_cfg_t;
 
 typedef struct {

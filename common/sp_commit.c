@@ -569,6 +569,14 @@ int sp_commit_order(sp_table_t *t, sp_sync_t sync, const sp_order_t *o, sp_outco
         }
         if (seq == o->seq && (st == SP_DE_DONE || st == SP_DE_JOURNALED)) {
             s_answer_duplicate(e, what, out);
+            /* answered but perhaps never journaled: its owner died between
+             * the two.  Take it over (its pid becomes ours) and journal it
+             * before this answer goes out. */
+            if (st == SP_DE_DONE && S_PID(c) != me && s_dead(S_PID(c)) &&
+                atomic_compare_exchange_strong(&e->ctl, &c, S_CTL(seq, me, SP_DE_DONE))) {
+                out->journal = true;
+                out->journal_status = out->original;
+            }
             return 0;
         }
         if (seq > o->seq || st == SP_DE_PENDING) {
@@ -594,10 +602,63 @@ int sp_commit_order(sp_table_t *t, sp_sync_t sync, const sp_order_t *o, sp_outco
     s_fill(out, rc, &op);
     if (rc == SP_E_TIMEOUT) {
         s_roll_back(e, claimed); /* never applied: a retry may apply it */
-    } else if (rc < 0) {
+        return 0;
+    }
+    if (rc < 0) {
         s_finish_refused(e, claimed, out->status, op.before);
     }
+    out->journal = true;
+    out->journal_status = out->status;
     return 0;
+}
+
+void sp_commit_journaled(sp_table_t *t, uint32_t producer, uint64_t seq)
+{
+    int slot = s_find(t, producer);
+    if (slot < 0) {
+        return;
+    }
+    sp_dentry_t *e = &s_window(t, (unsigned)slot)[seq & (SP_DEDUP_WINDOW - 1)];
+    uint64_t c = atomic_load(&e->ctl);
+    if (S_SEQ(c) == seq && S_STATE(c) == SP_DE_DONE) {
+        atomic_compare_exchange_strong(&e->ctl, &c, (c & ~3ull) | SP_DE_JOURNALED);
+    }
+}
+
+unsigned sp_commit_unjournaled(sp_table_t *t, pid_t dead_pid, sp_commit_visit_fn visit, void *ctx)
+{
+    pid_t me = s_self();
+    unsigned n = 0;
+    for (unsigned i = 0; i < SP_DEDUP_SLOTS; i++) {
+        uint32_t producer = atomic_load(&s_slots(t)[i].producer);
+        sp_dentry_t *w = s_window(t, i);
+        for (unsigned k = 0; producer != 0 && k < SP_DEDUP_WINDOW; k++) {
+            uint64_t c = atomic_load(&w[k].ctl);
+            pid_t owner = S_PID(c);
+            if (S_STATE(c) != SP_DE_DONE || owner == me ||
+                !(dead_pid > 0 ? owner == dead_pid : s_dead(owner))) {
+                continue;
+            }
+            uint64_t mine = S_CTL(S_SEQ(c), me, SP_DE_DONE);
+            if (!atomic_compare_exchange_strong(&w[k].ctl, &c, mine)) {
+                continue; /* someone else took it */
+            }
+            uint64_t what = atomic_load(&w[k].what), res = atomic_load(&w[k].res);
+            sp_commit_view_t v = {.producer = producer,
+                                  .product = S_WHAT_PRODUCT(what),
+                                  .quantity = S_WHAT_QTY(what),
+                                  .version = (uint32_t)(res >> 32),
+                                  .stock = (uint32_t)res,
+                                  .seq = S_SEQ(c),
+                                  .type = (uint8_t)S_WHAT_TYPE(what),
+                                  .status = (uint8_t)atomic_load(&w[k].out)};
+            n++;
+            if (visit(ctx, &v) == 0) {
+                atomic_compare_exchange_strong(&w[k].ctl, &mine, (mine & ~3ull) | SP_DE_JOURNALED);
+            }
+        }
+    }
+    return n;
 }
 
 int sp_commit_anonymous(sp_table_t *t, sp_sync_t sync, unsigned type, uint32_t id, uint32_t qty,

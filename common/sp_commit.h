@@ -82,6 +82,11 @@ typedef struct {
     uint32_t old_stock;
     uint32_t stock;   /* after the change, or the stock that refused it */
     uint32_t version; /* row version after (or seen) */
+    /* the caller must journal this outcome (journal_status) and then call
+     * sp_commit_journaled: it decided it, or it took over a dead process's
+     * unjournaled one */
+    bool journal;
+    uint8_t journal_status;
 } sp_outcome_t;
 
 /* Applies one order exactly once with strategy `sync`.  Fills *out (always);
@@ -94,6 +99,23 @@ int sp_commit_order(sp_table_t *t, sp_sync_t sync, const sp_order_t *o, sp_outco
  * de-duplication).  Returns 0 or the refusal code, like sp_table_apply. */
 int sp_commit_anonymous(sp_table_t *t, sp_sync_t sync, unsigned type, uint32_t id, uint32_t qty,
                         sp_change_t *chg);
+
+/* Marks the outcome of (producer, seq) as journaled (DONE -> JOURNALED),
+ * after the caller's journal append succeeded. */
+void sp_commit_journaled(sp_table_t *t, uint32_t producer, uint64_t seq);
+
+/* One recorded outcome, for journaling on a dead process's behalf. */
+typedef struct {
+    uint32_t producer, product, quantity, version, stock;
+    uint64_t seq;
+    uint8_t type, status;
+} sp_commit_view_t;
+typedef int (*sp_commit_visit_fn)(void *ctx, const sp_commit_view_t *v);
+
+/* Takes over every DONE-but-unjournaled outcome whose owner is dead (or is
+ * `dead_pid`, when > 0) and hands it to `visit`; when visit returns 0 the
+ * outcome is marked journaled.  Returns how many were handed over. */
+unsigned sp_commit_unjournaled(sp_table_t *t, pid_t dead_pid, sp_commit_visit_fn visit, void *ctx);
 
 /* Resolves the orders of `producer` that process `dead_pid` left PENDING
  * (the supervisor calls it when a worker died handling that producer's

@@ -58,7 +58,7 @@ static int s_send(sp_link_t *base, const void *msg, size_t len, const sp_route_t
         sp_result_t res;
         sp_change_t chg;
         sp_wire_get_order(sp_wire_crec(msg, SP_MSG_ORDERS, i), &o);
-        sp_apply_order(d->table, d->sync, &o, h.sender, 0, now, &res, &chg);
+        sp_apply_order(d->table, d->sync, &o, h.sender, 0, now, &res, &chg, NULL);
         sp_wire_put_result(sp_wire_rec(out, SP_MSG_RESULTS, i), &res);
     }
     sp_wire_put_hdr(out, SP_MSG_RESULTS, h.count, 0, d->batch_no++);

@@ -109,6 +109,11 @@ typedef struct {
     uint64_t dedup_size;
     uint32_t dedup_slots;  /* producers remembered at once */
     uint32_t dedup_window; /* orders remembered per producer */
+    /* persistence, written by the broker before READY: where workers keep
+     * their journals (empty: no journal) and when they fsync them */
+    char state_dir[SP_PATH_MAX];
+    uint32_t fsync_policy; /* sp_fsync_policy_t */
+    uint32_t fsync_interval_ms;
 
     /* life cycle */
     _Alignas(SP_CACHELINE) _Atomic uint32_t state; /* sp_table_state_t */

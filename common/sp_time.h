@@ -15,6 +15,8 @@
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t sp_now_ns(void);
+/* CLOCK_REALTIME in ns (wall time, for records kept across reboots). */
+uint64_t sp_realtime_ns(void);
 
 /* Sleeps until the monotonic time `deadline_ns` (returns early on a signal). */
 void sp_sleep_until_ns(uint64_t deadline_ns);

@@ -9,6 +9,7 @@
 #include "sp_commit.h"
 #include "sp_error.h"
 #include "sp_events.h"
+#include "sp_journal.h"
 #include "sp_instance.h"
 #include "sp_link.h"
 #include "sp_signal.h"
@@ -35,10 +36,14 @@ typedef struct {
     size_t in_cap;
     uint8_t *out;
     uint32_t batch;
+    sp_journal_t *journal; /* NULL: the instance keeps no journal */
+    sp_jrec_t *jrecs;      /* this message's outcomes, appended before answering */
+    unsigned jn;
 } sp_wctx_t;
 
 int sp_apply_order(sp_table_t *table, sp_sync_t sync, const sp_order_t *o, uint32_t sender,
-                   uint32_t worker_id, uint64_t now_ns, sp_result_t *res, sp_change_t *chg)
+                   uint32_t worker_id, uint64_t now_ns, sp_result_t *res, sp_change_t *chg,
+                   sp_outcome_t *outcome)
 {
     memset(res, 0, sizeof *res);
     memset(chg, 0, sizeof *chg);
@@ -60,6 +65,9 @@ int sp_apply_order(sp_table_t *table, sp_sync_t sync, const sp_order_t *o, uint3
     chg->old_stock = out.old_stock;
     chg->new_stock = out.stock;
     chg->version = out.version;
+    if (outcome != NULL) {
+        *outcome = out;
+    }
     if (rc < 0) {
         return rc;
     }
@@ -72,7 +80,21 @@ static void s_apply_one(sp_wctx_t *w, const sp_order_t *o, uint32_t sender, uint
                         sp_result_t *res)
 {
     sp_change_t chg;
-    int rc = sp_apply_order(w->table, w->sync, o, sender, w->id, now, res, &chg);
+    sp_outcome_t out;
+    int rc = sp_apply_order(w->table, w->sync, o, sender, w->id, now, res, &chg, &out);
+    if (out.journal && w->journal != NULL) {
+        w->jrecs[w->jn++] = (sp_jrec_t){.kind = SP_JREC_KIND_OUTCOME,
+                                        .type = o->type,
+                                        .status = out.journal_status,
+                                        .producer_id = o->producer_id,
+                                        .product_id = o->product_id,
+                                        .seq = o->seq,
+                                        .quantity = o->quantity,
+                                        .version = out.version,
+                                        .stock_after = out.stock,
+                                        .worker_id = w->id,
+                                        .ts_ns = sp_realtime_ns()};
+    }
     w->st->orders[res->status]++;
     atomic_fetch_add_explicit(&w->slot->orders[res->status], 1, memory_order_relaxed);
     if (o->sched_ns != 0 && res->applied_ns >= o->sched_ns) {
@@ -104,12 +126,14 @@ static void s_dead_letter(sp_wctx_t *w, const sp_route_t *route)
     sp_link_release(w->link, route);
 }
 
-static void s_handle(sp_wctx_t *w, size_t len, const sp_route_t *route)
+/* Returns 0, or a negative code when the journal cannot be written (then
+ * nothing is answered and the worker stops: durability is gone). */
+static int s_handle(sp_wctx_t *w, size_t len, const sp_route_t *route)
 {
     sp_msg_hdr_t h;
     if (sp_wire_check(w->in, len, &h) < 0 || h.kind != SP_MSG_ORDERS || h.count == 0) {
         s_dead_letter(w, route);
-        return;
+        return 0;
     }
     w->st->msgs++;
     /* the in-flight record: if we die, the supervisor resolves this
@@ -123,6 +147,17 @@ static void s_handle(sp_wctx_t *w, size_t len, const sp_route_t *route)
         s_apply_one(w, &o, h.sender, now, &res);
         sp_wire_put_result(sp_wire_rec(w->out, SP_MSG_RESULTS, i), &res);
     }
+    /* the journal before the answers: an acknowledged order is journaled */
+    if (w->jn > 0) {
+        int jrc = sp_journal_append(w->journal, w->jrecs, w->jn);
+        if (jrc < 0) {
+            return jrc; /* no answers: the orders stay unacknowledged */
+        }
+        for (unsigned i = 0; i < w->jn; i++) {
+            sp_commit_journaled(w->table, w->jrecs[i].producer_id, w->jrecs[i].seq);
+        }
+        w->jn = 0;
+    }
     sp_wire_put_hdr(w->out, SP_MSG_RESULTS, h.count, w->id, w->batch++);
     int rc = sp_link_send(w->link, w->out, sp_wire_msg_size(SP_MSG_RESULTS, h.count), route,
                           SP_RESULT_SEND_TIMEOUT_MS);
@@ -132,6 +167,7 @@ static void s_handle(sp_wctx_t *w, size_t len, const sp_route_t *route)
     }
     atomic_store_explicit(&w->slot->cur_producer, 0, memory_order_relaxed);
     sp_pub_flush(w->pub);
+    return 0;
 }
 
 static uint64_t s_answered(const sp_worker_stats_t *st)
@@ -172,9 +208,22 @@ int sp_worker_run(const sp_worker_cfg_t *cfg, sp_worker_stats_t *stats, char *wh
                    : sp_wire_msg_size(SP_MSG_ORDERS, SP_WIRE_MAX_RECORDS);
     w.in = malloc(w.in_cap);
     w.out = malloc(sp_wire_msg_size(SP_MSG_RESULTS, SP_WIRE_MAX_RECORDS));
-    if (w.in == NULL || w.out == NULL) {
+    w.jrecs = malloc(sizeof *w.jrecs * SP_WIRE_MAX_RECORDS);
+    if (w.in == NULL || w.out == NULL || w.jrecs == NULL) {
         rc = -ENOMEM;
         goto done;
+    }
+    if (w.hdr->state_dir[0] != '\0') {
+        /* our own journal file: no two writers ever share one */
+        char path[SP_PATH_MAX + 64];
+        snprintf(path, sizeof path, "%s/journal/w%u-%ld.log", w.hdr->state_dir, cfg->worker_id,
+                 (long)getpid());
+        rc = sp_journal_open(&w.journal, path, w.hdr->created_ns, cfg->worker_id,
+                             (sp_fsync_policy_t)w.hdr->fsync_policy, w.hdr->fsync_interval_ms, why,
+                             cap);
+        if (rc < 0) {
+            goto done;
+        }
     }
     sp_link_cfg_t lc = {.role = SP_LINK_WORKER,
                         .kind = (sp_transport_kind_t)w.hdr->transport,
@@ -201,7 +250,11 @@ int sp_worker_run(const sp_worker_cfg_t *cfg, sp_worker_stats_t *stats, char *wh
         sp_route_t route;
         int n = sp_link_recv(w.link, w.in, w.in_cap, &route, SP_WORKER_POLL_MS);
         if (n >= 0) {
-            s_handle(&w, (size_t)n, &route);
+            rc = s_handle(&w, (size_t)n, &route);
+            if (rc < 0) {
+                snprintf(why, cap, "writing the journal failed: %s", sp_strerror(rc));
+                break;
+            }
         } else if (n == -EMSGSIZE || n == -EPROTO) {
             s_dead_letter(&w, &route);
         } else if (n != SP_E_TIMEOUT && n != -EINTR && n != -EAGAIN) {
@@ -227,6 +280,8 @@ int sp_worker_run(const sp_worker_cfg_t *cfg, sp_worker_stats_t *stats, char *wh
     atomic_store(&w.slot->state, SP_PUB_STOPPING);
     sp_pub_heartbeat(w.pub, SP_PUB_STOPPING, s_answered(stats));
 done:
+    sp_journal_close(&w.journal);
+    free(w.jrecs);
     sp_pub_destroy(&w.pub);
     sp_link_close(&w.link);
     if (w.slot != NULL) {

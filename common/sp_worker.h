@@ -12,6 +12,7 @@
 #ifndef SP_WORKER_H
 #define SP_WORKER_H
 
+#include "sp_commit.h"
 #include "sp_table.h"
 #include "sp_wire.h"
 
@@ -48,7 +49,8 @@ typedef struct {
  * the stock changed (*chg says how), else the code that refused it (the
  * result's status says which). */
 int sp_apply_order(sp_table_t *table, sp_sync_t sync, const sp_order_t *o, uint32_t sender,
-                   uint32_t worker_id, uint64_t now_ns, sp_result_t *res, sp_change_t *chg);
+                   uint32_t worker_id, uint64_t now_ns, sp_result_t *res, sp_change_t *chg,
+                   sp_outcome_t *outcome);
 
 /* Runs until a stop is requested (sp_signal).  Returns 0 on a clean stop or a
  * negative code with *why explaining it. */
