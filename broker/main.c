@@ -39,6 +39,8 @@ static void s_usage(FILE *out)
             "                      answer), interval[:MS] (default, every 100 ms) or never\n"
             "  --no-journal        keep no journal (exactly once only while the table lives)\n"
             "  --keep-journal      leave the journal files after a clean stop\n"
+            "  --fresh             start from --catalogue, discarding the saved state (the\n"
+            "                      last clean stop's table, or a crashed run's journal)\n"
             "  --consumer PATH     worker binary (default: consumer beside this one)\n"
             "  --clean             remove the leftovers of a dead broker of --instance, and exit\n"
             "  -h, --help\n");
@@ -76,6 +78,7 @@ int main(int argc, char **argv)
                                          {"fsync", required_argument, 0, 'F'},
                                          {"no-journal", no_argument, 0, 'N'},
                                          {"keep-journal", no_argument, 0, 'K'},
+                                         {"fresh", no_argument, 0, 'R'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
@@ -141,6 +144,9 @@ int main(int argc, char **argv)
             break;
         case 'K':
             cfg.keep_journal = true;
+            break;
+        case 'R':
+            cfg.fresh = true;
             break;
         case 'x':
             clean = true;

@@ -9,6 +9,7 @@
 #include "sp_journal.h"
 #include "sp_link.h"
 #include "sp_log.h"
+#include "sp_recover.h"
 #include "sp_signal.h"
 #include "sp_snapsrv.h"
 #include "sp_time.h"
@@ -70,6 +71,8 @@ typedef struct {
     unsigned nworkers;        /* workers we run (0 with direct) */
     char journal_dir[SP_PATH_MAX + 16];
     sp_journal_t *journal; /* ours: outcomes we journal for dead workers */
+    bool reattached;       /* the table is a dead broker's */
+    bool rebuilt;          /* the table was rebuilt from the journal */
 } sp_bctx_t;
 
 static bool s_stopping(const sp_bctx_t *b)
@@ -606,6 +609,189 @@ static void s_shutdown(sp_bctx_t *b)
     sp_table_set_state(b->table, SP_TABLE_CLOSED);
 }
 
+static void s_remove_journal(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len > 4 && strcmp(e->d_name + len - 4, ".log") == 0) {
+            unlinkat(dirfd(d), e->d_name, 0);
+        }
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+static bool s_alive(pid_t pid)
+{
+    return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+static int s_load_catalogue(sp_catalogue_t **cat, const char *path, char *why, size_t cap)
+{
+    *cat = sp_catalogue_new();
+    if (*cat == NULL) {
+        return -ENOMEM;
+    }
+    sp_csv_error_t cerr;
+    int rc = sp_catalogue_load(*cat, path, &cerr);
+    if (rc < 0) {
+        if (cerr.line > 0) {
+            sp_why(why, cap, "%s:%ld: field %d: %s", path, cerr.line, cerr.field, cerr.message);
+        } else {
+            sp_why(why, cap, "%s", cerr.message);
+        }
+        sp_catalogue_destroy(cat);
+    }
+    return rc;
+}
+
+/* Re-attaches to the table a dead broker left: it holds every applied
+ * order, so it is kept; its workers are gone or going, and what they left
+ * half done is resolved once our journal is open (s_journal_begin). */
+static int s_reattach(sp_bctx_t *b, char *why, size_t cap)
+{
+    sp_table_hdr_t *h = sp_table_hdr(b->table);
+    char path[SP_PATH_MAX + 16];
+    snprintf(path, sizeof path, "/dev/shm%s", b->names.table);
+    struct stat st;
+    if (stat(path, &st) == 0 && st.st_uid != geteuid()) {
+        sp_why(why, cap, "%s belongs to uid %u, not to us: refusing to touch it", path,
+               (unsigned)st.st_uid);
+        return -EACCES;
+    }
+    /* the dead broker's workers stop on their own within a heartbeat */
+    uint64_t deadline = sp_now_ns() + 2000 * SP_NS_PER_MS;
+    for (unsigned i = 0; i < SP_WORKERS_MAX; i++) {
+        pid_t pid = atomic_load(&h->worker[i].pid);
+        while (s_alive(pid) && sp_now_ns() < deadline) {
+            sp_sleep_ns(10 * SP_NS_PER_MS);
+        }
+        if (s_alive(pid)) {
+            kill(pid, SIGKILL);
+        }
+        atomic_store(&h->worker[i].pid, 0);
+        atomic_store(&h->worker[i].cur_producer, 0);
+    }
+    /* its queues, ring and sockets are rebuilt; the table is what matters */
+    sp_mq_remove_all(&b->names);
+    sp_shm_remove(&b->names);
+    sp_names_remove_run_dir(&b->names);
+    h->sync = (uint32_t)b->cfg->sync;
+    h->transport = (uint32_t)b->cfg->transport;
+    sp_table_set_state(b->table, SP_TABLE_CREATING);
+    b->reattached = true;
+    return 0;
+}
+
+/* Finds the instance's table: re-attaches to a dead broker's, rebuilds a
+ * lost one from its base and journal, continues from the last clean stop's
+ * table, or creates a new one from the catalogue. */
+static int s_table_start(sp_bctx_t *b, char *why, size_t cap)
+{
+    const sp_broker_cfg_t *cfg = b->cfg;
+    int rc = sp_table_open(&b->table, b->names.table, true);
+    if (rc == 0) {
+        pid_t owner = atomic_load(&sp_table_hdr(b->table)->broker_pid);
+        if (s_alive(owner)) {
+            sp_table_close(&b->table);
+            sp_why(why, cap, "instance '%s' is already running (broker pid %d, /dev/shm%s)",
+                   cfg->instance, (int)owner, b->names.table);
+            return -EEXIST;
+        }
+        s_notify(b, SP_LOG_WARN,
+                 "found the table of a broker that died (pid %d) in /dev/shm%s: re-attaching "
+                 "to it (it holds every applied order)",
+                 (int)owner, b->names.table);
+        rc = s_reattach(b, why, cap);
+        if (rc < 0) {
+            sp_table_close(&b->table);
+        }
+        return rc;
+    }
+    if (rc != -ENOENT) {
+        sp_why(why, cap,
+               "/dev/shm%s exists but is not a table this broker can use (%s): left alone; "
+               "'broker --clean --instance %s' removes it if its owner is dead",
+               b->names.table, sp_strerror(rc), cfg->instance);
+        return rc;
+    }
+    /* no table, so no live broker: queues, a ring or sockets under our name
+     * are a crashed run's leftovers */
+    unsigned left = (sp_mq_remove_all(&b->names) == 0) + (sp_shm_remove(&b->names) == 0) +
+                    (access(b->names.run_dir, F_OK) == 0);
+    if (left > 0) {
+        sp_names_remove_run_dir(&b->names);
+        s_notify(b, SP_LOG_WARN,
+                 "removed %u leftover IPC object(s) of instance %s from a run that crashed", left,
+                 cfg->instance);
+    }
+    char journal[SP_PATH_MAX + 16], base[SP_PATH_MAX + 32], last[SP_PATH_MAX + 32];
+    snprintf(journal, sizeof journal, "%s/%s", b->names.state_dir, SP_JOURNAL_DIR);
+    snprintf(base, sizeof base, "%s/%s", b->names.state_dir, SP_BASE_FILE);
+    snprintf(last, sizeof last, "%s/%s", b->names.state_dir, SP_SNAPSHOT_FILE);
+    const char *from = cfg->catalogue;
+    bool journaled = !cfg->no_journal && sp_recover_has_journal(journal);
+    if (cfg->fresh) {
+        if (journaled || access(last, F_OK) == 0) {
+            s_notify(b, SP_LOG_WARN, "--fresh: discarding the saved state in %s",
+                     b->names.state_dir);
+        }
+        s_remove_journal(journal);
+        unlink(base);
+        unlink(last);
+        journaled = false;
+    } else if (journaled) {
+        from = base;
+    } else if (!cfg->no_journal && access(last, F_OK) == 0) {
+        from = last;
+        s_notify(b, SP_LOG_INFO,
+                 "continuing from the table saved at the last clean stop (%s); --fresh starts "
+                 "from the catalogue",
+                 last);
+    }
+    sp_catalogue_t *cat = NULL;
+    rc = s_load_catalogue(&cat, from, why, cap);
+    if (rc < 0) {
+        if (journaled && rc == -ENOENT) {
+            sp_why(why, cap, "%s holds a journal but its base %s is missing: refusing to start",
+                   journal, base);
+        }
+        return rc;
+    }
+    sp_table_opts_t opts = {.sync = cfg->sync, .transport = cfg->transport};
+    rc = sp_table_create(&b->table, b->names.table, cat, &opts);
+    sp_catalogue_destroy(&cat);
+    if (rc < 0) {
+        sp_why(why, cap, "cannot create the table %s: %s", b->names.table, sp_strerror(rc));
+        return rc;
+    }
+    if (journaled) {
+        sp_recover_stats_t st;
+        uint64_t t0 = sp_now_ns();
+        rc = sp_recover_replay(b->table, journal, &st, why, cap);
+        if (rc < 0) {
+            sp_table_unlink(b->names.table);
+            sp_table_close(&b->table);
+            return rc;
+        }
+        atomic_store(&sp_table_hdr(b->table)->next_producer_id, st.max_producer_id + 1);
+        b->rebuilt = true;
+        s_notify(b, SP_LOG_WARN,
+                 "the last run did not stop cleanly and its table is gone: rebuilt it from %s "
+                 "and %llu journal record(s) in %llu file(s) (%llu accepted, %u product(s) "
+                 "changed, %llu torn byte(s) dropped) in %.1f ms",
+                 base, (unsigned long long)st.records, (unsigned long long)st.files,
+                 (unsigned long long)st.accepted, st.products, (unsigned long long)st.tail_bytes,
+                 (double)(sp_now_ns() - t0) / 1e6);
+    }
+    return 0;
+}
+
 /* The journal directory, and where workers find it (absolute: they may
  * not share our working directory). */
 static int s_journal_setup(sp_bctx_t *b, char *why, size_t cap)
@@ -638,6 +824,34 @@ static int s_journal_setup(sp_bctx_t *b, char *why, size_t cap)
     return 0;
 }
 
+/* The base the journal replays onto: the table as created, saved once
+ * (atomically) before any worker journals.  A re-attached or rebuilt table
+ * keeps the base it has; then any outcomes a dead worker decided but did not
+ * journal are journaled now. */
+static int s_journal_begin(sp_bctx_t *b, char *why, size_t cap)
+{
+    char base[SP_PATH_MAX + 32];
+    snprintf(base, sizeof base, "%s/%s", b->names.state_dir, SP_BASE_FILE);
+    if (!b->reattached && !b->rebuilt) {
+        int rc = sp_table_save_csv(b->table, base);
+        if (rc < 0) {
+            sp_why(why, cap, "cannot save the journal's base %s: %s", base, sp_strerror(rc));
+            return rc;
+        }
+    }
+    if (b->reattached) {
+        unsigned n = sp_commit_sweep(b->table);
+        unsigned j = sp_commit_unjournaled(b->table, 0, s_journal_for_dead, b);
+        if (n > 0 || j > 0) {
+            s_notify(b, SP_LOG_INFO,
+                     "the dead broker's workers left %u order(s) half done (resolved) and %u "
+                     "unjournaled (journaled)",
+                     n, j);
+        }
+    }
+    return 0;
+}
+
 /* After a clean stop with the final snapshot saved, the journal holds
  * nothing the snapshot does not: remove it (unless asked to keep it). */
 static void s_journal_retire(sp_bctx_t *b)
@@ -646,19 +860,10 @@ static void s_journal_retire(sp_bctx_t *b)
     if (b->journal_dir[0] == '\0' || b->cfg->keep_journal) {
         return;
     }
-    DIR *d = opendir(b->journal_dir);
-    if (d == NULL) {
-        return;
-    }
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        size_t len = strlen(e->d_name);
-        if (len > 4 && strcmp(e->d_name + len - 4, ".log") == 0) {
-            unlinkat(dirfd(d), e->d_name, 0);
-        }
-    }
-    closedir(d);
-    rmdir(b->journal_dir);
+    s_remove_journal(b->journal_dir);
+    char base[SP_PATH_MAX + 32];
+    snprintf(base, sizeof base, "%s/%s", b->names.state_dir, SP_BASE_FILE);
+    unlink(base);
 }
 
 int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *why, size_t cap)
@@ -687,35 +892,10 @@ int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *wh
         snprintf(why, cap, "worker binary %s is not executable", b.consumer);
         return rc < 0 ? rc : -errno;
     }
-    cat = sp_catalogue_new();
-    if (cat == NULL) {
-        return -ENOMEM;
-    }
-    sp_csv_error_t cerr;
-    rc = sp_catalogue_load(cat, cfg->catalogue, &cerr);
+    rc = s_table_start(&b, why, cap);
     if (rc < 0) {
-        if (cerr.line > 0) {
-            snprintf(why, cap, "%s:%ld: field %d: %s", cfg->catalogue, cerr.line, cerr.field,
-                     cerr.message);
-        } else {
-            snprintf(why, cap, "%s", cerr.message);
-        }
         goto free_catalogue;
     }
-    sp_table_opts_t opts = {.sync = cfg->sync, .transport = cfg->transport};
-    rc = sp_table_create(&b.table, b.names.table, cat, &opts);
-    if (rc == -EEXIST) {
-        snprintf(why, cap,
-                 "instance '%s' already exists (/dev/shm%s): another broker runs it, or one "
-                 "crashed — 'broker --clean --instance %s' removes a dead one's leftovers",
-                 cfg->instance, b.names.table, cfg->instance);
-        goto free_catalogue;
-    }
-    if (rc < 0) {
-        snprintf(why, cap, "cannot create the table %s: %s", b.names.table, sp_strerror(rc));
-        goto free_catalogue;
-    }
-    sp_catalogue_destroy(&cat);
     b.hdr = sp_table_hdr(b.table);
     atomic_store(&b.hdr->broker_pid, (int32_t)getpid());
     b.hdr->workers = b.nworkers;
@@ -745,6 +925,9 @@ int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *wh
     }
     if (!cfg->no_journal && cfg->transport != SP_TRANSPORT_DIRECT) {
         rc = s_journal_setup(&b, why, cap);
+        if (rc == 0) {
+            rc = s_journal_begin(&b, why, cap);
+        }
         if (rc < 0) {
             goto remove;
         }
@@ -839,11 +1022,6 @@ remove:
 free_catalogue:
     sp_catalogue_destroy(&cat);
     return rc;
-}
-
-static bool s_alive(pid_t pid)
-{
-    return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
 }
 
 int sp_broker_clean(const char *instance, char *what, size_t cap)

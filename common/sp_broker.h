@@ -62,6 +62,7 @@ typedef struct {
     sp_notify_fn notify; /* where progress and problems are reported */
     bool no_journal;     /* keep no journal (the benchmark's "without" cells) */
     bool keep_journal;   /* leave the journal files after a clean stop */
+    bool fresh;          /* ignore (and remove) the saved state: start from the catalogue */
     int fsync_policy;    /* sp_fsync_policy_t; 0 = SP_FSYNC_INTERVAL */
     unsigned fsync_interval_ms;
 } sp_broker_cfg_t;

@@ -765,3 +765,37 @@ int sp_commit_hook_from_env(void)
     sp_commit_hook = s_env_hook;
     return 0;
 }
+
+/* ---- recovery ---- */
+
+void sp_commit_restore_row(sp_table_t *t, uint32_t id, uint32_t stock, uint32_t version,
+                           uint64_t sold, uint64_t restocked, uint64_t last_key)
+{
+    sp_row_t *r = sp_table_row(t, id);
+    if (r == NULL) {
+        return;
+    }
+    sp_tally_t tl = {.sold = sold, .restocked = restocked, .version = version};
+    s_u128 cur = s_load16(r->tally);
+    s_cas16(r->tally, cur, s_tally_pack(&tl));
+    cur = s_load16(&r->sv);
+    s_cas16(&r->sv, cur, s_make(((uint64_t)version << 32) | stock, last_key));
+    atomic_store(&r->settled, version);
+}
+
+int sp_commit_restore_entry(sp_table_t *t, const sp_commit_view_t *v)
+{
+    int slot = s_slot(t, v->producer, 0);
+    if (slot < 0) {
+        return slot;
+    }
+    sp_dentry_t *e = &s_window(t, (unsigned)slot)[v->seq & (SP_DEDUP_WINDOW - 1)];
+    if (S_SEQ(atomic_load(&e->ctl)) > v->seq) {
+        return 0; /* a newer order of this producer owns the entry */
+    }
+    atomic_store(&e->what, S_WHAT(v->product, v->quantity, v->type));
+    atomic_store(&e->res, S_RES(v->version, v->stock));
+    atomic_store(&e->out, v->status);
+    atomic_store(&e->ctl, S_CTL(v->seq, 0, SP_DE_JOURNALED));
+    return 0;
+}

@@ -117,6 +117,14 @@ typedef int (*sp_commit_visit_fn)(void *ctx, const sp_commit_view_t *v);
  * outcome is marked journaled.  Returns how many were handed over. */
 unsigned sp_commit_unjournaled(sp_table_t *t, pid_t dead_pid, sp_commit_visit_fn visit, void *ctx);
 
+/* Recovery (sp_recover.c) rebuilding a table from its journal: sets a row's
+ * stock, version, counters and last key, and remembers one journaled
+ * outcome in its producer's window (newer seqs win).  The table must not be
+ * in use.  restore_entry returns 0 or -EUSERS (no slot left). */
+void sp_commit_restore_row(sp_table_t *t, uint32_t id, uint32_t stock, uint32_t version,
+                           uint64_t sold, uint64_t restocked, uint64_t last_key);
+int sp_commit_restore_entry(sp_table_t *t, const sp_commit_view_t *v);
+
 /* Resolves the orders of `producer` that process `dead_pid` left PENDING
  * (the supervisor calls it when a worker died handling that producer's
  * message).  Returns how many it rolled forward or back. */

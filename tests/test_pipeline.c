@@ -372,7 +372,7 @@ Test(pipeline, second_broker_on_a_live_instance_is_refused, .timeout = 60)
                           spt_data("products.csv"), NULL};
     char *out = NULL;
     cr_expect_eq(spt_run(argv, RUN_TIMEOUT_MS, &out), 1, "%s", out);
-    cr_expect(strstr(out, "already exists") != NULL, "%s", out);
+    cr_expect(strstr(out, "is already running") != NULL, "%s", out);
     free(out);
     const char *clean[] = {spt_bin("broker"), "--instance", inst, "--clean", NULL};
     cr_expect_eq(spt_run(clean, RUN_TIMEOUT_MS, &out), 1, "%s", out);

@@ -1,0 +1,56 @@
+/*
+ * sp_recover — rebuilding a lost table from its base and its journal.
+ *
+ * The state directory of an instance (`<state-dir>/<instance>/`) holds
+ *
+ *   base.csv        the catalogue the current table was created from (saved
+ *                   atomically when the table is created, removed at a clean
+ *                   stop together with the journal)
+ *   journal/X.log   every order outcome decided since then, one file per
+ *                   writer (sp_journal.h)
+ *   table.csv       the final table of the last clean stop
+ *
+ * When the broker starts and finds no table in shared memory but a base and
+ * journal files, the last run did not stop cleanly and its segment is gone
+ * (a reboot, or someone removed it): the table is rebuilt from base.csv,
+ * replaying the journal per product in row-version order, and the producers'
+ * dedup windows are refilled from the newest records, so resent copies of
+ * journaled orders are still recognised.  Every accepted order bumped its
+ * row's version by one, so the versions of a product must run 1, 2, 3, ...
+ * without a gap: a gap or a repeat means a record is missing or doubled, and
+ * recovery refuses to guess.
+ */
+#ifndef SP_RECOVER_H
+#define SP_RECOVER_H
+
+#include "sp_table.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SP_BASE_FILE    "base.csv"
+#define SP_JOURNAL_DIR  "journal"
+#define SP_RECOVER_SHOW 4 /* problems named in a refusal */
+
+typedef struct {
+    uint64_t files;      /* journal files read */
+    uint64_t records;    /* outcome records */
+    uint64_t accepted;   /* of which accepted (changed a row) */
+    uint64_t tail_bytes; /* cut or torn tails dropped */
+    uint32_t products;   /* rows that changed */
+    uint32_t producers;  /* producers whose windows were refilled */
+    uint32_t max_producer_id;
+} sp_recover_stats_t;
+
+/* True when `journal_dir` holds at least one *.log file. */
+bool sp_recover_has_journal(const char *journal_dir);
+
+/* Replays every journal in `journal_dir` onto `t`, a table just created from
+ * the base.  Returns 0, SP_E_JOURNAL_CORRUPT (a corrupt record in the middle
+ * of a file, or versions that do not run without a gap: *why says which file
+ * and byte or which product and version), or -errno. */
+int sp_recover_replay(sp_table_t *t, const char *journal_dir, sp_recover_stats_t *st, char *why,
+                      size_t cap);
+
+#endif
