@@ -283,7 +283,8 @@ static int s_start(s_cell_t *c, const s_job_t *job, char *why, size_t cap)
                                     .stop = &c->stop,
                                     .workers = cell->workers,
                                     .sync = cell->sync,
-                                    .transport = SP_TRANSPORT_ZMQ};
+                                    .transport = SP_TRANSPORT_ZMQ,
+                                    .fresh = true};
         rc = pthread_create(&c->broker_thread, NULL, s_broker_thread, c);
         if (rc != 0) {
             snprintf(why, cap, "cannot start the broker thread: %s", strerror(rc));
@@ -307,8 +308,9 @@ static int s_start(s_cell_t *c, const s_job_t *job, char *why, size_t cap)
                                 "--transport",
                                 sp_transport_name(kind),
                                 "--state-dir",
-                                o->work_dir};
-        int argc = 13;
+                                o->work_dir,
+                                "--fresh"};
+        int argc = 14;
         if (cell->transport == BT_ZMQ_TCP) {
             snprintf(c->tcp, sizeof c->tcp, "tcp://127.0.0.1:%u", o->tcp_port);
             argv[argc++] = "--tcp";

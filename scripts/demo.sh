@@ -53,7 +53,7 @@ load() {
 
 if [ $console -eq 1 ]; then
     # the console owns the terminal: everything else writes to files
-    "$bin/broker" --instance "$instance" --workers 2 --transport "$transport" \
+    "$bin/broker" --instance "$instance" --fresh --workers 2 --transport "$transport" \
         --catalogue data/products.csv 2>"$brokerlog" &
     broker_pid=$!
     # customers, then the broker's shutdown, whose end of stream closes the console
@@ -70,7 +70,7 @@ if [ $console -eq 1 ]; then
     broker_pid=
     cat "$brokerlog" >&2
 else
-    "$bin/broker" --instance "$instance" --workers 2 --transport "$transport" \
+    "$bin/broker" --instance "$instance" --fresh --workers 2 --transport "$transport" \
         --catalogue data/products.csv &
     broker_pid=$!
     # the monitor waits for the broker to be ready, then prints one line per change

@@ -66,6 +66,7 @@ pid_t spt_broker_start(const char *instance, const char *const *extra)
     argv[n++] = instance;
     argv[n++] = "--state-dir";
     argv[n++] = "/tmp/sp-test-state";
+    argv[n++] = "--fresh"; /* a reused pid must not resume an old run's table */
     for (int i = 0; extra && extra[i] && n < SPT_ARGS_MAX - 1; i++) {
         argv[n++] = extra[i];
     }

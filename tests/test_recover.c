@@ -1,0 +1,312 @@
+/*
+ * test_recover — restarts: a broker re-attaches to a dead broker's table,
+ * rebuilds a lost table from base.csv and the journal (a torn tail is
+ * dropped, a corrupt middle refuses to start saying where), and refuses a
+ * segment that is not a table of ours without touching it.
+ */
+#include <criterion/criterion.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sp_instance.h"
+#include "sp_producer.h"
+#include "sp_table.h"
+#include "sp_testutil.h"
+#include "sp_time.h"
+
+#define R_PRODUCTS 8
+#define R_STOCK    500
+
+static char s_inst[64], s_cat[128], s_state[128], s_log[160];
+
+static void s_setup(const char *tag)
+{
+    spt_instance(s_inst, sizeof s_inst, tag);
+    spt_catalogue(s_cat, sizeof s_cat, R_PRODUCTS, R_STOCK);
+    snprintf(s_state, sizeof s_state, "/tmp/sp-recover-%s", s_inst);
+    mkdir(s_state, 0700);
+}
+
+static void s_rm_tree(const char *dir)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static void s_teardown(void)
+{
+    const char *clean[] = {spt_bin("broker"), "--instance", s_inst, "--clean", NULL};
+    char *out = NULL;
+    spt_run(clean, 10000, &out);
+    free(out);
+    if (s_state[0] != '\0') {
+        s_rm_tree(s_state);
+    }
+    unlink(s_cat);
+}
+
+/* Starts the broker on our state dir (no --fresh: this is about resuming);
+ * returns its pid once ready, or -1 (then *log holds why). */
+static pid_t s_broker(int n)
+{
+    snprintf(s_log, sizeof s_log, "%s/broker-%d.log", s_state, n);
+    const char *argv[] = {spt_bin("broker"), "--instance", s_inst,      "--catalogue", s_cat,
+                          "--state-dir",     s_state,      "--workers", "2",           NULL};
+    pid_t pid = spt_spawn(argv, s_log);
+    cr_assert_gt(pid, 0);
+    sp_names_t names;
+    sp_names_init(&names, s_inst, NULL);
+    /* ready, and ours: a dead broker's table may still say READY */
+    for (int i = 0; i < SP_TEST_WAIT_MS / 10; i++) {
+        sp_table_t *t = NULL;
+        if (sp_table_open(&t, names.table, false) == 0) {
+            sp_table_hdr_t *h = sp_table_hdr(t);
+            bool ready =
+                atomic_load(&h->broker_pid) == pid && atomic_load(&h->state) == SP_TABLE_READY;
+            sp_table_close(&t);
+            if (ready) {
+                return pid;
+            }
+        }
+        if (waitpid(pid, NULL, WNOHANG) == pid) {
+            return -1;
+        }
+        usleep(10000);
+    }
+    spt_wait(pid, 2000);
+    return -1;
+}
+
+/* Runs a load to its end with per-order ledgers in our state dir. */
+static void s_load(const char *count)
+{
+    const char *argv[] = {
+        spt_bin("producer"), "--instance", s_inst,         "--customers", "2", "--count", count,
+        "--restock",         "0.2",        "--ledger-out", s_state,       NULL};
+    char *out = NULL;
+    int rc = spt_run(argv, 60000, &out);
+    cr_assert_eq(rc, 0, "producer: %s", out);
+    free(out);
+}
+
+/* Kills the broker and its workers with SIGKILL and waits until they are gone. */
+static void s_kill_everything(pid_t broker)
+{
+    kill(broker, SIGKILL);
+    waitpid(broker, NULL, 0);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "pkill -9 -f '[c]onsumer --instance %s ' ; true", s_inst);
+    cr_assert_eq(system(cmd), 0);
+    for (int i = 0; i < 200; i++) {
+        snprintf(cmd, sizeof cmd, "pgrep -f '[c]onsumer --instance %s ' >/dev/null", s_inst);
+        if (system(cmd) != 0) {
+            return;
+        }
+        usleep(10000);
+    }
+    cr_assert_fail("workers of %s did not die", s_inst);
+}
+
+/* Units every customer was told were accepted, per product. */
+static void s_ledger_units(uint64_t sold[R_PRODUCTS + 1], uint64_t restocked[R_PRODUCTS + 1])
+{
+    memset(sold, 0, sizeof(uint64_t) * (R_PRODUCTS + 1));
+    memset(restocked, 0, sizeof(uint64_t) * (R_PRODUCTS + 1));
+    DIR *d = opendir(s_state);
+    cr_assert_not_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "ledger-", 7) != 0) {
+            continue;
+        }
+        char path[400];
+        snprintf(path, sizeof path, "%s/%s", s_state, e->d_name);
+        FILE *f = fopen(path, "rb");
+        cr_assert_not_null(f);
+        uint8_t rec[SP_LEDGER_REC_SIZE];
+        while (fread(rec, 1, sizeof rec, f) == sizeof rec) {
+            sp_ledger_rec_t r;
+            sp_ledger_decode(rec, &r);
+            if (r.status == SP_STATUS_ACCEPTED && r.product_id <= R_PRODUCTS) {
+                (r.type == SP_ORDER_PURCHASE ? sold : restocked)[r.product_id] += r.quantity;
+            }
+        }
+        fclose(f);
+    }
+    closedir(d);
+}
+
+/* The table holds exactly what the customers were told. */
+static void s_expect_table_matches_ledgers(void)
+{
+    uint64_t sold[R_PRODUCTS + 1], restocked[R_PRODUCTS + 1];
+    s_ledger_units(sold, restocked);
+    sp_names_t names;
+    sp_names_init(&names, s_inst, NULL);
+    sp_table_t *t = NULL;
+    cr_assert_eq(sp_table_open(&t, names.table, false), 0);
+    cr_expect_eq(sp_table_audit(t, NULL, 0), 0, "the table adds up");
+    for (uint32_t id = 1; id <= R_PRODUCTS; id++) {
+        sp_tally_t tl = spt_tally(t, id);
+        cr_expect_eq(tl.sold, sold[id], "product %u: sold %llu, customers were told %llu", id,
+                     (unsigned long long)tl.sold, (unsigned long long)sold[id]);
+        cr_expect_eq(tl.restocked, restocked[id], "product %u: restocked", id);
+    }
+    sp_table_close(&t);
+}
+
+static char *s_journal_file(void)
+{
+    static char path[700];
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/%s/journal", s_state, s_inst);
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d, "no journal in %s", dir);
+    struct dirent *e;
+    path[0] = '\0';
+    size_t best = 0;
+    while ((e = readdir(d)) != NULL) {
+        char p[700];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (strstr(e->d_name, ".log") && stat(p, &st) == 0 && (size_t)st.st_size > best) {
+            best = (size_t)st.st_size;
+            snprintf(path, sizeof path, "%s", p);
+        }
+    }
+    closedir(d);
+    cr_assert_neq(path[0], '\0');
+    return path;
+}
+
+TestSuite(recover, .fini = s_teardown, .timeout = 120);
+
+Test(recover, a_restarted_broker_re_attaches_to_the_dead_ones_table)
+{
+    s_setup("reattach");
+    pid_t b = s_broker(1);
+    cr_assert_gt(b, 0);
+    s_load("6000");
+    s_kill_everything(b);
+
+    b = s_broker(2);
+    cr_assert_gt(b, 0, "restart failed: %s", spt_slurp(s_log));
+    char *log = spt_slurp(s_log);
+    cr_expect(strstr(log, "re-attaching") != NULL, "%s", log);
+    free(log);
+    s_expect_table_matches_ledgers();
+    cr_expect_eq(WEXITSTATUS(spt_stop(b)), 0);
+    cr_expect_not(spt_leftovers(s_inst));
+}
+
+Test(recover, a_lost_table_is_rebuilt_from_the_journal_and_a_torn_tail_is_dropped)
+{
+    s_setup("rebuild");
+    pid_t b = s_broker(1);
+    cr_assert_gt(b, 0);
+    s_load("6000");
+    s_kill_everything(b);
+    sp_names_t names;
+    sp_names_init(&names, s_inst, NULL);
+    cr_assert_eq(sp_table_unlink(names.table), 0, "the segment is lost");
+    /* a record cut in half, as a crash in the middle of a write leaves it */
+    int fd = open(s_journal_file(), O_WRONLY | O_APPEND);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, "half a record....", 17), 17);
+    close(fd);
+
+    b = s_broker(2);
+    cr_assert_gt(b, 0, "restart failed: %s", spt_slurp(s_log));
+    char *log = spt_slurp(s_log);
+    cr_expect(strstr(log, "rebuilt it from") != NULL, "%s", log);
+    cr_expect(strstr(log, "17 torn byte(s) dropped") != NULL, "%s", log);
+    free(log);
+    s_expect_table_matches_ledgers();
+
+    /* a resent copy of a journaled order is still recognised */
+    s_load("10");
+    cr_expect_eq(WEXITSTATUS(spt_stop(b)), 0);
+    cr_expect_not(spt_leftovers(s_inst));
+}
+
+Test(recover, a_corrupt_record_in_the_middle_refuses_to_start_saying_where)
+{
+    s_setup("corrupt");
+    pid_t b = s_broker(1);
+    cr_assert_gt(b, 0);
+    s_load("4000");
+    s_kill_everything(b);
+    sp_names_t names;
+    sp_names_init(&names, s_inst, NULL);
+    sp_table_unlink(names.table);
+    int fd = open(s_journal_file(), O_RDWR);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(pwrite(fd, "X", 1, 64 + 64 * 10 + 20), 1); /* inside record 10 */
+    close(fd);
+
+    b = s_broker(2);
+    cr_expect_eq(b, -1, "the broker must refuse to start");
+    char *log = spt_slurp(s_log);
+    cr_expect(strstr(log, "corrupt record at byte 704") != NULL, "%s", log);
+    free(log);
+}
+
+Test(recover, a_foreign_segment_under_our_name_is_refused_and_left_alone)
+{
+    s_setup("foreign");
+    char path[128];
+    snprintf(path, sizeof path, "/dev/shm/%s.table", s_inst);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    cr_assert_geq(fd, 0);
+    char junk[8192];
+    memset(junk, 0x5a, sizeof junk);
+    cr_assert_eq(write(fd, junk, sizeof junk), (ssize_t)sizeof junk);
+    close(fd);
+
+    pid_t b = s_broker(1);
+    cr_expect_eq(b, -1);
+    char *log = spt_slurp(s_log);
+    cr_expect(strstr(log, "is not a table this broker can use") != NULL, "%s", log);
+    free(log);
+    char *after = spt_slurp(path);
+    cr_expect_eq(strlen(after), sizeof junk, "untouched");
+    cr_expect_eq(after[0], 0x5a);
+    free(after);
+    unlink(path);
+}
+
+Test(recover, a_clean_stop_keeps_the_table_for_the_next_start_and_fresh_discards_it)
+{
+    s_setup("resume");
+    pid_t b = s_broker(1);
+    cr_assert_gt(b, 0);
+    s_load("3000");
+    uint64_t sold[R_PRODUCTS + 1], restocked[R_PRODUCTS + 1];
+    s_ledger_units(sold, restocked);
+    cr_expect_eq(WEXITSTATUS(spt_stop(b)), 0);
+
+    b = s_broker(2);
+    cr_assert_gt(b, 0);
+    cr_expect(strstr(spt_slurp(s_log), "continuing from the table saved") != NULL);
+    sp_names_t names;
+    sp_names_init(&names, s_inst, NULL);
+    sp_table_t *t = NULL;
+    cr_assert_eq(sp_table_open(&t, names.table, false), 0);
+    for (uint32_t id = 1; id <= R_PRODUCTS; id++) {
+        sp_product_t p;
+        sp_table_read(t, id, &p, NULL);
+        cr_expect_eq(p.stock, R_STOCK + restocked[id] - sold[id], "product %u carried over", id);
+    }
+    sp_table_close(&t);
+    cr_expect_eq(WEXITSTATUS(spt_stop(b)), 0);
+}
