@@ -41,7 +41,8 @@ typedef struct {
     sp_sync_t sync;
     unsigned producers, workers, batch;
     uint32_t products;
-    double zipf_s; /* 0 = uniform popularity */
+    double zipf_s;  /* 0 = uniform popularity */
+    bool unguarded; /* broker --no-dedup: no dedup records, no journal, no resends */
 } bench_cell_t;
 
 typedef struct {

@@ -76,8 +76,9 @@ void bench_cell_label(const bench_cell_t *c, char *buf, size_t cap)
         snprintf(buf, cap, "direct/%s/%up/%u%s", sp_sync_name(c->sync), c->producers, c->products,
                  pick);
     } else {
-        snprintf(buf, cap, "%s/%s/%ux%u/b%u/%u%s", bench_transport_name(c->transport),
-                 sp_sync_name(c->sync), c->producers, c->workers, c->batch, c->products, pick);
+        snprintf(buf, cap, "%s/%s/%ux%u/b%u/%u%s%s", bench_transport_name(c->transport),
+                 sp_sync_name(c->sync), c->producers, c->workers, c->batch, c->products, pick,
+                 c->unguarded ? "/unguarded" : "");
     }
 }
 
@@ -284,7 +285,8 @@ static int s_start(s_cell_t *c, const s_job_t *job, char *why, size_t cap)
                                     .workers = cell->workers,
                                     .sync = cell->sync,
                                     .transport = SP_TRANSPORT_ZMQ,
-                                    .fresh = true};
+                                    .fresh = true,
+                                    .no_dedup = cell->unguarded};
         rc = pthread_create(&c->broker_thread, NULL, s_broker_thread, c);
         if (rc != 0) {
             snprintf(why, cap, "cannot start the broker thread: %s", strerror(rc));
@@ -315,6 +317,9 @@ static int s_start(s_cell_t *c, const s_job_t *job, char *why, size_t cap)
             snprintf(c->tcp, sizeof c->tcp, "tcp://127.0.0.1:%u", o->tcp_port);
             argv[argc++] = "--tcp";
             argv[argc++] = c->tcp;
+        }
+        if (cell->unguarded) {
+            argv[argc++] = "--no-dedup";
         }
         argv[argc] = NULL;
         posix_spawn_file_actions_t fa;
@@ -405,6 +410,9 @@ static int s_load(s_cell_t *c, const s_job_t *job, double rate, double seconds, 
     lc.seed = seed;
     lc.ledger = true;
     lc.threads = cell->transport == BT_ZMQ_INPROC;
+    if (cell->unguarded) {
+        lc.retry_ms = 0; /* nothing de-duplicates a resent copy */
+    }
 
     s_sample_t before, after;
     s_sample(c, &before);

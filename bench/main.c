@@ -259,6 +259,19 @@ static void s_plan_presets(const s_args_t *a, unsigned batch)
         c.sync = (sp_sync_t)s;
         s_add(&c, "pipeline", false);
     }
+    /* what exactly-once costs: the main 1x1 cells again without dedup
+     * records and journal */
+    static const bt_kind_t costed[] = {BT_MQ, BT_ZMQ_IPC};
+    for (unsigned i = 0; i < 2; i++) {
+        bench_cell_t u = {.transport = costed[i],
+                          .sync = SP_SYNC_CAS,
+                          .producers = 1,
+                          .workers = 1,
+                          .batch = batch,
+                          .products = 1000,
+                          .unguarded = true};
+        s_add(&u, "pipeline", false);
+    }
     if (a->full) {
         for (unsigned i = 0; i < 6; i++) {
             bench_cell_t f = {.transport = all[i],
@@ -440,7 +453,8 @@ static const bench_row_t *s_best(bt_kind_t t)
         const bench_row_t *r = &s_rows[i];
         if ((strcmp(r->kind, "pipeline") == 0 || strcmp(r->kind, "scaling") == 0) &&
             !r->rate_mode && !r->copy && r->audit == 1 && r->batch > 1 && r->zipf_s == 0 &&
-            strcmp(r->sync, "cas") == 0 && strcmp(r->transport, bench_transport_name(t)) == 0 &&
+            strstr(r->label, "/unguarded") == NULL && strcmp(r->sync, "cas") == 0 &&
+            strcmp(r->transport, bench_transport_name(t)) == 0 &&
             (best == NULL || r->ops_med > best->ops_med)) {
             best = r;
         }
@@ -486,6 +500,23 @@ static unsigned s_targets(const s_args_t *a, unsigned batch, bench_target_t *t)
     c.sync = SP_SYNC_TABLE_LOCK;
     s_target(&t[n++], "cas >= 3x table-lock, 4 processes on 1,000 products (direct)", 3.0, cas4,
              s_find_cell(&c), "direct/cas|table-lock/4p/1000");
+    /* exactly-once: dedup records and the journal against neither */
+    static const bt_kind_t costed[] = {BT_MQ, BT_ZMQ_IPC};
+    for (unsigned i = 0; i < 2; i++) {
+        bench_cell_t g = {.transport = costed[i],
+                          .sync = SP_SYNC_CAS,
+                          .producers = 1,
+                          .workers = 1,
+                          .batch = batch,
+                          .products = 1000};
+        bench_cell_t u = g;
+        u.unguarded = true;
+        char name[96];
+        snprintf(name, sizeof name, "%s with dedup + journal >= 0.5x without (1x1)",
+                 bench_transport_name(costed[i]));
+        s_target(&t[n++], name, 0.5, s_find_cell(&g), s_find_cell(&u),
+                 "the 1x1 cas cell and its /unguarded twin");
+    }
     return n;
 }
 
@@ -830,7 +861,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "\r\033[K");
     }
     s_derive(&a);
-    bench_target_t targets[8];
+    bench_target_t targets[10];
     unsigned nt = sliced ? 0 : s_targets(&a, batch, targets);
 
     printf("\n");

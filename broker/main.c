@@ -38,6 +38,8 @@ static void s_usage(FILE *out)
             "  --fsync P           when workers fsync their journal: always (before each\n"
             "                      answer), interval[:MS] (default, every 100 ms) or never\n"
             "  --no-journal        keep no journal (exactly once only while the table lives)\n"
+            "  --no-dedup          no de-duplication and no journal: a resent order is\n"
+            "                      applied again (only to measure what exactly-once costs)\n"
             "  --keep-journal      leave the journal files after a clean stop\n"
             "  --fresh             start from --catalogue, discarding the saved state (the\n"
             "                      last clean stop's table, or a crashed run's journal)\n"
@@ -79,6 +81,7 @@ int main(int argc, char **argv)
                                          {"no-journal", no_argument, 0, 'N'},
                                          {"keep-journal", no_argument, 0, 'K'},
                                          {"fresh", no_argument, 0, 'R'},
+                                         {"no-dedup", no_argument, 0, 'D'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
@@ -147,6 +150,9 @@ int main(int argc, char **argv)
             break;
         case 'R':
             cfg.fresh = true;
+            break;
+        case 'D':
+            cfg.no_dedup = true;
             break;
         case 'x':
             clean = true;

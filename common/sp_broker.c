@@ -923,7 +923,8 @@ int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *wh
         b.hdr->mq_depth = sp_shm_hdr(b.shm)->order_slots;
         b.hdr->mq_msgsize = sp_shm_hdr(b.shm)->slot_size;
     }
-    if (!cfg->no_journal && cfg->transport != SP_TRANSPORT_DIRECT) {
+    b.hdr->unguarded = cfg->no_dedup;
+    if (!cfg->no_journal && !cfg->no_dedup && cfg->transport != SP_TRANSPORT_DIRECT) {
         rc = s_journal_setup(&b, why, cap);
         if (rc == 0) {
             rc = s_journal_begin(&b, why, cap);

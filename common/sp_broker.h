@@ -60,7 +60,8 @@ typedef struct {
     long mq_depth;       /* 0 = msg_max */
     long mq_msgsize;     /* 0 = SP_MQ_MSGSIZE_DEFAULT capped by msgsize_max */
     sp_notify_fn notify; /* where progress and problems are reported */
-    bool no_journal;     /* keep no journal (the benchmark's "without" cells) */
+    bool no_journal;     /* keep no journal */
+    bool no_dedup;       /* no de-duplication and no journal (the benchmark's baseline) */
     bool keep_journal;   /* leave the journal files after a clean stop */
     bool fresh;          /* ignore (and remove) the saved state: start from the catalogue */
     int fsync_policy;    /* sp_fsync_policy_t; 0 = SP_FSYNC_INTERVAL */

@@ -114,6 +114,9 @@ typedef struct {
     char state_dir[SP_PATH_MAX];
     uint32_t fsync_policy; /* sp_fsync_policy_t */
     uint32_t fsync_interval_ms;
+    /* 1: no de-duplication and no journal (the benchmark's measure of what
+     * exactly-once costs; a resent order is applied again) */
+    uint32_t unguarded;
 
     /* life cycle */
     _Alignas(SP_CACHELINE) _Atomic uint32_t state; /* sp_table_state_t */
