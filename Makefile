@@ -7,6 +7,8 @@
 #                        results in build/bench (table, CSV, JSON, plots)
 #   make bench-full      the whole matrix (tens of minutes); BENCH_ARGS= adds flags
 #   make stall-check     what a stopped monitor costs the workers (bench/monitor-stall.sh)
+#   make chaos           1,000,000 orders per transport with workers killed, checked
+#                        order by order (tests/chaos/chaos.sh; --quick runs in make test)
 #   make SANITIZE=address,undefined test   the same, built in build/san-*/
 #   make format / format-check / clean
 #
@@ -69,6 +71,9 @@ BENCH_SRC := $(filter-out bench/main.c,$(sort $(wildcard bench/*.c)))
 BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
 BENCH_BIN := $(BINDIR)/bench
 
+# The chaos run's checker: ledgers against journals (tests/chaos/).
+CHAOS_BIN := $(BINDIR)/ledgercheck
+
 TEST_SRC := $(sort $(wildcard tests/test_*.c)) tests/sp_testutil.c
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(BUILD)/tests/stockpipe-tests
@@ -76,8 +81,9 @@ TEST_BIN := $(BUILD)/tests/stockpipe-tests
 DEPS_STAMP := build/.deps-ok
 FLAGS_FILE := $(BUILD)/.flags
 
-.PHONY: all test run clean format format-check deps check-leftovers stall-check bench bench-full
-all: $(ROLE_BINS) $(BENCH_BIN)
+.PHONY: all test run clean format format-check deps check-leftovers stall-check bench bench-full \
+        chaos
+all: $(ROLE_BINS) $(BENCH_BIN) $(CHAOS_BIN)
 
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): scripts/deps.sh
@@ -112,6 +118,10 @@ $(BENCH_BIN): $(BUILD)/bench/main.o $(BENCH_OBJ) $(LIBCOMMON)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(LIBCOMMON) $(LIBS)
 
+$(CHAOS_BIN): $(BUILD)/tests/chaos/ledgercheck.o $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(LIBCOMMON) $(LIBS)
+
 $(BUILD)/tests/%.o: CFLAGS += $(CRIT_CFLAGS) -Ibench
 $(TEST_BIN): $(TEST_OBJ) $(BENCH_OBJ) $(LIBCOMMON)
 	@mkdir -p $(@D)
@@ -121,7 +131,7 @@ $(TEST_BIN): $(TEST_OBJ) $(BENCH_OBJ) $(LIBCOMMON)
 # Criterion's Synthesis line counting every test, and then checks that
 # nothing was left in /dev/shm or the mqueue namespace.
 TEST_JOBS ?= 2
-test: $(ROLE_BINS) $(BENCH_BIN) $(TEST_BIN)
+test: $(ROLE_BINS) $(BENCH_BIN) $(CHAOS_BIN) $(TEST_BIN)
 	@bash scripts/leftovers.sh snapshot build/.leftovers-before
 	SP_BIN_DIR=$(abspath $(BINDIR)) SP_DATA_DIR=$(abspath data) \
 	    LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp):print_suppressions=0 \
@@ -148,8 +158,14 @@ REPEATS ?= 3
 stall-check: $(ROLE_BINS)
 	@SP_BIN_DIR=$(abspath $(BINDIR)) bash bench/monitor-stall.sh $(TRANSPORT) $(REPEATS)
 
+# Workers killed at random (and inside the commit) under 1,000,000 orders per
+# transport; every order checked against the journals (about a minute here).
+# TRANSPORT=, ORDERS=, KILLS=, SYNC=, ... as in the script's header.
+chaos: $(ROLE_BINS) $(CHAOS_BIN)
+	@SP_BIN_DIR=$(abspath $(BINDIR)) bash tests/chaos/chaos.sh
+
 FORMAT_SRC = $(wildcard common/*.[ch] producer/*.[ch] consumer/*.[ch] broker/*.[ch] \
-                        tests/*.[ch] bench/*.[ch])
+                        tests/*.[ch] tests/chaos/*.[ch] bench/*.[ch])
 format:
 	clang-format -i $(FORMAT_SRC)
 format-check:
@@ -158,4 +174,4 @@ format-check:
 clean:
 	rm -rf build bin
 
--include $(wildcard $(BUILD)/*/*.d)
+-include $(wildcard $(BUILD)/*/*.d $(BUILD)/tests/chaos/*.d)

@@ -18,6 +18,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
@@ -31,6 +32,19 @@
 #include <unistd.h>
 
 extern char **environ;
+
+#define SP_BROKER_TAIL_MAX (4 * SP_WIRE_MAX_RECORDS)
+
+/* The last keys a dead process journaled (s_tail_load). */
+typedef struct {
+    uint32_t producer;
+    uint64_t seq;
+} s_tailkey_t;
+typedef struct {
+    pid_t pid;
+    size_t n;
+    s_tailkey_t keys[SP_BROKER_TAIL_MAX];
+} s_tail_t;
 
 /* One worker: a process (pid), or with cfg->threads a thread of ours. */
 typedef struct {
@@ -71,6 +85,7 @@ typedef struct {
     unsigned nworkers;        /* workers we run (0 with direct) */
     char journal_dir[SP_PATH_MAX + 16];
     sp_journal_t *journal; /* ours: outcomes we journal for dead workers */
+    s_tail_t tail;         /* the last dead writer's journal tail */
     bool reattached;       /* the table is a dead broker's */
     bool rebuilt;          /* the table was rebuilt from the journal */
 } sp_bctx_t;
@@ -168,12 +183,73 @@ static int s_spawn(sp_bctx_t *b, unsigned id)
     return 0;
 }
 
-/* Journals one outcome a dead process decided but did not journal. */
+/* Loads the keys at the end of the journal(s) process `pid` wrote: it marks
+ * outcomes journaled after each message's append, so one it had appended
+ * but not marked when it died is among its last SP_WIRE_MAX_RECORDS. */
+static void s_tail_load(sp_bctx_t *b, pid_t pid)
+{
+    s_tail_t *tl = &b->tail;
+    tl->pid = pid;
+    tl->n = 0;
+    DIR *d = opendir(b->journal_dir);
+    if (d == NULL) {
+        return;
+    }
+    char suffix[32];
+    snprintf(suffix, sizeof suffix, "-%ld.log", (long)pid);
+    size_t slen = strlen(suffix);
+    struct dirent *e;
+    uint8_t rec[SP_JOURNAL_REC_SIZE];
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len <= slen || strcmp(e->d_name + len - slen, suffix) != 0) {
+            continue;
+        }
+        int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0 || st.st_size < (off_t)SP_JOURNAL_HDR_SIZE) {
+            if (fd >= 0) {
+                close(fd);
+            }
+            continue;
+        }
+        uint64_t nrec = ((uint64_t)st.st_size - SP_JOURNAL_HDR_SIZE) / SP_JOURNAL_REC_SIZE;
+        uint64_t first = nrec > SP_WIRE_MAX_RECORDS ? nrec - SP_WIRE_MAX_RECORDS : 0;
+        for (uint64_t i = first; i < nrec && tl->n < SP_BROKER_TAIL_MAX; i++) {
+            off_t off = (off_t)(SP_JOURNAL_HDR_SIZE + i * SP_JOURNAL_REC_SIZE);
+            sp_jrec_t r;
+            if (pread(fd, rec, sizeof rec, off) == (ssize_t)sizeof rec &&
+                sp_jrec_decode(rec, &r) == 0) {
+                tl->keys[tl->n++] = (s_tailkey_t){.producer = r.producer_id, .seq = r.seq};
+            }
+        }
+        close(fd);
+    }
+    closedir(d);
+}
+
+static bool s_in_tail(sp_bctx_t *b, pid_t pid, uint32_t producer, uint64_t seq)
+{
+    if (b->tail.pid != pid) {
+        s_tail_load(b, pid);
+    }
+    for (size_t i = 0; i < b->tail.n; i++) {
+        if (b->tail.keys[i].producer == producer && b->tail.keys[i].seq == seq) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Journals one outcome a dead process decided but did not mark journaled. */
 static int s_journal_for_dead(void *ctx, const sp_commit_view_t *v)
 {
     sp_bctx_t *b = ctx;
     if (b->journal_dir[0] == '\0') {
         return 0; /* no journal kept: nothing owed */
+    }
+    if (s_in_tail(b, v->owner, v->producer, v->seq)) {
+        return 0; /* it did journal it, then died before marking it */
     }
     if (b->journal == NULL) {
         char path[SP_PATH_MAX + 64], why[256];
@@ -213,6 +289,7 @@ static void s_resolve_dead(sp_bctx_t *b, unsigned id, pid_t pid)
     uint32_t producer = atomic_load(&slot->cur_producer);
     unsigned n = producer != 0 ? sp_commit_resolve(b->table, producer, pid) : 0;
     n += sp_commit_sweep(b->table);
+    b->tail.pid = 0; /* its file may have grown since we last looked */
     unsigned j = sp_commit_unjournaled(b->table, pid, s_journal_for_dead, b);
     atomic_store(&slot->cur_producer, 0);
     if (n > 0 || j > 0) {

@@ -30,6 +30,16 @@ __extension__ typedef unsigned __int128 s_u128;
 #define S_WHAT_TYPE(w)     ((unsigned)((w)&0xffu))
 #define S_RES(v, stock)    (((uint64_t)(v) << 32) | (stock))
 #define S_MASK40           ((1ull << 40) - 1)
+/* an entry's `out`: status (8 bits), the global hold index + 1 it works on
+ * (24 bits), and the low 32 bits of that hold's reserve seq */
+#define S_OUT(status, hold, rseq)                                                                  \
+    ((uint64_t)(status) | ((uint64_t)(hold) << 8) | ((uint64_t)(uint32_t)(rseq) << 32))
+#define S_OUT_STATUS(o) ((uint8_t)((o)&0xffu))
+#define S_OUT_HOLD(o)   ((unsigned)(((o) >> 8) & 0xffffffu))
+#define S_OUT_RSEQ(o)   ((uint32_t)((o) >> 32))
+#define S_HCTL(seq, st) (((uint64_t)(seq) << 8) | (st))
+#define S_HSTATE(c)     ((unsigned)((c)&0xffu))
+#define S_HSEQ(c)       ((c) >> 8)
 
 void (*sp_commit_hook)(int point);
 
@@ -127,10 +137,25 @@ static void s_tally_add(sp_row_t *r, uint32_t v, unsigned type, uint32_t qty)
         if (t.version >= v) {
             return;
         }
-        if (type == SP_ORDER_PURCHASE) {
+        switch (type) {
+        case SP_ORDER_PURCHASE:
             t.sold += qty;
-        } else if (type == SP_ORDER_RESTOCK) {
+            break;
+        case SP_ORDER_RESTOCK:
             t.restocked += qty;
+            break;
+        case SP_ORDER_RESERVE:
+            t.held += qty;
+            break;
+        case SP_ORDER_BUY_HELD:
+            t.held -= qty;
+            t.sold += qty;
+            break;
+        case SP_ORDER_RELEASE:
+            t.held -= qty;
+            break;
+        default:
+            break;
         }
         t.version = v;
         if (s_cas16(r->tally, cur, s_tally_pack(&t))) {
@@ -152,10 +177,20 @@ static sp_dentry_t *s_window(sp_table_t *t, unsigned slot)
     return (sp_dentry_t *)(base + (size_t)slot * SP_DEDUP_WINDOW * sizeof(sp_dentry_t));
 }
 
+/* Every producer's holds, after the windows: hold i of slot s is global
+ * hold s * SP_HOLDS_PER_PRODUCER + i. */
+static sp_hold_t *s_holds(sp_table_t *t)
+{
+    uint8_t *base = (uint8_t *)sp_table_dedup(t) + sizeof(sp_dslot_t) * SP_DEDUP_SLOTS +
+                    (size_t)SP_DEDUP_SLOTS * SP_DEDUP_WINDOW * sizeof(sp_dentry_t);
+    return (sp_hold_t *)base;
+}
+
 size_t sp_commit_region_bytes(void)
 {
     return sizeof(sp_dslot_t) * SP_DEDUP_SLOTS +
-           (size_t)SP_DEDUP_SLOTS * SP_DEDUP_WINDOW * sizeof(sp_dentry_t);
+           (size_t)SP_DEDUP_SLOTS * SP_DEDUP_WINDOW * sizeof(sp_dentry_t) +
+           (size_t)SP_DEDUP_SLOTS * SP_HOLDS_PER_PRODUCER * sizeof(sp_hold_t);
 }
 
 /* Our pid, read once per thread (a forked child forgets its parent's). */
@@ -239,6 +274,12 @@ static bool s_slot_quiet(sp_table_t *t, unsigned slot)
         }
         s_resolve_entry(t, &w[i], producer, c);
     }
+    const sp_hold_t *h = &s_holds(t)[(size_t)slot * SP_HOLDS_PER_PRODUCER];
+    for (unsigned i = 0; i < SP_HOLDS_PER_PRODUCER; i++) {
+        if (S_HSTATE(atomic_load(&h[i].ctl)) != SP_HOLD_FREE) {
+            return false; /* the expiry pass releases it first */
+        }
+    }
     return true;
 }
 
@@ -249,6 +290,10 @@ static void s_reset_slot(sp_table_t *t, unsigned slot, uint32_t producer, pid_t 
     sp_dentry_t *w = s_window(t, slot);
     for (unsigned i = 0; i < SP_DEDUP_WINDOW; i++) {
         atomic_store_explicit(&w[i].ctl, 0, memory_order_relaxed);
+    }
+    sp_hold_t *h = &s_holds(t)[(size_t)slot * SP_HOLDS_PER_PRODUCER];
+    for (unsigned i = 0; i < SP_HOLDS_PER_PRODUCER; i++) {
+        atomic_store_explicit(&h[i].ctl, 0, memory_order_relaxed);
     }
     atomic_store(&s->pid, pid);
     atomic_store(&s->used_ns, sp_now_ns());
@@ -319,6 +364,28 @@ static void s_settled_max(sp_row_t *r, uint32_t v)
     }
 }
 
+/* The hold side of an applied order: a reserve's hold becomes HELD, a
+ * buy-held's or release's hold becomes FREE.  Compare-and-swaps on the
+ * hold's exact state, so doing it twice (or late) changes nothing. */
+static void s_settle_hold(sp_table_t *t, unsigned type, uint64_t out, uint32_t seq32)
+{
+    unsigned idx = S_OUT_HOLD(out);
+    if (idx == 0 || idx > SP_DEDUP_SLOTS * SP_HOLDS_PER_PRODUCER) {
+        return;
+    }
+    sp_hold_t *h = &s_holds(t)[idx - 1];
+    uint64_t c = atomic_load(&h->ctl);
+    if (type == SP_ORDER_RESERVE) {
+        if (S_HSTATE(c) == SP_HOLD_CLAIMED && (uint32_t)S_HSEQ(c) == seq32) {
+            atomic_compare_exchange_strong(&h->ctl, &c, S_HCTL(S_HSEQ(c), SP_HOLD_HELD));
+        }
+    } else if (type == SP_ORDER_BUY_HELD || type == SP_ORDER_RELEASE) {
+        if (S_HSTATE(c) == SP_HOLD_HELD && (uint32_t)S_HSEQ(c) == S_OUT_RSEQ(out)) {
+            atomic_compare_exchange_strong(&h->ctl, &c, S_HCTL(S_HSEQ(c), SP_HOLD_FREE));
+        }
+    }
+}
+
 /* Returns true when version v was not settled yet. */
 static bool s_settle(sp_table_t *t, sp_row_t *r, uint64_t sv, uint64_t key)
 {
@@ -337,13 +404,16 @@ static bool s_settle(sp_table_t *t, sp_row_t *r, uint64_t sv, uint64_t key)
         uint64_t c = e != NULL ? atomic_load_explicit(&e->ctl, memory_order_acquire) : 0;
         if (e != NULL && (uint32_t)S_SEQ(c) == SP_KEY_SEQ32(key) && S_STATE(c) == SP_DE_PENDING) {
             uint64_t what = atomic_load_explicit(&e->what, memory_order_acquire);
+            uint64_t out = atomic_load_explicit(&e->out, memory_order_acquire);
             /* still the same order of the same producer (seqlock-style) */
             if (atomic_load(&e->ctl) == c && atomic_load(&s_slots(t)[slot].producer) == producer &&
                 S_WHAT_PRODUCT(what) == r->id) {
                 s_tally_add(r, v, S_WHAT_TYPE(what), S_WHAT_QTY(what));
+                s_settle_hold(t, S_WHAT_TYPE(what), out, SP_KEY_SEQ32(key));
                 s_point(SP_CP_TALLIED);
                 atomic_store_explicit(&e->res, S_RES(v, SP_SV_STOCK(sv)), memory_order_relaxed);
-                atomic_store_explicit(&e->out, SP_STATUS_ACCEPTED, memory_order_relaxed);
+                atomic_store_explicit(&e->out, (out & ~0xffull) | SP_STATUS_ACCEPTED,
+                                      memory_order_relaxed);
                 atomic_compare_exchange_strong_explicit(&e->ctl, &c, (c & ~3ull) | SP_DE_DONE,
                                                         memory_order_release, memory_order_relaxed);
             }
@@ -353,18 +423,36 @@ static bool s_settle(sp_table_t *t, sp_row_t *r, uint64_t sv, uint64_t key)
     return true;
 }
 
-/* Records a refusal (no row change) as the order's outcome. */
-static void s_finish_refused(sp_dentry_t *e, uint64_t claimed, uint8_t status, uint64_t sv)
+/* Frees the hold a reserve claimed but never applied. */
+static void s_unclaim_hold(sp_table_t *t, const sp_dentry_t *e, uint64_t seq)
 {
+    uint64_t what = atomic_load(&e->what), out = atomic_load(&e->out);
+    unsigned idx = S_OUT_HOLD(out);
+    if (S_WHAT_TYPE(what) != SP_ORDER_RESERVE || idx == 0 ||
+        idx > SP_DEDUP_SLOTS * SP_HOLDS_PER_PRODUCER) {
+        return;
+    }
+    sp_hold_t *h = &s_holds(t)[idx - 1];
+    uint64_t c = S_HCTL(seq, SP_HOLD_CLAIMED);
+    atomic_compare_exchange_strong(&h->ctl, &c, S_HCTL(seq, SP_HOLD_FREE));
+}
+
+/* Records a refusal (no row change) as the order's outcome. */
+static void s_finish_refused(sp_table_t *t, sp_dentry_t *e, uint64_t claimed, uint8_t status,
+                             uint64_t sv)
+{
+    s_unclaim_hold(t, e, S_SEQ(claimed));
     atomic_store_explicit(&e->res, S_RES(SP_SV_VERSION(sv), SP_SV_STOCK(sv)), memory_order_relaxed);
-    atomic_store_explicit(&e->out, status, memory_order_relaxed);
+    uint64_t out = atomic_load_explicit(&e->out, memory_order_relaxed);
+    atomic_store_explicit(&e->out, (out & ~0xffull) | status, memory_order_relaxed);
     atomic_compare_exchange_strong_explicit(&e->ctl, &claimed, (claimed & ~3ull) | SP_DE_DONE,
                                             memory_order_release, memory_order_relaxed);
 }
 
-/* Rolls back an order that process `pid` claimed but never applied. */
-static void s_roll_back(sp_dentry_t *e, uint64_t c)
+/* Rolls back an order that was claimed but never applied (its hold too). */
+static void s_roll_back(sp_table_t *t, sp_dentry_t *e, uint64_t c)
 {
+    s_unclaim_hold(t, e, S_SEQ(c));
     atomic_compare_exchange_strong(&e->ctl, &c, S_CTL(S_SEQ(c), 0, SP_DE_FREE));
 }
 
@@ -382,7 +470,7 @@ static void s_resolve_entry(sp_table_t *t, sp_dentry_t *e, uint32_t producer, ui
             return;
         }
     }
-    s_roll_back(e, c);
+    s_roll_back(t, e, c);
 }
 
 /* The one place a dead lock holder's work is repaired: settle whatever the
@@ -407,7 +495,7 @@ static void s_repair(sp_table_t *t, sp_row_t *r, uint64_t intent, pid_t holder)
     uint64_t c = atomic_load(&e->ctl);
     if ((uint32_t)S_SEQ(c) == SP_KEY_SEQ32(intent) && S_STATE(c) == SP_DE_PENDING &&
         S_PID(c) == holder) {
-        s_roll_back(e, c);
+        s_roll_back(t, e, c);
     }
 }
 
@@ -569,14 +657,6 @@ int sp_commit_order(sp_table_t *t, sp_sync_t sync, const sp_order_t *o, sp_outco
         }
         if (seq == o->seq && (st == SP_DE_DONE || st == SP_DE_JOURNALED)) {
             s_answer_duplicate(e, what, out);
-            /* answered but perhaps never journaled: its owner died between
-             * the two.  Take it over (its pid becomes ours) and journal it
-             * before this answer goes out. */
-            if (st == SP_DE_DONE && S_PID(c) != me && s_dead(S_PID(c)) &&
-                atomic_compare_exchange_strong(&e->ctl, &c, S_CTL(seq, me, SP_DE_DONE))) {
-                out->journal = true;
-                out->journal_status = out->original;
-            }
             return 0;
         }
         if (seq > o->seq || st == SP_DE_PENDING) {
@@ -601,11 +681,11 @@ int sp_commit_order(sp_table_t *t, sp_sync_t sync, const sp_order_t *o, sp_outco
     int rc = s_apply(&op, sync);
     s_fill(out, rc, &op);
     if (rc == SP_E_TIMEOUT) {
-        s_roll_back(e, claimed); /* never applied: a retry may apply it */
+        s_roll_back(t, e, claimed); /* never applied: a retry may apply it */
         return 0;
     }
     if (rc < 0) {
-        s_finish_refused(e, claimed, out->status, op.before);
+        s_finish_refused(t, e, claimed, out->status, op.before);
     }
     out->journal = true;
     out->journal_status = out->status;
@@ -651,7 +731,8 @@ unsigned sp_commit_unjournaled(sp_table_t *t, pid_t dead_pid, sp_commit_visit_fn
                                   .stock = (uint32_t)res,
                                   .seq = S_SEQ(c),
                                   .type = (uint8_t)S_WHAT_TYPE(what),
-                                  .status = (uint8_t)atomic_load(&w[k].out)};
+                                  .status = S_OUT_STATUS(atomic_load(&w[k].out)),
+                                  .owner = owner};
             n++;
             if (visit(ctx, &v) == 0) {
                 atomic_compare_exchange_strong(&w[k].ctl, &mine, (mine & ~3ull) | SP_DE_JOURNALED);

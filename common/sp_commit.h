@@ -43,9 +43,13 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define SP_DEDUP_SLOTS   256   /* producers remembered at once */
-#define SP_DEDUP_WINDOW  4096  /* orders remembered per producer (a power of two) */
-#define SP_DEDUP_IDLE_MS 60000 /* a producer silent this long may lose its slot when full */
+#define SP_DEDUP_SLOTS        256   /* producers remembered at once */
+#define SP_DEDUP_WINDOW       4096  /* orders remembered per producer (a power of two) */
+#define SP_DEDUP_IDLE_MS      60000 /* a producer silent this long may lose its slot when full */
+#define SP_HOLDS_PER_PRODUCER 16    /* live holds one producer may have */
+#define SP_HOLD_DEFAULT_S     30    /* a reserve's hold lasts this long unless it says */
+#define SP_HOLD_MAX_S         3600  /* the longest a reserve may ask for */
+#define SP_SYSTEM_PRODUCER    0xfffffffe /* the broker's own orders (expired holds) */
 
 /* Dedup entry states. */
 enum { SP_DE_FREE = 0, SP_DE_PENDING = 1, SP_DE_DONE = 2, SP_DE_JOURNALED = 3 };
@@ -67,7 +71,22 @@ typedef struct {
     _Atomic uint64_t out;  /* outcome status (SP_STATUS_*) */
 } sp_dentry_t;
 
+/* A hold: units of one product reserved by one producer until `expiry_ns`
+ * (CLOCK_MONOTONIC).  Its state word is seq << 8 | state, seq being the
+ * reserve order's: CLAIMED while the reserve is being applied, HELD once
+ * applied, FREE again when bought, released, expired or rolled back. */
+typedef struct {
+    _Atomic uint64_t ctl;
+    _Atomic uint32_t product;
+    _Atomic uint32_t qty;
+    _Atomic uint64_t expiry_ns;
+    _Atomic int32_t pid; /* the holder's process (0: unknown, expiry only) */
+    uint32_t reserved;
+} sp_hold_t;
+enum { SP_HOLD_FREE = 0, SP_HOLD_CLAIMED = 1, SP_HOLD_HELD = 2 };
+
 _Static_assert(sizeof(sp_dslot_t) == 32, "slot layout");
+_Static_assert(sizeof(sp_hold_t) == 32, "hold layout");
 _Static_assert(sizeof(sp_dentry_t) == 32, "entry layout");
 _Static_assert((SP_DEDUP_WINDOW & (SP_DEDUP_WINDOW - 1)) == 0, "window is a power of two");
 
@@ -109,12 +128,15 @@ typedef struct {
     uint32_t producer, product, quantity, version, stock;
     uint64_t seq;
     uint8_t type, status;
+    pid_t owner; /* the dead process that decided it */
 } sp_commit_view_t;
 typedef int (*sp_commit_visit_fn)(void *ctx, const sp_commit_view_t *v);
 
 /* Takes over every DONE-but-unjournaled outcome whose owner is dead (or is
  * `dead_pid`, when > 0) and hands it to `visit`; when visit returns 0 the
- * outcome is marked journaled.  Returns how many were handed over. */
+ * outcome is marked journaled.  Returns how many were handed over.  The
+ * owner may have died between appending to its journal and marking the
+ * outcome: visit must check the owner's journal tail before writing. */
 unsigned sp_commit_unjournaled(sp_table_t *t, pid_t dead_pid, sp_commit_visit_fn visit, void *ctx);
 
 /* Recovery (sp_recover.c) rebuilding a table from its journal: sets a row's
@@ -138,6 +160,22 @@ unsigned sp_commit_sweep(sp_table_t *t);
 /* Registers `producer` for process `pid` (C producers call it once, so their
  * slot's owner is known).  Returns 0 or -EUSERS. */
 int sp_commit_register(sp_table_t *t, uint32_t producer, pid_t pid);
+
+/* Releases every hold past its expiry, or whose holder process is dead,
+ * with an order of the broker's own (SP_SYSTEM_PRODUCER, seq from *seq,
+ * advanced): the units go back to stock exactly once, like any order.
+ * `visit` (may be NULL) gets each release to journal.  Returns how many. */
+unsigned sp_commit_expire_holds(sp_table_t *t, sp_sync_t sync, uint64_t now_ns, uint64_t *seq,
+                                sp_commit_visit_fn visit, void *ctx);
+
+/* Live holds (HELD) of product `id` and their units, for tests and tools. */
+unsigned sp_commit_holds(sp_table_t *t, uint32_t id, uint64_t *units);
+
+/* Recovery: a hold the journal shows as live is restored as already expired
+ * (its holder is gone with the crash), so the next expiry pass releases it
+ * through a journaled order. */
+int sp_commit_restore_hold(sp_table_t *t, uint32_t producer, uint64_t reserve_seq, uint32_t product,
+                           uint32_t qty);
 
 /* Test-only crash points inside the commit (docs/RECOVERY.md): when
  * sp_commit_hook is set it is called at each step and may kill the process. */

@@ -1,0 +1,1029 @@
+/*
+ * ledgercheck — the verdict of a chaos run: did every order happen exactly
+ * once, and does the stock the workers left follow from the orders alone?
+ *
+ *   ledgercheck --catalogue INITIAL.csv --final FINAL.csv --journal DIR
+ *               --ledgers DIR [--json]
+ *
+ * Two independent witnesses are compared.  The customers' ledgers
+ * (DIR/ledger-<producer>.bin, sp_producer.h) say what each customer was
+ * told; the workers' journals (DIR/<name>.log, sp_journal.h) say what the workers
+ * did.  Joined on the order key (producer, seq):
+ *
+ *   lost        the customer was told accepted or out of stock, and no
+ *               worker journaled it;
+ *   duplicated  more than one journal record for one key;
+ *   unexpected  a journal record that disagrees with the customer's outcome
+ *               (status, product, quantity, type, stock), or whose key the
+ *               customer's ledger cannot explain;
+ *   unacknowledged applied
+ *               a journal record for an order its customer never heard
+ *               about: no ledger for that producer, or a key at or after the
+ *               first hole of its ledger and within the window of orders a
+ *               producer may have in flight (a customer killed mid-run).
+ *
+ * Then every product is replayed from the journal alone: its accepted
+ * records sorted by row version must be 1..N without a gap or a repeat, each
+ * stock_after must follow from the one before it and the quantity, a
+ * purchase never takes the stock below zero, the last one is the final
+ * table's stock, and each refusal saw the stock the replay had at its
+ * version and really could not be applied with it.  Conservation (initial +
+ * restocked - sold == final) is summed separately, without stock_after, so a
+ * journal whose stock figures are self-consistent but wrong is still caught.
+ *
+ * Everything is sorted with qsort and walked once: a million orders take
+ * well under a second.  Exit 0 when every check passes, 1 when any fails
+ * (the first problems named on stderr and in the JSON), 2 when the inputs
+ * cannot be read at all.
+ */
+#include "sp_catalogue.h"
+#include "sp_commit.h"
+#include "sp_error.h"
+#include "sp_journal.h"
+#include "sp_producer.h"
+#include "sp_wire.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXIT_FAILED       1
+#define EXIT_USAGE        2
+#define LC_PROBLEMS_KEPT  12 /* problems named in the report; the rest are counted */
+#define LC_PATH_MAX       4096
+#define LC_WHY_MAX        512
+#define LC_LEDGER_PREFIX  "ledger-"
+#define LC_LEDGER_SUFFIX  ".bin"
+#define LC_JOURNAL_SUFFIX ".log"
+/* How far past the first hole in its ledger a customer killed mid-run can
+ * have had orders in flight: it never sends seq s while s - SP_DEDUP_WINDOW
+ * is unanswered, plus one result message it was told but had not yet
+ * written down. */
+#define LC_INFLIGHT_HORIZON (2u * SP_DEDUP_WINDOW)
+
+/* One order outcome, from either witness (32 bytes, so a million fit in
+ * 32 MiB per side). */
+typedef struct {
+    uint64_t seq;
+    uint32_t producer;
+    uint32_t product;
+    uint32_t qty;
+    uint32_t stock;   /* stock after, or the stock that refused it */
+    uint32_t version; /* journal only: row version after / observed */
+    uint8_t type;
+    uint8_t status; /* SP_STATUS_* or SP_LEDGER_TIMED_OUT */
+} sp_lc_rec_t;
+
+typedef struct {
+    sp_lc_rec_t *v;
+    size_t n, cap;
+} sp_lc_vec_t;
+
+typedef struct {
+    uint32_t id;
+    bool in_final;
+    int64_t initial, final;
+    int64_t sold, restocked; /* units of accepted journal records */
+} sp_lc_product_t;
+
+/* What one producer's ledger covers. */
+typedef struct {
+    uint32_t producer;
+    uint64_t first_hole; /* lowest seq it has no outcome for */
+} sp_lc_producer_t;
+
+typedef struct {
+    /* ledger side */
+    uint64_t orders, accepted, refused, out_of_stock, unknown_product, invalid, timed_out;
+    uint64_t fate_unknown;         /* answered duplicate without the original, or conflict */
+    uint64_t refused_before_table; /* unknown product / invalid with no journal record */
+    uint64_t timed_out_applied, timed_out_not_applied;
+    uint64_t ledger_files, ledger_tail_bytes;
+    /* journal side */
+    uint64_t journal_records, journal_accepted, journal_refused, journal_files, journal_other;
+    uint64_t torn_tails, torn_bytes;
+    /* verdicts */
+    uint64_t lost, duplicated, unexpected, unacknowledged;
+    uint64_t version_errors, replay_errors, negative, refusal_errors, final_errors;
+    uint64_t conservation_errors, input_errors;
+    size_t products;
+    uint64_t units_sold, units_restocked;
+    /* named problems */
+    uint64_t problems;
+    char kept[LC_PROBLEMS_KEPT][LC_WHY_MAX];
+} sp_lc_t;
+
+static void s_problem(sp_lc_t *lc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void s_problem(sp_lc_t *lc, const char *fmt, ...)
+{
+    if (lc->problems < LC_PROBLEMS_KEPT) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(lc->kept[lc->problems], LC_WHY_MAX, fmt, ap);
+        va_end(ap);
+    }
+    lc->problems++;
+}
+
+static int s_push(sp_lc_vec_t *vec, const sp_lc_rec_t *r)
+{
+    if (vec->n == vec->cap) {
+        size_t cap = vec->cap ? vec->cap * 2 : 65536;
+        sp_lc_rec_t *v = realloc(vec->v, cap * sizeof *v);
+        if (v == NULL) {
+            return -ENOMEM;
+        }
+        vec->v = v;
+        vec->cap = cap;
+    }
+    vec->v[vec->n++] = *r;
+    return 0;
+}
+
+static int s_by_key(const void *a, const void *b)
+{
+    const sp_lc_rec_t *x = a, *y = b;
+    if (x->producer != y->producer) {
+        return x->producer < y->producer ? -1 : 1;
+    }
+    if (x->seq != y->seq) {
+        return x->seq < y->seq ? -1 : 1;
+    }
+    return 0;
+}
+
+/* Product, then accepted before refused, then version: the replay's order. */
+static int s_by_product_version(const void *a, const void *b)
+{
+    const sp_lc_rec_t *x = a, *y = b;
+    if (x->product != y->product) {
+        return x->product < y->product ? -1 : 1;
+    }
+    bool xr = x->status != SP_STATUS_ACCEPTED, yr = y->status != SP_STATUS_ACCEPTED;
+    if (xr != yr) {
+        return xr ? 1 : -1;
+    }
+    if (x->version != y->version) {
+        return x->version < y->version ? -1 : 1;
+    }
+    return s_by_key(a, b);
+}
+
+static int s_by_id(const void *a, const void *b)
+{
+    const sp_lc_product_t *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static sp_lc_product_t *s_product(sp_lc_product_t *p, size_t n, uint32_t id)
+{
+    sp_lc_product_t key = {.id = id};
+    return bsearch(&key, p, n, sizeof *p, s_by_id);
+}
+
+static const char *s_status_name(unsigned status)
+{
+    static const char *const names[SP_STATUS_COUNT] = {
+        "accepted", "out_of_stock", "unknown_product", "invalid", "duplicate", "conflict"};
+    if (status < SP_STATUS_COUNT) {
+        return names[status];
+    }
+    return status == SP_LEDGER_TIMED_OUT ? "timed_out" : "?";
+}
+
+static const char *s_type_name(unsigned type)
+{
+    return type == SP_ORDER_PURCHASE ? "purchase" : type == SP_ORDER_RESTOCK ? "restock" : "?";
+}
+
+static bool s_has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* Loads a catalogue CSV into a products array sorted by id (initial stock),
+ * or, with `final`, sets the final stock of the products already there. */
+static int s_load_csv(sp_lc_t *lc, const char *path, sp_lc_product_t **prods, size_t *n, bool final)
+{
+    sp_catalogue_t *cat = sp_catalogue_new();
+    if (cat == NULL) {
+        return -ENOMEM;
+    }
+    sp_csv_error_t err = {0};
+    int rc = sp_catalogue_load(cat, path, &err);
+    if (rc < 0) {
+        if (err.line > 0) {
+            fprintf(stderr, "ledgercheck: %s line %ld field %d: %s\n", path, err.line, err.field,
+                    err.message);
+        } else {
+            fprintf(stderr, "ledgercheck: cannot read %s: %s\n", path, sp_strerror(rc));
+        }
+        sp_catalogue_destroy(&cat);
+        return rc;
+    }
+    size_t count = sp_catalogue_count(cat);
+    if (!final) {
+        *prods = calloc(count, sizeof **prods);
+        if (*prods == NULL) {
+            sp_catalogue_destroy(&cat);
+            return -ENOMEM;
+        }
+        for (size_t i = 0; i < count; i++) {
+            const sp_product_t *p = sp_catalogue_get(cat, i);
+            (*prods)[i] = (sp_lc_product_t){.id = p->id, .initial = p->stock};
+        }
+        *n = count;
+        qsort(*prods, count, sizeof **prods, s_by_id);
+    } else {
+        for (size_t i = 0; i < count; i++) {
+            const sp_product_t *p = sp_catalogue_get(cat, i);
+            sp_lc_product_t *q = s_product(*prods, *n, p->id);
+            if (q == NULL) {
+                lc->input_errors++;
+                s_problem(lc, "product %" PRIu32 ": in the final table, not in the catalogue",
+                          p->id);
+                continue;
+            }
+            q->final = p->stock;
+            q->in_final = true;
+        }
+        for (size_t i = 0; i < *n; i++) {
+            if (!(*prods)[i].in_final) {
+                lc->input_errors++;
+                s_problem(lc, "product %" PRIu32 ": in the catalogue, missing from the final table",
+                          (*prods)[i].id);
+            }
+        }
+    }
+    sp_catalogue_destroy(&cat);
+    return 0;
+}
+
+/* Reads one ledger file; a cut last record (the customer died writing it)
+ * is counted, not refused. */
+static int s_read_ledger(sp_lc_t *lc, const char *path, uint32_t producer, sp_lc_vec_t *out)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        int rc = -errno;
+        fprintf(stderr, "ledgercheck: cannot open %s: %s\n", path, sp_strerror(rc));
+        return rc;
+    }
+    uint8_t buf[SP_LEDGER_REC_SIZE * 1024];
+    size_t have = 0, got;
+    int rc = 0;
+    bool wrong_producer = false;
+    while (rc == 0 && (got = fread(buf + have, 1, sizeof buf - have, f)) > 0) {
+        have += got;
+        size_t i = 0;
+        for (; i + SP_LEDGER_REC_SIZE <= have; i += SP_LEDGER_REC_SIZE) {
+            sp_ledger_rec_t r;
+            sp_ledger_decode(buf + i, &r);
+            if (r.producer_id != producer && !wrong_producer) {
+                wrong_producer = true;
+                lc->input_errors++;
+                s_problem(lc, "%s holds orders of producer %" PRIu32, path, r.producer_id);
+            }
+            sp_lc_rec_t rec = {.producer = r.producer_id,
+                               .seq = r.seq,
+                               .product = r.product_id,
+                               .qty = r.quantity,
+                               .stock = r.stock_after,
+                               .type = r.type,
+                               .status = r.status};
+            rc = s_push(out, &rec);
+            if (rc < 0) {
+                break;
+            }
+        }
+        memmove(buf, buf + i, have - i);
+        have -= i;
+    }
+    if (rc == 0 && ferror(f)) {
+        rc = -EIO;
+        fprintf(stderr, "ledgercheck: cannot read %s\n", path);
+    }
+    lc->ledger_tail_bytes += have;
+    fclose(f);
+    return rc;
+}
+
+static int s_read_ledgers(sp_lc_t *lc, const char *dir, sp_lc_vec_t *out)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        int rc = -errno;
+        fprintf(stderr, "ledgercheck: cannot open the ledger folder %s: %s\n", dir,
+                sp_strerror(rc));
+        return rc;
+    }
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        const char *name = e->d_name;
+        size_t plen = strlen(LC_LEDGER_PREFIX);
+        if (strncmp(name, LC_LEDGER_PREFIX, plen) != 0 || !s_has_suffix(name, LC_LEDGER_SUFFIX)) {
+            continue;
+        }
+        char *end;
+        errno = 0;
+        unsigned long id = strtoul(name + plen, &end, 10);
+        if (errno != 0 || end == name + plen || strcmp(end, LC_LEDGER_SUFFIX) != 0 ||
+            id > UINT32_MAX) {
+            continue; /* not one of ours */
+        }
+        char path[LC_PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        rc = s_read_ledger(lc, path, (uint32_t)id, out);
+        lc->ledger_files++;
+    }
+    closedir(d);
+    return rc;
+}
+
+typedef struct {
+    sp_lc_t *lc;
+    sp_lc_vec_t *out;
+} sp_lc_scan_t;
+
+static int s_on_jrec(void *ctx, const sp_jrec_t *j, uint64_t offset)
+{
+    (void)offset;
+    sp_lc_scan_t *s = ctx;
+    if (j->kind != SP_JREC_KIND_OUTCOME) {
+        s->lc->journal_other++; /* reserved kinds (holds, ...) are not orders */
+        return 0;
+    }
+    sp_lc_rec_t rec = {.producer = j->producer_id,
+                       .seq = j->seq,
+                       .product = j->product_id,
+                       .qty = j->quantity,
+                       .stock = j->stock_after,
+                       .version = j->version,
+                       .type = j->type,
+                       .status = j->status};
+    return s_push(s->out, &rec);
+}
+
+/* Scans every *.log in dir.  A torn tail is a crash's normal leftover;
+ * corruption in the middle, or journals of different tables, is a problem
+ * (the records before the corruption still count). */
+static int s_read_journals(sp_lc_t *lc, const char *dir, sp_lc_vec_t *out)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        int rc = -errno;
+        fprintf(stderr, "ledgercheck: cannot open the journal folder %s: %s\n", dir,
+                sp_strerror(rc));
+        return rc;
+    }
+    int rc = 0;
+    bool have_table = false;
+    uint64_t table_id = 0;
+    struct dirent *e;
+    sp_lc_scan_t s = {.lc = lc, .out = out};
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        if (!s_has_suffix(e->d_name, LC_JOURNAL_SUFFIX)) {
+            continue;
+        }
+        char path[LC_PATH_MAX], why[LC_WHY_MAX] = "";
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        sp_journal_info_t info;
+        int r = sp_journal_scan(path, s_on_jrec, &s, &info, why, sizeof why);
+        lc->journal_files++;
+        if (r == -ENOMEM) {
+            rc = r;
+            fprintf(stderr, "ledgercheck: %s\n", sp_strerror(r));
+            break;
+        }
+        if (r < 0) {
+            lc->input_errors++;
+            s_problem(lc, "journal %s: %s", why[0] ? why : path, sp_strerror(r));
+            continue;
+        }
+        if (info.tail_bytes_dropped > 0) {
+            lc->torn_tails++;
+            lc->torn_bytes += info.tail_bytes_dropped;
+        }
+        if (info.has_header) {
+            if (have_table && info.table_id != table_id) {
+                lc->input_errors++;
+                s_problem(lc,
+                          "journal %s belongs to table %016" PRIx64 ", the others to %016" PRIx64,
+                          path, info.table_id, table_id);
+            }
+            have_table = true;
+            table_id = info.table_id;
+        }
+    }
+    closedir(d);
+    if (rc == 0 && lc->journal_files == 0) {
+        lc->input_errors++;
+        s_problem(lc, "no journal (*%s) in %s", LC_JOURNAL_SUFFIX, dir);
+    }
+    return rc;
+}
+
+/* Per producer: the first seq its ledger has no outcome for (ledger sorted
+ * by key).  Returns the array (*n entries) or NULL with -ENOMEM. */
+static sp_lc_producer_t *s_producers(const sp_lc_vec_t *led, size_t *n)
+{
+    sp_lc_producer_t *p = NULL;
+    size_t count = 0, cap = 0;
+    for (size_t i = 0; i < led->n;) {
+        uint32_t id = led->v[i].producer;
+        uint64_t expect = 1, hole = 0;
+        for (; i < led->n && led->v[i].producer == id; i++) {
+            if (hole == 0 && led->v[i].seq != expect && led->v[i].seq != expect - 1) {
+                hole = expect;
+            }
+            expect = led->v[i].seq + 1;
+        }
+        if (count == cap) {
+            cap = cap ? cap * 2 : 64;
+            sp_lc_producer_t *q = realloc(p, cap * sizeof *q);
+            if (q == NULL) {
+                free(p);
+                return NULL;
+            }
+            p = q;
+        }
+        p[count++] = (sp_lc_producer_t){.producer = id, .first_hole = hole ? hole : expect};
+    }
+    *n = count;
+    return p != NULL ? p : calloc(1, sizeof *p);
+}
+
+static const sp_lc_producer_t *s_find_producer(const sp_lc_producer_t *p, size_t n, uint32_t id)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (p[mid].producer == id) {
+            return &p[mid];
+        }
+        if (p[mid].producer < id) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return NULL;
+}
+
+/* A key the ledgers do not know: explained by a customer that never heard
+ * the answer, or unexpected. */
+static void s_journal_only(sp_lc_t *lc, const sp_lc_producer_t *prods, size_t nprods,
+                           const sp_lc_rec_t *j, size_t count)
+{
+    const sp_lc_producer_t *p = s_find_producer(prods, nprods, j->producer);
+    if (p == NULL || (j->seq >= p->first_hole && j->seq - p->first_hole < LC_INFLIGHT_HORIZON)) {
+        lc->unacknowledged += count;
+        return;
+    }
+    lc->unexpected += count;
+    s_problem(lc,
+              "unexpected: key (%" PRIu32 ", %" PRIu64 ") journaled as %s of product %" PRIu32
+              " but its producer's ledger has no such order",
+              j->producer, j->seq, s_status_name(j->status), j->product);
+}
+
+/* One key that both sides know: the ledger's outcome `l` against the
+ * journal's `count` records at j. */
+static void s_compare(sp_lc_t *lc, const sp_lc_rec_t *l, const sp_lc_rec_t *j, size_t count)
+{
+    switch (l->status) {
+    case SP_STATUS_ACCEPTED:
+    case SP_STATUS_OUT_OF_STOCK:
+        if (count == 0) {
+            lc->lost++;
+            s_problem(lc,
+                      "lost: key (%" PRIu32 ", %" PRIu64 ") %s of product %" PRIu32 " qty %" PRIu32
+                      " answered %s, not in any journal",
+                      l->producer, l->seq, s_type_name(l->type), l->product, l->qty,
+                      s_status_name(l->status));
+            return;
+        }
+        break;
+    case SP_STATUS_UNKNOWN_PRODUCT:
+    case SP_STATUS_INVALID:
+        if (count == 0) {
+            lc->refused_before_table++; /* refused without touching a row */
+            return;
+        }
+        break;
+    case SP_LEDGER_TIMED_OUT:
+        if (count == 0) {
+            lc->timed_out_not_applied++;
+        } else {
+            lc->timed_out_applied++;
+        }
+        return;
+    default:
+        return; /* fate unknown to the customer: any single journal record is fine */
+    }
+    /* compare with the first record; further ones are already duplicates */
+    if (j->status != l->status || j->product != l->product || j->qty != l->qty ||
+        j->type != l->type || j->stock != l->stock) {
+        lc->unexpected++;
+        s_problem(lc,
+                  "unexpected: key (%" PRIu32 ", %" PRIu64 ") ledger %s %s product %" PRIu32
+                  " qty %" PRIu32 " stock %" PRIu32 ", journal %s %s product %" PRIu32
+                  " qty %" PRIu32 " stock %" PRIu32,
+                  l->producer, l->seq, s_status_name(l->status), s_type_name(l->type), l->product,
+                  l->qty, l->stock, s_status_name(j->status), s_type_name(j->type), j->product,
+                  j->qty, j->stock);
+    }
+}
+
+/* Joins the two witnesses on the key (both sorted by key). */
+static int s_join(sp_lc_t *lc, const sp_lc_vec_t *led, const sp_lc_vec_t *jnl)
+{
+    size_t nprods = 0;
+    sp_lc_producer_t *prods = s_producers(led, &nprods);
+    if (prods == NULL) {
+        return -ENOMEM;
+    }
+    size_t i = 0, k = 0;
+    while (i < led->n || k < jnl->n) {
+        const sp_lc_rec_t *l = i < led->n ? &led->v[i] : NULL;
+        const sp_lc_rec_t *j = k < jnl->n ? &jnl->v[k] : NULL;
+        int c = l == NULL ? 1 : j == NULL ? -1 : s_by_key(l, j);
+        /* the run of journal records with the smallest key */
+        const sp_lc_rec_t *key = c <= 0 ? l : j;
+        size_t count = 0;
+        while (k + count < jnl->n && s_by_key(&jnl->v[k + count], key) == 0) {
+            count++;
+        }
+        if (count > 1) {
+            lc->duplicated++;
+            s_problem(lc,
+                      "duplicated: key (%" PRIu32 ", %" PRIu64 ") has %zu journal records "
+                      "(product %" PRIu32 ", versions %" PRIu32 " and %" PRIu32 ")",
+                      key->producer, key->seq, count, jnl->v[k].product, jnl->v[k].version,
+                      jnl->v[k + 1].version);
+        }
+        if (c <= 0) {
+            size_t same = 1; /* a ledger that names a key twice is broken */
+            while (i + same < led->n && s_by_key(&led->v[i + same], l) == 0) {
+                same++;
+            }
+            if (same > 1) {
+                lc->input_errors++;
+                s_problem(lc, "ledger: key (%" PRIu32 ", %" PRIu64 ") has %zu outcomes",
+                          l->producer, l->seq, same);
+            }
+            s_compare(lc, l, count ? j : NULL, count);
+            i += same;
+        } else {
+            s_journal_only(lc, prods, nprods, j, count);
+        }
+        k += count;
+    }
+    free(prods);
+    return 0;
+}
+
+/* Ledger-side figures. */
+static void s_count_ledger(sp_lc_t *lc, const sp_lc_vec_t *led)
+{
+    for (size_t i = 0; i < led->n; i++) {
+        lc->orders++;
+        switch (led->v[i].status) {
+        case SP_STATUS_ACCEPTED:
+            lc->accepted++;
+            break;
+        case SP_STATUS_OUT_OF_STOCK:
+            lc->out_of_stock++;
+            lc->refused++;
+            break;
+        case SP_STATUS_UNKNOWN_PRODUCT:
+            lc->unknown_product++;
+            lc->refused++;
+            break;
+        case SP_STATUS_INVALID:
+            lc->invalid++;
+            lc->refused++;
+            break;
+        case SP_LEDGER_TIMED_OUT:
+            lc->timed_out++;
+            break;
+        default:
+            lc->fate_unknown++;
+            break;
+        }
+    }
+}
+
+/* The stock right after version v of a product, from its accepted records
+ * (sorted by version, n of them); v = 0 is the initial stock.  False when no
+ * record has that version. */
+static bool s_stock_at(const sp_lc_rec_t *acc, size_t n, int64_t initial, uint32_t v,
+                       int64_t *stock)
+{
+    if (v == 0) {
+        *stock = initial;
+        return true;
+    }
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (acc[mid].version == v) {
+            *stock = acc[mid].stock;
+            return true;
+        }
+        if (acc[mid].version < v) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return false;
+}
+
+/* Checks one refusal against the stock the replay had at its version. */
+static void s_check_refusal(sp_lc_t *lc, const sp_lc_rec_t *r, const sp_lc_rec_t *acc, size_t n,
+                            int64_t initial)
+{
+    if (r->status != SP_STATUS_OUT_OF_STOCK && r->status != SP_STATUS_INVALID) {
+        lc->unexpected++;
+        s_problem(lc,
+                  "unexpected: key (%" PRIu32 ", %" PRIu64 ") journaled with status %u (%s), "
+                  "which workers never journal",
+                  r->producer, r->seq, r->status, s_status_name(r->status));
+        return;
+    }
+    int64_t had;
+    if (!s_stock_at(acc, n, initial, r->version, &had)) {
+        lc->refusal_errors++;
+        s_problem(lc,
+                  "product %" PRIu32 ": refusal (%" PRIu32 ", %" PRIu64
+                  ") observed version %" PRIu32 ", which no accepted order made",
+                  r->product, r->producer, r->seq, r->version);
+        return;
+    }
+    if ((int64_t)r->stock != had) {
+        lc->refusal_errors++;
+        s_problem(lc,
+                  "product %" PRIu32 ": refusal (%" PRIu32 ", %" PRIu64 ") at version %" PRIu32
+                  " saw stock %" PRIu32 ", the replay has %" PRId64,
+                  r->product, r->producer, r->seq, r->version, r->stock, had);
+        return;
+    }
+    bool right;
+    if (r->status == SP_STATUS_OUT_OF_STOCK) {
+        right = r->type == SP_ORDER_PURCHASE && (int64_t)r->qty > had;
+    } else {
+        right = r->type == SP_ORDER_RESTOCK && had + r->qty > (int64_t)SP_STOCK_MAX;
+    }
+    if (!right) {
+        lc->refusal_errors++;
+        s_problem(lc,
+                  "product %" PRIu32 ": %s qty %" PRIu32 " (%" PRIu32 ", %" PRIu64
+                  ") refused as %s at version %" PRIu32 " with stock %" PRId64
+                  ", which could have taken it",
+                  r->product, s_type_name(r->type), r->qty, r->producer, r->seq,
+                  s_status_name(r->status), r->version, had);
+    }
+}
+
+/* Replays one product's accepted records (sorted by version) from its
+ * initial stock; returns the stock the replay ends at. */
+static int64_t s_replay_product(sp_lc_t *lc, sp_lc_product_t *p, const sp_lc_rec_t *acc, size_t n,
+                                uint32_t *last_version)
+{
+    int64_t stock = p->initial;
+    uint32_t version = 0;
+    for (size_t a = 0; a < n; a++) {
+        const sp_lc_rec_t *r = &acc[a];
+        if (r->version <= version) {
+            /* only one order can make a version: the other one is not
+             * counted (the duplicate check names a key applied twice) */
+            lc->version_errors++;
+            s_problem(lc,
+                      "product %" PRIu32 ": version %" PRIu32 " made again by (%" PRIu32
+                      ", %" PRIu64 ")",
+                      p->id, r->version, r->producer, r->seq);
+            continue;
+        }
+        bool gap = r->version != version + 1;
+        if (gap) {
+            lc->version_errors++;
+            s_problem(lc,
+                      "product %" PRIu32 ": version gap: %" PRIu32 " follows %" PRIu32
+                      " (key (%" PRIu32 ", %" PRIu64 "))",
+                      p->id, r->version, version, r->producer, r->seq);
+        }
+        int64_t expect = stock;
+        if (r->type == SP_ORDER_PURCHASE) {
+            expect = stock - r->qty;
+            p->sold += r->qty;
+        } else if (r->type == SP_ORDER_RESTOCK) {
+            expect = stock + r->qty;
+            p->restocked += r->qty;
+        } else {
+            lc->replay_errors++;
+            s_problem(lc,
+                      "product %" PRIu32 ": accepted order (%" PRIu32 ", %" PRIu64 ") of type %u",
+                      p->id, r->producer, r->seq, r->type);
+        }
+        /* across a gap the stock before is unknown: nothing to compare */
+        if (!gap && expect < 0) {
+            lc->negative++;
+            s_problem(lc,
+                      "product %" PRIu32 ": purchase (%" PRIu32 ", %" PRIu64 ") of %" PRIu32
+                      " at version %" PRIu32 " takes stock %" PRId64 " below zero",
+                      p->id, r->producer, r->seq, r->qty, r->version, stock);
+        } else if (!gap && (int64_t)r->stock != expect) {
+            lc->replay_errors++;
+            s_problem(lc,
+                      "product %" PRIu32 ": version %" PRIu32 " (%" PRIu32 ", %" PRIu64
+                      ") %s qty %" PRIu32 " from stock %" PRId64 " should leave %" PRId64
+                      ", journal says %" PRIu32,
+                      p->id, r->version, r->producer, r->seq, s_type_name(r->type), r->qty, stock,
+                      expect, r->stock);
+        }
+        /* follow the journal from here, so one bad record is named once
+         * instead of poisoning every later one */
+        version = r->version;
+        stock = r->stock;
+    }
+    *last_version = version;
+    return stock;
+}
+
+/* Replays every product from the journal (sorted by s_by_product_version). */
+static void s_replay(sp_lc_t *lc, sp_lc_product_t *prods, size_t nprods, const sp_lc_vec_t *jnl)
+{
+    size_t i = 0;
+    while (i < jnl->n) {
+        uint32_t id = jnl->v[i].product;
+        size_t end = i;
+        while (end < jnl->n && jnl->v[end].product == id) {
+            end++;
+        }
+        sp_lc_product_t *p = s_product(prods, nprods, id);
+        if (p == NULL) {
+            lc->unexpected += end - i;
+            s_problem(lc,
+                      "unexpected: %zu journal records for product %" PRIu32
+                      ", which is not in the catalogue",
+                      end - i, id);
+            i = end;
+            continue;
+        }
+        size_t n_acc = 0;
+        while (i + n_acc < end && jnl->v[i + n_acc].status == SP_STATUS_ACCEPTED) {
+            n_acc++;
+        }
+        uint32_t version;
+        int64_t stock = s_replay_product(lc, p, &jnl->v[i], n_acc, &version);
+        for (size_t r = i + n_acc; r < end; r++) {
+            s_check_refusal(lc, &jnl->v[r], &jnl->v[i], n_acc, p->initial);
+        }
+        if (p->in_final && stock != p->final) {
+            lc->final_errors++;
+            s_problem(lc,
+                      "product %" PRIu32 ": replay ends at stock %" PRId64 " (version %" PRIu32
+                      "), the final table has %" PRId64,
+                      id, stock, version, p->final);
+        }
+        i = end;
+    }
+}
+
+/* initial + restocked - sold == final, from the quantities alone. */
+static void s_conserve(sp_lc_t *lc, const sp_lc_product_t *prods, size_t nprods)
+{
+    for (size_t i = 0; i < nprods; i++) {
+        const sp_lc_product_t *p = &prods[i];
+        lc->units_sold += (uint64_t)p->sold;
+        lc->units_restocked += (uint64_t)p->restocked;
+        if (!p->in_final) {
+            continue;
+        }
+        int64_t expect = p->initial + p->restocked - p->sold;
+        if (expect != p->final) {
+            lc->conservation_errors++;
+            s_problem(lc,
+                      "product %" PRIu32 ": initial %" PRId64 " + restocked %" PRId64
+                      " - sold %" PRId64 " = %" PRId64 ", the final table has %" PRId64,
+                      p->id, p->initial, p->restocked, p->sold, expect, p->final);
+        }
+    }
+}
+
+static bool s_passed(const sp_lc_t *lc)
+{
+    return lc->problems == 0 && lc->lost == 0 && lc->duplicated == 0 && lc->unexpected == 0;
+}
+
+static void s_report_text(const sp_lc_t *lc)
+{
+    bool replay_ok = lc->version_errors == 0 && lc->replay_errors == 0 && lc->refusal_errors == 0 &&
+                     lc->final_errors == 0;
+    printf("orders %" PRIu64 ": accepted %" PRIu64 ", refused %" PRIu64 ", timed out %" PRIu64
+           " | journal %" PRIu64 " records | lost %" PRIu64 ", duplicated %" PRIu64
+           ", unexpected %" PRIu64 ", unacknowledged applied %" PRIu64
+           " | products %zu: %s, %s, %s\n",
+           lc->orders, lc->accepted, lc->refused, lc->timed_out, lc->journal_records, lc->lost,
+           lc->duplicated, lc->unexpected, lc->unacknowledged, lc->products,
+           replay_ok ? "replay ok" : "replay FAILED",
+           lc->conservation_errors == 0 ? "conservation exact" : "conservation VIOLATED",
+           lc->negative == 0 ? "never negative" : "went NEGATIVE");
+    printf("details: %" PRIu64 " ledgers, %" PRIu64 " journals (%" PRIu64 " torn tails, %" PRIu64
+           " bytes dropped); refused: %" PRIu64 " out of stock, %" PRIu64
+           " unknown product, %" PRIu64 " invalid (%" PRIu64
+           " before the table); timed out: %" PRIu64 " applied, %" PRIu64
+           " not; fate unknown %" PRIu64 "; journal: %" PRIu64 " accepted, %" PRIu64
+           " refused; units sold %" PRIu64 ", restocked %" PRIu64 "\n",
+           lc->ledger_files, lc->journal_files, lc->torn_tails, lc->torn_bytes, lc->out_of_stock,
+           lc->unknown_product, lc->invalid, lc->refused_before_table, lc->timed_out_applied,
+           lc->timed_out_not_applied, lc->fate_unknown, lc->journal_accepted, lc->journal_refused,
+           lc->units_sold, lc->units_restocked);
+    fflush(stdout); /* the figures first, then what failed, even through one pipe */
+    if (lc->problems > 0) {
+        fprintf(stderr, "ledgercheck: FAILED, %" PRIu64 " problems; the first ones:\n",
+                lc->problems);
+        for (uint64_t i = 0; i < lc->problems && i < LC_PROBLEMS_KEPT; i++) {
+            fprintf(stderr, "  %s\n", lc->kept[i]);
+        }
+    }
+}
+
+static void s_json_string(const char *s)
+{
+    putchar('"');
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            printf("\\%c", c);
+        } else if (c < 0x20) {
+            printf("\\u%04x", c);
+        } else {
+            putchar(c);
+        }
+    }
+    putchar('"');
+}
+
+static void s_report_json(const sp_lc_t *lc)
+{
+    const struct {
+        const char *name;
+        uint64_t value;
+    } f[] = {{"orders", lc->orders},
+             {"accepted", lc->accepted},
+             {"refused", lc->refused},
+             {"out_of_stock", lc->out_of_stock},
+             {"unknown_product", lc->unknown_product},
+             {"invalid", lc->invalid},
+             {"refused_before_table", lc->refused_before_table},
+             {"timed_out", lc->timed_out},
+             {"timed_out_applied", lc->timed_out_applied},
+             {"timed_out_not_applied", lc->timed_out_not_applied},
+             {"fate_unknown", lc->fate_unknown},
+             {"ledger_files", lc->ledger_files},
+             {"journal_files", lc->journal_files},
+             {"journal_records", lc->journal_records},
+             {"journal_accepted", lc->journal_accepted},
+             {"journal_refused", lc->journal_refused},
+             {"torn_tails", lc->torn_tails},
+             {"lost", lc->lost},
+             {"duplicated", lc->duplicated},
+             {"unexpected", lc->unexpected},
+             {"unacknowledged_applied", lc->unacknowledged},
+             {"products", lc->products},
+             {"version_errors", lc->version_errors},
+             {"replay_errors", lc->replay_errors},
+             {"refusal_errors", lc->refusal_errors},
+             {"final_errors", lc->final_errors},
+             {"negative", lc->negative},
+             {"conservation_errors", lc->conservation_errors},
+             {"input_errors", lc->input_errors},
+             {"units_sold", lc->units_sold},
+             {"units_restocked", lc->units_restocked},
+             {"problems", lc->problems}};
+    printf("{\"ok\":%s", s_passed(lc) ? "true" : "false");
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        printf(",\"%s\":%" PRIu64, f[i].name, f[i].value);
+    }
+    printf(",\"first_problems\":[");
+    for (uint64_t i = 0; i < lc->problems && i < LC_PROBLEMS_KEPT; i++) {
+        if (i > 0) {
+            putchar(',');
+        }
+        s_json_string(lc->kept[i]);
+    }
+    printf("]}\n");
+}
+
+static void s_usage(FILE *out)
+{
+    fprintf(out, "usage: ledgercheck --catalogue INITIAL.csv --final FINAL.csv --journal DIR\n"
+                 "                   --ledgers DIR [--json]\n"
+                 "Joins the customers' ledgers (DIR/ledger-*.bin) with the workers' journals\n"
+                 "(DIR/<name>.log) on (producer, seq) and replays every product from the journal.\n"
+                 "Exit 0: nothing lost, duplicated or unexpected and every replay check passed;\n"
+                 "1: a check failed (the first problems are named); 2: unreadable input.\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"catalogue", required_argument, 0, 'c'},
+                                         {"final", required_argument, 0, 'f'},
+                                         {"journal", required_argument, 0, 'j'},
+                                         {"ledgers", required_argument, 0, 'l'},
+                                         {"json", no_argument, 0, 'J'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *catalogue = NULL, *final = NULL, *journal = NULL, *ledgers = NULL;
+    bool json = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            catalogue = optarg;
+            break;
+        case 'f':
+            final = optarg;
+            break;
+        case 'j':
+            journal = optarg;
+            break;
+        case 'l':
+            ledgers = optarg;
+            break;
+        case 'J':
+            json = true;
+            break;
+        case 'h':
+            s_usage(stdout);
+            return 0;
+        default:
+            s_usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (catalogue == NULL || final == NULL || journal == NULL || ledgers == NULL || optind < argc) {
+        s_usage(stderr);
+        return EXIT_USAGE;
+    }
+
+    static sp_lc_t lc; /* static: the kept problems make it large */
+    sp_lc_product_t *prods = NULL;
+    size_t nprods = 0;
+    sp_lc_vec_t led = {0}, jnl = {0};
+    int rc = s_load_csv(&lc, catalogue, &prods, &nprods, false);
+    if (rc == 0) {
+        rc = s_load_csv(&lc, final, &prods, &nprods, true);
+    }
+    if (rc == 0) {
+        rc = s_read_ledgers(&lc, ledgers, &led);
+    }
+    if (rc == 0) {
+        rc = s_read_journals(&lc, journal, &jnl);
+    }
+    if (rc == 0) {
+        lc.products = nprods;
+        lc.journal_records = jnl.n;
+        for (size_t i = 0; i < jnl.n; i++) {
+            if (jnl.v[i].status == SP_STATUS_ACCEPTED) {
+                lc.journal_accepted++;
+            } else {
+                lc.journal_refused++;
+            }
+        }
+        s_count_ledger(&lc, &led);
+        qsort(led.v, led.n, sizeof *led.v, s_by_key);
+        qsort(jnl.v, jnl.n, sizeof *jnl.v, s_by_key);
+        rc = s_join(&lc, &led, &jnl);
+    }
+    if (rc == 0) {
+        qsort(jnl.v, jnl.n, sizeof *jnl.v, s_by_product_version);
+        s_replay(&lc, prods, nprods, &jnl);
+        s_conserve(&lc, prods, nprods);
+        if (json) {
+            s_report_json(&lc);
+        } else {
+            s_report_text(&lc);
+        }
+    } else if (rc == -ENOMEM) {
+        fprintf(stderr, "ledgercheck: %s\n", sp_strerror(rc));
+    }
+    free(led.v);
+    free(jnl.v);
+    free(prods);
+    if (rc < 0) {
+        return EXIT_USAGE;
+    }
+    return s_passed(&lc) ? 0 : EXIT_FAILED;
+}

@@ -1,0 +1,511 @@
+/*
+ * test_chaos — the chaos driver end to end, and its checker on inputs whose
+ * faults are known.
+ *
+ * The quick chaos run (tests/chaos/chaos.sh --quick: 100,000 orders and 5
+ * worker kills per transport, plus kills inside the commit) must end with
+ * nothing lost, duplicated or unexpected over mq and zmq, and nothing left
+ * behind.  bin/ledgercheck is then trusted only as far as it is shown to
+ * catch faults: a synthetic run (three products, two customers, orders
+ * applied one after another by a model of the table) passes clean, and each
+ * planted fault — a lost order, a record journaled twice, a version gap, a
+ * wrong stock_after, stock below zero, a refusal that had the stock, a status
+ * that disagrees, an unknown key, mid-file corruption — fails it, named.
+ * What a crash may leave (a torn journal tail, a customer that never heard
+ * its answers) passes.
+ *
+ * Each test works in its own mkdtemp folder and removes it.
+ */
+#include "sp_testutil.h"
+
+#include "sp_journal.h"
+#include "sp_producer.h"
+#include "sp_wire.h"
+
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define T_CHAOS_MS     150000 /* the quick run takes ~10 s alone, more beside other tests */
+#define T_CHECK_MS     20000
+#define T_PATH         512
+#define T_PRODUCTS     3
+#define T_PRODUCERS    2
+#define T_PER_PRODUCER 60
+#define T_ORDERS       (T_PRODUCERS * T_PER_PRODUCER)
+#define T_TABLE_ID     UINT64_C(0x5eed5eed5eed5eed)
+#define T_FAR_SEQ      1000000u /* beyond any window a killed customer could have had */
+
+static const uint32_t s_initial[T_PRODUCTS] = {12, 4, 0};
+
+/* One synthetic run: the journal records and ledger records a correct
+ * pipeline would have written, in memory, ready to be spoiled. */
+typedef struct {
+    sp_jrec_t jrec[T_ORDERS + 8];
+    size_t nj;
+    sp_ledger_rec_t lrec[T_ORDERS];
+    size_t nl;
+    uint32_t initial[T_PRODUCTS], final[T_PRODUCTS];
+    bool drop_ledger2; /* producer 2's ledger never written */
+} t_run_t;
+
+static char s_dir[T_PATH];
+
+static int s_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void s_cleanup(void)
+{
+    if (s_dir[0] != '\0') {
+        nftw(s_dir, s_rm, 8, FTW_DEPTH | FTW_PHYS);
+        s_dir[0] = '\0';
+    }
+}
+
+static void s_setup(void)
+{
+    snprintf(s_dir, sizeof s_dir, "/tmp/sp-chaos-test-%ld-XXXXXX", (long)getpid());
+    cr_assert_not_null(mkdtemp(s_dir));
+    char path[T_PATH + 16];
+    snprintf(path, sizeof path, "%s/journal", s_dir);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    snprintf(path, sizeof path, "%s/ledgers", s_dir);
+    cr_assert_eq(mkdir(path, 0700), 0);
+}
+
+TestSuite(chaos, .init = s_setup, .fini = s_cleanup);
+
+/* Applies the orders one after another, as the table would: versions 1, 2,
+ * ... per product, refusals journaled with the version and stock they saw.
+ * The last order of producer 1 timed out unapplied (no journal record), the
+ * last one of producer 2 timed out after being applied. */
+static void s_model(t_run_t *r)
+{
+    memset(r, 0, sizeof *r);
+    uint32_t stock[T_PRODUCTS], version[T_PRODUCTS] = {0};
+    memcpy(stock, s_initial, sizeof stock);
+    memcpy(r->initial, s_initial, sizeof stock);
+    uint64_t x = 0x9e3779b97f4a7c15u;
+    for (uint64_t seq = 1; seq <= T_PER_PRODUCER; seq++) {
+        for (uint32_t producer = 1; producer <= T_PRODUCERS; producer++) {
+            x = x * 6364136223846793005u + 1442695040888963407u;
+            uint32_t product = (uint32_t)(x >> 33) % T_PRODUCTS;
+            uint32_t qty = 1 + (uint32_t)(x >> 40) % 4;
+            uint8_t type = (x >> 50) % 4 == 0 ? SP_ORDER_RESTOCK : SP_ORDER_PURCHASE;
+            bool last = seq == T_PER_PRODUCER;
+            if (last && producer == 1) {
+                r->lrec[r->nl++] = (sp_ledger_rec_t){.producer_id = producer,
+                                                     .type = type,
+                                                     .status = SP_LEDGER_TIMED_OUT,
+                                                     .product_id = product + 1,
+                                                     .quantity = qty,
+                                                     .seq = seq};
+                continue;
+            }
+            uint8_t status = SP_STATUS_ACCEPTED;
+            if (type == SP_ORDER_PURCHASE && qty > stock[product]) {
+                status = SP_STATUS_OUT_OF_STOCK;
+            } else {
+                stock[product] =
+                    type == SP_ORDER_PURCHASE ? stock[product] - qty : stock[product] + qty;
+                version[product]++;
+            }
+            r->jrec[r->nj++] = (sp_jrec_t){.kind = SP_JREC_KIND_OUTCOME,
+                                           .type = type,
+                                           .status = status,
+                                           .producer_id = producer,
+                                           .product_id = product + 1,
+                                           .seq = seq,
+                                           .quantity = qty,
+                                           .version = version[product],
+                                           .stock_after = stock[product],
+                                           .worker_id = 1 + (uint32_t)(seq % 2)};
+            r->lrec[r->nl++] = (sp_ledger_rec_t){.producer_id = producer,
+                                                 .type = type,
+                                                 .status = last ? SP_LEDGER_TIMED_OUT : status,
+                                                 .product_id = product + 1,
+                                                 .quantity = qty,
+                                                 .stock_after = last ? 0 : stock[product],
+                                                 .seq = seq};
+        }
+    }
+    memcpy(r->final, stock, sizeof stock);
+}
+
+static void s_write_csv(const char *name, const uint32_t *stock)
+{
+    char path[T_PATH + 32];
+    snprintf(path, sizeof path, "%s/%s", s_dir, name);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "id_reg,name,category,weight,price,expiry,stock\n");
+    for (unsigned i = 0; i < T_PRODUCTS; i++) {
+        fprintf(f, "%u,Product %u,Test,0.5,10,2030-01-01,%u\n", i + 1, i + 1, stock[i]);
+    }
+    fclose(f);
+}
+
+/* Two journals (records alternate between them, as between two workers)
+ * and one ledger per producer. */
+static void s_write(const t_run_t *r)
+{
+    s_write_csv("catalogue.csv", r->initial);
+    s_write_csv("final.csv", r->final);
+    for (uint32_t w = 0; w < 2; w++) {
+        char path[T_PATH + 32], why[256];
+        snprintf(path, sizeof path, "%s/journal/w%u-1.log", s_dir, w + 1);
+        sp_journal_t *j = NULL;
+        cr_assert_eq(
+            sp_journal_open(&j, path, T_TABLE_ID, w + 1, SP_FSYNC_NEVER, 0, why, sizeof why), 0,
+            "%s", why);
+        for (size_t i = w; i < r->nj; i += 2) {
+            cr_assert_eq(sp_journal_append(j, &r->jrec[i], 1), 0);
+        }
+        sp_journal_close(&j);
+    }
+    for (uint32_t p = 1; p <= T_PRODUCERS; p++) {
+        if (p == 2 && r->drop_ledger2) {
+            continue;
+        }
+        char path[T_PATH + 32];
+        snprintf(path, sizeof path, "%s/ledgers/ledger-%u.bin", s_dir, p);
+        FILE *f = fopen(path, "wb");
+        cr_assert_not_null(f);
+        for (size_t i = 0; i < r->nl; i++) {
+            if (r->lrec[i].producer_id == p) {
+                uint8_t buf[SP_LEDGER_REC_SIZE];
+                sp_ledger_encode(buf, &r->lrec[i]);
+                cr_assert_eq(fwrite(buf, sizeof buf, 1, f), 1u);
+            }
+        }
+        fclose(f);
+    }
+}
+
+/* Runs bin/ledgercheck on the folder; returns its exit code, output in *out. */
+static int s_check(char **out, bool json)
+{
+    char cat[T_PATH + 32], fin[T_PATH + 32], jdir[T_PATH + 32], ldir[T_PATH + 32];
+    snprintf(cat, sizeof cat, "%s/catalogue.csv", s_dir);
+    snprintf(fin, sizeof fin, "%s/final.csv", s_dir);
+    snprintf(jdir, sizeof jdir, "%s/journal", s_dir);
+    snprintf(ldir, sizeof ldir, "%s/ledgers", s_dir);
+    const char *argv[] = {spt_bin("ledgercheck"),
+                          "--catalogue",
+                          cat,
+                          "--final",
+                          fin,
+                          "--journal",
+                          jdir,
+                          "--ledgers",
+                          ldir,
+                          json ? "--json" : NULL,
+                          NULL};
+    return spt_run(argv, T_CHECK_MS, out);
+}
+
+/* Writes the run, checks it, and expects exit code rc and every needle. */
+static void s_expect(const t_run_t *r, int rc, const char *const *needles)
+{
+    s_write(r);
+    char *out = NULL;
+    int got = s_check(&out, false);
+    cr_expect_eq(got, rc, "ledgercheck exited %d, not %d:\n%s", got, rc, out);
+    for (size_t i = 0; needles[i] != NULL; i++) {
+        cr_expect(strstr(out, needles[i]) != NULL, "no '%s' in:\n%s", needles[i], out);
+    }
+    free(out);
+}
+
+/* Index of the journal record of the n-th (from 0) order matching status
+ * and product (0: any product). */
+static size_t s_find(const t_run_t *r, unsigned status, uint32_t product, unsigned n)
+{
+    for (size_t i = 0; i < r->nj; i++) {
+        if (r->jrec[i].status == status && (product == 0 || r->jrec[i].product_id == product) &&
+            n-- == 0) {
+            return i;
+        }
+    }
+    cr_assert_fail("the model has no such record (status %u, product %u)", status, product);
+    return 0;
+}
+
+static sp_ledger_rec_t *s_ledger_of(t_run_t *r, const sp_jrec_t *j)
+{
+    for (size_t i = 0; i < r->nl; i++) {
+        if (r->lrec[i].producer_id == j->producer_id && r->lrec[i].seq == j->seq) {
+            return &r->lrec[i];
+        }
+    }
+    cr_assert_fail("no ledger record for (%u, %llu)", j->producer_id, (unsigned long long)j->seq);
+    return NULL;
+}
+
+Test(chaos, clean_synthetic_run_passes_with_figures)
+{
+    t_run_t r;
+    s_model(&r);
+    s_write(&r);
+    char *out = NULL;
+    int rc = s_check(&out, false);
+    cr_expect_eq(rc, 0, "ledgercheck failed a clean run:\n%s", out);
+    char want[128];
+    snprintf(want, sizeof want, "orders %d: ", T_ORDERS);
+    cr_expect(strstr(out, want) != NULL, "%s", out);
+    cr_expect(strstr(out, "timed out 2 |") != NULL, "%s", out);
+    cr_expect(strstr(out, "lost 0, duplicated 0, unexpected 0, unacknowledged applied 0") != NULL,
+              "%s", out);
+    cr_expect(strstr(out, "replay ok, conservation exact, never negative") != NULL, "%s", out);
+    cr_expect(strstr(out, "timed out: 1 applied, 1 not") != NULL, "%s", out);
+    free(out);
+
+    /* the same figures as one JSON object */
+    rc = s_check(&out, true);
+    cr_expect_eq(rc, 0, "%s", out);
+    cr_expect(strstr(out, "{\"ok\":true,") == out, "%s", out);
+    cr_expect_eq(spt_json_num(out, "orders"), T_ORDERS, "%s", out);
+    cr_expect_eq(spt_json_num(out, "journal_records"), (long long)r.nj, "%s", out);
+    cr_expect_eq(spt_json_num(out, "lost"), 0, "%s", out);
+    cr_expect_eq(spt_json_num(out, "products"), T_PRODUCTS, "%s", out);
+    cr_expect(spt_json_num(out, "out_of_stock") > 0, "the model refuses nothing:\n%s", out);
+    free(out);
+}
+
+Test(chaos, lost_order_is_named)
+{
+    t_run_t r;
+    s_model(&r);
+    size_t i = s_find(&r, SP_STATUS_ACCEPTED, 1, 2);
+    char key[96];
+    snprintf(key, sizeof key, "lost: key (%u, %llu)", r.jrec[i].producer_id,
+             (unsigned long long)r.jrec[i].seq);
+    memmove(&r.jrec[i], &r.jrec[i + 1], (r.nj - i - 1) * sizeof r.jrec[0]);
+    r.nj--;
+    s_expect(&r, 1, (const char *[]){key, "lost 1,", "version gap", NULL});
+}
+
+Test(chaos, order_journaled_twice_is_duplicated)
+{
+    t_run_t r;
+    s_model(&r);
+    size_t i = s_find(&r, SP_STATUS_ACCEPTED, 2, 1);
+    r.jrec[r.nj++] = r.jrec[i]; /* a second worker journals the same decision */
+    char key[96];
+    snprintf(key, sizeof key, "duplicated: key (%u, %llu)", r.jrec[i].producer_id,
+             (unsigned long long)r.jrec[i].seq);
+    s_expect(&r, 1, (const char *[]){key, "duplicated 1,", NULL});
+}
+
+Test(chaos, version_gap_is_named)
+{
+    t_run_t r;
+    s_model(&r);
+    for (size_t i = 0; i < r.nj; i++) {
+        if (r.jrec[i].product_id == 1 && r.jrec[i].version >= 3) {
+            r.jrec[i].version++; /* version 3 never happened */
+        }
+    }
+    s_expect(&r, 1, (const char *[]){"product 1: version gap: 4 follows 2", "replay FAILED", NULL});
+}
+
+Test(chaos, wrong_stock_after_is_named)
+{
+    t_run_t r;
+    s_model(&r);
+    size_t i = s_find(&r, SP_STATUS_ACCEPTED, 1, 1);
+    /* both witnesses agree on the wrong figure: only the replay can tell */
+    r.jrec[i].stock_after++;
+    s_ledger_of(&r, &r.jrec[i])->stock_after++;
+    char want[64];
+    snprintf(want, sizeof want, "product 1: version %u ", r.jrec[i].version);
+    s_expect(&r, 1, (const char *[]){want, "should leave", "replay FAILED", NULL});
+}
+
+Test(chaos, stock_below_zero_is_named)
+{
+    t_run_t r;
+    s_model(&r);
+    /* the journal sells product 1's initial stock; say there was none */
+    size_t i = s_find(&r, SP_STATUS_ACCEPTED, 1, 0);
+    cr_assert_eq(r.jrec[i].type, SP_ORDER_PURCHASE, "the model must start product 1 with a sale");
+    r.initial[0] = 0;
+    s_expect(&r, 1, (const char *[]){"below zero", "went NEGATIVE", "conservation VIOLATED", NULL});
+}
+
+Test(chaos, refusal_that_had_the_stock_is_named)
+{
+    t_run_t r;
+    s_model(&r);
+    size_t i = 0;
+    bool found = false;
+    for (unsigned n = 0; !found; n++) {
+        i = s_find(&r, SP_STATUS_OUT_OF_STOCK, 0, n);
+        found = r.jrec[i].stock_after > 0;
+    }
+    /* it wanted exactly what there was */
+    r.jrec[i].quantity = r.jrec[i].stock_after;
+    s_ledger_of(&r, &r.jrec[i])->quantity = r.jrec[i].stock_after;
+    s_expect(&r, 1, (const char *[]){"refused as out_of_stock", "could have taken it", NULL});
+}
+
+Test(chaos, status_that_disagrees_is_unexpected)
+{
+    t_run_t r;
+    s_model(&r);
+    size_t i = s_find(&r, SP_STATUS_ACCEPTED, 3, 0);
+    s_ledger_of(&r, &r.jrec[i])->status = SP_STATUS_OUT_OF_STOCK;
+    s_expect(&r, 1,
+             (const char *[]){"unexpected: key", "ledger out_of_stock", "unexpected 1,", NULL});
+}
+
+Test(chaos, key_no_ledger_knows_is_unexpected)
+{
+    t_run_t r;
+    s_model(&r);
+    /* a refusal consistent with the stock, under a seq producer 1 never sent */
+    r.jrec[r.nj++] = (sp_jrec_t){.kind = SP_JREC_KIND_OUTCOME,
+                                 .type = SP_ORDER_PURCHASE,
+                                 .status = SP_STATUS_OUT_OF_STOCK,
+                                 .producer_id = 1,
+                                 .product_id = 3,
+                                 .seq = T_FAR_SEQ,
+                                 .quantity = 1,
+                                 .version = 0,
+                                 .stock_after = 0};
+    s_expect(&r, 1, (const char *[]){"unexpected: key (1, 1000000)", "unexpected 1,", NULL});
+}
+
+Test(chaos, customer_that_never_heard_is_unacknowledged_not_unexpected)
+{
+    t_run_t r;
+    s_model(&r);
+    r.drop_ledger2 = true; /* a customer killed before it wrote anything */
+    size_t n2 = 0;
+    for (size_t i = 0; i < r.nj; i++) {
+        n2 += r.jrec[i].producer_id == 2;
+    }
+    char want[96];
+    snprintf(want, sizeof want, "unexpected 0, unacknowledged applied %zu |", n2);
+    s_expect(&r, 0, (const char *[]){want, "replay ok", NULL});
+}
+
+Test(chaos, torn_journal_tail_passes)
+{
+    t_run_t r;
+    s_model(&r);
+    s_write(&r);
+    char path[T_PATH + 32];
+    snprintf(path, sizeof path, "%s/journal/w1-1.log", s_dir);
+    int fd = open(path, O_WRONLY | O_APPEND);
+    cr_assert_geq(fd, 0);
+    static const uint8_t half[SP_JOURNAL_REC_SIZE / 2] = {0x5a};
+    cr_assert_eq(write(fd, half, sizeof half), (ssize_t)sizeof half);
+    close(fd);
+    char *out = NULL;
+    int rc = s_check(&out, false);
+    cr_expect_eq(rc, 0, "%s", out);
+    cr_expect(strstr(out, "(1 torn tails, 32 bytes dropped)") != NULL, "%s", out);
+    free(out);
+}
+
+Test(chaos, corrupt_journal_is_named)
+{
+    t_run_t r;
+    s_model(&r);
+    s_write(&r);
+    char path[T_PATH + 32];
+    snprintf(path, sizeof path, "%s/journal/w2-1.log", s_dir);
+    int fd = open(path, O_RDWR);
+    cr_assert_geq(fd, 0);
+    uint8_t b;
+    off_t at = SP_JOURNAL_HDR_SIZE + 3 * SP_JOURNAL_REC_SIZE + 20;
+    cr_assert_eq(pread(fd, &b, 1, at), 1);
+    b ^= 0x40;
+    cr_assert_eq(pwrite(fd, &b, 1, at), 1);
+    close(fd);
+    char *out = NULL;
+    int rc = s_check(&out, false);
+    cr_expect_eq(rc, 1, "%s", out);
+    cr_expect(strstr(out, "corrupt record") != NULL, "%s", out);
+    cr_expect(strstr(out, "w2-1.log") != NULL, "%s", out);
+    free(out);
+}
+
+Test(chaos, unreadable_inputs_exit_2)
+{
+    char *out = NULL;
+    const char *argv[] = {spt_bin("ledgercheck"), "--catalogue", "/nonexistent/c.csv", "--final",
+                          "/nonexistent/f.csv",   "--journal",   "/nonexistent",       "--ledgers",
+                          "/nonexistent",         NULL};
+    cr_expect_eq(spt_run(argv, T_CHECK_MS, &out), 2, "%s", out);
+    cr_expect(strstr(out, "/nonexistent/c.csv") != NULL, "%s", out);
+    free(out);
+    const char *none[] = {spt_bin("ledgercheck"), "--json", NULL};
+    cr_expect_eq(spt_run(none, T_CHECK_MS, &out), 2, "%s", out);
+    cr_expect(strstr(out, "usage:") != NULL, "%s", out);
+    free(out);
+}
+
+/* Prints the driver's lines (figures, and what failed: they all start with
+ * "chaos" or "==") to stderr, so the suite's log shows what the run did and
+ * the assertions below need not repeat it. */
+static void s_print_figures(const char *out)
+{
+    for (const char *p = out; *p != '\0';) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if (strncmp(p, "chaos", 5) == 0 || strncmp(p, "== ", 3) == 0) {
+            fprintf(stderr, "%.*s\n", (int)len, p);
+        }
+        p += len + (nl != NULL);
+    }
+}
+
+/* The line of out that starts with prefix, into buf ("" when none). */
+static const char *s_line(const char *out, const char *prefix, char *buf, size_t cap)
+{
+    const char *line = strstr(out, prefix);
+    buf[0] = '\0';
+    if (line != NULL) {
+        size_t len = strcspn(line, "\n");
+        snprintf(buf, cap, "%.*s", (int)(len < cap ? len : cap - 1), line);
+    }
+    return buf;
+}
+
+Test(chaos, quick_run_loses_and_duplicates_nothing_on_mq_and_zmq, .timeout = 180)
+{
+    const char *data = getenv("SP_DATA_DIR");
+    char script[T_PATH];
+    snprintf(script, sizeof script, "%s/%stests/chaos/chaos.sh", data ? data : ".",
+             data ? "../" : "");
+    const char *argv[] = {"/bin/bash", script, "--quick", NULL};
+    char *out = NULL;
+    int rc = spt_run(argv, T_CHAOS_MS, &out);
+    s_print_figures(out);
+    cr_expect_eq(rc, 0, "chaos.sh --quick exited %d (its lines are above)", rc);
+    cr_expect(strstr(out, "== chaos: mq zmq: ok") != NULL || rc != 0, "no verdict:\n%s", out);
+    static const char *const transports[] = {"mq", "zmq"};
+    for (size_t t = 0; t < 2; t++) {
+        char prefix[128], line[1024];
+        snprintf(prefix, sizeof prefix, "chaos %s: ledgercheck: orders 100000:", transports[t]);
+        s_line(out, prefix, line, sizeof line);
+        cr_expect(line[0] != '\0', "no ledgercheck figures for %s", transports[t]);
+        cr_expect(line[0] == '\0' || strstr(line, "lost 0, duplicated 0, unexpected 0,") != NULL,
+                  "%s", line);
+        snprintf(prefix, sizeof prefix, "chaos %s: ok", transports[t]);
+        cr_expect(strstr(out, prefix) != NULL, "%s did not pass", transports[t]);
+    }
+    free(out);
+}
