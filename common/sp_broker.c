@@ -248,7 +248,7 @@ static int s_journal_for_dead(void *ctx, const sp_commit_view_t *v)
     if (b->journal_dir[0] == '\0') {
         return 0; /* no journal kept: nothing owed */
     }
-    if (s_in_tail(b, v->owner, v->producer, v->seq)) {
+    if (v->owner != getpid() && s_in_tail(b, v->owner, v->producer, v->seq)) {
         return 0; /* it did journal it, then died before marking it */
     }
     if (b->journal == NULL) {
@@ -272,7 +272,9 @@ static int s_journal_for_dead(void *ctx, const sp_commit_view_t *v)
                    .quantity = v->quantity,
                    .version = v->version,
                    .stock_after = v->stock,
-                   .ts_ns = sp_realtime_ns()};
+                   .ts_ns = sp_realtime_ns(),
+                   .aux = v->holder,
+                   .aux2 = v->hold_seq};
     int rc = sp_journal_append(b->journal, &r, 1);
     if (rc < 0) {
         s_notify(b, SP_LOG_ERROR, "journaling a dead worker's order failed: %s", sp_strerror(rc));
@@ -857,6 +859,7 @@ static int s_table_start(sp_bctx_t *b, char *why, size_t cap)
             return rc;
         }
         atomic_store(&sp_table_hdr(b->table)->next_producer_id, st.max_producer_id + 1);
+        atomic_store(&sp_table_hdr(b->table)->system_seq, st.system_seq);
         b->rebuilt = true;
         s_notify(b, SP_LOG_WARN,
                  "the last run did not stop cleanly and its table is gone: rebuilt it from %s "
@@ -1064,6 +1067,9 @@ int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *wh
         if (!cfg->threads) {
             s_kill_hung(&b);
         }
+        /* holds past their time, or whose holder died, go back to stock */
+        sp_commit_expire_holds(b.table, (sp_sync_t)b.hdr->sync, sp_now_ns(),
+                               b.journal_dir[0] != '\0' ? s_journal_for_dead : NULL, &b);
         s_publish_counters(&b);
         now = sp_now_ns();
         if (now >= next_stats) {

@@ -501,36 +501,75 @@ static void s_repair(sp_table_t *t, sp_row_t *r, uint64_t intent, pid_t holder)
 
 /* ---- applying ---- */
 
-/* The decision every strategy shares: given the current word, what is the
- * next one?  Returns 0 with *next filled, or the refusal code. */
-static int s_next_word(uint64_t cur, unsigned type, uint32_t qty, uint64_t *next)
-{
-    uint32_t stock = SP_SV_STOCK(cur);
-    uint32_t version = SP_SV_VERSION(cur) + 1;
-    uint32_t after;
-    if (type == SP_ORDER_PURCHASE) {
-        if (qty > stock) {
-            return SP_E_OUT_OF_STOCK;
-        }
-        after = stock - qty;
-    } else {
-        if (qty > SP_STOCK_MAX - stock) {
-            return SP_E_STOCK_OVERFLOW;
-        }
-        after = stock + qty;
-    }
-    *next = ((uint64_t)version << 32) | after;
-    return 0;
-}
-
 typedef struct {
     sp_table_t *t;
     sp_row_t *r;
     uint64_t key;
     unsigned type;
     uint32_t qty;
+    sp_hold_t *hold;        /* buy-held and release: the hold they act on */
+    uint32_t hold_rseq32;   /* and its reserve's seq (low 32 bits) */
+    uint32_t holder;        /* holds: the holder's producer id */
+    uint64_t hold_seq;      /* and the reserve's seq */
+    uint64_t now_ns;        /* a buy-held of an expired hold is refused */
     uint64_t before, after; /* stock words */
 } s_op_t;
+
+/* The decision every strategy shares: given the current word (settled, so
+ * the counters and holds are those of its version), what is the next one?
+ * Returns 0 with *next filled, or the refusal code. */
+static int s_decide(const s_op_t *op, uint64_t cur, uint64_t *next)
+{
+    uint32_t stock = SP_SV_STOCK(cur);
+    uint32_t version = SP_SV_VERSION(cur) + 1;
+    uint32_t after = stock;
+    uint32_t qty = op->qty;
+    switch (op->type) {
+    case SP_ORDER_PURCHASE:
+    case SP_ORDER_RESERVE:
+        if (qty > stock) {
+            return SP_E_OUT_OF_STOCK;
+        }
+        if (op->type == SP_ORDER_RESERVE) {
+            sp_tally_t tl;
+            sp_row_tally(op->r, &tl);
+            if (tl.held + qty > SP_TALLY_HELD_MAX) {
+                return SP_E_INVALID; /* more held units than a row counts */
+            }
+        }
+        after = stock - qty;
+        break;
+    case SP_ORDER_RESTOCK:
+        if (qty > SP_STOCK_MAX - stock) {
+            return SP_E_STOCK_OVERFLOW;
+        }
+        after = stock + qty;
+        break;
+    case SP_ORDER_BUY_HELD:
+    case SP_ORDER_RELEASE: {
+        const sp_hold_t *h = op->hold;
+        uint64_t c = h != NULL ? atomic_load(&h->ctl) : 0;
+        if (h == NULL || S_HSTATE(c) != SP_HOLD_HELD || (uint32_t)S_HSEQ(c) != op->hold_rseq32 ||
+            atomic_load(&h->qty) != qty || atomic_load(&h->product) != op->r->id) {
+            return SP_E_NO_HOLD;
+        }
+        if (op->type == SP_ORDER_BUY_HELD && atomic_load(&h->expiry_ns) <= op->now_ns) {
+            return SP_E_NO_HOLD; /* expired: the units go back, not to this buyer */
+        }
+        if (op->type == SP_ORDER_RELEASE) {
+            if (qty > SP_STOCK_MAX - stock) {
+                return SP_E_STOCK_OVERFLOW;
+            }
+            after = stock + qty;
+        }
+        break;
+    }
+    default:
+        return SP_E_INVALID;
+    }
+    *next = ((uint64_t)version << 32) | after;
+    return 0;
+}
 
 /* One attempt on the row, with whatever exclusion the strategy provides.
  * Returns 0 (changed), a refusal code, or -EAGAIN (lost a race: retry). */
@@ -539,7 +578,7 @@ static int s_try(s_op_t *op)
     s_u128 cur = s_load16(&op->r->sv);
     op->before = s_lo(cur);
     s_settle(op->t, op->r, s_lo(cur), s_hi(cur));
-    int rc = s_next_word(s_lo(cur), op->type, op->qty, &op->after);
+    int rc = s_decide(op, s_lo(cur), &op->after);
     if (rc < 0) {
         op->after = op->before;
         return rc;
@@ -606,6 +645,8 @@ static int s_apply(s_op_t *op, sp_sync_t sync)
 
 static void s_fill(sp_outcome_t *out, int rc, const s_op_t *op)
 {
+    out->holder = op->holder;
+    out->hold_seq = op->hold_seq;
     out->status = sp_wire_status_of(rc);
     out->original = out->status;
     out->changed = rc == 0;
@@ -624,7 +665,79 @@ static void s_answer_duplicate(const sp_dentry_t *e, uint64_t what, sp_outcome_t
     out->version = (uint32_t)(res >> 32);
 }
 
+/* Holds, before the row: a reserve claims a free hold of its producer (one
+ * hold per product); a buy-held or release finds its producer's live hold of
+ * that product and quantity (or is given one: an expiry).  The hold's index
+ * goes into the entry first, so whoever rolls the order back finds it. */
+static int s_hold_prepare(sp_table_t *t, unsigned slot, const sp_order_t *o, sp_dentry_t *e,
+                          sp_hold_t *given, s_op_t *op)
+{
+    sp_hold_t *all = s_holds(t);
+    if (given != NULL) {
+        uint64_t c = atomic_load(&given->ctl);
+        op->hold = given;
+        op->hold_rseq32 = (uint32_t)S_HSEQ(c);
+        op->holder =
+            atomic_load(&s_slots(t)[(unsigned)(given - all) / SP_HOLDS_PER_PRODUCER].producer);
+        op->hold_seq = S_HSEQ(c);
+        atomic_store(&e->out, S_OUT(0, (unsigned)(given - all) + 1, S_HSEQ(c)));
+        return 0;
+    }
+    unsigned base = slot * SP_HOLDS_PER_PRODUCER;
+    sp_hold_t *hs = &all[base];
+    if (o->type == SP_ORDER_RESERVE) {
+        for (unsigned i = 0; i < SP_HOLDS_PER_PRODUCER; i++) {
+            if (S_HSTATE(atomic_load(&hs[i].ctl)) != SP_HOLD_FREE &&
+                atomic_load(&hs[i].product) == o->product_id) {
+                return SP_E_NO_HOLD; /* one hold per product and producer */
+            }
+        }
+        for (unsigned i = 0; i < SP_HOLDS_PER_PRODUCER; i++) {
+            uint64_t c = atomic_load(&hs[i].ctl);
+            if (S_HSTATE(c) != SP_HOLD_FREE) {
+                continue;
+            }
+            atomic_store(&e->out, S_OUT(0, base + i + 1, o->seq));
+            if (!atomic_compare_exchange_strong(&hs[i].ctl, &c, S_HCTL(o->seq, SP_HOLD_CLAIMED))) {
+                continue;
+            }
+            op->holder = o->producer_id;
+            op->hold_seq = o->seq;
+            unsigned secs = o->reserved != 0 ? o->reserved : SP_HOLD_DEFAULT_S;
+            atomic_store(&hs[i].product, o->product_id);
+            atomic_store(&hs[i].qty, o->quantity);
+            atomic_store(&hs[i].expiry_ns, sp_now_ns() + (uint64_t)secs * SP_NS_PER_SEC);
+            atomic_store(&hs[i].pid, atomic_load(&s_slots(t)[slot].pid));
+            return 0;
+        }
+        atomic_store(&e->out, 0);
+        return SP_E_NO_HOLD; /* all of this producer's holds are in use */
+    }
+    for (unsigned i = 0; i < SP_HOLDS_PER_PRODUCER; i++) {
+        uint64_t c = atomic_load(&hs[i].ctl);
+        if (S_HSTATE(c) == SP_HOLD_HELD && atomic_load(&hs[i].product) == o->product_id &&
+            atomic_load(&hs[i].qty) == o->quantity) {
+            op->hold = &hs[i];
+            op->hold_rseq32 = (uint32_t)S_HSEQ(c);
+            op->holder = o->producer_id;
+            op->hold_seq = S_HSEQ(c);
+            atomic_store(&e->out, S_OUT(0, base + i + 1, S_HSEQ(c)));
+            return 0;
+        }
+    }
+    return SP_E_NO_HOLD;
+}
+
+static int s_commit(sp_table_t *t, sp_sync_t sync, const sp_order_t *o, sp_hold_t *given,
+                    sp_outcome_t *out);
+
 int sp_commit_order(sp_table_t *t, sp_sync_t sync, const sp_order_t *o, sp_outcome_t *out)
+{
+    return s_commit(t, sync, o, NULL, out);
+}
+
+static int s_commit(sp_table_t *t, sp_sync_t sync, const sp_order_t *o, sp_hold_t *given,
+                    sp_outcome_t *out)
 {
     memset(out, 0, sizeof *out);
     out->status = out->original = SP_STATUS_INVALID;
@@ -673,12 +786,25 @@ int sp_commit_order(sp_table_t *t, sp_sync_t sync, const sp_order_t *o, sp_outco
         }
     }
     atomic_store_explicit(&e->what, what, memory_order_release);
+    atomic_store_explicit(&e->out, 0, memory_order_relaxed);
     atomic_store_explicit(&s_slots(t)[slot].used_ns, sp_now_ns(), memory_order_relaxed);
     s_point(SP_CP_CLAIMED);
 
-    s_op_t op = {
-        .t = t, .r = r, .key = SP_KEY(o->producer_id, o->seq), .type = o->type, .qty = o->quantity};
-    int rc = s_apply(&op, sync);
+    s_op_t op = {.t = t,
+                 .r = r,
+                 .key = SP_KEY(o->producer_id, o->seq),
+                 .type = o->type,
+                 .qty = o->quantity,
+                 .now_ns = sp_now_ns()};
+    int rc = 0;
+    if (o->type >= SP_ORDER_RESERVE) {
+        rc = s_hold_prepare(t, (unsigned)slot, o, e, given, &op);
+    }
+    if (rc < 0) {
+        op.before = op.after = atomic_load(&r->sv);
+    } else {
+        rc = s_apply(&op, sync);
+    }
     s_fill(out, rc, &op);
     if (rc == SP_E_TIMEOUT) {
         s_roll_back(t, e, claimed); /* never applied: a retry may apply it */
@@ -733,6 +859,12 @@ unsigned sp_commit_unjournaled(sp_table_t *t, pid_t dead_pid, sp_commit_visit_fn
                                   .type = (uint8_t)S_WHAT_TYPE(what),
                                   .status = S_OUT_STATUS(atomic_load(&w[k].out)),
                                   .owner = owner};
+            uint64_t outw = atomic_load(&w[k].out);
+            unsigned hidx = S_OUT_HOLD(outw);
+            if (hidx != 0 && hidx <= SP_DEDUP_SLOTS * SP_HOLDS_PER_PRODUCER) {
+                v.holder = atomic_load(&s_slots(t)[(hidx - 1) / SP_HOLDS_PER_PRODUCER].producer);
+                v.hold_seq = S_OUT_RSEQ(outw);
+            }
             n++;
             if (visit(ctx, &v) == 0) {
                 atomic_compare_exchange_strong(&w[k].ctl, &mine, (mine & ~3ull) | SP_DE_JOURNALED);
@@ -850,13 +982,13 @@ int sp_commit_hook_from_env(void)
 /* ---- recovery ---- */
 
 void sp_commit_restore_row(sp_table_t *t, uint32_t id, uint32_t stock, uint32_t version,
-                           uint64_t sold, uint64_t restocked, uint64_t last_key)
+                           uint64_t sold, uint64_t restocked, uint32_t held, uint64_t last_key)
 {
     sp_row_t *r = sp_table_row(t, id);
     if (r == NULL) {
         return;
     }
-    sp_tally_t tl = {.sold = sold, .restocked = restocked, .version = version};
+    sp_tally_t tl = {.sold = sold, .restocked = restocked, .held = held, .version = version};
     s_u128 cur = s_load16(r->tally);
     s_cas16(r->tally, cur, s_tally_pack(&tl));
     cur = s_load16(&r->sv);
@@ -879,4 +1011,91 @@ int sp_commit_restore_entry(sp_table_t *t, const sp_commit_view_t *v)
     atomic_store(&e->out, v->status);
     atomic_store(&e->ctl, S_CTL(v->seq, 0, SP_DE_JOURNALED));
     return 0;
+}
+
+/* ---- holds: expiry, inspection, recovery ---- */
+
+unsigned sp_commit_expire_holds(sp_table_t *t, sp_sync_t sync, uint64_t now_ns,
+                                sp_commit_visit_fn visit, void *ctx)
+{
+    unsigned n = 0;
+    sp_table_hdr_t *hdr = sp_table_hdr(t);
+    for (unsigned i = 0; i < SP_DEDUP_SLOTS; i++) {
+        uint32_t producer = atomic_load(&s_slots(t)[i].producer);
+        if (producer == 0 || producer == SP_SYSTEM_PRODUCER) {
+            continue;
+        }
+        pid_t holder = atomic_load(&s_slots(t)[i].pid);
+        bool gone = holder > 0 && s_dead(holder);
+        for (unsigned k = 0; k < SP_HOLDS_PER_PRODUCER; k++) {
+            sp_hold_t *h = &s_holds(t)[(size_t)i * SP_HOLDS_PER_PRODUCER + k];
+            if (S_HSTATE(atomic_load(&h->ctl)) != SP_HOLD_HELD ||
+                (!gone && atomic_load(&h->expiry_ns) > now_ns)) {
+                continue;
+            }
+            sp_order_t o = {.type = SP_ORDER_RELEASE,
+                            .producer_id = SP_SYSTEM_PRODUCER,
+                            .seq = atomic_fetch_add(&hdr->system_seq, 1) + 1,
+                            .product_id = atomic_load(&h->product),
+                            .quantity = atomic_load(&h->qty)};
+            sp_outcome_t out;
+            if (s_commit(t, sync, &o, h, &out) < 0 || !out.changed) {
+                continue; /* bought or released meanwhile */
+            }
+            n++;
+            sp_commit_view_t v = {.producer = o.producer_id,
+                                  .product = o.product_id,
+                                  .quantity = o.quantity,
+                                  .version = out.version,
+                                  .stock = out.stock,
+                                  .seq = o.seq,
+                                  .type = o.type,
+                                  .status = out.status,
+                                  .owner = s_self(),
+                                  .holder = producer,
+                                  .hold_seq = out.hold_seq};
+            if (visit != NULL && visit(ctx, &v) == 0) {
+                sp_commit_journaled(t, o.producer_id, o.seq);
+            }
+        }
+    }
+    return n;
+}
+
+unsigned sp_commit_holds(sp_table_t *t, uint32_t id, uint64_t *units)
+{
+    unsigned n = 0;
+    uint64_t u = 0;
+    for (size_t i = 0; i < (size_t)SP_DEDUP_SLOTS * SP_HOLDS_PER_PRODUCER; i++) {
+        sp_hold_t *h = &s_holds(t)[i];
+        if (S_HSTATE(atomic_load(&h->ctl)) == SP_HOLD_HELD && atomic_load(&h->product) == id) {
+            n++;
+            u += atomic_load(&h->qty);
+        }
+    }
+    if (units != NULL) {
+        *units = u;
+    }
+    return n;
+}
+
+int sp_commit_restore_hold(sp_table_t *t, uint32_t producer, uint64_t reserve_seq, uint32_t product,
+                           uint32_t qty)
+{
+    int slot = s_slot(t, producer, 0);
+    if (slot < 0) {
+        return slot;
+    }
+    sp_hold_t *hs = &s_holds(t)[(size_t)slot * SP_HOLDS_PER_PRODUCER];
+    for (unsigned i = 0; i < SP_HOLDS_PER_PRODUCER; i++) {
+        if (S_HSTATE(atomic_load(&hs[i].ctl)) == SP_HOLD_FREE) {
+            atomic_store(&hs[i].product, product);
+            atomic_store(&hs[i].qty, qty);
+            atomic_store(&hs[i].expiry_ns, 0); /* expired: the next pass releases it */
+            atomic_store(&hs[i].pid, 0);
+            atomic_store(&hs[i].ctl, S_HCTL(reserve_seq, SP_HOLD_HELD));
+            return 0;
+        }
+    }
+    return -EUSERS;
 }

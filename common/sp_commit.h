@@ -106,6 +106,10 @@ typedef struct {
      * unjournaled one */
     bool journal;
     uint8_t journal_status;
+    /* holds: the producer and reserve seq of the hold this order made or
+     * acted on (0 for other types); journaled so a replay knows which hold */
+    uint32_t holder;
+    uint64_t hold_seq;
 } sp_outcome_t;
 
 /* Applies one order exactly once with strategy `sync`.  Fills *out (always);
@@ -128,7 +132,9 @@ typedef struct {
     uint32_t producer, product, quantity, version, stock;
     uint64_t seq;
     uint8_t type, status;
-    pid_t owner; /* the dead process that decided it */
+    pid_t owner;       /* the (dead) process that decided it */
+    uint32_t holder;   /* holds: whose hold (see sp_outcome_t) */
+    uint64_t hold_seq; /* and its reserve's seq (low 32 bits when recovered) */
 } sp_commit_view_t;
 typedef int (*sp_commit_visit_fn)(void *ctx, const sp_commit_view_t *v);
 
@@ -144,7 +150,7 @@ unsigned sp_commit_unjournaled(sp_table_t *t, pid_t dead_pid, sp_commit_visit_fn
  * outcome in its producer's window (newer seqs win).  The table must not be
  * in use.  restore_entry returns 0 or -EUSERS (no slot left). */
 void sp_commit_restore_row(sp_table_t *t, uint32_t id, uint32_t stock, uint32_t version,
-                           uint64_t sold, uint64_t restocked, uint64_t last_key);
+                           uint64_t sold, uint64_t restocked, uint32_t held, uint64_t last_key);
 int sp_commit_restore_entry(sp_table_t *t, const sp_commit_view_t *v);
 
 /* Resolves the orders of `producer` that process `dead_pid` left PENDING
@@ -162,10 +168,11 @@ unsigned sp_commit_sweep(sp_table_t *t);
 int sp_commit_register(sp_table_t *t, uint32_t producer, pid_t pid);
 
 /* Releases every hold past its expiry, or whose holder process is dead,
- * with an order of the broker's own (SP_SYSTEM_PRODUCER, seq from *seq,
- * advanced): the units go back to stock exactly once, like any order.
- * `visit` (may be NULL) gets each release to journal.  Returns how many. */
-unsigned sp_commit_expire_holds(sp_table_t *t, sp_sync_t sync, uint64_t now_ns, uint64_t *seq,
+ * with an order of the broker's own (SP_SYSTEM_PRODUCER, seq from the
+ * header's system_seq): the units go back to stock exactly once, like any
+ * order.  `visit` (may be NULL) gets each release to journal (the release
+ * is marked journaled when it returns 0).  Returns how many. */
+unsigned sp_commit_expire_holds(sp_table_t *t, sp_sync_t sync, uint64_t now_ns,
                                 sp_commit_visit_fn visit, void *ctx);
 
 /* Live holds (HELD) of product `id` and their units, for tests and tools. */

@@ -53,6 +53,9 @@ const char *sp_strerror(int code)
         return "instance not ready";
     case SP_E_MQ_LIMIT:
         return "POSIX message queue limit exceeded";
+    case SP_E_NO_HOLD:
+        return "no live hold of that product and quantity (expired, bought, released, or never "
+               "reserved), or a hold on it already";
     case SP_E_STOPPED:
         return "stopped";
     case SP_E_CHECKSUM:

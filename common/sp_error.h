@@ -21,6 +21,7 @@ enum {
     SP_E_INVALID = -(SP_ERR_BASE + 3),         /* order fields out of range */
     SP_E_DUPLICATE = -(SP_ERR_BASE + 4),       /* (producer, seq) seen before */
     SP_E_STOCK_OVERFLOW = -(SP_ERR_BASE + 5),  /* restock beyond SP_STOCK_MAX */
+    SP_E_NO_HOLD = -(SP_ERR_BASE + 6),         /* no live hold to buy or release (or one already) */
     SP_E_BAD_MAGIC = -(SP_ERR_BASE + 10),      /* wire or table magic mismatch */
     SP_E_BAD_VERSION = -(SP_ERR_BASE + 11),    /* wire or table version mismatch */
     SP_E_BAD_SIZE = -(SP_ERR_BASE + 12),       /* length does not match contents */

@@ -99,6 +99,46 @@ static int s_read_all(const char *dir, s_recs_t *recs, sp_recover_stats_t *st, c
     return rc;
 }
 
+static int s_u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Holds the journal shows as still live (an accepted reserve that no
+ * accepted buy-held or release ended) come back as expired holds, so the
+ * broker's next expiry pass returns their units through a journaled order. */
+static int s_restore_holds(sp_table_t *t, const s_recs_t *recs, sp_recover_stats_t *st)
+{
+    size_t n = 0;
+    uint64_t *ended = malloc(sizeof *ended * (recs->n + 1));
+    if (ended == NULL) {
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < recs->n; i++) {
+        const sp_jrec_t *q = &recs->v[i];
+        if (q->status == SP_STATUS_ACCEPTED &&
+            (q->type == SP_ORDER_BUY_HELD || q->type == SP_ORDER_RELEASE)) {
+            ended[n++] = (q->aux << 32) | (uint32_t)q->aux2;
+        }
+    }
+    qsort(ended, n, sizeof *ended, s_u64_cmp);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < recs->n; i++) {
+        const sp_jrec_t *r = &recs->v[i];
+        if (r->status != SP_STATUS_ACCEPTED || r->type != SP_ORDER_RESERVE) {
+            continue;
+        }
+        uint64_t key = ((uint64_t)r->producer_id << 32) | (uint32_t)r->seq;
+        if (bsearch(&key, ended, n, sizeof *ended, s_u64_cmp) == NULL) {
+            rc = sp_commit_restore_hold(t, r->producer_id, r->seq, r->product_id, r->quantity);
+            st->holds += rc == 0;
+        }
+    }
+    free(ended);
+    return rc;
+}
+
 int sp_recover_replay(sp_table_t *t, const char *journal_dir, sp_recover_stats_t *st, char *why,
                       size_t cap)
 {
@@ -116,7 +156,7 @@ int sp_recover_replay(sp_table_t *t, const char *journal_dir, sp_recover_stats_t
     size_t i = 0;
     while (rc == 0 && i < recs.n && recs.v[i].status == SP_STATUS_ACCEPTED) {
         uint32_t id = recs.v[i].product_id;
-        uint64_t sold = 0, restocked = 0;
+        uint64_t sold = 0, restocked = 0, held = 0;
         uint32_t expect = 1;
         const sp_jrec_t *last = NULL;
         for (; i < recs.n && recs.v[i].status == SP_STATUS_ACCEPTED && recs.v[i].product_id == id;
@@ -131,10 +171,23 @@ int sp_recover_replay(sp_table_t *t, const char *journal_dir, sp_recover_stats_t
                 rc = SP_E_JOURNAL_CORRUPT;
                 break;
             }
-            if (r->type == SP_ORDER_PURCHASE) {
+            switch (r->type) {
+            case SP_ORDER_PURCHASE:
                 sold += r->quantity;
-            } else {
+                break;
+            case SP_ORDER_RESTOCK:
                 restocked += r->quantity;
+                break;
+            case SP_ORDER_RESERVE:
+                held += r->quantity;
+                break;
+            case SP_ORDER_BUY_HELD:
+                held -= r->quantity;
+                sold += r->quantity;
+                break;
+            default: /* release */
+                held -= r->quantity;
+                break;
             }
             expect++;
             last = r;
@@ -148,7 +201,7 @@ int sp_recover_replay(sp_table_t *t, const char *journal_dir, sp_recover_stats_t
                 break;
             }
             sp_commit_restore_row(t, id, last->stock_after, last->version, sold, restocked,
-                                  SP_KEY(last->producer_id, last->seq));
+                                  (uint32_t)held, SP_KEY(last->producer_id, last->seq));
             st->products++;
         }
     }
@@ -169,6 +222,12 @@ int sp_recover_replay(sp_table_t *t, const char *journal_dir, sp_recover_stats_t
         if (r->producer_id > st->max_producer_id && r->producer_id < 0x80000000u) {
             st->max_producer_id = r->producer_id;
         }
+        if (r->producer_id == SP_SYSTEM_PRODUCER && r->seq > st->system_seq) {
+            st->system_seq = r->seq;
+        }
+    }
+    if (rc == 0) {
+        rc = s_restore_holds(t, &recs, st);
     }
     free(recs.v);
     if (rc == 0) {

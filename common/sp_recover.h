@@ -41,6 +41,8 @@ typedef struct {
     uint32_t products;   /* rows that changed */
     uint32_t producers;  /* producers whose windows were refilled */
     uint32_t max_producer_id;
+    uint64_t system_seq; /* the broker's last order (expired holds) */
+    uint32_t holds;      /* live holds restored (released at the next expiry pass) */
 } sp_recover_stats_t;
 
 /* True when `journal_dir` holds at least one *.log file. */

@@ -121,6 +121,7 @@ typedef struct {
     /* life cycle */
     _Alignas(SP_CACHELINE) _Atomic uint32_t state; /* sp_table_state_t */
     _Atomic uint32_t next_producer_id;             /* producer ids handed out */
+    _Atomic uint64_t system_seq;                   /* the broker's own orders (expiring holds) */
     _Atomic int32_t broker_pid;
     uint32_t workers;    /* slots in use */
     uint32_t mq_msgsize; /* order queue message size */

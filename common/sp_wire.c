@@ -124,7 +124,11 @@ int sp_wire_check(const void *buf, size_t len, sp_msg_hdr_t *hdr)
 
 int sp_wire_check_order(const sp_order_t *o)
 {
-    if (o->type != SP_ORDER_PURCHASE && o->type != SP_ORDER_RESTOCK) {
+    if (o->type < SP_ORDER_PURCHASE || o->type > SP_ORDER_RELEASE) {
+        return SP_E_INVALID;
+    }
+    /* `reserved` is a reserve's hold time in seconds (0: the default) */
+    if (o->type == SP_ORDER_RESERVE ? o->reserved > SP_HOLD_SECONDS_MAX : o->reserved != 0) {
         return SP_E_INVALID;
     }
     if (o->quantity < 1 || o->quantity > SP_QTY_MAX) {
@@ -133,7 +137,7 @@ int sp_wire_check_order(const sp_order_t *o)
     if (o->seq == 0 || o->seq > SP_SEQ_MAX || o->producer_id == 0) {
         return SP_E_INVALID;
     }
-    if (o->product_id == 0 || (o->flags & ~SP_ORDER_F_RESENT) != 0 || o->reserved != 0) {
+    if (o->product_id == 0 || (o->flags & ~SP_ORDER_F_RESENT) != 0) {
         return SP_E_INVALID;
     }
     return 0;
@@ -364,6 +368,8 @@ uint8_t sp_wire_status_of(int rc)
         return SP_STATUS_UNKNOWN_PRODUCT;
     case SP_E_DUPLICATE:
         return SP_STATUS_DUPLICATE;
+    case SP_E_NO_HOLD:
+        return SP_STATUS_NO_HOLD;
     default:
         return SP_STATUS_INVALID;
     }

@@ -45,9 +45,9 @@ enum {
 enum {
     SP_ORDER_PURCHASE = 1,
     SP_ORDER_RESTOCK = 2,
-    SP_ORDER_RESERVE = 3,  /* reserved for holds; refused as invalid today */
-    SP_ORDER_BUY_HELD = 4, /* reserved for holds; refused as invalid today */
-    SP_ORDER_RELEASE = 5,  /* reserved for holds; refused as invalid today */
+    SP_ORDER_RESERVE = 3,  /* hold `quantity` units for `reserved` seconds (0: default) */
+    SP_ORDER_BUY_HELD = 4, /* buy the units this producer holds of the product */
+    SP_ORDER_RELEASE = 5,  /* give them back to stock */
 };
 
 /* Result statuses. */
@@ -58,7 +58,8 @@ enum {
     SP_STATUS_INVALID = 3,
     SP_STATUS_DUPLICATE = 4, /* the order was seen before: `original` says how it ended */
     SP_STATUS_CONFLICT = 5,  /* same (producer, seq) as an earlier order, different contents */
-    SP_STATUS_COUNT = 6
+    SP_STATUS_NO_HOLD = 6,   /* buy-held/release without such a live hold; reserve while holding */
+    SP_STATUS_COUNT = 7
 };
 
 /* A duplicate's `original` when the first outcome cannot be told: the first
@@ -68,8 +69,9 @@ enum {
 #define SP_ORIGINAL_UNKNOWN 0xff
 
 /* Order flags. */
-#define SP_ORDER_F_RESENT 0x01u              /* a retry of an order sent before (informational) */
-#define SP_SEQ_MAX        ((1ull << 40) - 1) /* highest order sequence number */
+#define SP_ORDER_F_RESENT   0x01u              /* a retry of an order sent before (informational) */
+#define SP_SEQ_MAX          ((1ull << 40) - 1) /* highest order sequence number */
+#define SP_HOLD_SECONDS_MAX 3600               /* the longest hold a reserve may ask for */
 
 typedef struct {
     uint32_t magic;  /* SP_WIRE_MAGIC */
@@ -83,7 +85,7 @@ typedef struct {
 typedef struct {
     uint8_t type;         /* SP_ORDER_* */
     uint8_t flags;        /* SP_ORDER_F_* */
-    uint16_t reserved;    /* 0 */
+    uint16_t reserved;    /* reserve: hold seconds (0: default); other types: 0 */
     uint32_t producer_id; /* who placed it; results go back to them */
     uint64_t seq;         /* producer's order number, 1 .. SP_SEQ_MAX */
     uint32_t product_id;  /* id_reg from the catalogue */

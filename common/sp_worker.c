@@ -107,7 +107,9 @@ static void s_apply_one(sp_wctx_t *w, const sp_order_t *o, uint32_t sender, uint
                                         .version = out.version,
                                         .stock_after = out.stock,
                                         .worker_id = w->id,
-                                        .ts_ns = sp_realtime_ns()};
+                                        .ts_ns = sp_realtime_ns(),
+                                        .aux = out.holder,
+                                        .aux2 = out.hold_seq};
     }
     w->st->orders[res->status]++;
     atomic_fetch_add_explicit(&w->slot->orders[res->status], 1, memory_order_relaxed);

@@ -321,3 +321,134 @@ Test(commit, hook_from_the_environment_checks_its_value)
     cr_expect_eq(sp_commit_hook_from_env(), 0);
     cr_expect_null(sp_commit_hook);
 }
+
+/* ------------------------------------------------------------------ holds */
+
+static sp_order_t s_reserve(uint32_t producer, uint64_t seq, uint32_t id, uint32_t q, uint16_t secs)
+{
+    sp_order_t o = s_order(producer, seq, SP_ORDER_RESERVE, id, q);
+    o.reserved = secs;
+    return o;
+}
+
+Test(commit, held_units_leave_stock_and_are_bought_or_released_once)
+{
+    sp_table_t *t = s_make(1, 10, SP_SYNC_CAS);
+    sp_outcome_t o = s_commit(t, SP_SYNC_CAS, s_reserve(5, 1, 1, 4, 60));
+    cr_expect_eq(o.status, SP_STATUS_ACCEPTED);
+    cr_expect_eq(o.stock, 6, "held units are not in stock");
+    cr_expect_eq(spt_tally(t, 1).held, 4);
+    /* nobody else can buy them: 6 left, 7 wanted */
+    cr_expect_eq(s_commit(t, SP_SYNC_CAS, s_order(6, 1, SP_ORDER_PURCHASE, 1, 7)).status,
+                 SP_STATUS_OUT_OF_STOCK);
+    /* a second hold on the same product by the same producer is refused */
+    cr_expect_eq(s_commit(t, SP_SYNC_CAS, s_reserve(5, 2, 1, 1, 60)).status, SP_STATUS_NO_HOLD);
+    /* buying needs the held quantity */
+    cr_expect_eq(s_commit(t, SP_SYNC_CAS, s_order(5, 3, SP_ORDER_BUY_HELD, 1, 3)).status,
+                 SP_STATUS_NO_HOLD);
+    sp_outcome_t b = s_commit(t, SP_SYNC_CAS, s_order(5, 4, SP_ORDER_BUY_HELD, 1, 4));
+    cr_expect_eq(b.status, SP_STATUS_ACCEPTED);
+    cr_expect_eq(b.stock, 6, "a buy-held does not touch the stock");
+    sp_tally_t tl = spt_tally(t, 1);
+    cr_expect_eq(tl.held, 0);
+    cr_expect_eq(tl.sold, 4);
+    /* the hold is gone: another buy or a release finds nothing */
+    cr_expect_eq(s_commit(t, SP_SYNC_CAS, s_order(5, 5, SP_ORDER_BUY_HELD, 1, 4)).status,
+                 SP_STATUS_NO_HOLD);
+    cr_expect_eq(s_commit(t, SP_SYNC_CAS, s_order(5, 6, SP_ORDER_RELEASE, 1, 4)).status,
+                 SP_STATUS_NO_HOLD);
+    /* reserve again, then release: back to stock */
+    cr_expect_eq(s_commit(t, SP_SYNC_CAS, s_reserve(5, 7, 1, 2, 60)).stock, 4);
+    cr_expect_eq(s_commit(t, SP_SYNC_CAS, s_order(5, 8, SP_ORDER_RELEASE, 1, 2)).stock, 6);
+    cr_expect_eq(spt_tally(t, 1).held, 0);
+    /* a resent buy is answered from the record, not applied again */
+    sp_outcome_t d = s_commit(t, SP_SYNC_CAS, s_order(5, 4, SP_ORDER_BUY_HELD, 1, 4));
+    cr_expect_eq(d.status, SP_STATUS_DUPLICATE);
+    cr_expect_eq(d.original, SP_STATUS_ACCEPTED);
+    cr_expect_eq(spt_tally(t, 1).sold, 4);
+    cr_expect_eq(sp_table_audit(t, NULL, 0), 0);
+}
+
+Test(commit, a_hold_expires_on_its_own_and_its_buyer_is_refused)
+{
+    sp_table_t *t = s_make(1, 10, SP_SYNC_ROW_LOCK);
+    cr_expect_eq(s_commit(t, SP_SYNC_ROW_LOCK, s_reserve(5, 1, 1, 3, 1)).stock, 7);
+    cr_expect_eq(sp_commit_expire_holds(t, SP_SYNC_ROW_LOCK, sp_now_ns(), NULL, NULL), 0,
+                 "not yet");
+    uint64_t later = sp_now_ns() + 2 * SP_NS_PER_SEC;
+    cr_expect_eq(sp_commit_expire_holds(t, SP_SYNC_ROW_LOCK, later, NULL, NULL), 1);
+    cr_expect_eq(s_stock(t, 1), 10, "the units came back");
+    cr_expect_eq(spt_tally(t, 1).held, 0);
+    cr_expect_eq(sp_commit_expire_holds(t, SP_SYNC_ROW_LOCK, later, NULL, NULL), 0, "once");
+    cr_expect_eq(s_commit(t, SP_SYNC_ROW_LOCK, s_order(5, 2, SP_ORDER_BUY_HELD, 1, 3)).status,
+                 SP_STATUS_NO_HOLD, "too late");
+    cr_expect_eq(sp_table_audit(t, NULL, 0), 0);
+}
+
+Test(commit, a_killed_holder_never_blocks_the_product)
+{
+    sp_table_t *t = s_make(1, 10, SP_SYNC_TABLE_LOCK);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        sp_table_t *c = NULL;
+        if (sp_table_open(&c, s_name, true) == 0 && sp_commit_register(c, 77, getpid()) == 0) {
+            sp_order_t o = s_reserve(77, 1, 1, 10, 3600); /* all of it, for an hour */
+            sp_outcome_t out;
+            sp_commit_order(c, SP_SYNC_TABLE_LOCK, &o, &out);
+        }
+        raise(SIGKILL);
+    }
+    waitpid(pid, NULL, 0);
+    cr_expect_eq(s_stock(t, 1), 0, "everything was held");
+    cr_expect_eq(s_commit(t, SP_SYNC_TABLE_LOCK, s_order(8, 1, SP_ORDER_PURCHASE, 1, 1)).status,
+                 SP_STATUS_OUT_OF_STOCK);
+    /* the holder is dead: the next pass releases it, long before its hour */
+    cr_expect_eq(sp_commit_expire_holds(t, SP_SYNC_TABLE_LOCK, sp_now_ns(), NULL, NULL), 1);
+    cr_expect_eq(s_stock(t, 1), 10);
+    cr_expect_eq(s_commit(t, SP_SYNC_TABLE_LOCK, s_order(8, 2, SP_ORDER_PURCHASE, 1, 1)).status,
+                 SP_STATUS_ACCEPTED);
+    cr_expect_eq(sp_table_audit(t, NULL, 0), 0);
+}
+
+Test(commit, concurrent_holders_never_oversell)
+{
+    const uint32_t stock = 300;
+    sp_table_t *t = s_make(1, stock, SP_SYNC_CAS);
+    enum { KIDS = 4, ROUNDS = 400 };
+    for (int k = 0; k < KIDS; k++) {
+        if (fork() == 0) {
+            sp_table_t *c = NULL;
+            if (sp_table_open(&c, s_name, true) != 0) {
+                _exit(3);
+            }
+            uint32_t me = 100 + (uint32_t)k;
+            uint64_t seq = 1;
+            for (int i = 0; i < ROUNDS; i++) {
+                sp_outcome_t out;
+                sp_order_t o = s_reserve(me, seq++, 1, 2, 60);
+                sp_commit_order(c, SP_SYNC_CAS, &o, &out);
+                if (out.status == SP_STATUS_ACCEPTED) {
+                    o = s_order(me, seq++, i % 3 ? SP_ORDER_BUY_HELD : SP_ORDER_RELEASE, 1, 2);
+                    sp_commit_order(c, SP_SYNC_CAS, &o, &out);
+                    if (out.status != SP_STATUS_ACCEPTED) {
+                        _exit(4);
+                    }
+                }
+                o = s_order(me, seq++, SP_ORDER_PURCHASE, 1, 1);
+                sp_commit_order(c, SP_SYNC_CAS, &o, &out);
+            }
+            _exit(0);
+        }
+    }
+    for (int k = 0; k < KIDS; k++) {
+        int status;
+        wait(&status);
+        cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    }
+    sp_tally_t tl = spt_tally(t, 1);
+    cr_expect_eq(tl.held, 0);
+    cr_expect_eq(s_stock(t, 1) + tl.sold, stock, "never oversold: stock %u sold %llu",
+                 s_stock(t, 1), (unsigned long long)tl.sold);
+    cr_expect_eq(sp_table_audit(t, NULL, 0), 0);
+}

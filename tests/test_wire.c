@@ -438,14 +438,25 @@ Test(wire, check_order_refuses_product_zero)
     cr_expect_eq(sp_wire_check_order(&o), SP_E_INVALID);
 }
 
-Test(wire, check_order_refuses_unknown_and_reserved_types)
+Test(wire, check_order_refuses_unknown_types_and_checks_hold_seconds)
 {
-    const uint8_t types[] = {0, SP_ORDER_RESERVE, SP_ORDER_BUY_HELD, SP_ORDER_RELEASE, 9, 0xff};
+    const uint8_t types[] = {0, SP_ORDER_RELEASE + 1, 9, 0xff};
     for (size_t i = 0; i < sizeof types; i++) {
         sp_order_t o = s_sample_order();
         o.type = types[i];
         cr_expect_eq(sp_wire_check_order(&o), SP_E_INVALID, "type %u", types[i]);
     }
+    sp_order_t o = s_sample_order();
+    o.type = SP_ORDER_RESERVE;
+    o.reserved = SP_HOLD_SECONDS_MAX;
+    cr_expect_eq(sp_wire_check_order(&o), 0, "a reserve's hold time");
+    o.reserved = SP_HOLD_SECONDS_MAX + 1;
+    cr_expect_eq(sp_wire_check_order(&o), SP_E_INVALID, "longer than an hour");
+    o.type = SP_ORDER_BUY_HELD;
+    o.reserved = 5;
+    cr_expect_eq(sp_wire_check_order(&o), SP_E_INVALID, "only a reserve carries seconds");
+    o.reserved = 0;
+    cr_expect_eq(sp_wire_check_order(&o), 0);
 }
 
 Test(wire, check_order_refuses_unknown_flags_reserved_and_bad_keys)
