@@ -18,6 +18,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <mqueue.h>
 #include <stdarg.h>
@@ -269,7 +270,14 @@ static void s_sweep_replies(sp_mq_link_t *l)
         char name[SP_IPC_NAME_MAX];
         sp_names_reply_mq(l->names, l->cache[i].producer_id, name, sizeof name);
         mqd_t q = mq_open(name, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-        if (q != (mqd_t)-1) {
+        struct stat old, now;
+        if (q != (mqd_t)-1 && fstat(l->cache[i].mqd, &old) == 0 && fstat(q, &now) == 0 &&
+            old.st_ino != now.st_ino) {
+            /* the producer id came back with a new queue (a one-shot
+             * reusing its id): answer into the new one from now on */
+            mq_close(l->cache[i].mqd);
+            l->cache[i].mqd = q;
+        } else if (q != (mqd_t)-1) {
             mq_close(q);
         } else if (errno == ENOENT) {
             mq_close(l->cache[i].mqd);

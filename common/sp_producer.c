@@ -33,7 +33,8 @@ typedef struct {
     uint64_t due_ns;   /* resend when still unanswered then */
     uint32_t product;
     uint32_t qty;
-    uint16_t tries; /* sends so far */
+    uint16_t tries;  /* sends so far */
+    uint16_t hold_s; /* reserve: hold seconds */
     uint8_t type;
     uint8_t live;
 } sp_pending_t;
@@ -58,6 +59,11 @@ typedef struct {
     size_t msg_cap;
     uint8_t *in;
     size_t in_cap;
+    /* holds this customer got and has not bought or released yet */
+    struct {
+        uint32_t product, qty;
+    } held[SP_CUSTOMER_HOLDS];
+    unsigned nheld;
     int ledger_fd; /* --ledger-out: one record per order outcome, or -1 */
     uint8_t ledger_buf[SP_LEDGER_REC_SIZE * 256];
     size_t ledger_len;
@@ -77,6 +83,7 @@ void sp_load_defaults(sp_load_cfg_t *cfg)
     cfg->window = SP_WINDOW_DEFAULT;
     cfg->timeout_ms = SP_RESULT_TIMEOUT_MS;
     cfg->retry_ms = SP_RETRY_MS;
+    cfg->hold_s = SP_CUSTOMER_HOLD_S;
     cfg->seed = 1;
 }
 
@@ -211,16 +218,19 @@ static void s_on_result(sp_cust_t *c, const sp_result_t *r, uint64_t now)
     s_ledger_put(c, p, status, r->stock_after);
     sp_hist_record(&c->st->latency, now > p->sched_ns ? now - p->sched_ns : 0);
     if (status == SP_STATUS_ACCEPTED) {
-        if (p->type == SP_ORDER_PURCHASE) {
+        if (p->type == SP_ORDER_PURCHASE || p->type == SP_ORDER_BUY_HELD) {
             c->st->units_sold += p->qty;
             if (c->sold) {
                 c->sold[p->product] += p->qty;
             }
-        } else {
+        } else if (p->type == SP_ORDER_RESTOCK) {
             c->st->units_restocked += p->qty;
             if (c->restocked) {
                 c->restocked[p->product] += p->qty;
             }
+        } else if (p->type == SP_ORDER_RESERVE && c->nheld < SP_CUSTOMER_HOLDS) {
+            c->held[c->nheld].product = p->product;
+            c->held[c->nheld++].qty = p->qty;
         }
     }
     c->st->end_ns = now;
@@ -286,6 +296,7 @@ static void s_retry(sp_cust_t *c, uint64_t now)
         }
         sp_order_t o = {.type = p->type,
                         .flags = SP_ORDER_F_RESENT,
+                        .reserved = p->hold_s,
                         .producer_id = c->producer_id,
                         .seq = p->seq,
                         .product_id = p->product,
@@ -381,7 +392,22 @@ static int s_customer_loop(sp_cust_t *c, uint64_t quota)
             if (cfg->qty_max > cfg->qty_min) {
                 o.quantity += (uint32_t)(sp_rand_next(&c->rng) % (cfg->qty_max - cfg->qty_min + 1));
             }
-            if (cfg->restock_ratio > 0 && sp_rand_unit(&c->rng) <= cfg->restock_ratio) {
+            double u = sp_rand_unit(&c->rng);
+            if (c->nheld > 0 && u < 0.5) {
+                /* follow up a hold: mostly buy it, sometimes give it back,
+                 * now and then walk away (it expires) */
+                c->nheld--;
+                o.product_id = c->held[c->nheld].product;
+                o.quantity = c->held[c->nheld].qty;
+                double v = sp_rand_unit(&c->rng);
+                o.type = v < 0.7 ? SP_ORDER_BUY_HELD : v < 0.9 ? SP_ORDER_RELEASE : 0;
+                if (o.type == 0) {
+                    o.type = SP_ORDER_PURCHASE; /* walked away: an ordinary purchase instead */
+                }
+            } else if (cfg->hold_ratio > 0 && u < cfg->hold_ratio) {
+                o.type = SP_ORDER_RESERVE;
+                o.reserved = (uint16_t)cfg->hold_s;
+            } else if (cfg->restock_ratio > 0 && sp_rand_unit(&c->rng) <= cfg->restock_ratio) {
                 o.type = SP_ORDER_RESTOCK;
             }
             *p = (sp_pending_t){.seq = seq,
@@ -391,6 +417,7 @@ static int s_customer_loop(sp_cust_t *c, uint64_t quota)
                                 .product = o.product_id,
                                 .qty = o.quantity,
                                 .tries = 1,
+                                .hold_s = o.reserved,
                                 .type = o.type,
                                 .live = 1};
             sp_wire_put_order(sp_wire_rec(c->msg, SP_MSG_ORDERS, k), &o);
@@ -481,10 +508,11 @@ static int s_connect(sp_cust_t *c, const sp_names_t *names, unsigned batch, char
         snprintf(why, cap, "cannot open %s for a producer id: %s", names->table, sp_strerror(rc));
         return rc;
     }
-    c->producer_id = sp_table_new_producer_id(rw);
-    /* a dedup slot of our own, registered with our pid so it is freed for
-     * another producer as soon as we are gone */
-    rc = sp_commit_register(rw, c->producer_id, getpid());
+    c->producer_id = c->cfg->producer_id != 0 ? c->cfg->producer_id : sp_table_new_producer_id(rw);
+    /* a dedup slot of our own, registered with our pid so it (and our holds)
+     * is freed for another producer as soon as we are gone; a one-shot
+     * reserve registers no pid: its hold outlives it until it expires */
+    rc = sp_commit_register(rw, c->producer_id, c->cfg->holds_outlive ? 0 : getpid());
     sp_table_close(&rw);
     if (rc < 0) {
         snprintf(why, cap, "no room for another producer in %s (%d are remembered at once)",
@@ -880,8 +908,20 @@ int sp_load_run(const sp_load_cfg_t *cfg, sp_load_stats_t *st, uint64_t **sold,
 int sp_order_once(const char *instance, unsigned type, uint32_t product, uint32_t qty,
                   int timeout_ms, sp_result_t *res, char *why, size_t cap)
 {
+    sp_once_t req = {.instance = instance, .type = type, .product = product, .qty = qty};
+    return sp_order_once_ex(&req, timeout_ms, res, NULL, why, cap);
+}
+
+int sp_order_once_ex(const sp_once_t *req, int timeout_ms, sp_result_t *res, uint32_t *producer,
+                     char *why, size_t cap)
+{
+    const char *instance = req->instance;
+    unsigned type = req->type;
+    uint32_t product = req->product, qty = req->qty;
     sp_load_cfg_t cfg;
     sp_load_defaults(&cfg);
+    cfg.producer_id = req->as_producer;
+    cfg.holds_outlive = type == SP_ORDER_RESERVE || req->as_producer != 0;
     sp_load_stats_t st;
     memset(&st, 0, sizeof st);
     sp_cust_t c = {.cfg = &cfg, .st = &st};
@@ -896,9 +936,19 @@ int sp_order_once(const char *instance, unsigned type, uint32_t product, uint32_
         s_cust_free(&c);
         return rc;
     }
+    if (producer != NULL) {
+        *producer = c.producer_id;
+    }
+    /* a fresh id starts at seq 1; a reused one (--as) needs a seq above any
+     * it used before: milliseconds since 2024 (fits SP_SEQ_MAX for 34 years) */
+    uint64_t seq = 1;
+    if (req->as_producer != 0) {
+        seq = (sp_realtime_ns() / SP_NS_PER_MS - SP_ONCE_EPOCH_MS) & SP_SEQ_MAX;
+    }
     sp_order_t o = {.type = (uint8_t)type,
+                    .reserved = req->hold_s,
                     .producer_id = c.producer_id,
-                    .seq = 1,
+                    .seq = seq,
                     .product_id = product,
                     .quantity = qty,
                     .sched_ns = sp_now_ns()};
@@ -938,7 +988,7 @@ int sp_order_once(const char *instance, unsigned type, uint32_t product, uint32_
             sp_wire_get_result(sp_wire_crec(c.in, SP_MSG_RESULTS, 0), res);
             bool waiting =
                 res->status == SP_STATUS_DUPLICATE && res->original == SP_ORIGINAL_PENDING;
-            if (res->seq == 1 && res->producer_id == c.producer_id && !waiting) {
+            if (res->seq == seq && res->producer_id == c.producer_id && !waiting) {
                 break;
             }
         }
@@ -961,13 +1011,14 @@ void sp_load_report_text(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stat
     uint64_t answered = sp_load_answered(st);
     fprintf(out,
             "orders      sent %llu  accepted %llu  out of stock %llu  unknown product %llu  "
-            "invalid %llu  duplicate %llu  conflict %llu\n",
+            "invalid %llu  duplicate %llu  conflict %llu  no hold %llu\n",
             (unsigned long long)st->sent, (unsigned long long)st->status[SP_STATUS_ACCEPTED],
             (unsigned long long)st->status[SP_STATUS_OUT_OF_STOCK],
             (unsigned long long)st->status[SP_STATUS_UNKNOWN_PRODUCT],
             (unsigned long long)st->status[SP_STATUS_INVALID],
             (unsigned long long)st->status[SP_STATUS_DUPLICATE],
-            (unsigned long long)st->status[SP_STATUS_CONFLICT]);
+            (unsigned long long)st->status[SP_STATUS_CONFLICT],
+            (unsigned long long)st->status[SP_STATUS_NO_HOLD]);
     fprintf(out,
             "failures    timed out %llu  send failed %llu  unexpected results %llu\n"
             "retries     resent %llu  answered from the dedup record %llu  late answers %llu\n",
@@ -1003,7 +1054,7 @@ void sp_load_report_json(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stat
         "\"batch\":%u,\"sent\":%llu,\"accepted\":%llu,\"out_of_stock\":%llu,"
         "\"unknown_product\":%llu,\"invalid\":%llu,\"duplicate\":%llu,\"timed_out\":%llu,"
         "\"send_failed\":%llu,\"retried\":%llu,\"duplicates\":%llu,\"late\":%llu,"
-        "\"conflict\":%llu,\"unexpected\":%llu,\"units_sold\":%llu,"
+        "\"conflict\":%llu,\"no_hold\":%llu,\"unexpected\":%llu,\"units_sold\":%llu,"
         "\"units_restocked\":%llu,\"seconds\":%.6f,\"throughput\":%.3f,"
         "\"latency_ns\":{\"p50\":%llu,\"p90\":%llu,\"p99\":%llu,\"p999\":%llu,\"max\":%llu,"
         "\"mean\":%.1f}}\n",
@@ -1019,7 +1070,8 @@ void sp_load_report_json(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stat
         (unsigned long long)st->status[SP_STATUS_DUPLICATE], (unsigned long long)st->timed_out,
         (unsigned long long)st->send_failed, (unsigned long long)st->retried,
         (unsigned long long)st->duplicates, (unsigned long long)st->late,
-        (unsigned long long)st->status[SP_STATUS_CONFLICT], (unsigned long long)st->unexpected,
+        (unsigned long long)st->status[SP_STATUS_CONFLICT],
+        (unsigned long long)st->status[SP_STATUS_NO_HOLD], (unsigned long long)st->unexpected,
         (unsigned long long)st->units_sold, (unsigned long long)st->units_restocked, secs,
         secs > 0 ? answered / secs : 0, (unsigned long long)sp_hist_percentile(&st->latency, 50),
         (unsigned long long)sp_hist_percentile(&st->latency, 90),
@@ -1045,7 +1097,7 @@ int sp_audit(FILE *out, sp_table_t *table, const sp_load_stats_t *st, const uint
         bool ok = stock <= SP_STOCK_MAX && r->initial_stock + t_rest == stock + tl.held + t_sold;
         if (sold != NULL && restocked != NULL) {
             ok = ok && sold[id] == t_sold && restocked[id] == t_rest &&
-                 r->initial_stock + restocked[id] == stock + sold[id];
+                 r->initial_stock + restocked[id] == stock + tl.held + sold[id];
         }
         if (!ok) {
             if (nbad < SP_AUDIT_SHOW_MAX) {

@@ -30,6 +30,8 @@
 #define SP_RESULT_TIMEOUT_MS 10000 /* an order unanswered this long is timed out */
 #define SP_RETRY_MS          250   /* first resend of an unanswered order */
 #define SP_RETRY_MAX_MS      2000  /* resends back off (doubling) up to this */
+#define SP_CUSTOMER_HOLDS    64    /* holds one customer follows up */
+#define SP_CUSTOMER_HOLD_S   5     /* how long a customer's hold lasts */
 #define SP_SEND_TIMEOUT_MS   100   /* one blocking send attempt */
 
 typedef enum { SP_ARRIVAL_FAST = 0, SP_ARRIVAL_CONSTANT = 1, SP_ARRIVAL_POISSON = 2 } sp_arrival_t;
@@ -45,6 +47,11 @@ typedef struct {
     sp_pick_t pick;
     double zipf_s;        /* Zipf exponent (> 0) */
     double restock_ratio; /* fraction of orders that are restocks, 0 .. 1 */
+    /* fraction of orders that reserve (hold) units for hold_s seconds; each
+     * accepted hold is later bought (70 %), released (20 %) or left to
+     * expire (10 %) */
+    double hold_ratio;
+    unsigned hold_s;
     uint32_t qty_min, qty_max;
     unsigned batch;  /* orders per message */
     unsigned window; /* orders in flight per customer */
@@ -58,6 +65,8 @@ typedef struct {
     /* write every order's outcome to DIR/ledger-<producer id>.bin (the chaos
      * checker's input); NULL: none */
     const char *ledger_dir;
+    uint32_t producer_id; /* one-shot --as: use this producer id (0: a new one) */
+    bool holds_outlive;   /* register no pid: holds last until they expire */
 } sp_load_cfg_t;
 
 typedef struct {
@@ -113,6 +122,21 @@ int sp_load_run(const sp_load_cfg_t *cfg, sp_load_stats_t *st, uint64_t **sold,
  * status), or a negative code with *why. */
 int sp_order_once(const char *instance, unsigned type, uint32_t product, uint32_t qty,
                   int timeout_ms, sp_result_t *res, char *why, size_t cap);
+
+/* One order from the command line, holds included. */
+typedef struct {
+    const char *instance;
+    unsigned type;
+    uint32_t product, qty;
+    uint16_t hold_s;      /* reserve: seconds (0: the default) */
+    uint32_t as_producer; /* buy-held/release of an earlier reserve: its producer id */
+} sp_once_t;
+#define SP_ONCE_EPOCH_MS 1704067200000ull /* 2024-01-01, for seqs of a reused id */
+
+/* As sp_order_once, for any order type; *producer (may be NULL) gets the
+ * producer id used (a reserve's, for the buy-held or release that follows). */
+int sp_order_once_ex(const sp_once_t *req, int timeout_ms, sp_result_t *res, uint32_t *producer,
+                     char *why, size_t cap);
 
 /* Adds the counters and histogram of src to dst (`first`: dst is empty, take
  * src's start time). */

@@ -4,6 +4,7 @@
  */
 #include "sp_args.h"
 #include "sp_error.h"
+#include "sp_commit.h"
 #include "sp_log.h"
 #include "sp_producer.h"
 #include "sp_signal.h"
@@ -24,6 +25,10 @@ static void s_usage(FILE *out)
         "usage: producer [options]              simulated customers\n"
         "       producer buy ID [QTY]           place one purchase, print the result\n"
         "       producer restock ID QTY         place one restock, print the result\n"
+        "       producer reserve ID QTY [SECS]  hold QTY units for SECS seconds (default %d);\n"
+        "                                       prints the producer id that holds them\n"
+        "       producer buy-held ID QTY PRODUCER   buy the units that producer holds\n"
+        "       producer release ID QTY PRODUCER    give them back to stock\n"
         "options:\n"
         "  --instance NAME     instance to load (default stockpipe)\n"
         "  --customers N       customer processes (default 1)\n"
@@ -46,7 +51,7 @@ static void s_usage(FILE *out)
         "  --json              report as JSON\n"
         "  --audit             check conservation against the table (only producer)\n"
         "  --table             print the final table after the report\n",
-        SP_BATCH_DEFAULT, SP_WINDOW_DEFAULT);
+        SP_HOLD_DEFAULT_S, SP_BATCH_DEFAULT, SP_WINDOW_DEFAULT);
 }
 
 static int s_parse_qty(const char *s, sp_load_cfg_t *cfg, char *why, size_t cap)
@@ -76,19 +81,42 @@ static int s_one_shot(const char *instance, int argc, char **argv)
 {
     char why[512] = "";
     const char *verb = argv[0];
-    unsigned type = strcmp(verb, "buy") == 0 ? SP_ORDER_PURCHASE : SP_ORDER_RESTOCK;
-    if (argc < 2 || argc > 3 || (type == SP_ORDER_RESTOCK && argc != 3)) {
-        sp_error("usage: producer %s ID %s", verb, type == SP_ORDER_PURCHASE ? "[QTY]" : "QTY");
+    sp_once_t req = {.instance = instance, .qty = 1};
+    /* verb, argument names, fewest and most arguments after the verb */
+    const char *form;
+    int least, most;
+    if (strcmp(verb, "buy") == 0) {
+        req.type = SP_ORDER_PURCHASE, form = "ID [QTY]", least = 1, most = 2;
+    } else if (strcmp(verb, "restock") == 0) {
+        req.type = SP_ORDER_RESTOCK, form = "ID QTY", least = 2, most = 2;
+    } else if (strcmp(verb, "reserve") == 0) {
+        req.type = SP_ORDER_RESERVE, form = "ID QTY [SECONDS]", least = 2, most = 3;
+    } else {
+        req.type = strcmp(verb, "buy-held") == 0 ? SP_ORDER_BUY_HELD : SP_ORDER_RELEASE;
+        form = "ID QTY PRODUCER (the producer id the reserve printed)", least = 3, most = 3;
+    }
+    if (argc - 1 < least || argc - 1 > most) {
+        sp_error("usage: producer %s %s", verb, form);
         return EXIT_USAGE;
     }
-    uint32_t id, qty = 1;
-    if (sp_arg_u32("product id", argv[1], 1, UINT32_MAX, &id, why, sizeof why) < 0 ||
-        (argc == 3 && sp_arg_u32("quantity", argv[2], 1, SP_QTY_MAX, &qty, why, sizeof why) < 0)) {
+    uint32_t secs = 0;
+    int rc = sp_arg_u32("product id", argv[1], 1, UINT32_MAX, &req.product, why, sizeof why);
+    if (rc == 0 && argc > 2) {
+        rc = sp_arg_u32("quantity", argv[2], 1, SP_QTY_MAX, &req.qty, why, sizeof why);
+    }
+    if (rc == 0 && argc > 3 && req.type == SP_ORDER_RESERVE) {
+        rc = sp_arg_u32("seconds", argv[3], 1, SP_HOLD_SECONDS_MAX, &secs, why, sizeof why);
+        req.hold_s = (uint16_t)secs;
+    } else if (rc == 0 && argc > 3) {
+        rc = sp_arg_u32("producer", argv[3], 1, UINT32_MAX, &req.as_producer, why, sizeof why);
+    }
+    if (rc < 0) {
         sp_error("%s", why);
         return EXIT_USAGE;
     }
     sp_result_t res;
-    int rc = sp_order_once(instance, type, id, qty, SP_ONE_SHOT_TIMEOUT_MS, &res, why, sizeof why);
+    uint32_t producer = 0;
+    rc = sp_order_once_ex(&req, SP_ONE_SHOT_TIMEOUT_MS, &res, &producer, why, sizeof why);
     if (rc < 0) {
         sp_error("%s", why);
         return 1;
@@ -98,18 +126,40 @@ static int s_one_shot(const char *instance, int argc, char **argv)
     if (status == SP_STATUS_DUPLICATE && res.original < SP_STATUS_COUNT) {
         status = res.original;
     }
-    switch (status) {
-    case SP_STATUS_ACCEPTED:
-        printf("%s: product %u, quantity %u: accepted, stock left %u\n",
-               type == SP_ORDER_PURCHASE ? "bought" : "restocked", id, qty, res.stock_after);
+    uint32_t id = req.product, qty = req.qty;
+    if (status == SP_STATUS_ACCEPTED) {
+        switch (req.type) {
+        case SP_ORDER_RESERVE:
+            printf("held: product %u, quantity %u for %u s as producer %u, stock left %u\n"
+                   "  buy it:     producer buy-held %u %u %u\n"
+                   "  give it up: producer release %u %u %u\n",
+                   id, qty, secs ? secs : SP_HOLD_DEFAULT_S, producer, res.stock_after, id, qty,
+                   producer, id, qty, producer);
+            break;
+        case SP_ORDER_BUY_HELD:
+            printf("bought the held units: product %u, quantity %u\n", id, qty);
+            break;
+        case SP_ORDER_RELEASE:
+            printf("released: product %u, quantity %u back in stock, now %u\n", id, qty,
+                   res.stock_after);
+            break;
+        default:
+            printf("%s: product %u, quantity %u: accepted, stock left %u\n",
+                   req.type == SP_ORDER_PURCHASE ? "bought" : "restocked", id, qty,
+                   res.stock_after);
+        }
         return 0;
-    case SP_STATUS_OUT_OF_STOCK:
-        printf("not enough stock: product %u has %u, wanted %u\n", id, res.stock_after, qty);
-        return EXIT_REFUSED;
-    default:
-        printf("refused: product %u, quantity %u: %s\n", id, qty, sp_wire_status_name(status));
-        return EXIT_REFUSED;
     }
+    if (status == SP_STATUS_OUT_OF_STOCK) {
+        printf("not enough stock: product %u has %u, wanted %u\n", id, res.stock_after, qty);
+    } else if (status == SP_STATUS_NO_HOLD) {
+        printf("refused: no live hold of product %u, quantity %u%s (expired, bought, released or "
+               "never made; or one already)\n",
+               id, qty, req.as_producer ? " for that producer" : "");
+    } else {
+        printf("refused: product %u, quantity %u: %s\n", id, qty, sp_wire_status_name(status));
+    }
+    return EXIT_REFUSED;
 }
 
 int main(int argc, char **argv)
@@ -128,6 +178,7 @@ int main(int argc, char **argv)
         {"window", required_argument, 0, 'W'},   {"timeout", required_argument, 0, 't'},
         {"seed", required_argument, 0, 's'},     {"json", no_argument, 0, 'j'},
         {"retry", required_argument, 0, 'Y'},    {"ledger-out", required_argument, 0, 'L'},
+        {"holds", required_argument, 0, 'H'},    {"hold-time", required_argument, 0, 'O'},
         {"audit", no_argument, 0, 'A'},          {"table", no_argument, 0, 'T'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     int c, rc = 0;
@@ -184,6 +235,17 @@ int main(int argc, char **argv)
         case 'L':
             cfg.ledger_dir = optarg;
             break;
+        case 'H':
+            rc = sp_arg_double("--holds", optarg, 0, 1, &cfg.hold_ratio, why, sizeof why);
+            break;
+        case 'O':
+            rc = sp_arg_duration("--hold-time", optarg, &d, why, sizeof why);
+            cfg.hold_s = (unsigned)d;
+            if (rc == 0 && (d < 1 || d > SP_HOLD_SECONDS_MAX)) {
+                snprintf(why, sizeof why, "--hold-time: must be 1s .. %ds", SP_HOLD_SECONDS_MAX);
+                rc = SP_E_USAGE;
+            }
+            break;
         case 'Y':
             rc = sp_arg_duration("--retry", optarg, &d, why, sizeof why);
             cfg.retry_ms = (int)(d * 1000);
@@ -225,7 +287,12 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (optind < argc) {
-        if (strcmp(argv[optind], "buy") == 0 || strcmp(argv[optind], "restock") == 0) {
+        static const char *verbs[] = {"buy", "restock", "reserve", "buy-held", "release"};
+        bool verb = false;
+        for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
+            verb = verb || strcmp(argv[optind], verbs[i]) == 0;
+        }
+        if (verb) {
             return s_one_shot(cfg.instance, argc - optind, argv + optind);
         }
         sp_error("unexpected argument '%s' (see --help)", argv[optind]);

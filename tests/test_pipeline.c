@@ -96,6 +96,65 @@ Test(pipeline, zmq_workers_killed_holding_a_row_lock_lose_nothing, .timeout = 12
     s_killed_workers("zmqkill", "zmq", "row-lock", "2:4000");
 }
 
+/* Customers reserve, buy held units, release them or let them expire, over
+ * both transports: conservation counts held units, nothing is oversold, and
+ * every hold ends (the broker expires the abandoned ones). */
+static void s_holds(const char *tag, const char *transport)
+{
+    char inst[64], cat[128];
+    spt_instance(inst, sizeof inst, tag);
+    spt_catalogue(cat, sizeof cat, 20, 200);
+    const char *extra[] = {"--catalogue", cat, "--transport", transport, NULL};
+    pid_t broker = spt_broker_start(inst, extra);
+    cr_assert(broker > 0);
+    const char *argv[] = {spt_bin("producer"),
+                          "--instance",
+                          inst,
+                          "--customers",
+                          "3",
+                          "--count",
+                          "30000",
+                          "--holds",
+                          "0.25",
+                          "--hold-time",
+                          "1s",
+                          "--restock",
+                          "0.3",
+                          "--json",
+                          "--audit",
+                          NULL};
+    char *out = NULL;
+    cr_expect_eq(spt_run(argv, RUN_TIMEOUT_MS, &out), 0, "%s", out);
+    cr_expect(strstr(out, "conservation: ok") != NULL, "%s", out);
+    cr_expect_eq(spt_json_num(out, "unexpected"), 0);
+    cr_expect_eq(spt_json_num(out, "timed_out"), 0);
+    free(out);
+    /* abandoned holds expire within a second and a tick */
+    usleep(1500 * 1000);
+    sp_names_t names;
+    sp_names_init(&names, inst, NULL);
+    sp_table_t *t = NULL;
+    cr_assert_eq(sp_table_open(&t, names.table, false), 0);
+    for (uint32_t id = 1; id <= 20; id++) {
+        cr_expect_eq(spt_tally(t, id).held, 0, "product %u still has held units", id);
+    }
+    cr_expect_eq(sp_table_audit(t, NULL, 0), 0);
+    sp_table_close(&t);
+    cr_expect_eq(WEXITSTATUS(spt_stop(broker)), 0);
+    cr_expect_not(spt_leftovers(inst));
+    unlink(cat);
+}
+
+Test(pipeline, holds_over_mq_conserve_and_expire, .timeout = 120)
+{
+    s_holds("holdsmq", "mq");
+}
+
+Test(pipeline, holds_over_zmq_conserve_and_expire, .timeout = 120)
+{
+    s_holds("holdszmq", "zmq");
+}
+
 Test(pipeline, mq_stress_sells_exactly_the_stock, .timeout = 120)
 {
     s_stress("mqstress", "mq", "cas", 50, 100, "200000", "8", "4");
