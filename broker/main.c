@@ -41,6 +41,8 @@ static void s_usage(FILE *out)
             "  --no-dedup          no de-duplication and no journal: a resent order is\n"
             "                      applied again (only to measure what exactly-once costs)\n"
             "  --keep-journal      leave the journal files after a clean stop\n"
+            "  --snapshot-every D  save the table and trim the journal this often\n"
+            "                      (default 60s; 0 = only at a clean stop)\n"
             "  --fresh             start from --catalogue, discarding the saved state (the\n"
             "                      last clean stop's table, or a crashed run's journal)\n"
             "  --consumer PATH     worker binary (default: consumer beside this one)\n"
@@ -63,6 +65,7 @@ int main(int argc, char **argv)
                            .workers = 2,
                            .sync = SP_SYNC_CAS,
                            .transport = SP_TRANSPORT_MQ,
+                           .snapshot_ms = 60000,
                            .notify = s_notify};
     bool clean = false;
     char why[512] = "";
@@ -82,6 +85,7 @@ int main(int argc, char **argv)
                                          {"keep-journal", no_argument, 0, 'K'},
                                          {"fresh", no_argument, 0, 'R'},
                                          {"no-dedup", no_argument, 0, 'D'},
+                                         {"snapshot-every", required_argument, 0, 'E'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
@@ -154,6 +158,16 @@ int main(int argc, char **argv)
         case 'D':
             cfg.no_dedup = true;
             break;
+        case 'E': {
+            double d;
+            rc = sp_arg_duration("--snapshot-every", optarg, &d, why, sizeof why);
+            if (rc == 0 && d != 0 && (d < 0.01 || d > 86400)) {
+                snprintf(why, sizeof why, "--snapshot-every: 0, or 10ms .. 24h");
+                rc = SP_E_USAGE;
+            }
+            cfg.snapshot_ms = (unsigned)(d * 1000);
+            break;
+        }
         case 'x':
             clean = true;
             break;

@@ -10,6 +10,7 @@
 #include "sp_link.h"
 #include "sp_log.h"
 #include "sp_recover.h"
+#include "sp_snapshot.h"
 #include "sp_signal.h"
 #include "sp_snapsrv.h"
 #include "sp_time.h"
@@ -84,10 +85,13 @@ typedef struct {
     atomic_bool workers_stop; /* worker threads stop when set */
     unsigned nworkers;        /* workers we run (0 with direct) */
     char journal_dir[SP_PATH_MAX + 16];
-    sp_journal_t *journal; /* ours: outcomes we journal for dead workers */
-    s_tail_t tail;         /* the last dead writer's journal tail */
-    bool reattached;       /* the table is a dead broker's */
-    bool rebuilt;          /* the table was rebuilt from the journal */
+    sp_journal_t *journal;  /* ours: outcomes we journal for dead workers */
+    s_tail_t tail;          /* the last dead writer's journal tail */
+    uint32_t journal_epoch; /* the epoch of our journal file */
+    bool snap_pending;      /* a new epoch started: snapshot once every writer moved */
+    uint64_t next_snap_ns;
+    bool reattached; /* the table is a dead broker's */
+    bool rebuilt;    /* the table was rebuilt from the journal */
 } sp_bctx_t;
 
 static bool s_stopping(const sp_bctx_t *b)
@@ -195,14 +199,12 @@ static void s_tail_load(sp_bctx_t *b, pid_t pid)
     if (d == NULL) {
         return;
     }
-    char suffix[32];
-    snprintf(suffix, sizeof suffix, "-%ld.log", (long)pid);
-    size_t slen = strlen(suffix);
+    char mark[32];
+    snprintf(mark, sizeof mark, "-p%ld-e", (long)pid);
     struct dirent *e;
     uint8_t rec[SP_JOURNAL_REC_SIZE];
     while ((e = readdir(d)) != NULL) {
-        size_t len = strlen(e->d_name);
-        if (len <= slen || strcmp(e->d_name + len - slen, suffix) != 0) {
+        if (strstr(e->d_name, mark) == NULL) {
             continue;
         }
         int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC);
@@ -251,10 +253,16 @@ static int s_journal_for_dead(void *ctx, const sp_commit_view_t *v)
     if (v->owner != getpid() && s_in_tail(b, v->owner, v->producer, v->seq)) {
         return 0; /* it did journal it, then died before marking it */
     }
+    uint32_t epoch = atomic_load(&b->hdr->journal_epoch);
+    if (b->journal != NULL && b->journal_epoch != epoch) {
+        sp_journal_sync(b->journal);
+        sp_journal_close(&b->journal); /* a snapshot started a new epoch */
+    }
     if (b->journal == NULL) {
         char path[SP_PATH_MAX + 64], why[256];
-        snprintf(path, sizeof path, "%s/broker-%ld-%llu.log", b->journal_dir, (long)getpid(),
-                 (unsigned long long)sp_now_ns());
+        snprintf(path, sizeof path, "%s/broker-p%ld-e%u-%llu.log", b->journal_dir, (long)getpid(),
+                 epoch, (unsigned long long)sp_now_ns());
+        b->journal_epoch = epoch;
         int rc = sp_journal_open(&b->journal, path, b->hdr->created_ns, 0,
                                  (sp_fsync_policy_t)b->hdr->fsync_policy, b->hdr->fsync_interval_ms,
                                  why, sizeof why);
@@ -688,6 +696,100 @@ static void s_shutdown(sp_bctx_t *b)
     sp_table_set_state(b->table, SP_TABLE_CLOSED);
 }
 
+static bool s_alive(pid_t pid);
+
+/* The epoch in a journal file's name ("...-e<N>.log" or "...-e<N>-..."),
+ * or -1 (files of older versions: epoch 0). */
+static long s_file_epoch(const char *name)
+{
+    const char *p = strstr(name, "-e");
+    if (p == NULL || p[2] < '0' || p[2] > '9') {
+        return 0;
+    }
+    return strtol(p + 2, NULL, 10);
+}
+
+static bool s_is_log(const char *name)
+{
+    size_t len = strlen(name);
+    return len > 4 && strcmp(name + len - 4, ".log") == 0;
+}
+
+/* Removes the journal files of epochs below `below` (a snapshot contains
+ * them); returns how many, or the highest epoch seen with below == 0. */
+static unsigned s_prune_journal(const char *dir, uint32_t below, uint32_t *max_epoch)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        return 0;
+    }
+    unsigned n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!s_is_log(e->d_name)) {
+            continue;
+        }
+        long epoch = s_file_epoch(e->d_name);
+        if (max_epoch != NULL && epoch > (long)*max_epoch) {
+            *max_epoch = (uint32_t)epoch;
+        }
+        if (epoch < (long)below && unlinkat(dirfd(d), e->d_name, 0) == 0) {
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+/* Periodic snapshots: start a new journal epoch; once every live writer has
+ * moved to it, save the table and remove the older epochs' files. */
+static void s_snapshot_tick(sp_bctx_t *b, uint64_t now)
+{
+    if (b->journal_dir[0] == '\0' || b->cfg->snapshot_ms == 0) {
+        return;
+    }
+    if (!b->snap_pending) {
+        if (now >= b->next_snap_ns) {
+            atomic_fetch_add(&b->hdr->journal_epoch, 1);
+            b->snap_pending = true;
+        }
+        return;
+    }
+    uint32_t epoch = atomic_load(&b->hdr->journal_epoch);
+    for (unsigned i = 0; i < b->nworkers; i++) {
+        sp_worker_slot_t *slot = &b->hdr->worker[i];
+        pid_t pid = atomic_load(&slot->pid);
+        if (pid > 0 && s_alive(pid) && atomic_load(&slot->journal_epoch) != epoch) {
+            return; /* it switches between two messages: next tick */
+        }
+    }
+    if (b->journal != NULL && b->journal_epoch != epoch) {
+        sp_journal_sync(b->journal);
+        sp_journal_close(&b->journal);
+    }
+    char path[SP_PATH_MAX + 32], why[512];
+    snprintf(path, sizeof path, "%s/%s", b->names.state_dir, SP_SNAPSHOT_BIN);
+    sp_snapshot_info_t info;
+    uint64_t t0 = sp_now_ns();
+    int rc = sp_snapshot_save(b->table, path, epoch, &info, why, sizeof why);
+    if (rc < 0) {
+        s_notify(b, SP_LOG_ERROR, "snapshot failed, the journal is kept whole: %s", why);
+    } else {
+        unsigned pruned = s_prune_journal(b->journal_dir, epoch, NULL);
+        char base[SP_PATH_MAX + 32];
+        snprintf(base, sizeof base, "%s/%s", b->names.state_dir, SP_BASE_FILE);
+        unlink(base); /* the snapshot replaces it */
+        b->st->snapshots++;
+        s_notify(b, SP_LOG_DEBUG,
+                 "snapshot %s: %u rows, %u remembered orders, %u holds, %zu bytes in %.1f ms; "
+                 "removed %u journal file(s) it contains",
+                 path, info.rows, info.entries, info.holds, info.bytes,
+                 (double)(sp_now_ns() - t0) / 1e6, pruned);
+    }
+    b->snap_pending = false;
+    b->next_snap_ns = now + (uint64_t)b->cfg->snapshot_ms * SP_NS_PER_MS;
+}
+
 static void s_remove_journal(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -814,18 +916,22 @@ static int s_table_start(sp_bctx_t *b, char *why, size_t cap)
     snprintf(base, sizeof base, "%s/%s", b->names.state_dir, SP_BASE_FILE);
     snprintf(last, sizeof last, "%s/%s", b->names.state_dir, SP_SNAPSHOT_FILE);
     const char *from = cfg->catalogue;
+    char snap[SP_PATH_MAX + 32];
+    snprintf(snap, sizeof snap, "%s/%s", b->names.state_dir, SP_SNAPSHOT_BIN);
     bool journaled = !cfg->no_journal && sp_recover_has_journal(journal);
+    bool snapshot = !cfg->no_journal && access(snap, F_OK) == 0;
     if (cfg->fresh) {
-        if (journaled || access(last, F_OK) == 0) {
+        if (journaled || snapshot || access(last, F_OK) == 0) {
             s_notify(b, SP_LOG_WARN, "--fresh: discarding the saved state in %s",
                      b->names.state_dir);
         }
         s_remove_journal(journal);
         unlink(base);
         unlink(last);
-        journaled = false;
-    } else if (journaled) {
-        from = base;
+        unlink(snap);
+        journaled = snapshot = false;
+    } else if (journaled || snapshot) {
+        from = snapshot ? snap : base;
     } else if (!cfg->no_journal && access(last, F_OK) == 0) {
         from = last;
         s_notify(b, SP_LOG_INFO,
@@ -834,9 +940,10 @@ static int s_table_start(sp_bctx_t *b, char *why, size_t cap)
                  last);
     }
     sp_catalogue_t *cat = NULL;
-    rc = s_load_catalogue(&cat, from, why, cap);
+    rc = snapshot ? sp_snapshot_catalogue(snap, &cat, why, cap)
+                  : s_load_catalogue(&cat, from, why, cap);
     if (rc < 0) {
-        if (journaled && rc == -ENOENT) {
+        if (journaled && !snapshot && rc == -ENOENT) {
             sp_why(why, cap, "%s holds a journal but its base %s is missing: refusing to start",
                    journal, base);
         }
@@ -849,24 +956,40 @@ static int s_table_start(sp_bctx_t *b, char *why, size_t cap)
         sp_why(why, cap, "cannot create the table %s: %s", b->names.table, sp_strerror(rc));
         return rc;
     }
-    if (journaled) {
-        sp_recover_stats_t st;
+    if (journaled || snapshot) {
+        sp_recover_stats_t st = {0};
+        sp_snapshot_info_t si = {0};
         uint64_t t0 = sp_now_ns();
-        rc = sp_recover_replay(b->table, journal, &st, why, cap);
+        if (snapshot) {
+            rc = sp_snapshot_restore(b->table, snap, &si, why, cap);
+        }
+        if (rc == 0 && journaled) {
+            rc = sp_recover_replay(b->table, journal, &st, why, cap);
+        }
         if (rc < 0) {
             sp_table_unlink(b->names.table);
             sp_table_close(&b->table);
             return rc;
         }
-        atomic_store(&sp_table_hdr(b->table)->next_producer_id, st.max_producer_id + 1);
-        atomic_store(&sp_table_hdr(b->table)->system_seq, st.system_seq);
+        sp_table_hdr_t *h = sp_table_hdr(b->table);
+        if (st.max_producer_id + 1 > atomic_load(&h->next_producer_id)) {
+            atomic_store(&h->next_producer_id, st.max_producer_id + 1);
+        }
+        if (st.system_seq > atomic_load(&h->system_seq)) {
+            atomic_store(&h->system_seq, st.system_seq);
+        }
+        /* new journal files start past every epoch on disk */
+        uint32_t epoch = (uint32_t)si.epoch;
+        s_prune_journal(journal, 0, &epoch);
+        atomic_store(&h->journal_epoch, epoch + 1);
         b->rebuilt = true;
         s_notify(b, SP_LOG_WARN,
                  "the last run did not stop cleanly and its table is gone: rebuilt it from %s "
                  "and %llu journal record(s) in %llu file(s) (%llu accepted, %u product(s) "
-                 "changed, %llu torn byte(s) dropped) in %.1f ms",
-                 base, (unsigned long long)st.records, (unsigned long long)st.files,
-                 (unsigned long long)st.accepted, st.products, (unsigned long long)st.tail_bytes,
+                 "changed, %u hold(s) to release, %llu torn byte(s) dropped) in %.1f ms",
+                 snapshot ? snap : base, (unsigned long long)st.records,
+                 (unsigned long long)st.files, (unsigned long long)st.accepted, st.products,
+                 st.holds + si.holds, (unsigned long long)st.tail_bytes,
                  (double)(sp_now_ns() - t0) / 1e6);
     }
     return 0;
@@ -943,6 +1066,8 @@ static void s_journal_retire(sp_bctx_t *b)
     s_remove_journal(b->journal_dir);
     char base[SP_PATH_MAX + 32];
     snprintf(base, sizeof base, "%s/%s", b->names.state_dir, SP_BASE_FILE);
+    unlink(base);
+    snprintf(base, sizeof base, "%s/%s", b->names.state_dir, SP_SNAPSHOT_BIN);
     unlink(base);
 }
 
@@ -1055,6 +1180,7 @@ int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *wh
     }
     uint64_t next_beat = 0, next_stats = 0;
     bool serving = rc == 0;
+    b.next_snap_ns = sp_now_ns() + (uint64_t)cfg->snapshot_ms * SP_NS_PER_MS;
     while (serving && !s_stopping(&b)) {
         uint64_t now = sp_now_ns();
         int wait_ms = sp_snapsrv_busy(b.snapsrv) ? 0 : SP_BROKER_TICK_MS;
@@ -1067,6 +1193,7 @@ int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *wh
         if (!cfg->threads) {
             s_kill_hung(&b);
         }
+        s_snapshot_tick(&b, sp_now_ns());
         /* holds past their time, or whose holder died, go back to stock */
         sp_commit_expire_holds(b.table, (sp_sync_t)b.hdr->sync, sp_now_ns(),
                                b.journal_dir[0] != '\0' ? s_journal_for_dead : NULL, &b);
@@ -1083,6 +1210,12 @@ int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *wh
     }
     s_shutdown(&b);
     s_collect(&b);
+    /* the final table has no holds: their units go back to stock (journaled),
+     * so a table continued from table.csv adds up */
+    if (b.table != NULL) {
+        sp_commit_expire_holds(b.table, (sp_sync_t)b.hdr->sync, UINT64_MAX,
+                               b.journal_dir[0] != '\0' ? s_journal_for_dead : NULL, &b);
+    }
     if (sp_names_make_state_dir(&b.names) == 0) {
         snprintf(stats->snapshot, sizeof stats->snapshot, "%s/%s", b.names.state_dir,
                  SP_SNAPSHOT_FILE);

@@ -57,14 +57,15 @@ typedef struct {
     unsigned workers;        /* ignored (none run) with the direct transport */
     sp_sync_t sync;
     sp_transport_kind_t transport;
-    long mq_depth;       /* 0 = msg_max */
-    long mq_msgsize;     /* 0 = SP_MQ_MSGSIZE_DEFAULT capped by msgsize_max */
-    sp_notify_fn notify; /* where progress and problems are reported */
-    bool no_journal;     /* keep no journal */
-    bool no_dedup;       /* no de-duplication and no journal (the benchmark's baseline) */
-    bool keep_journal;   /* leave the journal files after a clean stop */
-    bool fresh;          /* ignore (and remove) the saved state: start from the catalogue */
-    int fsync_policy;    /* sp_fsync_policy_t; 0 = SP_FSYNC_INTERVAL */
+    long mq_depth;        /* 0 = msg_max */
+    long mq_msgsize;      /* 0 = SP_MQ_MSGSIZE_DEFAULT capped by msgsize_max */
+    sp_notify_fn notify;  /* where progress and problems are reported */
+    bool no_journal;      /* keep no journal */
+    bool no_dedup;        /* no de-duplication and no journal (the benchmark's baseline) */
+    bool keep_journal;    /* leave the journal files after a clean stop */
+    bool fresh;           /* ignore (and remove) the saved state: start from the catalogue */
+    unsigned snapshot_ms; /* save a snapshot and trim the journal this often (0: never) */
+    int fsync_policy;     /* sp_fsync_policy_t; 0 = SP_FSYNC_INTERVAL */
     unsigned fsync_interval_ms;
 } sp_broker_cfg_t;
 
@@ -73,6 +74,7 @@ typedef struct {
     unsigned restarts;
     uint64_t orders[SP_STATUS_COUNT]; /* answered by all workers, by status */
     uint64_t worker_invalid;          /* messages workers dead-lettered */
+    unsigned snapshots;               /* periodic snapshots saved */
     char snapshot[SP_PATH_MAX + 32];
     int drained; /* 1 when nothing was left in flight */
 } sp_broker_stats_t;

@@ -1099,3 +1099,87 @@ int sp_commit_restore_hold(sp_table_t *t, uint32_t producer, uint64_t reserve_se
     }
     return -EUSERS;
 }
+
+/* ---- snapshots ---- */
+
+void sp_commit_row_image(sp_table_t *t, sp_row_t *r, sp_row_image_t *img)
+{
+    for (;;) {
+        s_u128 cur = s_load16(&r->sv);
+        s_settle(t, r, s_lo(cur), s_hi(cur));
+        sp_tally_t tl;
+        sp_row_tally(r, &tl);
+        /* the counters include exactly this version, and it is still current */
+        if (tl.version == SP_SV_VERSION(s_lo(cur)) && s_load16(&r->sv) == cur) {
+            *img = (sp_row_image_t){.stock = SP_SV_STOCK(s_lo(cur)),
+                                    .version = tl.version,
+                                    .held = tl.held,
+                                    .sold = tl.sold,
+                                    .restocked = tl.restocked,
+                                    .last = s_hi(cur)};
+            return;
+        }
+    }
+}
+
+void sp_commit_each(sp_table_t *t, sp_commit_entry_fn entry, sp_commit_hold_fn hold, void *ctx)
+{
+    for (unsigned i = 0; i < SP_DEDUP_SLOTS; i++) {
+        uint32_t producer = atomic_load(&s_slots(t)[i].producer);
+        if (producer == 0) {
+            continue;
+        }
+        sp_dentry_t *w = s_window(t, i);
+        for (unsigned k = 0; entry != NULL && k < SP_DEDUP_WINDOW; k++) {
+            uint64_t c = atomic_load(&w[k].ctl);
+            if (S_STATE(c) != SP_DE_DONE && S_STATE(c) != SP_DE_JOURNALED) {
+                continue;
+            }
+            uint64_t what = atomic_load(&w[k].what), res = atomic_load(&w[k].res);
+            uint64_t out = atomic_load(&w[k].out);
+            if (atomic_load(&w[k].ctl) == c) {
+                entry(ctx, producer, S_SEQ(c), what, res, out);
+            }
+        }
+        const sp_hold_t *h = &s_holds(t)[(size_t)i * SP_HOLDS_PER_PRODUCER];
+        for (unsigned k = 0; hold != NULL && k < SP_HOLDS_PER_PRODUCER; k++) {
+            uint64_t c = atomic_load(&h[k].ctl);
+            if (S_HSTATE(c) == SP_HOLD_HELD) {
+                hold(ctx, producer, S_HSEQ(c), atomic_load(&h[k].product), atomic_load(&h[k].qty));
+            }
+        }
+    }
+}
+
+int sp_commit_restore_raw(sp_table_t *t, uint32_t producer, uint64_t seq, uint64_t what,
+                          uint64_t res, uint64_t out)
+{
+    int slot = s_slot(t, producer, 0);
+    if (slot < 0) {
+        return slot;
+    }
+    sp_dentry_t *e = &s_window(t, (unsigned)slot)[seq & (SP_DEDUP_WINDOW - 1)];
+    if (S_SEQ(atomic_load(&e->ctl)) > seq) {
+        return 0;
+    }
+    atomic_store(&e->what, what);
+    atomic_store(&e->res, res);
+    atomic_store(&e->out, out & 0xffu); /* hold references do not survive */
+    atomic_store(&e->ctl, S_CTL(seq, 0, SP_DE_JOURNALED));
+    return 0;
+}
+
+void sp_commit_end_hold(sp_table_t *t, uint32_t holder, uint32_t reserve_seq32)
+{
+    int slot = s_find(t, holder);
+    if (slot < 0) {
+        return;
+    }
+    sp_hold_t *hs = &s_holds(t)[(size_t)slot * SP_HOLDS_PER_PRODUCER];
+    for (unsigned i = 0; i < SP_HOLDS_PER_PRODUCER; i++) {
+        uint64_t c = atomic_load(&hs[i].ctl);
+        if (S_HSTATE(c) == SP_HOLD_HELD && (uint32_t)S_HSEQ(c) == reserve_seq32) {
+            atomic_store(&hs[i].ctl, S_HCTL(S_HSEQ(c), SP_HOLD_FREE));
+        }
+    }
+}

@@ -184,6 +184,29 @@ unsigned sp_commit_holds(sp_table_t *t, uint32_t id, uint64_t *units);
 int sp_commit_restore_hold(sp_table_t *t, uint32_t producer, uint64_t reserve_seq, uint32_t product,
                            uint32_t qty);
 
+/* Snapshots (sp_snapshot.c).  A row's image: stock, version, counters and
+ * last key of one settled version, read while others commit. */
+typedef struct {
+    uint32_t stock, version, held;
+    uint64_t sold, restocked, last;
+} sp_row_image_t;
+void sp_commit_row_image(sp_table_t *t, sp_row_t *r, sp_row_image_t *img);
+
+/* Every remembered outcome (DONE or JOURNALED) and every live hold. */
+typedef void (*sp_commit_entry_fn)(void *ctx, uint32_t producer, uint64_t seq, uint64_t what,
+                                   uint64_t res, uint64_t out);
+typedef void (*sp_commit_hold_fn)(void *ctx, uint32_t producer, uint64_t reserve_seq,
+                                  uint32_t product, uint32_t qty);
+void sp_commit_each(sp_table_t *t, sp_commit_entry_fn entry, sp_commit_hold_fn hold, void *ctx);
+
+/* Recovery: frees the hold (holder, reserve seq's low 32 bits) if it is
+ * live (a journaled buy-held or release ended it after a snapshot). */
+void sp_commit_end_hold(sp_table_t *t, uint32_t holder, uint32_t reserve_seq32);
+
+/* Restores one remembered outcome exactly as saved (newer seqs win). */
+int sp_commit_restore_raw(sp_table_t *t, uint32_t producer, uint64_t seq, uint64_t what,
+                          uint64_t res, uint64_t out);
+
 /* Test-only crash points inside the commit (docs/RECOVERY.md): when
  * sp_commit_hook is set it is called at each step and may kill the process. */
 enum {

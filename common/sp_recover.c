@@ -108,7 +108,8 @@ static int s_u64_cmp(const void *a, const void *b)
 /* Holds the journal shows as still live (an accepted reserve that no
  * accepted buy-held or release ended) come back as expired holds, so the
  * broker's next expiry pass returns their units through a journaled order. */
-static int s_restore_holds(sp_table_t *t, const s_recs_t *recs, sp_recover_stats_t *st)
+static int s_restore_holds(sp_table_t *t, const s_recs_t *recs, const uint32_t *start,
+                           uint32_t cap_ids, sp_recover_stats_t *st)
 {
     size_t n = 0;
     uint64_t *ended = malloc(sizeof *ended * (recs->n + 1));
@@ -118,16 +119,20 @@ static int s_restore_holds(sp_table_t *t, const s_recs_t *recs, sp_recover_stats
     for (size_t i = 0; i < recs->n; i++) {
         const sp_jrec_t *q = &recs->v[i];
         if (q->status == SP_STATUS_ACCEPTED &&
-            (q->type == SP_ORDER_BUY_HELD || q->type == SP_ORDER_RELEASE)) {
+            (q->type == SP_ORDER_BUY_HELD || q->type == SP_ORDER_RELEASE) &&
+            q->product_id <= cap_ids && q->version > start[q->product_id]) {
             ended[n++] = (q->aux << 32) | (uint32_t)q->aux2;
+            /* a hold the snapshot saw alive, ended after it */
+            sp_commit_end_hold(t, (uint32_t)q->aux, (uint32_t)q->aux2);
         }
     }
     qsort(ended, n, sizeof *ended, s_u64_cmp);
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < recs->n; i++) {
         const sp_jrec_t *r = &recs->v[i];
-        if (r->status != SP_STATUS_ACCEPTED || r->type != SP_ORDER_RESERVE) {
-            continue;
+        if (r->status != SP_STATUS_ACCEPTED || r->type != SP_ORDER_RESERVE ||
+            r->product_id > cap_ids || r->version <= start[r->product_id]) {
+            continue; /* a hold from before the snapshot is in it */
         }
         uint64_t key = ((uint64_t)r->producer_id << 32) | (uint32_t)r->seq;
         if (bsearch(&key, ended, n, sizeof *ended, s_u64_cmp) == NULL) {
@@ -151,17 +156,41 @@ int sp_recover_replay(sp_table_t *t, const char *journal_dir, sp_recover_stats_t
     }
     st->records = recs.n;
     qsort(recs.v, recs.n, sizeof *recs.v, s_by_row);
+    /* what the table already holds (a snapshot's rows, or a fresh base) */
+    uint32_t cap_ids = sp_table_capacity(t);
+    uint32_t *start = calloc((size_t)cap_ids + 1, sizeof *start);
+    if (start == NULL) {
+        free(recs.v);
+        return -ENOMEM;
+    }
+    for (uint32_t id = 1; id <= cap_ids; id++) {
+        const sp_row_t *row = sp_table_row(t, id);
+        if (row != NULL) {
+            sp_tally_t tl;
+            sp_row_tally(row, &tl);
+            start[id] = tl.version;
+        }
+    }
 
     /* rows: each product's accepted records must be versions 1..N */
     size_t i = 0;
     while (rc == 0 && i < recs.n && recs.v[i].status == SP_STATUS_ACCEPTED) {
         uint32_t id = recs.v[i].product_id;
-        uint64_t sold = 0, restocked = 0, held = 0;
-        uint32_t expect = 1;
+        sp_tally_t base = {0};
+        const sp_row_t *row = sp_table_row(t, id);
+        if (row != NULL) {
+            sp_row_tally(row, &base);
+        }
+        uint64_t sold = base.sold, restocked = base.restocked, held = base.held;
+        uint32_t from = id <= cap_ids ? start[id] : 0;
+        uint32_t expect = from + 1;
         const sp_jrec_t *last = NULL;
         for (; i < recs.n && recs.v[i].status == SP_STATUS_ACCEPTED && recs.v[i].product_id == id;
              i++) {
             const sp_jrec_t *r = &recs.v[i];
+            if (r->version <= from) {
+                continue; /* already in the snapshot */
+            }
             if (r->version != expect) {
                 sp_why(why, cap,
                        "%s: product %u has no record of version %u (next is %u, from order "
@@ -227,8 +256,9 @@ int sp_recover_replay(sp_table_t *t, const char *journal_dir, sp_recover_stats_t
         }
     }
     if (rc == 0) {
-        rc = s_restore_holds(t, &recs, st);
+        rc = s_restore_holds(t, &recs, start, cap_ids, st);
     }
+    free(start);
     free(recs.v);
     if (rc == 0) {
         /* the audit must hold for what we rebuilt */

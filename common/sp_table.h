@@ -89,7 +89,8 @@ typedef struct {
      * the worker is handling (0 between messages); if the worker dies, its
      * unfinished orders are among that producer's dedup entries */
     _Atomic uint32_t cur_producer;
-    _Atomic uint32_t restarts; /* times the broker restarted this slot's worker */
+    _Atomic uint32_t restarts;      /* times the broker restarted this slot's worker */
+    _Atomic uint32_t journal_epoch; /* the epoch of the journal file it writes now */
 } sp_worker_slot_t;
 
 typedef struct {
@@ -122,6 +123,7 @@ typedef struct {
     _Alignas(SP_CACHELINE) _Atomic uint32_t state; /* sp_table_state_t */
     _Atomic uint32_t next_producer_id;             /* producer ids handed out */
     _Atomic uint64_t system_seq;                   /* the broker's own orders (expiring holds) */
+    _Atomic uint32_t journal_epoch;                /* writers switch journal files when it moves */
     _Atomic int32_t broker_pid;
     uint32_t workers;    /* slots in use */
     uint32_t mq_msgsize; /* order queue message size */

@@ -186,6 +186,37 @@ static int s_handle(sp_wctx_t *w, size_t len, const sp_route_t *route)
     return 0;
 }
 
+/* Opens our journal file of the current epoch (our own: no two writers
+ * ever share one), closing the previous epoch's. */
+static int s_journal_switch(sp_wctx_t *w, char *why, size_t cap)
+{
+    uint32_t epoch = atomic_load(&w->hdr->journal_epoch);
+    char path[SP_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/journal/w%u-p%ld-e%u.log", w->hdr->state_dir, w->id,
+             (long)getpid(), epoch);
+    sp_journal_t *next = NULL;
+    int rc = sp_journal_open(&next, path, w->hdr->created_ns, w->id,
+                             (sp_fsync_policy_t)w->hdr->fsync_policy, w->hdr->fsync_interval_ms,
+                             why, cap);
+    if (rc < 0) {
+        return rc;
+    }
+    if (w->journal != NULL) {
+        /* the old file must be complete on disk before the broker may
+         * count it as contained in a snapshot */
+        rc = sp_journal_sync(w->journal);
+        sp_journal_close(&w->journal);
+        if (rc < 0) {
+            sp_journal_close(&next);
+            sp_why(why, cap, "syncing the journal before switching failed: %s", sp_strerror(rc));
+            return rc;
+        }
+    }
+    w->journal = next;
+    atomic_store(&w->slot->journal_epoch, epoch);
+    return 0;
+}
+
 static uint64_t s_answered(const sp_worker_stats_t *st)
 {
     uint64_t n = 0;
@@ -277,6 +308,14 @@ int sp_worker_run(const sp_worker_cfg_t *cfg, sp_worker_stats_t *stats, char *wh
             snprintf(why, cap, "receiving orders failed: %s", sp_strerror(n));
             rc = n;
             break;
+        }
+        if (w.journal != NULL &&
+            atomic_load_explicit(&w.hdr->journal_epoch, memory_order_relaxed) !=
+                atomic_load_explicit(&w.slot->journal_epoch, memory_order_relaxed)) {
+            rc = s_journal_switch(&w, why, cap); /* the broker is taking a snapshot */
+            if (rc < 0) {
+                break;
+            }
         }
         uint64_t now = sp_now_ns();
         atomic_store_explicit(&w.slot->heartbeat_ns, now, memory_order_relaxed);

@@ -57,11 +57,16 @@ static void s_teardown(void)
 
 /* Starts the broker on our state dir (no --fresh: this is about resuming);
  * returns its pid once ready, or -1 (then *log holds why). */
+static const char *s_snapshot_every = "60s";
+static const char *s_holds = "0";
+
 static pid_t s_broker(int n)
 {
     snprintf(s_log, sizeof s_log, "%s/broker-%d.log", s_state, n);
-    const char *argv[] = {spt_bin("broker"), "--instance", s_inst,      "--catalogue", s_cat,
-                          "--state-dir",     s_state,      "--workers", "2",           NULL};
+    const char *argv[] = {
+        spt_bin("broker"), "--instance", s_inst,      "--catalogue", s_cat,
+        "--state-dir",     s_state,      "--workers", "2",           "--snapshot-every",
+        s_snapshot_every,  NULL};
     pid_t pid = spt_spawn(argv, s_log);
     cr_assert_gt(pid, 0);
     sp_names_t names;
@@ -90,9 +95,22 @@ static pid_t s_broker(int n)
 /* Runs a load to its end with per-order ledgers in our state dir. */
 static void s_load(const char *count)
 {
-    const char *argv[] = {
-        spt_bin("producer"), "--instance", s_inst,         "--customers", "2", "--count", count,
-        "--restock",         "0.2",        "--ledger-out", s_state,       NULL};
+    const char *argv[] = {spt_bin("producer"),
+                          "--instance",
+                          s_inst,
+                          "--customers",
+                          "2",
+                          "--count",
+                          count,
+                          "--restock",
+                          "0.2",
+                          "--holds",
+                          s_holds,
+                          "--hold-time",
+                          "1s",
+                          "--ledger-out",
+                          s_state,
+                          NULL};
     char *out = NULL;
     int rc = spt_run(argv, 60000, &out);
     cr_assert_eq(rc, 0, "producer: %s", out);
@@ -137,8 +155,13 @@ static void s_ledger_units(uint64_t sold[R_PRODUCTS + 1], uint64_t restocked[R_P
         while (fread(rec, 1, sizeof rec, f) == sizeof rec) {
             sp_ledger_rec_t r;
             sp_ledger_decode(rec, &r);
-            if (r.status == SP_STATUS_ACCEPTED && r.product_id <= R_PRODUCTS) {
-                (r.type == SP_ORDER_PURCHASE ? sold : restocked)[r.product_id] += r.quantity;
+            if (r.status != SP_STATUS_ACCEPTED || r.product_id > R_PRODUCTS) {
+                continue;
+            }
+            if (r.type == SP_ORDER_PURCHASE || r.type == SP_ORDER_BUY_HELD) {
+                sold[r.product_id] += r.quantity;
+            } else if (r.type == SP_ORDER_RESTOCK) {
+                restocked[r.product_id] += r.quantity;
             }
         }
         fclose(f);
@@ -309,4 +332,44 @@ Test(recover, a_clean_stop_keeps_the_table_for_the_next_start_and_fresh_discards
     }
     sp_table_close(&t);
     cr_expect_eq(WEXITSTATUS(spt_stop(b)), 0);
+}
+
+Test(recover, snapshots_trim_the_journal_and_a_rebuild_uses_them_with_holds)
+{
+    s_setup("snaps");
+    s_snapshot_every = "100ms";
+    s_holds = "0.2";
+    pid_t b = s_broker(1);
+    cr_assert_gt(b, 0);
+    for (int i = 0; i < 4; i++) {
+        s_load("3000");
+        usleep(150 * 1000); /* a snapshot between loads */
+    }
+    char *log = spt_slurp(s_log);
+    free(log);
+    char snap[300];
+    snprintf(snap, sizeof snap, "%s/%s/snapshot.bin", s_state, s_inst);
+    cr_expect_eq(access(snap, F_OK), 0, "a snapshot was saved");
+    s_kill_everything(b);
+    sp_names_t names;
+    sp_names_init(&names, s_inst, NULL);
+    cr_assert_eq(sp_table_unlink(names.table), 0);
+
+    b = s_broker(2);
+    cr_assert_gt(b, 0, "restart failed: %s", spt_slurp(s_log));
+    log = spt_slurp(s_log);
+    cr_expect(strstr(log, "rebuilt it from") != NULL && strstr(log, "snapshot.bin") != NULL, "%s",
+              log);
+    free(log);
+    /* live holds of the dead customers are released at the first tick */
+    usleep(300 * 1000);
+    s_expect_table_matches_ledgers();
+    sp_table_t *t = NULL;
+    cr_assert_eq(sp_table_open(&t, names.table, false), 0);
+    for (uint32_t id = 1; id <= R_PRODUCTS; id++) {
+        cr_expect_eq(spt_tally(t, id).held, 0, "product %u: held units left", id);
+    }
+    sp_table_close(&t);
+    cr_expect_eq(WEXITSTATUS(spt_stop(b)), 0);
+    cr_expect_not(spt_leftovers(s_inst));
 }
