@@ -261,13 +261,7 @@ int sp_worker_run(const sp_worker_cfg_t *cfg, sp_worker_stats_t *stats, char *wh
         goto done;
     }
     if (w.hdr->state_dir[0] != '\0') {
-        /* our own journal file: no two writers ever share one */
-        char path[SP_PATH_MAX + 64];
-        snprintf(path, sizeof path, "%s/journal/w%u-%ld.log", w.hdr->state_dir, cfg->worker_id,
-                 (long)getpid());
-        rc = sp_journal_open(&w.journal, path, w.hdr->created_ns, cfg->worker_id,
-                             (sp_fsync_policy_t)w.hdr->fsync_policy, w.hdr->fsync_interval_ms, why,
-                             cap);
+        rc = s_journal_switch(&w, why, cap);
         if (rc < 0) {
             goto done;
         }
