@@ -11,13 +11,13 @@
 
 #include "sp_commit.h"
 #include "sp_error.h"
+#include "sp_file.h"
 #include "sp_signal.h"
 #include "sp_time.h"
 #include "sp_wire.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -336,64 +336,32 @@ int sp_table_read(sp_table_t *self, uint32_t id, sp_product_t *out, uint32_t *ve
     return 0;
 }
 
-static int s_fsync_dir_of(const char *path)
-{
-    char copy[SP_PATH_MAX * 2];
-    snprintf(copy, sizeof copy, "%s", path);
-    int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
-    if (dfd < 0) {
-        return -errno;
-    }
-    int rc = fsync(dfd) < 0 ? -errno : 0;
-    close(dfd);
-    return rc;
-}
-
 int sp_table_save_csv(sp_table_t *self, const char *path)
 {
-    char tmp[SP_PATH_MAX * 2];
-    int n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    if (n < 0 || (size_t)n >= sizeof tmp) {
-        return -ENAMETOOLONG;
-    }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (f == NULL) {
         return -errno;
     }
-    FILE *f = fdopen(fd, "w");
-    if (f == NULL) {
-        int err = -errno;
-        close(fd);
-        unlink(tmp);
-        return err;
-    }
-    int rc = 0;
-    if (fprintf(f, "%s\n", SP_CSV_HEADER) < 0) {
-        rc = -EIO;
-    }
+    int rc = fprintf(f, "%s\n", SP_CSV_HEADER) < 0 ? -EIO : 0;
     for (uint32_t id = 1; rc == 0 && id <= self->hdr->capacity; id++) {
         sp_product_t p;
         if (sp_table_read(self, id, &p, NULL) == 0) {
             rc = sp_catalogue_write_row(f, &p);
         }
     }
-    if (rc == 0 && fflush(f) != 0) {
-        rc = -errno;
-    }
-    if (rc == 0 && fsync(fileno(f)) < 0) {
-        rc = -errno;
-    }
     if (fclose(f) != 0 && rc == 0) {
-        rc = -errno;
+        rc = -EIO;
     }
-    if (rc == 0 && rename(tmp, path) < 0) {
-        rc = -errno;
+    /* one atomic save for every file we keep: temporary, fsync, rename,
+     * fsync of the directory; on failure the previous file is untouched */
+    char why[256];
+    if (rc == 0) {
+        rc = sp_file_save(path, buf, len, why, sizeof why);
     }
-    if (rc < 0) {
-        unlink(tmp);
-        return rc;
-    }
-    return s_fsync_dir_of(path);
+    free(buf);
+    return rc;
 }
 
 size_t sp_table_audit(sp_table_t *self, uint32_t *bad, size_t max_bad)

@@ -452,3 +452,55 @@ Test(commit, concurrent_holders_never_oversell)
                  s_stock(t, 1), (unsigned long long)tl.sold);
     cr_expect_eq(sp_table_audit(t, NULL, 0), 0);
 }
+
+/* Reserve and buy-held, each killed at every step and resent: every hold
+ * is made once and bought once, whatever the step. */
+static void s_kill_holds(sp_sync_t sync)
+{
+    const uint32_t stock = 1000, n = 300;
+    sp_table_t *t = s_make(1, stock, sync);
+    for (unsigned i = 1; i <= 2 * n; i++) {
+        bool reserve = i % 2 == 1;
+        int point = 1 + (int)((i / 2) % (SP_CP_COUNT - 1));
+        if (sync == SP_SYNC_CAS && (point == SP_CP_LOCKED || point == SP_CP_DONE)) {
+            point = SP_CP_CHANGED;
+        }
+        sp_order_t o =
+            reserve ? s_reserve(9, i, 1, 1, 600) : s_order(9, i, SP_ORDER_BUY_HELD, 1, 1);
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+            sp_table_t *c = NULL;
+            if (sp_table_open(&c, s_name, true) != 0) {
+                _exit(3);
+            }
+            s_die_at = point;
+            sp_commit_hook = s_die_hook;
+            sp_outcome_t out;
+            sp_commit_order(c, sync, &o, &out);
+            _exit(0);
+        }
+        waitpid(pid, NULL, 0);
+        sp_outcome_t again = s_commit(t, sync, o);
+        cr_assert(again.status == SP_STATUS_ACCEPTED ||
+                      (again.status == SP_STATUS_DUPLICATE && again.original == SP_STATUS_ACCEPTED),
+                  "%s %u killed at %d: resent copy got %s/%u", reserve ? "reserve" : "buy", i,
+                  point, sp_wire_status_name(again.status), again.original);
+    }
+    sp_tally_t tl = spt_tally(t, 1);
+    cr_expect_eq(tl.held, 0);
+    cr_expect_eq(tl.sold, n, "every hold bought once");
+    cr_expect_eq(s_stock(t, 1), stock - n);
+    cr_expect_eq(sp_commit_holds(t, 1, NULL), 0, "no hold left behind");
+    cr_expect_eq(sp_table_audit(t, NULL, 0), 0);
+}
+
+Test(commit, holds_killed_at_every_step_apply_once_with_cas)
+{
+    s_kill_holds(SP_SYNC_CAS);
+}
+
+Test(commit, holds_killed_at_every_step_apply_once_with_row_lock)
+{
+    s_kill_holds(SP_SYNC_ROW_LOCK);
+}
