@@ -5,14 +5,20 @@
  * The quick chaos run (tests/chaos/chaos.sh --quick: 100,000 orders and 5
  * worker kills per transport, plus kills inside the commit) must end with
  * nothing lost, duplicated or unexpected over mq and zmq, and nothing left
- * behind.  bin/ledgercheck is then trusted only as far as it is shown to
+ * behind.  So must the quick restart loop (--restart-loop --quick: 10 times
+ * per transport, everything of the instance killed at once mid-load and the
+ * broker started again, re-attaching to the table or rebuilding a lost one
+ * from the journal).  bin/ledgercheck is then trusted only as far as it is shown to
  * catch faults: a synthetic run (three products, two customers, orders
  * applied one after another by a model of the table) passes clean, and each
  * planted fault — a lost order, a record journaled twice, a version gap, a
  * wrong stock_after, stock below zero, a refusal that had the stock, a status
- * that disagrees, an unknown key, mid-file corruption — fails it, named.
- * What a crash may leave (a torn journal tail, a customer that never heard
- * its answers) passes.
+ * that disagrees, an unknown key, mid-file corruption, a key a customer that
+ * ended normally never sent, a key beyond a killed customer's window, one
+ * producer id with two ledgers, journals of more tables than rebuilds
+ * explain — fails it, named.  What a crash may leave (a torn journal tail, a
+ * customer that never heard its answers, a ledger cut short anywhere in the
+ * window, journals of a rebuilt table) passes.
  *
  * Each test works in its own mkdtemp folder and removes it.
  */
@@ -31,7 +37,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define T_CHAOS_MS     150000 /* the quick run takes ~10 s alone, more beside other tests */
+#define T_CHAOS_MS 150000 /* the quick run takes ~10 s alone, more beside other tests */
+#define T_RESTART_MS                                                                               \
+    150000 /* the quick restart loop: ~15 s alone, its own limit 45 s a transport */
 #define T_CHECK_MS     20000
 #define T_PATH         512
 #define T_PRODUCTS     3
@@ -51,7 +59,14 @@ typedef struct {
     sp_ledger_rec_t lrec[T_ORDERS];
     size_t nl;
     uint32_t initial[T_PRODUCTS], final[T_PRODUCTS];
-    bool drop_ledger2; /* producer 2's ledger never written */
+    bool drop_ledger2;    /* producer 2's ledger never written */
+    uint64_t cut2_after;  /* producer 2's ledger ends after this seq (0: complete) */
+    uint64_t hole2_lo;    /* producer 2's ledger lacks seqs hole2_lo..hole2_hi */
+    uint64_t hole2_hi;    /* (answers it never heard, between ones it did) */
+    uint64_t w2_table;    /* the second journal's table id (0: the same as the first) */
+    bool complete;        /* the ledgers are given as --complete-ledgers */
+    bool ledger1_twice;   /* producer 1's ledger also in a second folder */
+    const char *extra[4]; /* more ledgercheck arguments */
 } t_run_t;
 
 static char s_dir[T_PATH];
@@ -80,6 +95,8 @@ static void s_setup(void)
     snprintf(path, sizeof path, "%s/journal", s_dir);
     cr_assert_eq(mkdir(path, 0700), 0);
     snprintf(path, sizeof path, "%s/ledgers", s_dir);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    snprintf(path, sizeof path, "%s/ledgers2", s_dir);
     cr_assert_eq(mkdir(path, 0700), 0);
 }
 
@@ -165,9 +182,9 @@ static void s_write(const t_run_t *r)
         char path[T_PATH + 32], why[256];
         snprintf(path, sizeof path, "%s/journal/w%u-1.log", s_dir, w + 1);
         sp_journal_t *j = NULL;
-        cr_assert_eq(
-            sp_journal_open(&j, path, T_TABLE_ID, w + 1, SP_FSYNC_NEVER, 0, why, sizeof why), 0,
-            "%s", why);
+        uint64_t table = w == 1 && r->w2_table != 0 ? r->w2_table : T_TABLE_ID;
+        cr_assert_eq(sp_journal_open(&j, path, table, w + 1, SP_FSYNC_NEVER, 0, why, sizeof why), 0,
+                     "%s", why);
         for (size_t i = w; i < r->nj; i += 2) {
             cr_assert_eq(sp_journal_append(j, &r->jrec[i], 1), 0);
         }
@@ -177,41 +194,66 @@ static void s_write(const t_run_t *r)
         if (p == 2 && r->drop_ledger2) {
             continue;
         }
-        char path[T_PATH + 32];
-        snprintf(path, sizeof path, "%s/ledgers/ledger-%u.bin", s_dir, p);
-        FILE *f = fopen(path, "wb");
-        cr_assert_not_null(f);
-        for (size_t i = 0; i < r->nl; i++) {
-            if (r->lrec[i].producer_id == p) {
+        for (int copy = 0; copy < (p == 1 && r->ledger1_twice ? 2 : 1); copy++) {
+            char path[T_PATH + 32];
+            snprintf(path, sizeof path, "%s/%s/ledger-%u.bin", s_dir, copy ? "ledgers2" : "ledgers",
+                     p);
+            FILE *f = fopen(path, "wb");
+            cr_assert_not_null(f);
+            for (size_t i = 0; i < r->nl; i++) {
+                const sp_ledger_rec_t *l = &r->lrec[i];
+                if (l->producer_id != p ||
+                    (p == 2 && r->cut2_after != 0 && l->seq > r->cut2_after) ||
+                    (p == 2 && l->seq >= r->hole2_lo && l->seq <= r->hole2_hi)) {
+                    continue;
+                }
                 uint8_t buf[SP_LEDGER_REC_SIZE];
-                sp_ledger_encode(buf, &r->lrec[i]);
+                sp_ledger_encode(buf, l);
                 cr_assert_eq(fwrite(buf, sizeof buf, 1, f), 1u);
             }
+            fclose(f);
         }
-        fclose(f);
     }
 }
 
-/* Runs bin/ledgercheck on the folder; returns its exit code, output in *out. */
-static int s_check(char **out, bool json)
+/* Runs bin/ledgercheck on the folder (as the run r says, when not NULL);
+ * returns its exit code, output in *out. */
+static int s_check_run(const t_run_t *r, char **out, bool json)
 {
-    char cat[T_PATH + 32], fin[T_PATH + 32], jdir[T_PATH + 32], ldir[T_PATH + 32];
+    char cat[T_PATH + 32], fin[T_PATH + 32], jdir[T_PATH + 32], ldir[T_PATH + 32],
+        ldir2[T_PATH + 32];
     snprintf(cat, sizeof cat, "%s/catalogue.csv", s_dir);
     snprintf(fin, sizeof fin, "%s/final.csv", s_dir);
     snprintf(jdir, sizeof jdir, "%s/journal", s_dir);
     snprintf(ldir, sizeof ldir, "%s/ledgers", s_dir);
-    const char *argv[] = {spt_bin("ledgercheck"),
-                          "--catalogue",
-                          cat,
-                          "--final",
-                          fin,
-                          "--journal",
-                          jdir,
-                          "--ledgers",
-                          ldir,
-                          json ? "--json" : NULL,
-                          NULL};
+    snprintf(ldir2, sizeof ldir2, "%s/ledgers2", s_dir);
+    const char *argv[16] = {spt_bin("ledgercheck"),
+                            "--catalogue",
+                            cat,
+                            "--final",
+                            fin,
+                            "--journal",
+                            jdir,
+                            r != NULL && r->complete ? "--complete-ledgers" : "--ledgers",
+                            ldir};
+    size_t n = 9;
+    if (r != NULL && r->ledger1_twice) {
+        argv[n++] = "--ledgers";
+        argv[n++] = ldir2;
+    }
+    for (size_t i = 0; r != NULL && i < 4 && r->extra[i] != NULL; i++) {
+        argv[n++] = r->extra[i];
+    }
+    if (json) {
+        argv[n++] = "--json";
+    }
+    argv[n] = NULL;
     return spt_run(argv, T_CHECK_MS, out);
+}
+
+static int s_check(char **out, bool json)
+{
+    return s_check_run(NULL, out, json);
 }
 
 /* Writes the run, checks it, and expects exit code rc and every needle. */
@@ -219,7 +261,7 @@ static void s_expect(const t_run_t *r, int rc, const char *const *needles)
 {
     s_write(r);
     char *out = NULL;
-    int got = s_check(&out, false);
+    int got = s_check_run(r, &out, false);
     cr_expect_eq(got, rc, "ledgercheck exited %d, not %d:\n%s", got, rc, out);
     for (size_t i = 0; needles[i] != NULL; i++) {
         cr_expect(strstr(out, needles[i]) != NULL, "no '%s' in:\n%s", needles[i], out);
@@ -400,6 +442,113 @@ Test(chaos, customer_that_never_heard_is_unacknowledged_not_unexpected)
     s_expect(&r, 0, (const char *[]){want, "replay ok", NULL});
 }
 
+/* Journal records of producer 2 with seq in lo..hi. */
+static size_t s_count2(const t_run_t *r, uint64_t lo, uint64_t hi)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->nj; i++) {
+        n += r->jrec[i].producer_id == 2 && r->jrec[i].seq >= lo && r->jrec[i].seq <= hi;
+    }
+    return n;
+}
+
+Test(chaos, customer_killed_mid_run_leaves_unacknowledged_not_unexpected)
+{
+    t_run_t r;
+    s_model(&r);
+    /* killed with answers 21..24 not heard yet while 25..40 were (answers
+     * come back out of order), and nothing heard after 40 */
+    r.cut2_after = 40;
+    r.hole2_lo = 21;
+    r.hole2_hi = 24;
+    size_t n2 = s_count2(&r, 21, 24) + s_count2(&r, 41, T_PER_PRODUCER);
+    cr_assert_gt(n2, 4u);
+    char want[96];
+    snprintf(want, sizeof want, "unexpected 0, unacknowledged applied %zu |", n2);
+    s_expect(&r, 0, (const char *[]){want, "replay ok", NULL});
+}
+
+Test(chaos, key_a_completed_customer_never_sent_is_unexpected)
+{
+    t_run_t r;
+    s_model(&r);
+    /* the same cut ledger, but its customer is said to have ended normally:
+     * it had no order in flight, so nothing explains the applied ones */
+    r.cut2_after = 40;
+    r.complete = true;
+    s_expect(&r, 1,
+             (const char *[]){"unexpected: key (2, 41)", "ended normally",
+                              "unacknowledged applied 0", NULL});
+}
+
+Test(chaos, key_beyond_a_killed_customers_window_is_unexpected)
+{
+    t_run_t r;
+    s_model(&r);
+    r.cut2_after = 40;
+    /* producer 2 could not have had this one in flight: its first hole is 41 */
+    r.jrec[r.nj++] = (sp_jrec_t){.kind = SP_JREC_KIND_OUTCOME,
+                                 .type = SP_ORDER_PURCHASE,
+                                 .status = SP_STATUS_OUT_OF_STOCK,
+                                 .producer_id = 2,
+                                 .product_id = 3,
+                                 .seq = T_FAR_SEQ,
+                                 .quantity = 1,
+                                 .version = 0,
+                                 .stock_after = 0};
+    s_expect(&r, 1, (const char *[]){"unexpected: key (2, 1000000)", "first hole at seq 41", NULL});
+}
+
+Test(chaos, key_far_beyond_a_producer_without_ledger_is_unexpected)
+{
+    t_run_t r;
+    s_model(&r);
+    r.drop_ledger2 = true;
+    r.jrec[r.nj++] = (sp_jrec_t){.kind = SP_JREC_KIND_OUTCOME,
+                                 .type = SP_ORDER_PURCHASE,
+                                 .status = SP_STATUS_OUT_OF_STOCK,
+                                 .producer_id = 2,
+                                 .product_id = 3,
+                                 .seq = T_FAR_SEQ,
+                                 .quantity = 1,
+                                 .version = 0,
+                                 .stock_after = 0};
+    s_expect(&r, 1, (const char *[]){"unexpected: key (2, 1000000)", "unexpected 1,", NULL});
+}
+
+Test(chaos, one_producer_id_with_two_ledgers_is_named)
+{
+    t_run_t r;
+    s_model(&r);
+    r.ledger1_twice = true;
+    s_expect(&r, 1, (const char *[]){"producer 1 has a ledger in both", NULL});
+}
+
+Test(chaos, journals_of_a_rebuilt_table_pass_only_when_expected)
+{
+    t_run_t r;
+    s_model(&r);
+    r.w2_table = T_TABLE_ID + 1; /* as if the table had been rebuilt once */
+    s_write(&r);
+    static const struct {
+        const char *tables; /* --tables, or NULL */
+        int rc;
+        const char *needle;
+    } cases[] = {{NULL, 1, "journals of 2 tables, 1 expected"},
+                 {"2", 0, "journals of 2 table(s)"},
+                 {"3", 1, "journals of 2 tables, 3 expected"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        r.extra[0] = cases[i].tables ? "--tables" : NULL;
+        r.extra[1] = cases[i].tables;
+        char *out = NULL;
+        int rc = s_check_run(&r, &out, false);
+        cr_expect_eq(rc, cases[i].rc, "--tables %s: exit %d:\n%s",
+                     cases[i].tables ? cases[i].tables : "(none)", rc, out);
+        cr_expect(strstr(out, cases[i].needle) != NULL, "no '%s' in:\n%s", cases[i].needle, out);
+        free(out);
+    }
+}
+
 Test(chaos, torn_journal_tail_passes)
 {
     t_run_t r;
@@ -505,6 +654,38 @@ Test(chaos, quick_run_loses_and_duplicates_nothing_on_mq_and_zmq, .timeout = 180
         cr_expect(line[0] == '\0' || strstr(line, "lost 0, duplicated 0, unexpected 0,") != NULL,
                   "%s", line);
         snprintf(prefix, sizeof prefix, "chaos %s: ok", transports[t]);
+        cr_expect(strstr(out, prefix) != NULL, "%s did not pass", transports[t]);
+    }
+    free(out);
+}
+
+Test(chaos, quick_restart_loop_reattaches_rebuilds_and_loses_nothing, .timeout = 180)
+{
+    const char *data = getenv("SP_DATA_DIR");
+    char script[T_PATH];
+    snprintf(script, sizeof script, "%s/%stests/chaos/chaos.sh", data ? data : ".",
+             data ? "../" : "");
+    const char *argv[] = {"/bin/bash", script, "--restart-loop", "--quick", NULL};
+    char *out = NULL;
+    int rc = spt_run(argv, T_RESTART_MS, &out);
+    s_print_figures(out);
+    cr_expect_eq(rc, 0, "chaos.sh --restart-loop --quick exited %d (its lines are above)", rc);
+    cr_expect(strstr(out, "== chaos restarts: mq zmq: ok") != NULL || rc != 0, "no verdict:\n%s",
+              out);
+    static const char *const transports[] = {"mq", "zmq"};
+    for (size_t t = 0; t < 2; t++) {
+        char prefix[128], line[1024];
+        snprintf(prefix, sizeof prefix, "chaos restarts %s: ledgercheck: orders ", transports[t]);
+        s_line(out, prefix, line, sizeof line);
+        cr_expect(line[0] != '\0', "no ledgercheck figures for %s", transports[t]);
+        cr_expect(line[0] == '\0' || (strstr(line, "lost 0, duplicated 0, unexpected 0,") != NULL &&
+                                      strstr(line, "replay ok, conservation exact") != NULL),
+                  "%s", line);
+        /* 10 restarts: every third loses the table */
+        snprintf(prefix, sizeof prefix, "chaos restarts %s: 10 rounds (7 re-attaches, 3 rebuilds)",
+                 transports[t]);
+        cr_expect(strstr(out, prefix) != NULL, "no '%s'", prefix);
+        snprintf(prefix, sizeof prefix, "chaos restarts %s: ok", transports[t]);
         cr_expect(strstr(out, prefix) != NULL, "%s did not pass", transports[t]);
     }
     free(out);

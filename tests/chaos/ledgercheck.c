@@ -3,7 +3,8 @@
  * once, and does the stock the workers left follow from the orders alone?
  *
  *   ledgercheck --catalogue INITIAL.csv --final FINAL.csv --journal DIR
- *               --ledgers DIR [--json]
+ *               --ledgers DIR [--ledgers DIR ...] [--complete-ledgers DIR ...]
+ *               [--tables N] [--json]
  *
  * Two independent witnesses are compared.  The customers' ledgers
  * (DIR/ledger-<producer>.bin, sp_producer.h) say what each customer was
@@ -18,9 +19,20 @@
  *               customer's ledger cannot explain;
  *   unacknowledged applied
  *               a journal record for an order its customer never heard
- *               about: no ledger for that producer, or a key at or after the
- *               first hole of its ledger and within the window of orders a
- *               producer may have in flight (a customer killed mid-run).
+ *               about (a customer killed mid-run): a key its ledger has no
+ *               record for, at or after the first hole of its ledger (so in
+ *               a hole or above its last record) and within the window of
+ *               orders a producer may have in flight; with no ledger record
+ *               at all for that producer, the first hole is seq 1.  A
+ *               customer named by --complete-ledgers ended normally, so a
+ *               key it does not know is unexpected, and so is a key beyond
+ *               the window: the ledger cannot explain it.  A key whose
+ *               ledger record says something else is never "unacknowledged":
+ *               it is compared, and unexpected if it differs.
+ *
+ * The journals must belong to one table, or to N with --tables N: a broker
+ * that rebuilds a lost table from its journal makes a new table (a new id)
+ * that goes on with the same history, so a run with R rebuilds has R + 1.
  *
  * Then every product is replayed from the journal alone: its accepted
  * records sorted by row version must be 1..N without a gap or a repeat, each
@@ -57,6 +69,8 @@
 #define EXIT_FAILED       1
 #define EXIT_USAGE        2
 #define LC_PROBLEMS_KEPT  12 /* problems named in the report; the rest are counted */
+#define LC_DIRS_MAX       16 /* --ledgers / --complete-ledgers folders */
+#define LC_TABLES_MAX     64 /* distinct table ids named */
 #define LC_PATH_MAX       4096
 #define LC_WHY_MAX        512
 #define LC_LEDGER_PREFIX  "ledger-"
@@ -81,6 +95,18 @@ typedef struct {
     uint8_t status; /* SP_STATUS_* or SP_LEDGER_TIMED_OUT */
 } sp_lc_rec_t;
 
+/* One ledger file: its producer, and whether its customer ended normally. */
+typedef struct {
+    uint32_t producer;
+    bool complete;
+    unsigned dir;
+} sp_lc_file_t;
+
+typedef struct {
+    sp_lc_file_t *v;
+    size_t n, cap;
+} sp_lc_files_t;
+
 typedef struct {
     sp_lc_rec_t *v;
     size_t n, cap;
@@ -97,6 +123,7 @@ typedef struct {
 typedef struct {
     uint32_t producer;
     uint64_t first_hole; /* lowest seq it has no outcome for */
+    bool complete;       /* its customer ended normally: every order it sent is there */
 } sp_lc_producer_t;
 
 typedef struct {
@@ -105,10 +132,10 @@ typedef struct {
     uint64_t fate_unknown;         /* answered duplicate without the original, or conflict */
     uint64_t refused_before_table; /* unknown product / invalid with no journal record */
     uint64_t timed_out_applied, timed_out_not_applied;
-    uint64_t ledger_files, ledger_tail_bytes;
+    uint64_t ledger_files, ledger_tail_bytes, complete_ledgers;
     /* journal side */
     uint64_t journal_records, journal_accepted, journal_refused, journal_files, journal_other;
-    uint64_t torn_tails, torn_bytes;
+    uint64_t torn_tails, torn_bytes, tables;
     /* verdicts */
     uint64_t lost, duplicated, unexpected, unacknowledged;
     uint64_t version_errors, replay_errors, negative, refusal_errors, final_errors;
@@ -316,7 +343,29 @@ static int s_read_ledger(sp_lc_t *lc, const char *path, uint32_t producer, sp_lc
     return rc;
 }
 
-static int s_read_ledgers(sp_lc_t *lc, const char *dir, sp_lc_vec_t *out)
+static int s_add_file(sp_lc_files_t *files, uint32_t producer, bool complete, unsigned dir)
+{
+    if (files->n == files->cap) {
+        size_t cap = files->cap ? files->cap * 2 : 256;
+        sp_lc_file_t *v = realloc(files->v, cap * sizeof *v);
+        if (v == NULL) {
+            return -ENOMEM;
+        }
+        files->v = v;
+        files->cap = cap;
+    }
+    files->v[files->n++] = (sp_lc_file_t){.producer = producer, .complete = complete, .dir = dir};
+    return 0;
+}
+
+static int s_file_by_producer(const void *a, const void *b)
+{
+    const sp_lc_file_t *x = a, *y = b;
+    return x->producer < y->producer ? -1 : x->producer > y->producer;
+}
+
+static int s_read_ledgers(sp_lc_t *lc, const char *dir, unsigned dir_index, bool complete,
+                          sp_lc_files_t *files, sp_lc_vec_t *out)
 {
     DIR *d = opendir(dir);
     if (d == NULL) {
@@ -343,7 +392,11 @@ static int s_read_ledgers(sp_lc_t *lc, const char *dir, sp_lc_vec_t *out)
         char path[LC_PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", dir, name);
         rc = s_read_ledger(lc, path, (uint32_t)id, out);
+        if (rc == 0) {
+            rc = s_add_file(files, (uint32_t)id, complete, dir_index);
+        }
         lc->ledger_files++;
+        lc->complete_ledgers += complete;
     }
     closedir(d);
     return rc;
@@ -374,9 +427,10 @@ static int s_on_jrec(void *ctx, const sp_jrec_t *j, uint64_t offset)
 }
 
 /* Scans every *.log in dir.  A torn tail is a crash's normal leftover;
- * corruption in the middle, or journals of different tables, is a problem
- * (the records before the corruption still count). */
-static int s_read_journals(sp_lc_t *lc, const char *dir, sp_lc_vec_t *out)
+ * corruption in the middle, or journals of more (or fewer) tables than
+ * expect_tables, is a problem (the records before the corruption still
+ * count). */
+static int s_read_journals(sp_lc_t *lc, const char *dir, unsigned expect_tables, sp_lc_vec_t *out)
 {
     DIR *d = opendir(dir);
     if (d == NULL) {
@@ -386,8 +440,10 @@ static int s_read_journals(sp_lc_t *lc, const char *dir, sp_lc_vec_t *out)
         return rc;
     }
     int rc = 0;
-    bool have_table = false;
-    uint64_t table_id = 0;
+    uint64_t tables[LC_TABLES_MAX]; /* the distinct table ids, in the order met */
+    const char *first_of[LC_TABLES_MAX];
+    char names[LC_TABLES_MAX][LC_WHY_MAX / 2];
+    size_t ntables = 0;
     struct dirent *e;
     sp_lc_scan_t s = {.lc = lc, .out = out};
     while (rc == 0 && (e = readdir(d)) != NULL) {
@@ -414,14 +470,19 @@ static int s_read_journals(sp_lc_t *lc, const char *dir, sp_lc_vec_t *out)
             lc->torn_bytes += info.tail_bytes_dropped;
         }
         if (info.has_header) {
-            if (have_table && info.table_id != table_id) {
-                lc->input_errors++;
-                s_problem(lc,
-                          "journal %s belongs to table %016" PRIx64 ", the others to %016" PRIx64,
-                          path, info.table_id, table_id);
+            size_t k = 0;
+            while (k < ntables && tables[k] != info.table_id) {
+                k++;
             }
-            have_table = true;
-            table_id = info.table_id;
+            if (k == ntables) {
+                lc->tables++;
+                if (ntables < LC_TABLES_MAX) {
+                    tables[ntables] = info.table_id;
+                    snprintf(names[ntables], sizeof names[ntables], "%s", e->d_name);
+                    first_of[ntables] = names[ntables];
+                    ntables++;
+                }
+            }
         }
     }
     closedir(d);
@@ -429,12 +490,51 @@ static int s_read_journals(sp_lc_t *lc, const char *dir, sp_lc_vec_t *out)
         lc->input_errors++;
         s_problem(lc, "no journal (*%s) in %s", LC_JOURNAL_SUFFIX, dir);
     }
+    /* Journals of one table, unless the run rebuilt its table: a rebuilt
+     * table is a new table (a new id) that continues the same history, so
+     * a run with R rebuilds leaves journals of R + 1 tables (--tables).
+     * The replay's version chain is what proves they fit together. */
+    if (rc == 0 && lc->tables > 0 && lc->tables != expect_tables) {
+        lc->input_errors++;
+        if (ntables >= 2) {
+            s_problem(lc,
+                      "journals of %" PRIu64 " tables, %u expected: %s belongs to table %016" PRIx64
+                      ", %s to table %016" PRIx64,
+                      lc->tables, expect_tables, first_of[0], tables[0], first_of[1], tables[1]);
+        } else {
+            s_problem(lc, "journals of %" PRIu64 " table(s), %u expected (table %016" PRIx64 ")",
+                      lc->tables, expect_tables, tables[0]);
+        }
+    }
     return rc;
 }
 
+static int s_by_producer(const void *a, const void *b)
+{
+    const sp_lc_producer_t *x = a, *y = b;
+    return x->producer < y->producer ? -1 : x->producer > y->producer;
+}
+
+static int s_push_producer(sp_lc_producer_t **p, size_t *count, size_t *cap, sp_lc_producer_t one)
+{
+    if (*count == *cap) {
+        *cap = *cap ? *cap * 2 : 64;
+        sp_lc_producer_t *q = realloc(*p, *cap * sizeof *q);
+        if (q == NULL) {
+            return -ENOMEM;
+        }
+        *p = q;
+    }
+    (*p)[(*count)++] = one;
+    return 0;
+}
+
 /* Per producer: the first seq its ledger has no outcome for (ledger sorted
- * by key).  Returns the array (*n entries) or NULL with -ENOMEM. */
-static sp_lc_producer_t *s_producers(const sp_lc_vec_t *led, size_t *n)
+ * by key), and whether its customer ended normally (files sorted by
+ * producer).  A ledger file without a record (a customer killed before it
+ * wrote any) counts with its first hole at seq 1.  Returns the array (*n
+ * entries, sorted by producer) or NULL with -ENOMEM. */
+static sp_lc_producer_t *s_producers(const sp_lc_vec_t *led, const sp_lc_files_t *files, size_t *n)
 {
     sp_lc_producer_t *p = NULL;
     size_t count = 0, cap = 0;
@@ -447,16 +547,29 @@ static sp_lc_producer_t *s_producers(const sp_lc_vec_t *led, size_t *n)
             }
             expect = led->v[i].seq + 1;
         }
-        if (count == cap) {
-            cap = cap ? cap * 2 : 64;
-            sp_lc_producer_t *q = realloc(p, cap * sizeof *q);
-            if (q == NULL) {
-                free(p);
-                return NULL;
-            }
-            p = q;
+        if (s_push_producer(
+                &p, &count, &cap,
+                (sp_lc_producer_t){.producer = id, .first_hole = hole ? hole : expect}) < 0) {
+            free(p);
+            return NULL;
         }
-        p[count++] = (sp_lc_producer_t){.producer = id, .first_hole = hole ? hole : expect};
+    }
+    size_t with_records = count;
+    for (size_t f = 0; f < files->n; f++) {
+        sp_lc_producer_t key = {.producer = files->v[f].producer};
+        sp_lc_producer_t *q = bsearch(&key, p, with_records, sizeof *p, s_by_producer);
+        if (q != NULL) {
+            q->complete = q->complete || files->v[f].complete;
+        } else if (s_push_producer(&p, &count, &cap,
+                                   (sp_lc_producer_t){.producer = key.producer,
+                                                      .first_hole = 1,
+                                                      .complete = files->v[f].complete}) < 0) {
+            free(p);
+            return NULL;
+        }
+    }
+    if (count > 0) {
+        qsort(p, count, sizeof *p, s_by_producer);
     }
     *n = count;
     return p != NULL ? p : calloc(1, sizeof *p);
@@ -479,21 +592,40 @@ static const sp_lc_producer_t *s_find_producer(const sp_lc_producer_t *p, size_t
     return NULL;
 }
 
-/* A key the ledgers do not know: explained by a customer that never heard
- * the answer, or unexpected. */
+/* A key the ledgers do not know.  The ledger holds every outcome its
+ * customer was told, in the order it was told, so a customer killed mid-run
+ * lost only what it had not yet heard (or had heard but not yet written
+ * down, one result message): every key it lacks is at or after its first
+ * hole, either in a hole or above its last record, and none lies further
+ * than the orders a producer may have in flight.  Such a key applied is
+ * "unacknowledged"; any other is unexpected: a customer that ended normally
+ * (--complete-ledgers) cannot lack a key, and nothing explains one beyond
+ * the window.  (A producer without any ledger file is taken as a customer
+ * killed before it wrote one: its first hole is seq 1.) */
 static void s_journal_only(sp_lc_t *lc, const sp_lc_producer_t *prods, size_t nprods,
                            const sp_lc_rec_t *j, size_t count)
 {
     const sp_lc_producer_t *p = s_find_producer(prods, nprods, j->producer);
-    if (p == NULL || (j->seq >= p->first_hole && j->seq - p->first_hole < LC_INFLIGHT_HORIZON)) {
+    uint64_t first_hole = p != NULL ? p->first_hole : 1;
+    bool complete = p != NULL && p->complete;
+    if (!complete && j->seq >= first_hole && j->seq - first_hole < LC_INFLIGHT_HORIZON) {
         lc->unacknowledged += count;
         return;
     }
     lc->unexpected += count;
-    s_problem(lc,
-              "unexpected: key (%" PRIu32 ", %" PRIu64 ") journaled as %s of product %" PRIu32
-              " but its producer's ledger has no such order",
-              j->producer, j->seq, s_status_name(j->status), j->product);
+    if (complete) {
+        s_problem(lc,
+                  "unexpected: key (%" PRIu32 ", %" PRIu64 ") journaled as %s of product %" PRIu32
+                  " but its producer ended normally and its ledger has no such order",
+                  j->producer, j->seq, s_status_name(j->status), j->product);
+    } else {
+        s_problem(lc,
+                  "unexpected: key (%" PRIu32 ", %" PRIu64 ") journaled as %s of product %" PRIu32
+                  " but its producer's ledger has no such order (first hole at seq %" PRIu64
+                  ", at most %u orders in flight beyond it)",
+                  j->producer, j->seq, s_status_name(j->status), j->product, first_hole,
+                  LC_INFLIGHT_HORIZON);
+    }
 }
 
 /* One key that both sides know: the ledger's outcome `l` against the
@@ -545,10 +677,11 @@ static void s_compare(sp_lc_t *lc, const sp_lc_rec_t *l, const sp_lc_rec_t *j, s
 }
 
 /* Joins the two witnesses on the key (both sorted by key). */
-static int s_join(sp_lc_t *lc, const sp_lc_vec_t *led, const sp_lc_vec_t *jnl)
+static int s_join(sp_lc_t *lc, const sp_lc_vec_t *led, const sp_lc_files_t *files,
+                  const sp_lc_vec_t *jnl)
 {
     size_t nprods = 0;
-    sp_lc_producer_t *prods = s_producers(led, &nprods);
+    sp_lc_producer_t *prods = s_producers(led, files, &nprods);
     if (prods == NULL) {
         return -ENOMEM;
     }
@@ -839,16 +972,17 @@ static void s_report_text(const sp_lc_t *lc)
            replay_ok ? "replay ok" : "replay FAILED",
            lc->conservation_errors == 0 ? "conservation exact" : "conservation VIOLATED",
            lc->negative == 0 ? "never negative" : "went NEGATIVE");
-    printf("details: %" PRIu64 " ledgers, %" PRIu64 " journals (%" PRIu64 " torn tails, %" PRIu64
-           " bytes dropped); refused: %" PRIu64 " out of stock, %" PRIu64
-           " unknown product, %" PRIu64 " invalid (%" PRIu64
+    printf("details: %" PRIu64 " ledgers (%" PRIu64 " complete), %" PRIu64 " journals of %" PRIu64
+           " table(s) (%" PRIu64 " torn tails, %" PRIu64 " bytes dropped); refused: %" PRIu64
+           " out of stock, %" PRIu64 " unknown product, %" PRIu64 " invalid (%" PRIu64
            " before the table); timed out: %" PRIu64 " applied, %" PRIu64
            " not; fate unknown %" PRIu64 "; journal: %" PRIu64 " accepted, %" PRIu64
            " refused; units sold %" PRIu64 ", restocked %" PRIu64 "\n",
-           lc->ledger_files, lc->journal_files, lc->torn_tails, lc->torn_bytes, lc->out_of_stock,
-           lc->unknown_product, lc->invalid, lc->refused_before_table, lc->timed_out_applied,
-           lc->timed_out_not_applied, lc->fate_unknown, lc->journal_accepted, lc->journal_refused,
-           lc->units_sold, lc->units_restocked);
+           lc->ledger_files, lc->complete_ledgers, lc->journal_files, lc->tables, lc->torn_tails,
+           lc->torn_bytes, lc->out_of_stock, lc->unknown_product, lc->invalid,
+           lc->refused_before_table, lc->timed_out_applied, lc->timed_out_not_applied,
+           lc->fate_unknown, lc->journal_accepted, lc->journal_refused, lc->units_sold,
+           lc->units_restocked);
     fflush(stdout); /* the figures first, then what failed, even through one pipe */
     if (lc->problems > 0) {
         fprintf(stderr, "ledgercheck: FAILED, %" PRIu64 " problems; the first ones:\n",
@@ -892,7 +1026,9 @@ static void s_report_json(const sp_lc_t *lc)
              {"timed_out_not_applied", lc->timed_out_not_applied},
              {"fate_unknown", lc->fate_unknown},
              {"ledger_files", lc->ledger_files},
+             {"complete_ledgers", lc->complete_ledgers},
              {"journal_files", lc->journal_files},
+             {"tables", lc->tables},
              {"journal_records", lc->journal_records},
              {"journal_accepted", lc->journal_accepted},
              {"journal_refused", lc->journal_refused},
@@ -928,12 +1064,17 @@ static void s_report_json(const sp_lc_t *lc)
 
 static void s_usage(FILE *out)
 {
-    fprintf(out, "usage: ledgercheck --catalogue INITIAL.csv --final FINAL.csv --journal DIR\n"
-                 "                   --ledgers DIR [--json]\n"
-                 "Joins the customers' ledgers (DIR/ledger-*.bin) with the workers' journals\n"
-                 "(DIR/<name>.log) on (producer, seq) and replays every product from the journal.\n"
-                 "Exit 0: nothing lost, duplicated or unexpected and every replay check passed;\n"
-                 "1: a check failed (the first problems are named); 2: unreadable input.\n");
+    fprintf(out,
+            "usage: ledgercheck --catalogue INITIAL.csv --final FINAL.csv --journal DIR\n"
+            "                   --ledgers DIR [--ledgers DIR ...] [--complete-ledgers DIR ...]\n"
+            "                   [--json]\n"
+            "Joins the customers' ledgers (DIR/ledger-*.bin) with the workers' journals\n"
+            "(DIR/<name>.log) on (producer, seq) and replays every product from the journal.\n"
+            "--ledgers folders may hold customers killed mid-run (their applied orders that\n"
+            "they never heard of count as unacknowledged); --complete-ledgers folders hold\n"
+            "customers that ended normally (a key they lack is unexpected).\n"
+            "Exit 0: nothing lost, duplicated or unexpected and every replay check passed;\n"
+            "1: a check failed (the first problems are named); 2: unreadable input.\n");
 }
 
 int main(int argc, char **argv)
@@ -942,10 +1083,15 @@ int main(int argc, char **argv)
                                          {"final", required_argument, 0, 'f'},
                                          {"journal", required_argument, 0, 'j'},
                                          {"ledgers", required_argument, 0, 'l'},
+                                         {"complete-ledgers", required_argument, 0, 'C'},
+                                         {"tables", required_argument, 0, 'T'},
                                          {"json", no_argument, 0, 'J'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *catalogue = NULL, *final = NULL, *journal = NULL, *ledgers = NULL;
+    const char *catalogue = NULL, *final = NULL, *journal = NULL;
+    const char *ledgers[LC_DIRS_MAX];
+    bool complete[LC_DIRS_MAX];
+    unsigned nledgers = 0, tables = 1;
     bool json = false;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -960,11 +1106,28 @@ int main(int argc, char **argv)
             journal = optarg;
             break;
         case 'l':
-            ledgers = optarg;
+        case 'C':
+            if (nledgers == LC_DIRS_MAX) {
+                fprintf(stderr, "ledgercheck: at most %d ledger folders\n", LC_DIRS_MAX);
+                return EXIT_USAGE;
+            }
+            complete[nledgers] = c == 'C';
+            ledgers[nledgers++] = optarg;
             break;
         case 'J':
             json = true;
             break;
+        case 'T': {
+            char *end;
+            errno = 0;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (errno != 0 || end == optarg || *end != '\0' || v < 1 || v > 1000000) {
+                fprintf(stderr, "ledgercheck: --tables must be 1..1000000, not '%s'\n", optarg);
+                return EXIT_USAGE;
+            }
+            tables = (unsigned)v;
+            break;
+        }
         case 'h':
             s_usage(stdout);
             return 0;
@@ -973,7 +1136,7 @@ int main(int argc, char **argv)
             return EXIT_USAGE;
         }
     }
-    if (catalogue == NULL || final == NULL || journal == NULL || ledgers == NULL || optind < argc) {
+    if (catalogue == NULL || final == NULL || journal == NULL || nledgers == 0 || optind < argc) {
         s_usage(stderr);
         return EXIT_USAGE;
     }
@@ -982,15 +1145,29 @@ int main(int argc, char **argv)
     sp_lc_product_t *prods = NULL;
     size_t nprods = 0;
     sp_lc_vec_t led = {0}, jnl = {0};
+    sp_lc_files_t files = {0};
     int rc = s_load_csv(&lc, catalogue, &prods, &nprods, false);
     if (rc == 0) {
         rc = s_load_csv(&lc, final, &prods, &nprods, true);
     }
-    if (rc == 0) {
-        rc = s_read_ledgers(&lc, ledgers, &led);
+    for (unsigned d = 0; rc == 0 && d < nledgers; d++) {
+        rc = s_read_ledgers(&lc, ledgers[d], d, complete[d], &files, &led);
+    }
+    if (rc == 0 && files.n > 0) {
+        /* one producer id, one customer: two ledgers of one id mean the id
+         * was handed out twice */
+        qsort(files.v, files.n, sizeof *files.v, s_file_by_producer);
+        for (size_t f = 1; f < files.n; f++) {
+            if (files.v[f].producer == files.v[f - 1].producer) {
+                lc.input_errors++;
+                s_problem(&lc, "producer %" PRIu32 " has a ledger in both %s and %s",
+                          files.v[f].producer, ledgers[files.v[f - 1].dir],
+                          ledgers[files.v[f].dir]);
+            }
+        }
     }
     if (rc == 0) {
-        rc = s_read_journals(&lc, journal, &jnl);
+        rc = s_read_journals(&lc, journal, tables, &jnl);
     }
     if (rc == 0) {
         lc.products = nprods;
@@ -1005,7 +1182,7 @@ int main(int argc, char **argv)
         s_count_ledger(&lc, &led);
         qsort(led.v, led.n, sizeof *led.v, s_by_key);
         qsort(jnl.v, jnl.n, sizeof *jnl.v, s_by_key);
-        rc = s_join(&lc, &led, &jnl);
+        rc = s_join(&lc, &led, &files, &jnl);
     }
     if (rc == 0) {
         qsort(jnl.v, jnl.n, sizeof *jnl.v, s_by_product_version);
@@ -1021,6 +1198,7 @@ int main(int argc, char **argv)
     }
     free(led.v);
     free(jnl.v);
+    free(files.v);
     free(prods);
     if (rc < 0) {
         return EXIT_USAGE;
