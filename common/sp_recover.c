@@ -126,7 +126,9 @@ static int s_restore_holds(sp_table_t *t, const s_recs_t *recs, const uint32_t *
             sp_commit_end_hold(t, (uint32_t)q->aux, (uint32_t)q->aux2);
         }
     }
-    qsort(ended, n, sizeof *ended, s_u64_cmp);
+    if (n > 0) {
+        qsort(ended, n, sizeof *ended, s_u64_cmp);
+    }
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < recs->n; i++) {
         const sp_jrec_t *r = &recs->v[i];
@@ -155,7 +157,9 @@ int sp_recover_replay(sp_table_t *t, const char *journal_dir, sp_recover_stats_t
         return rc;
     }
     st->records = recs.n;
-    qsort(recs.v, recs.n, sizeof *recs.v, s_by_row);
+    if (recs.n > 0) {
+        qsort(recs.v, recs.n, sizeof *recs.v, s_by_row);
+    }
     /* what the table already holds (a snapshot's rows, or a fresh base) */
     uint32_t cap_ids = sp_table_capacity(t);
     uint32_t *start = calloc((size_t)cap_ids + 1, sizeof *start);
