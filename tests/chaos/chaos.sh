@@ -303,7 +303,7 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'echo "chaos: interrupted" >&2; exit 130' INT TERM
 
 # The catalogue: Zipf-popular products with the same stock, sized so that the
 # popular ones run out and are restocked during the run while most orders
@@ -506,10 +506,11 @@ start_broker() {
     broker_pid=$!
 }
 
-# Waits until the broker's log says it is ready; 1 if it exits or the time passes.
+# Waits until the broker's log says it is ready (it marks the table READY
+# under its own pid, then says so); 1 if it exits or the time passes.
 wait_ready() {
     local log=$1 deadline=$(($(now_ms) + $2))
-    until grep -q "instance $instance ready" "$log"; do
+    until grep -q "^broker\[$broker_pid\]: instance $instance ready" "$log"; do
         if ! kill -0 "$broker_pid" 2>/dev/null || [ "$(now_ms)" -ge "$deadline" ]; then
             return 1
         fi
@@ -683,13 +684,16 @@ run_restarts() {
             fail=1
         fi
     fi
+    if [ $fail -ne 0 ] && [ -e "/dev/shm/$instance.table" ]; then
+        # evidence: the table as the failure left it (the clean-up removes it)
+        cp --sparse=always "/dev/shm/$instance.table" "$tmp/$instance.table" 2>/dev/null
+    fi
     stop_instance
     local total=$(($(now_ms) - start))
     if [ -n "$why" ]; then
         echo "chaos restarts $t: FAILED: $why" >&2
     fi
     if [ $fail -ne 0 ]; then
-        keep=1
         show_logs "$blog" "$logs/broker-$((round > 0 ? round - 1 : 0)).log"
     fi
     if [ $fail -eq 0 ] && [ $((idle_rounds * 4)) -gt "$round" ]; then
@@ -713,8 +717,8 @@ run_restarts() {
             echo "chaos restarts $t: ledgercheck: $line"
         done <<<"$checked"
     else
-        echo "chaos restarts $t: no saved table, no ledger check" >&2
-        check_rc=1
+        echo "chaos restarts $t: FAILED: no saved table, so no ledger check" >&2
+        fail=1
     fi
     if [ $check_rc -ne 0 ]; then
         echo "chaos restarts $t: FAILED: ledgercheck exited $check_rc" >&2
@@ -747,6 +751,7 @@ run_restarts() {
     echo "chaos restarts $t: broker start to ready: re-attach $(spread "${attach_ms[@]}");" \
          "rebuild $(spread "${rebuild_ms[@]}")"
     if [ $fail -ne 0 ]; then
+        keep=1 # the evidence: state, journals, ledgers, every log
         echo "chaos restarts $t: FAILED; evidence kept in $tmp; repeat with: $0 --restarts" \
              "$restarts --transport $t --seed $seed --customers $customers --rate $rate" \
              "--lose-every $lose_every --kill-after $kill_after --orders $orders" >&2
