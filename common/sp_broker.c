@@ -6,6 +6,7 @@
 #include "sp_catalogue.h"
 #include "sp_commit.h"
 #include "sp_error.h"
+#include "sp_file.h"
 #include "sp_journal.h"
 #include "sp_link.h"
 #include "sp_log.h"
@@ -263,7 +264,7 @@ static int s_journal_for_dead(void *ctx, const sp_commit_view_t *v)
         snprintf(path, sizeof path, "%s/broker-p%ld-e%u-%llu.log", b->journal_dir, (long)getpid(),
                  epoch, (unsigned long long)sp_now_ns());
         b->journal_epoch = epoch;
-        int rc = sp_journal_open(&b->journal, path, b->hdr->created_ns, 0,
+        int rc = sp_journal_open(&b->journal, path, b->hdr->table_id, 0,
                                  (sp_fsync_policy_t)b->hdr->fsync_policy, b->hdr->fsync_interval_ms,
                                  why, sizeof why);
         if (rc < 0) {
@@ -809,7 +810,7 @@ static void s_remove_journal(const char *dir)
 
 static bool s_alive(pid_t pid)
 {
-    return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+    return sp_pid_alive(pid);
 }
 
 static int s_load_catalogue(sp_catalogue_t **cat, const char *path, char *why, size_t cap)
@@ -916,8 +917,23 @@ static int s_table_start(sp_bctx_t *b, char *why, size_t cap)
     snprintf(base, sizeof base, "%s/%s", b->names.state_dir, SP_BASE_FILE);
     snprintf(last, sizeof last, "%s/%s", b->names.state_dir, SP_SNAPSHOT_FILE);
     const char *from = cfg->catalogue;
-    char snap[SP_PATH_MAX + 32];
+    char snap[SP_PATH_MAX + 32], mark[SP_PATH_MAX + 32];
     snprintf(snap, sizeof snap, "%s/%s", b->names.state_dir, SP_SNAPSHOT_BIN);
+    snprintf(mark, sizeof mark, "%s/%s", b->names.state_dir, SP_CLEAN_MARK);
+    if (access(mark, F_OK) == 0) {
+        /* a clean stop that kept its journal (--keep-journal): table.csv
+         * holds everything; the journal goes aside, not into a rebuild */
+        char aside[SP_PATH_MAX + 48];
+        snprintf(aside, sizeof aside, "%s.kept-%llu", journal,
+                 (unsigned long long)(sp_realtime_ns() / SP_NS_PER_SEC));
+        if (rename(journal, aside) == 0) {
+            s_notify(b, SP_LOG_INFO, "the last run stopped cleanly; its kept journal is now %s",
+                     aside);
+        }
+        unlink(base);
+        unlink(snap);
+        unlink(mark);
+    }
     bool journaled = !cfg->no_journal && sp_recover_has_journal(journal);
     bool snapshot = !cfg->no_journal && access(snap, F_OK) == 0;
     if (cfg->fresh) {
@@ -929,6 +945,7 @@ static int s_table_start(sp_bctx_t *b, char *why, size_t cap)
         unlink(base);
         unlink(last);
         unlink(snap);
+        unlink(mark);
         journaled = snapshot = false;
     } else if (journaled || snapshot) {
         from = snapshot ? snap : base;
@@ -964,13 +981,14 @@ static int s_table_start(sp_bctx_t *b, char *why, size_t cap)
             rc = sp_snapshot_restore(b->table, snap, &si, why, cap);
         }
         if (rc == 0 && journaled) {
-            rc = sp_recover_replay(b->table, journal, &st, why, cap);
+            rc = sp_recover_replay(b->table, journal, snapshot, &st, why, cap);
         }
         if (rc < 0) {
             sp_table_unlink(b->names.table);
             sp_table_close(&b->table);
             return rc;
         }
+        sp_commit_idle_all(b->table);
         sp_table_hdr_t *h = sp_table_hdr(b->table);
         if (st.max_producer_id + 1 > atomic_load(&h->next_producer_id)) {
             atomic_store(&h->next_producer_id, st.max_producer_id + 1);
@@ -1060,7 +1078,15 @@ static int s_journal_begin(sp_bctx_t *b, char *why, size_t cap)
 static void s_journal_retire(sp_bctx_t *b)
 {
     sp_journal_close(&b->journal);
-    if (b->journal_dir[0] == '\0' || b->cfg->keep_journal) {
+    if (b->journal_dir[0] == '\0') {
+        return;
+    }
+    if (b->cfg->keep_journal) {
+        /* kept for inspection; the next start continues from table.csv and
+         * moves it aside instead of taking it for a crashed run's */
+        char mark[SP_PATH_MAX + 32];
+        snprintf(mark, sizeof mark, "%s/%s", b->names.state_dir, SP_CLEAN_MARK);
+        sp_file_save(mark, "clean stop\n", 11, NULL, 0);
         return;
     }
     s_remove_journal(b->journal_dir);

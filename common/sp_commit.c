@@ -6,6 +6,7 @@
 #include "sp_commit.h"
 
 #include "sp_error.h"
+#include "sp_instance.h"
 #include "sp_rand.h"
 #include "sp_time.h"
 
@@ -216,7 +217,7 @@ __attribute__((constructor)) static void s_init_atfork(void)
 
 static bool s_dead(pid_t pid)
 {
-    return pid > 0 && pid != s_self() && kill(pid, 0) < 0 && errno == ESRCH;
+    return pid > 0 && pid != s_self() && !sp_pid_alive(pid);
 }
 
 /* A per-thread cache of producer -> slot, checked against the slot on use. */
@@ -1180,6 +1181,15 @@ void sp_commit_end_hold(sp_table_t *t, uint32_t holder, uint32_t reserve_seq32)
         uint64_t c = atomic_load(&hs[i].ctl);
         if (S_HSTATE(c) == SP_HOLD_HELD && (uint32_t)S_HSEQ(c) == reserve_seq32) {
             atomic_store(&hs[i].ctl, S_HCTL(S_HSEQ(c), SP_HOLD_FREE));
+        }
+    }
+}
+
+void sp_commit_idle_all(sp_table_t *t)
+{
+    for (unsigned i = 0; i < SP_DEDUP_SLOTS; i++) {
+        if (atomic_load(&s_slots(t)[i].pid) == 0) {
+            atomic_store(&s_slots(t)[i].used_ns, 0);
         }
     }
 }

@@ -203,6 +203,11 @@ void sp_commit_each(sp_table_t *t, sp_commit_entry_fn entry, sp_commit_hold_fn h
  * live (a journaled buy-held or release ended it after a snapshot). */
 void sp_commit_end_hold(sp_table_t *t, uint32_t holder, uint32_t reserve_seq32);
 
+/* After a rebuild: the producers restored from the journal or a snapshot
+ * registered no pid; mark their slots idle so new producers may take them
+ * over when the table is full (their windows are kept until then). */
+void sp_commit_idle_all(sp_table_t *t);
+
 /* Restores one remembered outcome exactly as saved (newer seqs win). */
 int sp_commit_restore_raw(sp_table_t *t, uint32_t producer, uint64_t seq, uint64_t what,
                           uint64_t res, uint64_t out);

@@ -7,6 +7,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,4 +136,23 @@ void sp_names_remove_run_dir(const sp_names_t *n)
 int sp_names_make_state_dir(const sp_names_t *n)
 {
     return s_mkdir_private(n->state_dir);
+}
+
+bool sp_pid_alive(pid_t pid)
+{
+    if (pid <= 0 || (kill(pid, 0) < 0 && errno == ESRCH)) {
+        return false;
+    }
+    /* kill() succeeds on a zombie; its state in /proc says it is dead */
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return true; /* no /proc: trust kill() */
+    }
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *close_paren = strrchr(buf, ')'); /* after the command name */
+    return close_paren == NULL || close_paren[1] != ' ' || close_paren[2] != 'Z';
 }

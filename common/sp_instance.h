@@ -14,7 +14,9 @@
 #ifndef SP_INSTANCE_H
 #define SP_INSTANCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <stdint.h>
 
 #define SP_INSTANCE_DEFAULT  "stockpipe"
@@ -39,6 +41,10 @@ int sp_instance_check(const char *name);
 /* Fills every name of `instance`; state_dir_base NULL means "run".
  * Returns 0, SP_E_USAGE (bad name) or -ENAMETOOLONG. */
 int sp_names_init(sp_names_t *n, const char *instance, const char *state_dir_base);
+
+/* True while process `pid` runs: a zombie (dead, not yet reaped) counts as
+ * gone, and so does a pid we may not signal only if it does not exist. */
+bool sp_pid_alive(pid_t pid);
 
 /* "/NAME.r.<producer_id>" */
 void sp_names_reply_mq(const sp_names_t *n, uint32_t producer_id, char *buf, size_t cap);

@@ -74,8 +74,9 @@ static int s_by_row(const void *a, const void *b)
     return x->version < y->version ? -1 : x->version > y->version;
 }
 
-static int s_read_all(const char *dir, s_recs_t *recs, sp_recover_stats_t *st, char *why,
-                      size_t cap)
+/* Reads every journal of the table `*table_id` (0: take the first file's). */
+static int s_read_all(const char *dir, s_recs_t *recs, sp_recover_stats_t *st, uint64_t *table_id,
+                      char *why, size_t cap)
 {
     DIR *d = opendir(dir);
     if (d == NULL) {
@@ -94,6 +95,15 @@ static int s_read_all(const char *dir, s_recs_t *recs, sp_recover_stats_t *st, c
         rc = sp_journal_scan(path, s_collect, recs, &info, why, cap);
         st->files++;
         st->tail_bytes += info.tail_bytes_dropped;
+        if (rc == 0 && info.has_header && *table_id == 0) {
+            *table_id = info.table_id;
+        } else if (rc == 0 && info.has_header && info.table_id != *table_id) {
+            sp_why(why, cap,
+                   "%s belongs to another table (id %llu, not %llu): move it away; refusing to "
+                   "start",
+                   path, (unsigned long long)info.table_id, (unsigned long long)*table_id);
+            rc = SP_E_JOURNAL_CORRUPT;
+        }
     }
     closedir(d);
     return rc;
@@ -146,12 +156,76 @@ static int s_restore_holds(sp_table_t *t, const s_recs_t *recs, const uint32_t *
     return rc;
 }
 
-int sp_recover_replay(sp_table_t *t, const char *journal_dir, sp_recover_stats_t *st, char *why,
-                      size_t cap)
+typedef struct {
+    uint64_t producer, last_ts;
+} s_seen_t;
+
+static int s_by_producer_ts(const void *a, const void *b)
+{
+    const s_seen_t *x = a, *y = b;
+    if (x->producer != y->producer) {
+        return x->producer < y->producer ? -1 : 1;
+    }
+    return x->last_ts < y->last_ts ? -1 : x->last_ts > y->last_ts;
+}
+
+static int s_by_ts_desc(const void *a, const void *b)
+{
+    const s_seen_t *x = a, *y = b;
+    return x->last_ts > y->last_ts ? -1 : x->last_ts < y->last_ts;
+}
+
+/* The (at most SP_DEDUP_SLOTS - 1) producers heard from last, sorted by id
+ * for bsearch; one slot stays free for producers that connect afterwards. */
+static int s_recent_producers(const s_recs_t *recs, uint64_t **out, size_t *n_out)
+{
+    s_seen_t *seen = malloc(sizeof *seen * (recs->n + 1));
+    if (seen == NULL) {
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < recs->n; i++) {
+        seen[i] = (s_seen_t){.producer = recs->v[i].producer_id, .last_ts = recs->v[i].ts_ns};
+    }
+    size_t m = 0;
+    if (recs->n > 0) {
+        qsort(seen, recs->n, sizeof *seen, s_by_producer_ts);
+        for (size_t i = 0; i < recs->n; i++) {
+            /* the last of each producer's run has its newest time */
+            if (i + 1 == recs->n || seen[i + 1].producer != seen[i].producer) {
+                seen[m++] = seen[i];
+            }
+        }
+        qsort(seen, m, sizeof *seen, s_by_ts_desc);
+    }
+    size_t keep = m < SP_DEDUP_SLOTS - 1 ? m : SP_DEDUP_SLOTS - 1;
+    uint64_t *ids = malloc(sizeof *ids * (keep + 1));
+    if (ids == NULL) {
+        free(seen);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < keep; i++) {
+        ids[i] = seen[i].producer;
+    }
+    free(seen);
+    if (keep > 0) {
+        qsort(ids, keep, sizeof *ids, s_u64_cmp);
+    }
+    *out = ids;
+    *n_out = keep;
+    return 0;
+}
+
+int sp_recover_replay(sp_table_t *t, const char *journal_dir, bool from_snapshot,
+                      sp_recover_stats_t *st, char *why, size_t cap)
 {
     memset(st, 0, sizeof *st);
     s_recs_t recs = {0};
-    int rc = s_read_all(journal_dir, &recs, st, why, cap);
+    sp_table_hdr_t *hdr = sp_table_hdr(t);
+    uint64_t table_id = from_snapshot ? hdr->table_id : 0;
+    int rc = s_read_all(journal_dir, &recs, st, &table_id, why, cap);
+    if (table_id != 0) {
+        hdr->table_id = table_id; /* still the same shop */
+    }
     if (rc < 0) {
         free(recs.v);
         return rc;
@@ -238,9 +312,29 @@ int sp_recover_replay(sp_table_t *t, const char *journal_dir, sp_recover_stats_t
             st->products++;
         }
     }
-    /* dedup windows: every outcome, accepted or refused */
+    /* producer ids already handed out: never again */
+    for (size_t k = 0; k < recs.n; k++) {
+        const sp_jrec_t *r = &recs.v[k];
+        if (r->producer_id > st->max_producer_id && r->producer_id < 0x80000000u) {
+            st->max_producer_id = r->producer_id;
+        }
+        if (r->producer_id == SP_SYSTEM_PRODUCER && r->seq > st->system_seq) {
+            st->system_seq = r->seq;
+        }
+    }
+    /* dedup windows: every outcome of the producers heard from last (a
+     * table remembers SP_DEDUP_SLOTS of them) */
+    uint64_t *recent = NULL;
+    size_t nrecent = 0;
+    if (rc == 0) {
+        rc = s_recent_producers(&recs, &recent, &nrecent);
+    }
     for (size_t k = 0; rc == 0 && k < recs.n; k++) {
         const sp_jrec_t *r = &recs.v[k];
+        uint64_t id = r->producer_id;
+        if (bsearch(&id, recent, nrecent, sizeof *recent, s_u64_cmp) == NULL) {
+            continue;
+        }
         sp_commit_view_t v = {.producer = r->producer_id,
                               .product = r->product_id,
                               .quantity = r->quantity,
@@ -249,16 +343,9 @@ int sp_recover_replay(sp_table_t *t, const char *journal_dir, sp_recover_stats_t
                               .seq = r->seq,
                               .type = r->type,
                               .status = r->status};
-        if (sp_commit_restore_entry(t, &v) < 0) {
-            continue; /* more producers than slots: the oldest are forgotten */
-        }
-        if (r->producer_id > st->max_producer_id && r->producer_id < 0x80000000u) {
-            st->max_producer_id = r->producer_id;
-        }
-        if (r->producer_id == SP_SYSTEM_PRODUCER && r->seq > st->system_seq) {
-            st->system_seq = r->seq;
-        }
+        sp_commit_restore_entry(t, &v);
     }
+    free(recent);
     if (rc == 0) {
         rc = s_restore_holds(t, &recs, start, cap_ids, st);
     }

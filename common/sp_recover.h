@@ -31,7 +31,8 @@
 
 #define SP_BASE_FILE    "base.csv"
 #define SP_JOURNAL_DIR  "journal"
-#define SP_RECOVER_SHOW 4 /* problems named in a refusal */
+#define SP_CLEAN_MARK   "clean-stop" /* a clean stop kept its journal (--keep-journal) */
+#define SP_RECOVER_SHOW 4            /* problems named in a refusal */
 
 typedef struct {
     uint64_t files;      /* journal files read */
@@ -49,10 +50,11 @@ typedef struct {
 bool sp_recover_has_journal(const char *journal_dir);
 
 /* Replays every journal in `journal_dir` onto `t`, a table just created from
- * the base.  Returns 0, SP_E_JOURNAL_CORRUPT (a corrupt record in the middle
- * of a file, or versions that do not run without a gap: *why says which file
- * and byte or which product and version), or -errno. */
-int sp_recover_replay(sp_table_t *t, const char *journal_dir, sp_recover_stats_t *st, char *why,
-                      size_t cap);
+ * the base or restored from a snapshot (`from_snapshot`: then the journals
+ * must carry the snapshot's table id; otherwise the table takes theirs).  Returns 0,
+ * SP_E_JOURNAL_CORRUPT (a corrupt record in the middle of a file, or versions that do not run
+ * without a gap: *why says which file and byte or which product and version), or -errno. */
+int sp_recover_replay(sp_table_t *t, const char *journal_dir, bool from_snapshot,
+                      sp_recover_stats_t *st, char *why, size_t cap);
 
 #endif

@@ -168,7 +168,7 @@ int sp_snapshot_save(sp_table_t *t, const char *path, uint64_t epoch, sp_snapsho
     s_put32(hdr + 28, atomic_load(&h->next_producer_id));
     s_put64(hdr + 32, atomic_load(&h->system_seq));
     s_put64(hdr + 40, epoch);
-    s_put64(hdr + 48, h->created_ns);
+    s_put64(hdr + 48, h->table_id);
     s_put64(hdr + 56, sp_realtime_ns());
     s_put32(trailer, sp_crc32c(0, b.p, b.len - S_TRAILER));
     int rc = sp_file_save(path, b.p, b.len, why, cap);
@@ -281,6 +281,7 @@ int sp_snapshot_restore(sp_table_t *t, const char *path, sp_snapshot_info_t *inf
         rc = sp_commit_restore_hold(t, s_get32(p), s_get64(p + 16), s_get32(p + 4), s_get32(p + 8));
     }
     sp_table_hdr_t *h = sp_table_hdr(t);
+    h->table_id = s_get64(b + 48);
     atomic_store(&h->next_producer_id, s_get32(b + 28));
     atomic_store(&h->system_seq, s_get64(b + 32));
     if (info != NULL) {

@@ -116,6 +116,7 @@ int sp_table_create(sp_table_t **out, const char *shm_name, const sp_catalogue_t
     h->sync = opts ? opts->sync : SP_SYNC_CAS;
     h->transport = opts ? opts->transport : SP_TRANSPORT_MQ;
     h->created_ns = sp_now_ns();
+    h->table_id = sp_realtime_ns();
     h->segment_size = size;
     h->dedup_offset = s_dedup_offset(capacity);
     h->dedup_size = sp_commit_region_bytes();

@@ -106,6 +106,9 @@ typedef struct {
     uint32_t transport; /* sp_transport_kind_t */
     uint64_t created_ns;
     uint64_t segment_size;
+    /* identity of the shop this table holds, kept across rebuilds from the
+     * journal (journals and snapshots carry it) */
+    uint64_t table_id;
     uint64_t dedup_offset; /* the dedup region (sp_commit.h) */
     uint64_t dedup_size;
     uint32_t dedup_slots;  /* producers remembered at once */

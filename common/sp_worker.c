@@ -195,7 +195,7 @@ static int s_journal_switch(sp_wctx_t *w, char *why, size_t cap)
     snprintf(path, sizeof path, "%s/journal/w%u-p%ld-e%u.log", w->hdr->state_dir, w->id,
              (long)getpid(), epoch);
     sp_journal_t *next = NULL;
-    int rc = sp_journal_open(&next, path, w->hdr->created_ns, w->id,
+    int rc = sp_journal_open(&next, path, w->hdr->table_id, w->id,
                              (sp_fsync_policy_t)w->hdr->fsync_policy, w->hdr->fsync_interval_ms,
                              why, cap);
     if (rc < 0) {
@@ -319,7 +319,7 @@ int sp_worker_run(const sp_worker_cfg_t *cfg, sp_worker_stats_t *stats, char *wh
             /* a worker outlives nothing: without its broker, nobody
              * supervises it or will remove what it holds */
             pid_t broker = atomic_load(&w.hdr->broker_pid);
-            if (broker > 0 && kill(broker, 0) < 0 && errno == ESRCH) {
+            if (broker > 0 && !sp_pid_alive(broker)) {
                 snprintf(why, cap, "broker pid %d is gone: stopping", (int)broker);
                 rc = SP_E_STOPPED;
                 break;

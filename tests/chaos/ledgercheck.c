@@ -30,9 +30,9 @@
  *               ledger record says something else is never "unacknowledged":
  *               it is compared, and unexpected if it differs.
  *
- * The journals must belong to one table, or to N with --tables N: a broker
- * that rebuilds a lost table from its journal makes a new table (a new id)
- * that goes on with the same history, so a run with R rebuilds has R + 1.
+ * The journals must belong to one table (a table rebuilt from its journal
+ * keeps its id), or to N with --tables N (journals of older versions, whose
+ * rebuilt tables took new ids).
  *
  * Then every product is replayed from the journal alone: its accepted
  * records sorted by row version must be 1..N without a gap or a repeat, each
@@ -490,10 +490,9 @@ static int s_read_journals(sp_lc_t *lc, const char *dir, unsigned expect_tables,
         lc->input_errors++;
         s_problem(lc, "no journal (*%s) in %s", LC_JOURNAL_SUFFIX, dir);
     }
-    /* Journals of one table, unless the run rebuilt its table: a rebuilt
-     * table is a new table (a new id) that continues the same history, so
-     * a run with R rebuilds leaves journals of R + 1 tables (--tables).
-     * The replay's version chain is what proves they fit together. */
+    /* Journals of one table (--tables N allows N: older versions gave a
+     * rebuilt table a new id).  The replay's version chain is what proves
+     * they fit together. */
     if (rc == 0 && lc->tables > 0 && lc->tables != expect_tables) {
         lc->input_errors++;
         if (ntables >= 2) {
