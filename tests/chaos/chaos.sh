@@ -116,7 +116,12 @@ while [ $# -gt 0 ]; do
     shift
 done
 # the two modes take their settings from different variables, so that one
-# environment (make chaos ORDERS=...) serves both runs
+# environment (make chaos ORDERS=...) serves both runs.  HOLDS: the fraction
+# of orders that reserve units (then buy, release or abandon them).
+holds=${HOLDS:-0.1}
+if ! [[ $holds =~ ^(0(\.[0-9]+)?|1(\.0+)?)$ ]]; then
+    die "HOLDS must be a fraction 0..1, not '$holds'"
+fi
 if [ $mode = restart ]; then
     orders=${orders:-${RESTART_ORDERS:-4000}} rate=${rate:-${RESTART_RATE:-8000}}
     customers=${customers:-${RESTART_CUSTOMERS:-3}} kills=${kills:-0}
@@ -361,7 +366,7 @@ run_one() {
     local start end
     start=$(now_ms)
     "$bin/producer" --instance "$instance" --customers "$customers" --count "$orders" \
-        --rate "$rate" --restock 0.1 --qty 1-3 --zipf 0.6 --seed "$seed" --ledger-out "$ledgers" \
+        --rate "$rate" --restock 0.1 --holds "$holds" --hold-time 1s --qty 1-3 --zipf 0.6 --seed "$seed" --ledger-out "$ledgers" \
         --json >"$plog" 2>"$tmp/producer-$t.err" &
     load_pid=$!
 
@@ -604,7 +609,7 @@ run_restarts() {
         "$bin/monitor" --instance "$instance" --plain --quiet >"$logs/monitor-$round.log" 2>&1 &
         monitor_pid=$!
         "$bin/producer" --instance "$instance" --customers "$customers" \
-            --count $((rate * 20 + customers)) --rate "$rate" --restock 0.1 --qty 1-3 --zipf 0.6 \
+            --count $((rate * 20 + customers)) --rate "$rate" --restock 0.1 --holds "$holds" --hold-time 1s --qty 1-3 --zipf 0.6 \
             --seed $((seed + round)) --ledger-out "$ledgers" --json \
             >"$logs/producer-$round.json" 2>"$logs/producer-$round.err" &
         load_pid=$!
@@ -669,7 +674,7 @@ run_restarts() {
         "$bin/monitor" --instance "$instance" --plain --quiet >"$logs/monitor-final.log" 2>&1 &
         monitor_pid=$!
         "$bin/producer" --instance "$instance" --customers "$customers" --count "$orders" \
-            --rate "$rate" --restock 0.1 --qty 1-3 --zipf 0.6 --seed $((seed + round + 1)) \
+            --rate "$rate" --restock 0.1 --holds "$holds" --hold-time 1s --qty 1-3 --zipf 0.6 --seed $((seed + round + 1)) \
             --ledger-out "$finals" --json >"$fplog" 2>"$logs/producer-final.err" &
         load_pid=$!
         wait "$load_pid"

@@ -117,6 +117,7 @@ typedef struct {
     bool in_final;
     int64_t initial, final;
     int64_t sold, restocked; /* units of accepted journal records */
+    int64_t held;            /* units reserved and not yet bought or released */
 } sp_lc_product_t;
 
 /* What one producer's ledger covers. */
@@ -130,6 +131,7 @@ typedef struct {
     /* ledger side */
     uint64_t orders, accepted, refused, out_of_stock, unknown_product, invalid, timed_out;
     uint64_t fate_unknown;         /* answered duplicate without the original, or conflict */
+    uint64_t no_hold;              /* buy-held or release without a live hold */
     uint64_t refused_before_table; /* unknown product / invalid with no journal record */
     uint64_t timed_out_applied, timed_out_not_applied;
     uint64_t ledger_files, ledger_tail_bytes, complete_ledgers;
@@ -138,6 +140,7 @@ typedef struct {
     uint64_t torn_tails, torn_bytes, tables;
     /* verdicts */
     uint64_t lost, duplicated, unexpected, unacknowledged;
+    uint64_t system; /* the broker's own orders (expired holds): no ledger knows them */
     uint64_t version_errors, replay_errors, negative, refusal_errors, final_errors;
     uint64_t conservation_errors, input_errors;
     size_t products;
@@ -218,7 +221,8 @@ static sp_lc_product_t *s_product(sp_lc_product_t *p, size_t n, uint32_t id)
 static const char *s_status_name(unsigned status)
 {
     static const char *const names[SP_STATUS_COUNT] = {
-        "accepted", "out_of_stock", "unknown_product", "invalid", "duplicate", "conflict"};
+        "accepted",  "out_of_stock", "unknown_product", "invalid",
+        "duplicate", "conflict",     "no_hold"};
     if (status < SP_STATUS_COUNT) {
         return names[status];
     }
@@ -227,7 +231,8 @@ static const char *s_status_name(unsigned status)
 
 static const char *s_type_name(unsigned type)
 {
-    return type == SP_ORDER_PURCHASE ? "purchase" : type == SP_ORDER_RESTOCK ? "restock" : "?";
+    static const char *names[] = {"?", "purchase", "restock", "reserve", "buy-held", "release"};
+    return type <= SP_ORDER_RELEASE ? names[type] : "?";
 }
 
 static bool s_has_suffix(const char *s, const char *suffix)
@@ -604,6 +609,10 @@ static const sp_lc_producer_t *s_find_producer(const sp_lc_producer_t *p, size_t
 static void s_journal_only(sp_lc_t *lc, const sp_lc_producer_t *prods, size_t nprods,
                            const sp_lc_rec_t *j, size_t count)
 {
+    if (j->producer == SP_SYSTEM_PRODUCER) {
+        lc->system += count; /* the broker's own orders: expired holds */
+        return;
+    }
     const sp_lc_producer_t *p = s_find_producer(prods, nprods, j->producer);
     uint64_t first_hole = p != NULL ? p->first_hole : 1;
     bool complete = p != NULL && p->complete;
@@ -634,6 +643,7 @@ static void s_compare(sp_lc_t *lc, const sp_lc_rec_t *l, const sp_lc_rec_t *j, s
     switch (l->status) {
     case SP_STATUS_ACCEPTED:
     case SP_STATUS_OUT_OF_STOCK:
+    case SP_STATUS_NO_HOLD:
         if (count == 0) {
             lc->lost++;
             s_problem(lc,
@@ -745,6 +755,10 @@ static void s_count_ledger(sp_lc_t *lc, const sp_lc_vec_t *led)
             lc->invalid++;
             lc->refused++;
             break;
+        case SP_STATUS_NO_HOLD:
+            lc->no_hold++;
+            lc->refused++;
+            break;
         case SP_LEDGER_TIMED_OUT:
             lc->timed_out++;
             break;
@@ -785,7 +799,8 @@ static bool s_stock_at(const sp_lc_rec_t *acc, size_t n, int64_t initial, uint32
 static void s_check_refusal(sp_lc_t *lc, const sp_lc_rec_t *r, const sp_lc_rec_t *acc, size_t n,
                             int64_t initial)
 {
-    if (r->status != SP_STATUS_OUT_OF_STOCK && r->status != SP_STATUS_INVALID) {
+    if (r->status != SP_STATUS_OUT_OF_STOCK && r->status != SP_STATUS_INVALID &&
+        r->status != SP_STATUS_NO_HOLD) {
         lc->unexpected++;
         s_problem(lc,
                   "unexpected: key (%" PRIu32 ", %" PRIu64 ") journaled with status %u (%s), "
@@ -812,7 +827,10 @@ static void s_check_refusal(sp_lc_t *lc, const sp_lc_rec_t *r, const sp_lc_rec_t
     }
     bool right;
     if (r->status == SP_STATUS_OUT_OF_STOCK) {
-        right = r->type == SP_ORDER_PURCHASE && (int64_t)r->qty > had;
+        right =
+            (r->type == SP_ORDER_PURCHASE || r->type == SP_ORDER_RESERVE) && (int64_t)r->qty > had;
+    } else if (r->status == SP_STATUS_NO_HOLD) {
+        right = r->type >= SP_ORDER_RESERVE; /* a hold's state is not in the journal's stock */
     } else {
         right = r->type == SP_ORDER_RESTOCK && had + r->qty > (int64_t)SP_STOCK_MAX;
     }
@@ -861,6 +879,15 @@ static int64_t s_replay_product(sp_lc_t *lc, sp_lc_product_t *p, const sp_lc_rec
         } else if (r->type == SP_ORDER_RESTOCK) {
             expect = stock + r->qty;
             p->restocked += r->qty;
+        } else if (r->type == SP_ORDER_RESERVE) {
+            expect = stock - r->qty; /* held: out of stock, not sold yet */
+            p->held += r->qty;
+        } else if (r->type == SP_ORDER_BUY_HELD) {
+            p->held -= r->qty; /* the units were already out of stock */
+            p->sold += r->qty;
+        } else if (r->type == SP_ORDER_RELEASE) {
+            expect = stock + r->qty;
+            p->held -= r->qty;
         } else {
             lc->replay_errors++;
             s_problem(lc,
@@ -942,13 +969,15 @@ static void s_conserve(sp_lc_t *lc, const sp_lc_product_t *prods, size_t nprods)
         if (!p->in_final) {
             continue;
         }
-        int64_t expect = p->initial + p->restocked - p->sold;
-        if (expect != p->final) {
+        /* a clean stop releases every hold, so nothing is held at the end */
+        int64_t expect = p->initial + p->restocked - p->sold - p->held;
+        if (expect != p->final || p->held != 0) {
             lc->conservation_errors++;
             s_problem(lc,
                       "product %" PRIu32 ": initial %" PRId64 " + restocked %" PRId64
-                      " - sold %" PRId64 " = %" PRId64 ", the final table has %" PRId64,
-                      p->id, p->initial, p->restocked, p->sold, expect, p->final);
+                      " - sold %" PRId64 " - held %" PRId64 " = %" PRId64
+                      ", the final table has %" PRId64,
+                      p->id, p->initial, p->restocked, p->sold, p->held, expect, p->final);
         }
     }
 }
@@ -973,13 +1002,14 @@ static void s_report_text(const sp_lc_t *lc)
            lc->negative == 0 ? "never negative" : "went NEGATIVE");
     printf("details: %" PRIu64 " ledgers (%" PRIu64 " complete), %" PRIu64 " journals of %" PRIu64
            " table(s) (%" PRIu64 " torn tails, %" PRIu64 " bytes dropped); refused: %" PRIu64
-           " out of stock, %" PRIu64 " unknown product, %" PRIu64 " invalid (%" PRIu64
-           " before the table); timed out: %" PRIu64 " applied, %" PRIu64
-           " not; fate unknown %" PRIu64 "; journal: %" PRIu64 " accepted, %" PRIu64
-           " refused; units sold %" PRIu64 ", restocked %" PRIu64 "\n",
+           " out of stock, %" PRIu64 " no hold, %" PRIu64 " unknown product, %" PRIu64
+           " invalid (%" PRIu64 " before the table); broker's own orders %" PRIu64
+           "; timed out: %" PRIu64 " applied, %" PRIu64 " not; fate unknown %" PRIu64
+           "; journal: %" PRIu64 " accepted, %" PRIu64 " refused; units sold %" PRIu64
+           ", restocked %" PRIu64 "\n",
            lc->ledger_files, lc->complete_ledgers, lc->journal_files, lc->tables, lc->torn_tails,
-           lc->torn_bytes, lc->out_of_stock, lc->unknown_product, lc->invalid,
-           lc->refused_before_table, lc->timed_out_applied, lc->timed_out_not_applied,
+           lc->torn_bytes, lc->out_of_stock, lc->no_hold, lc->unknown_product, lc->invalid,
+           lc->refused_before_table, lc->system, lc->timed_out_applied, lc->timed_out_not_applied,
            lc->fate_unknown, lc->journal_accepted, lc->journal_refused, lc->units_sold,
            lc->units_restocked);
     fflush(stdout); /* the figures first, then what failed, even through one pipe */
