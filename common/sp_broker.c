@@ -717,8 +717,10 @@ static bool s_is_log(const char *name)
 }
 
 /* Removes the journal files of epochs below `below` (a snapshot contains
- * them); returns how many, or the highest epoch seen with below == 0. */
-static unsigned s_prune_journal(const char *dir, uint32_t below, uint32_t *max_epoch)
+ * them) — or, when `keep`, renames them to NAME.log.kept, which recovery
+ * ignores and the chaos checker reads; returns how many.  *max_epoch (may
+ * be NULL) gets the highest epoch seen. */
+static unsigned s_prune_journal(const char *dir, uint32_t below, uint32_t *max_epoch, bool keep)
 {
     DIR *d = opendir(dir);
     if (d == NULL) {
@@ -734,7 +736,13 @@ static unsigned s_prune_journal(const char *dir, uint32_t below, uint32_t *max_e
         if (max_epoch != NULL && epoch > (long)*max_epoch) {
             *max_epoch = (uint32_t)epoch;
         }
-        if (epoch < (long)below && unlinkat(dirfd(d), e->d_name, 0) == 0) {
+        if (epoch >= (long)below) {
+            continue;
+        }
+        char kept[NAME_MAX + 8];
+        snprintf(kept, sizeof kept, "%s.kept", e->d_name);
+        if (keep ? renameat(dirfd(d), e->d_name, dirfd(d), kept) == 0
+                 : unlinkat(dirfd(d), e->d_name, 0) == 0) {
             n++;
         }
     }
@@ -776,7 +784,7 @@ static void s_snapshot_tick(sp_bctx_t *b, uint64_t now)
     if (rc < 0) {
         s_notify(b, SP_LOG_ERROR, "snapshot failed, the journal is kept whole: %s", why);
     } else {
-        unsigned pruned = s_prune_journal(b->journal_dir, epoch, NULL);
+        unsigned pruned = s_prune_journal(b->journal_dir, epoch, NULL, b->cfg->keep_journal);
         char base[SP_PATH_MAX + 32];
         snprintf(base, sizeof base, "%s/%s", b->names.state_dir, SP_BASE_FILE);
         unlink(base); /* the snapshot replaces it */
@@ -800,7 +808,8 @@ static void s_remove_journal(const char *dir)
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         size_t len = strlen(e->d_name);
-        if (len > 4 && strcmp(e->d_name + len - 4, ".log") == 0) {
+        if ((len > 4 && strcmp(e->d_name + len - 4, ".log") == 0) ||
+            (len > 9 && strcmp(e->d_name + len - 9, ".log.kept") == 0)) {
             unlinkat(dirfd(d), e->d_name, 0);
         }
     }
@@ -979,6 +988,7 @@ static int s_table_start(sp_bctx_t *b, char *why, size_t cap)
         uint64_t t0 = sp_now_ns();
         if (snapshot) {
             rc = sp_snapshot_restore(b->table, snap, &si, why, cap);
+            sp_commit_idle_all(b->table); /* the journal's producers may take them over */
         }
         if (rc == 0 && journaled) {
             rc = sp_recover_replay(b->table, journal, snapshot, &st, why, cap);
@@ -998,7 +1008,7 @@ static int s_table_start(sp_bctx_t *b, char *why, size_t cap)
         }
         /* new journal files start past every epoch on disk */
         uint32_t epoch = (uint32_t)si.epoch;
-        s_prune_journal(journal, 0, &epoch);
+        s_prune_journal(journal, 0, &epoch, false);
         atomic_store(&h->journal_epoch, epoch + 1);
         b->rebuilt = true;
         s_notify(b, SP_LOG_WARN,

@@ -1089,6 +1089,12 @@ int sp_commit_restore_hold(sp_table_t *t, uint32_t producer, uint64_t reserve_se
     }
     sp_hold_t *hs = &s_holds(t)[(size_t)slot * SP_HOLDS_PER_PRODUCER];
     for (unsigned i = 0; i < SP_HOLDS_PER_PRODUCER; i++) {
+        uint64_t c = atomic_load(&hs[i].ctl);
+        if (S_HSTATE(c) != SP_HOLD_FREE && S_HSEQ(c) == reserve_seq) {
+            return 0; /* already there: a snapshot saw it, and the journal too */
+        }
+    }
+    for (unsigned i = 0; i < SP_HOLDS_PER_PRODUCER; i++) {
         if (S_HSTATE(atomic_load(&hs[i].ctl)) == SP_HOLD_FREE) {
             atomic_store(&hs[i].product, product);
             atomic_store(&hs[i].qty, qty);

@@ -157,6 +157,51 @@ static int s_restore_holds(sp_table_t *t, const s_recs_t *recs, const uint32_t *
 }
 
 typedef struct {
+    uint64_t *units; /* per product id */
+    uint32_t cap;
+} s_held_t;
+
+static void s_add_hold(void *ctx, uint32_t producer, uint64_t reserve_seq, uint32_t product,
+                       uint32_t qty)
+{
+    (void)producer;
+    (void)reserve_seq;
+    s_held_t *h = ctx;
+    if (product <= h->cap) {
+        h->units[product] += qty;
+    }
+}
+
+/* Every held unit must belong to a live hold that will release it. */
+static int s_check_holds(sp_table_t *t, char *why, size_t cap, const char *journal_dir)
+{
+    s_held_t h = {.cap = sp_table_capacity(t)};
+    h.units = calloc((size_t)h.cap + 1, sizeof *h.units);
+    if (h.units == NULL) {
+        return -ENOMEM;
+    }
+    sp_commit_each(t, NULL, s_add_hold, &h);
+    int rc = 0;
+    for (uint32_t id = 1; rc == 0 && id <= h.cap; id++) {
+        const sp_row_t *r = sp_table_row(t, id);
+        sp_tally_t tl;
+        if (r == NULL) {
+            continue;
+        }
+        sp_row_tally(r, &tl);
+        if (tl.held != h.units[id]) {
+            sp_why(why, cap,
+                   "%s: product %u has %u held units but its live holds hold %llu: refusing "
+                   "to start",
+                   journal_dir, id, tl.held, (unsigned long long)h.units[id]);
+            rc = SP_E_JOURNAL_CORRUPT;
+        }
+    }
+    free(h.units);
+    return rc;
+}
+
+typedef struct {
     uint64_t producer, last_ts;
 } s_seen_t;
 
@@ -322,6 +367,9 @@ int sp_recover_replay(sp_table_t *t, const char *journal_dir, bool from_snapshot
             st->system_seq = r->seq;
         }
     }
+    if (rc == 0) {
+        rc = s_restore_holds(t, &recs, start, cap_ids, st);
+    }
     /* dedup windows: every outcome of the producers heard from last (a
      * table remembers SP_DEDUP_SLOTS of them) */
     uint64_t *recent = NULL;
@@ -346,11 +394,12 @@ int sp_recover_replay(sp_table_t *t, const char *journal_dir, bool from_snapshot
         sp_commit_restore_entry(t, &v);
     }
     free(recent);
-    if (rc == 0) {
-        rc = s_restore_holds(t, &recs, start, cap_ids, st);
-    }
+
     free(start);
     free(recs.v);
+    if (rc == 0) {
+        rc = s_check_holds(t, why, cap, journal_dir);
+    }
     if (rc == 0) {
         /* the audit must hold for what we rebuilt */
         uint32_t bad[SP_RECOVER_SHOW];

@@ -273,12 +273,16 @@ int sp_snapshot_restore(sp_table_t *t, const char *path, sp_snapshot_info_t *inf
         sp_commit_restore_row(t, s_get32(p), s_get32(p + 4), s_get32(p + 8), s_get64(p + 16),
                               s_get64(p + 24), s_get32(p + 12), s_get64(p + 32));
     }
-    for (uint32_t i = 0; rc == 0 && i < entries; i++, p += S_ENTRY) {
-        rc = sp_commit_restore_raw(t, s_get32(p), s_get64(p + 8), s_get64(p + 16), s_get64(p + 24),
-                                   s_get64(p + 32));
+    /* holds first: their units are in the rows' held counts, so each needs
+     * a slot; remembered outcomes only fill the slots left */
+    const uint8_t *ents = p, *hs = p + (size_t)entries * S_ENTRY;
+    for (uint32_t i = 0; rc == 0 && i < holds; i++, hs += S_HOLD) {
+        rc = sp_commit_restore_hold(t, s_get32(hs), s_get64(hs + 16), s_get32(hs + 4),
+                                    s_get32(hs + 8));
     }
-    for (uint32_t i = 0; rc == 0 && i < holds; i++, p += S_HOLD) {
-        rc = sp_commit_restore_hold(t, s_get32(p), s_get64(p + 16), s_get32(p + 4), s_get32(p + 8));
+    for (uint32_t i = 0; rc == 0 && i < entries; i++, ents += S_ENTRY) {
+        sp_commit_restore_raw(t, s_get32(ents), s_get64(ents + 8), s_get64(ents + 16),
+                              s_get64(ents + 24), s_get64(ents + 32));
     }
     sp_table_hdr_t *h = sp_table_hdr(t);
     h->table_id = s_get64(b + 48);
@@ -293,7 +297,7 @@ int sp_snapshot_restore(sp_table_t *t, const char *path, sp_snapshot_info_t *inf
     }
     free(b);
     if (rc < 0) {
-        sp_why(why, cap, "%s: more producers or holds than a table remembers", path);
+        sp_why(why, cap, "%s: holds of more producers than a table remembers", path);
     }
     return rc;
 }

@@ -119,6 +119,9 @@ done
 # environment (make chaos ORDERS=...) serves both runs.  HOLDS: the fraction
 # of orders that reserve units (then buy, release or abandon them).
 holds=${HOLDS:-0.1}
+# snapshots (and journal epochs) while processes die; the journal files a
+# snapshot contains are kept as NAME.log.kept for the checker
+snapshot_every=${SNAPSHOT_EVERY:-300ms}
 if ! [[ $holds =~ ^(0(\.[0-9]+)?|1(\.0+)?)$ ]]; then
     die "HOLDS must be a fraction 0..1, not '$holds'"
 fi
@@ -347,7 +350,7 @@ run_one() {
     [ "$hook" != off ] && env=(SP_CRASH_COMMIT="$hook")
     env "${env[@]}" "$bin/broker" --instance "$instance" --transport "$t" --workers "$workers" \
         --sync "$sync" --catalogue "$catalogue" --state-dir "$state" --keep-journal \
-        >"$blog" 2>&1 &
+        --snapshot-every "$snapshot_every" >"$blog" 2>&1 &
     broker_pid=$!
     local deadline=$(($(now_ms) + 10000))
     until grep -q "instance $instance ready" "$blog"; do
@@ -506,7 +509,8 @@ start_broker() {
     shift
     : >"$log" # before the broker runs: the waiting starts at once
     "$bin/broker" --instance "$instance" --transport "$t" --workers "$workers" --sync "$sync" \
-        --catalogue "$catalogue" --state-dir "$state" --keep-journal "$@" >"$log" 2>&1 &
+        --catalogue "$catalogue" --state-dir "$state" --keep-journal \
+        --snapshot-every "$snapshot_every" "$@" >"$log" 2>&1 &
     broker_pid=$!
 }
 

@@ -76,6 +76,7 @@
 #define LC_LEDGER_PREFIX  "ledger-"
 #define LC_LEDGER_SUFFIX  ".bin"
 #define LC_JOURNAL_SUFFIX ".log"
+#define LC_KEPT_SUFFIX    ".log.kept" /* contained in a snapshot, kept by --keep-journal */
 /* How far past the first hole in its ledger a customer killed mid-run can
  * have had orders in flight: it never sends seq s while s - SP_DEDUP_WINDOW
  * is unanswered, plus one result message it was told but had not yet
@@ -452,7 +453,8 @@ static int s_read_journals(sp_lc_t *lc, const char *dir, unsigned expect_tables,
     struct dirent *e;
     sp_lc_scan_t s = {.lc = lc, .out = out};
     while (rc == 0 && (e = readdir(d)) != NULL) {
-        if (!s_has_suffix(e->d_name, LC_JOURNAL_SUFFIX)) {
+        if (!s_has_suffix(e->d_name, LC_JOURNAL_SUFFIX) &&
+            !s_has_suffix(e->d_name, LC_KEPT_SUFFIX)) {
             continue;
         }
         char path[LC_PATH_MAX], why[LC_WHY_MAX] = "";
