@@ -123,7 +123,7 @@ int sp_snapshot_save(sp_table_t *t, const char *path, uint64_t epoch, sp_snapsho
 {
     s_buf_t b = {0};
     sp_table_hdr_t *h = sp_table_hdr(t);
-    uint8_t *hdr = s_grow(&b, S_HDR);
+    uint8_t *hdr = s_grow(&b, S_HDR); /* filled last, when the counts are known */
     uint32_t rows = 0;
     for (uint32_t id = 1; id <= sp_table_capacity(t); id++) {
         sp_row_t *r = sp_table_row(t, id);
@@ -151,14 +151,14 @@ int sp_snapshot_save(sp_table_t *t, const char *path, uint64_t epoch, sp_snapsho
     s_count_t entries = {.b = &b}, holds = {.b = &b};
     sp_commit_each(t, s_entry, NULL, &entries);
     sp_commit_each(t, NULL, s_hold, &holds);
-    uint8_t *trailer = s_grow(&b, S_TRAILER);
+    s_grow(&b, S_TRAILER);
     if (b.err != 0) {
         free(b.p);
         sp_why(why, cap, "cannot build the snapshot: %s", sp_strerror(b.err));
         return b.err;
     }
     hdr = b.p; /* the buffer may have moved */
-    trailer = b.p + b.len - S_TRAILER;
+    uint8_t *trailer = b.p + b.len - S_TRAILER;
     memcpy(hdr, S_MAGIC, 8);
     s_put32(hdr + 8, S_VERSION);
     s_put32(hdr + 12, sp_table_capacity(t));
