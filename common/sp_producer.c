@@ -326,11 +326,20 @@ static int s_send_batch(sp_cust_t *c, unsigned k, uint64_t first_seq)
 {
     sp_wire_put_hdr(c->msg, SP_MSG_ORDERS, k, c->producer_id, c->batch_no++);
     size_t len = sp_wire_msg_size(SP_MSG_ORDERS, k);
+    uint64_t since = sp_now_ns();
     for (;;) {
         int rc = sp_link_send(c->link, c->msg, len, NULL, SP_SEND_TIMEOUT_MS);
         if (rc == 0) {
             c->st->sent += k;
             return 0;
+        }
+        /* a full path is back-pressure while the broker lives; when it is
+         * gone nobody will ever drain it (orders sent into a queue its
+         * successor replaces are lost to us): give up after the timeout */
+        if (rc == SP_E_TIMEOUT &&
+            sp_now_ns() - since > (uint64_t)c->cfg->timeout_ms * SP_NS_PER_MS &&
+            !sp_pid_alive(atomic_load(&sp_table_hdr(c->table)->broker_pid))) {
+            rc = -EPIPE;
         }
         if (rc != SP_E_TIMEOUT && rc != -EINTR && rc != -EAGAIN) {
             /* these orders never left: free their slots, count them */
@@ -615,7 +624,14 @@ static int s_customer(const sp_load_cfg_t *cfg, unsigned index, uint64_t quota, 
         sp_sched_process(0, &st->cpu_ns, &st->wait_ns); /* with ZeroMQ's I/O threads */
     }
     if (rc < 0) {
-        snprintf(why, cap, "customer %u: %s", index, sp_strerror(rc));
+        if (rc == -EPIPE) {
+            snprintf(why, cap,
+                     "customer %u: the broker is gone and its order path stayed full "
+                     "for %d ms: stopping",
+                     index, cfg->timeout_ms);
+        } else {
+            snprintf(why, cap, "customer %u: %s", index, sp_strerror(rc));
+        }
     }
     *sold = c.sold;
     *restocked = c.restocked;
