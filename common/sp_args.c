@@ -51,7 +51,13 @@ int sp_arg_double(const char *flag, const char *value, double min, double max, d
     char *end = NULL;
     errno = 0;
     double v = 0;
-    bool ok = value != NULL && value[0] != '\0' && !isspace((unsigned char)value[0]);
+    /* plain decimal only: strtod would also take "+1", hex ("0x1p4"),
+     * "inf" and "nan", which nobody means on a command line */
+    bool ok = value != NULL && value[0] != '\0' &&
+              (isdigit((unsigned char)value[0]) || value[0] == '-' || value[0] == '.');
+    for (const char *c = value; ok && *c != '\0'; c++) {
+        ok = isdigit((unsigned char)*c) || strchr("-.eE+", *c) != NULL;
+    }
     if (ok) {
         v = strtod(value, &end);
         ok = errno == 0 && *end == '\0' && isfinite(v) && v >= min && v <= max;

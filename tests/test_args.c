@@ -193,6 +193,19 @@ Test(args, double_refuses_empty_padded_junk_and_non_finite_values)
     }
 }
 
+Test(args, double_refuses_signs_hex_and_words_strtod_would_take)
+{
+    const char *bad[] = {"+1", "0x10", "0X1p4", "1p4", "+.5", "- 1", "1e", "--1", "Infinity"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        s_expect_double_refused(bad[i], -1e9, 1e9);
+    }
+    double out = 0;
+    char why[T_WHY_CAP] = "";
+    cr_expect_eq(sp_arg_double(T_FLAG, ".5", 0, 1, &out, why, sizeof why), 0, "%s", why);
+    cr_expect_eq(sp_arg_double(T_FLAG, "2.5e-1", 0, 1, &out, why, sizeof why), 0, "%s", why);
+    cr_expect_eq(sp_arg_double(T_FLAG, "1E+2", 0, 1000, &out, why, sizeof why), 0, "%s", why);
+}
+
 Test(args, double_refuses_values_out_of_range)
 {
     s_expect_double_refused("-1", 0, 100);
