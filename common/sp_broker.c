@@ -293,15 +293,19 @@ static int s_journal_for_dead(void *ctx, const sp_commit_view_t *v)
 
 /* A worker died (or was killed for hanging): finish or undo what it left
  * half done, and journal what it decided but did not journal, before its
- * replacement or a resent order meets it. */
+ * replacement or a resent order meets it.  Both can only be in the message
+ * it was handling, so only in that producer's window (its in-flight record;
+ * 0 between messages: nothing is left). */
 static void s_resolve_dead(sp_bctx_t *b, unsigned id, pid_t pid)
 {
     sp_worker_slot_t *slot = &b->hdr->worker[id - 1];
     uint32_t producer = atomic_load(&slot->cur_producer);
-    unsigned n = producer != 0 ? sp_commit_resolve(b->table, producer, pid) : 0;
-    n += sp_commit_sweep(b->table);
+    if (producer == 0) {
+        return;
+    }
+    unsigned n = sp_commit_resolve(b->table, producer, pid);
     b->tail.pid = 0; /* its file may have grown since we last looked */
-    unsigned j = sp_commit_unjournaled(b->table, pid, s_journal_for_dead, b);
+    unsigned j = sp_commit_unjournaled(b->table, producer, pid, s_journal_for_dead, b);
     atomic_store(&slot->cur_producer, 0);
     if (n > 0 || j > 0) {
         s_notify(b, SP_LOG_INFO,
@@ -697,8 +701,6 @@ static void s_shutdown(sp_bctx_t *b)
     sp_table_set_state(b->table, SP_TABLE_CLOSED);
 }
 
-static bool s_alive(pid_t pid);
-
 /* The epoch in a journal file's name ("...-e<N>.log" or "...-e<N>-..."),
  * or -1 (files of older versions: epoch 0). */
 static long s_file_epoch(const char *name)
@@ -708,12 +710,6 @@ static long s_file_epoch(const char *name)
         return 0;
     }
     return strtol(p + 2, NULL, 10);
-}
-
-static bool s_is_log(const char *name)
-{
-    size_t len = strlen(name);
-    return len > 4 && strcmp(name + len - 4, ".log") == 0;
 }
 
 /* Removes the journal files of epochs below `below` (a snapshot contains
@@ -729,7 +725,7 @@ static unsigned s_prune_journal(const char *dir, uint32_t below, uint32_t *max_e
     unsigned n = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        if (!s_is_log(e->d_name)) {
+        if (!sp_recover_is_journal(e->d_name)) {
             continue;
         }
         long epoch = s_file_epoch(e->d_name);
@@ -768,7 +764,7 @@ static void s_snapshot_tick(sp_bctx_t *b, uint64_t now)
     for (unsigned i = 0; i < b->nworkers; i++) {
         sp_worker_slot_t *slot = &b->hdr->worker[i];
         pid_t pid = atomic_load(&slot->pid);
-        if (pid > 0 && s_alive(pid) && atomic_load(&slot->journal_epoch) != epoch) {
+        if (pid > 0 && sp_pid_alive(pid) && atomic_load(&slot->journal_epoch) != epoch) {
             return; /* it switches between two messages: next tick */
         }
     }
@@ -808,18 +804,13 @@ static void s_remove_journal(const char *dir)
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         size_t len = strlen(e->d_name);
-        if ((len > 4 && strcmp(e->d_name + len - 4, ".log") == 0) ||
+        if (sp_recover_is_journal(e->d_name) ||
             (len > 9 && strcmp(e->d_name + len - 9, ".log.kept") == 0)) {
             unlinkat(dirfd(d), e->d_name, 0);
         }
     }
     closedir(d);
     rmdir(dir);
-}
-
-static bool s_alive(pid_t pid)
-{
-    return sp_pid_alive(pid);
 }
 
 static int s_load_catalogue(sp_catalogue_t **cat, const char *path, char *why, size_t cap)
@@ -859,10 +850,10 @@ static int s_reattach(sp_bctx_t *b, char *why, size_t cap)
     uint64_t deadline = sp_now_ns() + 2000 * SP_NS_PER_MS;
     for (unsigned i = 0; i < SP_WORKERS_MAX; i++) {
         pid_t pid = atomic_load(&h->worker[i].pid);
-        while (s_alive(pid) && sp_now_ns() < deadline) {
+        while (sp_pid_alive(pid) && sp_now_ns() < deadline) {
             sp_sleep_ns(10 * SP_NS_PER_MS);
         }
-        if (s_alive(pid)) {
+        if (sp_pid_alive(pid)) {
             kill(pid, SIGKILL);
         }
         atomic_store(&h->worker[i].pid, 0);
@@ -888,7 +879,7 @@ static int s_table_start(sp_bctx_t *b, char *why, size_t cap)
     int rc = sp_table_open(&b->table, b->names.table, true);
     if (rc == 0) {
         pid_t owner = atomic_load(&sp_table_hdr(b->table)->broker_pid);
-        if (s_alive(owner)) {
+        if (sp_pid_alive(owner)) {
             sp_table_close(&b->table);
             sp_why(why, cap, "instance '%s' is already running (broker pid %d, /dev/shm%s)",
                    cfg->instance, (int)owner, b->names.table);
@@ -1072,7 +1063,7 @@ static int s_journal_begin(sp_bctx_t *b, char *why, size_t cap)
     }
     if (b->reattached) {
         unsigned n = sp_commit_sweep(b->table);
-        unsigned j = sp_commit_unjournaled(b->table, 0, s_journal_for_dead, b);
+        unsigned j = sp_commit_unjournaled(b->table, 0, 0, s_journal_for_dead, b);
         if (n > 0 || j > 0) {
             s_notify(b, SP_LOG_INFO,
                      "the dead broker's workers left %u order(s) half done (resolved) and %u "
@@ -1288,7 +1279,7 @@ int sp_broker_clean(const char *instance, char *what, size_t cap)
     uint32_t last_producer = 0;
     if (rc == 0) {
         pid_t owner = atomic_load(&sp_table_hdr(t)->broker_pid);
-        if (s_alive(owner)) {
+        if (sp_pid_alive(owner)) {
             sp_table_close(&t);
             snprintf(what, cap, "broker pid %d of instance %s is alive", owner, instance);
             return -EBUSY;

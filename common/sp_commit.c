@@ -730,15 +730,21 @@ static int s_hold_prepare(sp_table_t *t, unsigned slot, const sp_order_t *o, sp_
 }
 
 static int s_commit(sp_table_t *t, sp_sync_t sync, const sp_order_t *o, sp_hold_t *given,
-                    sp_outcome_t *out);
+                    uint64_t now_ns, sp_outcome_t *out);
 
 int sp_commit_order(sp_table_t *t, sp_sync_t sync, const sp_order_t *o, sp_outcome_t *out)
 {
-    return s_commit(t, sync, o, NULL, out);
+    return s_commit(t, sync, o, NULL, sp_now_ns(), out);
+}
+
+int sp_commit_order_at(sp_table_t *t, sp_sync_t sync, const sp_order_t *o, uint64_t now_ns,
+                       sp_outcome_t *out)
+{
+    return s_commit(t, sync, o, NULL, now_ns, out);
 }
 
 static int s_commit(sp_table_t *t, sp_sync_t sync, const sp_order_t *o, sp_hold_t *given,
-                    sp_outcome_t *out)
+                    uint64_t now_ns, sp_outcome_t *out)
 {
     memset(out, 0, sizeof *out);
     out->status = out->original = SP_STATUS_INVALID;
@@ -788,7 +794,12 @@ static int s_commit(sp_table_t *t, sp_sync_t sync, const sp_order_t *o, sp_hold_
     }
     atomic_store_explicit(&e->what, what, memory_order_release);
     atomic_store_explicit(&e->out, 0, memory_order_relaxed);
-    atomic_store_explicit(&s_slots(t)[slot].used_ns, sp_now_ns(), memory_order_relaxed);
+    /* the slot's idle clock, written at most once a millisecond: its cache
+     * line is shared by every worker answering this producer */
+    _Atomic uint64_t *used = &s_slots(t)[slot].used_ns;
+    if (now_ns - atomic_load_explicit(used, memory_order_relaxed) > SP_NS_PER_MS) {
+        atomic_store_explicit(used, now_ns, memory_order_relaxed);
+    }
     s_point(SP_CP_CLAIMED);
 
     s_op_t op = {.t = t,
@@ -796,7 +807,7 @@ static int s_commit(sp_table_t *t, sp_sync_t sync, const sp_order_t *o, sp_hold_
                  .key = SP_KEY(o->producer_id, o->seq),
                  .type = o->type,
                  .qty = o->quantity,
-                 .now_ns = sp_now_ns()};
+                 .now_ns = now_ns};
     int rc = 0;
     if (o->type >= SP_ORDER_RESERVE) {
         rc = s_hold_prepare(t, (unsigned)slot, o, e, given, &op);
@@ -832,12 +843,16 @@ void sp_commit_journaled(sp_table_t *t, uint32_t producer, uint64_t seq)
     }
 }
 
-unsigned sp_commit_unjournaled(sp_table_t *t, pid_t dead_pid, sp_commit_visit_fn visit, void *ctx)
+unsigned sp_commit_unjournaled(sp_table_t *t, uint32_t only, pid_t dead_pid,
+                               sp_commit_visit_fn visit, void *ctx)
 {
     pid_t me = s_self();
     unsigned n = 0;
     for (unsigned i = 0; i < SP_DEDUP_SLOTS; i++) {
         uint32_t producer = atomic_load(&s_slots(t)[i].producer);
+        if (only != 0 && producer != only) {
+            continue;
+        }
         sp_dentry_t *w = s_window(t, i);
         for (unsigned k = 0; producer != 0 && k < SP_DEDUP_WINDOW; k++) {
             uint64_t c = atomic_load(&w[k].ctl);
@@ -1040,7 +1055,7 @@ unsigned sp_commit_expire_holds(sp_table_t *t, sp_sync_t sync, uint64_t now_ns,
                             .product_id = atomic_load(&h->product),
                             .quantity = atomic_load(&h->qty)};
             sp_outcome_t out;
-            if (s_commit(t, sync, &o, h, &out) < 0 || !out.changed) {
+            if (s_commit(t, sync, &o, h, sp_now_ns(), &out) < 0 || !out.changed) {
                 continue; /* bought or released meanwhile */
             }
             n++;

@@ -117,6 +117,10 @@ typedef struct {
  * (-EROFS) or the dedup region has no room for another producer (-EUSERS;
  * the order is answered INVALID and changes nothing). */
 int sp_commit_order(sp_table_t *t, sp_sync_t sync, const sp_order_t *o, sp_outcome_t *out);
+/* The same with the caller's reading of the monotonic clock (a worker reads
+ * it once per message, not once per order). */
+int sp_commit_order_at(sp_table_t *t, sp_sync_t sync, const sp_order_t *o, uint64_t now_ns,
+                       sp_outcome_t *out);
 
 /* Applies a purchase or restock without a key (tests and tools: no
  * de-duplication).  Returns 0 or the refusal code, like sp_table_apply. */
@@ -138,12 +142,14 @@ typedef struct {
 } sp_commit_view_t;
 typedef int (*sp_commit_visit_fn)(void *ctx, const sp_commit_view_t *v);
 
-/* Takes over every DONE-but-unjournaled outcome whose owner is dead (or is
- * `dead_pid`, when > 0) and hands it to `visit`; when visit returns 0 the
- * outcome is marked journaled.  Returns how many were handed over.  The
- * owner may have died between appending to its journal and marking the
- * outcome: visit must check the owner's journal tail before writing. */
-unsigned sp_commit_unjournaled(sp_table_t *t, pid_t dead_pid, sp_commit_visit_fn visit, void *ctx);
+/* Takes over every DONE-but-unjournaled outcome of `producer` (0: of every
+ * producer) whose owner is dead (or is `dead_pid`, when > 0) and hands it to
+ * `visit`; when visit returns 0 the outcome is marked journaled.  Returns
+ * how many were handed over.  The owner may have died between appending to
+ * its journal and marking the outcome: visit must check the owner's journal
+ * tail before writing. */
+unsigned sp_commit_unjournaled(sp_table_t *t, uint32_t producer, pid_t dead_pid,
+                               sp_commit_visit_fn visit, void *ctx);
 
 /* Recovery (sp_recover.c) rebuilding a table from its journal: sets a row's
  * stock, version, counters and last key, and remembers one journaled

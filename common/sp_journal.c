@@ -22,6 +22,7 @@
 #include "sp_crc.h"
 #include "sp_error.h"
 #include "sp_file.h"
+#include "sp_le.h"
 #include "sp_time.h"
 
 #include <errno.h>
@@ -79,85 +80,42 @@ struct sp_journal {
     uint8_t batch[SP_JOURNAL_BATCH * SP_JOURNAL_REC_SIZE];
 };
 
-static void s_put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void s_put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static void s_put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static uint16_t s_get16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t s_get32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--) {
-        v = v << 8 | p[i];
-    }
-    return v;
-}
-
-static uint64_t s_get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) {
-        v = v << 8 | p[i];
-    }
-    return v;
-}
-
 void sp_jrec_encode(uint8_t out[SP_JOURNAL_REC_SIZE], const sp_jrec_t *r)
 {
-    s_put16(out + SP_JR_KIND, r->kind);
+    sp_le_put16(out + SP_JR_KIND, r->kind);
     out[SP_JR_TYPE] = r->type;
     out[SP_JR_STATUS] = r->status;
-    s_put32(out + SP_JR_PRODUCER_ID, r->producer_id);
-    s_put32(out + SP_JR_PRODUCT_ID, r->product_id);
-    s_put64(out + SP_JR_SEQ, r->seq);
-    s_put32(out + SP_JR_QUANTITY, r->quantity);
-    s_put32(out + SP_JR_VERSION, r->version);
-    s_put32(out + SP_JR_STOCK_AFTER, r->stock_after);
-    s_put32(out + SP_JR_WORKER_ID, r->worker_id);
-    s_put64(out + SP_JR_TS, r->ts_ns);
-    s_put64(out + SP_JR_AUX, r->aux);
-    s_put64(out + SP_JR_AUX2, r->aux2);
-    s_put32(out + SP_JR_CRC,
-            sp_crc32c(0, out + SP_JR_CRC_FROM, SP_JOURNAL_REC_SIZE - SP_JR_CRC_FROM));
+    sp_le_put32(out + SP_JR_PRODUCER_ID, r->producer_id);
+    sp_le_put32(out + SP_JR_PRODUCT_ID, r->product_id);
+    sp_le_put64(out + SP_JR_SEQ, r->seq);
+    sp_le_put32(out + SP_JR_QUANTITY, r->quantity);
+    sp_le_put32(out + SP_JR_VERSION, r->version);
+    sp_le_put32(out + SP_JR_STOCK_AFTER, r->stock_after);
+    sp_le_put32(out + SP_JR_WORKER_ID, r->worker_id);
+    sp_le_put64(out + SP_JR_TS, r->ts_ns);
+    sp_le_put64(out + SP_JR_AUX, r->aux);
+    sp_le_put64(out + SP_JR_AUX2, r->aux2);
+    sp_le_put32(out + SP_JR_CRC,
+                sp_crc32c(0, out + SP_JR_CRC_FROM, SP_JOURNAL_REC_SIZE - SP_JR_CRC_FROM));
 }
 
 int sp_jrec_decode(const uint8_t in[SP_JOURNAL_REC_SIZE], sp_jrec_t *r)
 {
-    r->kind = s_get16(in + SP_JR_KIND);
+    r->kind = sp_le_get16(in + SP_JR_KIND);
     r->type = in[SP_JR_TYPE];
     r->status = in[SP_JR_STATUS];
-    r->producer_id = s_get32(in + SP_JR_PRODUCER_ID);
-    r->product_id = s_get32(in + SP_JR_PRODUCT_ID);
-    r->seq = s_get64(in + SP_JR_SEQ);
-    r->quantity = s_get32(in + SP_JR_QUANTITY);
-    r->version = s_get32(in + SP_JR_VERSION);
-    r->stock_after = s_get32(in + SP_JR_STOCK_AFTER);
-    r->worker_id = s_get32(in + SP_JR_WORKER_ID);
-    r->ts_ns = s_get64(in + SP_JR_TS);
-    r->aux = s_get64(in + SP_JR_AUX);
-    r->aux2 = s_get64(in + SP_JR_AUX2);
+    r->producer_id = sp_le_get32(in + SP_JR_PRODUCER_ID);
+    r->product_id = sp_le_get32(in + SP_JR_PRODUCT_ID);
+    r->seq = sp_le_get64(in + SP_JR_SEQ);
+    r->quantity = sp_le_get32(in + SP_JR_QUANTITY);
+    r->version = sp_le_get32(in + SP_JR_VERSION);
+    r->stock_after = sp_le_get32(in + SP_JR_STOCK_AFTER);
+    r->worker_id = sp_le_get32(in + SP_JR_WORKER_ID);
+    r->ts_ns = sp_le_get64(in + SP_JR_TS);
+    r->aux = sp_le_get64(in + SP_JR_AUX);
+    r->aux2 = sp_le_get64(in + SP_JR_AUX2);
     uint32_t crc = sp_crc32c(0, in + SP_JR_CRC_FROM, SP_JOURNAL_REC_SIZE - SP_JR_CRC_FROM);
-    return crc == s_get32(in + SP_JR_CRC) ? 0 : SP_E_CHECKSUM;
+    return crc == sp_le_get32(in + SP_JR_CRC) ? 0 : SP_E_CHECKSUM;
 }
 
 /* ---- policy ---- */
@@ -242,13 +200,13 @@ static void s_encode_header(uint8_t out[SP_JOURNAL_HDR_SIZE], uint64_t table_id,
 {
     memset(out, 0, SP_JOURNAL_HDR_SIZE);
     memcpy(out, SP_JOURNAL_MAGIC, SP_JOURNAL_MAGIC_LEN);
-    s_put32(out + SP_JH_VERSION, SP_JOURNAL_VERSION);
-    s_put32(out + SP_JH_REC_SIZE, SP_JOURNAL_REC_SIZE);
-    s_put64(out + SP_JH_TABLE_ID, table_id);
-    s_put32(out + SP_JH_WRITER_ID, writer_id);
-    s_put32(out + SP_JH_WRITER_PID, (uint32_t)getpid());
-    s_put64(out + SP_JH_CREATED, s_realtime_ns());
-    s_put32(out + SP_JH_CRC, sp_crc32c(0, out, SP_JH_CRC));
+    sp_le_put32(out + SP_JH_VERSION, SP_JOURNAL_VERSION);
+    sp_le_put32(out + SP_JH_REC_SIZE, SP_JOURNAL_REC_SIZE);
+    sp_le_put64(out + SP_JH_TABLE_ID, table_id);
+    sp_le_put32(out + SP_JH_WRITER_ID, writer_id);
+    sp_le_put32(out + SP_JH_WRITER_PID, (uint32_t)getpid());
+    sp_le_put64(out + SP_JH_CREATED, s_realtime_ns());
+    sp_le_put32(out + SP_JH_CRC, sp_crc32c(0, out, SP_JH_CRC));
 }
 
 int sp_journal_open(sp_journal_t **out, const char *path, uint64_t table_id, uint32_t writer_id,
@@ -418,27 +376,27 @@ static int s_check_header(const uint8_t *h, const char *path, sp_journal_info_t 
     }
     /* version before CRC: a later format may checksum differently, and
      * "unsupported version" is the useful message then */
-    uint32_t version = s_get32(h + SP_JH_VERSION);
+    uint32_t version = sp_le_get32(h + SP_JH_VERSION);
     if (version != SP_JOURNAL_VERSION) {
         sp_why(why, cap, "%s: journal format version %u, this build reads version %u", path,
                version, SP_JOURNAL_VERSION);
         return SP_E_BAD_VERSION;
     }
-    if (sp_crc32c(0, h, SP_JH_CRC) != s_get32(h + SP_JH_CRC)) {
+    if (sp_crc32c(0, h, SP_JH_CRC) != sp_le_get32(h + SP_JH_CRC)) {
         sp_why(why, cap, "%s: journal header fails its checksum", path);
         return SP_E_CHECKSUM;
     }
-    uint32_t rec_size = s_get32(h + SP_JH_REC_SIZE);
+    uint32_t rec_size = sp_le_get32(h + SP_JH_REC_SIZE);
     if (rec_size != SP_JOURNAL_REC_SIZE) {
         sp_why(why, cap, "%s: journal record size %u, expected %u", path, rec_size,
                SP_JOURNAL_REC_SIZE);
         return SP_E_BAD_SIZE;
     }
     info->has_header = true;
-    info->table_id = s_get64(h + SP_JH_TABLE_ID);
-    info->writer_id = s_get32(h + SP_JH_WRITER_ID);
-    info->writer_pid = s_get32(h + SP_JH_WRITER_PID);
-    info->created_ns = s_get64(h + SP_JH_CREATED);
+    info->table_id = sp_le_get64(h + SP_JH_TABLE_ID);
+    info->writer_id = sp_le_get32(h + SP_JH_WRITER_ID);
+    info->writer_pid = sp_le_get32(h + SP_JH_WRITER_PID);
+    info->created_ns = sp_le_get64(h + SP_JH_CREATED);
     info->valid_end = SP_JOURNAL_HDR_SIZE;
     return 0;
 }

@@ -6,6 +6,7 @@
 
 #include "sp_commit.h"
 #include "sp_error.h"
+#include "sp_le.h"
 #include "sp_link.h"
 #include "sp_rand.h"
 #include "sp_signal.h"
@@ -1196,31 +1197,23 @@ void sp_print_table(FILE *out, sp_table_t *table, uint32_t max_rows)
 void sp_ledger_encode(uint8_t *out, const sp_ledger_rec_t *r)
 {
     memset(out, 0, SP_LEDGER_REC_SIZE);
-    for (int i = 0; i < 4; i++) {
-        out[i] = (uint8_t)(r->producer_id >> (8 * i));
-        out[12 + i] = (uint8_t)(r->product_id >> (8 * i));
-        out[16 + i] = (uint8_t)(r->quantity >> (8 * i));
-        out[20 + i] = (uint8_t)(r->stock_after >> (8 * i));
-    }
+    sp_le_put32(out, r->producer_id);
     out[4] = r->type;
     out[5] = r->status;
-    for (int i = 0; i < 8; i++) {
-        out[24 + i] = (uint8_t)(r->seq >> (8 * i));
-    }
+    sp_le_put32(out + 12, r->product_id);
+    sp_le_put32(out + 16, r->quantity);
+    sp_le_put32(out + 20, r->stock_after);
+    sp_le_put64(out + 24, r->seq);
 }
 
 void sp_ledger_decode(const uint8_t *in, sp_ledger_rec_t *r)
 {
     memset(r, 0, sizeof *r);
-    for (int i = 0; i < 4; i++) {
-        r->producer_id |= (uint32_t)in[i] << (8 * i);
-        r->product_id |= (uint32_t)in[12 + i] << (8 * i);
-        r->quantity |= (uint32_t)in[16 + i] << (8 * i);
-        r->stock_after |= (uint32_t)in[20 + i] << (8 * i);
-    }
+    r->producer_id = sp_le_get32(in);
     r->type = in[4];
     r->status = in[5];
-    for (int i = 0; i < 8; i++) {
-        r->seq |= (uint64_t)in[24 + i] << (8 * i);
-    }
+    r->product_id = sp_le_get32(in + 12);
+    r->quantity = sp_le_get32(in + 16);
+    r->stock_after = sp_le_get32(in + 20);
+    r->seq = sp_le_get64(in + 24);
 }

@@ -19,7 +19,7 @@ typedef struct {
     size_t n, cap;
 } s_recs_t;
 
-static bool s_is_log(const char *name)
+bool sp_recover_is_journal(const char *name)
 {
     size_t len = strlen(name);
     return len > 4 && strcmp(name + len - 4, ".log") == 0;
@@ -34,7 +34,7 @@ bool sp_recover_has_journal(const char *journal_dir)
     bool found = false;
     struct dirent *e;
     while (!found && (e = readdir(d)) != NULL) {
-        found = s_is_log(e->d_name);
+        found = sp_recover_is_journal(e->d_name);
     }
     closedir(d);
     return found;
@@ -86,7 +86,7 @@ static int s_read_all(const char *dir, s_recs_t *recs, sp_recover_stats_t *st, u
     int rc = 0;
     struct dirent *e;
     while (rc == 0 && (e = readdir(d)) != NULL) {
-        if (!s_is_log(e->d_name)) {
+        if (!sp_recover_is_journal(e->d_name)) {
             continue;
         }
         char path[SP_PATH_MAX * 2];

@@ -46,6 +46,10 @@ typedef struct {
     uint32_t holds;      /* live holds restored (released at the next expiry pass) */
 } sp_recover_stats_t;
 
+/* True for the name of a journal file recovery reads (NAME.log; files a
+ * snapshot contains and --keep-journal kept are NAME.log.kept). */
+bool sp_recover_is_journal(const char *name);
+
 /* True when `journal_dir` holds at least one *.log file. */
 bool sp_recover_has_journal(const char *journal_dir);
 

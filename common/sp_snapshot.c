@@ -7,6 +7,7 @@
 #include "sp_crc.h"
 #include "sp_error.h"
 #include "sp_file.h"
+#include "sp_le.h"
 #include "sp_time.h"
 
 #include <errno.h>
@@ -52,38 +53,6 @@ static uint8_t *s_grow(s_buf_t *b, size_t n)
     return at;
 }
 
-static void s_put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static void s_put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static uint32_t s_get32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) {
-        v |= (uint32_t)p[i] << (8 * i);
-    }
-    return v;
-}
-
-static uint64_t s_get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) {
-        v |= (uint64_t)p[i] << (8 * i);
-    }
-    return v;
-}
-
 typedef struct {
     s_buf_t *b;
     uint32_t n;
@@ -95,11 +64,11 @@ static void s_entry(void *ctx, uint32_t producer, uint64_t seq, uint64_t what, u
     s_count_t *c = ctx;
     uint8_t *p = s_grow(c->b, S_ENTRY);
     if (p != NULL) {
-        s_put32(p, producer);
-        s_put64(p + 8, seq);
-        s_put64(p + 16, what);
-        s_put64(p + 24, res);
-        s_put64(p + 32, out);
+        sp_le_put32(p, producer);
+        sp_le_put64(p + 8, seq);
+        sp_le_put64(p + 16, what);
+        sp_le_put64(p + 24, res);
+        sp_le_put64(p + 32, out);
         c->n++;
     }
 }
@@ -110,10 +79,10 @@ static void s_hold(void *ctx, uint32_t producer, uint64_t reserve_seq, uint32_t 
     s_count_t *c = ctx;
     uint8_t *p = s_grow(c->b, S_HOLD);
     if (p != NULL) {
-        s_put32(p, producer);
-        s_put32(p + 4, product);
-        s_put32(p + 8, qty);
-        s_put64(p + 16, reserve_seq);
+        sp_le_put32(p, producer);
+        sp_le_put32(p + 4, product);
+        sp_le_put32(p + 8, qty);
+        sp_le_put64(p + 16, reserve_seq);
         c->n++;
     }
 }
@@ -133,17 +102,17 @@ int sp_snapshot_save(sp_table_t *t, const char *path, uint64_t epoch, sp_snapsho
         }
         sp_row_image_t img;
         sp_commit_row_image(t, r, &img);
-        s_put32(p, id);
-        s_put32(p + 4, img.stock);
-        s_put32(p + 8, img.version);
-        s_put32(p + 12, img.held);
-        s_put64(p + 16, img.sold);
-        s_put64(p + 24, img.restocked);
-        s_put64(p + 32, img.last);
-        s_put32(p + 40, r->weight_g);
-        s_put32(p + 44, r->expiry);
-        s_put64(p + 48, r->price_cents);
-        s_put32(p + 56, r->initial_stock);
+        sp_le_put32(p, id);
+        sp_le_put32(p + 4, img.stock);
+        sp_le_put32(p + 8, img.version);
+        sp_le_put32(p + 12, img.held);
+        sp_le_put64(p + 16, img.sold);
+        sp_le_put64(p + 24, img.restocked);
+        sp_le_put64(p + 32, img.last);
+        sp_le_put32(p + 40, r->weight_g);
+        sp_le_put32(p + 44, r->expiry);
+        sp_le_put64(p + 48, r->price_cents);
+        sp_le_put32(p + 56, r->initial_stock);
         memcpy(p + 64, r->name, SP_NAME_MAX < 48 ? SP_NAME_MAX : 48);
         memcpy(p + 112, r->category, SP_CATEGORY_MAX < 32 ? SP_CATEGORY_MAX : 32);
         rows++;
@@ -160,17 +129,17 @@ int sp_snapshot_save(sp_table_t *t, const char *path, uint64_t epoch, sp_snapsho
     hdr = b.p; /* the buffer may have moved */
     uint8_t *trailer = b.p + b.len - S_TRAILER;
     memcpy(hdr, S_MAGIC, 8);
-    s_put32(hdr + 8, S_VERSION);
-    s_put32(hdr + 12, sp_table_capacity(t));
-    s_put32(hdr + 16, rows);
-    s_put32(hdr + 20, entries.n);
-    s_put32(hdr + 24, holds.n);
-    s_put32(hdr + 28, atomic_load(&h->next_producer_id));
-    s_put64(hdr + 32, atomic_load(&h->system_seq));
-    s_put64(hdr + 40, epoch);
-    s_put64(hdr + 48, h->table_id);
-    s_put64(hdr + 56, sp_realtime_ns());
-    s_put32(trailer, sp_crc32c(0, b.p, b.len - S_TRAILER));
+    sp_le_put32(hdr + 8, S_VERSION);
+    sp_le_put32(hdr + 12, sp_table_capacity(t));
+    sp_le_put32(hdr + 16, rows);
+    sp_le_put32(hdr + 20, entries.n);
+    sp_le_put32(hdr + 24, holds.n);
+    sp_le_put32(hdr + 28, atomic_load(&h->next_producer_id));
+    sp_le_put64(hdr + 32, atomic_load(&h->system_seq));
+    sp_le_put64(hdr + 40, epoch);
+    sp_le_put64(hdr + 48, h->table_id);
+    sp_le_put64(hdr + 56, sp_realtime_ns());
+    sp_le_put32(trailer, sp_crc32c(0, b.p, b.len - S_TRAILER));
     int rc = sp_file_save(path, b.p, b.len, why, cap);
     if (info != NULL) {
         *info = (sp_snapshot_info_t){
@@ -192,12 +161,12 @@ static int s_load(const char *path, uint8_t **buf, size_t *len, char *why, size_
     const char *bad = NULL;
     if (*len < S_HDR + S_TRAILER || memcmp(b, S_MAGIC, 8) != 0) {
         bad = "not a stockpipe snapshot";
-    } else if (s_get32(b + 8) != S_VERSION) {
+    } else if (sp_le_get32(b + 8) != S_VERSION) {
         bad = "a snapshot version this broker does not know";
-    } else if (s_get32(b + *len - S_TRAILER) != sp_crc32c(0, b, *len - S_TRAILER)) {
+    } else if (sp_le_get32(b + *len - S_TRAILER) != sp_crc32c(0, b, *len - S_TRAILER)) {
         bad = "checksum mismatch (damaged)";
-    } else if (S_HDR + (size_t)s_get32(b + 16) * S_ROW + (size_t)s_get32(b + 20) * S_ENTRY +
-                   (size_t)s_get32(b + 24) * S_HOLD + S_TRAILER !=
+    } else if (S_HDR + (size_t)sp_le_get32(b + 16) * S_ROW + (size_t)sp_le_get32(b + 20) * S_ENTRY +
+                   (size_t)sp_le_get32(b + 24) * S_HOLD + S_TRAILER !=
                *len) {
         bad = "its counts do not match its size";
     }
@@ -228,16 +197,16 @@ int sp_snapshot_catalogue(const char *path, sp_catalogue_t **cat, char *why, siz
         return -errno;
     }
     fprintf(f, "%s\n", SP_CSV_HEADER);
-    uint32_t rows = s_get32(b + 16);
+    uint32_t rows = sp_le_get32(b + 16);
     for (uint32_t i = 0; i < rows; i++) {
         const uint8_t *p = b + S_HDR + (size_t)i * S_ROW;
         sp_product_t prod;
         memset(&prod, 0, sizeof prod);
-        prod.id = s_get32(p);
-        prod.stock = s_get32(p + 56); /* the initial stock: the counters are cumulative */
-        prod.weight_g = s_get32(p + 40);
-        prod.expiry = s_get32(p + 44);
-        prod.price_cents = s_get64(p + 48);
+        prod.id = sp_le_get32(p);
+        prod.stock = sp_le_get32(p + 56); /* the initial stock: the counters are cumulative */
+        prod.weight_g = sp_le_get32(p + 40);
+        prod.expiry = sp_le_get32(p + 44);
+        prod.price_cents = sp_le_get64(p + 48);
         memcpy(prod.name, p + 64, sizeof prod.name < 48 ? sizeof prod.name : 48);
         memcpy(prod.category, p + 112, sizeof prod.category < 32 ? sizeof prod.category : 32);
         prod.name[sizeof prod.name - 1] = '\0';
@@ -267,29 +236,30 @@ int sp_snapshot_restore(sp_table_t *t, const char *path, sp_snapshot_info_t *inf
     if (rc < 0) {
         return rc;
     }
-    uint32_t rows = s_get32(b + 16), entries = s_get32(b + 20), holds = s_get32(b + 24);
+    uint32_t rows = sp_le_get32(b + 16), entries = sp_le_get32(b + 20), holds = sp_le_get32(b + 24);
     const uint8_t *p = b + S_HDR;
     for (uint32_t i = 0; i < rows; i++, p += S_ROW) {
-        sp_commit_restore_row(t, s_get32(p), s_get32(p + 4), s_get32(p + 8), s_get64(p + 16),
-                              s_get64(p + 24), s_get32(p + 12), s_get64(p + 32));
+        sp_commit_restore_row(t, sp_le_get32(p), sp_le_get32(p + 4), sp_le_get32(p + 8),
+                              sp_le_get64(p + 16), sp_le_get64(p + 24), sp_le_get32(p + 12),
+                              sp_le_get64(p + 32));
     }
     /* holds first: their units are in the rows' held counts, so each needs
      * a slot; remembered outcomes only fill the slots left */
     const uint8_t *ents = p, *hs = p + (size_t)entries * S_ENTRY;
     for (uint32_t i = 0; rc == 0 && i < holds; i++, hs += S_HOLD) {
-        rc = sp_commit_restore_hold(t, s_get32(hs), s_get64(hs + 16), s_get32(hs + 4),
-                                    s_get32(hs + 8));
+        rc = sp_commit_restore_hold(t, sp_le_get32(hs), sp_le_get64(hs + 16), sp_le_get32(hs + 4),
+                                    sp_le_get32(hs + 8));
     }
     for (uint32_t i = 0; rc == 0 && i < entries; i++, ents += S_ENTRY) {
-        sp_commit_restore_raw(t, s_get32(ents), s_get64(ents + 8), s_get64(ents + 16),
-                              s_get64(ents + 24), s_get64(ents + 32));
+        sp_commit_restore_raw(t, sp_le_get32(ents), sp_le_get64(ents + 8), sp_le_get64(ents + 16),
+                              sp_le_get64(ents + 24), sp_le_get64(ents + 32));
     }
     sp_table_hdr_t *h = sp_table_hdr(t);
-    h->table_id = s_get64(b + 48);
-    atomic_store(&h->next_producer_id, s_get32(b + 28));
-    atomic_store(&h->system_seq, s_get64(b + 32));
+    h->table_id = sp_le_get64(b + 48);
+    atomic_store(&h->next_producer_id, sp_le_get32(b + 28));
+    atomic_store(&h->system_seq, sp_le_get64(b + 32));
     if (info != NULL) {
-        *info = (sp_snapshot_info_t){.epoch = s_get64(b + 40),
+        *info = (sp_snapshot_info_t){.epoch = sp_le_get64(b + 40),
                                      .rows = rows,
                                      .entries = entries,
                                      .holds = holds,

@@ -8,50 +8,9 @@
 #include "sp_wire.h"
 
 #include "sp_error.h"
+#include "sp_le.h"
 
-#include <endian.h>
 #include <string.h>
-
-/* Little-endian fields at any alignment: memcpy into a local, then convert
- * (a no-op on little-endian hosts; both compile to one plain load or store). */
-static void s_put16(uint8_t *p, uint16_t v)
-{
-    v = htole16(v);
-    memcpy(p, &v, sizeof v);
-}
-
-static void s_put32(uint8_t *p, uint32_t v)
-{
-    v = htole32(v);
-    memcpy(p, &v, sizeof v);
-}
-
-static void s_put64(uint8_t *p, uint64_t v)
-{
-    v = htole64(v);
-    memcpy(p, &v, sizeof v);
-}
-
-static uint16_t s_get16(const uint8_t *p)
-{
-    uint16_t v;
-    memcpy(&v, p, sizeof v);
-    return le16toh(v);
-}
-
-static uint32_t s_get32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, sizeof v);
-    return le32toh(v);
-}
-
-static uint64_t s_get64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, sizeof v);
-    return le64toh(v);
-}
 
 size_t sp_wire_record_size(unsigned kind)
 {
@@ -146,23 +105,23 @@ int sp_wire_check_order(const sp_order_t *o)
 void sp_wire_put_hdr(void *p, unsigned kind, unsigned count, uint32_t sender, uint32_t batch)
 {
     uint8_t *b = p;
-    s_put32(b, SP_WIRE_MAGIC);
+    sp_le_put32(b, SP_WIRE_MAGIC);
     b[4] = SP_WIRE_VERSION;
     b[5] = (uint8_t)kind;
-    s_put16(b + 6, (uint16_t)count);
-    s_put32(b + 8, sender);
-    s_put32(b + 12, batch);
+    sp_le_put16(b + 6, (uint16_t)count);
+    sp_le_put32(b + 8, sender);
+    sp_le_put32(b + 12, batch);
 }
 
 void sp_wire_get_hdr(const void *p, sp_msg_hdr_t *h)
 {
     const uint8_t *b = p;
-    h->magic = s_get32(b);
+    h->magic = sp_le_get32(b);
     h->version = b[4];
     h->kind = b[5];
-    h->count = s_get16(b + 6);
-    h->sender = s_get32(b + 8);
-    h->batch = s_get32(b + 12);
+    h->count = sp_le_get16(b + 6);
+    h->sender = sp_le_get32(b + 8);
+    h->batch = sp_le_get32(b + 12);
 }
 
 void sp_wire_put_order(void *p, const sp_order_t *o)
@@ -170,12 +129,12 @@ void sp_wire_put_order(void *p, const sp_order_t *o)
     uint8_t *b = p;
     b[0] = o->type;
     b[1] = o->flags;
-    s_put16(b + 2, o->reserved);
-    s_put32(b + 4, o->producer_id);
-    s_put64(b + 8, o->seq);
-    s_put32(b + 16, o->product_id);
-    s_put32(b + 20, o->quantity);
-    s_put64(b + 24, o->sched_ns);
+    sp_le_put16(b + 2, o->reserved);
+    sp_le_put32(b + 4, o->producer_id);
+    sp_le_put64(b + 8, o->seq);
+    sp_le_put32(b + 16, o->product_id);
+    sp_le_put32(b + 20, o->quantity);
+    sp_le_put64(b + 24, o->sched_ns);
 }
 
 void sp_wire_get_order(const void *p, sp_order_t *o)
@@ -183,112 +142,112 @@ void sp_wire_get_order(const void *p, sp_order_t *o)
     const uint8_t *b = p;
     o->type = b[0];
     o->flags = b[1];
-    o->reserved = s_get16(b + 2);
-    o->producer_id = s_get32(b + 4);
-    o->seq = s_get64(b + 8);
-    o->product_id = s_get32(b + 16);
-    o->quantity = s_get32(b + 20);
-    o->sched_ns = s_get64(b + 24);
+    o->reserved = sp_le_get16(b + 2);
+    o->producer_id = sp_le_get32(b + 4);
+    o->seq = sp_le_get64(b + 8);
+    o->product_id = sp_le_get32(b + 16);
+    o->quantity = sp_le_get32(b + 20);
+    o->sched_ns = sp_le_get64(b + 24);
 }
 
 void sp_wire_put_result(void *p, const sp_result_t *r)
 {
     uint8_t *b = p;
-    s_put32(b, r->producer_id);
+    sp_le_put32(b, r->producer_id);
     b[4] = r->status;
     b[5] = r->type;
     b[6] = r->worker_id;
     b[7] = r->original;
-    s_put64(b + 8, r->seq);
-    s_put32(b + 16, r->product_id);
-    s_put32(b + 20, r->stock_after);
-    s_put64(b + 24, r->sched_ns);
-    s_put64(b + 32, r->applied_ns);
+    sp_le_put64(b + 8, r->seq);
+    sp_le_put32(b + 16, r->product_id);
+    sp_le_put32(b + 20, r->stock_after);
+    sp_le_put64(b + 24, r->sched_ns);
+    sp_le_put64(b + 32, r->applied_ns);
 }
 
 void sp_wire_get_result(const void *p, sp_result_t *r)
 {
     const uint8_t *b = p;
-    r->producer_id = s_get32(b);
+    r->producer_id = sp_le_get32(b);
     r->status = b[4];
     r->type = b[5];
     r->worker_id = b[6];
     r->original = b[7];
-    r->seq = s_get64(b + 8);
-    r->product_id = s_get32(b + 16);
-    r->stock_after = s_get32(b + 20);
-    r->sched_ns = s_get64(b + 24);
-    r->applied_ns = s_get64(b + 32);
+    r->seq = sp_le_get64(b + 8);
+    r->product_id = sp_le_get32(b + 16);
+    r->stock_after = sp_le_get32(b + 20);
+    r->sched_ns = sp_le_get64(b + 24);
+    r->applied_ns = sp_le_get64(b + 32);
 }
 
 void sp_wire_put_event(void *p, const sp_event_t *e)
 {
     uint8_t *b = p;
-    s_put64(b, e->pub_seq);
-    s_put32(b + 8, e->publisher_id);
-    s_put32(b + 12, e->product_id);
-    s_put32(b + 16, e->old_stock);
-    s_put32(b + 20, e->new_stock);
-    s_put32(b + 24, e->row_version);
-    s_put32(b + 28, e->order_producer);
-    s_put64(b + 32, e->order_seq);
-    s_put64(b + 40, e->ts_ns);
+    sp_le_put64(b, e->pub_seq);
+    sp_le_put32(b + 8, e->publisher_id);
+    sp_le_put32(b + 12, e->product_id);
+    sp_le_put32(b + 16, e->old_stock);
+    sp_le_put32(b + 20, e->new_stock);
+    sp_le_put32(b + 24, e->row_version);
+    sp_le_put32(b + 28, e->order_producer);
+    sp_le_put64(b + 32, e->order_seq);
+    sp_le_put64(b + 40, e->ts_ns);
 }
 
 void sp_wire_get_event(const void *p, sp_event_t *e)
 {
     const uint8_t *b = p;
-    e->pub_seq = s_get64(b);
-    e->publisher_id = s_get32(b + 8);
-    e->product_id = s_get32(b + 12);
-    e->old_stock = s_get32(b + 16);
-    e->new_stock = s_get32(b + 20);
-    e->row_version = s_get32(b + 24);
-    e->order_producer = s_get32(b + 28);
-    e->order_seq = s_get64(b + 32);
-    e->ts_ns = s_get64(b + 40);
+    e->pub_seq = sp_le_get64(b);
+    e->publisher_id = sp_le_get32(b + 8);
+    e->product_id = sp_le_get32(b + 12);
+    e->old_stock = sp_le_get32(b + 16);
+    e->new_stock = sp_le_get32(b + 20);
+    e->row_version = sp_le_get32(b + 24);
+    e->order_producer = sp_le_get32(b + 28);
+    e->order_seq = sp_le_get64(b + 32);
+    e->ts_ns = sp_le_get64(b + 40);
 }
 
 void sp_wire_put_heartbeat(void *p, const sp_heartbeat_t *hb)
 {
     uint8_t *b = p;
-    s_put64(b, hb->pub_seq);
-    s_put32(b + 8, hb->publisher_id);
-    s_put32(b + 12, hb->state);
-    s_put64(b + 16, hb->orders_applied);
-    s_put64(b + 24, hb->ts_ns);
-    s_put32(b + 32, hb->pid);
-    s_put32(b + 36, hb->reserved);
+    sp_le_put64(b, hb->pub_seq);
+    sp_le_put32(b + 8, hb->publisher_id);
+    sp_le_put32(b + 12, hb->state);
+    sp_le_put64(b + 16, hb->orders_applied);
+    sp_le_put64(b + 24, hb->ts_ns);
+    sp_le_put32(b + 32, hb->pid);
+    sp_le_put32(b + 36, hb->reserved);
 }
 
 void sp_wire_get_heartbeat(const void *p, sp_heartbeat_t *hb)
 {
     const uint8_t *b = p;
-    hb->pub_seq = s_get64(b);
-    hb->publisher_id = s_get32(b + 8);
-    hb->state = s_get32(b + 12);
-    hb->orders_applied = s_get64(b + 16);
-    hb->ts_ns = s_get64(b + 24);
-    hb->pid = s_get32(b + 32);
-    hb->reserved = s_get32(b + 36);
+    hb->pub_seq = sp_le_get64(b);
+    hb->publisher_id = sp_le_get32(b + 8);
+    hb->state = sp_le_get32(b + 12);
+    hb->orders_applied = sp_le_get64(b + 16);
+    hb->ts_ns = sp_le_get64(b + 24);
+    hb->pid = sp_le_get32(b + 32);
+    hb->reserved = sp_le_get32(b + 36);
 }
 
 void sp_wire_put_counter(void *p, const sp_counter_t *c)
 {
     uint8_t *b = p;
-    s_put16(b, c->id);
-    s_put16(b + 2, c->index);
-    s_put32(b + 4, c->reserved);
-    s_put64(b + 8, c->value);
+    sp_le_put16(b, c->id);
+    sp_le_put16(b + 2, c->index);
+    sp_le_put32(b + 4, c->reserved);
+    sp_le_put64(b + 8, c->value);
 }
 
 void sp_wire_get_counter(const void *p, sp_counter_t *c)
 {
     const uint8_t *b = p;
-    c->id = s_get16(b);
-    c->index = s_get16(b + 2);
-    c->reserved = s_get32(b + 4);
-    c->value = s_get64(b + 8);
+    c->id = sp_le_get16(b);
+    c->index = sp_le_get16(b + 2);
+    c->reserved = sp_le_get32(b + 4);
+    c->value = sp_le_get64(b + 8);
 }
 
 static void s_put_text(uint8_t *dst, const char *src, size_t cap)
@@ -307,15 +266,15 @@ static void s_get_text(char *dst, const uint8_t *src, size_t cap)
 void sp_wire_put_snaprow(void *p, const sp_snaprow_t *r)
 {
     uint8_t *b = p;
-    s_put32(b, r->id);
-    s_put32(b + 4, r->stock);
-    s_put32(b + 8, r->version);
-    s_put32(b + 12, r->weight_g);
-    s_put32(b + 16, r->expiry);
-    s_put32(b + 20, r->initial_stock);
-    s_put64(b + 24, r->price_cents);
-    s_put64(b + 32, r->sold);
-    s_put64(b + 40, r->restocked);
+    sp_le_put32(b, r->id);
+    sp_le_put32(b + 4, r->stock);
+    sp_le_put32(b + 8, r->version);
+    sp_le_put32(b + 12, r->weight_g);
+    sp_le_put32(b + 16, r->expiry);
+    sp_le_put32(b + 20, r->initial_stock);
+    sp_le_put64(b + 24, r->price_cents);
+    sp_le_put64(b + 32, r->sold);
+    sp_le_put64(b + 40, r->restocked);
     s_put_text(b + 48, r->name, sizeof r->name);
     s_put_text(b + 96, r->category, sizeof r->category);
 }
@@ -323,15 +282,15 @@ void sp_wire_put_snaprow(void *p, const sp_snaprow_t *r)
 void sp_wire_get_snaprow(const void *p, sp_snaprow_t *r)
 {
     const uint8_t *b = p;
-    r->id = s_get32(b);
-    r->stock = s_get32(b + 4);
-    r->version = s_get32(b + 8);
-    r->weight_g = s_get32(b + 12);
-    r->expiry = s_get32(b + 16);
-    r->initial_stock = s_get32(b + 20);
-    r->price_cents = s_get64(b + 24);
-    r->sold = s_get64(b + 32);
-    r->restocked = s_get64(b + 40);
+    r->id = sp_le_get32(b);
+    r->stock = sp_le_get32(b + 4);
+    r->version = sp_le_get32(b + 8);
+    r->weight_g = sp_le_get32(b + 12);
+    r->expiry = sp_le_get32(b + 16);
+    r->initial_stock = sp_le_get32(b + 20);
+    r->price_cents = sp_le_get64(b + 24);
+    r->sold = sp_le_get64(b + 32);
+    r->restocked = sp_le_get64(b + 40);
     s_get_text(r->name, b + 48, sizeof r->name);
     s_get_text(r->category, b + 96, sizeof r->category);
 }

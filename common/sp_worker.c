@@ -38,6 +38,7 @@ typedef struct {
     uint32_t batch;
     sp_journal_t *journal; /* NULL: the instance keeps no journal */
     sp_jrec_t *jrecs;      /* this message's outcomes, appended before answering */
+    uint64_t now_real;     /* wall clock of this message, for its journal records */
     unsigned jn;
 } sp_wctx_t;
 
@@ -71,7 +72,7 @@ int sp_apply_order(sp_table_t *table, sp_sync_t sync, const sp_order_t *o, uint3
         out.version = chg->version;
         rc = 0;
     } else {
-        rc = sp_commit_order(table, sync, o, &out);
+        rc = sp_commit_order_at(table, sync, o, now_ns, &out);
     }
     res->status = out.status;
     res->original = out.original;
@@ -107,7 +108,7 @@ static void s_apply_one(sp_wctx_t *w, const sp_order_t *o, uint32_t sender, uint
                                         .version = out.version,
                                         .stock_after = out.stock,
                                         .worker_id = w->id,
-                                        .ts_ns = sp_realtime_ns(),
+                                        .ts_ns = w->now_real,
                                         .aux = out.holder,
                                         .aux2 = out.hold_seq};
     }
@@ -156,6 +157,7 @@ static int s_handle(sp_wctx_t *w, size_t len, const sp_route_t *route)
      * producer's unfinished orders */
     atomic_store_explicit(&w->slot->cur_producer, h.sender, memory_order_relaxed);
     uint64_t now = sp_now_ns();
+    w->now_real = w->journal != NULL ? sp_realtime_ns() : 0;
     for (unsigned i = 0; i < h.count; i++) {
         sp_order_t o;
         sp_result_t res;

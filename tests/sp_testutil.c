@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <mqueue.h>
 #include <poll.h>
 #include <signal.h>
@@ -267,4 +268,24 @@ sp_tally_t spt_tally(sp_table_t *t, uint32_t id)
         sp_row_stock_settled(r, &tl);
     }
     return tl;
+}
+
+bool spt_tmpdir(char *buf, size_t cap, const char *tag)
+{
+    int n = snprintf(buf, cap, "/tmp/sp-%s-%ld-XXXXXX", tag, (long)getpid());
+    return n > 0 && (size_t)n < cap && mkdtemp(buf) != NULL;
+}
+
+static int s_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+void spt_rmtree(const char *dir)
+{
+    if (dir != NULL && dir[0] != '\0') {
+        nftw(dir, s_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    }
 }

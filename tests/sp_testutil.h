@@ -60,6 +60,12 @@ bool spt_leftovers(const char *instance);
 /* Value of "key":<number> in a JSON line, or -1. */
 long long spt_json_num(const char *json, const char *key);
 
+/* A fresh private directory "/tmp/sp-<tag>-<pid>-XXXXXX" into buf (mkdtemp);
+ * false if it cannot be made.  spt_rmtree removes a directory and everything
+ * in it (NULL-safe, "" ignored). */
+bool spt_tmpdir(char *buf, size_t cap, const char *tag);
+void spt_rmtree(const char *dir);
+
 /* A row's counters (sold, restocked, held, version), read consistently. */
 sp_tally_t spt_tally(sp_table_t *t, uint32_t id);
 

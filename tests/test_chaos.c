@@ -411,20 +411,25 @@ Test(chaos, status_that_disagrees_is_unexpected)
              (const char *[]){"unexpected: key", "ledger out_of_stock", "unexpected 1,", NULL});
 }
 
+/* Adds a journaled out-of-stock refusal (consistent with product 3's empty
+ * stock) under a seq far beyond anything `producer` sent. */
+static void s_add_far_refusal(t_run_t *r, uint32_t producer)
+{
+    r->jrec[r->nj++] = (sp_jrec_t){.kind = SP_JREC_KIND_OUTCOME,
+                                   .type = SP_ORDER_PURCHASE,
+                                   .status = SP_STATUS_OUT_OF_STOCK,
+                                   .producer_id = producer,
+                                   .product_id = 3,
+                                   .seq = T_FAR_SEQ,
+                                   .quantity = 1};
+}
+
 Test(chaos, key_no_ledger_knows_is_unexpected)
 {
     t_run_t r;
     s_model(&r);
     /* a refusal consistent with the stock, under a seq producer 1 never sent */
-    r.jrec[r.nj++] = (sp_jrec_t){.kind = SP_JREC_KIND_OUTCOME,
-                                 .type = SP_ORDER_PURCHASE,
-                                 .status = SP_STATUS_OUT_OF_STOCK,
-                                 .producer_id = 1,
-                                 .product_id = 3,
-                                 .seq = T_FAR_SEQ,
-                                 .quantity = 1,
-                                 .version = 0,
-                                 .stock_after = 0};
+    s_add_far_refusal(&r, 1);
     s_expect(&r, 1, (const char *[]){"unexpected: key (1, 1000000)", "unexpected 1,", NULL});
 }
 
@@ -487,15 +492,7 @@ Test(chaos, key_beyond_a_killed_customers_window_is_unexpected)
     s_model(&r);
     r.cut2_after = 40;
     /* producer 2 could not have had this one in flight: its first hole is 41 */
-    r.jrec[r.nj++] = (sp_jrec_t){.kind = SP_JREC_KIND_OUTCOME,
-                                 .type = SP_ORDER_PURCHASE,
-                                 .status = SP_STATUS_OUT_OF_STOCK,
-                                 .producer_id = 2,
-                                 .product_id = 3,
-                                 .seq = T_FAR_SEQ,
-                                 .quantity = 1,
-                                 .version = 0,
-                                 .stock_after = 0};
+    s_add_far_refusal(&r, 2);
     s_expect(&r, 1, (const char *[]){"unexpected: key (2, 1000000)", "first hole at seq 41", NULL});
 }
 
@@ -504,15 +501,7 @@ Test(chaos, key_far_beyond_a_producer_without_ledger_is_unexpected)
     t_run_t r;
     s_model(&r);
     r.drop_ledger2 = true;
-    r.jrec[r.nj++] = (sp_jrec_t){.kind = SP_JREC_KIND_OUTCOME,
-                                 .type = SP_ORDER_PURCHASE,
-                                 .status = SP_STATUS_OUT_OF_STOCK,
-                                 .producer_id = 2,
-                                 .product_id = 3,
-                                 .seq = T_FAR_SEQ,
-                                 .quantity = 1,
-                                 .version = 0,
-                                 .stock_after = 0};
+    s_add_far_refusal(&r, 2);
     s_expect(&r, 1, (const char *[]){"unexpected: key (2, 1000000)", "unexpected 1,", NULL});
 }
 

@@ -200,6 +200,39 @@ static void s_die_hook(int point)
     }
 }
 
+/* Commits `o` in a child that is killed at commit step `point`; returns
+ * true when it died of SIGKILL (the hook fired). */
+static bool s_commit_dying(sp_sync_t sync, sp_order_t o, int point)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        sp_table_t *c = NULL;
+        if (sp_table_open(&c, s_name, true) != 0) {
+            _exit(3);
+        }
+        s_die_at = point;
+        sp_commit_hook = s_die_hook;
+        sp_outcome_t out;
+        sp_commit_order(c, sync, &o, &out);
+        _exit(0); /* the hook did not fire */
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+}
+
+/* The n-th crash point in turn; cas has no lock to hold, so its lock points
+ * become the change. */
+static int s_point_of(sp_sync_t sync, unsigned n)
+{
+    int point = 1 + (int)(n % (SP_CP_COUNT - 1));
+    if (sync == SP_SYNC_CAS && (point == SP_CP_LOCKED || point == SP_CP_DONE)) {
+        point = SP_CP_CHANGED;
+    }
+    return point;
+}
+
 /* Kills a process inside the commit at every step, C_KILLS times, each time
  * resending the order the way a producer would; the order must end up
  * applied exactly once, the row consistent, and recovery quick. */
@@ -210,28 +243,9 @@ static void s_kill_inside(sp_sync_t sync)
     uint64_t worst_ns = 0;
     unsigned died = 0, forward = 0;
     for (unsigned i = 1; i <= C_KILLS; i++) {
-        int point = 1 + (int)(i % (SP_CP_COUNT - 1));
-        /* locked strategies pass every point; cas has no lock to hold */
-        if (sync == SP_SYNC_CAS && (point == SP_CP_LOCKED || point == SP_CP_DONE)) {
-            point = SP_CP_CHANGED;
-        }
+        int point = s_point_of(sync, i);
         sp_order_t o = s_order(42, i, SP_ORDER_PURCHASE, 1 + i % 2, 1);
-        pid_t pid = fork();
-        cr_assert_geq(pid, 0);
-        if (pid == 0) {
-            sp_table_t *c = NULL;
-            if (sp_table_open(&c, s_name, true) != 0) {
-                _exit(3);
-            }
-            s_die_at = point;
-            sp_commit_hook = s_die_hook;
-            sp_outcome_t out;
-            sp_commit_order(c, sync, &o, &out);
-            _exit(0); /* the hook did not fire */
-        }
-        int status;
-        cr_assert_eq(waitpid(pid, &status, 0), pid);
-        died += WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+        died += s_commit_dying(sync, o, point);
 
         uint64_t start = sp_now_ns();
         sp_outcome_t again = s_commit(t, sync, o);
@@ -283,19 +297,7 @@ Test(commit, a_sweep_settles_what_a_dead_process_left)
 {
     sp_table_t *t = s_make(1, 50, SP_SYNC_CAS);
     sp_order_t o = s_order(11, 1, SP_ORDER_PURCHASE, 1, 5);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        sp_table_t *c = NULL;
-        if (sp_table_open(&c, s_name, true) == 0) {
-            s_die_at = SP_CP_CHANGED;
-            sp_commit_hook = s_die_hook;
-            sp_outcome_t out;
-            sp_commit_order(c, SP_SYNC_CAS, &o, &out);
-        }
-        _exit(0);
-    }
-    waitpid(pid, NULL, 0);
+    cr_assert(s_commit_dying(SP_SYNC_CAS, o, SP_CP_CHANGED));
     cr_expect_eq(spt_tally(t, 1).sold, 0, "the counters were not reached");
     cr_expect_eq(sp_commit_sweep(t), 1, "one order resolved");
     cr_expect_eq(spt_tally(t, 1).sold, 5);
@@ -461,26 +463,11 @@ static void s_kill_holds(sp_sync_t sync)
     sp_table_t *t = s_make(1, stock, sync);
     for (unsigned i = 1; i <= 2 * n; i++) {
         bool reserve = i % 2 == 1;
-        int point = 1 + (int)((i / 2) % (SP_CP_COUNT - 1));
-        if (sync == SP_SYNC_CAS && (point == SP_CP_LOCKED || point == SP_CP_DONE)) {
-            point = SP_CP_CHANGED;
-        }
+        int point = s_point_of(sync, i / 2);
         sp_order_t o =
             reserve ? s_reserve(9, i, 1, 1, 600) : s_order(9, i, SP_ORDER_BUY_HELD, 1, 1);
-        pid_t pid = fork();
-        cr_assert_geq(pid, 0);
-        if (pid == 0) {
-            sp_table_t *c = NULL;
-            if (sp_table_open(&c, s_name, true) != 0) {
-                _exit(3);
-            }
-            s_die_at = point;
-            sp_commit_hook = s_die_hook;
-            sp_outcome_t out;
-            sp_commit_order(c, sync, &o, &out);
-            _exit(0);
-        }
-        waitpid(pid, NULL, 0);
+        cr_assert(s_commit_dying(sync, o, point), "%s %u: the hook did not fire at %d",
+                  reserve ? "reserve" : "buy", i, point);
         sp_outcome_t again = s_commit(t, sync, o);
         cr_assert(again.status == SP_STATUS_ACCEPTED ||
                       (again.status == SP_STATUS_DUPLICATE && again.original == SP_STATUS_ACCEPTED),

@@ -29,6 +29,7 @@
 
 #include "sp_error.h"
 #include "sp_file.h"
+#include "sp_testutil.h"
 
 #define T_PATH_CAP   512
 #define T_WHY_CAP    512
@@ -50,29 +51,12 @@ static void s_cleanup(void)
 {
     sp_file_fault(0, 0, 0);
     sp_file_set_chunk(0);
-    if (s_dir[0] == '\0') {
-        return;
-    }
-    DIR *d = opendir(s_dir);
-    if (d != NULL) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
-                char path[2 * T_PATH_CAP];
-                if (snprintf(path, sizeof path, "%s/%s", s_dir, e->d_name) < (int)sizeof path) {
-                    unlink(path);
-                }
-            }
-        }
-        closedir(d);
-    }
-    rmdir(s_dir);
+    spt_rmtree(s_dir);
 }
 
 static void s_setup(void)
 {
-    snprintf(s_dir, sizeof s_dir, "/tmp/sp-file-%ld-XXXXXX", (long)getpid());
-    cr_assert_not_null(mkdtemp(s_dir), "mkdtemp: %s", strerror(errno));
+    cr_assert(spt_tmpdir(s_dir, sizeof s_dir, "file"), "mkdtemp: %s", strerror(errno));
 }
 
 TestSuite(file, .init = s_setup, .fini = s_cleanup);

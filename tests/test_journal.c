@@ -15,7 +15,6 @@
  */
 #include <criterion/criterion.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -31,6 +30,7 @@
 #include "sp_crc.h"
 #include "sp_error.h"
 #include "sp_journal.h"
+#include "sp_testutil.h"
 
 #define T_PATH_CAP  512
 #define T_WHY_CAP   512
@@ -46,29 +46,12 @@ static char s_dir[T_PATH_CAP];
 
 static void s_cleanup(void)
 {
-    if (s_dir[0] == '\0') {
-        return;
-    }
-    DIR *d = opendir(s_dir);
-    if (d != NULL) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
-                char path[2 * T_PATH_CAP];
-                if (snprintf(path, sizeof path, "%s/%s", s_dir, e->d_name) < (int)sizeof path) {
-                    unlink(path);
-                }
-            }
-        }
-        closedir(d);
-    }
-    rmdir(s_dir);
+    spt_rmtree(s_dir);
 }
 
 static void s_setup(void)
 {
-    snprintf(s_dir, sizeof s_dir, "/tmp/sp-journal-%ld-XXXXXX", (long)getpid());
-    cr_assert_not_null(mkdtemp(s_dir), "mkdtemp: %s", strerror(errno));
+    cr_assert(spt_tmpdir(s_dir, sizeof s_dir, "journal"), "mkdtemp: %s", strerror(errno));
 }
 
 TestSuite(journal, .init = s_setup, .fini = s_cleanup);

@@ -36,22 +36,13 @@ static void s_setup(const char *tag)
     mkdir(s_state, 0700);
 }
 
-static void s_rm_tree(const char *dir)
-{
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    cr_assert_eq(system(cmd), 0);
-}
-
 static void s_teardown(void)
 {
     const char *clean[] = {spt_bin("broker"), "--instance", s_inst, "--clean", NULL};
     char *out = NULL;
     spt_run(clean, 10000, &out);
     free(out);
-    if (s_state[0] != '\0') {
-        s_rm_tree(s_state);
-    }
+    spt_rmtree(s_state);
     unlink(s_cat);
 }
 
