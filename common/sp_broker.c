@@ -870,13 +870,60 @@ static int s_reattach(sp_bctx_t *b, char *why, size_t cap)
     return 0;
 }
 
+/* Every IPC name of the instance is either free or ours: a name another
+ * user holds is refused before anything is written, opened for writing or
+ * removed (a squatter must not get our orders, nor we destroy their
+ * objects). */
+static int s_names_ours(const sp_names_t *n, char *why, size_t cap)
+{
+    struct {
+        const char *what, *name;
+        bool mq;
+    } objs[] = {
+        {"table", n->table, false}, {"ring", n->ring, false}, {"order queue", n->orders_mq, true}};
+    for (size_t i = 0; i < sizeof objs / sizeof objs[0]; i++) {
+        uid_t uid = 0;
+        int rc = objs[i].mq ? sp_mq_owner(objs[i].name, &uid) : sp_shm_owner(objs[i].name, &uid);
+        if (rc == -ENOENT) {
+            continue;
+        }
+        if (rc == 0 && uid == geteuid()) {
+            continue;
+        }
+        if (rc == 0) {
+            sp_why(why, cap,
+                   "the %s %s belongs to uid %u, not to us: refusing to use or remove it "
+                   "(choose another --instance)",
+                   objs[i].what, objs[i].name, (unsigned)uid);
+        } else {
+            sp_why(why, cap,
+                   "the %s %s exists and cannot be opened (%s): refusing to touch it "
+                   "(choose another --instance)",
+                   objs[i].what, objs[i].name, sp_strerror(rc));
+        }
+        return -EACCES;
+    }
+    struct stat st;
+    if (lstat(n->run_dir, &st) == 0 && st.st_uid != geteuid()) {
+        sp_why(why, cap,
+               "the run directory %s belongs to uid %u, not to us: refusing to use or remove it",
+               n->run_dir, (unsigned)st.st_uid);
+        return -EACCES;
+    }
+    return 0;
+}
+
 /* Finds the instance's table: re-attaches to a dead broker's, rebuilds a
  * lost one from its base and journal, continues from the last clean stop's
  * table, or creates a new one from the catalogue. */
 static int s_table_start(sp_bctx_t *b, char *why, size_t cap)
 {
     const sp_broker_cfg_t *cfg = b->cfg;
-    int rc = sp_table_open(&b->table, b->names.table, true);
+    int rc = s_names_ours(&b->names, why, cap);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = sp_table_open(&b->table, b->names.table, true);
     if (rc == 0) {
         pid_t owner = atomic_load(&sp_table_hdr(b->table)->broker_pid);
         if (sp_pid_alive(owner)) {
@@ -1274,8 +1321,12 @@ int sp_broker_clean(const char *instance, char *what, size_t cap)
     if (sp_names_init(&names, instance, NULL) < 0) {
         return SP_E_USAGE;
     }
+    int rc = s_names_ours(&names, what, cap);
+    if (rc < 0) {
+        return rc;
+    }
     sp_table_t *t = NULL;
-    int rc = sp_table_open(&t, names.table, false);
+    rc = sp_table_open(&t, names.table, false);
     uint32_t last_producer = 0;
     if (rc == 0) {
         pid_t owner = atomic_load(&sp_table_hdr(t)->broker_pid);

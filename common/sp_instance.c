@@ -107,6 +107,25 @@ static int s_mkdir_private(const char *path)
     if (st.st_uid != getuid() || (st.st_mode & 077) != 0) {
         return -EPERM;
     }
+    /* whoever can write the parent can swap our directory for theirs: the
+     * parent must be ours or root's, and shared only with the sticky bit
+     * (as /tmp is) */
+    char *slash = strrchr(tmp, '/');
+    if (slash != NULL) {
+        if (slash == tmp) {
+            slash[1] = '\0';
+        } else {
+            *slash = '\0';
+        }
+        if (stat(tmp, &st) < 0) {
+            return -errno;
+        }
+        bool owner_ok = st.st_uid == getuid() || st.st_uid == 0;
+        bool shared = (st.st_mode & 022) != 0 && (st.st_mode & S_ISVTX) == 0;
+        if (!owner_ok || shared) {
+            return -EPERM;
+        }
+    }
     return 0;
 }
 

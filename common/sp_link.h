@@ -107,11 +107,17 @@ long sp_mq_limit(const char *name);
 int sp_mq_create_orders(const sp_names_t *names, long depth, long msgsize, long *depth_out,
                         long *msgsize_out, char *why, size_t why_cap);
 
-/* Removes the order queue and every reply queue /NAME.r.* (best effort,
- * through the mqueue filesystem when mounted).  Returns 0 or -errno. */
+/* Removes the order queue and every reply queue /NAME.r.* that is ours
+ * (best effort, through the mqueue filesystem when mounted).  Returns 0 or
+ * -errno. */
 int sp_mq_remove_all(const sp_names_t *names);
 
-/* Unlinks one queue by name.  Returns 0 or -errno. */
+/* The owner of queue `name`.  Returns 0, -ENOENT, or -EACCES when we may
+ * not even open it (then it is someone else's). */
+int sp_mq_owner(const char *name, uid_t *uid);
+
+/* Unlinks one queue by name, only if it is ours.  Returns 0, -EACCES for
+ * another user's queue (left alone), or -errno. */
 int sp_mq_unlink_name(const char *name);
 
 /* Current depth of the order queue, or -errno. */

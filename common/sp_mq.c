@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #define SP_MQ_PROC_DIR    "/proc/sys/fs/mqueue/"
 #define SP_MQ_MODE        0600
@@ -155,9 +156,25 @@ int sp_mq_create_orders(const sp_names_t *names, long depth, long msgsize, long 
     return 0;
 }
 
+int sp_mq_owner(const char *name, uid_t *uid)
+{
+    /* opening does not write; a queue we may not even open is not ours */
+    mqd_t q = mq_open(name, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (q == (mqd_t)-1) {
+        return -errno;
+    }
+    struct stat st;
+    int rc = fstat((int)q, &st) < 0 ? -errno : 0;
+    mq_close(q);
+    if (rc == 0) {
+        *uid = st.st_uid;
+    }
+    return rc;
+}
+
 int sp_mq_remove_all(const sp_names_t *names)
 {
-    int rc = mq_unlink(names->orders_mq) < 0 ? -errno : 0;
+    int rc = sp_mq_unlink_name(names->orders_mq);
     /* reply queues: their names are only listed where the mqueue filesystem
      * is mounted; the broker also removes the ids it handed out by name */
     DIR *d = opendir(SP_MQ_FS_DIR);
@@ -172,7 +189,7 @@ int sp_mq_remove_all(const sp_names_t *names)
         if (strncmp(e->d_name, prefix, plen) == 0) {
             char name[sizeof e->d_name + 1];
             snprintf(name, sizeof name, "/%s", e->d_name);
-            mq_unlink(name);
+            sp_mq_unlink_name(name);
         }
     }
     closedir(d);
@@ -181,6 +198,14 @@ int sp_mq_remove_all(const sp_names_t *names)
 
 int sp_mq_unlink_name(const char *name)
 {
+    uid_t uid;
+    int rc = sp_mq_owner(name, &uid);
+    if (rc < 0) {
+        return rc;
+    }
+    if (uid != geteuid()) {
+        return -EACCES; /* another user's queue under our name: not ours to remove */
+    }
     return mq_unlink(name) < 0 ? -errno : 0;
 }
 

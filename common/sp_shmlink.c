@@ -284,7 +284,7 @@ void sp_shm_close(sp_shm_t **self_p)
 
 int sp_shm_remove(const sp_names_t *names)
 {
-    return shm_unlink(names->ring) < 0 ? -errno : 0;
+    return sp_shm_unlink_ours(names->ring);
 }
 
 sp_shm_hdr_t *sp_shm_hdr(sp_shm_t *self)

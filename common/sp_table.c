@@ -271,9 +271,37 @@ void sp_table_close(sp_table_t **self_p)
     *self_p = NULL;
 }
 
+int sp_shm_owner(const char *shm_name, uid_t *uid)
+{
+    int fd = shm_open(shm_name, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0) {
+        return -errno;
+    }
+    struct stat st;
+    int rc = fstat(fd, &st) < 0 ? -errno : 0;
+    close(fd);
+    if (rc == 0) {
+        *uid = st.st_uid;
+    }
+    return rc;
+}
+
+int sp_shm_unlink_ours(const char *shm_name)
+{
+    uid_t uid;
+    int rc = sp_shm_owner(shm_name, &uid);
+    if (rc < 0) {
+        return rc;
+    }
+    if (uid != geteuid()) {
+        return -EACCES; /* another user's segment under our name: left alone */
+    }
+    return shm_unlink(shm_name) < 0 ? -errno : 0;
+}
+
 int sp_table_unlink(const char *shm_name)
 {
-    return shm_unlink(shm_name) < 0 ? -errno : 0;
+    return sp_shm_unlink_ours(shm_name);
 }
 
 sp_table_hdr_t *sp_table_hdr(sp_table_t *self)

@@ -251,8 +251,17 @@ int sp_table_open_ready(sp_table_t **out, const char *shm_name, bool writable, i
 /* Unmaps; never unlinks.  NULL-safe, nulls the pointer. */
 void sp_table_close(sp_table_t **self_p);
 
-/* Removes the name (the owner does this at shutdown).  Returns 0 or -errno. */
+/* Removes the name if it is ours (the owner does this at shutdown).
+ * Returns 0, -EACCES for another user's segment (left alone) or -errno. */
 int sp_table_unlink(const char *shm_name);
+
+/* The owner of the shm object `shm_name`: 0, -ENOENT, or -EACCES when we
+ * may not even open it (someone else's). */
+int sp_shm_owner(const char *shm_name, uid_t *uid);
+
+/* Unlinks a shm object only if it is ours: 0, -EACCES (another user's, left
+ * alone) or -errno. */
+int sp_shm_unlink_ours(const char *shm_name);
 
 sp_table_hdr_t *sp_table_hdr(sp_table_t *self);
 /* Row of product `id`, or NULL when id is out of range or not in the catalogue. */

@@ -294,6 +294,34 @@ Test(instance, make_run_dir_refuses_a_directory_owned_by_someone_else)
     cr_expect_eq(sp_names_make_run_dir(&n), -EPERM);
 }
 
+Test(instance, make_run_dir_refuses_a_parent_others_may_write)
+{
+    s_run_base();
+    sp_names_t n;
+    cr_assert_eq(sp_names_init(&n, "inst", NULL), 0);
+    cr_assert_eq(mkdir(s_base, 0700), 0);
+    cr_assert_eq(chmod(s_base, 0777), 0);
+
+    /* anyone could rename our directory away and put theirs in its place */
+    cr_expect_eq(sp_names_make_run_dir(&n), -EPERM);
+    cr_assert_eq(chmod(s_base, 01777), 0);
+    cr_expect_eq(sp_names_make_run_dir(&n), 0, "a shared parent with the sticky bit, as /tmp");
+}
+
+Test(instance, make_run_dir_refuses_a_parent_owned_by_someone_else)
+{
+    if (getuid() != 0) {
+        cr_skip_test("needs root to give the directory away");
+    }
+    s_run_base();
+    sp_names_t n;
+    cr_assert_eq(sp_names_init(&n, "inst", NULL), 0);
+    cr_assert_eq(mkdir(s_base, 0700), 0);
+    cr_assert_eq(chown(s_base, T_NOBODY, T_NOBODY), 0);
+
+    cr_expect_eq(sp_names_make_run_dir(&n), -EPERM);
+}
+
 Test(instance, make_run_dir_refuses_a_file_in_the_way)
 {
     s_run_base();
