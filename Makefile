@@ -10,6 +10,7 @@
 #   make chaos           1,000,000 orders per transport with workers killed, and 100
 #                        restarts of everything killed at once, checked order by order
 #                        (tests/chaos/chaos.sh; the --quick runs are in make test)
+#   make flood           30 s floods of malformed input per transport (tests/test_flood.c)
 #   make SANITIZE=address,undefined test   the same, built in build/san-*/
 #   make format / format-check / clean
 #
@@ -83,7 +84,7 @@ DEPS_STAMP := build/.deps-ok
 FLAGS_FILE := $(BUILD)/.flags
 
 .PHONY: all test run clean format format-check deps check-leftovers stall-check bench bench-full \
-        chaos
+        chaos flood
 all: $(ROLE_BINS) $(BENCH_BIN) $(CHAOS_BIN)
 
 deps: $(DEPS_STAMP)
@@ -170,6 +171,16 @@ chaos: $(ROLE_BINS) $(CHAOS_BIN)
 	SP_BIN_DIR=$(abspath $(BINDIR)) bash tests/chaos/chaos.sh || status=1; \
 	SP_BIN_DIR=$(abspath $(BINDIR)) bash tests/chaos/chaos.sh --restart-loop || status=1; \
 	exit $$status
+
+# Hostile input under load: one producer as fast as it can for 30 s with
+# malformed messages mixed in, over mq, zmq and shm, and a zmq client that
+# ignores flow control (tests/test_flood.c; `make test` runs 5 s of each).
+# Peak memory, queue depths and counts are printed.  FLOOD_SECONDS=30.
+FLOOD_SECONDS ?= 30
+flood: $(ROLE_BINS) $(TEST_BIN)
+	SP_BIN_DIR=$(abspath $(BINDIR)) SP_DATA_DIR=$(abspath data) SP_FLOOD_SECONDS=$(FLOOD_SECONDS) \
+	    $(TEST_BIN) --jobs 1 --verbose --filter='flood/*' 2>&1 | grep -v '^\[SKIP\]'; \
+	    exit $${PIPESTATUS[0]}
 
 FORMAT_SRC = $(wildcard common/*.[ch] producer/*.[ch] consumer/*.[ch] broker/*.[ch] \
                         tests/*.[ch] tests/chaos/*.[ch] bench/*.[ch])

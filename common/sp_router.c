@@ -88,7 +88,9 @@ int sp_router_new(sp_router_t **out, bool orders, const char *ep_front, const ch
     r->max_msg = max_msg;
     int limit = (int)(max_msg + SP_ROUTER_ID_MAX);
     if (orders) {
-        r->front = s_bind(ZMQ_ROUTER, ep_front, limit, SP_ZMQ_HWM, why, why_cap);
+        /* per producer: what a producer ignoring its window can park in our
+         * memory before it is made to wait (SP_ROUTER_CLIENT_HWM) */
+        r->front = s_bind(ZMQ_ROUTER, ep_front, limit, SP_ROUTER_CLIENT_HWM, why, why_cap);
         r->back = r->front ? s_bind(ZMQ_ROUTER, ep_back, limit, SP_ZMQ_HWM, why, why_cap) : NULL;
         if (r->back == NULL) {
             goto fail;

@@ -47,6 +47,10 @@ static void s_usage(FILE *out)
         "                      (default 250ms; 0 = never resend)\n"
         "  --ledger-out DIR    write every order's outcome to DIR/ledger-<producer>.bin\n"
         "                      (32-byte records, see sp_producer.h; the chaos checker reads them)\n"
+        "  --inject-malformed N  testing hostile input: after every N-th order message send\n"
+        "                      a malformed one (garbage, truncated, wrong magic, version or\n"
+        "                      kind, a lying count, or an order with a field out of range);\n"
+        "                      the report counts them, the broker must refuse every one\n"
         "  --seed N            random seed (default 1)\n"
         "  --json              report as JSON\n"
         "  --audit             check conservation against the table (only producer)\n"
@@ -169,18 +173,29 @@ int main(int argc, char **argv)
     sp_load_defaults(&cfg);
     bool json = false, audit = false, table = false, arrival_set = false;
     char why[512] = "";
-    static const struct option opts[] = {
-        {"instance", required_argument, 0, 'i'}, {"customers", required_argument, 0, 'c'},
-        {"rate", required_argument, 0, 'r'},     {"arrival", required_argument, 0, 'a'},
-        {"duration", required_argument, 0, 'd'}, {"count", required_argument, 0, 'n'},
-        {"zipf", required_argument, 0, 'z'},     {"restock", required_argument, 0, 'R'},
-        {"qty", required_argument, 0, 'q'},      {"batch", required_argument, 0, 'b'},
-        {"window", required_argument, 0, 'W'},   {"timeout", required_argument, 0, 't'},
-        {"seed", required_argument, 0, 's'},     {"json", no_argument, 0, 'j'},
-        {"retry", required_argument, 0, 'Y'},    {"ledger-out", required_argument, 0, 'L'},
-        {"holds", required_argument, 0, 'H'},    {"hold-time", required_argument, 0, 'O'},
-        {"audit", no_argument, 0, 'A'},          {"table", no_argument, 0, 'T'},
-        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+    static const struct option opts[] = {{"instance", required_argument, 0, 'i'},
+                                         {"customers", required_argument, 0, 'c'},
+                                         {"rate", required_argument, 0, 'r'},
+                                         {"arrival", required_argument, 0, 'a'},
+                                         {"duration", required_argument, 0, 'd'},
+                                         {"count", required_argument, 0, 'n'},
+                                         {"zipf", required_argument, 0, 'z'},
+                                         {"restock", required_argument, 0, 'R'},
+                                         {"qty", required_argument, 0, 'q'},
+                                         {"batch", required_argument, 0, 'b'},
+                                         {"window", required_argument, 0, 'W'},
+                                         {"timeout", required_argument, 0, 't'},
+                                         {"seed", required_argument, 0, 's'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"retry", required_argument, 0, 'Y'},
+                                         {"ledger-out", required_argument, 0, 'L'},
+                                         {"inject-malformed", required_argument, 0, 'M'},
+                                         {"holds", required_argument, 0, 'H'},
+                                         {"hold-time", required_argument, 0, 'O'},
+                                         {"audit", no_argument, 0, 'A'},
+                                         {"table", no_argument, 0, 'T'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     int c, rc = 0;
     /* "+" stops at the first non-option, so `producer buy 3 -1` reads -1 as a value */
     while (rc == 0 && (c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
@@ -234,6 +249,10 @@ int main(int argc, char **argv)
             break;
         case 'L':
             cfg.ledger_dir = optarg;
+            break;
+        case 'M':
+            rc = sp_arg_u32("--inject-malformed", optarg, 1, UINT32_MAX, &cfg.malformed_every, why,
+                            sizeof why);
             break;
         case 'H':
             rc = sp_arg_double("--holds", optarg, 0, 1, &cfg.hold_ratio, why, sizeof why);
