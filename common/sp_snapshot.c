@@ -213,11 +213,17 @@ int sp_snapshot_catalogue(const char *path, sp_catalogue_t **cat, char *why, siz
         prod.category[sizeof prod.category - 1] = '\0';
         sp_catalogue_write_row(f, &prod);
     }
-    fclose(f);
+    /* a memory stream that ran out of memory holds a cut CSV: never parse it */
+    int closed = fclose(f);
     free(b);
-    *cat = sp_catalogue_new();
+    *cat = closed == 0 ? sp_catalogue_new() : NULL;
+    if (*cat == NULL) {
+        free(csv);
+        sp_why(why, cap, "%s: out of memory building its catalogue", path);
+        return -ENOMEM;
+    }
     sp_csv_error_t err;
-    rc = *cat != NULL ? sp_catalogue_parse(*cat, csv, csv_len, &err) : -ENOMEM;
+    rc = sp_catalogue_parse(*cat, csv, csv_len, &err);
     if (rc < 0) {
         sp_why(why, cap, "%s: its products do not parse (line %ld: %s)", path, err.line,
                err.message);
