@@ -170,13 +170,13 @@ static int s_procs(const char *s, unsigned *p, unsigned *w)
     if (np == 0 || np > 2) {
         return SP_E_USAGE;
     }
-    *p = *w = (unsigned)atoi(s);
+    *p = *w = (unsigned)strtoul(s, NULL, 10);
     if (s[np] == 'x') {
         size_t nw = strspn(s + np + 1, "0123456789");
         if (nw == 0 || nw > 2 || s[np + 1 + nw] != '\0') {
             return SP_E_USAGE;
         }
-        *w = (unsigned)atoi(s + np + 1);
+        *w = (unsigned)strtoul(s + np + 1, NULL, 10);
     } else if (s[np] != '\0') {
         return SP_E_USAGE;
     }
@@ -409,7 +409,7 @@ static void s_progress(const char *what, unsigned i, unsigned n)
 {
     bool tty = isatty(STDERR_FILENO);
     fprintf(stderr, "%s[%u/%u] %s ...%s", tty ? "\r\033[K" : "", i, n, what, tty ? "" : "\n");
-    fflush(stderr);
+    (void)fflush(stderr); /* progress line: best effort */
 }
 
 static void s_run_raw(const br_cfg_t *cfg, const s_args_t *a, unsigned *step, unsigned steps)

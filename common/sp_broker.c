@@ -35,7 +35,7 @@
 
 extern char **environ;
 
-#define SP_BROKER_TAIL_MAX (4 * SP_WIRE_MAX_RECORDS)
+#define SP_BROKER_TAIL_MAX ((size_t)4 * SP_WIRE_MAX_RECORDS)
 
 /* The last keys a dead process journaled (s_tail_load). */
 typedef struct {

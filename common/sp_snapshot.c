@@ -113,7 +113,11 @@ int sp_snapshot_save(sp_table_t *t, const char *path, uint64_t epoch, sp_snapsho
         sp_le_put32(p + 44, r->expiry);
         sp_le_put64(p + 48, r->price_cents);
         sp_le_put32(p + 56, r->initial_stock);
+        /* the smaller of the row's field and the file's (48 and 32 bytes): equal
+         * today, and still right if the row's ever changes */
+        /* NOLINTNEXTLINE(bugprone-branch-clone) */
         memcpy(p + 64, r->name, SP_NAME_MAX < 48 ? SP_NAME_MAX : 48);
+        /* NOLINTNEXTLINE(bugprone-branch-clone) */
         memcpy(p + 112, r->category, SP_CATEGORY_MAX < 32 ? SP_CATEGORY_MAX : 32);
         rows++;
     }
@@ -128,6 +132,7 @@ int sp_snapshot_save(sp_table_t *t, const char *path, uint64_t epoch, sp_snapsho
     }
     hdr = b.p; /* the buffer may have moved */
     uint8_t *trailer = b.p + b.len - S_TRAILER;
+    /* NOLINTNEXTLINE(bugprone-not-null-terminated-result): 8 magic bytes, not a string */
     memcpy(hdr, S_MAGIC, 8);
     sp_le_put32(hdr + 8, S_VERSION);
     sp_le_put32(hdr + 12, sp_table_capacity(t));
