@@ -192,7 +192,7 @@ LINT_CFLAGS = $(filter-out -Werror,$(CFLAGS_BASE)) -Ibench $(PKG_CFLAGS) $(CRIT_
 CPPCHECK_FLAGS := --std=c11 --library=posix,gnu --enable=warning,portability,performance \
                   --inline-suppr --suppressions-list=scripts/cppcheck.supp --error-exitcode=1 \
                   --quiet --template='{file}:{line}: {severity}: {message} [{id}]'
-lint:
+lint: | $(DEPS_STAMP)
 	@bash scripts/deps.sh lint
 	@echo 'cppcheck $(words $(LINT_SRC)) files $(filter -I% -D%,$(LINT_CFLAGS))'
 	@status=0; \
