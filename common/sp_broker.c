@@ -42,7 +42,7 @@ extern char **environ;
  * monitor (at most SP_DEDUP_SLOTS producers are remembered at once). */
 #define S_FILES_BASE       32
 #define S_FILES_PER_WORKER 4
-#define SP_BROKER_TAIL_MAX (4 * SP_WIRE_MAX_RECORDS)
+#define SP_BROKER_TAIL_MAX ((size_t)4 * SP_WIRE_MAX_RECORDS)
 
 /* The last keys a dead process journaled (s_tail_load). */
 typedef struct {
@@ -569,10 +569,14 @@ static int s_endpoints(sp_bctx_t *b, char *why, size_t cap)
     static const char *which[] = {"orders", "workers", "events-in", "events", "snapshot"};
     enum { S_EPS = 5 };
     if (b->cfg->tcp != NULL) {
-        char host[101]; /* matches the %100 below */
-        unsigned port;
-        if (sscanf(b->cfg->tcp, "tcp://%100[^:]:%u", host, &port) != 2 || port == 0 ||
-            port > 65536 - S_EPS) {
+        char host[101], digits[8], tail; /* sizes match the %100 and %7 below */
+        /* the port as digits, not %u: sscanf's %u wraps a number past
+         * UINT_MAX (4294967297 would read as port 1) */
+        unsigned port = 0;
+        if (sscanf(b->cfg->tcp, "tcp://%100[^:]:%7[0-9]%c", host, digits, &tail) == 2) {
+            port = (unsigned)strtoul(digits, NULL, 10); /* at most 7 digits */
+        }
+        if (port == 0 || port > 65536 - S_EPS) {
             snprintf(why, cap, "--tcp wants tcp://HOST:PORT with PORT 1..%d, got '%s'",
                      65536 - S_EPS, b->cfg->tcp);
             return SP_E_USAGE;

@@ -112,7 +112,7 @@ static void s_print_table(FILE *out, bool json, const sp_mirror_t *m)
     if (json) {
         fprintf(out, "]\n");
     }
-    fflush(out);
+    (void)fflush(out); /* a reader that went away is not our error */
 }
 
 static void s_on_event(void *arg, const sp_event_t *e, bool applied)
@@ -187,7 +187,7 @@ static void s_summary(s_mon_t *mon, uint64_t now)
                 (unsigned long long)st->gaps, (unsigned long long)st->resyncs, running, workers,
                 (unsigned long long)units, st->stale ? ", STALE" : "");
     }
-    fflush(mon->out);
+    (void)fflush(mon->out); /* a reader that went away is not our error */
 }
 
 /* Line mode: one line when a gap is found and one when a snapshot repairs it. */
@@ -315,11 +315,13 @@ static void s_snap_maybe(s_mon_t *mon, uint64_t now)
 
 static int s_parse_connect(s_mon_t *mon, const char *url, char *why, size_t cap)
 {
-    char host[101];
-    unsigned port;
-    char tail;
-    if (sscanf(url, "tcp://%100[^:]:%u%c", host, &port, &tail) != 2 || port == 0 ||
-        port > 65536 - 5) {
+    char host[101], digits[8], tail; /* sizes match the %100 and %7 below */
+    /* the port as digits, not %u: sscanf's %u wraps a number past UINT_MAX */
+    unsigned port = 0;
+    if (sscanf(url, "tcp://%100[^:]:%7[0-9]%c", host, digits, &tail) == 2) {
+        port = (unsigned)strtoul(digits, NULL, 10); /* at most 7 digits */
+    }
+    if (port == 0 || port > 65536 - 5) {
         snprintf(why, cap, "--connect wants tcp://HOST:PORT (the broker's --tcp), got '%s'", url);
         return SP_E_USAGE;
     }

@@ -24,8 +24,8 @@
 #define SP_OPEN_READY_MS   5000
 #define SP_POLL_IDLE_MS    50 /* longest wait for results when nothing is due */
 #define SP_TIMEOUT_SCAN_NS (20 * SP_NS_PER_MS)
-#define SP_PACE_NAP_NS     (200 * 1000) /* longest nap between paced orders */
-#define SP_AUDIT_SHOW_MAX  20           /* offending products named in the audit line */
+#define SP_PACE_NAP_NS     (200 * 1000ull) /* longest nap between paced orders */
+#define SP_AUDIT_SHOW_MAX  20              /* offending products named in the audit line */
 /* Injected malformed orders (--inject-malformed) carry order numbers above
  * this, far beyond any real one, so their answers are told apart. */
 #define S_BAD_SEQ_LOW  (SP_SEQ_MAX - (1ull << 32))
@@ -1197,7 +1197,7 @@ static double s_us(uint64_t ns)
 void sp_load_report_text(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stats_t *st)
 {
     double secs = st->end_ns > st->start_ns ? (double)(st->end_ns - st->start_ns) / 1e9 : 0;
-    uint64_t answered = sp_load_answered(st);
+    double answered = (double)sp_load_answered(st); /* only divided by seconds */
     fprintf(out,
             "orders      sent %llu  accepted %llu  out of stock %llu  unknown product %llu  "
             "invalid %llu  duplicate %llu  conflict %llu  no hold %llu\n",
@@ -1243,7 +1243,7 @@ void sp_load_report_text(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stat
 void sp_load_report_json(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stats_t *st)
 {
     double secs = st->end_ns > st->start_ns ? (double)(st->end_ns - st->start_ns) / 1e9 : 0;
-    uint64_t answered = sp_load_answered(st);
+    double answered = (double)sp_load_answered(st); /* only divided by seconds */
     fprintf(out,
             "{\"instance\":\"%s\",\"customers\":%u,\"rate\":%.3f,\"arrival\":\"%s\","
             "\"batch\":%u,\"sent\":%llu,\"accepted\":%llu,\"out_of_stock\":%llu,"

@@ -257,6 +257,7 @@ int sp_shm_open(sp_shm_t **out, const sp_names_t *names, char *why, size_t why_c
     int rc = mem == MAP_FAILED ? -errno : 0;
     close(fd);
     if (rc < 0) {
+        /* cppcheck-suppress memleak ; mem is MAP_FAILED here: nothing is mapped */
         return rc;
     }
     sp_shm_t *s = calloc(1, sizeof *s);
