@@ -6,8 +6,10 @@
 #include "sp_error.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/statvfs.h>
@@ -26,9 +28,17 @@ static uint64_t s_proc(const char *name)
     if (f == NULL) {
         return SP_LIMIT_UNKNOWN;
     }
-    unsigned long long v;
-    uint64_t out = fscanf(f, "%llu", &v) == 1 ? (uint64_t)v : SP_LIMIT_UNKNOWN;
-    fclose(f);
+    char line[32];
+    uint64_t out = SP_LIMIT_UNKNOWN;
+    if (fgets(line, sizeof line, f) != NULL) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long v = strtoull(line, &end, 10);
+        if (errno == 0 && end != line && (*end == '\n' || *end == '\0')) {
+            out = (uint64_t)v;
+        }
+    }
+    (void)fclose(f); /* read-only: nothing to lose */
     return out;
 }
 
