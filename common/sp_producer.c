@@ -5,6 +5,7 @@
 #include "sp_producer.h"
 
 #include "sp_commit.h"
+#include "sp_curve.h"
 #include "sp_error.h"
 #include "sp_le.h"
 #include "sp_link.h"
@@ -65,6 +66,8 @@ typedef struct {
         uint32_t product, qty;
     } held[SP_CUSTOMER_HOLDS];
     unsigned nheld;
+    sp_curve_keys_t curve; /* --cert, when the instance uses CURVE */
+    bool curve_used;
     int ledger_fd; /* --ledger-out: one record per order outcome, or -1 */
     uint8_t ledger_buf[SP_LEDGER_REC_SIZE * 256];
     size_t ledger_len;
@@ -492,6 +495,7 @@ static void s_cust_free(sp_cust_t *c)
     }
     sp_link_close(&c->link);
     sp_table_close(&c->table);
+    sp_curve_wipe(&c->curve);
     free(c->slots);
     free(c->ids);
     free(c->zipf_cdf);
@@ -499,6 +503,26 @@ static void s_cust_free(sp_cust_t *c)
     free(c->in);
     free(c->sold);
     free(c->restocked);
+}
+
+/* The order endpoint is a CURVE server: our keys come from --cert. */
+static int s_curve_keys(sp_cust_t *c, const sp_names_t *names, const sp_table_hdr_t *h, char *why,
+                        size_t cap)
+{
+    if (c->cfg->cert == NULL) {
+        snprintf(why, cap,
+                 "instance '%s' takes orders over CURVE (%s): give --cert FILE, a client "
+                 "certificate made with `broker --keygen FILE` whose public half FILE is in the "
+                 "broker's --curve-clients directory",
+                 names->name, h->ep_orders);
+        return SP_E_USAGE;
+    }
+    int rc = sp_curve_load_secret(c->cfg->cert, &c->curve, why, cap);
+    if (rc < 0) {
+        return rc;
+    }
+    c->curve_used = true;
+    return 0;
 }
 
 /* Opens the table and a producer link: shared by customers and one-shot. */
@@ -573,6 +597,14 @@ static int s_connect(sp_cust_t *c, const sp_names_t *names, unsigned batch, char
                         .id = c->producer_id,
                         .max_msg = c->msg_cap,
                         .reply_msg = c->in_cap};
+    if (h->transport == SP_TRANSPORT_ZMQ && h->curve_server_key[0] != '\0') {
+        rc = s_curve_keys(c, names, h, why, cap);
+        if (rc < 0) {
+            return rc;
+        }
+        lc.server_key = h->curve_server_key;
+        lc.curve = &c->curve;
+    }
     return sp_link_open(&c->link, &lc, why, cap);
 }
 
@@ -939,6 +971,7 @@ int sp_order_once_ex(const sp_once_t *req, int timeout_ms, sp_result_t *res, uin
     sp_load_defaults(&cfg);
     cfg.producer_id = req->as_producer;
     cfg.holds_outlive = type == SP_ORDER_RESERVE || req->as_producer != 0;
+    cfg.cert = req->cert;
     sp_load_stats_t st;
     memset(&st, 0, sizeof st);
     sp_cust_t c = {.cfg = &cfg, .st = &st};
@@ -1011,7 +1044,11 @@ int sp_order_once_ex(const sp_once_t *req, int timeout_ms, sp_result_t *res, uin
         }
     }
     if (rc < 0) {
-        snprintf(why, cap, "order not answered: %s", sp_strerror(rc));
+        snprintf(why, cap, "order not answered: %s%s", sp_strerror(rc),
+                 rc == SP_E_TIMEOUT && c.curve_used
+                     ? " (the broker uses CURVE: is the public half of --cert in its "
+                       "--curve-clients directory?)"
+                     : "");
     }
     s_cust_free(&c);
     return rc;

@@ -47,6 +47,9 @@ static void s_usage(FILE *out)
         "                      (default 250ms; 0 = never resend)\n"
         "  --ledger-out DIR    write every order's outcome to DIR/ledger-<producer>.bin\n"
         "                      (32-byte records, see sp_producer.h; the chaos checker reads them)\n"
+        "  --cert FILE         this producer's CURVE certificate (from `broker --keygen\n"
+        "                      FILE`; FILE_secret must have mode 0600), needed when the\n"
+        "                      broker runs with --curve-cert\n"
         "  --seed N            random seed (default 1)\n"
         "  --json              report as JSON\n"
         "  --audit             check conservation against the table (only producer)\n"
@@ -77,11 +80,11 @@ static int s_parse_qty(const char *s, sp_load_cfg_t *cfg, char *why, size_t cap)
     return rc;
 }
 
-static int s_one_shot(const char *instance, int argc, char **argv)
+static int s_one_shot(const char *instance, const char *cert, int argc, char **argv)
 {
     char why[512] = "";
     const char *verb = argv[0];
-    sp_once_t req = {.instance = instance, .qty = 1};
+    sp_once_t req = {.instance = instance, .qty = 1, .cert = cert};
     /* verb, argument names, fewest and most arguments after the verb */
     const char *form;
     int least, most;
@@ -169,18 +172,29 @@ int main(int argc, char **argv)
     sp_load_defaults(&cfg);
     bool json = false, audit = false, table = false, arrival_set = false;
     char why[512] = "";
-    static const struct option opts[] = {
-        {"instance", required_argument, 0, 'i'}, {"customers", required_argument, 0, 'c'},
-        {"rate", required_argument, 0, 'r'},     {"arrival", required_argument, 0, 'a'},
-        {"duration", required_argument, 0, 'd'}, {"count", required_argument, 0, 'n'},
-        {"zipf", required_argument, 0, 'z'},     {"restock", required_argument, 0, 'R'},
-        {"qty", required_argument, 0, 'q'},      {"batch", required_argument, 0, 'b'},
-        {"window", required_argument, 0, 'W'},   {"timeout", required_argument, 0, 't'},
-        {"seed", required_argument, 0, 's'},     {"json", no_argument, 0, 'j'},
-        {"retry", required_argument, 0, 'Y'},    {"ledger-out", required_argument, 0, 'L'},
-        {"holds", required_argument, 0, 'H'},    {"hold-time", required_argument, 0, 'O'},
-        {"audit", no_argument, 0, 'A'},          {"table", no_argument, 0, 'T'},
-        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+    static const struct option opts[] = {{"instance", required_argument, 0, 'i'},
+                                         {"customers", required_argument, 0, 'c'},
+                                         {"rate", required_argument, 0, 'r'},
+                                         {"arrival", required_argument, 0, 'a'},
+                                         {"duration", required_argument, 0, 'd'},
+                                         {"count", required_argument, 0, 'n'},
+                                         {"zipf", required_argument, 0, 'z'},
+                                         {"restock", required_argument, 0, 'R'},
+                                         {"qty", required_argument, 0, 'q'},
+                                         {"batch", required_argument, 0, 'b'},
+                                         {"window", required_argument, 0, 'W'},
+                                         {"timeout", required_argument, 0, 't'},
+                                         {"seed", required_argument, 0, 's'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"retry", required_argument, 0, 'Y'},
+                                         {"ledger-out", required_argument, 0, 'L'},
+                                         {"holds", required_argument, 0, 'H'},
+                                         {"hold-time", required_argument, 0, 'O'},
+                                         {"audit", no_argument, 0, 'A'},
+                                         {"table", no_argument, 0, 'T'},
+                                         {"cert", required_argument, 0, 'K'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     int c, rc = 0;
     /* "+" stops at the first non-option, so `producer buy 3 -1` reads -1 as a value */
     while (rc == 0 && (c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
@@ -188,6 +202,9 @@ int main(int argc, char **argv)
         switch (c) {
         case 'i':
             cfg.instance = optarg;
+            break;
+        case 'K':
+            cfg.cert = optarg;
             break;
         case 'c':
             rc = sp_arg_u32("--customers", optarg, 1, SP_CUSTOMERS_MAX, &cfg.customers, why,
@@ -293,7 +310,7 @@ int main(int argc, char **argv)
             verb = verb || strcmp(argv[optind], verbs[i]) == 0;
         }
         if (verb) {
-            return s_one_shot(cfg.instance, argc - optind, argv + optind);
+            return s_one_shot(cfg.instance, cfg.cert, argc - optind, argv + optind);
         }
         sp_error("unexpected argument '%s' (see --help)", argv[optind]);
         return EXIT_USAGE;
