@@ -284,14 +284,19 @@ static void s_retry(sp_cust_t *c, uint64_t now)
     unsigned k = 0;
     for (unsigned i = 0; i < cfg->window && c->outstanding > 0; i++) {
         sp_pending_t *p = &c->slots[i];
-        if (!p->live || now < p->due_ns) {
+        if (!p->live) {
             continue;
         }
+        /* the timeout before the resend time: with --retry 0 nothing is
+         * ever due again, and the order must still time out */
         if (now > p->first_ns + limit) {
             p->live = 0; /* fate unknown: reported as timed out */
             c->outstanding--;
             c->st->timed_out++;
             s_ledger_put(c, p, SP_LEDGER_TIMED_OUT, 0);
+            continue;
+        }
+        if (now < p->due_ns) {
             continue;
         }
         if (cfg->retry_ms == 0) {
