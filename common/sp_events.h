@@ -29,11 +29,13 @@
 
 #define SP_EVENTS_PER_MSG 256
 #define SP_PUB_JOIN_MS    3000 /* longest wait for the broker's subscription */
-#define SP_EVENTS_MSG_MAX (SP_WIRE_HDR_SIZE + SP_EVENTS_PER_MSG * SP_WIRE_EVENT_SIZE)
 #define SP_SUB_HWM        1000 /* messages a subscriber queues before it loses some */
-/* The largest message on the event path (events; heartbeats, STATS and EOS
- * are smaller: checked where they are built), and the largest a publisher
- * receives: a subscription, one byte and a prefix (we subscribe to all). */
+/* The largest message on the event path, a full batch of events: the
+ * maximum message size of the sockets that receive it (heartbeats, STATS
+ * and EOS are smaller, checked where they are built). */
+#define SP_EVENTS_MSG_MAX (SP_WIRE_HDR_SIZE + SP_EVENTS_PER_MSG * SP_WIRE_EVENT_SIZE)
+/* The largest message a publisher receives: a subscription, one byte and a
+ * prefix (everyone here subscribes to everything, an empty prefix). */
 #define SP_SUBSCRIPTION_MAX (1 + SP_WIRE_HDR_SIZE)
 _Static_assert(SP_WIRE_HDR_SIZE + SP_WIRE_HEARTBEAT_SIZE <= SP_EVENTS_MSG_MAX,
                "a heartbeat fits the event path");
