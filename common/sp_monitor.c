@@ -328,8 +328,9 @@ static int s_parse_connect(s_mon_t *mon, const char *url, char *why, size_t cap)
 }
 
 /* Our CURVE keys when the broker's endpoints are CURVE servers: a remote
- * monitor learns the broker's key from --server-cert, a local one from the
- * table header (a --server-cert given then must agree with it). */
+ * monitor (header_key NULL) learns the broker's key from --server-cert, a
+ * local one from the table header ("" without CURVE; a --server-cert given
+ * then must agree with it). */
 static int s_curve(s_mon_t *mon, const char *header_key, char *why, size_t cap)
 {
     const sp_monitor_cfg_t *cfg = mon->cfg;
@@ -470,7 +471,7 @@ static int s_setup(s_mon_t *mon, char *why, size_t cap)
         snprintf(mon->ep_snapshot, sizeof mon->ep_snapshot, "%s", h->ep_snapshot);
         char key[SP_CURVE_KEY_TXT];
         snprintf(key, sizeof key, "%s", h->curve_server_key);
-        rc = cfg->once && !cfg->from_broker ? 0 : s_curve(mon, key[0] ? key : NULL, why, cap);
+        rc = cfg->once && !cfg->from_broker ? 0 : s_curve(mon, key, why, cap);
         if (rc < 0) {
             return rc;
         }
