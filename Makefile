@@ -10,7 +10,12 @@
 #   make chaos           1,000,000 orders per transport with workers killed, and 100
 #                        restarts of everything killed at once, checked order by order
 #                        (tests/chaos/chaos.sh; the --quick runs are in make test)
+#   make flood           30 s floods of malformed input per transport (tests/test_flood.c)
 #   make SANITIZE=address,undefined test   the same, built in build/san-*/
+#   make lint            cppcheck and clang-tidy (bugprone, cert; .clang-tidy);
+#                        fails on any finding
+#   make tsan            the worker core and the in-process pipeline under
+#                        ThreadSanitizer (tests/tsan/; clang)
 #   make format / format-check / clean
 #
 # Set-up: `scripts/deps.sh` checks the Debian packages we need and installs
@@ -83,7 +88,7 @@ DEPS_STAMP := build/.deps-ok
 FLAGS_FILE := $(BUILD)/.flags
 
 .PHONY: all test run clean format format-check deps check-leftovers stall-check bench bench-full \
-        chaos
+        chaos flood lint tsan
 all: $(ROLE_BINS) $(BENCH_BIN) $(CHAOS_BIN)
 
 deps: $(DEPS_STAMP)
@@ -171,14 +176,76 @@ chaos: $(ROLE_BINS) $(CHAOS_BIN)
 	SP_BIN_DIR=$(abspath $(BINDIR)) bash tests/chaos/chaos.sh --restart-loop || status=1; \
 	exit $$status
 
+# Hostile input under load: one producer as fast as it can for 30 s with
+# malformed messages mixed in, over mq, zmq and shm, and a zmq client that
+# ignores flow control (tests/test_flood.c; `make test` runs 5 s of each).
+# Peak memory, queue depths and counts are printed.  FLOOD_SECONDS=30.
+FLOOD_SECONDS ?= 30
+flood: $(ROLE_BINS) $(TEST_BIN)
+	SP_BIN_DIR=$(abspath $(BINDIR)) SP_DATA_DIR=$(abspath data) SP_FLOOD_SECONDS=$(FLOOD_SECONDS) \
+	    $(TEST_BIN) --jobs 1 --verbose --filter='flood/*' 2>&1 | grep -v '^\[SKIP\]'; \
+	    exit $${PIPESTATUS[0]}
+
 FORMAT_SRC = $(wildcard common/*.[ch] producer/*.[ch] consumer/*.[ch] broker/*.[ch] \
-                        tests/*.[ch] tests/chaos/*.[ch] bench/*.[ch])
+                        tests/*.[ch] tests/chaos/*.[ch] tests/tsan/*.[ch] bench/*.[ch])
 format:
 	clang-format -i $(FORMAT_SRC)
 format-check:
 	clang-format --dry-run --Werror $(FORMAT_SRC)
 
+# Static analysis.  cppcheck: warnings, portability and performance (its
+# style checks are taste, not defects); clang-tidy: bugprone and CERT, as
+# .clang-tidy says, with the build's own flags.  Every finding fails the
+# target; each accepted one is suppressed where it occurs, with its reason.
+LINT_SRC = $(sort $(wildcard common/*.c producer/*.c consumer/*.c broker/*.c bench/*.c \
+                             tests/chaos/*.c tests/tsan/*.c))
+LINT_CFLAGS = $(filter-out -Werror,$(CFLAGS_BASE)) -Ibench $(PKG_CFLAGS) $(CRIT_CFLAGS)
+CPPCHECK_FLAGS := --std=c11 --library=posix,gnu --enable=warning,portability,performance \
+                  --inline-suppr --suppressions-list=scripts/cppcheck.supp --error-exitcode=1 \
+                  --quiet --template='{file}:{line}: {severity}: {message} [{id}]'
+lint: | $(DEPS_STAMP)
+	@bash scripts/deps.sh lint
+	@echo 'cppcheck $(words $(LINT_SRC)) files $(filter -I% -D%,$(LINT_CFLAGS))'
+	@status=0; \
+	cppcheck $(CPPCHECK_FLAGS) $(filter -I% -D%,$(LINT_CFLAGS)) $(LINT_SRC) || status=1; \
+	echo 'clang-tidy $(words $(LINT_SRC)) files -- $(LINT_CFLAGS)'; \
+	for f in $(LINT_SRC); do \
+	    clang-tidy --quiet $$f -- $(LINT_CFLAGS) 2>/dev/null || status=1; \
+	done; \
+	if [ $$status -ne 0 ]; then echo 'lint: findings above (fix, or suppress in place with the reason)'; fi; \
+	exit $$status
+
+# ThreadSanitizer, built with clang -fsanitize=thread in build/san-thread/:
+# the worker core with threads on one table (tests/tsan/tsan_commit.c, no
+# suppressions), then the whole pipeline in one process: the bench's
+# zmq-inproc cell runs the broker, its workers and the customers as threads
+# over inproc://, for each strategy, and audits the table (suppressions in
+# tests/tsan/tsan.supp, for the uninstrumented libzmq).  Only threads of one
+# process: ThreadSanitizer's runtime performs 16-byte atomics under a lock of
+# its own process, so processes sharing a table are not atomic under it.
+# Any report fails the target.
+TSAN_OPTS := halt_on_error=1 exitcode=66 second_deadlock_stack=1
+TSAN_ROUNDS ?= 1 # tsan_commit: every strategy this many times
+TSAN_BENCH_ARGS := --transports zmq-inproc --sync cas,row-lock,table-lock --procs 2x2 \
+                   --batch 32 --repeats 1 --warmup 0.1 --seconds 0.5 --rate-seconds 0.5 \
+                   --no-raw --no-sweep --no-scaling --no-shop --no-plots
+tsan:
+	@bash scripts/deps.sh tsan
+	@$(MAKE) --no-print-directory SANITIZE=thread CC=clang tsan-run
+
+TSAN_BIN := $(BUILD)/tests/tsan/tsan_commit
+$(TSAN_BIN): $(BUILD)/tests/tsan/tsan_commit.o $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(LIBCOMMON) $(LIBS)
+
+.PHONY: tsan-run
+tsan-run: $(TSAN_BIN) $(BENCH_BIN)
+	@test '$(SANITIZE)' = thread || { echo 'tsan-run: run make tsan' >&2; exit 2; }
+	TSAN_OPTIONS='$(TSAN_OPTS)' $(TSAN_BIN) $(TSAN_ROUNDS)
+	TSAN_OPTIONS='$(TSAN_OPTS) suppressions=$(abspath tests/tsan/tsan.supp)' \
+	    $(BENCH_BIN) $(TSAN_BENCH_ARGS) --out $(BUILD)/tsan-bench
+
 clean:
 	rm -rf build bin
 
--include $(wildcard $(BUILD)/*/*.d $(BUILD)/tests/chaos/*.d)
+-include $(wildcard $(BUILD)/*/*.d $(BUILD)/tests/chaos/*.d $(BUILD)/tests/tsan/*.d)

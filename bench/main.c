@@ -23,10 +23,12 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define BENCH_CELLS_MAX 512
@@ -123,11 +125,21 @@ static void s_set(s_list_t *l, const char *csv)
 
 /* ---- the plan ---- */
 
+/* Field by field: memcmp would compare the struct's padding too (never
+ * initialised) and would tell 0.0 from -0.0. */
+_Static_assert(sizeof(bench_cell_t) == 40, "s_same_cell compares every field of bench_cell_t");
+static bool s_same_cell(const bench_cell_t *a, const bench_cell_t *b)
+{
+    return a->transport == b->transport && a->sync == b->sync && a->producers == b->producers &&
+           a->workers == b->workers && a->batch == b->batch && a->products == b->products &&
+           a->zipf_s == b->zipf_s && a->unguarded == b->unguarded;
+}
+
 static void s_add(const bench_cell_t *c, const char *role, bool sweep)
 {
     for (unsigned i = 0; i < s_nplan; i++) {
         const bench_cell_t *o = &s_plan[i].cell;
-        if (memcmp(o, c, sizeof *c) == 0) {
+        if (s_same_cell(o, c)) {
             if (strcmp(role, "scaling") == 0 && strcmp(s_plan[i].role, "pipeline") == 0) {
                 return; /* the pipeline row doubles as a scaling point */
             }
@@ -158,13 +170,13 @@ static int s_procs(const char *s, unsigned *p, unsigned *w)
     if (np == 0 || np > 2) {
         return SP_E_USAGE;
     }
-    *p = *w = (unsigned)atoi(s);
+    *p = *w = (unsigned)strtoul(s, NULL, 10);
     if (s[np] == 'x') {
         size_t nw = strspn(s + np + 1, "0123456789");
         if (nw == 0 || nw > 2 || s[np + 1 + nw] != '\0') {
             return SP_E_USAGE;
         }
-        *w = (unsigned)atoi(s + np + 1);
+        *w = (unsigned)strtoul(s + np + 1, NULL, 10);
     } else if (s[np] != '\0') {
         return SP_E_USAGE;
     }
@@ -397,7 +409,7 @@ static void s_progress(const char *what, unsigned i, unsigned n)
 {
     bool tty = isatty(STDERR_FILENO);
     fprintf(stderr, "%s[%u/%u] %s ...%s", tty ? "\r\033[K" : "", i, n, what, tty ? "" : "\n");
-    fflush(stderr);
+    (void)fflush(stderr); /* progress line: best effort */
 }
 
 static void s_run_raw(const br_cfg_t *cfg, const s_args_t *a, unsigned *step, unsigned steps)
@@ -724,6 +736,30 @@ static bool s_sliced(const s_args_t *a)
            a->picks.n;
 }
 
+/* Runs bench/plot.sh CSV OUT_DIR/plots without a shell, so a path may hold
+ * any character (a quote in --out would have broken out of a command line).
+ * Returns the script's exit status, or -1 when it could not be run. */
+static int s_plot(const char *src_dir, const char *csv, const char *out_dir)
+{
+    char script[PATH_MAX + 32], plots[PATH_MAX + 8], csv_arg[PATH_MAX];
+    snprintf(script, sizeof script, "%s/bench/plot.sh", src_dir);
+    snprintf(plots, sizeof plots, "%s/plots", out_dir);
+    snprintf(csv_arg, sizeof csv_arg, "%s", csv);
+    char bash[] = "bash";
+    char *args[] = {bash, script, csv_arg, plots, NULL};
+    pid_t pid;
+    if (posix_spawnp(&pid, bash, NULL, NULL, args, environ) != 0) {
+        return -1;
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            return -1;
+        }
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 int main(int argc, char **argv)
 {
     static s_args_t a = {.zipf_s = 0.99,
@@ -900,14 +936,12 @@ int main(int argc, char **argv)
     }
     printf("\n%u rows, %u failed audits; wrote %s and %s\n", s_nrows, failed, csv, json);
     if (!a.no_plots) {
-        char cmd[4 * PATH_MAX];
-        snprintf(cmd, sizeof cmd, "bash '%s/bench/plot.sh' '%s' '%s/plots'", src_dir, csv,
-                 a.out_dir);
-        int prc = system(cmd);
+        int prc = s_plot(src_dir, csv, a.out_dir);
         if (prc == 0) {
             printf("plots in %s/plots\n", a.out_dir);
         } else {
-            fprintf(stderr, "bench: plots not made (%s exited with %d)\n", cmd, prc);
+            fprintf(stderr, "bench: plots not made (%s/bench/plot.sh exited with %d)\n", src_dir,
+                    prc);
         }
     }
     if (sp_signal_stopping()) {

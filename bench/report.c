@@ -98,7 +98,7 @@ static void s_first_line_with(const char *path, const char *key, char *out, size
             break;
         }
     }
-    fclose(f);
+    (void)fclose(f); /* read only: nothing to lose */
 }
 
 void bench_machine(bench_machine_t *m)
@@ -124,7 +124,9 @@ void bench_machine(bench_machine_t *m)
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
-    strftime(m->date, sizeof m->date, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (strftime(m->date, sizeof m->date, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+        m->date[0] = '\0'; /* on failure the contents are indeterminate */
+    }
 }
 
 void bench_print_header(FILE *out, const bench_machine_t *m, const char *command)

@@ -167,7 +167,7 @@ int main(int argc, char **argv)
             cfg.mq_depth = (long)v;
             break;
         case 'm':
-            rc = sp_arg_u64("--mq-msgsize", optarg, 64, 16 * 1024 * 1024, &v, why, sizeof why);
+            rc = sp_arg_u64("--mq-msgsize", optarg, 64, 16ull * 1024 * 1024, &v, why, sizeof why);
             cfg.mq_msgsize = (long)v;
             break;
         case 'S':

@@ -11,7 +11,9 @@
 #include "sp_file.h"
 #include "sp_journal.h"
 #include "sp_link.h"
+#include "sp_limits.h"
 #include "sp_log.h"
+#include "sp_producer.h"
 #include "sp_recover.h"
 #include "sp_snapshot.h"
 #include "sp_signal.h"
@@ -38,7 +40,12 @@
 
 extern char **environ;
 
-#define SP_BROKER_TAIL_MAX (4 * SP_WIRE_MAX_RECORDS)
+/* File descriptors the broker needs: measured 17 + 1 per worker (mq, shm)
+ * or + 2 (zmq), doubled; over zmq one more per connected producer or
+ * monitor (at most SP_DEDUP_SLOTS producers are remembered at once). */
+#define S_FILES_BASE       32
+#define S_FILES_PER_WORKER 4
+#define SP_BROKER_TAIL_MAX ((size_t)4 * SP_WIRE_MAX_RECORDS)
 
 /* The five endpoints, in the order s_endpoints lays them out. */
 enum { S_EP_ORDERS, S_EP_WORKERS, S_EP_EVENTS_IN, S_EP_EVENTS, S_EP_SNAPSHOT, S_EPS };
@@ -948,6 +955,40 @@ static int s_reattach(sp_bctx_t *b, char *why, size_t cap)
     return 0;
 }
 
+/* The limits the run's queues and processes need, read before anything is
+ * created (sp_limits.h). */
+static int s_preflight(sp_bctx_t *b, char *why, size_t cap)
+{
+    const sp_broker_cfg_t *cfg = b->cfg;
+    sp_limits_t have;
+    sp_limits_read(&have);
+    sp_limits_need_t need = {.files = S_FILES_BASE + (uint64_t)b->nworkers * S_FILES_PER_WORKER};
+    if (cfg->transport == SP_TRANSPORT_ZMQ) {
+        need.files += SP_DEDUP_SLOTS;
+    }
+    if (cfg->transport == SP_TRANSPORT_MQ) {
+        long depth = cfg->mq_depth > 0 ? cfg->mq_depth : sp_mq_limit("msg_max");
+        long size = cfg->mq_msgsize;
+        if (size <= 0) {
+            long max = sp_mq_limit("msgsize_max");
+            size = (max > 0 && max < SP_MQ_MSGSIZE_DEFAULT) ? max : SP_MQ_MSGSIZE_DEFAULT;
+        }
+        if (depth > 0) {
+            /* the order queue, and one producer's reply queue of its default batch */
+            unsigned batch = sp_wire_fit(SP_MSG_ORDERS, (size_t)size);
+            batch = batch < SP_BATCH_DEFAULT ? batch : SP_BATCH_DEFAULT;
+            uint64_t reply_depth = have.msg_max != SP_LIMIT_UNKNOWN ? have.msg_max : 10;
+            need.mq_depth = (uint64_t)depth;
+            need.mq_msgsize = (uint64_t)size;
+            need.mq_queues = 2;
+            need.mq_bytes =
+                sp_limits_mq_bytes((uint64_t)depth, (uint64_t)size) +
+                sp_limits_mq_bytes(reply_depth, sp_wire_msg_size(SP_MSG_RESULTS, batch));
+        }
+    }
+    return sp_limits_check(&need, &have, why, cap);
+}
+
 /* Every IPC name of the instance is either free or ours: a name another
  * user holds is refused before anything is written, opened for writing or
  * removed (a squatter must not get our orders, nor we destroy their
@@ -1089,6 +1130,17 @@ static int s_table_start(sp_bctx_t *b, char *why, size_t cap)
             sp_why(why, cap, "%s holds a journal but its base %s is missing: refusing to start",
                    journal, base);
         }
+        return rc;
+    }
+    uint64_t shm_bytes = sp_table_bytes(sp_catalogue_max_id(cat));
+    if (cfg->transport == SP_TRANSPORT_SHM) {
+        shm_bytes += sp_shm_bytes(cfg->mq_msgsize);
+    }
+    sp_limits_t have;
+    sp_limits_read(&have);
+    rc = sp_limits_check(&(sp_limits_need_t){.shm_bytes = shm_bytes}, &have, why, cap);
+    if (rc < 0) {
+        sp_catalogue_destroy(&cat);
         return rc;
     }
     sp_table_opts_t opts = {.sync = cfg->sync, .transport = cfg->transport};
@@ -1249,7 +1301,10 @@ int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *wh
         snprintf(why, cap, "worker binary %s is not executable", b.consumer);
         return rc < 0 ? rc : -errno;
     }
-    rc = s_security(&b, why, cap);
+    rc = s_preflight(&b, why, cap);
+    if (rc == 0) {
+        rc = s_security(&b, why, cap);
+    }
     if (rc < 0) {
         return rc;
     }

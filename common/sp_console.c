@@ -62,7 +62,7 @@
 /* Rows frozen by a pause: an open-addressing hash by id, kept at most three
  * quarters full so probes stay short; beyond that, rows are drawn live. */
 #define S_FREEZE_SLOTS 8192u
-#define S_FREEZE_MAX   (S_FREEZE_SLOTS / 4u * 3u)
+#define S_FREEZE_MAX   ((size_t)S_FREEZE_SLOTS / 4u * 3u)
 #define S_HASH_MULT    2654435761u /* Knuth's multiplicative hash */
 
 /* Layout. */
@@ -1026,7 +1026,7 @@ static void s_draw_row(const sp_console_t *self, int y, const sp_cols_t *c, cons
             cells = 1;
         }
         if (self->colors) {
-            short pair = sold_out ? S_PAIR_SOLD_OUT : low ? S_PAIR_LOW : S_PAIR_BAR;
+            short pair = (short)(sold_out ? S_PAIR_SOLD_OUT : low ? S_PAIR_LOW : S_PAIR_BAR);
             attrset(COLOR_PAIR(pair) | A_REVERSE);
             mvhline(y, c->bar_x, ' ', (int)cells);
         } else {
@@ -1339,8 +1339,9 @@ int sp_console_open(sp_console_t **out, const sp_console_cfg_t *cfg)
     }
     /* names are UTF-8 and ncursesw needs the locale to print them; numbers
      * stay in the C locale so nothing else the process prints changes */
-    setlocale(LC_ALL, "");
-    setlocale(LC_NUMERIC, "C");
+    /* on failure the C locale stays: plain ASCII drawing, still correct */
+    (void)setlocale(LC_ALL, "");
+    (void)setlocale(LC_NUMERIC, "C");
     self->utf8 = strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
     if (cfg != NULL) {
         self->low_stock = cfg->low_stock;

@@ -58,6 +58,8 @@ const char *sp_strerror(int code)
                "reserved), or a hold on it already";
     case SP_E_STOPPED:
         return "stopped";
+    case SP_E_LIMIT:
+        return "a system limit is too low for this run";
     case SP_E_CHECKSUM:
         return "checksum mismatch";
     case SP_E_JOURNAL_CORRUPT:

@@ -38,6 +38,7 @@ enum {
     SP_E_NOT_READY = -(SP_ERR_BASE + 32),      /* instance exists but is not serving */
     SP_E_MQ_LIMIT = -(SP_ERR_BASE + 33),       /* request exceeds a POSIX mq limit */
     SP_E_STOPPED = -(SP_ERR_BASE + 34),        /* shutdown was requested */
+    SP_E_LIMIT = -(SP_ERR_BASE + 35),          /* a system limit is below what the run needs */
     SP_E_CHECKSUM = -(SP_ERR_BASE + 50),       /* persistent record fails its CRC */
     /* a bad record with more records after it: not a torn tail */
     SP_E_JOURNAL_CORRUPT = -(SP_ERR_BASE + 51),

@@ -92,7 +92,7 @@ static int s_syscall(s_save_t *s, int op)
     if (s->crash_at != 0 && s->calls == s->crash_at) {
         /* SIGKILL, not abort(): no handler, no atexit, no flush, exactly
          * like the OOM killer or a power cut as far as the file goes */
-        raise(SIGKILL);
+        (void)raise(SIGKILL); /* does not return */
     }
     if (op != 0 && s_fault.op == op && s_fault.nth != 0 && ++s_fault.seen == s_fault.nth) {
         return s_fault.err;

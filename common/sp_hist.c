@@ -111,7 +111,7 @@ void sp_hist_init(sp_hist_t *h)
     h->min = UINT64_MAX;
     h->max = 0;
     h->sum_lo = 0;
-    for (size_t i = 0; i < SP_HIST_BUCKETS; i++) {
+    for (unsigned i = 0; i < SP_HIST_BUCKETS; i++) {
         h->buckets[i] = 0;
     }
 }
@@ -150,7 +150,7 @@ void sp_hist_record_n(sp_hist_t *h, uint64_t value, uint64_t n)
 void sp_hist_merge(sp_hist_t *dst, const sp_hist_t *src)
 {
     assert(dst != NULL && src != NULL);
-    for (size_t i = 0; i < SP_HIST_BUCKETS; i++) {
+    for (unsigned i = 0; i < SP_HIST_BUCKETS; i++) {
         dst->buckets[i] += src->buckets[i];
     }
     dst->count += src->count;

@@ -170,7 +170,7 @@ bool sp_pid_alive(pid_t pid)
         return true; /* no /proc: trust kill() */
     }
     size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
+    (void)fclose(f); /* read only: nothing to lose */
     buf[n] = '\0';
     const char *close_paren = strrchr(buf, ')'); /* after the command name */
     return close_paren == NULL || close_paren[1] != ' ' || close_paren[2] != 'Z';

@@ -38,7 +38,7 @@
 #define SP_JOURNAL_BATCH 256u
 
 /* Bytes the reader asks for at a time; a whole number of records. */
-#define SP_JOURNAL_SCAN_CHUNK (1024u * SP_JOURNAL_REC_SIZE)
+#define SP_JOURNAL_SCAN_CHUNK ((size_t)1024 * SP_JOURNAL_REC_SIZE)
 
 /* Header field offsets (see the format in sp_journal.h). */
 #define SP_JH_VERSION    8
@@ -199,6 +199,7 @@ static uint64_t s_realtime_ns(void)
 static void s_encode_header(uint8_t out[SP_JOURNAL_HDR_SIZE], uint64_t table_id, uint32_t writer_id)
 {
     memset(out, 0, SP_JOURNAL_HDR_SIZE);
+    /* NOLINTNEXTLINE(bugprone-not-null-terminated-result): 8 magic bytes, not a string */
     memcpy(out, SP_JOURNAL_MAGIC, SP_JOURNAL_MAGIC_LEN);
     sp_le_put32(out + SP_JH_VERSION, SP_JOURNAL_VERSION);
     sp_le_put32(out + SP_JH_REC_SIZE, SP_JOURNAL_REC_SIZE);

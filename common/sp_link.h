@@ -151,6 +151,9 @@ int sp_shm_create(sp_shm_t **out, const sp_names_t *names, long slot_size, char 
  * SP_E_BAD_MAGIC, SP_E_BAD_VERSION, SP_E_BAD_LAYOUT or -errno. */
 int sp_shm_open(sp_shm_t **out, const sp_names_t *names, char *why, size_t why_cap);
 
+/* Bytes of a ring segment with `slot_size`-byte slots (0: the default). */
+size_t sp_shm_bytes(long slot_size);
+
 /* Unmaps; never unlinks.  NULL-safe, nulls the pointer. */
 void sp_shm_close(sp_shm_t **self_p);
 

@@ -115,7 +115,7 @@ static void s_print_table(FILE *out, bool json, const sp_mirror_t *m)
     if (json) {
         fprintf(out, "]\n");
     }
-    fflush(out);
+    (void)fflush(out); /* a reader that went away is not our error */
 }
 
 static void s_on_event(void *arg, const sp_event_t *e, bool applied)
@@ -190,7 +190,7 @@ static void s_summary(s_mon_t *mon, uint64_t now)
                 (unsigned long long)st->gaps, (unsigned long long)st->resyncs, running, workers,
                 (unsigned long long)units, st->stale ? ", STALE" : "");
     }
-    fflush(mon->out);
+    (void)fflush(mon->out); /* a reader that went away is not our error */
 }
 
 /* Line mode: one line when a gap is found and one when a snapshot repairs it. */

@@ -25,8 +25,13 @@
 #define SP_OPEN_READY_MS   5000
 #define SP_POLL_IDLE_MS    50 /* longest wait for results when nothing is due */
 #define SP_TIMEOUT_SCAN_NS (20 * SP_NS_PER_MS)
-#define SP_PACE_NAP_NS     (200 * 1000) /* longest nap between paced orders */
-#define SP_AUDIT_SHOW_MAX  20           /* offending products named in the audit line */
+#define SP_PACE_NAP_NS     (200 * 1000ull) /* longest nap between paced orders */
+#define SP_AUDIT_SHOW_MAX  20              /* offending products named in the audit line */
+/* Injected malformed orders (--inject-malformed) carry order numbers above
+ * this, far beyond any real one, so their answers are told apart. */
+#define S_BAD_SEQ_LOW  (SP_SEQ_MAX - (1ull << 32))
+#define S_BAD_VARIANTS 23
+#define S_BAD_ROOM     (SP_WIRE_HDR_SIZE + 2 * SP_WIRE_RESULT_SIZE)
 
 typedef struct {
     uint64_t seq;
@@ -68,7 +73,11 @@ typedef struct {
     unsigned nheld;
     sp_curve_keys_t curve; /* --cert, when the instance uses CURVE */
     bool curve_used;
-    int ledger_fd; /* --ledger-out: one record per order outcome, or -1 */
+    uint8_t *bad;          /* --inject-malformed: the malformed message, msg_cap bytes */
+    uint64_t bad_no;       /* malformed messages made so far */
+    uint64_t msgs_sent;    /* order messages sent so far */
+    uint64_t bad_answered; /* answers to injected orders */
+    int ledger_fd;         /* --ledger-out: one record per order outcome, or -1 */
     uint8_t ledger_buf[SP_LEDGER_REC_SIZE * 256];
     size_t ledger_len;
 } sp_cust_t;
@@ -190,6 +199,16 @@ static void s_ledger_put(sp_cust_t *c, const sp_pending_t *p, unsigned status, u
 
 static void s_on_result(sp_cust_t *c, const sp_result_t *r, uint64_t now)
 {
+    if (r->seq > S_BAD_SEQ_LOW) {
+        /* the answer to an injected malformed order: it must be a refusal */
+        c->bad_answered++;
+        if (r->status == SP_STATUS_INVALID || r->status == SP_STATUS_UNKNOWN_PRODUCT) {
+            c->st->malformed_refused++;
+        } else {
+            c->st->unexpected++;
+        }
+        return;
+    }
     sp_pending_t *p = &c->slots[r->seq % c->cfg->window];
     if (r->producer_id != c->producer_id || r->status >= SP_STATUS_COUNT || r->seq == 0 ||
         r->seq >= c->next_seq) {
@@ -330,6 +349,141 @@ static void s_retry(sp_cust_t *c, uint64_t now)
     /* a resend that did not leave is simply due again at its next time */
 }
 
+/* Makes malformed message number `no` in c->bad; returns its length and
+ * whether it must be dead-lettered (true) or answered as refused. */
+static size_t s_malformed(sp_cust_t *c, uint64_t no, bool *dead)
+{
+    uint8_t *m = c->bad;
+    sp_order_t o = {.type = SP_ORDER_PURCHASE,
+                    .producer_id = c->producer_id,
+                    .seq = SP_SEQ_MAX - (no % (SP_SEQ_MAX - S_BAD_SEQ_LOW)),
+                    .product_id = c->ids[no % c->nids],
+                    .quantity = 1};
+    size_t one = sp_wire_msg_size(SP_MSG_ORDERS, 1);
+    sp_wire_put_hdr(m, SP_MSG_ORDERS, 1, c->producer_id, c->batch_no++);
+    *dead = true;
+    unsigned variant = (unsigned)(no % S_BAD_VARIANTS);
+    switch (variant) {
+    case 0: { /* noise, never starting with the magic */
+        size_t len = (size_t)(sp_rand_next(&c->rng) % (c->msg_cap + 1));
+        for (size_t i = 0; i < len; i++) {
+            m[i] = (uint8_t)sp_rand_next(&c->rng);
+        }
+        if (len > 0) {
+            m[0] = 0;
+        }
+        return len;
+    }
+    case 1: /* a header cut short */
+        return 1 + (size_t)(sp_rand_next(&c->rng) % (SP_WIRE_HDR_SIZE - 1));
+    case 2: /* wrong magic */
+        sp_wire_put_order(m + SP_WIRE_HDR_SIZE, &o);
+        m[0] ^= 0x20;
+        return one;
+    case 3: /* an old version */
+        sp_wire_put_order(m + SP_WIRE_HDR_SIZE, &o);
+        m[4] = SP_WIRE_VERSION - 1;
+        return one;
+    case 4: /* a version from the future */
+        sp_wire_put_order(m + SP_WIRE_HDR_SIZE, &o);
+        m[4] = 0xff;
+        return one;
+    case 5: /* no such kind */
+        sp_wire_put_order(m + SP_WIRE_HDR_SIZE, &o);
+        m[5] = 0x63;
+        return one;
+    case 6: /* results sent down the order path */
+        sp_wire_put_hdr(m, SP_MSG_RESULTS, 1, c->producer_id, c->batch_no++);
+        memset(m + SP_WIRE_HDR_SIZE, 0, SP_WIRE_RESULT_SIZE);
+        return sp_wire_msg_size(SP_MSG_RESULTS, 1);
+    case 7: /* says 3 records, holds 1 */
+        sp_wire_put_hdr(m, SP_MSG_ORDERS, 3, c->producer_id, c->batch_no++);
+        sp_wire_put_order(m + SP_WIRE_HDR_SIZE, &o);
+        return one;
+    case 8: /* says 1, holds 1 and a half */
+        sp_wire_put_order(m + SP_WIRE_HDR_SIZE, &o);
+        memset(m + one, 0x41, SP_WIRE_ORDER_SIZE / 2);
+        return one + SP_WIRE_ORDER_SIZE / 2;
+    case 9: /* no records at all */
+        sp_wire_put_hdr(m, SP_MSG_ORDERS, 0, c->producer_id, c->batch_no++);
+        return SP_WIRE_HDR_SIZE;
+    case 10: /* a count beyond any message */
+        sp_wire_put_hdr(m, SP_MSG_ORDERS, 0xffff, c->producer_id, c->batch_no++);
+        sp_wire_put_order(m + SP_WIRE_HDR_SIZE, &o);
+        return one;
+    default:
+        break;
+    }
+    /* a well-formed message whose one order has a field out of range */
+    *dead = false;
+    switch (variant) {
+    case 11:
+        o.quantity = 0;
+        break;
+    case 12:
+        o.quantity = SP_QTY_MAX + 1;
+        break;
+    case 13:
+        o.quantity = UINT32_MAX;
+        break;
+    case 14:
+        o.type = 0;
+        break;
+    case 15:
+        o.type = 0xc8;
+        break;
+    case 16:
+        o.product_id = 0;
+        break;
+    case 17:
+        o.product_id = UINT32_MAX; /* answered unknown_product */
+        break;
+    case 18:
+        o.flags = 0x80;
+        break;
+    case 19:
+        o.reserved = 30; /* a hold time on a purchase */
+        break;
+    case 20:
+        o.type = SP_ORDER_RESERVE;
+        o.reserved = UINT16_MAX; /* beyond SP_HOLD_SECONDS_MAX */
+        break;
+    case 21:
+        o.seq = SP_SEQ_MAX + 1;
+        break;
+    default:
+        o.producer_id = c->producer_id ^ 0x40000000u; /* somebody else's order */
+        break;
+    }
+    sp_wire_put_order(m + SP_WIRE_HDR_SIZE, &o);
+    return one;
+}
+
+/* Sends one malformed message; a full path is waited out like any other. */
+static void s_inject(sp_cust_t *c)
+{
+    bool dead;
+    size_t len = s_malformed(c, c->bad_no++, &dead);
+    for (;;) {
+        int rc = sp_link_send(c->link, c->bad, len, NULL, SP_SEND_TIMEOUT_MS);
+        if (rc == 0) {
+            break;
+        }
+        if (rc != SP_E_TIMEOUT && rc != -EINTR && rc != -EAGAIN) {
+            return; /* not sent: not counted */
+        }
+        s_collect(c, 0);
+        if (sp_signal_stopping()) {
+            return;
+        }
+    }
+    if (dead) {
+        c->st->malformed_msgs++;
+    } else {
+        c->st->malformed_orders++;
+    }
+}
+
 /* Sends one message of `k` orders, retrying while the path is full. */
 static int s_send_batch(sp_cust_t *c, unsigned k, uint64_t first_seq)
 {
@@ -384,6 +538,7 @@ static int s_customer_loop(sp_cust_t *c, uint64_t quota)
     c->next_seq = 1;
     c->low = 1;
     uint64_t next_scan = start + SP_TIMEOUT_SCAN_NS;
+    uint64_t done_ns = 0; /* when every real order was answered */
     c->st->start_ns = start;
     int rc = 0;
     for (;;) {
@@ -454,10 +609,21 @@ static int s_customer_loop(sp_cust_t *c, uint64_t quota)
             if (rc < 0 && rc != SP_E_STOPPED) {
                 break;
             }
+            if (rc == 0 && cfg->malformed_every > 0 && ++c->msgs_sent % cfg->malformed_every == 0) {
+                s_inject(c);
+            }
             rc = 0;
         }
         if (done && c->outstanding == 0) {
-            break;
+            /* injected orders are answered too: wait for them, within the
+             * timeout (an answer never coming is the refusal we count) */
+            if (done_ns == 0) {
+                done_ns = now;
+            }
+            if (c->bad_answered >= c->st->malformed_orders ||
+                now - done_ns > (uint64_t)cfg->timeout_ms * SP_NS_PER_MS) {
+                break;
+            }
         }
         int wait_ms = SP_POLL_IDLE_MS;
         uint64_t nap_ns = 0;
@@ -505,6 +671,7 @@ static void s_cust_free(sp_cust_t *c)
     free(c->ids);
     free(c->zipf_cdf);
     free(c->msg);
+    free(c->bad);
     free(c->in);
     free(c->sold);
     free(c->restocked);
@@ -562,7 +729,9 @@ static int s_connect(sp_cust_t *c, const sp_names_t *names, unsigned batch, char
     c->in_cap = sp_wire_msg_size(SP_MSG_RESULTS, batch);
     c->msg = malloc(c->msg_cap);
     c->in = malloc(c->in_cap);
-    if (c->msg == NULL || c->in == NULL) {
+    /* room for the longest malformed message, whatever the batch */
+    c->bad = c->cfg->malformed_every > 0 ? malloc(c->msg_cap + S_BAD_ROOM) : NULL;
+    if (c->msg == NULL || c->in == NULL || (c->cfg->malformed_every > 0 && c->bad == NULL)) {
         return -ENOMEM;
     }
     if (h->transport == SP_TRANSPORT_MQ) {
@@ -757,6 +926,9 @@ void sp_load_merge(sp_load_stats_t *dst, const sp_load_stats_t *src, bool first)
     dst->duplicates += src->duplicates;
     dst->late += src->late;
     dst->ledger_errors += src->ledger_errors;
+    dst->malformed_msgs += src->malformed_msgs;
+    dst->malformed_orders += src->malformed_orders;
+    dst->malformed_refused += src->malformed_refused;
     dst->units_sold += src->units_sold;
     dst->units_restocked += src->units_restocked;
     dst->scheduled += src->scheduled;
@@ -1067,7 +1239,7 @@ static double s_us(uint64_t ns)
 void sp_load_report_text(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stats_t *st)
 {
     double secs = st->end_ns > st->start_ns ? (double)(st->end_ns - st->start_ns) / 1e9 : 0;
-    uint64_t answered = sp_load_answered(st);
+    double answered = (double)sp_load_answered(st); /* only divided by seconds */
     fprintf(out,
             "orders      sent %llu  accepted %llu  out of stock %llu  unknown product %llu  "
             "invalid %llu  duplicate %llu  conflict %llu  no hold %llu\n",
@@ -1086,6 +1258,13 @@ void sp_load_report_text(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stat
             (unsigned long long)st->duplicates, (unsigned long long)st->late);
     fprintf(out, "units       sold %llu  restocked %llu\n", (unsigned long long)st->units_sold,
             (unsigned long long)st->units_restocked);
+    if (cfg->malformed_every > 0) {
+        fprintf(out,
+                "malformed   injected %llu messages (to be dead-lettered) and %llu orders "
+                "(%llu answered as refused)\n",
+                (unsigned long long)st->malformed_msgs, (unsigned long long)st->malformed_orders,
+                (unsigned long long)st->malformed_refused);
+    }
     fprintf(out, "throughput  %.1f orders/s answered over %.2f s", secs > 0 ? answered / secs : 0,
             secs);
     if (cfg->rate > 0 && cfg->arrival != SP_ARRIVAL_FAST) {
@@ -1106,37 +1285,40 @@ void sp_load_report_text(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stat
 void sp_load_report_json(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stats_t *st)
 {
     double secs = st->end_ns > st->start_ns ? (double)(st->end_ns - st->start_ns) / 1e9 : 0;
-    uint64_t answered = sp_load_answered(st);
-    fprintf(
-        out,
-        "{\"instance\":\"%s\",\"customers\":%u,\"rate\":%.3f,\"arrival\":\"%s\","
-        "\"batch\":%u,\"sent\":%llu,\"accepted\":%llu,\"out_of_stock\":%llu,"
-        "\"unknown_product\":%llu,\"invalid\":%llu,\"duplicate\":%llu,\"timed_out\":%llu,"
-        "\"send_failed\":%llu,\"retried\":%llu,\"duplicates\":%llu,\"late\":%llu,"
-        "\"conflict\":%llu,\"no_hold\":%llu,\"unexpected\":%llu,\"units_sold\":%llu,"
-        "\"units_restocked\":%llu,\"seconds\":%.6f,\"throughput\":%.3f,"
-        "\"latency_ns\":{\"p50\":%llu,\"p90\":%llu,\"p99\":%llu,\"p999\":%llu,\"max\":%llu,"
-        "\"mean\":%.1f}}\n",
-        cfg->instance, cfg->customers, cfg->rate,
-        cfg->arrival == SP_ARRIVAL_FAST
-            ? "fast"
-            : (cfg->arrival == SP_ARRIVAL_POISSON ? "poisson" : "constant"),
-        cfg->batch, (unsigned long long)st->sent,
-        (unsigned long long)st->status[SP_STATUS_ACCEPTED],
-        (unsigned long long)st->status[SP_STATUS_OUT_OF_STOCK],
-        (unsigned long long)st->status[SP_STATUS_UNKNOWN_PRODUCT],
-        (unsigned long long)st->status[SP_STATUS_INVALID],
-        (unsigned long long)st->status[SP_STATUS_DUPLICATE], (unsigned long long)st->timed_out,
-        (unsigned long long)st->send_failed, (unsigned long long)st->retried,
-        (unsigned long long)st->duplicates, (unsigned long long)st->late,
-        (unsigned long long)st->status[SP_STATUS_CONFLICT],
-        (unsigned long long)st->status[SP_STATUS_NO_HOLD], (unsigned long long)st->unexpected,
-        (unsigned long long)st->units_sold, (unsigned long long)st->units_restocked, secs,
-        secs > 0 ? answered / secs : 0, (unsigned long long)sp_hist_percentile(&st->latency, 50),
-        (unsigned long long)sp_hist_percentile(&st->latency, 90),
-        (unsigned long long)sp_hist_percentile(&st->latency, 99),
-        (unsigned long long)sp_hist_percentile(&st->latency, 99.9),
-        (unsigned long long)(st->latency.count ? st->latency.max : 0), sp_hist_mean(&st->latency));
+    double answered = (double)sp_load_answered(st); /* only divided by seconds */
+    fprintf(out,
+            "{\"instance\":\"%s\",\"customers\":%u,\"rate\":%.3f,\"arrival\":\"%s\","
+            "\"batch\":%u,\"sent\":%llu,\"accepted\":%llu,\"out_of_stock\":%llu,"
+            "\"unknown_product\":%llu,\"invalid\":%llu,\"duplicate\":%llu,\"timed_out\":%llu,"
+            "\"send_failed\":%llu,\"retried\":%llu,\"duplicates\":%llu,\"late\":%llu,"
+            "\"conflict\":%llu,\"no_hold\":%llu,\"unexpected\":%llu,\"units_sold\":%llu,"
+            "\"units_restocked\":%llu,\"malformed_msgs\":%llu,\"malformed_orders\":%llu,"
+            "\"malformed_refused\":%llu,\"seconds\":%.6f,\"throughput\":%.3f,"
+            "\"latency_ns\":{\"p50\":%llu,\"p90\":%llu,\"p99\":%llu,\"p999\":%llu,\"max\":%llu,"
+            "\"mean\":%.1f}}\n",
+            cfg->instance, cfg->customers, cfg->rate,
+            cfg->arrival == SP_ARRIVAL_FAST
+                ? "fast"
+                : (cfg->arrival == SP_ARRIVAL_POISSON ? "poisson" : "constant"),
+            cfg->batch, (unsigned long long)st->sent,
+            (unsigned long long)st->status[SP_STATUS_ACCEPTED],
+            (unsigned long long)st->status[SP_STATUS_OUT_OF_STOCK],
+            (unsigned long long)st->status[SP_STATUS_UNKNOWN_PRODUCT],
+            (unsigned long long)st->status[SP_STATUS_INVALID],
+            (unsigned long long)st->status[SP_STATUS_DUPLICATE], (unsigned long long)st->timed_out,
+            (unsigned long long)st->send_failed, (unsigned long long)st->retried,
+            (unsigned long long)st->duplicates, (unsigned long long)st->late,
+            (unsigned long long)st->status[SP_STATUS_CONFLICT],
+            (unsigned long long)st->status[SP_STATUS_NO_HOLD], (unsigned long long)st->unexpected,
+            (unsigned long long)st->units_sold, (unsigned long long)st->units_restocked,
+            (unsigned long long)st->malformed_msgs, (unsigned long long)st->malformed_orders,
+            (unsigned long long)st->malformed_refused, secs, secs > 0 ? answered / secs : 0,
+            (unsigned long long)sp_hist_percentile(&st->latency, 50),
+            (unsigned long long)sp_hist_percentile(&st->latency, 90),
+            (unsigned long long)sp_hist_percentile(&st->latency, 99),
+            (unsigned long long)sp_hist_percentile(&st->latency, 99.9),
+            (unsigned long long)(st->latency.count ? st->latency.max : 0),
+            sp_hist_mean(&st->latency));
 }
 
 int sp_audit(FILE *out, sp_table_t *table, const sp_load_stats_t *st, const uint64_t *sold,

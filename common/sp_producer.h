@@ -67,6 +67,11 @@ typedef struct {
     const char *ledger_dir;
     uint32_t producer_id; /* one-shot --as: use this producer id (0: a new one) */
     bool holds_outlive;   /* register no pid: holds last until they expire */
+    /* hostile-input testing: after every `malformed_every`-th order message
+     * send one malformed message of its own (garbage, truncated, wrong magic,
+     * version or kind, a count that lies, or one order with a field out of
+     * range); 0 = never.  See sp_load_stats_t.malformed_* */
+    unsigned malformed_every;
     /* --cert: this producer's secret certificate (sp_curve.h), needed when
      * the instance's order endpoint is a CURVE server (its table header
      * holds the broker's key); NULL: none */
@@ -83,6 +88,9 @@ typedef struct {
     uint64_t duplicates;              /* answers that were a first copy's outcome */
     uint64_t late;                    /* extra answers for orders already answered */
     uint64_t ledger_errors;           /* ledger records that could not be written */
+    uint64_t malformed_msgs;          /* injected messages that must be dead-lettered */
+    uint64_t malformed_orders;        /* injected orders that must be answered as refused */
+    uint64_t malformed_refused;       /*   of those, answered invalid or unknown product */
     uint64_t units_sold, units_restocked;
     uint64_t scheduled; /* orders scheduled (sent + unsent at the end) */
     uint64_t start_ns, end_ns;

@@ -95,10 +95,12 @@ int sp_router_new(sp_router_t **out, bool orders, const char *ep_front, const ch
     r->orders = orders;
     r->accepting = true;
     if (orders) {
-        /* front: producers' order messages; back: workers' results and
-         * credit (the routing-id frame in front of them is smaller) */
-        r->front =
-            s_bind(ZMQ_ROUTER, ep_front, SP_ROUTER_FRONT_MAX, SP_ZMQ_HWM, curve, why, why_cap);
+        /* front: producers' order messages, and per producer what one
+         * ignoring its window can park in our memory before it is made to
+         * wait (SP_ROUTER_CLIENT_HWM); back: workers' results and credit
+         * (the routing-id frame in front of them is smaller) */
+        r->front = s_bind(ZMQ_ROUTER, ep_front, SP_ROUTER_FRONT_MAX, SP_ROUTER_CLIENT_HWM, curve,
+                          why, why_cap);
         r->back = r->front ? s_bind(ZMQ_ROUTER, ep_back, SP_ROUTER_BACK_MAX, SP_ZMQ_HWM, curve, why,
                                     why_cap)
                            : NULL;

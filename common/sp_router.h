@@ -29,6 +29,14 @@
 #include <sys/types.h>
 
 #define SP_ROUTER_WORKERS_MAX 256
+/* Messages queued per producer connection, each way.  A producer that
+ * ignores its window is made to wait once this many of its order messages
+ * wait here, and one that stops reading loses results past it (and resends
+ * those orders): at most 128 x 128 KiB in (the largest order message) and
+ * 128 x 160 KiB out (the largest result message), 36 MiB of our memory for
+ * the worst such producer, and 128 x 2 KiB with the default batch.  Our own
+ * producers keep at most window / batch (32 by default) messages out. */
+#define SP_ROUTER_CLIENT_HWM  128
 #define SP_ROUTER_MONITOR_HWM 1000 /* messages queued per monitor before it loses some */
 
 typedef struct sp_router sp_router_t;

@@ -150,7 +150,7 @@ int sp_shm_create(sp_shm_t **out, const sp_names_t *names, long slot_size, char 
     }
     size_t orders = sp_ring_bytes(SP_SHM_ORDER_SLOTS, (uint32_t)slot_size);
     size_t results = sp_ring_bytes(SP_SHM_RESULT_SLOTS, (uint32_t)slot_size);
-    size_t len = sizeof(sp_shm_hdr_t) + orders + (size_t)SP_SHM_RESULT_RINGS * results;
+    size_t len = sp_shm_bytes(slot_size);
 
     sp_shm_t *s = calloc(1, sizeof *s);
     if (s == NULL) {
@@ -221,6 +221,16 @@ unlink:
     return rc;
 }
 
+size_t sp_shm_bytes(long slot_size)
+{
+    if (slot_size <= 0) {
+        slot_size = SP_SHM_SLOT_DEFAULT;
+    }
+    size_t orders = sp_ring_bytes(SP_SHM_ORDER_SLOTS, (uint32_t)slot_size);
+    size_t results = sp_ring_bytes(SP_SHM_RESULT_SLOTS, (uint32_t)slot_size);
+    return sizeof(sp_shm_hdr_t) + orders + (size_t)SP_SHM_RESULT_RINGS * results;
+}
+
 int sp_shm_open(sp_shm_t **out, const sp_names_t *names, char *why, size_t why_cap)
 {
     *out = NULL;
@@ -247,6 +257,7 @@ int sp_shm_open(sp_shm_t **out, const sp_names_t *names, char *why, size_t why_c
     int rc = mem == MAP_FAILED ? -errno : 0;
     close(fd);
     if (rc < 0) {
+        /* cppcheck-suppress memleak ; mem is MAP_FAILED here: nothing is mapped */
         return rc;
     }
     sp_shm_t *s = calloc(1, sizeof *s);

@@ -53,6 +53,11 @@ static size_t s_segment_bytes(uint32_t capacity)
     return s_dedup_offset(capacity) + sp_commit_region_bytes();
 }
 
+size_t sp_table_bytes(uint32_t capacity)
+{
+    return s_segment_bytes(capacity);
+}
+
 static int s_init_robust_mutex(pthread_mutex_t *m)
 {
     pthread_mutexattr_t attr;

@@ -253,6 +253,9 @@ int sp_table_open(sp_table_t **out, const char *shm_name, bool writable);
  * stop is requested (SP_E_STOPPED). */
 int sp_table_open_ready(sp_table_t **out, const char *shm_name, bool writable, int timeout_ms);
 
+/* Bytes of the segment of a table with `capacity` rows. */
+size_t sp_table_bytes(uint32_t capacity);
+
 /* Unmaps; never unlinks.  NULL-safe, nulls the pointer. */
 void sp_table_close(sp_table_t **self_p);
 

@@ -66,8 +66,9 @@ static int s_schedstat(const char *path, uint64_t *cpu_ns, uint64_t *wait_ns)
         return -errno;
     }
     unsigned long long cpu = 0, wait = 0;
+    /* NOLINTNEXTLINE(cert-err34-c): the kernel writes schedstat, plain decimals */
     int n = fscanf(f, "%llu %llu", &cpu, &wait);
-    fclose(f);
+    (void)fclose(f); /* read only: nothing to lose */
     if (n != 2) {
         return -EPROTO;
     }

@@ -58,7 +58,9 @@ int sp_apply_order(sp_table_t *table, sp_sync_t sync, const sp_order_t *o, uint3
     sp_outcome_t out = {.status = SP_STATUS_INVALID, .original = SP_STATUS_INVALID};
     int rc = 0;
     if (o->producer_id != sender) {
-        /* an order must come from the producer it names: refused */
+        /* an order must come from the producer it names: refused, and the
+         * refusal addressed to whoever sent it */
+        res->producer_id = sender;
     } else if (sp_table_hdr(table)->unguarded) {
         /* the benchmark's baseline: the same row change, no dedup record */
         rc = sp_wire_check_order(o);

@@ -5,15 +5,21 @@
 
 #include <czmq.h>
 #include <limits.h>
+#include <pthread.h>
 #include <string.h>
+
+static void s_setup_once(void)
+{
+    zsys_handler_set(NULL);
+}
 
 void sp_zmq_setup(void)
 {
-    static int done = 0;
-    if (!done) {
-        zsys_handler_set(NULL);
-        done = 1;
-    }
+    /* once per process, whichever thread comes first: an in-process broker
+     * (`--threads`, the bench's zmq-inproc) calls this from the broker, its
+     * worker threads and the customer threads at the same time */
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, s_setup_once);
 }
 
 int sp_zmq_max_frame(size_t largest)

@@ -136,7 +136,7 @@ int main(int argc, char **argv)
     cfg.console = !plain && !cfg.json && !cfg.once && !cfg.final_table && isatty(STDOUT_FILENO) &&
                   isatty(STDIN_FILENO);
     sp_signal_install();
-    setvbuf(stdout, NULL, _IOLBF, 0);
+    (void)setvbuf(stdout, NULL, _IOLBF, 0); /* fails only for bad arguments */
     sp_monitor_stats_t st;
     rc = sp_monitor_run(&cfg, stdout, &st, why, sizeof why);
     if (rc < 0) {

@@ -50,6 +50,10 @@ static void s_usage(FILE *out)
         "  --cert FILE         this producer's CURVE certificate (from `broker --keygen\n"
         "                      FILE`; FILE_secret must have mode 0600), needed when the\n"
         "                      broker runs with --curve-cert\n"
+        "  --inject-malformed N  testing hostile input: after every N-th order message send\n"
+        "                      a malformed one (garbage, truncated, wrong magic, version or\n"
+        "                      kind, a lying count, or an order with a field out of range);\n"
+        "                      the report counts them, the broker must refuse every one\n"
         "  --seed N            random seed (default 1)\n"
         "  --json              report as JSON\n"
         "  --audit             check conservation against the table (only producer)\n"
@@ -188,6 +192,7 @@ int main(int argc, char **argv)
                                          {"json", no_argument, 0, 'j'},
                                          {"retry", required_argument, 0, 'Y'},
                                          {"ledger-out", required_argument, 0, 'L'},
+                                         {"inject-malformed", required_argument, 0, 'M'},
                                          {"holds", required_argument, 0, 'H'},
                                          {"hold-time", required_argument, 0, 'O'},
                                          {"audit", no_argument, 0, 'A'},
@@ -251,6 +256,10 @@ int main(int argc, char **argv)
             break;
         case 'L':
             cfg.ledger_dir = optarg;
+            break;
+        case 'M':
+            rc = sp_arg_u32("--inject-malformed", optarg, 1, UINT32_MAX, &cfg.malformed_every, why,
+                            sizeof why);
             break;
         case 'H':
             rc = sp_arg_double("--holds", optarg, 0, 1, &cfg.hold_ratio, why, sizeof why);

@@ -4,14 +4,20 @@
 # command is printed and we fail.
 #   bash scripts/deps.sh         build and test packages
 #   bash scripts/deps.sh bench   also gnuplot (gnuplot-nox), for bench/plot.sh
+#   bash scripts/deps.sh lint    also cppcheck and clang-tidy, for `make lint`
+#   bash scripts/deps.sh tsan    also clang and its sanitizer runtimes, for `make tsan`
 set -euo pipefail
 
 want_bench=0
+want_lint=0
+want_tsan=0
 case "${1:-}" in
 '') ;;
 bench) want_bench=1 ;;
+lint) want_lint=1 ;;
+tsan) want_tsan=1 ;;
 *)
-    echo "usage: $0 [bench]" >&2
+    echo "usage: $0 [bench|lint|tsan]" >&2
     exit 2
     ;;
 esac
@@ -31,6 +37,17 @@ command -v tmux >/dev/null || need+=(tmux) # the full-screen monitor test drives
 /usr/bin/python3 -c 'import zmq' 2>/dev/null || need+=(python3-zmq)
 if [ "$want_bench" -eq 1 ]; then
     command -v gnuplot >/dev/null || need+=(gnuplot-nox) # bench/plot.sh
+fi
+if [ "$want_lint" -eq 1 ]; then
+    command -v cppcheck >/dev/null || need+=(cppcheck)
+    command -v clang-tidy >/dev/null || need+=(clang-tidy)
+fi
+if [ "$want_tsan" -eq 1 ]; then
+    if ! command -v clang >/dev/null; then
+        need+=(clang libclang-rt-dev)
+    elif [ ! -f "$(clang -print-file-name=libclang_rt.tsan-$(uname -m).a)" ]; then
+        need+=(libclang-rt-dev) # the ThreadSanitizer runtime
+    fi
 fi
 
 if [ ${#need[@]} -eq 0 ]; then

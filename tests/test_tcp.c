@@ -111,6 +111,7 @@ Test(tcp, malformed_addresses_are_refused_with_the_flag_named)
                          "1.2.3.4",
                          "1.2.3.4:0",
                          "1.2.3.4:65532",
+                         "tcp://1.2.3.4:4294972297", /* wraps to 5001 through sscanf's %u */
                          "1.2.3.4:-1",
                          "1.2.3.4:55x",
                          "::1:5555",

@@ -345,7 +345,7 @@ static int s_read_ledger(sp_lc_t *lc, const char *path, uint32_t producer, sp_lc
         fprintf(stderr, "ledgercheck: cannot read %s\n", path);
     }
     lc->ledger_tail_bytes += have;
-    fclose(f);
+    (void)fclose(f); /* read only: ferror was checked above */
     return rc;
 }
 
@@ -618,7 +618,7 @@ static void s_journal_only(sp_lc_t *lc, const sp_lc_producer_t *prods, size_t np
     const sp_lc_producer_t *p = s_find_producer(prods, nprods, j->producer);
     uint64_t first_hole = p != NULL ? p->first_hole : 1;
     bool complete = p != NULL && p->complete;
-    if (!complete && j->seq >= first_hole && j->seq - first_hole < LC_INFLIGHT_HORIZON) {
+    if (!complete && j->seq >= first_hole && j->seq - first_hole < (uint64_t)LC_INFLIGHT_HORIZON) {
         lc->unacknowledged += count;
         return;
     }
@@ -1014,7 +1014,7 @@ static void s_report_text(const sp_lc_t *lc)
            lc->refused_before_table, lc->system, lc->timed_out_applied, lc->timed_out_not_applied,
            lc->fate_unknown, lc->journal_accepted, lc->journal_refused, lc->units_sold,
            lc->units_restocked);
-    fflush(stdout); /* the figures first, then what failed, even through one pipe */
+    (void)fflush(stdout); /* the figures first, then what failed, even through one pipe */
     if (lc->problems > 0) {
         fprintf(stderr, "ledgercheck: FAILED, %" PRIu64 " problems; the first ones:\n",
                 lc->problems);
