@@ -39,6 +39,7 @@
 #include "sp_ring.h"
 #include "sp_table.h"
 #include "sp_time.h"
+#include "sp_zmq.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -566,6 +567,10 @@ static void *s_zmq_bind(s_run_t *run, void *ctx, s_report_t *rep)
     if (sock == NULL) {
         return NULL;
     }
+    /* the stream's messages are msg_size bytes: nothing bigger is ours (the
+     * sizing rule of sp_zmq.h; raw libzmq here, as the baseline is bare) */
+    int64_t max_msg = sp_zmq_max_frame(run->cfg->msg_size);
+    zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max_msg, sizeof max_msg);
     char ep[S_ENDPOINT_MAX];
     if (run->cfg->kind == BR_ZMQ_TCP && run->cfg->tcp_port == 0) {
         snprintf(ep, sizeof ep, "tcp://" S_LOOPBACK ":*");

@@ -4,6 +4,7 @@
  */
 #include "sp_args.h"
 #include "sp_broker.h"
+#include "sp_curve.h"
 #include "sp_error.h"
 #include "sp_journal.h"
 #include "sp_log.h"
@@ -28,7 +29,17 @@ static void s_usage(FILE *out)
             "  --transport T       mq (POSIX message queues), zmq (ZeroMQ), shm (lock-free\n"
             "                      rings in shared memory) or direct (no transport: producers\n"
             "                      apply their orders to the table; no workers), default mq\n"
-            "  --tcp tcp://H:P     zmq over TCP on ports P..P+3 instead of ipc:// (loopback)\n"
+            "  --tcp [tcp://][HOST:]PORT\n"
+            "                      zmq with the client-facing endpoints on TCP: orders on PORT,\n"
+            "                      events on PORT+3, snapshots on PORT+4 (workers stay on\n"
+            "                      ipc://). HOST defaults to 127.0.0.1; a HOST that is not\n"
+            "                      loopback (127.0.0.0/8, [::1], localhost) needs CURVE\n"
+            "  --curve-cert FILE   CURVE on the TCP endpoints: the broker's certificate, as\n"
+            "                      --keygen FILE wrote it (FILE_secret must have mode 0600)\n"
+            "  --curve-clients DIR CURVE: directory of the public certificates of the clients\n"
+            "                      let in (producers, monitors); re-read when it changes\n"
+            "  --keygen PATH       write a new CURVE key pair, PATH (public certificate) and\n"
+            "                      PATH_secret (mode 0600), print the public key, and exit\n"
             "  --sync S            cas (default), row-lock or table-lock\n"
             "  --mq-depth N        order queue depth (default fs.mqueue.msg_max)\n"
             "  --mq-msgsize B      order queue message size (default 8192; shm: ring slot\n"
@@ -50,6 +61,24 @@ static void s_usage(FILE *out)
             "  -h, --help\n");
 }
 
+/* --keygen PATH: a new CURVE key pair; the public key on stdout. */
+static int s_keygen(const char *path)
+{
+    char why[512] = "";
+    sp_curve_keys_t keys;
+    int rc = sp_curve_keygen(path, &keys, why, sizeof why);
+    if (rc < 0) {
+        sp_error("%s", why[0] ? why : sp_strerror(rc));
+        return 1;
+    }
+    printf("public key %s\n"
+           "wrote %s (the public certificate: hand it out) and %s%s (the secret one, mode "
+           "0600: keep it)\n",
+           keys.public_txt, path, path, SP_CURVE_SECRET_SUFFIX);
+    sp_curve_wipe(&keys);
+    return 0;
+}
+
 static void s_notify(int level, const char *fmt, va_list ap)
 {
     char line[512];
@@ -68,12 +97,16 @@ int main(int argc, char **argv)
                            .snapshot_ms = 60000,
                            .notify = s_notify};
     bool clean = false;
+    const char *keygen = NULL;
     char why[512] = "";
     static const struct option opts[] = {{"instance", required_argument, 0, 'i'},
                                          {"catalogue", required_argument, 0, 'c'},
                                          {"workers", required_argument, 0, 'w'},
                                          {"transport", required_argument, 0, 't'},
                                          {"tcp", required_argument, 0, 'T'},
+                                         {"curve-cert", required_argument, 0, 'P'},
+                                         {"curve-clients", required_argument, 0, 'L'},
+                                         {"keygen", required_argument, 0, 'G'},
                                          {"sync", required_argument, 0, 's'},
                                          {"mq-depth", required_argument, 0, 'd'},
                                          {"mq-msgsize", required_argument, 0, 'm'},
@@ -112,6 +145,15 @@ int main(int argc, char **argv)
         case 'T':
             cfg.tcp = optarg;
             cfg.transport = SP_TRANSPORT_ZMQ;
+            break;
+        case 'P':
+            cfg.curve_cert = optarg;
+            break;
+        case 'L':
+            cfg.curve_clients = optarg;
+            break;
+        case 'G':
+            keygen = optarg;
             break;
         case 's':
             if (sp_sync_parse(optarg, &cfg.sync) < 0) {
@@ -186,6 +228,9 @@ int main(int argc, char **argv)
     if (rc < 0) {
         sp_error("%s (see --help)", why);
         return EXIT_USAGE;
+    }
+    if (keygen != NULL) {
+        return s_keygen(keygen);
     }
     if (clean) {
         rc = sp_broker_clean(cfg.instance, why, sizeof why);

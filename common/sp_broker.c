@@ -5,7 +5,9 @@
 
 #include "sp_catalogue.h"
 #include "sp_commit.h"
+#include "sp_curve.h"
 #include "sp_error.h"
+#include "sp_events.h"
 #include "sp_file.h"
 #include "sp_journal.h"
 #include "sp_link.h"
@@ -16,6 +18,7 @@
 #include "sp_snapshot.h"
 #include "sp_signal.h"
 #include "sp_snapsrv.h"
+#include "sp_tcp.h"
 #include "sp_time.h"
 #include "sp_wire.h"
 #include "sp_worker.h"
@@ -43,6 +46,9 @@ extern char **environ;
 #define S_FILES_BASE       32
 #define S_FILES_PER_WORKER 4
 #define SP_BROKER_TAIL_MAX ((size_t)4 * SP_WIRE_MAX_RECORDS)
+
+/* The five endpoints, in the order s_endpoints lays them out. */
+enum { S_EP_ORDERS, S_EP_WORKERS, S_EP_EVENTS_IN, S_EP_EVENTS, S_EP_SNAPSHOT, S_EPS };
 
 /* The last keys a dead process journaled (s_tail_load). */
 typedef struct {
@@ -100,6 +106,15 @@ typedef struct {
     uint64_t next_snap_ns;
     bool reattached; /* the table is a dead broker's */
     bool rebuilt;    /* the table was rebuilt from the journal */
+    bool use_tcp;    /* --tcp: the client-facing endpoints on TCP */
+    sp_tcp_addr_t tcp;
+    bool curve_on;          /* CURVE on the tcp:// endpoints */
+    sp_curve_keys_t curve;  /* our keys (--curve-cert) */
+    sp_curve_auth_t *auth;  /* zauth, from before the first bind to after the last close */
+    unsigned curve_clients; /* certificates in --curve-clients at start */
+    /* where our sockets bind, by S_EP_* (the header holds where clients
+     * connect: the same, but a wildcard host there is loopback) */
+    char bind_ep[S_EPS][SP_ENDPOINT_MAX];
 } sp_bctx_t;
 
 static bool s_stopping(const sp_bctx_t *b)
@@ -485,6 +500,7 @@ static void s_stats(sp_bctx_t *b)
 {
     enum { S_MAX = 32 + 6 * SP_WORKERS_MAX };
     static uint8_t msg[SP_WIRE_HDR_SIZE + S_MAX * SP_WIRE_COUNTER_SIZE];
+    _Static_assert(sizeof msg <= SP_EVENTS_MSG_MAX, "STATS fit the event path's message limit");
     s_ctrs_t c = {.msg = msg, .max = S_MAX};
     sp_table_hdr_t *h = b->hdr;
     uint64_t now = sp_now_ns();
@@ -562,43 +578,101 @@ static void s_stats(sp_bctx_t *b)
     sp_router_publish(b->router, msg, sp_wire_msg_size(SP_MSG_STATS, c.n));
 }
 
+/* Lays out the five endpoints: where we bind (b->bind_ep) and where clients
+ * connect (the header).  Workers' endpoints (workers, events-in) are always
+ * ipc:// in the private run directory, so no worker path ever leaves the
+ * machine; with --tcp the client-facing ones (orders, events, snapshot) go
+ * on TCP at their fixed port offsets (sp_tcp.h). */
 static int s_endpoints(sp_bctx_t *b, char *why, size_t cap)
 {
     sp_table_hdr_t *h = b->hdr;
-    char *eps[] = {h->ep_orders, h->ep_workers, h->ep_events_in, h->ep_events, h->ep_snapshot};
-    static const char *which[] = {"orders", "workers", "events-in", "events", "snapshot"};
-    enum { S_EPS = 5 };
-    if (b->cfg->tcp != NULL) {
-        char host[101], digits[8], tail; /* sizes match the %100 and %7 below */
-        /* the port as digits, not %u: sscanf's %u wraps a number past
-         * UINT_MAX (4294967297 would read as port 1) */
-        unsigned port = 0;
-        if (sscanf(b->cfg->tcp, "tcp://%100[^:]:%7[0-9]%c", host, digits, &tail) == 2) {
-            port = (unsigned)strtoul(digits, NULL, 10); /* at most 7 digits */
-        }
-        if (port == 0 || port > 65536 - S_EPS) {
-            snprintf(why, cap, "--tcp wants tcp://HOST:PORT with PORT 1..%d, got '%s'",
-                     65536 - S_EPS, b->cfg->tcp);
-            return SP_E_USAGE;
-        }
-        for (int i = 0; i < S_EPS; i++) {
-            snprintf(eps[i], SP_ENDPOINT_MAX, "tcp://%s:%u", host, port + (unsigned)i);
-        }
-        return 0;
-    }
-    if (b->cfg->threads) {
-        for (int i = 0; i < S_EPS; i++) {
-            snprintf(eps[i], SP_ENDPOINT_MAX, "inproc://%s-%s", b->names.name, which[i]);
-        }
-        return 0;
-    }
+    char *eps[S_EPS] = {h->ep_orders, h->ep_workers, h->ep_events_in, h->ep_events, h->ep_snapshot};
+    static const char *which[S_EPS] = {"orders", "workers", "events-in", "events", "snapshot"};
+    static const int tcp_offset[S_EPS] = {SP_TCP_ORDERS, -1, -1, SP_TCP_EVENTS, SP_TCP_SNAPSHOT};
     for (int i = 0; i < S_EPS; i++) {
-        int rc = sp_names_ipc_endpoint(&b->names, which[i], eps[i], SP_ENDPOINT_MAX);
+        int rc = 0;
+        if (b->cfg->threads) {
+            snprintf(eps[i], SP_ENDPOINT_MAX, "inproc://%s-%s", b->names.name, which[i]);
+        } else if (b->use_tcp && tcp_offset[i] >= 0) {
+            rc = sp_tcp_endpoint(&b->tcp, false, (unsigned)tcp_offset[i], eps[i], SP_ENDPOINT_MAX);
+            if (rc == 0) {
+                rc = sp_tcp_endpoint(&b->tcp, true, (unsigned)tcp_offset[i], b->bind_ep[i],
+                                     SP_ENDPOINT_MAX);
+            }
+            if (rc < 0) {
+                snprintf(why, cap, "--tcp %s makes an endpoint too long", b->cfg->tcp);
+                return rc;
+            }
+            continue;
+        } else {
+            rc = sp_names_ipc_endpoint(&b->names, which[i], eps[i], SP_ENDPOINT_MAX);
+        }
         if (rc < 0) {
             snprintf(why, cap, "run directory path %s is too long for ipc:// endpoints",
                      b->names.run_dir);
             return rc;
         }
+        snprintf(b->bind_ep[i], SP_ENDPOINT_MAX, "%s", eps[i]);
+    }
+    /* a re-attached table may hold a dead broker's key: ours or none */
+    memset(h->curve_server_key, 0, sizeof h->curve_server_key);
+    if (b->curve_on) {
+        snprintf(h->curve_server_key, sizeof h->curve_server_key, "%s", b->curve.public_txt);
+    }
+    return 0;
+}
+
+/* --tcp and CURVE, checked before anything of the instance exists, so a
+ * refusal leaves nothing behind: a host that reaches the network needs
+ * CURVE; CURVE needs its certificate (a private file) and the clients'
+ * directory, and starts the authenticator before any socket binds. */
+static int s_security(sp_bctx_t *b, char *why, size_t cap)
+{
+    const sp_broker_cfg_t *cfg = b->cfg;
+    b->use_tcp = cfg->tcp != NULL;
+    if (b->use_tcp && sp_tcp_parse("--tcp", cfg->tcp, &b->tcp, why, cap) < 0) {
+        return SP_E_USAGE;
+    }
+    bool cert = cfg->curve_cert != NULL, clients = cfg->curve_clients != NULL;
+    if (cert != clients) {
+        snprintf(why, cap,
+                 "CURVE needs both --curve-cert FILE (the broker's secret certificate) and "
+                 "--curve-clients DIR (the public certificates of the clients let in)");
+        return SP_E_USAGE;
+    }
+    if (cert && !b->use_tcp) {
+        snprintf(why, cap,
+                 "--curve-cert and --curve-clients protect tcp:// endpoints: add --tcp "
+                 "[HOST:]PORT (ipc:// endpoints are private to this user already)");
+        return SP_E_USAGE;
+    }
+    if (b->use_tcp && !b->tcp.loopback && !cert) {
+        snprintf(why, cap,
+                 "--tcp %s: %s is not a loopback address, and without CURVE anyone who can reach "
+                 "it could place orders and read the stock. Add --curve-cert FILE and "
+                 "--curve-clients DIR (make keys with `broker --keygen PATH`), or stay on "
+                 "loopback (--tcp PORT binds 127.0.0.1)",
+                 cfg->tcp, b->tcp.bind_host);
+        return SP_E_USAGE;
+    }
+    if (!cert) {
+        return 0;
+    }
+    int rc = sp_curve_load_secret(cfg->curve_cert, &b->curve, why, cap);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = sp_curve_auth_new(&b->auth, cfg->curve_clients, &b->curve_clients, why, cap);
+    if (rc < 0) {
+        sp_curve_wipe(&b->curve);
+        return rc;
+    }
+    b->curve_on = true;
+    if (b->curve_clients == 0) {
+        s_notify(b, SP_LOG_WARN,
+                 "--curve-clients %s holds no client certificate yet: no client gets in until "
+                 "one is added there",
+                 cfg->curve_clients);
     }
     return 0;
 }
@@ -1228,6 +1302,9 @@ int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *wh
         return rc < 0 ? rc : -errno;
     }
     rc = s_preflight(&b, why, cap);
+    if (rc == 0) {
+        rc = s_security(&b, why, cap);
+    }
     if (rc < 0) {
         return rc;
     }
@@ -1272,7 +1349,8 @@ int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *wh
             goto remove;
         }
     }
-    if (cfg->tcp == NULL && !cfg->threads) {
+    if (!cfg->threads) {
+        /* with --tcp too: the workers' endpoints stay ipc:// in it */
         rc = sp_names_make_run_dir(&b.names);
         if (rc < 0) {
             snprintf(why, cap, "cannot make the private run directory %s: %s", b.names.run_dir,
@@ -1284,16 +1362,14 @@ int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *wh
     if (rc < 0) {
         goto remove;
     }
-    size_t max_msg = sp_wire_msg_size(SP_MSG_ORDERS, SP_WIRE_MAX_RECORDS);
-    if (sp_wire_msg_size(SP_MSG_RESULTS, SP_WIRE_MAX_RECORDS) > max_msg) {
-        max_msg = sp_wire_msg_size(SP_MSG_RESULTS, SP_WIRE_MAX_RECORDS);
-    }
-    rc = sp_router_new(&b.router, cfg->transport == SP_TRANSPORT_ZMQ, b.hdr->ep_orders,
-                       b.hdr->ep_workers, b.hdr->ep_events_in, b.hdr->ep_events, max_msg, why, cap);
+    const sp_curve_keys_t *curve = b.curve_on ? &b.curve : NULL;
+    rc = sp_router_new(&b.router, cfg->transport == SP_TRANSPORT_ZMQ, b.bind_ep[S_EP_ORDERS],
+                       b.bind_ep[S_EP_WORKERS], b.bind_ep[S_EP_EVENTS_IN], b.bind_ep[S_EP_EVENTS],
+                       curve, why, cap);
     if (rc < 0) {
         goto remove;
     }
-    rc = sp_snapsrv_new(&b.snapsrv, b.hdr->ep_snapshot, b.table, why, cap);
+    rc = sp_snapsrv_new(&b.snapsrv, b.bind_ep[S_EP_SNAPSHOT], b.table, curve, why, cap);
     if (rc < 0) {
         goto remove;
     }
@@ -1311,6 +1387,22 @@ int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *wh
                  cfg->instance, b.hdr->product_count, b.nworkers, cfg->threads ? " (threads)" : "",
                  sp_transport_name(cfg->transport), cfg->threads ? " inproc://" : "",
                  sp_sync_name(cfg->sync));
+    }
+    if (rc == 0 && b.use_tcp) {
+        if (b.curve_on) {
+            s_notify(&b, SP_LOG_INFO,
+                     "clients on tcp://%s ports %u (orders), %u (events), %u (snapshots), "
+                     "CURVE: server key %s, %u client certificate(s) in %s",
+                     b.tcp.bind_host, b.tcp.port + SP_TCP_ORDERS, b.tcp.port + SP_TCP_EVENTS,
+                     b.tcp.port + SP_TCP_SNAPSHOT, b.curve.public_txt, b.curve_clients,
+                     cfg->curve_clients);
+        } else {
+            s_notify(&b, SP_LOG_INFO,
+                     "clients on tcp://%s ports %u (orders), %u (events), %u (snapshots), "
+                     "loopback only, no CURVE",
+                     b.tcp.bind_host, b.tcp.port + SP_TCP_ORDERS, b.tcp.port + SP_TCP_EVENTS,
+                     b.tcp.port + SP_TCP_SNAPSHOT);
+        }
     }
     uint64_t next_beat = 0, next_stats = 0;
     bool serving = rc == 0;
@@ -1372,6 +1464,9 @@ remove:
     sp_table_close(&b.table);
 free_catalogue:
     sp_catalogue_destroy(&cat);
+    /* after the last CURVE socket is closed */
+    sp_curve_auth_destroy(&b.auth);
+    sp_curve_wipe(&b.curve);
     return rc;
 }
 

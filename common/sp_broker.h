@@ -48,7 +48,16 @@ typedef struct {
     const char *catalogue;     /* CSV path */
     const char *state_dir;     /* base directory; NULL = "run" */
     const char *consumer_path; /* NULL = "consumer" beside our own binary */
-    const char *tcp;           /* NULL = ipc://; else "tcp://HOST:PORT" (5 ports from PORT) */
+    /* NULL = ipc://; else the client-facing endpoints (orders, events,
+     * snapshots) on TCP: "PORT", "HOST:PORT" or "tcp://HOST:PORT" (sp_tcp.h);
+     * the workers' endpoints stay ipc://.  A HOST that is not loopback is
+     * refused unless CURVE is configured. */
+    const char *tcp;
+    /* CURVE for the tcp:// endpoints (both or neither): the broker's secret
+     * certificate (zcert file; FILE_secret, mode 0600) and the directory of
+     * the public certificates of the clients let in (sp_curve.h) */
+    const char *curve_cert;
+    const char *curve_clients;
     /* zmq only: run the workers as threads of this process over inproc://
      * endpoints (the benchmark's inproc cells; nothing outside the process
      * can connect) */

@@ -60,6 +60,9 @@ sp_pub_t *sp_pub_new(const char *endpoint, uint32_t publisher_id)
     p->raw = zsock_resolve(p->sock);
     zsock_set_sndhwm(p->sock, SP_ZMQ_HWM);
     zsock_set_linger(p->sock, SP_ZMQ_PUB_LINGER_MS);
+    /* all the broker sends us is its subscription */
+    sp_zmq_set_max_frame(p->sock, SP_SUBSCRIPTION_MAX);
+    sp_zmq_endpoint_opts(p->sock, endpoint);
     if (zsock_connect(p->sock, "%s", endpoint) < 0) {
         int err = errno;
         zsock_destroy(&p->sock);
@@ -144,7 +147,7 @@ uint64_t sp_pub_seq(const sp_pub_t *self)
     return self->seq;
 }
 
-sp_sub_t *sp_sub_new(const char *endpoint)
+sp_sub_t *sp_sub_new(const char *endpoint, const sp_curve_keys_t *client, const char *server_key)
 {
     sp_zmq_setup();
     sp_sub_t *s = calloc(1, sizeof *s);
@@ -159,7 +162,11 @@ sp_sub_t *sp_sub_new(const char *endpoint)
     }
     s->raw = zsock_resolve(s->sock);
     zsock_set_rcvhwm(s->sock, SP_SUB_HWM);
-    zsock_set_maxmsgsize(s->sock, SP_EVENTS_MSG_MAX);
+    sp_zmq_set_max_frame(s->sock, SP_EVENTS_MSG_MAX);
+    sp_zmq_endpoint_opts(s->sock, endpoint);
+    if (client != NULL && server_key != NULL && server_key[0] != '\0') {
+        sp_curve_set_client(s->sock, client, server_key);
+    }
     zsock_set_subscribe(s->sock, "");
     if (zsock_connect(s->sock, "%s", endpoint) < 0) {
         int err = errno;

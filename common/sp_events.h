@@ -20,6 +20,7 @@
 #ifndef SP_EVENTS_H
 #define SP_EVENTS_H
 
+#include "sp_curve.h"
 #include "sp_wire.h"
 
 #include <stdbool.h>
@@ -28,8 +29,16 @@
 
 #define SP_EVENTS_PER_MSG 256
 #define SP_PUB_JOIN_MS    3000 /* longest wait for the broker's subscription */
-#define SP_EVENTS_MSG_MAX (SP_WIRE_HDR_SIZE + SP_EVENTS_PER_MSG * SP_WIRE_EVENT_SIZE)
 #define SP_SUB_HWM        1000 /* messages a subscriber queues before it loses some */
+/* The largest message on the event path, a full batch of events: the
+ * maximum message size of the sockets that receive it (heartbeats, STATS
+ * and EOS are smaller, checked where they are built). */
+#define SP_EVENTS_MSG_MAX (SP_WIRE_HDR_SIZE + SP_EVENTS_PER_MSG * SP_WIRE_EVENT_SIZE)
+/* The largest message a publisher receives: a subscription, one byte and a
+ * prefix (everyone here subscribes to everything, an empty prefix). */
+#define SP_SUBSCRIPTION_MAX (1 + SP_WIRE_HDR_SIZE)
+_Static_assert(SP_WIRE_HDR_SIZE + SP_WIRE_HEARTBEAT_SIZE <= SP_EVENTS_MSG_MAX,
+               "a heartbeat fits the event path");
 
 typedef struct sp_pub sp_pub_t;
 typedef struct sp_sub sp_sub_t;
@@ -59,9 +68,11 @@ int sp_pub_heartbeat(sp_pub_t *self, uint32_t state, uint64_t orders_applied);
 /* Number of the last event queued (0 before the first). */
 uint64_t sp_pub_seq(const sp_pub_t *self);
 
-/* Connects a subscriber to `endpoint`, subscribed to events and heartbeats.
- * NULL on failure (errno set). */
-sp_sub_t *sp_sub_new(const char *endpoint);
+/* Connects a subscriber to `endpoint`, subscribed to events and heartbeats;
+ * a CURVE client with keys `client` when `server_key` (the broker's public
+ * key) is given and not empty (else both may be NULL).  NULL on failure
+ * (errno set). */
+sp_sub_t *sp_sub_new(const char *endpoint, const sp_curve_keys_t *client, const char *server_key);
 void sp_sub_destroy(sp_sub_t **self_p);
 
 /* The ZeroMQ socket, for zmq_poll with other sockets. */

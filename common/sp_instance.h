@@ -7,7 +7,8 @@
  *   /NAME.r.<producer>    one reply queue per producer (POSIX mq transport)
  *   /NAME.ring            the order and result rings (POSIX shm, shm transport)
  *   RUN_DIR/              private directory (0700) for ipc:// endpoints:
- *       orders.sock, workers.sock, events-in.sock, events.sock
+ *       orders.sock, workers.sock, events-in.sock, events.sock, snapshot.sock
+ *       (with --tcp only the workers' two: workers.sock, events-in.sock)
  *   STATE_DIR/            snapshots and journals (default run/NAME)
  * RUN_DIR is $SP_RUN_DIR/NAME, else /tmp/stockpipe-UID/NAME.
  */

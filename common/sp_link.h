@@ -22,6 +22,7 @@
 #ifndef SP_LINK_H
 #define SP_LINK_H
 
+#include "sp_curve.h"
 #include "sp_instance.h"
 #include "sp_ring.h"
 #include "sp_shmlink.h"
@@ -53,6 +54,11 @@ typedef struct {
     size_t max_msg;          /* largest message this end sends or receives */
     size_t reply_msg;        /* producer/mq: size of its reply queue messages */
     unsigned credit;         /* worker/zmq: batches requested up front */
+    /* zmq: the broker's CURVE public key (the table header's
+     * curve_server_key); when set and not empty the link is a CURVE client
+     * with the keys `curve` (which must then be given) */
+    const char *server_key;
+    const sp_curve_keys_t *curve;
 } sp_link_cfg_t;
 
 typedef struct sp_link sp_link_t;

@@ -5,13 +5,16 @@
 #include "sp_zmq.h"
 
 #include "sp_console.h"
+#include "sp_curve.h"
 #include "sp_error.h"
 #include "sp_events.h"
 #include "sp_instance.h"
 #include "sp_mirror.h"
 #include "sp_producer.h"
 #include "sp_signal.h"
+#include "sp_snapsrv.h"
 #include "sp_table.h"
+#include "sp_tcp.h"
 #include "sp_time.h"
 #include "sp_wire.h"
 
@@ -19,9 +22,7 @@
 #include <errno.h>
 #include <string.h>
 
-#define S_SNAP_MSG_MAX (SP_WIRE_HDR_SIZE + SP_WIRE_MAX_RECORDS * SP_WIRE_SNAPROW_SIZE)
-#define S_TCP_EVENTS   3 /* port offsets from the broker's --tcp PORT */
-#define S_TCP_SNAPSHOT 4
+#define S_SNAP_MSG_MAX SP_SNAP_MSG_MAX /* the largest message of a snapshot answer */
 
 typedef struct {
     const sp_monitor_cfg_t *cfg;
@@ -32,8 +33,10 @@ typedef struct {
     zsock_t *dealer; /* snapshot requests (remote or --from-broker) */
     char ep_events[SP_ENDPOINT_MAX];
     char ep_snapshot[SP_ENDPOINT_MAX];
-    uint32_t req;      /* last snapshot request number */
-    bool snap_pending; /* a request is out */
+    char server_key[SP_CURVE_KEY_TXT]; /* the broker's CURVE key; empty: no CURVE */
+    sp_curve_keys_t curve;             /* ours, when server_key is set */
+    uint32_t req;                      /* last snapshot request number */
+    bool snap_pending;                 /* a request is out */
     uint64_t snap_progress_ns;
     uint32_t snap_rows;
     sp_console_t *console;
@@ -315,19 +318,54 @@ static void s_snap_maybe(s_mon_t *mon, uint64_t now)
 
 static int s_parse_connect(s_mon_t *mon, const char *url, char *why, size_t cap)
 {
-    char host[101], digits[8], tail; /* sizes match the %100 and %7 below */
-    /* the port as digits, not %u: sscanf's %u wraps a number past UINT_MAX */
-    unsigned port = 0;
-    if (sscanf(url, "tcp://%100[^:]:%7[0-9]%c", host, digits, &tail) == 2) {
-        port = (unsigned)strtoul(digits, NULL, 10); /* at most 7 digits */
-    }
-    if (port == 0 || port > 65536 - 5) {
-        snprintf(why, cap, "--connect wants tcp://HOST:PORT (the broker's --tcp), got '%s'", url);
+    sp_tcp_addr_t a;
+    if (sp_tcp_parse("--connect", url, &a, why, cap) < 0) {
         return SP_E_USAGE;
     }
-    snprintf(mon->ep_events, sizeof mon->ep_events, "tcp://%s:%u", host, port + S_TCP_EVENTS);
-    snprintf(mon->ep_snapshot, sizeof mon->ep_snapshot, "tcp://%s:%u", host, port + S_TCP_SNAPSHOT);
+    sp_tcp_endpoint(&a, false, SP_TCP_EVENTS, mon->ep_events, sizeof mon->ep_events);
+    sp_tcp_endpoint(&a, false, SP_TCP_SNAPSHOT, mon->ep_snapshot, sizeof mon->ep_snapshot);
     return 0;
+}
+
+/* Our CURVE keys when the broker's endpoints are CURVE servers: a remote
+ * monitor (header_key NULL) learns the broker's key from --server-cert, a
+ * local one from the table header ("" without CURVE; a --server-cert given
+ * then must agree with it). */
+static int s_curve(s_mon_t *mon, const char *header_key, char *why, size_t cap)
+{
+    const sp_monitor_cfg_t *cfg = mon->cfg;
+    if (cfg->server_cert != NULL) {
+        char key[SP_CURVE_KEY_TXT];
+        int rc = sp_curve_load_public(cfg->server_cert, key, why, cap);
+        if (rc < 0) {
+            return rc;
+        }
+        if (header_key != NULL && strcmp(header_key, key) != 0) {
+            snprintf(why, cap,
+                     "--server-cert %s is not the key of instance '%s' (its table says %s)",
+                     cfg->server_cert, cfg->instance, header_key[0] ? header_key : "no CURVE");
+            return SP_E_USAGE;
+        }
+        snprintf(mon->server_key, sizeof mon->server_key, "%s", key);
+    } else if (header_key != NULL) {
+        snprintf(mon->server_key, sizeof mon->server_key, "%s", header_key);
+    } else if (cfg->cert != NULL) {
+        snprintf(why, cap,
+                 "--cert needs --server-cert FILE too: the broker's public certificate (the "
+                 "PATH its `broker --keygen PATH` wrote)");
+        return SP_E_USAGE;
+    }
+    if (mon->server_key[0] == '\0') {
+        return 0;
+    }
+    if (cfg->cert == NULL) {
+        snprintf(why, cap,
+                 "the broker's endpoints use CURVE: give --cert FILE, a certificate made with "
+                 "`broker --keygen FILE` whose public half FILE is in the broker's "
+                 "--curve-clients directory");
+        return SP_E_USAGE;
+    }
+    return sp_curve_load_secret(cfg->cert, &mon->curve, why, cap);
 }
 
 static int s_open_dealer(s_mon_t *mon, char *why, size_t cap)
@@ -336,7 +374,11 @@ static int s_open_dealer(s_mon_t *mon, char *why, size_t cap)
     if (mon->dealer == NULL) {
         return -ENOMEM;
     }
-    zsock_set_maxmsgsize(mon->dealer, (int64_t)S_SNAP_MSG_MAX);
+    sp_zmq_set_max_frame(mon->dealer, S_SNAP_MSG_MAX);
+    sp_zmq_endpoint_opts(mon->dealer, mon->ep_snapshot);
+    if (mon->server_key[0] != '\0') {
+        sp_curve_set_client(mon->dealer, &mon->curve, mon->server_key);
+    }
     zsock_set_linger(mon->dealer, 0);
     if (zsock_connect(mon->dealer, "%s", mon->ep_snapshot) < 0) {
         snprintf(why, cap, "cannot connect to the snapshot service %s", mon->ep_snapshot);
@@ -368,8 +410,15 @@ static int s_first_message(s_mon_t *mon, char *why, size_t cap)
             return SP_E_STOPPED;
         }
         if (now >= deadline) {
-            snprintf(why, cap, "nothing arrived from the broker at %s within %d ms", mon->ep_events,
-                     mon->cfg->wait_ms);
+            const char *hint = "";
+            if (mon->server_key[0] != '\0') {
+                hint = " (with CURVE: is the public half of --cert in the broker's "
+                       "--curve-clients directory, and --server-cert the broker's?)";
+            } else if (mon->cfg->connect != NULL) {
+                hint = " (a broker with CURVE needs --server-cert FILE and --cert FILE)";
+            }
+            snprintf(why, cap, "nothing arrived from the broker at %s within %d ms%s",
+                     mon->ep_events, mon->cfg->wait_ms, hint);
             return SP_E_TIMEOUT;
         }
         int n = sp_sub_recv(mon->sub, mon->buf, SP_EVENTS_MSG_MAX, SP_MONITOR_POLL_MS);
@@ -400,6 +449,9 @@ static int s_setup(s_mon_t *mon, char *why, size_t cap)
     const sp_monitor_cfg_t *cfg = mon->cfg;
     if (cfg->connect != NULL) {
         int rc = s_parse_connect(mon, cfg->connect, why, cap);
+        if (rc == 0) {
+            rc = s_curve(mon, NULL, why, cap);
+        }
         if (rc < 0) {
             return rc;
         }
@@ -417,6 +469,12 @@ static int s_setup(s_mon_t *mon, char *why, size_t cap)
         sp_table_hdr_t *h = sp_table_hdr(mon->table);
         snprintf(mon->ep_events, sizeof mon->ep_events, "%s", h->ep_events);
         snprintf(mon->ep_snapshot, sizeof mon->ep_snapshot, "%s", h->ep_snapshot);
+        char key[SP_CURVE_KEY_TXT];
+        snprintf(key, sizeof key, "%s", h->curve_server_key);
+        rc = cfg->once && !cfg->from_broker ? 0 : s_curve(mon, key, why, cap);
+        if (rc < 0) {
+            return rc;
+        }
         if (!cfg->from_broker) {
             mon->mirror = sp_mirror_new(sp_table_capacity(mon->table), sp_table_rows(mon->table));
             if (mon->mirror == NULL) {
@@ -435,7 +493,7 @@ static int s_setup(s_mon_t *mon, char *why, size_t cap)
             return rc;
         }
     }
-    mon->sub = sp_sub_new(mon->ep_events);
+    mon->sub = sp_sub_new(mon->ep_events, &mon->curve, mon->server_key);
     if (mon->sub == NULL) {
         snprintf(why, cap, "cannot subscribe to %s", mon->ep_events);
         return -ENOTCONN;
@@ -604,6 +662,7 @@ int sp_monitor_run(const sp_monitor_cfg_t *cfg, FILE *out, sp_monitor_stats_t *s
     zsock_destroy(&mon.dealer);
     sp_mirror_destroy(&mon.mirror);
     sp_table_close(&mon.table);
+    sp_curve_wipe(&mon.curve);
     free(mon.buf);
     free(mon.snapbuf);
     return rc;

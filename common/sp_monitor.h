@@ -29,15 +29,20 @@
 typedef struct {
     const char *instance;
     const char *connect; /* "tcp://HOST:PORT" (the broker's --tcp): remote; NULL: local */
-    bool from_broker;    /* local instance, but snapshots from the broker's service */
-    bool console;        /* full-screen view (needs a terminal) */
-    bool once;           /* print the table and exit */
-    bool json;           /* one JSON object per line */
-    bool quiet;          /* no per-event lines */
-    bool final_table;    /* print the monitor's own table when the stream ends */
-    int summary_ms;      /* 0 = SP_MONITOR_SUMMARY_MS */
-    int wait_ms;         /* how long to wait for the instance and its first message */
-    uint32_t low_stock;  /* console: low-stock mark (0 = 10 % of initial) */
+    /* CURVE (sp_curve.h): our secret certificate, needed when the broker's
+     * endpoints are CURVE servers, and for a remote monitor the broker's
+     * public certificate (a local one reads the key from the table) */
+    const char *cert;
+    const char *server_cert;
+    bool from_broker;   /* local instance, but snapshots from the broker's service */
+    bool console;       /* full-screen view (needs a terminal) */
+    bool once;          /* print the table and exit */
+    bool json;          /* one JSON object per line */
+    bool quiet;         /* no per-event lines */
+    bool final_table;   /* print the monitor's own table when the stream ends */
+    int summary_ms;     /* 0 = SP_MONITOR_SUMMARY_MS */
+    int wait_ms;        /* how long to wait for the instance and its first message */
+    uint32_t low_stock; /* console: low-stock mark (0 = 10 % of initial) */
 } sp_monitor_cfg_t;
 
 typedef struct {

@@ -5,6 +5,7 @@
 #include "sp_producer.h"
 
 #include "sp_commit.h"
+#include "sp_curve.h"
 #include "sp_error.h"
 #include "sp_le.h"
 #include "sp_link.h"
@@ -70,6 +71,8 @@ typedef struct {
         uint32_t product, qty;
     } held[SP_CUSTOMER_HOLDS];
     unsigned nheld;
+    sp_curve_keys_t curve; /* --cert, when the instance uses CURVE */
+    bool curve_used;
     uint8_t *bad;          /* --inject-malformed: the malformed message, msg_cap bytes */
     uint64_t bad_no;       /* malformed messages made so far */
     uint64_t msgs_sent;    /* order messages sent so far */
@@ -300,14 +303,19 @@ static void s_retry(sp_cust_t *c, uint64_t now)
     unsigned k = 0;
     for (unsigned i = 0; i < cfg->window && c->outstanding > 0; i++) {
         sp_pending_t *p = &c->slots[i];
-        if (!p->live || now < p->due_ns) {
+        if (!p->live) {
             continue;
         }
+        /* the timeout before the resend time: with --retry 0 nothing is
+         * ever due again, and the order must still time out */
         if (now > p->first_ns + limit) {
             p->live = 0; /* fate unknown: reported as timed out */
             c->outstanding--;
             c->st->timed_out++;
             s_ledger_put(c, p, SP_LEDGER_TIMED_OUT, 0);
+            continue;
+        }
+        if (now < p->due_ns) {
             continue;
         }
         if (cfg->retry_ms == 0) {
@@ -658,6 +666,7 @@ static void s_cust_free(sp_cust_t *c)
     }
     sp_link_close(&c->link);
     sp_table_close(&c->table);
+    sp_curve_wipe(&c->curve);
     free(c->slots);
     free(c->ids);
     free(c->zipf_cdf);
@@ -666,6 +675,26 @@ static void s_cust_free(sp_cust_t *c)
     free(c->in);
     free(c->sold);
     free(c->restocked);
+}
+
+/* The order endpoint is a CURVE server: our keys come from --cert. */
+static int s_curve_keys(sp_cust_t *c, const sp_names_t *names, const sp_table_hdr_t *h, char *why,
+                        size_t cap)
+{
+    if (c->cfg->cert == NULL) {
+        snprintf(why, cap,
+                 "instance '%s' takes orders over CURVE (%s): give --cert FILE, a client "
+                 "certificate made with `broker --keygen FILE` whose public half FILE is in the "
+                 "broker's --curve-clients directory",
+                 names->name, h->ep_orders);
+        return SP_E_USAGE;
+    }
+    int rc = sp_curve_load_secret(c->cfg->cert, &c->curve, why, cap);
+    if (rc < 0) {
+        return rc;
+    }
+    c->curve_used = true;
+    return 0;
 }
 
 /* Opens the table and a producer link: shared by customers and one-shot. */
@@ -742,6 +771,14 @@ static int s_connect(sp_cust_t *c, const sp_names_t *names, unsigned batch, char
                         .id = c->producer_id,
                         .max_msg = c->msg_cap,
                         .reply_msg = c->in_cap};
+    if (h->transport == SP_TRANSPORT_ZMQ && h->curve_server_key[0] != '\0') {
+        rc = s_curve_keys(c, names, h, why, cap);
+        if (rc < 0) {
+            return rc;
+        }
+        lc.server_key = h->curve_server_key;
+        lc.curve = &c->curve;
+    }
     return sp_link_open(&c->link, &lc, why, cap);
 }
 
@@ -1111,6 +1148,7 @@ int sp_order_once_ex(const sp_once_t *req, int timeout_ms, sp_result_t *res, uin
     sp_load_defaults(&cfg);
     cfg.producer_id = req->as_producer;
     cfg.holds_outlive = type == SP_ORDER_RESERVE || req->as_producer != 0;
+    cfg.cert = req->cert;
     sp_load_stats_t st;
     memset(&st, 0, sizeof st);
     sp_cust_t c = {.cfg = &cfg, .st = &st};
@@ -1183,7 +1221,11 @@ int sp_order_once_ex(const sp_once_t *req, int timeout_ms, sp_result_t *res, uin
         }
     }
     if (rc < 0) {
-        snprintf(why, cap, "order not answered: %s", sp_strerror(rc));
+        snprintf(why, cap, "order not answered: %s%s", sp_strerror(rc),
+                 rc == SP_E_TIMEOUT && c.curve_used
+                     ? " (the broker uses CURVE: is the public half of --cert in its "
+                       "--curve-clients directory?)"
+                     : "");
     }
     s_cust_free(&c);
     return rc;

@@ -72,6 +72,10 @@ typedef struct {
      * version or kind, a count that lies, or one order with a field out of
      * range); 0 = never.  See sp_load_stats_t.malformed_* */
     unsigned malformed_every;
+    /* --cert: this producer's secret certificate (sp_curve.h), needed when
+     * the instance's order endpoint is a CURVE server (its table header
+     * holds the broker's key); NULL: none */
+    const char *cert;
 } sp_load_cfg_t;
 
 typedef struct {
@@ -138,6 +142,7 @@ typedef struct {
     uint32_t product, qty;
     uint16_t hold_s;      /* reserve: seconds (0: the default) */
     uint32_t as_producer; /* buy-held/release of an earlier reserve: its producer id */
+    const char *cert;     /* --cert, as in sp_load_cfg_t */
 } sp_once_t;
 #define SP_ONCE_EPOCH_MS 1704067200000ull /* 2024-01-01, for seqs of a reused id */
 

@@ -5,6 +5,7 @@
 #include "sp_zmq.h"
 
 #include "sp_error.h"
+#include "sp_events.h"
 #include "sp_wire.h"
 
 #include <czmq.h>
@@ -15,6 +16,10 @@
 #define SP_ROUTER_FRAME_MAX       3
 #define SP_ROUTER_ID_MAX          32 /* bytes of a routing id (ZeroMQ uses 5) */
 #define SP_ROUTER_SEND_TIMEOUT_MS 1000
+/* the largest frame each socket's peers legitimately send it */
+#define SP_ROUTER_FRONT_MAX        (SP_WIRE_HDR_SIZE + SP_WIRE_MAX_RECORDS * SP_WIRE_ORDER_SIZE)
+#define SP_ROUTER_BACK_MAX         (SP_WIRE_HDR_SIZE + SP_WIRE_MAX_RECORDS * SP_WIRE_RESULT_SIZE)
+#define SP_ROUTER_SUBSCRIPTION_MAX (1 + SP_WIRE_HDR_SIZE) /* (un)subscribe + a header prefix */
 
 typedef struct {
     uint8_t id[SP_ROUTER_ID_MAX];
@@ -33,7 +38,6 @@ struct sp_router {
     zsock_t *front, *back, *xsub, *xpub;
     bool orders;
     bool accepting;
-    size_t max_msg;
     sp_rworker_t workers[SP_ROUTER_WORKERS_MAX];
     unsigned nworkers;
     unsigned next; /* round-robin cursor */
@@ -44,8 +48,11 @@ struct sp_router {
 };
 
 /* Options are set before the bind: a listener copies them when it is made,
- * and every connection it accepts later gets that copy. */
-static zsock_t *s_bind(int type, const char *ep, int maxmsg, int hwm, char *why, size_t cap)
+ * and every connection it accepts later gets that copy.  `largest` is the
+ * largest frame peers legitimately send this socket; a tcp:// endpoint is a
+ * CURVE server when the broker has keys (`curve`). */
+static zsock_t *s_bind(int type, const char *ep, size_t largest, int hwm,
+                       const sp_curve_keys_t *curve, char *why, size_t cap)
 {
     zsock_t *s = zsock_new(type);
     if (s == NULL) {
@@ -54,8 +61,10 @@ static zsock_t *s_bind(int type, const char *ep, int maxmsg, int hwm, char *why,
     }
     zsock_set_sndhwm(s, hwm);
     zsock_set_rcvhwm(s, hwm);
-    if (maxmsg > 0) {
-        zsock_set_maxmsgsize(s, maxmsg);
+    sp_zmq_set_max_frame(s, largest);
+    sp_zmq_endpoint_opts(s, ep);
+    if (curve != NULL && strncmp(ep, "tcp://", strlen("tcp://")) == 0) {
+        sp_curve_set_server(s, curve);
     }
     if (type == ZMQ_XPUB) {
         /* the end-of-stream we publish at shutdown must get out */
@@ -74,8 +83,8 @@ static zsock_t *s_bind(int type, const char *ep, int maxmsg, int hwm, char *why,
 }
 
 int sp_router_new(sp_router_t **out, bool orders, const char *ep_front, const char *ep_back,
-                  const char *ep_events_in, const char *ep_events, size_t max_msg, char *why,
-                  size_t why_cap)
+                  const char *ep_events_in, const char *ep_events, const sp_curve_keys_t *curve,
+                  char *why, size_t why_cap)
 {
     sp_zmq_setup();
     *out = NULL;
@@ -85,22 +94,29 @@ int sp_router_new(sp_router_t **out, bool orders, const char *ep_front, const ch
     }
     r->orders = orders;
     r->accepting = true;
-    r->max_msg = max_msg;
-    int limit = (int)(max_msg + SP_ROUTER_ID_MAX);
     if (orders) {
-        /* per producer: what a producer ignoring its window can park in our
-         * memory before it is made to wait (SP_ROUTER_CLIENT_HWM) */
-        r->front = s_bind(ZMQ_ROUTER, ep_front, limit, SP_ROUTER_CLIENT_HWM, why, why_cap);
-        r->back = r->front ? s_bind(ZMQ_ROUTER, ep_back, limit, SP_ZMQ_HWM, why, why_cap) : NULL;
+        /* front: producers' order messages, and per producer what one
+         * ignoring its window can park in our memory before it is made to
+         * wait (SP_ROUTER_CLIENT_HWM); back: workers' results and credit
+         * (the routing-id frame in front of them is smaller) */
+        r->front = s_bind(ZMQ_ROUTER, ep_front, SP_ROUTER_FRONT_MAX, SP_ROUTER_CLIENT_HWM, curve,
+                          why, why_cap);
+        r->back = r->front ? s_bind(ZMQ_ROUTER, ep_back, SP_ROUTER_BACK_MAX, SP_ZMQ_HWM, curve, why,
+                                    why_cap)
+                           : NULL;
         if (r->back == NULL) {
             goto fail;
         }
     }
-    r->xsub = s_bind(ZMQ_XSUB, ep_events_in, 0, SP_ZMQ_HWM, why, why_cap);
-    /* a stalled monitor may hold SP_ROUTER_MONITOR_HWM messages here, no
+    /* events-in: publishers' event batches and heartbeats */
+    r->xsub = s_bind(ZMQ_XSUB, ep_events_in, SP_EVENTS_MSG_MAX, SP_ZMQ_HWM, curve, why, why_cap);
+    /* events: what monitors send is subscriptions (one byte and a prefix);
+     * a stalled monitor may hold SP_ROUTER_MONITOR_HWM messages here, no
      * more: past that it loses messages (and sees the gap) while the shop
      * goes on */
-    r->xpub = r->xsub ? s_bind(ZMQ_XPUB, ep_events, 0, SP_ROUTER_MONITOR_HWM, why, why_cap) : NULL;
+    r->xpub = r->xsub ? s_bind(ZMQ_XPUB, ep_events, SP_ROUTER_SUBSCRIPTION_MAX,
+                               SP_ROUTER_MONITOR_HWM, curve, why, why_cap)
+                      : NULL;
     if (r->xpub == NULL) {
         goto fail;
     }

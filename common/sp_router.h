@@ -20,6 +20,7 @@
 #ifndef SP_ROUTER_H
 #define SP_ROUTER_H
 
+#include "sp_curve.h"
 #include "sp_table.h"
 
 #include <stdbool.h>
@@ -53,10 +54,14 @@ typedef struct {
 } sp_router_stats_t;
 
 /* Binds the sockets: front/back only when `orders` is true.  Endpoints are
- * full ZeroMQ endpoints.  Returns 0 or -errno (*why says which bind failed). */
+ * full ZeroMQ endpoints.  Every socket's maximum message size is the largest
+ * message its peers legitimately send (orders, results, events,
+ * subscriptions).  With `curve` (the broker's keys; NULL: none) every socket
+ * on a tcp:// endpoint is a CURVE server: an sp_curve_auth_t must be running
+ * before this is called.  Returns 0 or -errno (*why says which bind failed). */
 int sp_router_new(sp_router_t **out, bool orders, const char *ep_front, const char *ep_back,
-                  const char *ep_events_in, const char *ep_events, size_t max_msg, char *why,
-                  size_t why_cap);
+                  const char *ep_events_in, const char *ep_events, const sp_curve_keys_t *curve,
+                  char *why, size_t why_cap);
 void sp_router_destroy(sp_router_t **self_p);
 
 /* One turn: waits up to timeout_ms for traffic and moves what arrived.

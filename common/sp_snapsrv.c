@@ -36,11 +36,14 @@ struct sp_snapsrv {
     unsigned cursor;
     uint64_t invalid;
     uint64_t served;
-    uint8_t msg[SP_WIRE_HDR_SIZE + SP_SNAP_ROWS_PER_MSG * SP_WIRE_SNAPROW_SIZE];
+    uint8_t msg[SP_SNAP_MSG_MAX];
 };
 
-int sp_snapsrv_new(sp_snapsrv_t **out, const char *endpoint, sp_table_t *table, char *why,
-                   size_t cap)
+_Static_assert(SP_WIRE_HDR_SIZE + S_BEGIN_MAX * SP_WIRE_COUNTER_SIZE <= SP_SNAP_MSG_MAX,
+               "SNAP_BEGIN fits the largest snapshot message");
+
+int sp_snapsrv_new(sp_snapsrv_t **out, const char *endpoint, sp_table_t *table,
+                   const sp_curve_keys_t *curve, char *why, size_t cap)
 {
     sp_zmq_setup();
     *out = NULL;
@@ -58,7 +61,11 @@ int sp_snapsrv_new(sp_snapsrv_t **out, const char *endpoint, sp_table_t *table, 
     s->raw = zsock_resolve(s->sock);
     zsock_set_router_mandatory(s->sock, 1);
     /* requests are a bare header: anything bigger is not one */
-    zsock_set_maxmsgsize(s->sock, S_ID_MAX + SP_WIRE_HDR_SIZE);
+    sp_zmq_set_max_frame(s->sock, SP_WIRE_HDR_SIZE);
+    sp_zmq_endpoint_opts(s->sock, endpoint);
+    if (curve != NULL && strncmp(endpoint, "tcp://", strlen("tcp://")) == 0) {
+        sp_curve_set_server(s->sock, curve);
+    }
     zsock_set_sndhwm(s->sock, 2 * SP_SNAP_MSGS_PER_TURN);
     zsock_set_linger(s->sock, 0);
     if (zsock_bind(s->sock, "%s", endpoint) < 0) {

@@ -19,6 +19,7 @@
 #ifndef SP_SNAPSRV_H
 #define SP_SNAPSRV_H
 
+#include "sp_curve.h"
 #include "sp_table.h"
 #include "sp_wire.h"
 
@@ -26,15 +27,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SP_SNAP_ROWS_PER_MSG  512 /* 64 KiB messages */
+#define SP_SNAP_ROWS_PER_MSG 512 /* 64 KiB messages */
+/* the largest message of an answer (a full SNAP_ROWS): a client's limit */
+#define SP_SNAP_MSG_MAX       (SP_WIRE_HDR_SIZE + SP_SNAP_ROWS_PER_MSG * SP_WIRE_SNAPROW_SIZE)
 #define SP_SNAP_MSGS_PER_TURN 64
 #define SP_SNAP_CLIENTS       16 /* answers under way at once; more requests wait */
 
 typedef struct sp_snapsrv sp_snapsrv_t;
 
-/* Binds a ROUTER to `endpoint`.  Returns 0 or -errno with *why. */
-int sp_snapsrv_new(sp_snapsrv_t **out, const char *endpoint, sp_table_t *table, char *why,
-                   size_t cap);
+/* Binds a ROUTER to `endpoint`, a CURVE server when it is tcp:// and the
+ * broker has keys (`curve`; NULL: none; an sp_curve_auth_t must be running).
+ * Returns 0 or -errno with *why. */
+int sp_snapsrv_new(sp_snapsrv_t **out, const char *endpoint, sp_table_t *table,
+                   const sp_curve_keys_t *curve, char *why, size_t cap);
 void sp_snapsrv_destroy(sp_snapsrv_t **self_p);
 
 /* Reads new requests and sends what fits; never blocks. */

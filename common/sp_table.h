@@ -31,6 +31,7 @@
 #define SP_TABLE_H
 
 #include "sp_catalogue.h"
+#include "sp_curve.h"
 #include "sp_hist.h"
 #include "sp_instance.h"
 #include "sp_wire.h"
@@ -42,7 +43,7 @@
 #include <sys/types.h>
 
 #define SP_TABLE_MAGIC     0x31454c4241545053ull /* bytes "SPTABLE1" */
-#define SP_TABLE_LAYOUT    3
+#define SP_TABLE_LAYOUT    4                     /* 4: curve_server_key in the header */
 #define SP_CACHELINE       64
 #define SP_ROW_SIZE        256
 #define SP_WORKERS_MAX     64   /* worker slots in the header */
@@ -157,6 +158,10 @@ typedef struct {
     char ep_events_in[SP_ENDPOINT_MAX];                     /* event publishers */
     char ep_events[SP_ENDPOINT_MAX];                        /* monitors */
     char ep_snapshot[SP_ENDPOINT_MAX];                      /* snapshot service */
+    /* the broker's CURVE public key (Z85) when its tcp:// endpoints are
+     * CURVE servers (--curve-cert): local producers and monitors connect
+     * with it and their own --cert; empty without CURVE */
+    char curve_server_key[SP_CURVE_KEY_TXT];
 
     sp_worker_slot_t worker[SP_WORKERS_MAX];
 } sp_table_hdr_t;

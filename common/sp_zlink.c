@@ -18,7 +18,6 @@
 
 #include <czmq.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,20 +29,6 @@ typedef struct {
     uint32_t id;
     uint32_t batch;
 } sp_zlink_t;
-
-static void s_setup_once(void)
-{
-    zsys_handler_set(NULL);
-}
-
-void sp_zmq_setup(void)
-{
-    /* once per process, whichever thread comes first: an in-process broker
-     * (`--threads`, the bench's zmq-inproc) calls this from the broker, its
-     * worker threads and the customer threads at the same time */
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, s_setup_once);
-}
 
 static int s_wait(void *raw, short events, int timeout_ms)
 {
@@ -201,7 +186,17 @@ int sp_zmq_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_
     /* inbound messages are orders (worker) or results (producer), and libzmq
      * drops the whole connection on one oversized message: size for both */
     size_t inbound = cfg->reply_msg > cfg->max_msg ? cfg->reply_msg : cfg->max_msg;
-    zsock_set_maxmsgsize(l->sock, (int)(inbound + SP_ROUTE_ID_MAX));
+    sp_zmq_set_max_frame(l->sock, inbound);
+    sp_zmq_endpoint_opts(l->sock, cfg->endpoint);
+    if (cfg->server_key != NULL && cfg->server_key[0] != '\0') {
+        if (cfg->curve == NULL) {
+            snprintf(why, why_cap, "%s is a CURVE server: a client certificate is needed",
+                     cfg->endpoint);
+            s_close(&l->base);
+            return SP_E_USAGE;
+        }
+        sp_curve_set_client(l->sock, cfg->curve, cfg->server_key);
+    }
     if (cfg->role == SP_LINK_WORKER) {
         /* a routing id the broker can name: when this worker dies, the
          * broker forgets its credit and its unanswered batches at once */

@@ -22,6 +22,13 @@ static void s_usage(FILE *out)
                  "read-only\n"
                  "  --connect URL      remote broker started with --tcp URL: snapshots come from "
                  "it\n"
+                 "                     (URL: PORT, HOST:PORT or tcp://HOST:PORT; PORT alone is\n"
+                 "                     127.0.0.1; events from PORT+3, snapshots from PORT+4)\n"
+                 "  --cert FILE        our CURVE certificate (`broker --keygen FILE`; FILE_secret\n"
+                 "                     must have mode 0600), for a broker with --curve-cert; its\n"
+                 "                     public half FILE must be in the broker's --curve-clients\n"
+                 "  --server-cert FILE the broker's public certificate (with --connect and CURVE;\n"
+                 "                     a local monitor reads the broker's key from the table)\n"
                  "  --from-broker      local instance, but take snapshots from the broker as a "
                  "remote\n"
                  "                     monitor does\n"
@@ -47,6 +54,8 @@ int main(int argc, char **argv)
     bool plain = false;
     static const struct option opts[] = {{"instance", required_argument, 0, 'i'},
                                          {"connect", required_argument, 0, 'c'},
+                                         {"cert", required_argument, 0, 'K'},
+                                         {"server-cert", required_argument, 0, 'S'},
                                          {"from-broker", no_argument, 0, 'b'},
                                          {"plain", no_argument, 0, 'p'},
                                          {"once", no_argument, 0, 'o'},
@@ -68,6 +77,12 @@ int main(int argc, char **argv)
             break;
         case 'c':
             cfg.connect = optarg;
+            break;
+        case 'K':
+            cfg.cert = optarg;
+            break;
+        case 'S':
+            cfg.server_cert = optarg;
             break;
         case 'b':
             cfg.from_broker = true;

@@ -47,6 +47,9 @@ static void s_usage(FILE *out)
         "                      (default 250ms; 0 = never resend)\n"
         "  --ledger-out DIR    write every order's outcome to DIR/ledger-<producer>.bin\n"
         "                      (32-byte records, see sp_producer.h; the chaos checker reads them)\n"
+        "  --cert FILE         this producer's CURVE certificate (from `broker --keygen\n"
+        "                      FILE`; FILE_secret must have mode 0600), needed when the\n"
+        "                      broker runs with --curve-cert\n"
         "  --inject-malformed N  testing hostile input: after every N-th order message send\n"
         "                      a malformed one (garbage, truncated, wrong magic, version or\n"
         "                      kind, a lying count, or an order with a field out of range);\n"
@@ -81,11 +84,11 @@ static int s_parse_qty(const char *s, sp_load_cfg_t *cfg, char *why, size_t cap)
     return rc;
 }
 
-static int s_one_shot(const char *instance, int argc, char **argv)
+static int s_one_shot(const char *instance, const char *cert, int argc, char **argv)
 {
     char why[512] = "";
     const char *verb = argv[0];
-    sp_once_t req = {.instance = instance, .qty = 1};
+    sp_once_t req = {.instance = instance, .qty = 1, .cert = cert};
     /* verb, argument names, fewest and most arguments after the verb */
     const char *form;
     int least, most;
@@ -194,6 +197,7 @@ int main(int argc, char **argv)
                                          {"hold-time", required_argument, 0, 'O'},
                                          {"audit", no_argument, 0, 'A'},
                                          {"table", no_argument, 0, 'T'},
+                                         {"cert", required_argument, 0, 'K'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c, rc = 0;
@@ -203,6 +207,9 @@ int main(int argc, char **argv)
         switch (c) {
         case 'i':
             cfg.instance = optarg;
+            break;
+        case 'K':
+            cfg.cert = optarg;
             break;
         case 'c':
             rc = sp_arg_u32("--customers", optarg, 1, SP_CUSTOMERS_MAX, &cfg.customers, why,
@@ -312,7 +319,7 @@ int main(int argc, char **argv)
             verb = verb || strcmp(argv[optind], verbs[i]) == 0;
         }
         if (verb) {
-            return s_one_shot(cfg.instance, argc - optind, argv + optind);
+            return s_one_shot(cfg.instance, cfg.cert, argc - optind, argv + optind);
         }
         sp_error("unexpected argument '%s' (see --help)", argv[optind]);
         return EXIT_USAGE;

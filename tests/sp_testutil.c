@@ -11,11 +11,13 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <mqueue.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -90,6 +92,94 @@ pid_t spt_broker_start(const char *instance, const char *const *extra)
     }
     sp_table_close(&t);
     return pid;
+}
+
+/* Waits until the instance is READY (0) or the broker exits (-1). */
+static int s_wait_ready(pid_t pid, const char *instance)
+{
+    sp_names_t names;
+    sp_names_init(&names, instance, NULL);
+    uint64_t deadline = sp_now_ns() + SP_TEST_WAIT_MS * SP_NS_PER_MS;
+    while (sp_now_ns() < deadline) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            return -1;
+        }
+        sp_table_t *t = NULL;
+        if (sp_table_open(&t, names.table, false) == 0) {
+            bool ready = atomic_load(&sp_table_hdr(t)->state) == SP_TABLE_READY;
+            sp_table_close(&t);
+            if (ready) {
+                return 0;
+            }
+        }
+        usleep(SPT_POLL_MS * 1000);
+    }
+    spt_stop(pid);
+    return -1;
+}
+
+/* True when 127.0.0.1:port can be bound now (nobody listens there). */
+static bool s_port_free(unsigned port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0) {
+        close(fd);
+    }
+    return ok;
+}
+
+pid_t spt_broker_start_tcp(const char *instance, const char *host, const char *const *extra,
+                           unsigned *port)
+{
+    enum { S_TRIES = 8, S_STRIDE = 7919, S_PORTS = 5 };
+    const char *argv[SPT_ARGS_MAX];
+    char spec[128];
+    for (int attempt = 0; attempt < S_TRIES; attempt++) {
+        unsigned p = SPT_TCP_PORT_BASE +
+                     (unsigned)(((unsigned long)getpid() + (unsigned long)attempt * S_STRIDE) %
+                                SPT_TCP_PORT_SLOTS) *
+                         S_PORTS;
+        bool free_now = true;
+        for (unsigned k = 0; k < S_PORTS; k++) {
+            free_now = free_now && s_port_free(p + k);
+        }
+        if (!free_now) {
+            continue;
+        }
+        if (host != NULL) {
+            snprintf(spec, sizeof spec, "%s:%u", host, p);
+        } else {
+            snprintf(spec, sizeof spec, "%u", p);
+        }
+        int n = 0;
+        argv[n++] = spt_bin("broker");
+        argv[n++] = "--instance";
+        argv[n++] = instance;
+        argv[n++] = "--state-dir";
+        argv[n++] = "/tmp/sp-test-state";
+        argv[n++] = "--fresh";
+        argv[n++] = "--tcp";
+        argv[n++] = spec;
+        for (int i = 0; extra && extra[i] && n < SPT_ARGS_MAX - 1; i++) {
+            argv[n++] = extra[i];
+        }
+        argv[n] = NULL;
+        pid_t pid = fork();
+        if (pid == 0) {
+            execv(argv[0], (char *const *)argv);
+            _exit(127);
+        }
+        if (pid > 0 && s_wait_ready(pid, instance) == 0) {
+            *port = p;
+            return pid;
+        }
+    }
+    return -1;
 }
 
 int spt_stop(pid_t pid)

@@ -33,6 +33,17 @@ void spt_catalogue(char *path, size_t cap, unsigned n, unsigned stock);
  * and waits until the instance is READY.  Returns the pid, or -1. */
 pid_t spt_broker_start(const char *instance, const char *const *extra);
 
+/* As spt_broker_start, with `--tcp PORT` (host NULL: loopback by default)
+ * or `--tcp HOST:PORT` added.  PORT is the first of five ports picked from
+ * the test's pid in 10000..19999 (below the kernel's ephemeral range and
+ * apart from other tests' ranges), checked free first and, since the
+ * machine's ports are shared, tried again elsewhere when the broker still
+ * cannot bind.  *port gets PORT.  Returns the pid, or -1. */
+#define SPT_TCP_PORT_BASE  10000
+#define SPT_TCP_PORT_SLOTS 2000
+pid_t spt_broker_start_tcp(const char *instance, const char *host, const char *const *extra,
+                           unsigned *port);
+
 /* SIGINT, then waits up to SP_TEST_WAIT_MS; SIGKILL after that.  Returns the
  * exit status (as from waitpid) or -1 if it had to be killed. */
 int spt_stop(pid_t pid);
