@@ -32,10 +32,10 @@
 #else
 #define S_CHECK_RSS 1
 #endif
-#define FLOOD_S_DEFAULT     5
-#define MALFORMED_EVERY     "7" /* one malformed message after every 7th order message */
-#define SAMPLE_MS           50
-#define S_NS_PER_S          1000000000ull
+#define FLOOD_S_DEFAULT 5
+#define MALFORMED_EVERY "7" /* one malformed message after every 7th order message */
+#define SAMPLE_MS       50
+#define S_NS_PER_S      1000000000ull
 
 static unsigned s_seconds(void)
 {
