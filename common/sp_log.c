@@ -27,8 +27,11 @@ void sp_log_init(const char *role)
     for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++) {
         if (strcasecmp(env, names[i]) == 0) {
             s_level = i;
+            return;
         }
     }
+    /* a typo must not silently change what is logged */
+    sp_warn("SP_LOG_LEVEL='%.40s' is not error, warn, info or debug: logging at info", env);
 }
 
 void sp_log_set_level(int level)

@@ -6,18 +6,21 @@
 #   bash scripts/deps.sh bench   also gnuplot (gnuplot-nox), for bench/plot.sh
 #   bash scripts/deps.sh lint    also cppcheck and clang-tidy, for `make lint`
 #   bash scripts/deps.sh tsan    also clang and its sanitizer runtimes, for `make tsan`
+#   bash scripts/deps.sh valgrind  also valgrind, for `make valgrind`
 set -euo pipefail
 
 want_bench=0
 want_lint=0
 want_tsan=0
+want_valgrind=0
 case "${1:-}" in
 '') ;;
 bench) want_bench=1 ;;
 lint) want_lint=1 ;;
 tsan) want_tsan=1 ;;
+valgrind) want_valgrind=1 ;;
 *)
-    echo "usage: $0 [bench|lint|tsan]" >&2
+    echo "usage: $0 [bench|lint|tsan|valgrind]" >&2
     exit 2
     ;;
 esac
@@ -37,6 +40,9 @@ command -v tmux >/dev/null || need+=(tmux) # the full-screen monitor test drives
 /usr/bin/python3 -c 'import zmq' 2>/dev/null || need+=(python3-zmq)
 if [ "$want_bench" -eq 1 ]; then
     command -v gnuplot >/dev/null || need+=(gnuplot-nox) # bench/plot.sh
+fi
+if [ "$want_valgrind" -eq 1 ]; then
+    command -v valgrind >/dev/null || need+=(valgrind)
 fi
 if [ "$want_lint" -eq 1 ]; then
     command -v cppcheck >/dev/null || need+=(cppcheck)
