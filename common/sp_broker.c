@@ -3,6 +3,7 @@
  */
 #include "sp_broker.h"
 
+#include "sp_args.h"
 #include "sp_catalogue.h"
 #include "sp_commit.h"
 #include "sp_curve.h"
@@ -115,6 +116,7 @@ typedef struct {
     /* where our sockets bind, by S_EP_* (the header holds where clients
      * connect: the same, but a wildcard host there is loopback) */
     char bind_ep[S_EPS][SP_ENDPOINT_MAX];
+    uint64_t silent_ms; /* a worker this long without a loop turn is hung */
 } sp_bctx_t;
 
 static bool s_stopping(const sp_bctx_t *b)
@@ -345,8 +347,7 @@ static void s_kill_hung(sp_bctx_t *b)
     for (unsigned i = 0; i < b->nworkers; i++) {
         sp_child_t *c = &b->child[i];
         uint64_t beat = atomic_load(&b->hdr->worker[i].heartbeat_ns);
-        if (c->pid > 0 && beat != 0 && now > beat &&
-            now - beat > (uint64_t)SP_WORKER_SILENT_MS * SP_NS_PER_MS) {
+        if (c->pid > 0 && beat != 0 && now > beat && now - beat > b->silent_ms * SP_NS_PER_MS) {
             s_notify(b, SP_LOG_WARN, "worker %u (pid %d) silent for %llu ms: killing it", i + 1,
                      c->pid, (unsigned long long)((now - beat) / SP_NS_PER_MS));
             kill(c->pid, SIGKILL);
@@ -477,7 +478,7 @@ static uint32_t s_worker_state(const sp_bctx_t *b, unsigned id, uint64_t hb_age_
     if (atomic_load(&slot->state) == SP_PUB_STOPPING) {
         return SP_WSTATE_STOPPING;
     }
-    return hb_age_ms > SP_WORKER_SILENT_MS ? SP_WSTATE_SILENT : SP_WSTATE_RUNNING;
+    return hb_age_ms > b->silent_ms ? SP_WSTATE_SILENT : SP_WSTATE_RUNNING;
 }
 
 /* Sum of the reply queues' depths of the latest producers (mq). */
@@ -1275,12 +1276,29 @@ static void s_journal_retire(sp_bctx_t *b)
     unlink(base);
 }
 
+/* SP_WORKER_SILENT_MS in the environment stretches the time a worker may
+ * go without a loop turn before it is killed as hung (the default is
+ * SP_WORKER_SILENT_MS): under valgrind a worker runs 20-50 times slower. */
+static int s_silent_ms(uint64_t *out, char *why, size_t cap)
+{
+    *out = SP_WORKER_SILENT_MS;
+    const char *v = getenv("SP_WORKER_SILENT_MS");
+    if (v == NULL || *v == '\0') {
+        return 0;
+    }
+    return sp_arg_u64("SP_WORKER_SILENT_MS", v, 100, 600000, out, why, cap);
+}
+
 int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *why, size_t cap)
 {
     memset(stats, 0, sizeof *stats);
     sp_bctx_t b = {.cfg = cfg, .st = stats};
     sp_catalogue_t *cat = NULL;
-    int rc = sp_names_init(&b.names, cfg->instance, cfg->state_dir);
+    int rc = s_silent_ms(&b.silent_ms, why, cap);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = sp_names_init(&b.names, cfg->instance, cfg->state_dir);
     if (rc < 0) {
         snprintf(why, cap, "bad instance name '%s' (use 1-%d of A-Z a-z 0-9 _ - .)", cfg->instance,
                  SP_INSTANCE_NAME_MAX);
