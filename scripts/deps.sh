@@ -4,14 +4,18 @@
 # command is printed and we fail.
 #   bash scripts/deps.sh         build and test packages
 #   bash scripts/deps.sh bench   also gnuplot (gnuplot-nox), for bench/plot.sh
+#   bash scripts/deps.sh fuzz    also clang and its libFuzzer runtime
+#                                (libclang-rt-14-dev), for `make fuzz`
 set -euo pipefail
 
 want_bench=0
+want_fuzz=0
 case "${1:-}" in
 '') ;;
 bench) want_bench=1 ;;
+fuzz) want_fuzz=1 ;;
 *)
-    echo "usage: $0 [bench]" >&2
+    echo "usage: $0 [bench|fuzz]" >&2
     exit 2
     ;;
 esac
@@ -31,6 +35,16 @@ command -v tmux >/dev/null || need+=(tmux) # the full-screen monitor test drives
 /usr/bin/python3 -c 'import zmq' 2>/dev/null || need+=(python3-zmq)
 if [ "$want_bench" -eq 1 ]; then
     command -v gnuplot >/dev/null || need+=(gnuplot-nox) # bench/plot.sh
+fi
+
+if [ "$want_fuzz" -eq 1 ]; then
+    # clang links -fsanitize=fuzzer against libclang_rt.fuzzer, which Debian
+    # ships apart from the compiler (libclang-rt-14-dev for clang 14)
+    if ! command -v clang >/dev/null; then
+        need+=(clang libclang-rt-14-dev)
+    elif [ ! -f "$(clang --print-runtime-dir 2>/dev/null)/libclang_rt.fuzzer-$(uname -m).a" ]; then
+        need+=(libclang-rt-14-dev)
+    fi
 fi
 
 if [ ${#need[@]} -eq 0 ]; then
