@@ -8,10 +8,11 @@ const char *spf_current_input = NULL;
 
 void spf_fail(const char *file, int line, const char *what)
 {
-    fprintf(stderr, "%s:%d: fuzz invariant broken: %s%s%s\n", file, line, what,
-            spf_current_input ? " (input " : "", spf_current_input ? spf_current_input : "");
-    if (spf_current_input) {
-        fputs(")\n", stderr);
+    if (spf_current_input != NULL) {
+        fprintf(stderr, "%s:%d: fuzz invariant broken: %s (input %s)\n", file, line, what,
+                spf_current_input);
+    } else {
+        fprintf(stderr, "%s:%d: fuzz invariant broken: %s\n", file, line, what);
     }
     abort();
 }
