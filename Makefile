@@ -16,6 +16,11 @@
 #                        fails on any finding
 #   make tsan            the worker core and the in-process pipeline under
 #                        ThreadSanitizer (tests/tsan/; clang)
+#   make fuzz            the libFuzzer targets (wire, csv, args) built with clang,
+#                        ASan and UBSan into build/fuzz/, each run FUZZ_TIME
+#                        seconds (default 60) on a scratch corpus seeded from
+#                        tests/fuzz/corpus/; fails on any crash (artifacts in
+#                        build/fuzz/artifacts/).  FUZZ_TARGETS=, FUZZ_ARGS=
 #   make format / format-check / clean
 #
 # Set-up: `scripts/deps.sh` checks the Debian packages we need and installs
@@ -80,7 +85,9 @@ BENCH_BIN := $(BINDIR)/bench
 # The chaos run's checker: ledgers against journals (tests/chaos/).
 CHAOS_BIN := $(BINDIR)/ledgercheck
 
-TEST_SRC := $(sort $(wildcard tests/test_*.c)) tests/sp_testutil.c
+# The fuzz harness bodies (tests/fuzz/spf_*.c) are linked into the test
+# binary too: tests/test_fuzz_corpus.c replays the committed corpus.
+TEST_SRC := $(sort $(wildcard tests/test_*.c)) tests/sp_testutil.c $(sort $(wildcard tests/fuzz/spf_*.c))
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(BUILD)/tests/stockpipe-tests
 
@@ -88,7 +95,7 @@ DEPS_STAMP := build/.deps-ok
 FLAGS_FILE := $(BUILD)/.flags
 
 .PHONY: all test run clean format format-check deps check-leftovers stall-check bench bench-full \
-        chaos flood lint tsan valgrind
+        chaos flood lint tsan valgrind fuzz fuzz-build
 all: $(ROLE_BINS) $(BENCH_BIN) $(CHAOS_BIN)
 
 deps: $(DEPS_STAMP)
@@ -128,7 +135,7 @@ $(CHAOS_BIN): $(BUILD)/tests/chaos/ledgercheck.o $(LIBCOMMON)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(LIBCOMMON) $(LIBS)
 
-$(BUILD)/tests/%.o: CFLAGS += $(CRIT_CFLAGS) -Ibench
+$(BUILD)/tests/%.o: CFLAGS += $(CRIT_CFLAGS) -Ibench -Itests/fuzz
 $(TEST_BIN): $(TEST_OBJ) $(BENCH_OBJ) $(LIBCOMMON)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CRIT_LIBS) $(LIBS)
@@ -140,6 +147,7 @@ TEST_JOBS ?= 2
 test: $(ROLE_BINS) $(BENCH_BIN) $(CHAOS_BIN) $(TEST_BIN)
 	@bash scripts/leftovers.sh snapshot build/.leftovers-before
 	SP_BIN_DIR=$(abspath $(BINDIR)) SP_DATA_DIR=$(abspath data) \
+	    SP_FUZZ_CORPUS=$(abspath tests/fuzz/corpus) \
 	    LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp):print_suppressions=0 \
 	    $(TEST_BIN) --jobs $(TEST_JOBS) $(TEST_ARGS)
 	@bash scripts/leftovers.sh compare build/.leftovers-before
@@ -201,7 +209,7 @@ valgrind: $(ROLE_BINS) $(TEST_BIN)
 	@rm -rf $(VALGRIND_DIR) && mkdir -p $(VALGRIND_DIR)
 	@bash scripts/leftovers.sh snapshot build/.leftovers-valgrind
 	SP_BIN_DIR=$(abspath $(BINDIR)) SP_DATA_DIR=$(abspath data) SP_WORKER_SILENT_MS=60000 \
-	    valgrind -q --trace-children=yes \
+	    valgrind -q --vgdb=no --trace-children=yes --suppressions=$(abspath tests/valgrind.supp) \
 	    --trace-children-skip='*/bash,*/sh,*/python3*,*/tmux,*/env,*/timeout' \
 	    --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite \
 	    --log-file=$(abspath $(VALGRIND_DIR))/vg.%p.log \
@@ -209,8 +217,58 @@ valgrind: $(ROLE_BINS) $(TEST_BIN)
 	@bash scripts/valgrind-check.sh $(VALGRIND_DIR)
 	@bash scripts/leftovers.sh compare build/.leftovers-valgrind
 
+# libFuzzer targets: every common/ module and the harness bodies built with
+# clang and -fsanitize=fuzzer-no-link,address,undefined in build/fuzz/obj/
+# (never mixed with the gcc objects), one binary per target, then
+# tests/fuzz/run.sh runs them one after another: FUZZ_TIME seconds each, on a
+# scratch corpus build/fuzz/corpus/TARGET seeded from tests/fuzz/corpus/TARGET
+# (libFuzzer writes new inputs only there), crashes in build/fuzz/artifacts/,
+# a summary line per target; it fails if any target crashed.
+FUZZ_CC ?= clang
+FUZZ_TIME ?= 60
+FUZZ_TARGETS ?= wire csv args
+FUZZ_ARGS ?=
+FUZZ_DIR := build/fuzz
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS = $(filter-out -O2 -fsanitize=% -fno-sanitize-recover=% -fno-omit-frame-pointer, \
+                  $(CFLAGS_BASE)) -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link -Itests/fuzz \
+              $(PKG_CFLAGS) $(CFLAGS)
+FUZZ_LIB := $(FUZZ_DIR)/libstockpipe.a
+FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz-%)
+FUZZ_STAMP := $(FUZZ_DIR)/.deps-ok
+FUZZ_FLAGS_FILE := $(FUZZ_DIR)/.flags
+
+$(FUZZ_STAMP): scripts/deps.sh | $(DEPS_STAMP)
+	@bash scripts/deps.sh fuzz
+	@mkdir -p $(@D) && touch $@
+$(FUZZ_FLAGS_FILE): FORCE | $(FUZZ_STAMP)
+	@echo '$(FUZZ_CC) $(FUZZ_CFLAGS)' | cmp -s - $@ || echo '$(FUZZ_CC) $(FUZZ_CFLAGS)' > $@
+$(FUZZ_DIR)/obj/%.o: %.c $(FUZZ_FLAGS_FILE) | $(FUZZ_STAMP)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+$(FUZZ_TARGETS:%=$(FUZZ_DIR)/obj/tests/fuzz/fuzz_main-%.o): \
+$(FUZZ_DIR)/obj/tests/fuzz/fuzz_main-%.o: tests/fuzz/fuzz_main.c $(FUZZ_FLAGS_FILE) | $(FUZZ_STAMP)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -DSPF_ENTRY=spf_$*_one -MMD -MP -c $< -o $@
+$(FUZZ_LIB): $(COMMON_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+$(FUZZ_BINS): $(FUZZ_DIR)/fuzz-%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_main-%.o \
+                                 $(FUZZ_DIR)/obj/tests/fuzz/spf_%.o \
+                                 $(FUZZ_DIR)/obj/tests/fuzz/spf_util.o $(FUZZ_LIB)
+	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -pthread -o $@ $^ $(PKG_LIBS) -lrt -lm
+
+# Named, so make keeps these objects instead of deleting them as intermediates.
+.SECONDARY: $(FUZZ_TARGETS:%=$(FUZZ_DIR)/obj/tests/fuzz/fuzz_main-%.o) \
+            $(FUZZ_TARGETS:%=$(FUZZ_DIR)/obj/tests/fuzz/spf_%.o) $(FUZZ_DIR)/obj/tests/fuzz/spf_util.o
+
+fuzz-build: $(FUZZ_BINS)
+fuzz: $(FUZZ_BINS)
+	@FUZZ_TIME=$(FUZZ_TIME) FUZZ_ARGS='$(FUZZ_ARGS)' bash tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_TARGETS)
+
 FORMAT_SRC = $(wildcard common/*.[ch] producer/*.[ch] consumer/*.[ch] broker/*.[ch] \
-                        tests/*.[ch] tests/chaos/*.[ch] tests/tsan/*.[ch] bench/*.[ch])
+                        tests/*.[ch] tests/chaos/*.[ch] tests/tsan/*.[ch] tests/fuzz/*.[ch] \
+                        bench/*.[ch])
 format:
 	clang-format -i $(FORMAT_SRC)
 format-check:
@@ -271,4 +329,5 @@ tsan-run: $(TSAN_BIN) $(BENCH_BIN)
 clean:
 	rm -rf build bin
 
--include $(wildcard $(BUILD)/*/*.d $(BUILD)/tests/chaos/*.d $(BUILD)/tests/tsan/*.d)
+-include $(wildcard $(BUILD)/*/*.d $(BUILD)/tests/chaos/*.d $(BUILD)/tests/tsan/*.d \
+                    $(BUILD)/tests/fuzz/*.d $(FUZZ_DIR)/obj/*/*.d $(FUZZ_DIR)/obj/tests/fuzz/*.d)

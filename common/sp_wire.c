@@ -311,8 +311,9 @@ const char *sp_wire_order_type_name(unsigned type)
 
 const char *sp_wire_status_name(unsigned status)
 {
-    static const char *names[] = {"accepted",  "out_of_stock", "unknown_product", "invalid",
-                                  "duplicate", "conflict",     "no_hold"};
+    /* one name per status: a status added without its name fails to build */
+    static const char *const names[] = {"accepted",  "out_of_stock", "unknown_product", "invalid",
+                                        "duplicate", "conflict",     "no_hold"};
     _Static_assert(sizeof names / sizeof names[0] == SP_STATUS_COUNT, "a name for every status");
     return status < SP_STATUS_COUNT ? names[status] : "?";
 }

@@ -7,20 +7,24 @@
 #   bash scripts/deps.sh lint    also cppcheck and clang-tidy, for `make lint`
 #   bash scripts/deps.sh tsan    also clang and its sanitizer runtimes, for `make tsan`
 #   bash scripts/deps.sh valgrind  also valgrind, for `make valgrind`
+#   bash scripts/deps.sh fuzz    also clang and its libFuzzer runtime
+#                                (libclang-rt-14-dev), for `make fuzz`
 set -euo pipefail
 
 want_bench=0
 want_lint=0
 want_tsan=0
 want_valgrind=0
+want_fuzz=0
 case "${1:-}" in
 '') ;;
 bench) want_bench=1 ;;
 lint) want_lint=1 ;;
 tsan) want_tsan=1 ;;
 valgrind) want_valgrind=1 ;;
+fuzz) want_fuzz=1 ;;
 *)
-    echo "usage: $0 [bench|lint|tsan|valgrind]" >&2
+    echo "usage: $0 [bench|lint|tsan|valgrind|fuzz]" >&2
     exit 2
     ;;
 esac
@@ -53,6 +57,16 @@ if [ "$want_tsan" -eq 1 ]; then
         need+=(clang libclang-rt-dev)
     elif [ ! -f "$(clang -print-file-name=libclang_rt.tsan-$(uname -m).a)" ]; then
         need+=(libclang-rt-dev) # the ThreadSanitizer runtime
+    fi
+fi
+
+if [ "$want_fuzz" -eq 1 ]; then
+    # clang links -fsanitize=fuzzer against libclang_rt.fuzzer, which Debian
+    # ships apart from the compiler (libclang-rt-14-dev for clang 14)
+    if ! command -v clang >/dev/null; then
+        need+=(clang libclang-rt-14-dev)
+    elif [ ! -f "$(clang --print-runtime-dir 2>/dev/null)/libclang_rt.fuzzer-$(uname -m).a" ]; then
+        need+=(libclang-rt-14-dev)
     fi
 fi
 

@@ -311,7 +311,9 @@ Test(recover, a_clean_stop_keeps_the_table_for_the_next_start_and_fresh_discards
 
     b = s_broker(2);
     cr_assert_gt(b, 0);
-    cr_expect(strstr(spt_slurp(s_log), "continuing from the table saved") != NULL);
+    char *log = spt_slurp(s_log);
+    cr_expect(log != NULL && strstr(log, "continuing from the table saved") != NULL);
+    free(log);
     sp_names_t names;
     sp_names_init(&names, s_inst, NULL);
     sp_table_t *t = NULL;

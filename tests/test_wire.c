@@ -553,6 +553,7 @@ Test(wire, status_names_cover_every_status)
     cr_expect_str_eq(sp_wire_status_name(SP_STATUS_INVALID), "invalid");
     cr_expect_str_eq(sp_wire_status_name(SP_STATUS_DUPLICATE), "duplicate");
     cr_expect_str_eq(sp_wire_status_name(SP_STATUS_CONFLICT), "conflict");
+    /* found by the wire fuzzer: the last status read past the name table */
     cr_expect_str_eq(sp_wire_status_name(SP_STATUS_NO_HOLD), "no_hold");
     cr_expect_str_eq(sp_wire_status_name(SP_STATUS_COUNT), "?");
     cr_expect_str_eq(sp_wire_status_name(UINT32_MAX), "?");
