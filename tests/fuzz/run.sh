@@ -11,7 +11,10 @@
 # is given, and the committed corpus is never rewritten.  The scratch corpus
 # is kept between runs, so a second run starts where the first stopped.
 # Crash, leak and timeout inputs go to BUILD_DIR/artifacts/TARGET-*; the
-# full log of each target is BUILD_DIR/TARGET.log.  FUZZ_ARGS adds libFuzzer
+# full log of each target is BUILD_DIR/TARGET.log.  The summary line gives
+# libFuzzer's executions, executions per (wall) second, coverage (cov: edges,
+# ft: features) and corpus (units it keeps, files in the scratch directory),
+# with the wall and CPU (user + system) seconds the run took.  FUZZ_ARGS adds libFuzzer
 # flags (e.g. -seed=1); FUZZ_MAX_LEN (default 8192) bounds an input, so the
 # CSV reader's 4096-byte record limit is reachable.
 #
@@ -66,6 +69,7 @@ for t in "$@"; do
     rate=$(s_field "$log" 'stat::average_exec_per_sec:')
     cov=$(s_field "$log" 'cov:')
     ft=$(s_field "$log" 'ft:')
+    units=$(s_field "$log" 'corp:')
     files=$(find "$corpus" -type f | wc -l)
     verdict=ok
     if [ "$rc" -ne 0 ]; then
@@ -74,8 +78,8 @@ for t in "$@"; do
         tail -n 40 "$log" >&2
         grep -h 'Test unit written to' "$log" >&2
     fi
-    lines+=("$(printf 'fuzz: %-5s %-16s execs %-11s exec/s %-7s wall %5.0fs cpu %5ss cov %-5s ft %-6s corpus %s' \
-        "$t" "$verdict" "${execs:-?}" "${rate:-?}" "$real" "$cpu" "${cov:-?}" "${ft:-?}" "$files")")
+    lines+=("$(printf 'fuzz: %-5s %-16s execs %-11s exec/s %-7s wall %5.0fs cpu %5ss cov %-5s ft %-6s corpus %s units (%s files)' \
+        "$t" "$verdict" "${execs:-?}" "${rate:-?}" "$real" "$cpu" "${cov:-?}" "${ft:-?}" "${units:-?}" "$files")")
 done
 printf '%s\n' "${lines[@]}"
 exit $status
