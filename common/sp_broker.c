@@ -848,9 +848,18 @@ static void s_snapshot_tick(sp_bctx_t *b, uint64_t now)
     }
     uint32_t epoch = atomic_load(&b->hdr->journal_epoch);
     for (unsigned i = 0; i < b->nworkers; i++) {
+        sp_child_t *c = &b->child[i];
+        if (!s_child_alive(c)) {
+            continue; /* gone: what it left half done is resolved by the supervisor */
+        }
+        /* a worker still starting may have opened its journal in the old
+         * epoch before it registered: its first orders would land in a file
+         * this snapshot removes, with their rows read before them (the chaos
+         * restart loop lost version 737 of a row that way) */
         sp_worker_slot_t *slot = &b->hdr->worker[i];
         pid_t pid = atomic_load(&slot->pid);
-        if (pid > 0 && sp_pid_alive(pid) && atomic_load(&slot->journal_epoch) != epoch) {
+        bool registered = c->pid > 0 ? pid == c->pid : pid != 0;
+        if (!registered || atomic_load(&slot->journal_epoch) != epoch) {
             return; /* it switches between two messages: next tick */
         }
     }

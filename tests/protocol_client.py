@@ -48,7 +48,7 @@ CTR_ORDERS, CTR_CAPACITY, CTR_ROWS = 2, 17, 20
 ORDER_PURCHASE, ORDER_RESTOCK = 1, 2
 
 STATUS_NAMES = ["accepted", "out_of_stock", "unknown_product", "invalid", "duplicate",
-                "conflict"]
+                "conflict", "no_hold"]
 ACCEPTED, OUT_OF_STOCK, UNKNOWN_PRODUCT, INVALID, DUPLICATE = range(5)
 
 # magic, version, kind, count, sender, batch
