@@ -977,13 +977,8 @@ static int s_preflight(sp_bctx_t *b, char *why, size_t cap)
         need.files += SP_DEDUP_SLOTS;
     }
     if (cfg->transport == SP_TRANSPORT_MQ) {
-        long depth = cfg->mq_depth > 0 ? cfg->mq_depth : sp_mq_limit("msg_max");
-        long size = cfg->mq_msgsize;
-        if (size <= 0) {
-            long max = sp_mq_limit("msgsize_max");
-            size = (max > 0 && max < SP_MQ_MSGSIZE_DEFAULT) ? max : SP_MQ_MSGSIZE_DEFAULT;
-        }
-        if (depth > 0) {
+        long depth = cfg->mq_depth, size = cfg->mq_msgsize;
+        if (sp_mq_orders_size(&depth, &size) == 0) {
             /* the order queue, and one producer's reply queue of its default batch */
             unsigned batch = sp_wire_fit(SP_MSG_ORDERS, (size_t)size);
             batch = batch < SP_BATCH_DEFAULT ? batch : SP_BATCH_DEFAULT;

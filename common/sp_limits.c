@@ -4,17 +4,15 @@
 #include "sp_limits.h"
 
 #include "sp_error.h"
+#include "sp_link.h"
 
 #include <dirent.h>
-#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/statvfs.h>
 
-#define S_MQ_PROC "/proc/sys/fs/mqueue/"
 #define S_SHM_DIR "/dev/shm"
 /* the kernel's bookkeeping per queued message (struct msg_msg plus a
  * priority-tree node, 48 bytes each on 64-bit Linux; see ipc/mqueue.c) */
@@ -22,24 +20,8 @@
 
 static uint64_t s_proc(const char *name)
 {
-    char path[128];
-    snprintf(path, sizeof path, S_MQ_PROC "%s", name);
-    FILE *f = fopen(path, "re");
-    if (f == NULL) {
-        return SP_LIMIT_UNKNOWN;
-    }
-    char line[32];
-    uint64_t out = SP_LIMIT_UNKNOWN;
-    if (fgets(line, sizeof line, f) != NULL) {
-        char *end = NULL;
-        errno = 0;
-        unsigned long long v = strtoull(line, &end, 10);
-        if (errno == 0 && end != line && (*end == '\n' || *end == '\0')) {
-            out = (uint64_t)v;
-        }
-    }
-    (void)fclose(f); /* read-only: nothing to lose */
-    return out;
+    long v = sp_mq_limit(name);
+    return v >= 0 ? (uint64_t)v : SP_LIMIT_UNKNOWN;
 }
 
 static uint64_t s_rlimit(int which)

@@ -113,6 +113,10 @@ long sp_mq_limit(const char *name);
 int sp_mq_create_orders(const sp_names_t *names, long depth, long msgsize, long *depth_out,
                         long *msgsize_out, char *why, size_t why_cap);
 
+/* The order queue's depth and message size for a request where 0 means the
+ * default (see sp_mq_create_orders).  Returns 0 or -errno. */
+int sp_mq_orders_size(long *depth, long *msgsize);
+
 /* Removes the order queue and every reply queue /NAME.r.* that is ours
  * (best effort, through the mqueue filesystem when mounted).  Returns 0 or
  * -errno. */

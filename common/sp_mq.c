@@ -13,6 +13,7 @@
 #include "sp_link_impl.h"
 
 #include "sp_error.h"
+#include "sp_limits.h"
 #include "sp_time.h"
 #include "sp_wire.h"
 
@@ -69,26 +70,17 @@ long sp_mq_limit(const char *name)
     return v;
 }
 
-/* Checks depth/msgsize against the sysctls; fills *why on refusal. */
+/* Checks depth/msgsize against the sysctls (sp_limits words the refusal);
+ * fills *why on refusal. */
 static int s_check_limits(long depth, long msgsize, char *why, size_t cap)
 {
-    long msg_max = sp_mq_limit("msg_max");
-    long msgsize_max = sp_mq_limit("msgsize_max");
-    if (msg_max > 0 && depth > msg_max) {
-        sp_why(why, cap,
-               "queue depth %ld exceeds fs.mqueue.msg_max (%ld): raise it with "
-               "'sysctl -w fs.mqueue.msg_max=<depth>' or ask for a smaller depth",
-               depth, msg_max);
-        return SP_E_MQ_LIMIT;
-    }
-    if (msgsize_max > 0 && msgsize > msgsize_max) {
-        sp_why(why, cap,
-               "message size %ld exceeds fs.mqueue.msgsize_max (%ld): raise it with "
-               "'sysctl -w fs.mqueue.msgsize_max=<bytes>' or use smaller batches",
-               msgsize, msgsize_max);
-        return SP_E_MQ_LIMIT;
-    }
-    return 0;
+    sp_limits_t have;
+    sp_limits_read(&have);
+    sp_limits_need_t need = {
+        .mq_depth = (uint64_t)depth, .mq_msgsize = (uint64_t)msgsize, .mq_queues = 1};
+    have.queues_max = SP_LIMIT_UNKNOWN; /* ENOSPC at mq_open explains it for one queue */
+    have.mq_bytes = SP_LIMIT_UNKNOWN;   /* and EMFILE this one */
+    return sp_limits_check(&need, &have, why, cap) < 0 ? SP_E_MQ_LIMIT : 0;
 }
 
 /* Creates a queue exclusively; explains EMFILE (RLIMIT_MSGQUEUE) and
@@ -128,18 +120,27 @@ static int s_create(const char *name, int flags, long depth, long msgsize, mqd_t
     return 0;
 }
 
+int sp_mq_orders_size(long *depth, long *msgsize)
+{
+    if (*depth <= 0) {
+        *depth = sp_mq_limit("msg_max");
+        if (*depth <= 0) {
+            return *depth < 0 ? (int)*depth : -EINVAL;
+        }
+    }
+    if (*msgsize <= 0) {
+        long max = sp_mq_limit("msgsize_max");
+        *msgsize = (max > 0 && max < SP_MQ_MSGSIZE_DEFAULT) ? max : SP_MQ_MSGSIZE_DEFAULT;
+    }
+    return 0;
+}
+
 int sp_mq_create_orders(const sp_names_t *names, long depth, long msgsize, long *depth_out,
                         long *msgsize_out, char *why, size_t why_cap)
 {
-    if (depth <= 0) {
-        depth = sp_mq_limit("msg_max");
-        if (depth <= 0) {
-            return (int)depth;
-        }
-    }
-    if (msgsize <= 0) {
-        long max = sp_mq_limit("msgsize_max");
-        msgsize = (max > 0 && max < SP_MQ_MSGSIZE_DEFAULT) ? max : SP_MQ_MSGSIZE_DEFAULT;
+    int rc0 = sp_mq_orders_size(&depth, &msgsize);
+    if (rc0 < 0) {
+        return rc0;
     }
     if (msgsize < (long)sp_wire_msg_size(SP_MSG_ORDERS, 1)) {
         sp_why(why, why_cap, "message size %ld is below one order message (%ld bytes)", msgsize,
