@@ -69,9 +69,25 @@ ALL_CFLAGS = $(CFLAGS_BASE) $(PKG_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS = -pthread $(LDFLAGS_SAN) $(LDFLAGS)
 LIBS = $(PKG_LIBS) -lrt -lm
 
+# common/ is what two or more roles share; each role's folder holds that
+# role's modules (sp_*.c, one static library per folder) and its mains.  A
+# role sees only common/ and its own folder: -I says so, so including
+# another role's header fails to compile.  The bench and the tests see all.
 COMMON_SRC := $(sort $(wildcard common/*.c))
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
 LIBCOMMON := $(BUILD)/libstockpipe.a
+
+ROLE_DIRS := broker consumer producer
+ROLE_LIB = $(BUILD)/lib$(1).a
+ROLE_SRC = $(sort $(wildcard $(1)/sp_*.c))
+ROLE_LIBS := $(foreach d,$(ROLE_DIRS),$(call ROLE_LIB,$(d)))
+ALL_ROLE_INC := $(ROLE_DIRS:%=-I%)
+$(foreach d,$(ROLE_DIRS),$(eval $(BUILD)/$(d)/%.o: CFLAGS_ROLE := -I$(d)))
+$(foreach d,$(ROLE_DIRS),$(eval $(call ROLE_LIB,$(d)): $(patsubst %.c,$(BUILD)/%.o,$(call ROLE_SRC,$(d)))))
+# objects, then the roles' libraries, then common's (which they call)
+LINK_ORDER = $(filter %.o,$(1)) $(filter-out $(LIBCOMMON),$(filter %.a,$(1))) $(filter $(LIBCOMMON),$(1))
+# every module but the mains (the fuzz library, the link order of the bench)
+LIB_SRC := $(COMMON_SRC) $(foreach d,$(ROLE_DIRS),$(call ROLE_SRC,$(d)))
 
 ROLES := broker consumer monitor producer
 ROLE_BINS := $(ROLES:%=$(BINDIR)/%)
@@ -112,33 +128,37 @@ FORCE:
 
 $(BUILD)/%.o: %.c $(FLAGS_FILE) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(CFLAGS_ROLE) -MMD -MP -c $< -o $@
 
 $(LIBCOMMON): $(COMMON_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+$(ROLE_LIBS):
+	@rm -f $@
+	ar rcs $@ $^
 
-$(BINDIR)/broker: $(BUILD)/broker/main.o
-$(BINDIR)/consumer: $(BUILD)/consumer/main.o
-$(BINDIR)/monitor: $(BUILD)/consumer/monitor_main.o
-$(BINDIR)/producer: $(BUILD)/producer/main.o
+# Each role binary links its own folder's library, then common's.
+$(BINDIR)/broker: $(BUILD)/broker/main.o $(call ROLE_LIB,broker)
+$(BINDIR)/consumer: $(BUILD)/consumer/main.o $(call ROLE_LIB,consumer)
+$(BINDIR)/monitor: $(BUILD)/consumer/monitor_main.o $(call ROLE_LIB,consumer)
+$(BINDIR)/producer: $(BUILD)/producer/main.o $(call ROLE_LIB,producer)
 $(ROLE_BINS): $(LIBCOMMON)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(LIBCOMMON) $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(call LINK_ORDER,$^) $(LIBS)
 
-$(BUILD)/bench/%.o: CFLAGS += -Ibench
-$(BENCH_BIN): $(BUILD)/bench/main.o $(BENCH_OBJ) $(LIBCOMMON)
+$(BUILD)/bench/%.o: CFLAGS_ROLE := -Ibench $(ALL_ROLE_INC)
+$(BENCH_BIN): $(BUILD)/bench/main.o $(BENCH_OBJ) $(ROLE_LIBS) $(LIBCOMMON)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(LIBCOMMON) $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(call LINK_ORDER,$^) $(LIBS)
 
-$(CHAOS_BIN): $(BUILD)/tests/chaos/ledgercheck.o $(LIBCOMMON)
+$(CHAOS_BIN): $(BUILD)/tests/chaos/ledgercheck.o $(ROLE_LIBS) $(LIBCOMMON)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(LIBCOMMON) $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(call LINK_ORDER,$^) $(LIBS)
 
-$(BUILD)/tests/%.o: CFLAGS += $(CRIT_CFLAGS) -Ibench -Itests/fuzz
-$(TEST_BIN): $(TEST_OBJ) $(BENCH_OBJ) $(LIBCOMMON)
+$(BUILD)/tests/%.o: CFLAGS_ROLE := $(CRIT_CFLAGS) -Ibench -Itests/fuzz $(ALL_ROLE_INC)
+$(TEST_BIN): $(TEST_OBJ) $(BENCH_OBJ) $(ROLE_LIBS) $(LIBCOMMON)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CRIT_LIBS) $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(call LINK_ORDER,$^) $(CRIT_LIBS) $(LIBS)
 
 # The suite execs the real binaries, found through SP_BIN_DIR; it ends with
 # Criterion's Synthesis line counting every test, and then checks that
@@ -232,7 +252,7 @@ FUZZ_DIR := build/fuzz
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS = $(filter-out -O2 -fsanitize=% -fno-sanitize-recover=% -fno-omit-frame-pointer, \
                   $(CFLAGS_BASE)) -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link -Itests/fuzz \
-              $(PKG_CFLAGS) $(CFLAGS)
+              $(ALL_ROLE_INC) $(PKG_CFLAGS) $(CFLAGS)
 FUZZ_LIB := $(FUZZ_DIR)/libstockpipe.a
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz-%)
 FUZZ_STAMP := $(FUZZ_DIR)/.deps-ok
@@ -250,7 +270,7 @@ $(FUZZ_TARGETS:%=$(FUZZ_DIR)/obj/tests/fuzz/fuzz_main-%.o): \
 $(FUZZ_DIR)/obj/tests/fuzz/fuzz_main-%.o: tests/fuzz/fuzz_main.c $(FUZZ_FLAGS_FILE) | $(FUZZ_STAMP)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -DSPF_ENTRY=spf_$*_one -MMD -MP -c $< -o $@
-$(FUZZ_LIB): $(COMMON_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+$(FUZZ_LIB): $(LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
 	@rm -f $@
 	ar rcs $@ $^
 $(FUZZ_BINS): $(FUZZ_DIR)/fuzz-%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_main-%.o \
@@ -280,7 +300,7 @@ format-check:
 # target; each accepted one is suppressed where it occurs, with its reason.
 LINT_SRC = $(sort $(wildcard common/*.c producer/*.c consumer/*.c broker/*.c bench/*.c \
                              tests/chaos/*.c tests/tsan/*.c))
-LINT_CFLAGS = $(filter-out -Werror,$(CFLAGS_BASE)) -Ibench $(PKG_CFLAGS) $(CRIT_CFLAGS)
+LINT_CFLAGS = $(filter-out -Werror,$(CFLAGS_BASE)) -Ibench $(ALL_ROLE_INC) $(PKG_CFLAGS) $(CRIT_CFLAGS)
 CPPCHECK_FLAGS := --std=c11 --library=posix,gnu --enable=warning,portability,performance \
                   --inline-suppr --suppressions-list=scripts/cppcheck.supp --error-exitcode=1 \
                   --quiet --template='{file}:{line}: {severity}: {message} [{id}]'
@@ -317,7 +337,7 @@ tsan:
 TSAN_BIN := $(BUILD)/tests/tsan/tsan_commit
 $(TSAN_BIN): $(BUILD)/tests/tsan/tsan_commit.o $(LIBCOMMON)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(LIBCOMMON) $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(call LINK_ORDER,$^) $(LIBS)
 
 .PHONY: tsan-run
 tsan-run: $(TSAN_BIN) $(BENCH_BIN)

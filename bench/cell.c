@@ -19,6 +19,7 @@
 #include "sp_signal.h"
 #include "sp_time.h"
 #include "sp_wire.h"
+#include "sp_worker.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -240,6 +241,15 @@ static void s_sample(s_cell_t *c, s_sample_t *s)
     }
 }
 
+/* The inproc cell's workers: the consumer's loop, as threads of the broker. */
+static int s_worker_thread(const char *instance, uint32_t worker_id, const atomic_bool *stop,
+                           char *why, size_t cap)
+{
+    sp_worker_cfg_t wcfg = {.instance = instance, .worker_id = worker_id, .sync = -1, .stop = stop};
+    sp_worker_stats_t wst;
+    return sp_worker_run(&wcfg, &wst, why, cap);
+}
+
 static void *s_broker_thread(void *arg)
 {
     s_cell_t *c = arg;
@@ -281,7 +291,7 @@ static int s_start(s_cell_t *c, const s_job_t *job, char *why, size_t cap)
         c->bcfg = (sp_broker_cfg_t){.instance = job->instance,
                                     .catalogue = c->catalogue,
                                     .state_dir = o->work_dir,
-                                    .threads = true,
+                                    .worker_thread = s_worker_thread,
                                     .stop = &c->stop,
                                     .workers = cell->workers,
                                     .sync = cell->sync,

@@ -13,7 +13,7 @@
 
 #include "sp_error.h"
 #include "sp_time.h"
-#include "sp_worker.h"
+#include "sp_apply.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -20,6 +20,7 @@
 
 #define SP_WIRE_MAGIC       0x31575053u /* bytes 'S' 'P' 'W' '1' */
 #define SP_WIRE_VERSION     2
+#define SP_BATCH_DEFAULT    32 /* orders per message a producer sends by default */
 #define SP_WIRE_HDR_SIZE    16
 #define SP_WIRE_MAX_RECORDS 4096     /* per message, any kind */
 #define SP_QTY_MAX          1000000u /* largest quantity one order may carry */
@@ -226,6 +227,10 @@ _Static_assert(sizeof(sp_event_t) == SP_WIRE_EVENT_SIZE, "event layout");
 _Static_assert(sizeof(sp_heartbeat_t) == SP_WIRE_HEARTBEAT_SIZE, "heartbeat layout");
 _Static_assert(sizeof(sp_counter_t) == SP_WIRE_COUNTER_SIZE, "counter layout");
 _Static_assert(sizeof(sp_snaprow_t) == SP_WIRE_SNAPROW_SIZE, "snapshot row layout");
+
+#define SP_SNAP_ROWS_PER_MSG 512 /* rows per SNAP_ROWS message: 64 KiB messages */
+/* the largest message of a snapshot answer (a full SNAP_ROWS): a client's limit */
+#define SP_SNAP_MSG_MAX (SP_WIRE_HDR_SIZE + SP_SNAP_ROWS_PER_MSG * SP_WIRE_SNAPROW_SIZE)
 
 /* Size of one record of a message kind; 0 for kinds without records. */
 size_t sp_wire_record_size(unsigned kind);

@@ -10,7 +10,6 @@
  * is ready, and one zmq_send or zmq_recv per message).
  */
 #include "sp_link_impl.h"
-#include "sp_router.h"
 #include "sp_zmq.h"
 
 #include "sp_error.h"
@@ -201,7 +200,7 @@ int sp_zmq_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_
         /* a routing id the broker can name: when this worker dies, the
          * broker forgets its credit and its unanswered batches at once */
         char rid[SP_ROUTE_ID_MAX];
-        sp_router_worker_rid(cfg->id, getpid(), rid, sizeof rid);
+        sp_zmq_worker_rid(cfg->id, getpid(), rid, sizeof rid);
         zsock_set_identity(l->sock, rid);
     }
     if (zsock_connect(l->sock, "%s", cfg->endpoint) < 0) {

@@ -42,3 +42,8 @@ void sp_zmq_endpoint_opts(void *sock, const char *endpoint)
         zsock_set_ipv6(sock, 1);
     }
 }
+
+void sp_zmq_worker_rid(uint32_t worker_id, pid_t pid, char *out, size_t cap)
+{
+    snprintf(out, cap, "w%u.%ld", worker_id, (long)pid);
+}

@@ -18,6 +18,8 @@
 #define SP_ZMQ_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #define SP_ZMQ_HWM           100000 /* messages queued per pipe before back-pressure */
 #define SP_ZMQ_PUB_LINGER_MS 1000   /* how long a closing publisher may flush */
@@ -39,5 +41,9 @@ int sp_zmq_max_frame(size_t largest);
 /* Sets ZMQ_IPV6 on `sock` when `endpoint` names a bracketed IPv6 address
  * ("tcp://[::1]:5555"); ZeroMQ refuses those otherwise. */
 void sp_zmq_endpoint_opts(void *sock, const char *endpoint);
+
+/* The routing id a worker's DEALER takes ("w<id>.<pid>"), by which the
+ * broker's router recognises a worker that died. */
+void sp_zmq_worker_rid(uint32_t worker_id, pid_t pid, char *out, size_t cap);
 
 #endif

@@ -6,6 +6,7 @@
 #include "sp_error.h"
 #include "sp_commit.h"
 #include "sp_log.h"
+#include "sp_print.h"
 #include "sp_producer.h"
 #include "sp_signal.h"
 

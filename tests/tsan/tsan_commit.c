@@ -55,7 +55,7 @@
 #include "sp_table.h"
 #include "sp_time.h"
 #include "sp_wire.h"
-#include "sp_worker.h"
+#include "sp_apply.h"
 
 #include <errno.h>
 #include <pthread.h>

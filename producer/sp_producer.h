@@ -25,7 +25,6 @@
 #include <stdio.h>
 
 #define SP_CUSTOMERS_MAX     256
-#define SP_BATCH_DEFAULT     32
 #define SP_WINDOW_DEFAULT    1024  /* orders in flight per customer */
 #define SP_RESULT_TIMEOUT_MS 10000 /* an order unanswered this long is timed out */
 #define SP_RETRY_MS          250   /* first resend of an unanswered order */
@@ -170,11 +169,5 @@ void sp_load_report_json(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stat
  * only producer since the broker started.  Returns 0 when ok, 1 otherwise. */
 int sp_audit(FILE *out, sp_table_t *table, const sp_load_stats_t *st, const uint64_t *sold,
              const uint64_t *restocked);
-
-/* Prints the table (id, name, category, weight, price, expiry, stock). */
-void sp_print_table(FILE *out, sp_table_t *table, uint32_t max_rows);
-/* The same table's header line and one of its rows. */
-void sp_print_table_header(FILE *out);
-void sp_print_product(FILE *out, const sp_product_t *p);
 
 #endif

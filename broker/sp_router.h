@@ -76,9 +76,6 @@ int sp_router_publish(sp_router_t *self, const void *msg, size_t len);
 
 void sp_router_stats(const sp_router_t *self, sp_router_stats_t *out);
 
-/* The routing id a worker process connects with ("w<id>.<pid>"). */
-void sp_router_worker_rid(uint32_t worker_id, pid_t pid, char *out, size_t cap);
-
 /* Worker `worker_id` (process `pid`) is dead: drop its credit and count its
  * unanswered batches as no longer in flight (producers resend them). */
 void sp_router_worker_gone(sp_router_t *self, uint32_t worker_id, pid_t pid);

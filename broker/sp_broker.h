@@ -43,6 +43,11 @@
 
 typedef void (*sp_notify_fn)(int level, const char *fmt, va_list ap);
 
+/* A worker run as a thread of the broker: returns when *stop is set (0) or
+ * on an error (negative, *why says what). */
+typedef int (*sp_broker_worker_fn)(const char *instance, uint32_t worker_id,
+                                   const atomic_bool *stop, char *why, size_t cap);
+
 typedef struct {
     const char *instance;
     const char *catalogue;     /* CSV path */
@@ -58,10 +63,11 @@ typedef struct {
      * the public certificates of the clients let in (sp_curve.h) */
     const char *curve_cert;
     const char *curve_clients;
-    /* zmq only: run the workers as threads of this process over inproc://
-     * endpoints (the benchmark's inproc cells; nothing outside the process
-     * can connect) */
-    bool threads;
+    /* zmq only: when set, run the workers as threads of this process over
+     * inproc:// endpoints, each calling this (the benchmark's inproc cells,
+     * which give the consumer's loop; nothing outside the process can
+     * connect).  NULL: workers are consumer processes. */
+    sp_broker_worker_fn worker_thread;
     const atomic_bool *stop; /* NULL: run until SIGINT/SIGTERM; else until *stop */
     unsigned workers;        /* ignored (none run) with the direct transport */
     sp_sync_t sync;

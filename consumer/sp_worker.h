@@ -43,15 +43,6 @@ typedef struct {
     uint64_t events;                  /* stock events published */
 } sp_worker_stats_t;
 
-/* Validates one decoded order that came in a message from `sender`, applies
- * it to the table with `sync` and fills its result (answered by `worker_id`
- * at `now_ns`: one clock reading per message, not per order).  Returns 0 when
- * the stock changed (*chg says how), else the code that refused it (the
- * result's status says which). */
-int sp_apply_order(sp_table_t *table, sp_sync_t sync, const sp_order_t *o, uint32_t sender,
-                   uint32_t worker_id, uint64_t now_ns, sp_result_t *res, sp_change_t *chg,
-                   sp_outcome_t *outcome);
-
 /* Runs until a stop is requested (sp_signal).  Returns 0 on a clean stop or a
  * negative code with *why explaining it. */
 int sp_worker_run(const sp_worker_cfg_t *cfg, sp_worker_stats_t *stats, char *why, size_t cap);

@@ -27,9 +27,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SP_SNAP_ROWS_PER_MSG 512 /* 64 KiB messages */
-/* the largest message of an answer (a full SNAP_ROWS): a client's limit */
-#define SP_SNAP_MSG_MAX       (SP_WIRE_HDR_SIZE + SP_SNAP_ROWS_PER_MSG * SP_WIRE_SNAPROW_SIZE)
 #define SP_SNAP_MSGS_PER_TURN 64
 #define SP_SNAP_CLIENTS       16 /* answers under way at once; more requests wait */
 

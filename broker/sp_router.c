@@ -474,15 +474,10 @@ void sp_router_stats(const sp_router_t *self, sp_router_stats_t *out)
     *out = self->st;
 }
 
-void sp_router_worker_rid(uint32_t worker_id, pid_t pid, char *out, size_t cap)
-{
-    snprintf(out, cap, "w%u.%ld", worker_id, (long)pid);
-}
-
 void sp_router_worker_gone(sp_router_t *self, uint32_t worker_id, pid_t pid)
 {
     char rid[SP_ROUTER_ID_MAX];
-    sp_router_worker_rid(worker_id, pid, rid, sizeof rid);
+    sp_zmq_worker_rid(worker_id, pid, rid, sizeof rid);
     size_t len = strlen(rid);
     for (unsigned i = 0; self != NULL && i < self->nworkers; i++) {
         sp_rworker_t *w = &self->workers[i];

@@ -14,7 +14,6 @@
 #include "sp_link.h"
 #include "sp_limits.h"
 #include "sp_log.h"
-#include "sp_producer.h"
 #include "sp_recover.h"
 #include "sp_snapshot.h"
 #include "sp_signal.h"
@@ -22,7 +21,6 @@
 #include "sp_tcp.h"
 #include "sp_time.h"
 #include "sp_wire.h"
-#include "sp_worker.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -62,7 +60,7 @@ typedef struct {
     s_tailkey_t keys[SP_BROKER_TAIL_MAX];
 } s_tail_t;
 
-/* One worker: a process (pid), or with cfg->threads a thread of ours. */
+/* One worker: a process (pid), or with (cfg->worker_thread != NULL) a thread of ours. */
 typedef struct {
     pid_t pid;
     unsigned restarts;
@@ -70,10 +68,12 @@ typedef struct {
     uint64_t answered_at_start; /* the slot's answered orders when it was started */
     uint64_t started_ns;
     pthread_t thread;
-    bool joinable;         /* thread started and not joined yet */
-    atomic_bool running;   /* the thread has not returned */
-    sp_worker_cfg_t wcfg;  /* the thread's configuration */
-    sp_worker_stats_t wst; /* and its counters */
+    bool joinable;          /* thread started and not joined yet */
+    atomic_bool running;    /* the thread has not returned */
+    sp_broker_worker_fn fn; /* the thread's body, and what it is given */
+    const char *instance;
+    uint32_t id;
+    const atomic_bool *stop;
     int wrc;
     char why[160];
 } sp_child_t;
@@ -133,7 +133,7 @@ static void *s_worker_thread(void *arg)
 {
     sp_child_t *c = arg;
     pthread_setname_np(pthread_self(), "sp-worker"); /* per-role CPU accounting */
-    c->wrc = sp_worker_run(&c->wcfg, &c->wst, c->why, sizeof c->why);
+    c->wrc = c->fn(c->instance, c->id, c->stop, c->why, sizeof c->why);
     atomic_store(&c->running, false);
     return NULL;
 }
@@ -188,10 +188,12 @@ static int s_spawn(sp_bctx_t *b, unsigned id)
     atomic_store(&slot->pub_seq, 0);
     atomic_store(&slot->state, 0);
     atomic_store(&slot->heartbeat_ns, sp_now_ns());
-    if (b->cfg->threads) {
+    if ((b->cfg->worker_thread != NULL)) {
         sp_child_t *c = &b->child[id - 1];
-        c->wcfg = (sp_worker_cfg_t){
-            .instance = b->names.name, .worker_id = id, .sync = -1, .stop = &b->workers_stop};
+        c->fn = b->cfg->worker_thread;
+        c->instance = b->names.name;
+        c->id = id;
+        c->stop = &b->workers_stop;
         atomic_store(&c->running, true);
         int trc = pthread_create(&c->thread, NULL, s_worker_thread, c);
         if (trc != 0) {
@@ -380,7 +382,7 @@ static void s_supervise_threads(sp_bctx_t *b, bool restart)
 
 static void s_supervise(sp_bctx_t *b, bool restart)
 {
-    if (b->cfg->threads) {
+    if ((b->cfg->worker_thread != NULL)) {
         s_supervise_threads(b, restart);
         return;
     }
@@ -592,7 +594,7 @@ static int s_endpoints(sp_bctx_t *b, char *why, size_t cap)
     static const int tcp_offset[S_EPS] = {SP_TCP_ORDERS, -1, -1, SP_TCP_EVENTS, SP_TCP_SNAPSHOT};
     for (int i = 0; i < S_EPS; i++) {
         int rc = 0;
-        if (b->cfg->threads) {
+        if ((b->cfg->worker_thread != NULL)) {
             snprintf(eps[i], SP_ENDPOINT_MAX, "inproc://%s-%s", b->names.name, which[i]);
         } else if (b->use_tcp && tcp_offset[i] >= 0) {
             rc = sp_tcp_endpoint(&b->tcp, false, (unsigned)tcp_offset[i], eps[i], SP_ENDPOINT_MAX);
@@ -1314,12 +1316,13 @@ int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *wh
         snprintf(why, cap, "--workers must be 1..%d", SP_WORKERS_MAX);
         return SP_E_USAGE;
     }
-    if (cfg->threads && (cfg->transport != SP_TRANSPORT_ZMQ || cfg->tcp != NULL)) {
+    if ((cfg->worker_thread != NULL) && (cfg->transport != SP_TRANSPORT_ZMQ || cfg->tcp != NULL)) {
         snprintf(why, cap, "worker threads (inproc://) need the zmq transport without --tcp");
         return SP_E_USAGE;
     }
     rc = s_consumer_path(cfg, b.consumer, sizeof b.consumer);
-    if (b.nworkers > 0 && !cfg->threads && (rc < 0 || access(b.consumer, X_OK) < 0)) {
+    if (b.nworkers > 0 && !(cfg->worker_thread != NULL) &&
+        (rc < 0 || access(b.consumer, X_OK) < 0)) {
         snprintf(why, cap, "worker binary %s is not executable", b.consumer);
         return rc < 0 ? rc : -errno;
     }
@@ -1371,7 +1374,7 @@ int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *wh
             goto remove;
         }
     }
-    if (!cfg->threads) {
+    if (!(cfg->worker_thread != NULL)) {
         /* with --tcp too: the workers' endpoints stay ipc:// in it */
         rc = sp_names_make_run_dir(&b.names);
         if (rc < 0) {
@@ -1399,16 +1402,17 @@ int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *wh
         rc = s_spawn(&b, i);
         if (rc < 0) {
             snprintf(why, cap, "cannot start worker %u (%s): %s", i,
-                     cfg->threads ? "thread" : b.consumer, sp_strerror(rc));
+                     (cfg->worker_thread != NULL) ? "thread" : b.consumer, sp_strerror(rc));
             break;
         }
     }
     if (rc == 0) {
         sp_table_set_state(b.table, SP_TABLE_READY);
         s_notify(&b, SP_LOG_INFO, "instance %s ready: %u products, %u workers%s, %s%s, %s",
-                 cfg->instance, b.hdr->product_count, b.nworkers, cfg->threads ? " (threads)" : "",
-                 sp_transport_name(cfg->transport), cfg->threads ? " inproc://" : "",
-                 sp_sync_name(cfg->sync));
+                 cfg->instance, b.hdr->product_count, b.nworkers,
+                 (cfg->worker_thread != NULL) ? " (threads)" : "",
+                 sp_transport_name(cfg->transport),
+                 (cfg->worker_thread != NULL) ? " inproc://" : "", sp_sync_name(cfg->sync));
     }
     if (rc == 0 && b.use_tcp) {
         if (b.curve_on) {
@@ -1438,7 +1442,7 @@ int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *wh
         sp_router_poll(b.router, wait_ms);
         sp_snapsrv_turn(b.snapsrv);
         s_supervise(&b, true);
-        if (!cfg->threads) {
+        if (!(cfg->worker_thread != NULL)) {
             s_kill_hung(&b);
         }
         s_snapshot_tick(&b, sp_now_ns());
