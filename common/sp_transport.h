@@ -1,0 +1,125 @@
+/*
+ * sp_transport — what an order transport is, and the one table of them.
+ *
+ * A transport carries order messages from producers to workers and result
+ * messages back.  Each is one module behind this table of operations (nng's
+ * shape): the ends of the path (a producer link and a worker link, through
+ * sp_link.h) and the broker's side of it (limits preflight, create, remove,
+ * clean a crashed run's leftovers, depth and in-flight for STATS and the
+ * console, the largest batch that fits).  The broker, worker, producer,
+ * monitor, console and bench call these operations and never ask which
+ * transport runs; only the transport modules know what they are made of.
+ *
+ * Transports register by name in one table (sp_transport.c):
+ *
+ *   mq      POSIX message queues (sp_mq.h)
+ *   zmq     ZeroMQ through the broker's router (sp_zlink.h)
+ *   shm     lock-free rings in shared memory (sp_shmlink.h)
+ *   direct  no transport: producers apply orders themselves (sp_direct.h)
+ *
+ * Adding one: write sp_<name>.c/.h filling an sp_transport_t, add one line to
+ * the table in sp_transport.c, run the link conformance suite
+ * (tests/test_link.c runs every registered transport).  docs/ARCHITECTURE.md
+ * walks through it.
+ *
+ * The descriptors are constant and shared by every thread; a broker side
+ * (sp_tside_t) belongs to the one broker thread that created it.
+ */
+#ifndef SP_TRANSPORT_H
+#define SP_TRANSPORT_H
+
+#include "sp_instance.h"
+#include "sp_limits.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sp_link sp_link_t;
+typedef struct sp_link_cfg sp_link_cfg_t;
+
+/* What the broker asks of a transport: from its flags (--depth, --msgsize;
+ * 0 means the transport's default) for the instance `names`. */
+typedef struct {
+    const sp_names_t *names;
+    long depth;   /* messages the order path holds, where that is a setting */
+    long msgsize; /* the largest order or result message, where it is one */
+} sp_tparams_t;
+
+/* What the broker's side made, published to every client and worker in the
+ * table header (and, over the wire, in the welcome): the sizes it settled
+ * on.  An endpoint, where the transport has one, is the broker's to fill. */
+typedef struct {
+    uint32_t msgsize; /* largest message on the order path; 0: no limit */
+    uint32_t depth;   /* messages the order path holds; 0: not a fixed depth */
+} sp_tinfo_t;
+
+/* A transport's broker side: what create made, until destroy. */
+typedef struct sp_tside sp_tside_t;
+
+typedef struct sp_transport {
+    const char *name;    /* "mq": what --transport takes */
+    const char *summary; /* one line for --help */
+    uint32_t id;         /* stored in the table header; never reused */
+    /* orders travel through the broker's router (ZeroMQ ROUTER/DEALER), so
+     * the broker runs its order front end and counts depth there */
+    bool routed;
+    /* workers take the orders (false: producers apply them themselves and
+     * the broker starts no workers) */
+    bool has_workers;
+    /* how the console names the order path's depth and the result path's
+     * (NULL: the transport has no result queues to count) */
+    const char *depth_label;
+    const char *reply_label;
+
+    /* Opens one end of the order path (sp_link.h says what each end does). */
+    int (*link_open)(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t why_cap);
+
+    /* ---- the broker's side; each may be NULL (nothing to do) ---- */
+
+    /* Adds what create will need (queues, bytes, files) to *need, before
+     * anything is made; the broker checks the sum against the system's
+     * limits and refuses to start, naming the setting to raise. */
+    int (*preflight)(const sp_tparams_t *p, sp_limits_need_t *need, char *why, size_t why_cap);
+    /* Every name create would make is free or already ours: 0, or -EACCES
+     * with *why naming the object another user holds. */
+    int (*names_ours)(const sp_names_t *names, char *why, size_t why_cap);
+    /* Makes the transport's objects for the instance (exclusively, mode
+     * 0600) and says what it made in *info.  Returns 0, -EEXIST, SP_E_USAGE,
+     * SP_E_MQ_LIMIT (*why names the setting) or -errno; nothing is left
+     * behind on failure. */
+    int (*create)(sp_tside_t **out, const sp_tparams_t *p, sp_tinfo_t *info, char *why,
+                  size_t why_cap);
+    /* Releases what create made and removes every IPC object of the
+     * instance it owns (producers' reply queues included).  NULL-safe. */
+    void (*destroy)(sp_tside_t **self_p, const sp_names_t *names);
+    /* Removes the objects a crashed run of `names` left (its owner is dead;
+     * the broker's clean checked that).  Appends what it removed to `what`
+     * (", "-separated).  Returns 0 or -errno. */
+    int (*clean)(const sp_names_t *names, char *what, size_t what_cap);
+    /* Order messages waiting for a worker, and result messages waiting for
+     * producers (-ENOTSUP where the transport cannot tell). */
+    long (*depth)(sp_tside_t *self);
+    long (*reply_depth)(sp_tside_t *self);
+    /* The largest batch of orders whose order message and result message
+     * both fit this path (info as create made it). */
+    unsigned (*fit)(const sp_tinfo_t *info);
+} sp_transport_t;
+
+/* The transport registered as `name`, or NULL. */
+const sp_transport_t *sp_transport_find(const char *name);
+
+/* The transport with table-header id `id`, or NULL. */
+const sp_transport_t *sp_transport_by_id(uint32_t id);
+
+/* The i-th registered transport (0-based), NULL past the last: for listing
+ * them and for running a suite over all of them. */
+const sp_transport_t *sp_transport_at(unsigned i);
+
+/* "mq, zmq, shm or direct" into buf, for usage and error messages. */
+const char *sp_transport_names(char *buf, size_t cap);
+
+/* The transport's name for a header id ("?" when unknown). */
+const char *sp_transport_name_of(uint32_t id);
+
+#endif
