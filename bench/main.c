@@ -15,6 +15,7 @@
 #include "sp_args.h"
 #include "sp_error.h"
 #include "sp_link.h"
+#include "sp_mq.h"
 #include "sp_signal.h"
 #include "sp_time.h"
 #include "sp_wire.h"

@@ -35,6 +35,7 @@
 
 #include "sp_error.h"
 #include "sp_link.h"
+#include "sp_mq.h"
 #include "sp_rand.h"
 #include "sp_ring.h"
 #include "sp_table.h"

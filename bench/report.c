@@ -6,6 +6,7 @@
 #include "bench.h"
 
 #include "sp_link.h"
+#include "sp_mq.h"
 
 #include <czmq.h>
 #include <errno.h>

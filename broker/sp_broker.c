@@ -13,6 +13,8 @@
 #include "sp_journal.h"
 #include "sp_link.h"
 #include "sp_limits.h"
+#include "sp_mq.h"
+#include "sp_shmlink.h"
 #include "sp_log.h"
 #include "sp_recover.h"
 #include "sp_snapshot.h"

@@ -9,10 +9,13 @@
  * like with like.  No worker runs and no stock events are published: a
  * monitor of a direct instance sees the broker's counters only.
  */
+#include "sp_direct.h"
+
 #include "sp_link_impl.h"
 
 #include "sp_error.h"
 #include "sp_time.h"
+#include "sp_wire.h"
 #include "sp_apply.h"
 
 #include <errno.h>
@@ -105,7 +108,7 @@ static void s_close(sp_link_t *base)
 static const sp_link_ops_t s_ops = {
     .send = s_send, .recv = s_recv, .depth = s_depth, .close = s_close};
 
-int sp_direct_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t why_cap)
+static int s_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t why_cap)
 {
     if (cfg->role != SP_LINK_PRODUCER) {
         snprintf(why, why_cap, "the direct transport has no workers");
@@ -117,7 +120,8 @@ int sp_direct_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, si
     }
     d->base.ops = &s_ops;
     d->id = cfg->id;
-    d->msg_cap = cfg->reply_msg > 0 ? cfg->reply_msg : SP_MQ_MSGSIZE_DEFAULT;
+    d->msg_cap =
+        cfg->reply_msg > 0 ? cfg->reply_msg : sp_wire_msg_size(SP_MSG_RESULTS, SP_WIRE_MAX_RECORDS);
     d->queue = malloc(SP_DIRECT_QUEUE * d->msg_cap);
     int rc = d->queue == NULL ? -ENOMEM : sp_table_open(&d->table, cfg->names->table, true);
     if (rc < 0) {
@@ -130,3 +134,23 @@ int sp_direct_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, si
     *out = &d->base;
     return 0;
 }
+
+/* A producer applies at most one message's worth of orders at a time. */
+static unsigned s_fit(const sp_tinfo_t *info, char *limit, size_t cap)
+{
+    (void)info;
+    snprintf(limit, cap, "one order message (%d orders)", SP_WIRE_MAX_RECORDS);
+    return SP_WIRE_MAX_RECORDS;
+}
+
+const sp_transport_t sp_transport_direct = {
+    .name = "direct",
+    .summary = "no transport: producers apply orders to the table themselves",
+    .id = 4,
+    .routed = false,
+    .has_workers = false,
+    .depth_label = NULL,
+    .reply_label = NULL,
+    .link_open = s_link_open,
+    .fit = s_fit,
+};

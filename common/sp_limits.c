@@ -4,7 +4,7 @@
 #include "sp_limits.h"
 
 #include "sp_error.h"
-#include "sp_link.h"
+#include "sp_mq.h"
 
 #include <dirent.h>
 #include <stdbool.h>

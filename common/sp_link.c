@@ -1,6 +1,6 @@
 /*
  * sp_link — dispatch from the generic link calls to the transport chosen at
- * open time.
+ * open time (its sp_transport_t's link_open, then the link's operations).
  */
 #include "sp_link_impl.h"
 
@@ -15,21 +15,13 @@ int sp_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t wh
     if (why != NULL && why_cap > 0) {
         why[0] = '\0';
     }
-    switch (cfg->kind) {
-    case SP_TRANSPORT_MQ:
-        return sp_mq_link_open(out, cfg, why, why_cap);
-    case SP_TRANSPORT_ZMQ:
-        return sp_zmq_link_open(out, cfg, why, why_cap);
-    case SP_TRANSPORT_SHM:
-        return sp_shm_link_open(out, cfg, why, why_cap);
-    case SP_TRANSPORT_DIRECT:
-        return sp_direct_link_open(out, cfg, why, why_cap);
-    default:
+    if (cfg->transport == NULL || cfg->transport->link_open == NULL) {
         if (why != NULL) {
-            snprintf(why, why_cap, "unknown transport %d", (int)cfg->kind);
+            snprintf(why, why_cap, "no transport to open a link of");
         }
         return SP_E_USAGE;
     }
+    return cfg->transport->link_open(out, cfg, why, why_cap);
 }
 
 void sp_link_close(sp_link_t **self_p)

@@ -1,6 +1,9 @@
 /*
- * sp_link_impl — what a transport implements behind sp_link.h.  Private to
- * the link modules (sp_link.c, sp_mq.c, sp_zlink.c, sp_shmlink.c).
+ * sp_link_impl — what a transport's link ends implement behind sp_link.h.
+ * Private to sp_link.c and the transport modules (sp_mq.c, sp_zlink.c,
+ * sp_shmlink.c, sp_direct.c): each link struct starts with sp_link and
+ * points at its transport's operations; its sp_transport_t.link_open makes
+ * one.
  */
 #ifndef SP_LINK_IMPL_H
 #define SP_LINK_IMPL_H
@@ -20,10 +23,5 @@ typedef struct {
 struct sp_link {
     const sp_link_ops_t *ops;
 };
-
-int sp_mq_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t why_cap);
-int sp_zmq_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t why_cap);
-int sp_shm_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t why_cap);
-int sp_direct_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t why_cap);
 
 #endif

@@ -10,9 +10,10 @@
  * together.  We read them, use what is allowed, and when a request does not
  * fit we say which setting to raise instead of clamping.
  */
-#include "sp_link_impl.h"
+#include "sp_mq.h"
 
 #include "sp_error.h"
+#include "sp_link_impl.h"
 #include "sp_limits.h"
 #include "sp_time.h"
 #include "sp_wire.h"
@@ -384,7 +385,7 @@ static void s_close(sp_link_t *self)
 static const sp_link_ops_t s_ops = {
     .send = s_send, .recv = s_recv, .release = NULL, .depth = s_depth, .close = s_close};
 
-int sp_mq_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t why_cap)
+static int s_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t why_cap)
 {
     sp_mq_link_t *l = calloc(1, sizeof *l);
     if (l == NULL) {
@@ -435,3 +436,148 @@ fail:
     s_close(&l->base);
     return rc;
 }
+
+/* ---- the broker's side ---- */
+
+#define S_REPLY_SCAN 64 /* producers whose reply queues STATS looks at: the latest */
+
+typedef struct {
+    sp_tside_t base;
+    sp_names_t names;
+} s_side_t;
+
+/* The order queue, and one producer's reply queue of the default batch. */
+static int s_preflight(const sp_tparams_t *p, sp_limits_need_t *need, char *why, size_t cap)
+{
+    (void)why;
+    (void)cap;
+    long depth = p->depth, size = p->msgsize;
+    if (sp_mq_orders_size(&depth, &size) < 0) {
+        return 0; /* limits unreadable: mq_open will say what is wrong */
+    }
+    unsigned batch = sp_wire_fit(SP_MSG_ORDERS, (size_t)size);
+    batch = batch < SP_BATCH_DEFAULT ? batch : SP_BATCH_DEFAULT;
+    long msg_max = sp_mq_limit("msg_max");
+    uint64_t reply_depth = msg_max > 0 ? (uint64_t)msg_max : 10;
+    need->mq_depth = (uint64_t)depth;
+    need->mq_msgsize = (uint64_t)size;
+    need->mq_queues += 2;
+    need->mq_bytes += sp_limits_mq_bytes((uint64_t)depth, (uint64_t)size) +
+                      sp_limits_mq_bytes(reply_depth, sp_wire_msg_size(SP_MSG_RESULTS, batch));
+    return 0;
+}
+
+static int s_names_ours(const sp_names_t *names, char *why, size_t cap)
+{
+    uid_t uid = 0;
+    int rc = sp_mq_owner(names->orders_mq, &uid);
+    return sp_transport_owner_check("order queue", names->orders_mq, rc, uid, why, cap);
+}
+
+static int s_side_create(sp_tside_t **out, const sp_tparams_t *p, sp_tinfo_t *info, char *why,
+                         size_t cap)
+{
+    s_side_t *side = calloc(1, sizeof *side);
+    if (side == NULL) {
+        return -ENOMEM;
+    }
+    long depth, msgsize;
+    int rc = sp_mq_create_orders(p->names, p->depth, p->msgsize, &depth, &msgsize, why, cap);
+    if (rc < 0) {
+        if (rc == -EEXIST) {
+            snprintf(why, cap, "order queue %s already exists", p->names->orders_mq);
+        }
+        free(side);
+        return rc;
+    }
+    side->base.transport = &sp_transport_mq;
+    side->names = *p->names;
+    info->depth = (uint32_t)depth;
+    info->msgsize = (uint32_t)msgsize;
+    *out = &side->base;
+    return 0;
+}
+
+/* Reply queues are made by producers; those the mqueue filesystem does not
+ * list are found by the ids handed out. */
+static int s_remove_replies(const sp_names_t *names, uint32_t producers)
+{
+    int removed = 0;
+    for (uint32_t id = 1; id < producers; id++) {
+        char name[SP_IPC_NAME_MAX];
+        sp_names_reply_mq(names, id, name, sizeof name);
+        removed += sp_mq_unlink_name(name) == 0;
+    }
+    return removed;
+}
+
+static void s_side_destroy(sp_tside_t **self_p, uint32_t producers)
+{
+    if (self_p == NULL || *self_p == NULL) {
+        return;
+    }
+    s_side_t *side = (s_side_t *)*self_p;
+    sp_mq_remove_all(&side->names);
+    s_remove_replies(&side->names, producers);
+    free(side);
+    *self_p = NULL;
+}
+
+static int s_clean(const sp_names_t *names, uint32_t producers)
+{
+    int removed = sp_mq_remove_all(names) == 0;
+    return removed + s_remove_replies(names, producers);
+}
+
+static long s_side_depth(sp_tside_t *self)
+{
+    return sp_mq_orders_depth(&((s_side_t *)self)->names);
+}
+
+static long s_side_reply_depth(sp_tside_t *self, uint32_t producers)
+{
+    const s_side_t *side = (const s_side_t *)self;
+    long sum = 0;
+    for (uint32_t id = producers > S_REPLY_SCAN ? producers - S_REPLY_SCAN : 1; id < producers;
+         id++) {
+        char name[SP_IPC_NAME_MAX];
+        sp_names_reply_mq(&side->names, id, name, sizeof name);
+        long d = sp_mq_depth(name);
+        sum += d > 0 ? d : 0;
+    }
+    return sum;
+}
+
+/* Orders must fit the order queue's messages, results a reply queue's
+ * (which a producer makes as large as msgsize_max allows). */
+static unsigned s_fit(const sp_tinfo_t *info, char *limit, size_t cap)
+{
+    long reply_max = sp_mq_limit("msgsize_max");
+    unsigned fit = sp_wire_fit(SP_MSG_ORDERS, info->msgsize);
+    if (reply_max > 0 && sp_wire_fit(SP_MSG_RESULTS, (size_t)reply_max) < fit) {
+        fit = sp_wire_fit(SP_MSG_RESULTS, (size_t)reply_max);
+    }
+    snprintf(limit, cap,
+             "the order queue (%u-byte messages) and a reply queue (fs.mqueue.msgsize_max %ld)",
+             info->msgsize, reply_max);
+    return fit;
+}
+
+const sp_transport_t sp_transport_mq = {
+    .name = "mq",
+    .summary = "POSIX message queues: the kernel queue is the broker",
+    .id = 1,
+    .routed = false,
+    .has_workers = true,
+    .depth_label = "order queue",
+    .reply_label = "reply queues",
+    .link_open = s_link_open,
+    .preflight = s_preflight,
+    .names_ours = s_names_ours,
+    .create = s_side_create,
+    .destroy = s_side_destroy,
+    .clean = s_clean,
+    .depth = s_side_depth,
+    .reply_depth = s_side_reply_depth,
+    .fit = s_fit,
+};

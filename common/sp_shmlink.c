@@ -24,6 +24,8 @@
  * record names another producer) and counts it in the header's
  * stale_results, so it never reaches the caller as a wrong answer.
  */
+#include "sp_shmlink.h"
+
 #include "sp_link_impl.h"
 
 #include "sp_error.h"
@@ -540,7 +542,7 @@ static int s_claim(sp_shm_link_t *l, char *why, size_t why_cap)
 static const sp_link_ops_t s_ops = {
     .send = s_send, .recv = s_recv, .release = NULL, .depth = s_depth, .close = s_close};
 
-int sp_shm_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t why_cap)
+static int s_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t why_cap)
 {
     if (cfg->role == SP_LINK_PRODUCER && cfg->id == 0) {
         sp_why(why, why_cap, "producer id 0 is reserved");
@@ -588,3 +590,110 @@ fail:
     s_close(&l->base);
     return rc;
 }
+
+/* ---- the broker's side ---- */
+
+typedef struct {
+    sp_tside_t base;
+    sp_names_t names;
+    sp_shm_t *shm;
+} s_side_t;
+
+static int s_preflight(const sp_tparams_t *p, sp_limits_need_t *need, char *why, size_t cap)
+{
+    (void)why;
+    (void)cap;
+    need->shm_bytes += sp_shm_bytes(p->msgsize);
+    return 0;
+}
+
+static int s_names_ours(const sp_names_t *names, char *why, size_t cap)
+{
+    uid_t uid = 0;
+    int rc = sp_shm_owner(names->ring, &uid);
+    return sp_transport_owner_check("ring", names->ring, rc, uid, why, cap);
+}
+
+/* The table header's depth and message size describe the orders ring. */
+static int s_side_create(sp_tside_t **out, const sp_tparams_t *p, sp_tinfo_t *info, char *why,
+                         size_t cap)
+{
+    s_side_t *side = calloc(1, sizeof *side);
+    if (side == NULL) {
+        return -ENOMEM;
+    }
+    int rc = sp_shm_create(&side->shm, p->names, p->msgsize, why, cap);
+    if (rc < 0) {
+        free(side);
+        return rc;
+    }
+    side->base.transport = &sp_transport_shm;
+    side->names = *p->names;
+    info->depth = sp_shm_hdr(side->shm)->order_slots;
+    info->msgsize = sp_shm_hdr(side->shm)->slot_size;
+    *out = &side->base;
+    return 0;
+}
+
+static void s_side_destroy(sp_tside_t **self_p, uint32_t producers)
+{
+    (void)producers; /* result rings live in the segment */
+    if (self_p == NULL || *self_p == NULL) {
+        return;
+    }
+    s_side_t *side = (s_side_t *)*self_p;
+    sp_shm_close(&side->shm);
+    sp_shm_remove(&side->names);
+    free(side);
+    *self_p = NULL;
+}
+
+static int s_clean(const sp_names_t *names, uint32_t producers)
+{
+    (void)producers;
+    return sp_shm_remove(names) == 0;
+}
+
+static long s_side_depth(sp_tside_t *self)
+{
+    return sp_shm_orders_depth(((s_side_t *)self)->shm);
+}
+
+static long s_side_reply_depth(sp_tside_t *self, uint32_t producers)
+{
+    (void)producers;
+    return sp_shm_results_depth(((s_side_t *)self)->shm);
+}
+
+/* Orders and their results share the rings' slot size. */
+static unsigned s_fit(const sp_tinfo_t *info, char *limit, size_t cap)
+{
+    unsigned fit = sp_wire_fit(SP_MSG_ORDERS, info->msgsize);
+    if (sp_wire_fit(SP_MSG_RESULTS, info->msgsize) < fit) {
+        fit = sp_wire_fit(SP_MSG_RESULTS, info->msgsize);
+    }
+    snprintf(limit, cap,
+             "the shm ring slots (%u bytes) as orders and as results (a broker --mq-msgsize "
+             "raises them)",
+             info->msgsize);
+    return fit;
+}
+
+const sp_transport_t sp_transport_shm = {
+    .name = "shm",
+    .summary = "lock-free rings in shared memory, futex wake-ups",
+    .id = 3,
+    .routed = false,
+    .has_workers = true,
+    .depth_label = "order queue",
+    .reply_label = "reply queues",
+    .link_open = s_link_open,
+    .preflight = s_preflight,
+    .names_ours = s_names_ours,
+    .create = s_side_create,
+    .destroy = s_side_destroy,
+    .clean = s_clean,
+    .depth = s_side_depth,
+    .reply_depth = s_side_reply_depth,
+    .fit = s_fit,
+};

@@ -1,8 +1,9 @@
 /*
  * sp_shmlink — the layout of the `shm` transport's segment /NAME.ring (the
  * contract between the broker, its workers and the producers; version
- * SP_SHM_LAYOUT).  The functions that create, open and remove it are declared
- * in sp_link.h beside the mq ones; the link itself is behind sp_link_open.
+ * SP_SHM_LAYOUT), and the functions that create, open and remove it; the
+ * link itself is behind sp_link_open, the broker's side behind
+ * sp_transport_shm.
  *
  *   [ sp_shm_hdr_t                        ]  identity, sizes, result ring owners
  *   [ orders ring: SP_SHM_ORDER_SLOTS     ]  MPMC: every producer puts, every
@@ -29,7 +30,12 @@
 #ifndef SP_SHMLINK_H
 #define SP_SHMLINK_H
 
+#include "sp_instance.h"
+#include "sp_ring.h"
 #include "sp_table.h"
+#include "sp_transport.h"
+
+#include <stddef.h>
 
 #include <stdatomic.h>
 #include <stdint.h>
@@ -77,5 +83,47 @@ typedef struct {
 
 _Static_assert(sizeof(sp_shm_hdr_t) == 11 * SP_CACHELINE, "shm header layout");
 _Static_assert(sizeof(sp_shm_hdr_t) % SP_CACHELINE == 0, "rings start on a line");
+
+extern const sp_transport_t sp_transport_shm;
+
+/* The shm transport's segment /NAME.ring (layout in sp_shmlink.h): a mapping
+ * of it, process-local. */
+typedef struct sp_shm sp_shm_t;
+
+/* Creates /NAME.ring exclusively (O_EXCL, mode 0600) and lays out the orders
+ * ring and the result rings with slots of `slot_size` bytes (0 means
+ * SP_SHM_SLOT_DEFAULT).  The broker does this when it runs the shm
+ * transport, and removes the name with sp_shm_remove at shutdown.  Returns 0
+ * with *out mapped, -EEXIST (name taken), SP_E_USAGE (slot size below one
+ * order or result message or above SP_SHM_SLOT_MAX; *why says which) or
+ * -errno (nothing is left behind on failure). */
+int sp_shm_create(sp_shm_t **out, const sp_names_t *names, long slot_size, char *why,
+                  size_t why_cap);
+
+/* Maps an existing /NAME.ring read-write and checks magic, layout version and
+ * every size before anything else is read.  Returns 0, -ENOENT, -EACCES,
+ * SP_E_BAD_MAGIC, SP_E_BAD_VERSION, SP_E_BAD_LAYOUT or -errno. */
+int sp_shm_open(sp_shm_t **out, const sp_names_t *names, char *why, size_t why_cap);
+
+/* Bytes of a ring segment with `slot_size`-byte slots (0: the default). */
+size_t sp_shm_bytes(long slot_size);
+
+/* Unmaps; never unlinks.  NULL-safe, nulls the pointer. */
+void sp_shm_close(sp_shm_t **self_p);
+
+/* Removes the name /NAME.ring (mappings stay valid until closed).  Returns 0
+ * or -errno (-ENOENT when there is none). */
+int sp_shm_remove(const sp_names_t *names);
+
+/* The segment's header, its orders ring and result ring i (0 ..
+ * SP_SHM_RESULT_RINGS - 1), e.g. for a test that writes straight into a ring. */
+sp_shm_hdr_t *sp_shm_hdr(sp_shm_t *self);
+sp_ring_t *sp_shm_orders(sp_shm_t *self);
+sp_ring_t *sp_shm_results(sp_shm_t *self, unsigned i);
+
+/* Order messages waiting in the orders ring, and result messages waiting in
+ * all result rings together (snapshots). */
+long sp_shm_orders_depth(sp_shm_t *self);
+long sp_shm_results_depth(sp_shm_t *self);
 
 #endif

@@ -34,6 +34,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 typedef struct sp_link sp_link_t;
 typedef struct sp_link_cfg sp_link_cfg_t;
@@ -54,8 +55,11 @@ typedef struct {
     uint32_t depth;   /* messages the order path holds; 0: not a fixed depth */
 } sp_tinfo_t;
 
-/* A transport's broker side: what create made, until destroy. */
-typedef struct sp_tside sp_tside_t;
+/* A transport's broker side: what create made, until destroy.  Each
+ * transport's own struct starts with this. */
+typedef struct sp_tside {
+    const struct sp_transport *transport;
+} sp_tside_t;
 
 typedef struct sp_transport {
     const char *name;    /* "mq": what --transport takes */
@@ -91,19 +95,23 @@ typedef struct sp_transport {
     int (*create)(sp_tside_t **out, const sp_tparams_t *p, sp_tinfo_t *info, char *why,
                   size_t why_cap);
     /* Releases what create made and removes every IPC object of the
-     * instance it owns (producers' reply queues included).  NULL-safe. */
-    void (*destroy)(sp_tside_t **self_p, const sp_names_t *names);
-    /* Removes the objects a crashed run of `names` left (its owner is dead;
-     * the broker's clean checked that).  Appends what it removed to `what`
-     * (", "-separated).  Returns 0 or -errno. */
-    int (*clean)(const sp_names_t *names, char *what, size_t what_cap);
+     * instance it owns, producers' own included (`producers`: the producer
+     * ids handed out so far are below it).  NULL-safe, nulls *self_p. */
+    void (*destroy)(sp_tside_t **self_p, uint32_t producers);
+    /* Removes whatever a run of `names` left (its owner is dead: the caller
+     * checked), whichever transport that run used.  Returns the number of
+     * objects removed (0: none were there). */
+    int (*clean)(const sp_names_t *names, uint32_t producers);
     /* Order messages waiting for a worker, and result messages waiting for
-     * producers (-ENOTSUP where the transport cannot tell). */
+     * producers (of the latest producers below `producers`).  NULL where the
+     * transport cannot tell. */
     long (*depth)(sp_tside_t *self);
-    long (*reply_depth)(sp_tside_t *self);
+    long (*reply_depth)(sp_tside_t *self, uint32_t producers);
     /* The largest batch of orders whose order message and result message
-     * both fit this path (info as create made it). */
-    unsigned (*fit)(const sp_tinfo_t *info);
+     * both fit this path as `info` describes it; *limit gets a phrase naming
+     * what bounds it and how to raise that ("the order queue's 8192-byte
+     * messages (broker --mq-msgsize)").  Never NULL. */
+    unsigned (*fit)(const sp_tinfo_t *info, char *limit, size_t limit_cap);
 } sp_transport_t;
 
 /* The transport registered as `name`, or NULL. */
@@ -121,5 +129,11 @@ const char *sp_transport_names(char *buf, size_t cap);
 
 /* The transport's name for a header id ("?" when unknown). */
 const char *sp_transport_name_of(uint32_t id);
+
+/* For names_ours: 0 when the owner lookup of IPC object `name` (what: "order
+ * queue") found nothing (rc -ENOENT) or found it ours; else -EACCES with
+ * *why saying whose it is, or that it cannot even be opened. */
+int sp_transport_owner_check(const char *what, const char *name, int rc, uid_t uid, char *why,
+                             size_t why_cap);
 
 #endif

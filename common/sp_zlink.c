@@ -9,9 +9,12 @@
  * calls on the hot path (a look at ZMQ_EVENTS, a zmq_poll only when nothing
  * is ready, and one zmq_send or zmq_recv per message).
  */
+#include "sp_zlink.h"
+
 #include "sp_link_impl.h"
 #include "sp_zmq.h"
 
+#include "sp_commit.h"
 #include "sp_error.h"
 #include "sp_wire.h"
 
@@ -160,7 +163,7 @@ static void s_close(sp_link_t *self)
 static const sp_link_ops_t s_ops = {
     .send = s_send, .recv = s_recv, .release = s_release, .depth = NULL, .close = s_close};
 
-int sp_zmq_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t why_cap)
+static int s_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t why_cap)
 {
     sp_zmq_setup();
     if (cfg->endpoint == NULL || cfg->endpoint[0] == '\0') {
@@ -218,3 +221,36 @@ int sp_zmq_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_
     *out = &l->base;
     return 0;
 }
+
+/* ---- the broker's side: its router; here only what the run needs ---- */
+
+/* The router holds a connection per producer. */
+static int s_preflight(const sp_tparams_t *p, sp_limits_need_t *need, char *why, size_t cap)
+{
+    (void)p;
+    (void)why;
+    (void)cap;
+    need->files += SP_DEDUP_SLOTS;
+    return 0;
+}
+
+/* The router forwards whole messages of any batch the wire allows. */
+static unsigned s_fit(const sp_tinfo_t *info, char *limit, size_t cap)
+{
+    (void)info;
+    snprintf(limit, cap, "one order message (%d orders)", SP_WIRE_MAX_RECORDS);
+    return SP_WIRE_MAX_RECORDS;
+}
+
+const sp_transport_t sp_transport_zmq = {
+    .name = "zmq",
+    .summary = "ZeroMQ through the broker's router (ipc://, tcp://, inproc://)",
+    .id = 2,
+    .routed = true,
+    .has_workers = true,
+    .depth_label = "batches in flight at workers",
+    .reply_label = NULL,
+    .link_open = s_link_open,
+    .preflight = s_preflight,
+    .fit = s_fit,
+};

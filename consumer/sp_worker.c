@@ -205,10 +205,9 @@ int sp_worker_run(const sp_worker_cfg_t *cfg, sp_worker_stats_t *stats, char *wh
     w.sync = cfg->sync >= 0 ? (sp_sync_t)cfg->sync : (sp_sync_t)w.hdr->sync;
     w.slot = &w.hdr->worker[cfg->worker_id - 1];
 
-    /* mq and shm messages are at most the queue's message or ring's slot size */
-    w.in_cap = w.hdr->transport == SP_TRANSPORT_MQ || w.hdr->transport == SP_TRANSPORT_SHM
-                   ? w.hdr->mq_msgsize
-                   : sp_wire_msg_size(SP_MSG_ORDERS, SP_WIRE_MAX_RECORDS);
+    /* messages are at most the path's message size, where it has one */
+    w.in_cap = w.hdr->mq_msgsize != 0 ? w.hdr->mq_msgsize
+                                      : sp_wire_msg_size(SP_MSG_ORDERS, SP_WIRE_MAX_RECORDS);
     w.in = malloc(w.in_cap);
     w.out = malloc(sp_wire_msg_size(SP_MSG_RESULTS, SP_WIRE_MAX_RECORDS));
     w.jrecs = malloc(sizeof *w.jrecs * SP_WIRE_MAX_RECORDS);
@@ -223,7 +222,7 @@ int sp_worker_run(const sp_worker_cfg_t *cfg, sp_worker_stats_t *stats, char *wh
         }
     }
     sp_link_cfg_t lc = {.role = SP_LINK_WORKER,
-                        .kind = (sp_transport_kind_t)w.hdr->transport,
+                        .transport = sp_transport_by_id(w.hdr->transport),
                         .names = &names,
                         .endpoint = w.hdr->ep_workers,
                         .id = cfg->worker_id,

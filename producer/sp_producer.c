@@ -734,44 +734,28 @@ static int s_connect(sp_cust_t *c, const sp_names_t *names, unsigned batch, char
     if (c->msg == NULL || c->in == NULL || (c->cfg->malformed_every > 0 && c->bad == NULL)) {
         return -ENOMEM;
     }
-    if (h->transport == SP_TRANSPORT_MQ) {
-        /* orders must fit the order queue, results our reply queue */
-        long reply_max = sp_mq_limit("msgsize_max");
-        unsigned fit = sp_wire_fit(SP_MSG_ORDERS, h->mq_msgsize);
-        if (reply_max > 0 && sp_wire_fit(SP_MSG_RESULTS, (size_t)reply_max) < fit) {
-            fit = sp_wire_fit(SP_MSG_RESULTS, (size_t)reply_max);
-        }
-        if (batch > fit) {
-            snprintf(why, cap,
-                     "a batch of %u orders does not fit the order queue (%u-byte messages) and a "
-                     "reply queue (fs.mqueue.msgsize_max %ld): use --batch %u or less",
-                     batch, h->mq_msgsize, reply_max, fit);
-            return SP_E_MQ_LIMIT;
-        }
+    const sp_transport_t *t = sp_transport_by_id(h->transport);
+    if (t == NULL) {
+        snprintf(why, cap, "instance '%s' runs a transport this build does not know (id %u)",
+                 names->name, h->transport);
+        return SP_E_BAD_LAYOUT;
     }
-    if (h->transport == SP_TRANSPORT_SHM) {
-        /* orders and their results share the rings' slot size */
-        unsigned fit = sp_wire_fit(SP_MSG_ORDERS, h->mq_msgsize);
-        if (sp_wire_fit(SP_MSG_RESULTS, h->mq_msgsize) < fit) {
-            fit = sp_wire_fit(SP_MSG_RESULTS, h->mq_msgsize);
-        }
-        if (batch > fit) {
-            snprintf(why, cap,
-                     "a batch of %u orders does not fit the shm ring slots (%u bytes) as orders "
-                     "and as results: use --batch %u or less, or a broker --mq-msgsize of at "
-                     "least %zu",
-                     batch, h->mq_msgsize, fit, sp_wire_msg_size(SP_MSG_RESULTS, batch));
-            return -EMSGSIZE;
-        }
+    char limit[160];
+    unsigned fit =
+        t->fit(&(sp_tinfo_t){.msgsize = h->mq_msgsize, .depth = h->mq_depth}, limit, sizeof limit);
+    if (batch > fit) {
+        snprintf(why, cap, "a batch of %u orders does not fit %s: use --batch %u or less", batch,
+                 limit, fit);
+        return -EMSGSIZE;
     }
     sp_link_cfg_t lc = {.role = SP_LINK_PRODUCER,
-                        .kind = (sp_transport_kind_t)h->transport,
+                        .transport = t,
                         .names = names,
                         .endpoint = h->ep_orders,
                         .id = c->producer_id,
                         .max_msg = c->msg_cap,
                         .reply_msg = c->in_cap};
-    if (h->transport == SP_TRANSPORT_ZMQ && h->curve_server_key[0] != '\0') {
+    if (h->curve_server_key[0] != '\0') {
         rc = s_curve_keys(c, names, h, why, cap);
         if (rc < 0) {
             return rc;

@@ -9,6 +9,8 @@
  * SP_FLOOD_SECONDS sets the length of each flood (default 5; `make flood`
  * runs 30).
  */
+#include "sp_shmlink.h"
+#include "sp_mq.h"
 #include "sp_testutil.h"
 
 #include "sp_link.h"

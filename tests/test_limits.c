@@ -2,6 +2,8 @@
  * System limits are read before start-up: a request beyond them fails at
  * once, naming the setting to raise, and leaves nothing behind.
  */
+#include "sp_shmlink.h"
+#include "sp_mq.h"
 #include "sp_testutil.h"
 
 #include "sp_error.h"

@@ -25,6 +25,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "sp_shmlink.h"
+#include "sp_mq.h"
 #include "sp_error.h"
 #include "sp_instance.h"
 #include "sp_link.h"
@@ -111,7 +113,7 @@ static sp_link_cfg_t s_cfg(sp_link_role_t role, uint32_t id)
     sp_link_cfg_t cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.role = role;
-    cfg.kind = SP_TRANSPORT_MQ;
+    cfg.transport = &sp_transport_mq;
     cfg.names = &s_names;
     cfg.id = id;
     cfg.max_msg = T_MSGSIZE;
@@ -634,7 +636,7 @@ Test(mq, link_open_refuses_an_unknown_transport)
 {
     s_instance("kind");
     sp_link_cfg_t cfg = s_cfg(SP_LINK_WORKER, T_WORKER_ID);
-    cfg.kind = (sp_transport_kind_t)0;
+    cfg.transport = NULL;
     char why[T_WHY_CAP] = "";
     sp_link_t *link = (sp_link_t *)&link;
 

@@ -3,6 +3,8 @@
  * sleeping and waking, and many producer and consumer processes passing
  * messages through one ring with every message delivered exactly once.
  */
+#include "sp_shmlink.h"
+#include "sp_mq.h"
 #include "sp_error.h"
 #include "sp_ring.h"
 

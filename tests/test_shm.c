@@ -16,6 +16,8 @@
  * into the orders ring being dead-lettered without touching stock; and the
  * producer's batch check against the slot size.
  */
+#include "sp_shmlink.h"
+#include "sp_mq.h"
 #include "sp_testutil.h"
 
 #include "sp_error.h"
@@ -95,7 +97,7 @@ static sp_link_cfg_t s_cfg(sp_link_role_t role, uint32_t id)
     sp_link_cfg_t cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.role = role;
-    cfg.kind = SP_TRANSPORT_SHM;
+    cfg.transport = &sp_transport_shm;
     cfg.names = &s_names;
     cfg.id = id;
     cfg.max_msg = T_SLOT;
