@@ -38,6 +38,7 @@ struct sp_router {
     zsock_t *front, *back, *xsub, *xpub;
     bool orders;
     bool accepting;
+    bool remote; /* the order front is tcp://: a HELLO's pid means nothing here */
     sp_rworker_t workers[SP_ROUTER_WORKERS_MAX];
     unsigned nworkers;
     unsigned next; /* round-robin cursor */
@@ -94,6 +95,7 @@ int sp_router_new(sp_router_t **out, bool orders, const char *ep_front, const ch
     }
     r->orders = orders;
     r->accepting = true;
+    r->remote = ep_front != NULL && strncmp(ep_front, "tcp://", strlen("tcp://")) == 0;
     if (orders) {
         /* front: producers' order messages, and per producer what one
          * ignoring its window can park in our memory before it is made to
@@ -253,9 +255,18 @@ static void s_on_front(sp_router_t *r)
     sp_msg_hdr_t h;
     if (n != 2 || zmq_msg_size(&r->frames[0]) > SP_ROUTER_ID_MAX ||
         sp_wire_check(zmq_msg_data(&r->frames[1]), zmq_msg_size(&r->frames[1]), &h) < 0 ||
-        h.kind != SP_MSG_ORDERS) {
+        (h.kind != SP_MSG_ORDERS && h.kind != SP_MSG_HELLO)) {
         r->st.invalid_msgs++;
         return;
+    }
+    if (h.kind == SP_MSG_HELLO && r->remote) {
+        /* a pid from another host must not tie the producer's registration
+         * to whatever process has that pid here: the worker registers none */
+        sp_hello_t hello;
+        uint8_t *rec = sp_wire_rec(zmq_msg_data(&r->frames[1]), SP_MSG_HELLO, 0);
+        sp_wire_get_hello(rec, &hello);
+        hello.pid = 0;
+        sp_wire_put_hello(rec, &hello);
     }
     sp_rworker_t *w = s_pick_worker(r);
     if (w == NULL) {
@@ -304,7 +315,7 @@ static void s_on_back(sp_router_t *r)
         w->credit += h.count;
         return;
     }
-    if (n != 3 || h.kind != SP_MSG_RESULTS) {
+    if (n != 3 || (h.kind != SP_MSG_RESULTS && h.kind != SP_MSG_WELCOME)) {
         r->st.invalid_msgs++;
         return;
     }

@@ -344,6 +344,35 @@ int sp_commit_register(sp_table_t *t, uint32_t producer, pid_t pid)
     return slot < 0 ? slot : 0;
 }
 
+int sp_commit_claim(sp_table_t *t, uint32_t producer, pid_t pid, bool *resumed)
+{
+    sp_table_hdr_t *h = sp_table_hdr(t);
+    int rc = s_lock_robust(&h->reg_lock);
+    if (rc < 0) {
+        return rc;
+    }
+    int slot = s_find(t, producer);
+    if (slot >= 0) {
+        sp_dslot_t *sl = &s_slots(t)[slot];
+        pid_t owner = atomic_load(&sl->pid);
+        if (owner > 0 && owner != pid && !s_dead(owner)) {
+            pthread_mutex_unlock(&h->reg_lock);
+            return -EEXIST;
+        }
+        /* the same producer again (a reconnect, a one-shot after a reserve):
+         * its window and holds stay, and now belong to `pid` */
+        atomic_store(&sl->pid, pid);
+        atomic_store(&sl->used_ns, sp_now_ns());
+    }
+    pthread_mutex_unlock(&h->reg_lock);
+    *resumed = slot >= 0;
+    if (slot >= 0) {
+        return 0;
+    }
+    slot = s_slot(t, producer, pid);
+    return slot < 0 ? slot : 0;
+}
+
 /* The entry of a row's `last` key, or NULL when its producer's slot is gone
  * (then that order was settled long ago: a slot is reused only when quiet). */
 static sp_dentry_t *s_entry_of(sp_table_t *t, uint64_t key, unsigned *slot_out)

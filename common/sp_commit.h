@@ -173,6 +173,14 @@ unsigned sp_commit_sweep(sp_table_t *t);
  * slot's owner is known).  Returns 0 or -EUSERS. */
 int sp_commit_register(sp_table_t *t, uint32_t producer, pid_t pid);
 
+/* A producer's HELLO (sp_hello.c): claims the slot of `producer` for
+ * process `pid` (0: none that can be watched, such as a client on another
+ * host; its slot is then reclaimed only when idle).  An existing slot is
+ * kept, window and holds, and passes to `pid` (*resumed true) unless a live
+ * other process owns it: -EEXIST.  Else a free or reclaimable slot is
+ * taken (*resumed false), or -EUSERS when none is left. */
+int sp_commit_claim(sp_table_t *t, uint32_t producer, pid_t pid, bool *resumed);
+
 /* Releases every hold past its expiry, or whose holder process is dead,
  * with an order of the broker's own (SP_SYSTEM_PRODUCER, seq from the
  * header's system_seq): the units go back to stock exactly once, like any

@@ -14,6 +14,7 @@
 #include "sp_link_impl.h"
 
 #include "sp_error.h"
+#include "sp_hello.h"
 #include "sp_time.h"
 #include "sp_wire.h"
 #include "sp_apply.h"
@@ -47,14 +48,25 @@ static int s_send(sp_link_t *base, const void *msg, size_t len, const sp_route_t
         return SP_E_TIMEOUT; /* the caller collects results, then tries again */
     }
     sp_msg_hdr_t h;
-    if (sp_wire_check(msg, len, &h) < 0 || h.kind != SP_MSG_ORDERS) {
+    if (sp_wire_check(msg, len, &h) < 0 || (h.kind != SP_MSG_ORDERS && h.kind != SP_MSG_HELLO)) {
         return -EPROTO;
+    }
+    unsigned slot = (d->head + d->count) % SP_DIRECT_QUEUE;
+    uint8_t *out = d->queue + slot * d->msg_cap;
+    if (h.kind == SP_MSG_HELLO) {
+        /* we are the answerer too */
+        sp_hello_t hello;
+        int n = sp_hello_answer(d->table, msg, len, 0, &hello, out, d->msg_cap);
+        if (n < 0) {
+            return -EPROTO;
+        }
+        d->len[slot] = (size_t)n;
+        d->count++;
+        return 0;
     }
     if (sp_wire_msg_size(SP_MSG_RESULTS, h.count) > d->msg_cap) {
         return -EMSGSIZE;
     }
-    unsigned slot = (d->head + d->count) % SP_DIRECT_QUEUE;
-    uint8_t *out = d->queue + slot * d->msg_cap;
     uint64_t now = sp_now_ns();
     for (unsigned i = 0; i < h.count; i++) {
         sp_order_t o;
@@ -105,8 +117,16 @@ static void s_close(sp_link_t *base)
     free(d);
 }
 
+static int s_adopt(sp_link_t *base, uint32_t id, char *why, size_t why_cap)
+{
+    (void)why;
+    (void)why_cap;
+    ((sp_direct_t *)base)->id = id;
+    return 0;
+}
+
 static const sp_link_ops_t s_ops = {
-    .send = s_send, .recv = s_recv, .depth = s_depth, .close = s_close};
+    .send = s_send, .recv = s_recv, .depth = s_depth, .close = s_close, .adopt = s_adopt};
 
 static int s_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t why_cap)
 {
@@ -122,6 +142,9 @@ static int s_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, siz
     d->id = cfg->id;
     d->msg_cap =
         cfg->reply_msg > 0 ? cfg->reply_msg : sp_wire_msg_size(SP_MSG_RESULTS, SP_WIRE_MAX_RECORDS);
+    if (d->msg_cap < SP_WELCOME_MSG_MAX) {
+        d->msg_cap = SP_WELCOME_MSG_MAX;
+    }
     d->queue = malloc(SP_DIRECT_QUEUE * d->msg_cap);
     int rc = d->queue == NULL ? -ENOMEM : sp_table_open(&d->table, cfg->names->table, true);
     if (rc < 0) {

@@ -69,6 +69,11 @@ void sp_names_reply_mq(const sp_names_t *n, uint32_t producer_id, char *buf, siz
     snprintf(buf, cap, "/%s.r.%u", n->name, producer_id);
 }
 
+void sp_names_hello_mq(const sp_names_t *n, uint64_t tag, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "/%s.r.h%016llx", n->name, (unsigned long long)tag);
+}
+
 int sp_names_ipc_endpoint(const sp_names_t *n, const char *which, char *buf, size_t cap)
 {
     /* sun_path is 108 bytes; leave room for the terminating NUL. */

@@ -50,6 +50,10 @@ bool sp_pid_alive(pid_t pid);
 /* "/NAME.r.<producer_id>" */
 void sp_names_reply_mq(const sp_names_t *n, uint32_t producer_id, char *buf, size_t cap);
 
+/* "/NAME.r.h<16 hex digits of tag>": where an mq producer without an id yet
+ * waits for its WELCOME (sp_hello.h). */
+void sp_names_hello_mq(const sp_names_t *n, uint64_t tag, char *buf, size_t cap);
+
 /* "ipc://RUN_DIR/<which>.sock"; returns 0 or -ENAMETOOLONG. */
 int sp_names_ipc_endpoint(const sp_names_t *n, const char *which, char *buf, size_t cap);
 

@@ -53,3 +53,16 @@ long sp_link_depth(sp_link_t *self)
 {
     return self->ops->depth ? self->ops->depth(self) : -ENOTSUP;
 }
+
+uint64_t sp_link_reply_tag(sp_link_t *self)
+{
+    return self->ops->reply_tag ? self->ops->reply_tag(self) : 0;
+}
+
+int sp_link_adopt(sp_link_t *self, uint32_t id, char *why, size_t why_cap)
+{
+    if (id == 0) {
+        return -EINVAL;
+    }
+    return self->ops->adopt ? self->ops->adopt(self, id, why, why_cap) : 0;
+}

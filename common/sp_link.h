@@ -36,6 +36,10 @@ typedef struct {
     uint32_t producer_id;
     uint8_t id_len;
     uint8_t id[SP_ROUTE_ID_MAX];
+    /* the answer to a HELLO from a producer without an id yet (producer_id
+     * 0): the tag its link gave (sp_link_reply_tag), set by the answerer
+     * from the HELLO */
+    uint64_t reply_tag;
 } sp_route_t;
 
 typedef enum { SP_LINK_PRODUCER = 1, SP_LINK_WORKER = 2 } sp_link_role_t;
@@ -86,6 +90,17 @@ int sp_link_recv(sp_link_t *self, void *buf, size_t cap, sp_route_t *route, int 
  * result message (it was invalid and dead-lettered).  zmq: returns the
  * worker's credit to the broker; mq: nothing to do.  Returns 0 or -errno. */
 int sp_link_release(sp_link_t *self, const sp_route_t *route);
+
+/* A producer link opened with id 0 has no id yet: it can send only its
+ * HELLO, and the answer comes back by the tag this returns (0: the link's
+ * own connection needs none).  The HELLO carries it (sp_hello.h). */
+uint64_t sp_link_reply_tag(sp_link_t *self);
+
+/* Gives a producer link opened with id 0 the id its WELCOME gave, so results
+ * reach it by id from now on (mq: its reply queue /NAME.r.<id>; shm: its
+ * result ring's owner word).  Returns 0, -EEXIST (a live producer has the
+ * id), -EINVAL (the link has an id already) or -errno with *why. */
+int sp_link_adopt(sp_link_t *self, uint32_t id, char *why, size_t why_cap);
 
 /* Messages waiting in the link's inbound queue if the transport can tell
  * (mq_curmsgs), else -ENOTSUP. */

@@ -17,6 +17,8 @@ typedef struct {
     int (*release)(sp_link_t *self, const sp_route_t *route);
     long (*depth)(sp_link_t *self);
     void (*close)(sp_link_t *self);
+    uint64_t (*reply_tag)(sp_link_t *self);                                /* NULL: 0 */
+    int (*adopt)(sp_link_t *self, uint32_t id, char *why, size_t why_cap); /* NULL: nothing to do */
 } sp_link_ops_t;
 
 /* Every transport's link struct starts with this. */

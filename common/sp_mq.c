@@ -13,6 +13,7 @@
 #include "sp_mq.h"
 
 #include "sp_error.h"
+#include "sp_hello.h"
 #include "sp_link_impl.h"
 #include "sp_limits.h"
 #include "sp_time.h"
@@ -27,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -45,8 +47,11 @@ typedef struct {
 typedef struct {
     sp_link_t base;
     sp_link_role_t role;
-    mqd_t orders; /* write end (producer) or read end (worker) */
-    mqd_t reply;  /* producer: its own reply queue */
+    uint32_t id;      /* producer: 0 until its WELCOME gave one */
+    uint64_t tag;     /* producer without an id: its hello queue's tag */
+    size_t reply_msg; /* producer: message size of its reply queue */
+    mqd_t orders;     /* write end (producer) or read end (worker) */
+    mqd_t reply;      /* producer: its own reply queue */
     char reply_name[SP_IPC_NAME_MAX];
     const sp_names_t *names;
     sp_mq_reply_t cache[SP_MQ_REPLY_CACHE]; /* worker: open reply queues */
@@ -143,9 +148,12 @@ int sp_mq_create_orders(const sp_names_t *names, long depth, long msgsize, long 
     if (rc0 < 0) {
         return rc0;
     }
-    if (msgsize < (long)sp_wire_msg_size(SP_MSG_ORDERS, 1)) {
-        sp_why(why, why_cap, "message size %ld is below one order message (%ld bytes)", msgsize,
-               (long)sp_wire_msg_size(SP_MSG_ORDERS, 1));
+    /* the order queue carries order messages and producers' HELLOs */
+    long least = (long)sp_wire_msg_size(SP_MSG_ORDERS, 1);
+    least = least > (long)SP_HELLO_MSG_SIZE ? least : (long)SP_HELLO_MSG_SIZE;
+    if (msgsize < least) {
+        sp_why(why, why_cap, "message size %ld is below one order message or HELLO (%ld bytes)",
+               msgsize, least);
         return SP_E_USAGE;
     }
     mqd_t q = (mqd_t)-1;
@@ -314,12 +322,33 @@ static void s_sweep_replies(sp_mq_link_t *l)
     }
 }
 
+/* Worker side: the WELCOME for a producer without an id goes to the hello
+ * queue its tag names, opened just for this (a producer asks once). */
+static int s_send_hello(sp_mq_link_t *l, const void *msg, size_t len, uint64_t tag, int timeout_ms)
+{
+    if (tag == 0) {
+        return -ENOENT;
+    }
+    char name[SP_IPC_NAME_MAX];
+    sp_names_hello_mq(l->names, tag, name, sizeof name);
+    mqd_t q = mq_open(name, O_WRONLY | O_CLOEXEC);
+    if (q == (mqd_t)-1) {
+        return -errno;
+    }
+    int rc = s_timed_send(q, msg, len, timeout_ms);
+    mq_close(q);
+    return rc;
+}
+
 static int s_send(sp_link_t *self, const void *msg, size_t len, const sp_route_t *route,
                   int timeout_ms)
 {
     sp_mq_link_t *l = (sp_mq_link_t *)self;
     if (l->role == SP_LINK_PRODUCER) {
         return s_timed_send(l->orders, msg, len, timeout_ms);
+    }
+    if (route->producer_id == 0) {
+        return s_send_hello(l, msg, len, route->reply_tag, timeout_ms);
     }
     mqd_t q = (mqd_t)-1;
     int rc = s_reply_queue(l, route->producer_id, &q);
@@ -382,8 +411,74 @@ static void s_close(sp_link_t *self)
     free(l);
 }
 
-static const sp_link_ops_t s_ops = {
-    .send = s_send, .recv = s_recv, .release = NULL, .depth = s_depth, .close = s_close};
+/* Producer side: its reply queue /NAME.r.<id>, as deep as msg_max allows. */
+static int s_make_reply(sp_mq_link_t *l, uint32_t id, char *why, size_t why_cap)
+{
+    sp_names_reply_mq(l->names, id, l->reply_name, sizeof l->reply_name);
+    long depth = sp_mq_limit("msg_max");
+    return s_create(l->reply_name, O_RDONLY, depth > 0 ? depth : 10, (long)l->reply_msg, &l->reply,
+                    why, why_cap);
+}
+
+/* Producer side without an id: a one-message queue for the WELCOME, named
+ * by a random tag (a taken name is tried again with another). */
+static int s_make_hello(sp_mq_link_t *l, char *why, size_t why_cap)
+{
+    for (int tries = 0; tries < 8; tries++) {
+        uint64_t tag = 0;
+        if (getrandom(&tag, sizeof tag, 0) != (ssize_t)sizeof tag || tag == 0) {
+            tag = sp_now_ns() ^ ((uint64_t)getpid() << 40) ^ (uint64_t)tries;
+        }
+        sp_names_hello_mq(l->names, tag, l->reply_name, sizeof l->reply_name);
+        int rc = s_create(l->reply_name, O_RDONLY, 1, SP_WELCOME_MSG_MAX, &l->reply, why, why_cap);
+        if (rc != -EEXIST) {
+            l->tag = rc == 0 ? tag : 0;
+            return rc;
+        }
+    }
+    return -EEXIST;
+}
+
+static uint64_t s_reply_tag(sp_link_t *self)
+{
+    return ((sp_mq_link_t *)self)->tag;
+}
+
+/* The WELCOME gave an id: results come to /NAME.r.<id> from now on. */
+static int s_adopt(sp_link_t *self, uint32_t id, char *why, size_t why_cap)
+{
+    sp_mq_link_t *l = (sp_mq_link_t *)self;
+    if (l->role != SP_LINK_PRODUCER || l->id != 0) {
+        return -EINVAL;
+    }
+    mqd_t hello = l->reply;
+    char hello_name[SP_IPC_NAME_MAX];
+    snprintf(hello_name, sizeof hello_name, "%s", l->reply_name);
+    l->reply = (mqd_t)-1;
+    int rc = s_make_reply(l, id, why, why_cap);
+    if (rc < 0) {
+        if (rc == -EEXIST) {
+            sp_why(why, why_cap, "the reply queue %s of producer %u exists already", l->reply_name,
+                   id);
+        }
+        l->reply = hello;
+        snprintf(l->reply_name, sizeof l->reply_name, "%s", hello_name);
+        return rc;
+    }
+    mq_close(hello);
+    mq_unlink(hello_name);
+    l->id = id;
+    l->tag = 0;
+    return 0;
+}
+
+static const sp_link_ops_t s_ops = {.send = s_send,
+                                    .recv = s_recv,
+                                    .release = NULL,
+                                    .depth = s_depth,
+                                    .close = s_close,
+                                    .reply_tag = s_reply_tag,
+                                    .adopt = s_adopt};
 
 static int s_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t why_cap)
 {
@@ -422,10 +517,9 @@ static int s_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, siz
         goto fail;
     }
     if (cfg->role == SP_LINK_PRODUCER) {
-        sp_names_reply_mq(cfg->names, cfg->id, l->reply_name, sizeof l->reply_name);
-        long depth = sp_mq_limit("msg_max");
-        rc = s_create(l->reply_name, O_RDONLY, depth > 0 ? depth : 10, (long)cfg->reply_msg,
-                      &l->reply, why, why_cap);
+        l->id = cfg->id;
+        l->reply_msg = cfg->reply_msg;
+        rc = cfg->id != 0 ? s_make_reply(l, cfg->id, why, why_cap) : s_make_hello(l, why, why_cap);
         if (rc < 0) {
             goto fail;
         }

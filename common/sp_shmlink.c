@@ -29,6 +29,7 @@
 #include "sp_link_impl.h"
 
 #include "sp_error.h"
+#include "sp_hello.h"
 #include "sp_time.h"
 #include "sp_wire.h"
 
@@ -139,15 +140,20 @@ int sp_shm_create(sp_shm_t **out, const sp_names_t *names, long slot_size, char 
     if (slot_size <= 0) {
         slot_size = SP_SHM_SLOT_DEFAULT;
     }
+    /* a slot holds one order or result message, a HELLO or a WELCOME */
     size_t least = sp_wire_msg_size(SP_MSG_RESULTS, 1);
     if (sp_wire_msg_size(SP_MSG_ORDERS, 1) > least) {
         least = sp_wire_msg_size(SP_MSG_ORDERS, 1);
     }
+    if (SP_WELCOME_MSG_MAX > least) {
+        least = SP_WELCOME_MSG_MAX;
+    }
     if (slot_size < (long)least || slot_size > (long)SP_SHM_SLOT_MAX) {
-        sp_why(why, why_cap,
-               "shm slot size %ld is not within %zu (one order or result) .. %u bytes: use "
-               "--mq-msgsize within those",
-               slot_size, least, SP_SHM_SLOT_MAX);
+        sp_why(
+            why, why_cap,
+            "shm slot size %ld is not within %zu (one order, result or WELCOME) .. %u bytes: use "
+            "--mq-msgsize within those",
+            slot_size, least, SP_SHM_SLOT_MAX);
         return SP_E_USAGE;
     }
     size_t orders = sp_ring_bytes(SP_SHM_ORDER_SLOTS, (uint32_t)slot_size);
@@ -400,6 +406,22 @@ static int s_find(sp_shm_link_t *l, uint32_t producer_id)
     return -1;
 }
 
+/* Producer side: no live producer's ring has our id (id 0, a producer
+ * waiting for its WELCOME, is everyone's and nobody's). */
+static int s_id_free(const sp_shm_link_t *l, char *why, size_t why_cap)
+{
+    sp_shm_hdr_t *h = l->shm->hdr;
+    for (unsigned i = 0; l->id != 0 && i < SP_SHM_RESULT_RINGS; i++) {
+        uint64_t w = atomic_load(&h->owner[i]);
+        if (w != 0 && SP_SHM_OWNER_ID(w) == l->id && s_alive(SP_SHM_OWNER_PID(w))) {
+            sp_why(why, why_cap, "producer id %u is already connected (result ring %u, pid %d)",
+                   l->id, i, (int)SP_SHM_OWNER_PID(w));
+            return -EEXIST;
+        }
+    }
+    return 0;
+}
+
 /* Worker side: puts a result into its producer's ring.  While the ring stays
  * full it re-checks every SP_SHM_RECHECK_MS that the owner is still that
  * producer and alive, so a crashed producer costs no full timeout. */
@@ -430,6 +452,24 @@ static int s_send_result(sp_shm_link_t *l, const void *msg, size_t len, uint32_t
     }
 }
 
+/* The reply tag of a producer without an id: its pid and its ring + 1. */
+#define S_TAG(pid, ring) (((uint64_t)(uint32_t)(pid) << 32) | (uint32_t)((ring) + 1))
+
+/* Worker side: a WELCOME for a producer without an id goes into the ring
+ * its tag names, if that ring is still its (owner: its pid, id 0). */
+static int s_send_hello(sp_shm_link_t *l, const void *msg, size_t len, uint64_t tag, int timeout_ms)
+{
+    uint32_t ring = (uint32_t)tag;
+    if (ring == 0 || ring > SP_SHM_RESULT_RINGS) {
+        return -ENOENT;
+    }
+    uint64_t want = SP_SHM_OWNER((int32_t)(tag >> 32), 0);
+    if (atomic_load_explicit(&l->shm->hdr->owner[ring - 1], memory_order_acquire) != want) {
+        return -ENOENT;
+    }
+    return s_timeout_code(sp_ring_put(l->shm->results[ring - 1], msg, len, timeout_ms));
+}
+
 static int s_send(sp_link_t *self, const void *msg, size_t len, const sp_route_t *route,
                   int timeout_ms)
 {
@@ -443,7 +483,39 @@ static int s_send(sp_link_t *self, const void *msg, size_t len, const sp_route_t
     if (route == NULL) {
         return -EINVAL;
     }
+    if (route->producer_id == 0) {
+        return s_send_hello(l, msg, len, route->reply_tag, timeout_ms);
+    }
     return s_send_result(l, msg, len, route->producer_id, timeout_ms);
+}
+
+static uint64_t s_reply_tag(sp_link_t *self)
+{
+    const sp_shm_link_t *l = (const sp_shm_link_t *)self;
+    return l->role == SP_LINK_PRODUCER && l->id == 0 && l->ring >= 0 ? S_TAG(getpid(), l->ring) : 0;
+}
+
+/* The WELCOME gave an id: the ring's owner word says it from now on. */
+static int s_adopt(sp_link_t *self, uint32_t id, char *why, size_t why_cap)
+{
+    sp_shm_link_t *l = (sp_shm_link_t *)self;
+    if (l->role != SP_LINK_PRODUCER || l->id != 0 || l->ring < 0) {
+        return -EINVAL;
+    }
+    l->id = id;
+    int rc = s_id_free(l, why, why_cap);
+    uint64_t mine = l->owner;
+    uint64_t next = SP_SHM_OWNER(getpid(), id);
+    if (rc == 0 && !atomic_compare_exchange_strong(&l->shm->hdr->owner[l->ring], &mine, next)) {
+        sp_why(why, why_cap, "result ring %d was taken from us", l->ring);
+        rc = -EOWNERDEAD;
+    }
+    if (rc < 0) {
+        l->id = 0;
+        return rc;
+    }
+    l->owner = next;
+    return 0;
 }
 
 static int s_recv(sp_link_t *self, void *buf, size_t cap, sp_route_t *route, int timeout_ms)
@@ -501,13 +573,9 @@ static int s_claim(sp_shm_link_t *l, char *why, size_t why_cap)
 {
     sp_shm_hdr_t *h = l->shm->hdr;
     uint64_t mine = SP_SHM_OWNER(getpid(), l->id);
-    for (unsigned i = 0; i < SP_SHM_RESULT_RINGS; i++) {
-        uint64_t w = atomic_load(&h->owner[i]);
-        if (w != 0 && SP_SHM_OWNER_ID(w) == l->id && s_alive(SP_SHM_OWNER_PID(w))) {
-            sp_why(why, why_cap, "producer id %u is already connected (result ring %u, pid %d)",
-                   l->id, i, (int)SP_SHM_OWNER_PID(w));
-            return -EEXIST;
-        }
+    int rc = s_id_free(l, why, why_cap);
+    if (rc < 0) {
+        return rc;
     }
     int got = -1;
     for (unsigned i = 0; i < SP_SHM_RESULT_RINGS && got < 0; i++) {
@@ -539,15 +607,16 @@ static int s_claim(sp_shm_link_t *l, char *why, size_t why_cap)
     return 0;
 }
 
-static const sp_link_ops_t s_ops = {
-    .send = s_send, .recv = s_recv, .release = NULL, .depth = s_depth, .close = s_close};
+static const sp_link_ops_t s_ops = {.send = s_send,
+                                    .recv = s_recv,
+                                    .release = NULL,
+                                    .depth = s_depth,
+                                    .close = s_close,
+                                    .reply_tag = s_reply_tag,
+                                    .adopt = s_adopt};
 
 static int s_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t why_cap)
 {
-    if (cfg->role == SP_LINK_PRODUCER && cfg->id == 0) {
-        sp_why(why, why_cap, "producer id 0 is reserved");
-        return -EINVAL;
-    }
     sp_shm_link_t *l = calloc(1, sizeof *l);
     if (l == NULL) {
         return -ENOMEM;

@@ -26,7 +26,10 @@ size_t sp_wire_record_size(unsigned kind)
     case SP_MSG_STATS:
     case SP_MSG_SNAP_BEGIN:
     case SP_MSG_SNAP_END:
+    case SP_MSG_WELCOME:
         return SP_WIRE_COUNTER_SIZE;
+    case SP_MSG_HELLO:
+        return SP_WIRE_HELLO_SIZE;
     case SP_MSG_SNAP_ROWS:
         return SP_WIRE_SNAPROW_SIZE;
     default:
@@ -295,11 +298,40 @@ void sp_wire_get_snaprow(const void *p, sp_snaprow_t *r)
     s_get_text(r->category, b + 96, sizeof r->category);
 }
 
+void sp_wire_put_hello(void *p, const sp_hello_t *h)
+{
+    uint8_t *b = p;
+    sp_le_put16(b, h->rev);
+    b[2] = h->op;
+    b[3] = h->flags;
+    sp_le_put32(b + 4, h->producer_id);
+    sp_le_put64(b + 8, h->reply_tag);
+    sp_le_put32(b + 16, h->pid);
+    sp_le_put32(b + 20, h->reserved);
+    sp_le_put64(b + 24, h->hello_id);
+    sp_le_put64(b + 32, h->reserved2);
+}
+
+void sp_wire_get_hello(const void *p, sp_hello_t *h)
+{
+    const uint8_t *b = p;
+    h->rev = sp_le_get16(b);
+    h->op = b[2];
+    h->flags = b[3];
+    h->producer_id = sp_le_get32(b + 4);
+    h->reply_tag = sp_le_get64(b + 8);
+    h->pid = sp_le_get32(b + 16);
+    h->reserved = sp_le_get32(b + 20);
+    h->hello_id = sp_le_get64(b + 24);
+    h->reserved2 = sp_le_get64(b + 32);
+}
+
 const char *sp_wire_kind_name(unsigned kind)
 {
-    static const char *names[] = {"?",          "orders",    "results", "events", "heartbeat",
-                                  "credit",     "eos",       "eos_ack", "stats",  "snap_req",
-                                  "snap_begin", "snap_rows", "snap_end"};
+    static const char *names[] = {"?",          "orders",    "results",  "events", "heartbeat",
+                                  "credit",     "eos",       "eos_ack",  "stats",  "snap_req",
+                                  "snap_begin", "snap_rows", "snap_end", "hello",  "welcome"};
+    _Static_assert(sizeof names / sizeof names[0] == SP_MSG_KIND_MAX + 1, "a name for every kind");
     return kind <= SP_MSG_KIND_MAX ? names[kind] : "?";
 }
 

@@ -39,7 +39,9 @@ enum {
     SP_MSG_SNAP_BEGIN = 10, /* broker -> monitor: sp_counter_t records (table, publishers) */
     SP_MSG_SNAP_ROWS = 11,  /* broker -> monitor: sp_snaprow_t records */
     SP_MSG_SNAP_END = 12,   /* broker -> monitor: sp_counter_t records (rows sent) */
-    SP_MSG_KIND_MAX = 12
+    SP_MSG_HELLO = 13,      /* producer -> order path: one sp_hello_t (sp_hello.h) */
+    SP_MSG_WELCOME = 14,    /* answer to a HELLO: sp_counter_t records (SP_CTR_HELLO_*...) */
+    SP_MSG_KIND_MAX = 14
 };
 
 /* Order types. */
@@ -167,7 +169,18 @@ enum {
     SP_CTR_TRANSPORT = 21,  /* sp_transport_kind_t */
     SP_CTR_SYNC = 22,       /* sp_sync_t */
     SP_CTR_WORKERS = 23,    /* worker slots in use */
-    SP_CTR_MAX = 23
+    /* the WELCOME (sp_hello.h); HELD also ends a snapshot */
+    SP_CTR_HELD = 24,          /* held (reserved) units in the rows sent */
+    SP_CTR_HELLO_STATUS = 25,  /* SP_HELLO_OK, or why the HELLO was refused */
+    SP_CTR_PRODUCER_ID = 26,   /* the id to use (given, or the one asked for) */
+    SP_CTR_HELLO_ID = 27,      /* the HELLO's hello_id, echoed */
+    SP_CTR_HELLO_REV = 28,     /* the answerer's hello revision */
+    SP_CTR_ORDER_MSG_MAX = 29, /* largest order message the path carries (0: the wire's) */
+    SP_CTR_PATH_DEPTH = 30,    /* messages the order path holds (0: not a fixed depth) */
+    SP_CTR_BROKER_PID = 31,    /* the broker's pid (a local client may watch it) */
+    SP_CTR_DEDUP_WINDOW = 32,  /* orders remembered per producer */
+    SP_CTR_SESSION_FLAGS = 33, /* SP_WELCOME_F_* */
+    SP_CTR_MAX = 33
 };
 
 /* Hops whose queue depth STATS report. */
@@ -213,12 +226,28 @@ typedef struct {
     char category[32];  /* NUL-terminated UTF-8 (SP_CATEGORY_MAX) */
 } sp_snaprow_t;
 
+/* A producer's HELLO: who it is and how to answer it before it has an id.
+ * The answer is a WELCOME (counters); see sp_hello.h and PROTOCOL.md. */
+typedef struct {
+    uint16_t rev;         /* SP_HELLO_REV */
+    uint8_t op;           /* SP_HELLO_OPEN (the only one so far) */
+    uint8_t flags;        /* SP_HELLO_F_* */
+    uint32_t producer_id; /* 0: give me an id; else the id this producer has */
+    uint64_t reply_tag;   /* where the transport delivers the WELCOME before an id is
+                             known (the link's; opaque to everyone else) */
+    uint32_t pid;         /* the producer's pid on its own host */
+    uint32_t reserved;    /* 0 */
+    uint64_t hello_id;    /* the producer's random number, echoed in the WELCOME */
+    uint64_t reserved2;   /* 0 */
+} sp_hello_t;
+
 #define SP_WIRE_ORDER_SIZE     32
 #define SP_WIRE_RESULT_SIZE    40
 #define SP_WIRE_EVENT_SIZE     48
 #define SP_WIRE_HEARTBEAT_SIZE 40
 #define SP_WIRE_COUNTER_SIZE   16
 #define SP_WIRE_SNAPROW_SIZE   128
+#define SP_WIRE_HELLO_SIZE     40
 
 _Static_assert(sizeof(sp_msg_hdr_t) == SP_WIRE_HDR_SIZE, "header layout");
 _Static_assert(sizeof(sp_order_t) == SP_WIRE_ORDER_SIZE, "order layout");
@@ -227,6 +256,7 @@ _Static_assert(sizeof(sp_event_t) == SP_WIRE_EVENT_SIZE, "event layout");
 _Static_assert(sizeof(sp_heartbeat_t) == SP_WIRE_HEARTBEAT_SIZE, "heartbeat layout");
 _Static_assert(sizeof(sp_counter_t) == SP_WIRE_COUNTER_SIZE, "counter layout");
 _Static_assert(sizeof(sp_snaprow_t) == SP_WIRE_SNAPROW_SIZE, "snapshot row layout");
+_Static_assert(sizeof(sp_hello_t) == SP_WIRE_HELLO_SIZE, "hello layout");
 
 #define SP_SNAP_ROWS_PER_MSG 512 /* rows per SNAP_ROWS message: 64 KiB messages */
 /* the largest message of a snapshot answer (a full SNAP_ROWS): a client's limit */
@@ -272,6 +302,8 @@ void sp_wire_get_counter(const void *p, sp_counter_t *c);
 void sp_wire_put_snaprow(void *p, const sp_snaprow_t *r);
 /* The text fields are always NUL-terminated after decoding. */
 void sp_wire_get_snaprow(const void *p, sp_snaprow_t *r);
+void sp_wire_put_hello(void *p, const sp_hello_t *h);
+void sp_wire_get_hello(const void *p, sp_hello_t *h);
 
 /* Address of record i of a message. */
 static inline void *sp_wire_rec(void *msg, unsigned kind, unsigned i)

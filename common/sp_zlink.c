@@ -160,8 +160,20 @@ static void s_close(sp_link_t *self)
     free(l);
 }
 
-static const sp_link_ops_t s_ops = {
-    .send = s_send, .recv = s_recv, .release = s_release, .depth = NULL, .close = s_close};
+static int s_adopt(sp_link_t *self, uint32_t id, char *why, size_t why_cap)
+{
+    (void)why;
+    (void)why_cap;
+    ((sp_zlink_t *)self)->id = id; /* results come back on this connection anyway */
+    return 0;
+}
+
+static const sp_link_ops_t s_ops = {.send = s_send,
+                                    .recv = s_recv,
+                                    .release = s_release,
+                                    .depth = NULL,
+                                    .close = s_close,
+                                    .adopt = s_adopt};
 
 static int s_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t why_cap)
 {

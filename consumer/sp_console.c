@@ -34,6 +34,7 @@
 #include "sp_console.h"
 
 #include "sp_time.h"
+#include "sp_transport.h"
 
 #include <curses.h>
 #include <errno.h>
@@ -418,7 +419,7 @@ static const char *s_wstate_name(uint32_t state)
 
 static const char *s_transport_name(uint32_t t)
 {
-    return sp_transport_name((sp_transport_kind_t)t);
+    return sp_transport_name_of(t);
 }
 
 static const char *s_sync_name(uint32_t s)
@@ -780,20 +781,20 @@ static int s_draw_counters(const sp_console_t *self, int y, int y_end, const sp_
     s_flow(self, &f, "events/s", buf, A_NORMAL);
     s_flow_u64(self, &f, "event seq", stats->event_seq, A_NORMAL);
 
-    if (stats->transport == SP_TRANSPORT_ZMQ) {
-        /* zmq has no order queue to measure: the broker counts the batches
-         * it handed to workers and has not seen answered */
-        s_flow_u64(self, &f, "batches in flight at workers", stats->depth[SP_HOP_ORDERS], A_NORMAL);
-    } else if (stats->depth_cap[SP_HOP_ORDERS] > 0) {
+    /* each transport names its own depths (zmq has no order queue: the
+     * broker counts the batches it handed to workers and has not seen
+     * answered; its results ride the producers' connections, uncounted) */
+    const sp_transport_t *t = sp_transport_by_id((uint32_t)stats->transport);
+    const char *depth_label = t != NULL ? t->depth_label : "order path";
+    if (depth_label != NULL && stats->depth_cap[SP_HOP_ORDERS] > 0) {
         snprintf(buf, sizeof buf, "%llu/%llu", (unsigned long long)stats->depth[SP_HOP_ORDERS],
                  (unsigned long long)stats->depth_cap[SP_HOP_ORDERS]);
-        s_flow(self, &f, "order queue", buf, A_NORMAL);
-    } else {
-        s_flow_u64(self, &f, "order queue", stats->depth[SP_HOP_ORDERS], A_NORMAL);
+        s_flow(self, &f, depth_label, buf, A_NORMAL);
+    } else if (depth_label != NULL) {
+        s_flow_u64(self, &f, depth_label, stats->depth[SP_HOP_ORDERS], A_NORMAL);
     }
-    if (stats->transport != SP_TRANSPORT_ZMQ) {
-        /* zmq results ride the producers' own connections: nothing to count */
-        s_flow_u64(self, &f, "reply queues", stats->depth[SP_HOP_RESULTS], A_NORMAL);
+    if (t != NULL && t->reply_label != NULL) {
+        s_flow_u64(self, &f, t->reply_label, stats->depth[SP_HOP_RESULTS], A_NORMAL);
     }
     static const char *const drop_names[SP_DROP_COUNT] = {"drops: invalid", "orders", "results",
                                                           "events"};

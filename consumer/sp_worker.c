@@ -10,6 +10,7 @@
 #include "sp_commit.h"
 #include "sp_error.h"
 #include "sp_events.h"
+#include "sp_hello.h"
 #include "sp_journal.h"
 #include "sp_instance.h"
 #include "sp_link.h"
@@ -99,9 +100,32 @@ static void s_dead_letter(sp_wctx_t *w, const sp_route_t *route)
 
 /* Returns 0, or a negative code when the journal cannot be written (then
  * nothing is answered and the worker stops: durability is gone). */
+/* A producer's HELLO: the one answer (sp_hello.c), sent the way the HELLO
+ * came, or by its reply tag while the producer has no id yet. */
+static void s_hello(sp_wctx_t *w, size_t len, const sp_route_t *route)
+{
+    sp_hello_t hello;
+    int n = sp_hello_answer(w->table, w->in, len, w->id, &hello, w->out,
+                            sp_wire_msg_size(SP_MSG_RESULTS, SP_WIRE_MAX_RECORDS));
+    if (n < 0) {
+        s_dead_letter(w, route);
+        return;
+    }
+    sp_route_t back = *route;
+    back.reply_tag = hello.reply_tag;
+    if (sp_link_send(w->link, w->out, (size_t)n, &back, SP_RESULT_SEND_TIMEOUT_MS) < 0) {
+        w->st->result_drops++;
+        atomic_fetch_add_explicit(&w->slot->result_drops, 1, memory_order_relaxed);
+    }
+}
+
 static int s_handle(sp_wctx_t *w, size_t len, const sp_route_t *route)
 {
     sp_msg_hdr_t h;
+    if (sp_wire_check(w->in, len, &h) == 0 && h.kind == SP_MSG_HELLO) {
+        s_hello(w, len, route);
+        return 0;
+    }
     if (sp_wire_check(w->in, len, &h) < 0 || h.kind != SP_MSG_ORDERS || h.count == 0) {
         s_dead_letter(w, route);
         return 0;

@@ -710,6 +710,12 @@ Test(wire, random_buffers_never_make_check_or_decode_misbehave)
                 sp_wire_put_heartbeat(again, &hb);
                 break;
             }
+            case SP_MSG_HELLO: {
+                sp_hello_t hl;
+                sp_wire_get_hello(src, &hl);
+                sp_wire_put_hello(again, &hl);
+                break;
+            }
             default: {
                 sp_counter_t c;
                 sp_wire_get_counter(src, &c);
