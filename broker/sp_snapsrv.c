@@ -24,6 +24,7 @@ typedef struct {
     bool begun;      /* SNAP_BEGIN sent */
     uint32_t next;   /* next product id to send */
     uint32_t rows;   /* rows sent */
+    uint64_t held;   /* held units in those rows (SNAP_END's HELD) */
     unsigned nbegin; /* counters in begin[] */
     sp_counter_t begin[S_BEGIN_MAX];
 } s_client_t;
@@ -180,6 +181,7 @@ static unsigned s_pump(sp_snapsrv_t *s, s_client_t *c, unsigned budget)
             len = sp_wire_msg_size(SP_MSG_SNAP_BEGIN, c->nbegin);
         } else if (c->next <= cap) {
             unsigned k = 0;
+            uint64_t held = 0;
             uint32_t id = c->next;
             for (; id <= cap && k < SP_SNAP_ROWS_PER_MSG; id++) {
                 sp_product_t p;
@@ -203,6 +205,7 @@ static unsigned s_pump(sp_snapsrv_t *s, s_client_t *c, unsigned budget)
                                      .restocked = tl.restocked};
                 memcpy(row.name, p.name, sizeof row.name);
                 memcpy(row.category, p.category, sizeof row.category);
+                held += tl.held;
                 sp_wire_put_snaprow(sp_wire_rec(s->msg, SP_MSG_SNAP_ROWS, k++), &row);
             }
             if (k == 0) {
@@ -221,13 +224,16 @@ static unsigned s_pump(sp_snapsrv_t *s, s_client_t *c, unsigned budget)
             }
             c->next = id;
             c->rows += k;
+            c->held += held;
             sent++;
             continue;
         } else {
             sp_counter_t rows = {.id = SP_CTR_ROWS, .value = c->rows};
+            sp_counter_t held = {.id = SP_CTR_HELD, .value = c->held};
             sp_wire_put_counter(sp_wire_rec(s->msg, SP_MSG_SNAP_END, 0), &rows);
-            sp_wire_put_hdr(s->msg, SP_MSG_SNAP_END, 1, 0, c->req);
-            len = sp_wire_msg_size(SP_MSG_SNAP_END, 1);
+            sp_wire_put_counter(sp_wire_rec(s->msg, SP_MSG_SNAP_END, 1), &held);
+            sp_wire_put_hdr(s->msg, SP_MSG_SNAP_END, 2, 0, c->req);
+            len = sp_wire_msg_size(SP_MSG_SNAP_END, 2);
             end = true;
         }
         int rc = s_send(s, c, len);
