@@ -5,6 +5,7 @@
 
 #include "sp_commit.h"
 #include "sp_error.h"
+#include "sp_grow.h"
 #include "sp_journal.h"
 #include "sp_wire.h"
 
@@ -40,6 +41,8 @@ bool sp_recover_has_journal(const char *journal_dir)
     return found;
 }
 
+#define S_RECS_FIRST 4096 /* journal records held before the first growth */
+
 static int s_collect(void *ctx, const sp_jrec_t *rec, uint64_t offset)
 {
     (void)offset;
@@ -47,15 +50,11 @@ static int s_collect(void *ctx, const sp_jrec_t *rec, uint64_t offset)
     if (rec->kind != SP_JREC_KIND_OUTCOME) {
         return 0; /* kinds this version does not know carry nothing for the table */
     }
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 4096;
-        sp_jrec_t *v = realloc(r->v, cap * sizeof *v);
-        if (v == NULL) {
-            return -ENOMEM;
-        }
-        r->v = v;
-        r->cap = cap;
+    sp_jrec_t *v = sp_grow(r->v, &r->cap, r->n + 1, sizeof *v, S_RECS_FIRST);
+    if (v == NULL) {
+        return -ENOMEM;
     }
+    r->v = v;
     r->v[r->n++] = *rec;
     return 0;
 }

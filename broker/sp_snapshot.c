@@ -6,6 +6,7 @@
 #include "sp_commit.h"
 #include "sp_crc.h"
 #include "sp_error.h"
+#include "sp_grow.h"
 #include "sp_file.h"
 #include "sp_le.h"
 #include "sp_time.h"
@@ -29,24 +30,19 @@ typedef struct {
     int err;
 } s_buf_t;
 
+#define S_BUF_FIRST (1u << 16) /* bytes of a snapshot buffer before its first growth */
+
 static uint8_t *s_grow(s_buf_t *b, size_t n)
 {
     if (b->err != 0) {
         return NULL;
     }
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 1 << 16;
-        while (cap < b->len + n) {
-            cap *= 2;
-        }
-        uint8_t *p = realloc(b->p, cap);
-        if (p == NULL) {
-            b->err = -ENOMEM;
-            return NULL;
-        }
-        b->p = p;
-        b->cap = cap;
+    uint8_t *p = sp_grow(b->p, &b->cap, b->len + n, 1, S_BUF_FIRST);
+    if (p == NULL) {
+        b->err = -ENOMEM;
+        return NULL;
     }
+    b->p = p;
     uint8_t *at = b->p + b->len;
     memset(at, 0, n);
     b->len += n;

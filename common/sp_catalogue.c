@@ -35,6 +35,7 @@
 #include "sp_catalogue.h"
 
 #include "sp_error.h"
+#include "sp_grow.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -737,19 +738,15 @@ static int s_reserve(sp_catalogue_t *self, size_t need)
     if (need <= self->capacity) {
         return 0;
     }
-    size_t capacity = self->capacity ? self->capacity : S_INITIAL_CAPACITY;
-    while (capacity < need) {
-        if (capacity > SIZE_MAX / 2u / sizeof(sp_product_t)) {
-            return -ENOMEM;
-        }
-        capacity *= 2u;
-    }
-    sp_product_t *products = realloc(self->products, capacity * sizeof(*products));
+    /* two arrays of one capacity: each grows by the same rule */
+    size_t capacity = self->capacity, line_cap = self->capacity;
+    sp_product_t *products =
+        sp_grow(self->products, &capacity, need, sizeof *products, S_INITIAL_CAPACITY);
     if (!products) {
         return -ENOMEM;
     }
     self->products = products;
-    long *lines = realloc(self->lines, capacity * sizeof(*lines));
+    long *lines = sp_grow(self->lines, &line_cap, need, sizeof *lines, S_INITIAL_CAPACITY);
     if (!lines) {
         return -ENOMEM;
     }
@@ -947,17 +944,12 @@ static int s_slurp(FILE *in, char **text_out, size_t *len_out)
     size_t len = 0;
     for (;;) {
         if (len == capacity) {
-            if (capacity > SIZE_MAX / 2u) {
-                free(text);
-                return -ENOMEM;
-            }
-            char *bigger = realloc(text, capacity * 2u);
+            char *bigger = sp_grow(text, &capacity, capacity + 1, 1, capacity);
             if (!bigger) {
                 free(text);
                 return -ENOMEM;
             }
             text = bigger;
-            capacity *= 2u;
         }
         size_t got = fread(text + len, 1, capacity - len, in);
         len += got;

@@ -51,6 +51,7 @@
 #include "sp_catalogue.h"
 #include "sp_commit.h"
 #include "sp_error.h"
+#include "sp_grow.h"
 #include "sp_journal.h"
 #include "sp_producer.h"
 #include "sp_wire.h"
@@ -165,15 +166,11 @@ static void s_problem(sp_lc_t *lc, const char *fmt, ...)
 
 static int s_push(sp_lc_vec_t *vec, const sp_lc_rec_t *r)
 {
-    if (vec->n == vec->cap) {
-        size_t cap = vec->cap ? vec->cap * 2 : 65536;
-        sp_lc_rec_t *v = realloc(vec->v, cap * sizeof *v);
-        if (v == NULL) {
-            return -ENOMEM;
-        }
-        vec->v = v;
-        vec->cap = cap;
+    sp_lc_rec_t *v = sp_grow(vec->v, &vec->cap, vec->n + 1, sizeof *v, 65536);
+    if (v == NULL) {
+        return -ENOMEM;
     }
+    vec->v = v;
     vec->v[vec->n++] = *r;
     return 0;
 }
@@ -351,15 +348,11 @@ static int s_read_ledger(sp_lc_t *lc, const char *path, uint32_t producer, sp_lc
 
 static int s_add_file(sp_lc_files_t *files, uint32_t producer, bool complete, unsigned dir)
 {
-    if (files->n == files->cap) {
-        size_t cap = files->cap ? files->cap * 2 : 256;
-        sp_lc_file_t *v = realloc(files->v, cap * sizeof *v);
-        if (v == NULL) {
-            return -ENOMEM;
-        }
-        files->v = v;
-        files->cap = cap;
+    sp_lc_file_t *v = sp_grow(files->v, &files->cap, files->n + 1, sizeof *v, 256);
+    if (v == NULL) {
+        return -ENOMEM;
     }
+    files->v = v;
     files->v[files->n++] = (sp_lc_file_t){.producer = producer, .complete = complete, .dir = dir};
     return 0;
 }
@@ -523,14 +516,11 @@ static int s_by_producer(const void *a, const void *b)
 
 static int s_push_producer(sp_lc_producer_t **p, size_t *count, size_t *cap, sp_lc_producer_t one)
 {
-    if (*count == *cap) {
-        *cap = *cap ? *cap * 2 : 64;
-        sp_lc_producer_t *q = realloc(*p, *cap * sizeof *q);
-        if (q == NULL) {
-            return -ENOMEM;
-        }
-        *p = q;
+    sp_lc_producer_t *q = sp_grow(*p, cap, *count + 1, sizeof *q, 64);
+    if (q == NULL) {
+        return -ENOMEM;
     }
+    *p = q;
     (*p)[(*count)++] = one;
     return 0;
 }
