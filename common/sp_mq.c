@@ -540,7 +540,9 @@ typedef struct {
     sp_names_t names;
 } s_side_t;
 
-/* The order queue, and one producer's reply queue of the default batch. */
+/* The order queue, and the reply queue each of p->producers producers (0:
+ * one) makes for results of p->batch orders (0: the default batch, or the
+ * largest the order queue's messages hold when that is smaller). */
 static int s_preflight(const sp_tparams_t *p, sp_limits_need_t *need, char *why, size_t cap)
 {
     (void)why;
@@ -549,15 +551,22 @@ static int s_preflight(const sp_tparams_t *p, sp_limits_need_t *need, char *why,
     if (sp_mq_orders_size(&depth, &size) < 0) {
         return 0; /* limits unreadable: mq_open will say what is wrong */
     }
-    unsigned batch = sp_wire_fit(SP_MSG_ORDERS, (size_t)size);
-    batch = batch < SP_BATCH_DEFAULT ? batch : SP_BATCH_DEFAULT;
+    unsigned batch = p->batch;
+    if (batch == 0) {
+        batch = sp_wire_fit(SP_MSG_ORDERS, (size_t)size);
+        batch = batch < SP_BATCH_DEFAULT ? batch : SP_BATCH_DEFAULT;
+    }
+    uint64_t producers = p->producers > 0 ? p->producers : 1;
     long msg_max = sp_mq_limit("msg_max");
     uint64_t reply_depth = msg_max > 0 ? (uint64_t)msg_max : 10;
+    uint64_t reply_size = sp_wire_msg_size(SP_MSG_RESULTS, batch);
     need->mq_depth = (uint64_t)depth;
-    need->mq_msgsize = (uint64_t)size;
-    need->mq_queues += 2;
+    /* results are larger than orders: a big batch's reply queue may be the
+     * queue with the largest messages */
+    need->mq_msgsize = reply_size > (uint64_t)size ? reply_size : (uint64_t)size;
+    need->mq_queues += 1 + producers;
     need->mq_bytes += sp_limits_mq_bytes((uint64_t)depth, (uint64_t)size) +
-                      sp_limits_mq_bytes(reply_depth, sp_wire_msg_size(SP_MSG_RESULTS, batch));
+                      producers * sp_limits_mq_bytes(reply_depth, reply_size);
     return 0;
 }
 

@@ -40,11 +40,16 @@ typedef struct sp_link sp_link_t;
 typedef struct sp_link_cfg sp_link_cfg_t;
 
 /* What the broker asks of a transport: from its flags (--depth, --msgsize;
- * 0 means the transport's default) for the instance `names`. */
+ * 0 means the transport's default) for the instance `names`.  `producers`
+ * and `batch` size what producers make of their own (mq: a reply queue
+ * each) for preflight; the broker leaves them 0, and the bench sets them
+ * for a cell's shape. */
 typedef struct {
     const sp_names_t *names;
-    long depth;   /* messages the order path holds, where that is a setting */
-    long msgsize; /* the largest order or result message, where it is one */
+    long depth;         /* messages the order path holds, where that is a setting */
+    long msgsize;       /* the largest order or result message, where it is one */
+    unsigned producers; /* producers connected at once; 0 means 1 */
+    unsigned batch;     /* orders per message they send; 0: the default batch that fits */
 } sp_tparams_t;
 
 /* What the broker's side made, published to every client and worker in the

@@ -661,3 +661,40 @@ Test(mq, link_close_is_null_safe)
     sp_link_close(NULL);
     cr_expect_null(link);
 }
+
+/* The broker's preflight (producers and batch 0) counts the order queue and
+ * one reply queue of the default batch; a shape with more producers, one
+ * reply queue each, of the size its batch's results take. */
+Test(mq, preflight_counts_a_reply_queue_per_producer)
+{
+    s_instance("preflight");
+    long msg_max = sp_mq_limit("msg_max"), depth = 0, size = 0;
+    cr_assert_gt(msg_max, 0);
+    cr_assert_eq(sp_mq_orders_size(&depth, &size), 0);
+    uint64_t orders = sp_limits_mq_bytes((uint64_t)depth, (uint64_t)size);
+    unsigned batch = sp_wire_fit(SP_MSG_ORDERS, (size_t)size);
+    batch = batch < SP_BATCH_DEFAULT ? batch : SP_BATCH_DEFAULT;
+    char why[T_WHY_CAP] = "";
+
+    sp_limits_need_t one = {0};
+    sp_tparams_t p = {.names = &s_names};
+    cr_assert_eq(sp_transport_mq.preflight(&p, &one, why, sizeof why), 0, "%s", why);
+    cr_expect_eq(one.mq_queues, 2);
+    cr_expect_eq(
+        one.mq_bytes,
+        orders + sp_limits_mq_bytes((uint64_t)msg_max, sp_wire_msg_size(SP_MSG_RESULTS, batch)));
+    sp_limits_need_t also_one = {0};
+    p.producers = 1;
+    cr_assert_eq(sp_transport_mq.preflight(&p, &also_one, why, sizeof why), 0, "%s", why);
+    cr_expect_eq(also_one.mq_bytes, one.mq_bytes, "0 producers means 1");
+
+    sp_limits_need_t three = {0};
+    p.producers = 3;
+    p.batch = 100;
+    cr_assert_eq(sp_transport_mq.preflight(&p, &three, why, sizeof why), 0, "%s", why);
+    cr_expect_eq(three.mq_queues, 4);
+    cr_expect_eq(
+        three.mq_bytes,
+        orders + 3 * sp_limits_mq_bytes((uint64_t)msg_max, sp_wire_msg_size(SP_MSG_RESULTS, 100)));
+    cr_expect_eq(three.mq_depth, (uint64_t)depth);
+}
