@@ -18,6 +18,7 @@
 
 #include "raw.h"
 #include "sp_table.h"
+#include "variant.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -26,18 +27,8 @@
 #define BENCH_REPEATS_MAX 16
 #define BENCH_RATES_MAX   16
 
-typedef enum {
-    BT_MQ = 0,
-    BT_ZMQ_IPC,
-    BT_ZMQ_TCP,
-    BT_ZMQ_INPROC,
-    BT_SHM,
-    BT_DIRECT,
-    BT_COUNT
-} bt_kind_t;
-
 typedef struct {
-    bt_kind_t transport;
+    const bench_variant_t *variant; /* the transport and how it runs (variant.h) */
     sp_sync_t sync;
     unsigned producers, workers, batch;
     uint32_t products;
@@ -85,12 +76,16 @@ typedef struct {
     bool copy;       /* a row repeated under another kind for the plots (not printed) */
 } bench_row_t;
 
-/* "mq", "zmq-ipc", "zmq-tcp", "zmq-inproc", "shm", "direct". */
-const char *bench_transport_name(bt_kind_t t);
-int bench_transport_parse(const char *s, bt_kind_t *out);
-
-/* "zmq-ipc/cas/2x2/b32/1000" and friends. */
+/* "zmq-ipc/cas/2x2/b32/1000" and friends ("direct/cas/2p/1000" where the
+ * transport runs no workers). */
 void bench_cell_label(const bench_cell_t *c, char *buf, size_t cap);
+
+/* Whether the system's limits leave room for the cell's transport with its
+ * producers connected at once, as its preflight counts them (sp_transport.h),
+ * and with the same again in message-queue bytes for the previous cell's
+ * queues, which may not be gone yet.  Returns 0, or SP_E_LIMIT with *why
+ * naming the limit and how to raise it.  Reads the limits; creates nothing. */
+int bench_cell_fits(const bench_cell_t *c, char *why, size_t cap);
 
 /* Order message size of a batch: the raw baselines stream the same size. */
 unsigned bench_msg_size(unsigned batch);

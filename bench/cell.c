@@ -2,8 +2,9 @@
  * cell — one pipeline cell of the benchmark, end to end.
  *
  * In a forked child of the bench: write a catalogue, start a real broker
- * (bin/broker with its worker processes; or, for zmq-inproc, the broker and
- * its workers as threads of this process), warm up, measure closed-loop
+ * (bin/broker with its worker processes; or, for a variant that runs them
+ * as threads (zmq-inproc), the broker and its workers as threads of this
+ * process), warm up, measure closed-loop
  * throughput `repeats` times, measure open-loop latency at the requested
  * fractions of that throughput, audit conservation over everything the cell
  * did, stop the broker.  CPU time per role comes from the scheduler's own
@@ -43,25 +44,6 @@ extern char **environ;
 #define BENCH_STARVED      2.0  /* run-queue wait / CPU above this: starved ... */
 #define BENCH_STARVED_WALL 0.25 /* ... if that wait is above this part of the run */
 
-static const char *const s_tnames[BT_COUNT] = {"mq",         "zmq-ipc", "zmq-tcp",
-                                               "zmq-inproc", "shm",     "direct"};
-
-const char *bench_transport_name(bt_kind_t t)
-{
-    return (unsigned)t < BT_COUNT ? s_tnames[t] : "?";
-}
-
-int bench_transport_parse(const char *s, bt_kind_t *out)
-{
-    for (int i = 0; i < BT_COUNT; i++) {
-        if (strcmp(s, s_tnames[i]) == 0) {
-            *out = (bt_kind_t)i;
-            return 0;
-        }
-    }
-    return SP_E_USAGE;
-}
-
 unsigned bench_msg_size(unsigned batch)
 {
     return (unsigned)sp_wire_msg_size(SP_MSG_ORDERS, batch);
@@ -73,14 +55,43 @@ void bench_cell_label(const bench_cell_t *c, char *buf, size_t cap)
     if (c->zipf_s > 0) {
         snprintf(pick, sizeof pick, "/zipf%.2g", c->zipf_s);
     }
-    if (c->transport == BT_DIRECT) {
-        snprintf(buf, cap, "direct/%s/%up/%u%s", sp_sync_name(c->sync), c->producers, c->products,
-                 pick);
+    if (!bench_variant_transport(c->variant)->has_workers) {
+        snprintf(buf, cap, "%s/%s/%up/%u%s", c->variant->name, sp_sync_name(c->sync), c->producers,
+                 c->products, pick);
     } else {
-        snprintf(buf, cap, "%s/%s/%ux%u/b%u/%u%s%s", bench_transport_name(c->transport),
-                 sp_sync_name(c->sync), c->producers, c->workers, c->batch, c->products, pick,
+        snprintf(buf, cap, "%s/%s/%ux%u/b%u/%u%s%s", c->variant->name, sp_sync_name(c->sync),
+                 c->producers, c->workers, c->batch, c->products, pick,
                  c->unguarded ? "/unguarded" : "");
     }
+}
+
+int bench_cell_fits(const bench_cell_t *c, char *why, size_t cap)
+{
+    const sp_transport_t *t = bench_variant_transport(c->variant);
+    if (t->preflight == NULL) {
+        return 0;
+    }
+    sp_names_t names;
+    int rc = sp_names_init(&names, "spbench-plan", NULL);
+    if (rc < 0) {
+        return rc;
+    }
+    /* the broker's defaults for depth and message size, as the cell runs it */
+    sp_tparams_t p = {.names = &names, .producers = c->producers, .batch = c->batch};
+    sp_limits_need_t need;
+    memset(&need, 0, sizeof need);
+    rc = t->preflight(&p, &need, why, cap);
+    if (rc < 0) {
+        return rc;
+    }
+    /* Twice the queue bytes: the kernel charges every queue of this user to
+     * one RLIMIT_MSGQUEUE, and a cell's producers create their reply queues
+     * while the previous cell's may still be held open by its workers (for
+     * up to a quarter second), so only half the room is ours for sure. */
+    need.mq_bytes *= 2;
+    sp_limits_t have;
+    sp_limits_read(&have);
+    return sp_limits_check(&need, &have, why, cap);
 }
 
 void bench_row_from_cell(bench_row_t *r, const bench_cell_t *c)
@@ -88,11 +99,11 @@ void bench_row_from_cell(bench_row_t *r, const bench_cell_t *c)
     memset(r, 0, sizeof *r);
     snprintf(r->kind, sizeof r->kind, "pipeline");
     bench_cell_label(c, r->label, sizeof r->label);
-    snprintf(r->series, sizeof r->series, "%s", bench_transport_name(c->transport));
-    snprintf(r->transport, sizeof r->transport, "%s", bench_transport_name(c->transport));
+    snprintf(r->series, sizeof r->series, "%s", c->variant->name);
+    snprintf(r->transport, sizeof r->transport, "%s", c->variant->name);
     snprintf(r->sync, sizeof r->sync, "%s", sp_sync_name(c->sync));
     r->producers = c->producers;
-    r->workers = c->transport == BT_DIRECT ? 0 : c->workers;
+    r->workers = bench_variant_transport(c->variant)->has_workers ? c->workers : 0;
     r->procs = r->producers + r->workers;
     r->batch = c->batch;
     r->products = c->products;
@@ -283,11 +294,12 @@ static int s_start(s_cell_t *c, const s_job_t *job, char *why, size_t cap)
         return rc;
     }
     sp_names_init(&c->names, job->instance, o->work_dir);
-    sp_transport_kind_t kind = cell->transport == BT_MQ       ? SP_TRANSPORT_MQ
-                               : cell->transport == BT_SHM    ? SP_TRANSPORT_SHM
-                               : cell->transport == BT_DIRECT ? SP_TRANSPORT_DIRECT
-                                                              : SP_TRANSPORT_ZMQ;
-    if (cell->transport == BT_ZMQ_INPROC) {
+    const bench_variant_t *v = cell->variant;
+    const sp_transport_t *t = bench_variant_transport(v);
+    if (v->at == BENCH_AT_THREADS) {
+        /* the broker's configuration takes the transport's table-header id
+         * (sp_transport_kind_t); bin/broker below takes its name */
+        sp_transport_kind_t kind = (sp_transport_kind_t)t->id;
         c->bcfg = (sp_broker_cfg_t){.instance = job->instance,
                                     .catalogue = c->catalogue,
                                     .state_dir = o->work_dir,
@@ -295,7 +307,7 @@ static int s_start(s_cell_t *c, const s_job_t *job, char *why, size_t cap)
                                     .stop = &c->stop,
                                     .workers = cell->workers,
                                     .sync = cell->sync,
-                                    .transport = SP_TRANSPORT_ZMQ,
+                                    .transport = kind,
                                     .fresh = true,
                                     .no_dedup = cell->unguarded};
         rc = pthread_create(&c->broker_thread, NULL, s_broker_thread, c);
@@ -309,22 +321,13 @@ static int s_start(s_cell_t *c, const s_job_t *job, char *why, size_t cap)
         snprintf(broker, sizeof broker, "%s/broker", o->bin_dir);
         snprintf(workers, sizeof workers, "%u", cell->workers > 0 ? cell->workers : 1);
         snprintf(log, sizeof log, "%s/%s.log", o->work_dir, job->instance);
-        const char *argv[24] = {broker,
-                                "--instance",
-                                job->instance,
-                                "--catalogue",
-                                c->catalogue,
-                                "--workers",
-                                workers,
-                                "--sync",
-                                sp_sync_name(cell->sync),
-                                "--transport",
-                                sp_transport_name(kind),
-                                "--state-dir",
-                                o->work_dir,
-                                "--fresh"};
+        const char *argv[24] = {broker,        "--instance", job->instance,
+                                "--catalogue", c->catalogue, "--workers",
+                                workers,       "--sync",     sp_sync_name(cell->sync),
+                                "--transport", t->name,      "--state-dir",
+                                o->work_dir,   "--fresh"};
         int argc = 14;
-        if (cell->transport == BT_ZMQ_TCP) {
+        if (v->at == BENCH_AT_TCP) {
             snprintf(c->tcp, sizeof c->tcp, "tcp://127.0.0.1:%u", o->tcp_port);
             argv[argc++] = "--tcp";
             argv[argc++] = c->tcp;
@@ -420,7 +423,7 @@ static int s_load(s_cell_t *c, const s_job_t *job, double rate, double seconds, 
     lc.window = job->opts->window;
     lc.seed = seed;
     lc.ledger = true;
-    lc.threads = cell->transport == BT_ZMQ_INPROC;
+    lc.threads = cell->variant->at == BENCH_AT_THREADS;
     if (cell->unguarded) {
         lc.retry_ms = 0; /* nothing de-duplicates a resent copy */
     }

@@ -15,11 +15,11 @@
 #include "sp_args.h"
 #include "sp_error.h"
 #include "sp_link.h"
-#include "sp_mq.h"
 #include "sp_signal.h"
 #include "sp_time.h"
 #include "sp_wire.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
@@ -27,7 +27,6 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -63,6 +62,8 @@ static unsigned s_nplan;
 
 static void s_usage(FILE *out)
 {
+    char variants[160];
+    bench_variant_names(", ", variants, sizeof variants);
     fprintf(out,
             "usage: bench [--quick | --full] [options]\n"
             "Runs the same order workload through every transport and table strategy,\n"
@@ -73,7 +74,7 @@ static void s_usage(FILE *out)
             "  --full               every transport x strategy, batch sizes, catalogues,\n"
             "                       popularity, scaling and sweeps (tens of minutes)\n"
             "slices (comma-separated lists; the cells are every combination):\n"
-            "  --transports L       mq, zmq-ipc, zmq-tcp, zmq-inproc, shm, direct\n"
+            "  --transports L       %s\n"
             "  --sync L             cas, row-lock, table-lock\n"
             "  --procs L            producers x workers, e.g. 1x1,2x2,8x4 (direct: producers)\n"
             "  --batch L            orders per message, e.g. 1,32,256\n"
@@ -91,7 +92,8 @@ static void s_usage(FILE *out)
             "  --tcp-port P         first of 5 loopback ports for zmq-tcp (default 47100)\n"
             "  --no-raw --no-sweep --no-scaling --no-shop --no-plots\n"
             "output:\n"
-            "  --out DIR            results directory (default build/bench)\n");
+            "  --out DIR            results directory (default build/bench)\n",
+            variants);
 }
 
 static int s_split(const char *flag, const char *arg, s_list_t *l, char *why, size_t cap)
@@ -128,10 +130,10 @@ static void s_set(s_list_t *l, const char *csv)
 
 /* Field by field: memcmp would compare the struct's padding too (never
  * initialised) and would tell 0.0 from -0.0. */
-_Static_assert(sizeof(bench_cell_t) == 40, "s_same_cell compares every field of bench_cell_t");
+_Static_assert(sizeof(bench_cell_t) == 48, "s_same_cell compares every field of bench_cell_t");
 static bool s_same_cell(const bench_cell_t *a, const bench_cell_t *b)
 {
-    return a->transport == b->transport && a->sync == b->sync && a->producers == b->producers &&
+    return a->variant == b->variant && a->sync == b->sync && a->producers == b->producers &&
            a->workers == b->workers && a->batch == b->batch && a->products == b->products &&
            a->zipf_s == b->zipf_s && a->unguarded == b->unguarded;
 }
@@ -187,11 +189,12 @@ static int s_procs(const char *s, unsigned *p, unsigned *w)
 static int s_plan_matrix(s_args_t *a, char *why, size_t cap)
 {
     for (unsigned ti = 0; ti < a->transports.n; ti++) {
-        bt_kind_t t;
-        if (bench_transport_parse(a->transports.item[ti], &t) < 0) {
+        const bench_variant_t *v = bench_variant_find(a->transports.item[ti]);
+        if (v == NULL) {
             snprintf(why, cap, "--transports: unknown transport '%s'", a->transports.item[ti]);
             return SP_E_USAGE;
         }
+        bool workers = bench_variant_transport(v)->has_workers;
         for (unsigned si = 0; si < a->syncs.n; si++) {
             sp_sync_t sync;
             if (sp_sync_parse(a->syncs.item[si], &sync) < 0) {
@@ -224,10 +227,10 @@ static int s_plan_matrix(s_args_t *a, char *why, size_t cap)
                                          a->picks.item[ki]);
                                 return SP_E_USAGE;
                             }
-                            bench_cell_t c = {.transport = t,
+                            bench_cell_t c = {.variant = v,
                                               .sync = sync,
                                               .producers = p,
-                                              .workers = t == BT_DIRECT ? 0 : w,
+                                              .workers = workers ? w : 0,
                                               .batch = b,
                                               .products = n,
                                               .zipf_s = zipf ? a->zipf_s : 0};
@@ -241,59 +244,53 @@ static int s_plan_matrix(s_args_t *a, char *why, size_t cap)
     return 0;
 }
 
-/* The presets' extra cells: the strategies the targets compare, and scaling. */
-/* Producers whose reply queues (plus the order queue) fit this user's
- * RLIMIT_MSGQUEUE at depth msg_max: the kernel charges each queue about
- * depth x (message size + a pointer), rounded here up to 64 bytes a message;
- * the order queue takes one more. */
-static unsigned s_mq_producers_max(unsigned batch)
+/* The variant a preset names (a name of the table's own: a miss is a
+ * programming error). */
+static const bench_variant_t *s_variant(const char *name)
 {
-    struct rlimit rl;
-    long depth = sp_mq_limit("msg_max");
-    if (getrlimit(RLIMIT_MSGQUEUE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY || depth <= 0) {
-        return UINT_MAX;
-    }
-    uint64_t per = (uint64_t)depth * (sp_wire_msg_size(SP_MSG_RESULTS, batch) + 64);
-    /* half: a run's new producers create their queues while the last run's
-     * may still be held open by workers for up to a quarter second */
-    uint64_t n = rl.rlim_cur / per / 2;
-    return n > 1 ? (unsigned)(n - 1) : 0;
+    const bench_variant_t *v = bench_variant_find(name);
+    assert(v != NULL);
+    return v;
 }
 
+/* A preset's cas cell on 1,000 products; workers only where the transport
+ * runs them. */
+static bench_cell_t s_cell(const bench_variant_t *v, unsigned producers, unsigned workers,
+                           unsigned batch)
+{
+    return (bench_cell_t){.variant = v,
+                          .sync = SP_SYNC_CAS,
+                          .producers = producers,
+                          .workers = bench_variant_transport(v)->has_workers ? workers : 0,
+                          .batch = batch,
+                          .products = 1000};
+}
+
+/* The variants whose exactly-once cost the presets measure and the targets
+ * judge. */
+static const char *const s_costed[] = {"mq", "zmq-ipc"};
+
+/* The presets' extra cells: the strategies the targets compare, and scaling. */
 static void s_plan_presets(const s_args_t *a, unsigned batch)
 {
-    static const bt_kind_t all[] = {BT_MQ,         BT_ZMQ_IPC, BT_ZMQ_TCP,
-                                    BT_ZMQ_INPROC, BT_SHM,     BT_DIRECT};
-    bench_cell_t c = {.sync = SP_SYNC_CAS, .batch = batch, .products = 1000};
     /* cas against table-lock (and row-lock) with 4 processes on 1,000 products */
-    c.transport = BT_DIRECT;
-    c.producers = 4;
+    bench_cell_t c = s_cell(s_variant("direct"), 4, 0, batch);
     for (int s = 0; s < SP_SYNC_COUNT; s++) {
         c.sync = (sp_sync_t)s;
         s_add(&c, "pipeline", false);
     }
     /* what exactly-once costs: the main 1x1 cells again without dedup
      * records and journal */
-    static const bt_kind_t costed[] = {BT_MQ, BT_ZMQ_IPC};
-    for (unsigned i = 0; i < 2; i++) {
-        bench_cell_t u = {.transport = costed[i],
-                          .sync = SP_SYNC_CAS,
-                          .producers = 1,
-                          .workers = 1,
-                          .batch = batch,
-                          .products = 1000,
-                          .unguarded = true};
+    for (unsigned i = 0; i < sizeof s_costed / sizeof s_costed[0]; i++) {
+        bench_cell_t u = s_cell(s_variant(s_costed[i]), 1, 1, batch);
+        u.unguarded = true;
         s_add(&u, "pipeline", false);
     }
     if (a->full) {
-        for (unsigned i = 0; i < 6; i++) {
-            bench_cell_t f = {.transport = all[i],
-                              .sync = SP_SYNC_CAS,
-                              .producers = 1,
-                              .workers = all[i] == BT_DIRECT ? 0 : 1,
-                              .batch = batch,
-                              .products = 1000};
+        const bench_variant_t *v;
+        for (unsigned i = 0; (v = bench_variant_at(i)) != NULL; i++) {
             /* catalogue size and popularity */
+            bench_cell_t f = s_cell(v, 1, 1, batch);
             f.products = 10;
             s_add(&f, "pipeline", false);
             f.products = 1000000;
@@ -302,11 +299,7 @@ static void s_plan_presets(const s_args_t *a, unsigned batch)
             f.zipf_s = a->zipf_s;
             s_add(&f, "pipeline", false);
             /* every strategy behind every transport */
-            f = (bench_cell_t){.transport = all[i],
-                               .producers = 2,
-                               .workers = all[i] == BT_DIRECT ? 0 : 2,
-                               .batch = batch,
-                               .products = 1000};
+            f = s_cell(v, 2, 2, batch);
             for (int s = 1; s < SP_SYNC_COUNT; s++) {
                 f.sync = (sp_sync_t)s;
                 s_add(&f, "pipeline", false);
@@ -320,24 +313,21 @@ static void s_plan_presets(const s_args_t *a, unsigned batch)
     static const unsigned full_pw[][2] = {{1, 1}, {2, 2}, {4, 2}, {8, 4}};
     const unsigned(*pw)[2] = a->full ? full_pw : quick_pw;
     unsigned npw = a->full ? 4 : 2;
-    static const bt_kind_t quick_t[] = {BT_MQ, BT_ZMQ_IPC, BT_SHM, BT_DIRECT};
-    const bt_kind_t *ts = a->full ? all : quick_t;
-    unsigned nts = a->full ? 6 : 4;
-    for (unsigned i = 0; i < nts; i++) {
+    /* --quick scales these; --full every variant */
+    static const char *const quick_t[] = {"mq", "zmq-ipc", "shm", "direct"};
+    unsigned nquick = sizeof quick_t / sizeof quick_t[0];
+    for (unsigned i = 0; a->full ? bench_variant_at(i) != NULL : i < nquick; i++) {
+        const bench_variant_t *v = a->full ? bench_variant_at(i) : s_variant(quick_t[i]);
         for (unsigned k = 0; k < npw; k++) {
-            if (ts[i] == BT_MQ && pw[k][0] > s_mq_producers_max(batch)) {
+            c = s_cell(v, pw[k][0], pw[k][1], batch);
+            char why[320];
+            if (bench_cell_fits(&c, why, sizeof why) < 0) {
                 fprintf(stderr,
-                        "bench: skipping mq %ux%u: %u reply queues would not fit "
-                        "RLIMIT_MSGQUEUE (raise it with 'ulimit -q' to measure it)\n",
-                        pw[k][0], pw[k][1], pw[k][0]);
+                        "bench: skipping %s %ux%u (%u producers at once, with room for the "
+                        "previous cell's queues): %s\n",
+                        v->name, pw[k][0], pw[k][1], pw[k][0], why);
                 continue;
             }
-            c = (bench_cell_t){.transport = ts[i],
-                               .sync = SP_SYNC_CAS,
-                               .producers = pw[k][0],
-                               .workers = ts[i] == BT_DIRECT ? 0 : pw[k][1],
-                               .batch = batch,
-                               .products = 1000};
             s_add(&c, "scaling", false);
         }
     }
@@ -345,27 +335,9 @@ static void s_plan_presets(const s_args_t *a, unsigned batch)
 
 /* ---- raw baselines ---- */
 
-static br_kind_t s_raw_kind(bt_kind_t t)
-{
-    switch (t) {
-    case BT_MQ:
-        return BR_MQ;
-    case BT_ZMQ_IPC:
-        return BR_ZMQ_IPC;
-    case BT_ZMQ_TCP:
-        return BR_ZMQ_TCP;
-    case BT_ZMQ_INPROC:
-        return BR_ZMQ_INPROC;
-    case BT_SHM:
-        return BR_RING;
-    default:
-        return BR_ATOMIC;
-    }
-}
-
 static br_cfg_t s_raw_cfg(const bench_cell_t *c, const s_args_t *a)
 {
-    br_cfg_t r = {.kind = s_raw_kind(c->transport),
+    br_cfg_t r = {.kind = c->variant->raw,
                   .seconds = a->o.run_s,
                   .tag = "bench",
                   .procs = c->producers,
@@ -459,7 +431,7 @@ static void s_target(bench_target_t *t, const char *name, double goal, const ben
 /* The fastest audited closed-loop cas cell of a transport with batched
  * messages (any shape): "batched X" in the targets means X at its best
  * measured configuration, and the target says which one that was. */
-static const bench_row_t *s_best(bt_kind_t t)
+static const bench_row_t *s_best(const char *variant)
 {
     const bench_row_t *best = NULL;
     for (unsigned i = 0; i < s_nrows; i++) {
@@ -467,8 +439,7 @@ static const bench_row_t *s_best(bt_kind_t t)
         if ((strcmp(r->kind, "pipeline") == 0 || strcmp(r->kind, "scaling") == 0) &&
             !r->rate_mode && !r->copy && r->audit == 1 && r->batch > 1 && r->zipf_s == 0 &&
             strstr(r->label, "/unguarded") == NULL && strcmp(r->sync, "cas") == 0 &&
-            strcmp(r->transport, bench_transport_name(t)) == 0 &&
-            (best == NULL || r->ops_med > best->ops_med)) {
+            strcmp(r->transport, variant) == 0 && (best == NULL || r->ops_med > best->ops_med)) {
             best = r;
         }
     }
@@ -490,22 +461,18 @@ static unsigned s_targets(const s_args_t *a, unsigned batch, bench_target_t *t)
 {
     unsigned n = 0;
     br_cfg_t single = {.kind = BR_ZMQ_IPC, .msg_size = 64, .batch = 1};
-    const bench_row_t *zmq = s_best(BT_ZMQ_IPC);
+    const bench_row_t *zmq = s_best("zmq-ipc");
     s_target(&t[n++], "zmq-ipc pipeline >= 1.0x bare zmq stream of single 64-byte messages", 1.0,
              zmq, s_find_raw(&single), "a batched zmq-ipc cell and raw-zmq-ipc/64B/b1");
     s_target(&t[n++], "zmq-ipc pipeline >= 0.7x bare zmq stream at the same batching", 0.7, zmq,
              s_raw_of(zmq), "a batched zmq-ipc cell");
-    const bench_row_t *mq = s_best(BT_MQ);
+    const bench_row_t *mq = s_best("mq");
     s_target(&t[n++], "mq pipeline >= 0.7x bare mq stream at the same batching", 0.7, mq,
              s_raw_of(mq), "a batched mq cell");
-    const bench_row_t *shm = s_best(BT_SHM);
+    const bench_row_t *shm = s_best("shm");
     s_target(&t[n++], "shm pipeline >= 0.7x bare shared-memory ring", 0.7, shm, s_raw_of(shm),
              "a batched shm cell");
-    bench_cell_t c = {.transport = BT_DIRECT,
-                      .sync = SP_SYNC_CAS,
-                      .producers = 4,
-                      .batch = batch,
-                      .products = 1000};
+    bench_cell_t c = s_cell(s_variant("direct"), 4, 0, batch);
     br_cfg_t same = s_raw_cfg(&c, a);
     const bench_row_t *cas4 = s_find_cell(&c);
     s_target(&t[n++], "direct cas >= 0.5x bare loop of atomic updates (4 processes)", 0.5, cas4,
@@ -514,19 +481,12 @@ static unsigned s_targets(const s_args_t *a, unsigned batch, bench_target_t *t)
     s_target(&t[n++], "cas >= 3x table-lock, 4 processes on 1,000 products (direct)", 3.0, cas4,
              s_find_cell(&c), "direct/cas|table-lock/4p/1000");
     /* exactly-once: dedup records and the journal against neither */
-    static const bt_kind_t costed[] = {BT_MQ, BT_ZMQ_IPC};
-    for (unsigned i = 0; i < 2; i++) {
-        bench_cell_t g = {.transport = costed[i],
-                          .sync = SP_SYNC_CAS,
-                          .producers = 1,
-                          .workers = 1,
-                          .batch = batch,
-                          .products = 1000};
+    for (unsigned i = 0; i < sizeof s_costed / sizeof s_costed[0]; i++) {
+        bench_cell_t g = s_cell(s_variant(s_costed[i]), 1, 1, batch);
         bench_cell_t u = g;
         u.unguarded = true;
         char name[96];
-        snprintf(name, sizeof name, "%s with dedup + journal >= 0.5x without (1x1)",
-                 bench_transport_name(costed[i]));
+        snprintf(name, sizeof name, "%s with dedup + journal >= 0.5x without (1x1)", s_costed[i]);
         s_target(&t[n++], name, 0.5, s_find_cell(&g), s_find_cell(&u),
                  "the 1x1 cas cell and its /unguarded twin");
     }
@@ -541,11 +501,12 @@ static void s_derive(const s_args_t *a)
         if (strcmp(r->kind, "raw") == 0 || strcmp(r->kind, "shop") == 0) {
             continue;
         }
-        bench_cell_t c = {.producers = r->producers,
+        bench_cell_t c = {.variant = bench_variant_find(r->transport),
+                          .producers = r->producers,
                           .batch = r->batch,
                           .products = r->products,
                           .zipf_s = r->zipf_s};
-        if (bench_transport_parse(r->transport, &c.transport) < 0) {
+        if (c.variant == NULL) {
             continue;
         }
         br_cfg_t raw = s_raw_cfg(&c, a);
@@ -713,7 +674,9 @@ static int s_parse(int argc, char **argv, s_args_t *a, char *why, size_t cap)
 
 static void s_defaults(s_args_t *a, unsigned *batch)
 {
-    s_set(&a->transports, "mq,zmq-ipc,zmq-tcp,zmq-inproc,shm,direct");
+    char every[160];
+    bench_variant_names(",", every, sizeof every);
+    s_set(&a->transports, every);
     s_set(&a->syncs, "cas");
     /* one producer and one worker: on a small machine every extra process
      * (and ZeroMQ I/O thread) competes for the same cores; the scaling rows
@@ -723,7 +686,7 @@ static void s_defaults(s_args_t *a, unsigned *batch)
     s_set(&a->products, "1000");
     s_set(&a->picks, "uniform");
     if (a->sweep.n == 0 && !a->no_sweep) {
-        s_set(&a->sweep, a->full ? "mq,zmq-ipc,zmq-tcp,zmq-inproc,shm,direct" : "mq,zmq-ipc,shm");
+        s_set(&a->sweep, a->full ? every : "mq,zmq-ipc,shm");
     }
     char why[8];
     uint32_t b = 200;

@@ -20,10 +20,9 @@ void bench_raw_row(const br_cfg_t *cfg, unsigned repeats, bench_row_t *row)
 {
     memset(row, 0, sizeof *row);
     snprintf(row->kind, sizeof row->kind, "%s", cfg->kind == BR_SHOP ? "shop" : "raw");
-    /* the pipeline transport this is the ceiling of, so plots group them */
-    const char *t = br_kind_name(cfg->kind);
-    t = cfg->kind == BR_RING ? "shm" : cfg->kind == BR_ATOMIC ? "direct" : t;
-    snprintf(row->transport, sizeof row->transport, "%s", t);
+    /* the variant this is the ceiling of, so plots group them */
+    const char *t = bench_variant_of_raw(cfg->kind);
+    snprintf(row->transport, sizeof row->transport, "%s", t ? t : br_kind_name(cfg->kind));
     snprintf(row->series, sizeof row->series, "raw-%s", br_kind_name(cfg->kind));
     bool table = cfg->kind == BR_ATOMIC || cfg->kind == BR_SHOP;
     if (table) {

@@ -5,17 +5,21 @@
  * with throughput, latency, CPU per role, efficiency, targets).  No timing
  * is asserted: figures on a loaded test machine mean nothing; presence and
  * consistency do.  Also: bad flags get a clear error, and the parts
- * (median, labels) behave.
+ * (median, labels, the table of variants, the limits check) behave.
  */
 #include "sp_testutil.h"
 
 #include "bench.h"
+#include "sp_error.h"
+#include "sp_mq.h"
 #include "sp_wire.h"
 
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -154,21 +158,100 @@ Test(bench, median_and_labels)
     cr_expect_eq(bench_median(w, 4), 6);
     cr_expect_eq(bench_min(w, 4), 2);
     cr_expect_eq(bench_max(w, 4), 10);
-    bench_cell_t c = {.transport = BT_ZMQ_IPC,
+    bench_cell_t c = {.variant = bench_variant_find("zmq-ipc"),
                       .sync = SP_SYNC_ROW_LOCK,
                       .producers = 2,
                       .workers = 3,
                       .batch = 64,
                       .products = 1000};
+    cr_assert_not_null(c.variant);
     char label[64];
     bench_cell_label(&c, label, sizeof label);
     cr_expect_str_eq(label, "zmq-ipc/row-lock/2x3/b64/1000");
-    c.transport = BT_DIRECT;
+    c.variant = bench_variant_find("direct");
+    cr_assert_not_null(c.variant);
     bench_cell_label(&c, label, sizeof label);
     cr_expect_str_eq(label, "direct/row-lock/2p/1000");
-    bt_kind_t t;
-    cr_expect_eq(bench_transport_parse("shm", &t), 0);
-    cr_expect_eq(t, BT_SHM);
-    cr_expect_lt(bench_transport_parse("pigeon", &t), 0);
     cr_expect_eq(bench_msg_size(8), SP_WIRE_HDR_SIZE + 8 * SP_WIRE_ORDER_SIZE);
+}
+
+Test(bench, every_variant_runs_a_registered_transport)
+{
+    static const char *const names[] = {"mq", "zmq-ipc", "zmq-tcp", "zmq-inproc", "shm", "direct"};
+    unsigned n = 0;
+    const bench_variant_t *v;
+    for (unsigned i = 0; (v = bench_variant_at(i)) != NULL; i++, n++) {
+        cr_assert_lt(i, sizeof names / sizeof names[0], "more variants than the bench prints");
+        cr_expect_str_eq(v->name, names[i], "variant %u (the outputs' order)", i);
+        cr_expect_not_null(sp_transport_find(v->transport), "%s runs '%s'", v->name, v->transport);
+        cr_expect_eq(bench_variant_find(v->name), v, "%s", v->name);
+        cr_expect_str_eq(bench_variant_of_raw(v->raw), v->name, "%s's raw baseline", v->name);
+    }
+    cr_expect_eq(n, sizeof names / sizeof names[0]);
+    cr_expect_null(bench_variant_find("pigeon"));
+    cr_expect_null(bench_variant_find("zmq"), "the transport's name is not a variant's");
+    cr_expect_null(bench_variant_of_raw(BR_SHOP), "the shop is no variant's baseline");
+    char buf[160];
+    cr_expect_str_eq(bench_variant_names(", ", buf, sizeof buf),
+                     "mq, zmq-ipc, zmq-tcp, zmq-inproc, shm, direct");
+}
+
+Test(bench, a_cell_without_workers_counts_none)
+{
+    bench_cell_t c = {.variant = bench_variant_find("direct"),
+                      .sync = SP_SYNC_CAS,
+                      .producers = 4,
+                      .workers = 2,
+                      .batch = 32,
+                      .products = 1000};
+    cr_assert_not_null(c.variant);
+    bench_row_t r;
+    bench_row_from_cell(&r, &c);
+    cr_expect_eq(r.workers, 0);
+    cr_expect_eq(r.procs, 4);
+    cr_expect_str_eq(r.transport, "direct");
+    c.variant = bench_variant_find("shm");
+    bench_row_from_cell(&r, &c);
+    cr_expect_eq(r.workers, 2);
+    cr_expect_eq(r.procs, 6);
+    cr_expect_str_eq(r.series, "shm");
+}
+
+/* The reply queues of a cell's producers, and room for the previous cell's,
+ * against RLIMIT_MSGQUEUE (lowered for this test only, then restored). */
+Test(bench, an_mq_cell_beyond_the_queue_limit_does_not_fit)
+{
+    long msg_max = sp_mq_limit("msg_max"), depth = 0, size = 0;
+    cr_assert_gt(msg_max, 0, "needs /proc/sys/fs/mqueue");
+    cr_assert_eq(sp_mq_orders_size(&depth, &size), 0);
+    bench_cell_t c = {.variant = bench_variant_find("mq"),
+                      .sync = SP_SYNC_CAS,
+                      .producers = 4,
+                      .workers = 2,
+                      .batch = 200,
+                      .products = 1000};
+    cr_assert_not_null(c.variant);
+    /* the order queue and four reply queues of 200 results, twice over */
+    uint64_t twice =
+        2 * (sp_limits_mq_bytes((uint64_t)depth, (uint64_t)size) +
+             4 * sp_limits_mq_bytes((uint64_t)msg_max, sp_wire_msg_size(SP_MSG_RESULTS, 200)));
+    struct rlimit saved, rl;
+    cr_assert_eq(getrlimit(RLIMIT_MSGQUEUE, &saved), 0, "%s", strerror(errno));
+    cr_assert(saved.rlim_max == RLIM_INFINITY || saved.rlim_max >= twice,
+              "the hard limit must allow %llu bytes", (unsigned long long)twice);
+    rl = (struct rlimit){.rlim_cur = (rlim_t)twice, .rlim_max = saved.rlim_max};
+    cr_assert_eq(setrlimit(RLIMIT_MSGQUEUE, &rl), 0, "%s", strerror(errno));
+    char why[320] = "";
+    cr_expect_eq(bench_cell_fits(&c, why, sizeof why), 0, "%s", why);
+    c.producers = 5;
+    cr_expect_eq(bench_cell_fits(&c, why, sizeof why), SP_E_LIMIT);
+    cr_expect(strstr(why, "RLIMIT_MSGQUEUE") != NULL, "%s", why);
+    rl.rlim_cur = (rlim_t)(twice - 1);
+    cr_assert_eq(setrlimit(RLIMIT_MSGQUEUE, &rl), 0, "%s", strerror(errno));
+    c.producers = 4;
+    cr_expect_eq(bench_cell_fits(&c, why, sizeof why), SP_E_LIMIT, "twice the bytes, less one");
+    /* a transport without queues is not held to the queue limit */
+    c.variant = bench_variant_find("direct");
+    cr_expect_eq(bench_cell_fits(&c, why, sizeof why), 0, "%s", why);
+    cr_expect_eq(setrlimit(RLIMIT_MSGQUEUE, &saved), 0, "%s", strerror(errno));
 }
