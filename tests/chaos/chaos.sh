@@ -373,10 +373,13 @@ run_one() {
         --json >"$plog" 2>"$tmp/producer-$t.err" &
     load_pid=$!
 
-    # Kill workers at random moments spread over about 70% of the paced run.
-    local mean=$((orders * 700 / rate / (kills > 0 ? kills : 1))) done_kills=0 limit_hit=0
+    # Kill workers at random moments spread over about half of the paced
+    # run, leaving room for a busy machine: a moment with no worker to kill
+    # (all of them restarting) is tried again 50 ms later, not a whole
+    # pause later.
+    local mean=$((orders * 500 / rate / (kills > 0 ? kills : 1))) done_kills=0 limit_hit=0
     [ "$mean" -lt 100 ] && mean=100
-    local stop_at=$((start + time_limit * 1000))
+    local stop_at=$((start + time_limit * 1000)) retry=0
     while kill -0 "$load_pid" 2>/dev/null; do
         if [ "$(now_ms)" -ge "$stop_at" ]; then
             limit_hit=1
@@ -387,17 +390,22 @@ run_one() {
             continue
         fi
         local pause=$((mean / 2 + RANDOM % (mean + 1)))
+        [ "$retry" -eq 1 ] && pause=50
         sleep "$((pause / 1000)).$(printf '%03d' $((pause % 1000)))"
         local -a pids
         mapfile -t pids < <(pgrep -f -- "consumer --instance $instance --worker-id" || true)
+        retry=1
         [ "${#pids[@]}" -gt 0 ] || continue
+        retry=0
         local victim=${pids[RANDOM % ${#pids[@]}]}
         # a worker that has just died of the hook is a zombie until reaped:
         # killing it again would count as ours
         local state_now
         state_now=$(awk '{print $3}' "/proc/$victim/stat" 2>/dev/null)
-        if [ -n "$state_now" ] && [ "$state_now" != Z ]; then
-            kill -9 "$victim" 2>/dev/null && done_kills=$((done_kills + 1))
+        if [ -n "$state_now" ] && [ "$state_now" != Z ] && kill -9 "$victim" 2>/dev/null; then
+            done_kills=$((done_kills + 1))
+        else
+            retry=1
         fi
     done
     if [ $limit_hit -eq 1 ]; then
