@@ -513,7 +513,7 @@ static int s_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, siz
                "messages of %ld bytes do not fit the order queue (%ld bytes per message): use "
                "smaller batches",
                (long)cfg->max_msg, attr.mq_msgsize);
-        rc = SP_E_MQ_LIMIT;
+        rc = -EMSGSIZE;
         goto fail;
     }
     if (cfg->role == SP_LINK_PRODUCER) {

@@ -182,6 +182,17 @@ static int s_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, siz
         snprintf(why, why_cap, "no ZeroMQ endpoint to connect to");
         return SP_E_USAGE;
     }
+    /* the broker's router takes order messages up to the wire's largest,
+     * and closes without a word a connection that sends a larger one: an
+     * end meant for larger messages is refused here, where it can be said */
+    size_t orders_max = sp_wire_msg_size(SP_MSG_ORDERS, SP_WIRE_MAX_RECORDS);
+    if (cfg->max_msg > orders_max) {
+        snprintf(why, why_cap,
+                 "messages of %zu bytes do not fit the ZeroMQ order path (%zu bytes: %u orders "
+                 "per message)",
+                 cfg->max_msg, orders_max, (unsigned)SP_WIRE_MAX_RECORDS);
+        return -EMSGSIZE;
+    }
     sp_zlink_t *l = calloc(1, sizeof *l);
     if (l == NULL) {
         return -ENOMEM;

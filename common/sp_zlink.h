@@ -14,7 +14,9 @@
  * connects one to the broker's worker endpoint and sends its first credit.
  * With cfg->server_key set (not empty) the link is a CURVE client with the
  * keys cfg->curve.  Open fails with SP_E_USAGE (no endpoint, or CURVE
- * without keys) or -errno.
+ * without keys), -EMSGSIZE (cfg->max_msg above the wire's largest order
+ * message, all the router takes; it would close the connection at the
+ * first such message) or -errno.
  */
 #ifndef SP_ZLINK_H
 #define SP_ZLINK_H

@@ -525,7 +525,7 @@ Test(mq, link_open_refuses_messages_larger_than_the_queue_holds)
 
     int rc = sp_link_open(&link, &cfg, why, sizeof why);
 
-    cr_expect_eq(rc, SP_E_MQ_LIMIT, "rc=%d (%s)", rc, sp_strerror(rc));
+    cr_expect_eq(rc, -EMSGSIZE, "rc=%d (%s)", rc, sp_strerror(rc));
     cr_expect_null(link);
     cr_expect_neq(why[0], '\0', "no explanation");
     char reply[SP_IPC_NAME_MAX];
