@@ -215,11 +215,12 @@ flood: $(ROLE_BINS) $(TEST_BIN)
 	    exit $${PIPESTATUS[0]}
 
 # The suite under valgrind (memcheck): the test binary, its forked tests and
-# every role binary they start (shells, Python and tmux are not traced); no
-# process may have a memory error or definitely lost memory (each writes
-# build/valgrind/vg.PID.log, checked by scripts/valgrind-check.sh).  The load
-# suites are left out: under valgrind's 20-50x slowdown they would test their
-# timing, not their memory.  VALGRIND_FILTER= chooses other suites.  Workers
+# every role binary they start (shells, Python, tmux and /bin/true, the link
+# suite's stand-in worker, are not traced); no process may have a memory
+# error or definitely lost memory (each writes build/valgrind/vg.PID.log,
+# checked by scripts/valgrind-check.sh).  The load suites are left out:
+# under valgrind's 20-50x slowdown they would test their timing, not their
+# memory.  VALGRIND_FILTER= chooses other suites.  Workers
 # start and turn their loop 20-50x slower here: the broker waits 60 s, not 2,
 # before it calls one hung (SP_WORKER_SILENT_MS).
 VALGRIND_FILTER ?= !(@(bench|raw|chaos|flood|monitor|pipeline|commit))/*
@@ -230,7 +231,7 @@ valgrind: $(ROLE_BINS) $(TEST_BIN)
 	@bash scripts/leftovers.sh snapshot build/.leftovers-valgrind
 	SP_BIN_DIR=$(abspath $(BINDIR)) SP_DATA_DIR=$(abspath data) SP_WORKER_SILENT_MS=60000 \
 	    valgrind -q --vgdb=no --trace-children=yes --suppressions=$(abspath tests/valgrind.supp) \
-	    --trace-children-skip='*/bash,*/sh,*/python3*,*/tmux,*/env,*/timeout' \
+	    --trace-children-skip='*/bash,*/sh,*/python3*,*/tmux,*/env,*/timeout,*/true' \
 	    --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite \
 	    --log-file=$(abspath $(VALGRIND_DIR))/vg.%p.log \
 	    $(TEST_BIN) --jobs 2 --filter='$(VALGRIND_FILTER)'
