@@ -1,5 +1,8 @@
 /*
- * Tests for the POSIX message queue transport behind sp_link.h.
+ * Tests for what is particular to the POSIX message queue transport behind
+ * sp_link.h; what every transport must do (order, routing, dead letters,
+ * timeouts, full and empty, close and reopen, the message size limit, peers
+ * killed) is the link conformance suite's, tests/test_link.c.
  *
  * The queues are kernel objects shared by the whole machine, and so is the
  * budget for them: every user gets RLIMIT_MSGQUEUE (800 KiB by default) for
@@ -10,10 +13,13 @@
  * queue and every reply queue the test could have made, pass or fail.
  *
  * What is checked: the sysctl limits are read and enforced with a message
- * naming the setting to raise; a producer link and a worker link carry an
- * orders message one way and a results message back along the route;
- * back-pressure and empty queues end in SP_E_TIMEOUT; the error paths of
- * sp_link.h give their exact codes; and nothing outlives its owner.
+ * naming the setting to raise; the order queue is made once, exclusively,
+ * and removed with every reply queue, a dead producer's too; reply queues
+ * are the producer's own (one per id, gone when it closes); the error paths
+ * of sp_link.h particular to queues give their exact codes (no queue, a
+ * reply size beyond msgsize_max, a send or a receive buffer that does not
+ * match the queue's message size, a message too short to name a sender);
+ * the broker's preflight counts a reply queue per producer.
  */
 #include <criterion/criterion.h>
 
@@ -33,14 +39,12 @@
 #include "sp_time.h"
 #include "sp_wire.h"
 
-#define T_MSGSIZE         1024 /* order and reply queue message size */
-#define T_BIG_MSGSIZE     2048 /* a link asking for more than the queue holds */
-#define T_DEPTH           4    /* order queue depth for the link tests */
-#define T_FULL_DEPTH      2    /* depth of the queue the back-pressure test fills */
-#define T_TIMEOUT_MS      50   /* the short waits that must time out */
-#define T_WAIT_MS         2000 /* waits that must succeed */
-#define T_EARLY_MARGIN_MS 10   /* a timed wait may end this much early */
-#define T_WHY_CAP         256
+#define T_MSGSIZE     1024 /* order and reply queue message size */
+#define T_DEPTH       4    /* order queue depth for the link tests */
+#define T_SMALL_DEPTH 2    /* depth of the queues the refused creations ask for */
+#define T_TIMEOUT_MS  50   /* the short waits that must time out */
+#define T_WAIT_MS     2000 /* waits that must succeed */
+#define T_WHY_CAP     256
 
 #define T_PRODUCER_ID 7
 #define T_WORKER_ID   1
@@ -176,11 +180,6 @@ static size_t s_orders_msg(uint8_t *buf, uint32_t producer, unsigned count, uint
     return sp_wire_msg_size(SP_MSG_ORDERS, count);
 }
 
-static long s_elapsed_ms(uint64_t since_ns)
-{
-    return (long)((sp_now_ns() - since_ns) / SP_NS_PER_MS);
-}
-
 /* Whether the queue `name` existed.  Unlinking is the only probe the module
  * offers, so a queue found this way is also removed: use it only where the
  * queue should be gone anyway. */
@@ -254,7 +253,7 @@ Test(mq, create_orders_larger_than_msgsize_max_names_the_setting)
     long depth = 0;
     long msgsize = 0;
 
-    int rc = sp_mq_create_orders(&s_names, T_FULL_DEPTH, msgsize_max + 1, &depth, &msgsize, why,
+    int rc = sp_mq_create_orders(&s_names, T_SMALL_DEPTH, msgsize_max + 1, &depth, &msgsize, why,
                                  sizeof why);
 
     cr_expect_eq(rc, SP_E_MQ_LIMIT, "rc=%d (%s)", rc, sp_strerror(rc));
@@ -271,7 +270,7 @@ Test(mq, create_orders_refuses_a_message_smaller_than_one_order)
     long too_small = (long)sp_wire_msg_size(SP_MSG_ORDERS, 1) - 1;
 
     int rc =
-        sp_mq_create_orders(&s_names, T_FULL_DEPTH, too_small, &depth, &msgsize, why, sizeof why);
+        sp_mq_create_orders(&s_names, T_SMALL_DEPTH, too_small, &depth, &msgsize, why, sizeof why);
 
     cr_expect_eq(rc, SP_E_USAGE, "rc=%d (%s)", rc, sp_strerror(rc));
     cr_expect_neq(why[0], '\0', "no explanation");
@@ -279,132 +278,6 @@ Test(mq, create_orders_refuses_a_message_smaller_than_one_order)
 }
 
 /* ----------------------------------------------------------------- links */
-
-Test(mq, orders_reach_a_worker_and_results_return_to_the_producer)
-{
-    s_instance("roundtrip");
-    s_orders_queue(T_DEPTH);
-    sp_link_t *producer = s_producer(T_PRODUCER_ID);
-    sp_link_t *worker = s_worker(T_WORKER_ID);
-    uint8_t out[T_MSGSIZE];
-    uint8_t in[T_MSGSIZE];
-    size_t len = s_orders_msg(out, T_PRODUCER_ID, 3, 1);
-
-    cr_assert_eq(sp_link_send(producer, out, len, NULL, T_WAIT_MS), 0);
-    cr_expect_eq(sp_link_depth(worker), 1, "one message waits in the order queue");
-    cr_expect_eq(sp_mq_orders_depth(&s_names), 1);
-
-    sp_route_t route;
-    memset(&route, 0xff, sizeof route);
-    int n = sp_link_recv(worker, in, sizeof in, &route, T_WAIT_MS);
-    cr_assert_eq(n, (int)len, "recv: %d (%s)", n, sp_strerror(n));
-    cr_expect_eq(memcmp(in, out, len), 0, "the message arrives byte for byte");
-    cr_expect_eq(route.producer_id, T_PRODUCER_ID);
-    sp_msg_hdr_t h;
-    cr_assert_eq(sp_wire_check(in, (size_t)n, &h), 0);
-    cr_expect_eq(h.kind, SP_MSG_ORDERS);
-    cr_expect_eq(h.count, 3);
-    cr_expect_eq(sp_link_depth(worker), 0);
-
-    /* The worker answers every order, along the route it came by. */
-    uint8_t res[T_MSGSIZE];
-    sp_wire_put_hdr(res, SP_MSG_RESULTS, h.count, T_WORKER_ID, 1);
-    for (unsigned i = 0; i < h.count; i++) {
-        sp_order_t o;
-        sp_wire_get_order(sp_wire_crec(in, SP_MSG_ORDERS, i), &o);
-        sp_result_t r;
-        memset(&r, 0, sizeof r);
-        r.producer_id = o.producer_id;
-        r.status = SP_STATUS_ACCEPTED;
-        r.type = o.type;
-        r.worker_id = T_WORKER_ID;
-        r.seq = o.seq;
-        r.product_id = o.product_id;
-        r.stock_after = 10 - i;
-        r.sched_ns = o.sched_ns;
-        r.applied_ns = sp_now_ns();
-        sp_wire_put_result(sp_wire_rec(res, SP_MSG_RESULTS, i), &r);
-    }
-    size_t res_len = sp_wire_msg_size(SP_MSG_RESULTS, h.count);
-    cr_assert_eq(sp_link_send(worker, res, res_len, &route, T_WAIT_MS), 0);
-    cr_expect_eq(sp_link_depth(producer), 1, "one message waits in the reply queue");
-
-    n = sp_link_recv(producer, in, sizeof in, NULL, T_WAIT_MS);
-    cr_assert_eq(n, (int)res_len, "recv: %d (%s)", n, sp_strerror(n));
-    cr_assert_eq(sp_wire_check(in, (size_t)n, &h), 0);
-    cr_expect_eq(h.kind, SP_MSG_RESULTS);
-    cr_expect_eq(h.sender, T_WORKER_ID);
-    for (unsigned i = 0; i < h.count; i++) {
-        sp_result_t r;
-        sp_wire_get_result(sp_wire_crec(in, SP_MSG_RESULTS, i), &r);
-        cr_expect_eq(r.producer_id, T_PRODUCER_ID);
-        cr_expect_eq(r.seq, 100u + i + 1u);
-        cr_expect_eq(r.stock_after, 10 - i);
-    }
-    cr_expect_eq(sp_link_depth(producer), 0);
-}
-
-Test(mq, depth_counts_queued_messages_in_order)
-{
-    s_instance("depth");
-    s_orders_queue(T_DEPTH);
-    sp_link_t *producer = s_producer(T_PRODUCER_ID);
-    sp_link_t *worker = s_worker(T_WORKER_ID);
-    uint8_t buf[T_MSGSIZE];
-
-    for (uint32_t batch = 1; batch <= 3; batch++) {
-        size_t len = s_orders_msg(buf, T_PRODUCER_ID, 1, batch);
-        cr_assert_eq(sp_link_send(producer, buf, len, NULL, T_WAIT_MS), 0);
-        cr_expect_eq(sp_link_depth(worker), (long)batch);
-    }
-    cr_expect_eq(sp_link_depth(producer), 0, "the producer's own queue is separate");
-    for (uint32_t batch = 1; batch <= 3; batch++) {
-        int n = sp_link_recv(worker, buf, sizeof buf, NULL, T_WAIT_MS);
-        cr_assert_gt(n, 0);
-        sp_msg_hdr_t h;
-        cr_assert_eq(sp_wire_check(buf, (size_t)n, &h), 0);
-        cr_expect_eq(h.batch, batch, "messages come out in the order they went in");
-        cr_expect_eq(sp_link_depth(worker), (long)(3 - batch));
-    }
-}
-
-Test(mq, send_to_a_full_queue_times_out)
-{
-    s_instance("full");
-    s_orders_queue(T_FULL_DEPTH);
-    sp_link_t *producer = s_producer(T_PRODUCER_ID);
-    uint8_t buf[T_MSGSIZE];
-    size_t len = s_orders_msg(buf, T_PRODUCER_ID, 1, 1);
-    for (int i = 0; i < T_FULL_DEPTH; i++) {
-        cr_assert_eq(sp_link_send(producer, buf, len, NULL, T_WAIT_MS), 0);
-    }
-    uint64_t start = sp_now_ns();
-
-    int rc = sp_link_send(producer, buf, len, NULL, T_TIMEOUT_MS);
-
-    cr_expect_eq(rc, SP_E_TIMEOUT, "rc=%d (%s)", rc, sp_strerror(rc));
-    cr_expect_geq(s_elapsed_ms(start), T_TIMEOUT_MS - T_EARLY_MARGIN_MS, "gave up early");
-    cr_expect_lt(s_elapsed_ms(start), T_WAIT_MS, "waited far too long");
-    cr_expect_eq(sp_mq_orders_depth(&s_names), T_FULL_DEPTH);
-}
-
-Test(mq, recv_on_an_empty_queue_times_out)
-{
-    s_instance("empty");
-    s_orders_queue(T_DEPTH);
-    sp_link_t *producer = s_producer(T_PRODUCER_ID);
-    sp_link_t *worker = s_worker(T_WORKER_ID);
-    uint8_t buf[T_MSGSIZE];
-    sp_route_t route;
-    uint64_t start = sp_now_ns();
-
-    int rc = sp_link_recv(worker, buf, sizeof buf, &route, T_TIMEOUT_MS);
-
-    cr_expect_eq(rc, SP_E_TIMEOUT, "worker: rc=%d (%s)", rc, sp_strerror(rc));
-    cr_expect_geq(s_elapsed_ms(start), T_TIMEOUT_MS - T_EARLY_MARGIN_MS, "gave up early");
-    rc = sp_link_recv(producer, buf, sizeof buf, NULL, T_TIMEOUT_MS);
-    cr_expect_eq(rc, SP_E_TIMEOUT, "producer: rc=%d (%s)", rc, sp_strerror(rc));
-}
 
 Test(mq, worker_send_to_a_producer_without_a_reply_queue_is_enoent)
 {
@@ -513,26 +386,6 @@ Test(mq, link_open_without_an_order_queue_is_enoent)
     }
 }
 
-Test(mq, link_open_refuses_messages_larger_than_the_queue_holds)
-{
-    s_instance("toobig");
-    s_orders_queue(T_DEPTH);
-    s_track_reply(T_PRODUCER_ID);
-    sp_link_cfg_t cfg = s_cfg(SP_LINK_PRODUCER, T_PRODUCER_ID);
-    cfg.max_msg = T_BIG_MSGSIZE;
-    char why[T_WHY_CAP] = "";
-    sp_link_t *link = NULL;
-
-    int rc = sp_link_open(&link, &cfg, why, sizeof why);
-
-    cr_expect_eq(rc, -EMSGSIZE, "rc=%d (%s)", rc, sp_strerror(rc));
-    cr_expect_null(link);
-    cr_expect_neq(why[0], '\0', "no explanation");
-    char reply[SP_IPC_NAME_MAX];
-    sp_names_reply_mq(&s_names, T_PRODUCER_ID, reply, sizeof reply);
-    cr_expect_eq(sp_mq_unlink_name(reply), -ENOENT, "a failed open left its reply queue");
-}
-
 Test(mq, link_open_refuses_a_reply_size_beyond_msgsize_max)
 {
     s_instance("bigreply");
@@ -594,6 +447,7 @@ Test(mq, recv_into_a_buffer_smaller_than_the_queue_is_emsgsize)
     uint8_t buf[T_MSGSIZE];
     size_t len = s_orders_msg(buf, T_PRODUCER_ID, 1, 1);
     cr_assert_eq(sp_link_send(producer, buf, len, NULL, T_WAIT_MS), 0);
+    cr_assert_eq(sp_mq_orders_depth(&s_names), 1);
 
     /* POSIX refuses any buffer below the queue's message size, even when
      * the waiting message itself would fit. */
@@ -622,29 +476,6 @@ Test(mq, route_of_a_message_shorter_than_a_header_is_empty)
     cr_expect_eq(sp_wire_check(buf, (size_t)n, NULL), SP_E_BAD_SIZE);
 }
 
-Test(mq, release_is_a_no_op_on_message_queues)
-{
-    s_instance("release");
-    s_orders_queue(T_DEPTH);
-    sp_link_t *worker = s_worker(T_WORKER_ID);
-    sp_route_t route = {.producer_id = T_PRODUCER_ID};
-
-    cr_expect_eq(sp_link_release(worker, &route), 0);
-}
-
-Test(mq, link_open_refuses_an_unknown_transport)
-{
-    s_instance("kind");
-    sp_link_cfg_t cfg = s_cfg(SP_LINK_WORKER, T_WORKER_ID);
-    cfg.transport = NULL;
-    char why[T_WHY_CAP] = "";
-    sp_link_t *link = (sp_link_t *)&link;
-
-    cr_expect_eq(sp_link_open(&link, &cfg, why, sizeof why), SP_E_USAGE);
-    cr_expect_null(link);
-    cr_expect_neq(why[0], '\0', "no explanation");
-}
-
 Test(mq, unlink_and_depth_of_a_missing_queue_are_enoent)
 {
     s_instance("missing");
@@ -652,14 +483,6 @@ Test(mq, unlink_and_depth_of_a_missing_queue_are_enoent)
     cr_expect_eq(sp_mq_unlink_name(s_names.orders_mq), -ENOENT);
     cr_expect_eq(sp_mq_orders_depth(&s_names), -ENOENT);
     cr_expect_eq(sp_mq_remove_all(&s_names), -ENOENT);
-}
-
-Test(mq, link_close_is_null_safe)
-{
-    sp_link_t *link = NULL;
-    sp_link_close(&link);
-    sp_link_close(NULL);
-    cr_expect_null(link);
 }
 
 /* The broker's preflight (producers and batch 0) counts the order queue and

@@ -11,8 +11,6 @@
 #include "sp_table.h"
 
 #include <criterion/criterion.h>
-#include <mqueue.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -314,60 +312,6 @@ Test(pipeline, shm_one_shot_orders_answer_like_the_shop, .timeout = 60)
 Test(pipeline, direct_one_shot_orders_answer_like_the_shop, .timeout = 60)
 {
     s_one_shot("direct");
-}
-
-/* Garbage written straight into the order queue: dead-lettered, counted,
- * nothing changes, and the pipeline keeps serving. */
-Test(pipeline, garbage_in_the_mq_order_queue_changes_nothing, .timeout = 60)
-{
-    char inst[64];
-    spt_instance(inst, sizeof inst, "mqgarbage");
-    const char *extra[] = {"--catalogue", spt_data("products.csv"), NULL};
-    pid_t broker = spt_broker_start(inst, extra);
-    cr_assert(broker > 0);
-    sp_names_t names;
-    sp_names_init(&names, inst, NULL);
-    mqd_t q = mq_open(names.orders_mq, O_WRONLY);
-    cr_assert(q != (mqd_t)-1);
-    const int garbage = 40;
-    unsigned char junk[512];
-    srand(7);
-    for (int i = 0; i < garbage; i++) {
-        size_t len = (size_t)(rand() % (int)sizeof junk);
-        for (size_t k = 0; k < len; k++) {
-            junk[k] = (unsigned char)rand();
-        }
-        if (i % 4 == 0 && len >= 16) {
-            memcpy(junk, "SPW1", 4); /* a right magic with a wrong rest */
-        }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 5;
-        cr_assert_eq(mq_timedsend(q, (const char *)junk, len, 0, &ts), 0);
-    }
-    mq_close(q);
-    char *out = NULL;
-    const char *buy[] = {spt_bin("producer"), "--instance", inst, "buy", "1", NULL};
-    cr_expect_eq(spt_run(buy, RUN_TIMEOUT_MS, &out), 0, "%s", out);
-    cr_expect(strstr(out, "stock left 26") != NULL, "%s", out);
-    free(out);
-    sp_table_t *t = NULL;
-    cr_assert_eq(sp_table_open(&t, names.table, false), 0);
-    uint64_t dead = 0;
-    for (int w = 0; w < SP_WORKERS_MAX; w++) {
-        dead += atomic_load(&sp_table_hdr(t)->worker[w].invalid_msgs);
-    }
-    cr_expect_eq(dead, (uint64_t)garbage, "dead-lettered %llu of %d", (unsigned long long)dead,
-                 garbage);
-    cr_expect_eq(sp_table_audit(t, NULL, 0), 0);
-    for (uint32_t id = 2; id <= 10; id++) {
-        cr_expect_eq(spt_tally(t, id).version, 0);
-    }
-    sp_table_close(&t);
-    cr_expect_eq(kill(broker, 0), 0, "broker died");
-    int status = spt_stop(broker);
-    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    cr_expect_not(spt_leftovers(inst));
 }
 
 Test(pipeline, malformed_catalogue_is_refused_with_line_and_field, .timeout = 30)
