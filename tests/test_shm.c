@@ -41,9 +41,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define T_SLOT        1024 /* slot size of the link tests' segments */
-#define T_TIMEOUT_MS  50   /* waits that must time out */
-#define T_WAIT_MS     5000 /* waits that must succeed */
+#define T_SLOT        1024            /* slot size of the link tests' segments */
+#define T_TIMEOUT_MS  50              /* waits that must time out */
+#define T_WAIT_MS     SP_TEST_WAIT_MS /* waits that must succeed */
 #define T_WHY_CAP     256
 #define T_WORKER_ID   1
 #define T_PRODUCER_ID 7
