@@ -47,7 +47,7 @@ static void s_usage(FILE *out)
         "  --retry D           resend an unanswered order after D, doubling up to 2s\n"
         "                      (default 250ms; 0 = never resend)\n"
         "  --ledger-out DIR    write every order's outcome to DIR/ledger-<producer>.bin\n"
-        "                      (32-byte records, see sp_producer.h; the chaos checker reads them)\n"
+        "                      (32-byte records, see sp_ledger.h; the chaos checker reads them)\n"
         "  --cert FILE         this producer's CURVE certificate (from `broker --keygen\n"
         "                      FILE`; FILE_secret must have mode 0600), needed when the\n"
         "                      broker runs with --curve-cert\n"

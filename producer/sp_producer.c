@@ -7,14 +7,13 @@
 #include "sp_commit.h"
 #include "sp_curve.h"
 #include "sp_error.h"
-#include "sp_le.h"
+#include "sp_ledger.h"
 #include "sp_link.h"
 #include "sp_rand.h"
 #include "sp_signal.h"
 #include "sp_time.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -77,9 +76,7 @@ typedef struct {
     uint64_t bad_no;       /* malformed messages made so far */
     uint64_t msgs_sent;    /* order messages sent so far */
     uint64_t bad_answered; /* answers to injected orders */
-    int ledger_fd;         /* --ledger-out: one record per order outcome, or -1 */
-    uint8_t ledger_buf[SP_LEDGER_REC_SIZE * 256];
-    size_t ledger_len;
+    sp_ledger_t *ledger;   /* --ledger-out: one record per order outcome, or NULL */
 } sp_cust_t;
 
 void sp_load_defaults(sp_load_cfg_t *cfg)
@@ -165,26 +162,20 @@ static int s_products(sp_cust_t *c)
     return 0;
 }
 
+/* Writes the buffered ledger records; a failure is counted (ledger_errors),
+ * not fatal: the run goes on. */
 static void s_ledger_flush(sp_cust_t *c)
 {
-    if (c->ledger_fd >= 0 && c->ledger_len > 0) {
-        /* unbuffered beyond one message's worth: a customer killed later
-         * keeps every outcome it had been told */
-        if (write(c->ledger_fd, c->ledger_buf, c->ledger_len) != (ssize_t)c->ledger_len) {
-            c->st->ledger_errors++;
-        }
+    if (c->ledger != NULL && sp_ledger_flush(c->ledger) < 0) {
+        c->st->ledger_errors++;
     }
-    c->ledger_len = 0;
 }
 
 /* Appends the outcome of one order (SP_STATUS_*, or SP_LEDGER_TIMED_OUT). */
 static void s_ledger_put(sp_cust_t *c, const sp_pending_t *p, unsigned status, uint32_t stock)
 {
-    if (c->ledger_fd < 0) {
+    if (c->ledger == NULL) {
         return;
-    }
-    if (c->ledger_len + SP_LEDGER_REC_SIZE > sizeof c->ledger_buf) {
-        s_ledger_flush(c);
     }
     sp_ledger_rec_t rec = {.producer_id = c->producer_id,
                            .type = p->type,
@@ -193,8 +184,9 @@ static void s_ledger_put(sp_cust_t *c, const sp_pending_t *p, unsigned status, u
                            .product_id = p->product,
                            .quantity = p->qty,
                            .stock_after = stock};
-    sp_ledger_encode(c->ledger_buf + c->ledger_len, &rec);
-    c->ledger_len += SP_LEDGER_REC_SIZE;
+    if (sp_ledger_put(c->ledger, &rec) < 0) {
+        c->st->ledger_errors++;
+    }
 }
 
 static void s_on_result(sp_cust_t *c, const sp_result_t *r, uint64_t now)
@@ -659,10 +651,9 @@ static int s_customer_loop(sp_cust_t *c, uint64_t quota)
 
 static void s_cust_free(sp_cust_t *c)
 {
-    s_ledger_flush(c);
-    if (c->ledger_fd >= 0) {
-        close(c->ledger_fd);
-        c->ledger_fd = -1;
+    if (c->ledger != NULL) {
+        s_ledger_flush(c);
+        sp_ledger_close(&c->ledger);
     }
     sp_link_close(&c->link);
     sp_table_close(&c->table);
@@ -770,7 +761,7 @@ static int s_customer(const sp_load_cfg_t *cfg, unsigned index, uint64_t quota, 
                       uint64_t **sold, uint64_t **restocked, uint32_t *capacity, char *why,
                       size_t cap)
 {
-    sp_cust_t c = {.cfg = cfg, .st = st, .ledger_fd = -1};
+    sp_cust_t c = {.cfg = cfg, .st = st};
     memset(st, 0, sizeof *st);
     sp_hist_init(&st->latency);
     sp_names_t names;
@@ -784,13 +775,7 @@ static int s_customer(const sp_load_cfg_t *cfg, unsigned index, uint64_t quota, 
         rc = s_products(&c);
     }
     if (rc == 0 && cfg->ledger_dir != NULL) {
-        char path[SP_PATH_MAX + 64];
-        snprintf(path, sizeof path, "%s/ledger-%u.bin", cfg->ledger_dir, c.producer_id);
-        c.ledger_fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
-        if (c.ledger_fd < 0) {
-            rc = -errno;
-            sp_why(why, cap, "cannot create the ledger %s: %s", path, strerror(errno));
-        }
+        rc = sp_ledger_open(&c.ledger, cfg->ledger_dir, c.producer_id, why, cap);
     }
     if (rc < 0) {
         s_cust_free(&c);
@@ -1364,28 +1349,4 @@ int sp_audit(FILE *out, sp_table_t *table, const sp_load_stats_t *st, const uint
     }
     fprintf(out, "\n");
     return 1;
-}
-
-void sp_ledger_encode(uint8_t *out, const sp_ledger_rec_t *r)
-{
-    memset(out, 0, SP_LEDGER_REC_SIZE);
-    sp_le_put32(out, r->producer_id);
-    out[4] = r->type;
-    out[5] = r->status;
-    sp_le_put32(out + 12, r->product_id);
-    sp_le_put32(out + 16, r->quantity);
-    sp_le_put32(out + 20, r->stock_after);
-    sp_le_put64(out + 24, r->seq);
-}
-
-void sp_ledger_decode(const uint8_t *in, sp_ledger_rec_t *r)
-{
-    memset(r, 0, sizeof *r);
-    r->producer_id = sp_le_get32(in);
-    r->type = in[4];
-    r->status = in[5];
-    r->product_id = sp_le_get32(in + 12);
-    r->quantity = sp_le_get32(in + 16);
-    r->stock_after = sp_le_get32(in + 20);
-    r->seq = sp_le_get64(in + 24);
 }

@@ -62,7 +62,7 @@ typedef struct {
      * (the benchmark's inproc:// cells, where everything shares one process) */
     bool threads;
     /* write every order's outcome to DIR/ledger-<producer id>.bin (the chaos
-     * checker's input); NULL: none */
+     * checker's input, sp_ledger.h); NULL: none */
     const char *ledger_dir;
     uint32_t producer_id; /* one-shot --as: use this producer id (0: a new one) */
     bool holds_outlive;   /* register no pid: holds last until they expire */
@@ -97,26 +97,6 @@ typedef struct {
     uint64_t wait_ns;  /* time they were runnable but waited for a CPU */
     sp_hist_t latency; /* ns, scheduled send -> result received */
 } sp_load_stats_t;
-
-/* The per-order ledger (--ledger-out), 32 bytes per order, little-endian:
- *   off 0 u32 producer_id, off 4 u8 type, off 5 u8 status (SP_STATUS_* of the
- *   outcome, or SP_LEDGER_TIMED_OUT), off 6..11 zero, off 12 u32 product_id,
- *   off 16 u32 quantity, off 20 u32 stock_after, off 24 u64 seq.
- * Written as outcomes arrive (one write per result message), so a customer
- * killed mid-run leaves every outcome it was told. */
-#define SP_LEDGER_REC_SIZE  32
-#define SP_LEDGER_TIMED_OUT 0xff
-typedef struct {
-    uint32_t producer_id;
-    uint8_t type;
-    uint8_t status;
-    uint32_t product_id;
-    uint32_t quantity;
-    uint32_t stock_after;
-    uint64_t seq;
-} sp_ledger_rec_t;
-void sp_ledger_encode(uint8_t *out, const sp_ledger_rec_t *r);
-void sp_ledger_decode(const uint8_t *in, sp_ledger_rec_t *r);
 
 /* Fills *cfg with the defaults. */
 void sp_load_defaults(sp_load_cfg_t *cfg);

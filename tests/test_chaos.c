@@ -25,7 +25,7 @@
 #include "sp_testutil.h"
 
 #include "sp_journal.h"
-#include "sp_producer.h"
+#include "sp_ledger.h"
 #include "sp_wire.h"
 
 #include <criterion/criterion.h>

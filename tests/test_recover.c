@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "sp_instance.h"
-#include "sp_producer.h"
+#include "sp_ledger.h"
 #include "sp_table.h"
 #include "sp_testutil.h"
 #include "sp_time.h"

@@ -7,7 +7,7 @@
  *               [--tables N] [--json]
  *
  * Two independent witnesses are compared.  The customers' ledgers
- * (DIR/ledger-<producer>.bin, sp_producer.h) say what each customer was
+ * (DIR/ledger-<producer>.bin, sp_ledger.h) say what each customer was
  * told; the workers' journals (DIR/<name>.log, sp_journal.h) say what the workers
  * did.  Joined on the order key (producer, seq):
  *
@@ -53,7 +53,7 @@
 #include "sp_error.h"
 #include "sp_grow.h"
 #include "sp_journal.h"
-#include "sp_producer.h"
+#include "sp_ledger.h"
 #include "sp_wire.h"
 
 #include <dirent.h>
