@@ -6,6 +6,7 @@
 #include "sp_error.h"
 #include "sp_commit.h"
 #include "sp_log.h"
+#include "sp_once.h"
 #include "sp_print.h"
 #include "sp_producer.h"
 #include "sp_signal.h"
@@ -124,7 +125,7 @@ static int s_one_shot(const char *instance, const char *cert, int argc, char **a
     }
     sp_result_t res;
     uint32_t producer = 0;
-    rc = sp_order_once_ex(&req, SP_ONE_SHOT_TIMEOUT_MS, &res, &producer, why, sizeof why);
+    rc = sp_once_place(&req, SP_ONE_SHOT_TIMEOUT_MS, &res, &producer, why, sizeof why);
     if (rc < 0) {
         sp_error("%s", why);
         return 1;

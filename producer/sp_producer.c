@@ -4,8 +4,8 @@
  */
 #include "sp_producer.h"
 
+#include "sp_client.h"
 #include "sp_commit.h"
-#include "sp_curve.h"
 #include "sp_error.h"
 #include "sp_ledger.h"
 #include "sp_link.h"
@@ -21,7 +21,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define SP_OPEN_READY_MS   5000
 #define SP_POLL_IDLE_MS    50 /* longest wait for results when nothing is due */
 #define SP_TIMEOUT_SCAN_NS (20 * SP_NS_PER_MS)
 #define SP_PACE_NAP_NS     (200 * 1000ull) /* longest nap between paced orders */
@@ -47,6 +46,8 @@ typedef struct {
 
 typedef struct {
     const sp_load_cfg_t *cfg;
+    sp_client_t *client;
+    /* the client's, borrowed for the hot path */
     sp_table_t *table;
     sp_link_t *link;
     uint32_t producer_id;
@@ -70,9 +71,7 @@ typedef struct {
         uint32_t product, qty;
     } held[SP_CUSTOMER_HOLDS];
     unsigned nheld;
-    sp_curve_keys_t curve; /* --cert, when the instance uses CURVE */
-    bool curve_used;
-    uint8_t *bad;          /* --inject-malformed: the malformed message, msg_cap bytes */
+    uint8_t *bad;          /* --inject-malformed: msg_cap + S_BAD_ROOM bytes */
     uint64_t bad_no;       /* malformed messages made so far */
     uint64_t msgs_sent;    /* order messages sent so far */
     uint64_t bad_answered; /* answers to injected orders */
@@ -278,13 +277,6 @@ static int s_collect(sp_cust_t *c, int wait_ms)
     }
 }
 
-/* Backoff: the n-th resend waits retry_ms << n, at most SP_RETRY_MAX_MS. */
-static uint64_t s_retry_after(const sp_load_cfg_t *cfg, unsigned tries)
-{
-    uint64_t ms = (uint64_t)cfg->retry_ms << (tries < 16 ? tries - 1 : 15);
-    return (ms < SP_RETRY_MAX_MS ? ms : SP_RETRY_MAX_MS) * SP_NS_PER_MS;
-}
-
 /* Resends what is due, gives up on what is past the result timeout.  Each
  * copy of an order carries the same (producer, seq), so a worker that finds
  * it already applied answers with the first outcome instead. */
@@ -324,7 +316,7 @@ static void s_retry(sp_cust_t *c, uint64_t now)
                         .sched_ns = p->sched_ns};
         sp_wire_put_order(sp_wire_rec(c->msg, SP_MSG_ORDERS, k++), &o);
         p->tries++;
-        p->due_ns = now + s_retry_after(cfg, p->tries);
+        p->due_ns = now + sp_client_retry_after_ns(cfg->retry_ms, p->tries);
         if (k == cfg->batch) {
             break; /* the rest next turn */
         }
@@ -578,7 +570,7 @@ static int s_customer_loop(sp_cust_t *c, uint64_t quota)
             *p = (sp_pending_t){.seq = seq,
                                 .sched_ns = o.sched_ns,
                                 .first_ns = now,
-                                .due_ns = now + s_retry_after(cfg, 1),
+                                .due_ns = now + sp_client_retry_after_ns(cfg->retry_ms, 1),
                                 .product = o.product_id,
                                 .qty = o.quantity,
                                 .tries = 1,
@@ -649,112 +641,44 @@ static int s_customer_loop(sp_cust_t *c, uint64_t quota)
     return rc;
 }
 
+/* Flushes and closes the ledger, closes the client, frees the rest. */
 static void s_cust_free(sp_cust_t *c)
 {
     if (c->ledger != NULL) {
         s_ledger_flush(c);
         sp_ledger_close(&c->ledger);
     }
-    sp_link_close(&c->link);
-    sp_table_close(&c->table);
-    sp_curve_wipe(&c->curve);
+    sp_client_close(&c->client);
     free(c->slots);
     free(c->ids);
     free(c->zipf_cdf);
-    free(c->msg);
     free(c->bad);
-    free(c->in);
     free(c->sold);
     free(c->restocked);
 }
 
-/* The order endpoint is a CURVE server: our keys come from --cert. */
-static int s_curve_keys(sp_cust_t *c, const sp_names_t *names, const sp_table_hdr_t *h, char *why,
-                        size_t cap)
+/* Connects as a new producer and takes the client's link and buffers. */
+static int s_connect(sp_cust_t *c, char *why, size_t cap)
 {
-    if (c->cfg->cert == NULL) {
-        snprintf(why, cap,
-                 "instance '%s' takes orders over CURVE (%s): give --cert FILE, a client "
-                 "certificate made with `broker --keygen FILE` whose public half FILE is in the "
-                 "broker's --curve-clients directory",
-                 names->name, h->ep_orders);
-        return SP_E_USAGE;
-    }
-    int rc = sp_curve_load_secret(c->cfg->cert, &c->curve, why, cap);
+    const sp_load_cfg_t *cfg = c->cfg;
+    sp_client_cfg_t cc = {.instance = cfg->instance, .batch = cfg->batch, .cert = cfg->cert};
+    int rc = sp_client_open(&c->client, &cc, why, cap);
     if (rc < 0) {
         return rc;
     }
-    c->curve_used = true;
-    return 0;
-}
-
-/* Opens the table and a producer link: shared by customers and one-shot. */
-static int s_connect(sp_cust_t *c, const sp_names_t *names, unsigned batch, char *why, size_t cap)
-{
-    int rc = sp_table_open_ready(&c->table, names->table, false, SP_OPEN_READY_MS);
-    if (rc < 0) {
-        snprintf(why, cap, "instance '%s' is not running (%s %s)", names->name, names->table,
-                 sp_strerror(rc));
-        return rc;
-    }
-    sp_table_hdr_t *h = sp_table_hdr(c->table);
-    /* the table is mapped read-only here; the id counter needs a writable map */
-    sp_table_t *rw = NULL;
-    rc = sp_table_open(&rw, names->table, true);
-    if (rc < 0) {
-        snprintf(why, cap, "cannot open %s for a producer id: %s", names->table, sp_strerror(rc));
-        return rc;
-    }
-    c->producer_id = c->cfg->producer_id != 0 ? c->cfg->producer_id : sp_table_new_producer_id(rw);
-    /* a dedup slot of our own, registered with our pid so it (and our holds)
-     * is freed for another producer as soon as we are gone; a one-shot
-     * reserve registers no pid: its hold outlives it until it expires */
-    rc = sp_commit_register(rw, c->producer_id, c->cfg->holds_outlive ? 0 : getpid());
-    sp_table_close(&rw);
-    if (rc < 0) {
-        snprintf(why, cap, "no room for another producer in %s (%d are remembered at once)",
-                 names->table, SP_DEDUP_SLOTS);
-        return rc;
-    }
-    c->msg_cap = sp_wire_msg_size(SP_MSG_ORDERS, batch);
-    c->in_cap = sp_wire_msg_size(SP_MSG_RESULTS, batch);
-    c->msg = malloc(c->msg_cap);
-    c->in = malloc(c->in_cap);
-    /* room for the longest malformed message, whatever the batch */
-    c->bad = c->cfg->malformed_every > 0 ? malloc(c->msg_cap + S_BAD_ROOM) : NULL;
-    if (c->msg == NULL || c->in == NULL || (c->cfg->malformed_every > 0 && c->bad == NULL)) {
-        return -ENOMEM;
-    }
-    const sp_transport_t *t = sp_transport_by_id(h->transport);
-    if (t == NULL) {
-        snprintf(why, cap, "instance '%s' runs a transport this build does not know (id %u)",
-                 names->name, h->transport);
-        return SP_E_BAD_LAYOUT;
-    }
-    char limit[160];
-    unsigned fit =
-        t->fit(&(sp_tinfo_t){.msgsize = h->mq_msgsize, .depth = h->mq_depth}, limit, sizeof limit);
-    if (batch > fit) {
-        snprintf(why, cap, "a batch of %u orders does not fit %s: use --batch %u or less", batch,
-                 limit, fit);
-        return -EMSGSIZE;
-    }
-    sp_link_cfg_t lc = {.role = SP_LINK_PRODUCER,
-                        .transport = t,
-                        .names = names,
-                        .endpoint = h->ep_orders,
-                        .id = c->producer_id,
-                        .max_msg = c->msg_cap,
-                        .reply_msg = c->in_cap};
-    if (h->curve_server_key[0] != '\0') {
-        rc = s_curve_keys(c, names, h, why, cap);
-        if (rc < 0) {
-            return rc;
+    c->table = sp_client_table(c->client);
+    c->link = sp_client_link(c->client);
+    c->producer_id = sp_client_producer_id(c->client);
+    c->msg = sp_client_orders_buf(c->client, &c->msg_cap);
+    c->in = sp_client_results_buf(c->client, &c->in_cap);
+    if (cfg->malformed_every > 0) {
+        /* room for the longest malformed message, whatever the batch */
+        c->bad = malloc(c->msg_cap + S_BAD_ROOM);
+        if (c->bad == NULL) {
+            return -ENOMEM;
         }
-        lc.server_key = h->curve_server_key;
-        lc.curve = &c->curve;
     }
-    return sp_link_open(&c->link, &lc, why, cap);
+    return 0;
 }
 
 static int s_customer(const sp_load_cfg_t *cfg, unsigned index, uint64_t quota, sp_load_stats_t *st,
@@ -764,13 +688,7 @@ static int s_customer(const sp_load_cfg_t *cfg, unsigned index, uint64_t quota, 
     sp_cust_t c = {.cfg = cfg, .st = st};
     memset(st, 0, sizeof *st);
     sp_hist_init(&st->latency);
-    sp_names_t names;
-    int rc = sp_names_init(&names, cfg->instance, NULL);
-    if (rc < 0) {
-        snprintf(why, cap, "bad instance name '%s'", cfg->instance);
-        return rc;
-    }
-    rc = s_connect(&c, &names, cfg->batch, why, cap);
+    int rc = s_connect(&c, why, cap);
     if (rc == 0) {
         rc = s_products(&c);
     }
@@ -1097,106 +1015,6 @@ int sp_load_run(const sp_load_cfg_t *cfg, sp_load_stats_t *st, uint64_t **sold,
     }
     free(buf);
     free(rep);
-    return rc;
-}
-
-int sp_order_once(const char *instance, unsigned type, uint32_t product, uint32_t qty,
-                  int timeout_ms, sp_result_t *res, char *why, size_t cap)
-{
-    sp_once_t req = {.instance = instance, .type = type, .product = product, .qty = qty};
-    return sp_order_once_ex(&req, timeout_ms, res, NULL, why, cap);
-}
-
-int sp_order_once_ex(const sp_once_t *req, int timeout_ms, sp_result_t *res, uint32_t *producer,
-                     char *why, size_t cap)
-{
-    const char *instance = req->instance;
-    unsigned type = req->type;
-    uint32_t product = req->product, qty = req->qty;
-    sp_load_cfg_t cfg;
-    sp_load_defaults(&cfg);
-    cfg.producer_id = req->as_producer;
-    cfg.holds_outlive = type == SP_ORDER_RESERVE || req->as_producer != 0;
-    cfg.cert = req->cert;
-    sp_load_stats_t st;
-    memset(&st, 0, sizeof st);
-    sp_cust_t c = {.cfg = &cfg, .st = &st};
-    sp_names_t names;
-    int rc = sp_names_init(&names, instance, NULL);
-    if (rc < 0) {
-        snprintf(why, cap, "bad instance name '%s'", instance);
-        return rc;
-    }
-    rc = s_connect(&c, &names, 1, why, cap);
-    if (rc < 0) {
-        s_cust_free(&c);
-        return rc;
-    }
-    if (producer != NULL) {
-        *producer = c.producer_id;
-    }
-    /* a fresh id starts at seq 1; a reused one (--as) needs a seq above any
-     * it used before: milliseconds since 2024 (fits SP_SEQ_MAX for 34 years) */
-    uint64_t seq = 1;
-    if (req->as_producer != 0) {
-        seq = (sp_realtime_ns() / SP_NS_PER_MS - SP_ONCE_EPOCH_MS) & SP_SEQ_MAX;
-    }
-    sp_order_t o = {.type = (uint8_t)type,
-                    .reserved = req->hold_s,
-                    .producer_id = c.producer_id,
-                    .seq = seq,
-                    .product_id = product,
-                    .quantity = qty,
-                    .sched_ns = sp_now_ns()};
-    sp_wire_put_hdr(c.msg, SP_MSG_ORDERS, 1, c.producer_id, 0);
-    sp_wire_put_order(sp_wire_rec(c.msg, SP_MSG_ORDERS, 0), &o);
-    rc = sp_link_send(c.link, c.msg, sp_wire_msg_size(SP_MSG_ORDERS, 1), NULL, timeout_ms);
-    uint64_t deadline = sp_now_ns() + (uint64_t)timeout_ms * SP_NS_PER_MS;
-    unsigned tries = 1;
-    uint64_t resend = sp_now_ns() + s_retry_after(&cfg, tries);
-    while (rc == 0) {
-        uint64_t now = sp_now_ns();
-        if (now >= deadline) {
-            rc = SP_E_TIMEOUT;
-            break;
-        }
-        if (now >= resend) {
-            /* unanswered: the same order again (a worker may have died
-             * holding it); the workers apply it once whatever happens */
-            o.flags = SP_ORDER_F_RESENT;
-            sp_wire_put_hdr(c.msg, SP_MSG_ORDERS, 1, c.producer_id, tries);
-            sp_wire_put_order(sp_wire_rec(c.msg, SP_MSG_ORDERS, 0), &o);
-            sp_link_send(c.link, c.msg, sp_wire_msg_size(SP_MSG_ORDERS, 1), NULL,
-                         SP_SEND_TIMEOUT_MS);
-            resend = now + s_retry_after(&cfg, ++tries);
-        }
-        uint64_t until = (resend < deadline ? resend : deadline) - now;
-        int n = sp_link_recv(c.link, c.in, c.in_cap, NULL, (int)(until / SP_NS_PER_MS) + 1);
-        if (n == SP_E_TIMEOUT) {
-            continue;
-        }
-        if (n < 0) {
-            rc = n;
-            break;
-        }
-        sp_msg_hdr_t h;
-        if (sp_wire_check(c.in, (size_t)n, &h) == 0 && h.kind == SP_MSG_RESULTS && h.count == 1) {
-            sp_wire_get_result(sp_wire_crec(c.in, SP_MSG_RESULTS, 0), res);
-            bool waiting =
-                res->status == SP_STATUS_DUPLICATE && res->original == SP_ORIGINAL_PENDING;
-            if (res->seq == seq && res->producer_id == c.producer_id && !waiting) {
-                break;
-            }
-        }
-    }
-    if (rc < 0) {
-        snprintf(why, cap, "order not answered: %s%s", sp_strerror(rc),
-                 rc == SP_E_TIMEOUT && c.curve_used
-                     ? " (the broker uses CURVE: is the public half of --cert in its "
-                       "--curve-clients directory?)"
-                     : "");
-    }
-    s_cust_free(&c);
     return rc;
 }
 

@@ -1,6 +1,6 @@
 /*
- * sp_producer — simulated customers and the one-shot order client
- * (bin/producer is a thin main over it).
+ * sp_producer — simulated customers (bin/producer is a thin main over it;
+ * the one-shot order is sp_once).
  *
  * A load run forks `customers` processes.  Each is an independent producer:
  * its own producer id (handed out by the table), its own link (and reply
@@ -16,6 +16,7 @@
 #ifndef SP_PRODUCER_H
 #define SP_PRODUCER_H
 
+#include "sp_client.h"
 #include "sp_hist.h"
 #include "sp_table.h"
 #include "sp_wire.h"
@@ -24,14 +25,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define SP_CUSTOMERS_MAX     256
-#define SP_WINDOW_DEFAULT    1024  /* orders in flight per customer */
-#define SP_RESULT_TIMEOUT_MS 10000 /* an order unanswered this long is timed out */
-#define SP_RETRY_MS          250   /* first resend of an unanswered order */
-#define SP_RETRY_MAX_MS      2000  /* resends back off (doubling) up to this */
-#define SP_CUSTOMER_HOLDS    64    /* holds one customer follows up */
-#define SP_CUSTOMER_HOLD_S   5     /* how long a customer's hold lasts */
-#define SP_SEND_TIMEOUT_MS   100   /* one blocking send attempt */
+#define SP_CUSTOMERS_MAX   256
+#define SP_WINDOW_DEFAULT  1024 /* orders in flight per customer */
+#define SP_CUSTOMER_HOLDS  64   /* holds one customer follows up */
+#define SP_CUSTOMER_HOLD_S 5    /* how long a customer's hold lasts */
 
 typedef enum { SP_ARRIVAL_FAST = 0, SP_ARRIVAL_CONSTANT = 1, SP_ARRIVAL_POISSON = 2 } sp_arrival_t;
 typedef enum { SP_PICK_UNIFORM = 0, SP_PICK_ZIPF = 1 } sp_pick_t;
@@ -64,8 +61,6 @@ typedef struct {
     /* write every order's outcome to DIR/ledger-<producer id>.bin (the chaos
      * checker's input, sp_ledger.h); NULL: none */
     const char *ledger_dir;
-    uint32_t producer_id; /* one-shot --as: use this producer id (0: a new one) */
-    bool holds_outlive;   /* register no pid: holds last until they expire */
     /* hostile-input testing: after every `malformed_every`-th order message
      * send one malformed message of its own (garbage, truncated, wrong magic,
      * version or kind, a count that lies, or one order with a field out of
@@ -108,27 +103,6 @@ void sp_load_defaults(sp_load_cfg_t *cfg);
  * with *why. */
 int sp_load_run(const sp_load_cfg_t *cfg, sp_load_stats_t *st, uint64_t **sold,
                 uint64_t **restocked, uint32_t *capacity, char *why, size_t cap);
-
-/* Places one order and waits for its result.  Returns 0 with *res filled (any
- * status), or a negative code with *why. */
-int sp_order_once(const char *instance, unsigned type, uint32_t product, uint32_t qty,
-                  int timeout_ms, sp_result_t *res, char *why, size_t cap);
-
-/* One order from the command line, holds included. */
-typedef struct {
-    const char *instance;
-    unsigned type;
-    uint32_t product, qty;
-    uint16_t hold_s;      /* reserve: seconds (0: the default) */
-    uint32_t as_producer; /* buy-held/release of an earlier reserve: its producer id */
-    const char *cert;     /* --cert, as in sp_load_cfg_t */
-} sp_once_t;
-#define SP_ONCE_EPOCH_MS 1704067200000ull /* 2024-01-01, for seqs of a reused id */
-
-/* As sp_order_once, for any order type; *producer (may be NULL) gets the
- * producer id used (a reserve's, for the buy-held or release that follows). */
-int sp_order_once_ex(const sp_once_t *req, int timeout_ms, sp_result_t *res, uint32_t *producer,
-                     char *why, size_t cap);
 
 /* Adds the counters and histogram of src to dst (`first`: dst is empty, take
  * src's start time). */
