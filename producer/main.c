@@ -3,12 +3,14 @@
  * line (`producer buy ID [QTY]`, `producer restock ID QTY`).
  */
 #include "sp_args.h"
+#include "sp_audit.h"
 #include "sp_error.h"
 #include "sp_commit.h"
 #include "sp_log.h"
 #include "sp_once.h"
 #include "sp_print.h"
 #include "sp_producer.h"
+#include "sp_report.h"
 #include "sp_signal.h"
 
 #include <getopt.h>
@@ -130,45 +132,7 @@ static int s_one_shot(const char *instance, const char *cert, int argc, char **a
         sp_error("%s", why);
         return 1;
     }
-    /* a resent copy answered from the dedup record: the first outcome counts */
-    unsigned status = res.status;
-    if (status == SP_STATUS_DUPLICATE && res.original < SP_STATUS_COUNT) {
-        status = res.original;
-    }
-    uint32_t id = req.product, qty = req.qty;
-    if (status == SP_STATUS_ACCEPTED) {
-        switch (req.type) {
-        case SP_ORDER_RESERVE:
-            printf("held: product %u, quantity %u for %u s as producer %u, stock left %u\n"
-                   "  buy it:     producer buy-held %u %u %u\n"
-                   "  give it up: producer release %u %u %u\n",
-                   id, qty, secs ? secs : SP_HOLD_DEFAULT_S, producer, res.stock_after, id, qty,
-                   producer, id, qty, producer);
-            break;
-        case SP_ORDER_BUY_HELD:
-            printf("bought the held units: product %u, quantity %u\n", id, qty);
-            break;
-        case SP_ORDER_RELEASE:
-            printf("released: product %u, quantity %u back in stock, now %u\n", id, qty,
-                   res.stock_after);
-            break;
-        default:
-            printf("%s: product %u, quantity %u: accepted, stock left %u\n",
-                   req.type == SP_ORDER_PURCHASE ? "bought" : "restocked", id, qty,
-                   res.stock_after);
-        }
-        return 0;
-    }
-    if (status == SP_STATUS_OUT_OF_STOCK) {
-        printf("not enough stock: product %u has %u, wanted %u\n", id, res.stock_after, qty);
-    } else if (status == SP_STATUS_NO_HOLD) {
-        printf("refused: no live hold of product %u, quantity %u%s (expired, bought, released or "
-               "never made; or one already)\n",
-               id, qty, req.as_producer ? " for that producer" : "");
-    } else {
-        printf("refused: product %u, quantity %u: %s\n", id, qty, sp_wire_status_name(status));
-    }
-    return EXIT_REFUSED;
+    return sp_report_once(stdout, &req, &res, producer) ? 0 : EXIT_REFUSED;
 }
 
 int main(int argc, char **argv)
@@ -342,9 +306,9 @@ int main(int argc, char **argv)
         return rc == SP_E_USAGE ? EXIT_USAGE : 1;
     }
     if (json) {
-        sp_load_report_json(stdout, &cfg, &st);
+        sp_report_json(stdout, &cfg, &st);
     } else {
-        sp_load_report_text(stdout, &cfg, &st);
+        sp_report_text(stdout, &cfg, &st);
     }
     int exit_code = 0;
     if (audit || table) {
@@ -360,7 +324,7 @@ int main(int argc, char **argv)
                 printf("\nfinal table:\n");
                 sp_print_table(stdout, t, 50);
             }
-            if (audit && sp_audit(stdout, t, &st, sold, restocked) != 0) {
+            if (audit && sp_audit_check(stdout, t, &st, sold, restocked) != 0) {
                 exit_code = 1;
             }
             sp_table_close(&t);

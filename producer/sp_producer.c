@@ -24,7 +24,6 @@
 #define SP_POLL_IDLE_MS    50 /* longest wait for results when nothing is due */
 #define SP_TIMEOUT_SCAN_NS (20 * SP_NS_PER_MS)
 #define SP_PACE_NAP_NS     (200 * 1000ull) /* longest nap between paced orders */
-#define SP_AUDIT_SHOW_MAX  20              /* offending products named in the audit line */
 /* Injected malformed orders (--inject-malformed) carry order numbers above
  * this, far beyond any real one, so their answers are told apart. */
 #define S_BAD_SEQ_LOW  (SP_SEQ_MAX - (1ull << 32))
@@ -77,33 +76,6 @@ typedef struct {
     uint64_t bad_answered; /* answers to injected orders */
     sp_ledger_t *ledger;   /* --ledger-out: one record per order outcome, or NULL */
 } sp_cust_t;
-
-void sp_load_defaults(sp_load_cfg_t *cfg)
-{
-    memset(cfg, 0, sizeof *cfg);
-    cfg->instance = "stockpipe";
-    cfg->customers = 1;
-    cfg->arrival = SP_ARRIVAL_FAST;
-    cfg->pick = SP_PICK_UNIFORM;
-    cfg->zipf_s = 1.0;
-    cfg->qty_min = 1;
-    cfg->qty_max = 1;
-    cfg->batch = SP_BATCH_DEFAULT;
-    cfg->window = SP_WINDOW_DEFAULT;
-    cfg->timeout_ms = SP_RESULT_TIMEOUT_MS;
-    cfg->retry_ms = SP_RETRY_MS;
-    cfg->hold_s = SP_CUSTOMER_HOLD_S;
-    cfg->seed = 1;
-}
-
-uint64_t sp_load_answered(const sp_load_stats_t *st)
-{
-    uint64_t n = 0;
-    for (int i = 0; i < SP_STATUS_COUNT; i++) {
-        n += st->status[i];
-    }
-    return n;
-}
 
 static uint32_t s_pick_product(sp_cust_t *c)
 {
@@ -686,8 +658,7 @@ static int s_customer(const sp_load_cfg_t *cfg, unsigned index, uint64_t quota, 
                       size_t cap)
 {
     sp_cust_t c = {.cfg = cfg, .st = st};
-    memset(st, 0, sizeof *st);
-    sp_hist_init(&st->latency);
+    sp_load_stats_init(st);
     int rc = s_connect(&c, why, cap);
     if (rc == 0) {
         rc = s_products(&c);
@@ -800,36 +771,6 @@ static void s_child(const sp_load_cfg_t *cfg, unsigned index, uint64_t quota, in
     _exit(rc == 0 ? 0 : 1);
 }
 
-void sp_load_merge(sp_load_stats_t *dst, const sp_load_stats_t *src, bool first)
-{
-    dst->sent += src->sent;
-    for (int i = 0; i < SP_STATUS_COUNT; i++) {
-        dst->status[i] += src->status[i];
-    }
-    dst->timed_out += src->timed_out;
-    dst->send_failed += src->send_failed;
-    dst->unexpected += src->unexpected;
-    dst->retried += src->retried;
-    dst->duplicates += src->duplicates;
-    dst->late += src->late;
-    dst->ledger_errors += src->ledger_errors;
-    dst->malformed_msgs += src->malformed_msgs;
-    dst->malformed_orders += src->malformed_orders;
-    dst->malformed_refused += src->malformed_refused;
-    dst->units_sold += src->units_sold;
-    dst->units_restocked += src->units_restocked;
-    dst->scheduled += src->scheduled;
-    dst->cpu_ns += src->cpu_ns;
-    dst->wait_ns += src->wait_ns;
-    if (first || src->start_ns < dst->start_ns) {
-        dst->start_ns = src->start_ns;
-    }
-    if (src->end_ns > dst->end_ns) {
-        dst->end_ns = src->end_ns;
-    }
-    sp_hist_merge(&dst->latency, &src->latency);
-}
-
 /* Orders customer i places when the run is bounded by a count (0: unbounded). */
 static uint64_t s_quota(const sp_load_cfg_t *cfg, unsigned i)
 {
@@ -917,8 +858,7 @@ static int s_load_threads(const sp_load_cfg_t *cfg, sp_load_stats_t *st, uint64_
 int sp_load_run(const sp_load_cfg_t *cfg, sp_load_stats_t *st, uint64_t **sold,
                 uint64_t **restocked, uint32_t *capacity, char *why, size_t cap)
 {
-    memset(st, 0, sizeof *st);
-    sp_hist_init(&st->latency);
+    sp_load_stats_init(st);
     *sold = *restocked = NULL;
     *capacity = 0;
     if (cfg->customers < 1 || cfg->customers > SP_CUSTOMERS_MAX) {
@@ -1016,155 +956,4 @@ int sp_load_run(const sp_load_cfg_t *cfg, sp_load_stats_t *st, uint64_t **sold,
     free(buf);
     free(rep);
     return rc;
-}
-
-static double s_us(uint64_t ns)
-{
-    return (double)ns / 1e3;
-}
-
-void sp_load_report_text(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stats_t *st)
-{
-    double secs = st->end_ns > st->start_ns ? (double)(st->end_ns - st->start_ns) / 1e9 : 0;
-    double answered = (double)sp_load_answered(st); /* only divided by seconds */
-    fprintf(out,
-            "orders      sent %llu  accepted %llu  out of stock %llu  unknown product %llu  "
-            "invalid %llu  duplicate %llu  conflict %llu  no hold %llu\n",
-            (unsigned long long)st->sent, (unsigned long long)st->status[SP_STATUS_ACCEPTED],
-            (unsigned long long)st->status[SP_STATUS_OUT_OF_STOCK],
-            (unsigned long long)st->status[SP_STATUS_UNKNOWN_PRODUCT],
-            (unsigned long long)st->status[SP_STATUS_INVALID],
-            (unsigned long long)st->status[SP_STATUS_DUPLICATE],
-            (unsigned long long)st->status[SP_STATUS_CONFLICT],
-            (unsigned long long)st->status[SP_STATUS_NO_HOLD]);
-    fprintf(out,
-            "failures    timed out %llu  send failed %llu  unexpected results %llu\n"
-            "retries     resent %llu  answered from the dedup record %llu  late answers %llu\n",
-            (unsigned long long)st->timed_out, (unsigned long long)st->send_failed,
-            (unsigned long long)st->unexpected, (unsigned long long)st->retried,
-            (unsigned long long)st->duplicates, (unsigned long long)st->late);
-    fprintf(out, "units       sold %llu  restocked %llu\n", (unsigned long long)st->units_sold,
-            (unsigned long long)st->units_restocked);
-    if (cfg->malformed_every > 0) {
-        fprintf(out,
-                "malformed   injected %llu messages (to be dead-lettered) and %llu orders "
-                "(%llu answered as refused)\n",
-                (unsigned long long)st->malformed_msgs, (unsigned long long)st->malformed_orders,
-                (unsigned long long)st->malformed_refused);
-    }
-    fprintf(out, "throughput  %.1f orders/s answered over %.2f s", secs > 0 ? answered / secs : 0,
-            secs);
-    if (cfg->rate > 0 && cfg->arrival != SP_ARRIVAL_FAST) {
-        fprintf(out, " (offered %.1f/s, %s)", cfg->rate,
-                cfg->arrival == SP_ARRIVAL_POISSON ? "poisson" : "constant");
-    } else {
-        fprintf(out, " (as fast as possible)");
-    }
-    fprintf(out,
-            "\nlatency     p50 %.1f us  p90 %.1f us  p99 %.1f us  p99.9 %.1f us  max %.1f us"
-            "  (from scheduled send time)\n",
-            s_us(sp_hist_percentile(&st->latency, 50)), s_us(sp_hist_percentile(&st->latency, 90)),
-            s_us(sp_hist_percentile(&st->latency, 99)),
-            s_us(sp_hist_percentile(&st->latency, 99.9)),
-            s_us(st->latency.count ? st->latency.max : 0));
-}
-
-void sp_load_report_json(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stats_t *st)
-{
-    double secs = st->end_ns > st->start_ns ? (double)(st->end_ns - st->start_ns) / 1e9 : 0;
-    double answered = (double)sp_load_answered(st); /* only divided by seconds */
-    fprintf(out,
-            "{\"instance\":\"%s\",\"customers\":%u,\"rate\":%.3f,\"arrival\":\"%s\","
-            "\"batch\":%u,\"sent\":%llu,\"accepted\":%llu,\"out_of_stock\":%llu,"
-            "\"unknown_product\":%llu,\"invalid\":%llu,\"duplicate\":%llu,\"timed_out\":%llu,"
-            "\"send_failed\":%llu,\"retried\":%llu,\"duplicates\":%llu,\"late\":%llu,"
-            "\"conflict\":%llu,\"no_hold\":%llu,\"unexpected\":%llu,\"units_sold\":%llu,"
-            "\"units_restocked\":%llu,\"malformed_msgs\":%llu,\"malformed_orders\":%llu,"
-            "\"malformed_refused\":%llu,\"seconds\":%.6f,\"throughput\":%.3f,"
-            "\"latency_ns\":{\"p50\":%llu,\"p90\":%llu,\"p99\":%llu,\"p999\":%llu,\"max\":%llu,"
-            "\"mean\":%.1f}}\n",
-            cfg->instance, cfg->customers, cfg->rate,
-            cfg->arrival == SP_ARRIVAL_FAST
-                ? "fast"
-                : (cfg->arrival == SP_ARRIVAL_POISSON ? "poisson" : "constant"),
-            cfg->batch, (unsigned long long)st->sent,
-            (unsigned long long)st->status[SP_STATUS_ACCEPTED],
-            (unsigned long long)st->status[SP_STATUS_OUT_OF_STOCK],
-            (unsigned long long)st->status[SP_STATUS_UNKNOWN_PRODUCT],
-            (unsigned long long)st->status[SP_STATUS_INVALID],
-            (unsigned long long)st->status[SP_STATUS_DUPLICATE], (unsigned long long)st->timed_out,
-            (unsigned long long)st->send_failed, (unsigned long long)st->retried,
-            (unsigned long long)st->duplicates, (unsigned long long)st->late,
-            (unsigned long long)st->status[SP_STATUS_CONFLICT],
-            (unsigned long long)st->status[SP_STATUS_NO_HOLD], (unsigned long long)st->unexpected,
-            (unsigned long long)st->units_sold, (unsigned long long)st->units_restocked,
-            (unsigned long long)st->malformed_msgs, (unsigned long long)st->malformed_orders,
-            (unsigned long long)st->malformed_refused, secs, secs > 0 ? answered / secs : 0,
-            (unsigned long long)sp_hist_percentile(&st->latency, 50),
-            (unsigned long long)sp_hist_percentile(&st->latency, 90),
-            (unsigned long long)sp_hist_percentile(&st->latency, 99),
-            (unsigned long long)sp_hist_percentile(&st->latency, 99.9),
-            (unsigned long long)(st->latency.count ? st->latency.max : 0),
-            sp_hist_mean(&st->latency));
-}
-
-int sp_audit(FILE *out, sp_table_t *table, const sp_load_stats_t *st, const uint64_t *sold,
-             const uint64_t *restocked)
-{
-    uint32_t bad[SP_AUDIT_SHOW_MAX];
-    size_t nbad = 0;
-    uint32_t cap = sp_table_capacity(table);
-    for (uint32_t id = 1; id <= cap; id++) {
-        const sp_row_t *r = sp_table_row(table, id);
-        if (r == NULL) {
-            continue;
-        }
-        sp_tally_t tl;
-        uint64_t stock = sp_row_stock_settled(r, &tl);
-        uint64_t t_sold = tl.sold, t_rest = tl.restocked;
-        bool ok = stock <= SP_STOCK_MAX && r->initial_stock + t_rest == stock + tl.held + t_sold;
-        if (sold != NULL && restocked != NULL) {
-            ok = ok && sold[id] == t_sold && restocked[id] == t_rest &&
-                 r->initial_stock + restocked[id] == stock + tl.held + sold[id];
-        }
-        if (!ok) {
-            if (nbad < SP_AUDIT_SHOW_MAX) {
-                bad[nbad] = id;
-            }
-            nbad++;
-        }
-    }
-    uint64_t answered = sp_load_answered(st);
-    bool counts_ok = answered + st->timed_out == st->sent && st->unexpected == 0;
-    if (nbad == 0 && counts_ok) {
-        fprintf(out,
-                "conservation: ok (%llu sent = %llu answered + %llu timed out; "
-                "initial + restocked - sold = stock for every product)\n",
-                (unsigned long long)st->sent, (unsigned long long)answered,
-                (unsigned long long)st->timed_out);
-        return 0;
-    }
-    fprintf(out, "conservation: VIOLATED");
-    if (!counts_ok) {
-        fprintf(out, " (sent %llu, answered %llu, timed out %llu, unexpected %llu)",
-                (unsigned long long)st->sent, (unsigned long long)answered,
-                (unsigned long long)st->timed_out, (unsigned long long)st->unexpected);
-    }
-    if (nbad > 0) {
-        fprintf(out, " products:");
-        for (size_t i = 0; i < nbad && i < SP_AUDIT_SHOW_MAX; i++) {
-            const sp_row_t *r = sp_table_row(table, bad[i]);
-            sp_tally_t tl;
-            uint32_t stock = sp_row_stock_settled(r, &tl);
-            fprintf(out, " %u(initial %u + restocked %llu - sold %llu != stock %u + held %u)",
-                    bad[i], r->initial_stock,
-                    (unsigned long long)(restocked ? restocked[bad[i]] : tl.restocked),
-                    (unsigned long long)(sold ? sold[bad[i]] : tl.sold), stock, tl.held);
-        }
-        if (nbad > SP_AUDIT_SHOW_MAX) {
-            fprintf(out, " and %zu more", nbad - SP_AUDIT_SHOW_MAX);
-        }
-    }
-    fprintf(out, "\n");
-    return 1;
 }

@@ -1,0 +1,208 @@
+/*
+ * Tests for sp_report, what the producer prints.  Scripts, tests and users
+ * read these lines, so the tests pin them byte for byte: the text report,
+ * its malformed-input and paced variants, the JSON line, and each outcome
+ * of a one-shot order.
+ */
+#include "sp_report.h"
+
+#include "sp_commit.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define T_LATENCY_NS 1000
+
+/* A run of ten orders over two seconds, each answered in 1 us. */
+static void s_run(sp_load_cfg_t *cfg, sp_load_stats_t *st)
+{
+    sp_load_defaults(cfg);
+    sp_load_stats_init(st);
+    st->sent = 10;
+    st->status[SP_STATUS_ACCEPTED] = 6;
+    st->status[SP_STATUS_OUT_OF_STOCK] = 2;
+    st->status[SP_STATUS_INVALID] = 1;
+    st->status[SP_STATUS_NO_HOLD] = 1;
+    st->retried = 3;
+    st->duplicates = 1;
+    st->late = 2;
+    st->units_sold = 6;
+    st->units_restocked = 4;
+    st->start_ns = 1000000000ull;
+    st->end_ns = 3000000000ull;
+    for (int i = 0; i < 10; i++) {
+        sp_hist_record(&st->latency, T_LATENCY_NS);
+    }
+}
+
+/* The run paced at 100/s (Poisson) with malformed input mixed in. */
+static void s_hostile(sp_load_cfg_t *cfg, sp_load_stats_t *st)
+{
+    s_run(cfg, st);
+    cfg->malformed_every = 5;
+    cfg->rate = 100;
+    cfg->arrival = SP_ARRIVAL_POISSON;
+    st->malformed_msgs = 3;
+    st->malformed_orders = 2;
+    st->malformed_refused = 2;
+}
+
+/* A stream into memory; s_close gives back what was written (malloc'd). */
+typedef struct {
+    char *buf;
+    size_t len;
+    FILE *f;
+} t_out_t;
+
+static void s_open(t_out_t *o)
+{
+    o->f = open_memstream(&o->buf, &o->len);
+    cr_assert_not_null(o->f);
+}
+
+static char *s_close(t_out_t *o)
+{
+    fclose(o->f);
+    return o->buf;
+}
+
+#define T_COMMON_TEXT                                                                              \
+    "orders      sent 10  accepted 6  out of stock 2  unknown product 0  invalid 1  duplicate 0  " \
+    "conflict 0  no hold 1\n"                                                                      \
+    "failures    timed out 0  send failed 0  unexpected results 0\n"                               \
+    "retries     resent 3  answered from the dedup record 1  late answers 2\n"                     \
+    "units       sold 6  restocked 4\n"
+#define T_LATENCY_TEXT                                                                             \
+    "latency     p50 1.0 us  p90 1.0 us  p99 1.0 us  p99.9 1.0 us  max 1.0 us  (from scheduled "   \
+    "send time)\n"
+
+Test(report, the_text_report_keeps_its_lines)
+{
+    sp_load_cfg_t cfg;
+    sp_load_stats_t st;
+    s_run(&cfg, &st);
+    t_out_t o;
+    s_open(&o);
+    sp_report_text(o.f, &cfg, &st);
+    char *got = s_close(&o);
+    cr_expect_str_eq(got, T_COMMON_TEXT "throughput  5.0 orders/s answered over 2.00 s (as fast as "
+                                        "possible)\n" T_LATENCY_TEXT);
+    free(got);
+}
+
+Test(report, the_text_report_names_injected_input_and_the_offered_rate)
+{
+    sp_load_cfg_t cfg;
+    sp_load_stats_t st;
+    s_hostile(&cfg, &st);
+    t_out_t o;
+    s_open(&o);
+    sp_report_text(o.f, &cfg, &st);
+    char *got = s_close(&o);
+    cr_expect_str_eq(got, T_COMMON_TEXT "malformed   injected 3 messages (to be dead-lettered) "
+                                        "and 2 orders (2 answered as refused)\n"
+                                        "throughput  5.0 orders/s answered over 2.00 s (offered "
+                                        "100.0/s, poisson)\n" T_LATENCY_TEXT);
+    free(got);
+}
+
+Test(report, the_json_report_is_one_line_with_every_key)
+{
+    sp_load_cfg_t cfg;
+    sp_load_stats_t st;
+    s_hostile(&cfg, &st);
+    t_out_t o;
+    s_open(&o);
+    sp_report_json(o.f, &cfg, &st);
+    char *got = s_close(&o);
+    cr_expect_str_eq(
+        got, "{\"instance\":\"stockpipe\",\"customers\":1,\"rate\":100.000,\"arrival\":\"poisson\","
+             "\"batch\":32,\"sent\":10,\"accepted\":6,\"out_of_stock\":2,\"unknown_product\":0,"
+             "\"invalid\":1,\"duplicate\":0,\"timed_out\":0,\"send_failed\":0,\"retried\":3,"
+             "\"duplicates\":1,\"late\":2,\"conflict\":0,\"no_hold\":1,\"unexpected\":0,"
+             "\"units_sold\":6,\"units_restocked\":4,\"malformed_msgs\":3,\"malformed_orders\":2,"
+             "\"malformed_refused\":2,\"seconds\":2.000000,\"throughput\":5.000,"
+             "\"latency_ns\":{\"p50\":1000,\"p90\":1000,\"p99\":1000,\"p999\":1000,\"max\":1000,"
+             "\"mean\":1000.0}}\n");
+    free(got);
+}
+
+/* The one-shot outcome of `req` answered `res`, and whether it was accepted. */
+static char *s_once(const sp_once_t *req, const sp_result_t *res, bool *accepted)
+{
+    t_out_t o;
+    s_open(&o);
+    *accepted = sp_report_once(o.f, req, res, 42);
+    return s_close(&o);
+}
+
+Test(report, an_accepted_reserve_says_how_to_buy_or_release_it)
+{
+    sp_once_t req = {.type = SP_ORDER_RESERVE, .product = 3, .qty = 2};
+    sp_result_t res = {.status = SP_STATUS_ACCEPTED, .stock_after = 8};
+    bool ok;
+    char *got = s_once(&req, &res, &ok);
+    cr_expect(ok);
+    char want[256];
+    snprintf(want, sizeof want,
+             "held: product 3, quantity 2 for %d s as producer 42, stock left 8\n"
+             "  buy it:     producer buy-held 3 2 42\n"
+             "  give it up: producer release 3 2 42\n",
+             SP_HOLD_DEFAULT_S);
+    cr_expect_str_eq(got, want);
+    free(got);
+}
+
+Test(report, accepted_orders_say_what_happened)
+{
+    static const struct {
+        unsigned type;
+        const char *want;
+    } cases[] = {
+        {SP_ORDER_PURCHASE, "bought: product 3, quantity 2: accepted, stock left 8\n"},
+        {SP_ORDER_RESTOCK, "restocked: product 3, quantity 2: accepted, stock left 8\n"},
+        {SP_ORDER_BUY_HELD, "bought the held units: product 3, quantity 2\n"},
+        {SP_ORDER_RELEASE, "released: product 3, quantity 2 back in stock, now 8\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sp_once_t req = {.type = cases[i].type, .product = 3, .qty = 2};
+        sp_result_t res = {.status = SP_STATUS_ACCEPTED, .stock_after = 8};
+        bool ok;
+        char *got = s_once(&req, &res, &ok);
+        cr_expect(ok, "type %u", cases[i].type);
+        cr_expect_str_eq(got, cases[i].want);
+        free(got);
+    }
+}
+
+Test(report, a_duplicate_reports_the_first_copys_outcome)
+{
+    sp_once_t req = {.type = SP_ORDER_PURCHASE, .product = 3, .qty = 2};
+    sp_result_t res = {
+        .status = SP_STATUS_DUPLICATE, .original = SP_STATUS_OUT_OF_STOCK, .stock_after = 1};
+    bool ok;
+    char *got = s_once(&req, &res, &ok);
+    cr_expect_not(ok);
+    cr_expect_str_eq(got, "not enough stock: product 3 has 1, wanted 2\n");
+    free(got);
+}
+
+Test(report, refusals_name_their_reason)
+{
+    sp_once_t req = {.type = SP_ORDER_BUY_HELD, .product = 3, .qty = 2, .as_producer = 42};
+    sp_result_t res = {.status = SP_STATUS_NO_HOLD};
+    bool ok;
+    char *got = s_once(&req, &res, &ok);
+    cr_expect_not(ok);
+    cr_expect_str_eq(got, "refused: no live hold of product 3, quantity 2 for that producer "
+                          "(expired, bought, released or never made; or one already)\n");
+    free(got);
+
+    res.status = SP_STATUS_UNKNOWN_PRODUCT;
+    got = s_once(&req, &res, &ok);
+    cr_expect_not(ok);
+    cr_expect_str_eq(got, "refused: product 3, quantity 2: unknown_product\n");
+    free(got);
+}
