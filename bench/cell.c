@@ -17,7 +17,7 @@
 #include "sp_broker.h"
 #include "sp_error.h"
 #include "sp_instance.h"
-#include "sp_producer.h"
+#include "sp_loadgen.h"
 #include "sp_signal.h"
 #include "sp_time.h"
 #include "sp_wire.h"
@@ -429,20 +429,26 @@ static int s_load(s_cell_t *c, const s_job_t *job, double rate, double seconds, 
         lc.retry_ms = 0; /* nothing de-duplicates a resent copy */
     }
 
+    sp_loadgen_t *loadgen = sp_loadgen_new(&lc);
+    if (loadgen == NULL) {
+        int rc = -errno;
+        snprintf(why, cap, "%s", sp_strerror(rc));
+        return rc;
+    }
     s_sample_t before, after;
     s_sample(c, &before);
-    uint64_t *s_sold = NULL, *s_rest = NULL;
-    uint32_t capacity = 0;
-    int rc = sp_load_run(&lc, &run->st, &s_sold, &s_rest, &capacity, why, cap);
+    int rc = sp_loadgen_run(loadgen, why, cap);
     s_sample(c, &after);
+    run->st = *sp_loadgen_stats(loadgen);
+    const uint64_t *s_sold = sp_loadgen_sold(loadgen), *s_rest = sp_loadgen_restocked(loadgen);
+    uint32_t capacity = sp_loadgen_capacity(loadgen);
     if (rc == 0 && s_sold != NULL) {
         for (uint32_t id = 0; id <= capacity && id <= cell->products; id++) {
             sold[id] += s_sold[id];
             restocked[id] += s_rest[id];
         }
     }
-    free(s_sold);
-    free(s_rest);
+    sp_loadgen_destroy(&loadgen);
     if (rc < 0) {
         return rc;
     }

@@ -1,18 +1,22 @@
 /*
- * producer — simulated customers (load mode) or one order from the command
- * line (`producer buy ID [QTY]`, `producer restock ID QTY`).
+ * producer — simulated customers (load mode: sp_loadgen, then the report
+ * and, when asked, the final table and the conservation audit) or one order
+ * from the command line (`producer buy ID [QTY]`, `producer restock ID QTY`,
+ * ...: sp_once).  This main parses arguments, builds the object, runs it,
+ * prints what it found and turns it into the exit code.
  */
 #include "sp_args.h"
 #include "sp_audit.h"
-#include "sp_error.h"
 #include "sp_commit.h"
+#include "sp_error.h"
+#include "sp_loadgen.h"
 #include "sp_log.h"
 #include "sp_once.h"
 #include "sp_print.h"
-#include "sp_producer.h"
 #include "sp_report.h"
 #include "sp_signal.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +25,7 @@
 #define EXIT_USAGE             2
 #define EXIT_REFUSED           3 /* one-shot: the order was answered but not accepted */
 #define SP_ONE_SHOT_TIMEOUT_MS 5000
+#define SP_FINAL_TABLE_ROWS    50 /* --table: rows printed after the report */
 
 static void s_usage(FILE *out)
 {
@@ -133,6 +138,32 @@ static int s_one_shot(const char *instance, const char *cert, int argc, char **a
         return 1;
     }
     return sp_report_once(stdout, &req, &res, producer) ? 0 : EXIT_REFUSED;
+}
+
+/* After the load: the final table (--table) and the conservation audit
+ * (--audit) against the instance.  Returns 0, or 1 when the table cannot be
+ * opened or the audit fails. */
+static int s_check(const char *instance, const sp_loadgen_t *loadgen, bool audit, bool table)
+{
+    sp_names_t names;
+    sp_table_t *t = NULL;
+    sp_names_init(&names, instance, NULL);
+    int rc = sp_table_open(&t, names.table, false);
+    if (rc < 0) {
+        sp_error("cannot open %s for the audit: %s", names.table, sp_strerror(rc));
+        return 1;
+    }
+    int bad = 0;
+    if (table) {
+        printf("\nfinal table:\n");
+        sp_print_table(stdout, t, SP_FINAL_TABLE_ROWS);
+    }
+    if (audit && sp_audit_check(stdout, t, sp_loadgen_stats(loadgen), sp_loadgen_sold(loadgen),
+                                sp_loadgen_restocked(loadgen)) != 0) {
+        bad = 1;
+    }
+    sp_table_close(&t);
+    return bad;
 }
 
 int main(int argc, char **argv)
@@ -295,42 +326,27 @@ int main(int argc, char **argv)
     }
     cfg.ledger = audit;
     sp_signal_install();
-    sp_load_stats_t st;
-    uint64_t *sold = NULL, *restocked = NULL;
-    uint32_t capacity = 0;
-    rc = sp_load_run(&cfg, &st, &sold, &restocked, &capacity, why, sizeof why);
+    sp_loadgen_t *loadgen = sp_loadgen_new(&cfg);
+    if (loadgen == NULL) {
+        sp_error("%s", sp_strerror(-errno));
+        return 1;
+    }
+    rc = sp_loadgen_run(loadgen, why, sizeof why);
     if (rc < 0) {
         sp_error("%s", why[0] ? why : sp_strerror(rc));
-        free(sold);
-        free(restocked);
+        sp_loadgen_destroy(&loadgen);
         return rc == SP_E_USAGE ? EXIT_USAGE : 1;
     }
+    const sp_load_stats_t *st = sp_loadgen_stats(loadgen);
     if (json) {
-        sp_report_json(stdout, &cfg, &st);
+        sp_report_json(stdout, &cfg, st);
     } else {
-        sp_report_text(stdout, &cfg, &st);
+        sp_report_text(stdout, &cfg, st);
     }
     int exit_code = 0;
-    if (audit || table) {
-        sp_names_t names;
-        sp_table_t *t = NULL;
-        sp_names_init(&names, cfg.instance, NULL);
-        rc = sp_table_open(&t, names.table, false);
-        if (rc < 0) {
-            sp_error("cannot open %s for the audit: %s", names.table, sp_strerror(rc));
-            exit_code = 1;
-        } else {
-            if (table) {
-                printf("\nfinal table:\n");
-                sp_print_table(stdout, t, 50);
-            }
-            if (audit && sp_audit_check(stdout, t, &st, sold, restocked) != 0) {
-                exit_code = 1;
-            }
-            sp_table_close(&t);
-        }
+    if ((audit || table) && s_check(cfg.instance, loadgen, audit, table) != 0) {
+        exit_code = 1;
     }
-    free(sold);
-    free(restocked);
+    sp_loadgen_destroy(&loadgen);
     return exit_code;
 }

@@ -1,35 +1,32 @@
 /*
- * sp_producer — the customers' loop, the parent that merges them, the report
- * and the conservation audit.
+ * sp_customer — one simulated customer: its schedule, its window of orders
+ * in flight, resends and timeouts, the answers it counts (sp_customer.h).
  */
-#include "sp_producer.h"
+#include "sp_customer.h"
 
 #include "sp_client.h"
 #include "sp_commit.h"
 #include "sp_error.h"
+#include "sp_instance.h"
 #include "sp_ledger.h"
 #include "sp_link.h"
+#include "sp_malformed.h"
 #include "sp_rand.h"
 #include "sp_signal.h"
+#include "sp_table.h"
 #include "sp_time.h"
 
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #define SP_POLL_IDLE_MS    50 /* longest wait for results when nothing is due */
 #define SP_TIMEOUT_SCAN_NS (20 * SP_NS_PER_MS)
 #define SP_PACE_NAP_NS     (200 * 1000ull) /* longest nap between paced orders */
-/* Injected malformed orders (--inject-malformed) carry order numbers above
- * this, far beyond any real one, so their answers are told apart. */
-#define S_BAD_SEQ_LOW  (SP_SEQ_MAX - (1ull << 32))
-#define S_BAD_VARIANTS 23
-#define S_BAD_ROOM     (SP_WIRE_HDR_SIZE + 2 * SP_WIRE_RESULT_SIZE)
 
+/* One order in flight: its slot in the window is seq % cfg->window. */
 typedef struct {
     uint64_t seq;
     uint64_t sched_ns;
@@ -70,13 +67,15 @@ typedef struct {
         uint32_t product, qty;
     } held[SP_CUSTOMER_HOLDS];
     unsigned nheld;
-    uint8_t *bad;          /* --inject-malformed: msg_cap + S_BAD_ROOM bytes */
+    uint8_t *bad;          /* --inject-malformed: msg_cap + SP_MALFORMED_ROOM bytes */
     uint64_t bad_no;       /* malformed messages made so far */
     uint64_t msgs_sent;    /* order messages sent so far */
     uint64_t bad_answered; /* answers to injected orders */
     sp_ledger_t *ledger;   /* --ledger-out: one record per order outcome, or NULL */
 } sp_cust_t;
 
+/* The product of the next order: uniform over the products present, or
+ * Zipf-skewed by their rank in id order (a binary search of the CDF). */
 static uint32_t s_pick_product(sp_cust_t *c)
 {
     if (c->zipf_cdf == NULL) {
@@ -95,6 +94,8 @@ static uint32_t s_pick_product(sp_cust_t *c)
     return c->ids[lo];
 }
 
+/* The gap to this customer's next scheduled order: its share of the rate,
+ * constant or exponentially distributed (Poisson arrivals). */
 static uint64_t s_interarrival_ns(sp_cust_t *c)
 {
     double rate = c->cfg->rate / c->cfg->customers;
@@ -104,6 +105,8 @@ static uint64_t s_interarrival_ns(sp_cust_t *c)
     return (uint64_t)(1e9 / rate);
 }
 
+/* Lists the table's products (and their Zipf CDF when asked).  Returns 0,
+ * SP_E_CSV_EMPTY or -ENOMEM. */
 static int s_products(sp_cust_t *c)
 {
     uint32_t cap = sp_table_capacity(c->table);
@@ -160,9 +163,12 @@ static void s_ledger_put(sp_cust_t *c, const sp_pending_t *p, unsigned status, u
     }
 }
 
+/* Takes one result: the answer to an injected order, the one outcome of an
+ * order in flight (a dedup record's answer counting as its first copy's),
+ * or something to count as unexpected or late. */
 static void s_on_result(sp_cust_t *c, const sp_result_t *r, uint64_t now)
 {
-    if (r->seq > S_BAD_SEQ_LOW) {
+    if (sp_malformed_seq(r->seq)) {
         /* the answer to an injected malformed order: it must be a refusal */
         c->bad_answered++;
         if (r->status == SP_STATUS_INVALID || r->status == SP_STATUS_UNKNOWN_PRODUCT) {
@@ -305,121 +311,13 @@ static void s_retry(sp_cust_t *c, uint64_t now)
     /* a resend that did not leave is simply due again at its next time */
 }
 
-/* Makes malformed message number `no` in c->bad; returns its length and
- * whether it must be dead-lettered (true) or answered as refused. */
-static size_t s_malformed(sp_cust_t *c, uint64_t no, bool *dead)
-{
-    uint8_t *m = c->bad;
-    sp_order_t o = {.type = SP_ORDER_PURCHASE,
-                    .producer_id = c->producer_id,
-                    .seq = SP_SEQ_MAX - (no % (SP_SEQ_MAX - S_BAD_SEQ_LOW)),
-                    .product_id = c->ids[no % c->nids],
-                    .quantity = 1};
-    size_t one = sp_wire_msg_size(SP_MSG_ORDERS, 1);
-    sp_wire_put_hdr(m, SP_MSG_ORDERS, 1, c->producer_id, c->batch_no++);
-    *dead = true;
-    unsigned variant = (unsigned)(no % S_BAD_VARIANTS);
-    switch (variant) {
-    case 0: { /* noise, never starting with the magic */
-        size_t len = (size_t)(sp_rand_next(&c->rng) % (c->msg_cap + 1));
-        for (size_t i = 0; i < len; i++) {
-            m[i] = (uint8_t)sp_rand_next(&c->rng);
-        }
-        if (len > 0) {
-            m[0] = 0;
-        }
-        return len;
-    }
-    case 1: /* a header cut short */
-        return 1 + (size_t)(sp_rand_next(&c->rng) % (SP_WIRE_HDR_SIZE - 1));
-    case 2: /* wrong magic */
-        sp_wire_put_order(m + SP_WIRE_HDR_SIZE, &o);
-        m[0] ^= 0x20;
-        return one;
-    case 3: /* an old version */
-        sp_wire_put_order(m + SP_WIRE_HDR_SIZE, &o);
-        m[4] = SP_WIRE_VERSION - 1;
-        return one;
-    case 4: /* a version from the future */
-        sp_wire_put_order(m + SP_WIRE_HDR_SIZE, &o);
-        m[4] = 0xff;
-        return one;
-    case 5: /* no such kind */
-        sp_wire_put_order(m + SP_WIRE_HDR_SIZE, &o);
-        m[5] = 0x63;
-        return one;
-    case 6: /* results sent down the order path */
-        sp_wire_put_hdr(m, SP_MSG_RESULTS, 1, c->producer_id, c->batch_no++);
-        memset(m + SP_WIRE_HDR_SIZE, 0, SP_WIRE_RESULT_SIZE);
-        return sp_wire_msg_size(SP_MSG_RESULTS, 1);
-    case 7: /* says 3 records, holds 1 */
-        sp_wire_put_hdr(m, SP_MSG_ORDERS, 3, c->producer_id, c->batch_no++);
-        sp_wire_put_order(m + SP_WIRE_HDR_SIZE, &o);
-        return one;
-    case 8: /* says 1, holds 1 and a half */
-        sp_wire_put_order(m + SP_WIRE_HDR_SIZE, &o);
-        memset(m + one, 0x41, SP_WIRE_ORDER_SIZE / 2);
-        return one + SP_WIRE_ORDER_SIZE / 2;
-    case 9: /* no records at all */
-        sp_wire_put_hdr(m, SP_MSG_ORDERS, 0, c->producer_id, c->batch_no++);
-        return SP_WIRE_HDR_SIZE;
-    case 10: /* a count beyond any message */
-        sp_wire_put_hdr(m, SP_MSG_ORDERS, 0xffff, c->producer_id, c->batch_no++);
-        sp_wire_put_order(m + SP_WIRE_HDR_SIZE, &o);
-        return one;
-    default:
-        break;
-    }
-    /* a well-formed message whose one order has a field out of range */
-    *dead = false;
-    switch (variant) {
-    case 11:
-        o.quantity = 0;
-        break;
-    case 12:
-        o.quantity = SP_QTY_MAX + 1;
-        break;
-    case 13:
-        o.quantity = UINT32_MAX;
-        break;
-    case 14:
-        o.type = 0;
-        break;
-    case 15:
-        o.type = 0xc8;
-        break;
-    case 16:
-        o.product_id = 0;
-        break;
-    case 17:
-        o.product_id = UINT32_MAX; /* answered unknown_product */
-        break;
-    case 18:
-        o.flags = 0x80;
-        break;
-    case 19:
-        o.reserved = 30; /* a hold time on a purchase */
-        break;
-    case 20:
-        o.type = SP_ORDER_RESERVE;
-        o.reserved = UINT16_MAX; /* beyond SP_HOLD_SECONDS_MAX */
-        break;
-    case 21:
-        o.seq = SP_SEQ_MAX + 1;
-        break;
-    default:
-        o.producer_id = c->producer_id ^ 0x40000000u; /* somebody else's order */
-        break;
-    }
-    sp_wire_put_order(m + SP_WIRE_HDR_SIZE, &o);
-    return one;
-}
-
 /* Sends one malformed message; a full path is waited out like any other. */
 static void s_inject(sp_cust_t *c)
 {
     bool dead;
-    size_t len = s_malformed(c, c->bad_no++, &dead);
+    uint64_t no = c->bad_no++;
+    size_t len = sp_malformed_make(c->bad, c->msg_cap, no, c->producer_id, c->ids[no % c->nids],
+                                   &c->batch_no, &c->rng, &dead);
     for (;;) {
         int rc = sp_link_send(c->link, c->bad, len, NULL, SP_SEND_TIMEOUT_MS);
         if (rc == 0) {
@@ -483,6 +381,11 @@ static int s_send_batch(sp_cust_t *c, unsigned k, uint64_t first_seq)
     }
 }
 
+/* The customer's run: schedules orders into messages of up to cfg->batch
+ * while the window has room, sends them, collects results, resends and
+ * times out, until the quota, the duration or a stop; then waits for what
+ * is still outstanding.  Returns 0, or the send or receive error that ended
+ * it early. */
 static int s_customer_loop(sp_cust_t *c, uint64_t quota)
 {
     const sp_load_cfg_t *cfg = c->cfg;
@@ -645,7 +548,7 @@ static int s_connect(sp_cust_t *c, char *why, size_t cap)
     c->in = sp_client_results_buf(c->client, &c->in_cap);
     if (cfg->malformed_every > 0) {
         /* room for the longest malformed message, whatever the batch */
-        c->bad = malloc(c->msg_cap + S_BAD_ROOM);
+        c->bad = malloc(c->msg_cap + SP_MALFORMED_ROOM);
         if (c->bad == NULL) {
             return -ENOMEM;
         }
@@ -653,12 +556,14 @@ static int s_connect(sp_cust_t *c, char *why, size_t cap)
     return 0;
 }
 
-static int s_customer(const sp_load_cfg_t *cfg, unsigned index, uint64_t quota, sp_load_stats_t *st,
-                      uint64_t **sold, uint64_t **restocked, uint32_t *capacity, char *why,
-                      size_t cap)
+int sp_customer_run(const sp_load_cfg_t *cfg, unsigned index, uint64_t quota, sp_load_stats_t *st,
+                    uint64_t **sold, uint64_t **restocked, uint32_t *capacity, char *why,
+                    size_t cap)
 {
     sp_cust_t c = {.cfg = cfg, .st = st};
     sp_load_stats_init(st);
+    *sold = *restocked = NULL;
+    *capacity = 0;
     int rc = s_connect(&c, why, cap);
     if (rc == 0) {
         rc = s_products(&c);
@@ -702,258 +607,5 @@ static int s_customer(const sp_load_cfg_t *cfg, unsigned index, uint64_t quota, 
     *restocked = c.restocked;
     c.sold = c.restocked = NULL;
     s_cust_free(&c);
-    return rc;
-}
-
-static int s_write_all(int fd, const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return -errno;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-static int s_read_all(int fd, void *buf, size_t len)
-{
-    uint8_t *p = buf;
-    while (len > 0) {
-        ssize_t n = read(fd, p, len);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return n == 0 ? -EPIPE : -errno;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* What a customer process sends its parent through the pipe. */
-typedef struct {
-    int32_t rc;
-    uint32_t capacity;
-    char why[200];
-    sp_load_stats_t st;
-} sp_cust_report_t;
-
-static void s_child(const sp_load_cfg_t *cfg, unsigned index, uint64_t quota, int fd)
-{
-    sp_cust_report_t *rep = calloc(1, sizeof *rep);
-    uint64_t *sold = NULL, *restocked = NULL;
-    if (rep == NULL) {
-        _exit(1);
-    }
-    rep->rc = s_customer(cfg, index, quota, &rep->st, &sold, &restocked, &rep->capacity, rep->why,
-                         sizeof rep->why);
-    int rc = s_write_all(fd, rep, sizeof *rep);
-    if (rc == 0 && cfg->ledger && rep->capacity > 0 && sold != NULL) {
-        size_t n = (size_t)rep->capacity + 1;
-        rc = s_write_all(fd, sold, n * sizeof *sold);
-        if (rc == 0) {
-            rc = s_write_all(fd, restocked, n * sizeof *restocked);
-        }
-    }
-    close(fd);
-    free(sold);
-    free(restocked);
-    free(rep);
-    _exit(rc == 0 ? 0 : 1);
-}
-
-/* Orders customer i places when the run is bounded by a count (0: unbounded). */
-static uint64_t s_quota(const sp_load_cfg_t *cfg, unsigned i)
-{
-    return cfg->count / cfg->customers + (i < cfg->count % cfg->customers);
-}
-
-/* Adds one customer's ledger (n entries each) to the run's, allocating it on
- * first use.  Returns 0 or -ENOMEM. */
-static int s_ledger_add(uint64_t **sold, uint64_t **restocked, const uint64_t *s_sold,
-                        const uint64_t *s_restocked, size_t n)
-{
-    if (*sold == NULL) {
-        *sold = calloc(n, sizeof **sold);
-        *restocked = calloc(n, sizeof **restocked);
-    }
-    if (*sold == NULL || *restocked == NULL) {
-        return -ENOMEM;
-    }
-    for (size_t k = 0; k < n; k++) {
-        (*sold)[k] += s_sold ? s_sold[k] : 0;
-        (*restocked)[k] += s_restocked ? s_restocked[k] : 0;
-    }
-    return 0;
-}
-
-typedef struct {
-    const sp_load_cfg_t *cfg;
-    unsigned index;
-    pthread_t thread;
-    sp_cust_report_t rep;
-    uint64_t *sold, *restocked;
-} sp_cust_thread_t;
-
-static void *s_cust_thread(void *arg)
-{
-    sp_cust_thread_t *t = arg;
-    t->rep.rc = s_customer(t->cfg, t->index, s_quota(t->cfg, t->index), &t->rep.st, &t->sold,
-                           &t->restocked, &t->rep.capacity, t->rep.why, sizeof t->rep.why);
-    return NULL;
-}
-
-/* The customers as threads of this process. */
-static int s_load_threads(const sp_load_cfg_t *cfg, sp_load_stats_t *st, uint64_t **sold,
-                          uint64_t **restocked, uint32_t *capacity, char *why, size_t cap)
-{
-    sp_cust_thread_t *t = calloc(cfg->customers, sizeof *t);
-    if (t == NULL) {
-        return -ENOMEM;
-    }
-    int rc = 0;
-    unsigned started = 0;
-    for (unsigned i = 0; i < cfg->customers; i++) {
-        if (cfg->count > 0 && s_quota(cfg, i) == 0) {
-            continue;
-        }
-        t[started] = (sp_cust_thread_t){.cfg = cfg, .index = i};
-        int e = pthread_create(&t[started].thread, NULL, s_cust_thread, &t[started]);
-        if (e != 0) {
-            rc = -e;
-            snprintf(why, cap, "cannot start customer thread %u: %s", i, sp_strerror(rc));
-            break;
-        }
-        started++;
-    }
-    for (unsigned i = 0; i < started; i++) {
-        pthread_join(t[i].thread, NULL);
-        sp_cust_report_t *rep = &t[i].rep;
-        if (rep->rc < 0 && rc == 0) {
-            rc = rep->rc;
-            snprintf(why, cap, "%s", rep->why);
-        }
-        sp_load_merge(st, &rep->st, i == 0);
-        if (cfg->ledger && rep->rc >= 0 && rep->capacity > 0 && rc == 0) {
-            *capacity = rep->capacity;
-            rc =
-                s_ledger_add(sold, restocked, t[i].sold, t[i].restocked, (size_t)rep->capacity + 1);
-        }
-        free(t[i].sold);
-        free(t[i].restocked);
-    }
-    free(t);
-    return rc;
-}
-
-int sp_load_run(const sp_load_cfg_t *cfg, sp_load_stats_t *st, uint64_t **sold,
-                uint64_t **restocked, uint32_t *capacity, char *why, size_t cap)
-{
-    sp_load_stats_init(st);
-    *sold = *restocked = NULL;
-    *capacity = 0;
-    if (cfg->customers < 1 || cfg->customers > SP_CUSTOMERS_MAX) {
-        snprintf(why, cap, "--customers must be 1..%d", SP_CUSTOMERS_MAX);
-        return SP_E_USAGE;
-    }
-    if (cfg->count == 0 && cfg->duration_s <= 0) {
-        snprintf(why, cap, "give --count or --duration (or both)");
-        return SP_E_USAGE;
-    }
-    if (cfg->threads) {
-        return s_load_threads(cfg, st, sold, restocked, capacity, why, cap);
-    }
-    pid_t pids[SP_CUSTOMERS_MAX];
-    int fds[SP_CUSTOMERS_MAX];
-    unsigned started = 0;
-    int rc = 0;
-    for (unsigned i = 0; i < cfg->customers; i++) {
-        uint64_t quota = cfg->count > 0 ? s_quota(cfg, i) : 0;
-        if (cfg->count > 0 && quota == 0) {
-            continue;
-        }
-        int p[2];
-        if (pipe(p) < 0) {
-            rc = -errno;
-            break;
-        }
-        pid_t pid = fork();
-        if (pid < 0) {
-            rc = -errno;
-            close(p[0]);
-            close(p[1]);
-            break;
-        }
-        if (pid == 0) {
-            for (unsigned j = 0; j < started; j++) {
-                close(fds[j]);
-            }
-            close(p[0]);
-            s_child(cfg, i, quota, p[1]);
-        }
-        close(p[1]);
-        pids[started] = pid;
-        fds[started] = p[0];
-        started++;
-    }
-    sp_cust_report_t *rep = malloc(sizeof *rep);
-    uint64_t *buf = NULL;
-    if (rep == NULL) {
-        rc = -ENOMEM;
-    }
-    bool first = true;
-    for (unsigned i = 0; i < started; i++) {
-        int r = rep ? s_read_all(fds[i], rep, sizeof *rep) : -ENOMEM;
-        if (r == 0 && rep->rc < 0 && rc == 0) {
-            rc = rep->rc;
-            snprintf(why, cap, "%s", rep->why);
-        }
-        if (r == 0) {
-            sp_load_merge(st, &rep->st, first);
-            first = false;
-        }
-        if (r == 0 && cfg->ledger && rep->capacity > 0 && rep->rc >= 0) {
-            size_t n = (size_t)rep->capacity + 1;
-            if (buf == NULL) {
-                *capacity = rep->capacity;
-                buf = malloc(n * sizeof *buf);
-            }
-            if (buf == NULL || rep->capacity != *capacity) {
-                r = -ENOMEM;
-            } else {
-                r = s_read_all(fds[i], buf, n * sizeof *buf);
-                if (r == 0) {
-                    r = s_ledger_add(sold, restocked, buf, NULL, n);
-                }
-                if (r == 0) {
-                    r = s_read_all(fds[i], buf, n * sizeof *buf);
-                }
-                if (r == 0) {
-                    r = s_ledger_add(sold, restocked, NULL, buf, n);
-                }
-            }
-        }
-        if (r < 0 && rc == 0) {
-            rc = r;
-            snprintf(why, cap, "customer %u died before reporting", i);
-        }
-        close(fds[i]);
-    }
-    for (unsigned i = 0; i < started; i++) {
-        int status;
-        while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR) {
-        }
-    }
-    free(buf);
-    free(rep);
     return rc;
 }

@@ -1,0 +1,273 @@
+/*
+ * Tests for sp_loadgen, the producer role's object: new/destroy in czmq's
+ * shape (NULL-safe, the pointer nulled), usage errors with the exact code
+ * and words of the command line, and real runs against a real broker:
+ * customers as processes and as threads answer every order once, their
+ * per-product ledgers agree with the table (the conservation audit
+ * passes), a second run starts afresh, and --ledger-out writes one record
+ * per order.  The runs cover mq (processes, threads), zmq (--ledger-out)
+ * and shm (two runs).
+ *
+ * Instance names carry the test's tag and pid; each test stops its broker
+ * and checks for leftovers, and removes its temporary files.
+ */
+#include "sp_loadgen.h"
+
+#include "sp_audit.h"
+#include "sp_error.h"
+#include "sp_instance.h"
+#include "sp_ledger.h"
+#include "sp_table.h"
+#include "sp_testutil.h"
+
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define T_PRODUCTS  8
+#define T_STOCK     1000000
+#define T_ORDERS    3000
+#define T_CUSTOMERS 3
+#define T_WHY       512
+
+static char t_cat[128];
+
+/* A broker for instance `inst` on `transport` with plenty of stock. */
+static pid_t s_broker(const char *inst, const char *transport)
+{
+    spt_catalogue(t_cat, sizeof t_cat, T_PRODUCTS, T_STOCK);
+    const char *extra[] = {"--catalogue", t_cat, "--transport", transport, "--workers", "2", NULL};
+    pid_t broker = spt_broker_start(inst, extra);
+    cr_assert(broker > 0, "broker did not become ready");
+    return broker;
+}
+
+static void s_stop(pid_t broker, const char *inst)
+{
+    int status = spt_stop(broker);
+    cr_expect(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "broker status %d",
+              status);
+    cr_expect_not(spt_leftovers(inst), "IPC objects of %s left behind", inst);
+    unlink(t_cat);
+}
+
+/* A load of T_ORDERS orders by T_CUSTOMERS customers, half restocks, with
+ * the per-product ledger kept. */
+static void s_cfg(sp_load_cfg_t *cfg, const char *inst)
+{
+    sp_load_defaults(cfg);
+    cfg->instance = inst;
+    cfg->customers = T_CUSTOMERS;
+    cfg->count = T_ORDERS;
+    cfg->restock_ratio = 0.5;
+    cfg->ledger = true;
+}
+
+/* Every order answered once; the ledger adds up to the counts; the audit
+ * against the instance's table passes. */
+static void s_check_run(const sp_loadgen_t *lg, const char *inst, uint64_t orders)
+{
+    const sp_load_stats_t *st = sp_loadgen_stats(lg);
+    cr_expect_eq(st->sent, orders, "sent %llu", (unsigned long long)st->sent);
+    cr_expect_eq(sp_load_answered(st), orders);
+    cr_expect_eq(st->status[SP_STATUS_ACCEPTED], orders, "plenty of stock: all accepted");
+    cr_expect_eq(st->timed_out, 0);
+    cr_expect_eq(st->unexpected, 0);
+    cr_expect_eq(st->send_failed, 0);
+    cr_expect_gt(st->end_ns, st->start_ns);
+
+    cr_assert_eq(sp_loadgen_capacity(lg), T_PRODUCTS);
+    const uint64_t *sold = sp_loadgen_sold(lg), *restocked = sp_loadgen_restocked(lg);
+    cr_assert_not_null(sold);
+    cr_assert_not_null(restocked);
+    uint64_t s = 0, r = 0;
+    for (uint32_t id = 0; id <= T_PRODUCTS; id++) {
+        s += sold[id];
+        r += restocked[id];
+    }
+    cr_expect_eq(s, st->units_sold);
+    cr_expect_eq(r, st->units_restocked);
+    cr_expect_eq(s + r, orders, "quantity 1 each");
+
+    sp_names_t names;
+    cr_assert_eq(sp_names_init(&names, inst, NULL), 0);
+    sp_table_t *t = NULL;
+    cr_assert_eq(sp_table_open(&t, names.table, false), 0);
+    char line[1024] = "";
+    FILE *f = fmemopen(line, sizeof line, "w");
+    cr_assert_not_null(f);
+    int bad = sp_audit_check(f, t, st, sold, restocked);
+    fclose(f);
+    cr_expect_eq(bad, 0, "%s", line);
+    cr_expect(strncmp(line, "conservation: ok", 16) == 0, "%s", line);
+    sp_table_close(&t);
+}
+
+Test(loadgen, destroy_is_null_safe_and_nulls_the_pointer)
+{
+    sp_loadgen_destroy(NULL);
+    sp_loadgen_t *lg = NULL;
+    sp_loadgen_destroy(&lg);
+    cr_expect_null(lg);
+
+    sp_load_cfg_t cfg;
+    sp_load_defaults(&cfg);
+    lg = sp_loadgen_new(&cfg);
+    cr_assert_not_null(lg);
+    sp_loadgen_destroy(&lg);
+    cr_expect_null(lg);
+}
+
+Test(loadgen, a_new_object_has_counted_nothing)
+{
+    sp_load_cfg_t cfg;
+    sp_load_defaults(&cfg);
+    sp_loadgen_t *lg = sp_loadgen_new(&cfg);
+    cr_assert_not_null(lg);
+    const sp_load_stats_t *st = sp_loadgen_stats(lg);
+    cr_expect_eq(st->sent, 0);
+    cr_expect_eq(sp_load_answered(st), 0);
+    cr_expect_eq(st->latency.count, 0);
+    cr_expect_null(sp_loadgen_sold(lg));
+    cr_expect_null(sp_loadgen_restocked(lg));
+    cr_expect_eq(sp_loadgen_capacity(lg), 0);
+    sp_loadgen_destroy(&lg);
+}
+
+Test(loadgen, a_run_without_count_or_duration_is_a_usage_error)
+{
+    sp_load_cfg_t cfg;
+    sp_load_defaults(&cfg);
+    sp_loadgen_t *lg = sp_loadgen_new(&cfg);
+    cr_assert_not_null(lg);
+    char why[T_WHY] = "";
+    cr_expect_eq(sp_loadgen_run(lg, why, sizeof why), SP_E_USAGE);
+    cr_expect_str_eq(why, "give --count or --duration (or both)");
+    sp_loadgen_destroy(&lg);
+}
+
+Test(loadgen, customers_beyond_the_limit_are_a_usage_error)
+{
+    sp_load_cfg_t cfg;
+    sp_load_defaults(&cfg);
+    cfg.count = 1;
+    cfg.customers = SP_CUSTOMERS_MAX + 1;
+    sp_loadgen_t *lg = sp_loadgen_new(&cfg);
+    cr_assert_not_null(lg);
+    char why[T_WHY] = "";
+    cr_expect_eq(sp_loadgen_run(lg, why, sizeof why), SP_E_USAGE);
+    char want[64];
+    snprintf(want, sizeof want, "--customers must be 1..%d", SP_CUSTOMERS_MAX);
+    cr_expect_str_eq(why, want);
+    sp_loadgen_destroy(&lg);
+}
+
+Test(loadgen, customer_processes_answer_every_order_and_conserve_stock, .timeout = 120)
+{
+    char inst[64];
+    spt_instance(inst, sizeof inst, "lgproc");
+    pid_t broker = s_broker(inst, "mq");
+    sp_load_cfg_t cfg;
+    s_cfg(&cfg, inst);
+    sp_loadgen_t *lg = sp_loadgen_new(&cfg);
+    cr_assert_not_null(lg);
+    char why[T_WHY] = "";
+    cr_assert_eq(sp_loadgen_run(lg, why, sizeof why), 0, "%s", why);
+    s_check_run(lg, inst, T_ORDERS);
+    sp_loadgen_destroy(&lg);
+    s_stop(broker, inst);
+}
+
+/* Over mq: customer threads that are the first ZeroMQ users of a process
+ * race in czmq's zsys_init (not thread-safe; czmq issue 2196), which the
+ * bench's zmq-inproc cells never meet because their broker starts first. */
+Test(loadgen, customer_threads_answer_every_order_and_conserve_stock, .timeout = 120)
+{
+    char inst[64];
+    spt_instance(inst, sizeof inst, "lgthr");
+    pid_t broker = s_broker(inst, "mq");
+    sp_load_cfg_t cfg;
+    s_cfg(&cfg, inst);
+    cfg.threads = true;
+    sp_loadgen_t *lg = sp_loadgen_new(&cfg);
+    cr_assert_not_null(lg);
+    char why[T_WHY] = "";
+    cr_assert_eq(sp_loadgen_run(lg, why, sizeof why), 0, "%s", why);
+    s_check_run(lg, inst, T_ORDERS);
+    sp_loadgen_destroy(&lg);
+    s_stop(broker, inst);
+}
+
+Test(loadgen, a_second_run_starts_afresh, .timeout = 120)
+{
+    char inst[64];
+    spt_instance(inst, sizeof inst, "lgagain");
+    pid_t broker = s_broker(inst, "shm");
+    sp_load_cfg_t cfg;
+    s_cfg(&cfg, inst);
+    sp_loadgen_t *lg = sp_loadgen_new(&cfg);
+    cr_assert_not_null(lg);
+    char why[T_WHY] = "";
+    cr_assert_eq(sp_loadgen_run(lg, why, sizeof why), 0, "%s", why);
+    uint64_t first_sold = sp_loadgen_stats(lg)->units_sold;
+    cr_assert_eq(sp_loadgen_run(lg, why, sizeof why), 0, "%s", why);
+    const sp_load_stats_t *st = sp_loadgen_stats(lg);
+    cr_expect_eq(st->sent, T_ORDERS, "the second run's count alone: %llu",
+                 (unsigned long long)st->sent);
+    /* the same seed makes the same choices, so the same units */
+    cr_expect_eq(st->units_sold, first_sold);
+    sp_loadgen_destroy(&lg);
+    s_stop(broker, inst);
+}
+
+Test(loadgen, the_ledger_out_holds_one_record_per_order, .timeout = 120)
+{
+    char inst[64], dir[128];
+    spt_instance(inst, sizeof inst, "lgledger");
+    cr_assert(spt_tmpdir(dir, sizeof dir, "lgledger"));
+    pid_t broker = s_broker(inst, "zmq");
+    sp_load_cfg_t cfg;
+    s_cfg(&cfg, inst);
+    cfg.ledger_dir = dir;
+    sp_loadgen_t *lg = sp_loadgen_new(&cfg);
+    cr_assert_not_null(lg);
+    char why[T_WHY] = "";
+    cr_assert_eq(sp_loadgen_run(lg, why, sizeof why), 0, "%s", why);
+
+    /* one file per customer, every record an accepted order of this run */
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    unsigned files = 0;
+    uint64_t records = 0, accepted = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "ledger-", 7) != 0) {
+            continue;
+        }
+        files++;
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        FILE *f = fopen(path, "rb");
+        cr_assert_not_null(f);
+        uint8_t b[SP_LEDGER_REC_SIZE];
+        while (fread(b, 1, sizeof b, f) == sizeof b) {
+            sp_ledger_rec_t r;
+            sp_ledger_decode(b, &r);
+            records++;
+            accepted += r.status == SP_STATUS_ACCEPTED;
+        }
+        fclose(f);
+    }
+    closedir(d);
+    cr_expect_eq(files, T_CUSTOMERS);
+    cr_expect_eq(records, T_ORDERS);
+    cr_expect_eq(accepted, T_ORDERS);
+    sp_loadgen_destroy(&lg);
+    s_stop(broker, inst);
+    spt_rmtree(dir);
+}
