@@ -11,6 +11,9 @@
 static void s_setup_once(void)
 {
     zsys_handler_set(NULL);
+    /* czmq's own first-use set-up is not safe when two threads make their
+     * first socket at once (czmq issue #2196): do it here, once */
+    zsys_init();
 }
 
 void sp_zmq_setup(void)
