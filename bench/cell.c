@@ -266,7 +266,12 @@ static void *s_broker_thread(void *arg)
 {
     s_cell_t *c = arg;
     pthread_setname_np(pthread_self(), "sp-broker");
-    c->brc = sp_broker_run(&c->bcfg, &c->bstats, c->bwhy, sizeof c->bwhy);
+    sp_broker_t *broker = NULL;
+    c->brc = sp_broker_new(&broker, &c->bcfg, c->bwhy, sizeof c->bwhy);
+    if (c->brc == 0) {
+        c->brc = sp_broker_run(broker, &c->bstats, c->bwhy, sizeof c->bwhy);
+        sp_broker_destroy(&broker);
+    }
     return NULL;
 }
 

@@ -1,6 +1,7 @@
 /*
- * broker — owns one stockpipe instance.  Parses flags, runs sp_broker_run()
- * and prints its closing summary; everything else lives in common/.
+ * broker — owns one stockpipe instance.  Parses flags, builds the broker
+ * (sp_broker_new), runs it, tears it down and prints its closing summary;
+ * everything else lives in broker/'s modules.
  */
 #include "sp_args.h"
 #include "sp_broker.h"
@@ -246,8 +247,13 @@ int main(int argc, char **argv)
         return 0;
     }
     sp_signal_install();
+    sp_broker_t *broker = NULL;
     sp_broker_stats_t st;
-    rc = sp_broker_run(&cfg, &st, why, sizeof why);
+    rc = sp_broker_new(&broker, &cfg, why, sizeof why);
+    if (rc == 0) {
+        rc = sp_broker_run(broker, &st, why, sizeof why);
+        sp_broker_destroy(&broker);
+    }
     if (rc < 0) {
         sp_error("%s", why[0] ? why : sp_strerror(rc));
         return rc == SP_E_USAGE ? EXIT_USAGE : 1;

@@ -2,6 +2,7 @@
  * sp_broker — create, serve, supervise, drain, save, remove.
  */
 #include "sp_broker.h"
+#include "sp_broker_impl.h"
 
 #include "sp_args.h"
 #include "sp_catalogue.h"
@@ -24,6 +25,7 @@
 #include "sp_time.h"
 #include "sp_wire.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -46,103 +48,27 @@ extern char **environ;
  * monitor (at most SP_DEDUP_SLOTS producers are remembered at once). */
 #define S_FILES_BASE       32
 #define S_FILES_PER_WORKER 4
-#define SP_BROKER_TAIL_MAX ((size_t)4 * SP_WIRE_MAX_RECORDS)
 
-/* The five endpoints, in the order s_endpoints lays them out. */
-enum { S_EP_ORDERS, S_EP_WORKERS, S_EP_EVENTS_IN, S_EP_EVENTS, S_EP_SNAPSHOT, S_EPS };
-
-/* The last keys a dead process journaled (s_tail_load). */
-typedef struct {
-    uint32_t producer;
-    uint64_t seq;
-} s_tailkey_t;
-typedef struct {
-    pid_t pid;
-    size_t n;
-    s_tailkey_t keys[SP_BROKER_TAIL_MAX];
-} s_tail_t;
-
-/* One worker: a process (pid), or with (cfg->worker_thread != NULL) a thread of ours. */
-typedef struct {
-    pid_t pid;
-    unsigned restarts;
-    unsigned quick_deaths;      /* deaths in a row soon after starting, having done nothing */
-    uint64_t answered_at_start; /* the slot's answered orders when it was started */
-    uint64_t started_ns;
-    pthread_t thread;
-    bool joinable;          /* thread started and not joined yet */
-    atomic_bool running;    /* the thread has not returned */
-    sp_broker_worker_fn fn; /* the thread's body, and what it is given */
-    const char *instance;
-    uint32_t id;
-    const atomic_bool *stop;
-    int wrc;
-    char why[160];
-} sp_child_t;
-
-/* Latency windows: cumulative bucket sums, one per STATS tick, so the latest
- * minus the one SP_BROKER_LAT_TICKS ago is the last second. */
-#define SP_BROKER_LAT_TICKS (1000 / SP_BROKER_STATS_MS)
-
-typedef struct {
-    const sp_broker_cfg_t *cfg;
-    sp_names_t names;
-    sp_table_t *table;
-    sp_table_hdr_t *hdr;
-    sp_router_t *router;
-    sp_snapsrv_t *snapsrv;
-    uint64_t lat[SP_BROKER_LAT_TICKS + 1][SP_LAT_BUCKETS];
-    unsigned lat_head;
-    uint64_t stats_seq;
-    sp_child_t child[SP_WORKERS_MAX];
-    char consumer[PATH_MAX];
-    sp_broker_stats_t *st;
-    bool mq_created;
-    sp_shm_t *shm;            /* shm transport: the ring segment we created */
-    atomic_bool workers_stop; /* worker threads stop when set */
-    unsigned nworkers;        /* workers we run (0 with direct) */
-    char journal_dir[SP_PATH_MAX + 16];
-    sp_journal_t *journal;  /* ours: outcomes we journal for dead workers */
-    s_tail_t tail;          /* the last dead writer's journal tail */
-    uint32_t journal_epoch; /* the epoch of our journal file */
-    bool snap_pending;      /* a new epoch started: snapshot once every writer moved */
-    uint64_t next_snap_ns;
-    bool reattached; /* the table is a dead broker's */
-    bool rebuilt;    /* the table was rebuilt from the journal */
-    bool use_tcp;    /* --tcp: the client-facing endpoints on TCP */
-    sp_tcp_addr_t tcp;
-    bool curve_on;          /* CURVE on the tcp:// endpoints */
-    sp_curve_keys_t curve;  /* our keys (--curve-cert) */
-    sp_curve_auth_t *auth;  /* zauth, from before the first bind to after the last close */
-    unsigned curve_clients; /* certificates in --curve-clients at start */
-    /* where our sockets bind, by S_EP_* (the header holds where clients
-     * connect: the same, but a wildcard host there is loopback) */
-    char bind_ep[S_EPS][SP_ENDPOINT_MAX];
-    uint64_t silent_ms; /* a worker this long without a loop turn is hung */
-} sp_bctx_t;
-
-static bool s_stopping(const sp_bctx_t *b)
+static bool s_stopping(const sp_broker_t *b)
 {
     return b->cfg->stop != NULL ? atomic_load(b->cfg->stop) : sp_signal_stopping();
 }
 
-static bool s_child_alive(const sp_child_t *c)
+static bool s_child_alive(const sp_bworker_t *c)
 {
     return c->pid > 0 || (c->joinable && atomic_load(&c->running));
 }
 
 static void *s_worker_thread(void *arg)
 {
-    sp_child_t *c = arg;
+    sp_bworker_t *c = arg;
     pthread_setname_np(pthread_self(), "sp-worker"); /* per-role CPU accounting */
     c->wrc = c->fn(c->instance, c->id, c->stop, c->why, sizeof c->why);
     atomic_store(&c->running, false);
     return NULL;
 }
 
-static void s_notify(const sp_bctx_t *b, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void s_notify(const sp_bctx_t *b, int level, const char *fmt, ...)
+void sp_broker_notify(const sp_broker_t *b, int level, const char *fmt, ...)
 {
     if (b->cfg->notify == NULL) {
         return;
@@ -178,7 +104,7 @@ static uint64_t s_slot_answered(sp_worker_slot_t *slot)
     return n;
 }
 
-static int s_spawn(sp_bctx_t *b, unsigned id)
+static int s_spawn(sp_broker_t *b, unsigned id)
 {
     char idbuf[16];
     snprintf(idbuf, sizeof idbuf, "%u", id);
@@ -191,7 +117,7 @@ static int s_spawn(sp_bctx_t *b, unsigned id)
     atomic_store(&slot->state, 0);
     atomic_store(&slot->heartbeat_ns, sp_now_ns());
     if ((b->cfg->worker_thread != NULL)) {
-        sp_child_t *c = &b->child[id - 1];
+        sp_bworker_t *c = &b->child[id - 1];
         c->fn = b->cfg->worker_thread;
         c->instance = b->names.name;
         c->id = id;
@@ -219,9 +145,9 @@ static int s_spawn(sp_bctx_t *b, unsigned id)
 /* Loads the keys at the end of the journal(s) process `pid` wrote: it marks
  * outcomes journaled after each message's append, so one it had appended
  * but not marked when it died is among its last SP_WIRE_MAX_RECORDS. */
-static void s_tail_load(sp_bctx_t *b, pid_t pid)
+static void s_tail_load(sp_broker_t *b, pid_t pid)
 {
-    s_tail_t *tl = &b->tail;
+    sp_btail_t *tl = &b->tail;
     tl->pid = pid;
     tl->n = 0;
     DIR *d = opendir(b->journal_dir);
@@ -251,7 +177,7 @@ static void s_tail_load(sp_bctx_t *b, pid_t pid)
             sp_jrec_t r;
             if (pread(fd, rec, sizeof rec, off) == (ssize_t)sizeof rec &&
                 sp_jrec_decode(rec, &r) == 0) {
-                tl->keys[tl->n++] = (s_tailkey_t){.producer = r.producer_id, .seq = r.seq};
+                tl->keys[tl->n++] = (sp_btailkey_t){.producer = r.producer_id, .seq = r.seq};
             }
         }
         close(fd);
@@ -259,7 +185,7 @@ static void s_tail_load(sp_bctx_t *b, pid_t pid)
     closedir(d);
 }
 
-static bool s_in_tail(sp_bctx_t *b, pid_t pid, uint32_t producer, uint64_t seq)
+static bool s_in_tail(sp_broker_t *b, pid_t pid, uint32_t producer, uint64_t seq)
 {
     if (b->tail.pid != pid) {
         s_tail_load(b, pid);
@@ -275,7 +201,7 @@ static bool s_in_tail(sp_bctx_t *b, pid_t pid, uint32_t producer, uint64_t seq)
 /* Journals one outcome a dead process decided but did not mark journaled. */
 static int s_journal_for_dead(void *ctx, const sp_commit_view_t *v)
 {
-    sp_bctx_t *b = ctx;
+    sp_broker_t *b = ctx;
     if (b->journal_dir[0] == '\0') {
         return 0; /* no journal kept: nothing owed */
     }
@@ -296,7 +222,7 @@ static int s_journal_for_dead(void *ctx, const sp_commit_view_t *v)
                                  (sp_fsync_policy_t)b->hdr->fsync_policy, b->hdr->fsync_interval_ms,
                                  why, sizeof why);
         if (rc < 0) {
-            s_notify(b, SP_LOG_ERROR, "%s", why);
+            sp_broker_notify(b, SP_LOG_ERROR, "%s", why);
             return rc;
         }
     }
@@ -314,7 +240,8 @@ static int s_journal_for_dead(void *ctx, const sp_commit_view_t *v)
                    .aux2 = v->hold_seq};
     int rc = sp_journal_append(b->journal, &r, 1);
     if (rc < 0) {
-        s_notify(b, SP_LOG_ERROR, "journaling a dead worker's order failed: %s", sp_strerror(rc));
+        sp_broker_notify(b, SP_LOG_ERROR, "journaling a dead worker's order failed: %s",
+                         sp_strerror(rc));
     }
     return rc;
 }
@@ -324,7 +251,7 @@ static int s_journal_for_dead(void *ctx, const sp_commit_view_t *v)
  * replacement or a resent order meets it.  Both can only be in the message
  * it was handling, so only in that producer's window (its in-flight record;
  * 0 between messages: nothing is left). */
-static void s_resolve_dead(sp_bctx_t *b, unsigned id, pid_t pid)
+static void s_resolve_dead(sp_broker_t *b, unsigned id, pid_t pid)
 {
     sp_worker_slot_t *slot = &b->hdr->worker[id - 1];
     uint32_t producer = atomic_load(&slot->cur_producer);
@@ -336,24 +263,24 @@ static void s_resolve_dead(sp_bctx_t *b, unsigned id, pid_t pid)
     unsigned j = sp_commit_unjournaled(b->table, producer, pid, s_journal_for_dead, b);
     atomic_store(&slot->cur_producer, 0);
     if (n > 0 || j > 0) {
-        s_notify(b, SP_LOG_INFO,
-                 "worker %u left %u order(s) half done (resolved) and %u "
-                 "unjournaled (journaled)",
-                 id, n, j);
+        sp_broker_notify(b, SP_LOG_INFO,
+                         "worker %u left %u order(s) half done (resolved) and %u "
+                         "unjournaled (journaled)",
+                         id, n, j);
     }
 }
 
 /* A worker whose loop has not turned for SP_WORKER_SILENT_MS is hung: kill
  * it so the supervisor restarts it (its orders are resolved on the way). */
-static void s_kill_hung(sp_bctx_t *b)
+static void s_kill_hung(sp_broker_t *b)
 {
     uint64_t now = sp_now_ns();
     for (unsigned i = 0; i < b->nworkers; i++) {
-        sp_child_t *c = &b->child[i];
+        sp_bworker_t *c = &b->child[i];
         uint64_t beat = atomic_load(&b->hdr->worker[i].heartbeat_ns);
         if (c->pid > 0 && beat != 0 && now > beat && now - beat > b->silent_ms * SP_NS_PER_MS) {
-            s_notify(b, SP_LOG_WARN, "worker %u (pid %d) silent for %llu ms: killing it", i + 1,
-                     c->pid, (unsigned long long)((now - beat) / SP_NS_PER_MS));
+            sp_broker_notify(b, SP_LOG_WARN, "worker %u (pid %d) silent for %llu ms: killing it",
+                             i + 1, c->pid, (unsigned long long)((now - beat) / SP_NS_PER_MS));
             kill(c->pid, SIGKILL);
             atomic_store(&b->hdr->worker[i].heartbeat_ns, now); /* once */
         }
@@ -361,10 +288,10 @@ static void s_kill_hung(sp_bctx_t *b)
 }
 
 /* Reaps exited workers; restarts them unless we are stopping. */
-static void s_supervise_threads(sp_bctx_t *b, bool restart)
+static void s_supervise_threads(sp_broker_t *b, bool restart)
 {
     for (unsigned i = 0; i < b->nworkers; i++) {
-        sp_child_t *c = &b->child[i];
+        sp_bworker_t *c = &b->child[i];
         if (!c->joinable || atomic_load(&c->running)) {
             continue;
         }
@@ -373,16 +300,16 @@ static void s_supervise_threads(sp_bctx_t *b, bool restart)
         if (!restart) {
             continue;
         }
-        s_notify(b, SP_LOG_WARN, "worker thread %u returned: %s", i + 1,
-                 c->why[0] ? c->why : sp_strerror(c->wrc));
+        sp_broker_notify(b, SP_LOG_WARN, "worker thread %u returned: %s", i + 1,
+                         c->why[0] ? c->why : sp_strerror(c->wrc));
         if (c->restarts < SP_BROKER_RESTART_MAX && s_spawn(b, i + 1) == 0) {
             c->restarts++;
-            b->st->restarts++;
+            b->stats.restarts++;
         }
     }
 }
 
-static void s_supervise(sp_bctx_t *b, bool restart)
+static void s_supervise(sp_broker_t *b, bool restart)
 {
     if ((b->cfg->worker_thread != NULL)) {
         s_supervise_threads(b, restart);
@@ -392,7 +319,7 @@ static void s_supervise(sp_bctx_t *b, bool restart)
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         for (unsigned i = 0; i < b->nworkers; i++) {
-            sp_child_t *c = &b->child[i];
+            sp_bworker_t *c = &b->child[i];
             if (c->pid != pid) {
                 continue;
             }
@@ -403,11 +330,11 @@ static void s_supervise(sp_bctx_t *b, bool restart)
                 break;
             }
             if (WIFSIGNALED(status)) {
-                s_notify(b, SP_LOG_WARN, "worker %u (pid %d) killed by signal %d", i + 1, pid,
-                         WTERMSIG(status));
+                sp_broker_notify(b, SP_LOG_WARN, "worker %u (pid %d) killed by signal %d", i + 1,
+                                 pid, WTERMSIG(status));
             } else {
-                s_notify(b, SP_LOG_WARN, "worker %u (pid %d) exited with status %d", i + 1, pid,
-                         WEXITSTATUS(status));
+                sp_broker_notify(b, SP_LOG_WARN, "worker %u (pid %d) exited with status %d", i + 1,
+                                 pid, WEXITSTATUS(status));
             }
             /* a worker that keeps dying right after its start without
              * answering anything is broken, not unlucky: give up on it after
@@ -416,27 +343,28 @@ static void s_supervise(sp_bctx_t *b, bool restart)
                 s_slot_answered(&b->hdr->worker[i]) != c->answered_at_start) {
                 c->quick_deaths = 0;
             } else if (++c->quick_deaths >= SP_BROKER_RESTART_MAX) {
-                s_notify(b, SP_LOG_ERROR,
-                         "worker %u died %u times within %d ms of starting; "
-                         "not restarting",
-                         i + 1, c->quick_deaths, SP_BROKER_QUICK_DEATH_MS);
+                sp_broker_notify(b, SP_LOG_ERROR,
+                                 "worker %u died %u times within %d ms of starting; "
+                                 "not restarting",
+                                 i + 1, c->quick_deaths, SP_BROKER_QUICK_DEATH_MS);
                 break;
             }
             c->restarts++;
             atomic_store(&b->hdr->worker[i].restarts, c->restarts);
-            b->st->restarts++;
+            b->stats.restarts++;
             int rc = s_spawn(b, i + 1);
             if (rc < 0) {
-                s_notify(b, SP_LOG_ERROR, "cannot restart worker %u: %s", i + 1, sp_strerror(rc));
+                sp_broker_notify(b, SP_LOG_ERROR, "cannot restart worker %u: %s", i + 1,
+                                 sp_strerror(rc));
             } else {
-                s_notify(b, SP_LOG_INFO, "worker %u restarted as pid %d", i + 1, c->pid);
+                sp_broker_notify(b, SP_LOG_INFO, "worker %u restarted as pid %d", i + 1, c->pid);
             }
             break;
         }
     }
 }
 
-static unsigned s_live_workers(const sp_bctx_t *b)
+static unsigned s_live_workers(const sp_broker_t *b)
 {
     unsigned n = 0;
     for (unsigned i = 0; i < b->nworkers; i++) {
@@ -445,7 +373,7 @@ static unsigned s_live_workers(const sp_bctx_t *b)
     return n;
 }
 
-static void s_beat(sp_bctx_t *b, uint32_t state)
+static void s_beat(sp_broker_t *b, uint32_t state)
 {
     uint8_t msg[SP_WIRE_HDR_SIZE + SP_WIRE_HEARTBEAT_SIZE];
     sp_heartbeat_t hb = {
@@ -470,7 +398,7 @@ static void s_ctr(s_ctrs_t *c, unsigned id, unsigned index, uint64_t value)
     }
 }
 
-static uint32_t s_worker_state(const sp_bctx_t *b, unsigned id, uint64_t hb_age_ms)
+static uint32_t s_worker_state(const sp_broker_t *b, unsigned id, uint64_t hb_age_ms)
 {
     const sp_worker_slot_t *slot = &b->hdr->worker[id - 1];
     if (!s_child_alive(&b->child[id - 1])) {
@@ -486,7 +414,7 @@ static uint32_t s_worker_state(const sp_bctx_t *b, unsigned id, uint64_t hb_age_
 }
 
 /* Sum of the reply queues' depths of the latest producers (mq). */
-static uint64_t s_reply_depth(const sp_bctx_t *b)
+static uint64_t s_reply_depth(const sp_broker_t *b)
 {
     enum { S_SCAN = 64 }; /* producers looked at: the most recent ones */
     uint32_t next = atomic_load(&b->hdr->next_producer_id);
@@ -501,7 +429,7 @@ static uint64_t s_reply_depth(const sp_bctx_t *b)
 }
 
 /* Publishes the shop's counters to monitors (SP_MSG_STATS). */
-static void s_stats(sp_bctx_t *b)
+static void s_stats(sp_broker_t *b)
 {
     enum { S_MAX = 32 + 6 * SP_WORKERS_MAX };
     static uint8_t msg[SP_WIRE_HDR_SIZE + S_MAX * SP_WIRE_COUNTER_SIZE];
@@ -588,13 +516,14 @@ static void s_stats(sp_bctx_t *b)
  * ipc:// in the private run directory, so no worker path ever leaves the
  * machine; with --tcp the client-facing ones (orders, events, snapshot) go
  * on TCP at their fixed port offsets (sp_tcp.h). */
-static int s_endpoints(sp_bctx_t *b, char *why, size_t cap)
+static int s_endpoints(sp_broker_t *b, char *why, size_t cap)
 {
     sp_table_hdr_t *h = b->hdr;
-    char *eps[S_EPS] = {h->ep_orders, h->ep_workers, h->ep_events_in, h->ep_events, h->ep_snapshot};
-    static const char *which[S_EPS] = {"orders", "workers", "events-in", "events", "snapshot"};
-    static const int tcp_offset[S_EPS] = {SP_TCP_ORDERS, -1, -1, SP_TCP_EVENTS, SP_TCP_SNAPSHOT};
-    for (int i = 0; i < S_EPS; i++) {
+    char *eps[SP_BEPS] = {h->ep_orders, h->ep_workers, h->ep_events_in, h->ep_events,
+                          h->ep_snapshot};
+    static const char *which[SP_BEPS] = {"orders", "workers", "events-in", "events", "snapshot"};
+    static const int tcp_offset[SP_BEPS] = {SP_TCP_ORDERS, -1, -1, SP_TCP_EVENTS, SP_TCP_SNAPSHOT};
+    for (int i = 0; i < SP_BEPS; i++) {
         int rc = 0;
         if ((b->cfg->worker_thread != NULL)) {
             snprintf(eps[i], SP_ENDPOINT_MAX, "inproc://%s-%s", b->names.name, which[i]);
@@ -631,7 +560,7 @@ static int s_endpoints(sp_bctx_t *b, char *why, size_t cap)
  * refusal leaves nothing behind: a host that reaches the network needs
  * CURVE; CURVE needs its certificate (a private file) and the clients'
  * directory, and starts the authenticator before any socket binds. */
-static int s_security(sp_bctx_t *b, char *why, size_t cap)
+static int s_security(sp_broker_t *b, char *why, size_t cap)
 {
     const sp_broker_cfg_t *cfg = b->cfg;
     b->use_tcp = cfg->tcp != NULL;
@@ -674,15 +603,16 @@ static int s_security(sp_bctx_t *b, char *why, size_t cap)
     }
     b->curve_on = true;
     if (b->curve_clients == 0) {
-        s_notify(b, SP_LOG_WARN,
-                 "--curve-clients %s holds no client certificate yet: no client gets in until "
-                 "one is added there",
-                 cfg->curve_clients);
+        sp_broker_notify(
+            b, SP_LOG_WARN,
+            "--curve-clients %s holds no client certificate yet: no client gets in until "
+            "one is added there",
+            cfg->curve_clients);
     }
     return 0;
 }
 
-static void s_remove_ipc(sp_bctx_t *b)
+static void s_remove_ipc(sp_broker_t *b)
 {
     if (b->mq_created) {
         sp_mq_remove_all(&b->names);
@@ -704,7 +634,7 @@ static void s_remove_ipc(sp_bctx_t *b)
 
 /* Copies the router's counters into the table header, where monitors and
  * tests read them. */
-static void s_publish_counters(sp_bctx_t *b)
+static void s_publish_counters(sp_broker_t *b)
 {
     sp_router_stats_t rs;
     sp_router_stats(b->router, &rs);
@@ -714,18 +644,18 @@ static void s_publish_counters(sp_bctx_t *b)
     atomic_store_explicit(&b->hdr->in_flight, rs.in_flight, memory_order_relaxed);
 }
 
-static void s_collect(sp_bctx_t *b)
+static void s_collect(sp_broker_t *b)
 {
     for (int w = 0; w < SP_WORKERS_MAX; w++) {
         for (int s = 0; s < SP_STATUS_COUNT; s++) {
-            b->st->orders[s] += atomic_load(&b->hdr->worker[w].orders[s]);
+            b->stats.orders[s] += atomic_load(&b->hdr->worker[w].orders[s]);
         }
-        b->st->worker_invalid += atomic_load(&b->hdr->worker[w].invalid_msgs);
+        b->stats.worker_invalid += atomic_load(&b->hdr->worker[w].invalid_msgs);
     }
-    sp_router_stats(b->router, &b->st->router);
+    sp_router_stats(b->router, &b->stats.router);
 }
 
-static bool s_in_flight(sp_bctx_t *b)
+static bool s_in_flight(sp_broker_t *b)
 {
     if (b->cfg->transport == SP_TRANSPORT_MQ) {
         return sp_mq_orders_depth(&b->names) > 0;
@@ -738,7 +668,7 @@ static bool s_in_flight(sp_bctx_t *b)
     return rs.in_flight > 0;
 }
 
-static void s_shutdown(sp_bctx_t *b)
+static void s_shutdown(sp_broker_t *b)
 {
     sp_table_set_state(b->table, SP_TABLE_DRAINING);
     sp_router_accept(b->router, false);
@@ -747,10 +677,10 @@ static void s_shutdown(sp_bctx_t *b)
         sp_router_poll(b->router, SP_BROKER_TICK_MS);
         s_supervise(b, false);
     }
-    b->st->drained = !s_in_flight(b);
-    if (!b->st->drained) {
-        s_notify(b, SP_LOG_WARN, "orders still in flight after %d ms; stopping anyway",
-                 SP_BROKER_DRAIN_MS);
+    b->stats.drained = !s_in_flight(b);
+    if (!b->stats.drained) {
+        sp_broker_notify(b, SP_LOG_WARN, "orders still in flight after %d ms; stopping anyway",
+                         SP_BROKER_DRAIN_MS);
     }
     atomic_store(&b->workers_stop, true);
     for (unsigned i = 0; i < b->nworkers; i++) {
@@ -764,7 +694,7 @@ static void s_shutdown(sp_bctx_t *b)
         s_supervise(b, false);
     }
     for (unsigned i = 0; i < b->nworkers; i++) {
-        sp_child_t *c = &b->child[i];
+        sp_bworker_t *c = &b->child[i];
         if (c->joinable) {
             /* a thread cannot be killed: it polls the stop flag every
              * SP_WORKER_POLL_MS, so this wait is bounded */
@@ -772,7 +702,7 @@ static void s_shutdown(sp_bctx_t *b)
             c->joinable = false;
         }
         if (b->child[i].pid > 0) {
-            s_notify(b, SP_LOG_WARN, "worker %u did not stop; killing it", i + 1);
+            sp_broker_notify(b, SP_LOG_WARN, "worker %u did not stop; killing it", i + 1);
             kill(b->child[i].pid, SIGKILL);
             waitpid(b->child[i].pid, NULL, 0);
             b->child[i].pid = 0;
@@ -838,7 +768,7 @@ static unsigned s_prune_journal(const char *dir, uint32_t below, uint32_t *max_e
 
 /* Periodic snapshots: start a new journal epoch; once every live writer has
  * moved to it, save the table and remove the older epochs' files. */
-static void s_snapshot_tick(sp_bctx_t *b, uint64_t now)
+static void s_snapshot_tick(sp_broker_t *b, uint64_t now)
 {
     if (b->journal_dir[0] == '\0' || b->cfg->snapshot_ms == 0) {
         return;
@@ -852,7 +782,7 @@ static void s_snapshot_tick(sp_bctx_t *b, uint64_t now)
     }
     uint32_t epoch = atomic_load(&b->hdr->journal_epoch);
     for (unsigned i = 0; i < b->nworkers; i++) {
-        sp_child_t *c = &b->child[i];
+        sp_bworker_t *c = &b->child[i];
         if (!s_child_alive(c)) {
             continue; /* gone: what it left half done is resolved by the supervisor */
         }
@@ -877,18 +807,19 @@ static void s_snapshot_tick(sp_bctx_t *b, uint64_t now)
     uint64_t t0 = sp_now_ns();
     int rc = sp_snapshot_save(b->table, path, epoch, &info, why, sizeof why);
     if (rc < 0) {
-        s_notify(b, SP_LOG_ERROR, "snapshot failed, the journal is kept whole: %s", why);
+        sp_broker_notify(b, SP_LOG_ERROR, "snapshot failed, the journal is kept whole: %s", why);
     } else {
         unsigned pruned = s_prune_journal(b->journal_dir, epoch, NULL, b->cfg->keep_journal);
         char base[SP_PATH_MAX + 32];
         snprintf(base, sizeof base, "%s/%s", b->names.state_dir, SP_BASE_FILE);
         unlink(base); /* the snapshot replaces it */
-        b->st->snapshots++;
-        s_notify(b, SP_LOG_DEBUG,
-                 "snapshot %s: %u rows, %u remembered orders, %u holds, %zu bytes in %.1f ms; "
-                 "removed %u journal file(s) it contains",
-                 path, info.rows, info.entries, info.holds, info.bytes,
-                 (double)(sp_now_ns() - t0) / 1e6, pruned);
+        b->stats.snapshots++;
+        sp_broker_notify(
+            b, SP_LOG_DEBUG,
+            "snapshot %s: %u rows, %u remembered orders, %u holds, %zu bytes in %.1f ms; "
+            "removed %u journal file(s) it contains",
+            path, info.rows, info.entries, info.holds, info.bytes, (double)(sp_now_ns() - t0) / 1e6,
+            pruned);
     }
     b->snap_pending = false;
     b->next_snap_ns = now + (uint64_t)b->cfg->snapshot_ms * SP_NS_PER_MS;
@@ -934,7 +865,7 @@ static int s_load_catalogue(sp_catalogue_t **cat, const char *path, char *why, s
 /* Re-attaches to the table a dead broker left: it holds every applied
  * order, so it is kept; its workers are gone or going, and what they left
  * half done is resolved once our journal is open (s_journal_begin). */
-static int s_reattach(sp_bctx_t *b, char *why, size_t cap)
+static int s_reattach(sp_broker_t *b, char *why, size_t cap)
 {
     sp_table_hdr_t *h = sp_table_hdr(b->table);
     char path[SP_PATH_MAX + 16];
@@ -971,7 +902,7 @@ static int s_reattach(sp_bctx_t *b, char *why, size_t cap)
 
 /* The limits the run's queues and processes need, read before anything is
  * created (sp_limits.h). */
-static int s_preflight(sp_bctx_t *b, char *why, size_t cap)
+static int s_preflight(sp_broker_t *b, char *why, size_t cap)
 {
     const sp_broker_cfg_t *cfg = b->cfg;
     sp_limits_t have;
@@ -1044,7 +975,7 @@ static int s_names_ours(const sp_names_t *n, char *why, size_t cap)
 /* Finds the instance's table: re-attaches to a dead broker's, rebuilds a
  * lost one from its base and journal, continues from the last clean stop's
  * table, or creates a new one from the catalogue. */
-static int s_table_start(sp_bctx_t *b, char *why, size_t cap)
+static int s_table_start(sp_broker_t *b, char *why, size_t cap)
 {
     const sp_broker_cfg_t *cfg = b->cfg;
     int rc = s_names_ours(&b->names, why, cap);
@@ -1060,10 +991,11 @@ static int s_table_start(sp_bctx_t *b, char *why, size_t cap)
                    cfg->instance, (int)owner, b->names.table);
             return -EEXIST;
         }
-        s_notify(b, SP_LOG_WARN,
-                 "found the table of a broker that died (pid %d) in /dev/shm%s: re-attaching "
-                 "to it (it holds every applied order)",
-                 (int)owner, b->names.table);
+        sp_broker_notify(
+            b, SP_LOG_WARN,
+            "found the table of a broker that died (pid %d) in /dev/shm%s: re-attaching "
+            "to it (it holds every applied order)",
+            (int)owner, b->names.table);
         rc = s_reattach(b, why, cap);
         if (rc < 0) {
             sp_table_close(&b->table);
@@ -1083,9 +1015,9 @@ static int s_table_start(sp_bctx_t *b, char *why, size_t cap)
                     (access(b->names.run_dir, F_OK) == 0);
     if (left > 0) {
         sp_names_remove_run_dir(&b->names);
-        s_notify(b, SP_LOG_WARN,
-                 "removed %u leftover IPC object(s) of instance %s from a run that crashed", left,
-                 cfg->instance);
+        sp_broker_notify(b, SP_LOG_WARN,
+                         "removed %u leftover IPC object(s) of instance %s from a run that crashed",
+                         left, cfg->instance);
     }
     char journal[SP_PATH_MAX + 16], base[SP_PATH_MAX + 32], last[SP_PATH_MAX + 32];
     snprintf(journal, sizeof journal, "%s/%s", b->names.state_dir, SP_JOURNAL_DIR);
@@ -1102,8 +1034,8 @@ static int s_table_start(sp_bctx_t *b, char *why, size_t cap)
         snprintf(aside, sizeof aside, "%s.kept-%llu", journal,
                  (unsigned long long)(sp_realtime_ns() / SP_NS_PER_SEC));
         if (rename(journal, aside) == 0) {
-            s_notify(b, SP_LOG_INFO, "the last run stopped cleanly; its kept journal is now %s",
-                     aside);
+            sp_broker_notify(b, SP_LOG_INFO,
+                             "the last run stopped cleanly; its kept journal is now %s", aside);
         }
         unlink(base);
         unlink(snap);
@@ -1113,8 +1045,8 @@ static int s_table_start(sp_bctx_t *b, char *why, size_t cap)
     bool snapshot = !cfg->no_journal && access(snap, F_OK) == 0;
     if (cfg->fresh) {
         if (journaled || snapshot || access(last, F_OK) == 0) {
-            s_notify(b, SP_LOG_WARN, "--fresh: discarding the saved state in %s",
-                     b->names.state_dir);
+            sp_broker_notify(b, SP_LOG_WARN, "--fresh: discarding the saved state in %s",
+                             b->names.state_dir);
         }
         s_remove_journal(journal);
         unlink(base);
@@ -1126,10 +1058,11 @@ static int s_table_start(sp_bctx_t *b, char *why, size_t cap)
         from = snapshot ? snap : base;
     } else if (!cfg->no_journal && access(last, F_OK) == 0) {
         from = last;
-        s_notify(b, SP_LOG_INFO,
-                 "continuing from the table saved at the last clean stop (%s); --fresh starts "
-                 "from the catalogue",
-                 last);
+        sp_broker_notify(
+            b, SP_LOG_INFO,
+            "continuing from the table saved at the last clean stop (%s); --fresh starts "
+            "from the catalogue",
+            last);
     }
     sp_catalogue_t *cat = NULL;
     rc = snapshot ? sp_snapshot_catalogue(snap, &cat, why, cap)
@@ -1188,21 +1121,21 @@ static int s_table_start(sp_bctx_t *b, char *why, size_t cap)
         s_prune_journal(journal, 0, &epoch, false);
         atomic_store(&h->journal_epoch, epoch + 1);
         b->rebuilt = true;
-        s_notify(b, SP_LOG_WARN,
-                 "the last run did not stop cleanly and its table is gone: rebuilt it from %s "
-                 "and %llu journal record(s) in %llu file(s) (%llu accepted, %u product(s) "
-                 "changed, %u hold(s) to release, %llu torn byte(s) dropped) in %.1f ms",
-                 snapshot ? snap : base, (unsigned long long)st.records,
-                 (unsigned long long)st.files, (unsigned long long)st.accepted, st.products,
-                 st.holds + si.holds, (unsigned long long)st.tail_bytes,
-                 (double)(sp_now_ns() - t0) / 1e6);
+        sp_broker_notify(
+            b, SP_LOG_WARN,
+            "the last run did not stop cleanly and its table is gone: rebuilt it from %s "
+            "and %llu journal record(s) in %llu file(s) (%llu accepted, %u product(s) "
+            "changed, %u hold(s) to release, %llu torn byte(s) dropped) in %.1f ms",
+            snapshot ? snap : base, (unsigned long long)st.records, (unsigned long long)st.files,
+            (unsigned long long)st.accepted, st.products, st.holds + si.holds,
+            (unsigned long long)st.tail_bytes, (double)(sp_now_ns() - t0) / 1e6);
     }
     return 0;
 }
 
 /* The journal directory, and where workers find it (absolute: they may
  * not share our working directory). */
-static int s_journal_setup(sp_bctx_t *b, char *why, size_t cap)
+static int s_journal_setup(sp_broker_t *b, char *why, size_t cap)
 {
     int rc = sp_names_make_state_dir(&b->names);
     char abs[PATH_MAX];
@@ -1236,7 +1169,7 @@ static int s_journal_setup(sp_bctx_t *b, char *why, size_t cap)
  * (atomically) before any worker journals.  A re-attached or rebuilt table
  * keeps the base it has; then any outcomes a dead worker decided but did not
  * journal are journaled now. */
-static int s_journal_begin(sp_bctx_t *b, char *why, size_t cap)
+static int s_journal_begin(sp_broker_t *b, char *why, size_t cap)
 {
     char base[SP_PATH_MAX + 32];
     snprintf(base, sizeof base, "%s/%s", b->names.state_dir, SP_BASE_FILE);
@@ -1251,10 +1184,11 @@ static int s_journal_begin(sp_bctx_t *b, char *why, size_t cap)
         unsigned n = sp_commit_sweep(b->table);
         unsigned j = sp_commit_unjournaled(b->table, 0, 0, s_journal_for_dead, b);
         if (n > 0 || j > 0) {
-            s_notify(b, SP_LOG_INFO,
-                     "the dead broker's workers left %u order(s) half done (resolved) and %u "
-                     "unjournaled (journaled)",
-                     n, j);
+            sp_broker_notify(
+                b, SP_LOG_INFO,
+                "the dead broker's workers left %u order(s) half done (resolved) and %u "
+                "unjournaled (journaled)",
+                n, j);
         }
     }
     return 0;
@@ -1262,7 +1196,7 @@ static int s_journal_begin(sp_bctx_t *b, char *why, size_t cap)
 
 /* After a clean stop with the final snapshot saved, the journal holds
  * nothing the snapshot does not: remove it (unless asked to keep it). */
-static void s_journal_retire(sp_bctx_t *b)
+static void s_journal_retire(sp_broker_t *b)
 {
     sp_journal_close(&b->journal);
     if (b->journal_dir[0] == '\0') {
@@ -1297,205 +1231,242 @@ static int s_silent_ms(uint64_t *out, char *why, size_t cap)
     return sp_arg_u64("SP_WORKER_SILENT_MS", v, 100, 600000, out, why, cap);
 }
 
-int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *why, size_t cap)
+int sp_broker_new(sp_broker_t **out, const sp_broker_cfg_t *cfg, char *why, size_t cap)
 {
-    memset(stats, 0, sizeof *stats);
-    sp_bctx_t b = {.cfg = cfg, .st = stats};
-    sp_catalogue_t *cat = NULL;
-    int rc = s_silent_ms(&b.silent_ms, why, cap);
-    if (rc < 0) {
-        return rc;
+    *out = NULL;
+    sp_broker_t *b = calloc(1, sizeof *b);
+    if (b == NULL) {
+        snprintf(why, cap, "%s", sp_strerror(-ENOMEM));
+        return -ENOMEM;
     }
-    rc = sp_names_init(&b.names, cfg->instance, cfg->state_dir);
+    b->cfg_copy = *cfg;
+    b->cfg = cfg = &b->cfg_copy;
+    int rc = s_silent_ms(&b->silent_ms, why, cap);
+    if (rc < 0) {
+        goto fail;
+    }
+    rc = sp_names_init(&b->names, cfg->instance, cfg->state_dir);
     if (rc < 0) {
         snprintf(why, cap, "bad instance name '%s' (use 1-%d of A-Z a-z 0-9 _ - .)", cfg->instance,
                  SP_INSTANCE_NAME_MAX);
-        return SP_E_USAGE;
+        rc = SP_E_USAGE;
+        goto fail;
     }
-    b.nworkers = cfg->transport == SP_TRANSPORT_DIRECT ? 0 : cfg->workers;
+    b->nworkers = cfg->transport == SP_TRANSPORT_DIRECT ? 0 : cfg->workers;
     if (cfg->transport != SP_TRANSPORT_DIRECT &&
         (cfg->workers < 1 || cfg->workers > SP_WORKERS_MAX)) {
         snprintf(why, cap, "--workers must be 1..%d", SP_WORKERS_MAX);
-        return SP_E_USAGE;
+        rc = SP_E_USAGE;
+        goto fail;
     }
     if ((cfg->worker_thread != NULL) && (cfg->transport != SP_TRANSPORT_ZMQ || cfg->tcp != NULL)) {
         snprintf(why, cap, "worker threads (inproc://) need the zmq transport without --tcp");
-        return SP_E_USAGE;
+        rc = SP_E_USAGE;
+        goto fail;
     }
-    rc = s_consumer_path(cfg, b.consumer, sizeof b.consumer);
-    if (b.nworkers > 0 && !(cfg->worker_thread != NULL) &&
-        (rc < 0 || access(b.consumer, X_OK) < 0)) {
-        snprintf(why, cap, "worker binary %s is not executable", b.consumer);
-        return rc < 0 ? rc : -errno;
+    rc = s_consumer_path(cfg, b->consumer, sizeof b->consumer);
+    if (b->nworkers > 0 && !(cfg->worker_thread != NULL) &&
+        (rc < 0 || access(b->consumer, X_OK) < 0)) {
+        snprintf(why, cap, "worker binary %s is not executable", b->consumer);
+        rc = rc < 0 ? rc : -errno;
+        goto fail;
     }
-    rc = s_preflight(&b, why, cap);
+    rc = s_preflight(b, why, cap);
     if (rc == 0) {
-        rc = s_security(&b, why, cap);
+        rc = s_security(b, why, cap);
     }
     if (rc < 0) {
-        return rc;
+        goto fail;
     }
-    rc = s_table_start(&b, why, cap);
+    rc = s_table_start(b, why, cap);
     if (rc < 0) {
-        goto free_catalogue;
+        goto fail;
     }
-    b.hdr = sp_table_hdr(b.table);
-    atomic_store(&b.hdr->broker_pid, (int32_t)getpid());
-    b.hdr->workers = b.nworkers;
+    b->hdr = sp_table_hdr(b->table);
+    atomic_store(&b->hdr->broker_pid, (int32_t)getpid());
+    b->hdr->workers = b->nworkers;
 
     if (cfg->transport == SP_TRANSPORT_MQ) {
         long depth, msgsize;
-        rc = sp_mq_create_orders(&b.names, cfg->mq_depth, cfg->mq_msgsize, &depth, &msgsize, why,
+        rc = sp_mq_create_orders(&b->names, cfg->mq_depth, cfg->mq_msgsize, &depth, &msgsize, why,
                                  cap);
         if (rc < 0) {
             if (rc == -EEXIST) {
-                snprintf(why, cap, "order queue %s already exists", b.names.orders_mq);
+                snprintf(why, cap, "order queue %s already exists", b->names.orders_mq);
             }
-            goto remove;
+            goto fail;
         }
-        b.mq_created = true;
-        b.hdr->mq_depth = (uint32_t)depth;
-        b.hdr->mq_msgsize = (uint32_t)msgsize;
+        b->mq_created = true;
+        b->hdr->mq_depth = (uint32_t)depth;
+        b->hdr->mq_msgsize = (uint32_t)msgsize;
     }
     if (cfg->transport == SP_TRANSPORT_SHM) {
         /* the table header's mq fields describe the orders ring here */
-        rc = sp_shm_create(&b.shm, &b.names, cfg->mq_msgsize, why, cap);
+        rc = sp_shm_create(&b->shm, &b->names, cfg->mq_msgsize, why, cap);
         if (rc < 0) {
-            goto remove;
+            goto fail;
         }
-        b.hdr->mq_depth = sp_shm_hdr(b.shm)->order_slots;
-        b.hdr->mq_msgsize = sp_shm_hdr(b.shm)->slot_size;
+        b->hdr->mq_depth = sp_shm_hdr(b->shm)->order_slots;
+        b->hdr->mq_msgsize = sp_shm_hdr(b->shm)->slot_size;
     }
-    b.hdr->unguarded = cfg->no_dedup;
+    b->hdr->unguarded = cfg->no_dedup;
     if (!cfg->no_journal && !cfg->no_dedup && cfg->transport != SP_TRANSPORT_DIRECT) {
-        rc = s_journal_setup(&b, why, cap);
+        rc = s_journal_setup(b, why, cap);
         if (rc == 0) {
-            rc = s_journal_begin(&b, why, cap);
+            rc = s_journal_begin(b, why, cap);
         }
         if (rc < 0) {
-            goto remove;
+            goto fail;
         }
     }
     if (!(cfg->worker_thread != NULL)) {
         /* with --tcp too: the workers' endpoints stay ipc:// in it */
-        rc = sp_names_make_run_dir(&b.names);
+        rc = sp_names_make_run_dir(&b->names);
         if (rc < 0) {
-            snprintf(why, cap, "cannot make the private run directory %s: %s", b.names.run_dir,
+            snprintf(why, cap, "cannot make the private run directory %s: %s", b->names.run_dir,
                      sp_strerror(rc));
-            goto remove;
+            goto fail;
         }
     }
-    rc = s_endpoints(&b, why, cap);
+    rc = s_endpoints(b, why, cap);
     if (rc < 0) {
-        goto remove;
+        goto fail;
     }
-    const sp_curve_keys_t *curve = b.curve_on ? &b.curve : NULL;
-    rc = sp_router_new(&b.router, cfg->transport == SP_TRANSPORT_ZMQ, b.bind_ep[S_EP_ORDERS],
-                       b.bind_ep[S_EP_WORKERS], b.bind_ep[S_EP_EVENTS_IN], b.bind_ep[S_EP_EVENTS],
-                       curve, why, cap);
+    const sp_curve_keys_t *curve = b->curve_on ? &b->curve : NULL;
+    rc = sp_router_new(&b->router, cfg->transport == SP_TRANSPORT_ZMQ, b->bind_ep[SP_BEP_ORDERS],
+                       b->bind_ep[SP_BEP_WORKERS], b->bind_ep[SP_BEP_EVENTS_IN],
+                       b->bind_ep[SP_BEP_EVENTS], curve, why, cap);
     if (rc < 0) {
-        goto remove;
+        goto fail;
     }
-    rc = sp_snapsrv_new(&b.snapsrv, b.bind_ep[S_EP_SNAPSHOT], b.table, curve, why, cap);
+    rc = sp_snapsrv_new(&b->snapsrv, b->bind_ep[SP_BEP_SNAPSHOT], b->table, curve, why, cap);
     if (rc < 0) {
-        goto remove;
+        goto fail;
     }
-    for (unsigned i = 1; i <= b.nworkers; i++) {
-        rc = s_spawn(&b, i);
+    *out = b;
+    return 0;
+fail:
+    sp_broker_destroy(&b);
+    return rc;
+}
+
+int sp_broker_run(sp_broker_t *self, sp_broker_stats_t *stats, char *why, size_t cap)
+{
+    assert(self != NULL && !self->ran);
+    self->ran = true;
+    const sp_broker_cfg_t *cfg = self->cfg;
+    int rc = 0;
+    for (unsigned i = 1; i <= self->nworkers; i++) {
+        rc = s_spawn(self, i);
         if (rc < 0) {
             snprintf(why, cap, "cannot start worker %u (%s): %s", i,
-                     (cfg->worker_thread != NULL) ? "thread" : b.consumer, sp_strerror(rc));
+                     (cfg->worker_thread != NULL) ? "thread" : self->consumer, sp_strerror(rc));
             break;
         }
     }
     if (rc == 0) {
-        sp_table_set_state(b.table, SP_TABLE_READY);
-        s_notify(&b, SP_LOG_INFO, "instance %s ready: %u products, %u workers%s, %s%s, %s",
-                 cfg->instance, b.hdr->product_count, b.nworkers,
-                 (cfg->worker_thread != NULL) ? " (threads)" : "",
-                 sp_transport_name(cfg->transport),
-                 (cfg->worker_thread != NULL) ? " inproc://" : "", sp_sync_name(cfg->sync));
+        sp_table_set_state(self->table, SP_TABLE_READY);
+        sp_broker_notify(
+            self, SP_LOG_INFO, "instance %s ready: %u products, %u workers%s, %s%s, %s",
+            cfg->instance, self->hdr->product_count, self->nworkers,
+            (cfg->worker_thread != NULL) ? " (threads)" : "", sp_transport_name(cfg->transport),
+            (cfg->worker_thread != NULL) ? " inproc://" : "", sp_sync_name(cfg->sync));
     }
-    if (rc == 0 && b.use_tcp) {
-        if (b.curve_on) {
-            s_notify(&b, SP_LOG_INFO,
-                     "clients on tcp://%s ports %u (orders), %u (events), %u (snapshots), "
-                     "CURVE: server key %s, %u client certificate(s) in %s",
-                     b.tcp.bind_host, b.tcp.port + SP_TCP_ORDERS, b.tcp.port + SP_TCP_EVENTS,
-                     b.tcp.port + SP_TCP_SNAPSHOT, b.curve.public_txt, b.curve_clients,
-                     cfg->curve_clients);
+    if (rc == 0 && self->use_tcp) {
+        if (self->curve_on) {
+            sp_broker_notify(self, SP_LOG_INFO,
+                             "clients on tcp://%s ports %u (orders), %u (events), %u (snapshots), "
+                             "CURVE: server key %s, %u client certificate(s) in %s",
+                             self->tcp.bind_host, self->tcp.port + SP_TCP_ORDERS,
+                             self->tcp.port + SP_TCP_EVENTS, self->tcp.port + SP_TCP_SNAPSHOT,
+                             self->curve.public_txt, self->curve_clients, cfg->curve_clients);
         } else {
-            s_notify(&b, SP_LOG_INFO,
-                     "clients on tcp://%s ports %u (orders), %u (events), %u (snapshots), "
-                     "loopback only, no CURVE",
-                     b.tcp.bind_host, b.tcp.port + SP_TCP_ORDERS, b.tcp.port + SP_TCP_EVENTS,
-                     b.tcp.port + SP_TCP_SNAPSHOT);
+            sp_broker_notify(self, SP_LOG_INFO,
+                             "clients on tcp://%s ports %u (orders), %u (events), %u (snapshots), "
+                             "loopback only, no CURVE",
+                             self->tcp.bind_host, self->tcp.port + SP_TCP_ORDERS,
+                             self->tcp.port + SP_TCP_EVENTS, self->tcp.port + SP_TCP_SNAPSHOT);
         }
     }
     uint64_t next_beat = 0, next_stats = 0;
     bool serving = rc == 0;
-    b.next_snap_ns = sp_now_ns() + (uint64_t)cfg->snapshot_ms * SP_NS_PER_MS;
-    while (serving && !s_stopping(&b)) {
+    self->next_snap_ns = sp_now_ns() + (uint64_t)cfg->snapshot_ms * SP_NS_PER_MS;
+    while (serving && !s_stopping(self)) {
         uint64_t now = sp_now_ns();
-        int wait_ms = sp_snapsrv_busy(b.snapsrv) ? 0 : SP_BROKER_TICK_MS;
+        int wait_ms = sp_snapsrv_busy(self->snapsrv) ? 0 : SP_BROKER_TICK_MS;
         if (next_stats > now && (next_stats - now) / SP_NS_PER_MS < (uint64_t)wait_ms) {
             wait_ms = (int)((next_stats - now) / SP_NS_PER_MS);
         }
-        sp_router_poll(b.router, wait_ms);
-        sp_snapsrv_turn(b.snapsrv);
-        s_supervise(&b, true);
+        sp_router_poll(self->router, wait_ms);
+        sp_snapsrv_turn(self->snapsrv);
+        s_supervise(self, true);
         if (!(cfg->worker_thread != NULL)) {
-            s_kill_hung(&b);
+            s_kill_hung(self);
         }
-        s_snapshot_tick(&b, sp_now_ns());
+        s_snapshot_tick(self, sp_now_ns());
         /* holds past their time, or whose holder died, go back to stock */
-        sp_commit_expire_holds(b.table, (sp_sync_t)b.hdr->sync, sp_now_ns(),
-                               b.journal_dir[0] != '\0' ? s_journal_for_dead : NULL, &b);
-        s_publish_counters(&b);
+        sp_commit_expire_holds(self->table, (sp_sync_t)self->hdr->sync, sp_now_ns(),
+                               self->journal_dir[0] != '\0' ? s_journal_for_dead : NULL, self);
+        s_publish_counters(self);
         now = sp_now_ns();
         if (now >= next_stats) {
-            s_stats(&b);
+            s_stats(self);
             next_stats = now + SP_BROKER_STATS_MS * SP_NS_PER_MS;
         }
         if (now >= next_beat) {
-            s_beat(&b, SP_PUB_RUNNING);
+            s_beat(self, SP_PUB_RUNNING);
             next_beat = now + SP_BROKER_HEARTBEAT_MS * SP_NS_PER_MS;
         }
     }
-    s_shutdown(&b);
-    s_collect(&b);
+    s_shutdown(self);
+    s_collect(self);
     /* the final table has no holds: their units go back to stock (journaled),
      * so a table continued from table.csv adds up */
-    if (b.table != NULL) {
-        sp_commit_expire_holds(b.table, (sp_sync_t)b.hdr->sync, UINT64_MAX,
-                               b.journal_dir[0] != '\0' ? s_journal_for_dead : NULL, &b);
+    if (self->table != NULL) {
+        sp_commit_expire_holds(self->table, (sp_sync_t)self->hdr->sync, UINT64_MAX,
+                               self->journal_dir[0] != '\0' ? s_journal_for_dead : NULL, self);
     }
-    if (sp_names_make_state_dir(&b.names) == 0) {
-        snprintf(stats->snapshot, sizeof stats->snapshot, "%s/%s", b.names.state_dir,
+    if (sp_names_make_state_dir(&self->names) == 0) {
+        snprintf(self->stats.snapshot, sizeof self->stats.snapshot, "%s/%s", self->names.state_dir,
                  SP_SNAPSHOT_FILE);
-        int src = sp_table_save_csv(b.table, stats->snapshot);
+        int src = sp_table_save_csv(self->table, self->stats.snapshot);
         if (src < 0) {
-            s_notify(&b, SP_LOG_ERROR, "saving %s failed: %s; the journal in %s is kept",
-                     stats->snapshot, sp_strerror(src), b.journal_dir);
-            stats->snapshot[0] = '\0';
+            sp_broker_notify(self, SP_LOG_ERROR, "saving %s failed: %s; the journal in %s is kept",
+                             self->stats.snapshot, sp_strerror(src), self->journal_dir);
+            self->stats.snapshot[0] = '\0';
         } else {
-            s_journal_retire(&b);
+            s_journal_retire(self);
         }
     } else {
-        s_notify(&b, SP_LOG_ERROR, "cannot create the state directory %s", b.names.state_dir);
+        sp_broker_notify(self, SP_LOG_ERROR, "cannot create the state directory %s",
+                         self->names.state_dir);
     }
-remove:
-    sp_journal_close(&b.journal);
-    sp_snapsrv_destroy(&b.snapsrv);
-    sp_router_destroy(&b.router);
-    s_remove_ipc(&b);
-    sp_table_close(&b.table);
-free_catalogue:
-    sp_catalogue_destroy(&cat);
-    /* after the last CURVE socket is closed */
-    sp_curve_auth_destroy(&b.auth);
-    sp_curve_wipe(&b.curve);
+    if (stats != NULL) {
+        *stats = self->stats;
+    }
     return rc;
+}
+
+void sp_broker_destroy(sp_broker_t **self_p)
+{
+    if (self_p == NULL || *self_p == NULL) {
+        return;
+    }
+    sp_broker_t *self = *self_p;
+    sp_journal_close(&self->journal);
+    sp_snapsrv_destroy(&self->snapsrv);
+    sp_router_destroy(&self->router);
+    /* the instance's objects are ours to remove only once its table is (a
+     * start refused because another broker runs it must not touch them) */
+    if (self->table != NULL) {
+        s_remove_ipc(self);
+        sp_table_close(&self->table);
+    }
+    /* after the last CURVE socket is closed */
+    sp_curve_auth_destroy(&self->auth);
+    sp_curve_wipe(&self->curve);
+    free(self);
+    *self_p = NULL;
 }
 
 int sp_broker_clean(const char *instance, char *what, size_t cap)

@@ -1,5 +1,8 @@
 /*
- * sp_broker — the instance owner's loop (bin/broker is a thin main over it).
+ * sp_broker — the instance owner, as a role object: sp_broker_new,
+ * sp_broker_run, sp_broker_destroy (bin/broker is a thin main over them; the
+ * bench runs one in a thread).  Its jobs live in broker/'s modules, which
+ * share the private context of sp_broker_impl.h.
  *
  * Start-up: create the shared table from the catalogue (exclusive, 0600),
  * the order queue (mq), the ring segment /NAME.ring (shm) or the order
@@ -17,9 +20,16 @@
  * Shutdown (SIGINT/SIGTERM): DRAINING -> stop reading new orders -> wait until
  * nothing is in flight (order queue empty / every batch answered) -> SIGTERM
  * the workers and wait for them -> end-of-stream to monitors -> save the
- * final table atomically under the state directory -> remove every IPC
- * object the instance has (table, queues, reply queues, ring segment,
- * sockets, run dir).
+ * final table atomically under the state directory (sp_broker_run returns)
+ * -> remove every IPC object the instance has (table, queues, reply queues,
+ * ring segment, sockets, run dir: sp_broker_destroy).
+ *
+ * Safety: one broker per instance (the table header names its pid; a second
+ * one is refused).  A broker belongs to the thread that made it and is not
+ * locked; brokers of different instances may share a process (the bench),
+ * each stopped through its own cfg->stop.  Errors are returned with a
+ * sentence in *why; progress and problems along the way go to cfg->notify:
+ * the broker never prints and never exits.
  */
 #ifndef SP_BROKER_H
 #define SP_BROKER_H
@@ -94,10 +104,37 @@ typedef struct {
     int drained; /* 1 when nothing was left in flight */
 } sp_broker_stats_t;
 
-/* Runs the broker until a stop is requested.  Returns 0 after a clean
- * shutdown, or a negative code with *why explaining it (nothing of the
- * instance is left behind in either case, except the snapshot). */
-int sp_broker_run(const sp_broker_cfg_t *cfg, sp_broker_stats_t *stats, char *why, size_t cap);
+typedef struct sp_broker sp_broker_t;
+
+/* Makes the instance ready to serve: checks the configuration and the
+ * system's limits, finds or creates the table (re-attaching to a dead
+ * broker's, rebuilding a lost one from its journal), creates the order path
+ * (queue, ring segment or ROUTERs), the event proxy, the snapshot service
+ * and the private run directory.  No worker runs yet and the table is not
+ * READY: sp_broker_run does that.  `cfg` is copied; the strings, the stop
+ * flag and the worker function it points to must outlive the broker.
+ * Returns 0 with *out set, or a negative code (SP_E_USAGE for a bad
+ * configuration, -EEXIST when the instance runs already, SP_E_MQ_LIMIT and
+ * the like for a limit, -errno) with *why explaining it, *out NULL and
+ * nothing of the instance left behind.  Blocks for at most the few seconds
+ * a dead broker's workers take to go (re-attaching). */
+int sp_broker_new(sp_broker_t **out, const sp_broker_cfg_t *cfg, char *why, size_t cap);
+
+/* Starts the workers, marks the table READY and serves until a stop is
+ * requested (cfg->stop, or SIGINT/SIGTERM through sp_signal); then drains,
+ * stops the workers, says goodbye to monitors and saves the final table
+ * under the state directory.  Blocks for the broker's whole life; runs once
+ * per broker, on the thread that made it.  Returns 0 after a clean
+ * shutdown, or a negative code with *why (a worker that could not start).
+ * *stats (may be NULL) gets the closing totals either way. */
+int sp_broker_run(sp_broker_t *self, sp_broker_stats_t *stats, char *why, size_t cap);
+
+/* Releases the broker and removes every IPC object of its instance (table,
+ * queues, reply queues, ring segment, sockets, run directory); the state
+ * directory keeps the saved table (and, after a run that did not stop
+ * cleanly or no run at all, what the next start recovers from).
+ * NULL-safe; sets *self_p to NULL. */
+void sp_broker_destroy(sp_broker_t **self_p);
 
 /* Removes the IPC objects of `instance` if its broker is dead.  Returns 0
  * (removed, *what says what), -EBUSY (its broker is alive), -ENOENT (nothing
