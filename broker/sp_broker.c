@@ -17,10 +17,12 @@
 #include "sp_mq.h"
 #include "sp_shmlink.h"
 #include "sp_log.h"
+#include "sp_orphans.h"
 #include "sp_recover.h"
 #include "sp_snapshot.h"
 #include "sp_signal.h"
 #include "sp_snapsrv.h"
+#include "sp_supervisor.h"
 #include "sp_tcp.h"
 #include "sp_time.h"
 #include "sp_wire.h"
@@ -54,20 +56,6 @@ static bool s_stopping(const sp_broker_t *b)
     return b->cfg->stop != NULL ? atomic_load(b->cfg->stop) : sp_signal_stopping();
 }
 
-static bool s_child_alive(const sp_bworker_t *c)
-{
-    return c->pid > 0 || (c->joinable && atomic_load(&c->running));
-}
-
-static void *s_worker_thread(void *arg)
-{
-    sp_bworker_t *c = arg;
-    pthread_setname_np(pthread_self(), "sp-worker"); /* per-role CPU accounting */
-    c->wrc = c->fn(c->instance, c->id, c->stop, c->why, sizeof c->why);
-    atomic_store(&c->running, false);
-    return NULL;
-}
-
 void sp_broker_notify(const sp_broker_t *b, int level, const char *fmt, ...)
 {
     if (b->cfg->notify == NULL) {
@@ -93,284 +81,6 @@ static int s_consumer_path(const sp_broker_cfg_t *cfg, char *out, size_t cap)
     self[n] = '\0';
     snprintf(out, cap, "%s/consumer", dirname(self));
     return 0;
-}
-
-static uint64_t s_slot_answered(sp_worker_slot_t *slot)
-{
-    uint64_t n = 0;
-    for (int i = 0; i < SP_STATUS_COUNT; i++) {
-        n += atomic_load(&slot->orders[i]);
-    }
-    return n;
-}
-
-static int s_spawn(sp_broker_t *b, unsigned id)
-{
-    char idbuf[16];
-    snprintf(idbuf, sizeof idbuf, "%u", id);
-    char *argv[] = {b->consumer, "--instance", b->names.name, "--worker-id", idbuf, NULL};
-    pid_t pid;
-    /* reset the slot before the new worker writes it */
-    sp_worker_slot_t *slot = &b->hdr->worker[id - 1];
-    atomic_store(&slot->pid, 0);
-    atomic_store(&slot->pub_seq, 0);
-    atomic_store(&slot->state, 0);
-    atomic_store(&slot->heartbeat_ns, sp_now_ns());
-    if ((b->cfg->worker_thread != NULL)) {
-        sp_bworker_t *c = &b->child[id - 1];
-        c->fn = b->cfg->worker_thread;
-        c->instance = b->names.name;
-        c->id = id;
-        c->stop = &b->workers_stop;
-        atomic_store(&c->running, true);
-        int trc = pthread_create(&c->thread, NULL, s_worker_thread, c);
-        if (trc != 0) {
-            atomic_store(&c->running, false);
-            return -trc;
-        }
-        c->joinable = true;
-        c->started_ns = sp_now_ns();
-        return 0;
-    }
-    b->child[id - 1].answered_at_start = s_slot_answered(slot);
-    int rc = posix_spawn(&pid, b->consumer, NULL, NULL, argv, environ);
-    if (rc != 0) {
-        return -rc;
-    }
-    b->child[id - 1].pid = pid;
-    b->child[id - 1].started_ns = sp_now_ns();
-    return 0;
-}
-
-/* Loads the keys at the end of the journal(s) process `pid` wrote: it marks
- * outcomes journaled after each message's append, so one it had appended
- * but not marked when it died is among its last SP_WIRE_MAX_RECORDS. */
-static void s_tail_load(sp_broker_t *b, pid_t pid)
-{
-    sp_btail_t *tl = &b->tail;
-    tl->pid = pid;
-    tl->n = 0;
-    DIR *d = opendir(b->journal_dir);
-    if (d == NULL) {
-        return;
-    }
-    char mark[32];
-    snprintf(mark, sizeof mark, "-p%ld-e", (long)pid);
-    struct dirent *e;
-    uint8_t rec[SP_JOURNAL_REC_SIZE];
-    while ((e = readdir(d)) != NULL) {
-        if (strstr(e->d_name, mark) == NULL) {
-            continue;
-        }
-        int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC);
-        struct stat st;
-        if (fd < 0 || fstat(fd, &st) < 0 || st.st_size < (off_t)SP_JOURNAL_HDR_SIZE) {
-            if (fd >= 0) {
-                close(fd);
-            }
-            continue;
-        }
-        uint64_t nrec = ((uint64_t)st.st_size - SP_JOURNAL_HDR_SIZE) / SP_JOURNAL_REC_SIZE;
-        uint64_t first = nrec > SP_WIRE_MAX_RECORDS ? nrec - SP_WIRE_MAX_RECORDS : 0;
-        for (uint64_t i = first; i < nrec && tl->n < SP_BROKER_TAIL_MAX; i++) {
-            off_t off = (off_t)(SP_JOURNAL_HDR_SIZE + i * SP_JOURNAL_REC_SIZE);
-            sp_jrec_t r;
-            if (pread(fd, rec, sizeof rec, off) == (ssize_t)sizeof rec &&
-                sp_jrec_decode(rec, &r) == 0) {
-                tl->keys[tl->n++] = (sp_btailkey_t){.producer = r.producer_id, .seq = r.seq};
-            }
-        }
-        close(fd);
-    }
-    closedir(d);
-}
-
-static bool s_in_tail(sp_broker_t *b, pid_t pid, uint32_t producer, uint64_t seq)
-{
-    if (b->tail.pid != pid) {
-        s_tail_load(b, pid);
-    }
-    for (size_t i = 0; i < b->tail.n; i++) {
-        if (b->tail.keys[i].producer == producer && b->tail.keys[i].seq == seq) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Journals one outcome a dead process decided but did not mark journaled. */
-static int s_journal_for_dead(void *ctx, const sp_commit_view_t *v)
-{
-    sp_broker_t *b = ctx;
-    if (b->journal_dir[0] == '\0') {
-        return 0; /* no journal kept: nothing owed */
-    }
-    if (v->owner != getpid() && s_in_tail(b, v->owner, v->producer, v->seq)) {
-        return 0; /* it did journal it, then died before marking it */
-    }
-    uint32_t epoch = atomic_load(&b->hdr->journal_epoch);
-    if (b->journal != NULL && b->journal_epoch != epoch) {
-        sp_journal_sync(b->journal);
-        sp_journal_close(&b->journal); /* a snapshot started a new epoch */
-    }
-    if (b->journal == NULL) {
-        char path[SP_PATH_MAX + 64], why[256];
-        snprintf(path, sizeof path, "%s/broker-p%ld-e%u-%llu.log", b->journal_dir, (long)getpid(),
-                 epoch, (unsigned long long)sp_now_ns());
-        b->journal_epoch = epoch;
-        int rc = sp_journal_open(&b->journal, path, b->hdr->table_id, 0,
-                                 (sp_fsync_policy_t)b->hdr->fsync_policy, b->hdr->fsync_interval_ms,
-                                 why, sizeof why);
-        if (rc < 0) {
-            sp_broker_notify(b, SP_LOG_ERROR, "%s", why);
-            return rc;
-        }
-    }
-    sp_jrec_t r = {.kind = SP_JREC_KIND_OUTCOME,
-                   .type = v->type,
-                   .status = v->status,
-                   .producer_id = v->producer,
-                   .product_id = v->product,
-                   .seq = v->seq,
-                   .quantity = v->quantity,
-                   .version = v->version,
-                   .stock_after = v->stock,
-                   .ts_ns = sp_realtime_ns(),
-                   .aux = v->holder,
-                   .aux2 = v->hold_seq};
-    int rc = sp_journal_append(b->journal, &r, 1);
-    if (rc < 0) {
-        sp_broker_notify(b, SP_LOG_ERROR, "journaling a dead worker's order failed: %s",
-                         sp_strerror(rc));
-    }
-    return rc;
-}
-
-/* A worker died (or was killed for hanging): finish or undo what it left
- * half done, and journal what it decided but did not journal, before its
- * replacement or a resent order meets it.  Both can only be in the message
- * it was handling, so only in that producer's window (its in-flight record;
- * 0 between messages: nothing is left). */
-static void s_resolve_dead(sp_broker_t *b, unsigned id, pid_t pid)
-{
-    sp_worker_slot_t *slot = &b->hdr->worker[id - 1];
-    uint32_t producer = atomic_load(&slot->cur_producer);
-    if (producer == 0) {
-        return;
-    }
-    unsigned n = sp_commit_resolve(b->table, producer, pid);
-    b->tail.pid = 0; /* its file may have grown since we last looked */
-    unsigned j = sp_commit_unjournaled(b->table, producer, pid, s_journal_for_dead, b);
-    atomic_store(&slot->cur_producer, 0);
-    if (n > 0 || j > 0) {
-        sp_broker_notify(b, SP_LOG_INFO,
-                         "worker %u left %u order(s) half done (resolved) and %u "
-                         "unjournaled (journaled)",
-                         id, n, j);
-    }
-}
-
-/* A worker whose loop has not turned for SP_WORKER_SILENT_MS is hung: kill
- * it so the supervisor restarts it (its orders are resolved on the way). */
-static void s_kill_hung(sp_broker_t *b)
-{
-    uint64_t now = sp_now_ns();
-    for (unsigned i = 0; i < b->nworkers; i++) {
-        sp_bworker_t *c = &b->child[i];
-        uint64_t beat = atomic_load(&b->hdr->worker[i].heartbeat_ns);
-        if (c->pid > 0 && beat != 0 && now > beat && now - beat > b->silent_ms * SP_NS_PER_MS) {
-            sp_broker_notify(b, SP_LOG_WARN, "worker %u (pid %d) silent for %llu ms: killing it",
-                             i + 1, c->pid, (unsigned long long)((now - beat) / SP_NS_PER_MS));
-            kill(c->pid, SIGKILL);
-            atomic_store(&b->hdr->worker[i].heartbeat_ns, now); /* once */
-        }
-    }
-}
-
-/* Reaps exited workers; restarts them unless we are stopping. */
-static void s_supervise_threads(sp_broker_t *b, bool restart)
-{
-    for (unsigned i = 0; i < b->nworkers; i++) {
-        sp_bworker_t *c = &b->child[i];
-        if (!c->joinable || atomic_load(&c->running)) {
-            continue;
-        }
-        pthread_join(c->thread, NULL);
-        c->joinable = false;
-        if (!restart) {
-            continue;
-        }
-        sp_broker_notify(b, SP_LOG_WARN, "worker thread %u returned: %s", i + 1,
-                         c->why[0] ? c->why : sp_strerror(c->wrc));
-        if (c->restarts < SP_BROKER_RESTART_MAX && s_spawn(b, i + 1) == 0) {
-            c->restarts++;
-            b->stats.restarts++;
-        }
-    }
-}
-
-static void s_supervise(sp_broker_t *b, bool restart)
-{
-    if ((b->cfg->worker_thread != NULL)) {
-        s_supervise_threads(b, restart);
-        return;
-    }
-    int status;
-    pid_t pid;
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        for (unsigned i = 0; i < b->nworkers; i++) {
-            sp_bworker_t *c = &b->child[i];
-            if (c->pid != pid) {
-                continue;
-            }
-            c->pid = 0;
-            sp_router_worker_gone(b->router, i + 1, pid);
-            s_resolve_dead(b, i + 1, pid);
-            if (!restart) {
-                break;
-            }
-            if (WIFSIGNALED(status)) {
-                sp_broker_notify(b, SP_LOG_WARN, "worker %u (pid %d) killed by signal %d", i + 1,
-                                 pid, WTERMSIG(status));
-            } else {
-                sp_broker_notify(b, SP_LOG_WARN, "worker %u (pid %d) exited with status %d", i + 1,
-                                 pid, WEXITSTATUS(status));
-            }
-            /* a worker that keeps dying right after its start without
-             * answering anything is broken, not unlucky: give up on it after
-             * SP_BROKER_RESTART_MAX such deaths in a row */
-            if (sp_now_ns() - c->started_ns > (uint64_t)SP_BROKER_QUICK_DEATH_MS * SP_NS_PER_MS ||
-                s_slot_answered(&b->hdr->worker[i]) != c->answered_at_start) {
-                c->quick_deaths = 0;
-            } else if (++c->quick_deaths >= SP_BROKER_RESTART_MAX) {
-                sp_broker_notify(b, SP_LOG_ERROR,
-                                 "worker %u died %u times within %d ms of starting; "
-                                 "not restarting",
-                                 i + 1, c->quick_deaths, SP_BROKER_QUICK_DEATH_MS);
-                break;
-            }
-            c->restarts++;
-            atomic_store(&b->hdr->worker[i].restarts, c->restarts);
-            b->stats.restarts++;
-            int rc = s_spawn(b, i + 1);
-            if (rc < 0) {
-                sp_broker_notify(b, SP_LOG_ERROR, "cannot restart worker %u: %s", i + 1,
-                                 sp_strerror(rc));
-            } else {
-                sp_broker_notify(b, SP_LOG_INFO, "worker %u restarted as pid %d", i + 1, c->pid);
-            }
-            break;
-        }
-    }
-}
-
-static unsigned s_live_workers(const sp_broker_t *b)
-{
-    unsigned n = 0;
-    for (unsigned i = 0; i < b->nworkers; i++) {
-        n += s_child_alive(&b->child[i]);
-    }
-    return n;
 }
 
 static void s_beat(sp_broker_t *b, uint32_t state)
@@ -401,7 +111,7 @@ static void s_ctr(s_ctrs_t *c, unsigned id, unsigned index, uint64_t value)
 static uint32_t s_worker_state(const sp_broker_t *b, unsigned id, uint64_t hb_age_ms)
 {
     const sp_worker_slot_t *slot = &b->hdr->worker[id - 1];
-    if (!s_child_alive(&b->child[id - 1])) {
+    if (!sp_supervisor_alive(&b->child[id - 1])) {
         return SP_WSTATE_DEAD;
     }
     if (atomic_load(&slot->pid) == 0) {
@@ -673,41 +383,22 @@ static void s_shutdown(sp_broker_t *b)
     sp_table_set_state(b->table, SP_TABLE_DRAINING);
     sp_router_accept(b->router, false);
     uint64_t deadline = sp_now_ns() + SP_BROKER_DRAIN_MS * SP_NS_PER_MS;
-    while (s_in_flight(b) && s_live_workers(b) > 0 && sp_now_ns() < deadline) {
+    while (s_in_flight(b) && sp_supervisor_live(b) > 0 && sp_now_ns() < deadline) {
         sp_router_poll(b->router, SP_BROKER_TICK_MS);
-        s_supervise(b, false);
+        sp_supervisor_reap(b, false);
     }
     b->stats.drained = !s_in_flight(b);
     if (!b->stats.drained) {
         sp_broker_notify(b, SP_LOG_WARN, "orders still in flight after %d ms; stopping anyway",
                          SP_BROKER_DRAIN_MS);
     }
-    atomic_store(&b->workers_stop, true);
-    for (unsigned i = 0; i < b->nworkers; i++) {
-        if (b->child[i].pid > 0) {
-            kill(b->child[i].pid, SIGTERM);
-        }
-    }
+    sp_supervisor_stop(b);
     deadline = sp_now_ns() + SP_BROKER_STOP_MS * SP_NS_PER_MS;
-    while (s_live_workers(b) > 0 && sp_now_ns() < deadline) {
+    while (sp_supervisor_live(b) > 0 && sp_now_ns() < deadline) {
         sp_router_poll(b->router, SP_BROKER_TICK_MS);
-        s_supervise(b, false);
+        sp_supervisor_reap(b, false);
     }
-    for (unsigned i = 0; i < b->nworkers; i++) {
-        sp_bworker_t *c = &b->child[i];
-        if (c->joinable) {
-            /* a thread cannot be killed: it polls the stop flag every
-             * SP_WORKER_POLL_MS, so this wait is bounded */
-            pthread_join(c->thread, NULL);
-            c->joinable = false;
-        }
-        if (b->child[i].pid > 0) {
-            sp_broker_notify(b, SP_LOG_WARN, "worker %u did not stop; killing it", i + 1);
-            kill(b->child[i].pid, SIGKILL);
-            waitpid(b->child[i].pid, NULL, 0);
-            b->child[i].pid = 0;
-        }
-    }
+    sp_supervisor_finish(b);
     /* let the workers' last events and heartbeats through, then say goodbye */
     uint64_t flush_until = sp_now_ns() + SP_BROKER_TICK_MS * SP_NS_PER_MS;
     while (sp_now_ns() < flush_until) {
@@ -783,7 +474,7 @@ static void s_snapshot_tick(sp_broker_t *b, uint64_t now)
     uint32_t epoch = atomic_load(&b->hdr->journal_epoch);
     for (unsigned i = 0; i < b->nworkers; i++) {
         sp_bworker_t *c = &b->child[i];
-        if (!s_child_alive(c)) {
+        if (!sp_supervisor_alive(c)) {
             continue; /* gone: what it left half done is resolved by the supervisor */
         }
         /* a worker still starting may have opened its journal in the old
@@ -1182,7 +873,7 @@ static int s_journal_begin(sp_broker_t *b, char *why, size_t cap)
     }
     if (b->reattached) {
         unsigned n = sp_commit_sweep(b->table);
-        unsigned j = sp_commit_unjournaled(b->table, 0, 0, s_journal_for_dead, b);
+        unsigned j = sp_commit_unjournaled(b->table, 0, 0, sp_orphans_journal, b);
         if (n > 0 || j > 0) {
             sp_broker_notify(
                 b, SP_LOG_INFO,
@@ -1355,15 +1046,7 @@ int sp_broker_run(sp_broker_t *self, sp_broker_stats_t *stats, char *why, size_t
     assert(self != NULL && !self->ran);
     self->ran = true;
     const sp_broker_cfg_t *cfg = self->cfg;
-    int rc = 0;
-    for (unsigned i = 1; i <= self->nworkers; i++) {
-        rc = s_spawn(self, i);
-        if (rc < 0) {
-            snprintf(why, cap, "cannot start worker %u (%s): %s", i,
-                     (cfg->worker_thread != NULL) ? "thread" : self->consumer, sp_strerror(rc));
-            break;
-        }
-    }
+    int rc = sp_supervisor_start(self, why, cap);
     if (rc == 0) {
         sp_table_set_state(self->table, SP_TABLE_READY);
         sp_broker_notify(
@@ -1399,14 +1082,14 @@ int sp_broker_run(sp_broker_t *self, sp_broker_stats_t *stats, char *why, size_t
         }
         sp_router_poll(self->router, wait_ms);
         sp_snapsrv_turn(self->snapsrv);
-        s_supervise(self, true);
+        sp_supervisor_reap(self, true);
         if (!(cfg->worker_thread != NULL)) {
-            s_kill_hung(self);
+            sp_supervisor_kill_hung(self);
         }
         s_snapshot_tick(self, sp_now_ns());
         /* holds past their time, or whose holder died, go back to stock */
         sp_commit_expire_holds(self->table, (sp_sync_t)self->hdr->sync, sp_now_ns(),
-                               self->journal_dir[0] != '\0' ? s_journal_for_dead : NULL, self);
+                               self->journal_dir[0] != '\0' ? sp_orphans_journal : NULL, self);
         s_publish_counters(self);
         now = sp_now_ns();
         if (now >= next_stats) {
@@ -1424,7 +1107,7 @@ int sp_broker_run(sp_broker_t *self, sp_broker_stats_t *stats, char *why, size_t
      * so a table continued from table.csv adds up */
     if (self->table != NULL) {
         sp_commit_expire_holds(self->table, (sp_sync_t)self->hdr->sync, UINT64_MAX,
-                               self->journal_dir[0] != '\0' ? s_journal_for_dead : NULL, self);
+                               self->journal_dir[0] != '\0' ? sp_orphans_journal : NULL, self);
     }
     if (sp_names_make_state_dir(&self->names) == 0) {
         snprintf(self->stats.snapshot, sizeof self->stats.snapshot, "%s/%s", self->names.state_dir,
