@@ -3,6 +3,7 @@
  */
 #include "sp_broker.h"
 #include "sp_broker_impl.h"
+#include "sp_bstats.h"
 
 #include "sp_args.h"
 #include "sp_catalogue.h"
@@ -81,144 +82,6 @@ static int s_consumer_path(const sp_broker_cfg_t *cfg, char *out, size_t cap)
     self[n] = '\0';
     snprintf(out, cap, "%s/consumer", dirname(self));
     return 0;
-}
-
-static void s_beat(sp_broker_t *b, uint32_t state)
-{
-    uint8_t msg[SP_WIRE_HDR_SIZE + SP_WIRE_HEARTBEAT_SIZE];
-    sp_heartbeat_t hb = {
-        .publisher_id = 0, .state = state, .ts_ns = sp_now_ns(), .pid = (uint32_t)getpid()};
-    sp_wire_put_hdr(msg, SP_MSG_HEARTBEAT, 1, 0, (uint32_t)getpid());
-    sp_wire_put_heartbeat(msg + SP_WIRE_HDR_SIZE, &hb);
-    sp_router_publish(b->router, msg, sizeof msg);
-}
-
-/* Adds one counter to a STATS message under construction. */
-typedef struct {
-    uint8_t *msg;
-    unsigned n;
-    unsigned max;
-} s_ctrs_t;
-
-static void s_ctr(s_ctrs_t *c, unsigned id, unsigned index, uint64_t value)
-{
-    if (c->n < c->max) {
-        sp_counter_t ctr = {.id = (uint16_t)id, .index = (uint16_t)index, .value = value};
-        sp_wire_put_counter(sp_wire_rec(c->msg, SP_MSG_STATS, c->n++), &ctr);
-    }
-}
-
-static uint32_t s_worker_state(const sp_broker_t *b, unsigned id, uint64_t hb_age_ms)
-{
-    const sp_worker_slot_t *slot = &b->hdr->worker[id - 1];
-    if (!sp_supervisor_alive(&b->child[id - 1])) {
-        return SP_WSTATE_DEAD;
-    }
-    if (atomic_load(&slot->pid) == 0) {
-        return SP_WSTATE_STARTING;
-    }
-    if (atomic_load(&slot->state) == SP_PUB_STOPPING) {
-        return SP_WSTATE_STOPPING;
-    }
-    return hb_age_ms > b->silent_ms ? SP_WSTATE_SILENT : SP_WSTATE_RUNNING;
-}
-
-/* Sum of the reply queues' depths of the latest producers (mq). */
-static uint64_t s_reply_depth(const sp_broker_t *b)
-{
-    enum { S_SCAN = 64 }; /* producers looked at: the most recent ones */
-    uint32_t next = atomic_load(&b->hdr->next_producer_id);
-    uint64_t sum = 0;
-    for (uint32_t id = next > S_SCAN ? next - S_SCAN : 1; id < next; id++) {
-        char name[SP_IPC_NAME_MAX];
-        sp_names_reply_mq(&b->names, id, name, sizeof name);
-        long d = sp_mq_depth(name);
-        sum += d > 0 ? (uint64_t)d : 0;
-    }
-    return sum;
-}
-
-/* Publishes the shop's counters to monitors (SP_MSG_STATS). */
-static void s_stats(sp_broker_t *b)
-{
-    enum { S_MAX = 32 + 6 * SP_WORKERS_MAX };
-    static uint8_t msg[SP_WIRE_HDR_SIZE + S_MAX * SP_WIRE_COUNTER_SIZE];
-    _Static_assert(sizeof msg <= SP_EVENTS_MSG_MAX, "STATS fit the event path's message limit");
-    s_ctrs_t c = {.msg = msg, .max = S_MAX};
-    sp_table_hdr_t *h = b->hdr;
-    uint64_t now = sp_now_ns();
-    s_ctr(&c, SP_CTR_TIME_NS, 0, now);
-    s_ctr(&c, SP_CTR_CAPACITY, 0, h->capacity);
-    s_ctr(&c, SP_CTR_PRODUCTS, 0, h->product_count);
-    s_ctr(&c, SP_CTR_TRANSPORT, 0, b->cfg->transport);
-    s_ctr(&c, SP_CTR_SYNC, 0, b->cfg->sync);
-    s_ctr(&c, SP_CTR_WORKERS, 0, b->nworkers);
-    s_ctr(&c, SP_CTR_EVENT_SEQ, 0, atomic_load(&h->event_seq));
-
-    uint64_t orders[SP_STATUS_COUNT] = {0}, invalid = 0, result_drops = 0;
-    uint64_t *lat = b->lat[b->lat_head];
-    memset(lat, 0, sizeof b->lat[0]);
-    for (unsigned w = 1; w <= b->nworkers; w++) {
-        sp_worker_slot_t *slot = &h->worker[w - 1];
-        uint64_t mine = 0;
-        for (int s = 0; s < SP_STATUS_COUNT; s++) {
-            uint64_t v = atomic_load_explicit(&slot->orders[s], memory_order_relaxed);
-            orders[s] += v;
-            mine += v;
-        }
-        invalid += atomic_load_explicit(&slot->invalid_msgs, memory_order_relaxed);
-        result_drops += atomic_load_explicit(&slot->result_drops, memory_order_relaxed);
-        for (int k = 0; k < SP_LAT_BUCKETS; k++) {
-            lat[k] += atomic_load_explicit(&slot->lat[k], memory_order_relaxed);
-        }
-        uint64_t beat = atomic_load(&slot->heartbeat_ns);
-        uint64_t age_ms = now > beat ? (now - beat) / SP_NS_PER_MS : 0;
-        s_ctr(&c, SP_CTR_W_STATE, w, s_worker_state(b, w, age_ms));
-        s_ctr(&c, SP_CTR_W_ORDERS, w, mine);
-        s_ctr(&c, SP_CTR_W_HB_AGE_MS, w, age_ms);
-        s_ctr(&c, SP_CTR_W_PID, w, (uint64_t)(int64_t)atomic_load(&slot->pid));
-        s_ctr(&c, SP_CTR_W_RESTARTS, w, b->child[w - 1].restarts);
-        s_ctr(&c, SP_CTR_W_PUB_SEQ, w, atomic_load(&slot->pub_seq));
-    }
-    for (int s = 0; s < SP_STATUS_COUNT; s++) {
-        s_ctr(&c, SP_CTR_ORDERS, (unsigned)s, orders[s]);
-    }
-    /* latency over the last second: this tick's sums minus those a second ago
-     * (counts only grow; a window older than the broker is all zeros) */
-    const uint64_t *old = b->lat[(b->lat_head + 1) % (SP_BROKER_LAT_TICKS + 1)];
-    uint64_t win[SP_LAT_BUCKETS], n = 0, max = 0;
-    for (int k = 0; k < SP_LAT_BUCKETS; k++) {
-        win[k] = lat[k] >= old[k] ? lat[k] - old[k] : 0;
-        n += win[k];
-        max = win[k] ? sp_lat_bucket_high((unsigned)k) : max;
-    }
-    b->lat_head = (b->lat_head + 1) % (SP_BROKER_LAT_TICKS + 1);
-    s_ctr(&c, SP_CTR_LAT_COUNT, 0, n);
-    s_ctr(&c, SP_CTR_LAT_P50_NS, 0, sp_lat_percentile(win, 50));
-    s_ctr(&c, SP_CTR_LAT_P99_NS, 0, sp_lat_percentile(win, 99));
-    s_ctr(&c, SP_CTR_LAT_MAX_NS, 0, max);
-
-    sp_router_stats_t rs;
-    sp_router_stats(b->router, &rs);
-    if (b->cfg->transport == SP_TRANSPORT_MQ) {
-        long d = sp_mq_orders_depth(&b->names);
-        s_ctr(&c, SP_CTR_DEPTH, SP_HOP_ORDERS, d > 0 ? (uint64_t)d : 0);
-        s_ctr(&c, SP_CTR_DEPTH_CAP, SP_HOP_ORDERS, h->mq_depth);
-        s_ctr(&c, SP_CTR_DEPTH, SP_HOP_RESULTS, s_reply_depth(b));
-    } else if (b->cfg->transport == SP_TRANSPORT_SHM) {
-        s_ctr(&c, SP_CTR_DEPTH, SP_HOP_ORDERS, (uint64_t)sp_shm_orders_depth(b->shm));
-        s_ctr(&c, SP_CTR_DEPTH_CAP, SP_HOP_ORDERS, h->mq_depth);
-        s_ctr(&c, SP_CTR_DEPTH, SP_HOP_RESULTS, (uint64_t)sp_shm_results_depth(b->shm));
-    } else {
-        s_ctr(&c, SP_CTR_DEPTH, SP_HOP_ORDERS, rs.in_flight);
-        s_ctr(&c, SP_CTR_DEPTH_CAP, SP_HOP_ORDERS, (uint64_t)b->nworkers * SP_LINK_CREDIT_DEFAULT);
-    }
-    s_ctr(&c, SP_CTR_DROPS, SP_DROP_INVALID, invalid + rs.invalid_msgs);
-    s_ctr(&c, SP_CTR_DROPS, SP_DROP_ORDERS, rs.drops_orders);
-    s_ctr(&c, SP_CTR_DROPS, SP_DROP_RESULTS, rs.drops_results + result_drops);
-    s_ctr(&c, SP_CTR_DROPS, SP_DROP_EVENTS, rs.event_gaps);
-    sp_wire_put_hdr(msg, SP_MSG_STATS, c.n, 0, (uint32_t)b->stats_seq++);
-    sp_router_publish(b->router, msg, sp_wire_msg_size(SP_MSG_STATS, c.n));
 }
 
 /* Lays out the five endpoints: where we bind (b->bind_ep) and where clients
@@ -342,29 +205,6 @@ static void s_remove_ipc(sp_broker_t *b)
     sp_table_unlink(b->names.table);
 }
 
-/* Copies the router's counters into the table header, where monitors and
- * tests read them. */
-static void s_publish_counters(sp_broker_t *b)
-{
-    sp_router_stats_t rs;
-    sp_router_stats(b->router, &rs);
-    atomic_store_explicit(&b->hdr->drops_results, rs.drops_results, memory_order_relaxed);
-    atomic_store_explicit(&b->hdr->drops_orders, rs.drops_orders, memory_order_relaxed);
-    atomic_store_explicit(&b->hdr->invalid_msgs, rs.invalid_msgs, memory_order_relaxed);
-    atomic_store_explicit(&b->hdr->in_flight, rs.in_flight, memory_order_relaxed);
-}
-
-static void s_collect(sp_broker_t *b)
-{
-    for (int w = 0; w < SP_WORKERS_MAX; w++) {
-        for (int s = 0; s < SP_STATUS_COUNT; s++) {
-            b->stats.orders[s] += atomic_load(&b->hdr->worker[w].orders[s]);
-        }
-        b->stats.worker_invalid += atomic_load(&b->hdr->worker[w].invalid_msgs);
-    }
-    sp_router_stats(b->router, &b->stats.router);
-}
-
 static bool s_in_flight(sp_broker_t *b)
 {
     if (b->cfg->transport == SP_TRANSPORT_MQ) {
@@ -407,8 +247,8 @@ static void s_shutdown(sp_broker_t *b)
     uint8_t eos[SP_WIRE_HDR_SIZE];
     sp_wire_put_hdr(eos, SP_MSG_EOS, 0, 0, 0);
     sp_router_publish(b->router, eos, sizeof eos);
-    s_stats(b);
-    s_beat(b, SP_PUB_STOPPING);
+    sp_bstats_publish(b);
+    sp_bstats_beat(b, SP_PUB_STOPPING);
     sp_table_set_state(b->table, SP_TABLE_CLOSED);
 }
 
@@ -1090,19 +930,19 @@ int sp_broker_run(sp_broker_t *self, sp_broker_stats_t *stats, char *why, size_t
         /* holds past their time, or whose holder died, go back to stock */
         sp_commit_expire_holds(self->table, (sp_sync_t)self->hdr->sync, sp_now_ns(),
                                self->journal_dir[0] != '\0' ? sp_orphans_journal : NULL, self);
-        s_publish_counters(self);
+        sp_bstats_header(self);
         now = sp_now_ns();
         if (now >= next_stats) {
-            s_stats(self);
+            sp_bstats_publish(self);
             next_stats = now + SP_BROKER_STATS_MS * SP_NS_PER_MS;
         }
         if (now >= next_beat) {
-            s_beat(self, SP_PUB_RUNNING);
+            sp_bstats_beat(self, SP_PUB_RUNNING);
             next_beat = now + SP_BROKER_HEARTBEAT_MS * SP_NS_PER_MS;
         }
     }
     s_shutdown(self);
-    s_collect(self);
+    sp_bstats_collect(self);
     /* the final table has no holds: their units go back to stock (journaled),
      * so a table continued from table.csv adds up */
     if (self->table != NULL) {
