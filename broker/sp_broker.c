@@ -2,6 +2,8 @@
  * sp_broker — create, serve, supervise, drain, save, remove.
  */
 #include "sp_broker.h"
+
+#include "sp_bipc.h"
 #include "sp_broker_impl.h"
 #include "sp_bstats.h"
 
@@ -45,12 +47,6 @@
 #include <unistd.h>
 
 extern char **environ;
-
-/* File descriptors the broker needs: measured 17 + 1 per worker (mq, shm)
- * or + 2 (zmq), doubled; over zmq one more per connected producer or
- * monitor (at most SP_DEDUP_SLOTS producers are remembered at once). */
-#define S_FILES_BASE       32
-#define S_FILES_PER_WORKER 4
 
 static bool s_stopping(const sp_broker_t *b)
 {
@@ -185,49 +181,16 @@ static int s_security(sp_broker_t *b, char *why, size_t cap)
     return 0;
 }
 
-static void s_remove_ipc(sp_broker_t *b)
-{
-    if (b->mq_created) {
-        sp_mq_remove_all(&b->names);
-    }
-    if (b->shm != NULL) {
-        sp_shm_close(&b->shm);
-        sp_shm_remove(&b->names);
-    }
-    /* reply queues are made by producers; remove any they left behind */
-    uint32_t last = b->hdr ? atomic_load(&b->hdr->next_producer_id) : 0;
-    for (uint32_t id = 1; id < last; id++) {
-        char name[SP_IPC_NAME_MAX];
-        sp_names_reply_mq(&b->names, id, name, sizeof name);
-        sp_mq_unlink_name(name);
-    }
-    sp_names_remove_run_dir(&b->names);
-    sp_table_unlink(b->names.table);
-}
-
-static bool s_in_flight(sp_broker_t *b)
-{
-    if (b->cfg->transport == SP_TRANSPORT_MQ) {
-        return sp_mq_orders_depth(&b->names) > 0;
-    }
-    if (b->cfg->transport == SP_TRANSPORT_SHM) {
-        return sp_shm_orders_depth(b->shm) > 0;
-    }
-    sp_router_stats_t rs;
-    sp_router_stats(b->router, &rs);
-    return rs.in_flight > 0;
-}
-
 static void s_shutdown(sp_broker_t *b)
 {
     sp_table_set_state(b->table, SP_TABLE_DRAINING);
     sp_router_accept(b->router, false);
     uint64_t deadline = sp_now_ns() + SP_BROKER_DRAIN_MS * SP_NS_PER_MS;
-    while (s_in_flight(b) && sp_supervisor_live(b) > 0 && sp_now_ns() < deadline) {
+    while (sp_bipc_in_flight(b) && sp_supervisor_live(b) > 0 && sp_now_ns() < deadline) {
         sp_router_poll(b->router, SP_BROKER_TICK_MS);
         sp_supervisor_reap(b, false);
     }
-    b->stats.drained = !s_in_flight(b);
+    b->stats.drained = !sp_bipc_in_flight(b);
     if (!b->stats.drained) {
         sp_broker_notify(b, SP_LOG_WARN, "orders still in flight after %d ms; stopping anyway",
                          SP_BROKER_DRAIN_MS);
@@ -421,85 +384,11 @@ static int s_reattach(sp_broker_t *b, char *why, size_t cap)
         atomic_store(&h->worker[i].cur_producer, 0);
     }
     /* its queues, ring and sockets are rebuilt; the table is what matters */
-    sp_mq_remove_all(&b->names);
-    sp_shm_remove(&b->names);
-    sp_names_remove_run_dir(&b->names);
+    sp_bipc_reset(b);
     h->sync = (uint32_t)b->cfg->sync;
     h->transport = (uint32_t)b->cfg->transport;
     sp_table_set_state(b->table, SP_TABLE_CREATING);
     b->reattached = true;
-    return 0;
-}
-
-/* The limits the run's queues and processes need, read before anything is
- * created (sp_limits.h). */
-static int s_preflight(sp_broker_t *b, char *why, size_t cap)
-{
-    const sp_broker_cfg_t *cfg = b->cfg;
-    sp_limits_t have;
-    sp_limits_read(&have);
-    sp_limits_need_t need = {.files = S_FILES_BASE + (uint64_t)b->nworkers * S_FILES_PER_WORKER};
-    if (cfg->transport == SP_TRANSPORT_ZMQ) {
-        need.files += SP_DEDUP_SLOTS;
-    }
-    if (cfg->transport == SP_TRANSPORT_MQ) {
-        long depth = cfg->mq_depth, size = cfg->mq_msgsize;
-        if (sp_mq_orders_size(&depth, &size) == 0) {
-            /* the order queue, and one producer's reply queue of its default batch */
-            unsigned batch = sp_wire_fit(SP_MSG_ORDERS, (size_t)size);
-            batch = batch < SP_BATCH_DEFAULT ? batch : SP_BATCH_DEFAULT;
-            uint64_t reply_depth = have.msg_max != SP_LIMIT_UNKNOWN ? have.msg_max : 10;
-            need.mq_depth = (uint64_t)depth;
-            need.mq_msgsize = (uint64_t)size;
-            need.mq_queues = 2;
-            need.mq_bytes =
-                sp_limits_mq_bytes((uint64_t)depth, (uint64_t)size) +
-                sp_limits_mq_bytes(reply_depth, sp_wire_msg_size(SP_MSG_RESULTS, batch));
-        }
-    }
-    return sp_limits_check(&need, &have, why, cap);
-}
-
-/* Every IPC name of the instance is either free or ours: a name another
- * user holds is refused before anything is written, opened for writing or
- * removed (a squatter must not get our orders, nor we destroy their
- * objects). */
-static int s_names_ours(const sp_names_t *n, char *why, size_t cap)
-{
-    struct {
-        const char *what, *name;
-        bool mq;
-    } objs[] = {
-        {"table", n->table, false}, {"ring", n->ring, false}, {"order queue", n->orders_mq, true}};
-    for (size_t i = 0; i < sizeof objs / sizeof objs[0]; i++) {
-        uid_t uid = 0;
-        int rc = objs[i].mq ? sp_mq_owner(objs[i].name, &uid) : sp_shm_owner(objs[i].name, &uid);
-        if (rc == -ENOENT) {
-            continue;
-        }
-        if (rc == 0 && uid == geteuid()) {
-            continue;
-        }
-        if (rc == 0) {
-            sp_why(why, cap,
-                   "the %s %s belongs to uid %u, not to us: refusing to use or remove it "
-                   "(choose another --instance)",
-                   objs[i].what, objs[i].name, (unsigned)uid);
-        } else {
-            sp_why(why, cap,
-                   "the %s %s exists and cannot be opened (%s): refusing to touch it "
-                   "(choose another --instance)",
-                   objs[i].what, objs[i].name, sp_strerror(rc));
-        }
-        return -EACCES;
-    }
-    struct stat st;
-    if (lstat(n->run_dir, &st) == 0 && st.st_uid != geteuid()) {
-        sp_why(why, cap,
-               "the run directory %s belongs to uid %u, not to us: refusing to use or remove it",
-               n->run_dir, (unsigned)st.st_uid);
-        return -EACCES;
-    }
     return 0;
 }
 
@@ -509,7 +398,7 @@ static int s_names_ours(const sp_names_t *n, char *why, size_t cap)
 static int s_table_start(sp_broker_t *b, char *why, size_t cap)
 {
     const sp_broker_cfg_t *cfg = b->cfg;
-    int rc = s_names_ours(&b->names, why, cap);
+    int rc = sp_bipc_names_ours(&b->names, why, cap);
     if (rc < 0) {
         return rc;
     }
@@ -542,14 +431,7 @@ static int s_table_start(sp_broker_t *b, char *why, size_t cap)
     }
     /* no table, so no live broker: queues, a ring or sockets under our name
      * are a crashed run's leftovers */
-    unsigned left = (sp_mq_remove_all(&b->names) == 0) + (sp_shm_remove(&b->names) == 0) +
-                    (access(b->names.run_dir, F_OK) == 0);
-    if (left > 0) {
-        sp_names_remove_run_dir(&b->names);
-        sp_broker_notify(b, SP_LOG_WARN,
-                         "removed %u leftover IPC object(s) of instance %s from a run that crashed",
-                         left, cfg->instance);
-    }
+    sp_bipc_remove_leftovers(b);
     char journal[SP_PATH_MAX + 16], base[SP_PATH_MAX + 32], last[SP_PATH_MAX + 32];
     snprintf(journal, sizeof journal, "%s/%s", b->names.state_dir, SP_JOURNAL_DIR);
     snprintf(base, sizeof base, "%s/%s", b->names.state_dir, SP_BASE_FILE);
@@ -605,10 +487,7 @@ static int s_table_start(sp_broker_t *b, char *why, size_t cap)
         }
         return rc;
     }
-    uint64_t shm_bytes = sp_table_bytes(sp_catalogue_max_id(cat));
-    if (cfg->transport == SP_TRANSPORT_SHM) {
-        shm_bytes += sp_shm_bytes(cfg->mq_msgsize);
-    }
+    uint64_t shm_bytes = sp_table_bytes(sp_catalogue_max_id(cat)) + sp_bipc_shm_bytes(cfg);
     sp_limits_t have;
     sp_limits_read(&have);
     rc = sp_limits_check(&(sp_limits_need_t){.shm_bytes = shm_bytes}, &have, why, cap);
@@ -802,7 +681,7 @@ int sp_broker_new(sp_broker_t **out, const sp_broker_cfg_t *cfg, char *why, size
         rc = rc < 0 ? rc : -errno;
         goto fail;
     }
-    rc = s_preflight(b, why, cap);
+    rc = sp_bipc_preflight(b, why, cap);
     if (rc == 0) {
         rc = s_security(b, why, cap);
     }
@@ -817,28 +696,9 @@ int sp_broker_new(sp_broker_t **out, const sp_broker_cfg_t *cfg, char *why, size
     atomic_store(&b->hdr->broker_pid, (int32_t)getpid());
     b->hdr->workers = b->nworkers;
 
-    if (cfg->transport == SP_TRANSPORT_MQ) {
-        long depth, msgsize;
-        rc = sp_mq_create_orders(&b->names, cfg->mq_depth, cfg->mq_msgsize, &depth, &msgsize, why,
-                                 cap);
-        if (rc < 0) {
-            if (rc == -EEXIST) {
-                snprintf(why, cap, "order queue %s already exists", b->names.orders_mq);
-            }
-            goto fail;
-        }
-        b->mq_created = true;
-        b->hdr->mq_depth = (uint32_t)depth;
-        b->hdr->mq_msgsize = (uint32_t)msgsize;
-    }
-    if (cfg->transport == SP_TRANSPORT_SHM) {
-        /* the table header's mq fields describe the orders ring here */
-        rc = sp_shm_create(&b->shm, &b->names, cfg->mq_msgsize, why, cap);
-        if (rc < 0) {
-            goto fail;
-        }
-        b->hdr->mq_depth = sp_shm_hdr(b->shm)->order_slots;
-        b->hdr->mq_msgsize = sp_shm_hdr(b->shm)->slot_size;
+    rc = sp_bipc_create(b, why, cap);
+    if (rc < 0) {
+        goto fail;
     }
     b->hdr->unguarded = cfg->no_dedup;
     if (!cfg->no_journal && !cfg->no_dedup && cfg->transport != SP_TRANSPORT_DIRECT) {
@@ -982,7 +842,7 @@ void sp_broker_destroy(sp_broker_t **self_p)
     /* the instance's objects are ours to remove only once its table is (a
      * start refused because another broker runs it must not touch them) */
     if (self->table != NULL) {
-        s_remove_ipc(self);
+        sp_bipc_remove(self);
         sp_table_close(&self->table);
     }
     /* after the last CURVE socket is closed */
@@ -994,41 +854,5 @@ void sp_broker_destroy(sp_broker_t **self_p)
 
 int sp_broker_clean(const char *instance, char *what, size_t cap)
 {
-    sp_names_t names;
-    if (sp_names_init(&names, instance, NULL) < 0) {
-        return SP_E_USAGE;
-    }
-    int rc = s_names_ours(&names, what, cap);
-    if (rc < 0) {
-        return rc;
-    }
-    sp_table_t *t = NULL;
-    rc = sp_table_open(&t, names.table, false);
-    uint32_t last_producer = 0;
-    if (rc == 0) {
-        pid_t owner = atomic_load(&sp_table_hdr(t)->broker_pid);
-        if (sp_pid_alive(owner)) {
-            sp_table_close(&t);
-            snprintf(what, cap, "broker pid %d of instance %s is alive", owner, instance);
-            return -EBUSY;
-        }
-        last_producer = atomic_load(&sp_table_hdr(t)->next_producer_id);
-        sp_table_close(&t);
-    } else if (rc != -ENOENT) {
-        snprintf(what, cap, "%s is not a stockpipe table (%s); left alone", names.table,
-                 sp_strerror(rc));
-        return rc;
-    }
-    int removed = 0;
-    removed += sp_table_unlink(names.table) == 0;
-    removed += sp_mq_remove_all(&names) == 0;
-    removed += sp_shm_remove(&names) == 0;
-    for (uint32_t id = 1; id < last_producer; id++) {
-        char name[SP_IPC_NAME_MAX];
-        sp_names_reply_mq(&names, id, name, sizeof name);
-        removed += sp_mq_unlink_name(name) == 0;
-    }
-    sp_names_remove_run_dir(&names);
-    snprintf(what, cap, "removed %d IPC object(s) of instance %s", removed, instance);
-    return removed > 0 ? 0 : -ENOENT;
+    return sp_bipc_clean(instance, what, cap);
 }

@@ -16,10 +16,9 @@
  */
 #include "sp_bstats.h"
 
+#include "sp_bipc.h"
 #include "sp_broker_impl.h"
 #include "sp_events.h"
-#include "sp_mq.h"
-#include "sp_shmlink.h"
 #include "sp_supervisor.h"
 #include "sp_time.h"
 #include "sp_wire.h"
@@ -58,21 +57,6 @@ static uint32_t s_worker_state(const sp_broker_t *b, unsigned id, uint64_t hb_ag
         return SP_WSTATE_STOPPING;
     }
     return hb_age_ms > b->silent_ms ? SP_WSTATE_SILENT : SP_WSTATE_RUNNING;
-}
-
-/* Sum of the reply queues' depths of the latest producers (mq). */
-static uint64_t s_reply_depth(const sp_broker_t *b)
-{
-    enum { S_SCAN = 64 }; /* producers looked at: the most recent ones */
-    uint32_t next = atomic_load(&b->hdr->next_producer_id);
-    uint64_t sum = 0;
-    for (uint32_t id = next > S_SCAN ? next - S_SCAN : 1; id < next; id++) {
-        char name[SP_IPC_NAME_MAX];
-        sp_names_reply_mq(&b->names, id, name, sizeof name);
-        long d = sp_mq_depth(name);
-        sum += d > 0 ? (uint64_t)d : 0;
-    }
-    return sum;
 }
 
 /* Publishes the shop's counters to monitors (SP_MSG_STATS). */
@@ -137,20 +121,7 @@ void sp_bstats_publish(sp_broker_t *b)
 
     sp_router_stats_t rs;
     sp_router_stats(b->router, &rs);
-    if (b->cfg->transport == SP_TRANSPORT_MQ) {
-        long d = sp_mq_orders_depth(&b->names);
-        sp_bstats_ctr(&c, SP_CTR_DEPTH, SP_HOP_ORDERS, d > 0 ? (uint64_t)d : 0);
-        sp_bstats_ctr(&c, SP_CTR_DEPTH_CAP, SP_HOP_ORDERS, h->mq_depth);
-        sp_bstats_ctr(&c, SP_CTR_DEPTH, SP_HOP_RESULTS, s_reply_depth(b));
-    } else if (b->cfg->transport == SP_TRANSPORT_SHM) {
-        sp_bstats_ctr(&c, SP_CTR_DEPTH, SP_HOP_ORDERS, (uint64_t)sp_shm_orders_depth(b->shm));
-        sp_bstats_ctr(&c, SP_CTR_DEPTH_CAP, SP_HOP_ORDERS, h->mq_depth);
-        sp_bstats_ctr(&c, SP_CTR_DEPTH, SP_HOP_RESULTS, (uint64_t)sp_shm_results_depth(b->shm));
-    } else {
-        sp_bstats_ctr(&c, SP_CTR_DEPTH, SP_HOP_ORDERS, rs.in_flight);
-        sp_bstats_ctr(&c, SP_CTR_DEPTH_CAP, SP_HOP_ORDERS,
-                      (uint64_t)b->nworkers * SP_LINK_CREDIT_DEFAULT);
-    }
+    sp_bipc_depths(b, &c, &rs);
     sp_bstats_ctr(&c, SP_CTR_DROPS, SP_DROP_INVALID, invalid + rs.invalid_msgs);
     sp_bstats_ctr(&c, SP_CTR_DROPS, SP_DROP_ORDERS, rs.drops_orders);
     sp_bstats_ctr(&c, SP_CTR_DROPS, SP_DROP_RESULTS, rs.drops_results + result_drops);
