@@ -6,6 +6,7 @@
 #include "sp_bipc.h"
 #include "sp_broker_impl.h"
 #include "sp_bstats.h"
+#include "sp_endpoints.h"
 
 #include "sp_args.h"
 #include "sp_catalogue.h"
@@ -77,107 +78,6 @@ static int s_consumer_path(const sp_broker_cfg_t *cfg, char *out, size_t cap)
     }
     self[n] = '\0';
     snprintf(out, cap, "%s/consumer", dirname(self));
-    return 0;
-}
-
-/* Lays out the five endpoints: where we bind (b->bind_ep) and where clients
- * connect (the header).  Workers' endpoints (workers, events-in) are always
- * ipc:// in the private run directory, so no worker path ever leaves the
- * machine; with --tcp the client-facing ones (orders, events, snapshot) go
- * on TCP at their fixed port offsets (sp_tcp.h). */
-static int s_endpoints(sp_broker_t *b, char *why, size_t cap)
-{
-    sp_table_hdr_t *h = b->hdr;
-    char *eps[SP_BEPS] = {h->ep_orders, h->ep_workers, h->ep_events_in, h->ep_events,
-                          h->ep_snapshot};
-    static const char *which[SP_BEPS] = {"orders", "workers", "events-in", "events", "snapshot"};
-    static const int tcp_offset[SP_BEPS] = {SP_TCP_ORDERS, -1, -1, SP_TCP_EVENTS, SP_TCP_SNAPSHOT};
-    for (int i = 0; i < SP_BEPS; i++) {
-        int rc = 0;
-        if ((b->cfg->worker_thread != NULL)) {
-            snprintf(eps[i], SP_ENDPOINT_MAX, "inproc://%s-%s", b->names.name, which[i]);
-        } else if (b->use_tcp && tcp_offset[i] >= 0) {
-            rc = sp_tcp_endpoint(&b->tcp, false, (unsigned)tcp_offset[i], eps[i], SP_ENDPOINT_MAX);
-            if (rc == 0) {
-                rc = sp_tcp_endpoint(&b->tcp, true, (unsigned)tcp_offset[i], b->bind_ep[i],
-                                     SP_ENDPOINT_MAX);
-            }
-            if (rc < 0) {
-                snprintf(why, cap, "--tcp %s makes an endpoint too long", b->cfg->tcp);
-                return rc;
-            }
-            continue;
-        } else {
-            rc = sp_names_ipc_endpoint(&b->names, which[i], eps[i], SP_ENDPOINT_MAX);
-        }
-        if (rc < 0) {
-            snprintf(why, cap, "run directory path %s is too long for ipc:// endpoints",
-                     b->names.run_dir);
-            return rc;
-        }
-        snprintf(b->bind_ep[i], SP_ENDPOINT_MAX, "%s", eps[i]);
-    }
-    /* a re-attached table may hold a dead broker's key: ours or none */
-    memset(h->curve_server_key, 0, sizeof h->curve_server_key);
-    if (b->curve_on) {
-        snprintf(h->curve_server_key, sizeof h->curve_server_key, "%s", b->curve.public_txt);
-    }
-    return 0;
-}
-
-/* --tcp and CURVE, checked before anything of the instance exists, so a
- * refusal leaves nothing behind: a host that reaches the network needs
- * CURVE; CURVE needs its certificate (a private file) and the clients'
- * directory, and starts the authenticator before any socket binds. */
-static int s_security(sp_broker_t *b, char *why, size_t cap)
-{
-    const sp_broker_cfg_t *cfg = b->cfg;
-    b->use_tcp = cfg->tcp != NULL;
-    if (b->use_tcp && sp_tcp_parse("--tcp", cfg->tcp, &b->tcp, why, cap) < 0) {
-        return SP_E_USAGE;
-    }
-    bool cert = cfg->curve_cert != NULL, clients = cfg->curve_clients != NULL;
-    if (cert != clients) {
-        snprintf(why, cap,
-                 "CURVE needs both --curve-cert FILE (the broker's secret certificate) and "
-                 "--curve-clients DIR (the public certificates of the clients let in)");
-        return SP_E_USAGE;
-    }
-    if (cert && !b->use_tcp) {
-        snprintf(why, cap,
-                 "--curve-cert and --curve-clients protect tcp:// endpoints: add --tcp "
-                 "[HOST:]PORT (ipc:// endpoints are private to this user already)");
-        return SP_E_USAGE;
-    }
-    if (b->use_tcp && !b->tcp.loopback && !cert) {
-        snprintf(why, cap,
-                 "--tcp %s: %s is not a loopback address, and without CURVE anyone who can reach "
-                 "it could place orders and read the stock. Add --curve-cert FILE and "
-                 "--curve-clients DIR (make keys with `broker --keygen PATH`), or stay on "
-                 "loopback (--tcp PORT binds 127.0.0.1)",
-                 cfg->tcp, b->tcp.bind_host);
-        return SP_E_USAGE;
-    }
-    if (!cert) {
-        return 0;
-    }
-    int rc = sp_curve_load_secret(cfg->curve_cert, &b->curve, why, cap);
-    if (rc < 0) {
-        return rc;
-    }
-    rc = sp_curve_auth_new(&b->auth, cfg->curve_clients, &b->curve_clients, why, cap);
-    if (rc < 0) {
-        sp_curve_wipe(&b->curve);
-        return rc;
-    }
-    b->curve_on = true;
-    if (b->curve_clients == 0) {
-        sp_broker_notify(
-            b, SP_LOG_WARN,
-            "--curve-clients %s holds no client certificate yet: no client gets in until "
-            "one is added there",
-            cfg->curve_clients);
-    }
     return 0;
 }
 
@@ -683,7 +583,7 @@ int sp_broker_new(sp_broker_t **out, const sp_broker_cfg_t *cfg, char *why, size
     }
     rc = sp_bipc_preflight(b, why, cap);
     if (rc == 0) {
-        rc = s_security(b, why, cap);
+        rc = sp_endpoints_secure(b, why, cap);
     }
     if (rc < 0) {
         goto fail;
@@ -710,16 +610,7 @@ int sp_broker_new(sp_broker_t **out, const sp_broker_cfg_t *cfg, char *why, size
             goto fail;
         }
     }
-    if (!(cfg->worker_thread != NULL)) {
-        /* with --tcp too: the workers' endpoints stay ipc:// in it */
-        rc = sp_names_make_run_dir(&b->names);
-        if (rc < 0) {
-            snprintf(why, cap, "cannot make the private run directory %s: %s", b->names.run_dir,
-                     sp_strerror(rc));
-            goto fail;
-        }
-    }
-    rc = s_endpoints(b, why, cap);
+    rc = sp_endpoints_layout(b, why, cap);
     if (rc < 0) {
         goto fail;
     }
@@ -756,20 +647,7 @@ int sp_broker_run(sp_broker_t *self, sp_broker_stats_t *stats, char *why, size_t
             (cfg->worker_thread != NULL) ? " inproc://" : "", sp_sync_name(cfg->sync));
     }
     if (rc == 0 && self->use_tcp) {
-        if (self->curve_on) {
-            sp_broker_notify(self, SP_LOG_INFO,
-                             "clients on tcp://%s ports %u (orders), %u (events), %u (snapshots), "
-                             "CURVE: server key %s, %u client certificate(s) in %s",
-                             self->tcp.bind_host, self->tcp.port + SP_TCP_ORDERS,
-                             self->tcp.port + SP_TCP_EVENTS, self->tcp.port + SP_TCP_SNAPSHOT,
-                             self->curve.public_txt, self->curve_clients, cfg->curve_clients);
-        } else {
-            sp_broker_notify(self, SP_LOG_INFO,
-                             "clients on tcp://%s ports %u (orders), %u (events), %u (snapshots), "
-                             "loopback only, no CURVE",
-                             self->tcp.bind_host, self->tcp.port + SP_TCP_ORDERS,
-                             self->tcp.port + SP_TCP_EVENTS, self->tcp.port + SP_TCP_SNAPSHOT);
-        }
+        sp_endpoints_announce(self);
     }
     uint64_t next_beat = 0, next_stats = 0;
     bool serving = rc == 0;
@@ -846,8 +724,7 @@ void sp_broker_destroy(sp_broker_t **self_p)
         sp_table_close(&self->table);
     }
     /* after the last CURVE socket is closed */
-    sp_curve_auth_destroy(&self->auth);
-    sp_curve_wipe(&self->curve);
+    sp_endpoints_release(self);
     free(self);
     *self_p = NULL;
 }
