@@ -7,6 +7,7 @@
 #include "sp_broker_impl.h"
 #include "sp_bstats.h"
 #include "sp_endpoints.h"
+#include "sp_persist.h"
 
 #include "sp_args.h"
 #include "sp_catalogue.h"
@@ -113,128 +114,6 @@ static void s_shutdown(sp_broker_t *b)
     sp_bstats_publish(b);
     sp_bstats_beat(b, SP_PUB_STOPPING);
     sp_table_set_state(b->table, SP_TABLE_CLOSED);
-}
-
-/* The epoch in a journal file's name ("...-e<N>.log" or "...-e<N>-..."),
- * or -1 (files of older versions: epoch 0). */
-static long s_file_epoch(const char *name)
-{
-    const char *p = strstr(name, "-e");
-    if (p == NULL || p[2] < '0' || p[2] > '9') {
-        return 0;
-    }
-    return strtol(p + 2, NULL, 10);
-}
-
-/* Removes the journal files of epochs below `below` (a snapshot contains
- * them) — or, when `keep`, renames them to NAME.log.kept, which recovery
- * ignores and the chaos checker reads; returns how many.  *max_epoch (may
- * be NULL) gets the highest epoch seen. */
-static unsigned s_prune_journal(const char *dir, uint32_t below, uint32_t *max_epoch, bool keep)
-{
-    DIR *d = opendir(dir);
-    if (d == NULL) {
-        return 0;
-    }
-    unsigned n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (!sp_recover_is_journal(e->d_name)) {
-            continue;
-        }
-        long epoch = s_file_epoch(e->d_name);
-        if (max_epoch != NULL && epoch > (long)*max_epoch) {
-            *max_epoch = (uint32_t)epoch;
-        }
-        if (epoch >= (long)below) {
-            continue;
-        }
-        char kept[NAME_MAX + 8];
-        snprintf(kept, sizeof kept, "%s.kept", e->d_name);
-        if (keep ? renameat(dirfd(d), e->d_name, dirfd(d), kept) == 0
-                 : unlinkat(dirfd(d), e->d_name, 0) == 0) {
-            n++;
-        }
-    }
-    closedir(d);
-    return n;
-}
-
-/* Periodic snapshots: start a new journal epoch; once every live writer has
- * moved to it, save the table and remove the older epochs' files. */
-static void s_snapshot_tick(sp_broker_t *b, uint64_t now)
-{
-    if (b->journal_dir[0] == '\0' || b->cfg->snapshot_ms == 0) {
-        return;
-    }
-    if (!b->snap_pending) {
-        if (now >= b->next_snap_ns) {
-            atomic_fetch_add(&b->hdr->journal_epoch, 1);
-            b->snap_pending = true;
-        }
-        return;
-    }
-    uint32_t epoch = atomic_load(&b->hdr->journal_epoch);
-    for (unsigned i = 0; i < b->nworkers; i++) {
-        sp_bworker_t *c = &b->child[i];
-        if (!sp_supervisor_alive(c)) {
-            continue; /* gone: what it left half done is resolved by the supervisor */
-        }
-        /* a worker still starting may have opened its journal in the old
-         * epoch before it registered: its first orders would land in a file
-         * this snapshot removes, with their rows read before them (the chaos
-         * restart loop lost version 737 of a row that way) */
-        sp_worker_slot_t *slot = &b->hdr->worker[i];
-        pid_t pid = atomic_load(&slot->pid);
-        bool registered = c->pid > 0 ? pid == c->pid : pid != 0;
-        if (!registered || atomic_load(&slot->journal_epoch) != epoch) {
-            return; /* it switches between two messages: next tick */
-        }
-    }
-    if (b->journal != NULL && b->journal_epoch != epoch) {
-        sp_journal_sync(b->journal);
-        sp_journal_close(&b->journal);
-    }
-    char path[SP_PATH_MAX + 32], why[512];
-    snprintf(path, sizeof path, "%s/%s", b->names.state_dir, SP_SNAPSHOT_BIN);
-    sp_snapshot_info_t info;
-    uint64_t t0 = sp_now_ns();
-    int rc = sp_snapshot_save(b->table, path, epoch, &info, why, sizeof why);
-    if (rc < 0) {
-        sp_broker_notify(b, SP_LOG_ERROR, "snapshot failed, the journal is kept whole: %s", why);
-    } else {
-        unsigned pruned = s_prune_journal(b->journal_dir, epoch, NULL, b->cfg->keep_journal);
-        char base[SP_PATH_MAX + 32];
-        snprintf(base, sizeof base, "%s/%s", b->names.state_dir, SP_BASE_FILE);
-        unlink(base); /* the snapshot replaces it */
-        b->stats.snapshots++;
-        sp_broker_notify(
-            b, SP_LOG_DEBUG,
-            "snapshot %s: %u rows, %u remembered orders, %u holds, %zu bytes in %.1f ms; "
-            "removed %u journal file(s) it contains",
-            path, info.rows, info.entries, info.holds, info.bytes, (double)(sp_now_ns() - t0) / 1e6,
-            pruned);
-    }
-    b->snap_pending = false;
-    b->next_snap_ns = now + (uint64_t)b->cfg->snapshot_ms * SP_NS_PER_MS;
-}
-
-static void s_remove_journal(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d == NULL) {
-        return;
-    }
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        size_t len = strlen(e->d_name);
-        if (sp_recover_is_journal(e->d_name) ||
-            (len > 9 && strcmp(e->d_name + len - 9, ".log.kept") == 0)) {
-            unlinkat(dirfd(d), e->d_name, 0);
-        }
-    }
-    closedir(d);
-    rmdir(dir);
 }
 
 static int s_load_catalogue(sp_catalogue_t **cat, const char *path, char *why, size_t cap)
@@ -361,7 +240,7 @@ static int s_table_start(sp_broker_t *b, char *why, size_t cap)
             sp_broker_notify(b, SP_LOG_WARN, "--fresh: discarding the saved state in %s",
                              b->names.state_dir);
         }
-        s_remove_journal(journal);
+        sp_persist_remove_journal(journal);
         unlink(base);
         unlink(last);
         unlink(snap);
@@ -428,7 +307,7 @@ static int s_table_start(sp_broker_t *b, char *why, size_t cap)
         }
         /* new journal files start past every epoch on disk */
         uint32_t epoch = (uint32_t)si.epoch;
-        s_prune_journal(journal, 0, &epoch, false);
+        sp_persist_prune(journal, 0, &epoch, false);
         atomic_store(&h->journal_epoch, epoch + 1);
         b->rebuilt = true;
         sp_broker_notify(
@@ -502,30 +381,6 @@ static int s_journal_begin(sp_broker_t *b, char *why, size_t cap)
         }
     }
     return 0;
-}
-
-/* After a clean stop with the final snapshot saved, the journal holds
- * nothing the snapshot does not: remove it (unless asked to keep it). */
-static void s_journal_retire(sp_broker_t *b)
-{
-    sp_journal_close(&b->journal);
-    if (b->journal_dir[0] == '\0') {
-        return;
-    }
-    if (b->cfg->keep_journal) {
-        /* kept for inspection; the next start continues from table.csv and
-         * moves it aside instead of taking it for a crashed run's */
-        char mark[SP_PATH_MAX + 32];
-        snprintf(mark, sizeof mark, "%s/%s", b->names.state_dir, SP_CLEAN_MARK);
-        sp_file_save(mark, "clean stop\n", 11, NULL, 0);
-        return;
-    }
-    s_remove_journal(b->journal_dir);
-    char base[SP_PATH_MAX + 32];
-    snprintf(base, sizeof base, "%s/%s", b->names.state_dir, SP_BASE_FILE);
-    unlink(base);
-    snprintf(base, sizeof base, "%s/%s", b->names.state_dir, SP_SNAPSHOT_BIN);
-    unlink(base);
 }
 
 /* SP_WORKER_SILENT_MS in the environment stretches the time a worker may
@@ -651,7 +506,7 @@ int sp_broker_run(sp_broker_t *self, sp_broker_stats_t *stats, char *why, size_t
     }
     uint64_t next_beat = 0, next_stats = 0;
     bool serving = rc == 0;
-    self->next_snap_ns = sp_now_ns() + (uint64_t)cfg->snapshot_ms * SP_NS_PER_MS;
+    sp_persist_arm(self);
     while (serving && !s_stopping(self)) {
         uint64_t now = sp_now_ns();
         int wait_ms = sp_snapsrv_busy(self->snapsrv) ? 0 : SP_BROKER_TICK_MS;
@@ -664,7 +519,7 @@ int sp_broker_run(sp_broker_t *self, sp_broker_stats_t *stats, char *why, size_t
         if (!(cfg->worker_thread != NULL)) {
             sp_supervisor_kill_hung(self);
         }
-        s_snapshot_tick(self, sp_now_ns());
+        sp_persist_tick(self, sp_now_ns());
         /* holds past their time, or whose holder died, go back to stock */
         sp_commit_expire_holds(self->table, (sp_sync_t)self->hdr->sync, sp_now_ns(),
                                self->journal_dir[0] != '\0' ? sp_orphans_journal : NULL, self);
@@ -681,27 +536,7 @@ int sp_broker_run(sp_broker_t *self, sp_broker_stats_t *stats, char *why, size_t
     }
     s_shutdown(self);
     sp_bstats_collect(self);
-    /* the final table has no holds: their units go back to stock (journaled),
-     * so a table continued from table.csv adds up */
-    if (self->table != NULL) {
-        sp_commit_expire_holds(self->table, (sp_sync_t)self->hdr->sync, UINT64_MAX,
-                               self->journal_dir[0] != '\0' ? sp_orphans_journal : NULL, self);
-    }
-    if (sp_names_make_state_dir(&self->names) == 0) {
-        snprintf(self->stats.snapshot, sizeof self->stats.snapshot, "%s/%s", self->names.state_dir,
-                 SP_SNAPSHOT_FILE);
-        int src = sp_table_save_csv(self->table, self->stats.snapshot);
-        if (src < 0) {
-            sp_broker_notify(self, SP_LOG_ERROR, "saving %s failed: %s; the journal in %s is kept",
-                             self->stats.snapshot, sp_strerror(src), self->journal_dir);
-            self->stats.snapshot[0] = '\0';
-        } else {
-            s_journal_retire(self);
-        }
-    } else {
-        sp_broker_notify(self, SP_LOG_ERROR, "cannot create the state directory %s",
-                         self->names.state_dir);
-    }
+    sp_persist_final(self);
     if (stats != NULL) {
         *stats = self->stats;
     }
