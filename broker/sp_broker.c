@@ -1,5 +1,20 @@
 /*
- * sp_broker — create, serve, supervise, drain, save, remove.
+ * sp_broker — the broker as a role object: new (the instance made ready),
+ * run (workers started, the loop, drain and shutdown, the final save),
+ * destroy (the instance's IPC objects removed).
+ *
+ * This file holds the order of things; each job is its own module (the
+ * list is in sp_broker_impl.h), called from here.  One loop turn: one router
+ * poll (at most SP_BROKER_TICK_MS, less when STATS are due or the snapshot
+ * service has answers under way), a snapshot-service turn, supervision,
+ * the periodic snapshot's step, expired holds back to stock, the router's
+ * counters into the header, then STATS and the heartbeat when due.  The
+ * loop notices a stop within one turn.
+ *
+ * Ownership: the broker owns its context (heap), the table mapping, the
+ * router, the snapshot service, its journal file and the CURVE
+ * authenticator, and, from the moment the table is its own, every IPC
+ * object of the instance.  Errors: see sp_broker.h.
  */
 #include "sp_broker.h"
 
@@ -8,48 +23,27 @@
 #include "sp_bstats.h"
 #include "sp_endpoints.h"
 #include "sp_persist.h"
+#include "sp_startup.h"
+#include "sp_supervisor.h"
 
-#include "sp_args.h"
-#include "sp_catalogue.h"
 #include "sp_commit.h"
-#include "sp_curve.h"
 #include "sp_error.h"
-#include "sp_events.h"
-#include "sp_file.h"
-#include "sp_journal.h"
-#include "sp_link.h"
-#include "sp_limits.h"
-#include "sp_mq.h"
-#include "sp_shmlink.h"
 #include "sp_log.h"
 #include "sp_orphans.h"
-#include "sp_recover.h"
-#include "sp_snapshot.h"
 #include "sp_signal.h"
-#include "sp_snapsrv.h"
-#include "sp_supervisor.h"
-#include "sp_tcp.h"
 #include "sp_time.h"
 #include "sp_wire.h"
 
 #include <assert.h>
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
-#include <limits.h>
-#include <pthread.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-extern char **environ;
+/* The last wait of the shutdown lets the workers' final events and
+ * heartbeats through in polls this short. */
+#define S_FLUSH_POLL_MS (SP_BROKER_TICK_MS / 5)
 
+/* Whether the caller asked us to stop (cfg->stop, else SIGINT/SIGTERM). */
 static bool s_stopping(const sp_broker_t *b)
 {
     return b->cfg->stop != NULL ? atomic_load(b->cfg->stop) : sp_signal_stopping();
@@ -66,22 +60,11 @@ void sp_broker_notify(const sp_broker_t *b, int level, const char *fmt, ...)
     va_end(ap);
 }
 
-static int s_consumer_path(const sp_broker_cfg_t *cfg, char *out, size_t cap)
-{
-    if (cfg->consumer_path != NULL) {
-        snprintf(out, cap, "%s", cfg->consumer_path);
-        return 0;
-    }
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n < 0) {
-        return -errno;
-    }
-    self[n] = '\0';
-    snprintf(out, cap, "%s/consumer", dirname(self));
-    return 0;
-}
-
+/* Drain, then stop: DRAINING, no new orders, wait (at most
+ * SP_BROKER_DRAIN_MS) until nothing is in flight or no worker is left; ask
+ * the workers to stop and wait (at most SP_BROKER_STOP_MS), killing the
+ * stragglers; let their last events through; end-of-stream, the last STATS
+ * and a STOPPING heartbeat to monitors; CLOSED. */
 static void s_shutdown(sp_broker_t *b)
 {
     sp_table_set_state(b->table, SP_TABLE_DRAINING);
@@ -106,7 +89,7 @@ static void s_shutdown(sp_broker_t *b)
     /* let the workers' last events and heartbeats through, then say goodbye */
     uint64_t flush_until = sp_now_ns() + SP_BROKER_TICK_MS * SP_NS_PER_MS;
     while (sp_now_ns() < flush_until) {
-        sp_router_poll(b->router, SP_BROKER_TICK_MS / 5);
+        sp_router_poll(b->router, S_FLUSH_POLL_MS);
     }
     uint8_t eos[SP_WIRE_HDR_SIZE];
     sp_wire_put_hdr(eos, SP_MSG_EOS, 0, 0, 0);
@@ -114,286 +97,6 @@ static void s_shutdown(sp_broker_t *b)
     sp_bstats_publish(b);
     sp_bstats_beat(b, SP_PUB_STOPPING);
     sp_table_set_state(b->table, SP_TABLE_CLOSED);
-}
-
-static int s_load_catalogue(sp_catalogue_t **cat, const char *path, char *why, size_t cap)
-{
-    *cat = sp_catalogue_new();
-    if (*cat == NULL) {
-        return -ENOMEM;
-    }
-    sp_csv_error_t cerr;
-    int rc = sp_catalogue_load(*cat, path, &cerr);
-    if (rc < 0) {
-        if (cerr.line > 0) {
-            sp_why(why, cap, "%s:%ld: field %d: %s", path, cerr.line, cerr.field, cerr.message);
-        } else {
-            sp_why(why, cap, "%s", cerr.message);
-        }
-        sp_catalogue_destroy(cat);
-    }
-    return rc;
-}
-
-/* Re-attaches to the table a dead broker left: it holds every applied
- * order, so it is kept; its workers are gone or going, and what they left
- * half done is resolved once our journal is open (s_journal_begin). */
-static int s_reattach(sp_broker_t *b, char *why, size_t cap)
-{
-    sp_table_hdr_t *h = sp_table_hdr(b->table);
-    char path[SP_PATH_MAX + 16];
-    snprintf(path, sizeof path, "/dev/shm%s", b->names.table);
-    struct stat st;
-    if (stat(path, &st) == 0 && st.st_uid != geteuid()) {
-        sp_why(why, cap, "%s belongs to uid %u, not to us: refusing to touch it", path,
-               (unsigned)st.st_uid);
-        return -EACCES;
-    }
-    /* the dead broker's workers stop on their own within a heartbeat */
-    uint64_t deadline = sp_now_ns() + 2000 * SP_NS_PER_MS;
-    for (unsigned i = 0; i < SP_WORKERS_MAX; i++) {
-        pid_t pid = atomic_load(&h->worker[i].pid);
-        while (sp_pid_alive(pid) && sp_now_ns() < deadline) {
-            sp_sleep_ns(10 * SP_NS_PER_MS);
-        }
-        if (sp_pid_alive(pid)) {
-            kill(pid, SIGKILL);
-        }
-        atomic_store(&h->worker[i].pid, 0);
-        atomic_store(&h->worker[i].cur_producer, 0);
-    }
-    /* its queues, ring and sockets are rebuilt; the table is what matters */
-    sp_bipc_reset(b);
-    h->sync = (uint32_t)b->cfg->sync;
-    h->transport = (uint32_t)b->cfg->transport;
-    sp_table_set_state(b->table, SP_TABLE_CREATING);
-    b->reattached = true;
-    return 0;
-}
-
-/* Finds the instance's table: re-attaches to a dead broker's, rebuilds a
- * lost one from its base and journal, continues from the last clean stop's
- * table, or creates a new one from the catalogue. */
-static int s_table_start(sp_broker_t *b, char *why, size_t cap)
-{
-    const sp_broker_cfg_t *cfg = b->cfg;
-    int rc = sp_bipc_names_ours(&b->names, why, cap);
-    if (rc < 0) {
-        return rc;
-    }
-    rc = sp_table_open(&b->table, b->names.table, true);
-    if (rc == 0) {
-        pid_t owner = atomic_load(&sp_table_hdr(b->table)->broker_pid);
-        if (sp_pid_alive(owner)) {
-            sp_table_close(&b->table);
-            sp_why(why, cap, "instance '%s' is already running (broker pid %d, /dev/shm%s)",
-                   cfg->instance, (int)owner, b->names.table);
-            return -EEXIST;
-        }
-        sp_broker_notify(
-            b, SP_LOG_WARN,
-            "found the table of a broker that died (pid %d) in /dev/shm%s: re-attaching "
-            "to it (it holds every applied order)",
-            (int)owner, b->names.table);
-        rc = s_reattach(b, why, cap);
-        if (rc < 0) {
-            sp_table_close(&b->table);
-        }
-        return rc;
-    }
-    if (rc != -ENOENT) {
-        sp_why(why, cap,
-               "/dev/shm%s exists but is not a table this broker can use (%s): left alone; "
-               "'broker --clean --instance %s' removes it if its owner is dead",
-               b->names.table, sp_strerror(rc), cfg->instance);
-        return rc;
-    }
-    /* no table, so no live broker: queues, a ring or sockets under our name
-     * are a crashed run's leftovers */
-    sp_bipc_remove_leftovers(b);
-    char journal[SP_PATH_MAX + 16], base[SP_PATH_MAX + 32], last[SP_PATH_MAX + 32];
-    snprintf(journal, sizeof journal, "%s/%s", b->names.state_dir, SP_JOURNAL_DIR);
-    snprintf(base, sizeof base, "%s/%s", b->names.state_dir, SP_BASE_FILE);
-    snprintf(last, sizeof last, "%s/%s", b->names.state_dir, SP_SNAPSHOT_FILE);
-    const char *from = cfg->catalogue;
-    char snap[SP_PATH_MAX + 32], mark[SP_PATH_MAX + 32];
-    snprintf(snap, sizeof snap, "%s/%s", b->names.state_dir, SP_SNAPSHOT_BIN);
-    snprintf(mark, sizeof mark, "%s/%s", b->names.state_dir, SP_CLEAN_MARK);
-    if (access(mark, F_OK) == 0) {
-        /* a clean stop that kept its journal (--keep-journal): table.csv
-         * holds everything; the journal goes aside, not into a rebuild */
-        char aside[SP_PATH_MAX + 48];
-        snprintf(aside, sizeof aside, "%s.kept-%llu", journal,
-                 (unsigned long long)(sp_realtime_ns() / SP_NS_PER_SEC));
-        if (rename(journal, aside) == 0) {
-            sp_broker_notify(b, SP_LOG_INFO,
-                             "the last run stopped cleanly; its kept journal is now %s", aside);
-        }
-        unlink(base);
-        unlink(snap);
-        unlink(mark);
-    }
-    bool journaled = !cfg->no_journal && sp_recover_has_journal(journal);
-    bool snapshot = !cfg->no_journal && access(snap, F_OK) == 0;
-    if (cfg->fresh) {
-        if (journaled || snapshot || access(last, F_OK) == 0) {
-            sp_broker_notify(b, SP_LOG_WARN, "--fresh: discarding the saved state in %s",
-                             b->names.state_dir);
-        }
-        sp_persist_remove_journal(journal);
-        unlink(base);
-        unlink(last);
-        unlink(snap);
-        unlink(mark);
-        journaled = snapshot = false;
-    } else if (journaled || snapshot) {
-        from = snapshot ? snap : base;
-    } else if (!cfg->no_journal && access(last, F_OK) == 0) {
-        from = last;
-        sp_broker_notify(
-            b, SP_LOG_INFO,
-            "continuing from the table saved at the last clean stop (%s); --fresh starts "
-            "from the catalogue",
-            last);
-    }
-    sp_catalogue_t *cat = NULL;
-    rc = snapshot ? sp_snapshot_catalogue(snap, &cat, why, cap)
-                  : s_load_catalogue(&cat, from, why, cap);
-    if (rc < 0) {
-        if (journaled && !snapshot && rc == -ENOENT) {
-            sp_why(why, cap, "%s holds a journal but its base %s is missing: refusing to start",
-                   journal, base);
-        }
-        return rc;
-    }
-    uint64_t shm_bytes = sp_table_bytes(sp_catalogue_max_id(cat)) + sp_bipc_shm_bytes(cfg);
-    sp_limits_t have;
-    sp_limits_read(&have);
-    rc = sp_limits_check(&(sp_limits_need_t){.shm_bytes = shm_bytes}, &have, why, cap);
-    if (rc < 0) {
-        sp_catalogue_destroy(&cat);
-        return rc;
-    }
-    sp_table_opts_t opts = {.sync = cfg->sync, .transport = cfg->transport};
-    rc = sp_table_create(&b->table, b->names.table, cat, &opts);
-    sp_catalogue_destroy(&cat);
-    if (rc < 0) {
-        sp_why(why, cap, "cannot create the table %s: %s", b->names.table, sp_strerror(rc));
-        return rc;
-    }
-    if (journaled || snapshot) {
-        sp_recover_stats_t st = {0};
-        sp_snapshot_info_t si = {0};
-        uint64_t t0 = sp_now_ns();
-        if (snapshot) {
-            rc = sp_snapshot_restore(b->table, snap, &si, why, cap);
-            sp_commit_idle_all(b->table); /* the journal's producers may take them over */
-        }
-        if (rc == 0 && journaled) {
-            rc = sp_recover_replay(b->table, journal, snapshot, &st, why, cap);
-        }
-        if (rc < 0) {
-            sp_table_unlink(b->names.table);
-            sp_table_close(&b->table);
-            return rc;
-        }
-        sp_commit_idle_all(b->table);
-        sp_table_hdr_t *h = sp_table_hdr(b->table);
-        if (st.max_producer_id + 1 > atomic_load(&h->next_producer_id)) {
-            atomic_store(&h->next_producer_id, st.max_producer_id + 1);
-        }
-        if (st.system_seq > atomic_load(&h->system_seq)) {
-            atomic_store(&h->system_seq, st.system_seq);
-        }
-        /* new journal files start past every epoch on disk */
-        uint32_t epoch = (uint32_t)si.epoch;
-        sp_persist_prune(journal, 0, &epoch, false);
-        atomic_store(&h->journal_epoch, epoch + 1);
-        b->rebuilt = true;
-        sp_broker_notify(
-            b, SP_LOG_WARN,
-            "the last run did not stop cleanly and its table is gone: rebuilt it from %s "
-            "and %llu journal record(s) in %llu file(s) (%llu accepted, %u product(s) "
-            "changed, %u hold(s) to release, %llu torn byte(s) dropped) in %.1f ms",
-            snapshot ? snap : base, (unsigned long long)st.records, (unsigned long long)st.files,
-            (unsigned long long)st.accepted, st.products, st.holds + si.holds,
-            (unsigned long long)st.tail_bytes, (double)(sp_now_ns() - t0) / 1e6);
-    }
-    return 0;
-}
-
-/* The journal directory, and where workers find it (absolute: they may
- * not share our working directory). */
-static int s_journal_setup(sp_broker_t *b, char *why, size_t cap)
-{
-    int rc = sp_names_make_state_dir(&b->names);
-    char abs[PATH_MAX];
-    if (rc < 0 || realpath(b->names.state_dir, abs) == NULL) {
-        rc = rc < 0 ? rc : -errno;
-        sp_why(why, cap, "cannot create the state directory %s: %s", b->names.state_dir,
-               sp_strerror(rc));
-        return rc;
-    }
-    int n = snprintf(b->journal_dir, sizeof b->journal_dir, "%s/journal", abs);
-    if (n < 0 || (size_t)n >= sizeof b->journal_dir || strlen(abs) >= SP_PATH_MAX) {
-        sp_why(why, cap, "the state directory path %s is too long", abs);
-        b->journal_dir[0] = '\0';
-        return -ENAMETOOLONG;
-    }
-    if (mkdir(b->journal_dir, 0700) < 0 && errno != EEXIST) {
-        rc = -errno;
-        sp_why(why, cap, "cannot create %s: %s", b->journal_dir, strerror(errno));
-        b->journal_dir[0] = '\0';
-        return rc;
-    }
-    snprintf(b->hdr->state_dir, sizeof b->hdr->state_dir, "%s", abs);
-    b->hdr->fsync_policy =
-        b->cfg->fsync_policy != 0 ? (uint32_t)b->cfg->fsync_policy : (uint32_t)SP_FSYNC_INTERVAL;
-    b->hdr->fsync_interval_ms =
-        b->cfg->fsync_interval_ms != 0 ? b->cfg->fsync_interval_ms : SP_JOURNAL_INTERVAL_MS;
-    return 0;
-}
-
-/* The base the journal replays onto: the table as created, saved once
- * (atomically) before any worker journals.  A re-attached or rebuilt table
- * keeps the base it has; then any outcomes a dead worker decided but did not
- * journal are journaled now. */
-static int s_journal_begin(sp_broker_t *b, char *why, size_t cap)
-{
-    char base[SP_PATH_MAX + 32];
-    snprintf(base, sizeof base, "%s/%s", b->names.state_dir, SP_BASE_FILE);
-    if (!b->reattached && !b->rebuilt) {
-        int rc = sp_table_save_csv(b->table, base);
-        if (rc < 0) {
-            sp_why(why, cap, "cannot save the journal's base %s: %s", base, sp_strerror(rc));
-            return rc;
-        }
-    }
-    if (b->reattached) {
-        unsigned n = sp_commit_sweep(b->table);
-        unsigned j = sp_commit_unjournaled(b->table, 0, 0, sp_orphans_journal, b);
-        if (n > 0 || j > 0) {
-            sp_broker_notify(
-                b, SP_LOG_INFO,
-                "the dead broker's workers left %u order(s) half done (resolved) and %u "
-                "unjournaled (journaled)",
-                n, j);
-        }
-    }
-    return 0;
-}
-
-/* SP_WORKER_SILENT_MS in the environment stretches the time a worker may
- * go without a loop turn before it is killed as hung (the default is
- * SP_WORKER_SILENT_MS): under valgrind a worker runs 20-50 times slower. */
-static int s_silent_ms(uint64_t *out, char *why, size_t cap)
-{
-    *out = SP_WORKER_SILENT_MS;
-    const char *v = getenv("SP_WORKER_SILENT_MS");
-    if (v == NULL || *v == '\0') {
-        return 0;
-    }
-    return sp_arg_u64("SP_WORKER_SILENT_MS", v, 100, 600000, out, why, cap);
 }
 
 int sp_broker_new(sp_broker_t **out, const sp_broker_cfg_t *cfg, char *why, size_t cap)
@@ -406,34 +109,12 @@ int sp_broker_new(sp_broker_t **out, const sp_broker_cfg_t *cfg, char *why, size
     }
     b->cfg_copy = *cfg;
     b->cfg = cfg = &b->cfg_copy;
-    int rc = s_silent_ms(&b->silent_ms, why, cap);
+    /* the order matters: nothing of the instance exists until the limits
+     * and the security flags are known good, nothing is touched until the
+     * table (and so the instance) is ours, and the journal is set up before
+     * any worker could write one */
+    int rc = sp_startup_check(b, why, cap);
     if (rc < 0) {
-        goto fail;
-    }
-    rc = sp_names_init(&b->names, cfg->instance, cfg->state_dir);
-    if (rc < 0) {
-        snprintf(why, cap, "bad instance name '%s' (use 1-%d of A-Z a-z 0-9 _ - .)", cfg->instance,
-                 SP_INSTANCE_NAME_MAX);
-        rc = SP_E_USAGE;
-        goto fail;
-    }
-    b->nworkers = cfg->transport == SP_TRANSPORT_DIRECT ? 0 : cfg->workers;
-    if (cfg->transport != SP_TRANSPORT_DIRECT &&
-        (cfg->workers < 1 || cfg->workers > SP_WORKERS_MAX)) {
-        snprintf(why, cap, "--workers must be 1..%d", SP_WORKERS_MAX);
-        rc = SP_E_USAGE;
-        goto fail;
-    }
-    if ((cfg->worker_thread != NULL) && (cfg->transport != SP_TRANSPORT_ZMQ || cfg->tcp != NULL)) {
-        snprintf(why, cap, "worker threads (inproc://) need the zmq transport without --tcp");
-        rc = SP_E_USAGE;
-        goto fail;
-    }
-    rc = s_consumer_path(cfg, b->consumer, sizeof b->consumer);
-    if (b->nworkers > 0 && !(cfg->worker_thread != NULL) &&
-        (rc < 0 || access(b->consumer, X_OK) < 0)) {
-        snprintf(why, cap, "worker binary %s is not executable", b->consumer);
-        rc = rc < 0 ? rc : -errno;
         goto fail;
     }
     rc = sp_bipc_preflight(b, why, cap);
@@ -443,27 +124,17 @@ int sp_broker_new(sp_broker_t **out, const sp_broker_cfg_t *cfg, char *why, size
     if (rc < 0) {
         goto fail;
     }
-    rc = s_table_start(b, why, cap);
+    rc = sp_startup_table(b, why, cap);
     if (rc < 0) {
         goto fail;
     }
-    b->hdr = sp_table_hdr(b->table);
-    atomic_store(&b->hdr->broker_pid, (int32_t)getpid());
-    b->hdr->workers = b->nworkers;
-
     rc = sp_bipc_create(b, why, cap);
     if (rc < 0) {
         goto fail;
     }
-    b->hdr->unguarded = cfg->no_dedup;
-    if (!cfg->no_journal && !cfg->no_dedup && cfg->transport != SP_TRANSPORT_DIRECT) {
-        rc = s_journal_setup(b, why, cap);
-        if (rc == 0) {
-            rc = s_journal_begin(b, why, cap);
-        }
-        if (rc < 0) {
-            goto fail;
-        }
+    rc = sp_startup_journal(b, why, cap);
+    if (rc < 0) {
+        goto fail;
     }
     rc = sp_endpoints_layout(b, why, cap);
     if (rc < 0) {
