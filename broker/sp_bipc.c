@@ -29,10 +29,13 @@
 #include "sp_broker_impl.h"
 #include "sp_commit.h"
 #include "sp_error.h"
+#include "sp_instance.h"
 #include "sp_limits.h"
+#include "sp_link.h"
 #include "sp_log.h"
 #include "sp_mq.h"
 #include "sp_shmlink.h"
+#include "sp_table.h"
 #include "sp_wire.h"
 
 #include <errno.h>

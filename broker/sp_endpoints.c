@@ -18,8 +18,11 @@
 #include "sp_endpoints.h"
 
 #include "sp_broker_impl.h"
+#include "sp_curve.h"
 #include "sp_error.h"
+#include "sp_instance.h"
 #include "sp_log.h"
+#include "sp_tcp.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -21,6 +21,7 @@
 #include "sp_broker_impl.h"
 #include "sp_commit.h"
 #include "sp_error.h"
+#include "sp_journal.h"
 #include "sp_log.h"
 #include "sp_time.h"
 

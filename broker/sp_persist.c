@@ -29,6 +29,7 @@
 #include "sp_commit.h"
 #include "sp_error.h"
 #include "sp_file.h"
+#include "sp_journal.h"
 #include "sp_log.h"
 #include "sp_orphans.h"
 #include "sp_recover.h"

@@ -20,8 +20,10 @@
 #include "sp_error.h"
 #include "sp_log.h"
 #include "sp_orphans.h"
+#include "sp_router.h"
 #include "sp_time.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
