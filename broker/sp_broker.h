@@ -26,10 +26,13 @@
  *
  * Safety: one broker per instance (the table header names its pid; a second
  * one is refused).  A broker belongs to the thread that made it and is not
- * locked; brokers of different instances may share a process (the bench),
- * each stopped through its own cfg->stop.  Errors are returned with a
- * sentence in *why; progress and problems along the way go to cfg->notify:
- * the broker never prints and never exits.
+ * locked.  A process runs one broker at a time (the bench's in-process
+ * cells run theirs one after another, each stopped through its cfg->stop):
+ * the STATS buffer is static, and supervision reaps any child of the
+ * process (waitpid(-1)), so a caller's own children must not be waited for
+ * elsewhere while a broker runs.  Errors are returned with a sentence in
+ * *why; progress and problems along the way go to cfg->notify: the broker
+ * never prints and never exits.
  */
 #ifndef SP_BROKER_H
 #define SP_BROKER_H

@@ -15,7 +15,9 @@
  *   sp_bstats      what monitors and the caller are told: STATS, heartbeats, totals
  *   sp_persist     snapshots, journal epochs and pruning, the final save
  *
- * Every field below says which module writes it; the others only read it.
+ * Each group of fields below names the module that keeps it; others read
+ * it (sp_persist also closes the broker's journal file when an epoch ends,
+ * and sp_broker_destroy releases whatever is left).
  * The context belongs to the one thread that runs the broker: nothing here
  * is locked, and only the worker slots in the shared table (sp_table.h) and
  * the workers' stop flag are touched by anyone else.

@@ -12,7 +12,8 @@
  * such deaths in a row.
  *
  * Called only from the broker's thread.  It reaps any child of the process
- * (waitpid(-1)): the broker's process has no children but its workers.
+ * (waitpid(-1)): bin/broker has no children but its workers, and an
+ * in-process broker's caller is told so (sp_broker.h).
  */
 #include "sp_supervisor.h"
 
