@@ -303,9 +303,6 @@ static int s_start(s_cell_t *c, const s_job_t *job, char *why, size_t cap)
     const bench_variant_t *v = cell->variant;
     const sp_transport_t *t = bench_variant_transport(v);
     if (v->at == BENCH_AT_THREADS) {
-        /* the broker's configuration takes the transport's table-header id
-         * (sp_transport_kind_t); bin/broker below takes its name */
-        sp_transport_kind_t kind = (sp_transport_kind_t)t->id;
         c->bcfg = (sp_broker_cfg_t){.instance = job->instance,
                                     .catalogue = c->catalogue,
                                     .state_dir = o->work_dir,
@@ -313,7 +310,7 @@ static int s_start(s_cell_t *c, const s_job_t *job, char *why, size_t cap)
                                     .stop = &c->stop,
                                     .workers = cell->workers,
                                     .sync = cell->sync,
-                                    .transport = kind,
+                                    .transport = t,
                                     .fresh = true,
                                     .no_dedup = cell->unguarded};
         rc = pthread_create(&c->broker_thread, NULL, s_broker_thread, c);

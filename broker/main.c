@@ -10,6 +10,7 @@
 #include "sp_journal.h"
 #include "sp_log.h"
 #include "sp_signal.h"
+#include "sp_transport.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -22,14 +23,16 @@
 
 static void s_usage(FILE *out)
 {
+    fprintf(out, "usage: broker [options]\n"
+                 "  --instance NAME     instance name (default stockpipe)\n"
+                 "  --catalogue FILE    product CSV (default data/products.csv)\n"
+                 "  --workers N         inventory workers to start and supervise (default 2)\n"
+                 "  --transport T       how orders travel (default mq; --tcp: zmq):\n");
+    for (unsigned i = 0; sp_transport_at(i) != NULL; i++) {
+        fprintf(out, "                        %-7s %s\n", sp_transport_at(i)->name,
+                sp_transport_at(i)->summary);
+    }
     fprintf(out,
-            "usage: broker [options]\n"
-            "  --instance NAME     instance name (default stockpipe)\n"
-            "  --catalogue FILE    product CSV (default data/products.csv)\n"
-            "  --workers N         inventory workers to start and supervise (default 2)\n"
-            "  --transport T       mq (POSIX message queues), zmq (ZeroMQ), shm (lock-free\n"
-            "                      rings in shared memory) or direct (no transport: producers\n"
-            "                      apply their orders to the table; no workers), default mq\n"
             "  --tcp [tcp://][HOST:]PORT\n"
             "                      zmq with the client-facing endpoints on TCP: orders on PORT,\n"
             "                      events on PORT+3, snapshots on PORT+4 (workers stay on\n"
@@ -94,10 +97,10 @@ int main(int argc, char **argv)
                            .catalogue = "data/products.csv",
                            .workers = 2,
                            .sync = SP_SYNC_CAS,
-                           .transport = SP_TRANSPORT_MQ,
+                           .transport = NULL, /* the broker's default: mq */
                            .snapshot_ms = 60000,
                            .notify = s_notify};
-    bool clean = false;
+    bool clean = false, tcp_transport = false, transport_set = false;
     const char *keygen = NULL;
     char why[512] = "";
     static const struct option opts[] = {{"instance", required_argument, 0, 'i'},
@@ -137,15 +140,18 @@ int main(int argc, char **argv)
             rc = sp_arg_u32("--workers", optarg, 1, SP_WORKERS_MAX, &cfg.workers, why, sizeof why);
             break;
         case 't':
-            if (sp_transport_parse(optarg, &cfg.transport) < 0) {
-                snprintf(why, sizeof why, "--transport: '%s' is not mq, zmq, shm or direct",
-                         optarg);
+            cfg.transport = sp_transport_find(optarg);
+            transport_set = true;
+            if (cfg.transport == NULL) {
+                char names[128];
+                snprintf(why, sizeof why, "--transport: '%s' is not %s", optarg,
+                         sp_transport_names(names, sizeof names));
                 rc = SP_E_USAGE;
             }
             break;
         case 'T':
             cfg.tcp = optarg;
-            cfg.transport = SP_TRANSPORT_ZMQ;
+            tcp_transport = true;
             break;
         case 'P':
             cfg.curve_cert = optarg;
@@ -165,11 +171,11 @@ int main(int argc, char **argv)
             break;
         case 'd':
             rc = sp_arg_u64("--mq-depth", optarg, 1, 65536, &v, why, sizeof why);
-            cfg.mq_depth = (long)v;
+            cfg.depth = (long)v;
             break;
         case 'm':
             rc = sp_arg_u64("--mq-msgsize", optarg, 64, 16ull * 1024 * 1024, &v, why, sizeof why);
-            cfg.mq_msgsize = (long)v;
+            cfg.msgsize = (long)v;
             break;
         case 'S':
             cfg.state_dir = optarg;
@@ -221,6 +227,9 @@ int main(int argc, char **argv)
             s_usage(stderr);
             return EXIT_USAGE;
         }
+    }
+    if (rc == 0 && tcp_transport && !transport_set) {
+        cfg.transport = sp_transport_find("zmq"); /* --tcp: clients over the router */
     }
     if (rc == 0 && optind < argc) {
         snprintf(why, sizeof why, "unexpected argument '%s'", argv[optind]);

@@ -1,6 +1,6 @@
 /*
- * sp_bipc — the broker's IPC objects, the one broker module that knows
- * which transport runs (sp_bipc.c says what it covers).
+ * sp_bipc — the broker's IPC objects, made and removed through the
+ * transport table (sp_bipc.c says what it covers).
  *
  * Broker thread only (sp_bipc_clean: any process).  Returns 0 or a
  * negative code with *why; nothing here waits on another process.
@@ -27,7 +27,7 @@ int sp_bipc_names_ours(const sp_names_t *n, char *why, size_t cap);
 
 /* Bytes of /dev/shm the order path takes besides the table (the ring
  * segment), for the table's limits check. */
-uint64_t sp_bipc_shm_bytes(const sp_broker_cfg_t *cfg);
+uint64_t sp_bipc_shm_bytes(sp_broker_t *b);
 
 /* No table, so no live broker: removes the queues, ring and sockets a
  * crashed run left under the instance's names, and says so. */
@@ -41,6 +41,10 @@ void sp_bipc_reset(sp_broker_t *b);
  * segment) and writes their depth and message size into the table header.
  * Returns 0, -EEXIST, SP_E_MQ_LIMIT and the like, or -errno, with *why. */
 int sp_bipc_create(sp_broker_t *b, char *why, size_t cap);
+
+/* Writes RUN_DIR/contact (sp_contact.h) for local clients: the transport,
+ * the endpoints, the CURVE key.  Returns 0 or -errno with *why. */
+int sp_bipc_contact(sp_broker_t *b, char *why, size_t cap);
 
 /* Removes every IPC object of the instance: what sp_bipc_create made, the
  * reply queues producers left, the run directory, the table's name. */

@@ -141,7 +141,7 @@ int sp_broker_new(sp_broker_t **out, const sp_broker_cfg_t *cfg, char *why, size
         goto fail;
     }
     const sp_curve_keys_t *curve = b->curve_on ? &b->curve : NULL;
-    rc = sp_router_new(&b->router, cfg->transport == SP_TRANSPORT_ZMQ, b->bind_ep[SP_BEP_ORDERS],
+    rc = sp_router_new(&b->router, b->transport->routed, b->bind_ep[SP_BEP_ORDERS],
                        b->bind_ep[SP_BEP_WORKERS], b->bind_ep[SP_BEP_EVENTS_IN],
                        b->bind_ep[SP_BEP_EVENTS], curve, why, cap);
     if (rc < 0) {
@@ -165,12 +165,16 @@ int sp_broker_run(sp_broker_t *self, sp_broker_stats_t *stats, char *why, size_t
     const sp_broker_cfg_t *cfg = self->cfg;
     int rc = sp_supervisor_start(self, why, cap);
     if (rc == 0) {
+        /* local clients find us from here on (sp_contact.h) */
+        rc = sp_bipc_contact(self, why, cap);
+    }
+    if (rc == 0) {
         sp_table_set_state(self->table, SP_TABLE_READY);
-        sp_broker_notify(
-            self, SP_LOG_INFO, "instance %s ready: %u products, %u workers%s, %s%s, %s",
-            cfg->instance, self->hdr->product_count, self->nworkers,
-            (cfg->worker_thread != NULL) ? " (threads)" : "", sp_transport_name(cfg->transport),
-            (cfg->worker_thread != NULL) ? " inproc://" : "", sp_sync_name(cfg->sync));
+        sp_broker_notify(self, SP_LOG_INFO,
+                         "instance %s ready: %u products, %u workers%s, %s%s, %s", cfg->instance,
+                         self->hdr->product_count, self->nworkers,
+                         (cfg->worker_thread != NULL) ? " (threads)" : "", self->transport->name,
+                         (cfg->worker_thread != NULL) ? " inproc://" : "", sp_sync_name(cfg->sync));
     }
     if (rc == 0 && self->use_tcp) {
         sp_endpoints_announce(self);

@@ -39,6 +39,7 @@
 
 #include "sp_router.h"
 #include "sp_table.h"
+#include "sp_transport.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -84,9 +85,9 @@ typedef struct {
     const atomic_bool *stop; /* NULL: run until SIGINT/SIGTERM; else until *stop */
     unsigned workers;        /* ignored (none run) with the direct transport */
     sp_sync_t sync;
-    sp_transport_kind_t transport;
-    long mq_depth;        /* 0 = msg_max */
-    long mq_msgsize;      /* 0 = SP_MQ_MSGSIZE_DEFAULT capped by msgsize_max */
+    const sp_transport_t *transport; /* the order path (sp_transport_find); NULL: mq */
+    long depth;                      /* order path depth (--mq-depth), 0: the transport's default */
+    long msgsize;         /* largest message (--mq-msgsize: mq messages, shm slots), 0: default */
     sp_notify_fn notify;  /* where progress and problems are reported */
     bool no_journal;      /* keep no journal */
     bool no_dedup;        /* no de-duplication and no journal (the benchmark's baseline) */

@@ -31,7 +31,7 @@
 #include "sp_journal.h"
 #include "sp_link.h"
 #include "sp_router.h"
-#include "sp_shmlink.h"
+#include "sp_transport.h"
 #include "sp_snapsrv.h"
 #include "sp_table.h"
 #include "sp_tcp.h"
@@ -117,9 +117,9 @@ struct sp_broker {
     unsigned nworkers;        /* workers we run (0 with direct) */
     uint64_t silent_ms;       /* a worker this long without a loop turn is hung */
 
-    /* sp_bipc */
-    bool mq_created;
-    sp_shm_t *shm; /* shm transport: the ring segment we created */
+    /* sp_bipc: the order path's transport and what its broker side made */
+    const sp_transport_t *transport;
+    sp_tside_t *side;
 
     /* sp_startup (journal_dir), sp_orphans (journal, tail), sp_persist */
     char journal_dir[SP_PATH_MAX + 16];

@@ -71,7 +71,7 @@ void sp_bstats_publish(sp_broker_t *b)
     sp_bstats_ctr(&c, SP_CTR_TIME_NS, 0, now);
     sp_bstats_ctr(&c, SP_CTR_CAPACITY, 0, h->capacity);
     sp_bstats_ctr(&c, SP_CTR_PRODUCTS, 0, h->product_count);
-    sp_bstats_ctr(&c, SP_CTR_TRANSPORT, 0, b->cfg->transport);
+    sp_bstats_ctr(&c, SP_CTR_TRANSPORT, 0, b->transport->id);
     sp_bstats_ctr(&c, SP_CTR_SYNC, 0, b->cfg->sync);
     sp_bstats_ctr(&c, SP_CTR_WORKERS, 0, b->nworkers);
     sp_bstats_ctr(&c, SP_CTR_EVENT_SEQ, 0, atomic_load(&h->event_seq));

@@ -91,8 +91,9 @@ int sp_endpoints_secure(sp_broker_t *b, char *why, size_t cap)
  * on TCP at their fixed port offsets (sp_tcp.h). */
 int sp_endpoints_layout(sp_broker_t *b, char *why, size_t cap)
 {
-    if (!(b->cfg->worker_thread != NULL)) {
-        /* with --tcp too: the workers' endpoints stay ipc:// in it */
+    {
+        /* with --tcp too: the workers' endpoints stay ipc:// in it; an
+         * in-process broker (inproc://) makes it for its contact file */
         int rc = sp_names_make_run_dir(&b->names);
         if (rc < 0) {
             snprintf(why, cap, "cannot make the private run directory %s: %s", b->names.run_dir,

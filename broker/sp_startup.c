@@ -105,14 +105,23 @@ int sp_startup_check(sp_broker_t *b, char *why, size_t cap)
                  SP_INSTANCE_NAME_MAX);
         return SP_E_USAGE;
     }
-    b->nworkers = cfg->transport == SP_TRANSPORT_DIRECT ? 0 : cfg->workers;
-    if (cfg->transport != SP_TRANSPORT_DIRECT &&
-        (cfg->workers < 1 || cfg->workers > SP_WORKERS_MAX)) {
+    b->transport = cfg->transport != NULL ? cfg->transport : sp_transport_find("mq");
+    const sp_transport_t *t = b->transport;
+    b->nworkers = t->has_workers ? cfg->workers : 0;
+    if (t->has_workers && (cfg->workers < 1 || cfg->workers > SP_WORKERS_MAX)) {
         snprintf(why, cap, "--workers must be 1..%d", SP_WORKERS_MAX);
         return SP_E_USAGE;
     }
-    if ((cfg->worker_thread != NULL) && (cfg->transport != SP_TRANSPORT_ZMQ || cfg->tcp != NULL)) {
-        snprintf(why, cap, "worker threads (inproc://) need the zmq transport without --tcp");
+    if (cfg->worker_thread != NULL && (!t->routed || cfg->tcp != NULL)) {
+        snprintf(why, cap,
+                 "worker threads (inproc://) need a transport through the broker's router "
+                 "(zmq) without --tcp");
+        return SP_E_USAGE;
+    }
+    if (cfg->tcp != NULL && !t->routed) {
+        snprintf(why, cap,
+                 "--tcp takes orders through the broker's router: --transport %s has none",
+                 t->name);
         return SP_E_USAGE;
     }
     rc = s_consumer_path(cfg, b->consumer, sizeof b->consumer);
@@ -173,7 +182,7 @@ static int s_reattach(sp_broker_t *b, char *why, size_t cap)
     /* its queues, ring and sockets are rebuilt; the table is what matters */
     sp_bipc_reset(b);
     h->sync = (uint32_t)b->cfg->sync;
-    h->transport = (uint32_t)b->cfg->transport;
+    h->transport = b->transport->id;
     sp_table_set_state(b->table, SP_TABLE_CREATING);
     b->reattached = true;
     return 0;
@@ -274,7 +283,7 @@ static int s_table_start(sp_broker_t *b, char *why, size_t cap)
         }
         return rc;
     }
-    uint64_t shm_bytes = sp_table_bytes(sp_catalogue_max_id(cat)) + sp_bipc_shm_bytes(cfg);
+    uint64_t shm_bytes = sp_table_bytes(sp_catalogue_max_id(cat)) + sp_bipc_shm_bytes(b);
     sp_limits_t have;
     sp_limits_read(&have);
     rc = sp_limits_check(&(sp_limits_need_t){.shm_bytes = shm_bytes}, &have, why, cap);
@@ -282,7 +291,7 @@ static int s_table_start(sp_broker_t *b, char *why, size_t cap)
         sp_catalogue_destroy(&cat);
         return rc;
     }
-    sp_table_opts_t opts = {.sync = cfg->sync, .transport = cfg->transport};
+    sp_table_opts_t opts = {.sync = cfg->sync, .transport = b->transport->id};
     rc = sp_table_create(&b->table, b->names.table, cat, &opts);
     sp_catalogue_destroy(&cat);
     if (rc < 0) {
@@ -408,7 +417,9 @@ int sp_startup_journal(sp_broker_t *b, char *why, size_t cap)
     const sp_broker_cfg_t *cfg = b->cfg;
     int rc = 0;
     b->hdr->unguarded = cfg->no_dedup;
-    if (!cfg->no_journal && !cfg->no_dedup && cfg->transport != SP_TRANSPORT_DIRECT) {
+    /* workers journal what they apply (a producer applying its own orders
+     * keeps no journal) */
+    if (!cfg->no_journal && !cfg->no_dedup && b->transport->has_workers) {
         rc = s_journal_setup(b, why, cap);
         if (rc == 0) {
             rc = s_journal_begin(b, why, cap);

@@ -22,7 +22,7 @@
 
 #include <stddef.h>
 
-#define SP_CONTACT_FILE     "contact"
+#define SP_CONTACT_FILE     SP_RUN_CONTACT
 #define SP_CONTACT_MAX      4096 /* bytes: a longer file is not ours */
 #define SP_CONTACT_NAME_MAX 16
 

@@ -15,7 +15,7 @@
 
 void sp_hello_encode(void *out, const sp_hello_t *h)
 {
-    sp_wire_put_hdr(out, SP_MSG_HELLO, 1, h->producer_id, 0);
+    sp_wire_put_hdr(out, SP_MSG_HELLO, 1, 0, 0);
     sp_wire_put_hello(sp_wire_rec(out, SP_MSG_HELLO, 0), h);
 }
 
@@ -54,7 +54,7 @@ int sp_hello_answer(sp_table_t *t, const void *msg, size_t len, uint32_t answere
     uint32_t id = h.producer_id;
     bool resumed = false;
     if (h.rev < 1 || h.op != SP_HELLO_OPEN || (h.flags & ~SP_HELLO_F_HOLDS_OUTLIVE) != 0 ||
-        !s_id_ok(id) || mh.sender != id) {
+        !s_id_ok(id) || (mh.sender != 0 && mh.sender != id)) {
         status = SP_HELLO_BAD;
     } else {
         if (id == 0) {
@@ -72,8 +72,8 @@ int sp_hello_answer(sp_table_t *t, const void *msg, size_t len, uint32_t answere
     s_put(&w, SP_CTR_HELLO_REV, SP_HELLO_REV);
     s_put(&w, SP_CTR_TRANSPORT, th->transport);
     s_put(&w, SP_CTR_SYNC, th->sync);
-    s_put(&w, SP_CTR_ORDER_MSG_MAX, th->mq_msgsize);
-    s_put(&w, SP_CTR_PATH_DEPTH, th->mq_depth);
+    s_put(&w, SP_CTR_ORDER_MSG_MAX, th->path_msgsize);
+    s_put(&w, SP_CTR_PATH_DEPTH, th->path_depth);
     s_put(&w, SP_CTR_CAPACITY, th->capacity);
     s_put(&w, SP_CTR_PRODUCTS, th->product_count);
     s_put(&w, SP_CTR_WORKERS, th->workers);
@@ -167,8 +167,8 @@ int sp_hello_exchange(sp_link_t *link, const sp_hello_t *h, void *buf, size_t ca
         uint64_t now = sp_now_ns();
         if (now >= deadline) {
             sp_why(why, why_cap,
-                   "no WELCOME within %d ms: no worker is taking orders, the broker is older "
-                   "than the HELLO, or its CURVE key is not the one given",
+                   "no WELCOME within %d ms (no worker taking orders, an older broker, or CURVE "
+                   "keys that do not match)",
                    timeout_ms);
             return SP_E_TIMEOUT;
         }

@@ -75,7 +75,9 @@ typedef struct {
 } sp_welcome_t;
 
 /* Writes a HELLO message (header and one record) into out, which holds
- * SP_HELLO_MSG_SIZE bytes; `sender` in the header is h->producer_id. */
+ * SP_HELLO_MSG_SIZE bytes.  The header's `sender` is 0: the link that sends
+ * a HELLO has no id yet (the record says which id it asks for), so the
+ * answer goes back by the reply tag. */
 void sp_hello_encode(void *out, const sp_hello_t *h);
 
 /* Answers one received HELLO (`msg`, `len` bytes, checked here) for the

@@ -146,7 +146,11 @@ void sp_names_remove_run_dir(const sp_names_t *n)
         struct dirent *e;
         while ((e = readdir(d)) != NULL) {
             size_t len = strlen(e->d_name);
-            if (len > 5 && strcmp(e->d_name + len - 5, ".sock") == 0) {
+            size_t clen = strlen(SP_RUN_CONTACT);
+            /* our sockets, the contact file and its temporary copies */
+            if ((len > 5 && strcmp(e->d_name + len - 5, ".sock") == 0) ||
+                (strncmp(e->d_name, SP_RUN_CONTACT, clen) == 0 &&
+                 (e->d_name[clen] == '\0' || e->d_name[clen] == '.'))) {
                 char path[SP_PATH_MAX * 2];
                 snprintf(path, sizeof path, "%s/%s", n->run_dir, e->d_name);
                 unlink(path);

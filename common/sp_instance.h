@@ -24,7 +24,8 @@
 #define SP_INSTANCE_NAME_MAX 40 /* characters, [A-Za-z0-9_.-], not starting with '.' */
 #define SP_IPC_NAME_MAX      64 /* "/NAME.r.4294967295" and friends fit */
 #define SP_PATH_MAX          256
-#define SP_ENDPOINT_MAX      128 /* ipc:// paths must stay below ~107 bytes */
+#define SP_ENDPOINT_MAX      128       /* ipc:// paths must stay below ~107 bytes */
+#define SP_RUN_CONTACT       "contact" /* RUN_DIR/contact: how local clients find us */
 #define SP_STATE_DIR_DEFAULT "run"
 
 typedef struct {

@@ -61,11 +61,12 @@ typedef struct {
     sp_link_t base;
     sp_link_role_t role;
     sp_shm_t *shm;
-    uint32_t id;     /* producer id (producer) or worker id (worker) */
-    int ring;        /* producer: the result ring it owns, -1 before the claim */
-    uint64_t owner;  /* producer: the owner word it stored there */
-    unsigned guess;  /* worker: the result ring it last sent to */
-    uint8_t *bounce; /* one slot, for callers whose buffer is smaller */
+    uint32_t id;      /* producer id (producer) or worker id (worker) */
+    size_t reply_msg; /* producer: the largest result message it takes */
+    int ring;         /* producer: the result ring it owns, -1 before the claim */
+    uint64_t owner;   /* producer: the owner word it stored there */
+    unsigned guess;   /* worker: the result ring it last sent to */
+    uint8_t *bounce;  /* one slot, for callers whose buffer is smaller */
     uint32_t slot_size;
 } sp_shm_link_t;
 
@@ -502,6 +503,13 @@ static int s_adopt(sp_link_t *self, uint32_t id, char *why, size_t why_cap)
     if (l->role != SP_LINK_PRODUCER || l->id != 0 || l->ring < 0) {
         return -EINVAL;
     }
+    if (l->reply_msg > l->slot_size) {
+        sp_why(why, why_cap,
+               "results of %zu bytes do not fit the shm ring slots (%u bytes): use smaller "
+               "batches or start the broker with a larger --mq-msgsize",
+               l->reply_msg, l->slot_size);
+        return -EMSGSIZE;
+    }
     l->id = id;
     int rc = s_id_free(l, why, why_cap);
     uint64_t mine = l->owner;
@@ -630,8 +638,12 @@ static int s_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, siz
         goto fail;
     }
     l->slot_size = l->shm->hdr->slot_size;
+    /* a producer's results must fit too; one without an id yet sends only
+     * its HELLO and gets a WELCOME, and its results are checked when it
+     * takes its id (s_adopt) */
     size_t want = cfg->max_msg;
-    if (cfg->role == SP_LINK_PRODUCER && cfg->reply_msg > want) {
+    l->reply_msg = cfg->reply_msg;
+    if (cfg->role == SP_LINK_PRODUCER && cfg->id != 0 && cfg->reply_msg > want) {
         want = cfg->reply_msg;
     }
     if (want > l->slot_size) {

@@ -119,7 +119,7 @@ int sp_table_create(sp_table_t **out, const char *shm_name, const sp_catalogue_t
     h->product_count = (uint32_t)count;
     h->creator_pid = (int32_t)getpid();
     h->sync = opts ? opts->sync : SP_SYNC_CAS;
-    h->transport = opts ? opts->transport : SP_TRANSPORT_MQ;
+    h->transport = opts ? opts->transport : 0;
     h->created_ns = sp_now_ns();
     h->table_id = sp_realtime_ns();
     h->segment_size = size;
@@ -440,23 +440,6 @@ int sp_sync_parse(const char *s, sp_sync_t *out)
     for (int i = 0; i < SP_SYNC_COUNT; i++) {
         if (strcmp(s, sp_sync_name((sp_sync_t)i)) == 0) {
             *out = (sp_sync_t)i;
-            return 0;
-        }
-    }
-    return SP_E_USAGE;
-}
-
-const char *sp_transport_name(sp_transport_kind_t kind)
-{
-    static const char *names[SP_TRANSPORT_COUNT] = {NULL, "mq", "zmq", "shm", "direct"};
-    return kind > 0 && kind < SP_TRANSPORT_COUNT ? names[kind] : "?";
-}
-
-int sp_transport_parse(const char *s, sp_transport_kind_t *out)
-{
-    for (int i = 1; i < SP_TRANSPORT_COUNT; i++) {
-        if (strcmp(s, sp_transport_name((sp_transport_kind_t)i)) == 0) {
-            *out = (sp_transport_kind_t)i;
             return 0;
         }
     }

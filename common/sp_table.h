@@ -64,14 +64,6 @@ typedef enum {
     SP_TABLE_CLOSED = 3
 } sp_table_state_t;
 
-typedef enum {
-    SP_TRANSPORT_MQ = 1,     /* POSIX message queues */
-    SP_TRANSPORT_ZMQ = 2,    /* ZeroMQ through the broker (ipc://, tcp:// or inproc://) */
-    SP_TRANSPORT_SHM = 3,    /* lock-free rings in shared memory (sp_ring) */
-    SP_TRANSPORT_DIRECT = 4, /* no transport: producers apply orders themselves */
-    SP_TRANSPORT_COUNT = 5
-} sp_transport_kind_t;
-
 /* One worker's slot: written by that worker only (and reset by the broker
  * when it starts one), read by anybody. */
 typedef struct {
@@ -104,7 +96,7 @@ typedef struct {
     uint32_t product_count; /* rows with present == 1 */
     int32_t creator_pid;
     uint32_t sync;      /* sp_sync_t the broker runs with */
-    uint32_t transport; /* sp_transport_kind_t */
+    uint32_t transport; /* the sp_transport_t id of the order path (sp_transport.h) */
     uint64_t created_ns;
     uint64_t segment_size;
     /* identity of the shop this table holds, kept across rebuilds from the
@@ -129,9 +121,11 @@ typedef struct {
     _Atomic uint64_t system_seq;                   /* the broker's own orders (expiring holds) */
     _Atomic uint32_t journal_epoch;                /* writers switch journal files when it moves */
     _Atomic int32_t broker_pid;
-    uint32_t workers;    /* slots in use */
-    uint32_t mq_msgsize; /* order queue message size */
-    uint32_t mq_depth;
+    uint32_t workers; /* slots in use */
+    /* the order path as its transport made it (sp_tinfo_t): the largest
+     * message (0: the wire's) and the messages it holds (0: no fixed depth) */
+    uint32_t path_msgsize;
+    uint32_t path_depth;
 
     /* global event counter (all publishers) */
     _Alignas(SP_CACHELINE) _Atomic uint64_t event_seq;
@@ -233,7 +227,7 @@ typedef struct sp_table sp_table_t;
 
 typedef struct {
     sp_sync_t sync;
-    sp_transport_kind_t transport;
+    uint32_t transport; /* sp_transport_t id */
 } sp_table_opts_t;
 
 /* Creates the segment `shm_name` exclusively (O_EXCL, mode 0600), sizes it,
@@ -316,10 +310,5 @@ void sp_table_set_state(sp_table_t *self, sp_table_state_t state);
 const char *sp_sync_name(sp_sync_t sync);
 /* Parses "cas", "row-lock", "table-lock"; returns 0 or SP_E_USAGE. */
 int sp_sync_parse(const char *s, sp_sync_t *out);
-
-/* "mq", "zmq", "shm", "direct" ("?" for anything else). */
-const char *sp_transport_name(sp_transport_kind_t kind);
-/* Parses one of those names; returns 0 or SP_E_USAGE. */
-int sp_transport_parse(const char *s, sp_transport_kind_t *out);
 
 #endif

@@ -166,7 +166,7 @@ enum {
     SP_CTR_PRODUCTS = 18,   /* products in the catalogue */
     SP_CTR_CREATED_NS = 19, /* table identity: creation time */
     SP_CTR_ROWS = 20,       /* rows in a snapshot */
-    SP_CTR_TRANSPORT = 21,  /* sp_transport_kind_t */
+    SP_CTR_TRANSPORT = 21,  /* the sp_transport_t id (sp_transport.h) */
     SP_CTR_SYNC = 22,       /* sp_sync_t */
     SP_CTR_WORKERS = 23,    /* worker slots in use */
     /* the WELCOME (sp_hello.h); HELD also ends a snapshot */

@@ -230,8 +230,8 @@ int sp_worker_run(const sp_worker_cfg_t *cfg, sp_worker_stats_t *stats, char *wh
     w.slot = &w.hdr->worker[cfg->worker_id - 1];
 
     /* messages are at most the path's message size, where it has one */
-    w.in_cap = w.hdr->mq_msgsize != 0 ? w.hdr->mq_msgsize
-                                      : sp_wire_msg_size(SP_MSG_ORDERS, SP_WIRE_MAX_RECORDS);
+    w.in_cap = w.hdr->path_msgsize != 0 ? w.hdr->path_msgsize
+                                        : sp_wire_msg_size(SP_MSG_ORDERS, SP_WIRE_MAX_RECORDS);
     w.in = malloc(w.in_cap);
     w.out = malloc(sp_wire_msg_size(SP_MSG_RESULTS, SP_WIRE_MAX_RECORDS));
     w.jrecs = malloc(sizeof *w.jrecs * SP_WIRE_MAX_RECORDS);

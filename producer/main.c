@@ -8,7 +8,9 @@
 #include "sp_args.h"
 #include "sp_audit.h"
 #include "sp_commit.h"
+#include "sp_client.h"
 #include "sp_error.h"
+#include "sp_grow.h"
 #include "sp_loadgen.h"
 #include "sp_log.h"
 #include "sp_once.h"
@@ -39,7 +41,10 @@ static void s_usage(FILE *out)
         "       producer buy-held ID QTY PRODUCER   buy the units that producer holds\n"
         "       producer release ID QTY PRODUCER    give them back to stock\n"
         "options:\n"
-        "  --instance NAME     instance to load (default stockpipe)\n"
+        "  --instance NAME     instance to load, on this host (default stockpipe)\n"
+        "  --connect URL       a broker on another host, started with --tcp URL\n"
+        "                      (tcp://HOST:PORT; zmq): orders, the audit and --table go there\n"
+        "  --server-cert FILE  that broker's public certificate, when it runs CURVE\n"
         "  --customers N       customer processes (default 1)\n"
         "  --rate R            orders/s offered by all customers together (default: as fast\n"
         "                      as possible)\n"
@@ -65,7 +70,8 @@ static void s_usage(FILE *out)
         "                      the report counts them, the broker must refuse every one\n"
         "  --seed N            random seed (default 1)\n"
         "  --json              report as JSON\n"
-        "  --audit             check conservation against the table (only producer)\n"
+        "  --audit             check conservation against a snapshot of the instance\n"
+        "                      (only producer)\n"
         "  --table             print the final table after the report\n",
         SP_HOLD_DEFAULT_S, SP_BATCH_DEFAULT, SP_WINDOW_DEFAULT);
 }
@@ -93,11 +99,15 @@ static int s_parse_qty(const char *s, sp_load_cfg_t *cfg, char *why, size_t cap)
     return rc;
 }
 
-static int s_one_shot(const char *instance, const char *cert, int argc, char **argv)
+static int s_one_shot(const sp_load_cfg_t *cfg, int argc, char **argv)
 {
     char why[512] = "";
     const char *verb = argv[0];
-    sp_once_t req = {.instance = instance, .qty = 1, .cert = cert};
+    sp_once_t req = {.instance = cfg->instance,
+                     .connect = cfg->connect,
+                     .server_cert = cfg->server_cert,
+                     .qty = 1,
+                     .cert = cfg->cert};
     /* verb, argument names, fewest and most arguments after the verb */
     const char *form;
     int least, most;
@@ -140,29 +150,81 @@ static int s_one_shot(const char *instance, const char *cert, int argc, char **a
     return sp_report_once(stdout, &req, &res, producer) ? 0 : EXIT_REFUSED;
 }
 
-/* After the load: the final table (--table) and the conservation audit
- * (--audit) against the instance.  Returns 0, or 1 when the table cannot be
- * opened or the audit fails. */
-static int s_check(const char *instance, const sp_loadgen_t *loadgen, bool audit, bool table)
+/* The snapshot the audit and --table read, gathered in id order. */
+typedef struct {
+    sp_snaprow_t *rows;
+    size_t n, cap;
+    bool failed;
+} s_rows_t;
+
+static void s_take_row(void *ctx, const sp_snaprow_t *row)
 {
-    sp_names_t names;
-    sp_table_t *t = NULL;
-    sp_names_init(&names, instance, NULL);
-    int rc = sp_table_open(&t, names.table, false);
+    s_rows_t *r = ctx;
+    sp_snaprow_t *grown = r->failed ? NULL : sp_grow(r->rows, &r->cap, r->n + 1, sizeof *grown, 64);
+    if (grown == NULL) {
+        r->failed = true;
+        return;
+    }
+    r->rows = grown;
+    r->rows[r->n++] = *row;
+}
+
+/* After the load: the final table (--table) and the conservation audit
+ * (--audit), from one snapshot of the instance (this producer does not map
+ * the table).  Returns 0, or 1 when no snapshot came or the audit fails. */
+static int s_check(const sp_load_cfg_t *cfg, const sp_loadgen_t *loadgen, bool audit, bool table)
+{
+    sp_client_cfg_t cc = {.instance = cfg->instance,
+                          .connect = cfg->connect,
+                          .snapshot = cfg->snapshot,
+                          .server_cert = cfg->server_cert,
+                          .cert = cfg->cert};
+    s_rows_t got = {0};
+    sp_snapinfo_t info;
+    char why[512] = "";
+    int rc = sp_client_snapshot(&cc, s_take_row, &got, &info, why, sizeof why);
+    if (rc == 0 && got.failed) {
+        rc = -ENOMEM;
+        snprintf(why, sizeof why, "no memory for the snapshot's rows");
+    }
     if (rc < 0) {
-        sp_error("cannot open %s for the audit: %s", names.table, sp_strerror(rc));
+        sp_error("cannot take a snapshot of instance '%s' for the audit: %s", cfg->instance, why);
+        free(got.rows);
         return 1;
     }
     int bad = 0;
     if (table) {
         printf("\nfinal table:\n");
-        sp_print_table(stdout, t, SP_FINAL_TABLE_ROWS);
+        sp_print_table_header(stdout);
+        for (size_t i = 0; i < got.n && i < SP_FINAL_TABLE_ROWS; i++) {
+            const sp_snaprow_t *r = &got.rows[i];
+            sp_product_t p = {.id = r->id,
+                              .weight_g = r->weight_g,
+                              .price_cents = r->price_cents,
+                              .expiry = r->expiry,
+                              .stock = r->stock};
+            snprintf(p.name, sizeof p.name, "%s", r->name);
+            snprintf(p.category, sizeof p.category, "%s", r->category);
+            sp_print_product(stdout, &p);
+        }
+        if (got.n > SP_FINAL_TABLE_ROWS) {
+            printf("... %zu more products\n", got.n - SP_FINAL_TABLE_ROWS);
+        }
     }
-    if (audit && sp_audit_check(stdout, t, sp_loadgen_stats(loadgen), sp_loadgen_sold(loadgen),
-                                sp_loadgen_restocked(loadgen)) != 0) {
-        bad = 1;
+    if (audit) {
+        sp_audit_row_t *rows = malloc(sizeof *rows * (got.n > 0 ? got.n : 1));
+        if (rows == NULL) {
+            free(got.rows);
+            return 1;
+        }
+        for (size_t i = 0; i < got.n; i++) {
+            rows[i] = sp_audit_row_of(&got.rows[i]);
+        }
+        bad = sp_audit_rows(stdout, rows, got.n, &info.held, sp_loadgen_stats(loadgen),
+                            sp_loadgen_sold(loadgen), sp_loadgen_restocked(loadgen)) != 0;
+        free(rows);
     }
-    sp_table_close(&t);
+    free(got.rows);
     return bad;
 }
 
@@ -195,6 +257,8 @@ int main(int argc, char **argv)
                                          {"audit", no_argument, 0, 'A'},
                                          {"table", no_argument, 0, 'T'},
                                          {"cert", required_argument, 0, 'K'},
+                                         {"connect", required_argument, 0, 'C'},
+                                         {"server-cert", required_argument, 0, 'S'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c, rc = 0;
@@ -207,6 +271,12 @@ int main(int argc, char **argv)
             break;
         case 'K':
             cfg.cert = optarg;
+            break;
+        case 'C':
+            cfg.connect = optarg;
+            break;
+        case 'S':
+            cfg.server_cert = optarg;
             break;
         case 'c':
             rc = sp_arg_u32("--customers", optarg, 1, SP_CUSTOMERS_MAX, &cfg.customers, why,
@@ -316,7 +386,7 @@ int main(int argc, char **argv)
             verb = verb || strcmp(argv[optind], verbs[i]) == 0;
         }
         if (verb) {
-            return s_one_shot(cfg.instance, cfg.cert, argc - optind, argv + optind);
+            return s_one_shot(&cfg, argc - optind, argv + optind);
         }
         sp_error("unexpected argument '%s' (see --help)", argv[optind]);
         return EXIT_USAGE;
@@ -344,7 +414,7 @@ int main(int argc, char **argv)
         sp_report_text(stdout, &cfg, st);
     }
     int exit_code = 0;
-    if ((audit || table) && s_check(cfg.instance, loadgen, audit, table) != 0) {
+    if ((audit || table) && s_check(&cfg, loadgen, audit, table) != 0) {
         exit_code = 1;
     }
     sp_loadgen_destroy(&loadgen);

@@ -10,20 +10,44 @@
  * started and every order has settled; `bin/producer --audit` and the bench
  * run it after their load.
  *
- * Reads the table (rows' settled stock and tallies) and writes one line;
- * never changes anything.  Safe from any thread or process that has the
- * table mapped.
+ * The rows come from the table itself (sp_audit_check: the `direct`
+ * transport and the bench, which map it) or from a snapshot of the broker's
+ * snapshot service (sp_audit_rows with the snapshot's held total: a
+ * producer that does not map the table).  A snapshot row carries no held
+ * units: each row's is what the equation leaves (it must not be negative),
+ * and their sum must be the snapshot's HELD.
+ *
+ * Writes one line; never changes anything.  Safe from any thread or process.
  */
 #ifndef SP_AUDIT_H
 #define SP_AUDIT_H
 
 #include "sp_load.h"
 #include "sp_table.h"
+#include "sp_wire.h"
 
 #include <stdint.h>
 #include <stdio.h>
 
 #define SP_AUDIT_SHOW_MAX 20 /* offending products named in the audit line */
+
+/* One product as the audit sees it. */
+typedef struct {
+    uint32_t id;
+    uint32_t initial;
+    uint32_t stock;
+    int64_t held; /* held units; from a snapshot, what the equation leaves */
+    uint64_t sold, restocked;
+} sp_audit_row_t;
+
+/* Audits the run `st` against `rows` (n of them), as sp_audit_check does;
+ * with held_total given, the rows' held units are derived and their sum
+ * must equal it.  Prints the same line; returns 0 when ok, 1 otherwise. */
+int sp_audit_rows(FILE *out, const sp_audit_row_t *rows, size_t n, const uint64_t *held_total,
+                  const sp_load_stats_t *st, const uint64_t *sold, const uint64_t *restocked);
+
+/* A snapshot row as an audit row (its held units derived). */
+sp_audit_row_t sp_audit_row_of(const sp_snaprow_t *row);
 
 /* Audits the run `st` (and, when both are given, its per-product accepted
  * units sold[] and restocked[], indexed by product id up to the table's

@@ -44,7 +44,7 @@ typedef struct {
     const sp_load_cfg_t *cfg;
     sp_client_t *client;
     /* the client's, borrowed for the hot path */
-    sp_table_t *table;
+    int32_t broker_pid; /* 0: not on this host */
     sp_link_t *link;
     uint32_t producer_id;
     uint32_t batch_no;
@@ -105,20 +105,22 @@ static uint64_t s_interarrival_ns(sp_cust_t *c)
     return (uint64_t)(1e9 / rate);
 }
 
-/* Lists the table's products (and their Zipf CDF when asked).  Returns 0,
- * SP_E_CSV_EMPTY or -ENOMEM. */
-static int s_products(sp_cust_t *c)
+/* Lists the instance's products (and their Zipf CDF when asked).  Returns
+ * 0, SP_E_CSV_EMPTY, -ENOMEM or the snapshot's code (*why). */
+static int s_products(sp_cust_t *c, char *why, size_t cap)
 {
-    uint32_t cap = sp_table_capacity(c->table);
-    c->ids = malloc(sizeof *c->ids * cap);
+    const uint32_t *ids;
+    uint32_t n;
+    int rc = sp_client_products(c->client, &ids, &n, why, cap);
+    if (rc < 0) {
+        return rc;
+    }
+    c->ids = malloc(sizeof *c->ids * (n > 0 ? n : 1));
     if (c->ids == NULL) {
         return -ENOMEM;
     }
-    for (uint32_t id = 1; id <= cap; id++) {
-        if (sp_table_row(c->table, id) != NULL) {
-            c->ids[c->nids++] = id;
-        }
-    }
+    memcpy(c->ids, ids, sizeof *ids * n);
+    c->nids = n;
     if (c->nids == 0) {
         return SP_E_CSV_EMPTY;
     }
@@ -355,7 +357,7 @@ static int s_send_batch(sp_cust_t *c, unsigned k, uint64_t first_seq)
          * successor replaces are lost to us): give up after the timeout */
         if (rc == SP_E_TIMEOUT &&
             sp_now_ns() - since > (uint64_t)c->cfg->timeout_ms * SP_NS_PER_MS &&
-            !sp_pid_alive(atomic_load(&sp_table_hdr(c->table)->broker_pid))) {
+            c->broker_pid > 0 && !sp_pid_alive(c->broker_pid)) {
             rc = -EPIPE;
         }
         if (rc != SP_E_TIMEOUT && rc != -EINTR && rc != -EAGAIN) {
@@ -536,12 +538,18 @@ static void s_cust_free(sp_cust_t *c)
 static int s_connect(sp_cust_t *c, char *why, size_t cap)
 {
     const sp_load_cfg_t *cfg = c->cfg;
-    sp_client_cfg_t cc = {.instance = cfg->instance, .batch = cfg->batch, .cert = cfg->cert};
+    sp_client_cfg_t cc = {.instance = cfg->instance,
+                          .connect = cfg->connect,
+                          .snapshot = cfg->snapshot,
+                          .server_cert = cfg->server_cert,
+                          .batch = cfg->batch,
+                          .timeout_ms = cfg->timeout_ms,
+                          .cert = cfg->cert};
     int rc = sp_client_open(&c->client, &cc, why, cap);
     if (rc < 0) {
         return rc;
     }
-    c->table = sp_client_table(c->client);
+    c->broker_pid = sp_client_broker_pid(c->client);
     c->link = sp_client_link(c->client);
     c->producer_id = sp_client_producer_id(c->client);
     c->msg = sp_client_orders_buf(c->client, &c->msg_cap);
@@ -566,7 +574,7 @@ int sp_customer_run(const sp_load_cfg_t *cfg, unsigned index, uint64_t quota, sp
     *capacity = 0;
     int rc = s_connect(&c, why, cap);
     if (rc == 0) {
-        rc = s_products(&c);
+        rc = s_products(&c, why, cap);
     }
     if (rc == 0 && cfg->ledger_dir != NULL) {
         rc = sp_ledger_open(&c.ledger, cfg->ledger_dir, c.producer_id, why, cap);
@@ -575,7 +583,7 @@ int sp_customer_run(const sp_load_cfg_t *cfg, unsigned index, uint64_t quota, sp
         s_cust_free(&c);
         return rc;
     }
-    *capacity = sp_table_capacity(c.table);
+    *capacity = sp_client_welcome(c.client)->capacity;
     c.rng = (cfg->seed + 1) * 0x9E3779B97F4A7C15ull + index * 0xD1B54A32D192ED03ull;
     c.rng |= 1;
     c.slots = calloc(cfg->window, sizeof *c.slots);

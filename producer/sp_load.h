@@ -68,6 +68,11 @@ typedef struct {
      * the instance's order endpoint is a CURVE server (its table header
      * holds the broker's key); NULL: none */
     const char *cert;
+    /* --connect, its snapshot endpoint and --server-cert, as in
+     * sp_client_cfg_t (NULL: the instance on this host) */
+    const char *connect;
+    const char *snapshot;
+    const char *server_cert;
 } sp_load_cfg_t;
 
 typedef struct {

@@ -18,9 +18,12 @@ int sp_once_place(const sp_once_t *req, int timeout_ms, sp_result_t *res, uint32
     unsigned type = req->type;
     uint32_t product = req->product, qty = req->qty;
     sp_client_cfg_t cc = {.instance = req->instance,
+                          .connect = req->connect,
+                          .server_cert = req->server_cert,
                           .batch = 1,
                           .producer_id = req->as_producer,
                           .holds_outlive = type == SP_ORDER_RESERVE || req->as_producer != 0,
+                          .timeout_ms = timeout_ms,
                           .cert = req->cert};
     sp_client_t *client = NULL;
     int rc = sp_client_open(&client, &cc, why, cap);

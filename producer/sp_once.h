@@ -31,6 +31,8 @@ typedef struct {
     uint16_t hold_s;      /* reserve: seconds (0: the default) */
     uint32_t as_producer; /* buy-held/release of an earlier reserve: its producer id */
     const char *cert;     /* --cert, as in sp_client_cfg_t */
+    const char *connect;  /* --connect and --server-cert, as in sp_client_cfg_t */
+    const char *server_cert;
 } sp_once_t;
 
 /* Places the order and waits up to timeout_ms for its result.  Returns 0

@@ -8,6 +8,7 @@
  * The segment's name carries the pid and the test's name; the fixture
  * removes it.
  */
+#include "sp_mq.h"
 #include "sp_audit.h"
 
 #include "sp_catalogue.h"
@@ -52,7 +53,7 @@ static void s_table(unsigned n)
     sp_catalogue_t *cat = sp_catalogue_new();
     cr_assert_not_null(cat);
     cr_assert_eq(sp_catalogue_parse(cat, csv, len, NULL), 0);
-    sp_table_opts_t opts = {.sync = SP_SYNC_CAS, .transport = SP_TRANSPORT_MQ};
+    sp_table_opts_t opts = {.sync = SP_SYNC_CAS, .transport = sp_transport_mq.id};
     int rc = sp_table_create(&t_table, t_shm, cat, &opts);
     sp_catalogue_destroy(&cat);
     cr_assert_eq(rc, 0, "sp_table_create: %d", rc);

@@ -54,7 +54,7 @@ static sp_broker_cfg_t s_cfg(void)
                              .consumer_path = spt_bin("consumer"),
                              .workers = 1,
                              .sync = SP_SYNC_CAS,
-                             .transport = SP_TRANSPORT_MQ,
+                             .transport = NULL, /* mq */
                              .fresh = true};
 }
 

@@ -60,8 +60,12 @@ Test(client, each_client_gets_its_own_producer_id_and_link, .timeout = 60)
     cr_expect_neq(sp_client_producer_id(a), 0);
     cr_expect_neq(sp_client_producer_id(a), sp_client_producer_id(b));
     cr_expect_not_null(sp_client_link(a));
-    cr_expect_not_null(sp_client_table(a));
-    cr_expect_eq(sp_table_capacity(sp_client_table(a)), T_PRODUCTS);
+    cr_expect_eq(sp_client_welcome(a)->capacity, T_PRODUCTS, "the WELCOME describes the table");
+    cr_expect_eq(sp_client_broker_pid(a), broker, "a local client may watch its broker");
+    const uint32_t *ids;
+    uint32_t n;
+    cr_expect_eq(sp_client_products(a, &ids, &n, why, sizeof why), 0, "%s", why);
+    cr_expect_eq(n, T_PRODUCTS);
     cr_expect_not(sp_client_curve(a));
     size_t orders_cap = 0, results_cap = 0;
     cr_expect_not_null(sp_client_orders_buf(a, &orders_cap));

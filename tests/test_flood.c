@@ -123,7 +123,7 @@ static void s_open_watch(s_watch_t *w, const char *inst, const char *transport)
     if (strcmp(transport, "zmq") == 0) {
         w->depth_cap = (long)w->hdr->workers * SP_LINK_CREDIT_DEFAULT;
     } else {
-        w->depth_cap = (long)w->hdr->mq_depth;
+        w->depth_cap = (long)w->hdr->path_depth;
     }
 }
 

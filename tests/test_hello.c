@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "sp_mq.h"
 #include "sp_catalogue.h"
 #include "sp_commit.h"
 #include "sp_error.h"
@@ -55,7 +56,7 @@ static sp_table_t *s_make(void)
     sp_catalogue_t *cat = sp_catalogue_new();
     sp_csv_error_t err;
     cr_assert_eq(sp_catalogue_parse(cat, csv, len, &err), 0, "%s", err.message);
-    sp_table_opts_t opts = {.sync = SP_SYNC_CAS, .transport = SP_TRANSPORT_MQ};
+    sp_table_opts_t opts = {.sync = SP_SYNC_CAS, .transport = sp_transport_mq.id};
     int rc = sp_table_create(&s_table, s_name, cat, &opts);
     sp_catalogue_destroy(&cat);
     cr_assert_eq(rc, 0, "create: %s", sp_strerror(rc));

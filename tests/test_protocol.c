@@ -9,6 +9,7 @@
  * checks that nothing but the one valid order touched the table and that the
  * broker survives and stops cleanly.
  */
+#include "sp_zlink.h"
 #include "sp_testutil.h"
 
 #include "sp_instance.h"
@@ -72,7 +73,7 @@ static void s_start(s_instance_t *in, const char *tag)
     cr_assert_eq(sp_names_init(&names, in->inst, NULL), 0);
     cr_assert_eq(sp_table_open(&in->table, names.table, false), 0, "cannot open %s", names.table);
     in->hdr = sp_table_hdr(in->table);
-    cr_assert_eq(in->hdr->transport, SP_TRANSPORT_ZMQ);
+    cr_assert_eq(in->hdr->transport, sp_transport_zmq.id);
     snprintf(in->ep_orders, sizeof in->ep_orders, "%s", in->hdr->ep_orders);
     snprintf(in->ep_events, sizeof in->ep_events, "%s", in->hdr->ep_events);
     snprintf(in->ep_snapshot, sizeof in->ep_snapshot, "%s", in->hdr->ep_snapshot);

@@ -479,9 +479,9 @@ Test(shm, broker_makes_the_ring_segment_and_removes_it, .timeout = 60)
 
     sp_table_t *t = NULL;
     cr_assert_eq(sp_table_open(&t, s_names.table, false), 0);
-    cr_expect_eq(sp_table_hdr(t)->transport, SP_TRANSPORT_SHM);
-    cr_expect_eq(sp_table_hdr(t)->mq_msgsize, SP_SHM_SLOT_DEFAULT);
-    cr_expect_eq(sp_table_hdr(t)->mq_depth, SP_SHM_ORDER_SLOTS);
+    cr_expect_eq(sp_table_hdr(t)->transport, sp_transport_shm.id);
+    cr_expect_eq(sp_table_hdr(t)->path_msgsize, SP_SHM_SLOT_DEFAULT);
+    cr_expect_eq(sp_table_hdr(t)->path_depth, SP_SHM_ORDER_SLOTS);
     sp_table_close(&t);
     s_stop(broker);
 }

@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sp_mq.h"
 #include "sp_catalogue.h"
 #include "sp_commit.h"
 #include "sp_error.h"
@@ -182,7 +183,7 @@ static sp_table_t **s_slot(void)
 static sp_table_t *s_create(const char *name, const sp_catalogue_t *cat, sp_sync_t sync)
 {
     sp_table_t **slot = s_slot();
-    sp_table_opts_t opts = {.sync = sync, .transport = SP_TRANSPORT_MQ};
+    sp_table_opts_t opts = {.sync = sync, .transport = sp_transport_mq.id};
     int rc = sp_table_create(slot, name, cat, &opts);
     cr_assert_eq(rc, 0, "create %s: %s", name, sp_strerror(rc));
     return *slot;
@@ -247,7 +248,7 @@ Test(table, open_sees_the_products_the_creator_wrote)
     cr_expect_eq(sp_table_capacity(t), 3);
     cr_expect_eq(sp_table_hdr(t)->product_count, 3);
     cr_expect_eq(sp_table_hdr(t)->sync, SP_SYNC_CAS);
-    cr_expect_eq(sp_table_hdr(t)->transport, SP_TRANSPORT_MQ);
+    cr_expect_eq(sp_table_hdr(t)->transport, sp_transport_mq.id);
     cr_expect_eq(sp_table_hdr(t)->creator_pid, getpid());
     cr_expect_eq(atomic_load(&sp_table_hdr(t)->state), SP_TABLE_CREATING);
     for (size_t i = 0; i < sp_catalogue_count(cat); i++) {

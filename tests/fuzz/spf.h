@@ -28,7 +28,7 @@ int spf_wire_one(const uint8_t *data, size_t size);
  * catalogue that parses, write it back and parse that again.  Returns 0. */
 int spf_csv_one(const uint8_t *data, size_t size);
 
-/* Flag and name parsers (sp_args, sp_sync_parse, sp_transport_parse,
+/* Flag and name parsers (sp_args, sp_sync_parse, sp_transport_find,
  * sp_instance_check, sp_names_init, sp_fsync_policy_parse): a selector byte,
  * a bounds byte, then NUL-separated strings.  Returns 0. */
 int spf_args_one(const uint8_t *data, size_t size);

@@ -21,6 +21,7 @@
  */
 #include "spf.h"
 
+#include "sp_transport.h"
 #include "sp_args.h"
 #include "sp_error.h"
 #include "sp_instance.h"
@@ -249,15 +250,13 @@ static void s_sync(const char *value)
 
 static void s_transport(const char *value)
 {
-    sp_transport_kind_t out = (sp_transport_kind_t)0;
-    int rc = sp_transport_parse(value, &out);
-    SPF_CHECK(rc == 0 || rc == SP_E_USAGE);
-    if (rc != 0) {
-        SPF_CHECK(out == (sp_transport_kind_t)0);
+    const sp_transport_t *t = sp_transport_find(value);
+    if (t == NULL) {
         return;
     }
-    SPF_CHECK(out > 0 && out < SP_TRANSPORT_COUNT);
-    SPF_CHECK(strcmp(sp_transport_name(out), value) == 0);
+    SPF_CHECK(strcmp(t->name, value) == 0);
+    SPF_CHECK(sp_transport_by_id(t->id) == t);
+    SPF_CHECK(t->link_open != NULL && t->fit != NULL);
 }
 
 /* The instance-name rule of sp_instance.h, read independently. */

@@ -49,6 +49,7 @@
  *   - race detection treats a 16-byte atomic as an 8-byte access at its
  *     start (false negatives on the upper half only).
  */
+#include "sp_zlink.h"
 #include "sp_catalogue.h"
 #include "sp_commit.h"
 #include "sp_error.h"
@@ -346,7 +347,7 @@ static sp_table_t *s_make_table(const char *name, sp_sync_t sync)
         sp_catalogue_destroy(&cat);
         return NULL;
     }
-    sp_table_opts_t opts = {.sync = sync, .transport = SP_TRANSPORT_ZMQ};
+    sp_table_opts_t opts = {.sync = sync, .transport = sp_transport_zmq.id};
     sp_table_t *t = NULL;
     (void)sp_table_unlink(name); /* a leftover of ours, if a run died here */
     int rc = sp_table_create(&t, name, cat, &opts);
