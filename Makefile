@@ -223,7 +223,7 @@ flood: $(ROLE_BINS) $(TEST_BIN)
 # memory.  VALGRIND_FILTER= chooses other suites.  Workers
 # start and turn their loop 20-50x slower here: the broker waits 60 s, not 2,
 # before it calls one hung (SP_WORKER_SILENT_MS).
-VALGRIND_FILTER ?= !(@(bench|raw|chaos|flood|monitor|pipeline|commit))/*
+VALGRIND_FILTER ?= !(@(bench|raw|chaos|flood|monitor|pipeline|commit|remote))/*
 VALGRIND_DIR := build/valgrind
 valgrind: $(ROLE_BINS) $(TEST_BIN)
 	@bash scripts/deps.sh valgrind

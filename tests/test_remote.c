@@ -1,0 +1,332 @@
+/*
+ * test_remote — producers that cannot see the broker's host: the producer
+ * runs in a mount namespace of its own with an empty private /dev/shm
+ * (`unshare --mount`, a tmpfs over /dev/shm), so it provably cannot map the
+ * instance's table, and reaches the broker over loopback TCP with
+ * --connect, with and without CURVE.  The load generator, its audit and the
+ * one-shot orders work from there; exactly-once holds across a reconnect
+ * with the same producer id.
+ *
+ * Needs root (or unprivileged user namespaces) for the mount namespace: a
+ * machine that refuses `unshare --mount` skips these tests, saying so.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sp_client.h"
+#include "sp_curve.h"
+#include "sp_error.h"
+#include "sp_instance.h"
+#include "sp_table.h"
+#include "sp_testutil.h"
+#include "sp_time.h"
+
+#define T_RUN_MS  60000
+#define T_PATH    512
+#define T_ORDERS  2000
+#define T_PRODUCT 3
+
+static pid_t s_broker_pid;
+static char s_tmp[T_PATH];
+
+static void s_cleanup(void)
+{
+    if (s_broker_pid > 0) {
+        spt_stop(s_broker_pid);
+        s_broker_pid = 0;
+    }
+    spt_rmtree(s_tmp);
+}
+
+TestSuite(remote, .fini = s_cleanup);
+
+/* Whether this machine lets us make a mount namespace with its own /dev/shm. */
+static bool s_can_unshare(void)
+{
+    const char *argv[] = {"/usr/bin/unshare",
+                          "--mount",
+                          "--propagation",
+                          "private",
+                          "sh",
+                          "-c",
+                          "mount -t tmpfs tmpfs /dev/shm",
+                          NULL};
+    char *out = NULL;
+    int rc = spt_run(argv, 10000, &out);
+    free(out);
+    return rc == 0;
+}
+
+/* Runs bin/producer ARGS... in a new mount namespace whose /dev/shm is an
+ * empty tmpfs, after checking there that the instance's table cannot be
+ * seen.  Returns the producer's exit code (-1 on a timeout), *out its
+ * output. */
+static int s_run_unseen(const char *instance, const char *const *args, char **out)
+{
+    char script[256];
+    snprintf(script, sizeof script,
+             "mount -t tmpfs -o mode=1777 tmpfs /dev/shm || exit 90; "
+             "test ! -e /dev/shm/%s.table || { echo 'the table is visible'; exit 91; }; "
+             "exec \"$@\"",
+             instance);
+    const char *argv[40] = {
+        "/usr/bin/unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+        spt_bin("producer")};
+    size_t n = 9;
+    for (size_t i = 0; args[i] != NULL && n < 39; i++) {
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    return spt_run(argv, T_RUN_MS, out);
+}
+
+static pid_t s_broker(const char *instance, const char *const *curve, unsigned *port)
+{
+    const char *extra[16] = {
+        "--transport", "zmq", "--workers", "2", "--fresh", "--catalogue", spt_data("products.csv")};
+    size_t n = 7;
+    for (size_t i = 0; curve != NULL && curve[i] != NULL; i++) {
+        extra[n++] = curve[i];
+    }
+    extra[n] = NULL;
+    s_broker_pid = spt_broker_start_tcp(instance, NULL, extra, port);
+    cr_assert_gt(s_broker_pid, 0, "broker %s did not start", instance);
+    return s_broker_pid;
+}
+
+static uint32_t s_stock(const char *instance, uint32_t id)
+{
+    sp_names_t names;
+    sp_names_init(&names, instance, NULL);
+    sp_table_t *t = NULL;
+    cr_assert_eq(sp_table_open(&t, names.table, false), 0);
+    sp_product_t p;
+    cr_assert_eq(sp_table_read(t, id, &p, NULL), 0);
+    sp_table_close(&t);
+    return p.stock;
+}
+
+Test(remote, a_producer_that_cannot_see_the_table_loads_and_audits_over_tcp, .timeout = 120)
+{
+    cr_assert(s_can_unshare(), "this machine refuses `unshare --mount` (not root?)");
+    char instance[64], url[64];
+    spt_instance(instance, sizeof instance, "rmload");
+    unsigned port = 0;
+    s_broker(instance, NULL, &port);
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%u", port);
+
+    char *out = NULL;
+    const char *load[] = {"--connect", url,         "--customers", "2",       "--count",
+                          "2000",      "--restock", "0.2",         "--holds", "0.1",
+                          "--json",    "--audit",   "--table",     NULL};
+    int rc = s_run_unseen(instance, load, &out);
+
+    cr_expect_eq(rc, 0, "%s", out);
+    cr_expect_eq(spt_json_num(out, "sent"), T_ORDERS, "%s", out);
+    cr_expect_eq(spt_json_num(out, "timed_out"), 0, "%s", out);
+    cr_expect(strstr(out, "conservation: ok") != NULL, "%s", out);
+    cr_expect(strstr(out, "final table:") != NULL, "%s", out);
+    cr_expect(strstr(out, "the table is visible") == NULL, "%s", out);
+    free(out);
+    cr_expect_eq(spt_stop(s_broker_pid), 0);
+    s_broker_pid = 0;
+    cr_expect_not(spt_leftovers(instance));
+}
+
+Test(remote, one_shot_orders_and_holds_work_from_another_mount_namespace, .timeout = 120)
+{
+    cr_assert(s_can_unshare(), "this machine refuses `unshare --mount` (not root?)");
+    char instance[64], url[64];
+    spt_instance(instance, sizeof instance, "rmonce");
+    unsigned port = 0;
+    s_broker(instance, NULL, &port);
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%u", port);
+    uint32_t before = s_stock(instance, T_PRODUCT);
+
+    char *out = NULL;
+    const char *buy[] = {"--connect", url, "buy", "3", "2", NULL};
+    cr_expect_eq(s_run_unseen(instance, buy, &out), 0, "%s", out);
+    cr_expect(strstr(out, "accepted") != NULL, "%s", out);
+    free(out);
+    const char *reserve[] = {"--connect", url, "reserve", "3", "1", "60", NULL};
+    cr_expect_eq(s_run_unseen(instance, reserve, &out), 0, "%s", out);
+    /* "... held by producer N ..." names the id a buy-held needs */
+    const char *by = strstr(out, "producer ");
+    cr_assert_not_null(by, "%s", out);
+    char holder[16];
+    snprintf(holder, sizeof holder, "%u", (unsigned)strtoul(by + strlen("producer "), NULL, 10));
+    free(out);
+    const char *buy_held[] = {"--connect", url, "buy-held", "3", "1", holder, NULL};
+    cr_expect_eq(s_run_unseen(instance, buy_held, &out), 0, "%s", out);
+    cr_expect(strstr(out, "bought the held units") != NULL, "%s", out);
+    free(out);
+
+    cr_expect_eq(s_stock(instance, T_PRODUCT), before - 3, "2 bought, 1 held then bought");
+    cr_expect_eq(spt_stop(s_broker_pid), 0);
+    s_broker_pid = 0;
+    cr_expect_not(spt_leftovers(instance));
+}
+
+Test(remote, over_curve_a_listed_key_is_served_and_an_unlisted_one_gets_nothing, .timeout = 120)
+{
+    cr_assert(s_can_unshare(), "this machine refuses `unshare --mount` (not root?)");
+    cr_assert(spt_tmpdir(s_tmp, sizeof s_tmp, "rmcurve"));
+    char server[T_PATH + 16], alice[T_PATH + 16], mallory[T_PATH + 16], clients[T_PATH + 16],
+        listed[T_PATH + 32], why[256] = "";
+    snprintf(server, sizeof server, "%s/server", s_tmp);
+    snprintf(alice, sizeof alice, "%s/alice", s_tmp);
+    snprintf(mallory, sizeof mallory, "%s/mallory", s_tmp);
+    snprintf(clients, sizeof clients, "%s/clients", s_tmp);
+    sp_curve_keys_t keys;
+    cr_assert_eq(sp_curve_keygen(server, &keys, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(sp_curve_keygen(alice, &keys, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(sp_curve_keygen(mallory, &keys, why, sizeof why), 0, "%s", why);
+    sp_curve_wipe(&keys);
+    cr_assert_eq(mkdir(clients, 0700), 0);
+    snprintf(listed, sizeof listed, "%s/alice.pub", clients);
+    char *pub = spt_slurp(alice);
+    int fd = open(listed, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    cr_assert(fd >= 0);
+    cr_assert_eq(write(fd, pub, strlen(pub)), (ssize_t)strlen(pub));
+    close(fd);
+    free(pub);
+
+    char instance[64], url[64];
+    spt_instance(instance, sizeof instance, "rmcurve");
+    unsigned port = 0;
+    const char *curve[] = {"--curve-cert", server, "--curve-clients", clients, NULL};
+    s_broker(instance, curve, &port);
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%u", port);
+    uint32_t before = s_stock(instance, T_PRODUCT);
+
+    char *out = NULL;
+    const char *load[] = {"--connect", url,   "--server-cert", server,    "--cert", alice,
+                          "--count",   "500", "--json",        "--audit", NULL};
+    cr_expect_eq(s_run_unseen(instance, load, &out), 0, "%s", out);
+    cr_expect_eq(spt_json_num(out, "sent"), 500, "%s", out);
+    cr_expect(strstr(out, "conservation: ok") != NULL, "%s", out);
+    free(out);
+    uint32_t after_load = s_stock(instance, T_PRODUCT);
+
+    const char *unlisted[] = {"--connect", url,  "--server-cert", server, "--cert", mallory,
+                              "--timeout", "1s", "buy",           "3",    "1",      NULL};
+    cr_expect_neq(s_run_unseen(instance, unlisted, &out), 0, "%s", out);
+    cr_expect(strstr(out, "no WELCOME") != NULL, "%s", out);
+    free(out);
+    const char *no_key[] = {"--connect", url, "--timeout", "1s", "buy", "3", "1", NULL};
+    cr_expect_neq(s_run_unseen(instance, no_key, &out), 0, "%s", out);
+    free(out);
+
+    cr_expect_eq(s_stock(instance, T_PRODUCT), after_load, "nothing applied without a listed key");
+    cr_expect_leq(after_load, before);
+    cr_expect_eq(spt_stop(s_broker_pid), 0);
+    s_broker_pid = 0;
+    cr_expect_not(spt_leftovers(instance));
+}
+
+/* ---- exactly once across a reconnect, from a namespace without the table ---- */
+
+/* One order of `producer` with sequence `seq` on a fresh connection; the
+ * result's status and original outcome come back in *res. */
+static int s_order_once(const char *url, uint32_t producer, uint64_t seq, sp_result_t *res,
+                        char *why, size_t cap)
+{
+    sp_client_cfg_t cfg = {
+        .instance = "remote", .connect = url, .batch = 1, .producer_id = producer};
+    sp_client_t *c = NULL;
+    int rc = sp_client_open(&c, &cfg, why, cap);
+    if (rc < 0) {
+        return rc;
+    }
+    size_t msg_cap, in_cap;
+    uint8_t *msg = sp_client_orders_buf(c, &msg_cap);
+    uint8_t *in = sp_client_results_buf(c, &in_cap);
+    sp_order_t o = {.type = SP_ORDER_PURCHASE,
+                    .producer_id = producer,
+                    .seq = seq,
+                    .product_id = T_PRODUCT,
+                    .quantity = 1};
+    sp_wire_put_hdr(msg, SP_MSG_ORDERS, 1, producer, 0);
+    sp_wire_put_order(sp_wire_rec(msg, SP_MSG_ORDERS, 0), &o);
+    rc = sp_link_send(sp_client_link(c), msg, sp_wire_msg_size(SP_MSG_ORDERS, 1), NULL,
+                      SP_TEST_WAIT_MS);
+    int n = rc < 0 ? rc : sp_link_recv(sp_client_link(c), in, in_cap, NULL, SP_TEST_WAIT_MS);
+    sp_msg_hdr_t h;
+    if (n > 0 && sp_wire_check(in, (size_t)n, &h) == 0 && h.kind == SP_MSG_RESULTS) {
+        sp_wire_get_result(sp_wire_crec(in, SP_MSG_RESULTS, 0), res);
+        rc = 0;
+    } else {
+        rc = n < 0 ? n : -EPROTO;
+        snprintf(why, cap, "no result: %s", sp_strerror(rc));
+    }
+    sp_client_close(&c);
+    return rc;
+}
+
+/* Child: a mount namespace with an empty /dev/shm, then the order, then the
+ * same order again on a new connection as the same producer. */
+static void s_reconnect_child(const char *url, int fd)
+{
+    if (unshare(CLONE_NEWNS) < 0 || mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+        mount("tmpfs", "/dev/shm", "tmpfs", 0, "mode=1777") < 0) {
+        _exit(90);
+    }
+    char why[256] = "";
+    sp_result_t r[2];
+    memset(r, 0, sizeof r);
+    int rc = s_order_once(url, 4100, 7, &r[0], why, sizeof why);
+    if (rc == 0) {
+        rc = s_order_once(url, 4100, 7, &r[1], why, sizeof why);
+    }
+    if (rc < 0 || write(fd, r, sizeof r) != (ssize_t)sizeof r) {
+        dprintf(STDERR_FILENO, "reconnect child: %s\n", why);
+        _exit(1);
+    }
+    _exit(0);
+}
+
+Test(remote, a_resent_order_after_a_reconnect_is_answered_as_a_duplicate, .timeout = 120)
+{
+    cr_assert(s_can_unshare(), "this machine refuses `unshare --mount` (not root?)");
+    char instance[64], url[64];
+    spt_instance(instance, sizeof instance, "rmonce2");
+    unsigned port = 0;
+    s_broker(instance, NULL, &port);
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%u", port);
+    uint32_t before = s_stock(instance, T_PRODUCT);
+    int pipefd[2];
+    cr_assert_eq(pipe(pipefd), 0);
+
+    pid_t child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+        close(pipefd[0]);
+        s_reconnect_child(url, pipefd[1]);
+    }
+    close(pipefd[1]);
+    sp_result_t r[2];
+    ssize_t got = read(pipefd[0], r, sizeof r);
+    close(pipefd[0]);
+    int code = spt_wait(child, T_RUN_MS);
+
+    cr_assert_eq(code, 0, "the child in its own namespace failed (%d)", code);
+    cr_assert_eq(got, (ssize_t)sizeof r);
+    cr_expect_eq(r[0].status, SP_STATUS_ACCEPTED, "%s", sp_wire_status_name(r[0].status));
+    cr_expect_eq(r[1].status, SP_STATUS_DUPLICATE, "%s", sp_wire_status_name(r[1].status));
+    cr_expect_eq(r[1].original, SP_STATUS_ACCEPTED, "the first outcome, remembered");
+    cr_expect_eq(s_stock(instance, T_PRODUCT), before - 1, "applied once");
+    cr_expect_eq(spt_stop(s_broker_pid), 0);
+    s_broker_pid = 0;
+    cr_expect_not(spt_leftovers(instance));
+}
