@@ -1,6 +1,8 @@
 /*
  * sp_testutil — fork/exec with timeouts, scratch catalogues, leftovers.
  */
+#include "sp_mq.h"
+#include "sp_catalogue.h"
 #include "sp_testutil.h"
 
 #include "sp_instance.h"
@@ -382,4 +384,31 @@ void spt_rmtree(const char *dir)
     if (dir != NULL && dir[0] != '\0') {
         nftw(dir, s_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     }
+}
+
+int spt_scratch_table(sp_table_t **out, char *name, size_t cap, const char *tag, const char *test,
+                      unsigned n, uint32_t stock, sp_sync_t sync)
+{
+    snprintf(name, cap, "/sp-%s-%ld-%s", tag, (long)getpid(), test);
+    sp_table_unlink(name);
+    size_t room = 64 + (size_t)n * 64;
+    char *csv = malloc(room);
+    if (csv == NULL) {
+        return -ENOMEM;
+    }
+    size_t len = (size_t)snprintf(csv, room, "%s\n", SP_CSV_HEADER);
+    for (unsigned id = 1; id <= n; id++) {
+        len += (size_t)snprintf(csv + len, room - len, "%u,Product %u,Test,1,2.5,2030-01-31,%u\n",
+                                id, id, stock);
+    }
+    sp_catalogue_t *cat = sp_catalogue_new();
+    sp_csv_error_t err;
+    int rc = cat == NULL ? -ENOMEM : sp_catalogue_parse(cat, csv, len, &err);
+    free(csv);
+    if (rc == 0) {
+        sp_table_opts_t opts = {.sync = sync, .transport = sp_transport_mq.id};
+        rc = sp_table_create(out, name, cat, &opts);
+    }
+    sp_catalogue_destroy(&cat);
+    return rc;
 }

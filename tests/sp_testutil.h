@@ -77,6 +77,12 @@ long long spt_json_num(const char *json, const char *key);
 bool spt_tmpdir(char *buf, size_t cap, const char *tag);
 void spt_rmtree(const char *dir);
 
+/* A scratch table "/sp-<tag>-<pid>-<test>" (its name into name[cap], for
+ * sp_table_unlink) of products 1..n with `stock` each, strategy `sync`.
+ * Returns 0 with *out, or the catalogue's or sp_table_create's code. */
+int spt_scratch_table(sp_table_t **out, char *name, size_t cap, const char *tag, const char *test,
+                      unsigned n, uint32_t stock, sp_sync_t sync);
+
 /* A row's counters (sold, restocked, held, version), read consistently. */
 sp_tally_t spt_tally(sp_table_t *t, uint32_t id);
 

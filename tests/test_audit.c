@@ -14,6 +14,7 @@
 #include "sp_catalogue.h"
 #include "sp_commit.h"
 #include "sp_table.h"
+#include "sp_testutil.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -42,20 +43,8 @@ TestSuite(audit, .fini = s_cleanup);
 /* A table of products 1..n with T_STOCK each; the ledger arrays zeroed. */
 static void s_table(unsigned n)
 {
-    snprintf(t_shm, sizeof t_shm, "/sp-audit-%ld-%s", (long)getpid(), criterion_current_test->name);
-    char csv[4096];
-    size_t len = (size_t)snprintf(csv, sizeof csv, "%s\n", SP_CSV_HEADER);
-    for (unsigned id = 1; id <= n; id++) {
-        len += (size_t)snprintf(csv + len, sizeof csv - len,
-                                "%u,Product %u,Test,1,2.5,2030-01-31,%u\n", id, id, T_STOCK);
-    }
-    cr_assert_lt(len, sizeof csv);
-    sp_catalogue_t *cat = sp_catalogue_new();
-    cr_assert_not_null(cat);
-    cr_assert_eq(sp_catalogue_parse(cat, csv, len, NULL), 0);
-    sp_table_opts_t opts = {.sync = SP_SYNC_CAS, .transport = sp_transport_mq.id};
-    int rc = sp_table_create(&t_table, t_shm, cat, &opts);
-    sp_catalogue_destroy(&cat);
+    int rc = spt_scratch_table(&t_table, t_shm, sizeof t_shm, "audit", criterion_current_test->name,
+                               n, T_STOCK, SP_SYNC_CAS);
     cr_assert_eq(rc, 0, "sp_table_create: %d", rc);
     memset(t_sold, 0, sizeof t_sold);
     memset(t_restocked, 0, sizeof t_restocked);

@@ -38,21 +38,8 @@ static void s_teardown(void)
 /* A table of `n` products with `stock` each, strategy `sync`. */
 static sp_table_t *s_make(unsigned n, uint32_t stock, sp_sync_t sync)
 {
-    snprintf(s_name, sizeof s_name, "/sp-commit-%ld-%s", (long)getpid(),
-             criterion_current_test->name);
-    sp_table_unlink(s_name);
-    char csv[4096];
-    size_t len = (size_t)snprintf(csv, sizeof csv, "%s\n", SP_CSV_HEADER);
-    for (unsigned id = 1; id <= n; id++) {
-        len += (size_t)snprintf(csv + len, sizeof csv - len,
-                                "%u,Product %u,Test,1,2.5,2030-01-31,%u\n", id, id, stock);
-    }
-    sp_catalogue_t *cat = sp_catalogue_new();
-    sp_csv_error_t err;
-    cr_assert_eq(sp_catalogue_parse(cat, csv, len, &err), 0, "%s", err.message);
-    sp_table_opts_t opts = {.sync = sync, .transport = sp_transport_mq.id};
-    int rc = sp_table_create(&s_table, s_name, cat, &opts);
-    sp_catalogue_destroy(&cat);
+    int rc = spt_scratch_table(&s_table, s_name, sizeof s_name, "commit",
+                               criterion_current_test->name, n, stock, sync);
     cr_assert_eq(rc, 0, "create: %s", sp_strerror(rc));
     return s_table;
 }
