@@ -8,7 +8,6 @@
  * The segment's name carries the pid and the test's name; the fixture
  * removes it.
  */
-#include "sp_mq.h"
 #include "sp_audit.h"
 
 #include "sp_catalogue.h"

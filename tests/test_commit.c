@@ -14,7 +14,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "sp_mq.h"
 #include "sp_catalogue.h"
 #include "sp_commit.h"
 #include "sp_error.h"
