@@ -122,11 +122,12 @@ static void s_hello(sp_wctx_t *w, size_t len, const sp_route_t *route)
 static int s_handle(sp_wctx_t *w, size_t len, const sp_route_t *route)
 {
     sp_msg_hdr_t h;
-    if (sp_wire_check(w->in, len, &h) == 0 && h.kind == SP_MSG_HELLO) {
+    int ok = sp_wire_check(w->in, len, &h);
+    if (ok == 0 && h.kind == SP_MSG_HELLO) {
         s_hello(w, len, route);
         return 0;
     }
-    if (sp_wire_check(w->in, len, &h) < 0 || h.kind != SP_MSG_ORDERS || h.count == 0) {
+    if (ok < 0 || h.kind != SP_MSG_ORDERS || h.count == 0) {
         s_dead_letter(w, route);
         return 0;
     }
