@@ -16,6 +16,13 @@
  *
  * The catalogue is a process-local, heap-owned array; the shared table copies
  * it into shared memory.
+ *
+ * Ownership: sp_catalogue_new allocates, sp_catalogue_destroy frees; a
+ * product sp_catalogue_get returns is borrowed until the next parse, load
+ * or destroy.  Errors: 0 or SP_E_CSV_* / -errno with the place in an
+ * sp_csv_error_t.  Blocking: only sp_catalogue_load reads a file.  Not
+ * locked: one thread uses a catalogue at a time (reading one from several
+ * threads is fine once it is loaded).
  */
 #ifndef SP_CATALOGUE_H
 #define SP_CATALOGUE_H
@@ -70,6 +77,8 @@ int sp_catalogue_parse(sp_catalogue_t *self, const char *text, size_t len, sp_cs
  * (err->line is 0 then). */
 int sp_catalogue_load(sp_catalogue_t *self, const char *path, sp_csv_error_t *err);
 
+/* Products held, and the highest id among them (0 for an empty or NULL
+ * catalogue). */
 size_t sp_catalogue_count(const sp_catalogue_t *self);
 uint32_t sp_catalogue_max_id(const sp_catalogue_t *self);
 /* Product at index 0 .. count-1, in file order. */

@@ -32,6 +32,22 @@
  * robust mutex, and whoever gets EOWNERDEAD runs the same resolution on the
  * holder's in-progress record before marking the mutex consistent
  * (s_repair, one place).
+ *
+ * Ownership: the dedup region (slots, windows, holds) lives in the table's
+ * segment, after the rows; its layout below is part of the table's
+ * contract between processes.  This module allocates nothing and works on
+ * the caller's mapping.  Errors: an order's fate is its outcome (a refusal
+ * is a status, not an error); the int returns are 0 or a negative errno
+ * (-EROFS: a read-only mapping; -EUSERS: no dedup slot left; -EEXIST: a
+ * live other process has the producer id).  Blocking: `cas` never blocks;
+ * `row-lock` and `table-lock` wait at most SP_LOCK_TIMEOUT_MS for their
+ * lock (an order that times out is rolled back and may be resent); the
+ * registry lock, taken when a producer's slot is first claimed, is waited
+ * for without a timeout (its holders do a bounded amount of work).
+ * Threads and processes: every function is safe from any thread of any
+ * process at once, except the restore functions and sp_commit_idle_all,
+ * which recovery calls on a table nobody else uses yet, and the test hook,
+ * which is one per process.
  */
 #ifndef SP_COMMIT_H
 #define SP_COMMIT_H

@@ -12,7 +12,13 @@
  * (--connect, --server-cert) instead.
  *
  * One line per field, "key value", in any order; unknown keys are skipped
- * (a newer broker may say more).  Pure file I/O: safe from any thread.
+ * (a newer broker may say more).
+ *
+ * Ownership: the caller's sp_contact_t, filled or read; nothing is kept.
+ * Errors: 0 or a negative code with *why.  Blocking: file I/O only (the
+ * write is sp_file_save's: temporary file, fsync, rename).  Pure file I/O:
+ * safe from any thread and process; a reader sees the old file or the new
+ * one, never a mix.
  */
 #ifndef SP_CONTACT_H
 #define SP_CONTACT_H

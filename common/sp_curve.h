@@ -21,11 +21,21 @@
  * no authenticator answers, instead of admitting them.
  *
  * A client (producer, monitor) sets its own keys and the broker's public key
- * on its socket: local clients read that key from the shared table header,
- * remote monitors from the broker's public certificate (--server-cert).
+ * on its socket: a local producer reads that key from RUN_DIR/contact
+ * (sp_contact.h), a local monitor from the shared table header, a remote
+ * client from the broker's public certificate (--server-cert).
  *
  * The socket helpers take `void *sock`: a zsock_t or a libzmq socket, as
  * czmq's own option setters do; nothing here is needed to include czmq.
+ *
+ * Ownership: keys live in the caller's sp_curve_keys_t (wipe it when done);
+ * sp_curve_auth_new allocates the authenticator, sp_curve_auth_destroy
+ * stops and frees it.  Errors: 0 or a negative errno with *why naming the
+ * file or directory and the fix.  Blocking: file reads and writes;
+ * sp_curve_auth_new waits for the zauth actor to confirm its configuration.
+ * Threads: the file functions are safe from any thread; one authenticator
+ * per process (it answers for the process's whole czmq context), made and
+ * destroyed by one thread; a socket is set up by the thread that owns it.
  */
 #ifndef SP_CURVE_H
 #define SP_CURVE_H

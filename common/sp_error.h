@@ -6,6 +6,13 @@
  * range below for business outcomes and input errors.  Keeping both in one
  * integer lets callers propagate with a single `if (rc < 0) return rc;` while
  * sp_strerror() still names every outcome precisely.
+ *
+ * The convention every module follows: a function that can fail returns that
+ * int and, where a person must be told more, writes one sentence into the
+ * caller's `why` buffer (cap bytes, always NUL-terminated, never allocated);
+ * a function that makes an object returns NULL with errno set.  sp_strerror's
+ * strings are static; both functions are safe from any thread and never
+ * block.
  */
 #ifndef SP_ERROR_H
 #define SP_ERROR_H

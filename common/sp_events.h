@@ -16,6 +16,16 @@
  *
  * Events are batched: sp_pub_event() appends to a pending message that
  * sp_pub_flush() sends (automatically when it is full).
+ *
+ * Ownership: sp_pub_new and sp_sub_new allocate a socket and its buffer;
+ * the destroy functions close and free them (NULL-safe).  Errors: new
+ * returns NULL with errno; the others return 0, a length, SP_E_TIMEOUT or
+ * -errno.  Blocking: sp_pub_new waits up to SP_PUB_JOIN_MS for the
+ * broker's subscription; publishing never blocks (a full path drops, and
+ * subscribers count the gap); closing a publisher lets it flush for up to
+ * SP_ZMQ_PUB_LINGER_MS; sp_sub_recv waits up to its timeout.
+ * Threads: a publisher or subscriber is a ZeroMQ socket and belongs to one
+ * thread; any number of them in any number of threads and processes.
  */
 #ifndef SP_EVENTS_H
 #define SP_EVENTS_H
@@ -52,6 +62,10 @@ sp_pub_t *sp_pub_new(const char *endpoint, uint32_t publisher_id);
 /* False when the subscription did not arrive in time (events may be lost
  * until it does; subscribers will count them as gaps). */
 bool sp_pub_joined(const sp_pub_t *self);
+
+/* Flushes the pending events, closes the socket (it lingers up to
+ * SP_ZMQ_PUB_LINGER_MS to deliver them) and frees the publisher.  NULL-safe,
+ * nulls the pointer. */
 void sp_pub_destroy(sp_pub_t **self_p);
 
 /* Queues one event; fills in pub_seq, publisher_id, and ts_ns unless the
@@ -73,6 +87,8 @@ uint64_t sp_pub_seq(const sp_pub_t *self);
  * key) is given and not empty (else both may be NULL).  NULL on failure
  * (errno set). */
 sp_sub_t *sp_sub_new(const char *endpoint, const sp_curve_keys_t *client, const char *server_key);
+
+/* Closes and frees the subscriber.  NULL-safe, nulls the pointer. */
 void sp_sub_destroy(sp_sub_t **self_p);
 
 /* The ZeroMQ socket, for zmq_poll with other sockets. */

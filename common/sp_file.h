@@ -14,6 +14,14 @@
  * sp_file_save SIGKILL its own process right before its Nth system call, so a
  * test can crash a child at every step of a save and check what a restart
  * would find.  Both are always compiled in and cost one compare when off.
+ *
+ * Ownership: sp_file_read's buffer is malloc'd and the caller's to free;
+ * nothing else is kept.  Errors: 0 or -errno, with *why naming the step and
+ * the file.  Blocking: on the disk, fsyncs included.  Threads and processes:
+ * saves of different paths are independent; processes saving one path use
+ * temporary files of their own (the pid is in the name), but two threads of
+ * one process saving the same path at once share one, so one thread saves a
+ * given path at a time.  The test hooks are process-wide and not locked.
  */
 #ifndef SP_FILE_H
 #define SP_FILE_H

@@ -4,11 +4,13 @@
  * Every array we build up element by element (catalogue rows, journal
  * records, snapshot bytes, the chaos checker's ledgers) grows the same way:
  * doubling from a first size, with the multiplication checked so that a
- * huge count fails with -ENOMEM instead of wrapping around.  The array's
- * storage stays the caller's: sp_grow returns the (possibly moved) block,
- * and on failure the old block is untouched and still the caller's to free.
+ * huge count fails (NULL, which callers report as -ENOMEM) instead of
+ * wrapping around.  The array's storage stays the caller's: sp_grow returns
+ * the (possibly moved) block, and on failure the old block is untouched and
+ * still the caller's to free.
  *
- * Pure; safe from any thread on distinct arrays.
+ * Pure apart from realloc; never blocks; safe from any thread on distinct
+ * arrays.
  */
 #ifndef SP_GROW_H
 #define SP_GROW_H

@@ -17,9 +17,17 @@
  * id 0 get two ids.  A client sends one and waits (the order path does not
  * lose messages; a full path is a send timeout).
  *
+ * Ownership: messages live in the caller's buffers; nothing is allocated
+ * or kept.  Errors: SP_E_INVALID for a message that is not what it should
+ * be; a refused HELLO is still a WELCOME, its status saying why;
+ * sp_hello_exchange adds SP_E_TIMEOUT and the link's codes.  Blocking: only
+ * sp_hello_exchange waits, up to its timeout; sp_hello_answer takes the
+ * table's registry lock for a moment (sp_commit_claim).
+ *
  * Thread and process safety: sp_hello_answer changes the table only
  * through sp_table_new_producer_id and sp_commit_claim, both safe from any
- * process at once.  The codecs are pure.
+ * process at once.  The codecs are pure.  sp_hello_exchange uses the
+ * caller's link, which belongs to one thread.
  */
 #ifndef SP_HELLO_H
 #define SP_HELLO_H

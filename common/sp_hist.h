@@ -11,6 +11,13 @@
  *
  * The struct is plain data (no pointers), so it can be sent through a pipe
  * or stored in shared memory as is.
+ *
+ * Ownership: a histogram lives in the caller's storage (about 58 KiB: not
+ * for a small stack).  Nothing fails, allocates or blocks.  Not atomic:
+ * one thread records into a histogram at a time; combine threads' or
+ * processes' histograms with sp_hist_merge.  The sp_lat_* functions are
+ * pure; the counts they read are the caller's (workers keep theirs as
+ * atomics in the table).
  */
 #ifndef SP_HIST_H
 #define SP_HIST_H
@@ -67,6 +74,7 @@ uint64_t sp_hist_bucket_high(unsigned bucket);
  */
 #define SP_LAT_BUCKETS 192
 
+/* The bucket (0 .. SP_LAT_BUCKETS - 1) of a latency of `ns` nanoseconds. */
 unsigned sp_lat_bucket(uint64_t ns);
 /* Highest value (ns) bucket b holds; UINT64_MAX for the last one. */
 uint64_t sp_lat_bucket_high(unsigned b);

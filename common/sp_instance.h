@@ -5,12 +5,19 @@
  *   /NAME.table           the shared table (POSIX shm)
  *   /NAME.orders          the order queue (POSIX mq transport)
  *   /NAME.r.<producer>    one reply queue per producer (POSIX mq transport)
+ *   /NAME.r.h<tag>        a producer's WELCOME queue before it has an id (mq)
  *   /NAME.ring            the order and result rings (POSIX shm, shm transport)
  *   RUN_DIR/              private directory (0700) for ipc:// endpoints:
  *       orders.sock, workers.sock, events-in.sock, events.sock, snapshot.sock
  *       (with --tcp only the workers' two: workers.sock, events-in.sock)
+ *       and the contact file local clients find the instance by (sp_contact.h)
  *   STATE_DIR/            snapshots and journals (default run/NAME)
  * RUN_DIR is $SP_RUN_DIR/NAME, else /tmp/stockpipe-UID/NAME.
+ *
+ * Ownership: names are written into the caller's sp_names_t or buffer;
+ * nothing is allocated.  Errors: 0, SP_E_USAGE (a bad instance name) or
+ * -errno.  Blocking: only the directory functions touch the file system
+ * (and sp_pid_alive reads /proc).  Safe from any thread and process.
  */
 #ifndef SP_INSTANCE_H
 #define SP_INSTANCE_H

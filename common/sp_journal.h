@@ -41,6 +41,16 @@
  *
  * Records are never padded to sectors and never rewritten: a file is its
  * header followed by whole records, plus at most a cut tail after a crash.
+ *
+ * Ownership: sp_journal_open allocates the handle and sp_journal_close frees
+ * it (NULL-safe); records are encoded into and decoded from the caller's
+ * buffers.  Errors: 0 or -errno (SP_E_* for what a scan finds), with *why
+ * naming the path and the step; a failed append or sync is sticky.  Blocking:
+ * every call that touches a file blocks on the disk, for as long as the fsync
+ * policy asks.  Threads and processes: a handle is not locked and belongs to
+ * one thread; each writer appends to a file of its own, so writers never
+ * share one; scanning and truncating are safe from any thread, truncating
+ * only once nobody writes the file.
  */
 #ifndef SP_JOURNAL_H
 #define SP_JOURNAL_H

@@ -4,6 +4,9 @@
  * snapshots, ledgers).  memcpy into a local, then convert: a no-op on
  * little-endian hosts, where each compiles to one plain load or store, and
  * the documented bytes on a big-endian one.
+ *
+ * Pure inline functions: the caller guarantees the bytes are there; nothing
+ * fails, allocates or blocks; safe from any thread.
  */
 #ifndef SP_LE_H
 #define SP_LE_H

@@ -8,6 +8,12 @@
  *   RLIMIT_MSGQUEUE (ulimit -q)   bytes all of a user's queues may take
  *   RLIMIT_NOFILE (ulimit -n)     open files of one process
  *   free space in /dev/shm        the table and the shm transport's rings
+ *
+ * Ownership: the caller's sp_limits_t and sp_limits_need_t; nothing is
+ * allocated.  Errors: a limit that cannot be read is SP_LIMIT_UNKNOWN and not
+ * enforced; a check returns 0 or SP_E_LIMIT with *why.  Blocking:
+ * sp_limits_read reads /proc, /dev/mqueue and the file system's free space,
+ * nothing that waits on another process.  Safe from any thread.
  */
 #ifndef SP_LIMITS_H
 #define SP_LIMITS_H

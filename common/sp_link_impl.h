@@ -4,6 +4,14 @@
  * sp_shmlink.c, sp_direct.c): each link struct starts with sp_link and
  * points at its transport's operations; its sp_transport_t.link_open makes
  * one.
+ *
+ * Errors and blocking: each operation keeps the promise of its sp_link.h
+ * call (what it returns, how long it may block); sp_link.c fills in for the
+ * ones a transport leaves NULL (release, reply_tag and adopt: nothing to
+ * do; depth: -ENOTSUP).  Ownership: link_open allocates the transport's
+ * struct and `close` releases everything the end made, the struct
+ * included.  Threads: a link, like the sp_link_t it is, belongs to one
+ * thread at a time; the operations tables are constant.
  */
 #ifndef SP_LINK_IMPL_H
 #define SP_LINK_IMPL_H

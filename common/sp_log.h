@@ -4,6 +4,13 @@
  * One line per message on stderr, prefixed with the role and pid, e.g.
  * "broker[4242]: error: ...".  Library modules never print; they return codes
  * and the mains log them here.
+ *
+ * Nothing to own: a line is formatted on the stack (cut at 1 KiB) and
+ * written with one write(2), whose failure is ignored (there is nowhere
+ * left to report it).  That write may block while stderr is a full pipe.
+ * sp_log is safe from any thread and process; sp_log_init and
+ * sp_log_set_level set process-wide values without a lock, so a main calls
+ * them before it starts threads.
  */
 #ifndef SP_LOG_H
 #define SP_LOG_H

@@ -13,11 +13,23 @@
  * Ends: a producer link opens /NAME.orders for writing; a worker link opens
  * it for reading.  Producer-link open fails with -ENOENT (no order queue),
  * -EMSGSIZE (a message larger than the queue's), SP_E_MQ_LIMIT (a reply
- * queue beyond msgsize_max), -EEXIST (a live producer has this id).
+ * queue beyond msgsize_max), -EEXIST (its reply queue exists: a live
+ * producer has this id, or a crashed one left its queue).  A producer
+ * without an id yet waits for its WELCOME in a one-message queue
+ * /NAME.r.h<tag> of its own, replaced by /NAME.r.<id> on adopt.
+ *
+ * Ownership: a producer link creates its reply (or WELCOME) queue and
+ * unlinks it on close; a worker link keeps up to 64 producers' reply
+ * queues open, letting go of those whose producer has gone.  Blocking:
+ * send and receive wait up to their timeout (mq_timedsend,
+ * mq_timedreceive), and a full reply queue makes a worker's send wait.
+ * Threads: a link belongs to one thread; any number of ends in any number
+ * of processes share the queues.
  *
  * The functions below are the transport's own, for its broker side, the
- * limits module, the benchmark's raw baseline and tests.  They are safe from
- * any thread and process (the kernel serialises queue operations).
+ * limits module, the benchmark's raw baseline and tests.  They return 0 or
+ * -errno (SP_E_MQ_LIMIT with *why where a limit is in the way) and are safe
+ * from any thread and process (the kernel serialises queue operations).
  */
 #ifndef SP_MQ_H
 #define SP_MQ_H

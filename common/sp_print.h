@@ -3,8 +3,10 @@
  * name, category, weight, price, expiry, stock.  Shared by the producer's
  * reports and the monitor's line mode, so both print rows alike.
  *
- * Reads rows through sp_table_read (consistent copies); safe wherever the
- * table may be read.  Write errors on `out` are the caller's to check.
+ * Reads rows through sp_table_read (consistent copies); safe from any
+ * thread and process wherever the table may be read, even while orders are
+ * applied.  Borrows the table and the stream, allocates nothing, blocks
+ * only on the stream.  Write errors on `out` are the caller's to check.
  */
 #ifndef SP_PRINT_H
 #define SP_PRINT_H

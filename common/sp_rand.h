@@ -2,6 +2,8 @@
  * sp_rand — a small, fast, reproducible pseudo-random generator
  * (xorshift64*), for picking products and arrival times and for test noise.
  * Not for anything secret.  The state is caller-owned and must not be 0.
+ * Pure inline functions: nothing fails, allocates or blocks; a state is not
+ * atomic, so each thread keeps its own.
  */
 #ifndef SP_RAND_H
 #define SP_RAND_H

@@ -17,7 +17,15 @@
  * while somebody sleeps, so a busy ring never enters the kernel.
  *
  * Not crash-safe yet: a producer killed between claiming a slot and publishing
- * it stops consumers at that slot (the exactly-once work, issue 5, owns that).
+ * it stops consumers at that slot (issue 16, item 7, owns that).
+ *
+ * Ownership: the caller provides and releases the memory; an sp_ring_t is a
+ * view of it and has nothing to free.  Errors: init and attach return NULL
+ * with errno; put and get return a negative code (above).  Blocking: put
+ * and get spin, then sleep up to their timeout (forever when it is
+ * negative) and return -EINTR when a signal interrupts the sleep.  Threads
+ * and processes: any number of putters and getters, in any threads and
+ * processes that map the block, at once (the futexes are not private).
  */
 #ifndef SP_RING_H
 #define SP_RING_H
@@ -44,6 +52,7 @@ sp_ring_t *sp_ring_init(void *mem, uint32_t capacity, uint32_t slot_size);
  * the ring, or NULL with errno EPROTO (not a ring / wrong size). */
 sp_ring_t *sp_ring_attach(void *mem, size_t len);
 
+/* The ring's geometry, as laid out: bytes per slot, and slots. */
 uint32_t sp_ring_slot_size(const sp_ring_t *self);
 uint32_t sp_ring_capacity(const sp_ring_t *self);
 

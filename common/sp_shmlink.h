@@ -26,6 +26,20 @@
  * whose owner process is dead may be taken over (its stale messages are
  * drained first).  So at most SP_SHM_RESULT_RINGS producers are connected at
  * once.
+ *
+ * Ownership: the broker creates the segment and removes its name; every link
+ * maps it for itself (an sp_shm_t, process-local: sp_shm_close unmaps, never
+ * unlinks).  A producer link holds its result ring from open to close and
+ * gives it back only if it is still its own.  Errors: link open fails with
+ * -ENOENT (no segment), SP_E_BAD_* (not a segment this build understands),
+ * -EMSGSIZE (messages larger than the slots), -EEXIST (a live producer has
+ * the id), -EUSERS (every result ring belongs to a live producer) or -ENOMEM;
+ * a worker's send answers -ENOENT when no live link has the producer's id.
+ * Blocking: as the rings (spin, then a futex sleep up to the timeout); a
+ * worker blocked on a full result ring re-checks its owner every
+ * SP_SHM_RECHECK_MS.  Threads and processes: the segment is shared by the
+ * broker, its workers and every producer at once, with no lock; a link
+ * belongs to one thread.
  */
 #ifndef SP_SHMLINK_H
 #define SP_SHMLINK_H

@@ -4,6 +4,12 @@
  * SIGINT and SIGTERM only set a flag (the one global stockpipe has); every
  * loop polls sp_signal_stopping() between bounded waits.  SIGPIPE is ignored
  * so a vanished reader shows up as EPIPE, not as a dead process.
+ *
+ * Nothing to own.  sp_signal_install returns 0 or -errno; nothing else
+ * fails or blocks.  The flag is one lock-free atomic per process: every
+ * function is safe from any thread (and the handler from any signal), and
+ * a stop, by signal or by sp_signal_request_stop, is seen by every thread
+ * of the process.
  */
 #ifndef SP_SIGNAL_H
 #define SP_SIGNAL_H

@@ -11,8 +11,10 @@
  * again with a new request number if the service was busy and said nothing
  * for SP_SNAPCLI_RETRY_MS.
  *
- * Blocks up to the timeout it is given.  Uses its own ZeroMQ socket: safe
- * from any thread, one fetch per call.
+ * Ownership: the caller's callback gets each row, borrowed for the call;
+ * nothing is kept after it returns.  Errors: 0 or a negative code with
+ * *why (below).  Blocks up to the timeout it is given.  Uses its own
+ * ZeroMQ socket: safe from any thread, one fetch per call.
  */
 #ifndef SP_SNAPCLI_H
 #define SP_SNAPCLI_H

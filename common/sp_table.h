@@ -26,6 +26,19 @@
  * No pointers live in shared memory; every process maps the segment wherever
  * it likes.  Opening checks magic, layout version, row size, header size and
  * the segment size before anything else is read.
+ *
+ * Ownership: the broker creates the segment and removes its name; every
+ * process maps it for itself (an sp_table_t, process-local: sp_table_close
+ * unmaps, never unlinks), and the header and row pointers it hands out are
+ * valid until then.  Errors: 0, -errno or SP_E_* (each prototype says
+ * which).  Blocking: sp_table_open_ready polls until the table is READY or
+ * its timeout passes; the lock strategies wait at most SP_LOCK_TIMEOUT_MS;
+ * sp_table_save_csv blocks on the disk.  Threads and processes: the layout
+ * below is the contract between every process that maps it, all at once; a
+ * row's stock changes only by compare-and-swap or under its robust
+ * process-shared mutex; identity fields are written once, before READY.
+ * An sp_table_t does not change after open, so the threads of a process
+ * may share one.
  */
 #ifndef SP_TABLE_H
 #define SP_TABLE_H
@@ -53,7 +66,7 @@
 typedef enum {
     SP_SYNC_CAS = 0,        /* lock-free compare-and-swap on the stock word */
     SP_SYNC_ROW_LOCK = 1,   /* robust process-shared mutex per row */
-    SP_SYNC_TABLE_LOCK = 2, /* one process-shared semaphore (the original shop) */
+    SP_SYNC_TABLE_LOCK = 2, /* one robust process-shared mutex for the whole table */
     SP_SYNC_COUNT = 3
 } sp_sync_t;
 
@@ -153,8 +166,9 @@ typedef struct {
     char ep_events[SP_ENDPOINT_MAX];                        /* monitors */
     char ep_snapshot[SP_ENDPOINT_MAX];                      /* snapshot service */
     /* the broker's CURVE public key (Z85) when its tcp:// endpoints are
-     * CURVE servers (--curve-cert): local producers and monitors connect
-     * with it and their own --cert; empty without CURVE */
+     * CURVE servers (--curve-cert): local monitors connect with it and
+     * their own --cert (producers read it from RUN_DIR/contact, which the
+     * broker writes from here); empty without CURVE */
     char curve_server_key[SP_CURVE_KEY_TXT];
 
     sp_worker_slot_t worker[SP_WORKERS_MAX];
@@ -265,8 +279,9 @@ int sp_shm_owner(const char *shm_name, uid_t *uid);
  * alone) or -errno. */
 int sp_shm_unlink_ours(const char *shm_name);
 
+/* The mapping's header, the row of product `id` (NULL when id is out of
+ * range or not in the catalogue) and the number of rows (the highest id). */
 sp_table_hdr_t *sp_table_hdr(sp_table_t *self);
-/* Row of product `id`, or NULL when id is out of range or not in the catalogue. */
 sp_row_t *sp_table_row(sp_table_t *self, uint32_t id);
 uint32_t sp_table_capacity(const sp_table_t *self);
 /* All rows (capacity of them, id i at index i - 1, absent ones included). */
@@ -307,6 +322,7 @@ uint32_t sp_table_new_producer_id(sp_table_t *self);
 /* Sets the life-cycle state (release store). */
 void sp_table_set_state(sp_table_t *self, sp_table_state_t state);
 
+/* "cas", "row-lock", "table-lock" ("?" for anything else). */
 const char *sp_sync_name(sp_sync_t sync);
 /* Parses "cas", "row-lock", "table-lock"; returns 0 or SP_E_USAGE. */
 int sp_sync_parse(const char *s, sp_sync_t *out);

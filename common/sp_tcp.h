@@ -20,6 +20,10 @@
  * events-in) stay ipc:// in the private run directory even with --tcp,
  * since workers are always local children of the broker.  The offsets did
  * not move, so `monitor --connect tcp://HOST:PORT` reaches the same ports.
+ *
+ * Pure text work on the caller's buffers: nothing is allocated, resolved or
+ * waited for; errors are SP_E_USAGE (with *why) or -ENAMETOOLONG; safe from
+ * any thread.
  */
 #ifndef SP_TCP_H
 #define SP_TCP_H

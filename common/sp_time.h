@@ -2,6 +2,10 @@
  * sp_time — clocks.  All latencies use CLOCK_MONOTONIC nanoseconds, which
  * every process on one host shares, so a worker's timestamp and a producer's
  * can be compared directly.
+ *
+ * Nothing to own or free.  Only the /proc readers can fail (0 or -errno); the
+ * sleeps block for what they are asked (less when a signal arrives);
+ * everything is safe from any thread.
  */
 #ifndef SP_TIME_H
 #define SP_TIME_H

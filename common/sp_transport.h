@@ -22,8 +22,14 @@
  * (tests/test_link.c runs every registered transport).  docs/ARCHITECTURE.md
  * walks through it.
  *
- * The descriptors are constant and shared by every thread; a broker side
- * (sp_tside_t) belongs to the one broker thread that created it.
+ * Ownership: the descriptors are constant and never freed; a broker side
+ * (sp_tside_t) is made by create and released by destroy, and the link
+ * ends are sp_link.h's.  Errors: 0 or a negative code with *why (each
+ * operation says which).  Blocking: the broker-side operations make,
+ * remove and look at IPC objects and read system limits; none waits on
+ * another process.  The descriptors are shared by every thread; a broker
+ * side belongs to the one broker thread that created it; clean touches no
+ * broker side and may run in any process.
  */
 #ifndef SP_TRANSPORT_H
 #define SP_TRANSPORT_H

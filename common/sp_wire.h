@@ -11,6 +11,11 @@
  * _Static_assert), but code never casts a received buffer to them: the
  * sp_wire_get_* functions copy each field out with an explicit little-endian
  * conversion, so an unaligned or hostile buffer is harmless.
+ *
+ * Pure: messages live in the caller's buffers, whose room the caller
+ * guarantees (sp_wire_check does for received ones); nothing is allocated
+ * or blocks; the checks return 0 or an SP_E_* code; safe from any thread.
+ * The layouts are the contract between processes and between hosts.
  */
 #ifndef SP_WIRE_H
 #define SP_WIRE_H
@@ -278,9 +283,11 @@ unsigned sp_wire_fit(unsigned kind, size_t max_bytes);
  * SP_E_BAD_KIND.  Never reads past `len`. */
 int sp_wire_check(const void *buf, size_t len, sp_msg_hdr_t *hdr);
 
-/* Field ranges of one decoded order: type purchase/restock, quantity 1 ..
- * SP_QTY_MAX, product id >= 1.  Returns 0 or SP_E_INVALID (whether the
- * product exists is the table's business). */
+/* Field ranges of one decoded order: a known type (purchase .. release),
+ * `reserved` 0 (a reserve's hold seconds, up to SP_HOLD_SECONDS_MAX),
+ * quantity 1 .. SP_QTY_MAX, seq 1 .. SP_SEQ_MAX, producer id and product id
+ * >= 1, no flag but SP_ORDER_F_RESENT.  Returns 0 or SP_E_INVALID (whether
+ * the product exists is the table's business). */
 int sp_wire_check_order(const sp_order_t *order);
 
 /* Header and records, to and from little-endian bytes.  `p` points at the

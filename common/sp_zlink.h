@@ -17,6 +17,13 @@
  * without keys), -EMSGSIZE (cfg->max_msg above the wire's largest order
  * message, all the router takes; it would close the connection at the
  * first such message) or -errno.
+ *
+ * Ownership: a link owns one DEALER socket, closed with the link; the CURVE
+ * keys are copied onto the socket at open.  Blocking: send waits up to its
+ * timeout for room (the router's high-water marks are the back-pressure),
+ * recv up to its timeout for a message.  Threads: a ZeroMQ socket belongs to
+ * one thread, and so does the link; any number of links in any number of
+ * threads and processes.
  */
 #ifndef SP_ZLINK_H
 #define SP_ZLINK_H

@@ -1,9 +1,9 @@
 /*
  * sp_zmq — ZeroMQ set-up shared by the ZeroMQ modules (sp_zlink, sp_events,
- * sp_router, sp_snapsrv, sp_monitor, sp_curve): czmq's own signal handling is
- * switched off so that sp_signal's flag stays the only interrupt mechanism,
- * every socket gets the same high-water marks, and every socket's maximum
- * message size is set the same way.
+ * sp_router, sp_snapsrv, sp_snapcli, sp_monitor, sp_curve): czmq's own signal
+ * handling is switched off so that sp_signal's flag stays the only interrupt
+ * mechanism, every socket gets the same high-water marks, and every socket's
+ * maximum message size is set the same way.
  *
  * Maximum message size: libzmq checks ZMQ_MAXMSGSIZE against every frame it
  * decodes on a connection, the handshake's own commands included, and drops
@@ -13,6 +13,12 @@
  * longer (name, nonce, MAC, flags), and no limit may be smaller than the
  * handshake commands (a CURVE INITIATE with its metadata and a routing id of
  * up to 255 bytes is about 550 bytes; measured: 300 bytes pass, 200 do not).
+ *
+ * Nothing to own, nothing returned as an error (the options are set
+ * through czmq's setters), nothing that blocks.  sp_zmq_setup does its
+ * work once per process (pthread_once), so any thread may call it first;
+ * the option setters act on the caller's socket, which belongs to the
+ * calling thread.
  */
 #ifndef SP_ZMQ_H
 #define SP_ZMQ_H
