@@ -2,8 +2,12 @@
  * sp_bipc — the broker's IPC objects, made and removed through the
  * transport table (sp_bipc.c says what it covers).
  *
- * Broker thread only (sp_bipc_clean: any process).  Returns 0 or a
- * negative code with *why; nothing here waits on another process.
+ * Ownership: the broker creates the instance's IPC objects (exclusively,
+ * mode 0600) and removes them; what the transport's broker side made is
+ * kept in the broker's context from sp_bipc_create to sp_bipc_remove.  A
+ * name another user holds is refused, never opened for writing nor
+ * removed.  Broker thread only (sp_bipc_clean: any process).  Returns 0 or
+ * a negative code with *why; nothing here waits on another process.
  */
 #ifndef SP_BIPC_H
 #define SP_BIPC_H

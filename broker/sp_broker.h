@@ -7,8 +7,8 @@
  * Start-up: create the shared table from the catalogue (exclusive, 0600),
  * the order queue (mq), the ring segment /NAME.ring (shm) or the order
  * ROUTERs (zmq), the event proxy, the private run directory; write the
- * endpoints into the table header; start --workers consumers; mark the table
- * READY.
+ * endpoints into the table header; start --workers consumers; write
+ * RUN_DIR/contact for local clients; mark the table READY.
  *
  * Running: one loop turn = one router poll (<= SP_BROKER_TICK_MS) plus
  * supervision plus the broker's heartbeat.  Supervision: a worker that exits
@@ -23,6 +23,12 @@
  * final table atomically under the state directory (sp_broker_run returns)
  * -> remove every IPC object the instance has (table, queues, reply queues,
  * ring segment, sockets, run dir: sp_broker_destroy).
+ *
+ * Ownership: sp_broker_new allocates the broker and sp_broker_destroy frees
+ * it; the broker owns its table mapping, sockets, journal file and CURVE
+ * authenticator, and, once the table is its own, every IPC object of the
+ * instance.  The configuration is copied; the strings, stop flag and
+ * worker function it points to are borrowed.
  *
  * Safety: one broker per instance (the table header names its pid; a second
  * one is refused).  A broker belongs to the thread that made it and is not

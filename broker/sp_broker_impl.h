@@ -15,12 +15,16 @@
  *   sp_bstats      what monitors and the caller are told: STATS, heartbeats, totals
  *   sp_persist     snapshots, journal epochs and pruning, the final save
  *
- * Each group of fields below names the module that keeps it; others read
- * it (sp_persist also closes the broker's journal file when an epoch ends,
- * and sp_broker_destroy releases whatever is left).
- * The context belongs to the one thread that runs the broker: nothing here
- * is locked, and only the worker slots in the shared table (sp_table.h) and
- * the workers' stop flag are touched by anyone else.
+ * Ownership: each group of fields below names the module that keeps it;
+ * others read it (sp_persist also closes the broker's journal file when an
+ * epoch ends, and sp_broker_destroy releases whatever is left).  Errors:
+ * the modules return 0 or a negative code with a sentence in *why, and
+ * report what they cannot return through sp_broker_notify (nothing when
+ * cfg->notify is NULL).  The context belongs to the one thread that runs
+ * the broker: nothing here is locked, and only the worker slots in the
+ * shared table (sp_table.h) and the workers' stop flag are touched by
+ * anyone else (worker threads also read their own sp_bworker_t's
+ * arguments and set its `running` and result).
  */
 #ifndef SP_BROKER_IMPL_H
 #define SP_BROKER_IMPL_H

@@ -1,8 +1,11 @@
 /*
  * sp_bstats — the broker's STATS, heartbeats and totals (sp_bstats.c).
  *
- * Broker thread only; nothing blocks; nothing fails (a message a monitor
- * cannot take is the router's counted drop).
+ * Ownership: works on the broker's context and reads the table's worker
+ * slots; the STATS message is built in one static buffer, so one broker
+ * per process publishes at a time.  Broker thread only; nothing blocks;
+ * nothing fails (a message a monitor cannot take is the router's counted
+ * drop).
  */
 #ifndef SP_BSTATS_H
 #define SP_BSTATS_H

@@ -1,8 +1,11 @@
 /*
  * sp_endpoints — the broker's endpoints, --tcp and CURVE (sp_endpoints.c).
  *
- * Broker thread only.  Returns 0 or a negative code with *why; nothing
- * blocks.
+ * Ownership: writes the broker's context (where we bind, our keys, the
+ * authenticator, which it starts and stops) and the table header (where
+ * clients connect, our public key).  Broker thread only.  Returns 0 or a
+ * negative code with *why; nothing blocks but the start of the
+ * authenticator, which waits for zauth to confirm its configuration.
  */
 #ifndef SP_ENDPOINTS_H
 #define SP_ENDPOINTS_H

@@ -1,6 +1,11 @@
 /*
  * sp_orphans — finishing what a dead writer left (sp_orphans.c says how).
  *
+ * Ownership: journals into the broker's own journal file, kept in the
+ * broker's context (opened here on first use and again after an epoch
+ * change; sp_broker_destroy closes it), and keeps the dead writer's
+ * journal tail there.  Blocking: reads the end of the dead writer's files
+ * and appends to the broker's journal under the instance's fsync policy.
  * Broker thread only.  Errors are returned as negative codes and also go
  * to the broker's notify.
  */

@@ -2,8 +2,14 @@
  * sp_persist — snapshots, journal epochs and pruning, the final save
  * (sp_persist.c says what is kept where).
  *
- * Broker thread only.  Failures are reported, never returned: the journal
- * stays whole when a save fails, so a later start recovers everything.
+ * Ownership: the files under the state directory are the broker's; the
+ * snapshot schedule and the epoch live in its context.  Blocking: saving
+ * blocks on the disk for as long as a table takes to write; a snapshot
+ * waits for the workers to move to the new epoch across loop turns, never
+ * inside one.  Broker thread only (the two functions that take a
+ * directory touch no broker and are plain file work).  Failures are
+ * reported, never returned: the journal stays whole when a save fails, so
+ * a later start recovers everything.
  */
 #ifndef SP_PERSIST_H
 #define SP_PERSIST_H

@@ -19,6 +19,14 @@
  * row's version by one, so the versions of a product must run 1, 2, 3, ...
  * without a gap: a gap or a repeat means a record is missing or doubled, and
  * recovery refuses to guess.
+ *
+ * Ownership: replays onto the caller's table, which nobody else uses yet
+ * (the broker rebuilds before any worker starts), and frees whatever it
+ * allocates on the way.  Errors: 0, SP_E_JOURNAL_CORRUPT (also for a
+ * journal of another table, or held units no live hold accounts for), a
+ * journal's own codes from sp_journal_scan, or -errno; *why names the file
+ * and byte or the product and version.  Blocking: reads every journal file
+ * whole.  One thread; nothing here is shared.
  */
 #ifndef SP_RECOVER_H
 #define SP_RECOVER_H

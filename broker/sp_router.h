@@ -16,6 +16,18 @@
  * Events (always): publishers -> [XSUB events-in] -> [XPUB events] -> monitors,
  * with subscriptions flowing back.  The router itself subscribes to everything
  * so it can count events and per-publisher gaps.
+ *
+ * A HELLO travels the order path like an order message; from a tcp://
+ * front its pid is set to 0 first (a pid from another host means nothing
+ * here, so the worker registers none).
+ *
+ * Ownership: sp_router_new binds and owns the sockets, sp_router_destroy
+ * closes them (the XPUB lingers up to SP_ZMQ_PUB_LINGER_MS so the
+ * end-of-stream gets out).  Errors: 0 or a negative code (*why at new);
+ * malformed or unroutable messages are counted, never returned.  Blocking:
+ * sp_router_poll waits up to its timeout, and a message handed to a
+ * producer or worker whose pipe is full may wait up to a second more;
+ * event traffic never waits.  The sockets belong to the broker's thread.
  */
 #ifndef SP_ROUTER_H
 #define SP_ROUTER_H
@@ -58,10 +70,13 @@ typedef struct {
  * message its peers legitimately send (orders, results, events,
  * subscriptions).  With `curve` (the broker's keys; NULL: none) every socket
  * on a tcp:// endpoint is a CURVE server: an sp_curve_auth_t must be running
- * before this is called.  Returns 0 or -errno (*why says which bind failed). */
+ * before this is called.  Returns 0, -ENOMEM, or -EADDRINUSE for any socket
+ * that could not be made or bound (*why says which and why). */
 int sp_router_new(sp_router_t **out, bool orders, const char *ep_front, const char *ep_back,
                   const char *ep_events_in, const char *ep_events, const sp_curve_keys_t *curve,
                   char *why, size_t why_cap);
+
+/* Closes the sockets and frees the router.  NULL-safe, nulls the pointer. */
 void sp_router_destroy(sp_router_t **self_p);
 
 /* One turn: waits up to timeout_ms for traffic and moves what arrived.
@@ -71,9 +86,12 @@ int sp_router_poll(sp_router_t *self, int timeout_ms);
 /* Stops (false) or resumes reading new orders from producers. */
 void sp_router_accept(sp_router_t *self, bool on);
 
-/* Publishes a message (heartbeat, end of stream) of the broker's own. */
+/* Publishes a message (heartbeat, end of stream) of the broker's own; a
+ * monitor that cannot take it loses it.  Never blocks.  Returns 0 or
+ * -errno. */
 int sp_router_publish(sp_router_t *self, const void *msg, size_t len);
 
+/* The counters so far. */
 void sp_router_stats(const sp_router_t *self, sp_router_stats_t *out);
 
 /* Worker `worker_id` (process `pid`) is dead: drop its credit and count its

@@ -19,6 +19,14 @@
  * epoch), the rows, the dedup entries, the holds, and a CRC-32C of
  * everything before it.  A snapshot that fails its checksum, size or counts
  * refuses to load, naming the file.
+ *
+ * Ownership: the file is written from and read into the caller's table;
+ * sp_snapshot_catalogue hands the caller a catalogue to destroy.  Errors: 0,
+ * -errno, or SP_E_BAD_LAYOUT for a file that is not a whole snapshot this
+ * build reads (-EUSERS: more producers' holds than a table remembers), with
+ * *why naming the file.  Blocking: on the disk (save: temporary file, fsync,
+ * rename).  Threads and processes: a save reads the table while any number of
+ * processes apply orders; a restore writes a table nobody else uses yet.
  */
 #ifndef SP_SNAPSHOT_H
 #define SP_SNAPSHOT_H

@@ -5,7 +5,10 @@
  * Called by sp_broker_new, in this order, on the broker's thread.  Each
  * returns 0 or a negative code with *why; what a failure leaves behind is
  * released by sp_broker_destroy (the instance's IPC objects only once the
- * table is ours).
+ * table is ours).  What they make (the table mapping, the journal
+ * directory's path, the workers' settings) goes into the broker's context.
+ * Blocking: re-attaching waits up to two seconds for a dead broker's
+ * workers to go (then kills them); rebuilding reads the whole journal.
  */
 #ifndef SP_STARTUP_H
 #define SP_STARTUP_H

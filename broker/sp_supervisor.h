@@ -2,11 +2,14 @@
  * sp_supervisor — the broker's workers: start, reap, restart, kill the hung,
  * stop (what each does: sp_supervisor.c).
  *
- * Every call belongs to the broker's thread and works on the context's
- * worker table (sp_broker_impl.h); none blocks except sp_supervisor_finish,
- * which waits for worker threads (they notice the stop flag within
- * SP_WORKER_POLL_MS) and for processes it had to kill.  Errors are returned
- * as -errno; progress and problems go to the broker's notify.
+ * Ownership: the workers are the broker's: processes are its children
+ * (posix_spawn), threads run cfg->worker_thread on arguments kept in the
+ * context's worker table (sp_broker_impl.h), which this module keeps.  Every
+ * call belongs to the broker's thread; reaping takes any child of the process
+ * (waitpid(-1)).  None blocks except sp_supervisor_finish, which waits for
+ * worker threads (they notice the stop flag within SP_WORKER_POLL_MS) and for
+ * processes it had to kill.  Errors are returned as -errno; progress and
+ * problems go to the broker's notify.
  */
 #ifndef SP_SUPERVISOR_H
 #define SP_SUPERVISOR_H
