@@ -12,6 +12,14 @@
  * activity, / filter by name or category (Enter applies, Esc clears),
  * arrows, PgUp/PgDn, Home/End scroll.  A terminal resize redraws at the new
  * size.
+ *
+ * Ownership: sp_console_open allocates the console and takes over the
+ * terminal, sp_console_close gives it back and frees it; the mirror is
+ * borrowed for each call.  Errors: only open fails (-ENOTTY, -ENOMEM).
+ * Blocking: none (keys are read without waiting); a frame is written to
+ * the terminal at once.  Threads: ncurses state is process-wide, so one
+ * console per process, used by one thread.  sp_view_order needs no
+ * console and is safe from any thread on its own arrays.
  */
 #ifndef SP_CONSOLE_H
 #define SP_CONSOLE_H

@@ -19,6 +19,14 @@
  * The broker's STATS messages (counters) are decoded here too, so the line
  * mode and the full-screen console draw from one model.  No I/O happens in
  * this module: the caller feeds it messages and snapshot rows.
+ *
+ * Ownership: sp_mirror_new allocates, sp_mirror_destroy frees; table rows
+ * given to new are borrowed and must stay mapped while the mirror lives,
+ * and so are the names in an sp_minfo_t; what the accessors return is the
+ * mirror's, valid until it is destroyed.  Errors: new returns NULL on
+ * ENOMEM; a message that is not valid is counted and answered with an
+ * SP_E_* code, never trusted.  Nothing blocks.  Not locked: one thread
+ * owns a mirror (the monitor's loop).
  */
 #ifndef SP_MIRROR_H
 #define SP_MIRROR_H
@@ -124,8 +132,11 @@ typedef struct sp_mirror sp_mirror_t;
  * those table rows (a local, read-only mapping); NULL: it comes with the
  * snapshot rows and the mirror keeps its own copy.  NULL on ENOMEM. */
 sp_mirror_t *sp_mirror_new(uint32_t capacity, const sp_row_t *rows);
+
+/* Frees the mirror.  NULL-safe, nulls the pointer. */
 void sp_mirror_destroy(sp_mirror_t **self_p);
 
+/* Rows the mirror has room for (the table's capacity). */
 uint32_t sp_mirror_capacity(const sp_mirror_t *self);
 /* Product `id`'s row and static data; NULL/false when id is outside the table
  * or not (yet) known to be in the catalogue. */
@@ -161,6 +172,9 @@ bool sp_mirror_wants_snapshot(const sp_mirror_t *self);
  * was cut short). */
 void sp_mirror_invalidate(sp_mirror_t *self);
 
+/* What the views show: the mirror's state, the broker's latest STATS,
+ * publisher `publisher` (0: the broker; NULL past SP_MIRROR_PUBS) and the
+ * rates as of `now_ns`.  The pointers are the mirror's, updated in place. */
 const sp_mstate_t *sp_mirror_state(const sp_mirror_t *self);
 const sp_shopstats_t *sp_mirror_stats(const sp_mirror_t *self);
 const sp_mpub_t *sp_mirror_pub(const sp_mirror_t *self, uint32_t publisher);

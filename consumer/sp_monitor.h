@@ -12,6 +12,18 @@
  * otherwise (one line per stock change, a summary line every `summary_ms`,
  * a line for every gap and resync); --json turns every line into one JSON
  * object; --once prints the table and exits.
+ *
+ * Ownership: a run makes its own subscriber, snapshot socket, mirror,
+ * console and (local) read-only table mapping, and releases them all
+ * before it returns; it writes only to the caller's `out`.  Errors: 0 or a
+ * negative code with *why (SP_E_USAGE for flags that do not go together,
+ * SP_E_TIMEOUT when the instance or its first message did not come within
+ * cfg->wait_ms).  Blocking: start-up waits up to cfg->wait_ms; after that
+ * a turn waits at most SP_MONITOR_POLL_MS, and nothing the monitor does
+ * can slow the shop (it maps the table read-only, and a slow subscriber
+ * loses events, counted as gaps).  Threads: one run per thread; the
+ * full-screen console takes the process's terminal (ncurses), so one of
+ * those per process.
  */
 #ifndef SP_MONITOR_H
 #define SP_MONITOR_H
@@ -31,7 +43,8 @@ typedef struct {
     const char *connect; /* "tcp://HOST:PORT" (the broker's --tcp): remote; NULL: local */
     /* CURVE (sp_curve.h): our secret certificate, needed when the broker's
      * endpoints are CURVE servers, and for a remote monitor the broker's
-     * public certificate (a local one reads the key from the table) */
+     * public certificate (a local one reads the key from the table, and a
+     * --server-cert given must agree with it) */
     const char *cert;
     const char *server_cert;
     bool from_broker;   /* local instance, but snapshots from the broker's service */

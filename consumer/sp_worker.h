@@ -7,7 +7,22 @@
  * answers the whole message with one result message along the route it came
  * by, publishes one stock event per change, and beats its heart in the
  * table's worker slot and on the event path.  A malformed message is counted
- * and dead-lettered (its credit returned), never trusted.
+ * and dead-lettered (its credit returned), never trusted.  Every outcome is
+ * journaled before its result is sent, when the instance keeps a journal.
+ *
+ * Ownership: a run opens its own table mapping, worker link, event
+ * publisher and journal file (STATE_DIR/journal/w<id>-p<pid>-e<epoch>.log,
+ * a new one when the broker starts an epoch) and releases them all before
+ * it returns; it is the only writer of its worker slot in the table.
+ * Errors: a negative code with *why; a result that cannot be delivered is
+ * a counted drop, not an error.  Blocking: start-up waits up to
+ * SP_OPEN_TIMEOUT_MS for the table to be READY and SP_PUB_JOIN_MS for the
+ * event path; then a loop turn waits at most SP_WORKER_POLL_MS for orders,
+ * up to SP_RESULT_SEND_TIMEOUT_MS to send a result, and on the disk as the
+ * fsync policy says.  Threads and processes: any number of workers at
+ * once, each with its own worker id, as processes (bin/consumer) or as
+ * threads of one process (an in-process broker's, each with its stop
+ * flag); one run per thread.
  */
 #ifndef SP_WORKER_H
 #define SP_WORKER_H
@@ -43,8 +58,11 @@ typedef struct {
     uint64_t events;                  /* stock events published */
 } sp_worker_stats_t;
 
-/* Runs until a stop is requested (sp_signal).  Returns 0 on a clean stop or a
- * negative code with *why explaining it. */
+/* Runs until a stop is requested (cfg->stop, else sp_signal), or until the
+ * broker is gone (SP_E_STOPPED).  *stats is emptied first and counts the
+ * run.  Returns 0 on a clean stop or a negative code with *why explaining
+ * it (SP_E_USAGE for a bad worker id, the table's, link's or journal's
+ * code). */
 int sp_worker_run(const sp_worker_cfg_t *cfg, sp_worker_stats_t *stats, char *why, size_t cap);
 
 #endif
