@@ -17,7 +17,10 @@
  * units: each row's is what the equation leaves (it must not be negative),
  * and their sum must be the snapshot's HELD.
  *
- * Writes one line; never changes anything.  Safe from any thread or process.
+ * Borrows the table, the rows and the counts; writes one line to the
+ * caller's stream; never changes anything and never blocks but on that
+ * stream.  The answer is the result (0 ok, 1 violated), not an error code.
+ * Safe from any thread or process.
  */
 #ifndef SP_AUDIT_H
 #define SP_AUDIT_H

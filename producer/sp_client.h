@@ -32,7 +32,9 @@
  * what the accessors return is borrowed until sp_client_close.  Errors:
  * negative codes with a one-line *why.  Blocking: sp_client_open waits up to
  * SP_CLIENT_READY_MS for the instance and SP_HELLO_TIMEOUT_MS for the
- * WELCOME; nothing else blocks.  Threads and processes: one client per
+ * WELCOME; a snapshot (sp_client_products the first time ids are not
+ * dense, sp_client_snapshot) waits up to SP_CLIENT_READY_MS; nothing else
+ * blocks.  Threads and processes: one client per
  * thread (its link is not shared); any number of clients in any number of
  * threads and processes, each with its own producer id.  On this host the
  * registration is made with this process's pid, so that the id's slot (and

@@ -16,6 +16,12 @@
  *
  * The load generator (sp_loadgen) runs customers in forked processes or in
  * threads and merges what they count.
+ *
+ * In brief (sp_customer_run has the details): a customer owns its client,
+ * ledger and buffers and releases them before it returns; the per-product
+ * arrays it hands back are the caller's to free.  Errors are negative
+ * codes with *why.  It blocks for the whole run, each wait bounded.  Any
+ * number run at once, in threads or processes.
  */
 #ifndef SP_CUSTOMER_H
 #define SP_CUSTOMER_H

@@ -16,11 +16,15 @@
  * where status is the outcome's SP_STATUS_* or SP_LEDGER_TIMED_OUT (no
  * answer within the timeout: the order's fate is unknown to the producer).
  *
- * The codec is pure and safe anywhere.  A writer (sp_ledger_t) belongs to
- * one customer, one thread at a time; it buffers at most SP_LEDGER_BUF_RECS
- * records and the customer flushes after each result message, so a customer
- * killed mid-run leaves every outcome it had been told.  Each flush is one
- * append(2)-mode write, so records of one file never interleave.
+ * Ownership: sp_ledger_open allocates a writer (its buffer included) and
+ * opens its file, sp_ledger_close closes and frees it.  Errors: negative
+ * errno (with *why at open).  Blocking: a write(2) when the buffer fills or
+ * is flushed.  The codec is pure and safe anywhere.  A writer (sp_ledger_t)
+ * belongs to one customer, one thread at a time; it buffers at most
+ * SP_LEDGER_BUF_RECS records and the customer flushes after each result
+ * message, so a customer killed mid-run leaves every outcome it had been
+ * told.  Each flush is one write(2) to a file opened O_APPEND, so records of
+ * one file never interleave.
  */
 #ifndef SP_LEDGER_H
 #define SP_LEDGER_H

@@ -9,7 +9,8 @@
  * that adds runs together, need no part of the machinery that made them.
  *
  * Plain values in caller-owned storage; the functions touch only what they
- * are given, so they are safe from any thread on objects it owns.  A customer
+ * are given, cannot fail and never block, so they are safe from any thread
+ * on objects it owns.  A customer
  * process hands its sp_load_stats_t to its parent as raw bytes through a
  * pipe: both ends are the same binary, so the layout is not a contract.
  */
@@ -65,8 +66,8 @@ typedef struct {
      * See sp_load_stats_t.malformed_* */
     unsigned malformed_every;
     /* --cert: this producer's secret certificate (sp_curve.h), needed when
-     * the instance's order endpoint is a CURVE server (its table header
-     * holds the broker's key); NULL: none */
+     * the instance's order endpoint is a CURVE server (the broker's key
+     * comes from RUN_DIR/contact, or --server-cert); NULL: none */
     const char *cert;
     /* --connect, its snapshot endpoint and --server-cert, as in
      * sp_client_cfg_t (NULL: the instance on this host) */

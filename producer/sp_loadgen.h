@@ -17,7 +17,8 @@
  * configuration but borrows its strings (instance, ledger_dir, cert), which
  * must outlive it; what the accessors return belongs to the object and is
  * valid until the next run or destroy.  Errors: negative codes with a
- * one-line *why.  One thread uses an object; a run forks (use it before
+ * one-line *why.  Blocking: sp_loadgen_run, until every customer has
+ * ended.  One thread uses an object; a run forks (use it before
  * starting threads of your own, or with cfg->threads) and stops early, like
  * every customer, once sp_signal_stopping() says so.
  */

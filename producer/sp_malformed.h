@@ -12,8 +12,9 @@
  * numbers above SP_MALFORMED_SEQ_LOW, far beyond any real one, so their
  * answers are told apart from real orders' answers.
  *
- * Pure functions of their arguments (the caller's random state and batch
- * counter are advanced): safe from any thread on state it owns.
+ * Pure functions of their arguments (the caller's buffer is written, its
+ * random state and batch counter advanced): nothing allocated, nothing
+ * that fails or blocks; safe from any thread on state it owns.
  */
 #ifndef SP_MALFORMED_H
 #define SP_MALFORMED_H

@@ -10,8 +10,11 @@
  * that id (as_producer); a reused id's order numbers are taken from the
  * clock, above any it used before.
  *
- * Blocks up to the timeout given.  Safe from any thread or process: each
- * call has its own client.
+ * Ownership: each call opens its own client and closes it before it
+ * returns; the result is written to the caller's.  Errors: negative codes
+ * with *why.  Blocks up to the timeout given (plus the client's own
+ * waits to connect).  Safe from any thread or process: each call has its
+ * own client.
  */
 #ifndef SP_ONCE_H
 #define SP_ONCE_H

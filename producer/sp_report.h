@@ -7,8 +7,9 @@
  * read them (the JSON keys, the "orders ... accepted N" words), so a change
  * here is a change of format.
  *
- * The functions only format: they write to the stream they are given and
- * leave its errors to the caller.  Safe from any thread on a stream it owns.
+ * The functions only format: they borrow what they are given, write to the
+ * stream (blocking only as it does) and leave its errors to the caller.
+ * Safe from any thread on a stream it owns.
  */
 #ifndef SP_REPORT_H
 #define SP_REPORT_H
