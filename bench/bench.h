@@ -12,6 +12,16 @@
  * and cleaned up, and ZeroMQ state never crosses a fork.
  *
  * A *row* is one line of the results (CSV, JSON, terminal table).
+ *
+ * Ownership: rows, options and cells are the caller's; a cell or raw run
+ * forks its own processes, reaps them and removes the IPC objects it made
+ * before it returns.  Errors: a cell or baseline that fails is a row with
+ * audit 0 and a note saying why, not a return code; the file writers and
+ * bench_isolated return 0 or a negative errno.  Blocking: a cell runs for
+ * its warm-up, repeats and rate points, bounded by a time limit after
+ * which its process group is killed.  Threads and processes: the bench is
+ * one thread (cell names come from a static counter); every cell runs in a
+ * forked child, its own process group.
  */
 #ifndef BENCH_H
 #define BENCH_H
@@ -104,14 +114,16 @@ unsigned bench_cell_run(const bench_cell_t *cell, const bench_opts_t *opts, cons
  * fills a row with the median and the min-max. */
 void bench_raw_row(const br_cfg_t *cfg, unsigned repeats, bench_row_t *row);
 
-/* Runs fn(arg, out) in a forked child with a time limit, copying `size`
- * bytes of *out back.  Returns 0, -ETIMEDOUT (the child was killed) or
- * -ECHILD (it died without reporting).  `instance`, when not NULL, names an
- * instance whose IPC objects are cleaned up after a killed child. */
+/* Runs fn(arg, out) in a forked child (a process group of its own) with a
+ * time limit, copying `size` bytes of *out back.  Returns 0, -ETIMEDOUT (the
+ * child was killed), -ECHILD (it died without reporting), -EINTR (a stop
+ * was requested: the child's group was killed) or -errno (no pipe, no
+ * fork).  `instance`, when not NULL, names an instance whose IPC objects
+ * are cleaned up after a failed child. */
 int bench_isolated(void (*fn)(void *arg, void *out), void *arg, void *out, size_t size,
                    double limit_s, const char *instance);
 
-/* Statistics helpers. */
+/* Statistics helpers (0 when n is 0). */
 double bench_median(double *v, unsigned n); /* sorts v */
 double bench_min(const double *v, unsigned n);
 double bench_max(const double *v, unsigned n);
@@ -127,10 +139,16 @@ typedef struct {
     char host[72];
 } bench_machine_t;
 
+/* Reads what the results are measured on: CPU, cores, kernel, library
+ * versions, mqueue limits, date, host. */
 void bench_machine(bench_machine_t *m);
+/* The terminal table: the machine and the command, the column heads, one
+ * row.  Write errors on `out` are the caller's to check. */
 void bench_print_header(FILE *out, const bench_machine_t *m, const char *command);
 void bench_print_row_head(FILE *out);
 void bench_print_row(FILE *out, const bench_row_t *r);
+/* Writes the rows as CSV to `path` (one line each, a header first).
+ * Returns 0 or -errno. */
 int bench_write_csv(const char *path, const bench_row_t *rows, unsigned n);
 
 typedef struct {
@@ -140,6 +158,9 @@ typedef struct {
     int met;            /* 1 met, 0 missed, -1 not measured */
 } bench_target_t;
 
+/* Writes everything as one JSON document to `path`: the machine, the
+ * command and options, the rows, the targets, and how many cells failed
+ * their audit.  Returns 0 or -errno. */
 int bench_write_json(const char *path, const bench_machine_t *m, const char *command,
                      const bench_opts_t *opts, const bench_row_t *rows, unsigned n,
                      const bench_target_t *targets, unsigned ntargets);

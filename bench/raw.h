@@ -10,8 +10,9 @@
  * message would.  There is no wire format, no routing and no table: only the
  * transport.  The table baselines are the two ends of the synchronisation
  * scale: one compare-and-swap per order on a cache-line row (the ceiling of
- * the `direct` strategy), and the original shop's algorithm (one semaphore,
- * the whole table copied out and back for every order).
+ * the `direct` variant, whose producers apply their own orders), and the
+ * original shop's algorithm (one semaphore, the whole table copied out and
+ * back for every order).
  *
  * Why the shape: every side runs in its own forked process (the inproc
  * stream in two threads of one forked process), so the CPU figure covers
@@ -26,9 +27,16 @@
  * message arrived exactly once and in order; table loops check conservation
  * (initial stock - final stock == accepted units).
  *
- * This file is the one place outside common/ that calls mq_*, mmap and
- * libzmq directly: a baseline must measure the bare facility, not our
- * wrappers around it.
+ * raw.c is the one place outside common/ that calls mq_* and mmap, and the
+ * bench's one user of libzmq sockets: a baseline must measure the bare
+ * facility, not our wrappers around it.
+ *
+ * Ownership: a run makes its own children and IPC objects and is rid of
+ * all of them when br_run returns; the result is the caller's.  Errors:
+ * br_run's code, and out->why in words.  Threads and processes: one run
+ * at a time from one thread of the calling process (it forks and reaps
+ * its children); IPC names carry the tag and the pid, so runs in
+ * different processes do not meet.
  */
 #ifndef BR_RAW_H
 #define BR_RAW_H

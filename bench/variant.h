@@ -12,7 +12,9 @@
  * allow) the bench asks the descriptor, so no bench line asks which variant
  * or transport runs, and measuring a new transport is one new row.
  *
- * The table is constant: safe from any thread and process.
+ * The table is constant and its rows are never freed; a lookup that finds
+ * nothing returns NULL, and nothing else fails or blocks.  Safe from any
+ * thread and process.
  */
 #ifndef BENCH_VARIANT_H
 #define BENCH_VARIANT_H
