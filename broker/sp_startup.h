@@ -2,13 +2,13 @@
  * sp_startup — the configuration checked, the table found or made, the
  * journal set up (sp_startup.c says in which order of preference).
  *
- * Called by sp_broker_new, in this order, on the broker's thread.  Each
- * returns 0 or a negative code with *why; what a failure leaves behind is
- * released by sp_broker_destroy (the instance's IPC objects only once the
- * table is ours).  What they make (the table mapping, the journal
- * directory's path, the workers' settings) goes into the broker's context.
- * Blocking: re-attaching waits up to two seconds for a dead broker's
- * workers to go (then kills them); rebuilding reads the whole journal.
+ * Called by sp_broker_new, in this order, on the broker's thread.  Ownership:
+ * what they make (the table mapping, the journal directory's path, the
+ * workers' settings) goes into the broker's context, and sp_broker_destroy
+ * releases it, after a failure too (the instance's IPC objects only once the
+ * table is ours).  Errors: each returns 0 or a negative code with *why.
+ * Blocking: re-attaching waits up to two seconds for a dead broker's workers
+ * to go (then kills them); rebuilding reads the whole journal.
  */
 #ifndef SP_STARTUP_H
 #define SP_STARTUP_H

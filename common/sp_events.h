@@ -17,8 +17,9 @@
  * Events are batched: sp_pub_event() appends to a pending message that
  * sp_pub_flush() sends (automatically when it is full).
  *
- * Ownership: sp_pub_new and sp_sub_new allocate a socket and its buffer;
- * the destroy functions close and free them (NULL-safe).  Errors: new
+ * Ownership: sp_pub_new and sp_sub_new allocate the object and its socket
+ * (a publisher also its pending batch); the destroy functions close and
+ * free them (NULL-safe).  Errors: new
  * returns NULL with errno; the others return 0, a length, SP_E_TIMEOUT or
  * -errno.  Blocking: sp_pub_new waits up to SP_PUB_JOIN_MS for the
  * broker's subscription; publishing never blocks (a full path drops, and

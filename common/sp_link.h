@@ -13,14 +13,14 @@
  * Every call that can block takes a timeout in milliseconds.
  *
  * Ownership: sp_link_open allocates, sp_link_close frees (and removes what
- * the end made for itself, such as an mq producer's reply queue).
- * cfg->names must outlive the link (the mq ends keep using it); the rest
- * of the configuration is only read during open.  Messages are copied in
- * and out of the caller's buffers.  Errors: a
- * length or 0, else a negative code: SP_E_TIMEOUT when a wait ran out,
- * -errno or SP_E_* for the rest, with a sentence in *why where the call
- * takes one.  A link belongs to one thread at a time; different links may
- * be used from different threads and processes at once.
+ * the end made for itself, such as an mq producer's reply queue).  cfg->names
+ * must outlive the link (the mq ends keep using it); the rest of the
+ * configuration is only read during open.  Messages are copied in and out of
+ * the caller's buffers.  Errors: a length or 0, else a negative code:
+ * SP_E_TIMEOUT when a wait ran out, -errno or SP_E_* for the rest, with a
+ * sentence in *why where the call takes one.  A link belongs to one thread at
+ * a time; different links may be used from different threads and processes at
+ * once.
  */
 #ifndef SP_LINK_H
 #define SP_LINK_H

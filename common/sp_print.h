@@ -6,7 +6,8 @@
  * Reads rows through sp_table_read (consistent copies); safe from any
  * thread and process wherever the table may be read, even while orders are
  * applied.  Borrows the table and the stream, allocates nothing, blocks
- * only on the stream.  Write errors on `out` are the caller's to check.
+ * only on the stream.  Nothing here fails: write errors on `out` are the
+ * caller's to check.
  */
 #ifndef SP_PRINT_H
 #define SP_PRINT_H

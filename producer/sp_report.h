@@ -8,7 +8,8 @@
  * here is a change of format.
  *
  * The functions only format: they borrow what they are given, write to the
- * stream (blocking only as it does) and leave its errors to the caller.
+ * stream (blocking only as it does), cannot fail themselves and leave the
+ * stream's errors to the caller.
  * Safe from any thread on a stream it owns.
  */
 #ifndef SP_REPORT_H
