@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """curve_probe — clients with and without the right CURVE keys against a broker
-started with --curve-cert and --curve-clients (docs/PROTOCOL.md, section 11).
+started with --curve-cert and --curve-clients (docs/PROTOCOL.md, section 12).
 
 Four clients run at once, each with a DEALER on the orders endpoint and a SUB
 on the events endpoint, and each sends one valid order message: a purchase

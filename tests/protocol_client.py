@@ -6,17 +6,28 @@ standard library and pyzmq, to prove that the document is enough:
 
   1. SUB to the events endpoint first, and wait until the feed is live
      (the broker heartbeats every 250 ms);
-  2. one DEALER to the orders endpoint: N purchases of quantity 1 of one
-     product (at most 4096 orders per message), producer id random
-     >= 0x80000000, sequence numbers 1..N;
-  3. exactly one result per order, matched by (producer id, seq), within 5 s;
-  4. one stock event per accepted order, matched by (order_producer,
+  2. one DEALER to the orders endpoint, whose first message is a HELLO
+     (sender 0, producer id 0: "give me one"); the WELCOME that echoes its
+     hello_id gives the producer id, and says the transport is zmq
+     (PROTOCOL.md section 7);
+  3. N purchases of quantity 1 of one product (at most 4096 orders per
+     message) under that id, sequence numbers 1..N;
+  4. exactly one result per order, matched by (producer id, seq), within 5 s;
+  5. one stock event per accepted order, matched by (order_producer,
      order_seq), within 5 s;
-  5. a garbage message (no reply may come) and an order of quantity 0
-     (answered with status invalid).
+  6. a garbage message (no reply may come) and an order of quantity 0
+     (answered with status invalid); a HELLO for the reserved id 0xFFFFFFFE
+     (refused: status bad) and one for our own id again (accepted, resumed);
+  7. a snapshot that agrees with our last event, and STATS that count our
+     accepted orders.
+
+With --no-hello it skips the HELLO and the HELLO probes and picks its own
+random producer id (0x80000000..0xFFFFFFFD), as clients written before the
+HELLO did: the broker still serves them (PROTOCOL.md section 7).
 
 Usage:
-  protocol_client.py --orders ENDPOINT --events ENDPOINT --product ID --count N
+  protocol_client.py --orders ENDPOINT --events ENDPOINT --snapshot ENDPOINT
+                     --product ID --count N [--no-hello]
 
 Last line of output:
   protocol-client: sent N accepted A out_of_stock O invalid I events E
@@ -25,6 +36,7 @@ exactly one result and every accepted order its event, 1 otherwise.
 """
 
 import argparse
+import os
 import random
 import struct
 import sys
@@ -42,8 +54,19 @@ QTY_MAX = 1000000
 MSG_ORDERS, MSG_RESULTS, MSG_EVENTS, MSG_HEARTBEAT = 1, 2, 3, 4
 MSG_CREDIT, MSG_EOS, MSG_EOS_ACK = 5, 6, 7
 MSG_STATS, MSG_SNAP_REQ, MSG_SNAP_BEGIN, MSG_SNAP_ROWS, MSG_SNAP_END = 8, 9, 10, 11, 12
-KIND_MAX = MSG_SNAP_END
-CTR_ORDERS, CTR_CAPACITY, CTR_ROWS = 2, 17, 20
+MSG_HELLO, MSG_WELCOME = 13, 14
+KIND_MAX = MSG_WELCOME
+CTR_ORDERS, CTR_CAPACITY, CTR_ROWS, CTR_TRANSPORT = 2, 17, 20, 21
+# the WELCOME's own counters (and HELD, which also ends a snapshot)
+(CTR_HELD, CTR_HELLO_STATUS, CTR_PRODUCER_ID, CTR_HELLO_ID, CTR_HELLO_REV, CTR_ORDER_MSG_MAX,
+ CTR_PATH_DEPTH, CTR_BROKER_PID, CTR_DEDUP_WINDOW, CTR_SESSION_FLAGS) = range(24, 34)
+
+HELLO_REV, HELLO_OPEN = 1, 1
+HELLO_STATUS_NAMES = ["ok", "id_taken", "no_room", "bad"]
+HELLO_OK, HELLO_ID_TAKEN, HELLO_NO_ROOM, HELLO_BAD = range(4)
+WELCOME_RESUMED = 0x01  # SESSION_FLAGS: the id's window and holds were there already
+TRANSPORT_ZMQ = 2
+SYSTEM_PRODUCER = 0xFFFFFFFE  # the broker's own orders: no client may have it
 
 ORDER_PURCHASE, ORDER_RESTOCK = 1, 2
 
@@ -68,14 +91,17 @@ COUNTER = struct.Struct("<HHIQ")
 # id, stock, version, weight_g, expiry, initial_stock, price_cents, sold, restocked,
 # name, category (NUL-padded UTF-8)
 SNAPROW = struct.Struct("<IIIIIIQQQ48s32s")
+# rev, op, flags, producer_id, reply_tag, pid, reserved, hello_id, reserved2
+HELLO = struct.Struct("<HBBIQIIQQ")
 
 assert (HDR.size, ORDER.size, RESULT.size, EVENT.size, HEARTBEAT.size, COUNTER.size,
-        SNAPROW.size) == (16, 32, 40, 48, 40, 16, 128)
+        SNAPROW.size, HELLO.size) == (16, 32, 40, 48, 40, 16, 128, 40)
 
 RECORD_SIZE = {MSG_ORDERS: ORDER.size, MSG_RESULTS: RESULT.size,
                MSG_EVENTS: EVENT.size, MSG_HEARTBEAT: HEARTBEAT.size,
                MSG_STATS: COUNTER.size, MSG_SNAP_BEGIN: COUNTER.size,
-               MSG_SNAP_ROWS: SNAPROW.size, MSG_SNAP_END: COUNTER.size}
+               MSG_SNAP_ROWS: SNAPROW.size, MSG_SNAP_END: COUNTER.size,
+               MSG_HELLO: HELLO.size, MSG_WELCOME: COUNTER.size}
 
 TIMEOUT_S = 5.0
 
@@ -91,6 +117,13 @@ def encode_orders(producer_id, batch, orders):
         parts.append(ORDER.pack(otype, 0, 0, producer_id, seq, product, qty,
                                 time.monotonic_ns()))
     return b"".join(parts)
+
+
+def encode_hello(producer_id, hello_id):
+    """A HELLO message: header `sender` 0 (we have no id yet), one record.
+    Over zmq the reply tag is 0: the WELCOME comes back on this DEALER."""
+    return (HDR.pack(MAGIC, VERSION, MSG_HELLO, 1, 0, 0)
+            + HELLO.pack(HELLO_REV, HELLO_OPEN, 0, producer_id, 0, os.getpid(), 0, hello_id, 0))
 
 
 def decode(msg):
@@ -113,7 +146,8 @@ def decode(msg):
                             f"expected {HDR.size + count * size}")
     layout = {MSG_RESULTS: RESULT, MSG_EVENTS: EVENT, MSG_HEARTBEAT: HEARTBEAT,
               MSG_ORDERS: ORDER, MSG_STATS: COUNTER, MSG_SNAP_BEGIN: COUNTER,
-              MSG_SNAP_ROWS: SNAPROW, MSG_SNAP_END: COUNTER}.get(kind)
+              MSG_SNAP_ROWS: SNAPROW, MSG_SNAP_END: COUNTER, MSG_HELLO: HELLO,
+              MSG_WELCOME: COUNTER}.get(kind)
     records = [layout.unpack_from(msg, HDR.size + i * size) for i in range(count)] if layout else []
     return (magic, version, kind, count, sender, batch), records
 
@@ -121,7 +155,7 @@ def decode(msg):
 class Client:
     def __init__(self, args):
         self.args = args
-        self.pid = random.SystemRandom().randint(0x80000000, 0xFFFFFFFF)
+        self.producer = 0  # our producer id: the WELCOME's (or our own with --no-hello)
         self.ctx = zmq.Context()
         self.sub = self.ctx.socket(zmq.SUB)
         self.sub.setsockopt(zmq.LINGER, 0)
@@ -157,7 +191,7 @@ class Client:
     def send(self, orders):
         """orders: list of (type, seq, product, qty); one message."""
         self.batch += 1
-        self.dealer.send(encode_orders(self.pid, self.batch, orders))
+        self.dealer.send(encode_orders(self.producer, self.batch, orders))
         self.pending[orders[0][1]] = [o[1] for o in orders]
 
     # -- receiving --------------------------------------------------------
@@ -179,8 +213,8 @@ class Client:
         del self.pending[first]
         for r in recs:
             producer, status, otype, worker, seq = r[0], r[1], r[2], r[3], r[5]
-            if producer != self.pid:
-                self.problem(f"result for producer {producer}, we are {self.pid}")
+            if producer != self.producer:
+                self.problem(f"result for producer {producer}, we are {self.producer}")
             elif seq in self.results:
                 self.problem(f"second result for seq {seq}")
             elif status >= len(STATUS_NAMES):
@@ -221,7 +255,7 @@ class Client:
             if publisher != sender:
                 self.problem(f"event from publisher {publisher} in a message of {sender}")
             order_producer, order_seq = e[6], e[7]
-            if order_producer != self.pid:
+            if order_producer != self.producer:
                 continue  # someone else's order
             if order_seq in self.events:
                 self.problem(f"second event for seq {order_seq}")
@@ -243,6 +277,32 @@ class Client:
                     self.on_result_msg(msg)
                 else:
                     self.on_event_msg(msg)
+
+    def hello(self, producer_id=0):
+        """Says HELLO on the DEALER (asking for `producer_id`, 0: a new one)
+        and returns the counters of the WELCOME that echoes its hello_id,
+        {counter id: value}.  Results that arrive meanwhile are handled."""
+        hello_id = random.SystemRandom().getrandbits(64)
+        self.dealer.send(encode_hello(producer_id, hello_id))
+        deadline = time.monotonic() + TIMEOUT_S
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self.dealer.poll(int(left * 1000) + 1):
+                raise ProtocolError("no WELCOME within 5 s")
+            msg = self.dealer.recv()
+            try:
+                hdr, recs = decode(msg)
+            except ProtocolError as e:
+                self.problem(f"reply is not a valid message: {e}")
+                continue
+            if hdr[2] != MSG_WELCOME:
+                self.on_result_msg(msg)
+                continue
+            counters = {c[0]: c[3] for c in recs}  # by id: unknown ids are ignored
+            if CTR_HELLO_STATUS not in counters:
+                self.problem("a WELCOME without HELLO_STATUS")
+            elif counters.get(CTR_HELLO_ID) == hello_id:
+                return counters
 
     def snapshot(self, endpoint):
         """Asks the broker's snapshot service for the whole table; returns
@@ -294,6 +354,8 @@ def main():
     ap.add_argument("--snapshot", required=True, help="snapshot service endpoint (ROUTER)")
     ap.add_argument("--product", required=True, type=int, help="product id")
     ap.add_argument("--count", required=True, type=int, help="purchases to place")
+    ap.add_argument("--no-hello", action="store_true",
+                    help="no HELLO: pick a random producer id of our own (the old way)")
     args = ap.parse_args()
     if args.count < 1 or not 1 <= args.product <= 0xFFFFFFFF:
         ap.error("--count must be >= 1 and --product 1..4294967295")
@@ -304,13 +366,34 @@ def main():
         if not c.wait_for(lambda: c.heartbeats > 0 or c.events, TIMEOUT_S):
             c.problem("no heartbeat on the event feed within 5 s")
 
-        # 2. N purchases, at most MAX_RECORDS per message
+        # 2. HELLO: the WELCOME gives our producer id and describes the path
+        per_msg = MAX_RECORDS
+        if args.no_hello:
+            c.producer = random.SystemRandom().randint(0x80000000, SYSTEM_PRODUCER - 1)
+        else:
+            w = c.hello()
+            hstatus = w[CTR_HELLO_STATUS]
+            if hstatus != HELLO_OK:
+                name = HELLO_STATUS_NAMES[hstatus] if hstatus < len(HELLO_STATUS_NAMES) else "?"
+                raise ProtocolError(f"HELLO refused: status {hstatus} ({name})")
+            c.producer = w.get(CTR_PRODUCER_ID, 0)
+            if c.producer == 0:
+                raise ProtocolError("the WELCOME gave producer id 0")
+            if w.get(CTR_TRANSPORT) != TRANSPORT_ZMQ:
+                c.problem(f"the WELCOME says transport {w.get(CTR_TRANSPORT)}, not zmq (2)")
+            if w.get(CTR_SESSION_FLAGS, 0) & WELCOME_RESUMED:
+                c.problem("a new producer id came back marked resumed")
+            if w.get(CTR_ORDER_MSG_MAX, 0):  # 0 (zmq): only the wire's limit
+                # orders and their results must both fit: results are larger
+                per_msg = min(per_msg, (w[CTR_ORDER_MSG_MAX] - HDR.size) // RESULT.size)
+
+        # 3. N purchases, at most per_msg per message
         n = args.count
-        for first in range(1, n + 1, MAX_RECORDS):
-            last = min(n, first + MAX_RECORDS - 1)
+        for first in range(1, n + 1, per_msg):
+            last = min(n, first + per_msg - 1)
             c.send([(ORDER_PURCHASE, s, args.product, 1) for s in range(first, last + 1)])
 
-        # 3. one result per order
+        # 4. one result per order
         if not c.wait_for(lambda: not c.pending, TIMEOUT_S):
             c.problem(f"{n - len(c.results)} order(s) unanswered after 5 s")
         status = [0] * len(STATUS_NAMES)
@@ -321,14 +404,14 @@ def main():
                     c.problem(f"result for seq {seq} names product {c.results[seq][6]}")
         accepted = {s for s, r in c.results.items() if r[1] == ACCEPTED and s <= n}
 
-        # 4. one event per accepted order
+        # 5. one event per accepted order
         if not c.wait_for(lambda: accepted <= c.events.keys(), TIMEOUT_S):
             c.problem(f"{len(accepted - c.events.keys())} accepted order(s) without an event")
         for seq in c.events:
             if seq not in accepted:
                 c.problem(f"event for seq {seq}, which was not accepted")
 
-        # 5. garbage gets no answer; a zero quantity is answered as invalid
+        # 6. garbage gets no answer; a zero quantity is answered as invalid
         c.dealer.send(b"garbage")
         probe = n + 1
         c.send([(ORDER_PURCHASE, probe, args.product, 0)])
@@ -338,7 +421,20 @@ def main():
             c.problem(f"the quantity-0 order got status {c.results[probe][1]}, expected 3")
         c.pump(0.2)  # anything more now would be an answer to the garbage
 
-        # 6. the snapshot shows the stock our last event left, with its version
+        # ... a HELLO for a reserved id is refused; one for our own id, from
+        # our own pid, is accepted and resumes our window
+        if not args.no_hello:
+            bad = c.hello(SYSTEM_PRODUCER)[CTR_HELLO_STATUS]
+            if bad != HELLO_BAD:
+                c.problem(f"a HELLO for id 0x{SYSTEM_PRODUCER:08x} got status {bad}, expected 3")
+            again = c.hello(c.producer)
+            if again[CTR_HELLO_STATUS] != HELLO_OK or again.get(CTR_PRODUCER_ID) != c.producer:
+                c.problem(f"a HELLO for our own id got status {again[CTR_HELLO_STATUS]}, "
+                          f"id {again.get(CTR_PRODUCER_ID)}")
+            elif not again.get(CTR_SESSION_FLAGS, 0) & WELCOME_RESUMED:
+                c.problem("a HELLO for our own id was not marked resumed")
+
+        # 7. the snapshot shows the stock our last event left, with its version
         try:
             rows = c.snapshot(args.snapshot)
             if accepted:
@@ -350,14 +446,16 @@ def main():
         except ProtocolError as e:
             c.problem(f"snapshot: {e}")
 
-        # 7. the broker's STATS count our accepted orders (it sends ten a second)
+        # 8. the broker's STATS count our accepted orders (it sends ten a second)
         if not c.wait_for(lambda: c.stats.get((CTR_ORDERS, ACCEPTED), -1) >= len(accepted),
                           TIMEOUT_S):
             c.problem(f"STATS say {c.stats.get((CTR_ORDERS, ACCEPTED))} accepted, "
                       f"we had {len(accepted)}")
 
         extra = ", ".join(f"{STATUS_NAMES[i]} {status[i]}" for i in (UNKNOWN_PRODUCT, DUPLICATE))
-        print(f"protocol-client: producer 0x{c.pid:08x}, {extra}, quantity-0 order "
+        print(f"protocol-client: producer {c.producer} "
+              f"({'own, no HELLO' if args.no_hello else 'from the WELCOME'}), {extra}, "
+              f"quantity-0 order "
               f"{STATUS_NAMES[c.results[probe][1]] if probe in c.results else 'unanswered'}, "
               f"{c.heartbeats} heartbeats, {c.gaps} events missed, "
               f"{len(c.problems)} problem(s)")
@@ -368,6 +466,9 @@ def main():
         ok = (not c.problems and len(c.results) == n + 1 and not c.pending
               and events_seen == len(accepted))
         return 0 if ok else 1
+    except ProtocolError as e:
+        c.problem(str(e))
+        return 1
     finally:
         c.close()
 

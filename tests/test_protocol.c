@@ -1,10 +1,13 @@
 /*
  * test_protocol — the wire protocol of docs/PROTOCOL.md, proved from outside.
  *
- * A real broker runs over ZeroMQ (ipc://).  The first test hands its orders
- * and events endpoints to tests/protocol_client.py, a client written from
- * the document alone in another language (Python, pyzmq, struct), and then
- * checks the table agrees with what that client was told.  The second test
+ * A real broker runs over ZeroMQ (ipc://).  The first two tests hand its
+ * orders, events and snapshot endpoints (as RUN_DIR/contact names them) to
+ * tests/protocol_client.py, a client written from the document alone in
+ * another language (Python, pyzmq, struct), and then check the table agrees
+ * with what that client was told: once as a client that says HELLO and takes
+ * the WELCOME's producer id, once with --no-hello, a client of its own id as
+ * written before the HELLO, which the broker still serves.  The third test
  * throws garbage and wrongly sized messages at the orders endpoint from C and
  * checks that nothing but the one valid order touched the table and that the
  * broker survives and stops cleanly.
@@ -12,6 +15,7 @@
 #include "sp_zlink.h"
 #include "sp_testutil.h"
 
+#include "sp_contact.h"
 #include "sp_instance.h"
 #include "sp_table.h"
 #include "sp_wire.h"
@@ -21,6 +25,7 @@
 #include <criterion/criterion.h>
 #include <czmq.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,7 +63,8 @@ static void s_cleanup(void)
 }
 
 /* Starts a zmq broker with 2 workers on data/products.csv and reads its
- * endpoints from the table, as a local C client does (sp_table.h). */
+ * endpoints from the table; RUN_DIR/contact, where a local client finds
+ * them (docs/PROTOCOL.md section 11), must name the same. */
 static void s_start(s_instance_t *in, const char *tag)
 {
     memset(in, 0, sizeof *in);
@@ -86,6 +92,15 @@ static void s_start(s_instance_t *in, const char *tag)
     cr_expect_str_eq(in->ep_events, want);
     cr_assert_eq(sp_names_ipc_endpoint(&names, "snapshot", want, sizeof want), 0);
     cr_expect_str_eq(in->ep_snapshot, want);
+
+    sp_contact_t c;
+    char why[256] = "";
+    cr_assert_eq(sp_contact_read(&names, &c, why, sizeof why), 0, "contact file: %s", why);
+    cr_expect_str_eq(c.transport, "zmq");
+    cr_expect_str_eq(c.orders, in->ep_orders);
+    cr_expect_str_eq(c.events, in->ep_events);
+    cr_expect_str_eq(c.snapshot, in->ep_snapshot);
+    cr_expect_str_eq(c.server_key, "", "no CURVE, no server_key line");
 }
 
 /* Stops the broker (SIGINT), expects exit status 0 and nothing left behind. */
@@ -167,10 +182,13 @@ static const char *s_last_line(char *out)
     return nl != NULL ? nl + 1 : out;
 }
 
-Test(protocol, python_client_places_orders_and_follows_events, .timeout = 60, .fini = s_cleanup)
+/* Runs tests/protocol_client.py against a fresh broker, saying HELLO or
+ * not (--no-hello), and checks the table agrees with what it was told. */
+static void s_python_client(const char *tag, bool hello)
 {
     s_instance_t in;
-    s_start(&in, "proto");
+    s_start(&in, tag);
+    uint32_t ids_before = atomic_load(&in.hdr->next_producer_id);
 
     uint32_t product = s_scarcest(&in);
     uint32_t before = s_stock(&in, product, NULL);
@@ -182,10 +200,12 @@ Test(protocol, python_client_places_orders_and_follows_events, .timeout = 60, .f
     s_script(script, sizeof script);
     snprintf(product_s, sizeof product_s, "%u", product);
     snprintf(count_s, sizeof count_s, "%u", count);
-    const char *argv[] = {s_python(),  script,       "--orders",   in.ep_orders,
-                          "--events",  in.ep_events, "--snapshot", in.ep_snapshot,
-                          "--product", product_s,    "--count",    count_s,
-                          NULL};
+    const char *argv[] = {s_python(),   script,       "--orders",     in.ep_orders, "--events",
+                          in.ep_events, "--snapshot", in.ep_snapshot, "--product",  product_s,
+                          "--count",    count_s,      NULL,           NULL};
+    if (!hello) {
+        argv[12] = "--no-hello"; /* the first NULL: one more argument */
+    }
     char *out = NULL;
     int rc = spt_run(argv, CLIENT_TIMEOUT_MS, &out);
     cr_expect_eq(rc, 0, "%s %s exited %d (python3-zmq installed? SP_PYTHON=%s), output:\n%s",
@@ -212,9 +232,25 @@ Test(protocol, python_client_places_orders_and_follows_events, .timeout = 60, .f
     cr_expect_eq(orders[SP_STATUS_ACCEPTED], accepted);
     cr_expect_eq(orders[SP_STATUS_OUT_OF_STOCK], oos);
     cr_expect_eq(orders[SP_STATUS_INVALID], 1, "only the quantity-0 probe was invalid");
+    /* its HELLO asked for an id once (its probes ask for a reserved one and
+     * its own): one id from the table's counter; a client of its own id
+     * takes none */
+    cr_expect_eq(atomic_load(&in.hdr->next_producer_id), ids_before + (hello ? 1u : 0u),
+                 "producer ids handed out");
     free(out);
 
     s_stop(&in);
+}
+
+Test(protocol, python_client_says_hello_places_orders_and_follows_events, .timeout = 60,
+     .fini = s_cleanup)
+{
+    s_python_client("proto", true);
+}
+
+Test(protocol, python_client_without_hello_is_still_served, .timeout = 60, .fini = s_cleanup)
+{
+    s_python_client("protonohello", false);
 }
 
 static void s_send(void *raw, const void *buf, size_t len)
