@@ -255,7 +255,7 @@ static void s_on_front(sp_router_t *r)
     sp_msg_hdr_t h;
     if (n != 2 || zmq_msg_size(&r->frames[0]) > SP_ROUTER_ID_MAX ||
         sp_wire_check(zmq_msg_data(&r->frames[1]), zmq_msg_size(&r->frames[1]), &h) < 0 ||
-        (h.kind != SP_MSG_ORDERS && h.kind != SP_MSG_HELLO)) {
+        (h.kind != SP_MSG_ORDERS && (h.kind != SP_MSG_HELLO || h.count != 1))) {
         r->st.invalid_msgs++;
         return;
     }

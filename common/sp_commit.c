@@ -302,6 +302,8 @@ static void s_reset_slot(sp_table_t *t, unsigned slot, uint32_t producer, pid_t 
     atomic_store_explicit(&s->producer, producer, memory_order_release);
 }
 
+static int s_slot_locked(sp_table_t *t, uint32_t producer, pid_t pid);
+
 /* Finds or claims the slot of `producer`.  Returns the slot or -EUSERS. */
 static int s_slot(sp_table_t *t, uint32_t producer, pid_t pid)
 {
@@ -314,7 +316,16 @@ static int s_slot(sp_table_t *t, uint32_t producer, pid_t pid)
     if (rc < 0) {
         return rc;
     }
-    slot = s_find(t, producer);
+    slot = s_slot_locked(t, producer, pid);
+    pthread_mutex_unlock(&h->reg_lock);
+    return slot >= 0 ? slot : -EUSERS;
+}
+
+/* s_slot's work, with the registry lock held: the slot of `producer`, a
+ * free one, or a reclaimable one (-1 when none). */
+static int s_slot_locked(sp_table_t *t, uint32_t producer, pid_t pid)
+{
+    int slot = s_find(t, producer);
     sp_dslot_t *slots = s_slots(t);
     for (unsigned i = 0; slot < 0 && i < SP_DEDUP_SLOTS; i++) {
         if (atomic_load(&slots[i].producer) == 0) {
@@ -334,8 +345,7 @@ static int s_slot(sp_table_t *t, uint32_t producer, pid_t pid)
             slot = (int)i;
         }
     }
-    pthread_mutex_unlock(&h->reg_lock);
-    return slot >= 0 ? slot : -EUSERS;
+    return slot;
 }
 
 int sp_commit_register(sp_table_t *t, uint32_t producer, pid_t pid)
@@ -351,26 +361,26 @@ int sp_commit_claim(sp_table_t *t, uint32_t producer, pid_t pid, bool *resumed)
     if (rc < 0) {
         return rc;
     }
+    /* the look-up and the claim under one hold of the lock: two HELLOs for
+     * one id cannot both take it */
     int slot = s_find(t, producer);
+    *resumed = slot >= 0;
     if (slot >= 0) {
         sp_dslot_t *sl = &s_slots(t)[slot];
         pid_t owner = atomic_load(&sl->pid);
         if (owner > 0 && owner != pid && !s_dead(owner)) {
-            pthread_mutex_unlock(&h->reg_lock);
-            return -EEXIST;
+            rc = -EEXIST;
+        } else {
+            /* the same producer again (a reconnect, a one-shot after a
+             * reserve): its window and holds stay, and now belong to `pid` */
+            atomic_store(&sl->pid, pid);
+            atomic_store(&sl->used_ns, sp_now_ns());
         }
-        /* the same producer again (a reconnect, a one-shot after a reserve):
-         * its window and holds stay, and now belong to `pid` */
-        atomic_store(&sl->pid, pid);
-        atomic_store(&sl->used_ns, sp_now_ns());
+    } else if (s_slot_locked(t, producer, pid) < 0) {
+        rc = -EUSERS;
     }
     pthread_mutex_unlock(&h->reg_lock);
-    *resumed = slot >= 0;
-    if (slot >= 0) {
-        return 0;
-    }
-    slot = s_slot(t, producer, pid);
-    return slot < 0 ? slot : 0;
+    return rc;
 }
 
 /* The entry of a row's `last` key, or NULL when its producer's slot is gone

@@ -54,7 +54,8 @@ int sp_hello_answer(sp_table_t *t, const void *msg, size_t len, uint32_t answere
     uint32_t id = h.producer_id;
     bool resumed = false;
     if (h.rev < 1 || h.op != SP_HELLO_OPEN || (h.flags & ~SP_HELLO_F_HOLDS_OUTLIVE) != 0 ||
-        !s_id_ok(id) || (mh.sender != 0 && mh.sender != id)) {
+        h.reserved != 0 || h.reserved2 != 0 || !s_id_ok(id) ||
+        (mh.sender != 0 && mh.sender != id)) {
         status = SP_HELLO_BAD;
     } else {
         if (id == 0) {

@@ -56,8 +56,11 @@ struct sp_client {
  * address, its key from --server-cert. */
 static int s_locate_remote(const sp_client_cfg_t *cfg, s_where_t *w, char *why, size_t cap)
 {
-    w->transport = sp_transport_find("zmq");
-    w->remote = strncmp(cfg->connect, "tcp://", strlen("tcp://")) == 0;
+    w->transport = sp_transport_find("zmq"); /* the one that crosses hosts */
+    /* as the broker's --tcp takes it (PORT, HOST:PORT, tcp://HOST:PORT);
+     * an in-process broker's inproc:// (or an ipc://) endpoint as it is */
+    w->remote = strncmp(cfg->connect, "inproc://", strlen("inproc://")) != 0 &&
+                strncmp(cfg->connect, "ipc://", strlen("ipc://")) != 0;
     if (w->remote) {
         sp_tcp_addr_t a;
         int rc = sp_tcp_parse("--connect", cfg->connect, &a, why, cap);

@@ -61,8 +61,9 @@
 
 typedef struct {
     const char *instance; /* on this host (and in messages) */
-    /* --connect: the broker's --tcp address "tcp://HOST:PORT" (its orders
-     * at PORT, snapshots at PORT + SP_TCP_SNAPSHOT), or an inproc:// orders
+    /* --connect: the broker's --tcp address, as --tcp takes it (PORT,
+     * HOST:PORT or tcp://HOST:PORT: its orders at PORT, snapshots at PORT +
+     * SP_TCP_SNAPSHOT), or an inproc:// (or ipc://) orders
      * endpoint of an in-process broker (then `snapshot` names its snapshot
      * endpoint); NULL: find cfg->instance on this host */
     const char *connect;

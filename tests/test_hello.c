@@ -280,3 +280,51 @@ ParameterizedTest(unsigned *which, hello, a_producer_without_an_id_says_hello_th
     cr_expect_eq(spt_stop(broker), 0);
     cr_expect_not(spt_leftovers(instance));
 }
+
+/* A HELLO that carries no record, or two, from a client over TCP is
+ * dead-lettered by the router and counted; the broker serves on. */
+Test(hello, a_hello_without_its_one_record_is_dead_lettered_over_tcp, .timeout = 60)
+{
+    char instance[64];
+    spt_instance(instance, sizeof instance, "hellobad");
+    const char *extra[] = {"--transport", "zmq", "--workers", "1", "--fresh", NULL};
+    unsigned port = 0;
+    pid_t broker = spt_broker_start_tcp(instance, NULL, extra, &port);
+    cr_assert_gt(broker, 0, "broker did not start");
+    sp_names_t names;
+    sp_names_init(&names, instance, NULL);
+    sp_table_t *t = NULL;
+    cr_assert_eq(sp_table_open(&t, names.table, false), 0);
+    const sp_table_hdr_t *th = sp_table_hdr(t);
+    sp_link_cfg_t lc = {.role = SP_LINK_PRODUCER,
+                        .transport = sp_transport_find("zmq"),
+                        .names = &names,
+                        .endpoint = th->ep_orders,
+                        .max_msg = SP_HELLO_MSG_SIZE,
+                        .reply_msg = SP_WELCOME_MSG_MAX};
+    char why[T_WHY_CAP] = "";
+    sp_link_t *link = NULL;
+    cr_assert_eq(sp_link_open(&link, &lc, why, sizeof why), 0, "%s", why);
+    uint8_t bad[SP_WIRE_HDR_SIZE + 2 * SP_WIRE_HELLO_SIZE];
+    memset(bad, 0, sizeof bad);
+    sp_wire_put_hdr(bad, SP_MSG_HELLO, 0, 0, 0);
+    cr_assert_eq(sp_link_send(link, bad, SP_WIRE_HDR_SIZE, NULL, SP_TEST_WAIT_MS), 0);
+    sp_wire_put_hdr(bad, SP_MSG_HELLO, 2, 0, 0);
+    cr_assert_eq(sp_link_send(link, bad, sizeof bad, NULL, SP_TEST_WAIT_MS), 0);
+    uint64_t deadline = sp_now_ns() + (uint64_t)SP_TEST_WAIT_MS * SP_NS_PER_MS;
+    while (atomic_load(&th->invalid_msgs) < 2 && sp_now_ns() < deadline) {
+        sp_sleep_ns(10 * SP_NS_PER_MS);
+    }
+
+    cr_expect_geq(atomic_load(&th->invalid_msgs), 2u, "both counted as invalid");
+    sp_hello_t h = {.rev = SP_HELLO_REV, .op = SP_HELLO_OPEN, .hello_id = 42};
+    uint8_t buf[SP_WELCOME_MSG_MAX];
+    sp_welcome_t w;
+    cr_expect_eq(sp_hello_exchange(link, &h, buf, sizeof buf, SP_TEST_WAIT_MS, &w, why, sizeof why),
+                 0, "a good HELLO is still answered: %s", why);
+    cr_expect_eq(w.status, SP_HELLO_OK);
+    sp_link_close(&link);
+    sp_table_close(&t);
+    cr_expect_eq(spt_stop(broker), 0);
+    cr_expect_not(spt_leftovers(instance));
+}

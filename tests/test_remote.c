@@ -155,7 +155,9 @@ Test(remote, one_shot_orders_and_holds_work_from_another_mount_namespace, .timeo
     uint32_t before = s_stock(instance, T_PRODUCT);
 
     char *out = NULL;
-    const char *buy[] = {"--connect", url, "buy", "3", "2", NULL};
+    char bare[64]; /* --connect takes what the broker's --tcp takes, prefix or not */
+    snprintf(bare, sizeof bare, "127.0.0.1:%u", port);
+    const char *buy[] = {"--connect", bare, "buy", "3", "2", NULL};
     cr_expect_eq(s_run_unseen(instance, buy, &out), 0, "%s", out);
     cr_expect(strstr(out, "accepted") != NULL, "%s", out);
     free(out);
