@@ -543,6 +543,9 @@ static void s_derive(const s_args_t *a)
 
 /* ---- main ---- */
 
+/* Parses the command line into *a.  Exits after --help (0) or a mistake in
+ * the options themselves (SP_EXIT_USAGE, said by sp_args_done); returns
+ * SP_E_USAGE with *why for options that exclude each other. */
 static int s_parse(int argc, char **argv, s_args_t *a, char *why, size_t cap)
 {
     static const struct option opts[] = {{"quick", no_argument, 0, 'q'},
@@ -573,7 +576,7 @@ static int s_parse(int argc, char **argv, s_args_t *a, char *why, size_t cap)
     double repeats = -1, seconds = -1, warmup = -1, rate_s = -1;
     int c, rc = 0;
     uint32_t u;
-    while (rc == 0 && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = sp_args_next(argc, argv, "h", opts, &rc)) != -1) {
         switch (c) {
         case 'q':
             a->quick = true;
@@ -645,19 +648,20 @@ static int s_parse(int argc, char **argv, s_args_t *a, char *why, size_t cap)
         case '5':
             a->no_plots = true;
             break;
-        case 'h':
-            s_usage(stdout);
-            exit(0);
-        default:
-            snprintf(why, cap, "unknown option (see --help)");
-            rc = SP_E_USAGE;
         }
     }
-    if (rc == 0 && optind < argc) {
-        snprintf(why, cap, "unexpected argument '%s' (see --help)", argv[optind]);
+    if (rc == SP_ARGS_BAD_OPTION) {
+        /* one line, not the whole usage, after getopt_long's own */
+        snprintf(why, cap, "unknown option (see --help)");
         rc = SP_E_USAGE;
     }
-    if (rc == 0 && a->quick && a->full) {
+    /* the bench does not log: its lines are "bench: ...", a value's without a hint */
+    static const sp_args_cli_t cli = {.usage = s_usage, .prog = "bench", .flags = SP_ARGS_NO_HINT};
+    int code = sp_args_done(&cli, rc, why, argc - optind, argv + optind);
+    if (code != SP_ARGS_GO) {
+        exit(code);
+    }
+    if (a->quick && a->full) {
         snprintf(why, cap, "--quick and --full exclude each other");
         rc = SP_E_USAGE;
     }
@@ -732,7 +736,7 @@ int main(int argc, char **argv)
     char why[256] = "";
     if (s_parse(argc, argv, &a, why, sizeof why) < 0) {
         fprintf(stderr, "bench: %s\n", why);
-        return 2;
+        return SP_EXIT_USAGE;
     }
     char command[1024] = "bench";
     for (int i = 1; i < argc; i++) {
@@ -744,7 +748,7 @@ int main(int argc, char **argv)
     s_defaults(&a, &batch);
     if (s_plan_matrix(&a, why, sizeof why) < 0) {
         fprintf(stderr, "bench: %s\n", why);
-        return 2;
+        return SP_EXIT_USAGE;
     }
     if (!sliced) {
         s_plan_presets(&a, batch);

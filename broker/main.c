@@ -19,8 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EXIT_USAGE 2
-
 static void s_usage(FILE *out)
 {
     fprintf(out, "usage: broker [options]\n"
@@ -64,6 +62,8 @@ static void s_usage(FILE *out)
             "  --clean             remove the leftovers of a dead broker of --instance, and exit\n"
             "  -h, --help\n");
 }
+
+static const sp_args_cli_t s_cli = {.usage = s_usage};
 
 /* --keygen PATH: a new CURVE key pair; the public key on stdout. */
 static int s_keygen(const char *path)
@@ -127,7 +127,7 @@ int main(int argc, char **argv)
                                          {0, 0, 0, 0}};
     int c;
     int rc = 0;
-    while (rc == 0 && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = sp_args_next(argc, argv, "h", opts, &rc)) != -1) {
         uint64_t v;
         switch (c) {
         case 'i':
@@ -220,24 +220,14 @@ int main(int argc, char **argv)
         case 'x':
             clean = true;
             break;
-        case 'h':
-            s_usage(stdout);
-            return 0;
-        default:
-            s_usage(stderr);
-            return EXIT_USAGE;
         }
     }
-    if (rc == 0 && tcp_transport && !transport_set) {
+    int code = sp_args_done(&s_cli, rc, why, argc - optind, argv + optind);
+    if (code != SP_ARGS_GO) {
+        return code;
+    }
+    if (tcp_transport && !transport_set) {
         cfg.transport = sp_transport_find("zmq"); /* --tcp: clients over the router */
-    }
-    if (rc == 0 && optind < argc) {
-        snprintf(why, sizeof why, "unexpected argument '%s'", argv[optind]);
-        rc = SP_E_USAGE;
-    }
-    if (rc < 0) {
-        sp_error("%s (see --help)", why);
-        return EXIT_USAGE;
     }
     if (keygen != NULL) {
         return s_keygen(keygen);
@@ -265,7 +255,7 @@ int main(int argc, char **argv)
     }
     if (rc < 0) {
         sp_error("%s", why[0] ? why : sp_strerror(rc));
-        return rc == SP_E_USAGE ? EXIT_USAGE : 1;
+        return rc == SP_E_USAGE ? SP_EXIT_USAGE : 1;
     }
     sp_info("stopped: %llu accepted, %llu out of stock, %llu unknown, %llu invalid by workers; "
             "%llu dead-lettered; drops: %llu orders, %llu results; %llu events (%llu missed); "

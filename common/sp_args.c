@@ -5,14 +5,19 @@
 #include "sp_args.h"
 
 #include "sp_error.h"
+#include "sp_log.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <stdbool.h>
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define SP_ARGS_LINE_MAX 1024 /* one error line, as long as sp_log writes */
 
 int sp_arg_u64(const char *flag, const char *value, uint64_t min, uint64_t max, uint64_t *out,
                char *why, size_t cap)
@@ -100,4 +105,64 @@ int sp_arg_duration(const char *flag, const char *value, double *seconds, char *
     snprintf(why, cap, "%s: '%s' is not a duration like 10, 10s, 500ms or 2m", flag,
              value ? value : "");
     return SP_E_USAGE;
+}
+
+int sp_args_next(int argc, char *const argv[], const char *shortopts, const struct option *longopts,
+                 int *rc)
+{
+    if (*rc != 0) {
+        return -1;
+    }
+    int c = getopt_long(argc, argv, shortopts, longopts, NULL);
+    if (c == 'h') {
+        *rc = SP_ARGS_HELP;
+        return -1;
+    }
+    if (c == '?' || c == ':') {
+        *rc = SP_ARGS_BAD_OPTION;
+        return -1;
+    }
+    return c;
+}
+
+/* One error line, the main's way: through sp_log, or as "PROG: ...". */
+static void s_say(const sp_args_cli_t *cli, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void s_say(const sp_args_cli_t *cli, const char *fmt, ...)
+{
+    char line[SP_ARGS_LINE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vsnprintf(line, sizeof line, fmt, ap); /* a long line is cut, as sp_log cuts it */
+    va_end(ap);
+    if (cli->prog == NULL) {
+        sp_error("%s", line);
+    } else {
+        fprintf(stderr, "%s: %s\n", cli->prog, line);
+    }
+}
+
+int sp_args_done(const sp_args_cli_t *cli, int rc, const char *why, int nleft, char *const left[])
+{
+    static const char hint[] = " (see --help)";
+    assert(cli != NULL && cli->usage != NULL);
+    assert(rc <= 0 || rc == SP_ARGS_HELP || rc == SP_ARGS_BAD_OPTION);
+    if (rc == SP_ARGS_HELP) {
+        cli->usage(stdout);
+        return 0;
+    }
+    if (rc == SP_ARGS_BAD_OPTION) {
+        /* getopt_long has named the option already; the usage says the rest */
+        cli->usage(stderr);
+        return SP_EXIT_USAGE;
+    }
+    if (rc < 0) {
+        s_say(cli, "%s%s", why != NULL ? why : "", (cli->flags & SP_ARGS_NO_HINT) ? "" : hint);
+        return SP_EXIT_USAGE;
+    }
+    if (nleft > 0 && !(cli->flags & SP_ARGS_OPERANDS)) {
+        s_say(cli, "unexpected argument '%s'%s", left[0], hint);
+        return SP_EXIT_USAGE;
+    }
+    return SP_ARGS_GO;
 }

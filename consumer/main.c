@@ -15,14 +15,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define EXIT_USAGE 2
-
 static void s_usage(FILE *out)
 {
     fprintf(out,
             "usage: consumer --worker-id N [--instance NAME] [--sync cas|row-lock|table-lock]\n"
             "  (the broker starts workers itself; run one by hand only to add a worker)\n");
 }
+
+/* arguments after the options have always been ignored */
+static const sp_args_cli_t s_cli = {.usage = s_usage, .flags = SP_ARGS_OPERANDS};
 
 int main(int argc, char **argv)
 {
@@ -35,7 +36,7 @@ int main(int argc, char **argv)
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c, rc = 0;
-    while (rc == 0 && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = sp_args_next(argc, argv, "h", opts, &rc)) != -1) {
         switch (c) {
         case 'i':
             cfg.instance = optarg;
@@ -54,27 +55,21 @@ int main(int argc, char **argv)
             cfg.sync = (int)s;
             break;
         }
-        case 'h':
-            s_usage(stdout);
-            return 0;
-        default:
-            s_usage(stderr);
-            return EXIT_USAGE;
         }
     }
     if (rc == 0 && cfg.worker_id == 0) {
         snprintf(why, sizeof why, "--worker-id is required");
         rc = SP_E_USAGE;
     }
-    if (rc < 0) {
-        sp_error("%s (see --help)", why);
-        return EXIT_USAGE;
+    int code = sp_args_done(&s_cli, rc, why, argc - optind, argv + optind);
+    if (code != SP_ARGS_GO) {
+        return code;
     }
     /* test-only: the chaos driver's crash points inside the commit */
     if (sp_commit_hook_from_env() < 0) {
         sp_error("SP_CRASH_COMMIT='%s' is not POINT:ONE_IN (POINT 1..%d, ONE_IN >= 1)",
                  getenv("SP_CRASH_COMMIT"), SP_CP_COUNT - 1);
-        return EXIT_USAGE;
+        return SP_EXIT_USAGE;
     }
     sp_signal_install();
     /* the broker spawned us: stop when it dies (the loop also checks) */

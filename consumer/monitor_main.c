@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#define EXIT_USAGE         2
 #define SP_MONITOR_WAIT_MS 5000
 
 static void s_usage(FILE *out)
@@ -47,6 +46,9 @@ static void s_usage(FILE *out)
                  "Line mode is automatic when stdout is not a terminal.\n");
 }
 
+/* a refused value has always been reported without the "(see --help)" */
+static const sp_args_cli_t s_cli = {.usage = s_usage, .flags = SP_ARGS_NO_HINT};
+
 int main(int argc, char **argv)
 {
     sp_log_init("monitor");
@@ -70,7 +72,7 @@ int main(int argc, char **argv)
     char why[512] = "";
     int c, rc = 0;
     uint32_t v = 0;
-    while (rc == 0 && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = sp_args_next(argc, argv, "h", opts, &rc)) != -1) {
         switch (c) {
         case 'i':
             cfg.instance = optarg;
@@ -113,25 +115,15 @@ int main(int argc, char **argv)
             rc = sp_arg_u32("--wait", optarg, 0, 3600000, &v, why, sizeof why);
             cfg.wait_ms = (int)v;
             break;
-        case 'h':
-            s_usage(stdout);
-            return 0;
-        default:
-            s_usage(stderr);
-            return EXIT_USAGE;
         }
     }
-    if (rc < 0) {
-        sp_error("%s", why);
-        return EXIT_USAGE;
-    }
-    if (optind < argc) {
-        sp_error("unexpected argument '%s' (see --help)", argv[optind]);
-        return EXIT_USAGE;
+    int code = sp_args_done(&s_cli, rc, why, argc - optind, argv + optind);
+    if (code != SP_ARGS_GO) {
+        return code;
     }
     if (cfg.connect != NULL && cfg.from_broker) {
         sp_error("--from-broker is for a local --instance; --connect already asks the broker");
-        return EXIT_USAGE;
+        return SP_EXIT_USAGE;
     }
     cfg.console = !plain && !cfg.json && !cfg.once && !cfg.final_table && isatty(STDOUT_FILENO) &&
                   isatty(STDIN_FILENO);

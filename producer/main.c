@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EXIT_USAGE             2
 #define EXIT_REFUSED           3 /* one-shot: the order was answered but not accepted */
 #define SP_ONE_SHOT_TIMEOUT_MS 5000
 #define SP_FINAL_TABLE_ROWS    50 /* --table: rows printed after the report */
@@ -76,6 +75,18 @@ static void s_usage(FILE *out)
         SP_HOLD_DEFAULT_S, SP_BATCH_DEFAULT, SP_WINDOW_DEFAULT);
 }
 
+/* Whether `word` is one of the one-shot verbs (`producer buy 3`). */
+static bool s_is_verb(const char *word)
+{
+    static const char *verbs[] = {"buy", "restock", "reserve", "buy-held", "release"};
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
+        if (strcmp(word, verbs[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static int s_parse_qty(const char *s, sp_load_cfg_t *cfg, char *why, size_t cap)
 {
     const char *dash = strchr(s, '-');
@@ -123,7 +134,7 @@ static int s_one_shot(const sp_load_cfg_t *cfg, int argc, char **argv)
     }
     if (argc - 1 < least || argc - 1 > most) {
         sp_error("usage: producer %s %s", verb, form);
-        return EXIT_USAGE;
+        return SP_EXIT_USAGE;
     }
     uint32_t secs = 0;
     int rc = sp_arg_u32("product id", argv[1], 1, UINT32_MAX, &req.product, why, sizeof why);
@@ -138,7 +149,7 @@ static int s_one_shot(const sp_load_cfg_t *cfg, int argc, char **argv)
     }
     if (rc < 0) {
         sp_error("%s", why);
-        return EXIT_USAGE;
+        return SP_EXIT_USAGE;
     }
     sp_result_t res;
     uint32_t producer = 0;
@@ -263,7 +274,7 @@ int main(int argc, char **argv)
                                          {0, 0, 0, 0}};
     int c, rc = 0;
     /* "+" stops at the first non-option, so `producer buy 3 -1` reads -1 as a value */
-    while (rc == 0 && (c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    while ((c = sp_args_next(argc, argv, "+h", opts, &rc)) != -1) {
         double d;
         switch (c) {
         case 'i':
@@ -367,29 +378,17 @@ int main(int argc, char **argv)
         case 'T':
             table = true;
             break;
-        case 'h':
-            s_usage(stdout);
-            return 0;
-        default:
-            s_usage(stderr);
-            return EXIT_USAGE;
         }
     }
-    if (rc < 0) {
-        sp_error("%s (see --help)", why);
-        return EXIT_USAGE;
+    /* a verb after the options is a one-shot order; any other word is a mistake */
+    bool one_shot = optind < argc && s_is_verb(argv[optind]);
+    const sp_args_cli_t cli = {.usage = s_usage, .flags = one_shot ? SP_ARGS_OPERANDS : 0};
+    int code = sp_args_done(&cli, rc, why, argc - optind, argv + optind);
+    if (code != SP_ARGS_GO) {
+        return code;
     }
-    if (optind < argc) {
-        static const char *verbs[] = {"buy", "restock", "reserve", "buy-held", "release"};
-        bool verb = false;
-        for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
-            verb = verb || strcmp(argv[optind], verbs[i]) == 0;
-        }
-        if (verb) {
-            return s_one_shot(&cfg, argc - optind, argv + optind);
-        }
-        sp_error("unexpected argument '%s' (see --help)", argv[optind]);
-        return EXIT_USAGE;
+    if (one_shot) {
+        return s_one_shot(&cfg, argc - optind, argv + optind);
     }
     if (cfg.window < cfg.batch) {
         cfg.window = cfg.batch;
@@ -405,7 +404,7 @@ int main(int argc, char **argv)
     if (rc < 0) {
         sp_error("%s", why[0] ? why : sp_strerror(rc));
         sp_loadgen_destroy(&loadgen);
-        return rc == SP_E_USAGE ? EXIT_USAGE : 1;
+        return rc == SP_E_USAGE ? SP_EXIT_USAGE : 1;
     }
     const sp_load_stats_t *st = sp_loadgen_stats(loadgen);
     if (json) {

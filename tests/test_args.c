@@ -7,16 +7,26 @@
  * (SP_E_USAGE), that the output was left alone, and that the message names
  * both the flag and the offending value, since that sentence is all a user
  * sees.  Pure functions: no IPC, no files.
+ *
+ * The end of a main's option loop (sp_args_next, sp_args_done) is checked
+ * the way a user meets it: which stream the usage went to, the exact error
+ * line on stderr (captured at the descriptor, as sp_log writes it) and the
+ * exit status.
  */
 #include <criterion/criterion.h>
 
+#include <getopt.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sp_args.h"
 #include "sp_error.h"
+#include "sp_log.h"
 
 #define T_WHY_CAP 256
 #define T_FLAG    "--rate"
@@ -262,4 +272,257 @@ Test(args, duration_refuses_a_value_too_long_to_hold)
     value[sizeof value - 1] = '\0';
 
     s_expect_duration_refused(value);
+}
+
+/* ---- the end of a main's option loop ---- */
+
+#define T_ROLE     "args-test"
+#define T_LINE_CAP 512
+
+/* What the usage callback was asked to do: how often, and to which stream. */
+static int s_usage_calls;
+static FILE *s_usage_out;
+
+static void s_usage(FILE *out)
+{
+    s_usage_calls++;
+    s_usage_out = out;
+}
+
+static const struct option s_opts[] = {{"rate", required_argument, 0, 'r'},
+                                       {"json", no_argument, 0, 'j'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+
+/* Runs a main's loop over argv (NULL-terminated) as the mains do; returns
+ * the final rc, with *json and *rate set by their cases. */
+static int s_loop(char **argv, bool *json, char **rate)
+{
+    int argc = 0;
+    while (argv[argc] != NULL) {
+        argc++;
+    }
+    optind = 0; /* GNU: start afresh */
+    opterr = 0; /* getopt_long's own message is not ours to check */
+    int c, rc = 0;
+    while ((c = sp_args_next(argc, argv, "h", s_opts, &rc)) != -1) {
+        switch (c) {
+        case 'r':
+            *rate = optarg;
+            break;
+        case 'j':
+            *json = true;
+            break;
+        }
+    }
+    return rc;
+}
+
+/* fd 2 into a temporary file until s_stderr_end, which returns what was
+ * written (static buffer). */
+static int s_saved_fd = -1;
+static FILE *s_capture;
+
+static void s_stderr_begin(void)
+{
+    s_capture = tmpfile();
+    cr_assert_not_null(s_capture);
+    s_saved_fd = dup(STDERR_FILENO);
+    cr_assert_geq(s_saved_fd, 0);
+    cr_assert_geq(dup2(fileno(s_capture), STDERR_FILENO), 0);
+}
+
+static const char *s_stderr_end(void)
+{
+    static char got[T_LINE_CAP];
+    (void)fflush(stderr);
+    cr_assert_geq(dup2(s_saved_fd, STDERR_FILENO), 0);
+    close(s_saved_fd);
+    rewind(s_capture);
+    size_t n = fread(got, 1, sizeof got - 1, s_capture);
+    got[n] = '\0';
+    (void)fclose(s_capture);
+    return got;
+}
+
+/* sp_args_done with stderr captured into *err; returns its exit status. */
+static int s_done(const sp_args_cli_t *cli, int rc, const char *why, char **left, const char **err)
+{
+    int nleft = 0;
+    while (left != NULL && left[nleft] != NULL) {
+        nleft++;
+    }
+    s_usage_calls = 0;
+    s_usage_out = NULL;
+    sp_log_init(T_ROLE);
+    s_stderr_begin();
+    int code = sp_args_done(cli, rc, why, nleft, left);
+    *err = s_stderr_end();
+    return code;
+}
+
+/* The line sp_log writes for an error from this process. */
+static const char *s_logged(const char *text)
+{
+    static char line[T_LINE_CAP];
+    snprintf(line, sizeof line, T_ROLE "[%ld]: error: %s\n", (long)getpid(), text);
+    return line;
+}
+
+static const sp_args_cli_t s_cli = {.usage = s_usage};
+
+Test(args, next_hands_each_option_to_the_switch_then_ends)
+{
+    char *argv[] = {"prog", "--rate", "5", "--json", "left", NULL};
+    bool json = false;
+    char *rate = NULL;
+
+    int rc = s_loop(argv, &json, &rate);
+
+    cr_expect_eq(rc, 0);
+    cr_expect(json);
+    cr_expect_str_eq(rate, "5");
+    cr_expect_eq(optind, 4, "the left-over argument starts at optind");
+}
+
+Test(args, next_stops_at_help_with_rc_help)
+{
+    char *argv[] = {"prog", "--help", "--json", NULL};
+    bool json = false;
+    char *rate = NULL;
+
+    cr_expect_eq(s_loop(argv, &json, &rate), SP_ARGS_HELP);
+    cr_expect_not(json, "the loop went past --help");
+
+    char *argv_h[] = {"prog", "-h", NULL};
+    cr_expect_eq(s_loop(argv_h, &json, &rate), SP_ARGS_HELP);
+}
+
+Test(args, next_stops_at_an_unknown_option_or_a_missing_value)
+{
+    char *unknown[] = {"prog", "--bogus", "--json", NULL};
+    char *missing[] = {"prog", "--rate", NULL};
+    bool json = false;
+    char *rate = NULL;
+
+    cr_expect_eq(s_loop(unknown, &json, &rate), SP_ARGS_BAD_OPTION);
+    cr_expect_not(json, "the loop went past the unknown option");
+    cr_expect_eq(s_loop(missing, &json, &rate), SP_ARGS_BAD_OPTION);
+    cr_expect_null(rate);
+}
+
+Test(args, next_ends_the_loop_once_a_case_refused_a_value)
+{
+    char *argv[] = {"prog", "--json", NULL};
+    optind = 0;
+    int rc = SP_E_USAGE;
+
+    cr_expect_eq(sp_args_next(2, argv, "h", s_opts, &rc), -1);
+    cr_expect_eq(rc, SP_E_USAGE, "the refusal is kept");
+}
+
+Test(args, done_help_prints_the_usage_on_stdout_and_exits_0)
+{
+    char *left[] = {"extra", NULL};
+    const char *err;
+
+    cr_expect_eq(s_done(&s_cli, SP_ARGS_HELP, "", left, &err), 0);
+    cr_expect_eq(s_usage_calls, 1);
+    cr_expect_eq(s_usage_out, stdout);
+    cr_expect_str_empty(err);
+}
+
+Test(args, done_bad_option_prints_the_usage_on_stderr_and_exits_2)
+{
+    const char *err;
+
+    cr_expect_eq(s_done(&s_cli, SP_ARGS_BAD_OPTION, "", NULL, &err), SP_EXIT_USAGE);
+    cr_expect_eq(s_usage_calls, 1);
+    cr_expect_eq(s_usage_out, stderr);
+    cr_expect_str_empty(err, "getopt_long named the option already");
+}
+
+Test(args, done_refused_value_logs_its_why_with_the_hint)
+{
+    char *left[] = {"extra", NULL};
+    const char *err;
+
+    int code = s_done(&s_cli, SP_E_USAGE, "--rate: 'x' is not a number", left, &err);
+
+    cr_expect_eq(code, SP_EXIT_USAGE);
+    cr_expect_str_eq(err, s_logged("--rate: 'x' is not a number (see --help)"));
+    cr_expect_eq(s_usage_calls, 0);
+}
+
+Test(args, done_refused_value_without_the_hint_when_asked)
+{
+    const sp_args_cli_t cli = {.usage = s_usage, .flags = SP_ARGS_NO_HINT};
+    const char *err;
+
+    cr_expect_eq(s_done(&cli, SP_E_USAGE, "--low: '-1' is not a whole number", NULL, &err),
+                 SP_EXIT_USAGE);
+    cr_expect_str_eq(err, s_logged("--low: '-1' is not a whole number"));
+}
+
+Test(args, done_left_over_argument_is_a_mistake)
+{
+    char *left[] = {"extra", "more", NULL};
+    const char *err;
+
+    cr_expect_eq(s_done(&s_cli, 0, "", left, &err), SP_EXIT_USAGE);
+    cr_expect_str_eq(err, s_logged("unexpected argument 'extra' (see --help)"));
+    cr_expect_eq(s_usage_calls, 0);
+}
+
+Test(args, done_left_over_argument_keeps_its_hint_without_the_value_hint)
+{
+    const sp_args_cli_t cli = {.usage = s_usage, .flags = SP_ARGS_NO_HINT};
+    char *left[] = {"extra", NULL};
+    const char *err;
+
+    cr_expect_eq(s_done(&cli, 0, "", left, &err), SP_EXIT_USAGE);
+    cr_expect_str_eq(err, s_logged("unexpected argument 'extra' (see --help)"));
+}
+
+Test(args, done_operands_are_the_mains_when_asked)
+{
+    const sp_args_cli_t cli = {.usage = s_usage, .flags = SP_ARGS_OPERANDS};
+    char *left[] = {"buy", "3", NULL};
+    const char *err;
+
+    cr_expect_eq(s_done(&cli, 0, "", left, &err), SP_ARGS_GO);
+    cr_expect_str_empty(err);
+    cr_expect_eq(s_usage_calls, 0);
+}
+
+Test(args, done_clean_parse_goes_on_silently)
+{
+    const char *err;
+
+    cr_expect_eq(s_done(&s_cli, 0, "", NULL, &err), SP_ARGS_GO);
+    cr_expect_str_empty(err);
+    cr_expect_eq(s_usage_calls, 0);
+}
+
+Test(args, done_with_a_prog_writes_prog_lines_instead_of_logging)
+{
+    const sp_args_cli_t cli = {.usage = s_usage, .prog = "bench", .flags = SP_ARGS_NO_HINT};
+    char *left[] = {"extra", NULL};
+    const char *err;
+
+    cr_expect_eq(s_done(&cli, 0, "", left, &err), SP_EXIT_USAGE);
+    cr_expect_str_eq(err, "bench: unexpected argument 'extra' (see --help)\n");
+    cr_expect_eq(s_done(&cli, SP_E_USAGE, "--zipf: 'x' is not a number", NULL, &err),
+                 SP_EXIT_USAGE);
+    cr_expect_str_eq(err, "bench: --zipf: 'x' is not a number\n");
+}
+
+Test(args, done_help_and_refusals_come_before_left_overs)
+{
+    char *left[] = {"extra", NULL};
+    const char *err;
+
+    cr_expect_eq(s_done(&s_cli, SP_ARGS_HELP, "", left, &err), 0, "help first");
+    cr_expect_eq(s_done(&s_cli, SP_E_USAGE, "--rate: no", left, &err), SP_EXIT_USAGE);
+    cr_expect_str_eq(err, s_logged("--rate: no (see --help)"), "the refusal, not the extra");
 }
