@@ -15,6 +15,7 @@
 
 #include "sp_audit.h"
 #include "sp_broker.h"
+#include "sp_child.h"
 #include "sp_error.h"
 #include "sp_instance.h"
 #include "sp_loadgen.h"
@@ -25,17 +26,13 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-extern char **environ;
 
 #define BENCH_STOCK        100000000u /* every product's stock: never runs out */
 #define BENCH_RESTOCK      0.5        /* restocks keep the stock where it started */
@@ -170,7 +167,7 @@ typedef struct {
 typedef struct {
     sp_names_t names;
     sp_table_t *table;
-    pid_t broker_pid;
+    sp_child_t broker; /* bin/broker, when not a thread (pid 0: none) */
     pthread_t broker_thread;
     bool broker_threaded;
     atomic_bool stop;
@@ -239,7 +236,7 @@ static void s_sample(s_cell_t *c, s_sample_t *s)
         return;
     }
     uint64_t cpu, wait;
-    if (c->broker_pid > 0 && sp_sched_process(c->broker_pid, &cpu, &wait) == 0) {
+    if (c->broker.pid > 0 && sp_sched_process(c->broker.pid, &cpu, &wait) == 0) {
         s->broker_cpu = cpu;
         s->broker_wait = wait;
     }
@@ -339,15 +336,10 @@ static int s_start(s_cell_t *c, const s_job_t *job, char *why, size_t cap)
             argv[argc++] = "--no-dedup";
         }
         argv[argc] = NULL;
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        posix_spawn_file_actions_adddup2(&fa, 1, 2);
-        rc = posix_spawn(&c->broker_pid, broker, &fa, NULL, (char *const *)argv, environ);
-        posix_spawn_file_actions_destroy(&fa);
-        if (rc != 0) {
-            snprintf(why, cap, "cannot start %s: %s", broker, strerror(rc));
-            return -rc;
+        rc = sp_child_spawn(&c->broker, (char *const *)argv, 0, log);
+        if (rc < 0) {
+            snprintf(why, cap, "cannot start %s: %s", broker, strerror(-rc));
+            return rc;
         }
     }
     rc = sp_table_open_ready(&c->table, c->names.table, false, BENCH_READY_MS);
@@ -371,26 +363,19 @@ static int s_stop(s_cell_t *c, char *why, size_t cap)
         }
         return c->brc;
     }
-    if (c->broker_pid <= 0) {
+    if (c->broker.pid <= 0 || c->broker.reaped) {
         return 0;
     }
-    kill(c->broker_pid, SIGTERM);
-    uint64_t deadline = sp_now_ns() + BENCH_STOP_WAIT_MS * SP_NS_PER_MS;
-    int status = 0;
-    pid_t got;
-    while ((got = waitpid(c->broker_pid, &status, WNOHANG)) == 0 && sp_now_ns() < deadline) {
-        sp_sleep_ns(10 * SP_NS_PER_MS);
-    }
-    if (got == 0) {
-        kill(c->broker_pid, SIGKILL);
-        waitpid(c->broker_pid, &status, 0);
+    sp_child_signal(&c->broker, SIGTERM);
+    int rc = sp_child_wait(&c->broker, sp_now_ns() + BENCH_STOP_WAIT_MS * SP_NS_PER_MS);
+    if (rc == SP_E_TIMEOUT) {
         snprintf(why, cap, "broker did not stop within %d ms", BENCH_STOP_WAIT_MS);
         char what[128];
         sp_broker_clean(c->names.name, what, sizeof what);
         return SP_E_TIMEOUT;
     }
-    c->broker_pid = 0;
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    int status = c->broker.status;
+    if (rc < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         snprintf(why, cap, "broker exited with status %d", status);
         return -ECHILD;
     }
@@ -681,80 +666,52 @@ unsigned bench_cell_run(const bench_cell_t *cell, const bench_opts_t *opts, cons
 
 /* ---- isolation ---- */
 
+/* What the isolated child runs, and where its report goes. */
+typedef struct {
+    void (*fn)(void *arg, void *out);
+    void *arg;
+    void *out;
+    size_t size;
+} s_isolated_t;
+
+/* In the child: the work, then its report through the pipe. */
+static int s_isolated_child(void *arg, int fd)
+{
+    const s_isolated_t *iso = arg;
+    iso->fn(iso->arg, iso->out);
+    return sp_child_write(fd, iso->out, iso->size) == 0 ? 0 : 1;
+}
+
 int bench_isolated(void (*fn)(void *arg, void *out), void *arg, void *out, size_t size,
                    double limit_s, const char *instance)
 {
-    int p[2];
-    if (pipe(p) < 0) {
-        return -errno;
-    }
-    (void)fflush(NULL); /* best effort: nothing buffered twice */
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(p[0]);
-        close(p[1]);
-        return -errno;
-    }
-    if (pid == 0) {
-        close(p[0]);
-        setpgid(0, 0); /* the cell's processes form one group we can kill */
-        fn(arg, out);
-        const uint8_t *b = out;
-        size_t left = size;
-        while (left > 0) {
-            ssize_t w = write(p[1], b, left);
-            if (w < 0 && errno == EINTR) {
-                continue;
-            }
-            if (w <= 0) {
-                _exit(1);
-            }
-            b += w;
-            left -= (size_t)w;
-        }
-        _exit(0);
-    }
-    setpgid(pid, pid);
-    close(p[1]);
-    uint64_t deadline = sp_now_ns() + (uint64_t)(limit_s * 1e9);
-    uint8_t *b = out;
-    size_t got = 0;
-    int rc = 0;
-    fcntl(p[0], F_SETFL, O_NONBLOCK);
-    while (got < size) {
-        ssize_t r = read(p[0], b + got, size - got);
-        if (r > 0) {
-            got += (size_t)r;
-            continue;
-        }
-        if (r == 0) {
-            rc = -ECHILD;
-            break;
-        }
-        if (errno != EAGAIN && errno != EINTR) {
-            rc = -errno;
-            break;
-        }
-        if (sp_now_ns() > deadline) {
-            rc = -ETIMEDOUT;
-            break;
-        }
-        if (sp_signal_stopping()) {
-            rc = -EINTR; /* the user pressed ^C: stop the cell's processes too */
-            break;
-        }
-        sp_sleep_ns(20 * SP_NS_PER_MS);
-    }
-    close(p[0]);
+    s_isolated_t iso = {.fn = fn, .arg = arg, .out = out, .size = size};
+    sp_child_t kid;
+    /* the cell's processes form one group we can kill */
+    int rc = sp_child_fork(&kid, SP_CHILD_PIPE | SP_CHILD_GROUP, s_isolated_child, &iso);
     if (rc < 0) {
-        kill(-pid, SIGKILL);
+        return rc;
     }
-    int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    uint64_t deadline = sp_now_ns() + (uint64_t)(limit_s * 1e9);
+    /* the user pressed ^C: stop the cell's processes too */
+    rc = sp_child_read(&kid, out, size, deadline, sp_signal_stopping);
+    if (rc < 0) {
+        sp_child_signal(&kid, SIGKILL);
     }
+    sp_child_reap(&kid);
     if (rc < 0 && instance != NULL) {
         char what[160];
         sp_broker_clean(instance, what, sizeof what);
     }
-    return rc;
+    /* in bench.h's words */
+    switch (rc) {
+    case -EPIPE:
+        return -ECHILD;
+    case SP_E_TIMEOUT:
+        return -ETIMEDOUT;
+    case SP_E_STOPPED:
+        return -EINTR;
+    default:
+        return rc;
+    }
 }

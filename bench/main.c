@@ -13,6 +13,7 @@
 #include "bench.h"
 
 #include "sp_args.h"
+#include "sp_child.h"
 #include "sp_error.h"
 #include "sp_link.h"
 #include "sp_signal.h"
@@ -24,7 +25,6 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -715,17 +715,11 @@ static int s_plot(const char *src_dir, const char *csv, const char *out_dir)
     snprintf(csv_arg, sizeof csv_arg, "%s", csv);
     char bash[] = "bash";
     char *args[] = {bash, script, csv_arg, plots, NULL};
-    pid_t pid;
-    if (posix_spawnp(&pid, bash, NULL, NULL, args, environ) != 0) {
+    sp_child_t plot;
+    if (sp_child_spawn(&plot, args, SP_CHILD_SEARCH, NULL) < 0 || sp_child_reap(&plot) < 0) {
         return -1;
     }
-    int status;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR) {
-            return -1;
-        }
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return WIFEXITED(plot.status) ? WEXITSTATUS(plot.status) : -1;
 }
 
 int main(int argc, char **argv)

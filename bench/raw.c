@@ -33,6 +33,7 @@
  */
 #include "raw.h"
 
+#include "sp_child.h"
 #include "sp_error.h"
 #include "sp_link.h"
 #include "sp_mq.h"
@@ -59,7 +60,6 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -69,7 +69,6 @@
 #define S_FILL         0x5a       /* payload bytes after the two words */
 #define S_RX           0u         /* board slot of a stream's receiver */
 #define S_TX           1u         /* board slot of a stream's sender */
-#define S_READY        'R'        /* a child's "ready" byte on its life pipe */
 #define S_ACK          'A'        /* a ZeroMQ receiver's end-of-stream ack */
 #define S_IPC_SOCKET   "pull"     /* socket file inside the private directory */
 #define S_LOOPBACK     "127.0.0.1"
@@ -137,11 +136,11 @@ struct s_run {
     uint64_t cpu_go; /* in a child: its process CPU clock at go (0 before) */
     s_role_fn role;
     unsigned nchild;
-    unsigned nreports; /* board slots in use */
-    pid_t pid[BR_PROCS_MAX];
-    int life[BR_PROCS_MAX]; /* parent: read ends; end of file = child gone */
-    bool reaped[BR_PROCS_MAX];
+    unsigned nreports;            /* board slots in use */
+    sp_child_t kid[BR_PROCS_MAX]; /* parent: the children and their life pipes */
 };
+
+_Static_assert(BR_PROCS_MAX <= SP_CHILD_AWAIT_MAX, "sp_child watches every child of a run");
 
 /* A stream transport as the generic sender and receiver loops see it. */
 typedef struct s_chan s_chan_t;
@@ -213,13 +212,6 @@ static uint64_t s_cpu_ns(void)
     return (uint64_t)ts.tv_sec * SP_NS_PER_SEC + (uint64_t)ts.tv_nsec;
 }
 
-/* Milliseconds left until the monotonic deadline (0 when past it). */
-static int s_left_ms(uint64_t deadline)
-{
-    uint64_t now = sp_now_ns();
-    return now >= deadline ? 0 : (int)((deadline - now + SP_NS_PER_MS - 1) / SP_NS_PER_MS);
-}
-
 /* ---------------------------------------------------------------------------
  * Checking the configuration
  */
@@ -276,20 +268,27 @@ static int s_check_cfg(const br_cfg_t *cfg, char *why)
  * Children: start-up handshake and product choice
  */
 
+/* In a child: waits up to ms for something (or the end) on the parent's
+ * pipe fd; EINTR retried.  Returns poll's count, -1 with errno. */
+static int s_wait_pipe(int fd, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int n;
+    do {
+        n = poll(&p, 1, ms);
+    } while (n < 0 && errno == EINTR);
+    return n;
+}
+
 /* Says "ready" to the parent and waits (bounded) for the go pipe to close. */
 static int s_ready_go(s_run_t *run, s_report_t *rep)
 {
-    const char ready = S_READY;
-    if (write(run->life_wr, &ready, 1) != 1) {
-        int err = errno;
-        s_why(rep->why, "telling the parent we are ready: %s", strerror(err));
-        return -err;
+    int rc = sp_child_say_ready(run->life_wr);
+    if (rc < 0) {
+        s_why(rep->why, "telling the parent we are ready: %s", strerror(-rc));
+        return rc;
     }
-    struct pollfd p = {.fd = run->go[0], .events = POLLIN};
-    int n;
-    do {
-        n = poll(&p, 1, BR_SETUP_MS);
-    } while (n < 0 && errno == EINTR);
+    int n = s_wait_pipe(run->go[0], BR_SETUP_MS);
     if (n <= 0) {
         s_why(rep->why, "no start signal within %d ms", BR_SETUP_MS);
         return n == 0 ? SP_E_TIMEOUT : -errno;
@@ -645,11 +644,7 @@ static int s_zmq_transmit(s_run_t *run, void *ctx, s_report_t *rep)
     if (rc < 0) {
         goto close_sock;
     }
-    struct pollfd p = {.fd = run->ack[0], .events = POLLIN};
-    int n;
-    do {
-        n = poll(&p, 1, BR_IDLE_MS);
-    } while (n < 0 && errno == EINTR);
+    int n = s_wait_pipe(run->ack[0], BR_IDLE_MS);
     char ack = 0;
     if (n <= 0 || read(run->ack[0], &ack, 1) != 1 || ack != S_ACK) {
         rc = SP_E_TIMEOUT;
@@ -1015,13 +1010,22 @@ static int s_setup(s_run_t *run, char *why)
     return rc;
 }
 
-/* In the child: never returns. */
-static void s_child(s_run_t *run, unsigned idx, int life_wr)
+/* Which side a child plays: what s_child needs besides the run. */
+typedef struct {
+    s_run_t *run;
+    unsigned idx;
+} s_side_t;
+
+/* In the child, with the write end of its life pipe; returns its exit
+ * status. */
+static int s_child(void *arg, int life_wr)
 {
+    s_run_t *run = ((s_side_t *)arg)->run;
+    unsigned idx = ((s_side_t *)arg)->idx;
     /* a parent that dies must not leave its children streaming */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != run->parent) {
-        _exit(EXIT_FAILURE);
+        return EXIT_FAILURE;
     }
     close(run->go[1]);
     run->life_wr = life_wr;
@@ -1033,36 +1037,18 @@ static void s_child(s_run_t *run, unsigned idx, int life_wr)
     if (rep->rc == 0) {
         rep->rc = rc;
     }
-    /* _exit: the caller's atexit handlers and stdio buffers are not ours */
-    _exit(rc == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+    return rc == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
 static int s_spawn(s_run_t *run, char *why)
 {
     for (unsigned i = 0; i < run->nchild; i++) {
-        int life[2];
-        if (pipe2(life, O_CLOEXEC) != 0) {
-            int err = errno;
-            s_why(why, "pipe: %s", strerror(err));
-            return -err;
+        s_side_t side = {.run = run, .idx = i};
+        int rc = sp_child_fork(&run->kid[i], SP_CHILD_PIPE, s_child, &side);
+        if (rc < 0) {
+            s_why(why, "pipe/fork: %s", strerror(-rc));
+            return rc;
         }
-        pid_t pid = fork();
-        if (pid == 0) {
-            close(life[0]);
-            s_child(run, i, life[1]);
-        }
-        int err = errno;
-        /* the parent keeps only the read end, so end of file means the
-         * child is gone; later children never inherit this write end */
-        close(life[1]);
-        if (pid < 0) {
-            close(life[0]);
-            s_why(why, "fork: %s", strerror(err));
-            return -err;
-        }
-        run->pid[i] = pid;
-        run->life[i] = life[0];
-        run->reaped[i] = false;
     }
     return 0;
 }
@@ -1076,18 +1062,6 @@ static const char *s_role_name(const s_run_t *run, unsigned idx, char *buf, size
     return buf;
 }
 
-/* Reaps child i (it has exited or been killed); returns its wait status. */
-static int s_reap(s_run_t *run, unsigned i)
-{
-    int status = 0;
-    while (waitpid(run->pid[i], &status, 0) < 0 && errno == EINTR) {
-    }
-    run->reaped[i] = true;
-    close(run->life[i]);
-    run->life[i] = -1;
-    return status;
-}
-
 /* The error of a child that stopped early: its own words if it left any. */
 static int s_failed(s_run_t *run, unsigned i, int status, char *why)
 {
@@ -1099,119 +1073,56 @@ static int s_failed(s_run_t *run, unsigned i, int status, char *why)
             return rep->rc;
         }
     }
-    if (WIFSIGNALED(status)) {
-        s_why(why, "%s: %s killed by signal %d", br_kind_name(run->cfg->kind),
-              s_role_name(run, i, buf, sizeof buf), WTERMSIG(status));
-    } else {
-        s_why(why, "%s: %s exited with status %d", br_kind_name(run->cfg->kind),
-              s_role_name(run, i, buf, sizeof buf), WEXITSTATUS(status));
-    }
+    char how[48];
+    s_why(why, "%s: %s %s", br_kind_name(run->cfg->kind), s_role_name(run, i, buf, sizeof buf),
+          sp_child_explain(status, how, sizeof how));
     return -ECHILD;
-}
-
-/* Waits until every child with want[i] set has something on its life pipe
- * or the deadline passes; returns poll's count. */
-static int s_poll_children(s_run_t *run, const bool *want, uint64_t deadline, struct pollfd *p,
-                           unsigned *map)
-{
-    unsigned n = 0;
-    for (unsigned i = 0; i < run->nchild; i++) {
-        if (want[i]) {
-            p[n] = (struct pollfd){.fd = run->life[i], .events = POLLIN};
-            map[n++] = i;
-        }
-    }
-    int got;
-    do {
-        got = poll(p, n, s_left_ms(deadline));
-    } while (got < 0 && errno == EINTR);
-    return got < 0 ? -errno : (int)n;
 }
 
 /* Start-up handshake, go, and watching the children until they all exit. */
 static int s_supervise(s_run_t *run, char *why)
 {
-    struct pollfd p[BR_PROCS_MAX];
-    unsigned map[BR_PROCS_MAX];
-    bool want[BR_PROCS_MAX];
     char buf[32];
-    for (unsigned i = 0; i < run->nchild; i++) {
-        want[i] = true;
-    }
+    size_t i = 0;
 
     /* every child says ready (or dies trying) */
-    unsigned waiting = run->nchild;
     uint64_t deadline = sp_now_ns() + (uint64_t)BR_SETUP_MS * SP_NS_PER_MS;
-    while (waiting > 0) {
-        int n = s_poll_children(run, want, deadline, p, map);
-        if (n < 0) {
-            s_why(why, "poll: %s", strerror(-n));
-            return n;
+    int rc = sp_child_await_ready(run->kid, run->nchild, deadline, &i);
+    if (rc == SP_E_TIMEOUT) {
+        unsigned waiting = 0;
+        for (unsigned k = 0; k < run->nchild; k++) {
+            waiting += !run->kid[k].ready;
         }
-        bool any = false;
-        for (int k = 0; k < n; k++) {
-            if (p[k].revents == 0) {
-                continue;
-            }
-            any = true;
-            unsigned i = map[k];
-            char c = 0;
-            if (read(run->life[i], &c, 1) == 1 && c == S_READY) {
-                want[i] = false;
-                waiting--;
-            } else {
-                return s_failed(run, i, s_reap(run, i), why);
-            }
-        }
-        if (!any && s_left_ms(deadline) == 0) {
-            s_why(why, "%s: %u of %u processes not ready within %d ms",
-                  br_kind_name(run->cfg->kind), waiting, run->nchild, BR_SETUP_MS);
-            return SP_E_TIMEOUT;
-        }
+        s_why(why, "%s: %u of %u processes not ready within %d ms", br_kind_name(run->cfg->kind),
+              waiting, run->nchild, BR_SETUP_MS);
+        return rc;
+    }
+    if (rc == -EPIPE || rc == -EPROTO) {
+        sp_child_reap(&run->kid[i]);
+        return s_failed(run, (unsigned)i, run->kid[i].status, why);
+    }
+    if (rc < 0) {
+        s_why(why, "poll: %s", strerror(-rc));
+        return rc;
     }
 
     /* go: every child sees end of file on the go pipe at once */
     close(run->go[1]);
     run->go[1] = -1;
-    unsigned alive = run->nchild;
-    for (unsigned i = 0; i < run->nchild; i++) {
-        want[i] = true;
-    }
     deadline = sp_now_ns() + s_run_ns(run->cfg) + (uint64_t)BR_GRACE_MS * SP_NS_PER_MS;
-    while (alive > 0) {
-        int n = s_poll_children(run, want, deadline, p, map);
-        if (n < 0) {
-            s_why(why, "poll: %s", strerror(-n));
-            return n;
-        }
-        bool any = false;
-        for (int k = 0; k < n; k++) {
-            if (p[k].revents == 0) {
-                continue;
-            }
-            any = true;
-            unsigned i = map[k];
-            char c;
-            if (read(run->life[i], &c, 1) != 0) {
-                continue; /* not end of file yet */
-            }
-            want[i] = false;
-            alive--;
-            int status = s_reap(run, i);
-            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-                return s_failed(run, i, status, why);
-            }
-        }
-        if (!any && s_left_ms(deadline) == 0) {
-            unsigned i = 0;
-            while (!want[i]) {
-                i++;
-            }
-            s_why(why, "%s: %s still running %.1f s after the end of the run",
-                  br_kind_name(run->cfg->kind), s_role_name(run, i, buf, sizeof buf),
-                  BR_GRACE_MS / 1e3);
-            return SP_E_TIMEOUT;
-        }
+    rc = sp_child_await_exit(run->kid, run->nchild, deadline, &i);
+    if (rc == SP_E_TIMEOUT) {
+        s_why(why, "%s: %s still running %.1f s after the end of the run",
+              br_kind_name(run->cfg->kind), s_role_name(run, (unsigned)i, buf, sizeof buf),
+              BR_GRACE_MS / 1e3);
+        return rc;
+    }
+    if (rc == -ECHILD) {
+        return s_failed(run, (unsigned)i, run->kid[i].status, why);
+    }
+    if (rc < 0) {
+        s_why(why, "poll: %s", strerror(-rc));
+        return rc;
     }
     return 0;
 }
@@ -1220,10 +1131,9 @@ static int s_supervise(s_run_t *run, char *why)
 static void s_kill_all(s_run_t *run)
 {
     for (unsigned i = 0; i < run->nchild; i++) {
-        if (run->pid[i] > 0 && !run->reaped[i]) {
-            kill(run->pid[i], SIGKILL);
-            s_reap(run, i);
-        }
+        /* neither does anything to a child never started or already reaped */
+        sp_child_signal(&run->kid[i], SIGKILL);
+        sp_child_reap(&run->kid[i]);
     }
 }
 
@@ -1330,7 +1240,7 @@ int br_run(const br_cfg_t *cfg, br_result_t *out)
     s_run_t run = {.cfg = cfg, .parent = getpid(), .mq = (mqd_t)-1};
     run.go[0] = run.go[1] = run.ack[0] = run.ack[1] = run.life_wr = -1;
     for (unsigned i = 0; i < BR_PROCS_MAX; i++) {
-        run.life[i] = -1;
+        run.kid[i] = (sp_child_t){.fd = -1}; /* not started */
     }
     rc = s_setup(&run, out->why);
     if (rc == 0) {

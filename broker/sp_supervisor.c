@@ -18,6 +18,7 @@
 #include "sp_supervisor.h"
 
 #include "sp_broker_impl.h"
+#include "sp_child.h"
 #include "sp_error.h"
 #include "sp_log.h"
 #include "sp_orphans.h"
@@ -26,11 +27,8 @@
 
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <sys/wait.h>
-
-extern char **environ;
 
 bool sp_supervisor_alive(const sp_bworker_t *c)
 {
@@ -62,7 +60,6 @@ static int s_spawn(sp_broker_t *b, unsigned id)
     char idbuf[16];
     snprintf(idbuf, sizeof idbuf, "%u", id);
     char *argv[] = {b->consumer, "--instance", b->names.name, "--worker-id", idbuf, NULL};
-    pid_t pid;
     /* reset the slot before the new worker writes it */
     sp_worker_slot_t *slot = &b->hdr->worker[id - 1];
     atomic_store(&slot->pid, 0);
@@ -86,11 +83,13 @@ static int s_spawn(sp_broker_t *b, unsigned id)
         return 0;
     }
     b->child[id - 1].answered_at_start = s_slot_answered(slot);
-    int rc = posix_spawn(&pid, b->consumer, NULL, NULL, argv, environ);
-    if (rc != 0) {
-        return -rc;
+    sp_child_t proc;
+    int rc = sp_child_spawn(&proc, argv, 0, NULL);
+    if (rc < 0) {
+        return rc;
     }
-    b->child[id - 1].pid = pid;
+    /* sp_supervisor_reap finds it by pid among whatever waitpid(-1) reaps */
+    b->child[id - 1].pid = proc.pid;
     b->child[id - 1].started_ns = sp_now_ns();
     return 0;
 }
@@ -168,13 +167,9 @@ void sp_supervisor_reap(sp_broker_t *b, bool restart)
             if (!restart) {
                 break;
             }
-            if (WIFSIGNALED(status)) {
-                sp_broker_notify(b, SP_LOG_WARN, "worker %u (pid %d) killed by signal %d", i + 1,
-                                 pid, WTERMSIG(status));
-            } else {
-                sp_broker_notify(b, SP_LOG_WARN, "worker %u (pid %d) exited with status %d", i + 1,
-                                 pid, WEXITSTATUS(status));
-            }
+            char how[48];
+            sp_broker_notify(b, SP_LOG_WARN, "worker %u (pid %d) %s", i + 1, pid,
+                             sp_child_explain(status, how, sizeof how));
             /* a worker that keeps dying right after its start without
              * answering anything is broken, not unlucky: give up on it after
              * SP_BROKER_RESTART_MAX such deaths in a row */

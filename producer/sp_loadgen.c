@@ -4,6 +4,7 @@
  */
 #include "sp_loadgen.h"
 
+#include "sp_child.h"
 #include "sp_customer.h"
 #include "sp_error.h"
 
@@ -12,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 struct sp_loadgen {
@@ -22,42 +22,6 @@ struct sp_loadgen {
     uint32_t capacity;
 };
 
-/* The whole buffer through the pipe, or -errno. */
-static int s_write_all(int fd, const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return -errno;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* The whole buffer from the pipe; -EPIPE when the writer ended first. */
-static int s_read_all(int fd, void *buf, size_t len)
-{
-    uint8_t *p = buf;
-    while (len > 0) {
-        ssize_t n = read(fd, p, len);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return n == 0 ? -EPIPE : -errno;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* What a customer process sends its parent through the pipe. */
 typedef struct {
     int32_t rc;
@@ -66,29 +30,45 @@ typedef struct {
     sp_load_stats_t st;
 } sp_cust_report_t;
 
-/* A customer process: runs, reports (then its ledger arrays) and exits. */
-static void s_child(const sp_load_cfg_t *cfg, unsigned index, uint64_t quota, int fd)
+/* Who a customer process is: what s_child needs to run it. */
+typedef struct {
+    const sp_load_cfg_t *cfg;
+    unsigned index;
+    uint64_t quota;
+    sp_child_t *siblings; /* the customers started before this one */
+    unsigned nsiblings;
+} sp_cust_proc_t;
+
+/* A customer process: runs, reports (then its ledger arrays) through `fd`
+ * and returns its exit status. */
+static int s_child(void *arg, int fd)
 {
+    const sp_cust_proc_t *who = arg;
+    const sp_load_cfg_t *cfg = who->cfg;
+    /* the pipes of the customers before us are the parent's, not ours */
+    for (unsigned j = 0; j < who->nsiblings; j++) {
+        sp_child_close(&who->siblings[j]);
+    }
     sp_cust_report_t *rep = calloc(1, sizeof *rep);
     uint64_t *sold = NULL, *restocked = NULL;
     if (rep == NULL) {
-        _exit(1);
+        return 1;
     }
-    rep->rc = sp_customer_run(cfg, index, quota, &rep->st, &sold, &restocked, &rep->capacity,
-                              rep->why, sizeof rep->why);
-    int rc = s_write_all(fd, rep, sizeof *rep);
+    rep->rc = sp_customer_run(cfg, who->index, who->quota, &rep->st, &sold, &restocked,
+                              &rep->capacity, rep->why, sizeof rep->why);
+    int rc = sp_child_write(fd, rep, sizeof *rep);
     if (rc == 0 && cfg->ledger && rep->capacity > 0 && sold != NULL) {
         size_t n = (size_t)rep->capacity + 1;
-        rc = s_write_all(fd, sold, n * sizeof *sold);
+        rc = sp_child_write(fd, sold, n * sizeof *sold);
         if (rc == 0) {
-            rc = s_write_all(fd, restocked, n * sizeof *restocked);
+            rc = sp_child_write(fd, restocked, n * sizeof *restocked);
         }
     }
     close(fd);
     free(sold);
     free(restocked);
     free(rep);
-    _exit(rc == 0 ? 0 : 1);
+    return rc == 0 ? 0 : 1;
 }
 
 /* Orders customer i places when the run is bounded by a count (0: unbounded). */
@@ -195,8 +175,7 @@ static int s_run(const sp_load_cfg_t *cfg, sp_load_stats_t *st, uint64_t **sold,
         return s_load_threads(cfg, st, sold, restocked, capacity, why, cap);
     }
     /* the customers as processes, each reporting through its own pipe */
-    pid_t pids[SP_CUSTOMERS_MAX];
-    int fds[SP_CUSTOMERS_MAX];
+    sp_child_t kids[SP_CUSTOMERS_MAX];
     unsigned started = 0;
     int rc = 0;
     for (unsigned i = 0; i < cfg->customers; i++) {
@@ -204,28 +183,12 @@ static int s_run(const sp_load_cfg_t *cfg, sp_load_stats_t *st, uint64_t **sold,
         if (cfg->count > 0 && quota == 0) {
             continue;
         }
-        int p[2];
-        if (pipe(p) < 0) {
-            rc = -errno;
+        sp_cust_proc_t who = {
+            .cfg = cfg, .index = i, .quota = quota, .siblings = kids, .nsiblings = started};
+        rc = sp_child_fork(&kids[started], SP_CHILD_PIPE, s_child, &who);
+        if (rc < 0) {
             break;
         }
-        pid_t pid = fork();
-        if (pid < 0) {
-            rc = -errno;
-            close(p[0]);
-            close(p[1]);
-            break;
-        }
-        if (pid == 0) {
-            for (unsigned j = 0; j < started; j++) {
-                close(fds[j]);
-            }
-            close(p[0]);
-            s_child(cfg, i, quota, p[1]);
-        }
-        close(p[1]);
-        pids[started] = pid;
-        fds[started] = p[0];
         started++;
     }
     sp_cust_report_t *rep = malloc(sizeof *rep);
@@ -235,7 +198,7 @@ static int s_run(const sp_load_cfg_t *cfg, sp_load_stats_t *st, uint64_t **sold,
     }
     bool first = true;
     for (unsigned i = 0; i < started; i++) {
-        int r = rep ? s_read_all(fds[i], rep, sizeof *rep) : -ENOMEM;
+        int r = rep ? sp_child_read(&kids[i], rep, sizeof *rep, SP_CHILD_FOREVER, NULL) : -ENOMEM;
         if (r == 0 && rep->rc < 0 && rc == 0) {
             rc = rep->rc;
             snprintf(why, cap, "%s", rep->why);
@@ -253,12 +216,12 @@ static int s_run(const sp_load_cfg_t *cfg, sp_load_stats_t *st, uint64_t **sold,
             if (buf == NULL || rep->capacity != *capacity) {
                 r = -ENOMEM;
             } else {
-                r = s_read_all(fds[i], buf, n * sizeof *buf);
+                r = sp_child_read(&kids[i], buf, n * sizeof *buf, SP_CHILD_FOREVER, NULL);
                 if (r == 0) {
                     r = s_ledger_add(sold, restocked, buf, NULL, n);
                 }
                 if (r == 0) {
-                    r = s_read_all(fds[i], buf, n * sizeof *buf);
+                    r = sp_child_read(&kids[i], buf, n * sizeof *buf, SP_CHILD_FOREVER, NULL);
                 }
                 if (r == 0) {
                     r = s_ledger_add(sold, restocked, NULL, buf, n);
@@ -269,12 +232,10 @@ static int s_run(const sp_load_cfg_t *cfg, sp_load_stats_t *st, uint64_t **sold,
             rc = r;
             snprintf(why, cap, "customer %u died before reporting", i);
         }
-        close(fds[i]);
+        sp_child_close(&kids[i]);
     }
     for (unsigned i = 0; i < started; i++) {
-        int status;
-        while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR) {
-        }
+        sp_child_reap(&kids[i]);
     }
     free(buf);
     free(rep);
