@@ -412,3 +412,20 @@ int spt_scratch_table(sp_table_t **out, char *name, size_t cap, const char *tag,
     sp_catalogue_destroy(&cat);
     return rc;
 }
+
+sp_link_t **spt_link_slot(sp_link_t **links, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        if (links[i] == NULL) {
+            return &links[i];
+        }
+    }
+    return NULL;
+}
+
+sp_link_cfg_t spt_link_cfg(sp_link_role_t role, const sp_transport_t *t, const sp_names_t *names,
+                           uint32_t id, size_t size)
+{
+    return (sp_link_cfg_t){
+        .role = role, .transport = t, .names = names, .id = id, .max_msg = size, .reply_msg = size};
+}

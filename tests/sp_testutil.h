@@ -8,6 +8,7 @@
 #ifndef SP_TESTUTIL_H
 #define SP_TESTUTIL_H
 
+#include "sp_link.h"
 #include "sp_table.h"
 
 #include <stdbool.h>
@@ -82,6 +83,15 @@ void spt_rmtree(const char *dir);
  * Returns 0 with *out, or the catalogue's or sp_table_create's code. */
 int spt_scratch_table(sp_table_t **out, char *name, size_t cap, const char *tag, const char *test,
                       unsigned n, uint32_t stock, sp_sync_t sync);
+
+/* The first free place (NULL) in links[n], or NULL when every one is
+ * taken: the link fixtures keep what a test opens there, to close it. */
+sp_link_t **spt_link_slot(sp_link_t **links, unsigned n);
+
+/* A link configuration for a test: `role` of transport `t` for instance
+ * `names`, id `id`, messages of up to `size` bytes either way. */
+sp_link_cfg_t spt_link_cfg(sp_link_role_t role, const sp_transport_t *t, const sp_names_t *names,
+                           uint32_t id, size_t size);
 
 /* A row's counters (sold, restocked, held, version), read consistently. */
 sp_tally_t spt_tally(sp_table_t *t, uint32_t id);

@@ -312,13 +312,9 @@ TestSuite(link, .fini = s_cleanup);
 
 static sp_link_t **s_slot(void)
 {
-    for (unsigned i = 0; i < T_MAX_LINKS; i++) {
-        if (s_links[i] == NULL) {
-            return &s_links[i];
-        }
-    }
-    cr_assert_fail("too many links in one test");
-    return NULL;
+    sp_link_t **slot = spt_link_slot(s_links, T_MAX_LINKS);
+    cr_assert_not_null(slot, "too many links in one test");
+    return slot;
 }
 
 static int s_open(sp_link_role_t role, uint32_t id, size_t max_msg, sp_link_t **out, char *why,

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "sp_shmlink.h"
+#include "sp_testutil.h"
 #include "sp_mq.h"
 #include "sp_error.h"
 #include "sp_instance.h"
@@ -103,26 +104,14 @@ static void s_orders_queue(long depth)
 
 static sp_link_t **s_slot(void)
 {
-    for (unsigned i = 0; i < T_MAX_LINKS; i++) {
-        if (s_links[i] == NULL) {
-            return &s_links[i];
-        }
-    }
-    cr_assert_fail("too many links in one test");
-    return NULL;
+    sp_link_t **slot = spt_link_slot(s_links, T_MAX_LINKS);
+    cr_assert_not_null(slot, "too many links in one test");
+    return slot;
 }
 
 static sp_link_cfg_t s_cfg(sp_link_role_t role, uint32_t id)
 {
-    sp_link_cfg_t cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.role = role;
-    cfg.transport = &sp_transport_mq;
-    cfg.names = &s_names;
-    cfg.id = id;
-    cfg.max_msg = T_MSGSIZE;
-    cfg.reply_msg = T_MSGSIZE;
-    return cfg;
+    return spt_link_cfg(role, &sp_transport_mq, &s_names, id, T_MSGSIZE);
 }
 
 /* Remembers a producer id so the fixture removes its reply queue. */

@@ -87,26 +87,14 @@ static void s_segment(const char *tag)
 
 static sp_link_t **s_slot(void)
 {
-    for (unsigned i = 0; i < T_MAX_LINKS; i++) {
-        if (s_links[i] == NULL) {
-            return &s_links[i];
-        }
-    }
-    cr_assert_fail("too many links in one test");
-    return NULL;
+    sp_link_t **slot = spt_link_slot(s_links, T_MAX_LINKS);
+    cr_assert_not_null(slot, "too many links in one test");
+    return slot;
 }
 
 static sp_link_cfg_t s_cfg(sp_link_role_t role, uint32_t id)
 {
-    sp_link_cfg_t cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.role = role;
-    cfg.transport = &sp_transport_shm;
-    cfg.names = &s_names;
-    cfg.id = id;
-    cfg.max_msg = T_SLOT;
-    cfg.reply_msg = T_SLOT;
-    return cfg;
+    return spt_link_cfg(role, &sp_transport_shm, &s_names, id, T_SLOT);
 }
 
 static int s_open(sp_link_role_t role, uint32_t id, sp_link_t **out, char *why, size_t cap)
