@@ -25,6 +25,7 @@
 #include "spf.h"
 
 #include "sp_error.h"
+#include "sp_hello.h"
 #include "sp_wire.h"
 
 #include <stdbool.h>
@@ -105,9 +106,16 @@ static void s_check_record(unsigned kind, const uint8_t *rec)
         sp_wire_put_heartbeat(again, &hb);
         break;
     }
+    case SP_MSG_HELLO: {
+        sp_hello_t h;
+        sp_wire_get_hello(rec, &h);
+        sp_wire_put_hello(again, &h);
+        break;
+    }
     case SP_MSG_STATS:
     case SP_MSG_SNAP_BEGIN:
-    case SP_MSG_SNAP_END: {
+    case SP_MSG_SNAP_END:
+    case SP_MSG_WELCOME: {
         sp_counter_t c;
         sp_wire_get_counter(rec, &c);
         sp_wire_put_counter(again, &c);
@@ -209,5 +217,11 @@ int spf_wire_one(const uint8_t *data, size_t size)
         SPF_CHECK(sp_wire_msg_size(SP_MSG_RESULTS, h.count) <=
                   sp_wire_msg_size(SP_MSG_RESULTS, SP_WIRE_MAX_RECORDS));
     }
+    /* A WELCOME decodes exactly when it carries a status counter; anything
+     * else is refused with the one code. */
+    sp_welcome_t w;
+    int wrc = sp_welcome_decode(data, size, &w);
+    SPF_CHECK(wrc == 0 || wrc == SP_E_INVALID);
+    SPF_CHECK(wrc != 0 || (h.kind == SP_MSG_WELCOME && h.count > 0));
     return 0;
 }
