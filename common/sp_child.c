@@ -52,6 +52,12 @@ int sp_child_spawn(sp_child_t *c, char *const argv[], unsigned flags, const char
     if (argv == NULL || argv[0] == NULL) {
         return -EINVAL;
     }
+    /* a program that is not there is refused here, the same way whatever
+     * runs us (under valgrind, posix_spawn of a missing program succeeds:
+     * valgrind's launcher starts, then fails in the child) */
+    if ((flags & SP_CHILD_SEARCH) == 0 && access(argv[0], X_OK) != 0) {
+        return -errno;
+    }
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_t *actions = NULL;
     int rc = 0;
