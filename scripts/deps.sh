@@ -41,6 +41,7 @@ have_pc ncursesw || need+=(libncurses-dev)
 command -v python3 >/dev/null || need+=(python3)
 command -v tmux >/dev/null || need+=(tmux) # the full-screen monitor test drives it
 command -v pgrep >/dev/null || need+=(procps) # pgrep/pkill: the chaos runs find their processes
+command -v unshare >/dev/null || need+=(util-linux) # test_remote: a producer in a mount namespace
 # Debian's python3 (the protocol test runs /usr/bin/python3, not a pyenv one)
 /usr/bin/python3 -c 'import zmq' 2>/dev/null || need+=(python3-zmq)
 if [ "$want_bench" -eq 1 ]; then
