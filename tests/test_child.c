@@ -114,7 +114,11 @@ typedef struct {
 static int s_report(void *arg, int fd)
 {
     (void)arg;
-    t_report_t rep = {.a = 42, .b = 2.5, .text = "from the child"};
+    t_report_t rep;
+    memset(&rep, 0, sizeof rep); /* the padding after `a` is written too */
+    rep.a = 42;
+    rep.b = 2.5;
+    snprintf(rep.text, sizeof rep.text, "%s", "from the child");
     return sp_child_write(fd, &rep, sizeof rep) == 0 ? 0 : 1;
 }
 
