@@ -255,8 +255,13 @@ static int s_worker_thread(const char *instance, uint32_t worker_id, const atomi
                            char *why, size_t cap)
 {
     sp_worker_cfg_t wcfg = {.instance = instance, .worker_id = worker_id, .sync = -1, .stop = stop};
-    sp_worker_stats_t wst;
-    return sp_worker_run(&wcfg, &wst, why, cap);
+    sp_worker_t *w = NULL;
+    int rc = sp_worker_new(&w, &wcfg, why, cap);
+    if (rc == 0) {
+        rc = sp_worker_run(w, why, cap);
+        sp_worker_destroy(&w);
+    }
+    return rc;
 }
 
 static void *s_broker_thread(void *arg)

@@ -1,6 +1,6 @@
 /*
  * consumer — one inventory worker.  Normally started by the broker; parses
- * flags and runs sp_worker_run().
+ * flags and runs an sp_worker.
  */
 #include "sp_args.h"
 #include "sp_error.h"
@@ -74,14 +74,20 @@ int main(int argc, char **argv)
     sp_signal_install();
     /* the broker spawned us: stop when it dies (the loop also checks) */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
-    sp_worker_stats_t st;
-    rc = sp_worker_run(&cfg, &st, why, sizeof why);
+    sp_worker_t *worker = NULL;
+    rc = sp_worker_new(&worker, &cfg, why, sizeof why);
+    if (rc == 0) {
+        rc = sp_worker_run(worker, why, sizeof why);
+    }
     if (rc < 0) {
+        sp_worker_destroy(&worker);
         sp_error("%s", why[0] ? why : sp_strerror(rc));
         return 1;
     }
+    const sp_worker_stats_t *st = sp_worker_stats(worker);
     sp_debug("worker %u: %llu messages, %llu events, %llu dead-lettered, %llu result drops",
-             cfg.worker_id, (unsigned long long)st.msgs, (unsigned long long)st.events,
-             (unsigned long long)st.invalid_msgs, (unsigned long long)st.result_drops);
+             cfg.worker_id, (unsigned long long)st->msgs, (unsigned long long)st->events,
+             (unsigned long long)st->invalid_msgs, (unsigned long long)st->result_drops);
+    sp_worker_destroy(&worker);
     return 0;
 }

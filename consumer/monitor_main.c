@@ -129,8 +129,12 @@ int main(int argc, char **argv)
                   isatty(STDIN_FILENO);
     sp_signal_install();
     (void)setvbuf(stdout, NULL, _IOLBF, 0); /* fails only for bad arguments */
-    sp_monitor_stats_t st;
-    rc = sp_monitor_run(&cfg, stdout, &st, why, sizeof why);
+    sp_monitor_t *mon = NULL;
+    rc = sp_monitor_new(&mon, &cfg, stdout, why, sizeof why);
+    if (rc == 0) {
+        rc = sp_monitor_run(mon, why, sizeof why);
+    }
+    sp_monitor_destroy(&mon);
     if (rc < 0) {
         sp_error("%s", why[0] ? why : sp_strerror(rc));
         return 1;

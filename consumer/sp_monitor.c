@@ -23,8 +23,8 @@
 
 #define S_SNAP_MSG_MAX SP_SNAP_MSG_MAX /* the largest message of a snapshot answer */
 
-typedef struct {
-    const sp_monitor_cfg_t *cfg;
+struct sp_monitor {
+    sp_monitor_cfg_t cfg; /* a copy; its strings are the caller's */
     FILE *out;
     sp_table_t *table; /* local instance, read-only; NULL when remote */
     sp_mirror_t *mirror;
@@ -44,7 +44,8 @@ typedef struct {
     uint64_t told_resyncs;
     uint8_t *buf; /* one event-path message */
     uint8_t *snapbuf;
-} s_mon_t;
+    sp_monitor_stats_t st; /* filled by sp_monitor_stats */
+};
 
 /* --- output helpers ---------------------------------------------------------- */
 
@@ -119,11 +120,11 @@ static void s_print_table(FILE *out, bool json, const sp_mirror_t *m)
 
 static void s_on_event(void *arg, const sp_event_t *e, bool applied)
 {
-    s_mon_t *mon = arg;
-    if (!applied || mon->cfg->quiet || mon->console != NULL) {
+    sp_monitor_t *mon = arg;
+    if (!applied || mon->cfg.quiet || mon->console != NULL) {
         return;
     }
-    if (mon->cfg->json) {
+    if (mon->cfg.json) {
         fprintf(mon->out,
                 "{\"type\":\"event\",\"publisher\":%u,\"seq\":%llu,\"product\":%u,"
                 "\"old\":%u,\"new\":%u,\"version\":%u,\"producer\":%u,\"order\":%llu}\n",
@@ -140,7 +141,7 @@ static void s_on_event(void *arg, const sp_event_t *e, bool applied)
             e->order_producer, (unsigned long long)e->order_seq);
 }
 
-static void s_summary(s_mon_t *mon, uint64_t now)
+static void s_summary(sp_monitor_t *mon, uint64_t now)
 {
     const sp_mirror_t *m = mon->mirror;
     const sp_mstate_t *st = sp_mirror_state(m);
@@ -152,7 +153,7 @@ static void s_summary(s_mon_t *mon, uint64_t now)
         running += ss->worker[w].state == SP_WSTATE_RUNNING;
     }
     uint64_t units = sp_mirror_units(m);
-    if (mon->cfg->json) {
+    if (mon->cfg.json) {
         fprintf(mon->out,
                 "{\"type\":\"summary\",\"orders_per_s\":%.0f,\"orders_per_s_10s\":%.0f,"
                 "\"accepted\":%llu,\"out_of_stock\":%llu,\"lat_p50_ns\":%llu,"
@@ -193,12 +194,12 @@ static void s_summary(s_mon_t *mon, uint64_t now)
 }
 
 /* Line mode: one line when a gap is found and one when a snapshot repairs it. */
-static void s_tell_state(s_mon_t *mon)
+static void s_tell_state(sp_monitor_t *mon)
 {
     const sp_mstate_t *st = sp_mirror_state(mon->mirror);
     if (st->gaps > mon->told_gaps) {
         uint64_t missed = st->gaps - mon->told_gaps;
-        if (mon->cfg->json) {
+        if (mon->cfg.json) {
             fprintf(mon->out, "{\"type\":\"gap\",\"missed\":%llu,\"gaps\":%llu}\n",
                     (unsigned long long)missed, (unsigned long long)st->gaps);
         } else {
@@ -208,7 +209,7 @@ static void s_tell_state(s_mon_t *mon)
         mon->told_gaps = st->gaps;
     }
     if (st->resyncs > mon->told_resyncs) {
-        if (mon->cfg->json) {
+        if (mon->cfg.json) {
             fprintf(mon->out, "{\"type\":\"resync\",\"resyncs\":%llu,\"snapshots\":%llu}\n",
                     (unsigned long long)st->resyncs, (unsigned long long)st->snapshots);
         } else {
@@ -220,7 +221,7 @@ static void s_tell_state(s_mon_t *mon)
 
 /* --- snapshots ---------------------------------------------------------------- */
 
-static int s_snap_request(s_mon_t *mon, uint64_t now)
+static int s_snap_request(sp_monitor_t *mon, uint64_t now)
 {
     uint8_t msg[SP_WIRE_HDR_SIZE];
     sp_wire_put_hdr(msg, SP_MSG_SNAP_REQ, 0, 0, ++mon->req);
@@ -235,7 +236,7 @@ static int s_snap_request(s_mon_t *mon, uint64_t now)
 
 /* Handles one message of a snapshot answer; returns 0 or a negative code
  * for an answer that cannot be used (*why). */
-static int s_snap_message(s_mon_t *mon, size_t len, uint64_t now, char *why, size_t cap)
+static int s_snap_message(sp_monitor_t *mon, size_t len, uint64_t now, char *why, size_t cap)
 {
     sp_msg_hdr_t h;
     if (sp_wire_check(mon->snapbuf, len, &h) < 0 || h.batch != mon->req || !mon->snap_pending) {
@@ -276,7 +277,7 @@ static int s_snap_message(s_mon_t *mon, size_t len, uint64_t now, char *why, siz
     return 0;
 }
 
-static int s_snap_drain(s_mon_t *mon, uint64_t now, char *why, size_t cap)
+static int s_snap_drain(sp_monitor_t *mon, uint64_t now, char *why, size_t cap)
 {
     void *raw = zsock_resolve(mon->dealer);
     for (int k = 0; k < SP_MONITOR_FEED_BURST; k++) {
@@ -296,7 +297,7 @@ static int s_snap_drain(s_mon_t *mon, uint64_t now, char *why, size_t cap)
 }
 
 /* Takes or asks for a snapshot when the mirror needs one. */
-static void s_snap_maybe(s_mon_t *mon, uint64_t now)
+static void s_snap_maybe(sp_monitor_t *mon, uint64_t now)
 {
     if (mon->dealer == NULL) {
         if (sp_mirror_wants_snapshot(mon->mirror)) {
@@ -315,7 +316,7 @@ static void s_snap_maybe(s_mon_t *mon, uint64_t now)
 
 /* --- set-up ----------------------------------------------------------------- */
 
-static int s_parse_connect(s_mon_t *mon, const char *url, char *why, size_t cap)
+static int s_parse_connect(sp_monitor_t *mon, const char *url, char *why, size_t cap)
 {
     sp_tcp_addr_t a;
     if (sp_tcp_parse("--connect", url, &a, why, cap) < 0) {
@@ -330,9 +331,9 @@ static int s_parse_connect(s_mon_t *mon, const char *url, char *why, size_t cap)
  * monitor (header_key NULL) learns the broker's key from --server-cert, a
  * local one from the table header ("" without CURVE; a --server-cert given
  * then must agree with it). */
-static int s_curve(s_mon_t *mon, const char *header_key, char *why, size_t cap)
+static int s_curve(sp_monitor_t *mon, const char *header_key, char *why, size_t cap)
 {
-    const sp_monitor_cfg_t *cfg = mon->cfg;
+    const sp_monitor_cfg_t *cfg = &mon->cfg;
     if (cfg->server_cert != NULL) {
         char key[SP_CURVE_KEY_TXT];
         int rc = sp_curve_load_public(cfg->server_cert, key, why, cap);
@@ -367,7 +368,7 @@ static int s_curve(s_mon_t *mon, const char *header_key, char *why, size_t cap)
     return sp_curve_load_secret(cfg->cert, &mon->curve, why, cap);
 }
 
-static int s_open_dealer(s_mon_t *mon, char *why, size_t cap)
+static int s_open_dealer(sp_monitor_t *mon, char *why, size_t cap)
 {
     mon->dealer = zsock_new(ZMQ_DEALER);
     if (mon->dealer == NULL) {
@@ -400,9 +401,9 @@ static uint32_t s_stats_capacity(const uint8_t *msg, size_t len)
 /* Waits for the first message on the event path: it proves our subscription
  * is in place, so a snapshot taken after it misses nothing.  A remote monitor
  * waits for STATS, which also tells it the table's size. */
-static int s_first_message(s_mon_t *mon, char *why, size_t cap)
+static int s_first_message(sp_monitor_t *mon, char *why, size_t cap)
 {
-    uint64_t deadline = sp_now_ns() + (uint64_t)mon->cfg->wait_ms * SP_NS_PER_MS;
+    uint64_t deadline = sp_now_ns() + (uint64_t)mon->cfg.wait_ms * SP_NS_PER_MS;
     for (;;) {
         uint64_t now = sp_now_ns();
         if (sp_signal_stopping()) {
@@ -413,11 +414,11 @@ static int s_first_message(s_mon_t *mon, char *why, size_t cap)
             if (mon->server_key[0] != '\0') {
                 hint = " (with CURVE: is the public half of --cert in the broker's "
                        "--curve-clients directory, and --server-cert the broker's?)";
-            } else if (mon->cfg->connect != NULL) {
+            } else if (mon->cfg.connect != NULL) {
                 hint = " (a broker with CURVE needs --server-cert FILE and --cert FILE)";
             }
             snprintf(why, cap, "nothing arrived from the broker at %s within %d ms%s",
-                     mon->ep_events, mon->cfg->wait_ms, hint);
+                     mon->ep_events, mon->cfg.wait_ms, hint);
             return SP_E_TIMEOUT;
         }
         int n = sp_sub_recv(mon->sub, mon->buf, SP_EVENTS_MSG_MAX, SP_MONITOR_POLL_MS);
@@ -443,9 +444,9 @@ static int s_first_message(s_mon_t *mon, char *why, size_t cap)
     }
 }
 
-static int s_setup(s_mon_t *mon, char *why, size_t cap)
+static int s_setup(sp_monitor_t *mon, char *why, size_t cap)
 {
-    const sp_monitor_cfg_t *cfg = mon->cfg;
+    const sp_monitor_cfg_t *cfg = &mon->cfg;
     if (cfg->connect != NULL) {
         int rc = s_parse_connect(mon, cfg->connect, why, cap);
         if (rc == 0) {
@@ -502,7 +503,7 @@ static int s_setup(s_mon_t *mon, char *why, size_t cap)
 
 /* --- the loop --------------------------------------------------------------- */
 
-static int s_feed(s_mon_t *mon, uint64_t now)
+static int s_feed(sp_monitor_t *mon, uint64_t now)
 {
     for (int k = 0; k < SP_MONITOR_FEED_BURST; k++) {
         int n = sp_sub_recv(mon->sub, mon->buf, SP_EVENTS_MSG_MAX, 0);
@@ -520,9 +521,9 @@ static int s_feed(s_mon_t *mon, uint64_t now)
     return 0;
 }
 
-static int s_loop(s_mon_t *mon, char *why, size_t cap)
+static int s_loop(sp_monitor_t *mon, char *why, size_t cap)
 {
-    const sp_monitor_cfg_t *cfg = mon->cfg;
+    const sp_monitor_cfg_t *cfg = &mon->cfg;
     int summary_ms = cfg->summary_ms > 0 ? cfg->summary_ms : SP_MONITOR_SUMMARY_MS;
     uint64_t now = sp_now_ns();
     uint64_t next_summary = now + (uint64_t)summary_ms * SP_NS_PER_MS;
@@ -597,57 +598,92 @@ static int s_loop(s_mon_t *mon, char *why, size_t cap)
     return rc;
 }
 
-int sp_monitor_run(const sp_monitor_cfg_t *cfg, FILE *out, sp_monitor_stats_t *st, char *why,
+int sp_monitor_new(sp_monitor_t **out_p, const sp_monitor_cfg_t *cfg, FILE *out, char *why,
                    size_t cap)
 {
-    memset(st, 0, sizeof *st);
-    s_mon_t mon = {.cfg = cfg, .out = out};
-    mon.buf = malloc(SP_EVENTS_MSG_MAX);
-    mon.snapbuf = malloc(S_SNAP_MSG_MAX);
-    int rc = mon.buf && mon.snapbuf ? s_setup(&mon, why, cap) : -ENOMEM;
-    if (rc == 0 && cfg->once && mon.dealer != NULL) {
-        /* remote: wait for one whole snapshot */
-        uint64_t deadline = sp_now_ns() + (uint64_t)cfg->wait_ms * SP_NS_PER_MS;
-        s_snap_maybe(&mon, sp_now_ns());
-        while (rc == 0 && sp_mirror_state(mon.mirror)->stale && !sp_signal_stopping()) {
-            if (sp_now_ns() > deadline) {
-                snprintf(why, cap, "no snapshot from %s within %d ms", mon.ep_snapshot,
-                         cfg->wait_ms);
-                rc = SP_E_TIMEOUT;
-                break;
-            }
-            zmq_pollitem_t item = {.socket = zsock_resolve(mon.dealer), .events = ZMQ_POLLIN};
-            zmq_poll(&item, 1, SP_MONITOR_POLL_MS);
-            rc = s_snap_drain(&mon, sp_now_ns(), why, cap);
-            s_snap_maybe(&mon, sp_now_ns());
-        }
+    *out_p = NULL;
+    sp_monitor_t *mon = calloc(1, sizeof *mon);
+    if (mon == NULL) {
+        snprintf(why, cap, "out of memory");
+        return -ENOMEM;
     }
-    if (rc == 0 && cfg->once) {
-        s_print_table(out, cfg->json, mon.mirror);
-    } else if (rc == 0) {
-        if (cfg->console) {
-            sp_console_cfg_t cc = {.title = cfg->connect ? cfg->connect : cfg->instance,
-                                   .low_stock = cfg->low_stock};
-            rc = sp_console_open(&mon.console, &cc);
-            if (rc < 0) {
-                snprintf(why, cap, "cannot open the full-screen console: %s (try --plain)",
-                         sp_strerror(rc));
-            }
+    mon->cfg = *cfg;
+    mon->out = out;
+    mon->buf = malloc(SP_EVENTS_MSG_MAX);
+    mon->snapbuf = malloc(S_SNAP_MSG_MAX);
+    int rc = -ENOMEM;
+    if (mon->buf == NULL || mon->snapbuf == NULL) {
+        snprintf(why, cap, "out of memory");
+    } else {
+        rc = s_setup(mon, why, cap);
+    }
+    if (rc < 0) {
+        sp_monitor_destroy(&mon);
+        return rc;
+    }
+    *out_p = mon;
+    return 0;
+}
+
+/* Remote --once: waits for one whole snapshot. */
+static int s_once_remote(sp_monitor_t *mon, char *why, size_t cap)
+{
+    const sp_monitor_cfg_t *cfg = &mon->cfg;
+    uint64_t deadline = sp_now_ns() + (uint64_t)cfg->wait_ms * SP_NS_PER_MS;
+    int rc = 0;
+    s_snap_maybe(mon, sp_now_ns());
+    while (rc == 0 && sp_mirror_state(mon->mirror)->stale && !sp_signal_stopping()) {
+        if (sp_now_ns() > deadline) {
+            snprintf(why, cap, "no snapshot from %s within %d ms", mon->ep_snapshot, cfg->wait_ms);
+            return SP_E_TIMEOUT;
         }
+        zmq_pollitem_t item = {.socket = zsock_resolve(mon->dealer), .events = ZMQ_POLLIN};
+        zmq_poll(&item, 1, SP_MONITOR_POLL_MS);
+        rc = s_snap_drain(mon, sp_now_ns(), why, cap);
+        s_snap_maybe(mon, sp_now_ns());
+    }
+    return rc;
+}
+
+int sp_monitor_run(sp_monitor_t *mon, char *why, size_t cap)
+{
+    const sp_monitor_cfg_t *cfg = &mon->cfg;
+    FILE *out = mon->out;
+    int rc = 0;
+    if (cfg->once) {
+        rc = mon->dealer != NULL ? s_once_remote(mon, why, cap) : 0;
         if (rc == 0) {
-            rc = s_loop(&mon, why, cap);
+            s_print_table(out, cfg->json, mon->mirror);
         }
-        sp_console_close(&mon.console);
-        if (rc == 0 && !cfg->json && sp_mirror_state(mon.mirror)->eos && mon.console == NULL &&
-            !cfg->console) {
-            fprintf(out, "end of stream: the broker stopped\n");
-        }
-        if (rc == 0 && cfg->final_table) {
-            s_print_table(out, cfg->json, mon.mirror);
+        return rc;
+    }
+    if (cfg->console) {
+        sp_console_cfg_t cc = {.title = cfg->connect ? cfg->connect : cfg->instance,
+                               .low_stock = cfg->low_stock};
+        rc = sp_console_open(&mon->console, &cc);
+        if (rc < 0) {
+            snprintf(why, cap, "cannot open the full-screen console: %s (try --plain)",
+                     sp_strerror(rc));
+            return rc;
         }
     }
-    if (mon.mirror != NULL) {
-        const sp_mstate_t *ms = sp_mirror_state(mon.mirror);
+    rc = s_loop(mon, why, cap);
+    sp_console_close(&mon->console);
+    if (rc == 0 && !cfg->json && sp_mirror_state(mon->mirror)->eos && !cfg->console) {
+        fprintf(out, "end of stream: the broker stopped\n");
+    }
+    if (rc == 0 && cfg->final_table) {
+        s_print_table(out, cfg->json, mon->mirror);
+    }
+    return rc;
+}
+
+const sp_monitor_stats_t *sp_monitor_stats(sp_monitor_t *mon)
+{
+    sp_monitor_stats_t *st = &mon->st;
+    memset(st, 0, sizeof *st);
+    if (mon->mirror != NULL) {
+        const sp_mstate_t *ms = sp_mirror_state(mon->mirror);
         st->events = ms->events;
         st->gaps = ms->gaps;
         st->resyncs = ms->resyncs;
@@ -657,12 +693,23 @@ int sp_monitor_run(const sp_monitor_cfg_t *cfg, FILE *out, sp_monitor_stats_t *s
         st->eos = ms->eos;
         st->stale = ms->stale;
     }
-    sp_sub_destroy(&mon.sub);
-    zsock_destroy(&mon.dealer);
-    sp_mirror_destroy(&mon.mirror);
-    sp_table_close(&mon.table);
-    sp_curve_wipe(&mon.curve);
-    free(mon.buf);
-    free(mon.snapbuf);
-    return rc;
+    return st;
+}
+
+void sp_monitor_destroy(sp_monitor_t **self_p)
+{
+    if (self_p == NULL || *self_p == NULL) {
+        return;
+    }
+    sp_monitor_t *mon = *self_p;
+    sp_console_close(&mon->console);
+    sp_sub_destroy(&mon->sub);
+    zsock_destroy(&mon->dealer);
+    sp_mirror_destroy(&mon->mirror);
+    sp_table_close(&mon->table);
+    sp_curve_wipe(&mon->curve);
+    free(mon->buf);
+    free(mon->snapbuf);
+    free(mon);
+    *self_p = NULL;
 }

@@ -1,5 +1,6 @@
 /*
- * sp_monitor — the stock monitor's loop (bin/monitor is a thin main over it).
+ * sp_monitor — the stock monitor, as a role object: sp_monitor_new,
+ * sp_monitor_run, sp_monitor_destroy (bin/monitor is a thin main over them).
  *
  * It keeps a mirror of the shop (sp_mirror.h) exact the Clone way: subscribe
  * to the event path, wait until the first message proves the subscription is
@@ -13,15 +14,17 @@
  * a line for every gap and resync); --json turns every line into one JSON
  * object; --once prints the table and exits.
  *
- * Ownership: a run makes its own subscriber, snapshot socket, mirror,
- * console and (local) read-only table mapping, and releases them all
- * before it returns; it writes only to the caller's `out`.  Errors: 0 or a
- * negative code with *why (SP_E_USAGE for flags that do not go together,
- * SP_E_TIMEOUT when the instance or its first message did not come within
- * cfg->wait_ms).  Blocking: start-up waits up to cfg->wait_ms; after that
- * a turn waits at most SP_MONITOR_POLL_MS, and nothing the monitor does
+ * Ownership: sp_monitor_new makes the monitor's own subscriber, snapshot
+ * socket, mirror and (local) read-only table mapping, sp_monitor_run its
+ * console; sp_monitor_destroy releases them all.  It writes only to the
+ * caller's `out`; the configuration is copied, its strings borrowed.
+ * Errors: 0 or a negative code with *why (SP_E_USAGE for flags that do not
+ * go together, SP_E_TIMEOUT when the instance or its first message did not
+ * come within cfg->wait_ms).  Blocking: sp_monitor_new waits up to
+ * cfg->wait_ms; after that a turn of sp_monitor_run waits at most
+ * SP_MONITOR_POLL_MS, and nothing the monitor does
  * can slow the shop (it maps the table read-only, and a slow subscriber
- * loses events, counted as gaps).  Threads: one run per thread; the
+ * loses events, counted as gaps).  Threads: one thread uses an object; the
  * full-screen console takes the process's terminal (ncurses), so one of
  * those per process.
  */
@@ -69,9 +72,25 @@ typedef struct {
     bool stale;       /* the view was not known to be exact at the end */
 } sp_monitor_stats_t;
 
-/* Runs until a stop is requested, the user quits or the broker ends the
- * stream.  Returns 0 or a negative code with *why. */
-int sp_monitor_run(const sp_monitor_cfg_t *cfg, FILE *out, sp_monitor_stats_t *st, char *why,
+typedef struct sp_monitor sp_monitor_t;
+
+/* Connects a monitor to cfg->instance (or cfg->connect): subscribes to the
+ * event path, waits for the first message that proves the subscription is
+ * live, and takes the first snapshot.  Returns 0 with *self_p set, or a
+ * negative code with *why and *self_p NULL, nothing held. */
+int sp_monitor_new(sp_monitor_t **self_p, const sp_monitor_cfg_t *cfg, FILE *out, char *why,
                    size_t cap);
+
+/* With cfg->once prints the table (remote: after one whole snapshot) and
+ * returns; otherwise follows the shop on the console or in lines until a
+ * stop is requested (sp_signal), the user quits or the broker ends the
+ * stream.  Returns 0 or a negative code with *why. */
+int sp_monitor_run(sp_monitor_t *self, char *why, size_t cap);
+
+/* What the monitor has seen so far (valid until the next call). */
+const sp_monitor_stats_t *sp_monitor_stats(sp_monitor_t *self);
+
+/* Releases everything the monitor holds.  NULL-safe; sets *self_p to NULL. */
+void sp_monitor_destroy(sp_monitor_t **self_p);
 
 #endif

@@ -25,7 +25,9 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef struct {
+struct sp_worker {
+    sp_names_t names;
+    const atomic_bool *stop; /* NULL: sp_signal */
     sp_table_t *table;
     sp_table_hdr_t *hdr;
     sp_worker_slot_t *slot;
@@ -33,7 +35,7 @@ typedef struct {
     sp_pub_t *pub;
     sp_sync_t sync;
     uint32_t id;
-    sp_worker_stats_t *st;
+    sp_worker_stats_t st; /* the current (or last) run's */
     uint8_t *in;
     size_t in_cap;
     uint8_t *out;
@@ -42,11 +44,11 @@ typedef struct {
     sp_jrec_t *jrecs;      /* this message's outcomes, appended before answering */
     uint64_t now_real;     /* wall clock of this message, for its journal records */
     unsigned jn;
-} sp_wctx_t;
+};
 
 /* Applies one decoded order and fills its result; publishes an event when
  * stock changed. */
-static void s_apply_one(sp_wctx_t *w, const sp_order_t *o, uint32_t sender, uint64_t now,
+static void s_apply_one(sp_worker_t *w, const sp_order_t *o, uint32_t sender, uint64_t now,
                         sp_result_t *res)
 {
     sp_change_t chg;
@@ -67,7 +69,7 @@ static void s_apply_one(sp_wctx_t *w, const sp_order_t *o, uint32_t sender, uint
                                         .aux = out.holder,
                                         .aux2 = out.hold_seq};
     }
-    w->st->orders[res->status]++;
+    w->st.orders[res->status]++;
     atomic_fetch_add_explicit(&w->slot->orders[res->status], 1, memory_order_relaxed);
     if (o->sched_ns != 0 && res->applied_ns >= o->sched_ns) {
         /* only this worker writes its slot: a plain load and store suffice */
@@ -86,14 +88,14 @@ static void s_apply_one(sp_wctx_t *w, const sp_order_t *o, uint32_t sender, uint
         sp_pub_event(w->pub, &ev);
         /* after the row change: a snapshot reading this first holds the change */
         atomic_store_explicit(&w->slot->pub_seq, ev.pub_seq, memory_order_release);
-        w->st->events++;
+        w->st.events++;
         atomic_fetch_add_explicit(&w->hdr->event_seq, 1, memory_order_relaxed);
     }
 }
 
-static void s_dead_letter(sp_wctx_t *w, const sp_route_t *route)
+static void s_dead_letter(sp_worker_t *w, const sp_route_t *route)
 {
-    w->st->invalid_msgs++;
+    w->st.invalid_msgs++;
     atomic_fetch_add_explicit(&w->slot->invalid_msgs, 1, memory_order_relaxed);
     sp_link_release(w->link, route);
 }
@@ -102,7 +104,7 @@ static void s_dead_letter(sp_wctx_t *w, const sp_route_t *route)
  * nothing is answered and the worker stops: durability is gone). */
 /* A producer's HELLO: the one answer (sp_hello.c), sent the way the HELLO
  * came, or by its reply tag while the producer has no id yet. */
-static void s_hello(sp_wctx_t *w, size_t len, const sp_route_t *route)
+static void s_hello(sp_worker_t *w, size_t len, const sp_route_t *route)
 {
     sp_hello_t hello;
     int n = sp_hello_answer(w->table, w->in, len, w->id, &hello, w->out,
@@ -114,12 +116,12 @@ static void s_hello(sp_wctx_t *w, size_t len, const sp_route_t *route)
     sp_route_t back = *route;
     back.reply_tag = hello.reply_tag;
     if (sp_link_send(w->link, w->out, (size_t)n, &back, SP_RESULT_SEND_TIMEOUT_MS) < 0) {
-        w->st->result_drops++;
+        w->st.result_drops++;
         atomic_fetch_add_explicit(&w->slot->result_drops, 1, memory_order_relaxed);
     }
 }
 
-static int s_handle(sp_wctx_t *w, size_t len, const sp_route_t *route)
+static int s_handle(sp_worker_t *w, size_t len, const sp_route_t *route)
 {
     sp_msg_hdr_t h;
     int ok = sp_wire_check(w->in, len, &h);
@@ -131,7 +133,7 @@ static int s_handle(sp_wctx_t *w, size_t len, const sp_route_t *route)
         s_dead_letter(w, route);
         return 0;
     }
-    w->st->msgs++;
+    w->st.msgs++;
     /* the in-flight record: if we die, the supervisor resolves this
      * producer's unfinished orders */
     atomic_store_explicit(&w->slot->cur_producer, h.sender, memory_order_relaxed);
@@ -159,7 +161,7 @@ static int s_handle(sp_wctx_t *w, size_t len, const sp_route_t *route)
     int rc = sp_link_send(w->link, w->out, sp_wire_msg_size(SP_MSG_RESULTS, h.count), route,
                           SP_RESULT_SEND_TIMEOUT_MS);
     if (rc < 0) {
-        w->st->result_drops++;
+        w->st.result_drops++;
         atomic_fetch_add_explicit(&w->slot->result_drops, 1, memory_order_relaxed);
     }
     atomic_store_explicit(&w->slot->cur_producer, 0, memory_order_relaxed);
@@ -169,7 +171,7 @@ static int s_handle(sp_wctx_t *w, size_t len, const sp_route_t *route)
 
 /* Opens our journal file of the current epoch (our own: no two writers
  * ever share one), closing the previous epoch's. */
-static int s_journal_switch(sp_wctx_t *w, char *why, size_t cap)
+static int s_journal_switch(sp_worker_t *w, char *why, size_t cap)
 {
     uint32_t epoch = atomic_load(&w->hdr->journal_epoch);
     char path[SP_PATH_MAX + 64];
@@ -207,98 +209,141 @@ static uint64_t s_answered(const sp_worker_stats_t *st)
     return n;
 }
 
-int sp_worker_run(const sp_worker_cfg_t *cfg, sp_worker_stats_t *stats, char *why, size_t cap)
+/* Releases what a worker holds; its slot is free again (pid 0). */
+static void s_release(sp_worker_t *w)
 {
-    sp_wctx_t w = {.id = cfg->worker_id, .st = stats};
-    memset(stats, 0, sizeof *stats);
-    sp_names_t names;
-    int rc = sp_names_init(&names, cfg->instance, NULL);
-    if (rc < 0) {
-        snprintf(why, cap, "bad instance name '%s'", cfg->instance);
-        return rc;
+    sp_journal_close(&w->journal);
+    free(w->jrecs);
+    w->jrecs = NULL;
+    sp_pub_destroy(&w->pub);
+    sp_link_close(&w->link);
+    if (w->slot != NULL) {
+        atomic_store(&w->slot->pid, 0);
+        w->slot = NULL;
     }
+    sp_table_close(&w->table);
+    free(w->in);
+    free(w->out);
+    w->in = w->out = NULL;
+}
+
+int sp_worker_new(sp_worker_t **out, const sp_worker_cfg_t *cfg, char *why, size_t cap)
+{
+    *out = NULL;
     if (cfg->worker_id < 1 || cfg->worker_id > SP_WORKERS_MAX) {
         snprintf(why, cap, "worker id %u is not within 1..%d", cfg->worker_id, SP_WORKERS_MAX);
         return SP_E_USAGE;
     }
-    rc = sp_table_open_ready(&w.table, names.table, true, SP_OPEN_TIMEOUT_MS);
+    sp_worker_t *w = calloc(1, sizeof *w);
+    if (w == NULL) {
+        snprintf(why, cap, "out of memory");
+        return -ENOMEM;
+    }
+    w->id = cfg->worker_id;
+    w->stop = cfg->stop;
+    int rc = sp_names_init(&w->names, cfg->instance, NULL);
     if (rc < 0) {
-        snprintf(why, cap, "cannot open table %s: %s", names.table, sp_strerror(rc));
+        snprintf(why, cap, "bad instance name '%s'", cfg->instance);
+        free(w);
         return rc;
     }
-    w.hdr = sp_table_hdr(w.table);
-    w.sync = cfg->sync >= 0 ? (sp_sync_t)cfg->sync : (sp_sync_t)w.hdr->sync;
-    w.slot = &w.hdr->worker[cfg->worker_id - 1];
+    int open_ms = cfg->open_ms > 0 ? cfg->open_ms : SP_OPEN_TIMEOUT_MS;
+    rc = sp_table_open_ready(&w->table, w->names.table, true, open_ms);
+    if (rc < 0) {
+        snprintf(why, cap, "cannot open table %s: %s", w->names.table, sp_strerror(rc));
+        free(w);
+        return rc;
+    }
+    w->hdr = sp_table_hdr(w->table);
+    w->sync = cfg->sync >= 0 ? (sp_sync_t)cfg->sync : (sp_sync_t)w->hdr->sync;
+    w->slot = &w->hdr->worker[cfg->worker_id - 1];
 
     /* messages are at most the path's message size, where it has one */
-    w.in_cap = w.hdr->path_msgsize != 0 ? w.hdr->path_msgsize
-                                        : sp_wire_msg_size(SP_MSG_ORDERS, SP_WIRE_MAX_RECORDS);
-    w.in = malloc(w.in_cap);
-    w.out = malloc(sp_wire_msg_size(SP_MSG_RESULTS, SP_WIRE_MAX_RECORDS));
-    w.jrecs = malloc(sizeof *w.jrecs * SP_WIRE_MAX_RECORDS);
-    if (w.in == NULL || w.out == NULL || w.jrecs == NULL) {
+    w->in_cap = w->hdr->path_msgsize != 0 ? w->hdr->path_msgsize
+                                          : sp_wire_msg_size(SP_MSG_ORDERS, SP_WIRE_MAX_RECORDS);
+    w->in = malloc(w->in_cap);
+    w->out = malloc(sp_wire_msg_size(SP_MSG_RESULTS, SP_WIRE_MAX_RECORDS));
+    w->jrecs = malloc(sizeof *w->jrecs * SP_WIRE_MAX_RECORDS);
+    if (w->in == NULL || w->out == NULL || w->jrecs == NULL) {
+        snprintf(why, cap, "out of memory");
         rc = -ENOMEM;
-        goto done;
+        goto fail;
     }
-    if (w.hdr->state_dir[0] != '\0') {
-        rc = s_journal_switch(&w, why, cap);
+    if (w->hdr->state_dir[0] != '\0') {
+        rc = s_journal_switch(w, why, cap);
         if (rc < 0) {
-            goto done;
+            goto fail;
         }
     }
     sp_link_cfg_t lc = {.role = SP_LINK_WORKER,
-                        .transport = sp_transport_by_id(w.hdr->transport),
-                        .names = &names,
-                        .endpoint = w.hdr->ep_workers,
+                        .transport = sp_transport_by_id(w->hdr->transport),
+                        .names = &w->names,
+                        .endpoint = w->hdr->ep_workers,
                         .id = cfg->worker_id,
-                        .max_msg = w.in_cap,
+                        .max_msg = w->in_cap,
                         .credit = SP_LINK_CREDIT_DEFAULT};
-    rc = sp_link_open(&w.link, &lc, why, cap);
+    rc = sp_link_open(&w->link, &lc, why, cap);
     if (rc < 0) {
-        goto done;
+        goto fail;
     }
-    w.pub = sp_pub_new(w.hdr->ep_events_in, cfg->worker_id);
-    if (w.pub == NULL) {
-        rc = -errno;
-        snprintf(why, cap, "cannot connect to the event path %s", w.hdr->ep_events_in);
-        goto done;
+    w->pub = sp_pub_new(w->hdr->ep_events_in, cfg->worker_id);
+    if (w->pub == NULL) {
+        rc = errno != 0 ? -errno : -ENOMEM;
+        snprintf(why, cap, "cannot connect to the event path %s", w->hdr->ep_events_in);
+        goto fail;
     }
-    atomic_store(&w.slot->pid, (int32_t)getpid());
-    atomic_store(&w.slot->state, SP_PUB_RUNNING);
+    atomic_store(&w->slot->pid, (int32_t)getpid());
+    *out = w;
+    return 0;
+fail:
+    s_release(w);
+    free(w);
+    return rc;
+}
 
+static bool s_stopping(const sp_worker_t *w)
+{
+    return w->stop != NULL ? atomic_load(w->stop) : sp_signal_stopping();
+}
+
+int sp_worker_run(sp_worker_t *w, char *why, size_t cap)
+{
+    memset(&w->st, 0, sizeof w->st);
+    atomic_store(&w->slot->state, SP_PUB_RUNNING);
+    int rc = 0;
     uint64_t next_beat = 0;
-    while (cfg->stop != NULL ? !atomic_load(cfg->stop) : !sp_signal_stopping()) {
+    while (!s_stopping(w)) {
         sp_route_t route;
-        int n = sp_link_recv(w.link, w.in, w.in_cap, &route, SP_WORKER_POLL_MS);
+        int n = sp_link_recv(w->link, w->in, w->in_cap, &route, SP_WORKER_POLL_MS);
         if (n >= 0) {
-            rc = s_handle(&w, (size_t)n, &route);
+            rc = s_handle(w, (size_t)n, &route);
             if (rc < 0) {
                 snprintf(why, cap, "writing the journal failed: %s", sp_strerror(rc));
                 break;
             }
         } else if (n == -EMSGSIZE || n == -EPROTO) {
-            s_dead_letter(&w, &route);
+            s_dead_letter(w, &route);
         } else if (n != SP_E_TIMEOUT && n != -EINTR && n != -EAGAIN) {
             snprintf(why, cap, "receiving orders failed: %s", sp_strerror(n));
             rc = n;
             break;
         }
-        if (w.journal != NULL &&
-            atomic_load_explicit(&w.hdr->journal_epoch, memory_order_relaxed) !=
-                atomic_load_explicit(&w.slot->journal_epoch, memory_order_relaxed)) {
-            rc = s_journal_switch(&w, why, cap); /* the broker is taking a snapshot */
+        if (w->journal != NULL &&
+            atomic_load_explicit(&w->hdr->journal_epoch, memory_order_relaxed) !=
+                atomic_load_explicit(&w->slot->journal_epoch, memory_order_relaxed)) {
+            rc = s_journal_switch(w, why, cap); /* the broker is taking a snapshot */
             if (rc < 0) {
                 break;
             }
         }
         uint64_t now = sp_now_ns();
-        atomic_store_explicit(&w.slot->heartbeat_ns, now, memory_order_relaxed);
+        atomic_store_explicit(&w->slot->heartbeat_ns, now, memory_order_relaxed);
         if (now >= next_beat) {
-            sp_pub_heartbeat(w.pub, SP_PUB_RUNNING, s_answered(stats));
+            sp_pub_heartbeat(w->pub, SP_PUB_RUNNING, s_answered(&w->st));
             next_beat = now + SP_HEARTBEAT_MS * SP_NS_PER_MS;
             /* a worker outlives nothing: without its broker, nobody
              * supervises it or will remove what it holds */
-            pid_t broker = atomic_load(&w.hdr->broker_pid);
+            pid_t broker = atomic_load(&w->hdr->broker_pid);
             if (broker > 0 && !sp_pid_alive(broker)) {
                 snprintf(why, cap, "broker pid %d is gone: stopping", (int)broker);
                 rc = SP_E_STOPPED;
@@ -306,18 +351,22 @@ int sp_worker_run(const sp_worker_cfg_t *cfg, sp_worker_stats_t *stats, char *wh
             }
         }
     }
-    atomic_store(&w.slot->state, SP_PUB_STOPPING);
-    sp_pub_heartbeat(w.pub, SP_PUB_STOPPING, s_answered(stats));
-done:
-    sp_journal_close(&w.journal);
-    free(w.jrecs);
-    sp_pub_destroy(&w.pub);
-    sp_link_close(&w.link);
-    if (w.slot != NULL) {
-        atomic_store(&w.slot->pid, 0);
-    }
-    sp_table_close(&w.table);
-    free(w.in);
-    free(w.out);
+    atomic_store(&w->slot->state, SP_PUB_STOPPING);
+    sp_pub_heartbeat(w->pub, SP_PUB_STOPPING, s_answered(&w->st));
     return rc;
+}
+
+const sp_worker_stats_t *sp_worker_stats(const sp_worker_t *self)
+{
+    return &self->st;
+}
+
+void sp_worker_destroy(sp_worker_t **self_p)
+{
+    if (self_p == NULL || *self_p == NULL) {
+        return;
+    }
+    s_release(*self_p);
+    free(*self_p);
+    *self_p = NULL;
 }

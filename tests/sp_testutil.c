@@ -184,6 +184,45 @@ pid_t spt_broker_start_tcp(const char *instance, const char *host, const char *c
     return -1;
 }
 
+bool spt_shop_start(spt_shop_t *shop, const char *instance, const char *transport, unsigned workers,
+                    unsigned products, unsigned stock)
+{
+    memset(shop, 0, sizeof *shop);
+    snprintf(shop->instance, sizeof shop->instance, "%s", instance);
+    spt_catalogue(shop->catalogue, sizeof shop->catalogue, products, stock);
+    char nworkers[16];
+    snprintf(nworkers, sizeof nworkers, "%u", workers);
+    const char *extra[] = {"--catalogue",
+                           shop->catalogue,
+                           "--workers",
+                           nworkers,
+                           transport != NULL ? "--transport" : NULL,
+                           transport,
+                           NULL};
+    shop->broker = spt_broker_start(instance, extra);
+    if (shop->broker <= 0) {
+        unlink(shop->catalogue);
+        return false;
+    }
+    return true;
+}
+
+const char *spt_shop_stop(spt_shop_t *shop)
+{
+    static char what[160];
+    int status = spt_stop(shop->broker);
+    unlink(shop->catalogue);
+    if (status < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        snprintf(what, sizeof what, "broker of %s: exit status %d", shop->instance, status);
+        return what;
+    }
+    if (spt_leftovers(shop->instance)) {
+        snprintf(what, sizeof what, "IPC objects of %s left behind", shop->instance);
+        return what;
+    }
+    return NULL;
+}
+
 int spt_stop(pid_t pid)
 {
     int status;

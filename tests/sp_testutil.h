@@ -45,6 +45,23 @@ pid_t spt_broker_start(const char *instance, const char *const *extra);
 pid_t spt_broker_start_tcp(const char *instance, const char *host, const char *const *extra,
                            unsigned *port);
 
+/* A running shop for a test: a catalogue of `products` products with
+ * `stock` units each, and a broker of `instance` on `transport` (NULL: the
+ * default) with `workers` workers, READY.  False when the broker did not
+ * become ready (then nothing is left: the catalogue is removed). */
+typedef struct {
+    pid_t broker;
+    char instance[64];
+    char catalogue[128];
+} spt_shop_t;
+bool spt_shop_start(spt_shop_t *shop, const char *instance, const char *transport, unsigned workers,
+                    unsigned products, unsigned stock);
+
+/* Stops the shop's broker (spt_stop) and removes its catalogue.  NULL when
+ * the broker exited 0 and left no IPC object of the instance behind, else
+ * what went wrong (a static string). */
+const char *spt_shop_stop(spt_shop_t *shop);
+
 /* SIGINT, then waits up to SP_TEST_WAIT_MS; SIGKILL after that.  Returns the
  * exit status (as from waitpid) or -1 if it had to be killed. */
 int spt_stop(pid_t pid);

@@ -26,32 +26,13 @@
 #define T_WHY      512
 #define T_BIG      1000 /* orders: more than an shm ring slot holds */
 
-static char t_cat[128];
-
-/* A broker for instance `inst` on `transport`, ready. */
-static pid_t s_broker(const char *inst, const char *transport)
-{
-    spt_catalogue(t_cat, sizeof t_cat, T_PRODUCTS, T_STOCK);
-    const char *extra[] = {"--catalogue", t_cat, "--transport", transport, "--workers", "1", NULL};
-    pid_t broker = spt_broker_start(inst, extra);
-    cr_assert(broker > 0, "broker did not become ready");
-    return broker;
-}
-
-static void s_stop(pid_t broker, const char *inst)
-{
-    int status = spt_stop(broker);
-    cr_expect(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "broker status %d",
-              status);
-    cr_expect_not(spt_leftovers(inst), "IPC objects of %s left behind", inst);
-    unlink(t_cat);
-}
-
 Test(client, each_client_gets_its_own_producer_id_and_link, .timeout = 60)
 {
     char inst[64];
     spt_instance(inst, sizeof inst, "clids");
-    pid_t broker = s_broker(inst, "mq");
+    spt_shop_t shop;
+    cr_assert(spt_shop_start(&shop, inst, "mq", 1, T_PRODUCTS, T_STOCK),
+              "broker did not become ready");
     sp_client_cfg_t cfg = {.instance = inst, .batch = SP_BATCH_DEFAULT};
     sp_client_t *a = NULL, *b = NULL;
     char why[T_WHY] = "";
@@ -61,7 +42,7 @@ Test(client, each_client_gets_its_own_producer_id_and_link, .timeout = 60)
     cr_expect_neq(sp_client_producer_id(a), sp_client_producer_id(b));
     cr_expect_not_null(sp_client_link(a));
     cr_expect_eq(sp_client_welcome(a)->capacity, T_PRODUCTS, "the WELCOME describes the table");
-    cr_expect_eq(sp_client_broker_pid(a), broker, "a local client may watch its broker");
+    cr_expect_eq(sp_client_broker_pid(a), shop.broker, "a local client may watch its broker");
     const uint32_t *ids;
     uint32_t n;
     cr_expect_eq(sp_client_products(a, &ids, &n, why, sizeof why), 0, "%s", why);
@@ -75,21 +56,25 @@ Test(client, each_client_gets_its_own_producer_id_and_link, .timeout = 60)
     sp_client_close(&a);
     sp_client_close(&b);
     cr_expect_null(a);
-    s_stop(broker, inst);
+    const char *bad = spt_shop_stop(&shop);
+    cr_expect_null(bad, "%s", bad);
 }
 
 Test(client, a_batch_larger_than_an_shm_slot_is_refused_with_emsgsize, .timeout = 60)
 {
     char inst[64];
     spt_instance(inst, sizeof inst, "clbig");
-    pid_t broker = s_broker(inst, "shm");
+    spt_shop_t shop;
+    cr_assert(spt_shop_start(&shop, inst, "shm", 1, T_PRODUCTS, T_STOCK),
+              "broker did not become ready");
     sp_client_cfg_t cfg = {.instance = inst, .batch = T_BIG};
     sp_client_t *c = NULL;
     char why[T_WHY] = "";
     cr_expect_eq(sp_client_open(&c, &cfg, why, sizeof why), -EMSGSIZE);
     cr_expect_null(c);
     cr_expect(strstr(why, "use --batch") != NULL, "why says what fits: %s", why);
-    s_stop(broker, inst);
+    const char *bad = spt_shop_stop(&shop);
+    cr_expect_null(bad, "%s", bad);
 }
 
 Test(client, a_bad_instance_name_is_refused)

@@ -35,27 +35,6 @@
 #define T_CUSTOMERS 3
 #define T_WHY       512
 
-static char t_cat[128];
-
-/* A broker for instance `inst` on `transport` with plenty of stock. */
-static pid_t s_broker(const char *inst, const char *transport)
-{
-    spt_catalogue(t_cat, sizeof t_cat, T_PRODUCTS, T_STOCK);
-    const char *extra[] = {"--catalogue", t_cat, "--transport", transport, "--workers", "2", NULL};
-    pid_t broker = spt_broker_start(inst, extra);
-    cr_assert(broker > 0, "broker did not become ready");
-    return broker;
-}
-
-static void s_stop(pid_t broker, const char *inst)
-{
-    int status = spt_stop(broker);
-    cr_expect(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "broker status %d",
-              status);
-    cr_expect_not(spt_leftovers(inst), "IPC objects of %s left behind", inst);
-    unlink(t_cat);
-}
-
 /* A load of T_ORDERS orders by T_CUSTOMERS customers, half restocks, with
  * the per-product ledger kept. */
 static void s_cfg(sp_load_cfg_t *cfg, const char *inst)
@@ -171,7 +150,9 @@ Test(loadgen, customer_processes_answer_every_order_and_conserve_stock, .timeout
 {
     char inst[64];
     spt_instance(inst, sizeof inst, "lgproc");
-    pid_t broker = s_broker(inst, "mq");
+    spt_shop_t shop;
+    cr_assert(spt_shop_start(&shop, inst, "mq", 2, T_PRODUCTS, T_STOCK),
+              "broker did not become ready");
     sp_load_cfg_t cfg;
     s_cfg(&cfg, inst);
     sp_loadgen_t *lg = sp_loadgen_new(&cfg);
@@ -180,7 +161,8 @@ Test(loadgen, customer_processes_answer_every_order_and_conserve_stock, .timeout
     cr_assert_eq(sp_loadgen_run(lg, why, sizeof why), 0, "%s", why);
     s_check_run(lg, inst, T_ORDERS);
     sp_loadgen_destroy(&lg);
-    s_stop(broker, inst);
+    const char *bad = spt_shop_stop(&shop);
+    cr_expect_null(bad, "%s", bad);
 }
 
 /* Over mq: customer threads that are the first ZeroMQ users of a process
@@ -190,7 +172,9 @@ Test(loadgen, customer_threads_answer_every_order_and_conserve_stock, .timeout =
 {
     char inst[64];
     spt_instance(inst, sizeof inst, "lgthr");
-    pid_t broker = s_broker(inst, "mq");
+    spt_shop_t shop;
+    cr_assert(spt_shop_start(&shop, inst, "mq", 2, T_PRODUCTS, T_STOCK),
+              "broker did not become ready");
     sp_load_cfg_t cfg;
     s_cfg(&cfg, inst);
     cfg.threads = true;
@@ -200,14 +184,17 @@ Test(loadgen, customer_threads_answer_every_order_and_conserve_stock, .timeout =
     cr_assert_eq(sp_loadgen_run(lg, why, sizeof why), 0, "%s", why);
     s_check_run(lg, inst, T_ORDERS);
     sp_loadgen_destroy(&lg);
-    s_stop(broker, inst);
+    const char *bad = spt_shop_stop(&shop);
+    cr_expect_null(bad, "%s", bad);
 }
 
 Test(loadgen, a_second_run_starts_afresh, .timeout = 120)
 {
     char inst[64];
     spt_instance(inst, sizeof inst, "lgagain");
-    pid_t broker = s_broker(inst, "shm");
+    spt_shop_t shop;
+    cr_assert(spt_shop_start(&shop, inst, "shm", 2, T_PRODUCTS, T_STOCK),
+              "broker did not become ready");
     sp_load_cfg_t cfg;
     s_cfg(&cfg, inst);
     sp_loadgen_t *lg = sp_loadgen_new(&cfg);
@@ -222,7 +209,8 @@ Test(loadgen, a_second_run_starts_afresh, .timeout = 120)
     /* the same seed makes the same choices, so the same units */
     cr_expect_eq(st->units_sold, first_sold);
     sp_loadgen_destroy(&lg);
-    s_stop(broker, inst);
+    const char *bad = spt_shop_stop(&shop);
+    cr_expect_null(bad, "%s", bad);
 }
 
 Test(loadgen, the_ledger_out_holds_one_record_per_order, .timeout = 120)
@@ -230,7 +218,9 @@ Test(loadgen, the_ledger_out_holds_one_record_per_order, .timeout = 120)
     char inst[64], dir[128];
     spt_instance(inst, sizeof inst, "lgledger");
     cr_assert(spt_tmpdir(dir, sizeof dir, "lgledger"));
-    pid_t broker = s_broker(inst, "zmq");
+    spt_shop_t shop;
+    cr_assert(spt_shop_start(&shop, inst, "zmq", 2, T_PRODUCTS, T_STOCK),
+              "broker did not become ready");
     sp_load_cfg_t cfg;
     s_cfg(&cfg, inst);
     cfg.ledger_dir = dir;
@@ -268,6 +258,7 @@ Test(loadgen, the_ledger_out_holds_one_record_per_order, .timeout = 120)
     cr_expect_eq(records, T_ORDERS);
     cr_expect_eq(accepted, T_ORDERS);
     sp_loadgen_destroy(&lg);
-    s_stop(broker, inst);
+    const char *bad = spt_shop_stop(&shop);
+    cr_expect_null(bad, "%s", bad);
     spt_rmtree(dir);
 }

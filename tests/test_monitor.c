@@ -4,14 +4,19 @@
  * a run (locally, through the broker's snapshot service, over tcp://)
  * converges to the exact stock; a monitor stopped with SIGSTOP counts exactly
  * the events it lost, shows STALE, resyncs and ends exact; line mode prints
- * changes, gaps, resyncs and summaries.
+ * changes, gaps, resyncs and summaries.  As a role object in the test's own
+ * process: new names a missing instance and holds nothing, takes the first
+ * snapshot; run prints the table once, or follows a load until the
+ * broker's goodbye with every event counted; destroy is NULL-safe.
  */
 #include "sp_testutil.h"
 
 #include "sp_instance.h"
+#include "sp_monitor.h"
 #include "sp_table.h"
 
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -499,4 +504,133 @@ Test(monitor, console_under_tmux_shows_exact_stock_reacts_to_keys_and_resizes, .
     free(screen);
     cr_expect_eq(WEXITSTATUS(spt_stop(b)), 0);
     cr_expect_not(spt_leftovers(inst));
+}
+
+/* --- the monitor as a role object, in the test's own process -------------- */
+
+#define M_PRODUCTS 5
+#define M_STOCK    40
+#define M_ORDERS   120
+#define M_WHY      512
+
+Test(monitor, destroy_is_null_safe_and_nulls_the_pointer)
+{
+    sp_monitor_destroy(NULL);
+    sp_monitor_t *m = NULL;
+    sp_monitor_destroy(&m);
+    cr_expect_null(m);
+}
+
+Test(monitor, new_names_an_instance_that_is_not_there_after_its_wait, .timeout = 30)
+{
+    char inst[64];
+    spt_instance(inst, sizeof inst, "mnone");
+    sp_monitor_cfg_t cfg = {.instance = inst, .wait_ms = 300};
+    static char sentinel;
+    sp_monitor_t *m = (sp_monitor_t *)&sentinel; /* must come back NULL */
+    char why[M_WHY] = "";
+    cr_expect_lt(sp_monitor_new(&m, &cfg, stdout, why, sizeof why), 0);
+    cr_expect_null(m);
+    cr_expect(strstr(why, inst) != NULL, "the instance is named: %s", why);
+}
+
+/* The number of `"stock":N` rows in a --once --json answer, and their sum. */
+static unsigned s_json_rows(const char *json, uint64_t *stock_sum)
+{
+    unsigned rows = 0;
+    *stock_sum = 0;
+    for (const char *p = strstr(json, "\"stock\":"); p != NULL; p = strstr(p + 1, "\"stock\":")) {
+        *stock_sum += strtoull(p + 8, NULL, 10);
+        rows++;
+    }
+    return rows;
+}
+
+Test(monitor, a_monitor_object_prints_the_table_once, .timeout = 60)
+{
+    char inst[64];
+    spt_instance(inst, sizeof inst, "monce");
+    spt_shop_t shop;
+    cr_assert(spt_shop_start(&shop, inst, "mq", 1, M_PRODUCTS, M_STOCK),
+              "broker did not become ready");
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    cr_assert_not_null(out);
+    sp_monitor_cfg_t cfg = {
+        .instance = inst, .wait_ms = SP_TEST_WAIT_MS, .once = true, .json = true};
+    sp_monitor_t *m = NULL;
+    char why[M_WHY] = "";
+    cr_assert_eq(sp_monitor_new(&m, &cfg, out, why, sizeof why), 0, "%s", why);
+    cr_expect_eq(sp_monitor_stats(m)->snapshots, 1, "new takes the first snapshot");
+    cr_expect_not(sp_monitor_stats(m)->stale, "and the view is exact");
+    cr_expect_eq(sp_monitor_run(m, why, sizeof why), 0, "%s", why);
+    sp_monitor_destroy(&m);
+    cr_expect_null(m);
+    fclose(out);
+    uint64_t sum = 0;
+    cr_expect_eq(s_json_rows(text, &sum), M_PRODUCTS, "%s", text);
+    cr_expect_eq(sum, (uint64_t)M_PRODUCTS * M_STOCK, "%s", text);
+    free(text);
+    const char *bad = spt_shop_stop(&shop);
+    cr_expect_null(bad, "%s", bad);
+}
+
+typedef struct {
+    sp_monitor_t *m;
+    int rc;
+    char why[M_WHY];
+} m_runner_t;
+
+static void *s_monitor_run(void *arg)
+{
+    m_runner_t *r = arg;
+    r->rc = sp_monitor_run(r->m, r->why, sizeof r->why);
+    return NULL;
+}
+
+Test(monitor, a_monitor_object_follows_a_load_until_the_broker_says_goodbye, .timeout = 90)
+{
+    char inst[64];
+    spt_instance(inst, sizeof inst, "mfollow");
+    spt_shop_t shop;
+    cr_assert(spt_shop_start(&shop, inst, "mq", 2, M_PRODUCTS, M_STOCK * 100),
+              "broker did not become ready");
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    cr_assert_not_null(out);
+    sp_monitor_cfg_t cfg = {.instance = inst,
+                            .wait_ms = SP_TEST_WAIT_MS,
+                            .quiet = true,
+                            .final_table = true,
+                            .json = true};
+    m_runner_t r = {.rc = 1};
+    char why[M_WHY] = "";
+    cr_assert_eq(sp_monitor_new(&r.m, &cfg, out, why, sizeof why), 0, "%s", why);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, s_monitor_run, &r), 0);
+
+    char count[16];
+    snprintf(count, sizeof count, "%d", M_ORDERS);
+    const char *load[] = {spt_bin("producer"), "--instance", inst, "--count", count, NULL};
+    char *lout = NULL;
+    cr_expect_eq(spt_run(load, RUN_MS, &lout), 0, "%s", lout);
+    free(lout);
+    const char *bad = spt_shop_stop(&shop); /* its goodbye ends the run */
+    cr_expect_null(bad, "%s", bad);
+    pthread_join(th, NULL);
+    cr_expect_eq(r.rc, 0, "%s", r.why);
+    const sp_monitor_stats_t *st = sp_monitor_stats(r.m);
+    cr_expect(st->eos, "the broker's goodbye was seen");
+    cr_expect_eq(st->events, M_ORDERS, "one event per order: %llu", (unsigned long long)st->events);
+    cr_expect_eq(st->gaps, 0);
+    cr_expect_not(st->stale);
+    sp_monitor_destroy(&r.m);
+    fclose(out);
+    uint64_t sum = 0;
+    cr_expect_eq(s_json_rows(text, &sum), M_PRODUCTS, "the final table: %s", text);
+    cr_expect_eq(sum, (uint64_t)M_PRODUCTS * M_STOCK * 100 - M_ORDERS,
+                 "the final table holds the load (one unit an order): %s", text);
+    free(text);
 }

@@ -22,26 +22,6 @@
 #define T_TIMEOUT_MS 5000
 #define T_WHY        512
 
-static char t_cat[128];
-
-static pid_t s_broker(const char *inst)
-{
-    spt_catalogue(t_cat, sizeof t_cat, T_PRODUCTS, T_STOCK);
-    const char *extra[] = {"--catalogue", t_cat, "--workers", "1", NULL};
-    pid_t broker = spt_broker_start(inst, extra);
-    cr_assert(broker > 0, "broker did not become ready");
-    return broker;
-}
-
-static void s_stop(pid_t broker, const char *inst)
-{
-    int status = spt_stop(broker);
-    cr_expect(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "broker status %d",
-              status);
-    cr_expect_not(spt_leftovers(inst), "IPC objects of %s left behind", inst);
-    unlink(t_cat);
-}
-
 /* The order's outcome.  Over mq, a reused producer id's first answer may
  * go to the reply queue its earlier client had (a worker's cache of reply
  * queues, sp_mq.c), and the resent copy is then answered from the dedup
@@ -59,7 +39,9 @@ Test(once, a_purchase_is_answered_with_the_stock_left, .timeout = 60)
 {
     char inst[64];
     spt_instance(inst, sizeof inst, "oncebuy");
-    pid_t broker = s_broker(inst);
+    spt_shop_t shop;
+    cr_assert(spt_shop_start(&shop, inst, NULL, 1, T_PRODUCTS, T_STOCK),
+              "broker did not become ready");
     sp_once_t req = {.instance = inst, .type = SP_ORDER_PURCHASE, .product = 2, .qty = 3};
     sp_result_t res;
     uint32_t producer = 0;
@@ -75,14 +57,17 @@ Test(once, a_purchase_is_answered_with_the_stock_left, .timeout = 60)
     cr_assert_eq(sp_once_place(&req, T_TIMEOUT_MS, &res, NULL, why, sizeof why), 0, "%s", why);
     cr_expect_eq(res.status, SP_STATUS_OUT_OF_STOCK);
     cr_expect_eq(res.stock_after, T_STOCK - 3);
-    s_stop(broker, inst);
+    const char *bad = spt_shop_stop(&shop);
+    cr_expect_null(bad, "%s", bad);
 }
 
 Test(once, a_reserves_hold_is_bought_as_its_producer, .timeout = 60)
 {
     char inst[64];
     spt_instance(inst, sizeof inst, "oncehold");
-    pid_t broker = s_broker(inst);
+    spt_shop_t shop;
+    cr_assert(spt_shop_start(&shop, inst, NULL, 1, T_PRODUCTS, T_STOCK),
+              "broker did not become ready");
     sp_once_t req = {.instance = inst, .type = SP_ORDER_RESERVE, .product = 1, .qty = 2};
     sp_result_t res;
     uint32_t holder = 0;
@@ -101,7 +86,8 @@ Test(once, a_reserves_hold_is_bought_as_its_producer, .timeout = 60)
     /* the hold is gone: buying it again is refused */
     cr_assert_eq(sp_once_place(&buy, T_TIMEOUT_MS, &res, NULL, why, sizeof why), 0, "%s", why);
     cr_expect_eq(s_outcome(&res), SP_STATUS_NO_HOLD);
-    s_stop(broker, inst);
+    const char *bad = spt_shop_stop(&shop);
+    cr_expect_null(bad, "%s", bad);
 }
 
 Test(once, a_bad_instance_name_is_the_clients_refusal)

@@ -1,0 +1,313 @@
+/*
+ * test_worker — the inventory worker as a role object, driven in the test's
+ * own process: sp_worker_new refuses a bad configuration with its exact code
+ * and holds nothing after a refusal; a worker added by hand to a running
+ * shop takes its slot, beats its heart, stops on its flag and frees the slot
+ * on destroy; a worker whose broker dies stops by itself and says so; and
+ * the workers an in-process broker runs as threads answer every order of a
+ * load with their counters adding up to it.  (The binary's flags are
+ * test_pipeline's; crashes inside the commit, test_recover's and chaos's.)
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sp_broker.h"
+#include "sp_error.h"
+#include "sp_instance.h"
+#include "sp_loadgen.h"
+#include "sp_table.h"
+#include "sp_testutil.h"
+#include "sp_time.h"
+#include "sp_worker.h"
+
+#define W_PRODUCTS 6
+#define W_STOCK    100000
+#define W_WHY      512
+#define W_OPEN_MS  300 /* how long a worker waits for an instance that is not there */
+
+Test(worker, destroy_is_null_safe_and_nulls_the_pointer)
+{
+    sp_worker_destroy(NULL);
+    sp_worker_t *w = NULL;
+    sp_worker_destroy(&w);
+    cr_expect_null(w);
+}
+
+Test(worker, a_worker_id_outside_the_slots_is_a_usage_error)
+{
+    const uint32_t bad[] = {0, SP_WORKERS_MAX + 1};
+    for (unsigned i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sp_worker_cfg_t cfg = {.instance = "sp-wid", .worker_id = bad[i], .sync = -1};
+        static char sentinel;
+        sp_worker_t *w = (sp_worker_t *)&sentinel; /* must come back NULL */
+        char why[W_WHY] = "";
+        cr_expect_eq(sp_worker_new(&w, &cfg, why, sizeof why), SP_E_USAGE);
+        cr_expect_null(w);
+        char expect[64];
+        snprintf(expect, sizeof expect, "worker id %u is not within 1..%d", bad[i], SP_WORKERS_MAX);
+        cr_expect_str_eq(why, expect);
+    }
+}
+
+Test(worker, a_bad_instance_name_is_a_usage_error)
+{
+    sp_worker_cfg_t cfg = {.instance = "no spaces allowed", .worker_id = 1, .sync = -1};
+    sp_worker_t *w = NULL;
+    char why[W_WHY] = "";
+    cr_expect_lt(sp_worker_new(&w, &cfg, why, sizeof why), 0);
+    cr_expect_null(w);
+    cr_expect(strstr(why, "bad instance name 'no spaces allowed'") != NULL, "%s", why);
+}
+
+Test(worker, an_instance_that_is_not_running_is_named_after_the_wait, .timeout = 30)
+{
+    char inst[64];
+    spt_instance(inst, sizeof inst, "wnone");
+    sp_worker_cfg_t cfg = {.instance = inst, .worker_id = 1, .sync = -1, .open_ms = W_OPEN_MS};
+    sp_worker_t *w = NULL;
+    char why[W_WHY] = "";
+    uint64_t t0 = sp_now_ns();
+    cr_expect_lt(sp_worker_new(&w, &cfg, why, sizeof why), 0);
+    uint64_t waited_ms = (sp_now_ns() - t0) / SP_NS_PER_MS;
+    cr_expect_null(w);
+    cr_expect(strstr(why, "cannot open table") != NULL && strstr(why, inst) != NULL, "%s", why);
+    cr_expect_lt(waited_ms, SP_OPEN_TIMEOUT_MS, "open_ms bounds the wait (waited %llu ms)",
+                 (unsigned long long)waited_ms);
+    cr_expect_not(spt_leftovers(inst));
+}
+
+/* A worker run on a thread of the test, until its stop flag. */
+typedef struct {
+    sp_worker_t *w;
+    atomic_bool stop;
+    int rc;
+    char why[W_WHY];
+} w_runner_t;
+
+static void *s_run(void *arg)
+{
+    w_runner_t *r = arg;
+    r->rc = sp_worker_run(r->w, r->why, sizeof r->why);
+    return NULL;
+}
+
+/* The instance's table, mapped read-only. */
+static sp_table_t *s_table(const char *inst)
+{
+    sp_names_t names;
+    cr_assert_eq(sp_names_init(&names, inst, NULL), 0);
+    sp_table_t *t = NULL;
+    cr_assert_eq(sp_table_open(&t, names.table, false), 0);
+    return t;
+}
+
+/* Waits up to SP_TEST_WAIT_MS for the slot's heartbeat to pass `after`. */
+static bool s_beats_after(const sp_worker_slot_t *slot, uint64_t after)
+{
+    uint64_t deadline = sp_now_ns() + (uint64_t)SP_TEST_WAIT_MS * SP_NS_PER_MS;
+    while (sp_now_ns() < deadline) {
+        if (atomic_load(&slot->heartbeat_ns) > after) {
+            return true;
+        }
+        usleep(10000);
+    }
+    return false;
+}
+
+Test(worker, an_added_worker_takes_its_slot_beats_stops_on_its_flag_and_frees_it, .timeout = 60)
+{
+    char inst[64];
+    spt_instance(inst, sizeof inst, "wadd");
+    spt_shop_t shop;
+    cr_assert(spt_shop_start(&shop, inst, "mq", 1, W_PRODUCTS, W_STOCK),
+              "broker did not become ready");
+    sp_table_t *t = s_table(inst);
+    const sp_worker_slot_t *slot = &sp_table_hdr(t)->worker[1]; /* worker 2: ours */
+
+    w_runner_t r = {.rc = 1};
+    sp_worker_cfg_t cfg = {.instance = inst, .worker_id = 2, .sync = -1, .stop = &r.stop};
+    char why[W_WHY] = "";
+    cr_assert_eq(sp_worker_new(&r.w, &cfg, why, sizeof why), 0, "%s", why);
+    cr_expect_eq(atomic_load(&slot->pid), getpid(), "new takes the slot");
+    const sp_worker_stats_t *st = sp_worker_stats(r.w);
+    cr_expect_eq(st->msgs + st->events + st->invalid_msgs + st->result_drops, 0);
+
+    uint64_t before = sp_now_ns();
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, s_run, &r), 0);
+    cr_expect(s_beats_after(slot, before), "the running worker beats its heart in its slot");
+    cr_expect_eq(atomic_load(&slot->state), SP_PUB_RUNNING);
+
+    uint64_t t0 = sp_now_ns();
+    atomic_store(&r.stop, true);
+    pthread_join(th, NULL);
+    uint64_t stop_ms = (sp_now_ns() - t0) / SP_NS_PER_MS;
+    cr_expect_eq(r.rc, 0, "%s", r.why);
+    cr_expect_lt(stop_ms, SP_TEST_WAIT_MS, "the flag stops the run (%llu ms)",
+                 (unsigned long long)stop_ms);
+    cr_expect_eq(atomic_load(&slot->state), SP_PUB_STOPPING);
+    cr_expect_eq(atomic_load(&slot->pid), getpid(), "the slot is ours until destroy");
+    sp_worker_destroy(&r.w);
+    cr_expect_null(r.w);
+    cr_expect_eq(atomic_load(&slot->pid), 0, "destroy frees the slot");
+    sp_table_close(&t);
+    const char *bad = spt_shop_stop(&shop);
+    cr_expect_null(bad, "%s", bad);
+}
+
+Test(worker, a_worker_whose_broker_dies_stops_and_names_it, .timeout = 60)
+{
+    char inst[64];
+    spt_instance(inst, sizeof inst, "wgone");
+    spt_shop_t shop;
+    cr_assert(spt_shop_start(&shop, inst, "mq", 1, W_PRODUCTS, W_STOCK),
+              "broker did not become ready");
+    w_runner_t r = {.rc = 1};
+    sp_worker_cfg_t cfg = {.instance = inst, .worker_id = 2, .sync = -1, .stop = &r.stop};
+    char why[W_WHY] = "";
+    cr_assert_eq(sp_worker_new(&r.w, &cfg, why, sizeof why), 0, "%s", why);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, s_run, &r), 0);
+
+    kill(shop.broker, SIGKILL);
+    cr_expect_eq(spt_wait(shop.broker, SP_TEST_WAIT_MS), -1, "killed");
+    pthread_join(th, NULL); /* bounded by the test's timeout: the run must end by itself */
+    cr_expect_eq(r.rc, SP_E_STOPPED, "%s", r.why);
+    char expect[64];
+    snprintf(expect, sizeof expect, "broker pid %d is gone", (int)shop.broker);
+    cr_expect(strstr(r.why, expect) != NULL, "%s", r.why);
+    sp_worker_destroy(&r.w);
+
+    /* the dead broker's own worker goes the same way; then clean up */
+    const char *clean[] = {spt_bin("broker"), "--instance", inst, "--clean", NULL};
+    char *out = NULL;
+    uint64_t deadline = sp_now_ns() + (uint64_t)SP_TEST_WAIT_MS * SP_NS_PER_MS;
+    while (spt_leftovers(inst) && sp_now_ns() < deadline) {
+        spt_run(clean, SP_TEST_WAIT_MS, &out);
+        free(out);
+        out = NULL;
+        if (spt_leftovers(inst)) {
+            usleep(100000); /* --clean waits for nothing: its worker may still be going */
+        }
+    }
+    cr_expect_not(spt_leftovers(inst), "%s cleaned", inst);
+    unlink(shop.catalogue);
+}
+
+/* --- workers as threads of an in-process broker -------------------------- */
+
+#define W_THREADS 2
+#define W_ORDERS  600
+
+static struct {
+    pthread_mutex_t lock;
+    sp_worker_stats_t sum; /* what every worker thread counted */
+    unsigned runs;
+} s_seen = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static int s_worker_thread(const char *instance, uint32_t worker_id, const atomic_bool *stop,
+                           char *why, size_t cap)
+{
+    sp_worker_cfg_t cfg = {.instance = instance, .worker_id = worker_id, .sync = -1, .stop = stop};
+    sp_worker_t *w = NULL;
+    int rc = sp_worker_new(&w, &cfg, why, cap);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = sp_worker_run(w, why, cap);
+    const sp_worker_stats_t *st = sp_worker_stats(w);
+    pthread_mutex_lock(&s_seen.lock);
+    s_seen.sum.msgs += st->msgs;
+    s_seen.sum.events += st->events;
+    s_seen.sum.invalid_msgs += st->invalid_msgs;
+    s_seen.sum.result_drops += st->result_drops;
+    for (int i = 0; i < SP_STATUS_COUNT; i++) {
+        s_seen.sum.orders[i] += st->orders[i];
+    }
+    s_seen.runs++;
+    pthread_mutex_unlock(&s_seen.lock);
+    sp_worker_destroy(&w);
+    return rc;
+}
+
+typedef struct {
+    sp_broker_t *b;
+    sp_broker_stats_t st;
+    int rc;
+    char why[W_WHY];
+} w_broker_t;
+
+static void *s_broker_run(void *arg)
+{
+    w_broker_t *bt = arg;
+    bt->rc = sp_broker_run(bt->b, &bt->st, bt->why, sizeof bt->why);
+    return NULL;
+}
+
+Test(worker, threads_of_an_inproc_broker_answer_every_order_of_a_load, .timeout = 120)
+{
+    char inst[64], state[128], cat[128];
+    spt_instance(inst, sizeof inst, "wthr");
+    cr_assert(spt_tmpdir(state, sizeof state, "wthr"));
+    spt_catalogue(cat, sizeof cat, W_PRODUCTS, W_STOCK);
+    atomic_bool stop = false;
+    sp_broker_cfg_t bcfg = {.instance = inst,
+                            .catalogue = cat,
+                            .state_dir = state,
+                            .worker_thread = s_worker_thread,
+                            .stop = &stop,
+                            .workers = W_THREADS,
+                            .sync = SP_SYNC_CAS,
+                            .transport = sp_transport_find("zmq"),
+                            .fresh = true};
+    w_broker_t bt = {.rc = 1};
+    cr_assert_eq(sp_broker_new(&bt.b, &bcfg, bt.why, sizeof bt.why), 0, "%s", bt.why);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, s_broker_run, &bt), 0);
+
+    sp_load_cfg_t lc;
+    sp_load_defaults(&lc);
+    lc.instance = inst;
+    lc.count = W_ORDERS;
+    lc.threads = true;
+    lc.restock_ratio = 0.5;
+    sp_loadgen_t *lg = sp_loadgen_new(&lc);
+    cr_assert_not_null(lg);
+    char why[W_WHY] = "";
+    int lrc = sp_loadgen_run(lg, why, sizeof why);
+    atomic_store(&stop, true);
+    pthread_join(th, NULL);
+    cr_expect_eq(lrc, 0, "%s", why);
+    cr_expect_eq(bt.rc, 0, "%s", bt.why);
+
+    const sp_load_stats_t *ls = sp_loadgen_stats(lg);
+    cr_expect_eq(sp_load_answered(ls), W_ORDERS);
+    cr_expect_eq(ls->status[SP_STATUS_ACCEPTED], W_ORDERS, "plenty of stock: all accepted");
+    cr_expect_eq(s_seen.runs, W_THREADS, "every worker thread ran and ended");
+    uint64_t answered = 0;
+    for (int i = 0; i < SP_STATUS_COUNT; i++) {
+        answered += s_seen.sum.orders[i];
+    }
+    cr_expect_eq(answered, W_ORDERS, "the workers' counters add up to the load");
+    cr_expect_eq(s_seen.sum.orders[SP_STATUS_ACCEPTED], W_ORDERS);
+    cr_expect_eq(s_seen.sum.events, W_ORDERS, "one event per stock change");
+    cr_expect_gt(s_seen.sum.msgs, 0);
+    cr_expect_leq(s_seen.sum.msgs, W_ORDERS, "a message holds one order or more");
+    cr_expect_eq(s_seen.sum.invalid_msgs, 0);
+    cr_expect_eq(s_seen.sum.result_drops, 0);
+    cr_expect_eq(bt.st.orders[SP_STATUS_ACCEPTED], W_ORDERS, "the broker counted the same");
+    sp_loadgen_destroy(&lg);
+    sp_broker_destroy(&bt.b);
+    cr_expect_not(spt_leftovers(inst));
+    unlink(cat);
+    spt_rmtree(state);
+}
