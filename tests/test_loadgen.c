@@ -146,15 +146,17 @@ Test(loadgen, customers_beyond_the_limit_are_a_usage_error)
     sp_loadgen_destroy(&lg);
 }
 
-Test(loadgen, customer_processes_answer_every_order_and_conserve_stock, .timeout = 120)
+/* One load on mq by customer processes or threads, checked whole. */
+static void s_load_once(const char *tag, bool threads)
 {
     char inst[64];
-    spt_instance(inst, sizeof inst, "lgproc");
+    spt_instance(inst, sizeof inst, tag);
     spt_shop_t shop;
     cr_assert(spt_shop_start(&shop, inst, "mq", 2, T_PRODUCTS, T_STOCK),
               "broker did not become ready");
     sp_load_cfg_t cfg;
     s_cfg(&cfg, inst);
+    cfg.threads = threads;
     sp_loadgen_t *lg = sp_loadgen_new(&cfg);
     cr_assert_not_null(lg);
     char why[T_WHY] = "";
@@ -165,27 +167,17 @@ Test(loadgen, customer_processes_answer_every_order_and_conserve_stock, .timeout
     cr_expect_null(bad, "%s", bad);
 }
 
+Test(loadgen, customer_processes_answer_every_order_and_conserve_stock, .timeout = 120)
+{
+    s_load_once("lgproc", false);
+}
+
 /* Over mq: customer threads that are the first ZeroMQ users of a process
  * race in czmq's zsys_init (not thread-safe; czmq issue 2196), which the
  * bench's zmq-inproc cells never meet because their broker starts first. */
 Test(loadgen, customer_threads_answer_every_order_and_conserve_stock, .timeout = 120)
 {
-    char inst[64];
-    spt_instance(inst, sizeof inst, "lgthr");
-    spt_shop_t shop;
-    cr_assert(spt_shop_start(&shop, inst, "mq", 2, T_PRODUCTS, T_STOCK),
-              "broker did not become ready");
-    sp_load_cfg_t cfg;
-    s_cfg(&cfg, inst);
-    cfg.threads = true;
-    sp_loadgen_t *lg = sp_loadgen_new(&cfg);
-    cr_assert_not_null(lg);
-    char why[T_WHY] = "";
-    cr_assert_eq(sp_loadgen_run(lg, why, sizeof why), 0, "%s", why);
-    s_check_run(lg, inst, T_ORDERS);
-    sp_loadgen_destroy(&lg);
-    const char *bad = spt_shop_stop(&shop);
-    cr_expect_null(bad, "%s", bad);
+    s_load_once("lgthr", true);
 }
 
 Test(loadgen, a_second_run_starts_afresh, .timeout = 120)
