@@ -44,7 +44,7 @@ BINDIR := build/$(VARIANT)/bin
 endif
 BUILD := build/$(VARIANT)
 
-PKGS := libczmq libzmq ncursesw
+PKGS := libczmq libzmq ncursesw libnats
 # Recursive (=) so pkg-config runs only after scripts/deps.sh has installed it.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)

@@ -36,6 +36,8 @@ static void s_usage(FILE *out)
             "                      events on PORT+3, snapshots on PORT+4 (workers stay on\n"
             "                      ipc://). HOST defaults to 127.0.0.1; a HOST that is not\n"
             "                      loopback (127.0.0.0/8, [::1], localhost) needs CURVE\n"
+            "  --nats URL[,URL...] the nats transport's servers, each\n"
+            "                      nats://[USER:PASSWORD@]HOST:PORT (implies --transport nats)\n"
             "  --curve-cert FILE   CURVE on the TCP endpoints: the broker's certificate, as\n"
             "                      --keygen FILE wrote it (FILE_secret must have mode 0600)\n"
             "  --curve-clients DIR CURVE: directory of the public certificates of the clients\n"
@@ -108,6 +110,7 @@ int main(int argc, char **argv)
                                          {"workers", required_argument, 0, 'w'},
                                          {"transport", required_argument, 0, 't'},
                                          {"tcp", required_argument, 0, 'T'},
+                                         {"nats", required_argument, 0, 'B'},
                                          {"curve-cert", required_argument, 0, 'P'},
                                          {"curve-clients", required_argument, 0, 'L'},
                                          {"keygen", required_argument, 0, 'G'},
@@ -152,6 +155,9 @@ int main(int argc, char **argv)
         case 'T':
             cfg.tcp = optarg;
             tcp_transport = true;
+            break;
+        case 'B':
+            cfg.service = optarg;
             break;
         case 'P':
             cfg.curve_cert = optarg;
@@ -225,6 +231,9 @@ int main(int argc, char **argv)
     int code = sp_args_done(&s_cli, rc, why, argc - optind, argv + optind);
     if (code != SP_ARGS_GO) {
         return code;
+    }
+    if (cfg.service != NULL && !transport_set) {
+        cfg.transport = sp_transport_find("nats"); /* --nats: orders through its servers */
     }
     if (tcp_transport && !transport_set) {
         cfg.transport = sp_transport_find("zmq"); /* --tcp: clients over the router */

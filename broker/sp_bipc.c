@@ -52,7 +52,10 @@
 
 static sp_tparams_t s_params(const sp_broker_t *b)
 {
-    return (sp_tparams_t){.names = &b->names, .depth = b->cfg->depth, .msgsize = b->cfg->msgsize};
+    return (sp_tparams_t){.names = &b->names,
+                          .depth = b->cfg->depth,
+                          .msgsize = b->cfg->msgsize,
+                          .service = b->cfg->service};
 }
 
 /* What the order path's transport needs, added to what every run needs. */
@@ -149,6 +152,12 @@ int sp_bipc_create(sp_broker_t *b, char *why, size_t cap)
     }
     b->hdr->path_depth = info.depth;
     b->hdr->path_msgsize = info.msgsize;
+    if (info.endpoint != NULL &&
+        snprintf(b->path_ep, sizeof b->path_ep, "%s", info.endpoint) >= (int)sizeof b->path_ep) {
+        sp_why(why, cap, "the order path's endpoint is longer than %d bytes", SP_ENDPOINT_MAX - 1);
+        b->transport->destroy(&b->side, 0);
+        return SP_E_USAGE;
+    }
     return 0;
 }
 
@@ -157,7 +166,7 @@ int sp_bipc_contact(sp_broker_t *b, char *why, size_t cap)
     const sp_table_hdr_t *h = b->hdr;
     sp_contact_t c = {0};
     snprintf(c.transport, sizeof c.transport, "%s", b->transport->name);
-    if (b->transport->routed) {
+    if (b->transport->routed || b->path_ep[0] != '\0') {
         snprintf(c.orders, sizeof c.orders, "%s", h->ep_orders);
     }
     snprintf(c.events, sizeof c.events, "%s", h->ep_events);

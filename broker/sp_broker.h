@@ -83,6 +83,9 @@ typedef struct {
      * the public certificates of the clients let in (sp_curve.h) */
     const char *curve_cert;
     const char *curve_clients;
+    /* the servers of a transport that runs on servers of its own (nats:
+     * "nats://[USER:PASSWORD@]HOST:PORT[,...]"); both ends connect there */
+    const char *service;
     /* zmq only: when set, run the workers as threads of this process over
      * inproc:// endpoints, each calling this (the benchmark's inproc cells,
      * which give the consumer's loop; nothing outside the process can

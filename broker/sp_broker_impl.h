@@ -124,6 +124,9 @@ struct sp_broker {
     /* sp_bipc: the order path's transport and what its broker side made */
     const sp_transport_t *transport;
     sp_tside_t *side;
+    /* where both ends of the order path connect when its transport says
+     * (sp_tinfo_t.endpoint: nats's servers); "" for the broker's own */
+    char path_ep[SP_ENDPOINT_MAX];
 
     /* sp_startup (journal_dir), sp_orphans (journal, tail), sp_persist */
     char journal_dir[SP_PATH_MAX + 16];

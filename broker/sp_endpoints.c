@@ -108,6 +108,11 @@ int sp_endpoints_layout(sp_broker_t *b, char *why, size_t cap)
     static const int tcp_offset[SP_BEPS] = {SP_TCP_ORDERS, -1, -1, SP_TCP_EVENTS, SP_TCP_SNAPSHOT};
     for (int i = 0; i < SP_BEPS; i++) {
         int rc = 0;
+        if (i <= 1 && b->path_ep[0] != '\0') {
+            /* orders and workers: where the transport said (its servers) */
+            snprintf(eps[i], SP_ENDPOINT_MAX, "%s", b->path_ep);
+            continue;
+        }
         if ((b->cfg->worker_thread != NULL)) {
             snprintf(eps[i], SP_ENDPOINT_MAX, "inproc://%s-%s", b->names.name, which[i]);
         } else if (b->use_tcp && tcp_offset[i] >= 0) {

@@ -10,6 +10,7 @@
 #include "sp_direct.h"
 #include "sp_error.h"
 #include "sp_mq.h"
+#include "sp_nats.h"
 #include "sp_shmlink.h"
 #include "sp_zlink.h"
 
@@ -19,10 +20,8 @@
 #include <unistd.h>
 
 static const sp_transport_t *const s_all[] = {
-    &sp_transport_mq,
-    &sp_transport_zmq,
-    &sp_transport_shm,
-    &sp_transport_direct,
+    &sp_transport_mq,     &sp_transport_zmq,  &sp_transport_shm,
+    &sp_transport_direct, &sp_transport_nats,
 };
 
 #define S_COUNT (sizeof s_all / sizeof s_all[0])

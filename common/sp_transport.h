@@ -16,6 +16,7 @@
  *   zmq     ZeroMQ through the broker's router (sp_zlink.h)
  *   shm     lock-free rings in shared memory (sp_shmlink.h)
  *   direct  no transport: producers apply orders themselves (sp_direct.h)
+ *   nats    a NATS JetStream stream, across hosts (sp_nats.h)
  *
  * Adding one: write sp_<name>.c/.h filling an sp_transport_t, add one line to
  * the table in sp_transport.c, run the link conformance suite
@@ -56,6 +57,9 @@ typedef struct {
     long msgsize;       /* the largest order or result message, where it is one */
     unsigned producers; /* producers connected at once; 0 means 1 */
     unsigned batch;     /* orders per message they send; 0: the default batch that fits */
+    /* the servers of a transport that runs on servers of its own (nats:
+     * --nats URL[,URL...]); NULL for the others */
+    const char *service;
 } sp_tparams_t;
 
 /* What the broker's side made, published to every client and worker in the
@@ -64,6 +68,9 @@ typedef struct {
 typedef struct {
     uint32_t msgsize; /* largest message on the order path; 0: no limit */
     uint32_t depth;   /* messages the order path holds; 0: not a fixed depth */
+    /* where both ends connect (nats: the servers), for the table header and
+     * the contact file; NULL: the broker's own endpoints */
+    const char *endpoint;
 } sp_tinfo_t;
 
 /* A transport's broker side: what create made, until destroy.  Each

@@ -184,6 +184,92 @@ pid_t spt_broker_start_tcp(const char *instance, const char *host, const char *c
     return -1;
 }
 
+#define S_NATS_PORT_BASE  20000
+#define S_NATS_PORT_SLOTS 10000
+#define S_NATS_USER       "stockpipe"
+#define S_NATS_TRIES      5
+
+/* True once something accepts on 127.0.0.1:port. */
+static bool s_port_accepts(unsigned port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0) {
+        close(fd);
+    }
+    return ok;
+}
+
+bool spt_nats_start(spt_nats_t *n, const char *tag)
+{
+    memset(n, 0, sizeof *n);
+    if (!spt_tmpdir(n->dir, sizeof n->dir, tag)) {
+        return false;
+    }
+    char pass[32];
+    snprintf(pass, sizeof pass, "pw%ld", (long)getpid());
+    for (unsigned t = 0; t < S_NATS_TRIES; t++) {
+        unsigned port = S_NATS_PORT_BASE + ((unsigned)getpid() * 7u + t * 101u) % S_NATS_PORT_SLOTS;
+        if (!s_port_free(port)) {
+            continue;
+        }
+        char sport[16], log[sizeof n->dir + 16];
+        snprintf(sport, sizeof sport, "%u", port);
+        snprintf(log, sizeof log, "%s/server.log", n->dir);
+        /* Debian puts it in /usr/sbin; execv takes no search path */
+        const char *server = access("/usr/sbin/nats-server", X_OK) == 0 ? "/usr/sbin/nats-server"
+                                                                        : "/usr/bin/nats-server";
+        const char *argv[] = {server, "-js",    "-a",        "127.0.0.1", "-p", sport, "-sd",
+                              n->dir, "--user", S_NATS_USER, "--pass",    pass, NULL};
+        pid_t pid = spt_spawn(argv, log);
+        if (pid <= 0) {
+            break;
+        }
+        uint64_t deadline = sp_now_ns() + (uint64_t)SP_TEST_WAIT_MS * SP_NS_PER_MS;
+        bool up = false;
+        while (!up && sp_now_ns() < deadline && waitpid(pid, NULL, WNOHANG) == 0) {
+            up = s_port_accepts(port);
+            if (!up) {
+                usleep(10000);
+            }
+        }
+        if (up) {
+            n->pid = pid;
+            n->port = port;
+            snprintf(n->url, sizeof n->url, "nats://%s:%s@127.0.0.1:%u", S_NATS_USER, pass, port);
+            snprintf(n->bad_url, sizeof n->bad_url, "nats://%s:wrong@127.0.0.1:%u", S_NATS_USER,
+                     port);
+            return true;
+        }
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        char *text = spt_slurp(log);
+        fprintf(stderr, "nats-server on port %u did not come up: %s\n", port, text);
+        free(text);
+    }
+    spt_rmtree(n->dir);
+    n->dir[0] = '\0';
+    return false;
+}
+
+void spt_nats_stop(spt_nats_t *n)
+{
+    if (n->pid > 0) {
+        kill(n->pid, SIGTERM);
+        if (spt_wait(n->pid, SP_TEST_WAIT_MS) == -1) {
+            kill(n->pid, SIGKILL); /* spt_wait killed it already; harmless */
+        }
+        n->pid = 0;
+    }
+    if (n->dir[0] != '\0') {
+        spt_rmtree(n->dir);
+        n->dir[0] = '\0';
+    }
+}
+
 bool spt_shop_start(spt_shop_t *shop, const char *instance, const char *transport, unsigned workers,
                     unsigned products, unsigned stock)
 {

@@ -45,6 +45,23 @@ pid_t spt_broker_start(const char *instance, const char *const *extra);
 pid_t spt_broker_start_tcp(const char *instance, const char *host, const char *const *extra,
                            unsigned *port);
 
+/* A NATS server with JetStream for a test: on loopback, at a port picked
+ * from the test's pid in 20000..29999 (checked free, tried elsewhere when
+ * taken), with its store in a fresh temp directory and a user and password
+ * it requires.  url is "nats://USER:PASSWORD@127.0.0.1:PORT"; bad_url the
+ * same with a wrong password.  spt_nats_start returns false (nothing left)
+ * when the server did not come up within SP_TEST_WAIT_MS; spt_nats_stop
+ * stops it and removes its store.  Needs nats-server (scripts/deps.sh). */
+typedef struct {
+    pid_t pid;
+    unsigned port;
+    char dir[128];
+    char url[SP_ENDPOINT_MAX];
+    char bad_url[SP_ENDPOINT_MAX];
+} spt_nats_t;
+bool spt_nats_start(spt_nats_t *n, const char *tag);
+void spt_nats_stop(spt_nats_t *n);
+
 /* A running shop for a test: a catalogue of `products` products with
  * `stock` units each, and a broker of `instance` on `transport` (NULL: the
  * default) with `workers` workers, READY.  False when the broker did not

@@ -117,7 +117,7 @@ typedef struct {
     char name[T_NAME_MAX];
 } t_param_t;
 
-static t_param_t s_params[] = {{"mq"}, {"zmq"}, {"shm"}};
+static t_param_t s_params[] = {{"mq"}, {"zmq"}, {"shm"}, {"nats"}};
 
 static struct criterion_test_params s_param_array(void)
 {
@@ -132,6 +132,7 @@ typedef struct {
     char ep_orders[SP_ENDPOINT_MAX];  /* producers connect here (routed) */
     char ep_workers[SP_ENDPOINT_MAX]; /* workers connect here (routed) */
     sp_tside_t *side;                 /* what the transport's create made */
+    spt_nats_t nats;                  /* nats: the test's own server */
     bool made;
 } t_path_t;
 
@@ -175,6 +176,12 @@ static void s_path_names(t_path_t *p, const char *transport, const char *tag)
     char name[SP_INSTANCE_NAME_MAX + 1];
     spt_instance(name, sizeof name, label);
     cr_assert_eq(sp_names_init(&p->names, name, NULL), 0, "instance name '%s'", name);
+    /* a transport on servers of its own: a server for this test alone */
+    if (strcmp(transport, "nats") == 0) {
+        cr_assert(spt_nats_start(&p->nats, name), "nats-server did not start");
+        snprintf(p->ep_orders, sizeof p->ep_orders, "%s", p->nats.url);
+        snprintf(p->ep_workers, sizeof p->ep_workers, "%s", p->nats.url);
+    }
 }
 
 /* Starts the broker that makes the path and reads where its ends connect
@@ -206,7 +213,10 @@ static void s_path_bare(t_path_t *p, const char *transport, const char *tag)
         p->msgsize = sp_wire_msg_size(SP_MSG_ORDERS, SP_WIRE_MAX_RECORDS);
         return;
     }
-    sp_tparams_t params = {.names = &p->names, .depth = T_DEPTH, .msgsize = T_MSGSIZE};
+    sp_tparams_t params = {.names = &p->names,
+                           .depth = T_DEPTH,
+                           .msgsize = T_MSGSIZE,
+                           .service = p->nats.pid > 0 ? p->nats.url : NULL};
     sp_tinfo_t info = {0};
     char why[T_WHY_CAP] = "";
     int rc = t->create(&p->side, &params, &info, why, sizeof why);
@@ -219,8 +229,14 @@ static void s_path_bare(t_path_t *p, const char *transport, const char *tag)
 static void s_path_with_workers(t_path_t *p, const char *transport, const char *tag)
 {
     s_path_names(p, transport, tag);
-    const char *extra[] = {"--transport", transport,     "--workers",
-                           T_E2E_WORKERS, "--catalogue", spt_data("products.csv"),
+    const char *extra[] = {"--transport",
+                           transport,
+                           "--workers",
+                           T_E2E_WORKERS,
+                           "--catalogue",
+                           spt_data("products.csv"),
+                           p->nats.pid > 0 ? "--nats" : NULL,
+                           p->nats.url,
                            NULL};
     s_path_broker(p, extra);
 }
@@ -230,6 +246,7 @@ static void s_path_with_workers(t_path_t *p, const char *transport, const char *
 static void s_path_remove(t_path_t *p, bool check)
 {
     if (!p->made) {
+        spt_nats_stop(&p->nats);
         return;
     }
     p->made = false;
@@ -247,6 +264,7 @@ static void s_path_remove(t_path_t *p, bool check)
         cr_expect_not(spt_leftovers(p->names.name), "%s: IPC objects of %s left behind",
                       p->transport->name, p->names.name);
     }
+    spt_nats_stop(&p->nats);
 }
 
 /* sp_link_open refuses a configuration without a transport. */

@@ -1,0 +1,712 @@
+/*
+ * sp_nats — orders through a JetStream work-queue stream, results on the
+ * producers' own subjects (sp_nats.h says what each end does).
+ */
+#include "sp_nats.h"
+
+#include "sp_error.h"
+#include "sp_link_impl.h"
+#include "sp_time.h"
+#include "sp_wire.h"
+
+#include <errno.h>
+#include <nats/nats.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#define S_NAME_MAX      (SP_INSTANCE_NAME_MAX + 8) /* "SP_" and the name */
+#define S_SUBJECT_MAX   (SP_INSTANCE_NAME_MAX + 40)
+#define S_DURABLE       "workers"
+#define S_DUP_WINDOW_S  120 /* a re-published copy within this is dropped by the stream */
+#define S_SERVERS_MAX   16
+#define S_FULL_PAUSE_MS 2                         /* between tries of a publish to a full stream */
+#define S_HELD_MAX      (2 * SP_WIRE_MAX_RECORDS) /* fetched, not yet answered */
+#define S_NS_PER_MS     1000000LL
+
+/* ---- names ------------------------------------------------------------------ */
+
+/* The instance's name in NATS: '.' separates subject tokens and is not
+ * allowed in stream names, so it is written '+' (which instance names never
+ * hold). */
+static void s_token(const sp_names_t *n, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", n->name);
+    for (char *c = out; *c; c++) {
+        if (*c == '.') {
+            *c = '+';
+        }
+    }
+}
+
+static void s_stream(const sp_names_t *n, char *out, size_t cap)
+{
+    char tok[SP_INSTANCE_NAME_MAX + 1];
+    s_token(n, tok, sizeof tok);
+    snprintf(out, cap, "SP_%s", tok);
+}
+
+static void s_orders_subject(const sp_names_t *n, char *out, size_t cap)
+{
+    char tok[S_NAME_MAX];
+    s_token(n, tok, sizeof tok);
+    snprintf(out, cap, "sp.%s.orders", tok);
+}
+
+/* Where results for producer `id` go, or before its WELCOME (id 0) for the
+ * link that made `tag`. */
+static void s_reply_subject(const sp_names_t *n, uint32_t id, uint64_t tag, char *out, size_t cap)
+{
+    char tok[S_NAME_MAX];
+    s_token(n, tok, sizeof tok);
+    if (id != 0) {
+        snprintf(out, cap, "sp.%s.r.%u", tok, id);
+    } else {
+        snprintf(out, cap, "sp.%s.r.h%016llx", tok, (unsigned long long)tag);
+    }
+}
+
+/* ---- connections -------------------------------------------------------------- */
+
+/* A server list for messages: the URLs without what comes before an '@'
+ * (credentials never reach a log). */
+static void s_safe_urls(const char *urls, char *out, size_t cap)
+{
+    size_t o = 0;
+    const char *p = urls;
+    while (*p && o + 1 < cap) {
+        const char *end = strchr(p, ',');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        const char *at = memchr(p, '@', len);
+        const char *scheme = strstr(p, "://");
+        if (at != NULL) {
+            if (scheme != NULL && scheme < at) {
+                o += (size_t)snprintf(out + o, cap - o, "%.*s", (int)(scheme + 3 - p), p);
+            }
+            len -= (size_t)(at + 1 - p);
+            p = at + 1;
+        }
+        if (o < cap) {
+            o += (size_t)snprintf(out + o, cap - o, "%.*s%s", (int)len, p, end ? "," : "");
+        }
+        p += len + (end ? 1 : 0);
+    }
+    if (o >= cap && cap > 0) {
+        out[cap - 1] = '\0';
+    }
+}
+
+/* What a failed call's status means to us, with *why. */
+static int s_fail(natsStatus s, const char *doing, const char *urls, char *why, size_t cap)
+{
+    char safe[SP_ENDPOINT_MAX];
+    s_safe_urls(urls, safe, sizeof safe);
+    const char *text = nats_GetLastError(NULL);
+    switch (s) {
+    case NATS_CONNECTION_AUTH_FAILED:
+    case NATS_NOT_PERMITTED:
+        sp_why(why, cap, "%s: the NATS servers at %s refused our credentials (%s)", doing, safe,
+               text != NULL ? text : natsStatus_GetText(s));
+        return -EACCES;
+    case NATS_NO_SERVER:
+        sp_why(why, cap, "%s: no NATS server answered at %s", doing, safe);
+        return -EHOSTUNREACH;
+    case NATS_TIMEOUT:
+        sp_why(why, cap, "%s: the NATS servers at %s did not answer in time", doing, safe);
+        return SP_E_TIMEOUT;
+    default:
+        sp_why(why, cap, "%s at %s: %s", doing, safe,
+               text != NULL && text[0] ? text : natsStatus_GetText(s));
+        return -EIO;
+    }
+}
+
+/* Connects to the comma-separated `urls`. */
+static int s_connect(natsConnection **nc, const char *urls, char *why, size_t cap)
+{
+    *nc = NULL;
+    if (urls == NULL || urls[0] == '\0') {
+        sp_why(why, cap, "the nats transport needs its servers (--nats URL[,URL...])");
+        return SP_E_USAGE;
+    }
+    char list[SP_ENDPOINT_MAX];
+    snprintf(list, sizeof list, "%s", urls);
+    const char *servers[S_SERVERS_MAX];
+    int n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(list, ",", &save); tok != NULL && n < S_SERVERS_MAX;
+         tok = strtok_r(NULL, ",", &save)) {
+        servers[n++] = tok;
+    }
+    natsOptions *opts = NULL;
+    natsStatus s = natsOptions_Create(&opts);
+    if (s == NATS_OK) {
+        s = natsOptions_SetServers(opts, servers, n);
+    }
+    if (s == NATS_OK) {
+        /* no 1 ms flusher delay on every publish, fetch and ack */
+        s = natsOptions_SetSendAsap(opts, true);
+    }
+    if (s == NATS_OK) {
+        s = natsOptions_SetTimeout(opts, SP_NATS_API_MS);
+    }
+    if (s == NATS_OK) {
+        s = natsOptions_SetMaxReconnect(opts, -1); /* ride out a server's restart */
+    }
+    if (s == NATS_OK) {
+        s = natsOptions_SetReconnectWait(opts, 100);
+    }
+    if (s == NATS_OK) {
+        s = natsConnection_Connect(nc, opts);
+    }
+    natsOptions_Destroy(opts);
+    if (s != NATS_OK) {
+        *nc = NULL;
+        return s_fail(s, "connecting", urls, why, cap);
+    }
+    return 0;
+}
+
+static int s_jetstream(jsCtx **js, natsConnection *nc, const char *urls, char *why, size_t cap)
+{
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = SP_NATS_API_MS;
+    natsStatus s = natsConnection_JetStream(js, nc, &jo);
+    return s == NATS_OK ? 0 : s_fail(s, "opening JetStream", urls, why, cap);
+}
+
+/* The stream's largest message, or -ENOENT when there is no stream. */
+static long s_stream_msgsize(jsCtx *js, const sp_names_t *names, const char *urls, char *why,
+                             size_t cap)
+{
+    char stream[S_NAME_MAX];
+    s_stream(names, stream, sizeof stream);
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetStreamInfo(&si, js, stream, NULL, &jerr);
+    if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) {
+        char safe[SP_ENDPOINT_MAX];
+        s_safe_urls(urls, safe, sizeof safe);
+        sp_why(why, cap, "no instance '%s' on the NATS servers at %s (is its broker running?)",
+               names->name, safe);
+        return -ENOENT;
+    }
+    if (s != NATS_OK) {
+        return s_fail(s, "asking for the order stream", urls, why, cap);
+    }
+    long size = si->Config->MaxMsgSize;
+    jsStreamInfo_Destroy(si);
+    return size;
+}
+
+/* ---- the link ends ------------------------------------------------------------ */
+
+typedef struct {
+    natsMsg *msg;
+    uint64_t key;
+} s_held_t;
+
+typedef struct {
+    sp_link_t base;
+    sp_link_role_t role;
+    const sp_names_t *names;
+    natsConnection *nc;
+    jsCtx *js;
+    natsSubscription *sub;       /* producer: its results; worker: the pull consumer */
+    char subject[S_SUBJECT_MAX]; /* producer: the orders subject */
+    uint32_t id;
+    uint64_t tag;
+    unsigned batch;      /* worker: messages asked for per fetch */
+    natsMsgList fetched; /* worker: the last fetch, handed out from `next` */
+    int next;
+    s_held_t held[S_HELD_MAX]; /* worker: handed out, not yet answered */
+    unsigned nheld;
+    uint64_t next_key;
+} s_link_t;
+
+/* The orders message's de-duplication id, or "" when it is not a
+ * well-formed orders message (those are dead-lettered, never dropped). */
+static void s_msg_id(const void *msg, size_t len, char *out, size_t cap)
+{
+    out[0] = '\0';
+    sp_msg_hdr_t h;
+    if (sp_wire_check(msg, len, &h) < 0 || h.kind != SP_MSG_ORDERS || h.count == 0) {
+        return;
+    }
+    sp_order_t o;
+    sp_wire_get_order(sp_wire_crec(msg, SP_MSG_ORDERS, 0), &o);
+    snprintf(out, cap, "%u-%llu-%u", h.sender, (unsigned long long)o.seq, h.count);
+}
+
+static int s_publish_order(s_link_t *l, const void *msg, size_t len, int timeout_ms)
+{
+    char id[64];
+    s_msg_id(msg, len, id, sizeof id);
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = SP_NATS_API_MS;
+    po.MsgId = id[0] ? id : NULL;
+    uint64_t deadline = sp_now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * SP_NS_PER_MS;
+    for (;;) {
+        jsErrCode jerr = 0;
+        natsStatus s = js_Publish(NULL, l->js, l->subject, msg, (int)len, &po, &jerr);
+        if (s == NATS_OK) {
+            return 0;
+        }
+        if (jerr == JSStreamMessageExceedsMaximumErr || s == NATS_MAX_PAYLOAD) {
+            return -EMSGSIZE;
+        }
+        /* a full stream (discard new) refuses with a store failure; an
+         * election in a cluster answers nobody for a moment: both pass */
+        bool passing = jerr == JSStreamStoreFailedErr || s == NATS_NO_RESPONDERS;
+        if (!passing) {
+            return s == NATS_TIMEOUT ? SP_E_TIMEOUT : -EIO;
+        }
+        if (sp_now_ns() >= deadline) {
+            return SP_E_TIMEOUT;
+        }
+        sp_sleep_ns(S_FULL_PAUSE_MS * SP_NS_PER_MS);
+    }
+}
+
+static s_held_t *s_held_find(s_link_t *l, const sp_route_t *route)
+{
+    if (route == NULL || route->id_len != sizeof(uint64_t)) {
+        return NULL;
+    }
+    uint64_t key;
+    memcpy(&key, route->id, sizeof key);
+    for (unsigned i = 0; i < l->nheld; i++) {
+        if (l->held[i].key == key) {
+            return &l->held[i];
+        }
+    }
+    return NULL;
+}
+
+/* Acknowledges a handed-out message (answered or dead-lettered), waiting
+ * for the server to confirm: the stream has let it go when this returns. */
+static int s_held_ack(s_link_t *l, s_held_t *h)
+{
+    natsStatus s = natsMsg_AckSync(h->msg, NULL, NULL);
+    natsMsg_Destroy(h->msg);
+    *h = l->held[--l->nheld];
+    return s == NATS_OK ? 0 : -EIO;
+}
+
+static int s_send(sp_link_t *self, const void *msg, size_t len, const sp_route_t *route,
+                  int timeout_ms)
+{
+    s_link_t *l = (s_link_t *)self;
+    if (l->role == SP_LINK_PRODUCER) {
+        return s_publish_order(l, msg, len, timeout_ms);
+    }
+    s_held_t *h = s_held_find(l, route);
+    if (h == NULL) {
+        return -EINVAL;
+    }
+    char subject[S_SUBJECT_MAX];
+    s_reply_subject(l->names, route->producer_id, route->reply_tag, subject, sizeof subject);
+    /* a producer that is gone has no subscription: the result goes nowhere */
+    natsStatus s = natsConnection_Publish(l->nc, subject, msg, (int)len);
+    int rc = s_held_ack(l, h); /* after the result: the step, journal and answer are done */
+    return s == NATS_OK ? rc : -EIO;
+}
+
+static int s_release(sp_link_t *self, const sp_route_t *route)
+{
+    s_link_t *l = (s_link_t *)self;
+    if (l->role != SP_LINK_WORKER) {
+        return 0;
+    }
+    s_held_t *h = s_held_find(l, route);
+    return h != NULL ? s_held_ack(l, h) : -EINVAL;
+}
+
+/* Copies `m` out to the caller. */
+static int s_copy_out(natsMsg *m, void *buf, size_t cap)
+{
+    int n = natsMsg_GetDataLength(m);
+    if ((size_t)n > cap) {
+        return -EMSGSIZE;
+    }
+    memcpy(buf, natsMsg_GetData(m), (size_t)n);
+    return n;
+}
+
+/* The next message of the consumer, waiting up to timeout_ms (0: a moment)
+ * for it.  One at a time: a fetch of a larger batch waits for the whole
+ * batch (nats.c), and a no-wait fetch leaves the server's late answer to
+ * end the next fetch early. */
+static natsStatus s_next_fetched(s_link_t *l, natsMsg **m, int timeout_ms)
+{
+    if (l->next >= l->fetched.Count) {
+        /* the server's "request timeout" for an earlier fetch can end this
+         * one early: ask again for what is left of the wait */
+        uint64_t deadline = sp_now_ns() + (uint64_t)timeout_ms * SP_NS_PER_MS;
+        natsStatus s;
+        do {
+            natsMsgList_Destroy(&l->fetched);
+            l->next = 0;
+            uint64_t now = sp_now_ns();
+            int64_t left = now < deadline ? (int64_t)((deadline - now) / SP_NS_PER_MS) : 0;
+            jsErrCode jerr = 0;
+            s = natsSubscription_Fetch(&l->fetched, l->sub, 1, left > 0 ? left : 1, &jerr);
+            if (s == NATS_OK && l->fetched.Count == 0) {
+                s = NATS_TIMEOUT;
+            }
+        } while ((s == NATS_TIMEOUT || s == NATS_NOT_FOUND) &&
+                 sp_now_ns() + SP_NS_PER_MS < deadline);
+        if (s != NATS_OK) {
+            natsMsgList_Destroy(&l->fetched);
+            return s;
+        }
+    }
+    *m = l->fetched.Msgs[l->next];
+    l->fetched.Msgs[l->next++] = NULL; /* ours now, not the list's */
+    return NATS_OK;
+}
+
+static int s_recv(sp_link_t *self, void *buf, size_t cap, sp_route_t *route, int timeout_ms)
+{
+    s_link_t *l = (s_link_t *)self;
+    natsMsg *m = NULL;
+    natsStatus s;
+    if (l->role == SP_LINK_PRODUCER) {
+        s = natsSubscription_NextMsg(&m, l->sub, timeout_ms > 0 ? timeout_ms : 0);
+        if (s != NATS_OK) {
+            return s == NATS_TIMEOUT ? SP_E_TIMEOUT : -EIO;
+        }
+        int n = s_copy_out(m, buf, cap);
+        natsMsg_Destroy(m);
+        return n;
+    }
+    if (l->nheld == S_HELD_MAX) {
+        return -ENOBUFS; /* answer or release what you hold first */
+    }
+    s = s_next_fetched(l, &m, timeout_ms);
+    if (s != NATS_OK) {
+        return s == NATS_TIMEOUT || s == NATS_NOT_FOUND ? SP_E_TIMEOUT : -EIO;
+    }
+    s_held_t *h = &l->held[l->nheld++];
+    h->msg = m;
+    h->key = ++l->next_key;
+    memset(route, 0, sizeof *route);
+    route->id_len = sizeof h->key;
+    memcpy(route->id, &h->key, sizeof h->key);
+    sp_msg_hdr_t hdr;
+    const void *data = natsMsg_GetData(m);
+    int len = natsMsg_GetDataLength(m);
+    if (len >= SP_WIRE_HDR_SIZE) {
+        sp_wire_get_hdr(data, &hdr);
+        route->producer_id = hdr.sender;
+    }
+    return s_copy_out(m, buf, cap); /* too large: the caller releases it */
+}
+
+static long s_depth(sp_link_t *self)
+{
+    s_link_t *l = (s_link_t *)self;
+    if (l->role == SP_LINK_PRODUCER) {
+        int msgs = 0, bytes = 0;
+        return natsSubscription_GetPending(l->sub, &msgs, &bytes) == NATS_OK ? msgs : -EIO;
+    }
+    char stream[S_NAME_MAX];
+    s_stream(l->names, stream, sizeof stream);
+    jsStreamInfo *si = NULL;
+    if (js_GetStreamInfo(&si, l->js, stream, NULL, NULL) != NATS_OK) {
+        return -EIO;
+    }
+    long n = (long)si->State.Msgs;
+    jsStreamInfo_Destroy(si);
+    return n;
+}
+
+static void s_close(sp_link_t *self)
+{
+    s_link_t *l = (s_link_t *)self;
+    /* what a worker took and did not answer goes back at once, not after
+     * the ack wait */
+    for (unsigned i = 0; i < l->nheld; i++) {
+        natsMsg_Nak(l->held[i].msg, NULL);
+        natsMsg_Destroy(l->held[i].msg);
+    }
+    for (int i = l->next; i < l->fetched.Count; i++) {
+        if (l->fetched.Msgs[i] != NULL) {
+            natsMsg_Nak(l->fetched.Msgs[i], NULL);
+        }
+    }
+    natsMsgList_Destroy(&l->fetched);
+    if (l->nc != NULL) {
+        natsConnection_FlushTimeout(l->nc, SP_NATS_API_MS);
+    }
+    natsSubscription_Destroy(l->sub);
+    jsCtx_Destroy(l->js);
+    natsConnection_Destroy(l->nc);
+    free(l);
+}
+
+static uint64_t s_reply_tag(sp_link_t *self)
+{
+    return ((s_link_t *)self)->tag;
+}
+
+/* Subscribes a producer to its results (id, or tag before its WELCOME),
+ * and makes sure the server has the subscription before anything is sent
+ * that could be answered. */
+static int s_subscribe_results(s_link_t *l, const char *urls, char *why, size_t cap)
+{
+    char subject[S_SUBJECT_MAX];
+    s_reply_subject(l->names, l->id, l->tag, subject, sizeof subject);
+    natsSubscription *sub = NULL;
+    natsStatus s = natsConnection_SubscribeSync(&sub, l->nc, subject);
+    if (s == NATS_OK) {
+        s = natsConnection_FlushTimeout(l->nc, SP_NATS_API_MS);
+    }
+    if (s != NATS_OK) {
+        natsSubscription_Destroy(sub);
+        return s_fail(s, "subscribing to our results", urls, why, cap);
+    }
+    natsSubscription_Destroy(l->sub);
+    l->sub = sub;
+    return 0;
+}
+
+static int s_adopt(sp_link_t *self, uint32_t id, char *why, size_t why_cap)
+{
+    s_link_t *l = (s_link_t *)self;
+    if (l->id != 0) {
+        sp_why(why, why_cap, "the link has producer id %u already", l->id);
+        return -EINVAL;
+    }
+    uint32_t old_id = l->id;
+    uint64_t old_tag = l->tag;
+    l->id = id;
+    l->tag = 0;
+    int rc = s_subscribe_results(l, "", why, why_cap);
+    if (rc < 0) {
+        l->id = old_id;
+        l->tag = old_tag;
+    }
+    return rc;
+}
+
+static const sp_link_ops_t s_ops = {.send = s_send,
+                                    .recv = s_recv,
+                                    .release = s_release,
+                                    .depth = s_depth,
+                                    .close = s_close,
+                                    .reply_tag = s_reply_tag,
+                                    .adopt = s_adopt};
+
+static int s_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t why_cap)
+{
+    s_link_t *l = calloc(1, sizeof *l);
+    if (l == NULL) {
+        return -ENOMEM;
+    }
+    l->base.ops = &s_ops;
+    l->role = cfg->role;
+    l->names = cfg->names;
+    l->id = cfg->id;
+    l->batch = cfg->credit > 0 ? cfg->credit : SP_LINK_CREDIT_DEFAULT;
+    if (l->batch > S_HELD_MAX / 2) {
+        l->batch = S_HELD_MAX / 2;
+    }
+    const char *urls = cfg->endpoint;
+    int rc = s_connect(&l->nc, urls, why, why_cap);
+    if (rc == 0) {
+        rc = s_jetstream(&l->js, l->nc, urls, why, why_cap);
+    }
+    long msgsize = 0;
+    if (rc == 0) {
+        msgsize = s_stream_msgsize(l->js, cfg->names, urls, why, why_cap);
+        rc = msgsize < 0 ? (int)msgsize : 0;
+    }
+    if (rc == 0 && msgsize > 0 && cfg->max_msg > (size_t)msgsize) {
+        sp_why(why, why_cap,
+               "messages of %zu bytes do not fit the order stream's %ld bytes "
+               "(broker --msgsize)",
+               cfg->max_msg, msgsize);
+        rc = -EMSGSIZE;
+    }
+    if (rc == 0 && cfg->role == SP_LINK_PRODUCER) {
+        s_orders_subject(cfg->names, l->subject, sizeof l->subject);
+        if (l->id == 0) {
+            if (getrandom(&l->tag, sizeof l->tag, 0) != (ssize_t)sizeof l->tag) {
+                l->tag = sp_now_ns() ^ ((uint64_t)getpid() << 40);
+            }
+            l->tag |= 1u; /* never 0: 0 means "no tag" */
+        }
+        rc = s_subscribe_results(l, urls, why, why_cap);
+    } else if (rc == 0) {
+        char stream[S_NAME_MAX], subject[S_SUBJECT_MAX];
+        s_stream(cfg->names, stream, sizeof stream);
+        s_orders_subject(cfg->names, subject, sizeof subject);
+        jsSubOptions so;
+        jsSubOptions_Init(&so);
+        so.Stream = stream;
+        so.Consumer = S_DURABLE;
+        jsErrCode jerr = 0;
+        natsStatus s = js_PullSubscribe(&l->sub, l->js, subject, S_DURABLE, NULL, &so, &jerr);
+        if (s != NATS_OK) {
+            rc = s_fail(s, "binding to the workers' consumer", urls, why, why_cap);
+        }
+    }
+    if (rc < 0) {
+        s_close(&l->base);
+        return rc;
+    }
+    *out = &l->base;
+    return 0;
+}
+
+/* ---- the broker's side -------------------------------------------------------- */
+
+typedef struct {
+    sp_tside_t base;
+    natsConnection *nc;
+    jsCtx *js;
+    char stream[S_NAME_MAX];
+} s_side_t;
+
+static void s_side_free(s_side_t *side)
+{
+    jsCtx_Destroy(side->js);
+    natsConnection_Destroy(side->nc);
+    free(side);
+}
+
+/* The stream of the instance: made, or taken up as a crashed run left it
+ * (its orders were accepted: they are still to be applied). */
+static int s_make_stream(s_side_t *side, const sp_tparams_t *p, sp_tinfo_t *info, char *why,
+                         size_t cap)
+{
+    char subject[S_SUBJECT_MAX];
+    s_orders_subject(p->names, subject, sizeof subject);
+    const char *subjects[] = {subject};
+    jsStreamConfig sc;
+    jsStreamConfig_Init(&sc);
+    sc.Name = side->stream;
+    sc.Subjects = subjects;
+    sc.SubjectsLen = 1;
+    sc.Retention = js_WorkQueuePolicy;
+    sc.Discard = js_DiscardNew;
+    sc.Storage = js_FileStorage;
+    sc.Replicas = 1;
+    sc.MaxMsgs = p->depth > 0 ? p->depth : SP_NATS_DEPTH;
+    size_t msgsize = sp_wire_msg_size(SP_MSG_ORDERS, SP_WIRE_MAX_RECORDS);
+    if (p->msgsize > 0) {
+        msgsize = (size_t)p->msgsize;
+    }
+    sc.MaxMsgSize = (int32_t)msgsize;
+    sc.Duplicates = (int64_t)S_DUP_WINDOW_S * 1000 * S_NS_PER_MS;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_AddStream(&si, side->js, &sc, NULL, &jerr);
+    if (s != NATS_OK && jerr == JSStreamNameExistErr) {
+        s = js_UpdateStream(&si, side->js, &sc, NULL, &jerr);
+    }
+    if (s != NATS_OK) {
+        return s_fail(s, "making the order stream", p->service, why, cap);
+    }
+    info->msgsize = (uint32_t)si->Config->MaxMsgSize;
+    info->depth = (uint32_t)si->Config->MaxMsgs;
+    jsStreamInfo_Destroy(si);
+
+    jsConsumerConfig cc;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = S_DURABLE;
+    cc.AckPolicy = js_AckExplicit;
+    cc.DeliverPolicy = js_DeliverAll;
+    cc.ReplayPolicy = js_ReplayInstant;
+    cc.AckWait = (int64_t)SP_NATS_ACK_WAIT_MS * S_NS_PER_MS;
+    cc.MaxAckPending = SP_NATS_ACK_PENDING;
+    cc.FilterSubject = subject;
+    jsConsumerInfo *ci = NULL;
+    s = js_AddConsumer(&ci, side->js, side->stream, &cc, NULL, &jerr);
+    jsConsumerInfo_Destroy(ci);
+    if (s != NATS_OK) {
+        return s_fail(s, "making the workers' consumer", p->service, why, cap);
+    }
+    return 0;
+}
+
+static int s_create(sp_tside_t **out, const sp_tparams_t *p, sp_tinfo_t *info, char *why,
+                    size_t cap)
+{
+    *out = NULL;
+    s_side_t *side = calloc(1, sizeof *side);
+    if (side == NULL) {
+        return -ENOMEM;
+    }
+    side->base.transport = &sp_transport_nats;
+    s_stream(p->names, side->stream, sizeof side->stream);
+    int rc = s_connect(&side->nc, p->service, why, cap);
+    if (rc == 0) {
+        rc = s_jetstream(&side->js, side->nc, p->service, why, cap);
+    }
+    if (rc == 0) {
+        rc = s_make_stream(side, p, info, why, cap);
+    }
+    if (rc < 0) {
+        s_side_free(side);
+        return rc;
+    }
+    info->endpoint = p->service;
+    *out = &side->base;
+    return 0;
+}
+
+static void s_destroy(sp_tside_t **self_p, uint32_t producers)
+{
+    (void)producers; /* their subjects are nothing to remove */
+    if (self_p == NULL || *self_p == NULL) {
+        return;
+    }
+    s_side_t *side = (s_side_t *)*self_p;
+    js_DeleteStream(side->js, side->stream, NULL, NULL);
+    s_side_free(side);
+    *self_p = NULL;
+}
+
+static long s_side_depth(sp_tside_t *self)
+{
+    s_side_t *side = (s_side_t *)self;
+    jsStreamInfo *si = NULL;
+    if (js_GetStreamInfo(&si, side->js, side->stream, NULL, NULL) != NATS_OK) {
+        return -EIO;
+    }
+    long n = (long)si->State.Msgs;
+    jsStreamInfo_Destroy(si);
+    return n;
+}
+
+static unsigned s_fit(const sp_tinfo_t *info, char *limit, size_t cap)
+{
+    unsigned n = SP_WIRE_MAX_RECORDS;
+    while (n > 1 && (sp_wire_msg_size(SP_MSG_ORDERS, n) > info->msgsize ||
+                     sp_wire_msg_size(SP_MSG_RESULTS, n) > info->msgsize)) {
+        n--;
+    }
+    snprintf(limit, cap, "the order stream's %u-byte messages (broker --msgsize)", info->msgsize);
+    return n;
+}
+
+const sp_transport_t sp_transport_nats = {
+    .name = "nats",
+    .summary = "a NATS JetStream stream (--nats URL[,URL...]): across hosts",
+    .id = 5,
+    .routed = false,
+    .has_workers = true,
+    .depth_label = "stream",
+    .reply_label = NULL,
+    .link_open = s_link_open,
+    .create = s_create,
+    .destroy = s_destroy,
+    .depth = s_side_depth,
+    .fit = s_fit,
+};
