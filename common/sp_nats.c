@@ -702,6 +702,7 @@ const sp_transport_t sp_transport_nats = {
     .id = 5,
     .routed = false,
     .has_workers = true,
+    .scheme = "nats://",
     .depth_label = "stream",
     .reply_label = NULL,
     .link_open = s_link_open,

@@ -31,6 +31,17 @@ const sp_transport_t *sp_transport_at(unsigned i)
     return i < S_COUNT ? s_all[i] : NULL;
 }
 
+const sp_transport_t *sp_transport_by_scheme(const char *endpoint)
+{
+    for (unsigned i = 0; endpoint != NULL && i < S_COUNT; i++) {
+        const char *scheme = s_all[i]->scheme;
+        if (scheme != NULL && strncmp(endpoint, scheme, strlen(scheme)) == 0) {
+            return s_all[i];
+        }
+    }
+    return NULL;
+}
+
 const sp_transport_t *sp_transport_find(const char *name)
 {
     for (unsigned i = 0; name != NULL && i < S_COUNT; i++) {

@@ -89,6 +89,10 @@ typedef struct sp_transport {
     /* workers take the orders (false: producers apply them themselves and
      * the broker starts no workers) */
     bool has_workers;
+    /* the URL scheme of its own servers ("nats://"), which a client's
+     * --connect names to reach an instance through them; NULL: none (a
+     * --connect without one reaches the broker's router, zmq) */
+    const char *scheme;
     /* how the console names the order path's depth and the result path's
      * (NULL: the transport has no result queues to count) */
     const char *depth_label;
@@ -134,6 +138,10 @@ typedef struct sp_transport {
 
 /* The transport registered as `name`, or NULL. */
 const sp_transport_t *sp_transport_find(const char *name);
+
+/* The transport whose servers `endpoint` names by its scheme (a list:
+ * its first URL), or NULL. */
+const sp_transport_t *sp_transport_by_scheme(const char *endpoint);
 
 /* The transport with table-header id `id`, or NULL. */
 const sp_transport_t *sp_transport_by_id(uint32_t id);

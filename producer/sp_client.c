@@ -56,6 +56,19 @@ struct sp_client {
  * address, its key from --server-cert. */
 static int s_locate_remote(const sp_client_cfg_t *cfg, s_where_t *w, char *why, size_t cap)
 {
+    /* the servers of a transport of their own (nats://): orders go there,
+     * and nothing else does (no snapshot service: product ids come from
+     * the WELCOME) */
+    w->transport = sp_transport_by_scheme(cfg->connect);
+    if (w->transport != NULL) {
+        w->remote = true;
+        if (snprintf(w->orders, sizeof w->orders, "%s", cfg->connect) >= (int)sizeof w->orders) {
+            snprintf(why, cap, "--connect: the server list is longer than %d bytes",
+                     SP_ENDPOINT_MAX - 1);
+            return SP_E_USAGE;
+        }
+        return 0;
+    }
     w->transport = sp_transport_find("zmq"); /* the one that crosses hosts */
     /* as the broker's --tcp takes it (PORT, HOST:PORT, tcp://HOST:PORT);
      * an in-process broker's inproc:// (or an ipc://) endpoint as it is */
@@ -330,9 +343,18 @@ int sp_client_products(sp_client_t *self, const uint32_t **ids, uint32_t *n, cha
         } else {
             s_ids_t t = {.ids = self->ids, .cap = w->capacity};
             sp_snapinfo_t info;
-            int rc = sp_snapcli_fetch(self->where.snapshot, self->where.server_key,
+            int rc = -ENOTSUP;
+            if (self->where.snapshot[0] == '\0') {
+                snprintf(why, cap,
+                         "instance '%s' holds %u products under ids up to %u, and through %s "
+                         "there is no snapshot service to learn them from: number the "
+                         "catalogue's products 1..N",
+                         self->names.name, w->products, w->capacity, self->where.transport->name);
+            } else {
+                rc = sp_snapcli_fetch(self->where.snapshot, self->where.server_key,
                                       self->curve_used ? &self->curve : NULL, SP_CLIENT_READY_MS,
                                       s_take_id, &t, &info, why, cap);
+            }
             if (rc < 0) {
                 free(self->ids);
                 self->ids = NULL;

@@ -5,7 +5,9 @@
  * instance's table, and reaches the broker over loopback TCP with
  * --connect, with and without CURVE.  The load generator, its audit and the
  * one-shot orders work from there; exactly-once holds across a reconnect
- * with the same producer id.
+ * with the same producer id.  Through NATS (--connect nats://...), the
+ * producer reaches only the nats servers: its load and one-shot orders are
+ * applied, and a wrong password is named (and never printed).
  *
  * Needs root (or unprivileged user namespaces) for the mount namespace: on a
  * machine that refuses `unshare --mount` the same producers run without
@@ -43,12 +45,15 @@ static pid_t s_broker_pid;
 static bool s_private; /* the producers run in a mount namespace of their own */
 static char s_tmp[T_PATH];
 
+static spt_nats_t s_nats; /* the tests through NATS: their server */
+
 static void s_cleanup(void)
 {
     if (s_broker_pid > 0) {
         spt_stop(s_broker_pid);
         s_broker_pid = 0;
     }
+    spt_nats_stop(&s_nats);
     spt_rmtree(s_tmp);
 }
 
@@ -351,4 +356,71 @@ Test(remote, a_resent_order_after_a_reconnect_is_answered_as_a_duplicate, .timeo
     cr_expect_eq(spt_stop(s_broker_pid), 0);
     s_broker_pid = 0;
     cr_expect_not(spt_leftovers(instance));
+}
+
+/* --- through NATS: the producer reaches only the nats servers ------------ */
+
+static void s_nats_broker(const char *instance)
+{
+    cr_assert(spt_nats_start(&s_nats, instance), "nats-server did not start");
+    const char *extra[] = {
+        "--nats", s_nats.url, "--workers", "2", "--fresh", "--catalogue", spt_data("products.csv"),
+        NULL};
+    s_broker_pid = spt_broker_start(instance, extra);
+    cr_assert_gt(s_broker_pid, 0, "broker %s did not start", instance);
+}
+
+Test(remote, a_producer_that_cannot_see_the_table_loads_through_nats, .timeout = 120)
+{
+    s_namespaces();
+    char instance[64];
+    spt_instance(instance, sizeof instance, "rmnats");
+    s_nats_broker(instance);
+
+    char *out = NULL;
+    const char *load[] = {"--instance", instance,  "--connect", s_nats.url,  "--customers",
+                          "2",          "--count", "2000",      "--restock", "0.2",
+                          "--holds",    "0.1",     "--json",    NULL};
+    int rc = s_run_unseen(instance, load, &out);
+    cr_expect_eq(rc, 0, "%s", out);
+    cr_expect_eq(spt_json_num(out, "sent"), T_ORDERS, "%s", out);
+    cr_expect_eq(spt_json_num(out, "timed_out"), 0, "%s", out);
+    cr_expect(strstr(out, "the table is visible") == NULL, "%s", out);
+    free(out);
+
+    /* a one-shot order the same way, then the table adds up */
+    uint32_t before = s_stock(instance, T_PRODUCT);
+    const char *buy[] = {"--instance", instance, "--connect", s_nats.url, "buy", "3", "2", NULL};
+    cr_expect_eq(s_run_unseen(instance, buy, &out), 0, "%s", out);
+    cr_expect(strstr(out, "accepted") != NULL, "%s", out);
+    free(out);
+    cr_expect_eq(s_stock(instance, T_PRODUCT), before - 2);
+    sp_names_t names;
+    sp_names_init(&names, instance, NULL);
+    sp_table_t *t = NULL;
+    cr_assert_eq(sp_table_open(&t, names.table, false), 0);
+    cr_expect_eq(sp_table_audit(t, NULL, 0), 0, "the table does not add up");
+    sp_table_close(&t);
+
+    cr_expect_eq(spt_stop(s_broker_pid), 0);
+    s_broker_pid = 0;
+    cr_expect_not(spt_leftovers(instance));
+    spt_nats_stop(&s_nats);
+}
+
+Test(remote, a_producer_with_the_wrong_nats_password_is_told_so, .timeout = 60)
+{
+    char instance[64];
+    spt_instance(instance, sizeof instance, "rmnatspw");
+    s_nats_broker(instance);
+    char *out = NULL;
+    const char *buy[] = {spt_bin("producer"), "--connect", s_nats.bad_url, "buy", "3", "1", NULL};
+    int rc = spt_run(buy, T_RUN_MS, &out);
+    cr_expect_neq(rc, 0, "%s", out);
+    cr_expect(strstr(out, "refused our credentials") != NULL, "%s", out);
+    cr_expect(strstr(out, "wrong") == NULL, "the password is never printed: %s", out);
+    free(out);
+    cr_expect_eq(spt_stop(s_broker_pid), 0);
+    s_broker_pid = 0;
+    spt_nats_stop(&s_nats);
 }
