@@ -9,6 +9,7 @@
 #include "sp_error.h"
 #include "sp_journal.h"
 #include "sp_log.h"
+#include "sp_nats.h"
 #include "sp_signal.h"
 #include "sp_transport.h"
 
@@ -18,6 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* options without a letter */
+enum { S_OPT_NATS_AUTH = 0x100, S_OPT_NATS_CA };
 
 static void s_usage(FILE *out)
 {
@@ -38,6 +42,8 @@ static void s_usage(FILE *out)
             "                      loopback (127.0.0.0/8, [::1], localhost) needs CURVE\n"
             "  --nats URL[,URL...] the nats transport's servers, each\n"
             "                      nats://[USER:PASSWORD@]HOST:PORT (implies --transport nats)\n"
+            "  --nats-auth FILE    their credentials: \"USER PASSWORD\" (mode 0600)\n"
+            "  --nats-ca FILE      TLS to them, trusting these CA certificates\n"
             "  --curve-cert FILE   CURVE on the TCP endpoints: the broker's certificate, as\n"
             "                      --keygen FILE wrote it (FILE_secret must have mode 0600)\n"
             "  --curve-clients DIR CURVE: directory of the public certificates of the clients\n"
@@ -111,6 +117,8 @@ int main(int argc, char **argv)
                                          {"transport", required_argument, 0, 't'},
                                          {"tcp", required_argument, 0, 'T'},
                                          {"nats", required_argument, 0, 'B'},
+                                         {"nats-auth", required_argument, 0, S_OPT_NATS_AUTH},
+                                         {"nats-ca", required_argument, 0, S_OPT_NATS_CA},
                                          {"curve-cert", required_argument, 0, 'P'},
                                          {"curve-clients", required_argument, 0, 'L'},
                                          {"keygen", required_argument, 0, 'G'},
@@ -158,6 +166,12 @@ int main(int argc, char **argv)
             break;
         case 'B':
             cfg.service = optarg;
+            break;
+        case S_OPT_NATS_AUTH: /* in the environment: our workers inherit it */
+            setenv(SP_NATS_AUTH_ENV, optarg, 1);
+            break;
+        case S_OPT_NATS_CA:
+            setenv(SP_NATS_CA_ENV, optarg, 1);
             break;
         case 'P':
             cfg.curve_cert = optarg;

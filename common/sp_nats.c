@@ -5,6 +5,7 @@
 #include "sp_nats.h"
 
 #include "sp_error.h"
+#include "sp_file.h"
 #include "sp_link_impl.h"
 #include "sp_time.h"
 #include "sp_wire.h"
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define S_NAME_MAX      (SP_INSTANCE_NAME_MAX + 8) /* "SP_" and the name */
@@ -22,6 +24,7 @@
 #define S_DURABLE       "workers"
 #define S_DUP_WINDOW_S  120 /* a re-published copy within this is dropped by the stream */
 #define S_SERVERS_MAX   16
+#define S_AUTH_MAX      4096                      /* bytes of a credentials file */
 #define S_FULL_PAUSE_MS 2                         /* between tries of a publish to a full stream */
 #define S_HELD_MAX      (2 * SP_WIRE_MAX_RECORDS) /* fetched, not yet answered */
 #define S_NS_PER_MS     1000000LL
@@ -123,6 +126,56 @@ static int s_fail(natsStatus s, const char *doing, const char *urls, char *why, 
     }
 }
 
+/* SP_NATS_AUTH: a file (mode 0600, like any secret) holding "USER
+ * PASSWORD" on its first line, given to the servers. */
+static int s_auth(natsOptions *opts, char *why, size_t cap)
+{
+    const char *path = getenv(SP_NATS_AUTH_ENV);
+    if (path == NULL || path[0] == '\0') {
+        return 0;
+    }
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        int err = errno;
+        sp_why(why, cap, "NATS credentials %s: %s", path, strerror(err));
+        return -err;
+    }
+    if ((st.st_mode & 0077) != 0) {
+        sp_why(why, cap, "NATS credentials %s: mode %03o lets others read them (chmod 600 %s)",
+               path, (unsigned)(st.st_mode & 0777), path);
+        return -EACCES;
+    }
+    void *buf = NULL;
+    size_t len = 0;
+    int rc = sp_file_read(path, &buf, &len, S_AUTH_MAX, why, cap);
+    if (rc < 0) {
+        return rc;
+    }
+    char *text = buf, *save = NULL;
+    char *user = strtok_r(text, " \t:\r\n", &save);
+    char *pass = user != NULL ? strtok_r(NULL, " \t\r\n", &save) : NULL;
+    if (user == NULL || pass == NULL) {
+        sp_why(why, cap, "NATS credentials %s: the first line is not USER PASSWORD", path);
+        rc = SP_E_USAGE;
+    } else if (natsOptions_SetUserInfo(opts, user, pass) != NATS_OK) {
+        rc = -ENOMEM;
+    }
+    explicit_bzero(buf, len);
+    free(buf);
+    return rc;
+}
+
+/* SP_NATS_CA: TLS to the servers, trusting the certificates in that file. */
+static natsStatus s_tls(natsOptions *opts)
+{
+    const char *ca = getenv(SP_NATS_CA_ENV);
+    if (ca == NULL || ca[0] == '\0') {
+        return NATS_OK;
+    }
+    natsStatus s = natsOptions_SetSecure(opts, true);
+    return s == NATS_OK ? natsOptions_LoadCATrustedCertificates(opts, ca) : s;
+}
+
 /* Connects to the comma-separated `urls`. */
 static int s_connect(natsConnection **nc, const char *urls, char *why, size_t cap)
 {
@@ -142,8 +195,17 @@ static int s_connect(natsConnection **nc, const char *urls, char *why, size_t ca
     }
     natsOptions *opts = NULL;
     natsStatus s = natsOptions_Create(&opts);
+    if (s != NATS_OK) {
+        return -ENOMEM;
+    }
+    int rc = s_auth(opts, why, cap);
+    if (rc < 0) {
+        natsOptions_Destroy(opts);
+        return rc;
+    }
+    s = natsOptions_SetServers(opts, servers, n);
     if (s == NATS_OK) {
-        s = natsOptions_SetServers(opts, servers, n);
+        s = s_tls(opts);
     }
     if (s == NATS_OK) {
         /* no 1 ms flusher delay on every publish, fetch and ack */

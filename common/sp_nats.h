@@ -35,6 +35,13 @@
  * write: a power loss of every server at once may lose the orders stored
  * in the last interval (docs/DEPLOYMENT.md).
  *
+ * Credentials and TLS come from the environment, so that a broker's workers
+ * inherit them: SP_NATS_AUTH names a file (mode 0600) whose first line is
+ * "USER PASSWORD"; SP_NATS_CA a file of CA certificates, which turns TLS on
+ * (the servers must then present a certificate it signed).  Credentials in
+ * a URL (nats://USER:PASSWORD@HOST:PORT) work too; no message ever prints
+ * them.
+ *
  * Ownership: a link owns its connection and subscription, and the fetched
  * messages it has not answered (acknowledged or, at close, handed back);
  * the broker's side owns its connection.  Blocking: open and the broker's
@@ -53,6 +60,8 @@
 #define SP_NATS_ACK_WAIT_MS 3000 /* an unacknowledged order goes to another worker after this */
 #define SP_NATS_ACK_PENDING 1024 /* order messages the workers may hold unacknowledged */
 #define SP_NATS_DEPTH       4096 /* order messages the stream holds by default */
+#define SP_NATS_AUTH_ENV    "SP_NATS_AUTH" /* file: "USER PASSWORD", mode 0600 */
+#define SP_NATS_CA_ENV      "SP_NATS_CA"   /* file: CA certificates; TLS on */
 
 extern const sp_transport_t sp_transport_nats;
 

@@ -13,6 +13,7 @@
 #include "sp_grow.h"
 #include "sp_loadgen.h"
 #include "sp_log.h"
+#include "sp_nats.h"
 #include "sp_once.h"
 #include "sp_print.h"
 #include "sp_report.h"
@@ -27,6 +28,9 @@
 #define EXIT_REFUSED           3 /* one-shot: the order was answered but not accepted */
 #define SP_ONE_SHOT_TIMEOUT_MS 5000
 #define SP_FINAL_TABLE_ROWS    50 /* --table: rows printed after the report */
+
+/* options without a letter */
+enum { S_OPT_NATS_AUTH = 0x100, S_OPT_NATS_CA };
 
 static void s_usage(FILE *out)
 {
@@ -46,6 +50,8 @@ static void s_usage(FILE *out)
         "                      or nats://[USER:PASSWORD@]HOST:PORT[,...]: the servers of an\n"
         "                      instance on --transport nats (orders only; ids from the\n"
         "                      WELCOME)\n"
+        "  --nats-auth FILE    credentials for those servers: \"USER PASSWORD\" (mode 0600)\n"
+        "  --nats-ca FILE      TLS to them, trusting these CA certificates\n"
         "  --server-cert FILE  that broker's public certificate, when it runs CURVE\n"
         "  --customers N       customer processes (default 1)\n"
         "  --rate R            orders/s offered by all customers together (default: as fast\n"
@@ -272,6 +278,8 @@ int main(int argc, char **argv)
                                          {"table", no_argument, 0, 'T'},
                                          {"cert", required_argument, 0, 'K'},
                                          {"connect", required_argument, 0, 'C'},
+                                         {"nats-auth", required_argument, 0, S_OPT_NATS_AUTH},
+                                         {"nats-ca", required_argument, 0, S_OPT_NATS_CA},
                                          {"server-cert", required_argument, 0, 'S'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -288,6 +296,12 @@ int main(int argc, char **argv)
             break;
         case 'C':
             cfg.connect = optarg;
+            break;
+        case S_OPT_NATS_AUTH: /* in the environment: the customers inherit it */
+            setenv(SP_NATS_AUTH_ENV, optarg, 1);
+            break;
+        case S_OPT_NATS_CA:
+            setenv(SP_NATS_CA_ENV, optarg, 1);
             break;
         case 'S':
             cfg.server_cert = optarg;

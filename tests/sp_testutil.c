@@ -242,6 +242,14 @@ bool spt_nats_start(spt_nats_t *n, const char *tag)
             snprintf(n->url, sizeof n->url, "nats://%s:%s@127.0.0.1:%u", S_NATS_USER, pass, port);
             snprintf(n->bad_url, sizeof n->bad_url, "nats://%s:wrong@127.0.0.1:%u", S_NATS_USER,
                      port);
+            snprintf(n->bare_url, sizeof n->bare_url, "nats://127.0.0.1:%u", port);
+            snprintf(n->auth, sizeof n->auth, "%s/auth", n->dir);
+            FILE *f = fopen(n->auth, "w");
+            if (f != NULL) {
+                fprintf(f, "%s %s\n", S_NATS_USER, pass);
+                fchmod(fileno(f), 0600);
+                fclose(f);
+            }
             return true;
         }
         kill(pid, SIGKILL);

@@ -49,7 +49,8 @@ pid_t spt_broker_start_tcp(const char *instance, const char *host, const char *c
  * from the test's pid in 20000..29999 (checked free, tried elsewhere when
  * taken), with its store in a fresh temp directory and a user and password
  * it requires.  url is "nats://USER:PASSWORD@127.0.0.1:PORT"; bad_url the
- * same with a wrong password.  spt_nats_start returns false (nothing left)
+ * same with a wrong password; bare_url with none, for the credentials in
+ * the file auth.  spt_nats_start returns false (nothing left)
  * when the server did not come up within SP_TEST_WAIT_MS; spt_nats_stop
  * stops it and removes its store.  Needs nats-server (scripts/deps.sh). */
 typedef struct {
@@ -58,6 +59,8 @@ typedef struct {
     char dir[128];
     char url[SP_ENDPOINT_MAX];
     char bad_url[SP_ENDPOINT_MAX];
+    char bare_url[SP_ENDPOINT_MAX]; /* without credentials */
+    char auth[160];                 /* a file "USER PASSWORD", mode 0600, in dir */
 } spt_nats_t;
 bool spt_nats_start(spt_nats_t *n, const char *tag);
 void spt_nats_stop(spt_nats_t *n);

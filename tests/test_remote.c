@@ -388,17 +388,21 @@ Test(remote, a_producer_that_cannot_see_the_table_loads_through_nats, .timeout =
     cr_expect(strstr(out, "the table is visible") == NULL, "%s", out);
     free(out);
 
-    /* a one-shot order the same way, then the table adds up */
-    uint32_t before = s_stock(instance, T_PRODUCT);
-    const char *buy[] = {"--instance", instance, "--connect", s_nats.url, "buy", "3", "2", NULL};
-    cr_expect_eq(s_run_unseen(instance, buy, &out), 0, "%s", out);
-    cr_expect(strstr(out, "accepted") != NULL, "%s", out);
-    free(out);
-    cr_expect_eq(s_stock(instance, T_PRODUCT), before - 2);
+    /* a one-shot order the same way (a restock: it cannot run out), then
+     * the table adds up */
     sp_names_t names;
     sp_names_init(&names, instance, NULL);
     sp_table_t *t = NULL;
     cr_assert_eq(sp_table_open(&t, names.table, false), 0);
+    uint64_t before = spt_tally(t, T_PRODUCT).restocked;
+    const char *restock[] = {"--instance", instance, "--connect", s_nats.url,
+                             "restock",    "3",      "5",         NULL};
+    cr_expect_eq(s_run_unseen(instance, restock, &out), 0, "%s", out);
+    cr_expect(strstr(out, "accepted") != NULL, "%s", out);
+    free(out);
+    /* (holds of the load may still expire: stock moves, the restocked
+     * count does not) */
+    cr_expect_eq(spt_tally(t, T_PRODUCT).restocked, before + 5);
     cr_expect_eq(sp_table_audit(t, NULL, 0), 0, "the table does not add up");
     sp_table_close(&t);
 
@@ -420,6 +424,58 @@ Test(remote, a_producer_with_the_wrong_nats_password_is_told_so, .timeout = 60)
     cr_expect(strstr(out, "refused our credentials") != NULL, "%s", out);
     cr_expect(strstr(out, "wrong") == NULL, "the password is never printed: %s", out);
     free(out);
+    cr_expect_eq(spt_stop(s_broker_pid), 0);
+    s_broker_pid = 0;
+    spt_nats_stop(&s_nats);
+}
+
+Test(remote, nats_credentials_come_from_a_private_file, .timeout = 60)
+{
+    char instance[64];
+    spt_instance(instance, sizeof instance, "rmnatsauth");
+    cr_assert(spt_nats_start(&s_nats, instance), "nats-server did not start");
+    const char *extra[] = {"--nats",    s_nats.bare_url, "--nats-auth",
+                           s_nats.auth, "--workers",     "1",
+                           "--fresh",   "--catalogue",   spt_data("products.csv"),
+                           NULL};
+    s_broker_pid = spt_broker_start(instance, extra);
+    cr_assert_gt(s_broker_pid, 0, "broker %s did not start with --nats-auth", instance);
+
+    char *out = NULL;
+    const char *buy[] = {spt_bin("producer"),
+                         "--instance",
+                         instance,
+                         "--connect",
+                         s_nats.bare_url,
+                         "--nats-auth",
+                         s_nats.auth,
+                         "buy",
+                         "3",
+                         "1",
+                         NULL};
+    cr_expect_eq(spt_run(buy, T_RUN_MS, &out), 0, "%s", out);
+    cr_expect(strstr(out, "accepted") != NULL, "%s", out);
+    free(out);
+
+    /* a file others may read is refused, and says how to fix it */
+    cr_assert_eq(chmod(s_nats.auth, 0644), 0);
+    cr_expect_neq(spt_run(buy, T_RUN_MS, &out), 0, "%s", out);
+    cr_expect(strstr(out, "chmod 600") != NULL, "%s", out);
+    free(out);
+    /* and none at all is named as such */
+    const char *none[] = {spt_bin("producer"),
+                          "--instance",
+                          instance,
+                          "--connect",
+                          s_nats.bare_url,
+                          "buy",
+                          "3",
+                          "1",
+                          NULL};
+    cr_expect_neq(spt_run(none, T_RUN_MS, &out), 0, "%s", out);
+    cr_expect(strstr(out, "refused our credentials") != NULL, "%s", out);
+    free(out);
+
     cr_expect_eq(spt_stop(s_broker_pid), 0);
     s_broker_pid = 0;
     spt_nats_stop(&s_nats);
