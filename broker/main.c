@@ -21,7 +21,7 @@
 #include <string.h>
 
 /* options without a letter */
-enum { S_OPT_NATS_AUTH = 0x100, S_OPT_NATS_CA };
+enum { S_OPT_NATS_AUTH = 0x100, S_OPT_NATS_CA, S_OPT_NATS_REPLICAS };
 
 static void s_usage(FILE *out)
 {
@@ -44,6 +44,8 @@ static void s_usage(FILE *out)
             "                      nats://[USER:PASSWORD@]HOST:PORT (implies --transport nats)\n"
             "  --nats-auth FILE    their credentials: \"USER PASSWORD\" (mode 0600)\n"
             "  --nats-ca FILE      TLS to them, trusting these CA certificates\n"
+            "  --nats-replicas N   copies the servers keep of each order (1, or 3 on a\n"
+            "                      3-node cluster: a node may die; default 1)\n"
             "  --curve-cert FILE   CURVE on the TCP endpoints: the broker's certificate, as\n"
             "                      --keygen FILE wrote it (FILE_secret must have mode 0600)\n"
             "  --curve-clients DIR CURVE: directory of the public certificates of the clients\n"
@@ -111,31 +113,33 @@ int main(int argc, char **argv)
     bool clean = false, tcp_transport = false, transport_set = false;
     const char *keygen = NULL;
     char why[512] = "";
-    static const struct option opts[] = {{"instance", required_argument, 0, 'i'},
-                                         {"catalogue", required_argument, 0, 'c'},
-                                         {"workers", required_argument, 0, 'w'},
-                                         {"transport", required_argument, 0, 't'},
-                                         {"tcp", required_argument, 0, 'T'},
-                                         {"nats", required_argument, 0, 'B'},
-                                         {"nats-auth", required_argument, 0, S_OPT_NATS_AUTH},
-                                         {"nats-ca", required_argument, 0, S_OPT_NATS_CA},
-                                         {"curve-cert", required_argument, 0, 'P'},
-                                         {"curve-clients", required_argument, 0, 'L'},
-                                         {"keygen", required_argument, 0, 'G'},
-                                         {"sync", required_argument, 0, 's'},
-                                         {"mq-depth", required_argument, 0, 'd'},
-                                         {"mq-msgsize", required_argument, 0, 'm'},
-                                         {"state-dir", required_argument, 0, 'S'},
-                                         {"consumer", required_argument, 0, 'C'},
-                                         {"clean", no_argument, 0, 'x'},
-                                         {"fsync", required_argument, 0, 'F'},
-                                         {"no-journal", no_argument, 0, 'N'},
-                                         {"keep-journal", no_argument, 0, 'K'},
-                                         {"fresh", no_argument, 0, 'R'},
-                                         {"no-dedup", no_argument, 0, 'D'},
-                                         {"snapshot-every", required_argument, 0, 'E'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"instance", required_argument, 0, 'i'},
+        {"catalogue", required_argument, 0, 'c'},
+        {"workers", required_argument, 0, 'w'},
+        {"transport", required_argument, 0, 't'},
+        {"tcp", required_argument, 0, 'T'},
+        {"nats", required_argument, 0, 'B'},
+        {"nats-auth", required_argument, 0, S_OPT_NATS_AUTH},
+        {"nats-ca", required_argument, 0, S_OPT_NATS_CA},
+        {"nats-replicas", required_argument, 0, S_OPT_NATS_REPLICAS},
+        {"curve-cert", required_argument, 0, 'P'},
+        {"curve-clients", required_argument, 0, 'L'},
+        {"keygen", required_argument, 0, 'G'},
+        {"sync", required_argument, 0, 's'},
+        {"mq-depth", required_argument, 0, 'd'},
+        {"mq-msgsize", required_argument, 0, 'm'},
+        {"state-dir", required_argument, 0, 'S'},
+        {"consumer", required_argument, 0, 'C'},
+        {"clean", no_argument, 0, 'x'},
+        {"fsync", required_argument, 0, 'F'},
+        {"no-journal", no_argument, 0, 'N'},
+        {"keep-journal", no_argument, 0, 'K'},
+        {"fresh", no_argument, 0, 'R'},
+        {"no-dedup", no_argument, 0, 'D'},
+        {"snapshot-every", required_argument, 0, 'E'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     int c;
     int rc = 0;
     while ((c = sp_args_next(argc, argv, "h", opts, &rc)) != -1) {
@@ -172,6 +176,9 @@ int main(int argc, char **argv)
             break;
         case S_OPT_NATS_CA:
             setenv(SP_NATS_CA_ENV, optarg, 1);
+            break;
+        case S_OPT_NATS_REPLICAS:
+            rc = sp_arg_u32("--nats-replicas", optarg, 1, 5, &cfg.replicas, why, sizeof why);
             break;
         case 'P':
             cfg.curve_cert = optarg;

@@ -55,7 +55,8 @@ static sp_tparams_t s_params(const sp_broker_t *b)
     return (sp_tparams_t){.names = &b->names,
                           .depth = b->cfg->depth,
                           .msgsize = b->cfg->msgsize,
-                          .service = b->cfg->service};
+                          .service = b->cfg->service,
+                          .replicas = b->cfg->replicas};
 }
 
 /* What the order path's transport needs, added to what every run needs. */

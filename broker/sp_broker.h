@@ -86,6 +86,7 @@ typedef struct {
     /* the servers of a transport that runs on servers of its own (nats:
      * "nats://[USER:PASSWORD@]HOST:PORT[,...]"); both ends connect there */
     const char *service;
+    unsigned replicas; /* copies those servers keep of each order; 0: 1 */
     /* zmq only: when set, run the workers as threads of this process over
      * inproc:// endpoints, each calling this (the benchmark's inproc cells,
      * which give the consumer's loop; nothing outside the process can

@@ -19,15 +19,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define S_NAME_MAX      (SP_INSTANCE_NAME_MAX + 8) /* "SP_" and the name */
-#define S_SUBJECT_MAX   (SP_INSTANCE_NAME_MAX + 40)
-#define S_DURABLE       "workers"
-#define S_DUP_WINDOW_S  120 /* a re-published copy within this is dropped by the stream */
-#define S_SERVERS_MAX   16
-#define S_AUTH_MAX      4096                      /* bytes of a credentials file */
-#define S_FULL_PAUSE_MS 2                         /* between tries of a publish to a full stream */
-#define S_HELD_MAX      (2 * SP_WIRE_MAX_RECORDS) /* fetched, not yet answered */
-#define S_NS_PER_MS     1000000LL
+#define S_NAME_MAX          (SP_INSTANCE_NAME_MAX + 8) /* "SP_" and the name */
+#define S_SUBJECT_MAX       (SP_INSTANCE_NAME_MAX + 40)
+#define S_DURABLE           "workers"
+#define S_DUP_WINDOW_S      120 /* a re-published copy within this is dropped by the stream */
+#define S_SERVERS_MAX       16
+#define S_AUTH_MAX          4096 /* bytes of a credentials file */
+#define S_FULL_PAUSE_MS     2    /* between tries of a publish to a full stream */
+#define S_HELD_MAX          (2 * SP_WIRE_MAX_RECORDS) /* fetched, not yet answered */
+#define S_ELECTION_PAUSE_MS 50 /* between tries while a cluster elects its leaders */
+#define S_NS_PER_MS         1000000LL
 
 /* ---- names ------------------------------------------------------------------ */
 
@@ -99,6 +100,14 @@ static void s_safe_urls(const char *urls, char *out, size_t cap)
     if (o >= cap && cap > 0) {
         out[cap - 1] = '\0';
     }
+}
+
+/* A failure that passes: a cluster electing a leader, a stream leader
+ * moving, no JetStream responder for a moment. */
+static bool s_passing(natsStatus s, jsErrCode jerr)
+{
+    return s == NATS_NO_RESPONDERS || s == NATS_TIMEOUT || jerr == JSClusterNotAvailErr ||
+           jerr == JSClusterNotLeaderErr || jerr == JSClusterNoPeersErr;
 }
 
 /* What a failed call's status means to us, with *why. */
@@ -450,8 +459,13 @@ static int s_recv(sp_link_t *self, void *buf, size_t cap, sp_route_t *route, int
         return -ENOBUFS; /* answer or release what you hold first */
     }
     s = s_next_fetched(l, &m, timeout_ms);
+    if (s == NATS_CONNECTION_CLOSED || s == NATS_INVALID_SUBSCRIPTION) {
+        return -EIO;
+    }
     if (s != NATS_OK) {
-        return s == NATS_TIMEOUT || s == NATS_NOT_FOUND ? SP_E_TIMEOUT : -EIO;
+        /* nothing came: empty, or a server or leader away for a moment (the
+         * connection reconnects by itself) */
+        return SP_E_TIMEOUT;
     }
     s_held_t *h = &l->held[l->nheld++];
     h->msg = m;
@@ -658,7 +672,7 @@ static int s_make_stream(s_side_t *side, const sp_tparams_t *p, sp_tinfo_t *info
     sc.Retention = js_WorkQueuePolicy;
     sc.Discard = js_DiscardNew;
     sc.Storage = js_FileStorage;
-    sc.Replicas = 1;
+    sc.Replicas = p->replicas > 0 ? p->replicas : 1;
     sc.MaxMsgs = p->depth > 0 ? p->depth : SP_NATS_DEPTH;
     size_t msgsize = sp_wire_msg_size(SP_MSG_ORDERS, SP_WIRE_MAX_RECORDS);
     if (p->msgsize > 0) {
@@ -668,9 +682,24 @@ static int s_make_stream(s_side_t *side, const sp_tparams_t *p, sp_tinfo_t *info
     sc.Duplicates = (int64_t)S_DUP_WINDOW_S * 1000 * S_NS_PER_MS;
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
-    natsStatus s = js_AddStream(&si, side->js, &sc, NULL, &jerr);
-    if (s != NATS_OK && jerr == JSStreamNameExistErr) {
-        s = js_UpdateStream(&si, side->js, &sc, NULL, &jerr);
+    natsStatus s;
+    /* a cluster that is still electing its leaders says so for a moment */
+    uint64_t until = sp_now_ns() + (uint64_t)SP_NATS_API_MS * SP_NS_PER_MS;
+    for (;;) {
+        jerr = 0;
+        s = js_AddStream(&si, side->js, &sc, NULL, &jerr);
+        if (s != NATS_OK && jerr == JSStreamNameExistErr) {
+            s = js_UpdateStream(&si, side->js, &sc, NULL, &jerr);
+        }
+        if (s == NATS_OK || !s_passing(s, jerr) || sp_now_ns() >= until) {
+            break;
+        }
+        sp_sleep_ns(S_ELECTION_PAUSE_MS * SP_NS_PER_MS);
+    }
+    if (s != NATS_OK && jerr == JSStreamReplicasNotSupportedErr) {
+        sp_why(why, cap, "%lld replicas need a NATS cluster, and the servers are one node",
+               (long long)sc.Replicas);
+        return SP_E_USAGE;
     }
     if (s != NATS_OK) {
         return s_fail(s, "making the order stream", p->service, why, cap);
@@ -688,9 +717,16 @@ static int s_make_stream(s_side_t *side, const sp_tparams_t *p, sp_tinfo_t *info
     cc.AckWait = (int64_t)SP_NATS_ACK_WAIT_MS * S_NS_PER_MS;
     cc.MaxAckPending = SP_NATS_ACK_PENDING;
     cc.FilterSubject = subject;
-    jsConsumerInfo *ci = NULL;
-    s = js_AddConsumer(&ci, side->js, side->stream, &cc, NULL, &jerr);
-    jsConsumerInfo_Destroy(ci);
+    for (;;) {
+        jsConsumerInfo *ci = NULL;
+        jerr = 0;
+        s = js_AddConsumer(&ci, side->js, side->stream, &cc, NULL, &jerr);
+        jsConsumerInfo_Destroy(ci);
+        if (s == NATS_OK || !s_passing(s, jerr) || sp_now_ns() >= until) {
+            break;
+        }
+        sp_sleep_ns(S_ELECTION_PAUSE_MS * SP_NS_PER_MS);
+    }
     if (s != NATS_OK) {
         return s_fail(s, "making the workers' consumer", p->service, why, cap);
     }

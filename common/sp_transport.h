@@ -60,6 +60,7 @@ typedef struct {
     /* the servers of a transport that runs on servers of its own (nats:
      * --nats URL[,URL...]); NULL for the others */
     const char *service;
+    unsigned replicas; /* copies its servers keep of each order (nats); 0: 1 */
 } sp_tparams_t;
 
 /* What the broker's side made, published to every client and worker in the

@@ -186,7 +186,7 @@ pid_t spt_broker_start_tcp(const char *instance, const char *host, const char *c
 
 #define S_NATS_PORT_BASE  20000
 #define S_NATS_PORT_SLOTS 10000
-#define S_NATS_USER       "stockpipe"
+#define S_NATS_USER       "sp"
 #define S_NATS_TRIES      5
 
 /* True once something accepts on 127.0.0.1:port. */
@@ -203,75 +203,146 @@ static bool s_port_accepts(unsigned port)
     return ok;
 }
 
-bool spt_nats_start(spt_nats_t *n, const char *tag)
+/* Appends "nats://[CRED@]127.0.0.1:PORT" of every node, comma-separated. */
+static void s_nats_urls(const spt_nats_t *n, const char *cred, char *out, size_t cap)
 {
-    memset(n, 0, sizeof *n);
-    if (!spt_tmpdir(n->dir, sizeof n->dir, tag)) {
+    size_t o = 0;
+    out[0] = '\0';
+    for (unsigned i = 0; i < n->nodes && o < cap; i++) {
+        o += (size_t)snprintf(out + o, cap - o, "%snats://%s%s127.0.0.1:%u", i ? "," : "",
+                              cred ? cred : "", cred ? "@" : "", n->port[i]);
+    }
+}
+
+bool spt_nats_node_start(spt_nats_t *n, unsigned i)
+{
+    char sport[16], cport[32], name[16], store[sizeof n->dir + 16], log[sizeof n->dir + 16];
+    char routes[SP_ENDPOINT_MAX * 2] = "";
+    snprintf(sport, sizeof sport, "%u", n->port[i]);
+    snprintf(cport, sizeof cport, "nats://127.0.0.1:%u", n->cport[i]);
+    snprintf(name, sizeof name, "n%u", i + 1);
+    snprintf(store, sizeof store, "%s/n%u", n->dir, i + 1);
+    snprintf(log, sizeof log, "%s/n%u.log", n->dir, i + 1);
+    for (unsigned k = 0, o = 0; k < n->nodes; k++) {
+        if (k != i) {
+            o += (unsigned)snprintf(routes + o, sizeof routes - o, "%snats://127.0.0.1:%u",
+                                    o ? "," : "", n->cport[k]);
+        }
+    }
+    /* Debian puts it in /usr/sbin; execv takes no search path */
+    const char *server = access("/usr/sbin/nats-server", X_OK) == 0 ? "/usr/sbin/nats-server"
+                                                                    : "/usr/bin/nats-server";
+    const char *argv[24] = {server, "-js", "-a", "127.0.0.1", "-p",        sport,    "-sd",
+                            store,  "-n",  name, "--user",    S_NATS_USER, "--pass", n->pass};
+    size_t k = 14;
+    if (n->nodes > 1) {
+        argv[k++] = "--cluster_name";
+        argv[k++] = "spc";
+        argv[k++] = "--cluster";
+        argv[k++] = cport;
+        argv[k++] = "--routes";
+        argv[k++] = routes;
+    }
+    argv[k] = NULL;
+    pid_t pid = spt_spawn(argv, log);
+    if (pid <= 0) {
         return false;
     }
-    char pass[32];
-    snprintf(pass, sizeof pass, "pw%ld", (long)getpid());
+    uint64_t deadline = sp_now_ns() + (uint64_t)SP_TEST_WAIT_MS * SP_NS_PER_MS;
+    bool up = false;
+    while (!up && sp_now_ns() < deadline && waitpid(pid, NULL, WNOHANG) == 0) {
+        up = s_port_accepts(n->port[i]);
+        if (!up) {
+            usleep(10000);
+        }
+    }
+    if (!up) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        char *text = spt_slurp(log);
+        fprintf(stderr, "nats-server n%u on port %u did not come up: %s\n", i + 1, n->port[i],
+                text);
+        free(text);
+        return false;
+    }
+    n->pid[i] = pid;
+    return true;
+}
+
+void spt_nats_node_kill(spt_nats_t *n, unsigned i, int sig)
+{
+    if (n->pid[i] > 0) {
+        kill(n->pid[i], sig);
+        if (sig == SIGKILL || sig == SIGTERM) {
+            spt_wait(n->pid[i], SP_TEST_WAIT_MS);
+            n->pid[i] = 0;
+        }
+    }
+}
+
+bool spt_nats_cluster_start(spt_nats_t *n, const char *tag, unsigned nodes)
+{
+    memset(n, 0, sizeof *n);
+    if (nodes < 1 || nodes > SPT_NATS_NODES_MAX || !spt_tmpdir(n->dir, sizeof n->dir, tag)) {
+        return false;
+    }
+    n->nodes = nodes;
+    snprintf(n->pass, sizeof n->pass, "pw%ld", (long)getpid());
     for (unsigned t = 0; t < S_NATS_TRIES; t++) {
-        unsigned port = S_NATS_PORT_BASE + ((unsigned)getpid() * 7u + t * 101u) % S_NATS_PORT_SLOTS;
-        if (!s_port_free(port)) {
+        unsigned base =
+            S_NATS_PORT_BASE + ((unsigned)getpid() * 7u + t * 101u) % (S_NATS_PORT_SLOTS - 8);
+        bool free_now = true;
+        for (unsigned i = 0; i < nodes; i++) {
+            n->port[i] = base + i;
+            n->cport[i] = base + SPT_NATS_NODES_MAX + i;
+            free_now = free_now && s_port_free(n->port[i]) && s_port_free(n->cport[i]);
+        }
+        if (!free_now) {
             continue;
         }
-        char sport[16], log[sizeof n->dir + 16];
-        snprintf(sport, sizeof sport, "%u", port);
-        snprintf(log, sizeof log, "%s/server.log", n->dir);
-        /* Debian puts it in /usr/sbin; execv takes no search path */
-        const char *server = access("/usr/sbin/nats-server", X_OK) == 0 ? "/usr/sbin/nats-server"
-                                                                        : "/usr/bin/nats-server";
-        const char *argv[] = {server, "-js",    "-a",        "127.0.0.1", "-p", sport, "-sd",
-                              n->dir, "--user", S_NATS_USER, "--pass",    pass, NULL};
-        pid_t pid = spt_spawn(argv, log);
-        if (pid <= 0) {
-            break;
+        bool all = true;
+        for (unsigned i = 0; i < nodes && all; i++) {
+            all = spt_nats_node_start(n, i);
         }
-        uint64_t deadline = sp_now_ns() + (uint64_t)SP_TEST_WAIT_MS * SP_NS_PER_MS;
-        bool up = false;
-        while (!up && sp_now_ns() < deadline && waitpid(pid, NULL, WNOHANG) == 0) {
-            up = s_port_accepts(port);
-            if (!up) {
-                usleep(10000);
-            }
-        }
-        if (up) {
-            n->pid = pid;
-            n->port = port;
-            snprintf(n->url, sizeof n->url, "nats://%s:%s@127.0.0.1:%u", S_NATS_USER, pass, port);
-            snprintf(n->bad_url, sizeof n->bad_url, "nats://%s:wrong@127.0.0.1:%u", S_NATS_USER,
-                     port);
-            snprintf(n->bare_url, sizeof n->bare_url, "nats://127.0.0.1:%u", port);
+        if (all) {
+            char cred[64];
+            snprintf(cred, sizeof cred, "%s:%s", S_NATS_USER, n->pass);
+            s_nats_urls(n, cred, n->url, sizeof n->url);
+            s_nats_urls(n, S_NATS_USER ":wrong", n->bad_url, sizeof n->bad_url);
+            s_nats_urls(n, NULL, n->bare_url, sizeof n->bare_url);
             snprintf(n->auth, sizeof n->auth, "%s/auth", n->dir);
             FILE *f = fopen(n->auth, "w");
             if (f != NULL) {
-                fprintf(f, "%s %s\n", S_NATS_USER, pass);
+                fprintf(f, "%s %s\n", S_NATS_USER, n->pass);
                 fchmod(fileno(f), 0600);
                 fclose(f);
             }
             return true;
         }
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        char *text = spt_slurp(log);
-        fprintf(stderr, "nats-server on port %u did not come up: %s\n", port, text);
-        free(text);
+        for (unsigned i = 0; i < nodes; i++) {
+            spt_nats_node_kill(n, i, SIGKILL);
+        }
     }
     spt_rmtree(n->dir);
     n->dir[0] = '\0';
+    n->nodes = 0;
     return false;
+}
+
+bool spt_nats_start(spt_nats_t *n, const char *tag)
+{
+    return spt_nats_cluster_start(n, tag, 1);
 }
 
 void spt_nats_stop(spt_nats_t *n)
 {
-    if (n->pid > 0) {
-        kill(n->pid, SIGTERM);
-        if (spt_wait(n->pid, SP_TEST_WAIT_MS) == -1) {
-            kill(n->pid, SIGKILL); /* spt_wait killed it already; harmless */
+    for (unsigned i = 0; i < n->nodes; i++) {
+        if (n->pid[i] > 0) {
+            spt_nats_node_kill(n, i, SIGCONT);
+            spt_nats_node_kill(n, i, SIGTERM);
         }
-        n->pid = 0;
     }
+    n->nodes = 0;
     if (n->dir[0] != '\0') {
         spt_rmtree(n->dir);
         n->dir[0] = '\0';

@@ -45,25 +45,36 @@ pid_t spt_broker_start(const char *instance, const char *const *extra);
 pid_t spt_broker_start_tcp(const char *instance, const char *host, const char *const *extra,
                            unsigned *port);
 
-/* A NATS server with JetStream for a test: on loopback, at a port picked
- * from the test's pid in 20000..29999 (checked free, tried elsewhere when
- * taken), with its store in a fresh temp directory and a user and password
- * it requires.  url is "nats://USER:PASSWORD@127.0.0.1:PORT"; bad_url the
- * same with a wrong password; bare_url with none, for the credentials in
- * the file auth.  spt_nats_start returns false (nothing left)
- * when the server did not come up within SP_TEST_WAIT_MS; spt_nats_stop
- * stops it and removes its store.  Needs nats-server (scripts/deps.sh). */
+/* NATS servers with JetStream for a test: one, or a cluster of up to
+ * SPT_NATS_NODES_MAX on loopback, at ports picked from the test's pid in
+ * 20000..29999 (checked free, tried elsewhere when taken), their stores
+ * under a fresh temp directory, requiring a user and password.  url lists
+ * every node as "nats://USER:PASSWORD@127.0.0.1:PORT"; bad_url the same
+ * with a wrong password; bare_url with none, for the credentials in the
+ * file auth (mode 0600).  The start functions return false (nothing left)
+ * when a server did not come up within SP_TEST_WAIT_MS; spt_nats_stop stops
+ * them all and removes their stores.  spt_nats_node_kill sends node i
+ * (0-based) a signal (SIGKILL and SIGTERM wait for it to go);
+ * spt_nats_node_start starts it again on its ports and store.  Needs
+ * nats-server (scripts/deps.sh). */
+#define SPT_NATS_NODES_MAX 3
 typedef struct {
-    pid_t pid;
-    unsigned port;
+    unsigned nodes;
+    pid_t pid[SPT_NATS_NODES_MAX];
+    unsigned port[SPT_NATS_NODES_MAX];  /* clients */
+    unsigned cport[SPT_NATS_NODES_MAX]; /* cluster routes */
+    char pass[32];
     char dir[128];
     char url[SP_ENDPOINT_MAX];
     char bad_url[SP_ENDPOINT_MAX];
-    char bare_url[SP_ENDPOINT_MAX]; /* without credentials */
-    char auth[160];                 /* a file "USER PASSWORD", mode 0600, in dir */
+    char bare_url[SP_ENDPOINT_MAX];
+    char auth[160];
 } spt_nats_t;
 bool spt_nats_start(spt_nats_t *n, const char *tag);
+bool spt_nats_cluster_start(spt_nats_t *n, const char *tag, unsigned nodes);
 void spt_nats_stop(spt_nats_t *n);
+void spt_nats_node_kill(spt_nats_t *n, unsigned i, int sig);
+bool spt_nats_node_start(spt_nats_t *n, unsigned i);
 
 /* A running shop for a test: a catalogue of `products` products with
  * `stock` units each, and a broker of `instance` on `transport` (NULL: the

@@ -216,7 +216,7 @@ static void s_path_bare(t_path_t *p, const char *transport, const char *tag)
     sp_tparams_t params = {.names = &p->names,
                            .depth = T_DEPTH,
                            .msgsize = T_MSGSIZE,
-                           .service = p->nats.pid > 0 ? p->nats.url : NULL};
+                           .service = p->nats.nodes > 0 ? p->nats.url : NULL};
     sp_tinfo_t info = {0};
     char why[T_WHY_CAP] = "";
     int rc = t->create(&p->side, &params, &info, why, sizeof why);
@@ -235,7 +235,7 @@ static void s_path_with_workers(t_path_t *p, const char *transport, const char *
                            T_E2E_WORKERS,
                            "--catalogue",
                            spt_data("products.csv"),
-                           p->nats.pid > 0 ? "--nats" : NULL,
+                           p->nats.nodes > 0 ? "--nats" : NULL,
                            p->nats.url,
                            NULL};
     s_path_broker(p, extra);
