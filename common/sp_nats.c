@@ -27,7 +27,8 @@
 #define S_AUTH_MAX          4096 /* bytes of a credentials file */
 #define S_FULL_PAUSE_MS     2    /* between tries of a publish to a full stream */
 #define S_HELD_MAX          (2 * SP_WIRE_MAX_RECORDS) /* fetched, not yet answered */
-#define S_ELECTION_PAUSE_MS 50 /* between tries while a cluster elects its leaders */
+#define S_TRY_MS            1000 /* one try of the broker side's JetStream calls */
+#define S_ELECTION_PAUSE_MS 50   /* between tries while a cluster elects its leaders */
 #define S_NS_PER_MS         1000000LL
 
 /* ---- names ------------------------------------------------------------------ */
@@ -240,11 +241,12 @@ static int s_connect(natsConnection **nc, const char *urls, char *why, size_t ca
     return 0;
 }
 
-static int s_jetstream(jsCtx **js, natsConnection *nc, const char *urls, char *why, size_t cap)
+static int s_jetstream(jsCtx **js, natsConnection *nc, int wait_ms, const char *urls, char *why,
+                       size_t cap)
 {
     jsOptions jo;
     jsOptions_Init(&jo);
-    jo.Wait = SP_NATS_API_MS;
+    jo.Wait = wait_ms;
     natsStatus s = natsConnection_JetStream(js, nc, &jo);
     return s == NATS_OK ? 0 : s_fail(s, "opening JetStream", urls, why, cap);
 }
@@ -595,7 +597,7 @@ static int s_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, siz
     const char *urls = cfg->endpoint;
     int rc = s_connect(&l->nc, urls, why, why_cap);
     if (rc == 0) {
-        rc = s_jetstream(&l->js, l->nc, urls, why, why_cap);
+        rc = s_jetstream(&l->js, l->nc, SP_NATS_API_MS, urls, why, why_cap);
     }
     long msgsize = 0;
     if (rc == 0) {
@@ -684,7 +686,7 @@ static int s_make_stream(s_side_t *side, const sp_tparams_t *p, sp_tinfo_t *info
     jsErrCode jerr = 0;
     natsStatus s;
     /* a cluster that is still electing its leaders says so for a moment */
-    uint64_t until = sp_now_ns() + (uint64_t)SP_NATS_API_MS * SP_NS_PER_MS;
+    uint64_t until = sp_now_ns() + (uint64_t)SP_NATS_READY_MS * SP_NS_PER_MS;
     for (;;) {
         jerr = 0;
         s = js_AddStream(&si, side->js, &sc, NULL, &jerr);
@@ -745,7 +747,9 @@ static int s_create(sp_tside_t **out, const sp_tparams_t *p, sp_tinfo_t *info, c
     s_stream(p->names, side->stream, sizeof side->stream);
     int rc = s_connect(&side->nc, p->service, why, cap);
     if (rc == 0) {
-        rc = s_jetstream(&side->js, side->nc, p->service, why, cap);
+        /* short tries: a cluster just started answers nothing until it has
+         * elected its leader, and the tries go on for SP_NATS_READY_MS */
+        rc = s_jetstream(&side->js, side->nc, S_TRY_MS, p->service, why, cap);
     }
     if (rc == 0) {
         rc = s_make_stream(side, p, info, why, cap);

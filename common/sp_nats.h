@@ -46,7 +46,8 @@
  * messages it has not answered (acknowledged or, at close, handed back);
  * the broker's side owns its connection.  Blocking: open and the broker's
  * operations wait for the servers (connecting, the JetStream API) up to
- * SP_NATS_API_MS; send up to its timeout for room in a full stream, plus
+ * SP_NATS_API_MS (making the stream, up to SP_NATS_READY_MS while a
+ * cluster elects its leaders); send up to its timeout for room in a full stream, plus
  * one acknowledgement's round trip; recv up to its timeout.  Threads: a
  * link belongs to one thread; nats.c runs threads of its own per
  * connection, so make links after fork, never before.
@@ -56,10 +57,11 @@
 
 #include "sp_transport.h"
 
-#define SP_NATS_API_MS      5000 /* connecting, and each JetStream API call */
-#define SP_NATS_ACK_WAIT_MS 3000 /* an unacknowledged order goes to another worker after this */
-#define SP_NATS_ACK_PENDING 1024 /* order messages the workers may hold unacknowledged */
-#define SP_NATS_DEPTH       4096 /* order messages the stream holds by default */
+#define SP_NATS_API_MS      5000  /* connecting, and each JetStream API call */
+#define SP_NATS_READY_MS    20000 /* the broker's wait for a cluster to elect its leaders */
+#define SP_NATS_ACK_WAIT_MS 3000  /* an unacknowledged order goes to another worker after this */
+#define SP_NATS_ACK_PENDING 1024  /* order messages the workers may hold unacknowledged */
+#define SP_NATS_DEPTH       4096  /* order messages the stream holds by default */
 #define SP_NATS_AUTH_ENV    "SP_NATS_AUTH" /* file: "USER PASSWORD", mode 0600 */
 #define SP_NATS_CA_ENV      "SP_NATS_CA"   /* file: CA certificates; TLS on */
 

@@ -1,0 +1,200 @@
+/*
+ * test_cluster — the nats transport on a 3-node NATS cluster on loopback,
+ * with the order stream kept in 3 replicas, while customers run: kill -9 of
+ * the node that leads the stream (restarted 5 s later), and SIGSTOP of a
+ * node for 5 s.  Each run must end with every order answered (none timed
+ * out), the broker's count of accepted orders equal to the customers', the
+ * table's sold and restocked units equal to what the customers were told
+ * was accepted (nothing lost, nothing applied twice) and the table adding
+ * up.  Loops are bounded; the servers, broker and customers are the test's
+ * own and only talk over loopback.
+ */
+#include "sp_instance.h"
+#include "sp_table.h"
+#include "sp_testutil.h"
+#include "sp_time.h"
+
+#include <criterion/criterion.h>
+#include <nats/nats.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define C_RUN_MS      120000
+#define C_DURATION    "10s"
+#define C_RATE        "1500"
+#define C_FAULT_AT_MS 2500 /* into the run */
+#define C_DOWN_MS     5000 /* how long the node stays away */
+
+static spt_nats_t s_nats;
+static pid_t s_broker_pid;
+
+static void s_cleanup(void)
+{
+    if (s_broker_pid > 0) {
+        spt_stop(s_broker_pid);
+        s_broker_pid = 0;
+    }
+    spt_nats_stop(&s_nats);
+}
+
+TestSuite(cluster, .fini = s_cleanup);
+
+/* A cluster of three and a broker keeping its order stream in 3 replicas. */
+static void s_start(const char *instance)
+{
+    cr_assert(spt_nats_cluster_start(&s_nats, instance, 3), "the NATS cluster did not start");
+    const char *extra[] = {"--nats",
+                           s_nats.bare_url,
+                           "--nats-auth",
+                           s_nats.auth,
+                           "--nats-replicas",
+                           "3",
+                           "--workers",
+                           "2",
+                           "--fresh",
+                           "--catalogue",
+                           spt_data("products.csv"),
+                           NULL};
+    s_broker_pid = spt_broker_start(instance, extra);
+    cr_assert_gt(s_broker_pid, 0, "broker %s did not start", instance);
+}
+
+/* The node (0-based) that leads the instance's order stream, or -1. */
+static int s_leader(const char *instance)
+{
+    natsOptions *opts = NULL;
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsStreamInfo *si = NULL;
+    int leader = -1;
+    char stream[64];
+    snprintf(stream, sizeof stream, "SP_%s", instance);
+    const char *servers[SPT_NATS_NODES_MAX];
+    char urls[SPT_NATS_NODES_MAX][48];
+    for (unsigned i = 0; i < s_nats.nodes; i++) {
+        snprintf(urls[i], sizeof urls[i], "nats://127.0.0.1:%u", s_nats.port[i]);
+        servers[i] = urls[i];
+    }
+    if (natsOptions_Create(&opts) == NATS_OK &&
+        natsOptions_SetServers(opts, servers, (int)s_nats.nodes) == NATS_OK &&
+        natsOptions_SetUserInfo(opts, "sp", s_nats.pass) == NATS_OK &&
+        natsConnection_Connect(&nc, opts) == NATS_OK &&
+        natsConnection_JetStream(&js, nc, NULL) == NATS_OK &&
+        js_GetStreamInfo(&si, js, stream, NULL, NULL) == NATS_OK && si->Cluster != NULL &&
+        si->Cluster->Leader != NULL && si->Cluster->Leader[0] == 'n') {
+        leader = atoi(si->Cluster->Leader + 1) - 1;
+    }
+    jsStreamInfo_Destroy(si);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    natsOptions_Destroy(opts);
+    return leader >= 0 && (unsigned)leader < s_nats.nodes ? leader : -1;
+}
+
+/* Customers in the background through the cluster; their JSON report goes
+ * to `out`. */
+static pid_t s_customers(const char *instance, const char *out)
+{
+    const char *argv[] = {spt_bin("producer"),
+                          "--instance",
+                          instance,
+                          "--connect",
+                          s_nats.bare_url,
+                          "--nats-auth",
+                          s_nats.auth,
+                          "--customers",
+                          "2",
+                          "--rate",
+                          C_RATE,
+                          "--duration",
+                          C_DURATION,
+                          "--restock",
+                          "0.5",
+                          "--json",
+                          NULL};
+    pid_t pid = spt_spawn(argv, out);
+    cr_assert_gt(pid, 0);
+    return pid;
+}
+
+/* Waits for the customers, stops the broker, and checks the run: every
+ * order answered, and the table holds exactly what the customers were told
+ * was accepted. */
+static void s_check(const char *instance, pid_t customers, const char *out)
+{
+    int rc = spt_wait(customers, C_RUN_MS);
+    char *report = spt_slurp(out);
+    cr_expect_eq(rc, 0, "customers: %s", report);
+    long long sent = spt_json_num(report, "sent");
+    long long accepted = spt_json_num(report, "accepted");
+    long long out_of_stock = spt_json_num(report, "out_of_stock");
+    cr_expect_gt(sent, 0, "%s", report);
+    cr_expect_eq(spt_json_num(report, "timed_out"), 0, "%s", report);
+    cr_expect_eq(spt_json_num(report, "send_failed"), 0, "%s", report);
+    cr_expect_eq(accepted + out_of_stock, sent, "every order answered: %s", report);
+
+    sp_names_t names;
+    cr_assert_eq(sp_names_init(&names, instance, NULL), 0);
+    sp_table_t *t = NULL;
+    cr_assert_eq(sp_table_open(&t, names.table, false), 0);
+    uint64_t units = 0;
+    for (uint32_t id = 1; id <= sp_table_capacity(t); id++) {
+        sp_tally_t tally = spt_tally(t, id);
+        units += tally.sold + tally.restocked;
+    }
+    long long told = spt_json_num(report, "units_sold") + spt_json_num(report, "units_restocked");
+    cr_expect_eq((long long)units, told,
+                 "the table holds %llu units sold and restocked, the customers were told of "
+                 "%lld (lost or applied twice)",
+                 (unsigned long long)units, told);
+    cr_expect_eq(sp_table_audit(t, NULL, 0), 0, "the table does not add up");
+    sp_table_close(&t);
+    free(report);
+
+    cr_expect_eq(spt_stop(s_broker_pid), 0, "the broker stopped cleanly");
+    s_broker_pid = 0;
+    cr_expect_not(spt_leftovers(instance));
+}
+
+static char s_out[256];
+
+Test(cluster, killing_the_stream_leader_mid_run_loses_and_duplicates_nothing, .timeout = 180)
+{
+    char instance[64];
+    spt_instance(instance, sizeof instance, "clkill");
+    s_start(instance);
+    snprintf(s_out, sizeof s_out, "%s/customers.json", s_nats.dir);
+    pid_t customers = s_customers(instance, s_out);
+
+    sp_sleep_ns((uint64_t)C_FAULT_AT_MS * SP_NS_PER_MS); /* into the run, not a wait for an event */
+    int leader = s_leader(instance);
+    cr_assert_geq(leader, 0, "no leader of the order stream was found");
+    spt_nats_node_kill(&s_nats, (unsigned)leader, SIGKILL);
+    cr_log_info("killed n%d, the stream's leader", leader + 1);
+    sp_sleep_ns((uint64_t)C_DOWN_MS * SP_NS_PER_MS);
+    cr_assert(spt_nats_node_start(&s_nats, (unsigned)leader), "n%d did not come back", leader + 1);
+
+    s_check(instance, customers, s_out);
+}
+
+Test(cluster, a_node_stopped_for_five_seconds_loses_and_duplicates_nothing, .timeout = 180)
+{
+    char instance[64];
+    spt_instance(instance, sizeof instance, "clstop");
+    s_start(instance);
+    snprintf(s_out, sizeof s_out, "%s/customers.json", s_nats.dir);
+    pid_t customers = s_customers(instance, s_out);
+
+    sp_sleep_ns((uint64_t)C_FAULT_AT_MS * SP_NS_PER_MS);
+    int leader = s_leader(instance);
+    unsigned node = leader >= 0 ? (unsigned)leader : 0;
+    spt_nats_node_kill(&s_nats, node, SIGSTOP);
+    sp_sleep_ns((uint64_t)C_DOWN_MS * SP_NS_PER_MS);
+    spt_nats_node_kill(&s_nats, node, SIGCONT);
+
+    s_check(instance, customers, s_out);
+}
