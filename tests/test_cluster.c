@@ -1,8 +1,9 @@
 /*
  * test_cluster — the nats transport on a 3-node NATS cluster on loopback,
  * with the order stream kept in 3 replicas, while customers run: kill -9 of
- * the node that leads the stream (restarted 5 s later), and SIGSTOP of a
- * node for 5 s.  Each run must end with every order answered (none timed
+ * the node that leads the stream (restarted 5 s later), SIGSTOP of a node
+ * for 5 s, and kill -9 of the broker and all its workers (a new broker
+ * re-attaches to the table and takes up the stream).  Each run must end with every order answered (none timed
  * out), the broker's count of accepted orders equal to the customers', the
  * table's sold and restocked units equal to what the customers were told
  * was accepted (nothing lost, nothing applied twice) and the table adding
@@ -195,6 +196,48 @@ Test(cluster, a_node_stopped_for_five_seconds_loses_and_duplicates_nothing, .tim
     spt_nats_node_kill(&s_nats, node, SIGSTOP);
     sp_sleep_ns((uint64_t)C_DOWN_MS * SP_NS_PER_MS);
     spt_nats_node_kill(&s_nats, node, SIGCONT);
+
+    s_check(instance, customers, s_out);
+}
+
+Test(cluster, killing_the_broker_and_its_workers_mid_run_loses_and_duplicates_nothing,
+     .timeout = 180)
+{
+    char instance[64];
+    spt_instance(instance, sizeof instance, "clbroker");
+    s_start(instance);
+    snprintf(s_out, sizeof s_out, "%s/customers.json", s_nats.dir);
+    pid_t customers = s_customers(instance, s_out);
+
+    sp_sleep_ns((uint64_t)C_FAULT_AT_MS * SP_NS_PER_MS);
+    /* the broker and its workers, all at once, as a power cut of its host
+     * would (the stream on the cluster keeps what it acknowledged) */
+    sp_names_t names;
+    cr_assert_eq(sp_names_init(&names, instance, NULL), 0);
+    sp_table_t *t = NULL;
+    cr_assert_eq(sp_table_open(&t, names.table, false), 0);
+    const sp_table_hdr_t *h = sp_table_hdr(t);
+    pid_t workers[SP_WORKERS_MAX];
+    unsigned nworkers = 0;
+    for (unsigned i = 0; i < SP_WORKERS_MAX; i++) {
+        pid_t pid = atomic_load(&h->worker[i].pid);
+        if (pid > 0) {
+            workers[nworkers++] = pid;
+        }
+    }
+    sp_table_close(&t);
+    kill(s_broker_pid, SIGKILL);
+    for (unsigned i = 0; i < nworkers; i++) {
+        kill(workers[i], SIGKILL);
+    }
+    spt_wait(s_broker_pid, SP_TEST_WAIT_MS);
+    s_broker_pid = 0;
+
+    /* a new broker re-attaches to the table and takes up the stream */
+    const char *extra[] = {"--nats", s_nats.bare_url, "--nats-auth", s_nats.auth, "--nats-replicas",
+                           "3",      "--workers",     "2",           NULL};
+    s_broker_pid = spt_broker_start(instance, extra);
+    cr_assert_gt(s_broker_pid, 0, "broker %s did not start again", instance);
 
     s_check(instance, customers, s_out);
 }
