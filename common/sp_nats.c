@@ -28,6 +28,7 @@
 #define S_FULL_PAUSE_MS     2    /* between tries of a publish to a full stream */
 #define S_HELD_MAX          (2 * SP_WIRE_MAX_RECORDS) /* fetched, not yet answered */
 #define S_TRY_MS            1000 /* one try of the broker side's JetStream calls */
+#define S_ACK_MS            500  /* a worker's wait for its ack to be confirmed */
 #define S_ELECTION_PAUSE_MS 50   /* between tries while a cluster elects its leaders */
 #define S_NS_PER_MS         1000000LL
 
@@ -259,7 +260,16 @@ static long s_stream_msgsize(jsCtx *js, const sp_names_t *names, const char *url
     s_stream(names, stream, sizeof stream);
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
-    natsStatus s = js_GetStreamInfo(&si, js, stream, NULL, &jerr);
+    natsStatus s;
+    uint64_t until = sp_now_ns() + (uint64_t)SP_NATS_API_MS * SP_NS_PER_MS;
+    for (;;) { /* a cluster electing a leader answers so for a moment */
+        jerr = 0;
+        s = js_GetStreamInfo(&si, js, stream, NULL, &jerr);
+        if (s == NATS_OK || !s_passing(s, jerr) || sp_now_ns() >= until) {
+            break;
+        }
+        sp_sleep_ns(S_ELECTION_PAUSE_MS * SP_NS_PER_MS);
+    }
     if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) {
         char safe[SP_ENDPOINT_MAX];
         s_safe_urls(urls, safe, sizeof safe);
@@ -364,7 +374,10 @@ static s_held_t *s_held_find(s_link_t *l, const sp_route_t *route)
  * for the server to confirm: the stream has let it go when this returns. */
 static int s_held_ack(s_link_t *l, s_held_t *h)
 {
-    natsStatus s = natsMsg_AckSync(h->msg, NULL, NULL);
+    jsOptions o; /* shorter than a worker may go without a heartbeat */
+    jsOptions_Init(&o);
+    o.Wait = S_ACK_MS;
+    natsStatus s = natsMsg_AckSync(h->msg, &o, NULL);
     natsMsg_Destroy(h->msg);
     *h = l->held[--l->nheld];
     return s == NATS_OK ? 0 : -EIO;
@@ -429,6 +442,14 @@ static natsStatus s_next_fetched(s_link_t *l, natsMsg **m, int timeout_ms)
             jsErrCode jerr = 0;
             s = natsSubscription_Fetch(&l->fetched, l->sub, 1, left > 0 ? left : 1, &jerr);
             if (s == NATS_OK && l->fetched.Count == 0) {
+                s = NATS_TIMEOUT;
+            }
+            if (s != NATS_OK && s != NATS_TIMEOUT && s != NATS_NOT_FOUND &&
+                s != NATS_CONNECTION_CLOSED && s != NATS_INVALID_SUBSCRIPTION) {
+                /* disconnected, or no leader for a moment: no answer will come
+                 * sooner, so wait a little instead of asking again at once */
+                int64_t pause = left < S_ELECTION_PAUSE_MS ? left : S_ELECTION_PAUSE_MS;
+                sp_sleep_ns((uint64_t)(pause > 0 ? pause : 1) * SP_NS_PER_MS);
                 s = NATS_TIMEOUT;
             }
         } while ((s == NATS_TIMEOUT || s == NATS_NOT_FOUND) &&
@@ -629,7 +650,16 @@ static int s_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, siz
         so.Stream = stream;
         so.Consumer = S_DURABLE;
         jsErrCode jerr = 0;
-        natsStatus s = js_PullSubscribe(&l->sub, l->js, subject, S_DURABLE, NULL, &so, &jerr);
+        natsStatus s;
+        uint64_t until = sp_now_ns() + (uint64_t)SP_NATS_API_MS * SP_NS_PER_MS;
+        for (;;) {
+            jerr = 0;
+            s = js_PullSubscribe(&l->sub, l->js, subject, S_DURABLE, NULL, &so, &jerr);
+            if (s == NATS_OK || !s_passing(s, jerr) || sp_now_ns() >= until) {
+                break;
+            }
+            sp_sleep_ns(S_ELECTION_PAUSE_MS * SP_NS_PER_MS);
+        }
         if (s != NATS_OK) {
             rc = s_fail(s, "binding to the workers' consumer", urls, why, why_cap);
         }

@@ -115,6 +115,10 @@ static pid_t s_customers(const char *instance, const char *out)
                           C_DURATION,
                           "--restock",
                           "0.5",
+                          /* past any election (at worst about 20 s): an order is
+                           * answered late rather than given up */
+                          "--timeout",
+                          "60s",
                           "--json",
                           NULL};
     pid_t pid = spt_spawn(argv, out);
