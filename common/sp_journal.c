@@ -23,6 +23,7 @@
 #include "sp_error.h"
 #include "sp_file.h"
 #include "sp_le.h"
+#include "sp_sys.h"
 #include "sp_time.h"
 
 #include <errno.h>
@@ -266,7 +267,7 @@ free_handle:
 
 static int s_sync(sp_journal_t *j)
 {
-    if (fdatasync(j->fd) < 0) {
+    if (sp_sys_fdatasync(j->fd) < 0) {
         /* after a failed fdatasync the kernel may have dropped the dirty
          * pages: retrying would "succeed" without the data (fsyncgate) */
         j->err = -errno;

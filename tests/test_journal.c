@@ -8,7 +8,8 @@
  * byte length, flip bytes in the middle and at the end, and check exact
  * counts, offsets and codes.  A write failure is provoked for real with
  * RLIMIT_FSIZE (the kernel then cuts a write short and fails the next), to
- * check that the journal refuses to append after it.
+ * check that the journal refuses to append after it.  The fsync policies
+ * are told apart by counting fdatasync calls through the sp_sys seam.
  *
  * Each test works in its own mkdtemp directory, which the fixture empties
  * and removes, so Criterion's parallel workers never share a file.
@@ -30,6 +31,7 @@
 #include "sp_crc.h"
 #include "sp_error.h"
 #include "sp_journal.h"
+#include "sp_sys.h"
 #include "sp_testutil.h"
 
 #define T_PATH_CAP  512
@@ -352,33 +354,70 @@ Test(journal, open_refuses_an_unknown_policy)
     cr_expect_neq(access(path, F_OK), 0, "no file for a refused open");
 }
 
+/* fdatasync calls the journal made (through the sp_sys seam), and the real
+ * call too, so the file is what it would be without the count. */
+static unsigned s_syncs;
+
+static int s_count_fdatasync(int fd)
+{
+    s_syncs++;
+    return fdatasync(fd);
+}
+
+/* One policy's expected syncs: after T_FEW appends `gap_ms` apart (the
+ * first one `gap_ms` after the open), after an explicit sync, and at close. */
+typedef struct {
+    sp_fsync_policy_t policy;
+    unsigned interval_ms; /* SP_FSYNC_INTERVAL only */
+    unsigned gap_ms;
+    unsigned after_appends, after_sync, after_close;
+} s_policy_case_t;
+
 Test(journal, every_policy_appends_and_syncs)
 {
-    const sp_fsync_policy_t policies[] = {SP_FSYNC_ALWAYS, SP_FSYNC_INTERVAL, SP_FSYNC_NEVER};
-    for (size_t p = 0; p < sizeof policies / sizeof policies[0]; p++) {
-        char name[32];
+    /* an interval passed before every append, or never: both are certain
+     * whatever the machine's load, so the counts are exact */
+    const s_policy_case_t cases[] = {
+        {SP_FSYNC_ALWAYS, 0, 0, T_FEW, T_FEW + 1, T_FEW + 2},
+        {SP_FSYNC_INTERVAL, 1, 2, T_FEW, T_FEW + 1, T_FEW + 2},
+        {SP_FSYNC_INTERVAL, SP_JOURNAL_INTERVAL_MAX, 0, 0, 1, 2},
+        {SP_FSYNC_NEVER, 0, 2, 0, 1, 1},
+    };
+    sp_sys_fdatasync_hook = s_count_fdatasync;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const s_policy_case_t *k = &cases[c];
+        const char *name = sp_fsync_policy_name(k->policy);
+        char file[32];
         char path[T_PATH_CAP];
-        snprintf(name, sizeof name, "policy-%zu.log", p);
-        s_path(path, name);
+        snprintf(file, sizeof file, "policy-%zu.log", c);
+        s_path(path, file);
         sp_journal_t *j = NULL;
         char why[T_WHY_CAP] = "";
-        cr_assert_eq(sp_journal_open(&j, path, 9, 2, policies[p], 1, why, sizeof why), 0, "%s",
-                     why);
+        s_syncs = 0;
+        cr_assert_eq(sp_journal_open(&j, path, 9, 2, k->policy, k->interval_ms, why, sizeof why), 0,
+                     "%s", why);
+        cr_expect_eq(s_syncs, 0, "%s: the header is synced with fsync, not fdatasync", name);
         for (uint64_t i = 0; i < T_FEW; i++) {
+            if (k->gap_ms > 0) {
+                nanosleep(&(struct timespec){.tv_nsec = (long)k->gap_ms * 1000000L}, NULL);
+            }
             sp_jrec_t r = s_rec(i);
             cr_expect_eq(sp_journal_append(j, &r, 1), 0);
-            /* 1 ms interval: let some appends pass it */
-            nanosleep(&(struct timespec){.tv_nsec = 600000}, NULL);
         }
-        cr_expect_eq(sp_journal_append(j, NULL, 0), 0);
+        cr_expect_eq(s_syncs, k->after_appends,
+                     "%s (interval %u ms): %u fdatasync(s) in %u appends", name, k->interval_ms,
+                     s_syncs, T_FEW);
         cr_expect_eq(sp_journal_sync(j), 0);
+        cr_expect_eq(s_syncs, k->after_sync, "%s: an explicit sync always syncs", name);
         sp_journal_close(&j);
+        cr_expect_eq(s_syncs, k->after_close, "%s: close syncs unless the policy is never", name);
         sp_journal_close(&j); /* NULL-safe */
         s_seen_t seen = {0};
         cr_expect_eq(s_scan(path, &seen, NULL, why), 0, "%s", why);
         cr_expect_eq(seen.n, T_FEW);
         cr_expect(seen.in_order);
     }
+    sp_sys_fdatasync_hook = NULL;
 }
 
 Test(journal, every_cut_of_the_file_keeps_exactly_the_whole_records)
