@@ -12,6 +12,7 @@
 #define CAP   8
 #define PID_A 4001u
 #define PID_B 4002u
+#define PID_C 4003u
 #define MS    (SP_NS_PER_MS)
 
 static uint8_t s_msg[SP_WIRE_HDR_SIZE + 64 * SP_WIRE_EVENT_SIZE];
@@ -273,16 +274,22 @@ Test(mirror, first_contact_after_the_snapshot_starts_from_its_baseline)
 Test(mirror, a_restarted_worker_counts_from_one_again)
 {
     sp_mirror_t *m = s_fresh();
-    s_snapshot(m, s_stock100, s_ver0, PID_A, 0, 0, 0);
-    sp_mirror_feed(m, s_msg, s_run(1, PID_A, 1, 10), 10, NULL, NULL);
+    /* the first life is well past 1 when the snapshot is taken: a new
+     * incarnation's count must not be measured from its baseline */
+    s_snapshot(m, s_stock100, s_ver0, PID_A, 50, 0, 0);
+    sp_mirror_feed(m, s_msg, s_run(1, PID_A, 51, 60), 10, NULL, NULL);
+    cr_expect_eq(sp_mirror_state(m)->gaps, 0, "51 follows the snapshot's 50");
     /* worker 1 died and came back as PID_B after the snapshot */
     sp_mirror_feed(m, s_msg, s_heartbeat(1, PID_B, 0, SP_PUB_RUNNING), 11, NULL, NULL);
     sp_mirror_feed(m, s_msg, s_run(1, PID_B, 1, 2), 12, NULL, NULL);
-    cr_expect_eq(sp_mirror_state(m)->gaps, 0);
+    cr_expect_eq(sp_mirror_state(m)->gaps, 0, "PID_B counts from 1");
     cr_expect_eq(sp_mirror_pub(m, 1)->pid, PID_B);
-    /* a new incarnation seen first at seq 3: 1 and 2 were lost */
-    sp_mirror_feed(m, s_msg, s_run(2, PID_A + 7, 3, 3), 13, NULL, NULL);
-    cr_expect_eq(sp_mirror_state(m)->gaps, 2);
+    /* it died again; the next incarnation is seen first at seq 3: its 1 and
+     * 2 were lost, though both are below the first life's 60 */
+    sp_mirror_feed(m, s_msg, s_run(1, PID_C, 3, 3), 13, NULL, NULL);
+    cr_expect_eq(sp_mirror_state(m)->gaps, 2, "PID_C's 1 and 2 are missing: %llu gap(s) counted",
+                 (unsigned long long)sp_mirror_state(m)->gaps);
+    cr_expect_eq(sp_mirror_pub(m, 1)->pid, PID_C);
     sp_mirror_destroy(&m);
 }
 
