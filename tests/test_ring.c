@@ -7,10 +7,13 @@
 #include "sp_mq.h"
 #include "sp_error.h"
 #include "sp_ring.h"
+#include "sp_time.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -109,36 +112,94 @@ Test(ring, waits_time_out)
     munmap(r, len);
 }
 
-Test(ring, a_sleeping_consumer_is_woken_by_a_put_from_another_process, .timeout = 30)
+/* A sleeper's own timeout: without a wake-up it sleeps this long.  A woken
+ * one must be back well within it: T_WAKE_MS is generous for a busy
+ * two-core machine (a wake-up takes microseconds to a few ms there) and
+ * still five times below the fallback, so the two cannot be mistaken. */
+#define T_FALLBACK_MS 10000
+#define T_WAKE_MS     2000
+#define T_ASLEEP_MS   5000 /* the longest wait for a child to fall asleep */
+
+/* Waits until process `pid` sleeps (state S in /proc/PID/stat): the ring's
+ * only blocking call is its futex wait, so it is sleeping on the ring. */
+static void s_wait_asleep(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    for (int waited = 0; waited < T_ASLEEP_MS; waited++) {
+        char buf[512] = "";
+        FILE *f = fopen(path, "r");
+        cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        const char *end = strrchr(buf, ')'); /* the command name may hold anything */
+        if (end != NULL && end[1] == ' ' && end[2] == 'S') {
+            return;
+        }
+        usleep(1000);
+    }
+    cr_assert_fail("process %ld did not fall asleep on the ring in %d ms", (long)pid, T_ASLEEP_MS);
+}
+
+/* When a child's wait on the ring returned (CLOCK_MONOTONIC), for the parent. */
+typedef struct {
+    _Atomic uint64_t woke_ns;
+} s_woke_t;
+
+/* Waits for the child and checks that it succeeded and was woken within
+ * T_WAKE_MS of `sent_ns` (its exit is not timed: under valgrind an exit
+ * alone can take longer than a wake-up). */
+static void s_expect_woken(pid_t child, const s_woke_t *w, uint64_t sent_ns, const char *who)
+{
+    int status;
+    cr_assert_eq(waitpid(child, &status, 0), child);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: status %d", who, status);
+    uint64_t woke = atomic_load(&w->woke_ns);
+    cr_assert_gt(woke, 0, "%s never returned", who);
+    uint64_t ms = woke > sent_ns ? (woke - sent_ns) / SP_NS_PER_MS : 0;
+    cr_expect_lt(ms, T_WAKE_MS,
+                 "%s returned %llu ms after the other side moved (the bound is %d ms; without a "
+                 "futex wake it sleeps out its %d ms timeout)",
+                 who, (unsigned long long)ms, T_WAKE_MS, T_FALLBACK_MS);
+}
+
+Test(ring, a_sleeping_consumer_is_woken_by_a_put_from_another_process, .timeout = 60)
 {
     size_t len;
     sp_ring_t *r = s_ring(8, 8, &len);
+    s_woke_t *w = s_shared(sizeof *w);
     pid_t child = fork();
+    cr_assert_geq(child, 0);
     if (child == 0) {
         uint8_t buf[8];
-        int n = sp_ring_get(r, buf, sizeof buf, 10000); /* sleeps in the kernel */
+        int n = sp_ring_get(r, buf, sizeof buf, T_FALLBACK_MS); /* sleeps in the kernel */
+        atomic_store(&w->woke_ns, sp_now_ns());
         _exit(n == 2 && buf[0] == 'h' ? 0 : 1);
     }
-    usleep(200 * 1000);
+    s_wait_asleep(child);
+    uint64_t sent = sp_now_ns();
     cr_assert_eq(sp_ring_put(r, "hi", 2, 0), 0);
-    int status;
-    waitpid(child, &status, 0);
-    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    s_expect_woken(child, w, sent, "the sleeping consumer");
 
     /* and a producer sleeping on a full ring is woken by a get */
-    cr_assert_eq(sp_ring_put(r, "x", 1, 0), 0);
-    for (int i = 1; i < 8; i++) {
+    for (int i = 0; i < 8; i++) {
         cr_assert_eq(sp_ring_put(r, "x", 1, 0), 0);
     }
+    atomic_store(&w->woke_ns, 0);
     child = fork();
+    cr_assert_geq(child, 0);
     if (child == 0) {
-        _exit(sp_ring_put(r, "z", 1, 10000) == 0 ? 0 : 1);
+        int rc = sp_ring_put(r, "z", 1, T_FALLBACK_MS);
+        atomic_store(&w->woke_ns, sp_now_ns());
+        _exit(rc == 0 ? 0 : 1);
     }
-    usleep(200 * 1000);
+    s_wait_asleep(child);
+    sent = sp_now_ns();
     uint8_t buf[8];
     cr_assert_eq(sp_ring_get(r, buf, sizeof buf, 0), 1);
-    waitpid(child, &status, 0);
-    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    s_expect_woken(child, w, sent, "the sleeping producer");
+    munmap(w, sizeof *w);
     munmap(r, len);
 }
 
