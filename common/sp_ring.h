@@ -56,7 +56,10 @@ sp_ring_t *sp_ring_attach(void *mem, size_t len);
 uint32_t sp_ring_slot_size(const sp_ring_t *self);
 uint32_t sp_ring_capacity(const sp_ring_t *self);
 
-/* Messages waiting (a snapshot; exact only while nobody moves). */
+/* Messages waiting, 0 .. capacity: the tail and the head of one moment
+ * (while others move, that moment is already past when it returns).  Never
+ * blocks; a reader that keeps losing the race to a busy ring returns a
+ * reading bounded by the capacity. */
 uint32_t sp_ring_depth(const sp_ring_t *self);
 
 /* Puts one message of `len` bytes (<= slot size).  timeout_ms: 0 = do not

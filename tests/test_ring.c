@@ -203,6 +203,53 @@ Test(ring, a_sleeping_consumer_is_woken_by_a_put_from_another_process, .timeout 
     munmap(r, len);
 }
 
+#define T_DEPTH_MS 500 /* how long the depth is read while others move */
+
+/* A reader preempted between reading the head and the tail once saw 1119
+ * messages in a ring of 128: with a producer and a consumer moving as fast
+ * as they can (one more process than this machine's two cores), every
+ * reading stays within 0 .. capacity. */
+Test(ring, depth_stays_within_the_capacity_while_others_move, .timeout = 30)
+{
+    size_t len;
+    sp_ring_t *r = s_ring(4, 8, &len);
+    _Atomic int *stop = s_shared(sizeof *stop);
+    pid_t kids[2];
+    for (int k = 0; k < 2; k++) {
+        kids[k] = fork();
+        cr_assert_geq(kids[k], 0);
+        if (kids[k] == 0) {
+            uint8_t buf[8] = "m";
+            while (!atomic_load(stop)) {
+                if (k == 0) {
+                    sp_ring_put(r, buf, 1, 0);
+                } else {
+                    sp_ring_get(r, buf, sizeof buf, 0);
+                }
+            }
+            _exit(0);
+        }
+    }
+    uint32_t deepest = 0;
+    uint64_t readings = 0, end = sp_now_ns() + T_DEPTH_MS * SP_NS_PER_MS;
+    while (sp_now_ns() < end) {
+        for (int i = 0; i < 1000; i++, readings++) {
+            uint32_t d = sp_ring_depth(r);
+            deepest = d > deepest ? d : deepest;
+        }
+    }
+    atomic_store(stop, 1);
+    for (int k = 0; k < 2; k++) {
+        int status;
+        cr_assert_eq(waitpid(kids[k], &status, 0), kids[k]);
+        cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    cr_expect_leq(deepest, sp_ring_capacity(r), "depth %u in a ring of %u (%llu readings)", deepest,
+                  sp_ring_capacity(r), (unsigned long long)readings);
+    munmap(stop, sizeof *stop);
+    munmap(r, len);
+}
+
 #define PRODUCERS    3
 #define CONSUMERS    2
 #define PER_PRODUCER 100000u
