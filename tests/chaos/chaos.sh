@@ -67,6 +67,9 @@
 #                   (a re-attaching broker counts zombies as dead, so it does not wait)
 # SP_BIN_DIR names the binaries' folder (default bin/ beside tests/).
 set -uo pipefail
+# Under pipefail never pipe text into `grep -q`: grep exits at its first
+# match, the writer may die of SIGPIPE on its next write, and the pipeline
+# fails although the text matched.  Match a variable with a here-string.
 orig_args=("$@")
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -484,7 +487,7 @@ run_one() {
     if [ $check_rc -ne 0 ]; then
         echo "chaos $t: FAILED: ledgercheck exited $check_rc" >&2
         fail=1
-    elif ! echo "$checked" | grep -q "unacknowledged applied 0 "; then
+    elif ! grep -q "unacknowledged applied 0 " <<<"$checked"; then
         # nobody killed a customer here: every applied order had a listener
         echo "chaos $t: FAILED: orders applied that no customer heard about" >&2
         fail=1
@@ -739,8 +742,8 @@ run_restarts() {
     if [ $check_rc -ne 0 ]; then
         echo "chaos restarts $t: FAILED: ledgercheck exited $check_rc" >&2
         fail=1
-    elif ! echo "$checked" | grep -q "lost 0, duplicated 0, unexpected 0," ||
-        ! echo "$checked" | grep -q "replay ok, conservation exact"; then
+    elif ! grep -q "lost 0, duplicated 0, unexpected 0," <<<"$checked" ||
+        ! grep -q "replay ok, conservation exact" <<<"$checked"; then
         echo "chaos restarts $t: FAILED: the ledger check did not pass" >&2
         fail=1
     fi
