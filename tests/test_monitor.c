@@ -86,6 +86,22 @@ static char *s_last_line(const char *text, const char *prefix)
     return line;
 }
 
+/* Waits up to SP_TEST_WAIT_MS until the file at `path` holds `needle`;
+ * false if it never does. */
+static bool s_wait_text(const char *path, const char *needle)
+{
+    for (int waited = 0; waited < SP_TEST_WAIT_MS; waited += 10) {
+        char *text = spt_slurp(path);
+        bool found = strstr(text, needle) != NULL;
+        free(text);
+        if (found) {
+            return true;
+        }
+        usleep(10 * 1000);
+    }
+    return false;
+}
+
 static pid_t s_broker(const char *inst, const char *catalogue, const char *transport,
                       const char *tcp)
 {
@@ -301,12 +317,18 @@ Test(monitor, line_mode_prints_changes_and_summaries, .timeout = 90)
     snprintf(mout, sizeof mout, "/tmp/%s.mon", inst);
     const char *mon_argv[] = {spt_bin("monitor"), "--instance", inst, "--interval", "100", NULL};
     pid_t mon = spt_spawn(mon_argv, mout);
-    usleep(500 * 1000);
+    /* the monitor prints summaries only once its first message from the
+     * broker's XPUB has arrived: from then on its subscription is live
+     * (workers publish through the broker's XSUB, subscribed from the
+     * start), so the buy's event cannot be lost to a slow joiner */
+    cr_expect(s_wait_text(mout, "summary: "), "the monitor never subscribed: %s", spt_slurp(mout));
     const char *buy[] = {spt_bin("producer"), "--instance", inst, "buy", "8", "2", NULL};
     char *out = NULL;
     cr_assert_eq(spt_run(buy, RUN_MS, &out), 0, "%s", out);
     free(out);
-    usleep(400 * 1000);
+    /* the event, and a summary that counts the order, before the stop */
+    cr_expect(s_wait_text(mout, "5 -> 3"), "no event for the buy: %s", spt_slurp(mout));
+    cr_expect(s_wait_text(mout, "accepted 1,"), "no summary counts the buy: %s", spt_slurp(mout));
     cr_expect_eq(WEXITSTATUS(spt_stop(b)), 0);
     cr_assert_eq(spt_wait(mon, RUN_MS), 0);
     char *text = spt_slurp(mout);
