@@ -2,8 +2,9 @@
  * test_recover — restarts: a broker re-attaches to a dead broker's table,
  * rebuilds a lost table from base.csv and the journal (a torn tail is
  * dropped, a corrupt middle refuses to start saying where; journaled orders
- * resent afterwards are answered as duplicates), and refuses a segment that
- * is not a table of ours without touching it.
+ * resent afterwards are answered as duplicates), or from a snapshot and the
+ * journal after it (holds live at the crash are restored and released), and
+ * refuses a segment that is not a table of ours without touching it.
  */
 #include <criterion/criterion.h>
 
@@ -34,8 +35,12 @@
 #define R_PRODUCTS 8
 #define R_STOCK    500
 #define R_RESEND   32 /* journaled orders resent per producer after a rebuild */
+#define R_RUN_MS   60000
+#define R_HOLD_QTY 5 /* units of each hold the crash leaves live */
 
 static char s_inst[64], s_cat[128], s_state[128], s_log[160];
+/* units restocked by one-shot orders, which no ledger records */
+static uint64_t s_extra_restocked[R_PRODUCTS + 1];
 
 static void s_setup(const char *tag)
 {
@@ -45,8 +50,37 @@ static void s_setup(const char *tag)
     mkdir(s_state, 0700);
 }
 
+/* Kills the workers of our instance with SIGKILL and waits (bounded) until
+ * they are gone; false if they are not. */
+static bool s_kill_workers(void)
+{
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "pkill -9 -f '[c]onsumer --instance %s ' ; true", s_inst);
+    if (system(cmd) != 0) {
+        return false;
+    }
+    for (int i = 0; i < 200; i++) {
+        snprintf(cmd, sizeof cmd, "pgrep -f '[c]onsumer --instance %s ' >/dev/null", s_inst);
+        if (system(cmd) != 0) {
+            return true;
+        }
+        usleep(10000);
+    }
+    return false;
+}
+
+/* The broker this test started last (0: none). */
+static pid_t s_broker_pid;
+
 static void s_teardown(void)
 {
+    /* a test that failed half way may leave its broker running (or
+     * stopped): kill it if it is still our unreaped child, and its workers */
+    if (s_broker_pid > 0 && waitpid(s_broker_pid, NULL, WNOHANG) == 0) {
+        kill(s_broker_pid, SIGKILL);
+        waitpid(s_broker_pid, NULL, 0);
+        s_kill_workers();
+    }
     const char *clean[] = {spt_bin("broker"), "--instance", s_inst, "--clean", NULL};
     char *out = NULL;
     spt_run(clean, 10000, &out);
@@ -69,6 +103,7 @@ static pid_t s_broker(int n)
         s_snapshot_every,  NULL};
     pid_t pid = spt_spawn(argv, s_log);
     cr_assert_gt(pid, 0);
+    s_broker_pid = pid;
     sp_names_t names;
     sp_names_init(&names, s_inst, NULL);
     /* ready, and ours: a dead broker's table may still say READY */
@@ -122,17 +157,7 @@ static void s_kill_everything(pid_t broker)
 {
     kill(broker, SIGKILL);
     waitpid(broker, NULL, 0);
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "pkill -9 -f '[c]onsumer --instance %s ' ; true", s_inst);
-    cr_assert_eq(system(cmd), 0);
-    for (int i = 0; i < 200; i++) {
-        snprintf(cmd, sizeof cmd, "pgrep -f '[c]onsumer --instance %s ' >/dev/null", s_inst);
-        if (system(cmd) != 0) {
-            return;
-        }
-        usleep(10000);
-    }
-    cr_assert_fail("workers of %s did not die", s_inst);
+    cr_assert(s_kill_workers(), "workers of %s did not die", s_inst);
 }
 
 /* Units every customer was told were accepted, per product. */
@@ -183,7 +208,8 @@ static void s_expect_table_matches_ledgers(void)
         sp_tally_t tl = spt_tally(t, id);
         cr_expect_eq(tl.sold, sold[id], "product %u: sold %llu, customers were told %llu", id,
                      (unsigned long long)tl.sold, (unsigned long long)sold[id]);
-        cr_expect_eq(tl.restocked, restocked[id], "product %u: restocked", id);
+        cr_expect_eq(tl.restocked, restocked[id] + s_extra_restocked[id], "product %u: restocked",
+                     id);
     }
     sp_table_close(&t);
 }
@@ -517,22 +543,168 @@ Test(recover, a_clean_stop_keeps_the_table_for_the_next_start_and_fresh_discards
     cr_expect_eq(WEXITSTATUS(spt_stop(b)), 0);
 }
 
+/* A one-shot order (`producer VERB ID QTY [SECONDS]`), which must be accepted. */
+static void s_once(const char *verb, uint32_t product, uint32_t qty, const char *secs)
+{
+    char id[16], q[16];
+    snprintf(id, sizeof id, "%u", product);
+    snprintf(q, sizeof q, "%u", qty);
+    const char *argv[] = {spt_bin("producer"), "--instance", s_inst, verb, id, q, secs, NULL};
+    char *out = NULL;
+    int rc = spt_run(argv, R_RUN_MS, &out);
+    cr_assert_eq(rc, 0, "producer %s %s %s: %s", verb, id, q, out);
+    free(out);
+}
+
+/* Live holds in the table, and the held units of every row. */
+static void s_holds_now(unsigned *holds, uint64_t *held)
+{
+    sp_names_t names;
+    sp_names_init(&names, s_inst, NULL);
+    sp_table_t *t = NULL;
+    cr_assert_eq(sp_table_open(&t, names.table, false), 0);
+    *holds = 0;
+    *held = 0;
+    for (uint32_t id = 1; id <= R_PRODUCTS; id++) {
+        *holds += sp_commit_holds(t, id, NULL);
+        *held += spt_tally(t, id).held;
+    }
+    sp_table_close(&t);
+}
+
+/* Waits up to SP_TEST_WAIT_MS until the table has `want` live holds. */
+static bool s_wait_holds(unsigned want, unsigned *holds, uint64_t *held)
+{
+    for (int waited = 0; waited < SP_TEST_WAIT_MS; waited += 10) {
+        s_holds_now(holds, held);
+        if (*holds == want) {
+            return true;
+        }
+        usleep(10 * 1000);
+    }
+    return false;
+}
+
+/* Waits up to SP_TEST_WAIT_MS until the broker's log, past byte `from`,
+ * has `count` snapshot lines; returns the log (malloc'd). */
+static char *s_wait_snapshots(size_t from, unsigned count)
+{
+    for (int waited = 0;; waited += 10) {
+        char *log = spt_slurp(s_log);
+        unsigned n = 0;
+        for (const char *p = log + (strlen(log) > from ? from : strlen(log));
+             (p = strstr(p, ": snapshot ")) != NULL; p++) {
+            n++;
+        }
+        if (n >= count || waited >= SP_TEST_WAIT_MS) {
+            cr_assert_geq(n, count, "%u snapshot(s) in %d ms: %s", n, SP_TEST_WAIT_MS, log);
+            return log;
+        }
+        free(log);
+        usleep(10 * 1000);
+    }
+}
+
+/* Bytes in the broker's log so far. */
+static size_t s_log_size(void)
+{
+    struct stat st;
+    return stat(s_log, &st) == 0 ? (size_t)st.st_size : 0;
+}
+
+/* Holds the last snapshot line of the log says it saved, or -1. */
+static long s_last_snapshot_holds(const char *log)
+{
+    const char *last = NULL;
+    for (const char *p = log; (p = strstr(p, ": snapshot ")) != NULL; p++) {
+        last = p;
+    }
+    const char *h = last != NULL ? strstr(last, " remembered orders, ") : NULL;
+    long n = -1;
+    if (h == NULL || sscanf(h, " remembered orders, %ld holds", &n) != 1) {
+        return -1;
+    }
+    return n;
+}
+
+/* Journal files the broker's snapshot lines say it removed. */
+static unsigned s_files_removed(const char *log)
+{
+    unsigned sum = 0, n;
+    for (const char *p = log; (p = strstr(p, "; removed ")) != NULL; p++) {
+        if (sscanf(p, "; removed %u journal file(s)", &n) == 1) {
+            sum += n;
+        }
+    }
+    return sum;
+}
+
+/* Orders the customers were answered, by their ledgers. */
+static size_t s_ledger_records(void)
+{
+    size_t n = 0;
+    DIR *d = opendir(s_state);
+    cr_assert_not_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char path[400];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", s_state, e->d_name);
+        if (strncmp(e->d_name, "ledger-", 7) == 0 && stat(path, &st) == 0) {
+            n += (size_t)st.st_size / SP_LEDGER_REC_SIZE;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
 Test(recover, snapshots_trim_the_journal_and_a_rebuild_uses_them_with_holds)
 {
     s_setup("snaps");
     s_snapshot_every = "100ms";
     s_holds = "0.2";
+    setenv("SP_LOG_LEVEL", "debug", 1); /* the broker logs every snapshot */
     pid_t b = s_broker(1);
     cr_assert_gt(b, 0);
+    /* a one-shot reserve's hold outlives its process: every snapshot from
+     * now on holds it */
+    s_once("reserve", 1, R_HOLD_QTY, "3600");
     for (int i = 0; i < 4; i++) {
         s_load("3000");
-        usleep(150 * 1000); /* a snapshot between loads */
     }
-    char *log = spt_slurp(s_log);
+    /* the customers' holds went with them: the reserve's is the only one */
+    unsigned holds;
+    uint64_t held;
+    cr_assert(s_wait_holds(1, &holds, &held), "%u live holds, %llu units held", holds,
+              (unsigned long long)held);
+    /* the second snapshot from now was begun after it: it holds that hold
+     * and no other */
+    char *log = s_wait_snapshots(s_log_size(), 2);
+    cr_expect_eq(s_last_snapshot_holds(log), 1, "%s", log);
+    cr_expect_gt(s_files_removed(log), 0, "no snapshot removed the journal files it contains: %s",
+                 log);
     free(log);
     char snap[300];
     snprintf(snap, sizeof snap, "%s/%s/snapshot.bin", s_state, s_inst);
     cr_expect_eq(access(snap, F_OK), 0, "a snapshot was saved");
+
+    /* no snapshot from here on: a second hold, on restocked units, is in
+     * the journal only when everything is killed */
+    cr_assert_eq(kill(b, SIGSTOP), 0);
+    s_once("restock", 2, R_HOLD_QTY, NULL);
+    s_extra_restocked[2] += R_HOLD_QTY;
+    s_once("reserve", 2, R_HOLD_QTY, "3600");
+    s_holds_now(&holds, &held);
+    cr_assert_eq(holds, 2, "live holds at the crash");
+    cr_assert_eq(held, 2 * R_HOLD_QTY);
+    /* the snapshots trimmed the journal: it holds fewer outcomes than the
+     * customers were told about */
+    s_jrecs_t js = {0};
+    s_read_journal(&js);
+    size_t told = s_ledger_records();
+    cr_expect_lt(js.n, told, "the journal still holds %zu outcomes of the %zu answered", js.n,
+                 told);
+    free(js.v);
     s_kill_everything(b);
     sp_names_t names;
     sp_names_init(&names, s_inst, NULL);
@@ -543,16 +715,13 @@ Test(recover, snapshots_trim_the_journal_and_a_rebuild_uses_them_with_holds)
     log = spt_slurp(s_log);
     cr_expect(strstr(log, "rebuilt it from") != NULL && strstr(log, "snapshot.bin") != NULL, "%s",
               log);
+    /* one from the snapshot, one from the journal after it */
+    cr_expect(strstr(log, "2 hold(s) to release") != NULL, "%s", log);
     free(log);
-    /* live holds of the dead customers are released at the first tick */
-    usleep(300 * 1000);
+    /* both holds are back, as expired ones: released at the first tick */
+    cr_expect(s_wait_holds(0, &holds, &held), "%u live holds left", holds);
+    cr_expect_eq(held, 0, "%llu units still held", (unsigned long long)held);
     s_expect_table_matches_ledgers();
-    sp_table_t *t = NULL;
-    cr_assert_eq(sp_table_open(&t, names.table, false), 0);
-    for (uint32_t id = 1; id <= R_PRODUCTS; id++) {
-        cr_expect_eq(spt_tally(t, id).held, 0, "product %u: held units left", id);
-    }
-    sp_table_close(&t);
     cr_expect_eq(WEXITSTATUS(spt_stop(b)), 0);
     cr_expect_not(spt_leftovers(s_inst));
 }
