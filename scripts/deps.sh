@@ -39,6 +39,7 @@ have_pc libczmq || need+=(libczmq-dev)
 have_pc criterion || need+=(libcriterion-dev)
 have_pc libnats || need+=(libnats-dev)                 # the nats transport (nats.c)
 command -v nats-server >/dev/null || need+=(nats-server) # its tests run a JetStream server
+command -v ip >/dev/null || need+=(iproute2) # the cluster chaos run: network namespaces
 have_pc ncursesw || need+=(libncurses-dev)
 command -v python3 >/dev/null || need+=(python3)
 command -v tmux >/dev/null || need+=(tmux) # the full-screen monitor test drives it

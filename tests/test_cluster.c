@@ -3,12 +3,11 @@
  * with the order stream kept in 3 replicas, while customers run: kill -9 of
  * the node that leads the stream (restarted 5 s later), SIGSTOP of a node
  * for 5 s, and kill -9 of the broker and all its workers (a new broker
- * re-attaches to the table and takes up the stream).  Each run must end with every order answered (none timed
- * out), the broker's count of accepted orders equal to the customers', the
- * table's sold and restocked units equal to what the customers were told
- * was accepted (nothing lost, nothing applied twice) and the table adding
- * up.  Loops are bounded; the servers, broker and customers are the test's
- * own and only talk over loopback.
+ * re-attaches to the table and takes up the stream).  Each run must end with every order answered
+ * (none timed out), the broker's count of accepted orders equal to the customers', the table's sold
+ * and restocked units equal to what the customers were told was accepted (nothing lost, nothing
+ * applied twice) and the table adding up.  Loops are bounded; the servers, broker and customers are
+ * the test's own and only talk over loopback.
  */
 #include "sp_instance.h"
 #include "sp_table.h"
@@ -100,27 +99,12 @@ static int s_leader(const char *instance)
  * to `out`. */
 static pid_t s_customers(const char *instance, const char *out)
 {
-    const char *argv[] = {spt_bin("producer"),
-                          "--instance",
-                          instance,
-                          "--connect",
-                          s_nats.bare_url,
-                          "--nats-auth",
-                          s_nats.auth,
-                          "--customers",
-                          "2",
-                          "--rate",
-                          C_RATE,
-                          "--duration",
-                          C_DURATION,
-                          "--restock",
-                          "0.5",
+    const char *argv[] = {spt_bin("producer"), "--instance", instance, "--connect", s_nats.bare_url,
+                          "--nats-auth", s_nats.auth, "--customers", "2", "--rate", C_RATE,
+                          "--duration", C_DURATION, "--restock", "0.5",
                           /* past any election (at worst about 20 s): an order is
                            * answered late rather than given up */
-                          "--timeout",
-                          "60s",
-                          "--json",
-                          NULL};
+                          "--timeout", "60s", "--json", NULL};
     pid_t pid = spt_spawn(argv, out);
     cr_assert_gt(pid, 0);
     return pid;
@@ -244,4 +228,31 @@ Test(cluster, killing_the_broker_and_its_workers_mid_run_loses_and_duplicates_no
     cr_assert_gt(s_broker_pid, 0, "broker %s did not start again", instance);
 
     s_check(instance, customers, s_out);
+}
+
+/* The bounded cluster chaos run (tests/chaos/cluster.sh --quick: each node
+ * in a network namespace, the leader killed, a node stopped, a link taken
+ * down twice, the broker killed), judged by its ledger check. */
+Test(cluster, the_quick_cluster_chaos_run_loses_and_duplicates_nothing, .timeout = 300)
+{
+    const char *data = getenv("SP_DATA_DIR");
+    char script[512];
+    snprintf(script, sizeof script, "%s/%stests/chaos/cluster.sh", data ? data : ".",
+             data ? "../" : "");
+    const char *argv[] = {"/bin/bash", script, "--quick", NULL};
+    char *out = NULL;
+    int rc = spt_run(argv, 280000, &out);
+    /* its lines, for the log: the faults, the customers, the ledger check */
+    for (const char *l = out; l != NULL && *l != '\0';) {
+        size_t len = strcspn(l, "\n");
+        if (strncmp(l, "cluster: ", 9) == 0) {
+            fprintf(stderr, "%.*s\n", (int)len, l);
+        }
+        l += len + (l[len] == '\n');
+    }
+    cr_expect_eq(rc, 0, "cluster.sh --quick exited %d:\n%s", rc, out);
+    cr_expect(strstr(out, "lost 0, duplicated 0, unexpected 0, unacknowledged applied 0") != NULL,
+              "no clean ledger check:\n%s", out);
+    cr_expect(strstr(out, "cluster: ok:") != NULL, "no verdict:\n%s", out);
+    free(out);
 }
