@@ -240,7 +240,7 @@ valgrind: $(ROLE_BINS) $(TEST_BIN)
 	@bash scripts/leftovers.sh snapshot build/.leftovers-valgrind
 	SP_BIN_DIR=$(abspath $(BINDIR)) SP_DATA_DIR=$(abspath data) SP_WORKER_SILENT_MS=60000 \
 	    valgrind -q --vgdb=no --trace-children=yes --suppressions=$(abspath tests/valgrind.supp) \
-	    --trace-children-skip='*/bash,*/sh,*/python3*,*/tmux,*/env,*/timeout,*/true' \
+	    --trace-children-skip='*/bash,*/sh,*/python3*,*/tmux,*/env,*/timeout,*/true,*/nats-server' \
 	    --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite \
 	    --log-file=$(abspath $(VALGRIND_DIR))/vg.%p.log \
 	    $(TEST_BIN) --jobs 2 --filter='$(VALGRIND_FILTER)'
