@@ -21,13 +21,20 @@
 #include <string.h>
 
 /* options without a letter */
-enum { S_OPT_NATS_AUTH = 0x100, S_OPT_NATS_CA, S_OPT_NATS_REPLICAS };
+enum { S_OPT_NATS_AUTH = 0x100, S_OPT_NATS_CA, S_OPT_NATS_REPLICAS, S_OPT_PRODUCTS, S_OPT_EXPORT };
 
 static void s_usage(FILE *out)
 {
     fprintf(out, "usage: broker [options]\n"
                  "  --instance NAME     instance name (default stockpipe)\n"
                  "  --catalogue FILE    product CSV (default data/products.csv)\n"
+                 "  --products LO-HI    one shard of a catalogue split across brokers: load\n"
+                 "                      only the products with ids LO..HI (ids keep their\n"
+                 "                      values); clients learn the range from the WELCOME\n"
+                 "  --export LO-HI      write the products LO..HI of the table the last clean\n"
+                 "                      stop saved, with their stock, as a catalogue to stdout\n"
+                 "                      (to start another shard with), and exit; the next\n"
+                 "                      start with --products excluding them drops them\n"
                  "  --workers N         inventory workers to start and supervise (default 2)\n"
                  "  --transport T       how orders travel (default mq; --tcp: zmq):\n");
     for (unsigned i = 0; sp_transport_at(i) != NULL; i++) {
@@ -112,6 +119,7 @@ int main(int argc, char **argv)
                            .notify = s_notify};
     bool clean = false, tcp_transport = false, transport_set = false;
     const char *keygen = NULL;
+    uint32_t export_lo = 0, export_hi = 0;
     char why[512] = "";
     static const struct option opts[] = {
         {"instance", required_argument, 0, 'i'},
@@ -123,6 +131,8 @@ int main(int argc, char **argv)
         {"nats-auth", required_argument, 0, S_OPT_NATS_AUTH},
         {"nats-ca", required_argument, 0, S_OPT_NATS_CA},
         {"nats-replicas", required_argument, 0, S_OPT_NATS_REPLICAS},
+        {"products", required_argument, 0, S_OPT_PRODUCTS},
+        {"export", required_argument, 0, S_OPT_EXPORT},
         {"curve-cert", required_argument, 0, 'P'},
         {"curve-clients", required_argument, 0, 'L'},
         {"keygen", required_argument, 0, 'G'},
@@ -179,6 +189,14 @@ int main(int argc, char **argv)
             break;
         case S_OPT_NATS_REPLICAS:
             rc = sp_arg_u32("--nats-replicas", optarg, 1, 5, &cfg.replicas, why, sizeof why);
+            break;
+        case S_OPT_PRODUCTS:
+            rc = sp_arg_range("--products", optarg, 1, SP_PRODUCT_ID_MAX, &cfg.product_lo,
+                              &cfg.product_hi, why, sizeof why);
+            break;
+        case S_OPT_EXPORT:
+            rc = sp_arg_range("--export", optarg, 1, SP_PRODUCT_ID_MAX, &export_lo, &export_hi, why,
+                              sizeof why);
             break;
         case 'P':
             cfg.curve_cert = optarg;
@@ -261,6 +279,16 @@ int main(int argc, char **argv)
     }
     if (keygen != NULL) {
         return s_keygen(keygen);
+    }
+    if (export_lo != 0) {
+        rc = sp_broker_export(cfg.instance, cfg.state_dir, export_lo, export_hi, stdout, why,
+                              sizeof why);
+        if (rc < 0) {
+            sp_error("%s", why);
+            return rc == SP_E_USAGE ? SP_EXIT_USAGE : 1;
+        }
+        sp_info("%s", why);
+        return 0;
     }
     if (clean) {
         rc = sp_broker_clean(cfg.instance, why, sizeof why);

@@ -51,6 +51,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #define SP_BROKER_TICK_MS        50
 #define SP_BROKER_DRAIN_MS       5000 /* longest wait for in-flight orders */
@@ -70,7 +71,12 @@ typedef int (*sp_broker_worker_fn)(const char *instance, uint32_t worker_id,
 
 typedef struct {
     const char *instance;
-    const char *catalogue;     /* CSV path */
+    const char *catalogue; /* CSV path */
+    /* one shard of a catalogue split across brokers (--products LO-HI):
+     * the table holds only the products whose id is in [product_lo,
+     * product_hi], and the WELCOME says so; 0, 0: the whole catalogue */
+    uint32_t product_lo;
+    uint32_t product_hi;
     const char *state_dir;     /* base directory; NULL = "run" */
     const char *consumer_path; /* NULL = "consumer" beside our own binary */
     /* NULL = ipc://; else the client-facing endpoints (orders, events,
@@ -149,6 +155,21 @@ int sp_broker_run(sp_broker_t *self, sp_broker_stats_t *stats, char *why, size_t
  * cleanly or no run at all, what the next start recovers from).
  * NULL-safe; sets *self_p to NULL. */
 void sp_broker_destroy(sp_broker_t **self_p);
+
+/* --export LO-HI: writes the products of `instance` whose id is in [lo,
+ * hi], with their current stock, as a catalogue CSV (header first) to
+ * `out`, read from the table its last clean stop saved under
+ * `state_dir` (NULL: "run"), and records in the state directory that they
+ * left, so that the next start of the instance with a --products range
+ * that excludes them drops them from its table instead of refusing (any
+ * next start consumes the record).  Refuses, touching nothing: an
+ * instance that runs or whose last run did not stop cleanly (-EBUSY: a
+ * table in /dev/shm, a journal or a snapshot to recover from), no saved
+ * table (-ENOENT), a range that holds none of its products
+ * (SP_E_CSV_EMPTY), a write that failed (-errno); *why says which and
+ * what to do.  Blocks on the disk. */
+int sp_broker_export(const char *instance, const char *state_dir, uint32_t lo, uint32_t hi,
+                     FILE *out, char *why, size_t cap);
 
 /* Removes the IPC objects of `instance` if its broker is dead.  Returns 0
  * (removed, *what says what), -EBUSY (its broker is alive), -ENOENT (nothing

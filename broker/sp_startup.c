@@ -42,6 +42,7 @@
 #include "sp_orphans.h"
 #include "sp_persist.h"
 #include "sp_recover.h"
+#include "sp_shard.h"
 #include "sp_snapshot.h"
 #include "sp_time.h"
 
@@ -212,7 +213,10 @@ static int s_table_start(sp_broker_t *b, char *why, size_t cap)
             "found the table of a broker that died (pid %d) in /dev/shm%s: re-attaching "
             "to it (it holds every applied order)",
             (int)owner, b->names.table);
-        rc = s_reattach(b, why, cap);
+        rc = sp_shard_check_table(b, why, cap);
+        if (rc == 0) {
+            rc = s_reattach(b, why, cap);
+        }
         if (rc < 0) {
             sp_table_close(&b->table);
         }
@@ -262,6 +266,9 @@ static int s_table_start(sp_broker_t *b, char *why, size_t cap)
         unlink(last);
         unlink(snap);
         unlink(mark);
+        char rec[SP_PATH_MAX + 32];
+        snprintf(rec, sizeof rec, "%s/%s", b->names.state_dir, SP_SHARD_EXPORTED);
+        unlink(rec);
         journaled = snapshot = false;
     } else if (journaled || snapshot) {
         from = snapshot ? snap : base;
@@ -281,6 +288,14 @@ static int s_table_start(sp_broker_t *b, char *why, size_t cap)
             sp_why(why, cap, "%s holds a journal but its base %s is missing: refusing to start",
                    journal, base);
         }
+        return rc;
+    }
+    sp_shard_from_t kind = journaled || snapshot ? SP_SHARD_FROM_RECOVERY
+                           : from == last        ? SP_SHARD_FROM_LAST
+                                                 : SP_SHARD_FROM_CATALOGUE;
+    rc = sp_shard_filter(b, cat, kind, snapshot ? snap : from, why, cap);
+    if (rc < 0) {
+        sp_catalogue_destroy(&cat);
         return rc;
     }
     uint64_t shm_bytes = sp_table_bytes(sp_catalogue_max_id(cat)) + sp_bipc_shm_bytes(b);
@@ -346,6 +361,7 @@ int sp_startup_table(sp_broker_t *b, char *why, size_t cap)
         return rc;
     }
     b->hdr = sp_table_hdr(b->table);
+    sp_shard_claim(b);
     atomic_store(&b->hdr->broker_pid, (int32_t)getpid());
     b->hdr->workers = b->nworkers;
     return 0;

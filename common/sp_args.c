@@ -50,6 +50,42 @@ int sp_arg_u32(const char *flag, const char *value, uint32_t min, uint32_t max, 
     return rc;
 }
 
+int sp_arg_range(const char *flag, const char *value, uint32_t min, uint32_t max, uint32_t *lo,
+                 uint32_t *hi, char *why, size_t cap)
+{
+    char first[24];
+    const char *dash = value != NULL ? strchr(value, '-') : NULL;
+    size_t n = dash != NULL ? (size_t)(dash - value) : 0;
+    uint32_t a = 0, b = 0;
+    char sub[64];
+    int rc = 0;
+    if (value == NULL || (dash != NULL && n >= sizeof first)) {
+        rc = SP_E_USAGE;
+    } else if (dash == NULL) {
+        rc = sp_arg_u32(flag, value, min, max, &a, sub, sizeof sub);
+        b = a;
+    } else {
+        memcpy(first, value, n);
+        first[n] = '\0';
+        rc = sp_arg_u32(flag, first, min, max, &a, sub, sizeof sub);
+        if (rc == 0) {
+            rc = sp_arg_u32(flag, dash + 1, min, max, &b, sub, sizeof sub);
+        }
+    }
+    if (rc == 0 && a > b) {
+        snprintf(why, cap, "%s: '%s' runs backwards (LO-HI with LO <= HI)", flag, value);
+        return SP_E_USAGE;
+    }
+    if (rc < 0) {
+        snprintf(why, cap, "%s: '%s' is not a range LO-HI of product ids from %u to %u", flag,
+                 value ? value : "", min, max);
+        return SP_E_USAGE;
+    }
+    *lo = a;
+    *hi = b;
+    return 0;
+}
+
 int sp_arg_double(const char *flag, const char *value, double min, double max, double *out,
                   char *why, size_t cap)
 {

@@ -21,6 +21,12 @@ int sp_arg_u32(const char *flag, const char *value, uint32_t min, uint32_t max, 
 int sp_arg_double(const char *flag, const char *value, double min, double max, double *out,
                   char *why, size_t cap);
 
+/* Parses a range of product ids "LO-HI" (both whole numbers from min to
+ * max, LO <= HI; "N" alone is N-N).  Returns 0 or SP_E_USAGE with *why
+ * naming the flag, the value and what is wrong. */
+int sp_arg_range(const char *flag, const char *value, uint32_t min, uint32_t max, uint32_t *lo,
+                 uint32_t *hi, char *why, size_t cap);
+
 /* Parses a duration: "10", "10s", "500ms", "2m".  Seconds out. */
 int sp_arg_duration(const char *flag, const char *value, double *seconds, char *why, size_t cap);
 

@@ -1007,6 +1007,26 @@ uint32_t sp_catalogue_max_id(const sp_catalogue_t *self)
     return self ? self->max_id : 0;
 }
 
+size_t sp_catalogue_keep_range(sp_catalogue_t *self, uint32_t lo, uint32_t hi)
+{
+    size_t kept = 0;
+    uint32_t max_id = 0;
+    for (size_t i = 0; i < self->count; i++) {
+        const sp_product_t *p = &self->products[i];
+        if (p->id < lo || p->id > hi) {
+            continue;
+        }
+        if (p->id > max_id) {
+            max_id = p->id;
+        }
+        self->lines[kept] = self->lines[i];
+        self->products[kept++] = *p;
+    }
+    self->count = kept;
+    self->max_id = max_id;
+    return kept;
+}
+
 const sp_product_t *sp_catalogue_get(const sp_catalogue_t *self, size_t index)
 {
     if (!self || index >= self->count) {

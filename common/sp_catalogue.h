@@ -81,6 +81,10 @@ int sp_catalogue_load(sp_catalogue_t *self, const char *path, sp_csv_error_t *er
  * catalogue). */
 size_t sp_catalogue_count(const sp_catalogue_t *self);
 uint32_t sp_catalogue_max_id(const sp_catalogue_t *self);
+/* Keeps only the products whose id is in [lo, hi] (file order kept) and
+ * recomputes the highest id.  Returns how many products are left (0: none
+ * was in the range; the catalogue is then empty).  Cannot fail. */
+size_t sp_catalogue_keep_range(sp_catalogue_t *self, uint32_t lo, uint32_t hi);
 /* Product at index 0 .. count-1, in file order. */
 const sp_product_t *sp_catalogue_get(const sp_catalogue_t *self, size_t index);
 

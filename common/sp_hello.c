@@ -82,6 +82,10 @@ int sp_hello_answer(sp_table_t *t, const void *msg, size_t len, uint32_t answere
     s_put(&w, SP_CTR_SESSION_FLAGS, resumed ? SP_WELCOME_F_RESUMED : 0);
     s_put(&w, SP_CTR_BROKER_PID, (uint64_t)(uint32_t)atomic_load(&th->broker_pid));
     s_put(&w, SP_CTR_CREATED_NS, th->created_ns);
+    if (th->product_lo != 0) {
+        /* the 16th counter: a shard says which products it owns */
+        s_put(&w, SP_CTR_PRODUCT_RANGE, (uint64_t)th->product_lo | (uint64_t)th->product_hi << 32);
+    }
     sp_wire_put_hdr(out, SP_MSG_WELCOME, w.n, answerer, 0);
     return (int)sp_wire_msg_size(SP_MSG_WELCOME, w.n);
 }
@@ -145,11 +149,16 @@ int sp_welcome_decode(const void *msg, size_t len, sp_welcome_t *w)
         case SP_CTR_CREATED_NS:
             w->created_ns = c.value;
             break;
+        case SP_CTR_PRODUCT_RANGE:
+            w->product_lo = v32;
+            w->product_hi = (uint32_t)(c.value >> 32);
+            break;
         default:
             break; /* a newer answerer's counter: ignored, as for STATS */
         }
     }
-    return have_status ? 0 : SP_E_INVALID;
+    bool range_ok = w->product_lo <= w->product_hi && (w->product_lo == 0) == (w->product_hi == 0);
+    return have_status && range_ok ? 0 : SP_E_INVALID;
 }
 
 int sp_hello_exchange(sp_link_t *link, const sp_hello_t *h, void *buf, size_t cap, int timeout_ms,

@@ -8,7 +8,8 @@
  * a message of counters: its producer id (given, or the one it asked for
  * accepted), its de-duplication registration (done by the answerer), the
  * path's message size and depth, the transport, the table's identity and
- * size, the broker's pid.  Whoever takes orders answers: a worker on every
+ * size, the broker's pid, and for one shard of a catalogue split across
+ * brokers the range of product ids it owns.  Whoever takes orders answers: a worker on every
  * transport with workers (the zmq router forwards a HELLO like an order
  * message), the producer's own link with `direct`.  Every answerer calls
  * sp_hello_answer, so the rules are in one place.
@@ -80,6 +81,10 @@ typedef struct {
     uint32_t flags; /* SP_WELCOME_F_* */
     int32_t broker_pid;
     uint64_t created_ns; /* the table's identity */
+    /* a shard's product ids, lowest and highest (SP_CTR_PRODUCT_RANGE);
+     * both 0 when the instance is not a shard */
+    uint32_t product_lo;
+    uint32_t product_hi;
 } sp_welcome_t;
 
 /* Writes a HELLO message (header and one record) into out, which holds

@@ -56,7 +56,7 @@
 #include <sys/types.h>
 
 #define SP_TABLE_MAGIC     0x31454c4241545053ull /* bytes "SPTABLE1" */
-#define SP_TABLE_LAYOUT    4                     /* 4: curve_server_key in the header */
+#define SP_TABLE_LAYOUT    5                     /* 5: the shard's product range */
 #define SP_CACHELINE       64
 #define SP_ROW_SIZE        256
 #define SP_WORKERS_MAX     64   /* worker slots in the header */
@@ -127,6 +127,12 @@ typedef struct {
     /* 1: no de-duplication and no journal (the benchmark's measure of what
      * exactly-once costs; a resent order is applied again) */
     uint32_t unguarded;
+    /* the range of product ids this instance owns as one shard of a
+     * catalogue split across brokers (broker --products LO-HI; every
+     * present row's id is in it), published in the WELCOME; 0, 0: not a
+     * shard (the whole catalogue) */
+    uint32_t product_lo;
+    uint32_t product_hi;
 
     /* life cycle */
     _Alignas(SP_CACHELINE) _Atomic uint32_t state; /* sp_table_state_t */

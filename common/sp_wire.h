@@ -185,7 +185,10 @@ enum {
     SP_CTR_BROKER_PID = 31,    /* the broker's pid (a local client may watch it) */
     SP_CTR_DEDUP_WINDOW = 32,  /* orders remembered per producer */
     SP_CTR_SESSION_FLAGS = 33, /* SP_WELCOME_F_* */
-    SP_CTR_MAX = 33
+    /* a shard's product ids (broker --products): lowest | highest << 32;
+     * absent from the WELCOME of an instance that is not a shard */
+    SP_CTR_PRODUCT_RANGE = 34,
+    SP_CTR_MAX = 34
 };
 
 /* Hops whose queue depth STATS report. */
