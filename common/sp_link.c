@@ -54,6 +54,11 @@ long sp_link_depth(sp_link_t *self)
     return self->ops->depth ? self->ops->depth(self) : -ENOTSUP;
 }
 
+int sp_link_wait_fd(sp_link_t *self)
+{
+    return self->ops->wait_fd ? self->ops->wait_fd(self) : -ENOTSUP;
+}
+
 uint64_t sp_link_reply_tag(sp_link_t *self)
 {
     return self->ops->reply_tag ? self->ops->reply_tag(self) : 0;

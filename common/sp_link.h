@@ -107,6 +107,17 @@ uint64_t sp_link_reply_tag(sp_link_t *self);
  * id), -EINVAL (the link has an id already) or -errno with *why. */
 int sp_link_adopt(sp_link_t *self, uint32_t id, char *why, size_t why_cap);
 
+/* A file descriptor poll(2) reports readable when a message may be
+ * waiting on a producer link, so that one thread can wait on several links
+ * at once (a customer of a sharded shop has one per shard) without
+ * spinning: mq its reply queue (level-triggered), zmq the socket's ZMQ_FD
+ * (edge-triggered: poll it only after a recv with timeout 0 came back
+ * SP_E_TIMEOUT, and bound the wait).  The link keeps the descriptor; it is
+ * valid until sp_link_close.  Returns it, or -ENOTSUP for a transport
+ * that has none (shm, nats, direct: wait on such links in turn, each a
+ * short blocking recv). */
+int sp_link_wait_fd(sp_link_t *self);
+
 /* Messages waiting in the link's inbound queue if the transport can tell
  * (mq_curmsgs), else -ENOTSUP. */
 long sp_link_depth(sp_link_t *self);

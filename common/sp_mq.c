@@ -393,6 +393,14 @@ static long s_depth(sp_link_t *self)
     return mq_getattr(q, &attr) < 0 ? -errno : attr.mq_curmsgs;
 }
 
+/* A Linux mqd_t is a descriptor poll(2) takes. */
+static int s_wait_fd(sp_link_t *self)
+{
+    sp_mq_link_t *l = (sp_mq_link_t *)self;
+    mqd_t q = l->role == SP_LINK_PRODUCER ? l->reply : l->orders;
+    return q == (mqd_t)-1 ? -ENOTSUP : (int)q;
+}
+
 static void s_close(sp_link_t *self)
 {
     sp_mq_link_t *l = (sp_mq_link_t *)self;
@@ -478,7 +486,8 @@ static const sp_link_ops_t s_ops = {.send = s_send,
                                     .depth = s_depth,
                                     .close = s_close,
                                     .reply_tag = s_reply_tag,
-                                    .adopt = s_adopt};
+                                    .adopt = s_adopt,
+                                    .wait_fd = s_wait_fd};
 
 static int s_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t why_cap)
 {

@@ -168,12 +168,22 @@ static int s_adopt(sp_link_t *self, uint32_t id, char *why, size_t why_cap)
     return 0;
 }
 
+/* ZMQ_FD: edge-triggered, see sp_link_wait_fd. */
+static int s_wait_fd(sp_link_t *self)
+{
+    sp_zlink_t *l = (sp_zlink_t *)self;
+    int fd = -1;
+    size_t sz = sizeof fd;
+    return zmq_getsockopt(l->raw, ZMQ_FD, &fd, &sz) == 0 ? fd : -ENOTSUP;
+}
+
 static const sp_link_ops_t s_ops = {.send = s_send,
                                     .recv = s_recv,
                                     .release = s_release,
                                     .depth = NULL,
                                     .close = s_close,
-                                    .adopt = s_adopt};
+                                    .adopt = s_adopt,
+                                    .wait_fd = s_wait_fd};
 
 static int s_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t why_cap)
 {

@@ -17,6 +17,7 @@
 #include "sp_once.h"
 #include "sp_print.h"
 #include "sp_report.h"
+#include "sp_shards.h"
 #include "sp_signal.h"
 
 #include <errno.h>
@@ -45,6 +46,9 @@ static void s_usage(FILE *out)
         "       producer release ID QTY PRODUCER    give them back to stock\n"
         "options:\n"
         "  --instance NAME     instance to load, on this host (default stockpipe)\n"
+        "  --instance A,B,...  a sharded shop (broker --products): one producer per shard,\n"
+        "                      each order sent to the shard that owns its product; with\n"
+        "                      --connect nats://..., the instances behind those servers\n"
         "  --connect URL       a broker on another host, started with --tcp URL\n"
         "                      (tcp://HOST:PORT; zmq): orders, the audit and --table go there\n"
         "                      or nats://[USER:PASSWORD@]HOST:PORT[,...]: the servers of an\n"
@@ -190,11 +194,13 @@ static void s_take_row(void *ctx, const sp_snaprow_t *row)
 }
 
 /* After the load: the final table (--table) and the conservation audit
- * (--audit), from one snapshot of the instance (this producer does not map
+ * (--audit) of one instance (`label`: a shard's name, said on each line;
+ * NULL: the only one), from one snapshot of it (this producer does not map
  * the table).  Returns 0, or 1 when no snapshot came or the audit fails. */
-static int s_check(const sp_load_cfg_t *cfg, const sp_loadgen_t *loadgen, bool audit, bool table)
+static int s_check_one(const sp_load_cfg_t *cfg, const char *instance, const char *label,
+                       const sp_loadgen_t *loadgen, bool audit, bool table)
 {
-    sp_client_cfg_t cc = {.instance = cfg->instance,
+    sp_client_cfg_t cc = {.instance = instance,
                           .connect = cfg->connect,
                           .snapshot = cfg->snapshot,
                           .server_cert = cfg->server_cert,
@@ -208,13 +214,17 @@ static int s_check(const sp_load_cfg_t *cfg, const sp_loadgen_t *loadgen, bool a
         snprintf(why, sizeof why, "no memory for the snapshot's rows");
     }
     if (rc < 0) {
-        sp_error("cannot take a snapshot of instance '%s' for the audit: %s", cfg->instance, why);
+        sp_error("cannot take a snapshot of instance '%s' for the audit: %s", instance, why);
         free(got.rows);
         return 1;
     }
     int bad = 0;
     if (table) {
-        printf("\nfinal table:\n");
+        if (label != NULL) {
+            printf("\nfinal table of shard %s:\n", label);
+        } else {
+            printf("\nfinal table:\n");
+        }
         sp_print_table_header(stdout);
         for (size_t i = 0; i < got.n && i < SP_FINAL_TABLE_ROWS; i++) {
             const sp_snaprow_t *r = &got.rows[i];
@@ -240,11 +250,35 @@ static int s_check(const sp_load_cfg_t *cfg, const sp_loadgen_t *loadgen, bool a
         for (size_t i = 0; i < got.n; i++) {
             rows[i] = sp_audit_row_of(&got.rows[i]);
         }
+        if (label != NULL) {
+            printf("shard %s: ", label);
+        }
         bad = sp_audit_rows(stdout, rows, got.n, &info.held, sp_loadgen_stats(loadgen),
                             sp_loadgen_sold(loadgen), sp_loadgen_restocked(loadgen)) != 0;
         free(rows);
     }
     free(got.rows);
+    return bad;
+}
+
+/* The checks of s_check_one for each shard of a sharded shop (its rows
+ * are the products that shard owns, and the accepted units the customers
+ * were told of for them), or of the one instance. */
+static int s_check(const sp_load_cfg_t *cfg, const sp_loadgen_t *loadgen, bool audit, bool table)
+{
+    if (strchr(cfg->instance, ',') == NULL) {
+        return s_check_one(cfg, cfg->instance, NULL, loadgen, audit, table);
+    }
+    sp_shards_t shards;
+    char why[256];
+    if (sp_shards_parse(&shards, cfg->instance, why, sizeof why) < 0) {
+        sp_error("%s", why);
+        return 1;
+    }
+    int bad = 0;
+    for (unsigned i = 0; i < shards.n; i++) {
+        bad |= s_check_one(cfg, shards.name[i], shards.name[i], loadgen, audit, table);
+    }
     return bad;
 }
 

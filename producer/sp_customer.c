@@ -12,21 +12,26 @@
 #include "sp_link.h"
 #include "sp_malformed.h"
 #include "sp_rand.h"
+#include "sp_shards.h"
 #include "sp_signal.h"
 #include "sp_table.h"
 #include "sp_time.h"
 
 #include <errno.h>
 #include <math.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define SP_POLL_IDLE_MS    50 /* longest wait for results when nothing is due */
 #define SP_TIMEOUT_SCAN_NS (20 * SP_NS_PER_MS)
 #define SP_PACE_NAP_NS     (200 * 1000ull) /* longest nap between paced orders */
 
-/* One order in flight: its slot in the window is seq % cfg->window. */
+#define SP_SHARD_SLICE_MS 2 /* a wait on links with no descriptor, each in turn */
+
+/* One order in flight: its slot in its lane's window is seq % cfg->window. */
 typedef struct {
     uint64_t seq;
     uint64_t sched_ns;
@@ -40,39 +45,64 @@ typedef struct {
     uint8_t live;
 } sp_pending_t;
 
+/* The customer's producer at one shard (an unsharded shop has one lane):
+ * its client, its producer id there, its own order numbers, window and
+ * ledger, and the message of orders being filled for it.  Orders never mix
+ * lanes: producer ids and sequence numbers are the shard's. */
 typedef struct {
-    const sp_load_cfg_t *cfg;
     sp_client_t *client;
     /* the client's, borrowed for the hot path */
     int32_t broker_pid; /* 0: not on this host */
     sp_link_t *link;
+    int fd; /* sp_link_wait_fd, or negative: none */
     uint32_t producer_id;
     uint32_t batch_no;
     sp_pending_t *slots;
     uint64_t outstanding;
     uint64_t next_seq; /* the next order number to use */
     uint64_t low;      /* no order below this one is unanswered */
-    uint32_t *ids;     /* products present, in id order */
+    uint8_t *msg;
+    size_t msg_cap;
+    uint8_t *in;
+    size_t in_cap;
+    unsigned k;          /* orders in msg not sent yet */
+    uint64_t first;      /* the seq of the first of them */
+    sp_ledger_t *ledger; /* --ledger-out: one record per order outcome, or NULL */
+} sp_lane_t;
+
+typedef struct {
+    const sp_load_cfg_t *cfg;
+    sp_shards_t shards; /* the instances, and with more than one each one's range */
+    sp_lane_t lane[SP_SHARDS_MAX];
+    unsigned nlanes;
+    uint64_t outstanding; /* over every lane */
+    uint32_t *ids;        /* products present (in every shard), in id order */
     uint32_t nids;
     double *zipf_cdf;
     uint64_t rng;
     sp_load_stats_t *st;
     uint64_t *sold, *restocked;
-    uint8_t *msg;
-    size_t msg_cap;
-    uint8_t *in;
-    size_t in_cap;
     /* holds this customer got and has not bought or released yet */
     struct {
         uint32_t product, qty;
     } held[SP_CUSTOMER_HOLDS];
     unsigned nheld;
-    uint8_t *bad;          /* --inject-malformed: msg_cap + SP_MALFORMED_ROOM bytes */
+    /* an order made but not placed: its lane's window was full */
+    sp_order_t stash;
+    bool stashed;
+    uint8_t *bad; /* --inject-malformed: the largest msg_cap + SP_MALFORMED_ROOM */
+    size_t bad_cap;
     uint64_t bad_no;       /* malformed messages made so far */
     uint64_t msgs_sent;    /* order messages sent so far */
     uint64_t bad_answered; /* answers to injected orders */
-    sp_ledger_t *ledger;   /* --ledger-out: one record per order outcome, or NULL */
 } sp_cust_t;
+
+/* The lane of the shard that owns `product` (the only one when unsharded). */
+static sp_lane_t *s_lane_of(sp_cust_t *c, uint32_t product)
+{
+    int at = c->nlanes > 1 ? sp_shards_owner(&c->shards, product) : 0;
+    return &c->lane[at > 0 ? at : 0];
+}
 
 /* The product of the next order: uniform over the products present, or
  * Zipf-skewed by their rank in id order (a binary search of the CDF). */
@@ -105,24 +135,36 @@ static uint64_t s_interarrival_ns(sp_cust_t *c)
     return (uint64_t)(1e9 / rate);
 }
 
-/* Lists the instance's products (and their Zipf CDF when asked).  Returns
- * 0, SP_E_CSV_EMPTY, -ENOMEM or the snapshot's code (*why). */
+static int s_cmp_id(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Lists the products of every shard (and their Zipf CDF when asked).
+ * Returns 0, SP_E_CSV_EMPTY, -ENOMEM or the snapshot's code (*why). */
 static int s_products(sp_cust_t *c, char *why, size_t cap)
 {
-    const uint32_t *ids;
-    uint32_t n;
-    int rc = sp_client_products(c->client, &ids, &n, why, cap);
-    if (rc < 0) {
-        return rc;
+    for (unsigned i = 0; i < c->nlanes; i++) {
+        const uint32_t *ids;
+        uint32_t n;
+        int rc = sp_client_products(c->lane[i].client, &ids, &n, why, cap);
+        if (rc < 0) {
+            return rc;
+        }
+        uint32_t *grown = realloc(c->ids, sizeof *c->ids * ((size_t)c->nids + n + 1));
+        if (grown == NULL) {
+            return -ENOMEM;
+        }
+        c->ids = grown;
+        memcpy(c->ids + c->nids, ids, sizeof *ids * n);
+        c->nids += n;
     }
-    c->ids = malloc(sizeof *c->ids * (n > 0 ? n : 1));
-    if (c->ids == NULL) {
-        return -ENOMEM;
-    }
-    memcpy(c->ids, ids, sizeof *ids * n);
-    c->nids = n;
     if (c->nids == 0) {
         return SP_E_CSV_EMPTY;
+    }
+    if (c->nlanes > 1) {
+        qsort(c->ids, c->nids, sizeof *c->ids, s_cmp_id);
     }
     if (c->cfg->pick == SP_PICK_ZIPF) {
         c->zipf_cdf = malloc(sizeof *c->zipf_cdf * c->nids);
@@ -140,35 +182,36 @@ static int s_products(sp_cust_t *c, char *why, size_t cap)
 
 /* Writes the buffered ledger records; a failure is counted (ledger_errors),
  * not fatal: the run goes on. */
-static void s_ledger_flush(sp_cust_t *c)
+static void s_ledger_flush(sp_cust_t *c, sp_lane_t *l)
 {
-    if (c->ledger != NULL && sp_ledger_flush(c->ledger) < 0) {
+    if (l->ledger != NULL && sp_ledger_flush(l->ledger) < 0) {
         c->st->ledger_errors++;
     }
 }
 
 /* Appends the outcome of one order (SP_STATUS_*, or SP_LEDGER_TIMED_OUT). */
-static void s_ledger_put(sp_cust_t *c, const sp_pending_t *p, unsigned status, uint32_t stock)
+static void s_ledger_put(sp_cust_t *c, sp_lane_t *l, const sp_pending_t *p, unsigned status,
+                         uint32_t stock)
 {
-    if (c->ledger == NULL) {
+    if (l->ledger == NULL) {
         return;
     }
-    sp_ledger_rec_t rec = {.producer_id = c->producer_id,
+    sp_ledger_rec_t rec = {.producer_id = l->producer_id,
                            .type = p->type,
                            .status = (uint8_t)status,
                            .seq = p->seq,
                            .product_id = p->product,
                            .quantity = p->qty,
                            .stock_after = stock};
-    if (sp_ledger_put(c->ledger, &rec) < 0) {
+    if (sp_ledger_put(l->ledger, &rec) < 0) {
         c->st->ledger_errors++;
     }
 }
 
-/* Takes one result: the answer to an injected order, the one outcome of an
- * order in flight (a dedup record's answer counting as its first copy's),
- * or something to count as unexpected or late. */
-static void s_on_result(sp_cust_t *c, const sp_result_t *r, uint64_t now)
+/* Takes one result that came on lane l: the answer to an injected order,
+ * the one outcome of an order in flight (a dedup record's answer counting
+ * as its first copy's), or something to count as unexpected or late. */
+static void s_on_result(sp_cust_t *c, sp_lane_t *l, const sp_result_t *r, uint64_t now)
 {
     if (sp_malformed_seq(r->seq)) {
         /* the answer to an injected malformed order: it must be a refusal */
@@ -180,9 +223,9 @@ static void s_on_result(sp_cust_t *c, const sp_result_t *r, uint64_t now)
         }
         return;
     }
-    sp_pending_t *p = &c->slots[r->seq % c->cfg->window];
-    if (r->producer_id != c->producer_id || r->status >= SP_STATUS_COUNT || r->seq == 0 ||
-        r->seq >= c->next_seq) {
+    sp_pending_t *p = &l->slots[r->seq % c->cfg->window];
+    if (r->producer_id != l->producer_id || r->status >= SP_STATUS_COUNT || r->seq == 0 ||
+        r->seq >= l->next_seq) {
         c->st->unexpected++;
         return;
     }
@@ -207,9 +250,10 @@ static void s_on_result(sp_cust_t *c, const sp_result_t *r, uint64_t now)
         }
     }
     p->live = 0;
+    l->outstanding--;
     c->outstanding--;
     c->st->status[status]++;
-    s_ledger_put(c, p, status, r->stock_after);
+    s_ledger_put(c, l, p, status, r->stock_after);
     sp_hist_record(&c->st->latency, now > p->sched_ns ? now - p->sched_ns : 0);
     if (status == SP_STATUS_ACCEPTED) {
         if (p->type == SP_ORDER_PURCHASE || p->type == SP_ORDER_BUY_HELD) {
@@ -230,43 +274,99 @@ static void s_on_result(sp_cust_t *c, const sp_result_t *r, uint64_t now)
     c->st->end_ns = now;
 }
 
-/* Receives result messages for up to wait_ms, then whatever else is ready. */
-static int s_collect(sp_cust_t *c, int wait_ms)
+/* Receives result messages on one lane for up to wait_ms, then whatever
+ * else is ready there; *got says whether anything came. */
+static int s_collect_lane(sp_cust_t *c, sp_lane_t *l, int wait_ms, bool *got)
 {
     for (;;) {
-        int n = sp_link_recv(c->link, c->in, c->in_cap, NULL, wait_ms);
+        int n = sp_link_recv(l->link, l->in, l->in_cap, NULL, wait_ms);
         if (n == SP_E_TIMEOUT || n == -EINTR || n == -EAGAIN) {
             return 0;
         }
         if (n < 0) {
             return n;
         }
+        *got = true;
         uint64_t now = sp_now_ns();
         sp_msg_hdr_t h;
-        if (sp_wire_check(c->in, (size_t)n, &h) < 0 || h.kind != SP_MSG_RESULTS) {
+        if (sp_wire_check(l->in, (size_t)n, &h) < 0 || h.kind != SP_MSG_RESULTS) {
             c->st->unexpected++;
         } else {
             for (unsigned i = 0; i < h.count; i++) {
                 sp_result_t r;
-                sp_wire_get_result(sp_wire_crec(c->in, SP_MSG_RESULTS, i), &r);
-                s_on_result(c, &r, now);
+                sp_wire_get_result(sp_wire_crec(l->in, SP_MSG_RESULTS, i), &r);
+                s_on_result(c, l, &r, now);
             }
-            s_ledger_flush(c);
+            s_ledger_flush(c, l);
         }
         wait_ms = 0;
     }
 }
 
-/* Resends what is due, gives up on what is past the result timeout.  Each
- * copy of an order carries the same (producer, seq), so a worker that finds
- * it already applied answers with the first outcome instead. */
-static void s_retry(sp_cust_t *c, uint64_t now)
+/* Waits up to wait_ms for a result on any of several lanes, without
+ * spinning: one poll(2) when every link has a descriptor, else a short
+ * blocking receive on each in turn. */
+static int s_wait_lanes(sp_cust_t *c, int wait_ms)
+{
+    bool polled = true;
+    struct pollfd fds[SP_SHARDS_MAX];
+    for (unsigned i = 0; i < c->nlanes; i++) {
+        fds[i] = (struct pollfd){.fd = c->lane[i].fd, .events = POLLIN};
+        polled = polled && c->lane[i].fd >= 0;
+    }
+    bool got = false;
+    if (polled) {
+        if (poll(fds, c->nlanes, wait_ms) < 0 && errno != EINTR) {
+            return -errno;
+        }
+        for (unsigned i = 0; i < c->nlanes; i++) {
+            int rc = s_collect_lane(c, &c->lane[i], 0, &got);
+            if (rc < 0) {
+                return rc;
+            }
+        }
+        return 0;
+    }
+    uint64_t deadline = sp_now_ns() + (uint64_t)wait_ms * SP_NS_PER_MS;
+    do {
+        for (unsigned i = 0; i < c->nlanes && !got; i++) {
+            int rc = s_collect_lane(c, &c->lane[i], SP_SHARD_SLICE_MS, &got);
+            if (rc < 0) {
+                return rc;
+            }
+        }
+    } while (!got && sp_now_ns() < deadline);
+    return 0;
+}
+
+/* Receives result messages for up to wait_ms, then whatever else is ready,
+ * on every lane. */
+static int s_collect(sp_cust_t *c, int wait_ms)
+{
+    bool got = false;
+    if (c->nlanes == 1) {
+        return s_collect_lane(c, &c->lane[0], wait_ms, &got);
+    }
+    for (unsigned i = 0; i < c->nlanes; i++) {
+        int rc = s_collect_lane(c, &c->lane[i], 0, &got);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    return got || wait_ms == 0 ? 0 : s_wait_lanes(c, wait_ms);
+}
+
+/* Resends what is due on lane l, gives up on what is past the result
+ * timeout.  Each copy of an order carries the same (producer, seq), so a
+ * worker that finds it already applied answers with the first outcome
+ * instead. */
+static void s_retry(sp_cust_t *c, sp_lane_t *l, uint64_t now)
 {
     const sp_load_cfg_t *cfg = c->cfg;
     uint64_t limit = (uint64_t)cfg->timeout_ms * SP_NS_PER_MS;
     unsigned k = 0;
-    for (unsigned i = 0; i < cfg->window && c->outstanding > 0; i++) {
-        sp_pending_t *p = &c->slots[i];
+    for (unsigned i = 0; i < cfg->window && l->outstanding > 0; i++) {
+        sp_pending_t *p = &l->slots[i];
         if (!p->live) {
             continue;
         }
@@ -274,9 +374,10 @@ static void s_retry(sp_cust_t *c, uint64_t now)
          * ever due again, and the order must still time out */
         if (now > p->first_ns + limit) {
             p->live = 0; /* fate unknown: reported as timed out */
+            l->outstanding--;
             c->outstanding--;
             c->st->timed_out++;
-            s_ledger_put(c, p, SP_LEDGER_TIMED_OUT, 0);
+            s_ledger_put(c, l, p, SP_LEDGER_TIMED_OUT, 0);
             continue;
         }
         if (now < p->due_ns) {
@@ -289,12 +390,12 @@ static void s_retry(sp_cust_t *c, uint64_t now)
         sp_order_t o = {.type = p->type,
                         .flags = SP_ORDER_F_RESENT,
                         .reserved = p->hold_s,
-                        .producer_id = c->producer_id,
+                        .producer_id = l->producer_id,
                         .seq = p->seq,
                         .product_id = p->product,
                         .quantity = p->qty,
                         .sched_ns = p->sched_ns};
-        sp_wire_put_order(sp_wire_rec(c->msg, SP_MSG_ORDERS, k++), &o);
+        sp_wire_put_order(sp_wire_rec(l->msg, SP_MSG_ORDERS, k++), &o);
         p->tries++;
         p->due_ns = now + sp_client_retry_after_ns(cfg->retry_ms, p->tries);
         if (k == cfg->batch) {
@@ -304,24 +405,25 @@ static void s_retry(sp_cust_t *c, uint64_t now)
     if (k == 0) {
         return;
     }
-    sp_wire_put_hdr(c->msg, SP_MSG_ORDERS, k, c->producer_id, c->batch_no++);
+    sp_wire_put_hdr(l->msg, SP_MSG_ORDERS, k, l->producer_id, l->batch_no++);
     int rc =
-        sp_link_send(c->link, c->msg, sp_wire_msg_size(SP_MSG_ORDERS, k), NULL, SP_SEND_TIMEOUT_MS);
+        sp_link_send(l->link, l->msg, sp_wire_msg_size(SP_MSG_ORDERS, k), NULL, SP_SEND_TIMEOUT_MS);
     if (rc == 0) {
         c->st->retried += k;
     }
     /* a resend that did not leave is simply due again at its next time */
 }
 
-/* Sends one malformed message; a full path is waited out like any other. */
-static void s_inject(sp_cust_t *c)
+/* Sends one malformed message on lane l; a full path is waited out like
+ * any other. */
+static void s_inject(sp_cust_t *c, sp_lane_t *l)
 {
     bool dead;
     uint64_t no = c->bad_no++;
-    size_t len = sp_malformed_make(c->bad, c->msg_cap, no, c->producer_id, c->ids[no % c->nids],
-                                   &c->batch_no, &c->rng, &dead);
+    size_t len = sp_malformed_make(c->bad, l->msg_cap, no, l->producer_id, c->ids[no % c->nids],
+                                   &l->batch_no, &c->rng, &dead);
     for (;;) {
-        int rc = sp_link_send(c->link, c->bad, len, NULL, SP_SEND_TIMEOUT_MS);
+        int rc = sp_link_send(l->link, c->bad, len, NULL, SP_SEND_TIMEOUT_MS);
         if (rc == 0) {
             break;
         }
@@ -340,14 +442,26 @@ static void s_inject(sp_cust_t *c)
     }
 }
 
-/* Sends one message of `k` orders, retrying while the path is full. */
-static int s_send_batch(sp_cust_t *c, unsigned k, uint64_t first_seq)
+/* Gives up the `k` orders of lane l from first_seq on that never left:
+ * frees their slots and counts them. */
+static void s_unsent(sp_cust_t *c, sp_lane_t *l, unsigned k, uint64_t first_seq)
 {
-    sp_wire_put_hdr(c->msg, SP_MSG_ORDERS, k, c->producer_id, c->batch_no++);
+    for (unsigned i = 0; i < k; i++) {
+        l->slots[(first_seq + i) % c->cfg->window].live = 0;
+    }
+    l->outstanding -= k;
+    c->outstanding -= k;
+    c->st->send_failed += k;
+}
+
+/* Sends lane l's message of `k` orders, retrying while the path is full. */
+static int s_send_batch(sp_cust_t *c, sp_lane_t *l, unsigned k, uint64_t first_seq)
+{
+    sp_wire_put_hdr(l->msg, SP_MSG_ORDERS, k, l->producer_id, l->batch_no++);
     size_t len = sp_wire_msg_size(SP_MSG_ORDERS, k);
     uint64_t since = sp_now_ns();
     for (;;) {
-        int rc = sp_link_send(c->link, c->msg, len, NULL, SP_SEND_TIMEOUT_MS);
+        int rc = sp_link_send(l->link, l->msg, len, NULL, SP_SEND_TIMEOUT_MS);
         if (rc == 0) {
             c->st->sent += k;
             return 0;
@@ -357,37 +471,128 @@ static int s_send_batch(sp_cust_t *c, unsigned k, uint64_t first_seq)
          * successor replaces are lost to us): give up after the timeout */
         if (rc == SP_E_TIMEOUT &&
             sp_now_ns() - since > (uint64_t)c->cfg->timeout_ms * SP_NS_PER_MS &&
-            c->broker_pid > 0 && !sp_pid_alive(c->broker_pid)) {
+            l->broker_pid > 0 && !sp_pid_alive(l->broker_pid)) {
             rc = -EPIPE;
         }
         if (rc != SP_E_TIMEOUT && rc != -EINTR && rc != -EAGAIN) {
-            /* these orders never left: free their slots, count them */
-            for (unsigned i = 0; i < k; i++) {
-                sp_pending_t *p = &c->slots[(first_seq + i) % c->cfg->window];
-                p->live = 0;
-            }
-            c->outstanding -= k;
-            c->st->send_failed += k;
+            s_unsent(c, l, k, first_seq); /* these orders never left */
             return rc;
         }
         /* back-pressure: keep draining results while we wait */
         s_collect(c, 0);
         if (sp_signal_stopping()) {
-            for (unsigned i = 0; i < k; i++) {
-                c->slots[(first_seq + i) % c->cfg->window].live = 0;
-            }
-            c->outstanding -= k;
-            c->st->send_failed += k;
+            s_unsent(c, l, k, first_seq);
             return SP_E_STOPPED;
         }
     }
 }
 
+/* Makes the next order (its lane fills in the producer id and seq). */
+static void s_make_order(sp_cust_t *c, sp_order_t *o, uint64_t sched_ns)
+{
+    const sp_load_cfg_t *cfg = c->cfg;
+    *o = (sp_order_t){.type = SP_ORDER_PURCHASE,
+                      .product_id = s_pick_product(c),
+                      .quantity = cfg->qty_min,
+                      .sched_ns = sched_ns};
+    if (cfg->qty_max > cfg->qty_min) {
+        o->quantity += (uint32_t)(sp_rand_next(&c->rng) % (cfg->qty_max - cfg->qty_min + 1));
+    }
+    double u = sp_rand_unit(&c->rng);
+    if (c->nheld > 0 && u < 0.5) {
+        /* follow up a hold: mostly buy it, sometimes give it back, now and
+         * then walk away (it expires); the hold's shard gets it, as the
+         * producer that holds */
+        c->nheld--;
+        o->product_id = c->held[c->nheld].product;
+        o->quantity = c->held[c->nheld].qty;
+        double v = sp_rand_unit(&c->rng);
+        o->type = v < 0.7 ? SP_ORDER_BUY_HELD : v < 0.9 ? SP_ORDER_RELEASE : 0;
+        if (o->type == 0) {
+            o->type = SP_ORDER_PURCHASE; /* walked away: an ordinary purchase instead */
+        }
+    } else if (cfg->hold_ratio > 0 && u < cfg->hold_ratio) {
+        o->type = SP_ORDER_RESERVE;
+        o->reserved = (uint16_t)cfg->hold_s;
+    } else if (cfg->restock_ratio > 0 && sp_rand_unit(&c->rng) <= cfg->restock_ratio) {
+        o->type = SP_ORDER_RESTOCK;
+    }
+}
+
+/* Places order o on its lane, unless that lane's window (or the workers'
+ * memory of it) is full: then it waits in the stash and false is
+ * returned.  *filled says whether the lane's message is now full. */
+static bool s_place(sp_cust_t *c, sp_order_t *o, uint64_t now, bool *filled)
+{
+    const sp_load_cfg_t *cfg = c->cfg;
+    sp_lane_t *l = s_lane_of(c, o->product_id);
+    uint64_t seq = l->next_seq;
+    sp_pending_t *p = &l->slots[seq % cfg->window];
+    if (p->live || seq - l->low >= SP_DEDUP_WINDOW) {
+        c->stash = *o;
+        c->stashed = true;
+        return false;
+    }
+    c->stashed = false;
+    o->producer_id = l->producer_id;
+    o->seq = seq;
+    *p = (sp_pending_t){.seq = seq,
+                        .sched_ns = o->sched_ns,
+                        .first_ns = now,
+                        .due_ns = now + sp_client_retry_after_ns(cfg->retry_ms, 1),
+                        .product = o->product_id,
+                        .qty = o->quantity,
+                        .tries = 1,
+                        .hold_s = o->reserved,
+                        .type = o->type,
+                        .live = 1};
+    if (l->k == 0) {
+        l->first = seq;
+    }
+    sp_wire_put_order(sp_wire_rec(l->msg, SP_MSG_ORDERS, l->k++), o);
+    l->next_seq = seq + 1;
+    l->outstanding++;
+    c->outstanding++;
+    c->st->scheduled++;
+    *filled = l->k == cfg->batch;
+    return true;
+}
+
+/* Sends every lane's filled message.  Returns 0, or the first send error
+ * that ends the run (the other lanes' orders that never left are counted
+ * as failed then). */
+static int s_send_all(sp_cust_t *c)
+{
+    const sp_load_cfg_t *cfg = c->cfg;
+    int rc = 0;
+    for (unsigned i = 0; i < c->nlanes; i++) {
+        sp_lane_t *l = &c->lane[i];
+        unsigned k = l->k;
+        l->k = 0;
+        if (k == 0) {
+            continue;
+        }
+        if (rc < 0) {
+            s_unsent(c, l, k, l->first);
+            continue;
+        }
+        int r = s_send_batch(c, l, k, l->first);
+        if (r < 0 && r != SP_E_STOPPED) {
+            rc = r;
+            continue;
+        }
+        if (r == 0 && cfg->malformed_every > 0 && ++c->msgs_sent % cfg->malformed_every == 0) {
+            s_inject(c, l);
+        }
+    }
+    return rc;
+}
+
 /* The customer's run: schedules orders into messages of up to cfg->batch
- * while the window has room, sends them, collects results, resends and
- * times out, until the quota, the duration or a stop; then waits for what
- * is still outstanding.  Returns 0, or the send or receive error that ended
- * it early. */
+ * (one message per lane) while their windows have room, sends them,
+ * collects results, resends and times out, until the quota, the duration
+ * or a stop; then waits for what is still outstanding.  Returns 0, or the
+ * send or receive error that ended it early. */
 static int s_customer_loop(sp_cust_t *c, uint64_t quota)
 {
     const sp_load_cfg_t *cfg = c->cfg;
@@ -395,9 +600,11 @@ static int s_customer_loop(sp_cust_t *c, uint64_t quota)
     uint64_t start = sp_now_ns();
     uint64_t end = cfg->duration_s > 0 ? start + (uint64_t)(cfg->duration_s * 1e9) : UINT64_MAX;
     uint64_t next_sched = start;
-    uint64_t seq = 1;
-    c->next_seq = 1;
-    c->low = 1;
+    for (unsigned i = 0; i < c->nlanes; i++) {
+        c->lane[i].next_seq = 1;
+        c->lane[i].low = 1;
+    }
+    uint64_t room = (uint64_t)cfg->window * c->nlanes;
     uint64_t next_scan = start + SP_TIMEOUT_SCAN_NS;
     uint64_t done_ns = 0; /* when every real order was answered */
     c->st->start_ns = start;
@@ -405,75 +612,36 @@ static int s_customer_loop(sp_cust_t *c, uint64_t quota)
     for (;;) {
         uint64_t now = sp_now_ns();
         bool done = sp_signal_stopping() || (quota > 0 && c->st->scheduled >= quota) ||
-                    (fast ? now >= end : next_sched >= end);
-        unsigned k = 0;
-        uint64_t first = seq;
-        while (c->low < seq && !(c->slots[c->low % cfg->window].live &&
-                                 c->slots[c->low % cfg->window].seq == c->low)) {
-            c->low++;
+                    (fast ? now >= end : next_sched >= end && !c->stashed);
+        for (unsigned i = 0; i < c->nlanes; i++) {
+            sp_lane_t *l = &c->lane[i];
+            while (l->low < l->next_seq && !(l->slots[l->low % cfg->window].live &&
+                                             l->slots[l->low % cfg->window].seq == l->low)) {
+                l->low++;
+            }
         }
-        while (!done && k < cfg->batch && (fast || next_sched <= now)) {
-            sp_pending_t *p = &c->slots[seq % cfg->window];
-            if (p->live || seq - c->low >= SP_DEDUP_WINDOW) {
-                break; /* window full (ours, or the workers' memory of us) */
-            }
-            sp_order_t o = {.type = SP_ORDER_PURCHASE,
-                            .producer_id = c->producer_id,
-                            .seq = seq,
-                            .product_id = s_pick_product(c),
-                            .quantity = cfg->qty_min,
-                            .sched_ns = fast ? now : next_sched};
-            if (cfg->qty_max > cfg->qty_min) {
-                o.quantity += (uint32_t)(sp_rand_next(&c->rng) % (cfg->qty_max - cfg->qty_min + 1));
-            }
-            double u = sp_rand_unit(&c->rng);
-            if (c->nheld > 0 && u < 0.5) {
-                /* follow up a hold: mostly buy it, sometimes give it back,
-                 * now and then walk away (it expires) */
-                c->nheld--;
-                o.product_id = c->held[c->nheld].product;
-                o.quantity = c->held[c->nheld].qty;
-                double v = sp_rand_unit(&c->rng);
-                o.type = v < 0.7 ? SP_ORDER_BUY_HELD : v < 0.9 ? SP_ORDER_RELEASE : 0;
-                if (o.type == 0) {
-                    o.type = SP_ORDER_PURCHASE; /* walked away: an ordinary purchase instead */
+        bool full = false;
+        while (!done && !full && (fast || c->stashed || next_sched <= now)) {
+            sp_order_t o;
+            if (c->stashed) {
+                o = c->stash;
+                if (fast) {
+                    o.sched_ns = now;
                 }
-            } else if (cfg->hold_ratio > 0 && u < cfg->hold_ratio) {
-                o.type = SP_ORDER_RESERVE;
-                o.reserved = (uint16_t)cfg->hold_s;
-            } else if (cfg->restock_ratio > 0 && sp_rand_unit(&c->rng) <= cfg->restock_ratio) {
-                o.type = SP_ORDER_RESTOCK;
+            } else {
+                s_make_order(c, &o, fast ? now : next_sched);
+                if (!fast) {
+                    next_sched += s_interarrival_ns(c);
+                }
             }
-            *p = (sp_pending_t){.seq = seq,
-                                .sched_ns = o.sched_ns,
-                                .first_ns = now,
-                                .due_ns = now + sp_client_retry_after_ns(cfg->retry_ms, 1),
-                                .product = o.product_id,
-                                .qty = o.quantity,
-                                .tries = 1,
-                                .hold_s = o.reserved,
-                                .type = o.type,
-                                .live = 1};
-            sp_wire_put_order(sp_wire_rec(c->msg, SP_MSG_ORDERS, k), &o);
-            k++;
-            seq++;
-            c->next_seq = seq;
-            c->outstanding++;
-            c->st->scheduled++;
-            if (!fast) {
-                next_sched += s_interarrival_ns(c);
+            if (!s_place(c, &o, now, &full)) {
+                break; /* its lane's window is full (ours, or the workers' memory of us) */
             }
             done = (quota > 0 && c->st->scheduled >= quota) || (!fast && next_sched >= end);
         }
-        if (k > 0) {
-            rc = s_send_batch(c, k, first);
-            if (rc < 0 && rc != SP_E_STOPPED) {
-                break;
-            }
-            if (rc == 0 && cfg->malformed_every > 0 && ++c->msgs_sent % cfg->malformed_every == 0) {
-                s_inject(c);
-            }
-            rc = 0;
+        rc = s_send_all(c);
+        if (rc < 0) {
+            break;
         }
         if (done && c->outstanding == 0) {
             /* injected orders are answered too: wait for them, within the
@@ -488,7 +656,7 @@ static int s_customer_loop(sp_cust_t *c, uint64_t quota)
         }
         int wait_ms = SP_POLL_IDLE_MS;
         uint64_t nap_ns = 0;
-        if (!done && c->outstanding < cfg->window) {
+        if (!done && !c->stashed && c->outstanding < room) {
             if (fast) {
                 wait_ms = 0;
             } else {
@@ -511,22 +679,27 @@ static int s_customer_loop(sp_cust_t *c, uint64_t quota)
         }
         now = sp_now_ns();
         if (now >= next_scan) {
-            s_retry(c, now);
+            for (unsigned i = 0; i < c->nlanes; i++) {
+                s_retry(c, &c->lane[i], now);
+            }
             next_scan = now + SP_TIMEOUT_SCAN_NS;
         }
     }
     return rc;
 }
 
-/* Flushes and closes the ledger, closes the client, frees the rest. */
+/* Flushes and closes the ledgers, closes the clients, frees the rest. */
 static void s_cust_free(sp_cust_t *c)
 {
-    if (c->ledger != NULL) {
-        s_ledger_flush(c);
-        sp_ledger_close(&c->ledger);
+    for (unsigned i = 0; i < c->nlanes; i++) {
+        sp_lane_t *l = &c->lane[i];
+        if (l->ledger != NULL) {
+            s_ledger_flush(c, l);
+            sp_ledger_close(&l->ledger);
+        }
+        sp_client_close(&l->client);
+        free(l->slots);
     }
-    sp_client_close(&c->client);
-    free(c->slots);
     free(c->ids);
     free(c->zipf_cdf);
     free(c->bad);
@@ -534,31 +707,90 @@ static void s_cust_free(sp_cust_t *c)
     free(c->restocked);
 }
 
-/* Connects as a new producer and takes the client's link and buffers. */
+/* Connects to every shard as a new producer and takes each client's link
+ * and buffers; with more than one, learns their ranges and refuses ranges
+ * that overlap. */
 static int s_connect(sp_cust_t *c, char *why, size_t cap)
 {
     const sp_load_cfg_t *cfg = c->cfg;
-    sp_client_cfg_t cc = {.instance = cfg->instance,
-                          .connect = cfg->connect,
-                          .snapshot = cfg->snapshot,
-                          .server_cert = cfg->server_cert,
-                          .batch = cfg->batch,
-                          .timeout_ms = cfg->timeout_ms,
-                          .cert = cfg->cert};
-    int rc = sp_client_open(&c->client, &cc, why, cap);
-    if (rc < 0) {
-        return rc;
+    /* one name is the shop as it always was: its errors unchanged */
+    bool list = cfg->instance != NULL && strchr(cfg->instance, ',') != NULL;
+    if (list) {
+        int rc = sp_shards_parse(&c->shards, cfg->instance, why, cap);
+        if (rc < 0) {
+            return rc;
+        }
     }
-    c->broker_pid = sp_client_broker_pid(c->client);
-    c->link = sp_client_link(c->client);
-    c->producer_id = sp_client_producer_id(c->client);
-    c->msg = sp_client_orders_buf(c->client, &c->msg_cap);
-    c->in = sp_client_results_buf(c->client, &c->in_cap);
+    unsigned n = list ? c->shards.n : 1;
+    for (unsigned i = 0; i < n; i++) {
+        sp_lane_t *l = &c->lane[i];
+        l->fd = -1;
+        sp_client_cfg_t cc = {.instance = list ? c->shards.name[i] : cfg->instance,
+                              .connect = cfg->connect,
+                              .snapshot = cfg->snapshot,
+                              .server_cert = cfg->server_cert,
+                              .batch = cfg->batch,
+                              .timeout_ms = cfg->timeout_ms,
+                              .cert = cfg->cert};
+        int rc = sp_client_open(&l->client, &cc, why, cap);
+        if (rc < 0) {
+            if (list) {
+                char inner[384];
+                snprintf(inner, sizeof inner, "%s", why);
+                sp_why(why, cap, "shard '%s': %s", c->shards.name[i], inner);
+            }
+            return rc;
+        }
+        c->nlanes = i + 1;
+        l->broker_pid = sp_client_broker_pid(l->client);
+        l->link = sp_client_link(l->client);
+        l->fd = sp_link_wait_fd(l->link);
+        l->producer_id = sp_client_producer_id(l->client);
+        l->msg = sp_client_orders_buf(l->client, &l->msg_cap);
+        l->in = sp_client_results_buf(l->client, &l->in_cap);
+        l->slots = calloc(cfg->window, sizeof *l->slots);
+        if (l->slots == NULL) {
+            return -ENOMEM;
+        }
+        if (list) {
+            sp_shards_set(&c->shards, i, sp_client_welcome(l->client));
+        }
+        c->bad_cap = l->msg_cap > c->bad_cap ? l->msg_cap : c->bad_cap;
+    }
+    if (list) {
+        int rc = sp_shards_check(&c->shards, why, cap);
+        if (rc < 0) {
+            return rc;
+        }
+    }
     if (cfg->malformed_every > 0) {
         /* room for the longest malformed message, whatever the batch */
-        c->bad = malloc(c->msg_cap + SP_MALFORMED_ROOM);
+        c->bad = malloc(c->bad_cap + SP_MALFORMED_ROOM);
         if (c->bad == NULL) {
             return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* --ledger-out DIR: one writer per lane; a sharded shop's go to
+ * DIR/<shard>/, since producer ids are per shard. */
+static int s_ledgers(sp_cust_t *c, char *why, size_t cap)
+{
+    for (unsigned i = 0; i < c->nlanes; i++) {
+        char dir[SP_PATH_MAX + SP_INSTANCE_NAME_MAX + 2];
+        snprintf(dir, sizeof dir, "%s", c->cfg->ledger_dir);
+        if (c->nlanes > 1) {
+            snprintf(dir, sizeof dir, "%s/%s", c->cfg->ledger_dir, c->shards.name[i]);
+            if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+                int rc = -errno;
+                sp_why(why, cap, "cannot create the ledger directory %s: %s", dir, strerror(errno));
+                return rc;
+            }
+        }
+        int rc = sp_ledger_open(&c->lane[i].ledger, dir, c->lane[i].producer_id, why, cap);
+        if (rc < 0) {
+            return rc;
         }
     }
     return 0;
@@ -577,23 +809,25 @@ int sp_customer_run(const sp_load_cfg_t *cfg, unsigned index, uint64_t quota, sp
         rc = s_products(&c, why, cap);
     }
     if (rc == 0 && cfg->ledger_dir != NULL) {
-        rc = sp_ledger_open(&c.ledger, cfg->ledger_dir, c.producer_id, why, cap);
+        rc = s_ledgers(&c, why, cap);
     }
     if (rc < 0) {
         s_cust_free(&c);
         return rc;
     }
-    *capacity = sp_client_welcome(c.client)->capacity;
+    for (unsigned i = 0; i < c.nlanes; i++) {
+        uint32_t lane_cap = sp_client_welcome(c.lane[i].client)->capacity;
+        *capacity = lane_cap > *capacity ? lane_cap : *capacity;
+    }
     c.rng = (cfg->seed + 1) * 0x9E3779B97F4A7C15ull + index * 0xD1B54A32D192ED03ull;
     c.rng |= 1;
-    c.slots = calloc(cfg->window, sizeof *c.slots);
     if (cfg->ledger) {
         c.sold = calloc(*capacity + 1, sizeof *c.sold);
         c.restocked = calloc(*capacity + 1, sizeof *c.restocked);
-    }
-    if (c.slots == NULL || (cfg->ledger && (c.sold == NULL || c.restocked == NULL))) {
-        s_cust_free(&c);
-        return -ENOMEM;
+        if (c.sold == NULL || c.restocked == NULL) {
+            s_cust_free(&c);
+            return -ENOMEM;
+        }
     }
     rc = s_customer_loop(&c, quota);
     if (cfg->threads) {

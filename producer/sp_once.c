@@ -7,10 +7,12 @@
 #include "sp_commit.h"
 #include "sp_error.h"
 #include "sp_link.h"
+#include "sp_shards.h"
 #include "sp_time.h"
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 int sp_once_place(const sp_once_t *req, int timeout_ms, sp_result_t *res, uint32_t *producer,
                   char *why, size_t cap)
@@ -25,8 +27,22 @@ int sp_once_place(const sp_once_t *req, int timeout_ms, sp_result_t *res, uint32
                           .holds_outlive = type == SP_ORDER_RESERVE || req->as_producer != 0,
                           .timeout_ms = timeout_ms,
                           .cert = req->cert};
+    /* a sharded shop (--instance A,B): the order goes to its product's shard */
+    sp_shards_t shards;
+    int rc = 0;
+    if (req->instance != NULL && strchr(req->instance, ',') != NULL) {
+        rc = sp_shards_parse(&shards, req->instance, why, cap);
+    }
+    if (rc == 0 && req->instance != NULL && strchr(req->instance, ',') != NULL) {
+        unsigned owner = 0;
+        rc = sp_shards_probe(&shards, &cc, product, &owner, why, cap);
+        cc.instance = shards.name[owner];
+    }
+    if (rc < 0) {
+        return rc;
+    }
     sp_client_t *client = NULL;
-    int rc = sp_client_open(&client, &cc, why, cap);
+    rc = sp_client_open(&client, &cc, why, cap);
     if (rc < 0) {
         return rc;
     }
