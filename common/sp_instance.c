@@ -184,3 +184,42 @@ bool sp_pid_alive(pid_t pid)
     const char *close_paren = strrchr(buf, ')'); /* after the command name */
     return close_paren == NULL || close_paren[1] != ' ' || close_paren[2] != 'Z';
 }
+
+int sp_instance_list(const char *list, char (*names)[SP_INSTANCE_NAME_MAX + 1], unsigned max,
+                     unsigned *n, char *why, size_t cap)
+{
+    *n = 0;
+    const char *p = list != NULL ? list : "";
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        if (*n == max) {
+            snprintf(why, cap, "--instance: '%s' names more than %u instances", list, max);
+            return SP_E_USAGE;
+        }
+        char *name = names[*n];
+        if (len == 0 || len > SP_INSTANCE_NAME_MAX) {
+            snprintf(why, cap, "--instance: '%s' has an empty or too long name (a list is A,B,...)",
+                     list);
+            return SP_E_USAGE;
+        }
+        memcpy(name, p, len);
+        name[len] = '\0';
+        if (sp_instance_check(name) < 0) {
+            snprintf(why, cap, "--instance: bad instance name '%s' (use 1-%d of A-Z a-z 0-9 _ - .)",
+                     name, SP_INSTANCE_NAME_MAX);
+            return SP_E_USAGE;
+        }
+        for (unsigned i = 0; i < *n; i++) {
+            if (strcmp(names[i], name) == 0) {
+                snprintf(why, cap, "--instance: '%s' appears twice in '%s'", name, list);
+                return SP_E_USAGE;
+            }
+        }
+        (*n)++;
+        if (comma == NULL) {
+            return 0;
+        }
+        p = comma + 1;
+    }
+}

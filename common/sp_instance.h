@@ -47,6 +47,13 @@ typedef struct {
 /* Checks an instance name.  Returns 0 or SP_E_USAGE. */
 int sp_instance_check(const char *name);
 
+/* Splits a comma-separated list of instance names ("A,B": the shards of a
+ * catalogue split across brokers) into names[0 .. *n - 1].  Returns 0, or
+ * SP_E_USAGE with *why for an empty element, a bad or repeated name, or
+ * more than `max` names. */
+int sp_instance_list(const char *list, char (*names)[SP_INSTANCE_NAME_MAX + 1], unsigned max,
+                     unsigned *n, char *why, size_t cap);
+
 /* Fills every name of `instance`; state_dir_base NULL means "run".
  * Returns 0, SP_E_USAGE (bad name) or -ENAMETOOLONG. */
 int sp_names_init(sp_names_t *n, const char *instance, const char *state_dir_base);

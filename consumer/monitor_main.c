@@ -6,10 +6,12 @@
 #include "sp_error.h"
 #include "sp_log.h"
 #include "sp_monitor.h"
+#include "sp_shardmon.h"
 #include "sp_signal.h"
 
 #include <getopt.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #define SP_MONITOR_WAIT_MS 5000
@@ -19,6 +21,8 @@ static void s_usage(FILE *out)
     fprintf(out, "usage: monitor [--instance NAME | --connect tcp://HOST:PORT] [options]\n"
                  "  --instance NAME    local instance (default stockpipe): the table is mapped "
                  "read-only\n"
+                 "  --instance A,B,... the shards of a sharded shop (broker --products), merged\n"
+                 "                     into one view with each shard's health (line mode)\n"
                  "  --connect URL      remote broker started with --tcp URL: snapshots come from "
                  "it\n"
                  "                     (URL: PORT, HOST:PORT or tcp://HOST:PORT; PORT alone is\n"
@@ -124,6 +128,25 @@ int main(int argc, char **argv)
     if (cfg.connect != NULL && cfg.from_broker) {
         sp_error("--from-broker is for a local --instance; --connect already asks the broker");
         return SP_EXIT_USAGE;
+    }
+    if (strchr(cfg.instance, ',') != NULL) {
+        if (cfg.connect != NULL) {
+            sp_error("--instance A,B merges local shards; --connect follows one broker");
+            return SP_EXIT_USAGE;
+        }
+        sp_signal_install();
+        (void)setvbuf(stdout, NULL, _IOLBF, 0);
+        sp_shardmon_t *sm = NULL;
+        rc = sp_shardmon_new(&sm, &cfg, cfg.instance, stdout, why, sizeof why);
+        if (rc == 0) {
+            rc = sp_shardmon_run(sm, why, sizeof why);
+        }
+        sp_shardmon_destroy(&sm);
+        if (rc < 0) {
+            sp_error("%s", why[0] ? why : sp_strerror(rc));
+            return 1;
+        }
+        return 0;
     }
     cfg.console = !plain && !cfg.json && !cfg.once && !cfg.final_table && isatty(STDOUT_FILENO) &&
                   isatty(STDIN_FILENO);

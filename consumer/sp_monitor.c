@@ -49,7 +49,7 @@ struct sp_monitor {
 
 /* --- output helpers ---------------------------------------------------------- */
 
-static void s_json_str(FILE *out, const char *s)
+void sp_monitor_json_str(FILE *out, const char *s)
 {
     fputc('"', out);
     for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
@@ -103,9 +103,9 @@ static void s_print_table(FILE *out, bool json, const sp_mirror_t *m)
             continue;
         }
         fprintf(out, "%s{\"id\":%u,\"name\":", first ? "" : ",", p.id);
-        s_json_str(out, p.name);
+        sp_monitor_json_str(out, p.name);
         fprintf(out, ",\"category\":");
-        s_json_str(out, p.category);
+        sp_monitor_json_str(out, p.category);
         fprintf(out,
                 ",\"weight_g\":%u,\"price_cents\":%llu,\"expiry\":%u,\"stock\":%u,"
                 "\"version\":%u}",
@@ -125,8 +125,15 @@ static void s_on_event(void *arg, const sp_event_t *e, bool applied)
         return;
     }
     if (mon->cfg.json) {
+        if (mon->cfg.label != NULL) {
+            fprintf(mon->out, "{\"shard\":");
+            sp_monitor_json_str(mon->out, mon->cfg.label);
+            fputc(',', mon->out);
+        } else {
+            fputc('{', mon->out);
+        }
         fprintf(mon->out,
-                "{\"type\":\"event\",\"publisher\":%u,\"seq\":%llu,\"product\":%u,"
+                "\"type\":\"event\",\"publisher\":%u,\"seq\":%llu,\"product\":%u,"
                 "\"old\":%u,\"new\":%u,\"version\":%u,\"producer\":%u,\"order\":%llu}\n",
                 e->publisher_id, (unsigned long long)e->pub_seq, e->product_id, e->old_stock,
                 e->new_stock, e->row_version, e->order_producer, (unsigned long long)e->order_seq);
@@ -135,6 +142,9 @@ static void s_on_event(void *arg, const sp_event_t *e, bool applied)
     sp_minfo_t info;
     const char *name = sp_mirror_info(mon->mirror, e->product_id, &info) ? info.name : "?";
     bool up = e->new_stock > e->old_stock;
+    if (mon->cfg.label != NULL) {
+        fprintf(mon->out, "[%s] ", mon->cfg.label);
+    }
     fprintf(mon->out, "stock %4u %-24s %6u -> %-6u (%s%u, worker %u, order %u:%llu)\n",
             e->product_id, name, e->old_stock, e->new_stock, up ? "+" : "-",
             up ? e->new_stock - e->old_stock : e->old_stock - e->new_stock, e->publisher_id,
@@ -197,6 +207,10 @@ static void s_summary(sp_monitor_t *mon, uint64_t now)
 static void s_tell_state(sp_monitor_t *mon)
 {
     const sp_mstate_t *st = sp_mirror_state(mon->mirror);
+    if (mon->cfg.label != NULL && !mon->cfg.json &&
+        (st->gaps > mon->told_gaps || st->resyncs > mon->told_resyncs)) {
+        fprintf(mon->out, "[%s] ", mon->cfg.label);
+    }
     if (st->gaps > mon->told_gaps) {
         uint64_t missed = st->gaps - mon->told_gaps;
         if (mon->cfg.json) {
@@ -623,6 +637,52 @@ int sp_monitor_new(sp_monitor_t **out_p, const sp_monitor_cfg_t *cfg, FILE *out,
     }
     *out_p = mon;
     return 0;
+}
+
+int sp_monitor_step(sp_monitor_t *mon, int wait_ms, char *why, size_t cap)
+{
+    zmq_pollitem_t items[2];
+    int n = 0;
+    items[n++] = (zmq_pollitem_t){.socket = sp_sub_raw(mon->sub), .events = ZMQ_POLLIN};
+    if (mon->dealer != NULL) {
+        items[n++] = (zmq_pollitem_t){.socket = zsock_resolve(mon->dealer), .events = ZMQ_POLLIN};
+    }
+    if (zmq_poll(items, n, wait_ms) < 0 && errno != EINTR) {
+        int rc = -errno;
+        snprintf(why, cap, "poll failed: %s", sp_strerror(rc));
+        return rc;
+    }
+    uint64_t now = sp_now_ns();
+    int rc = s_feed(mon, now);
+    if (rc == 0 && mon->dealer != NULL) {
+        rc = s_snap_drain(mon, now, why, cap);
+    }
+    if (rc < 0) {
+        if (why[0] == '\0') {
+            snprintf(why, cap, "event feed failed: %s", sp_strerror(rc));
+        }
+        return rc;
+    }
+    const sp_mstate_t *st = sp_mirror_state(mon->mirror);
+    if (!st->eos) {
+        s_snap_maybe(mon, now);
+    } else if (st->stale && mon->table != NULL) {
+        sp_mirror_snap_local(mon->mirror, mon->table, now);
+    }
+    s_tell_state(mon);
+    return 0;
+}
+
+const struct sp_mirror *sp_monitor_mirror(const sp_monitor_t *mon)
+{
+    return mon->mirror;
+}
+
+static int s_once_remote(sp_monitor_t *mon, char *why, size_t cap);
+
+int sp_monitor_settle(sp_monitor_t *mon, char *why, size_t cap)
+{
+    return mon->dealer != NULL ? s_once_remote(mon, why, cap) : 0;
 }
 
 /* Remote --once: waits for one whole snapshot. */

@@ -59,6 +59,10 @@ typedef struct {
     int summary_ms;     /* 0 = SP_MONITOR_SUMMARY_MS */
     int wait_ms;        /* how long to wait for the instance and its first message */
     uint32_t low_stock; /* console: low-stock mark (0 = 10 % of initial) */
+    /* one shard of a merged view (sp_shardmon.h): its name starts every
+     * line this monitor writes ("[A] stock ...", JSON "shard":"A"); NULL:
+     * none */
+    const char *label;
 } sp_monitor_cfg_t;
 
 typedef struct {
@@ -86,6 +90,24 @@ int sp_monitor_new(sp_monitor_t **self_p, const sp_monitor_cfg_t *cfg, FILE *out
  * stop is requested (sp_signal), the user quits or the broker ends the
  * stream.  Returns 0 or a negative code with *why. */
 int sp_monitor_run(sp_monitor_t *self, char *why, size_t cap);
+
+/* One turn of the monitor without a view of its own, for a caller that
+ * follows several (sp_shardmon.h): waits up to wait_ms for its event feed
+ * or snapshot answer, takes what came, asks for or takes a snapshot when
+ * the mirror needs one, and in line mode writes the per-event, gap and
+ * resync lines.  Returns 0 or a negative code with *why. */
+int sp_monitor_step(sp_monitor_t *self, int wait_ms, char *why, size_t cap);
+
+/* For a --once view made by the caller: waits (up to cfg->wait_ms) until
+ * the mirror holds a whole snapshot (at once for a local instance).
+ * Returns 0, SP_E_TIMEOUT or a negative code with *why. */
+int sp_monitor_settle(sp_monitor_t *self, char *why, size_t cap);
+
+/* The monitor's mirror of its instance (valid while the monitor lives). */
+const struct sp_mirror *sp_monitor_mirror(const sp_monitor_t *self);
+
+/* Writes `s` as a JSON string (quoted, escaped) to out. */
+void sp_monitor_json_str(FILE *out, const char *s);
 
 /* What the monitor has seen so far (valid until the next call). */
 const sp_monitor_stats_t *sp_monitor_stats(sp_monitor_t *self);

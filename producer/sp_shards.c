@@ -11,39 +11,7 @@
 int sp_shards_parse(sp_shards_t *self, const char *list, char *why, size_t cap)
 {
     memset(self, 0, sizeof *self);
-    const char *p = list != NULL ? list : "";
-    for (;;) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
-        if (self->n == SP_SHARDS_MAX) {
-            sp_why(why, cap, "--instance: '%s' names more than %d shards", list, SP_SHARDS_MAX);
-            return SP_E_USAGE;
-        }
-        char *name = self->name[self->n];
-        if (len == 0 || len > SP_INSTANCE_NAME_MAX) {
-            sp_why(why, cap, "--instance: '%s' has an empty or too long name (a list is A,B,...)",
-                   list);
-            return SP_E_USAGE;
-        }
-        memcpy(name, p, len);
-        name[len] = '\0';
-        if (sp_instance_check(name) < 0) {
-            sp_why(why, cap, "--instance: bad instance name '%s' (use 1-%d of A-Z a-z 0-9 _ - .)",
-                   name, SP_INSTANCE_NAME_MAX);
-            return SP_E_USAGE;
-        }
-        for (unsigned i = 0; i < self->n; i++) {
-            if (strcmp(self->name[i], name) == 0) {
-                sp_why(why, cap, "--instance: shard '%s' appears twice in '%s'", name, list);
-                return SP_E_USAGE;
-            }
-        }
-        self->n++;
-        if (comma == NULL) {
-            return 0;
-        }
-        p = comma + 1;
-    }
+    return sp_instance_list(list, self->name, SP_SHARDS_MAX, &self->n, why, cap);
 }
 
 void sp_shards_set(sp_shards_t *self, unsigned i, const sp_welcome_t *w)
