@@ -60,6 +60,8 @@ CTR_ORDERS, CTR_CAPACITY, CTR_ROWS, CTR_TRANSPORT = 2, 17, 20, 21
 # the WELCOME's own counters (and HELD, which also ends a snapshot)
 (CTR_HELD, CTR_HELLO_STATUS, CTR_PRODUCER_ID, CTR_HELLO_ID, CTR_HELLO_REV, CTR_ORDER_MSG_MAX,
  CTR_PATH_DEPTH, CTR_BROKER_PID, CTR_DEDUP_WINDOW, CTR_SESSION_FLAGS) = range(24, 34)
+# a shard's product ids (broker --products): lowest | highest << 32; absent when not a shard
+CTR_PRODUCT_RANGE = 34
 
 HELLO_REV, HELLO_OPEN = 1, 1
 HELLO_STATUS_NAMES = ["ok", "id_taken", "no_room", "bad"]
@@ -383,6 +385,10 @@ def main():
                 c.problem(f"the WELCOME says transport {w.get(CTR_TRANSPORT)}, not zmq (2)")
             if w.get(CTR_SESSION_FLAGS, 0) & WELCOME_RESUMED:
                 c.problem("a new producer id came back marked resumed")
+            if CTR_PRODUCT_RANGE in w:  # one shard of a split catalogue: its ids only
+                lo, hi = w[CTR_PRODUCT_RANGE] & 0xFFFFFFFF, w[CTR_PRODUCT_RANGE] >> 32
+                if not 1 <= lo <= hi:
+                    c.problem(f"the WELCOME's product range {lo}-{hi} runs backwards")
             if w.get(CTR_ORDER_MSG_MAX, 0):  # 0 (zmq): only the wire's limit
                 # orders and their results must both fit: results are larger
                 per_msg = min(per_msg, (w[CTR_ORDER_MSG_MAX] - HDR.size) // RESULT.size)

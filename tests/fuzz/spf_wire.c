@@ -217,11 +217,15 @@ int spf_wire_one(const uint8_t *data, size_t size)
         SPF_CHECK(sp_wire_msg_size(SP_MSG_RESULTS, h.count) <=
                   sp_wire_msg_size(SP_MSG_RESULTS, SP_WIRE_MAX_RECORDS));
     }
-    /* A WELCOME decodes exactly when it carries a status counter; anything
-     * else is refused with the one code. */
+    /* A WELCOME decodes exactly when it carries a status counter (and, if
+     * any, a product range that does not run backwards); anything else is
+     * refused with the one code. */
     sp_welcome_t w;
     int wrc = sp_welcome_decode(data, size, &w);
     SPF_CHECK(wrc == 0 || wrc == SP_E_INVALID);
     SPF_CHECK(wrc != 0 || (h.kind == SP_MSG_WELCOME && h.count > 0));
+    /* a shard's range, when one decodes, is a range: both ends or none */
+    SPF_CHECK(wrc != 0 || (w.product_lo <= w.product_hi &&
+                           (w.product_lo == 0) == (w.product_hi == 0)));
     return 0;
 }
