@@ -9,6 +9,7 @@
  */
 #include "sp_shard.h"
 
+#include "sp_args.h"
 #include "sp_broker_impl.h"
 #include "sp_error.h"
 #include "sp_file.h"
@@ -23,7 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define S_RECORD_MAX 64 /* the export record: "LO HI\n" */
+#define S_RECORD_MAX 64 /* the export record: "LO-HI\n" */
 
 /* The export record of the state directory `dir`: true with its range. */
 static bool s_exported(const char *dir, uint32_t *lo, uint32_t *hi)
@@ -40,8 +41,9 @@ static bool s_exported(const char *dir, uint32_t *lo, uint32_t *hi)
     memcpy(text, buf, len);
     text[len] = '\0';
     free(buf);
-    unsigned a = 0, b = 0;
-    return sscanf(text, "%u %u", &a, &b) == 2 && a >= 1 && a <= b && (*lo = a, *hi = b, true);
+    text[strcspn(text, "\n")] = '\0';
+    return sp_arg_range(SP_SHARD_EXPORTED, text, 1, SP_PRODUCT_ID_MAX, lo, hi, why, sizeof why) ==
+           0;
 }
 
 /* Up to SP_SHARD_SHOW ids of `cat` outside [lo, hi] into `list` ("3, 4,
@@ -256,7 +258,7 @@ int sp_broker_export(const char *instance, const char *state_dir, uint32_t lo, u
     /* only now that every row is out: the next start may drop them */
     char path[SP_PATH_MAX + 32], record[S_RECORD_MAX];
     snprintf(path, sizeof path, "%s/%s", names.state_dir, SP_SHARD_EXPORTED);
-    int len = snprintf(record, sizeof record, "%u %u\n", lo, hi);
+    int len = snprintf(record, sizeof record, "%u-%u\n", lo, hi);
     rc = sp_file_save(path, record, (size_t)len, why, cap);
     if (rc == 0) {
         sp_why(why, cap, "exported %zu product(s) with ids in %u-%u from '%s'", n, lo, hi,

@@ -20,7 +20,7 @@
  *
  * --export writes the chosen rows of the last clean stop's table (their
  * current stock as the catalogue's stock) to a stream and leaves the
- * record SP_SHARD_EXPORTED ("LO HI") in the state directory; the next start
+ * record SP_SHARD_EXPORTED ("LO-HI") in the state directory; the next start
  * of the instance consumes it, whatever its range.
  *
  * Ownership: works on the broker's context, the caller's catalogue and
@@ -40,7 +40,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SP_SHARD_EXPORTED "exported" /* in the state directory: "LO HI" the last --export took */
+#define SP_SHARD_EXPORTED "exported" /* in the state directory: "LO-HI" the last --export took */
 #define SP_SHARD_SHOW     4          /* product ids named in a refusal */
 
 /* Where a table's products come from, for sp_shard_filter. */

@@ -225,7 +225,7 @@ int spf_wire_one(const uint8_t *data, size_t size)
     SPF_CHECK(wrc == 0 || wrc == SP_E_INVALID);
     SPF_CHECK(wrc != 0 || (h.kind == SP_MSG_WELCOME && h.count > 0));
     /* a shard's range, when one decodes, is a range: both ends or none */
-    SPF_CHECK(wrc != 0 || (w.product_lo <= w.product_hi &&
-                           (w.product_lo == 0) == (w.product_hi == 0)));
+    SPF_CHECK(wrc != 0 ||
+              (w.product_lo <= w.product_hi && (w.product_lo == 0) == (w.product_hi == 0)));
     return 0;
 }
