@@ -335,9 +335,11 @@ int sp_client_products(sp_client_t *self, const uint32_t **ids, uint32_t *n, cha
         if (self->ids == NULL) {
             return -ENOMEM;
         }
-        if (w->products == w->capacity) {
+        /* a shard's rows start at its range's lowest id */
+        uint32_t first = w->product_lo != 0 ? w->product_lo : 1;
+        if (w->capacity >= first && w->products == w->capacity - first + 1) {
             /* dense ids, as the README recommends: no snapshot needed */
-            for (uint32_t id = 1; id <= w->capacity; id++) {
+            for (uint32_t id = first; id <= w->capacity; id++) {
                 self->ids[self->nids++] = id;
             }
         } else {

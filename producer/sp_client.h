@@ -21,8 +21,9 @@
  *      (the transport's fit), and takes its id on the link.
  *
  * The product ids the load picks from come from the WELCOME when the
- * catalogue's ids are dense (1 .. capacity), else from one snapshot of the
- * broker's snapshot service (sp_snapcli.h).
+ * catalogue's ids are dense (1 .. capacity; for a shard, the lowest id of
+ * its range .. capacity), else from one snapshot of the broker's snapshot
+ * service (sp_snapcli.h).
  *
  * The resend policy both order paths follow (a result timeout, resends
  * backing off from SP_RETRY_MS to SP_RETRY_MAX_MS, one bounded send) is
@@ -110,7 +111,8 @@ const sp_welcome_t *sp_client_welcome(const sp_client_t *self);
  * for a client over --connect. */
 int32_t sp_client_broker_pid(const sp_client_t *self);
 
-/* The catalogue's product ids, ascending: 1 .. capacity when they are dense,
+/* The catalogue's product ids, ascending: 1 .. capacity when they are dense
+ * (a shard: product_lo .. capacity),
  * else from a snapshot (taken on the first call, up to SP_CLIENT_READY_MS).
  * Returns 0 with *ids (borrowed) and *n, or the snapshot's code with *why. */
 int sp_client_products(sp_client_t *self, const uint32_t **ids, uint32_t *n, char *why, size_t cap);

@@ -344,7 +344,7 @@ Test(pipeline, bad_flags_get_a_clear_error, .timeout = 30)
     } cases[] = {
         {"broker", "--workers", "0", "--workers: '0' is not a whole number from 1 to 64"},
         {"broker", "--transport", "carrier-pigeon",
-         "--transport: 'carrier-pigeon' is not mq, zmq, shm or direct"},
+         "--transport: 'carrier-pigeon' is not mq, zmq, shm, direct or nats"},
         {"broker", "--sync", "none", "--sync: 'none' is not cas, row-lock or table-lock"},
         {"broker", "--instance", "a/b", "bad instance name 'a/b'"},
         {"producer", "--rate", "-5", "--rate: '-5' is not a number"},

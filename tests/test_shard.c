@@ -538,3 +538,58 @@ Test(shard, a_restart_that_would_drop_saved_rows_is_refused, .timeout = 120)
     unlink(cat);
     spt_rmtree(dir);
 }
+
+/* ---- over NATS ------------------------------------------------------------- */
+
+Test(shard, a_producer_over_nats_routes_to_each_shards_own_stream, .timeout = 180)
+{
+    t_pair_t p;
+    char ta[32] = "shnatsa", tb[32] = "shnatsb";
+    spt_instance(p.a, sizeof p.a, ta);
+    spt_instance(p.b, sizeof p.b, tb);
+    snprintf(p.list, sizeof p.list, "%s,%s", p.a, p.b);
+    spt_nats_t nats;
+    cr_assert(spt_nats_start(&nats, p.a), "nats-server did not start");
+    spt_catalogue(p.catalogue, sizeof p.catalogue, T_PRODUCTS, T_STOCK);
+    const char *ea[] = {"--nats", nats.url,    "--catalogue", p.catalogue, "--products",
+                        "1-5",    "--workers", "1",           NULL};
+    const char *eb[] = {"--nats", nats.url,    "--catalogue", p.catalogue, "--products",
+                        "6-10",   "--workers", "1",           NULL};
+    p.pa = spt_broker_start(p.a, ea);
+    p.pb = p.pa > 0 ? spt_broker_start(p.b, eb) : -1;
+    if (p.pb <= 0) {
+        if (p.pa > 0) {
+            spt_stop(p.pa);
+        }
+        unlink(p.catalogue);
+        spt_nats_stop(&nats);
+        cr_assert_fail("the shards' brokers did not start on nats");
+    }
+    /* the producer reaches the shards through the servers alone */
+    const char *argv[] = {
+        spt_bin("producer"), "--connect", nats.url, "--instance", p.list, "--count", "1200",
+        "--restock",         "0.3",       "--json", NULL};
+    char *out = NULL;
+    int rc = spt_run(argv, T_RUN_MS, &out);
+    cr_expect_eq(rc, 0, "%s", out);
+    cr_expect_eq(spt_json_num(out, "sent"), 1200, "%s", out);
+    cr_expect_eq(spt_json_num(out, "timed_out"), 0, "%s", out);
+    cr_expect_eq(spt_json_num(out, "unknown_product"), 0, "%s", out);
+    long long told_sold = spt_json_num(out, "units_sold");
+    long long told_restocked = spt_json_num(out, "units_restocked");
+    free(out);
+    sp_table_t *ta_ = s_open(p.a), *tb_ = s_open(p.b);
+    uint64_t sa, ra, sb, rb;
+    s_units(ta_, &sa, &ra);
+    s_units(tb_, &sb, &rb);
+    cr_expect_gt(sa + ra, 0, "shard A got orders");
+    cr_expect_gt(sb + rb, 0, "shard B got orders");
+    cr_expect_eq((long long)(sa + sb), told_sold);
+    cr_expect_eq((long long)(ra + rb), told_restocked);
+    cr_expect_eq(sp_table_audit(ta_, NULL, 0), 0);
+    cr_expect_eq(sp_table_audit(tb_, NULL, 0), 0);
+    sp_table_close(&ta_);
+    sp_table_close(&tb_);
+    s_pair_stop(&p);
+    spt_nats_stop(&nats);
+}
