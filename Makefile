@@ -114,7 +114,7 @@ TEST_BIN := $(BUILD)/tests/stockpipe-tests
 DEPS_STAMP := build/.deps-ok
 FLAGS_FILE := $(BUILD)/.flags
 
-.PHONY: all test run clean format format-check deps check-leftovers stall-check bench bench-full \
+.PHONY: all test run run-cluster clean format format-check deps check-leftovers stall-check bench bench-full \
         chaos chaos-cluster flood lint tsan valgrind fuzz fuzz-build
 all: $(ROLE_BINS) $(BENCH_BIN) $(CHAOS_BIN)
 
@@ -179,6 +179,12 @@ test: $(ROLE_BINS) $(BENCH_BIN) $(CHAOS_BIN) $(TEST_BIN)
 run: $(ROLE_BINS)
 	@SP_BIN_DIR=$(abspath $(BINDIR)) DURATION=$(DURATION) TRANSPORT=$(TRANSPORT) \
 	    bash scripts/demo.sh
+
+# The cluster demo: a 3-node NATS cluster, two shard brokers on the nats
+# transport, customers that reach them only through the cluster, the merged
+# monitor, then the audit (scripts/run-cluster.sh).
+run-cluster: $(ROLE_BINS) $(CHAOS_BIN)
+	@SP_BIN_DIR=$(abspath $(BINDIR)) DURATION=$(DURATION) bash scripts/run-cluster.sh
 
 # The benchmark (gnuplot for the plots is installed or asked for first).
 BENCH_ARGS ?=

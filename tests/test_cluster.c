@@ -256,3 +256,29 @@ Test(cluster, the_quick_cluster_chaos_run_loses_and_duplicates_nothing, .timeout
     cr_expect(strstr(out, "cluster: ok:") != NULL, "no verdict:\n%s", out);
     free(out);
 }
+
+/* `make run-cluster`, shortened: the demo's shards, customers over the
+ * cluster, merged monitor and audit, and nothing left behind. */
+Test(cluster, the_cluster_demo_runs_and_its_audit_is_clean, .timeout = 180)
+{
+    const char *data = getenv("SP_DATA_DIR");
+    char script[512];
+    snprintf(script, sizeof script, "%s/%sscripts/run-cluster.sh", data ? data : ".",
+             data ? "../" : "");
+    const char *argv[] = {"/usr/bin/env", "DURATION=2", "/bin/bash", script, NULL};
+    char *out = NULL;
+    int rc = spt_run(argv, 170000, &out);
+    cr_expect_eq(rc, 0, "run-cluster.sh exited %d:\n%s", rc, out);
+    const char *audit = strstr(out, "== audit");
+    cr_assert_not_null(audit, "no audit:\n%s", out);
+    unsigned clean = 0;
+    for (const char *p = audit; (p = strstr(p, "lost 0, duplicated 0, unexpected 0,")) != NULL;
+         p++) {
+        clean++;
+    }
+    cr_expect_eq(clean, 2, "both shards audited clean:\n%s", audit);
+    cr_expect(strstr(out, "timed out 0") != NULL, "%s", out);
+    cr_expect(strstr(out, "leftovers of the shards in /dev/shm and /dev/mqueue: 0") != NULL, "%s",
+              out);
+    free(out);
+}
