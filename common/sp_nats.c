@@ -311,7 +311,11 @@ typedef struct {
 } s_link_t;
 
 /* The orders message's de-duplication id, or "" when it is not a
- * well-formed orders message (those are dead-lettered, never dropped). */
+ * well-formed orders message (those are dead-lettered, never dropped).
+ * The header's batch is the producer's message counter: the same message
+ * sent again after a lost acknowledgement keeps it (and is dropped by the
+ * stream), while a resend of unanswered orders is a new message with a new
+ * counter, which must reach a worker for the registry to answer it. */
 static void s_msg_id(const void *msg, size_t len, char *out, size_t cap)
 {
     out[0] = '\0';
@@ -321,7 +325,7 @@ static void s_msg_id(const void *msg, size_t len, char *out, size_t cap)
     }
     sp_order_t o;
     sp_wire_get_order(sp_wire_crec(msg, SP_MSG_ORDERS, 0), &o);
-    snprintf(out, cap, "%u-%llu-%u", h.sender, (unsigned long long)o.seq, h.count);
+    snprintf(out, cap, "%u-%u-%llu-%u", h.sender, h.batch, (unsigned long long)o.seq, h.count);
 }
 
 static int s_publish_order(s_link_t *l, const void *msg, size_t len, int timeout_ms)

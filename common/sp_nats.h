@@ -14,18 +14,18 @@
  *
  * Ends: a producer link publishes each order message to the stream and
  * waits for the stream's acknowledgement (so a returned 0 means stored);
- * an orders message carries the Nats-Msg-Id "<producer>-<first seq>-<count>",
- * so a copy re-published after a lost acknowledgement is dropped by the
- * stream.  Results come back on the producer's own subject,
- * sp.<instance>.r.<producer id> (before its WELCOME: sp.<instance>.r.h<tag>).
- * A worker link fetches from the consumer and acknowledges a message when
- * it sends that message's result, or releases it (dead-lettered), never
- * before: a worker that dies holding one leaves it to another after the ack
- * wait, and the workers' exactly-once registry answers the copy with the
- * outcome it recorded.  Open fails with SP_E_USAGE (no servers given),
- * -ENOENT (no such instance on those servers), -EMSGSIZE (messages larger
- * than the stream takes), -EACCES (the servers refused our credentials) or
- * -EHOSTUNREACH (none of them answered).
+ * an orders message carries the Nats-Msg-Id
+ * "<producer>-<batch>-<first seq>-<count>", so the same message published
+ * again after a lost acknowledgement is dropped by the stream, while a
+ * resend of unanswered orders (a new message, a new batch counter) reaches
+ * a worker and is answered from the exactly-once registry.  Results come back on the producer's own
+ * subject, sp.<instance>.r.<producer id> (before its WELCOME: sp.<instance>.r.h<tag>). A worker
+ * link fetches from the consumer and acknowledges a message when it sends that message's result, or
+ * releases it (dead-lettered), never before: a worker that dies holding one leaves it to another
+ * after the ack wait, and the workers' exactly-once registry answers the copy with the outcome it
+ * recorded.  Open fails with SP_E_USAGE (no servers given), -ENOENT (no such instance on those
+ * servers), -EMSGSIZE (messages larger than the stream takes), -EACCES (the servers refused our
+ * credentials) or -EHOSTUNREACH (none of them answered).
  *
  * What survives what: the stream is stored on the servers' disks, so orders
  * a producer was told are stored outlive the broker, its workers and any
