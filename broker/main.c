@@ -73,8 +73,10 @@ static void s_usage(FILE *out)
             "  --keep-journal      leave the journal files after a clean stop\n"
             "  --snapshot-every D  save the table and trim the journal this often\n"
             "                      (default 60s; 0 = only at a clean stop)\n"
-            "  --fresh             start from --catalogue, discarding the saved state (the\n"
-            "                      last clean stop's table, or a crashed run's journal)\n"
+            "  --fresh             start from --catalogue instead of the saved state (the last\n"
+            "                      clean stop's table, or a crashed run's journal), which is\n"
+            "                      kept in STATE_DIR/INSTANCE/replaced-DATE once the catalogue\n"
+            "                      has loaded (a catalogue that does not load changes nothing)\n"
             "  --consumer PATH     worker binary (default: consumer beside this one)\n"
             "  --clean             remove the leftovers of a dead broker of --instance, and exit\n"
             "  -h, --help\n");
@@ -160,6 +162,7 @@ int main(int argc, char **argv)
             break;
         case 'c':
             cfg.catalogue = optarg;
+            cfg.catalogue_given = true;
             break;
         case 'w':
             rc = sp_arg_u32("--workers", optarg, 1, SP_WORKERS_MAX, &cfg.workers, why, sizeof why);

@@ -103,12 +103,13 @@ typedef struct {
     sp_sync_t sync;
     const sp_transport_t *transport; /* the order path (sp_transport_find); NULL: mq */
     long depth;                      /* order path depth (--mq-depth), 0: the transport's default */
-    long msgsize;         /* largest message (--mq-msgsize: mq messages, shm slots), 0: default */
-    sp_notify_fn notify;  /* where progress and problems are reported */
-    bool no_journal;      /* keep no journal */
-    bool no_dedup;        /* no de-duplication and no journal (the benchmark's baseline) */
-    bool keep_journal;    /* leave the journal files after a clean stop */
-    bool fresh;           /* ignore (and remove) the saved state: start from the catalogue */
+    long msgsize;        /* largest message (--mq-msgsize: mq messages, shm slots), 0: default */
+    sp_notify_fn notify; /* where progress and problems are reported */
+    bool no_journal;     /* keep no journal */
+    bool no_dedup;       /* no de-duplication and no journal (the benchmark's baseline) */
+    bool keep_journal;   /* leave the journal files after a clean stop */
+    bool fresh;          /* start from the catalogue, the saved state kept aside (replaced-DATE/) */
+    bool catalogue_given; /* --catalogue was given: say so when saved state wins over it */
     unsigned snapshot_ms; /* save a snapshot and trim the journal this often (0: never) */
     int fsync_policy;     /* sp_fsync_policy_t; 0 = SP_FSYNC_INTERVAL */
     unsigned fsync_interval_ms;

@@ -37,6 +37,7 @@
 #include "sp_catalogue.h"
 #include "sp_commit.h"
 #include "sp_error.h"
+#include "sp_file.h"
 #include "sp_limits.h"
 #include "sp_log.h"
 #include "sp_orphans.h"
@@ -54,6 +55,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The dead broker's workers stop on their own within a heartbeat; we look
@@ -131,6 +133,47 @@ int sp_startup_check(sp_broker_t *b, char *why, size_t cap)
         snprintf(why, cap, "worker binary %s is not executable", b->consumer);
         return rc < 0 ? rc : -errno;
     }
+    return 0;
+}
+
+/* --fresh, once the catalogue has loaded: the saved state (journal, base,
+ * last clean stop's table, snapshot, marks) moves into a dated folder
+ * beside it, STATE_DIR/replaced-YYYYmmdd-HHMMSS, never deleted: a typo in
+ * --catalogue, or a --fresh given by mistake, costs nothing. */
+static int s_set_aside(sp_broker_t *b, char *why, size_t cap)
+{
+    static const char *const what[] = {SP_JOURNAL_DIR,  SP_BASE_FILE,  SP_SNAPSHOT_FILE,
+                                       SP_SNAPSHOT_BIN, SP_CLEAN_MARK, SP_SHARD_EXPORTED};
+    char stamp[32], aside[SP_PATH_MAX + 64];
+    time_t now = time(NULL);
+    struct tm tm;
+    strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime_r(&now, &tm));
+    snprintf(aside, sizeof aside, "%s/replaced-%s", b->names.state_dir, stamp);
+    for (unsigned n = 2; mkdir(aside, 0700) < 0; n++) {
+        if (errno != EEXIST || n > 100) {
+            int err = errno;
+            sp_why(why, cap, "--fresh: cannot make %s to keep the saved state in: %s", aside,
+                   strerror(err));
+            return -err;
+        }
+        snprintf(aside, sizeof aside, "%s/replaced-%s-%u", b->names.state_dir, stamp, n);
+    }
+    for (size_t i = 0; i < sizeof what / sizeof what[0]; i++) {
+        char src[SP_PATH_MAX + 32], dst[SP_PATH_MAX + 96];
+        snprintf(src, sizeof src, "%s/%s", b->names.state_dir, what[i]);
+        snprintf(dst, sizeof dst, "%s/%s", aside, what[i]);
+        if (rename(src, dst) < 0 && errno != ENOENT) {
+            int err = errno;
+            sp_why(why, cap, "--fresh: cannot move %s into %s: %s (what moved is there)", src,
+                   aside, strerror(err));
+            return -err;
+        }
+    }
+    (void)sp_file_fsync_dir(b->names.state_dir); /* best effort: the renames are done */
+    sp_broker_notify(b, SP_LOG_WARN,
+                     "--fresh: starting from the catalogue; the saved state it replaces is "
+                     "kept in %s",
+                     aside);
     return 0;
 }
 
@@ -256,19 +299,11 @@ static int s_table_start(sp_broker_t *b, char *why, size_t cap)
     }
     bool journaled = !cfg->no_journal && sp_recover_has_journal(journal);
     bool snapshot = !cfg->no_journal && access(snap, F_OK) == 0;
+    /* --fresh replaces the saved state, but only once the catalogue that
+     * replaces it has loaded: until then nothing saved is touched */
+    bool replacing = cfg->fresh && (sp_recover_has_journal(journal) || access(snap, F_OK) == 0 ||
+                                    access(last, F_OK) == 0 || access(base, F_OK) == 0);
     if (cfg->fresh) {
-        if (journaled || snapshot || access(last, F_OK) == 0) {
-            sp_broker_notify(b, SP_LOG_WARN, "--fresh: discarding the saved state in %s",
-                             b->names.state_dir);
-        }
-        sp_persist_remove_journal(journal);
-        unlink(base);
-        unlink(last);
-        unlink(snap);
-        unlink(mark);
-        char rec[SP_PATH_MAX + 32];
-        snprintf(rec, sizeof rec, "%s/%s", b->names.state_dir, SP_SHARD_EXPORTED);
-        unlink(rec);
         journaled = snapshot = false;
     } else if (journaled || snapshot) {
         from = snapshot ? snap : base;
@@ -280,9 +315,20 @@ static int s_table_start(sp_broker_t *b, char *why, size_t cap)
             "from the catalogue",
             last);
     }
+    if (from != cfg->catalogue && cfg->catalogue_given) {
+        sp_broker_notify(b, SP_LOG_WARN,
+                         "--catalogue %s is ignored: the instance continues from its saved "
+                         "state in %s (--fresh replaces that state with the catalogue)",
+                         cfg->catalogue, b->names.state_dir);
+    }
     sp_catalogue_t *cat = NULL;
     rc = snapshot ? sp_snapshot_catalogue(snap, &cat, why, cap)
                   : s_load_catalogue(&cat, from, why, cap);
+    if (rc < 0 && replacing) {
+        size_t used = strlen(why);
+        snprintf(why + used, cap - used, " (--fresh: the saved state in %s is untouched)",
+                 b->names.state_dir);
+    }
     if (rc < 0) {
         if (journaled && !snapshot && rc == -ENOENT) {
             sp_why(why, cap, "%s holds a journal but its base %s is missing: refusing to start",
@@ -302,6 +348,9 @@ static int s_table_start(sp_broker_t *b, char *why, size_t cap)
     sp_limits_t have;
     sp_limits_read(&have);
     rc = sp_limits_check(&(sp_limits_need_t){.shm_bytes = shm_bytes}, &have, why, cap);
+    if (rc == 0 && replacing) {
+        rc = s_set_aside(b, why, cap);
+    }
     if (rc < 0) {
         sp_catalogue_destroy(&cat);
         return rc;

@@ -191,3 +191,120 @@ Test(broker, run_serves_until_its_stop_flag_and_saves_the_table, .timeout = 60)
     cr_expect_not(spt_leftovers(s_inst));
     s_teardown();
 }
+
+/* --- --fresh never loses the saved state ---------------------------------- */
+
+/* bin/broker for s_inst with our state directory and `extra`, its output
+ * into `log`; waits until the instance is READY.  Returns its pid. */
+static pid_t s_broker_bin(const char *const *extra, const char *log)
+{
+    const char *argv[24] = {spt_bin("broker"), "--instance", s_inst, "--state-dir",
+                            s_state,           "--workers",  "1"};
+    size_t n = 7;
+    for (size_t i = 0; extra[i] != NULL && n < 23; i++) {
+        argv[n++] = extra[i];
+    }
+    argv[n] = NULL;
+    pid_t pid = spt_spawn(argv, log);
+    cr_assert_gt(pid, 0);
+    sp_names_t names;
+    cr_assert_eq(sp_names_init(&names, s_inst, NULL), 0);
+    sp_table_t *t = NULL;
+    int rc = sp_table_open_ready(&t, names.table, false, B_RUN_TIMEOUT_MS);
+    char *text = spt_slurp(log);
+    cr_assert_eq(rc, 0, "the broker did not become ready:\n%s", text);
+    free(text);
+    sp_table_close(&t);
+    return pid;
+}
+
+/* A run that sells 2 units of product 1 and stops cleanly: its table.csv,
+ * as saved. */
+static char *s_saved_run(const char *log)
+{
+    const char *extra[] = {"--catalogue", spt_data("products.csv"), NULL};
+    pid_t pid = s_broker_bin(extra, log);
+    const char *buy[] = {spt_bin("producer"), "--instance", s_inst, "buy", "1", "2", NULL};
+    char *out = NULL;
+    cr_expect_eq(spt_run(buy, B_RUN_TIMEOUT_MS, &out), 0, "%s", out);
+    free(out);
+    cr_assert_eq(spt_stop(pid), 0, "a clean stop");
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s/%s", s_state, s_inst, SP_SNAPSHOT_FILE);
+    char *saved = spt_slurp(path);
+    cr_assert(strlen(saved) > 0, "%s was not saved", path);
+    return saved;
+}
+
+Test(broker, fresh_with_a_catalogue_that_does_not_load_keeps_the_saved_state, .timeout = 60)
+{
+    s_setup("bfresh");
+    char log[256], path[256];
+    snprintf(log, sizeof log, "%s/broker.log", s_state);
+    char *saved = s_saved_run(log);
+
+    const char *bad[] = {spt_bin("broker"),
+                         "--instance",
+                         s_inst,
+                         "--state-dir",
+                         s_state,
+                         "--fresh",
+                         "--catalogue",
+                         "/nonexistent/catalogue.csv",
+                         NULL};
+    char *out = NULL;
+    cr_expect_neq(spt_run(bad, B_RUN_TIMEOUT_MS, &out), 0, "%s", out);
+    cr_expect(strstr(out, "/nonexistent/catalogue.csv") != NULL, "names the file: %s", out);
+    cr_expect(strstr(out, "untouched") != NULL, "says the state is kept: %s", out);
+    free(out);
+    snprintf(path, sizeof path, "%s/%s/%s", s_state, s_inst, SP_SNAPSHOT_FILE);
+    char *after = spt_slurp(path);
+    cr_expect_str_eq(after, saved, "the saved table survived the typo");
+    free(after);
+    cr_expect_not(spt_leftovers(s_inst));
+    free(saved);
+    s_teardown();
+}
+
+Test(broker, fresh_keeps_the_state_it_replaces_in_a_dated_folder, .timeout = 60)
+{
+    s_setup("bfreshkeep");
+    char log[256];
+    snprintf(log, sizeof log, "%s/broker.log", s_state);
+    char *saved = s_saved_run(log);
+
+    const char *fresh[] = {"--fresh", "--catalogue", spt_data("products.csv"), NULL};
+    pid_t pid = s_broker_bin(fresh, log);
+    cr_assert_eq(spt_stop(pid), 0);
+    char *text = spt_slurp(log);
+    const char *kept = strstr(text, "is kept in ");
+    cr_assert_not_null(kept, "the broker does not say where the old state went:\n%s", text);
+    char dir[256];
+    snprintf(dir, sizeof dir, "%.*s", (int)strcspn(kept + 11, "\n"), kept + 11);
+    free(text);
+    cr_expect(strstr(dir, "/replaced-") != NULL, "%s", dir);
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, SP_SNAPSHOT_FILE);
+    char *aside = spt_slurp(path);
+    cr_expect_str_eq(aside, saved, "the replaced table is kept whole in %s", dir);
+    free(aside);
+    free(saved);
+    s_teardown();
+}
+
+Test(broker, a_catalogue_beside_saved_state_is_said_to_be_ignored, .timeout = 60)
+{
+    s_setup("bignored");
+    char log[256];
+    snprintf(log, sizeof log, "%s/broker.log", s_state);
+    free(s_saved_run(log));
+
+    const char *again[] = {"--catalogue", spt_data("products.csv"), NULL};
+    pid_t pid = s_broker_bin(again, log);
+    cr_assert_eq(spt_stop(pid), 0);
+    char *text = spt_slurp(log);
+    cr_expect(strstr(text, "is ignored") != NULL && strstr(text, "--fresh") != NULL,
+              "the broker does not say the catalogue is ignored:\n%s", text);
+    free(text);
+    s_teardown();
+}
