@@ -243,8 +243,7 @@ int sp_bipc_clean(const char *instance, char *what, size_t cap)
         last_producer = atomic_load(&sp_table_hdr(t)->next_producer_id);
         sp_table_close(&t);
     } else if (rc != -ENOENT) {
-        snprintf(what, cap, "%s is not a stockpipe table (%s); left alone", names.table,
-                 sp_strerror(rc));
+        sp_bipc_foreign_table(&names, rc, what, cap);
         return rc;
     }
     int removed = sp_table_unlink(names.table) == 0;
@@ -252,4 +251,14 @@ int sp_bipc_clean(const char *instance, char *what, size_t cap)
     sp_names_remove_run_dir(&names);
     snprintf(what, cap, "removed %d IPC object(s) of instance %s", removed, instance);
     return removed > 0 ? 0 : -ENOENT;
+}
+
+void sp_bipc_foreign_table(const sp_names_t *n, int rc, char *why, size_t cap)
+{
+    /* neither the broker nor --clean removes what it cannot read as its
+     * own: it may be another program's, or another version's */
+    sp_why(why, cap,
+           "/dev/shm%s exists but is not a table this version of stockpipe can use (%s): left "
+           "alone; if no program uses it, remove it with 'rm /dev/shm%s'",
+           n->table, sp_strerror(rc), n->table);
 }

@@ -65,4 +65,9 @@ bool sp_bipc_in_flight(sp_broker_t *b);
  * its broker is dead.  0 (*what says what), -EBUSY, -ENOENT or -errno. */
 int sp_bipc_clean(const char *instance, char *what, size_t cap);
 
+/* What the broker and --clean both say of /dev/shm/NAME.table when it is
+ * not a table this version can use (rc, from sp_table_open): it is left
+ * alone, and how to remove it if nothing else uses it. */
+void sp_bipc_foreign_table(const sp_names_t *n, int rc, char *why, size_t cap);
+
 #endif

@@ -266,10 +266,7 @@ static int s_table_start(sp_broker_t *b, char *why, size_t cap)
         return rc;
     }
     if (rc != -ENOENT) {
-        sp_why(why, cap,
-               "/dev/shm%s exists but is not a table this broker can use (%s): left alone; "
-               "'broker --clean --instance %s' removes it if its owner is dead",
-               b->names.table, sp_strerror(rc), cfg->instance);
+        sp_bipc_foreign_table(&b->names, rc, why, cap);
         return rc;
     }
     /* no table, so no live broker: queues, a ring or sockets under our name

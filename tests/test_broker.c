@@ -308,3 +308,34 @@ Test(broker, a_catalogue_beside_saved_state_is_said_to_be_ignored, .timeout = 60
     free(text);
     s_teardown();
 }
+
+/* Something else at /dev/shm/NAME.table: the broker and --clean both leave
+ * it alone and give the same way out (they used to disagree: the broker
+ * sent the user to --clean, which refused). */
+Test(broker, a_foreign_table_file_is_left_alone_by_both_with_one_way_out, .timeout = 30)
+{
+    s_setup("bforeign");
+    char path[256];
+    snprintf(path, sizeof path, "/dev/shm/%s.table", s_inst);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("not a table at all, but somebody's file\n", f);
+    fclose(f);
+    char advice[300];
+    snprintf(advice, sizeof advice, "remove it with 'rm %s'", path);
+
+    const char *start[] = {spt_bin("broker"), "--instance", s_inst, "--state-dir", s_state, NULL};
+    const char *clean[] = {spt_bin("broker"), "--instance", s_inst, "--clean", NULL};
+    const char *const *runs[] = {start, clean};
+    for (size_t i = 0; i < 2; i++) {
+        char *out = NULL;
+        cr_expect_neq(spt_run(runs[i], B_RUN_TIMEOUT_MS, &out), 0, "%s", out);
+        cr_expect(strstr(out, "left alone") != NULL && strstr(out, advice) != NULL,
+                  "%s does not give the way out:\n%s", i == 0 ? "the broker" : "--clean", out);
+        cr_expect(strstr(out, "--clean") == NULL, "no promise --clean cannot keep:\n%s", out);
+        free(out);
+        cr_expect_eq(access(path, F_OK), 0, "the file was removed");
+    }
+    unlink(path);
+    s_teardown();
+}
