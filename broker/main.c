@@ -324,7 +324,8 @@ int main(int argc, char **argv)
             (unsigned long long)st.orders[0], (unsigned long long)st.orders[1],
             (unsigned long long)st.orders[2], (unsigned long long)st.orders[3],
             (unsigned long long)(st.worker_invalid + st.router.invalid_msgs),
-            (unsigned long long)st.router.drops_orders, (unsigned long long)st.router.drops_results,
+            (unsigned long long)st.router.drops_orders,
+            (unsigned long long)(st.router.drops_results + st.worker_result_drops),
             (unsigned long long)st.router.events, (unsigned long long)st.router.event_gaps,
             st.restarts, st.snapshot[0] ? st.snapshot : "(nothing)");
     return 0;

@@ -120,6 +120,7 @@ typedef struct {
     unsigned restarts;
     uint64_t orders[SP_STATUS_COUNT]; /* answered by all workers, by status */
     uint64_t worker_invalid;          /* messages workers dead-lettered */
+    uint64_t worker_result_drops;     /* result messages workers could not deliver */
     unsigned snapshots;               /* periodic snapshots saved */
     char snapshot[SP_PATH_MAX + 32];
     int drained; /* 1 when nothing was left in flight */

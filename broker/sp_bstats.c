@@ -149,6 +149,7 @@ void sp_bstats_collect(sp_broker_t *b)
             b->stats.orders[s] += atomic_load(&b->hdr->worker[w].orders[s]);
         }
         b->stats.worker_invalid += atomic_load(&b->hdr->worker[w].invalid_msgs);
+        b->stats.worker_result_drops += atomic_load(&b->hdr->worker[w].result_drops);
     }
     sp_router_stats(b->router, &b->stats.router);
 }

@@ -21,8 +21,11 @@
 #include "sp_broker.h"
 #include "sp_error.h"
 #include "sp_instance.h"
+#include "sp_link.h"
 #include "sp_table.h"
 #include "sp_testutil.h"
+#include "sp_time.h"
+#include "sp_wire.h"
 
 #define B_RUN_TIMEOUT_MS 10000
 
@@ -337,5 +340,65 @@ Test(broker, a_foreign_table_file_is_left_alone_by_both_with_one_way_out, .timeo
         cr_expect_eq(access(path, F_OK), 0, "the file was removed");
     }
     unlink(path);
+    s_teardown();
+}
+
+/* A client that never reads its answers makes the workers drop results
+ * (its reply queue full): the broker's closing line counts them, as its
+ * STATS did (it used to say "0 results" whatever the workers dropped). */
+Test(broker, the_closing_line_counts_the_results_workers_dropped, .timeout = 90)
+{
+    s_setup("bdrops");
+    char log[256];
+    snprintf(log, sizeof log, "%s/broker.log", s_state);
+    const char *extra[] = {"--catalogue", spt_data("products.csv"), NULL};
+    pid_t pid = s_broker_bin(extra, log);
+
+    sp_names_t names;
+    cr_assert_eq(sp_names_init(&names, s_inst, NULL), 0);
+    enum { S_CLIENT = 0x80000011u, S_MSGS = 24 };
+    sp_link_cfg_t lc = spt_link_cfg(SP_LINK_PRODUCER, sp_transport_find("mq"), &names, S_CLIENT,
+                                    sp_wire_msg_size(SP_MSG_ORDERS, 1));
+    sp_link_t *link = NULL;
+    char why[256] = "";
+    cr_assert_eq(sp_link_open(&link, &lc, why, sizeof why), 0, "%s", why);
+    uint8_t msg[SP_WIRE_HDR_SIZE + 64];
+    for (uint32_t m = 1; m <= S_MSGS; m++) {
+        sp_wire_put_hdr(msg, SP_MSG_ORDERS, 1, S_CLIENT, m);
+        sp_order_t o = {.type = SP_ORDER_RESTOCK,
+                        .producer_id = S_CLIENT,
+                        .seq = m,
+                        .product_id = 1,
+                        .quantity = 1};
+        sp_wire_put_order(sp_wire_rec(msg, SP_MSG_ORDERS, 0), &o);
+        cr_assert_eq(
+            sp_link_send(link, msg, sp_wire_msg_size(SP_MSG_ORDERS, 1), NULL, B_RUN_TIMEOUT_MS), 0);
+    }
+    /* never read: once the reply queue is full each result is dropped after
+     * the worker's send timeout; wait for the first drop */
+    sp_table_t *t = NULL;
+    cr_assert_eq(sp_table_open(&t, names.table, false), 0);
+    uint64_t drops = 0;
+    for (uint64_t until = sp_now_ns() + 60ull * SP_NS_PER_SEC; drops == 0 && sp_now_ns() < until;) {
+        for (int w = 0; w < SP_WORKERS_MAX; w++) {
+            drops += atomic_load(&sp_table_hdr(t)->worker[w].result_drops);
+        }
+        if (drops == 0) {
+            usleep(20 * 1000);
+        }
+    }
+    sp_table_close(&t);
+    cr_assert_gt(drops, 0, "no result was dropped");
+    cr_assert_eq(spt_stop(pid), 0);
+    sp_link_close(&link);
+    char *text = spt_slurp(log);
+    const char *line = strstr(text, "drops: 0 orders, ");
+    cr_assert_not_null(line, "%s", text);
+    unsigned long long said = strtoull(line + strlen("drops: 0 orders, "), NULL, 10);
+    cr_expect_geq(said, drops,
+                  "the closing line says %llu results dropped, the workers counted "
+                  "at least %llu:\n%s",
+                  said, (unsigned long long)drops, text);
+    free(text);
     s_teardown();
 }
