@@ -68,6 +68,8 @@ typedef struct {
     unsigned k;          /* orders in msg not sent yet */
     uint64_t first;      /* the seq of the first of them */
     sp_ledger_t *ledger; /* --ledger-out: one record per order outcome, or NULL */
+    uint64_t heard_ns;   /* the last answer on this lane (or its start) */
+    uint64_t gone_ns;    /* when its broker was first seen dead (local), or 0 */
 } sp_lane_t;
 
 typedef struct {
@@ -95,6 +97,8 @@ typedef struct {
     uint64_t bad_no;       /* malformed messages made so far */
     uint64_t msgs_sent;    /* order messages sent so far */
     uint64_t bad_answered; /* answers to injected orders */
+    /* why the run stopped early: the lane whose broker is gone or silent */
+    const sp_lane_t *lost;
 } sp_cust_t;
 
 /* The lane of the shard that owns `product` (the only one when unsharded). */
@@ -223,6 +227,7 @@ static void s_on_result(sp_cust_t *c, sp_lane_t *l, const sp_result_t *r, uint64
         }
         return;
     }
+    l->heard_ns = now;
     sp_pending_t *p = &l->slots[r->seq % c->cfg->window];
     if (r->producer_id != l->producer_id || r->status >= SP_STATUS_COUNT || r->seq == 0 ||
         r->seq >= l->next_seq) {
@@ -588,6 +593,57 @@ static int s_send_all(sp_cust_t *c)
     return rc;
 }
 
+/* Every order still waiting, on every lane, is given up: fate unknown,
+ * counted (and written to the ledger) as timed out, so that sent =
+ * answered + timed out stays exact when a run stops early. */
+static void s_give_up(sp_cust_t *c)
+{
+    for (unsigned i = 0; i < c->nlanes; i++) {
+        sp_lane_t *l = &c->lane[i];
+        for (unsigned s = 0; s < c->cfg->window && l->outstanding > 0; s++) {
+            sp_pending_t *p = &l->slots[s];
+            if (p->live) {
+                p->live = 0;
+                l->outstanding--;
+                c->outstanding--;
+                c->st->timed_out++;
+                s_ledger_put(c, l, p, SP_LEDGER_TIMED_OUT, 0);
+            }
+        }
+    }
+}
+
+/* A customer gives up on a broker that is gone, as it gives up on one
+ * order: its broker on this host has been dead for the result timeout
+ * (a successor re-attaching in that time takes the orders up), or, on
+ * another host, it has answered nothing for the result timeout while
+ * orders were waiting.  Returns -EPIPE (c->lost says which lane) or 0. */
+static int s_broker_check(sp_cust_t *c, uint64_t now)
+{
+    uint64_t limit = (uint64_t)c->cfg->timeout_ms * SP_NS_PER_MS;
+    for (unsigned i = 0; i < c->nlanes; i++) {
+        sp_lane_t *l = &c->lane[i];
+        if (l->broker_pid > 0) {
+            if (sp_pid_alive(l->broker_pid)) {
+                l->gone_ns = 0;
+            } else if (l->gone_ns == 0) {
+                l->gone_ns = now;
+            }
+        }
+        bool gone = l->gone_ns != 0 && now - l->gone_ns > limit;
+        bool silent = l->broker_pid <= 0 && l->outstanding > 0 && now - l->heard_ns > limit;
+        if (gone || silent) {
+            c->lost = l;
+            s_give_up(c);
+            return -EPIPE;
+        }
+        if (l->outstanding == 0) {
+            l->heard_ns = now; /* silence while nothing waits says nothing */
+        }
+    }
+    return 0;
+}
+
 /* The customer's run: schedules orders into messages of up to cfg->batch
  * (one message per lane) while their windows have room, sends them,
  * collects results, resends and times out, until the quota, the duration
@@ -603,6 +659,7 @@ static int s_customer_loop(sp_cust_t *c, uint64_t quota)
     for (unsigned i = 0; i < c->nlanes; i++) {
         c->lane[i].next_seq = 1;
         c->lane[i].low = 1;
+        c->lane[i].heard_ns = start;
     }
     uint64_t room = (uint64_t)cfg->window * c->nlanes;
     uint64_t next_scan = start + SP_TIMEOUT_SCAN_NS;
@@ -683,6 +740,10 @@ static int s_customer_loop(sp_cust_t *c, uint64_t quota)
                 s_retry(c, &c->lane[i], now);
             }
             next_scan = now + SP_TIMEOUT_SCAN_NS;
+            rc = s_broker_check(c, now);
+            if (rc < 0) {
+                break;
+            }
         }
     }
     return rc;
@@ -836,7 +897,16 @@ int sp_customer_run(const sp_load_cfg_t *cfg, unsigned index, uint64_t quota, sp
         sp_sched_process(0, &st->cpu_ns, &st->wait_ns); /* with ZeroMQ's I/O threads */
     }
     if (rc < 0) {
-        if (rc == -EPIPE) {
+        if (rc == -EPIPE && c.lost != NULL && c.lost->broker_pid > 0) {
+            snprintf(why, cap, "customer %u: the broker (pid %d) is gone%s for %d ms: stopping",
+                     index, (int)c.lost->broker_pid, c.nlanes > 1 ? " (a shard's)" : "",
+                     cfg->timeout_ms);
+        } else if (rc == -EPIPE && c.lost != NULL) {
+            snprintf(why, cap,
+                     "customer %u: no answer from the broker%s for %d ms while orders waited: "
+                     "is it running? stopping",
+                     index, c.nlanes > 1 ? " of a shard" : "", cfg->timeout_ms);
+        } else if (rc == -EPIPE) {
             snprintf(why, cap,
                      "customer %u: the broker is gone and its order path stayed full "
                      "for %d ms: stopping",

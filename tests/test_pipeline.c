@@ -9,9 +9,11 @@
 
 #include "sp_instance.h"
 #include "sp_table.h"
+#include "sp_time.h"
 
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -414,4 +416,99 @@ Test(pipeline, clean_removes_a_dead_brokers_leftovers, .timeout = 60)
     cr_expect(strstr(out, "removed") != NULL, "%s", out);
     free(out);
     cr_expect_not(spt_leftovers(inst));
+}
+
+/* --- customers notice a dead broker --------------------------------------- */
+
+/* Kills the instance's broker and every worker it had, at once. */
+static void s_kill_instance(const char *inst, pid_t broker)
+{
+    sp_names_t names;
+    cr_assert_eq(sp_names_init(&names, inst, NULL), 0);
+    sp_table_t *t = NULL;
+    cr_assert_eq(sp_table_open(&t, names.table, false), 0);
+    pid_t workers[SP_WORKERS_MAX];
+    unsigned n = 0;
+    for (unsigned i = 0; i < SP_WORKERS_MAX; i++) {
+        pid_t pid = atomic_load(&sp_table_hdr(t)->worker[i].pid);
+        if (pid > 0) {
+            workers[n++] = pid;
+        }
+    }
+    sp_table_close(&t);
+    kill(broker, SIGKILL);
+    for (unsigned i = 0; i < n; i++) {
+        kill(workers[i], SIGKILL);
+    }
+    spt_wait(broker, RUN_TIMEOUT_MS);
+}
+
+/* Customers over zmq whose broker dies mid-run stop within their result
+ * timeout (2 s here) and say why, with a failing exit status: over ipc://
+ * they see the broker's pid gone, over tcp:// they hear nothing back. */
+static void s_dead_broker(const char *tag, bool tcp, const char *expect)
+{
+    char inst[64], out[256], where[32];
+    spt_instance(inst, sizeof inst, tag);
+    const char *extra[] = {"--transport", "zmq", "--workers", "2", NULL};
+    unsigned port = 0;
+    pid_t broker =
+        tcp ? spt_broker_start_tcp(inst, NULL, extra, &port) : spt_broker_start(inst, extra);
+    cr_assert_gt(broker, 0, "broker did not start");
+    snprintf(where, sizeof where, "%u", port);
+    snprintf(out, sizeof out, "/tmp/%s.out", inst);
+    const char *argv[] = {spt_bin("producer"),
+                          tcp ? "--connect" : "--instance",
+                          tcp ? where : inst,
+                          "--customers",
+                          "2",
+                          "--rate",
+                          "1000",
+                          "--duration",
+                          "60s",
+                          "--timeout",
+                          "2s",
+                          NULL};
+    sp_names_t names;
+    cr_assert_eq(sp_names_init(&names, inst, NULL), 0);
+    sp_table_t *t = NULL;
+    cr_assert_eq(sp_table_open(&t, names.table, false), 0);
+    const sp_table_hdr_t *h = sp_table_hdr(t);
+    uint32_t ids_before = atomic_load(&h->next_producer_id);
+    pid_t load = spt_spawn(argv, out);
+    cr_assert_gt(load, 0);
+    /* the load is under way once both customers have their producer ids
+     * and orders are being applied */
+    for (uint64_t until = sp_now_ns() + 10ull * SP_NS_PER_SEC;
+         (atomic_load(&h->next_producer_id) < ids_before + 2 || atomic_load(&h->event_seq) == 0) &&
+         sp_now_ns() < until;) {
+        usleep(10 * 1000);
+    }
+    sp_table_close(&t);
+    uint64_t t0 = sp_now_ns();
+    s_kill_instance(inst, broker);
+    int rc = spt_wait(load, 30000);
+    long took_ms = (long)((sp_now_ns() - t0) / SP_NS_PER_MS);
+    char *text = spt_slurp(out);
+    cr_expect_neq(rc, 0, "the customers exited 0 though their broker died:\n%s", text);
+    cr_expect_neq(rc, -1, "the customers were still running 30 s after their broker died");
+    cr_expect(strstr(text, expect) != NULL, "no '%s' in:\n%s", expect, text);
+    cr_log_info("%s: the customers stopped %ld ms after the kill", tag, took_ms);
+    free(text);
+    unlink(out);
+    const char *clean[] = {spt_bin("broker"), "--instance", inst, "--clean", NULL};
+    char *cout = NULL;
+    spt_run(clean, RUN_TIMEOUT_MS, &cout);
+    free(cout);
+    cr_expect_not(spt_leftovers(inst));
+}
+
+Test(pipeline, zmq_customers_stop_when_their_local_broker_dies, .timeout = 90)
+{
+    s_dead_broker("deadzipc", false, "is gone");
+}
+
+Test(pipeline, zmq_customers_stop_when_their_remote_broker_goes_silent, .timeout = 90)
+{
+    s_dead_broker("deadztcp", true, "no answer from the broker");
 }
