@@ -481,6 +481,15 @@ static int s_setup(sp_monitor_t *mon, char *why, size_t cap)
             return rc;
         }
         sp_table_hdr_t *h = sp_table_hdr(mon->table);
+        pid_t broker = atomic_load(&h->broker_pid);
+        if (broker > 0 && !sp_pid_alive(broker)) {
+            /* its table outlives it: say so rather than show it as live */
+            snprintf(why, cap,
+                     "the broker of instance '%s' (pid %d) is gone: /dev/shm%s is the table it "
+                     "left, which its next start takes up ('broker --instance %s' again)",
+                     cfg->instance, (int)broker, names.table, cfg->instance);
+            return -ESRCH;
+        }
         snprintf(mon->ep_events, sizeof mon->ep_events, "%s", h->ep_events);
         snprintf(mon->ep_snapshot, sizeof mon->ep_snapshot, "%s", h->ep_snapshot);
         char key[SP_CURVE_KEY_TXT];

@@ -6,6 +6,7 @@
 #include "sp_client.h"
 #include "sp_commit.h"
 #include "sp_error.h"
+#include "sp_instance.h"
 #include "sp_link.h"
 #include "sp_shards.h"
 #include "sp_time.h"
@@ -108,7 +109,16 @@ int sp_once_place(const sp_once_t *req, int timeout_ms, sp_result_t *res, uint32
         }
     }
     if (rc < 0) {
-        snprintf(why, cap, "order not answered: %s%s", sp_strerror(rc),
+        /* say why nothing came, when we can tell */
+        int32_t broker = sp_client_broker_pid(client);
+        char gone[64] = "";
+        if (rc == SP_E_TIMEOUT && broker > 0 && !sp_pid_alive(broker)) {
+            snprintf(gone, sizeof gone, " (the broker, pid %d, is gone)", (int)broker);
+        } else if (rc == SP_E_TIMEOUT && broker <= 0 && !sp_client_curve(client)) {
+            snprintf(gone, sizeof gone, " (no answer from the broker: is it running?)");
+        }
+        snprintf(why, cap, "order not answered within %d ms: %s%s%s", timeout_ms, sp_strerror(rc),
+                 gone,
                  rc == SP_E_TIMEOUT && sp_client_curve(client)
                      ? " (the broker uses CURVE: is the public half of --cert in its "
                        "--curve-clients directory?)"

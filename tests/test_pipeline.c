@@ -512,3 +512,26 @@ Test(pipeline, zmq_customers_stop_when_their_remote_broker_goes_silent, .timeout
 {
     s_dead_broker("deadztcp", true, "no answer from the broker");
 }
+
+/* monitor --once on an instance whose broker died: it says so and fails,
+ * instead of showing the table it left as the shop's */
+Test(pipeline, monitor_once_names_a_dead_broker, .timeout = 60)
+{
+    char inst[64];
+    spt_instance(inst, sizeof inst, "deadmon");
+    const char *extra[] = {"--workers", "1", NULL};
+    pid_t broker = spt_broker_start(inst, extra);
+    cr_assert_gt(broker, 0, "broker did not start");
+    s_kill_instance(inst, broker);
+    const char *once[] = {spt_bin("monitor"), "--instance", inst, "--once", NULL};
+    char *out = NULL;
+    char expect[64];
+    snprintf(expect, sizeof expect, "(pid %d) is gone", (int)broker);
+    cr_expect_neq(spt_run(once, RUN_TIMEOUT_MS, &out), 0, "%s", out);
+    cr_expect(strstr(out, expect) != NULL, "%s", out);
+    free(out);
+    const char *clean[] = {spt_bin("broker"), "--instance", inst, "--clean", NULL};
+    spt_run(clean, RUN_TIMEOUT_MS, &out);
+    free(out);
+    cr_expect_not(spt_leftovers(inst));
+}

@@ -506,7 +506,7 @@ Test(recover, a_foreign_segment_under_our_name_is_refused_and_left_alone)
     pid_t b = s_broker(1);
     cr_expect_eq(b, -1);
     char *log = spt_slurp(s_log);
-    cr_expect(strstr(log, "is not a table this broker can use") != NULL, "%s", log);
+    cr_expect(strstr(log, "is not a table this version of stockpipe can use") != NULL, "%s", log);
     free(log);
     char *after = spt_slurp(path);
     cr_expect_eq(strlen(after), sizeof junk, "untouched");
@@ -515,7 +515,7 @@ Test(recover, a_foreign_segment_under_our_name_is_refused_and_left_alone)
     unlink(path);
 }
 
-Test(recover, a_clean_stop_keeps_the_table_for_the_next_start_and_fresh_discards_it)
+Test(recover, a_clean_stop_keeps_the_table_for_the_next_start)
 {
     s_setup("resume");
     pid_t b = s_broker(1);
