@@ -197,7 +197,7 @@ static void s_take_row(void *ctx, const sp_snaprow_t *row)
  * (--audit) of one instance (`label`: a shard's name, said on each line;
  * NULL: the only one), from one snapshot of it (this producer does not map
  * the table).  Returns 0, or 1 when no snapshot came or the audit fails. */
-static int s_check_one(const sp_load_cfg_t *cfg, const char *instance, const char *label,
+static int s_check_one(FILE *out, const sp_load_cfg_t *cfg, const char *instance, const char *label,
                        const sp_loadgen_t *loadgen, bool audit, bool table)
 {
     sp_client_cfg_t cc = {.instance = instance,
@@ -221,11 +221,11 @@ static int s_check_one(const sp_load_cfg_t *cfg, const char *instance, const cha
     int bad = 0;
     if (table) {
         if (label != NULL) {
-            printf("\nfinal table of shard %s:\n", label);
+            fprintf(out, "\nfinal table of shard %s:\n", label);
         } else {
-            printf("\nfinal table:\n");
+            fprintf(out, "\nfinal table:\n");
         }
-        sp_print_table_header(stdout);
+        sp_print_table_header(out);
         for (size_t i = 0; i < got.n && i < SP_FINAL_TABLE_ROWS; i++) {
             const sp_snaprow_t *r = &got.rows[i];
             sp_product_t p = {.id = r->id,
@@ -235,10 +235,10 @@ static int s_check_one(const sp_load_cfg_t *cfg, const char *instance, const cha
                               .stock = r->stock};
             snprintf(p.name, sizeof p.name, "%s", r->name);
             snprintf(p.category, sizeof p.category, "%s", r->category);
-            sp_print_product(stdout, &p);
+            sp_print_product(out, &p);
         }
         if (got.n > SP_FINAL_TABLE_ROWS) {
-            printf("... %zu more products\n", got.n - SP_FINAL_TABLE_ROWS);
+            fprintf(out, "... %zu more products\n", got.n - SP_FINAL_TABLE_ROWS);
         }
     }
     if (audit) {
@@ -251,9 +251,9 @@ static int s_check_one(const sp_load_cfg_t *cfg, const char *instance, const cha
             rows[i] = sp_audit_row_of(&got.rows[i]);
         }
         if (label != NULL) {
-            printf("shard %s: ", label);
+            fprintf(out, "shard %s: ", label);
         }
-        bad = sp_audit_rows(stdout, rows, got.n, &info.held, sp_loadgen_stats(loadgen),
+        bad = sp_audit_rows(out, rows, got.n, &info.held, sp_loadgen_stats(loadgen),
                             sp_loadgen_sold(loadgen), sp_loadgen_restocked(loadgen)) != 0;
         free(rows);
     }
@@ -264,10 +264,11 @@ static int s_check_one(const sp_load_cfg_t *cfg, const char *instance, const cha
 /* The checks of s_check_one for each shard of a sharded shop (its rows
  * are the products that shard owns, and the accepted units the customers
  * were told of for them), or of the one instance. */
-static int s_check(const sp_load_cfg_t *cfg, const sp_loadgen_t *loadgen, bool audit, bool table)
+static int s_check(FILE *out, const sp_load_cfg_t *cfg, const sp_loadgen_t *loadgen, bool audit,
+                   bool table)
 {
     if (strchr(cfg->instance, ',') == NULL) {
-        return s_check_one(cfg, cfg->instance, NULL, loadgen, audit, table);
+        return s_check_one(out, cfg, cfg->instance, NULL, loadgen, audit, table);
     }
     sp_shards_t shards;
     char why[256];
@@ -277,9 +278,45 @@ static int s_check(const sp_load_cfg_t *cfg, const sp_loadgen_t *loadgen, bool a
     }
     int bad = 0;
     for (unsigned i = 0; i < shards.n; i++) {
-        bad |= s_check_one(cfg, shards.name[i], shards.name[i], loadgen, audit, table);
+        bad |= s_check_one(out, cfg, shards.name[i], shards.name[i], loadgen, audit, table);
     }
     return bad;
+}
+
+/* "checks":{"ok":BOOL,"lines":[...]}: the audit and table lines of a
+ * --json run, each a JSON string (malloc'd; NULL when out of memory). */
+static char *s_checks_json(const char *text, bool ok)
+{
+    char *json = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&json, &len);
+    if (f == NULL) {
+        return NULL;
+    }
+    fprintf(f, "\"checks\":{\"ok\":%s,\"lines\":[", ok ? "true" : "false");
+    bool first = true;
+    for (const char *l = text; *l != '\0';) {
+        size_t n = strcspn(l, "\n");
+        if (n > 0) {
+            fputs(first ? "\"" : ",\"", f);
+            for (size_t k = 0; k < n; k++) {
+                unsigned char c = (unsigned char)l[k];
+                if (c == '"' || c == '\\') {
+                    fprintf(f, "\\%c", c);
+                } else if (c < 0x20) {
+                    fprintf(f, "\\u%04x", c);
+                } else {
+                    fputc(c, f);
+                }
+            }
+            fputc('"', f);
+            first = false;
+        }
+        l += n + (l[n] == '\n');
+    }
+    fputs("]}", f);
+    fclose(f);
+    return json;
 }
 
 int main(int argc, char **argv)
@@ -458,14 +495,29 @@ int main(int argc, char **argv)
         return rc == SP_E_USAGE ? SP_EXIT_USAGE : 1;
     }
     const sp_load_stats_t *st = sp_loadgen_stats(loadgen);
-    if (json) {
-        sp_report_json(stdout, &cfg, st);
-    } else {
-        sp_report_text(stdout, &cfg, st);
-    }
     int exit_code = 0;
-    if ((audit || table) && s_check(&cfg, loadgen, audit, table) != 0) {
-        exit_code = 1;
+    if (!json) {
+        sp_report_text(stdout, &cfg, st);
+        if ((audit || table) && s_check(stdout, &cfg, loadgen, audit, table) != 0) {
+            exit_code = 1;
+        }
+    } else {
+        /* the checks go inside the one JSON object, their lines as strings */
+        char *extra = NULL;
+        if (audit || table) {
+            char *text = NULL;
+            size_t len = 0;
+            FILE *mem = open_memstream(&text, &len);
+            int bad = mem != NULL ? s_check(mem, &cfg, loadgen, audit, table) : 1;
+            if (mem != NULL) {
+                fclose(mem);
+            }
+            exit_code = bad != 0;
+            extra = s_checks_json(text != NULL ? text : "", bad == 0);
+            free(text);
+        }
+        sp_report_json(stdout, &cfg, st, extra);
+        free(extra);
     }
     sp_loadgen_destroy(&loadgen);
     return exit_code;

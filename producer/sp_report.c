@@ -6,9 +6,21 @@
 #include "sp_commit.h"
 #include "sp_hist.h"
 
-static double s_us(uint64_t ns)
+#include <stdio.h>
+
+/* A latency as people read it: "850 ns", "12.3 us", "143.7 ms", "2.05 s". */
+static const char *s_dur(uint64_t ns, char *buf, size_t cap)
 {
-    return (double)ns / 1e3;
+    if (ns < 1000) {
+        snprintf(buf, cap, "%llu ns", (unsigned long long)ns);
+    } else if (ns < 1000000) {
+        snprintf(buf, cap, "%.1f us", (double)ns / 1e3);
+    } else if (ns < 1000000000) {
+        snprintf(buf, cap, "%.1f ms", (double)ns / 1e6);
+    } else {
+        snprintf(buf, cap, "%.2f s", (double)ns / 1e9);
+    }
+    return buf;
 }
 
 void sp_report_text(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stats_t *st)
@@ -48,16 +60,18 @@ void sp_report_text(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stats_t *
     } else {
         fprintf(out, " (as fast as possible)");
     }
+    char d[5][32];
     fprintf(out,
-            "\nlatency     p50 %.1f us  p90 %.1f us  p99 %.1f us  p99.9 %.1f us  max %.1f us"
-            "  (from scheduled send time)\n",
-            s_us(sp_hist_percentile(&st->latency, 50)), s_us(sp_hist_percentile(&st->latency, 90)),
-            s_us(sp_hist_percentile(&st->latency, 99)),
-            s_us(sp_hist_percentile(&st->latency, 99.9)),
-            s_us(st->latency.count ? st->latency.max : 0));
+            "\nlatency     p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (from scheduled send time)\n",
+            s_dur(sp_hist_percentile(&st->latency, 50), d[0], sizeof d[0]),
+            s_dur(sp_hist_percentile(&st->latency, 90), d[1], sizeof d[1]),
+            s_dur(sp_hist_percentile(&st->latency, 99), d[2], sizeof d[2]),
+            s_dur(sp_hist_percentile(&st->latency, 99.9), d[3], sizeof d[3]),
+            s_dur(st->latency.count ? st->latency.max : 0, d[4], sizeof d[4]));
 }
 
-void sp_report_json(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stats_t *st)
+void sp_report_json(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stats_t *st,
+                    const char *extra)
 {
     double secs = st->end_ns > st->start_ns ? (double)(st->end_ns - st->start_ns) / 1e9 : 0;
     double answered = (double)sp_load_answered(st); /* only divided by seconds */
@@ -70,7 +84,7 @@ void sp_report_json(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stats_t *
             "\"units_restocked\":%llu,\"malformed_msgs\":%llu,\"malformed_orders\":%llu,"
             "\"malformed_refused\":%llu,\"seconds\":%.6f,\"throughput\":%.3f,"
             "\"latency_ns\":{\"p50\":%llu,\"p90\":%llu,\"p99\":%llu,\"p999\":%llu,\"max\":%llu,"
-            "\"mean\":%.1f}}\n",
+            "\"mean\":%.1f}%s%s}\n",
             cfg->instance, cfg->customers, cfg->rate,
             cfg->arrival == SP_ARRIVAL_FAST
                 ? "fast"
@@ -93,7 +107,7 @@ void sp_report_json(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stats_t *
             (unsigned long long)sp_hist_percentile(&st->latency, 99),
             (unsigned long long)sp_hist_percentile(&st->latency, 99.9),
             (unsigned long long)(st->latency.count ? st->latency.max : 0),
-            sp_hist_mean(&st->latency));
+            sp_hist_mean(&st->latency), extra != NULL ? "," : "", extra != NULL ? extra : "");
 }
 
 bool sp_report_once(FILE *out, const sp_once_t *req, const sp_result_t *res, uint32_t producer)

@@ -25,11 +25,14 @@
 
 /* The load report for people: orders by outcome, failures, resends, units,
  * injected malformed input (when there was any), throughput and latency
- * percentiles, one subject per line. */
+ * percentiles (in the unit that reads best: ns, us, ms or s), one subject
+ * per line. */
 void sp_report_text(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stats_t *st);
 
-/* The same as one JSON object on one line. */
-void sp_report_json(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stats_t *st);
+/* The same as one JSON object on one line; `extra` (NULL: none) is more
+ * members of that object, already JSON ("\"checks\":{...}"). */
+void sp_report_json(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stats_t *st,
+                    const char *extra);
 
 /* The outcome of the one-shot order *req, answered *res as `producer`: what
  * was bought, restocked, held (with the commands that buy or release the

@@ -22,6 +22,31 @@
 
 #define RUN_TIMEOUT_MS 60000
 
+/* `--json --audit` prints one JSON object, the audit inside it as
+ * "checks" (it used to follow the object as a line of text), read by a
+ * real JSON parser. */
+static void s_expect_one_json_object(const char *out)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/sp-json-%d.json", (int)getpid());
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(out, f);
+    fclose(f);
+    const char *argv[] = {
+        "/usr/bin/python3", "-c",
+        "import json, sys\n"
+        "d = json.load(open(sys.argv[1]))\n"
+        "assert d['checks']['ok'] is True, d['checks']\n"
+        "assert any(l.startswith('conservation: ok') for l in d['checks']['lines'])\n",
+        path, NULL};
+    char *py = NULL;
+    cr_expect_eq(spt_run(argv, RUN_TIMEOUT_MS, &py), 0,
+                 "not one JSON object with its checks: %s\n%s", py, out);
+    free(py);
+    unlink(path);
+}
+
 /* Runs one stressed load and checks everything the issue promises. */
 static void s_stress(const char *tag, const char *transport, const char *sync, unsigned products,
                      unsigned stock, const char *count, const char *customers, const char *workers)
@@ -52,6 +77,7 @@ static void s_stress(const char *tag, const char *transport, const char *sync, u
     cr_expect_eq(spt_json_num(out, "units_sold"), (long long)products * stock,
                  "sold exactly the stock there was: %s", out);
     cr_expect(strstr(out, "conservation: ok") != NULL, "%s", out);
+    s_expect_one_json_object(out);
 
     /* the table agrees: everything sold, nothing negative */
     sp_names_t names;

@@ -115,7 +115,7 @@ Test(report, the_json_report_is_one_line_with_every_key)
     s_hostile(&cfg, &st);
     t_out_t o;
     s_open(&o);
-    sp_report_json(o.f, &cfg, &st);
+    sp_report_json(o.f, &cfg, &st, NULL);
     char *got = s_close(&o);
     cr_expect_str_eq(
         got, "{\"instance\":\"stockpipe\",\"customers\":1,\"rate\":100.000,\"arrival\":\"poisson\","
@@ -204,5 +204,51 @@ Test(report, refusals_name_their_reason)
     got = s_once(&req, &res, &ok);
     cr_expect_not(ok);
     cr_expect_str_eq(got, "refused: product 3, quantity 2: unknown_product\n");
+    free(got);
+}
+
+/* Latencies read in the unit that suits them (a p99 of 143654.9 us reads
+ * 143.7 ms), each percentile on its own. */
+Test(report, latencies_read_in_the_unit_that_suits_them)
+{
+    sp_load_cfg_t cfg;
+    sp_load_stats_t st;
+    s_run(&cfg, &st);
+    sp_hist_init(&st.latency);
+    sp_hist_record(&st.latency, 800); /* ns */
+    for (int i = 0; i < 80; i++) {
+        sp_hist_record(&st.latency, 250000); /* 250 us */
+    }
+    for (int i = 0; i < 18; i++) {
+        sp_hist_record(&st.latency, 143654900); /* 143.7 ms */
+    }
+    sp_hist_record(&st.latency, 2050000000ull); /* 2.05 s */
+    t_out_t o;
+    s_open(&o);
+    sp_report_text(o.f, &cfg, &st);
+    char *got = s_close(&o);
+    const char *lat = strstr(got, "latency     ");
+    cr_assert_not_null(lat, "%s", got);
+    cr_expect(strstr(lat, "p50 250.") != NULL && strstr(lat, " us  p90 ") != NULL, "%s", lat);
+    cr_expect(strstr(lat, "p99 143.") != NULL && strstr(lat, " ms  p99.9 ") != NULL, "%s", lat);
+    cr_expect(strstr(lat, "max 2.05 s") != NULL, "%s", lat);
+    free(got);
+}
+
+/* --json with more members (the producer's checks): still one object. */
+Test(report, the_json_report_takes_more_members_inside_its_object)
+{
+    sp_load_cfg_t cfg;
+    sp_load_stats_t st;
+    s_run(&cfg, &st);
+    t_out_t o;
+    s_open(&o);
+    sp_report_json(o.f, &cfg, &st, "\"checks\":{\"ok\":true,\"lines\":[]}");
+    char *got = s_close(&o);
+    size_t n = strlen(got);
+    cr_assert_gt(n, 2);
+    cr_expect_eq(got[0], '{');
+    cr_expect_str_eq(got + n - strlen(",\"checks\":{\"ok\":true,\"lines\":[]}}\n"),
+                     ",\"checks\":{\"ok\":true,\"lines\":[]}}\n", "%s", got);
     free(got);
 }
