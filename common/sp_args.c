@@ -188,8 +188,9 @@ int sp_args_done(const sp_args_cli_t *cli, int rc, const char *why, int nleft, c
         return 0;
     }
     if (rc == SP_ARGS_BAD_OPTION) {
-        /* getopt_long has named the option already; the usage says the rest */
-        cli->usage(stderr);
+        /* getopt_long has named the option already: one line more, not the
+         * whole usage (--help prints that) */
+        s_say(cli, "see --help for the options");
         return SP_EXIT_USAGE;
     }
     if (rc < 0) {

@@ -19,7 +19,9 @@
 
 #include <czmq.h>
 #include <errno.h>
+#include <pwd.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define S_SNAP_MSG_MAX SP_SNAP_MSG_MAX /* the largest message of a snapshot answer */
 
@@ -476,8 +478,23 @@ static int s_setup(sp_monitor_t *mon, char *why, size_t cap)
             return SP_E_USAGE;
         }
         int rc = sp_table_open_ready(&mon->table, names.table, false, cfg->wait_ms);
+        if (rc == -EACCES) {
+            struct stat st;
+            char path[SP_PATH_MAX + 16];
+            snprintf(path, sizeof path, "/dev/shm%s", names.table);
+            struct passwd *pw = stat(path, &st) == 0 ? getpwuid(st.st_uid) : NULL;
+            snprintf(why, cap,
+                     "instance '%s' runs as user %s, and its table %s is readable by that user "
+                     "only: run the monitor as %s",
+                     cfg->instance, pw != NULL ? pw->pw_name : "another user", path,
+                     pw != NULL ? pw->pw_name : "that user");
+            return rc;
+        }
         if (rc < 0) {
-            snprintf(why, cap, "instance '%s' is not running (%s)", cfg->instance, sp_strerror(rc));
+            snprintf(why, cap,
+                     "no broker runs instance '%s' on this host (%s after %d ms): start one with "
+                     "'broker --instance %s', or follow one elsewhere with --connect",
+                     cfg->instance, sp_strerror(rc), cfg->wait_ms, cfg->instance);
             return rc;
         }
         sp_table_hdr_t *h = sp_table_hdr(mon->table);

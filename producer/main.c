@@ -118,7 +118,12 @@ static int s_parse_qty(const char *s, sp_load_cfg_t *cfg, char *why, size_t cap)
     lo[n] = '\0';
     int rc = sp_arg_u32("--qty", lo, 1, SP_QTY_MAX, &cfg->qty_min, why, cap);
     if (rc == 0) {
-        rc = sp_arg_u32("--qty", dash + 1, cfg->qty_min, SP_QTY_MAX, &cfg->qty_max, why, cap);
+        rc = sp_arg_u32("--qty", dash + 1, 1, SP_QTY_MAX, &cfg->qty_max, why, cap);
+    }
+    if (rc == 0 && cfg->qty_max < cfg->qty_min) {
+        snprintf(why, cap, "--qty: the range %s is reversed: write %u-%u", s, cfg->qty_max,
+                 cfg->qty_min);
+        rc = SP_E_USAGE;
     }
     return rc;
 }

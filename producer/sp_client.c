@@ -18,9 +18,11 @@
 #include "sp_wire.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -99,11 +101,27 @@ static int s_locate_local(const sp_names_t *names, s_where_t *w, char *why, size
     sp_contact_t c;
     int rc;
     while ((rc = sp_contact_read(names, &c, why, cap)) == -ENOENT && sp_now_ns() < deadline) {
+        /* another user's instance: its run directory is theirs, not ours to
+         * wait for */
+        char path[SP_PATH_MAX + 16];
+        snprintf(path, sizeof path, "/dev/shm%s", names->table);
+        struct stat st;
+        if (stat(path, &st) == 0 && st.st_uid != geteuid()) {
+            struct passwd *pw = getpwuid(st.st_uid);
+            snprintf(why, cap,
+                     "instance '%s' runs as user %s (its table %s is that user's): run the "
+                     "producer as %s, or reach the broker over --connect",
+                     names->name, pw != NULL ? pw->pw_name : "another", path,
+                     pw != NULL ? pw->pw_name : "that user");
+            return -EACCES;
+        }
         sp_sleep_ns((uint64_t)S_LOCATE_POLL_MS * SP_NS_PER_MS);
     }
     if (rc == -ENOENT) {
-        snprintf(why, cap, "instance '%s' is not running (no %s/%s after %d ms)", names->name,
-                 names->run_dir, SP_CONTACT_FILE, SP_CLIENT_READY_MS);
+        snprintf(why, cap,
+                 "no broker runs instance '%s' on this host (no %s/%s after %d ms): start one "
+                 "with 'broker --instance %s', or reach one elsewhere with --connect",
+                 names->name, names->run_dir, SP_CONTACT_FILE, SP_CLIENT_READY_MS, names->name);
         return SP_E_TIMEOUT;
     }
     if (rc < 0) {

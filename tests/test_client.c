@@ -97,8 +97,10 @@ Test(client, an_instance_that_is_not_running_is_named, .timeout = 30)
     cr_expect_eq(sp_client_open(&c, &cfg, why, sizeof why), SP_E_TIMEOUT);
     cr_expect_null(c);
     char want[128];
-    snprintf(want, sizeof want, "instance '%s' is not running", inst);
+    snprintf(want, sizeof want, "no broker runs instance '%s' on this host", inst);
     cr_expect(strstr(why, want) != NULL, "%s", why);
+    snprintf(want, sizeof want, "start one with 'broker --instance %s'", inst);
+    cr_expect(strstr(why, want) != NULL, "says how to start one: %s", why);
 }
 
 Test(client, close_is_null_safe_and_nulls_the_pointer)

@@ -377,7 +377,7 @@ Test(pipeline, bad_flags_get_a_clear_error, .timeout = 30)
         {"broker", "--instance", "a/b", "bad instance name 'a/b'"},
         {"producer", "--rate", "-5", "--rate: '-5' is not a number"},
         {"producer", "--duration", "10x", "--duration: '10x' is not a duration"},
-        {"producer", "--qty", "5-2", "--qty: '2' is not a whole number from 5"},
+        {"producer", "--qty", "5-2", "--qty: the range 5-2 is reversed: write 2-5"},
         {"producer", "--restock", "1.5", "--restock: '1.5' is not a number from 0 to 1"},
         {"consumer", "--worker-id", "65", "--worker-id: '65' is not a whole number from 1 to 64"},
     };
@@ -388,6 +388,18 @@ Test(pipeline, bad_flags_get_a_clear_error, .timeout = 30)
         cr_expect_eq(rc, 2, "%s %s %s -> %d", cases[i].role, cases[i].flag, cases[i].value, rc);
         cr_expect(strstr(out, cases[i].expect) != NULL, "%s %s: %s", cases[i].role, cases[i].flag,
                   out);
+        free(out);
+    }
+    /* an option that does not exist: named, and one line pointing to
+     * --help, not the whole usage */
+    static const char *const roles[] = {"broker", "producer", "consumer", "monitor"};
+    for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++) {
+        const char *argv[] = {spt_bin(roles[i]), "--no-such-flag", NULL};
+        char *out = NULL;
+        cr_expect_eq(spt_run(argv, RUN_TIMEOUT_MS, &out), 2, "%s: %s", roles[i], out);
+        cr_expect(strstr(out, "--no-such-flag") != NULL && strstr(out, "see --help") != NULL,
+                  "%s: %s", roles[i], out);
+        cr_expect(strstr(out, "usage:") == NULL, "%s printed its whole usage: %s", roles[i], out);
         free(out);
     }
 }
