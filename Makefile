@@ -78,7 +78,11 @@ LIBS = $(PKG_LIBS) -lrt -lm
 # role sees only common/ and its own folder: -I says so, so including
 # another role's header fails to compile.  The bench and the tests see all.
 COMMON_SRC := $(sort $(wildcard common/*.c))
-COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
+# the version every binary's --version prints: git describe at build time
+# (rewritten only when it changes, so a commit does not rebuild the rest)
+VERSION_C := $(BUILD)/gen/sp_version.c
+VERSION_OBJ := $(BUILD)/gen/sp_version.o
+COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o) $(VERSION_OBJ)
 LIBCOMMON := $(BUILD)/libstockpipe.a
 
 ROLE_DIRS := broker consumer producer
@@ -133,6 +137,15 @@ FORCE:
 $(BUILD)/%.o: %.c $(FLAGS_FILE) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(CFLAGS_ROLE) -MMD -MP -c $< -o $@
+
+$(VERSION_C): FORCE
+	@mkdir -p $(@D)
+	@v=$$(git describe --tags --always --dirty 2>/dev/null || cat VERSION 2>/dev/null || echo unknown); \
+	printf '#include "sp_version.h"\n\nconst char *sp_version(void)\n{\n    return "%s";\n}\n' "$$v" \
+	    | cmp -s - $@ || \
+	printf '#include "sp_version.h"\n\nconst char *sp_version(void)\n{\n    return "%s";\n}\n' "$$v" > $@
+$(VERSION_OBJ): $(VERSION_C) $(FLAGS_FILE) | $(DEPS_STAMP)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(LIBCOMMON): $(COMMON_OBJ)
 	@rm -f $@
@@ -286,7 +299,10 @@ $(FUZZ_TARGETS:%=$(FUZZ_DIR)/obj/tests/fuzz/fuzz_main-%.o): \
 $(FUZZ_DIR)/obj/tests/fuzz/fuzz_main-%.o: tests/fuzz/fuzz_main.c $(FUZZ_FLAGS_FILE) | $(FUZZ_STAMP)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -DSPF_ENTRY=spf_$*_one -MMD -MP -c $< -o $@
-$(FUZZ_LIB): $(LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+$(FUZZ_DIR)/obj/gen/sp_version.o: $(VERSION_C) $(FUZZ_FLAGS_FILE) | $(FUZZ_STAMP)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+$(FUZZ_LIB): $(LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o) $(FUZZ_DIR)/obj/gen/sp_version.o
 	@rm -f $@
 	ar rcs $@ $^
 $(FUZZ_BINS): $(FUZZ_DIR)/fuzz-%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_main-%.o \

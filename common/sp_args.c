@@ -3,6 +3,7 @@
  * empty strings, signs on unsigned values, trailing junk, overflow, NaN.
  */
 #include "sp_args.h"
+#include "sp_version.h"
 
 #include "sp_error.h"
 #include "sp_log.h"
@@ -149,6 +150,15 @@ int sp_args_next(int argc, char *const argv[], const char *shortopts, const stru
     if (*rc != 0) {
         return -1;
     }
+    if (optind <= 1) {
+        /* --version, on every binary, whatever else is asked */
+        for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+            if (strcmp(argv[i], "--version") == 0) {
+                *rc = SP_ARGS_VERSION;
+                return -1;
+            }
+        }
+    }
     int c = getopt_long(argc, argv, shortopts, longopts, NULL);
     if (c == 'h') {
         *rc = SP_ARGS_HELP;
@@ -182,9 +192,13 @@ int sp_args_done(const sp_args_cli_t *cli, int rc, const char *why, int nleft, c
 {
     static const char hint[] = " (see --help)";
     assert(cli != NULL && cli->usage != NULL);
-    assert(rc <= 0 || rc == SP_ARGS_HELP || rc == SP_ARGS_BAD_OPTION);
+    assert(rc <= 0 || rc == SP_ARGS_HELP || rc == SP_ARGS_BAD_OPTION || rc == SP_ARGS_VERSION);
     if (rc == SP_ARGS_HELP) {
         cli->usage(stdout);
+        return 0;
+    }
+    if (rc == SP_ARGS_VERSION) {
+        printf("%s %s\n", program_invocation_short_name, sp_version());
         return 0;
     }
     if (rc == SP_ARGS_BAD_OPTION) {

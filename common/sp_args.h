@@ -61,6 +61,7 @@ int sp_arg_duration(const char *flag, const char *value, double *seconds, char *
 #define SP_ARGS_GO         (-1) /* sp_args_done: parsed, the main carries on */
 #define SP_ARGS_HELP       1    /* rc after sp_args_next: -h/--help was asked for */
 #define SP_ARGS_BAD_OPTION 2    /* rc after sp_args_next: getopt_long refused an option */
+#define SP_ARGS_VERSION    3    /* rc after sp_args_next: --version was asked for */
 
 /* sp_args_cli_t.flags */
 enum {

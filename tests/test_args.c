@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "sp_args.h"
+#include "sp_version.h"
 #include "sp_error.h"
 #include "sp_log.h"
 
@@ -524,4 +525,27 @@ Test(args, done_help_and_refusals_come_before_left_overs)
     cr_expect_eq(s_done(&s_cli, SP_ARGS_HELP, "", left, &err), 0, "help first");
     cr_expect_eq(s_done(&s_cli, SP_E_USAGE, "--rate: no", left, &err), SP_EXIT_USAGE);
     cr_expect_str_eq(err, s_logged("--rate: no (see --help)"), "the refusal, not the extra");
+}
+
+Test(args, next_takes_version_anywhere_before_a_double_dash)
+{
+    bool json = false;
+    char *rate = NULL;
+    char *first[] = {"prog", "--version", NULL};
+    cr_expect_eq(s_loop(first, &json, &rate), SP_ARGS_VERSION);
+    char *later[] = {"prog", "--json", "--rate", "5", "--version", NULL};
+    cr_expect_eq(s_loop(later, &json, &rate), SP_ARGS_VERSION);
+    char *operand[] = {"prog", "--json", "--", "--version", NULL};
+    json = false;
+    cr_expect_eq(s_loop(operand, &json, &rate), 0, "after --, an operand");
+    cr_expect(json);
+}
+
+Test(args, done_version_prints_the_build_on_stdout_and_exits_0)
+{
+    const char *err;
+    cr_expect_eq(s_done(&s_cli, SP_ARGS_VERSION, "", NULL, &err), 0);
+    cr_expect_eq(s_usage_calls, 0);
+    cr_expect_str_empty(err);
+    cr_expect_str_neq(sp_version(), "", "a version, or \"unknown\"");
 }

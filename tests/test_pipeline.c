@@ -10,6 +10,7 @@
 #include "sp_instance.h"
 #include "sp_table.h"
 #include "sp_time.h"
+#include "sp_version.h"
 
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -572,4 +573,20 @@ Test(pipeline, monitor_once_names_a_dead_broker, .timeout = 60)
     spt_run(clean, RUN_TIMEOUT_MS, &out);
     free(out);
     cr_expect_not(spt_leftovers(inst));
+}
+
+/* --version on every binary: its name and this build's version, exit 0 */
+Test(pipeline, every_binary_says_its_version, .timeout = 30)
+{
+    static const char *const bins[] = {"broker",  "producer", "consumer",
+                                       "monitor", "bench",    "ledgercheck"};
+    for (size_t i = 0; i < sizeof bins / sizeof bins[0]; i++) {
+        const char *argv[] = {spt_bin(bins[i]), "--version", NULL};
+        char *out = NULL;
+        cr_expect_eq(spt_run(argv, RUN_TIMEOUT_MS, &out), 0, "%s: %s", bins[i], out);
+        char want[64];
+        snprintf(want, sizeof want, "%s %s\n", bins[i], sp_version());
+        cr_expect_str_eq(out, want);
+        free(out);
+    }
 }

@@ -48,6 +48,7 @@
  * (the first problems named on stderr and in the JSON), 2 when the inputs
  * cannot be read at all.
  */
+#include "sp_version.h"
 #include "sp_catalogue.h"
 #include "sp_commit.h"
 #include "sp_error.h"
@@ -1108,6 +1109,7 @@ int main(int argc, char **argv)
                                          {"tables", required_argument, 0, 'T'},
                                          {"json", no_argument, 0, 'J'},
                                          {"help", no_argument, 0, 'h'},
+                                         {"version", no_argument, 0, 'V'},
                                          {0, 0, 0, 0}};
     const char *catalogue = NULL, *final = NULL, *journal = NULL;
     const char *ledgers[LC_DIRS_MAX];
@@ -1151,6 +1153,9 @@ int main(int argc, char **argv)
         }
         case 'h':
             s_usage(stdout);
+            return 0;
+        case 'V':
+            printf("ledgercheck %s\n", sp_version());
             return 0;
         default:
             s_usage(stderr);
