@@ -147,7 +147,9 @@ static int s_set_aside(sp_broker_t *b, char *why, size_t cap)
     char stamp[32], aside[SP_PATH_MAX + 64];
     time_t now = time(NULL);
     struct tm tm;
-    strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime_r(&now, &tm));
+    if (strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime_r(&now, &tm)) == 0) {
+        snprintf(stamp, sizeof stamp, "%lld", (long long)now);
+    }
     snprintf(aside, sizeof aside, "%s/replaced-%s", b->names.state_dir, stamp);
     for (unsigned n = 2; mkdir(aside, 0700) < 0; n++) {
         if (errno != EEXIST || n > 100) {

@@ -7,6 +7,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,4 +223,16 @@ int sp_instance_list(const char *list, char (*names)[SP_INSTANCE_NAME_MAX + 1], 
         }
         p = comma + 1;
     }
+}
+
+const char *sp_user_name(uid_t uid, char *buf, size_t cap)
+{
+    struct passwd pw, *found = NULL;
+    char scratch[1024];
+    if (getpwuid_r(uid, &pw, scratch, sizeof scratch, &found) == 0 && found != NULL) {
+        snprintf(buf, cap, "%s", found->pw_name);
+    } else {
+        snprintf(buf, cap, "uid %u", (unsigned)uid);
+    }
+    return buf;
 }

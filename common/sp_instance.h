@@ -62,6 +62,9 @@ int sp_names_init(sp_names_t *n, const char *instance, const char *state_dir_bas
  * gone, and so does a pid we may not signal only if it does not exist. */
 bool sp_pid_alive(pid_t pid);
 
+/* The login name of `uid` into buf ("uid N" when it has none). */
+const char *sp_user_name(uid_t uid, char *buf, size_t cap);
+
 /* "/NAME.r.<producer_id>" */
 void sp_names_reply_mq(const sp_names_t *n, uint32_t producer_id, char *buf, size_t cap);
 

@@ -19,7 +19,6 @@
 
 #include <czmq.h>
 #include <errno.h>
-#include <pwd.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -480,14 +479,15 @@ static int s_setup(sp_monitor_t *mon, char *why, size_t cap)
         int rc = sp_table_open_ready(&mon->table, names.table, false, cfg->wait_ms);
         if (rc == -EACCES) {
             struct stat st;
-            char path[SP_PATH_MAX + 16];
+            char path[SP_PATH_MAX + 16], user[64] = "another user";
             snprintf(path, sizeof path, "/dev/shm%s", names.table);
-            struct passwd *pw = stat(path, &st) == 0 ? getpwuid(st.st_uid) : NULL;
+            if (stat(path, &st) == 0) {
+                sp_user_name(st.st_uid, user, sizeof user);
+            }
             snprintf(why, cap,
                      "instance '%s' runs as user %s, and its table %s is readable by that user "
                      "only: run the monitor as %s",
-                     cfg->instance, pw != NULL ? pw->pw_name : "another user", path,
-                     pw != NULL ? pw->pw_name : "that user");
+                     cfg->instance, user, path, user);
             return rc;
         }
         if (rc < 0) {

@@ -320,7 +320,10 @@ static char *s_checks_json(const char *text, bool ok)
         l += n + (l[n] == '\n');
     }
     fputs("]}", f);
-    fclose(f);
+    if (fclose(f) != 0) {
+        free(json);
+        return NULL;
+    }
     return json;
 }
 
@@ -514,8 +517,8 @@ int main(int argc, char **argv)
             size_t len = 0;
             FILE *mem = open_memstream(&text, &len);
             int bad = mem != NULL ? s_check(mem, &cfg, loadgen, audit, table) : 1;
-            if (mem != NULL) {
-                fclose(mem);
+            if (mem != NULL && fclose(mem) != 0) {
+                bad = 1;
             }
             exit_code = bad != 0;
             extra = s_checks_json(text != NULL ? text : "", bad == 0);

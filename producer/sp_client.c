@@ -18,7 +18,6 @@
 #include "sp_wire.h"
 
 #include <errno.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,12 +106,12 @@ static int s_locate_local(const sp_names_t *names, s_where_t *w, char *why, size
         snprintf(path, sizeof path, "/dev/shm%s", names->table);
         struct stat st;
         if (stat(path, &st) == 0 && st.st_uid != geteuid()) {
-            struct passwd *pw = getpwuid(st.st_uid);
+            char user[64];
+            sp_user_name(st.st_uid, user, sizeof user);
             snprintf(why, cap,
                      "instance '%s' runs as user %s (its table %s is that user's): run the "
                      "producer as %s, or reach the broker over --connect",
-                     names->name, pw != NULL ? pw->pw_name : "another", path,
-                     pw != NULL ? pw->pw_name : "that user");
+                     names->name, user, path, user);
             return -EACCES;
         }
         sp_sleep_ns((uint64_t)S_LOCATE_POLL_MS * SP_NS_PER_MS);
