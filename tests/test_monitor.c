@@ -356,7 +356,7 @@ Test(monitor, bad_flags_and_missing_instances_are_named, .timeout = 30)
     const char *c[] = {spt_bin("monitor"), "--instance", "sp-nobody-here", "--wait", "100",
                        "--plain",          NULL};
     cr_expect_eq(spt_run(c, RUN_MS, &out), 1);
-    cr_expect(strstr(out, "not running") != NULL, "%s", out);
+    cr_expect(strstr(out, "no broker runs instance 'sp-nobody-here'") != NULL, "%s", out);
     free(out);
 }
 
