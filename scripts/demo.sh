@@ -4,8 +4,9 @@
 # it runs — full-screen when the demo runs on a terminal, line mode otherwise
 # (or with PLAIN=1) — then the report (counts, throughput, latency, the final
 # table, the conservation audit).  Exits non-zero if the audit fails.
-# Leaves nothing of the instance in /dev/shm or the mqueue namespace; the
-# final snapshot goes to run/<instance>/ (git-ignored).
+# Leaves nothing of the instance in /dev/shm or the mqueue namespace, and
+# removes its state folder run/<instance>/ at the end (KEEP=1 keeps it: the
+# final table and, with --keep-journal, the journal).
 set -uo pipefail
 
 bin=${SP_BIN_DIR:-bin}
@@ -37,6 +38,12 @@ cleanup() {
         wait "$broker_pid"
     fi
     "$bin/broker" --instance "$instance" --clean >/dev/null 2>&1 || true
+    # one demo, one folder: removed unless asked to keep it (they piled up)
+    if [ "${KEEP:-0}" = 1 ]; then
+        [ -d "run/$instance" ] && echo "== kept run/$instance"
+    else
+        rm -rf "run/$instance"
+    fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
