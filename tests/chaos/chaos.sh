@@ -334,6 +334,16 @@ catalogue=$tmp/catalogue.csv
 
 json_num() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" "$2" | head -n1; }
 
+# Orders the broker has answered so far (accepted + out of stock), from the
+# monitor's last summary line; 0 before its first.
+answered() {
+    local line a o
+    line=$(grep "^summary:" "$mlog" 2>/dev/null | tail -n 1)
+    a=$(sed -n 's/.*, accepted \([0-9]*\),.*/\1/p' <<<"$line")
+    o=$(sed -n 's/.*, out of stock \([0-9]*\),.*/\1/p' <<<"$line")
+    echo $((${a:-0} + ${o:-0}))
+}
+
 # Runs one transport; prints its figures; returns non-zero on any failure.
 run_one() {
     local t=$1 fail=0
@@ -366,7 +376,8 @@ run_one() {
         fi
         sleep 0.05
     done
-    "$bin/monitor" --instance "$instance" --plain --quiet --final >"$mlog" 2>&1 &
+    # its summaries (the broker's own counters, every 100 ms) pace the kills
+    "$bin/monitor" --instance "$instance" --plain --quiet --final --interval 100 >"$mlog" 2>&1 &
     monitor_pid=$!
 
     local start end
@@ -376,13 +387,15 @@ run_one() {
         --json >"$plog" 2>"$tmp/producer-$t.err" &
     load_pid=$!
 
-    # Kill workers at random moments spread over about half of the paced
-    # run, leaving room for a busy machine: a moment with no worker to kill
-    # (all of them restarting) is tried again 50 ms later, not a whole
-    # pause later.
-    local mean=$((orders * 500 / rate / (kills > 0 ? kills : 1))) done_kills=0 limit_hit=0
-    [ "$mean" -lt 100 ] && mean=100
-    local stop_at=$((start + time_limit * 1000)) retry=0
+    # Kill workers at points of the load's progress, not of the clock: kill
+    # K of N is due once the broker has answered about K/(N+1) of the first
+    # half of the orders (its counters, from the monitor's last summary), so
+    # a busy machine that slows the load or this script delays the kills
+    # with it, and the last one is due while half the orders are still to
+    # come.  A moment with no worker to kill (all of them restarting) is
+    # tried again 50 ms later.
+    local done_kills=0 limit_hit=0 due=0
+    local stop_at=$((start + time_limit * 1000))
     while kill -0 "$load_pid" 2>/dev/null; do
         if [ "$(now_ms)" -ge "$stop_at" ]; then
             limit_hit=1
@@ -392,14 +405,21 @@ run_one() {
             sleep 0.1
             continue
         fi
-        local pause=$((mean / 2 + RANDOM % (mean + 1)))
-        [ "$retry" -eq 1 ] && pause=50
-        sleep "$((pause / 1000)).$(printf '%03d' $((pause % 1000)))"
+        if [ "$due" -eq 0 ]; then
+            # a random point in the later half of this kill's share
+            local share=$((orders / 2 / (kills + 1)))
+            due=$(((done_kills + 1) * share - RANDOM % (share / 2 + 1)))
+        fi
+        if [ "$(answered)" -lt "$due" ]; then
+            sleep 0.05
+            continue
+        fi
         local -a pids
         mapfile -t pids < <(pgrep -f -- "consumer --instance $instance --worker-id" || true)
-        retry=1
-        [ "${#pids[@]}" -gt 0 ] || continue
-        retry=0
+        if [ "${#pids[@]}" -eq 0 ]; then
+            sleep 0.05
+            continue
+        fi
         local victim=${pids[RANDOM % ${#pids[@]}]}
         # a worker that has just died of the hook is a zombie until reaped:
         # killing it again would count as ours
@@ -407,8 +427,9 @@ run_one() {
         state_now=$(awk '{print $3}' "/proc/$victim/stat" 2>/dev/null)
         if [ -n "$state_now" ] && [ "$state_now" != Z ] && kill -9 "$victim" 2>/dev/null; then
             done_kills=$((done_kills + 1))
+            due=0
         else
-            retry=1
+            sleep 0.05
         fi
     done
     if [ $limit_hit -eq 1 ]; then
@@ -656,7 +677,11 @@ run_restarts() {
         t0=$(now_ms)
         start_broker "$blog"
         if ! wait_ready "$blog" 30000; then
-            why="round $round ($what): the broker did not become ready"
+            # say whether it died or was slow, and what it said
+            local how="still starting after 30 s"
+            kill -0 "$broker_pid" 2>/dev/null || how="it exited"
+            why="round $round ($what): the broker did not become ready ($how): $(tail -n 5 \
+                "$blog" | tr '\n' ' ')"
             fail=1
             break
         fi
