@@ -7,6 +7,9 @@
 
 #include "sp_instance.h"
 #include "sp_link.h"
+#include "sp_recover.h"
+#include "sp_snapshot.h"
+#include "sp_time.h"
 
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -23,6 +26,7 @@
 #define RUN_TIMEOUT_MS 20000
 #define T_NOBODY       65534 /* an owner other than us (root-only checks) */
 #define T_STATE_BASE   "/tmp/sp-test-state"
+#define T_POLL_MS      10 /* between looks at the state directory */
 
 /* Mode and owner of a shm object, a queue or a path. */
 static void s_stat_shm(const char *name, struct stat *st)
@@ -76,6 +80,25 @@ static unsigned s_expect_private_tree(const char *dir)
     return files;
 }
 
+/* Waits up to SP_TEST_WAIT_MS until the state directory `dir` holds a
+ * snapshot (the broker saves one every 50 ms here) and a journal; false if
+ * it does not. */
+static bool s_wait_saved(const char *dir)
+{
+    char snap[SP_PATH_MAX * 2], journal[SP_PATH_MAX * 2];
+    snprintf(snap, sizeof snap, "%s/%s", dir, SP_SNAPSHOT_BIN);
+    snprintf(journal, sizeof journal, "%s/%s", dir, SP_JOURNAL_DIR);
+    for (uint64_t deadline = sp_now_ns() + SP_TEST_WAIT_MS * SP_NS_PER_MS;;) {
+        if (access(snap, F_OK) == 0 && sp_recover_has_journal(journal)) {
+            return true;
+        }
+        if (sp_now_ns() >= deadline) {
+            return false;
+        }
+        sp_sleep_ns(T_POLL_MS * SP_NS_PER_MS);
+    }
+}
+
 static void s_objects_are_private(const char *transport)
 {
     char inst[64];
@@ -92,7 +115,8 @@ static void s_objects_are_private(const char *transport)
     const char *buy[] = {spt_bin("producer"), "--instance", inst, "buy", "1", NULL};
     cr_expect_eq(spt_run(buy, RUN_TIMEOUT_MS, &out), 0, "%s", out);
     free(out);
-    usleep(200 * 1000);
+    cr_assert(s_wait_saved(n.state_dir), "no %s and journal in %s within %d ms", SP_SNAPSHOT_BIN,
+              n.state_dir, SP_TEST_WAIT_MS);
 
     struct stat st;
     s_stat_shm(n.table, &st);
