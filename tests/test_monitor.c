@@ -24,7 +24,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define RUN_MS 60000
+#define RUN_MS    60000
+#define T_POLL_MS 10 /* between looks at a file, the table or the screen */
+#define T_STALL_ORDERS                                                                             \
+    20000 /* stock changes the stopped monitor misses: far more than its                           \
+           * queues hold (one event message per order with --batch 1) */
 
 /* `monitor --once --json` of the instance (malloc'd). */
 static char *s_once(const char *inst, const char *how)
@@ -98,6 +102,80 @@ static bool s_wait_text(const char *path, const char *needle)
             return true;
         }
         usleep(10 * 1000);
+    }
+    return false;
+}
+
+/* Stock changes (units sold plus restocked) the table of `inst` has seen. */
+static uint64_t s_changes(const char *inst)
+{
+    sp_names_t names;
+    sp_names_init(&names, inst, NULL);
+    sp_table_t *t = NULL;
+    cr_assert_eq(sp_table_open(&t, names.table, false), 0);
+    uint64_t n = 0;
+    for (uint32_t id = 1; id <= sp_table_capacity(t); id++) {
+        sp_tally_t y = spt_tally(t, id);
+        n += (uint64_t)y.sold + y.restocked;
+    }
+    sp_table_close(&t);
+    return n;
+}
+
+/* Units in stock in the table of `inst`. */
+static uint64_t s_units(const char *inst)
+{
+    sp_names_t names;
+    sp_names_init(&names, inst, NULL);
+    sp_table_t *t = NULL;
+    cr_assert_eq(sp_table_open(&t, names.table, false), 0);
+    uint64_t n = 0;
+    for (uint32_t id = 1; id <= sp_table_capacity(t); id++) {
+        sp_product_t p;
+        if (sp_table_read(t, id, &p, NULL) == 0) {
+            n += p.stock;
+        }
+    }
+    sp_table_close(&t);
+    return n;
+}
+
+/* Waits up to SP_TEST_WAIT_MS until the table of `inst` has seen more than
+ * `than` stock changes, or until process `stop_at` (0: none) has exited;
+ * returns the changes seen. */
+static uint64_t s_wait_changes(const char *inst, uint64_t than, pid_t stop_at)
+{
+    uint64_t n = 0;
+    for (int waited = 0; waited < SP_TEST_WAIT_MS; waited += T_POLL_MS) {
+        n = s_changes(inst);
+        siginfo_t si = {0};
+        if (n > than ||
+            (stop_at > 0 && waitid(P_PID, (id_t)stop_at, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+             si.si_pid == stop_at)) {
+            break;
+        }
+        usleep(T_POLL_MS * 1000);
+    }
+    return n;
+}
+
+/* Waits up to SP_TEST_WAIT_MS until the last JSON summary in the file at
+ * `path` shows the table's units in stock, with a view that is not stale:
+ * the monitor has applied every event of a load that has ended. */
+static bool s_wait_caught_up(const char *path, const char *inst)
+{
+    uint64_t want = s_units(inst);
+    for (int waited = 0; waited < SP_TEST_WAIT_MS; waited += T_POLL_MS) {
+        char *text = spt_slurp(path);
+        char *summary = s_last_line(text, "{\"type\":\"summary\"");
+        bool ok = summary != NULL && strstr(summary, "\"stale\":false") != NULL &&
+                  spt_json_num(summary, "units_in_stock") == (long long)want;
+        free(summary);
+        free(text);
+        if (ok) {
+            return true;
+        }
+        usleep(T_POLL_MS * 1000);
     }
     return false;
 }
@@ -181,7 +259,9 @@ static void s_late(const char *tag, const char *transport, const char *how, bool
     snprintf(lout, sizeof lout, "/tmp/%s.load", inst);
     snprintf(mout, sizeof mout, "/tmp/%s.mon", inst);
     pid_t load = s_load(inst, "3000", "5s", lout);
-    usleep(800 * 1000);
+    /* the monitor starts once orders have changed the stock */
+    cr_assert_gt(s_wait_changes(inst, 0, load), 0, "no order changed the stock in %d ms: %s",
+                 SP_TEST_WAIT_MS, spt_slurp(lout));
     const char *mon_local[] = {spt_bin("monitor"), "--instance", inst,  "--json", "--quiet",
                                "--final",          "--interval", "200", how,      NULL};
     const char *mon_tcp[] = {spt_bin("monitor"), "--connect",  connect, "--json", "--quiet",
@@ -189,18 +269,12 @@ static void s_late(const char *tag, const char *transport, const char *how, bool
     pid_t mon = spt_spawn(tcp ? mon_tcp : mon_local, mout);
     /* its first summary says it is following (on a loaded machine that may
      * take a moment; the load runs for seconds more) */
-    char *early = NULL;
-    for (int i = 0; i < 100; i++) {
-        free(early);
-        early = spt_slurp(mout);
-        if (strstr(early, "\"type\":\"summary\"") != NULL) {
-            break;
-        }
-        usleep(50 * 1000);
-    }
-    free(early);
+    cr_expect(s_wait_text(mout, "\"type\":\"summary\""), "the monitor printed no summary: %s",
+              spt_slurp(mout));
     cr_assert_eq(spt_wait(load, RUN_MS), 0, "load: %s", spt_slurp(lout));
-    usleep(500 * 1000); /* the last events reach the monitor */
+    cr_expect(s_wait_caught_up(mout, inst),
+              "the monitor's summaries never showed the table's %llu units: %s",
+              (unsigned long long)s_units(inst), spt_slurp(mout));
     char *want = s_table_json(inst);
     cr_expect_eq(WEXITSTATUS(spt_stop(b)), 0);
     cr_assert_eq(spt_wait(mon, RUN_MS), 0, "monitor: %s", spt_slurp(mout));
@@ -252,7 +326,9 @@ Test(monitor, stalled_monitor_counts_the_loss_resyncs_and_ends_exact, .timeout =
     const char *mon_argv[] = {spt_bin("monitor"), "--instance", inst,  "--json", "--quiet",
                               "--final",          "--interval", "200", NULL};
     pid_t mon = spt_spawn(mon_argv, mout);
-    usleep(500 * 1000);
+    /* its first summary: it has its snapshot and is subscribed */
+    cr_assert(s_wait_text(mout, "\"type\":\"summary\""), "the monitor printed no summary: %s",
+              spt_slurp(mout));
     /* unbatched orders make one event message per order: far more than the
      * monitor's queues hold while it is stopped */
     const char *argv[] = {spt_bin("producer"),
@@ -271,12 +347,19 @@ Test(monitor, stalled_monitor_counts_the_loss_resyncs_and_ends_exact, .timeout =
                           "--json",
                           NULL};
     pid_t load = spt_spawn(argv, lout);
-    usleep(500 * 1000);
+    /* stop it once orders flow, and keep it stopped while T_STALL_ORDERS
+     * more change the stock (or the load ends first) */
+    uint64_t before = s_wait_changes(inst, 0, load);
+    cr_assert_gt(before, 0, "no order changed the stock in %d ms: %s", SP_TEST_WAIT_MS,
+                 spt_slurp(lout));
     kill(mon, SIGSTOP);
-    sleep(3);
+    uint64_t stalled = s_wait_changes(inst, before + T_STALL_ORDERS, load) - before;
     kill(mon, SIGCONT);
     cr_assert_eq(spt_wait(load, RUN_MS), 0, "%s", spt_slurp(lout));
-    usleep(500 * 1000);
+    cr_expect(s_wait_caught_up(mout, inst),
+              "the monitor (stopped for %llu changes) never showed the table's %llu units "
+              "again: %.3000s",
+              (unsigned long long)stalled, (unsigned long long)s_units(inst), spt_slurp(mout));
     char *want = s_table_json(inst);
     cr_expect_eq(WEXITSTATUS(spt_stop(b)), 0);
     cr_assert_eq(spt_wait(mon, RUN_MS), 0);
@@ -362,7 +445,8 @@ Test(monitor, bad_flags_and_missing_instances_are_named, .timeout = 30)
 
 /* --- the full-screen console, driven through tmux ---------------------------- */
 
-#define TMUX "/usr/bin/tmux"
+#define TMUX        "/usr/bin/tmux"
+#define T_HELP_LINE "filter by name or category" /* a line only the help shows */
 
 /* Runs `tmux -L sock args...`; returns its exit code, output in *out if asked. */
 static int s_tmux(const char *sock, const char *a1, const char *a2, const char *a3, const char *a4,
@@ -386,6 +470,30 @@ static char *s_screen(const char *sock)
     return out;
 }
 
+/* Waits up to SP_TEST_WAIT_MS until the console's screen holds `want`
+ * (NULL: anything), lacks `unwanted` (NULL: nothing) and has at most
+ * `max_lines` lines (0: any number); *last gets the last screen seen (the
+ * caller frees it).  False if the screen never did. */
+static bool s_wait_screen(const char *sock, const char *want, const char *unwanted,
+                          unsigned max_lines, char **last)
+{
+    for (int waited = 0; waited < SP_TEST_WAIT_MS; waited += T_POLL_MS) {
+        free(*last);
+        *last = s_screen(sock);
+        unsigned lines = 0;
+        for (size_t i = 0; (*last)[i] != '\0'; i++) {
+            lines += (*last)[i] == '\n';
+        }
+        if ((want == NULL || strstr(*last, want) != NULL) &&
+            (unwanted == NULL || strstr(*last, unwanted) == NULL) &&
+            (max_lines == 0 || lines <= max_lines)) {
+            return true;
+        }
+        usleep(T_POLL_MS * 1000);
+    }
+    return false;
+}
+
 /* Stock the console shows for the product named `name`, or -1. */
 static long s_shown_stock(const char *screen, const char *name)
 {
@@ -405,12 +513,13 @@ static long s_shown_stock(const char *screen, const char *name)
     return -1;
 }
 
-/* Polls the screen until every product shows the table's stock. */
+/* Polls the screen (up to SP_TEST_WAIT_MS) until every product shows the
+ * table's stock. */
 static bool s_screen_matches(const char *sock, const char *inst, char **last)
 {
     sp_names_t names;
     sp_names_init(&names, inst, NULL);
-    for (int tries = 0; tries < 50; tries++) {
+    for (int waited = 0; waited < SP_TEST_WAIT_MS; waited += T_POLL_MS) {
         sp_table_t *t = NULL;
         cr_assert_eq(sp_table_open(&t, names.table, false), 0);
         free(*last);
@@ -426,7 +535,7 @@ static bool s_screen_matches(const char *sock, const char *inst, char **last)
         if (all) {
             return true;
         }
-        usleep(100 * 1000);
+        usleep(T_POLL_MS * 1000);
     }
     return false;
 }
@@ -459,10 +568,8 @@ Test(monitor, console_under_tmux_shows_exact_stock_reacts_to_keys_and_resizes, .
 
     /* sort by stock: the lowest stock is now the first row */
     s_tmux(sock, "send-keys", "-t", "mon", "s", NULL, NULL);
-    usleep(400 * 1000);
-    free(screen);
-    screen = s_screen(sock);
-    cr_expect(strstr(screen, "sort: stock") != NULL, "%s", screen);
+    cr_expect(s_wait_screen(sock, "sort: stock", NULL, 0, &screen), "not sorted by stock:\n%s",
+              screen);
     long prev = -1;
     for (const char *p = strstr(screen, "\n"); p != NULL; p = strchr(p + 1, '\n')) {
         int id, y, m, d, n;
@@ -486,9 +593,8 @@ Test(monitor, console_under_tmux_shows_exact_stock_reacts_to_keys_and_resizes, .
     s_tmux(sock, "send-keys", "-t", "mon", "/", NULL, NULL);
     s_tmux(sock, "send-keys", "-t", "mon", "-l", "pan de ajo", NULL);
     s_tmux(sock, "send-keys", "-t", "mon", "Enter", NULL, NULL);
-    usleep(400 * 1000);
-    free(screen);
-    screen = s_screen(sock);
+    cr_expect(s_wait_screen(sock, "Pan de ajo grande", "Camarones jumbo", 0, &screen),
+              "the filter did not apply:\n%s", screen);
     cr_expect(strstr(screen, "Pan de ajo grande") != NULL && strstr(screen, "Pan de ajo chico"),
               "%s", screen);
     cr_expect(strstr(screen, "Camarones jumbo") == NULL, "filtered out:\n%s", screen);
@@ -496,17 +602,14 @@ Test(monitor, console_under_tmux_shows_exact_stock_reacts_to_keys_and_resizes, .
     /* help, then resize to something small, then back */
     s_tmux(sock, "send-keys", "-t", "mon", "Escape", NULL, NULL);
     s_tmux(sock, "send-keys", "-t", "mon", "?", NULL, NULL);
-    usleep(400 * 1000);
-    free(screen);
-    screen = s_screen(sock);
+    cr_expect(s_wait_screen(sock, T_HELP_LINE, NULL, 0, &screen), "no help:\n%s", screen);
     cr_expect(strstr(screen, "quit") != NULL && strstr(screen, "filter") != NULL, "%s", screen);
     s_tmux(sock, "send-keys", "-t", "mon", "?", NULL, NULL);
     s_tmux(sock, "resize-window", "-t", "mon", "-x", "60", NULL);
     s_tmux(sock, "resize-window", "-t", "mon", "-y", "12", NULL);
-    usleep(400 * 1000);
-    free(screen);
-    screen = s_screen(sock);
-    cr_expect(strstr(screen, "stockpipe") != NULL, "header after a resize:\n%s", screen);
+    /* the help closed and the screen redrawn at 12 lines, header first */
+    cr_expect(s_wait_screen(sock, "stockpipe", T_HELP_LINE, 12, &screen),
+              "header after a resize:\n%s", screen);
     s_tmux(sock, "resize-window", "-t", "mon", "-x", "130", NULL);
     s_tmux(sock, "resize-window", "-t", "mon", "-y", "40", NULL);
     s_tmux(sock, "send-keys", "-t", "mon", "/", NULL, NULL);
@@ -517,8 +620,8 @@ Test(monitor, console_under_tmux_shows_exact_stock_reacts_to_keys_and_resizes, .
     /* q quits: the session (whose only command was the monitor) ends */
     s_tmux(sock, "send-keys", "-t", "mon", "q", NULL, NULL);
     bool gone = false;
-    for (int i = 0; i < 50 && !gone; i++) {
-        usleep(100 * 1000);
+    for (int waited = 0; waited < SP_TEST_WAIT_MS && !gone; waited += T_POLL_MS) {
+        usleep(T_POLL_MS * 1000);
         gone = s_tmux(sock, "has-session", "-t", "mon", NULL, NULL, NULL) != 0;
     }
     cr_expect(gone, "the console did not quit on q");
