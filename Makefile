@@ -2,6 +2,7 @@
 #
 #   make                 build every role into bin/
 #   make test            build and run the Criterion suite (ends with Synthesis)
+#   make test-busy       the same with two CPU hogs beside it (BUSY_RUNS=5: five in a row)
 #   make run             the pipeline demo (DURATION=10 TRANSPORT=mq|zmq)
 #   make bench           the queue-versus-shared-memory benchmark, quick (~1 min);
 #                        results in build/bench (table, CSV, JSON, plots)
@@ -118,7 +119,7 @@ TEST_BIN := $(BUILD)/tests/stockpipe-tests
 DEPS_STAMP := build/.deps-ok
 FLAGS_FILE := $(BUILD)/.flags
 
-.PHONY: all test run run-cluster clean format format-check deps check-leftovers stall-check bench bench-full \
+.PHONY: all test test-busy run run-cluster clean format format-check deps check-leftovers stall-check bench bench-full \
         chaos chaos-cluster flood lint tsan valgrind fuzz fuzz-build
 all: $(ROLE_BINS) $(BENCH_BIN) $(CHAOS_BIN)
 
@@ -188,6 +189,14 @@ test: $(ROLE_BINS) $(BENCH_BIN) $(CHAOS_BIN) $(TEST_BIN)
 	    LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp):print_suppressions=0 \
 	    $(TEST_BIN) --jobs $(TEST_JOBS) $(TEST_ARGS)
 	@bash scripts/leftovers.sh compare build/.leftovers-before
+
+# The suite as `make test` runs it, with BUSY_HOGS CPU hogs (default 2)
+# beside it, BUSY_RUNS times in a row (default 1; the bar is 5): the hogs
+# are started and always killed by tests/busy.sh.
+BUSY_HOGS ?= 2
+BUSY_RUNS ?= 1
+test-busy: $(ROLE_BINS) $(BENCH_BIN) $(CHAOS_BIN) $(TEST_BIN)
+	bash tests/busy.sh --hogs $(BUSY_HOGS) --runs $(BUSY_RUNS) -- $(MAKE) --no-print-directory test
 
 run: $(ROLE_BINS)
 	@SP_BIN_DIR=$(abspath $(BINDIR)) DURATION=$(DURATION) TRANSPORT=$(TRANSPORT) \
