@@ -38,8 +38,8 @@
 #   --customers N   CUSTOMERS   customer processes (default 4)
 #   --workers N     WORKERS     workers (default 2)
 #   --sync S        SYNC        cas, row-lock or table-lock (default cas)
-#   --rate R        RATE        orders/s offered, which paces the run so the kills
-#                               land during the load (default 25000 quick, 50000 full)
+#   --rate R        RATE        orders/s offered (default 25000 quick, 50000 full); the
+#                               kills follow the load's progress, spread over its first half
 #   --time-limit S  TIME_LIMIT  seconds per transport before giving up
 #   --crash P:N     CRASH       SP_CRASH_COMMIT for the workers (default: a commit
 #                               point valid for the sync at random, 1 in ORDERS/KILLS),
@@ -483,7 +483,8 @@ run_one() {
     fi
     if [ "$done_kills" -lt "$kills" ]; then
         echo "chaos $t: FAILED: only $done_kills of $kills kills before the load ended" \
-             "(lower --rate or raise --orders)" >&2
+             "(they wait for the broker's answered orders, from the monitor's summaries;" \
+             "last seen: $(answered) of $orders)" >&2
         fail=1
     fi
     if grep -q "not restarting\|cannot restart" "$blog"; then
