@@ -13,12 +13,14 @@
  */
 #include "bench.h"
 
+#include "natsrv.h"
 #include "sp_audit.h"
 #include "sp_broker.h"
 #include "sp_child.h"
 #include "sp_error.h"
 #include "sp_instance.h"
 #include "sp_loadgen.h"
+#include "sp_nats.h"
 #include "sp_signal.h"
 #include "sp_time.h"
 #include "sp_wire.h"
@@ -158,6 +160,7 @@ typedef struct {
     const double *fractions;
     unsigned nfrac;
     char instance[SP_INSTANCE_NAME_MAX + 1];
+    const bench_natsrv_t *nats; /* BENCH_AT_NATS: the cell's servers */
 } s_job_t;
 
 typedef struct {
@@ -322,7 +325,7 @@ static int s_start(s_cell_t *c, const s_job_t *job, char *why, size_t cap)
         }
         c->broker_threaded = true;
     } else {
-        char broker[SP_PATH_MAX], workers[16], log[SP_PATH_MAX];
+        char broker[SP_PATH_MAX], workers[16], log[SP_PATH_MAX], replicas[16];
         snprintf(broker, sizeof broker, "%s/broker", o->bin_dir);
         snprintf(workers, sizeof workers, "%u", cell->workers > 0 ? cell->workers : 1);
         snprintf(log, sizeof log, "%s/%s.log", o->work_dir, job->instance);
@@ -336,6 +339,21 @@ static int s_start(s_cell_t *c, const s_job_t *job, char *why, size_t cap)
             snprintf(c->tcp, sizeof c->tcp, "tcp://127.0.0.1:%u", o->tcp_port);
             argv[argc++] = "--tcp";
             argv[argc++] = c->tcp;
+        }
+        if (v->at == BENCH_AT_NATS) {
+            /* the customers find the servers in the contact file, and
+             * their credentials where the transport looks (sp_nats.h) */
+            if (setenv(SP_NATS_AUTH_ENV, job->nats->auth, 1) != 0) {
+                snprintf(why, cap, "setenv " SP_NATS_AUTH_ENV ": %s", strerror(errno));
+                return -errno;
+            }
+            snprintf(replicas, sizeof replicas, "%u", v->nats_replicas);
+            argv[argc++] = "--nats";
+            argv[argc++] = job->nats->urls;
+            argv[argc++] = "--nats-auth";
+            argv[argc++] = job->nats->auth;
+            argv[argc++] = "--nats-replicas";
+            argv[argc++] = replicas;
         }
         if (cell->unguarded) {
             argv[argc++] = "--no-dedup";
@@ -653,9 +671,28 @@ unsigned bench_cell_run(const bench_cell_t *cell, const bench_opts_t *opts, cons
     for (unsigned i = 0; i <= nfrac; i++) {
         bench_row_from_cell(&out->rows[i], cell);
     }
+    /* The servers are the bench's, not the cell's: started here, outside
+     * the cell's process group, so that they are stopped and their stores
+     * removed however the cell ends. */
+    bench_natsrv_t nats;
+    memset(&nats, 0, sizeof nats);
+    int rc = 0;
+    if (cell->variant->at == BENCH_AT_NATS) {
+        rc = bench_natsrv_start(&nats, opts->work_dir, job.instance, cell->variant->nats_nodes,
+                                out->rows[0].note, sizeof out->rows[0].note);
+        job.nats = &nats;
+    }
     double limit = 60 + opts->warmup_s + opts->run_s * opts->repeats + opts->rate_s * nfrac * 2;
-    int rc = bench_isolated(s_cell_child, &job, out, sizeof *out, limit, job.instance);
     if (rc < 0) {
+        out->rows[0].audit = 0; /* the note says why the servers did not start */
+    } else {
+        rc = bench_isolated(s_cell_child, &job, out, sizeof *out, limit, job.instance);
+        bench_natsrv_stop(&nats);
+        if (rc < 0) {
+            out->rows[0].note[0] = '\0';
+        }
+    }
+    if (rc < 0 && out->rows[0].note[0] == '\0') {
         out->rows[0].audit = 0;
         snprintf(out->rows[0].note, sizeof out->rows[0].note, "%s",
                  rc == -ETIMEDOUT ? "cell overran its time limit and was killed"

@@ -63,7 +63,7 @@ static unsigned s_nplan;
 static void s_usage(FILE *out)
 {
     char variants[160];
-    bench_variant_names(", ", variants, sizeof variants);
+    bench_variant_names(", ", true, variants, sizeof variants);
     fprintf(out,
             "usage: bench [--quick | --full] [options]\n"
             "Runs the same order workload through every transport and table strategy,\n"
@@ -75,6 +75,8 @@ static void s_usage(FILE *out)
             "                       popularity, scaling and sweeps (tens of minutes)\n"
             "slices (comma-separated lists; the cells are every combination):\n"
             "  --transports L       %s\n"
+            "                       (those that start servers per cell, nats and nats-r3,\n"
+            "                       run only when named here)\n"
             "  --sync L             cas, row-lock, table-lock\n"
             "  --procs L            producers x workers, e.g. 1x1,2x2,8x4 (direct: producers)\n"
             "  --batch L            orders per message, e.g. 1,32,256\n"
@@ -289,6 +291,9 @@ static void s_plan_presets(const s_args_t *a, unsigned batch)
     if (a->full) {
         const bench_variant_t *v;
         for (unsigned i = 0; (v = bench_variant_at(i)) != NULL; i++) {
+            if (v->opt_in) {
+                continue; /* only when named in --transports */
+            }
             /* catalogue size and popularity */
             bench_cell_t f = s_cell(v, 1, 1, batch);
             f.products = 10;
@@ -318,6 +323,9 @@ static void s_plan_presets(const s_args_t *a, unsigned batch)
     unsigned nquick = sizeof quick_t / sizeof quick_t[0];
     for (unsigned i = 0; a->full ? bench_variant_at(i) != NULL : i < nquick; i++) {
         const bench_variant_t *v = a->full ? bench_variant_at(i) : s_variant(quick_t[i]);
+        if (v->opt_in) {
+            continue;
+        }
         for (unsigned k = 0; k < npw; k++) {
             c = s_cell(v, pw[k][0], pw[k][1], batch);
             char why[320];
@@ -679,7 +687,7 @@ static int s_parse(int argc, char **argv, s_args_t *a, char *why, size_t cap)
 static void s_defaults(s_args_t *a, unsigned *batch)
 {
     char every[160];
-    bench_variant_names(",", every, sizeof every);
+    bench_variant_names(",", false, every, sizeof every);
     s_set(&a->transports, every);
     s_set(&a->syncs, "cas");
     /* one producer and one worker: on a small machine every extra process

@@ -33,10 +33,12 @@
  */
 #include "raw.h"
 
+#include "natsrv.h"
 #include "sp_child.h"
 #include "sp_error.h"
 #include "sp_link.h"
 #include "sp_mq.h"
+#include "sp_nats.h"
 #include "sp_rand.h"
 #include "sp_ring.h"
 #include "sp_table.h"
@@ -47,6 +49,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <mqueue.h>
+#include <nats/nats.h>
 #include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -78,6 +81,15 @@
 #define S_MQ_PROC      "/proc/sys/fs/mqueue/"
 #define S_MQ_MODE      0600
 #define S_MILLION      1e6
+#define S_NATS_STREAM      "RAW"
+#define S_NATS_SUBJECT     "raw.orders"
+#define S_NATS_DURABLE     "raw"
+#define S_NATS_SETUP_MS    (BR_SETUP_MS / 2) /* the receiver's wait for a cluster to elect */
+#define S_NATS_PAUSE_MS    50                /* between tries while it does */
+#define S_NATS_EXPIRES_MS  20                /* a fetch request waits this for a full batch */
+#define S_NATS_DUP_NS      (120LL * 1000000000LL) /* as the nats transport's stream */
+#define S_NATS_ACK_WAIT_NS (30LL * 1000000000LL)
+#define S_NATS_CRED_MAX    128
 
 /* What one side reports back through shared memory. */
 typedef struct {
@@ -126,6 +138,8 @@ struct s_run {
     size_t mem_len;
     sp_ring_t *ring;
     mqd_t mq;
+    bench_natsrv_t nats; /* BR_NATS*: the run's own servers */
+    char nats_user[S_NATS_CRED_MAX], nats_pass[S_NATS_CRED_MAX];
     bool sem_ready;
     double *zipf_cdf;
     char dir[S_PATH_MAX]; /* BR_ZMQ_IPC: private directory, "" when none */
@@ -151,13 +165,19 @@ struct s_chan {
     struct timespec deadline; /* mq: absolute CLOCK_REALTIME bound for the run */
     sp_ring_t *ring;
     void *sock;
+    jsCtx *js;              /* JetStream */
+    jsPubOptions po;        /* sender: every publish's options */
+    natsSubscription *sub;  /* receiver: bound to the pull consumer */
+    natsMsgList fetched;    /* receiver: the last fetch */
+    int next;               /* receiver: its next message */
 };
 
 static const char *const s_names[BR_KIND_COUNT] = {
     [BR_MQ] = "mq",           [BR_ZMQ_IPC] = "zmq-ipc",
     [BR_ZMQ_TCP] = "zmq-tcp", [BR_ZMQ_INPROC] = "zmq-inproc",
     [BR_RING] = "ring",       [BR_ATOMIC] = "atomic",
-    [BR_SHOP] = "shop"};
+    [BR_SHOP] = "shop",       [BR_NATS] = "nats",
+    [BR_NATS_R3] = "nats-r3"};
 
 const char *br_kind_name(br_kind_t k)
 {
@@ -185,7 +205,8 @@ static void s_why(char *why, const char *fmt, ...)
 
 static bool s_is_stream(br_kind_t k)
 {
-    return k == BR_MQ || k == BR_ZMQ_IPC || k == BR_ZMQ_TCP || k == BR_ZMQ_INPROC || k == BR_RING;
+    return k == BR_MQ || k == BR_ZMQ_IPC || k == BR_ZMQ_TCP || k == BR_ZMQ_INPROC || k == BR_RING ||
+           k == BR_NATS || k == BR_NATS_R3;
 }
 
 static bool s_is_zmq(br_kind_t k)
@@ -846,6 +867,283 @@ static int s_table_side(s_run_t *run, unsigned idx)
 }
 
 /* ---------------------------------------------------------------------------
+ * JetStream: async publishes into a work-queue stream, a pull consumer
+ * acknowledging each message (BR_NATS, BR_NATS_R3)
+ */
+
+/* In a child: a connection to the run's servers with their credentials.
+ * `asap` sends every protocol line at once (nats.c otherwise holds fetch
+ * requests and acks for its 1 ms flusher); the publisher leaves nats.c to
+ * coalesce its async publishes. */
+static int s_nats_connect(const s_run_t *run, bool asap, natsConnection **nc, s_report_t *rep)
+{
+    natsOptions *opts = NULL;
+    natsStatus s = natsOptions_Create(&opts);
+    const char *servers[BENCH_NATSRV_NODES_MAX];
+    char list[SP_ENDPOINT_MAX];
+    snprintf(list, sizeof list, "%s", run->nats.urls);
+    int n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(list, ",", &save); tok != NULL && n < BENCH_NATSRV_NODES_MAX;
+         tok = strtok_r(NULL, ",", &save)) {
+        servers[n++] = tok;
+    }
+    if (s == NATS_OK) {
+        s = natsOptions_SetServers(opts, servers, n);
+    }
+    if (s == NATS_OK) {
+        s = natsOptions_SetUserInfo(opts, run->nats_user, run->nats_pass);
+    }
+    if (s == NATS_OK) {
+        s = natsOptions_SetSendAsap(opts, asap);
+    }
+    if (s == NATS_OK) {
+        s = natsOptions_SetTimeout(opts, BR_IDLE_MS);
+    }
+    if (s == NATS_OK) {
+        s = natsConnection_Connect(nc, opts);
+    }
+    natsOptions_Destroy(opts);
+    if (s != NATS_OK) {
+        s_why(rep->why, "connecting to %s: %s", run->nats.urls, natsStatus_GetText(s));
+        return -EIO;
+    }
+    return 0;
+}
+
+/* Retries a JetStream API call while a fresh cluster still elects its
+ * leaders (it answers nobody, or says it has no leader, for a moment). */
+static bool s_nats_passing(natsStatus s, jsErrCode jerr, uint64_t until)
+{
+    bool passing = s == NATS_NO_RESPONDERS || s == NATS_TIMEOUT || jerr == JSClusterNotAvailErr ||
+                   jerr == JSClusterNotLeaderErr || jerr == JSClusterNoPeersErr;
+    if (!passing || sp_now_ns() >= until) {
+        return false;
+    }
+    sp_sleep_ns(S_NATS_PAUSE_MS * SP_NS_PER_MS);
+    return true;
+}
+
+/* The receiver's set-up: the stream, its durable pull consumer, and the
+ * subscription bound to it. */
+static int s_nats_consumer(s_run_t *run, s_chan_t *c, s_report_t *rep)
+{
+    const char *subjects[] = {S_NATS_SUBJECT};
+    jsStreamConfig sc;
+    jsStreamConfig_Init(&sc);
+    sc.Name = S_NATS_STREAM;
+    sc.Subjects = subjects;
+    sc.SubjectsLen = 1;
+    sc.Retention = js_WorkQueuePolicy;
+    sc.Storage = js_FileStorage;
+    sc.Replicas = run->nats.nodes;
+    sc.Duplicates = S_NATS_DUP_NS;
+    jsErrCode jerr = 0;
+    natsStatus s;
+    uint64_t until = sp_now_ns() + (uint64_t)S_NATS_SETUP_MS * SP_NS_PER_MS;
+    do {
+        jerr = 0;
+        s = js_AddStream(NULL, c->js, &sc, NULL, &jerr);
+    } while (s != NATS_OK && s_nats_passing(s, jerr, until));
+    if (s != NATS_OK) {
+        s_why(rep->why, "receiver: making the stream (R%d): %s (%d)", (int)sc.Replicas,
+              natsStatus_GetText(s), (int)jerr);
+        return -EIO;
+    }
+    jsConsumerConfig cc;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = S_NATS_DURABLE;
+    cc.AckPolicy = js_AckExplicit;
+    cc.DeliverPolicy = js_DeliverAll;
+    cc.ReplayPolicy = js_ReplayInstant;
+    cc.AckWait = S_NATS_ACK_WAIT_NS;
+    cc.MaxAckPending = SP_NATS_ACK_PENDING; /* as the nats transport's workers */
+    cc.FilterSubject = S_NATS_SUBJECT;
+    do {
+        jerr = 0;
+        s = js_AddConsumer(NULL, c->js, S_NATS_STREAM, &cc, NULL, &jerr);
+    } while (s != NATS_OK && s_nats_passing(s, jerr, until));
+    if (s == NATS_OK) {
+        jsSubOptions so;
+        jsSubOptions_Init(&so);
+        so.Stream = S_NATS_STREAM;
+        so.Consumer = S_NATS_DURABLE;
+        do {
+            jerr = 0;
+            s = js_PullSubscribe(&c->sub, c->js, S_NATS_SUBJECT, S_NATS_DURABLE, NULL, &so, &jerr);
+        } while (s != NATS_OK && s_nats_passing(s, jerr, until));
+    }
+    if (s != NATS_OK) {
+        s_why(rep->why, "receiver: the pull consumer: %s (%d)", natsStatus_GetText(s), (int)jerr);
+        return -EIO;
+    }
+    return 0;
+}
+
+/* The next message: from the last fetch, or a new fetch of up to
+ * BR_NATS_FETCH.  A fetch request expires after S_NATS_EXPIRES_MS, so a
+ * short last batch costs at most that once; each message is acknowledged
+ * (not waiting for the server's confirmation) as it is handed out. */
+static int s_nats_recv(s_chan_t *c, void *buf, size_t cap)
+{
+    uint64_t idle_end = sp_now_ns() + (uint64_t)BR_IDLE_MS * SP_NS_PER_MS;
+    while (c->next >= c->fetched.Count) {
+        natsMsgList_Destroy(&c->fetched);
+        c->next = 0;
+        jsFetchRequest req;
+        jsFetchRequest_Init(&req);
+        req.Batch = BR_NATS_FETCH;
+        req.Expires = (int64_t)S_NATS_EXPIRES_MS * (int64_t)SP_NS_PER_MS;
+        natsStatus s = natsSubscription_FetchRequest(&c->fetched, c->sub, &req);
+        if (s == NATS_OK && c->fetched.Count > 0) {
+            break;
+        }
+        if (s != NATS_OK && s != NATS_TIMEOUT && s != NATS_NOT_FOUND) {
+            return -EIO;
+        }
+        if (sp_now_ns() >= idle_end) {
+            return SP_E_TIMEOUT;
+        }
+    }
+    natsMsg *m = c->fetched.Msgs[c->next++];
+    int n = natsMsg_GetDataLength(m);
+    memcpy(buf, natsMsg_GetData(m), (size_t)n < cap ? (size_t)n : cap);
+    return natsMsg_Ack(m, NULL) == NATS_OK ? n : -EIO;
+}
+
+/* An async publish with the message's sequence as its Nats-Msg-Id; at
+ * BR_NATS_PENDING unacknowledged, nats.c waits its stall time and says
+ * NATS_TIMEOUT: try again (from this thread, never from a callback). */
+static int s_nats_send(s_chan_t *c, const void *msg, size_t len)
+{
+    uint64_t seq;
+    memcpy(&seq, msg, sizeof seq);
+    char id[24];
+    snprintf(id, sizeof id, "%llu", (unsigned long long)seq);
+    c->po.MsgId = id;
+    uint64_t idle_end = sp_now_ns() + (uint64_t)BR_IDLE_MS * SP_NS_PER_MS;
+    for (;;) {
+        natsStatus s = js_PublishAsync(c->js, S_NATS_SUBJECT, msg, (int)len, &c->po);
+        if (s == NATS_OK) {
+            return 0;
+        }
+        if (s != NATS_TIMEOUT) {
+            return -EIO;
+        }
+        if (sp_now_ns() >= idle_end) {
+            return SP_E_TIMEOUT;
+        }
+    }
+}
+
+/* What the publisher's failures were: nats.c's thread counts them, and
+ * keeps the first one's words. */
+typedef struct {
+    _Atomic uint64_t count;
+    char first[BR_WHY_MAX / 2];
+} s_nats_failed_t;
+
+/* nats.c's thread: a publish the stream refused or never acknowledged. */
+static void s_nats_pub_failed(jsCtx *js, jsPubAckErr *pae, void *closure)
+{
+    (void)js;
+    s_nats_failed_t *f = closure;
+    if (atomic_fetch_add(&f->count, 1) == 0) {
+        snprintf(f->first, sizeof f->first, "%s (%d/%d)",
+                 pae->ErrText != NULL ? pae->ErrText : natsStatus_GetText(pae->Err), (int)pae->Err,
+                 (int)pae->ErrCode);
+    }
+}
+
+/* BR_NATS and BR_NATS_R3: board slot S_RX receives (and makes the stream
+ * before it says ready), S_TX publishes. */
+static int s_nats_side(s_run_t *run, unsigned idx)
+{
+    s_report_t *rep = &run->board->rep[idx];
+    s_chan_t c = {.send = s_nats_send, .recv = s_nats_recv};
+    natsConnection *nc = NULL;
+    s_nats_failed_t failed = {.count = 0};
+    int rc = s_nats_connect(run, idx == S_RX, &nc, rep);
+    if (rc == 0) {
+        jsOptions jo;
+        jsOptions_Init(&jo);
+        jo.Wait = BR_IDLE_MS;
+        jo.PublishAsync.MaxPending = BR_NATS_PENDING;
+        jo.PublishAsync.ErrHandler = s_nats_pub_failed;
+        jo.PublishAsync.ErrHandlerClosure = (void *)&failed;
+        natsStatus s = natsConnection_JetStream(&c.js, nc, &jo);
+        if (s != NATS_OK) {
+            s_why(rep->why, "JetStream context: %s", natsStatus_GetText(s));
+            rc = -EIO;
+        }
+    }
+    jsPubOptions_Init(&c.po);
+    c.po.MaxWait = BR_IDLE_MS; /* else a lost ack stays pending for ever */
+    if (rc == 0 && idx == S_RX) {
+        rc = s_nats_consumer(run, &c, rep);
+    }
+    if (rc == 0) {
+        rc = s_ready_go(run, rep);
+    }
+    if (rc == 0 && idx == S_RX) {
+        rc = s_stream_recv(&c, run->cfg, rep);
+    } else if (rc == 0) {
+        rc = s_stream_send(&c, run->cfg, rep);
+        jsPubOptions done;
+        jsPubOptions_Init(&done);
+        done.MaxWait = BR_IDLE_MS;
+        natsStatus s = js_PublishAsyncComplete(c.js, &done);
+        if (rc == 0 && (s != NATS_OK || atomic_load(&failed.count) > 0)) {
+            s_why(rep->why, "sender: %llu publishes failed (first: %s), completion: %s",
+                  (unsigned long long)atomic_load(&failed.count), failed.first,
+                  natsStatus_GetText(s));
+            rc = -EIO;
+        }
+    }
+    natsMsgList_Destroy(&c.fetched);
+    if (nc != NULL) {
+        natsConnection_FlushTimeout(nc, BR_IDLE_MS); /* the last acks */
+    }
+    natsSubscription_Destroy(c.sub);
+    jsCtx_Destroy(c.js);
+    natsConnection_Destroy(nc);
+    return rc;
+}
+
+/* The parent's part: the servers, and their credentials for the children
+ * (read here, so that each child only copies them). */
+static int s_nats_setup(s_run_t *run, char *why)
+{
+    const br_cfg_t *cfg = run->cfg;
+    const char *tmp = getenv("TMPDIR");
+    char tag[BR_TAG_MAX + sizeof BR_NAME_PREFIX];
+    snprintf(tag, sizeof tag, BR_NAME_PREFIX "%s", cfg->tag);
+    unsigned nodes = cfg->kind == BR_NATS_R3 ? 3 : 1;
+    int rc = bench_natsrv_start(&run->nats, tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp", tag,
+                                nodes, why, BR_WHY_MAX);
+    if (rc < 0) {
+        return rc;
+    }
+    FILE *f = fopen(run->nats.auth, "re");
+    char line[2 * S_NATS_CRED_MAX];
+    bool got = f != NULL && fgets(line, sizeof line, f) != NULL;
+    if (f != NULL) {
+        (void)fclose(f); /* read only */
+    }
+    char *save = NULL;
+    const char *user = got ? strtok_r(line, " \n", &save) : NULL;
+    const char *pass = user != NULL ? strtok_r(NULL, " \n", &save) : NULL;
+    if (pass == NULL) {
+        s_why(why, "nats: no \"USER PASSWORD\" in %s", run->nats.auth);
+        return -EIO;
+    }
+    snprintf(run->nats_user, sizeof run->nats_user, "%s", user);
+    snprintf(run->nats_pass, sizeof run->nats_pass, "%s", pass);
+    explicit_bzero(line, sizeof line);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------
  * The parent: set-up, children, supervision, audit, teardown
  */
 
@@ -963,6 +1261,12 @@ static int s_setup(s_run_t *run, char *why)
         run->nchild = 1;
         run->nreports = 2;
         snprintf(run->endpoint, sizeof run->endpoint, "inproc://" BR_NAME_PREFIX "%s", cfg->tag);
+        break;
+    case BR_NATS:
+    case BR_NATS_R3:
+        run->role = s_nats_side;
+        run->nchild = run->nreports = 2;
+        rc = s_nats_setup(run, why);
         break;
     case BR_ATOMIC:
     case BR_SHOP:
@@ -1170,6 +1474,8 @@ static void s_teardown(s_run_t *run)
         munmap(run->board, sizeof *run->board);
     }
     free(run->zipf_cdf);
+    bench_natsrv_stop(&run->nats);
+    explicit_bzero(run->nats_pass, sizeof run->nats_pass);
 }
 
 /* Streams: the receiver's count and its audit, checked against the sender. */

@@ -8,8 +8,13 @@
  * sender to one receiver for `seconds`, then ends the stream with an end
  * message; each message stands for `batch` orders, as a batched pipeline
  * message would.  There is no wire format, no routing and no table: only the
- * transport.  The table baselines are the two ends of the synchronisation
- * scale: one compare-and-swap per order on a cache-line row (the ceiling of
+ * transport.  The JetStream baselines (BR_NATS, BR_NATS_R3) start their own
+ * servers (bench/natsrv.h) under $TMPDIR for the run and remove them after:
+ * the sender publishes with js_PublishAsync, at most BR_NATS_PENDING
+ * unacknowledged, each message with a Nats-Msg-Id as the nats transport
+ * sets one; the receiver takes them from a durable pull consumer in
+ * fetches of up to BR_NATS_FETCH and acknowledges each.  The table
+ * baselines are the two ends of the synchronisation scale: one compare-and-swap per order on a cache-line row (the ceiling of
  * the `direct` variant, whose producers apply their own orders), and the
  * original shop's algorithm (one semaphore, the whole table copied out and
  * back for every order).
@@ -56,6 +61,8 @@
 #define BR_GRACE_MS     15000        /* after `seconds`, the whole run ends within this */
 #define BR_WHY_MAX      160
 #define BR_NAME_PREFIX  "sp-raw-" /* IPC names: sp-raw-<tag>-<pid>... */
+#define BR_NATS_PENDING 256      /* JetStream: async publishes awaiting their ack */
+#define BR_NATS_FETCH   256      /* JetStream: messages asked for per fetch */
 
 typedef enum {
     BR_MQ,         /* POSIX message queue, one sender and one receiver process */
@@ -65,6 +72,8 @@ typedef enum {
     BR_RING,       /* sp_ring in anonymous shared memory */
     BR_ATOMIC,     /* one compare-and-swap per order on a shared row */
     BR_SHOP,       /* one semaphore, whole-table copy out and back per order */
+    BR_NATS,       /* JetStream work-queue stream on one nats-server, 1 replica */
+    BR_NATS_R3,    /* the same on a 3-node cluster, 3 replicas */
     BR_KIND_COUNT
 } br_kind_t;
 
@@ -105,11 +114,14 @@ typedef struct {
  * completed but the audit failed (the figures are filled, audit_ok is 0);
  * -EINVAL for a bad cfg; SP_E_MQ_LIMIT when BR_MQ asks for more than the
  * mqueue sysctls or RLIMIT_MSGQUEUE allow (out->why names what to raise);
+ * -ENOENT when a JetStream baseline finds no nats-server or
+ * scripts/nats-cluster.sh (out->why says which);
  * SP_E_TIMEOUT when a side stalled or the run overran; another negative
  * errno when the system refused something.  out->why says what failed. */
 int br_run(const br_cfg_t *cfg, br_result_t *out);
 
-/* "mq", "zmq-ipc", "zmq-tcp", "zmq-inproc", "ring", "atomic", "shop";
+/* "mq", "zmq-ipc", "zmq-tcp", "zmq-inproc", "ring", "atomic", "shop",
+ * "nats", "nats-r3";
  * "?" for anything else.  Static strings. */
 const char *br_kind_name(br_kind_t k);
 

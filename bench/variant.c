@@ -2,7 +2,8 @@
  * variant — the bench's table of variants (see variant.h).
  *
  * Measuring one more way is one more row here; the order of the rows is the
- * order of the default --transports and of --full's presets.
+ * order of the default --transports and of --full's presets (opt-in rows
+ * left out of both).
  */
 #include "variant.h"
 
@@ -17,6 +18,20 @@ static const bench_variant_t s_all[] = {
     {.name = "zmq-inproc", .transport = "zmq", .at = BENCH_AT_THREADS, .raw = BR_ZMQ_INPROC},
     {.name = "shm", .transport = "shm", .at = BENCH_AT_IPC, .raw = BR_RING},
     {.name = "direct", .transport = "direct", .at = BENCH_AT_IPC, .raw = BR_ATOMIC},
+    {.name = "nats",
+     .transport = "nats",
+     .at = BENCH_AT_NATS,
+     .raw = BR_NATS,
+     .nats_nodes = 1,
+     .nats_replicas = 1,
+     .opt_in = true},
+    {.name = "nats-r3",
+     .transport = "nats",
+     .at = BENCH_AT_NATS,
+     .raw = BR_NATS_R3,
+     .nats_nodes = 3,
+     .nats_replicas = 3,
+     .opt_in = true},
 };
 
 #define S_COUNT (sizeof s_all / sizeof s_all[0])
@@ -53,12 +68,15 @@ const char *bench_variant_of_raw(br_kind_t kind)
     return NULL;
 }
 
-const char *bench_variant_names(const char *sep, char *buf, size_t cap)
+const char *bench_variant_names(const char *sep, bool opt_in, char *buf, size_t cap)
 {
     size_t used = 0;
     buf[0] = '\0';
     for (unsigned i = 0; i < S_COUNT && used < cap; i++) {
-        int n = snprintf(buf + used, cap - used, "%s%s", i == 0 ? "" : sep, s_all[i].name);
+        if (s_all[i].opt_in && !opt_in) {
+            continue;
+        }
+        int n = snprintf(buf + used, cap - used, "%s%s", used == 0 ? "" : sep, s_all[i].name);
         if (n < 0) {
             break;
         }

@@ -22,6 +22,7 @@
 #include "raw.h"
 #include "sp_transport.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Where the broker and its clients meet. */
@@ -30,8 +31,11 @@ typedef enum {
                       * or the transport's own queues, rings and table) */
     BENCH_AT_TCP,    /* bin/broker in its own process; producers over loopback tcp://
                       * (bench --tcp-port) */
-    BENCH_AT_THREADS /* the broker, its workers and the producers as threads of the cell's
-                      * process (inproc://) */
+    BENCH_AT_THREADS, /* the broker, its workers and the producers as threads of the cell's
+                       * process (inproc://) */
+    BENCH_AT_NATS     /* bin/broker in its own process; orders through NATS servers the bench
+                       * starts for the cell (nats_nodes of them, the stream with
+                       * nats_replicas copies) and removes after it (natsrv.h) */
 } bench_at_t;
 
 typedef struct {
@@ -39,6 +43,9 @@ typedef struct {
     const char *transport; /* the registered transport it runs (sp_transport_find) */
     bench_at_t at;
     br_kind_t raw; /* the bare facility underneath: its raw baseline */
+    unsigned nats_nodes, nats_replicas; /* BENCH_AT_NATS: servers to start, copies kept */
+    bool opt_in; /* not in the default --transports nor the presets (it costs servers and
+                  * seconds per cell): run it by naming it */
 } bench_variant_t;
 
 /* The i-th variant (0-based) in the order the bench lists and runs them,
@@ -58,7 +65,8 @@ const sp_transport_t *bench_variant_transport(const bench_variant_t *v);
 const char *bench_variant_of_raw(br_kind_t kind);
 
 /* Every variant's name joined by `sep` ("mq,zmq-ipc,...") into buf, for
- * usage text and the default --transports.  Returns buf. */
-const char *bench_variant_names(const char *sep, char *buf, size_t cap);
+ * usage text (opt_in true: every variant) and the default --transports
+ * (opt_in false: the opt-in variants left out).  Returns buf. */
+const char *bench_variant_names(const char *sep, bool opt_in, char *buf, size_t cap);
 
 #endif

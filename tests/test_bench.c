@@ -10,11 +10,13 @@
 #include "sp_testutil.h"
 
 #include "bench.h"
+#include "natsrv.h"
 #include "sp_error.h"
 #include "sp_mq.h"
 #include "sp_wire.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,7 +179,8 @@ Test(bench, median_and_labels)
 
 Test(bench, every_variant_runs_a_registered_transport)
 {
-    static const char *const names[] = {"mq", "zmq-ipc", "zmq-tcp", "zmq-inproc", "shm", "direct"};
+    static const char *const names[] = {"mq",     "zmq-ipc", "zmq-tcp", "zmq-inproc",
+                                        "shm",    "direct",  "nats",    "nats-r3"};
     unsigned n = 0;
     const bench_variant_t *v;
     for (unsigned i = 0; (v = bench_variant_at(i)) != NULL; i++, n++) {
@@ -192,8 +195,17 @@ Test(bench, every_variant_runs_a_registered_transport)
     cr_expect_null(bench_variant_find("zmq"), "the transport's name is not a variant's");
     cr_expect_null(bench_variant_of_raw(BR_SHOP), "the shop is no variant's baseline");
     char buf[160];
-    cr_expect_str_eq(bench_variant_names(", ", buf, sizeof buf),
-                     "mq, zmq-ipc, zmq-tcp, zmq-inproc, shm, direct");
+    cr_expect_str_eq(bench_variant_names(", ", true, buf, sizeof buf),
+                     "mq, zmq-ipc, zmq-tcp, zmq-inproc, shm, direct, nats, nats-r3");
+    /* the default --transports leaves out what starts servers per cell */
+    cr_expect_str_eq(bench_variant_names(",", false, buf, sizeof buf),
+                     "mq,zmq-ipc,zmq-tcp,zmq-inproc,shm,direct");
+    const bench_variant_t *r3 = bench_variant_find("nats-r3");
+    cr_assert_not_null(r3);
+    cr_expect(r3->opt_in);
+    cr_expect_eq(r3->at, BENCH_AT_NATS);
+    cr_expect_eq(r3->nats_nodes, 3);
+    cr_expect_eq(r3->nats_replicas, 3);
 }
 
 Test(bench, a_cell_without_workers_counts_none)
@@ -254,4 +266,65 @@ Test(bench, an_mq_cell_beyond_the_queue_limit_does_not_fit)
     c.variant = bench_variant_find("direct");
     cr_expect_eq(bench_cell_fits(&c, why, sizeof why), 0, "%s", why);
     cr_expect_eq(setrlimit(RLIMIT_MSGQUEUE, &saved), 0, "%s", strerror(errno));
+}
+
+/* True when a process named nats-server runs with `needle` in its command
+ * line (its config file lies under the bench's folder). */
+static bool s_server_runs(const char *needle)
+{
+    DIR *d = opendir("/proc");
+    bool found = false;
+    struct dirent *e;
+    while (d != NULL && !found && (e = readdir(d)) != NULL) {
+        char path[300], cmd[1024];
+        snprintf(path, sizeof path, "/proc/%.20s/cmdline", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL) {
+            continue;
+        }
+        size_t n = fread(cmd, 1, sizeof cmd - 1, f);
+        fclose(f);
+        for (size_t i = 0; i < n; i++) {
+            cmd[i] = cmd[i] == '\0' ? ' ' : cmd[i];
+        }
+        cmd[n] = '\0';
+        found = strstr(cmd, "nats-server") != NULL && strstr(cmd, needle) != NULL;
+    }
+    if (d != NULL) {
+        closedir(d);
+    }
+    return found;
+}
+
+/* A 1x1 cell over the nats transport: the bench starts a nats-server for it,
+ * the broker makes its stream there, the customers find it through the
+ * contact file, the audit passes against the raw JetStream baseline of the
+ * same run, and no server, store or folder is left behind. */
+Test(bench, a_nats_cell_passes_its_audit_and_leaves_no_server, .timeout = 180)
+{
+    char why[200];
+    if (!bench_natsrv_available(why, sizeof why)) {
+        cr_skip_test("%s", why);
+    }
+    char out_dir[] = "/tmp/sp-bench-nats-XXXXXX";
+    cr_assert_not_null(mkdtemp(out_dir));
+    const char *argv[] = {spt_bin("bench"), "--transports", "nats", "--procs", "1x1",
+                          "--batch",        "8",            "--products", "50", "--seconds",
+                          "0.3",            "--warmup",     "0.1",     "--repeats", "1",
+                          "--rate-seconds", "0.2",          "--no-plots", "--out", out_dir,
+                          NULL};
+    char *out = NULL;
+    int rc = spt_run(argv, BENCH_MS, &out);
+    cr_expect_eq(rc, 0, "bench exited %d:\n%s", rc, out);
+    cr_expect(strstr(out, "0 failed audits") != NULL, "%s", out);
+    cr_expect(strstr(out, "raw-nats/") != NULL, "no raw JetStream baseline:\n%s", out);
+    cr_expect(strstr(out, "nats/cas/1x1/b8/50") != NULL, "no nats cell:\n%s", out);
+    cr_expect_not(s_server_runs(out_dir), "a nats-server of the bench still runs");
+    char path[300];
+    snprintf(path, sizeof path, "%s/results.json", out_dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/results.csv", out_dir);
+    unlink(path);
+    cr_expect_eq(rmdir(out_dir), 0, "bench left files in %s: %s", out_dir, strerror(errno));
+    free(out);
 }

@@ -8,6 +8,7 @@
  */
 #include "raw.h"
 
+#include "natsrv.h"
 #include "sp_error.h"
 
 #include <criterion/criterion.h>
@@ -137,6 +138,55 @@ Test(raw, ring_stream_of_batched_messages_counts_orders, .timeout = T_TIMEOUT_S)
     s_expect_good_run(&cfg);
 }
 
+/* A nats-server process still running with `tag` in its config's path. */
+static bool s_server_runs(const char *tag)
+{
+    DIR *d = opendir("/proc");
+    bool found = false;
+    struct dirent *e;
+    while (d != NULL && !found && (e = readdir(d)) != NULL) {
+        char path[300], cmd[1024];
+        snprintf(path, sizeof path, "/proc/%.20s/cmdline", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL) {
+            continue;
+        }
+        size_t n = fread(cmd, 1, sizeof cmd - 1, f);
+        fclose(f);
+        for (size_t i = 0; i < n; i++) {
+            cmd[i] = cmd[i] == '\0' ? ' ' : cmd[i];
+        }
+        cmd[n] = '\0';
+        found = strstr(cmd, "nats-server") != NULL && strstr(cmd, tag) != NULL;
+    }
+    if (d != NULL) {
+        closedir(d);
+    }
+    return found;
+}
+
+static void s_nats_run(br_kind_t kind, const char *tag)
+{
+    char why[200];
+    if (!bench_natsrv_available(why, sizeof why)) {
+        cr_skip_test("%s", why);
+    }
+    br_cfg_t cfg = s_stream(kind, T_BIG_MSG, T_BATCH, tag);
+    cfg.seconds = 0.3;
+    s_expect_good_run(&cfg);
+    cr_expect_not(s_server_runs(tag), "a nats-server with tag %s still runs", tag);
+}
+
+Test(raw, nats_stream_on_one_server_arrives_once_in_order, .timeout = T_TIMEOUT_S)
+{
+    s_nats_run(BR_NATS, s_tag("nats"));
+}
+
+Test(raw, nats_stream_with_three_replicas_arrives_once_in_order, .timeout = T_TIMEOUT_S)
+{
+    s_nats_run(BR_NATS_R3, s_tag("natsr3"));
+}
+
 Test(raw, atomic_table_conserves_stock, .timeout = T_TIMEOUT_S)
 {
     br_cfg_t cfg = s_table(BR_ATOMIC, 0, s_tag("atomic"));
@@ -260,8 +310,8 @@ Test(raw, bad_configurations_are_refused)
 
 Test(raw, kind_names_round_trip)
 {
-    const char *names[BR_KIND_COUNT] = {"mq",   "zmq-ipc", "zmq-tcp", "zmq-inproc",
-                                        "ring", "atomic",  "shop"};
+    const char *names[BR_KIND_COUNT] = {"mq",   "zmq-ipc", "zmq-tcp", "zmq-inproc", "ring",
+                                        "atomic", "shop", "nats", "nats-r3"};
     for (unsigned k = 0; k < BR_KIND_COUNT; k++) {
         cr_expect_str_eq(br_kind_name((br_kind_t)k), names[k]);
         cr_expect_eq(br_kind_parse(names[k]), (br_kind_t)k);
