@@ -39,10 +39,10 @@
 #define BENCH_NATSRV_PREFIX     "sp-nats-"
 
 typedef struct {
-    char dir[PATH_MAX];             /* config, auth, logs, stores; "" when not started */
-    char urls[SP_ENDPOINT_MAX];     /* nats://127.0.0.1:PORT[,...] */
-    char auth[PATH_MAX + 8];        /* dir/auth: "USER PASSWORD", mode 0600 */
-    char script[PATH_MAX + 32];     /* the script that started them */
+    char dir[PATH_MAX];         /* config, auth, logs, stores; "" when not started */
+    char urls[SP_ENDPOINT_MAX]; /* nats://127.0.0.1:PORT[,...] */
+    char auth[PATH_MAX + 8];    /* dir/auth: "USER PASSWORD", mode 0600 */
+    char script[PATH_MAX + 32]; /* the script that started them */
     unsigned nodes;
 } bench_natsrv_t;
 

@@ -66,27 +66,27 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#define S_END_SEQ      UINT64_MAX /* word 0 of the end-of-stream message */
-#define S_STREAM_CHECK 16u        /* sender: messages between clock reads */
-#define S_ATOMIC_CHECK 256u       /* atomic loop: orders between clock reads */
-#define S_FILL         0x5a       /* payload bytes after the two words */
-#define S_RX           0u         /* board slot of a stream's receiver */
-#define S_TX           1u         /* board slot of a stream's sender */
-#define S_ACK          'A'        /* a ZeroMQ receiver's end-of-stream ack */
-#define S_IPC_SOCKET   "pull"     /* socket file inside the private directory */
-#define S_LOOPBACK     "127.0.0.1"
-#define S_PORT_MAX     65535u
-#define S_ENDPOINT_MAX 192
-#define S_PATH_MAX     (sizeof(((struct sockaddr_un *)0)->sun_path))
-#define S_MQ_PROC      "/proc/sys/fs/mqueue/"
-#define S_MQ_MODE      0600
-#define S_MILLION      1e6
+#define S_END_SEQ          UINT64_MAX /* word 0 of the end-of-stream message */
+#define S_STREAM_CHECK     16u        /* sender: messages between clock reads */
+#define S_ATOMIC_CHECK     256u       /* atomic loop: orders between clock reads */
+#define S_FILL             0x5a       /* payload bytes after the two words */
+#define S_RX               0u         /* board slot of a stream's receiver */
+#define S_TX               1u         /* board slot of a stream's sender */
+#define S_ACK              'A'        /* a ZeroMQ receiver's end-of-stream ack */
+#define S_IPC_SOCKET       "pull"     /* socket file inside the private directory */
+#define S_LOOPBACK         "127.0.0.1"
+#define S_PORT_MAX         65535u
+#define S_ENDPOINT_MAX     192
+#define S_PATH_MAX         (sizeof(((struct sockaddr_un *)0)->sun_path))
+#define S_MQ_PROC          "/proc/sys/fs/mqueue/"
+#define S_MQ_MODE          0600
+#define S_MILLION          1e6
 #define S_NATS_STREAM      "RAW"
 #define S_NATS_SUBJECT     "raw.orders"
 #define S_NATS_DURABLE     "raw"
-#define S_NATS_SETUP_MS    (BR_SETUP_MS / 2) /* the receiver's wait for a cluster to elect */
-#define S_NATS_PAUSE_MS    50                /* between tries while it does */
-#define S_NATS_EXPIRES_MS  20                /* a fetch request waits this for a full batch */
+#define S_NATS_SETUP_MS    (BR_SETUP_MS / 2)      /* the receiver's wait for a cluster to elect */
+#define S_NATS_PAUSE_MS    50                     /* between tries while it does */
+#define S_NATS_EXPIRES_MS  20                     /* a fetch request waits this for a full batch */
 #define S_NATS_DUP_NS      (120LL * 1000000000LL) /* as the nats transport's stream */
 #define S_NATS_ACK_WAIT_NS (30LL * 1000000000LL)
 #define S_NATS_CRED_MAX    128
@@ -165,11 +165,11 @@ struct s_chan {
     struct timespec deadline; /* mq: absolute CLOCK_REALTIME bound for the run */
     sp_ring_t *ring;
     void *sock;
-    jsCtx *js;              /* JetStream */
-    jsPubOptions po;        /* sender: every publish's options */
-    natsSubscription *sub;  /* receiver: bound to the pull consumer */
-    natsMsgList fetched;    /* receiver: the last fetch */
-    int next;               /* receiver: its next message */
+    jsCtx *js;             /* JetStream */
+    jsPubOptions po;       /* sender: every publish's options */
+    natsSubscription *sub; /* receiver: bound to the pull consumer */
+    natsMsgList fetched;   /* receiver: the last fetch */
+    int next;              /* receiver: its next message */
 };
 
 static const char *const s_names[BR_KIND_COUNT] = {

@@ -14,10 +14,10 @@
  * unacknowledged, each message with a Nats-Msg-Id as the nats transport
  * sets one; the receiver takes them from a durable pull consumer in
  * fetches of up to BR_NATS_FETCH and acknowledges each.  The table
- * baselines are the two ends of the synchronisation scale: one compare-and-swap per order on a cache-line row (the ceiling of
- * the `direct` variant, whose producers apply their own orders), and the
- * original shop's algorithm (one semaphore, the whole table copied out and
- * back for every order).
+ * baselines are the two ends of the synchronisation scale: one compare-and-swap per order on a
+ * cache-line row (the ceiling of the `direct` variant, whose producers apply their own orders), and
+ * the original shop's algorithm (one semaphore, the whole table copied out and back for every
+ * order).
  *
  * Why the shape: every side runs in its own forked process (the inproc
  * stream in two threads of one forked process), so the CPU figure covers
@@ -61,8 +61,8 @@
 #define BR_GRACE_MS     15000        /* after `seconds`, the whole run ends within this */
 #define BR_WHY_MAX      160
 #define BR_NAME_PREFIX  "sp-raw-" /* IPC names: sp-raw-<tag>-<pid>... */
-#define BR_NATS_PENDING 256      /* JetStream: async publishes awaiting their ack */
-#define BR_NATS_FETCH   256      /* JetStream: messages asked for per fetch */
+#define BR_NATS_PENDING 256       /* JetStream: async publishes awaiting their ack */
+#define BR_NATS_FETCH   256       /* JetStream: messages asked for per fetch */
 
 typedef enum {
     BR_MQ,         /* POSIX message queue, one sender and one receiver process */

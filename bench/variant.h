@@ -27,10 +27,10 @@
 
 /* Where the broker and its clients meet. */
 typedef enum {
-    BENCH_AT_IPC,    /* bin/broker in its own process; its default endpoints (ipc:// sockets,
-                      * or the transport's own queues, rings and table) */
-    BENCH_AT_TCP,    /* bin/broker in its own process; producers over loopback tcp://
-                      * (bench --tcp-port) */
+    BENCH_AT_IPC,     /* bin/broker in its own process; its default endpoints (ipc:// sockets,
+                       * or the transport's own queues, rings and table) */
+    BENCH_AT_TCP,     /* bin/broker in its own process; producers over loopback tcp://
+                       * (bench --tcp-port) */
     BENCH_AT_THREADS, /* the broker, its workers and the producers as threads of the cell's
                        * process (inproc://) */
     BENCH_AT_NATS     /* bin/broker in its own process; orders through NATS servers the bench
@@ -42,7 +42,7 @@ typedef struct {
     const char *name;      /* "zmq-ipc": what --transports takes and every output prints */
     const char *transport; /* the registered transport it runs (sp_transport_find) */
     bench_at_t at;
-    br_kind_t raw; /* the bare facility underneath: its raw baseline */
+    br_kind_t raw;                      /* the bare facility underneath: its raw baseline */
     unsigned nats_nodes, nats_replicas; /* BENCH_AT_NATS: servers to start, copies kept */
     bool opt_in; /* not in the default --transports nor the presets (it costs servers and
                   * seconds per cell): run it by naming it */

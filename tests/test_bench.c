@@ -179,8 +179,8 @@ Test(bench, median_and_labels)
 
 Test(bench, every_variant_runs_a_registered_transport)
 {
-    static const char *const names[] = {"mq",     "zmq-ipc", "zmq-tcp", "zmq-inproc",
-                                        "shm",    "direct",  "nats",    "nats-r3"};
+    static const char *const names[] = {"mq",  "zmq-ipc", "zmq-tcp", "zmq-inproc",
+                                        "shm", "direct",  "nats",    "nats-r3"};
     unsigned n = 0;
     const bench_variant_t *v;
     for (unsigned i = 0; (v = bench_variant_at(i)) != NULL; i++, n++) {
@@ -308,10 +308,26 @@ Test(bench, a_nats_cell_passes_its_audit_and_leaves_no_server, .timeout = 180)
     }
     char out_dir[] = "/tmp/sp-bench-nats-XXXXXX";
     cr_assert_not_null(mkdtemp(out_dir));
-    const char *argv[] = {spt_bin("bench"), "--transports", "nats", "--procs", "1x1",
-                          "--batch",        "8",            "--products", "50", "--seconds",
-                          "0.3",            "--warmup",     "0.1",     "--repeats", "1",
-                          "--rate-seconds", "0.2",          "--no-plots", "--out", out_dir,
+    const char *argv[] = {spt_bin("bench"),
+                          "--transports",
+                          "nats",
+                          "--procs",
+                          "1x1",
+                          "--batch",
+                          "8",
+                          "--products",
+                          "50",
+                          "--seconds",
+                          "0.3",
+                          "--warmup",
+                          "0.1",
+                          "--repeats",
+                          "1",
+                          "--rate-seconds",
+                          "0.2",
+                          "--no-plots",
+                          "--out",
+                          out_dir,
                           NULL};
     char *out = NULL;
     int rc = spt_run(argv, BENCH_MS, &out);
