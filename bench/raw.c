@@ -84,9 +84,9 @@
 #define S_NATS_STREAM      "RAW"
 #define S_NATS_SUBJECT     "raw.orders"
 #define S_NATS_DURABLE     "raw"
-#define S_NATS_SETUP_MS    (BR_SETUP_MS / 2)      /* the receiver's wait for a cluster to elect */
-#define S_NATS_PAUSE_MS    50                     /* between tries while it does */
-#define S_NATS_EXPIRES_MS  20                     /* a fetch request waits this for a full batch */
+#define S_NATS_SETUP_MS    SP_NATS_READY_MS /* the receiver's wait for a cluster to elect */
+#define S_NATS_PAUSE_MS    50               /* between tries while it does */
+#define S_NATS_EXPIRES_MS  100 /* an empty stream: the receiver waits this for one message */
 #define S_NATS_DUP_NS      (120LL * 1000000000LL) /* as the nats transport's stream */
 #define S_NATS_ACK_WAIT_NS (30LL * 1000000000LL)
 #define S_NATS_CRED_MAX    128
@@ -220,6 +220,13 @@ static int s_run_ms(const br_cfg_t *cfg)
     return (int)ceil(cfg->seconds * 1e3);
 }
 
+/* How long the children may take to be ready: a JetStream receiver makes
+ * its stream, which a cluster just started may refuse while it elects. */
+static int s_setup_ms(const br_cfg_t *cfg)
+{
+    return cfg->kind == BR_NATS || cfg->kind == BR_NATS_R3 ? BR_NATS_SETUP_MS : BR_SETUP_MS;
+}
+
 static uint64_t s_run_ns(const br_cfg_t *cfg)
 {
     return (uint64_t)(cfg->seconds * (double)SP_NS_PER_SEC);
@@ -309,9 +316,9 @@ static int s_ready_go(s_run_t *run, s_report_t *rep)
         s_why(rep->why, "telling the parent we are ready: %s", strerror(-rc));
         return rc;
     }
-    int n = s_wait_pipe(run->go[0], BR_SETUP_MS);
+    int n = s_wait_pipe(run->go[0], s_setup_ms(run->cfg));
     if (n <= 0) {
-        s_why(rep->why, "no start signal within %d ms", BR_SETUP_MS);
+        s_why(rep->why, "no start signal within %d ms", s_setup_ms(run->cfg));
         return n == 0 ? SP_E_TIMEOUT : -errno;
     }
     char c;
@@ -980,20 +987,26 @@ static int s_nats_consumer(s_run_t *run, s_chan_t *c, s_report_t *rep)
     return 0;
 }
 
-/* The next message: from the last fetch, or a new fetch of up to
- * BR_NATS_FETCH.  A fetch request expires after S_NATS_EXPIRES_MS, so a
- * short last batch costs at most that once; each message is acknowledged
- * (not waiting for the server's confirmation) as it is handed out. */
+/* The next message: from the last fetch, or a new one.  A fetch asks for
+ * up to BR_NATS_FETCH with "no wait" (the server answers at once with what
+ * it has); only when it had nothing does the receiver wait, for one
+ * message, up to S_NATS_EXPIRES_MS.  So no batch request is left waiting
+ * on the server to expire while messages are under way (nats.c 3.4 was
+ * seen to corrupt its heap in that case, at R3), and a short last batch
+ * costs nothing.  Each message is acknowledged (not waiting for the
+ * server's confirmation) as it is handed out. */
 static int s_nats_recv(s_chan_t *c, void *buf, size_t cap)
 {
     uint64_t idle_end = sp_now_ns() + (uint64_t)BR_IDLE_MS * SP_NS_PER_MS;
+    bool wait = false;
     while (c->next >= c->fetched.Count) {
         natsMsgList_Destroy(&c->fetched);
         c->next = 0;
         jsFetchRequest req;
         jsFetchRequest_Init(&req);
-        req.Batch = BR_NATS_FETCH;
-        req.Expires = (int64_t)S_NATS_EXPIRES_MS * (int64_t)SP_NS_PER_MS;
+        req.Batch = wait ? 1 : BR_NATS_FETCH;
+        req.NoWait = !wait;
+        req.Expires = wait ? (int64_t)S_NATS_EXPIRES_MS * (int64_t)SP_NS_PER_MS : 0;
         natsStatus s = natsSubscription_FetchRequest(&c->fetched, c->sub, &req);
         if (s == NATS_OK && c->fetched.Count > 0) {
             break;
@@ -1004,6 +1017,7 @@ static int s_nats_recv(s_chan_t *c, void *buf, size_t cap)
         if (sp_now_ns() >= idle_end) {
             return SP_E_TIMEOUT;
         }
+        wait = !wait;
     }
     natsMsg *m = c->fetched.Msgs[c->next++];
     int n = natsMsg_GetDataLength(m);
@@ -1059,6 +1073,7 @@ static void s_nats_pub_failed(jsCtx *js, jsPubAckErr *pae, void *closure)
  * before it says ready), S_TX publishes. */
 static int s_nats_side(s_run_t *run, unsigned idx)
 {
+
     s_report_t *rep = &run->board->rep[idx];
     s_chan_t c = {.send = s_nats_send, .recv = s_nats_recv};
     natsConnection *nc = NULL;
@@ -1390,7 +1405,7 @@ static int s_supervise(s_run_t *run, char *why)
     size_t i = 0;
 
     /* every child says ready (or dies trying) */
-    uint64_t deadline = sp_now_ns() + (uint64_t)BR_SETUP_MS * SP_NS_PER_MS;
+    uint64_t deadline = sp_now_ns() + (uint64_t)s_setup_ms(run->cfg) * SP_NS_PER_MS;
     int rc = sp_child_await_ready(run->kid, run->nchild, deadline, &i);
     if (rc == SP_E_TIMEOUT) {
         unsigned waiting = 0;
@@ -1398,7 +1413,7 @@ static int s_supervise(s_run_t *run, char *why)
             waiting += !run->kid[k].ready;
         }
         s_why(why, "%s: %u of %u processes not ready within %d ms", br_kind_name(run->cfg->kind),
-              waiting, run->nchild, BR_SETUP_MS);
+              waiting, run->nchild, s_setup_ms(run->cfg));
         return rc;
     }
     if (rc == -EPIPE || rc == -EPROTO) {

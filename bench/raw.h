@@ -27,14 +27,19 @@
  * child says it is ready, then one "go" releases them all), every wait is
  * bounded, and every IPC object is private to the run: the queue is unlinked
  * as soon as it is open, shared memory is anonymous, and the ipc:// endpoint
- * lives in a private 0700 directory removed at the end.  Each run audits
+ * lives in a private 0700 directory removed at the end, as are a JetStream
+ * run's servers with their stores and config.  Each run audits
  * itself: streams carry sequence numbers and the receiver checks that every
  * message arrived exactly once and in order; table loops check conservation
  * (initial stock - final stock == accepted units).
  *
  * raw.c is the one place outside common/ that calls mq_* and mmap, and the
- * bench's one user of libzmq sockets: a baseline must measure the bare
- * facility, not our wrappers around it.
+ * bench's one user of libzmq sockets and of nats.c: a baseline must measure
+ * the bare facility, not our wrappers around it.  The JetStream baseline
+ * is set up as the nats transport sets up its stream (work-queue
+ * retention, file storage, the same replicas, de-duplication window and
+ * unacknowledged limit), and the JetStream CPU of the servers themselves
+ * is in neither its figures nor the pipeline's.
  *
  * Ownership: a run makes its own children and IPC objects and is rid of
  * all of them when br_run returns; the result is the caller's.  Errors:
@@ -48,21 +53,22 @@
 
 #include <stdint.h>
 
-#define BR_MSG_MIN      16           /* stream messages carry two 64-bit words */
-#define BR_MSG_MAX      (1u << 20)   /* largest stream message */
-#define BR_PROCS_MAX    64           /* table loops: processes */
-#define BR_PRODUCTS_MAX (1u << 20)   /* table loops: rows */
-#define BR_TAG_MAX      32           /* characters of cfg->tag */
-#define BR_SECONDS_MAX  600.0        /* longest measurement */
-#define BR_RING_SLOTS   256          /* BR_RING capacity */
-#define BR_STOCK_INIT   (1ull << 30) /* table loops: every row's initial stock */
-#define BR_SETUP_MS     10000        /* children must be ready within this */
-#define BR_IDLE_MS      5000         /* a stream side gives up after this long blocked */
-#define BR_GRACE_MS     15000        /* after `seconds`, the whole run ends within this */
-#define BR_WHY_MAX      160
-#define BR_NAME_PREFIX  "sp-raw-" /* IPC names: sp-raw-<tag>-<pid>... */
-#define BR_NATS_PENDING 256       /* JetStream: async publishes awaiting their ack */
-#define BR_NATS_FETCH   256       /* JetStream: messages asked for per fetch */
+#define BR_MSG_MIN       16           /* stream messages carry two 64-bit words */
+#define BR_MSG_MAX       (1u << 20)   /* largest stream message */
+#define BR_PROCS_MAX     64           /* table loops: processes */
+#define BR_PRODUCTS_MAX  (1u << 20)   /* table loops: rows */
+#define BR_TAG_MAX       32           /* characters of cfg->tag */
+#define BR_SECONDS_MAX   600.0        /* longest measurement */
+#define BR_RING_SLOTS    256          /* BR_RING capacity */
+#define BR_STOCK_INIT    (1ull << 30) /* table loops: every row's initial stock */
+#define BR_SETUP_MS      10000        /* children must be ready within this */
+#define BR_NATS_SETUP_MS 30000        /* ... a JetStream receiver (a cluster electing) */
+#define BR_IDLE_MS       5000         /* a stream side gives up after this long blocked */
+#define BR_GRACE_MS      15000        /* after `seconds`, the whole run ends within this */
+#define BR_WHY_MAX       160
+#define BR_NAME_PREFIX   "sp-raw-" /* IPC names: sp-raw-<tag>-<pid>... */
+#define BR_NATS_PENDING  256       /* JetStream: async publishes awaiting their ack */
+#define BR_NATS_FETCH    256       /* JetStream: messages asked for per fetch */
 
 typedef enum {
     BR_MQ,         /* POSIX message queue, one sender and one receiver process */
@@ -105,10 +111,11 @@ typedef struct {
 
 /* Runs one measurement of cfg->kind and fills *out (always, zeroed first).
  * Blocks for about cfg->seconds (never more than seconds + BR_SETUP_MS +
- * BR_GRACE_MS); forks children and reaps every one of them before it
- * returns, and leaves no IPC object behind.  The caller does warm-up,
- * repeats and medians.  The calling process must not reap unknown children
- * while it runs (no SIGCHLD handler that calls wait, SIGCHLD not ignored).
+ * BR_GRACE_MS; for JetStream BR_NATS_SETUP_MS instead of BR_SETUP_MS, plus
+ * starting and stopping the servers, bench/natsrv.h); forks children and reaps every one of them
+ * before it returns, and leaves no IPC object behind.  The caller does warm-up, repeats and
+ * medians.  The calling process must not reap unknown children while it runs (no SIGCHLD handler
+ * that calls wait, SIGCHLD not ignored).
  *
  * Returns 0 when the run completed and its audit passed; -EBADMSG when it
  * completed but the audit failed (the figures are filled, audit_ok is 0);
