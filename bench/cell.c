@@ -344,8 +344,9 @@ static int s_start(s_cell_t *c, const s_job_t *job, char *why, size_t cap)
             /* the customers find the servers in the contact file, and
              * their credentials where the transport looks (sp_nats.h) */
             if (setenv(SP_NATS_AUTH_ENV, job->nats->auth, 1) != 0) {
-                snprintf(why, cap, "setenv " SP_NATS_AUTH_ENV ": %s", strerror(errno));
-                return -errno;
+                int err = errno;
+                snprintf(why, cap, "setenv " SP_NATS_AUTH_ENV ": %s", strerror(err));
+                return -err;
             }
             snprintf(replicas, sizeof replicas, "%u", v->nats_replicas);
             argv[argc++] = "--nats";
