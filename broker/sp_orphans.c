@@ -28,13 +28,50 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* The epoch in a journal file's name (...-p<PID>-e<EPOCH>.log), or 0. */
+static unsigned long s_file_epoch(const char *name, const char *mark)
+{
+    const char *e = strstr(name, mark);
+    return e != NULL ? strtoul(e + strlen(mark), NULL, 10) : 0;
+}
+
+/* Loads the last SP_WIRE_MAX_RECORDS keys of one journal file. */
+static void s_tail_file(sp_btail_t *tl, int dirfd_, const char *name)
+{
+    int fd = openat(dirfd_, name, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || st.st_size < (off_t)SP_JOURNAL_HDR_SIZE) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return;
+    }
+    uint8_t rec[SP_JOURNAL_REC_SIZE];
+    uint64_t nrec = ((uint64_t)st.st_size - SP_JOURNAL_HDR_SIZE) / SP_JOURNAL_REC_SIZE;
+    uint64_t first = nrec > SP_WIRE_MAX_RECORDS ? nrec - SP_WIRE_MAX_RECORDS : 0;
+    for (uint64_t i = first; i < nrec && tl->n < SP_BROKER_TAIL_MAX; i++) {
+        off_t off = (off_t)(SP_JOURNAL_HDR_SIZE + i * SP_JOURNAL_REC_SIZE);
+        sp_jrec_t r;
+        if (pread(fd, rec, sizeof rec, off) == (ssize_t)sizeof rec &&
+            sp_jrec_decode(rec, &r) == 0) {
+            tl->keys[tl->n++] = (sp_btailkey_t){.producer = r.producer_id, .seq = r.seq};
+        }
+    }
+    close(fd);
+}
+
 /* Loads the keys at the end of the journal(s) process `pid` wrote: it marks
  * outcomes journaled after each message's append, so one it had appended
- * but not marked when it died is among its last SP_WIRE_MAX_RECORDS. */
+ * but not marked when it died is among the last SP_WIRE_MAX_RECORDS of the
+ * file of its latest epoch (a worker changes files only between messages).
+ * That file is read first: with many epochs' files, older ones could fill
+ * the keys and hide it (the chaos run then found one outcome journaled
+ * twice).  Older files follow while there is room. */
 static void s_tail_load(sp_broker_t *b, pid_t pid)
 {
     sp_btail_t *tl = &b->tail;
@@ -46,31 +83,26 @@ static void s_tail_load(sp_broker_t *b, pid_t pid)
     }
     char mark[32];
     snprintf(mark, sizeof mark, "-p%ld-e", (long)pid);
+    char latest[256] = "";
+    unsigned long latest_epoch = 0;
     struct dirent *e;
-    uint8_t rec[SP_JOURNAL_REC_SIZE];
     while ((e = readdir(d)) != NULL) {
-        if (strstr(e->d_name, mark) == NULL) {
-            continue;
-        }
-        int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC);
-        struct stat st;
-        if (fd < 0 || fstat(fd, &st) < 0 || st.st_size < (off_t)SP_JOURNAL_HDR_SIZE) {
-            if (fd >= 0) {
-                close(fd);
-            }
-            continue;
-        }
-        uint64_t nrec = ((uint64_t)st.st_size - SP_JOURNAL_HDR_SIZE) / SP_JOURNAL_REC_SIZE;
-        uint64_t first = nrec > SP_WIRE_MAX_RECORDS ? nrec - SP_WIRE_MAX_RECORDS : 0;
-        for (uint64_t i = first; i < nrec && tl->n < SP_BROKER_TAIL_MAX; i++) {
-            off_t off = (off_t)(SP_JOURNAL_HDR_SIZE + i * SP_JOURNAL_REC_SIZE);
-            sp_jrec_t r;
-            if (pread(fd, rec, sizeof rec, off) == (ssize_t)sizeof rec &&
-                sp_jrec_decode(rec, &r) == 0) {
-                tl->keys[tl->n++] = (sp_btailkey_t){.producer = r.producer_id, .seq = r.seq};
+        if (strstr(e->d_name, mark) != NULL && strlen(e->d_name) < sizeof latest) {
+            unsigned long ep = s_file_epoch(e->d_name, mark);
+            if (latest[0] == '\0' || ep > latest_epoch) {
+                latest_epoch = ep;
+                snprintf(latest, sizeof latest, "%s", e->d_name);
             }
         }
-        close(fd);
+    }
+    if (latest[0] != '\0') {
+        s_tail_file(tl, dirfd(d), latest);
+    }
+    rewinddir(d);
+    while ((e = readdir(d)) != NULL) {
+        if (strstr(e->d_name, mark) != NULL && strcmp(e->d_name, latest) != 0) {
+            s_tail_file(tl, dirfd(d), e->d_name);
+        }
     }
     closedir(d);
 }
