@@ -302,7 +302,6 @@ typedef struct {
     char subject[S_SUBJECT_MAX]; /* producer: the orders subject */
     uint32_t id;
     uint64_t tag;
-    unsigned batch;      /* worker: messages asked for per fetch */
     natsMsgList fetched; /* worker: the last fetch, handed out from `next` */
     int next;
     s_held_t held[S_HELD_MAX]; /* worker: handed out, not yet answered */
@@ -615,10 +614,6 @@ static int s_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, siz
     l->role = cfg->role;
     l->names = cfg->names;
     l->id = cfg->id;
-    l->batch = cfg->credit > 0 ? cfg->credit : SP_LINK_CREDIT_DEFAULT;
-    if (l->batch > S_HELD_MAX / 2) {
-        l->batch = S_HELD_MAX / 2;
-    }
     const char *urls = cfg->endpoint;
     int rc = s_connect(&l->nc, urls, why, why_cap);
     if (rc == 0) {
@@ -632,7 +627,7 @@ static int s_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, siz
     if (rc == 0 && msgsize > 0 && cfg->max_msg > (size_t)msgsize) {
         sp_why(why, why_cap,
                "messages of %zu bytes do not fit the order stream's %ld bytes "
-               "(broker --msgsize)",
+               "(broker --mq-msgsize)",
                cfg->max_msg, msgsize);
         rc = -EMSGSIZE;
     }
@@ -828,7 +823,8 @@ static unsigned s_fit(const sp_tinfo_t *info, char *limit, size_t cap)
                      sp_wire_msg_size(SP_MSG_RESULTS, n) > info->msgsize)) {
         n--;
     }
-    snprintf(limit, cap, "the order stream's %u-byte messages (broker --msgsize)", info->msgsize);
+    snprintf(limit, cap, "the order stream's %u-byte messages (broker --mq-msgsize)",
+             info->msgsize);
     return n;
 }
 

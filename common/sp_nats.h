@@ -5,7 +5,7 @@
  * comma-separated list of nats://[USER:PASSWORD@]HOST:PORT), one stream per
  * instance, SP_<instance> ('.' of the name written '+'), holding subject
  * sp.<instance>.orders with work-queue retention: a message is gone once a
- * worker acknowledges it.  Its size and depth are --msgsize and --depth
+ * worker acknowledges it.  Its size and depth are --mq-msgsize and --mq-depth
  * (discard new: a full stream refuses a publish, which is the producers'
  * back-pressure), its de-duplication window S_DUP_WINDOW_S.  The workers
  * share one durable pull consumer, "workers", with explicit acks, an ack
