@@ -7,6 +7,7 @@
 #include "sp_time.h"
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 _Static_assert(sizeof(((sp_snaprow_t *)0)->name) == SP_NAME_MAX, "snapshot name field");
@@ -113,6 +114,25 @@ bool sp_mirror_info(const sp_mirror_t *self, uint32_t id, sp_minfo_t *out)
                             .name = r->name,
                             .category = r->category};
     }
+    return true;
+}
+
+bool sp_mirror_product(const sp_mirror_t *self, uint32_t id, sp_product_t *p, uint32_t *version)
+{
+    sp_minfo_t info;
+    const sp_mrow_t *r = sp_mirror_row(self, id);
+    if (r == NULL || !r->known || !sp_mirror_info(self, id, &info)) {
+        return false;
+    }
+    memset(p, 0, sizeof *p);
+    p->id = id;
+    snprintf(p->name, sizeof p->name, "%s", info.name);
+    snprintf(p->category, sizeof p->category, "%s", info.category);
+    p->weight_g = info.weight_g;
+    p->price_cents = info.price_cents;
+    p->expiry = info.expiry;
+    p->stock = r->stock;
+    *version = r->version;
     return true;
 }
 

@@ -143,6 +143,10 @@ uint32_t sp_mirror_capacity(const sp_mirror_t *self);
 const sp_mrow_t *sp_mirror_row(const sp_mirror_t *self, uint32_t id);
 bool sp_mirror_info(const sp_mirror_t *self, uint32_t id, sp_minfo_t *out);
 
+/* Product `id` as the table would print it (static data and the mirror's
+ * stock) and its row version; false when its stock is not known. */
+bool sp_mirror_product(const sp_mirror_t *self, uint32_t id, sp_product_t *p, uint32_t *version);
+
 /* Called for every stock event received, with `applied` telling whether it
  * changed the mirror (false: the snapshot already had it or a newer one). */
 typedef void (*sp_mirror_event_fn)(void *arg, const sp_event_t *event, bool applied);

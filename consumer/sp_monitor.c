@@ -65,25 +65,6 @@ void sp_monitor_json_str(FILE *out, const char *s)
     fputc('"', out);
 }
 
-static bool s_product(const sp_mirror_t *m, uint32_t id, sp_product_t *p, uint32_t *version)
-{
-    sp_minfo_t info;
-    const sp_mrow_t *r = sp_mirror_row(m, id);
-    if (r == NULL || !r->known || !sp_mirror_info(m, id, &info)) {
-        return false;
-    }
-    memset(p, 0, sizeof *p);
-    p->id = id;
-    snprintf(p->name, sizeof p->name, "%s", info.name);
-    snprintf(p->category, sizeof p->category, "%s", info.category);
-    p->weight_g = info.weight_g;
-    p->price_cents = info.price_cents;
-    p->expiry = info.expiry;
-    p->stock = r->stock;
-    *version = r->version;
-    return true;
-}
-
 /* The mirror's table: the same text as `producer --table`, or a JSON array. */
 static void s_print_table(FILE *out, bool json, const sp_mirror_t *m)
 {
@@ -96,7 +77,7 @@ static void s_print_table(FILE *out, bool json, const sp_mirror_t *m)
     for (uint32_t id = 1; id <= sp_mirror_capacity(m); id++) {
         sp_product_t p;
         uint32_t version;
-        if (!s_product(m, id, &p, &version)) {
+        if (!sp_mirror_product(m, id, &p, &version)) {
             continue;
         }
         if (!json) {

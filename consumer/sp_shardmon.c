@@ -92,20 +92,7 @@ static bool s_row(const sp_shardmon_t *self, unsigned i, uint32_t id, sp_product
 {
     const sp_mirror_t *m = sp_monitor_mirror(self->mon[i]);
     const sp_mrow_t *r = sp_mirror_row(m, id);
-    sp_minfo_t info;
-    if (r == NULL || !r->present || !r->known || !sp_mirror_info(m, id, &info)) {
-        return false;
-    }
-    memset(p, 0, sizeof *p);
-    p->id = id;
-    snprintf(p->name, sizeof p->name, "%s", info.name);
-    snprintf(p->category, sizeof p->category, "%s", info.category);
-    p->weight_g = info.weight_g;
-    p->price_cents = info.price_cents;
-    p->expiry = info.expiry;
-    p->stock = r->stock;
-    *version = r->version;
-    return true;
+    return r != NULL && r->present && sp_mirror_product(m, id, p, version);
 }
 
 /* The shards' rows in id order (the same text as `producer --table`, or one

@@ -9,6 +9,7 @@
 #include "sp_table.h"
 #include "sp_time.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -63,7 +64,11 @@ void spt_catalogue(char *path, size_t cap, unsigned n, unsigned stock)
     fclose(f);
 }
 
-pid_t spt_broker_start(const char *instance, const char *const *extra)
+/* bin/broker --instance INSTANCE --state-dir DIR [--fresh] EXTRA..., its
+ * output into `log` (created or truncated) or the test's own; waits until
+ * the instance is READY.  Returns the pid, or -1. */
+static pid_t s_broker_exec(const char *instance, const char *state_dir, bool fresh, const char *log,
+                           const char *const *extra)
 {
     const char *argv[SPT_ARGS_MAX];
     int n = 0;
@@ -71,8 +76,10 @@ pid_t spt_broker_start(const char *instance, const char *const *extra)
     argv[n++] = "--instance";
     argv[n++] = instance;
     argv[n++] = "--state-dir";
-    argv[n++] = "/tmp/sp-test-state";
-    argv[n++] = "--fresh"; /* a reused pid must not resume an old run's table */
+    argv[n++] = state_dir;
+    if (fresh) {
+        argv[n++] = "--fresh"; /* a reused pid must not resume an old run's table */
+    }
     for (int i = 0; extra && extra[i] && n < SPT_ARGS_MAX - 1; i++) {
         argv[n++] = extra[i];
     }
@@ -82,6 +89,14 @@ pid_t spt_broker_start(const char *instance, const char *const *extra)
         /* a test that fails an assertion exits at once: its broker then
          * stops (and removes its IPC objects) instead of running on */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (log != NULL) {
+            int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+            if (fd < 0) {
+                _exit(126);
+            }
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }
@@ -94,6 +109,43 @@ pid_t spt_broker_start(const char *instance, const char *const *extra)
     }
     sp_table_close(&t);
     return pid;
+}
+
+pid_t spt_broker_start(const char *instance, const char *const *extra)
+{
+    return s_broker_exec(instance, "/tmp/sp-test-state", true, NULL, extra);
+}
+
+pid_t spt_broker_start_in(const char *instance, const char *state_dir, const char *log,
+                          const char *const *extra)
+{
+    return s_broker_exec(instance, state_dir, false, log, extra);
+}
+
+bool spt_process_runs(const char *program, const char *needle)
+{
+    DIR *d = opendir("/proc");
+    bool found = false;
+    struct dirent *e;
+    while (d != NULL && !found && (e = readdir(d)) != NULL) {
+        char path[300], cmd[1024];
+        snprintf(path, sizeof path, "/proc/%.20s/cmdline", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL) {
+            continue;
+        }
+        size_t n = fread(cmd, 1, sizeof cmd - 1, f);
+        fclose(f);
+        for (size_t i = 0; i < n; i++) {
+            cmd[i] = cmd[i] == '\0' ? ' ' : cmd[i];
+        }
+        cmd[n] = '\0';
+        found = strstr(cmd, program) != NULL && strstr(cmd, needle) != NULL;
+    }
+    if (d != NULL) {
+        closedir(d);
+    }
+    return found;
 }
 
 /* Waits until the instance is READY (0) or the broker exits (-1). */

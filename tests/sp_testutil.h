@@ -34,6 +34,16 @@ void spt_catalogue(char *path, size_t cap, unsigned n, unsigned stock);
  * and waits until the instance is READY.  Returns the pid, or -1. */
 pid_t spt_broker_start(const char *instance, const char *const *extra);
 
+/* As spt_broker_start, but keeping its state in `state_dir` and without
+ * --fresh (a restart continues from that state), its output into `log`
+ * (created or truncated; NULL: the test's own). */
+pid_t spt_broker_start_in(const char *instance, const char *state_dir, const char *log,
+                          const char *const *extra);
+
+/* True when a process runs whose command line holds both `program` and
+ * `needle` (a server the test started, found by its config's path). */
+bool spt_process_runs(const char *program, const char *needle);
+
 /* As spt_broker_start, with `--tcp PORT` (host NULL: loopback by default)
  * or `--tcp HOST:PORT` added.  PORT is the first of five ports picked from
  * the test's pid in 10000..19999 (below the kernel's ephemeral range and

@@ -268,34 +268,6 @@ Test(bench, an_mq_cell_beyond_the_queue_limit_does_not_fit)
     cr_expect_eq(setrlimit(RLIMIT_MSGQUEUE, &saved), 0, "%s", strerror(errno));
 }
 
-/* True when a process named nats-server runs with `needle` in its command
- * line (its config file lies under the bench's folder). */
-static bool s_server_runs(const char *needle)
-{
-    DIR *d = opendir("/proc");
-    bool found = false;
-    struct dirent *e;
-    while (d != NULL && !found && (e = readdir(d)) != NULL) {
-        char path[300], cmd[1024];
-        snprintf(path, sizeof path, "/proc/%.20s/cmdline", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (f == NULL) {
-            continue;
-        }
-        size_t n = fread(cmd, 1, sizeof cmd - 1, f);
-        fclose(f);
-        for (size_t i = 0; i < n; i++) {
-            cmd[i] = cmd[i] == '\0' ? ' ' : cmd[i];
-        }
-        cmd[n] = '\0';
-        found = strstr(cmd, "nats-server") != NULL && strstr(cmd, needle) != NULL;
-    }
-    if (d != NULL) {
-        closedir(d);
-    }
-    return found;
-}
-
 /* A 1x1 cell over the nats transport: the bench starts a nats-server for it,
  * the broker makes its stream there, the customers find it through the
  * contact file, the audit passes against the raw JetStream baseline of the
@@ -335,7 +307,8 @@ Test(bench, a_nats_cell_passes_its_audit_and_leaves_no_server, .timeout = 180)
     cr_expect(strstr(out, "0 failed audits") != NULL, "%s", out);
     cr_expect(strstr(out, "raw-nats/") != NULL, "no raw JetStream baseline:\n%s", out);
     cr_expect(strstr(out, "nats/cas/1x1/b8/50") != NULL, "no nats cell:\n%s", out);
-    cr_expect_not(s_server_runs(out_dir), "a nats-server of the bench still runs");
+    cr_expect_not(spt_process_runs("nats-server", out_dir),
+                  "a nats-server of the bench still runs");
     char path[300];
     snprintf(path, sizeof path, "%s/results.json", out_dir);
     unlink(path);

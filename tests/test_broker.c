@@ -201,23 +201,16 @@ Test(broker, run_serves_until_its_stop_flag_and_saves_the_table, .timeout = 60)
  * into `log`; waits until the instance is READY.  Returns its pid. */
 static pid_t s_broker_bin(const char *const *extra, const char *log)
 {
-    const char *argv[24] = {spt_bin("broker"), "--instance", s_inst, "--state-dir",
-                            s_state,           "--workers",  "1"};
-    size_t n = 7;
+    const char *argv[24] = {"--workers", "1"};
+    size_t n = 2;
     for (size_t i = 0; extra[i] != NULL && n < 23; i++) {
         argv[n++] = extra[i];
     }
     argv[n] = NULL;
-    pid_t pid = spt_spawn(argv, log);
-    cr_assert_gt(pid, 0);
-    sp_names_t names;
-    cr_assert_eq(sp_names_init(&names, s_inst, NULL), 0);
-    sp_table_t *t = NULL;
-    int rc = sp_table_open_ready(&t, names.table, false, B_RUN_TIMEOUT_MS);
+    pid_t pid = spt_broker_start_in(s_inst, s_state, log, argv);
     char *text = spt_slurp(log);
-    cr_assert_eq(rc, 0, "the broker did not become ready:\n%s", text);
+    cr_assert_gt(pid, 0, "the broker did not become ready:\n%s", text);
     free(text);
-    sp_table_close(&t);
     return pid;
 }
 

@@ -6,6 +6,7 @@
  * bad configurations give their exact codes.  No timing is asserted: these
  * machines are small and shared.
  */
+#include "sp_testutil.h"
 #include "raw.h"
 
 #include "natsrv.h"
@@ -138,33 +139,6 @@ Test(raw, ring_stream_of_batched_messages_counts_orders, .timeout = T_TIMEOUT_S)
     s_expect_good_run(&cfg);
 }
 
-/* A nats-server process still running with `tag` in its config's path. */
-static bool s_server_runs(const char *tag)
-{
-    DIR *d = opendir("/proc");
-    bool found = false;
-    struct dirent *e;
-    while (d != NULL && !found && (e = readdir(d)) != NULL) {
-        char path[300], cmd[1024];
-        snprintf(path, sizeof path, "/proc/%.20s/cmdline", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (f == NULL) {
-            continue;
-        }
-        size_t n = fread(cmd, 1, sizeof cmd - 1, f);
-        fclose(f);
-        for (size_t i = 0; i < n; i++) {
-            cmd[i] = cmd[i] == '\0' ? ' ' : cmd[i];
-        }
-        cmd[n] = '\0';
-        found = strstr(cmd, "nats-server") != NULL && strstr(cmd, tag) != NULL;
-    }
-    if (d != NULL) {
-        closedir(d);
-    }
-    return found;
-}
-
 static void s_nats_run(br_kind_t kind, const char *tag)
 {
     char why[200];
@@ -174,7 +148,8 @@ static void s_nats_run(br_kind_t kind, const char *tag)
     br_cfg_t cfg = s_stream(kind, T_BIG_MSG, T_BATCH, tag);
     cfg.seconds = 0.3;
     s_expect_good_run(&cfg);
-    cr_expect_not(s_server_runs(tag), "a nats-server with tag %s still runs", tag);
+    cr_expect_not(spt_process_runs("nats-server", tag), "a nats-server with tag %s still runs",
+                  tag);
 }
 
 Test(raw, nats_stream_on_one_server_arrives_once_in_order, .timeout = T_TIMEOUT_S)

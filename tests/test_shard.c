@@ -381,37 +381,16 @@ Test(shard, the_monitors_merged_view_equals_the_tables, .timeout = 120)
 
 /* A broker of `instance` keeping its state in `dir`, not --fresh (a
  * restart continues from it), with `extra` arguments; waits until READY.
- * Returns the pid, or -1 (its output is then in *why). */
+ * Returns the pid, or -1. */
 static pid_t s_broker(const char *instance, const char *dir, const char *const *extra)
 {
-    const char *argv[T_ARGS_MAX];
-    int n = 0;
-    argv[n++] = spt_bin("broker");
-    argv[n++] = "--instance";
-    argv[n++] = instance;
-    argv[n++] = "--state-dir";
-    argv[n++] = dir;
-    argv[n++] = "--workers";
-    argv[n++] = "1";
+    const char *argv[T_ARGS_MAX] = {"--workers", "1"};
+    int n = 2;
     for (int i = 0; extra[i] != NULL && n < T_ARGS_MAX - 1; i++) {
         argv[n++] = extra[i];
     }
     argv[n] = NULL;
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    sp_names_t names;
-    sp_names_init(&names, instance, NULL);
-    sp_table_t *t = NULL;
-    if (sp_table_open_ready(&t, names.table, false, SP_TEST_WAIT_MS) < 0) {
-        spt_stop(pid);
-        return -1;
-    }
-    sp_table_close(&t);
-    return pid;
+    return spt_broker_start_in(instance, dir, NULL, argv);
 }
 
 static void s_stop_clean(pid_t pid, const char *instance)
