@@ -198,29 +198,103 @@ static void s_take_row(void *ctx, const sp_snaprow_t *row)
     r->rows[r->n++] = *row;
 }
 
-/* After the load: the final table (--table) and the conservation audit
- * (--audit) of one instance (`label`: a shard's name, said on each line;
- * NULL: the only one), from one snapshot of it (this producer does not map
- * the table).  Returns 0, or 1 when no snapshot came or the audit fails. */
-static int s_check_one(FILE *out, const sp_load_cfg_t *cfg, const char *instance, const char *label,
-                       const sp_loadgen_t *loadgen, bool audit, bool table)
+/* One snapshot of `instance` into *got (rows in id order; `what` names its
+ * use in the error).  Returns 0, or 1 after saying why. */
+static int s_snapshot(const sp_load_cfg_t *cfg, const char *instance, const char *what,
+                      s_rows_t *got, sp_snapinfo_t *info)
 {
     sp_client_cfg_t cc = {.instance = instance,
                           .connect = cfg->connect,
                           .snapshot = cfg->snapshot,
                           .server_cert = cfg->server_cert,
                           .cert = cfg->cert};
-    s_rows_t got = {0};
-    sp_snapinfo_t info;
     char why[512] = "";
-    int rc = sp_client_snapshot(&cc, s_take_row, &got, &info, why, sizeof why);
-    if (rc == 0 && got.failed) {
+    *got = (s_rows_t){0};
+    int rc = sp_client_snapshot(&cc, s_take_row, got, info, why, sizeof why);
+    if (rc == 0 && got->failed) {
         rc = -ENOMEM;
         snprintf(why, sizeof why, "no memory for the snapshot's rows");
     }
     if (rc < 0) {
-        sp_error("cannot take a snapshot of instance '%s' for the audit: %s", instance, why);
+        sp_error("cannot take a snapshot of instance '%s' %s: %s", instance, what, why);
+        free(got->rows);
+        got->rows = NULL;
+        return 1;
+    }
+    return 0;
+}
+
+/* The table's sold and restocked counters of one instance when the run
+ * started, by product id: the audit holds the run's accepted units against
+ * what the table counted since then, so that earlier runs on the same
+ * instance do not count against this one. */
+typedef struct {
+    uint64_t *sold, *restocked;
+    uint32_t n; /* entries: the highest id + 1 */
+} s_base_t;
+
+static int s_base_take(const sp_load_cfg_t *cfg, const char *instance, s_base_t *base)
+{
+    s_rows_t got;
+    sp_snapinfo_t info;
+    *base = (s_base_t){0};
+    if (s_snapshot(cfg, instance, "before the run (the audit's starting point)", &got, &info)) {
+        return 1;
+    }
+    for (size_t i = 0; i < got.n; i++) {
+        base->n = got.rows[i].id >= base->n ? got.rows[i].id + 1 : base->n;
+    }
+    base->sold = calloc(base->n + 1, sizeof *base->sold);
+    base->restocked = calloc(base->n + 1, sizeof *base->restocked);
+    if (base->sold == NULL || base->restocked == NULL) {
+        sp_error("no memory for the audit's starting point");
         free(got.rows);
+        return 1;
+    }
+    for (size_t i = 0; i < got.n; i++) {
+        base->sold[got.rows[i].id] = got.rows[i].sold;
+        base->restocked[got.rows[i].id] = got.rows[i].restocked;
+    }
+    free(got.rows);
+    return 0;
+}
+
+static void s_bases_free(s_base_t *bases, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        free(bases[i].sold);
+        free(bases[i].restocked);
+        bases[i] = (s_base_t){0};
+    }
+}
+
+/* What the table must have counted by now for the run's ledger `units`
+ * (capacity + 1 entries) to hold: the starting point plus the run's
+ * units (malloc'd; NULL when out of memory or without a ledger). */
+static uint64_t *s_expected(const uint64_t *units, uint32_t capacity, const uint64_t *at_start,
+                            uint32_t n_start)
+{
+    if (units == NULL) {
+        return NULL;
+    }
+    uint64_t *e = malloc(((size_t)capacity + 1) * sizeof *e);
+    for (uint32_t id = 0; e != NULL && id <= capacity; id++) {
+        e[id] = units[id] + (at_start != NULL && id < n_start ? at_start[id] : 0);
+    }
+    return e;
+}
+
+/* After the load: the final table (--table) and the conservation audit
+ * (--audit, against the counters at `base`, the run's start) of one
+ * instance (`label`: a shard's name, said on each line; NULL: the only
+ * one), from one snapshot of it (this producer does not map the table).
+ * Returns 0, or 1 when no snapshot came or the audit fails. */
+static int s_check_one(FILE *out, const sp_load_cfg_t *cfg, const char *instance, const char *label,
+                       const sp_loadgen_t *loadgen, const s_base_t *base, bool audit, bool table)
+{
+    s_rows_t got;
+    sp_snapinfo_t info;
+    if (s_snapshot(cfg, instance, "for the audit", &got, &info)) {
         return 1;
     }
     int bad = 0;
@@ -258,8 +332,14 @@ static int s_check_one(FILE *out, const sp_load_cfg_t *cfg, const char *instance
         if (label != NULL) {
             fprintf(out, "shard %s: ", label);
         }
-        bad = sp_audit_rows(out, rows, got.n, &info.held, sp_loadgen_stats(loadgen),
-                            sp_loadgen_sold(loadgen), sp_loadgen_restocked(loadgen)) != 0;
+        uint32_t capacity = sp_loadgen_capacity(loadgen);
+        uint64_t *sold = s_expected(sp_loadgen_sold(loadgen), capacity, base->sold, base->n);
+        uint64_t *restocked =
+            s_expected(sp_loadgen_restocked(loadgen), capacity, base->restocked, base->n);
+        bad = sp_audit_rows(out, rows, got.n, &info.held, sp_loadgen_stats(loadgen), sold,
+                            restocked) != 0;
+        free(sold);
+        free(restocked);
         free(rows);
     }
     free(got.rows);
@@ -269,21 +349,13 @@ static int s_check_one(FILE *out, const sp_load_cfg_t *cfg, const char *instance
 /* The checks of s_check_one for each shard of a sharded shop (its rows
  * are the products that shard owns, and the accepted units the customers
  * were told of for them), or of the one instance. */
-static int s_check(FILE *out, const sp_load_cfg_t *cfg, const sp_loadgen_t *loadgen, bool audit,
-                   bool table)
+static int s_check(FILE *out, const sp_load_cfg_t *cfg, const sp_shards_t *shards,
+                   const sp_loadgen_t *loadgen, const s_base_t *bases, bool audit, bool table)
 {
-    if (strchr(cfg->instance, ',') == NULL) {
-        return s_check_one(out, cfg, cfg->instance, NULL, loadgen, audit, table);
-    }
-    sp_shards_t shards;
-    char why[256];
-    if (sp_shards_parse(&shards, cfg->instance, why, sizeof why) < 0) {
-        sp_error("%s", why);
-        return 1;
-    }
     int bad = 0;
-    for (unsigned i = 0; i < shards.n; i++) {
-        bad |= s_check_one(out, cfg, shards.name[i], shards.name[i], loadgen, audit, table);
+    for (unsigned i = 0; i < shards->n; i++) {
+        bad |= s_check_one(out, cfg, shards->name[i], shards->n > 1 ? shards->name[i] : NULL,
+                           loadgen, &bases[i], audit, table);
     }
     return bad;
 }
@@ -490,23 +562,37 @@ int main(int argc, char **argv)
         cfg.window = cfg.batch;
     }
     cfg.ledger = audit;
+    sp_shards_t shards;
+    if (sp_shards_parse(&shards, cfg.instance, why, sizeof why) < 0) {
+        sp_error("%s", why);
+        return SP_EXIT_USAGE;
+    }
+    s_base_t bases[SP_SHARDS_MAX] = {{0}};
+    for (unsigned i = 0; audit && i < shards.n; i++) {
+        if (s_base_take(&cfg, shards.name[i], &bases[i]) != 0) {
+            s_bases_free(bases, shards.n);
+            return 1;
+        }
+    }
     sp_signal_install();
     sp_loadgen_t *loadgen = sp_loadgen_new(&cfg);
     if (loadgen == NULL) {
         sp_error("%s", sp_strerror(-errno));
+        s_bases_free(bases, shards.n);
         return 1;
     }
     rc = sp_loadgen_run(loadgen, why, sizeof why);
     if (rc < 0) {
         sp_error("%s", why[0] ? why : sp_strerror(rc));
         sp_loadgen_destroy(&loadgen);
+        s_bases_free(bases, shards.n);
         return rc == SP_E_USAGE ? SP_EXIT_USAGE : 1;
     }
     const sp_load_stats_t *st = sp_loadgen_stats(loadgen);
     int exit_code = 0;
     if (!json) {
         sp_report_text(stdout, &cfg, st);
-        if ((audit || table) && s_check(stdout, &cfg, loadgen, audit, table) != 0) {
+        if ((audit || table) && s_check(stdout, &cfg, &shards, loadgen, bases, audit, table) != 0) {
             exit_code = 1;
         }
     } else {
@@ -516,7 +602,7 @@ int main(int argc, char **argv)
             char *text = NULL;
             size_t len = 0;
             FILE *mem = open_memstream(&text, &len);
-            int bad = mem != NULL ? s_check(mem, &cfg, loadgen, audit, table) : 1;
+            int bad = mem != NULL ? s_check(mem, &cfg, &shards, loadgen, bases, audit, table) : 1;
             if (mem != NULL && fclose(mem) != 0) {
                 bad = 1;
             }
@@ -528,5 +614,6 @@ int main(int argc, char **argv)
         free(extra);
     }
     sp_loadgen_destroy(&loadgen);
+    s_bases_free(bases, shards.n);
     return exit_code;
 }

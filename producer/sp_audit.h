@@ -6,9 +6,11 @@
  * the producer was told were accepted (its per-product ledger, when given)
  * and with the table's own counters; stock never above SP_STOCK_MAX; and
  * every order sent got exactly one outcome (answered or timed out, nothing
- * unexpected).  Valid when this run was the only producer since the broker
- * started and every order has settled; `bin/producer --audit` and the bench
- * run it after their load.
+ * unexpected).  Valid when this run was the instance's only producer while
+ * it ran and every order has settled: `bin/producer --audit` passes the
+ * table's counters at the run's start plus the run's units as sold[] and
+ * restocked[], so that earlier runs do not count against it; the bench
+ * runs it after its load on a fresh instance.
  *
  * The rows come from the table itself (sp_audit_check: the `direct`
  * transport and the bench, which map it) or from a snapshot of the broker's
