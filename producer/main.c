@@ -25,13 +25,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define EXIT_REFUSED           3 /* one-shot: the order was answered but not accepted */
+#define EXIT_THRESHOLD         4 /* a --max-p99, --min-rate or --max-timeouts limit failed */
 #define SP_ONE_SHOT_TIMEOUT_MS 5000
 #define SP_FINAL_TABLE_ROWS    50 /* --table: rows printed after the report */
 
 /* options without a letter */
-enum { S_OPT_NATS_AUTH = 0x100, S_OPT_NATS_CA };
+enum {
+    S_OPT_NATS_AUTH = 0x100,
+    S_OPT_NATS_CA,
+    S_OPT_INTERVAL,
+    S_OPT_INTERVAL_OUT,
+    S_OPT_HGRM,
+    S_OPT_MAX_P99,
+    S_OPT_MIN_RATE,
+    S_OPT_MAX_TIMEOUTS,
+    S_OPT_QUIET
+};
 
 static void s_usage(FILE *out)
 {
@@ -81,6 +93,17 @@ static void s_usage(FILE *out)
         "                      kind, a lying count, or an order with a field out of range);\n"
         "                      the report counts them, the broker must refuse every one\n"
         "  --seed N            random seed (default 1)\n"
+        "  --interval D        a progress line every D (on a terminal: every 1s, rewritten\n"
+        "                      in place on stderr)\n"
+        "  --interval-out FILE  the --interval lines go to FILE: CSV when it ends in .csv,\n"
+        "                      JSON Lines otherwise; - is stdout (default: text on stderr)\n"
+        "  --quiet             no progress line on a terminal\n"
+        "  --hgrm FILE         write the latency distribution to FILE in HdrHistogram's\n"
+        "                      percentile format (milliseconds), as wrk2 prints it\n"
+        "  --max-p99 D         thresholds: exit 4 when p99 latency is above D,\n"
+        "  --min-rate R        when fewer than R orders/s were answered,\n"
+        "  --max-timeouts N    or when more than N orders timed out; the report says which\n"
+        "                      held\n"
         "  --json              report as JSON\n"
         "  --audit             check conservation against a snapshot of the instance\n"
         "                      (only producer)\n"
@@ -399,12 +422,64 @@ static char *s_checks_json(const char *text, bool ok)
     return json;
 }
 
+/* Where the progress lines go (sp_loadgen_on_tick). */
+typedef struct {
+    FILE *out;
+    sp_tick_format_t format;
+    bool in_place; /* a terminal line rewritten each tick */
+} s_progress_t;
+
+static void s_on_tick(void *ctx, const sp_load_tick_t *tick)
+{
+    const s_progress_t *p = ctx;
+    sp_report_tick(p->out, tick, p->format, p->in_place);
+}
+
+/* Opens what --interval-out names ("-": stdout) and picks its format. */
+static int s_progress_open(s_progress_t *p, const char *path)
+{
+    if (path == NULL) {
+        *p = (s_progress_t){.out = stderr, .format = SP_TICK_TEXT};
+        return 0;
+    }
+    size_t n = strlen(path);
+    bool csv = n > 4 && strcmp(path + n - 4, ".csv") == 0;
+    *p = (s_progress_t){.out = strcmp(path, "-") == 0 ? stdout : fopen(path, "w"),
+                        .format = csv ? SP_TICK_CSV : SP_TICK_JSON};
+    if (p->out == NULL) {
+        sp_error("--interval-out: cannot write %s: %s", path, sp_strerror(-errno));
+        return -1;
+    }
+    sp_report_tick_header(p->out, p->format);
+    return 0;
+}
+
+/* --hgrm: the run's latency distribution into `path`.  Returns 0 or 1. */
+static int s_write_hgrm(const char *path, const sp_hist_t *h)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        sp_error("--hgrm: cannot write %s: %s", path, sp_strerror(-errno));
+        return 1;
+    }
+    sp_report_hgrm(f, h);
+    if (fclose(f) != 0) {
+        sp_error("--hgrm: cannot write %s: %s", path, sp_strerror(-errno));
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     sp_log_init("producer");
     sp_load_cfg_t cfg;
     sp_load_defaults(&cfg);
-    bool json = false, audit = false, table = false, arrival_set = false;
+    bool json = false, audit = false, table = false, arrival_set = false, quiet = false;
+    double interval_s = 0;
+    const char *interval_out = NULL, *hgrm = NULL;
+    sp_thresholds_t limits;
+    sp_thresholds_none(&limits);
     char why[512] = "";
     static const struct option opts[] = {{"instance", required_argument, 0, 'i'},
                                          {"customers", required_argument, 0, 'c'},
@@ -432,6 +507,13 @@ int main(int argc, char **argv)
                                          {"nats-auth", required_argument, 0, S_OPT_NATS_AUTH},
                                          {"nats-ca", required_argument, 0, S_OPT_NATS_CA},
                                          {"server-cert", required_argument, 0, 'S'},
+                                         {"interval", required_argument, 0, S_OPT_INTERVAL},
+                                         {"interval-out", required_argument, 0, S_OPT_INTERVAL_OUT},
+                                         {"quiet", no_argument, 0, S_OPT_QUIET},
+                                         {"hgrm", required_argument, 0, S_OPT_HGRM},
+                                         {"max-p99", required_argument, 0, S_OPT_MAX_P99},
+                                         {"min-rate", required_argument, 0, S_OPT_MIN_RATE},
+                                         {"max-timeouts", required_argument, 0, S_OPT_MAX_TIMEOUTS},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c, rc = 0;
@@ -540,6 +622,40 @@ int main(int argc, char **argv)
         case 'j':
             json = true;
             break;
+        case S_OPT_INTERVAL:
+            rc = sp_arg_duration("--interval", optarg, &interval_s, why, sizeof why);
+            if (rc == 0 && interval_s < 0.01) {
+                snprintf(why, sizeof why, "--interval: must be at least 10ms");
+                rc = SP_E_USAGE;
+            }
+            break;
+        case S_OPT_INTERVAL_OUT:
+            interval_out = optarg;
+            break;
+        case S_OPT_QUIET:
+            quiet = true;
+            break;
+        case S_OPT_HGRM:
+            hgrm = optarg;
+            break;
+        case S_OPT_MAX_P99:
+            rc = sp_arg_duration("--max-p99", optarg, &d, why, sizeof why);
+            limits.max_p99_ns = (uint64_t)(d * 1e9);
+            if (rc == 0 && limits.max_p99_ns == 0) {
+                snprintf(why, sizeof why, "--max-p99: must be more than 0");
+                rc = SP_E_USAGE;
+            }
+            break;
+        case S_OPT_MIN_RATE:
+            rc =
+                sp_arg_double("--min-rate", optarg, 0.001, 1e12, &limits.min_rate, why, sizeof why);
+            break;
+        case S_OPT_MAX_TIMEOUTS: {
+            uint64_t n = 0;
+            rc = sp_arg_u64("--max-timeouts", optarg, 0, INT64_MAX, &n, why, sizeof why);
+            limits.max_timeouts = (int64_t)n;
+            break;
+        }
         case 'A':
             audit = true;
             break;
@@ -574,6 +690,11 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    if (interval_out != NULL && interval_s <= 0) {
+        sp_error("--interval-out needs --interval D");
+        s_bases_free(bases, shards.n);
+        return SP_EXIT_USAGE;
+    }
     sp_signal_install();
     sp_loadgen_t *loadgen = sp_loadgen_new(&cfg);
     if (loadgen == NULL) {
@@ -581,7 +702,25 @@ int main(int argc, char **argv)
         s_bases_free(bases, shards.n);
         return 1;
     }
+    /* progress: lines each --interval, or on a terminal a line rewritten each second */
+    s_progress_t progress;
+    bool on_tty = interval_s <= 0 && !quiet && isatty(STDERR_FILENO);
+    if (interval_s > 0 || on_tty) {
+        if (s_progress_open(&progress, interval_out) != 0) {
+            sp_loadgen_destroy(&loadgen);
+            s_bases_free(bases, shards.n);
+            return 1;
+        }
+        progress.in_place = on_tty;
+        sp_loadgen_on_tick(loadgen, interval_s > 0 ? interval_s : 1, s_on_tick, &progress);
+    }
     rc = sp_loadgen_run(loadgen, why, sizeof why);
+    if (on_tty) {
+        fputs("\r\033[K", stderr); /* the report replaces the progress line */
+    }
+    if ((interval_s > 0 || on_tty) && progress.out != stdout && progress.out != stderr) {
+        fclose(progress.out);
+    }
     if (rc < 0) {
         sp_error("%s", why[0] ? why : sp_strerror(rc));
         sp_loadgen_destroy(&loadgen);
@@ -590,8 +729,14 @@ int main(int argc, char **argv)
     }
     const sp_load_stats_t *st = sp_loadgen_stats(loadgen);
     int exit_code = 0;
+    if (hgrm != NULL && s_write_hgrm(hgrm, &st->latency) != 0) {
+        exit_code = 1;
+    }
     if (!json) {
         sp_report_text(stdout, &cfg, st);
+        if (!sp_report_thresholds(stdout, &limits, st, false) && exit_code == 0) {
+            exit_code = EXIT_THRESHOLD;
+        }
         if ((audit || table) && s_check(stdout, &cfg, &shards, loadgen, bases, audit, table) != 0) {
             exit_code = 1;
         }
@@ -606,9 +751,29 @@ int main(int argc, char **argv)
             if (mem != NULL && fclose(mem) != 0) {
                 bad = 1;
             }
-            exit_code = bad != 0;
+            exit_code = bad != 0 ? 1 : exit_code;
             extra = s_checks_json(text != NULL ? text : "", bad == 0);
             free(text);
+        }
+        if (sp_thresholds_any(&limits)) {
+            /* the thresholds are one more member of the object */
+            char *both = NULL;
+            size_t len = 0;
+            FILE *mem = open_memstream(&both, &len);
+            bool held = true;
+            if (mem != NULL) {
+                held = sp_report_thresholds(mem, &limits, st, true);
+                fprintf(mem, "%s%s", extra != NULL ? "," : "", extra != NULL ? extra : "");
+            }
+            if (mem == NULL || fclose(mem) != 0) {
+                free(both);
+                both = NULL;
+            }
+            if (!held && exit_code == 0) {
+                exit_code = EXIT_THRESHOLD;
+            }
+            free(extra);
+            extra = both;
         }
         sp_report_json(stdout, &cfg, st, extra);
         free(extra);

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <math.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,7 +100,30 @@ typedef struct {
     uint64_t bad_answered; /* answers to injected orders */
     /* why the run stopped early: the lane whose broker is gone or silent */
     const sp_lane_t *lost;
+    /* cfg->live: this customer's slot, its answers by latency so far and
+     * when it publishes them next */
+    sp_load_live_t *live;
+    uint64_t lat[SP_LAT_BUCKETS];
+    uint64_t live_due_ns;
 } sp_cust_t;
+
+/* Publishes what this customer has counted into its live slot (relaxed
+ * stores: the ticker wants recent values, not a consistent cut). */
+static void s_live_publish(sp_cust_t *c, uint64_t now)
+{
+    sp_load_live_t *lv = c->live;
+    const sp_load_stats_t *st = c->st;
+    uint64_t answered = sp_load_answered(st);
+    atomic_store_explicit(&lv->sent, st->sent, memory_order_relaxed);
+    atomic_store_explicit(&lv->answered, answered, memory_order_relaxed);
+    atomic_store_explicit(&lv->accepted, st->status[SP_STATUS_ACCEPTED], memory_order_relaxed);
+    atomic_store_explicit(&lv->timed_out, st->timed_out, memory_order_relaxed);
+    atomic_store_explicit(&lv->in_flight, c->outstanding, memory_order_relaxed);
+    for (unsigned b = 0; b < SP_LAT_BUCKETS; b++) {
+        atomic_store_explicit(&lv->lat[b], c->lat[b], memory_order_relaxed);
+    }
+    c->live_due_ns = now + (uint64_t)SP_LOAD_LIVE_MS * SP_NS_PER_MS;
+}
 
 /* The lane of the shard that owns `product` (the only one when unsharded). */
 static sp_lane_t *s_lane_of(sp_cust_t *c, uint32_t product)
@@ -260,6 +284,9 @@ static void s_on_result(sp_cust_t *c, sp_lane_t *l, const sp_result_t *r, uint64
     c->st->status[status]++;
     s_ledger_put(c, l, p, status, r->stock_after);
     sp_hist_record(&c->st->latency, now > p->sched_ns ? now - p->sched_ns : 0);
+    if (c->live != NULL) {
+        c->lat[sp_lat_bucket(now > p->sched_ns ? now - p->sched_ns : 0)]++;
+    }
     if (status == SP_STATUS_ACCEPTED) {
         if (p->type == SP_ORDER_PURCHASE || p->type == SP_ORDER_BUY_HELD) {
             c->st->units_sold += p->qty;
@@ -668,6 +695,9 @@ static int s_customer_loop(sp_cust_t *c, uint64_t quota)
     int rc = 0;
     for (;;) {
         uint64_t now = sp_now_ns();
+        if (c->live != NULL && now >= c->live_due_ns) {
+            s_live_publish(c, now);
+        }
         bool done = sp_signal_stopping() || (quota > 0 && c->st->scheduled >= quota) ||
                     (fast ? now >= end : next_sched >= end && !c->stashed);
         for (unsigned i = 0; i < c->nlanes; i++) {
@@ -890,7 +920,11 @@ int sp_customer_run(const sp_load_cfg_t *cfg, unsigned index, uint64_t quota, sp
             return -ENOMEM;
         }
     }
+    c.live = cfg->live != NULL ? &cfg->live[index] : NULL;
     rc = s_customer_loop(&c, quota);
+    if (c.live != NULL) {
+        s_live_publish(&c, sp_now_ns());
+    }
     if (cfg->threads) {
         sp_sched_thread(&st->cpu_ns, &st->wait_ns);
     } else {

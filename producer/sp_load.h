@@ -20,6 +20,7 @@
 #include "sp_hist.h"
 #include "sp_wire.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -30,6 +31,26 @@
 
 typedef enum { SP_ARRIVAL_FAST = 0, SP_ARRIVAL_CONSTANT = 1, SP_ARRIVAL_POISSON = 2 } sp_arrival_t;
 typedef enum { SP_PICK_UNIFORM = 0, SP_PICK_ZIPF = 1 } sp_pick_t;
+
+/* What one customer has counted so far, published for a progress line
+ * while the run goes on: the customer stores (relaxed) into its own slot
+ * every SP_LOAD_LIVE_MS, the load generator's ticker reads every slot.
+ * The slots live in memory shared with the customer processes. */
+#define SP_LOAD_LIVE_MS 50
+typedef struct {
+    _Atomic uint64_t sent, answered, accepted, timed_out, in_flight;
+    _Atomic uint64_t lat[SP_LAT_BUCKETS]; /* answers by latency, sp_lat_bucket */
+} sp_load_live_t;
+
+/* Where a run is, as its ticker sees it every interval: the totals so far
+ * and what the last interval added. */
+typedef struct {
+    double elapsed_s;                                        /* since the customers started */
+    double interval_s;                                       /* this interval's length */
+    uint64_t sent, answered, accepted, timed_out, in_flight; /* totals so far */
+    double rate;             /* orders answered a second in this interval */
+    uint64_t p50_ns, p99_ns; /* of this interval's answers (coarse buckets; 0: none) */
+} sp_load_tick_t;
 
 /* A load run.  The strings are borrowed: they must outlive whatever was
  * given the configuration. */
@@ -74,6 +95,9 @@ typedef struct {
     const char *connect;
     const char *snapshot;
     const char *server_cert;
+    /* one slot per customer (by index) to publish its counts in while it
+     * runs, or NULL: the load generator sets it when progress is asked for */
+    sp_load_live_t *live;
 } sp_load_cfg_t;
 
 typedef struct {

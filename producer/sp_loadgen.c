@@ -7,12 +7,16 @@
 #include "sp_child.h"
 #include "sp_customer.h"
 #include "sp_error.h"
+#include "sp_time.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 struct sp_loadgen {
@@ -20,7 +24,111 @@ struct sp_loadgen {
     sp_load_stats_t st; /* the last run's */
     uint64_t *sold, *restocked;
     uint32_t capacity;
+    /* sp_loadgen_on_tick */
+    double tick_s;
+    sp_load_tick_fn *tick_fn;
+    void *tick_ctx;
 };
+
+/* The ticker: a thread that sums the customers' live slots every interval
+ * until the run ends. */
+typedef struct {
+    const sp_load_cfg_t *cfg; /* its live slots */
+    double interval_s;
+    sp_load_tick_fn *fn;
+    void *ctx;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* signalled when the run ends */
+    bool ended, started;
+    uint64_t prev_lat[SP_LAT_BUCKETS];
+    uint64_t prev_answered, start_ns, prev_ns;
+} s_ticker_t;
+
+static void s_tick(s_ticker_t *t, uint64_t now)
+{
+    sp_load_tick_t tick = {.elapsed_s = (double)(now - t->start_ns) / 1e9,
+                           .interval_s = (double)(now - t->prev_ns) / 1e9};
+    uint64_t lat[SP_LAT_BUCKETS] = {0};
+    for (unsigned i = 0; i < t->cfg->customers; i++) {
+        sp_load_live_t *lv = &t->cfg->live[i];
+        tick.sent += atomic_load_explicit(&lv->sent, memory_order_relaxed);
+        tick.answered += atomic_load_explicit(&lv->answered, memory_order_relaxed);
+        tick.accepted += atomic_load_explicit(&lv->accepted, memory_order_relaxed);
+        tick.timed_out += atomic_load_explicit(&lv->timed_out, memory_order_relaxed);
+        tick.in_flight += atomic_load_explicit(&lv->in_flight, memory_order_relaxed);
+        for (unsigned b = 0; b < SP_LAT_BUCKETS; b++) {
+            lat[b] += atomic_load_explicit(&lv->lat[b], memory_order_relaxed);
+        }
+    }
+    uint64_t in_interval[SP_LAT_BUCKETS];
+    for (unsigned b = 0; b < SP_LAT_BUCKETS; b++) {
+        in_interval[b] = lat[b] >= t->prev_lat[b] ? lat[b] - t->prev_lat[b] : 0;
+        t->prev_lat[b] = lat[b];
+    }
+    tick.p50_ns = sp_lat_percentile(in_interval, 50);
+    tick.p99_ns = sp_lat_percentile(in_interval, 99);
+    uint64_t fresh = tick.answered >= t->prev_answered ? tick.answered - t->prev_answered : 0;
+    tick.rate = tick.interval_s > 0 ? (double)fresh / tick.interval_s : 0;
+    t->prev_answered = tick.answered;
+    t->prev_ns = now;
+    t->fn(t->ctx, &tick);
+}
+
+static void *s_ticker_main(void *arg)
+{
+    s_ticker_t *t = arg;
+    uint64_t step = (uint64_t)(t->interval_s * 1e9);
+    uint64_t due = t->start_ns + step;
+    pthread_mutex_lock(&t->lock);
+    while (!t->ended) {
+        struct timespec at;
+        clock_gettime(CLOCK_MONOTONIC, &at);
+        uint64_t now = (uint64_t)at.tv_sec * 1000000000u + (uint64_t)at.tv_nsec;
+        if (now >= due) {
+            pthread_mutex_unlock(&t->lock);
+            s_tick(t, now);
+            pthread_mutex_lock(&t->lock);
+            due += step;
+            due = due <= now ? now + step : due; /* a late tick does not make a burst */
+            continue;
+        }
+        at.tv_sec = (time_t)(due / 1000000000u);
+        at.tv_nsec = (long)(due % 1000000000u);
+        pthread_cond_timedwait(&t->cond, &t->lock, &at);
+    }
+    pthread_mutex_unlock(&t->lock);
+    return NULL;
+}
+
+/* Starts the ticker (after the customers: a forked customer must not
+ * inherit its thread).  A ticker that cannot start only costs the ticks. */
+static void s_ticker_start(s_ticker_t *t)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&t->lock, NULL);
+    pthread_cond_init(&t->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    t->start_ns = t->prev_ns = sp_now_ns();
+    t->started = pthread_create(&t->thread, NULL, s_ticker_main, t) == 0;
+}
+
+static void s_ticker_stop(s_ticker_t *t)
+{
+    if (t == NULL || !t->started) {
+        return;
+    }
+    pthread_mutex_lock(&t->lock);
+    t->ended = true;
+    pthread_cond_signal(&t->cond);
+    pthread_mutex_unlock(&t->lock);
+    pthread_join(t->thread, NULL);
+    pthread_cond_destroy(&t->cond);
+    pthread_mutex_destroy(&t->lock);
+    t->started = false;
+}
 
 /* What a customer process sends its parent through the pipe. */
 typedef struct {
@@ -114,8 +222,9 @@ static void *s_cust_thread(void *arg)
 }
 
 /* The customers as threads of this process. */
-static int s_load_threads(const sp_load_cfg_t *cfg, sp_load_stats_t *st, uint64_t **sold,
-                          uint64_t **restocked, uint32_t *capacity, char *why, size_t cap)
+static int s_load_threads(const sp_load_cfg_t *cfg, s_ticker_t *ticker, sp_load_stats_t *st,
+                          uint64_t **sold, uint64_t **restocked, uint32_t *capacity, char *why,
+                          size_t cap)
 {
     sp_cust_thread_t *t = calloc(cfg->customers, sizeof *t);
     if (t == NULL) {
@@ -136,6 +245,9 @@ static int s_load_threads(const sp_load_cfg_t *cfg, sp_load_stats_t *st, uint64_
         }
         started++;
     }
+    if (ticker != NULL) {
+        s_ticker_start(ticker);
+    }
     for (unsigned i = 0; i < started; i++) {
         pthread_join(t[i].thread, NULL);
         sp_cust_report_t *rep = &t[i].rep;
@@ -152,12 +264,13 @@ static int s_load_threads(const sp_load_cfg_t *cfg, sp_load_stats_t *st, uint64_
         free(t[i].sold);
         free(t[i].restocked);
     }
+    s_ticker_stop(ticker);
     free(t);
     return rc;
 }
 
 /* The run: validates, then the customers as threads or as processes. */
-static int s_run(const sp_load_cfg_t *cfg, sp_load_stats_t *st, uint64_t **sold,
+static int s_run(const sp_load_cfg_t *cfg, s_ticker_t *ticker, sp_load_stats_t *st, uint64_t **sold,
                  uint64_t **restocked, uint32_t *capacity, char *why, size_t cap)
 {
     sp_load_stats_init(st);
@@ -172,7 +285,7 @@ static int s_run(const sp_load_cfg_t *cfg, sp_load_stats_t *st, uint64_t **sold,
         return SP_E_USAGE;
     }
     if (cfg->threads) {
-        return s_load_threads(cfg, st, sold, restocked, capacity, why, cap);
+        return s_load_threads(cfg, ticker, st, sold, restocked, capacity, why, cap);
     }
     /* the customers as processes, each reporting through its own pipe */
     sp_child_t kids[SP_CUSTOMERS_MAX];
@@ -190,6 +303,9 @@ static int s_run(const sp_load_cfg_t *cfg, sp_load_stats_t *st, uint64_t **sold,
             break;
         }
         started++;
+    }
+    if (ticker != NULL) {
+        s_ticker_start(ticker);
     }
     sp_cust_report_t *rep = malloc(sizeof *rep);
     uint64_t *buf = NULL;
@@ -234,6 +350,7 @@ static int s_run(const sp_load_cfg_t *cfg, sp_load_stats_t *st, uint64_t **sold,
         }
         sp_child_close(&kids[i]);
     }
+    s_ticker_stop(ticker);
     for (unsigned i = 0; i < started; i++) {
         sp_child_reap(&kids[i]);
     }
@@ -258,7 +375,40 @@ int sp_loadgen_run(sp_loadgen_t *self, char *why, size_t cap)
     free(self->sold);
     free(self->restocked);
     self->sold = self->restocked = NULL;
-    return s_run(&self->cfg, &self->st, &self->sold, &self->restocked, &self->capacity, why, cap);
+    if (self->tick_fn == NULL) {
+        self->cfg.live = NULL;
+        return s_run(&self->cfg, NULL, &self->st, &self->sold, &self->restocked, &self->capacity,
+                     why, cap);
+    }
+    /* the customers' live slots, shared with the processes they fork into */
+    size_t len = sizeof(sp_load_live_t) * (self->cfg.customers > 0 ? self->cfg.customers : 1);
+    void *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    s_ticker_t *ticker = mem != MAP_FAILED ? calloc(1, sizeof *ticker) : NULL;
+    if (ticker == NULL) {
+        /* no progress lines is better than no run */
+        if (mem != MAP_FAILED) {
+            munmap(mem, len);
+        }
+        self->cfg.live = NULL;
+        return s_run(&self->cfg, NULL, &self->st, &self->sold, &self->restocked, &self->capacity,
+                     why, cap);
+    }
+    self->cfg.live = mem;
+    *ticker = (s_ticker_t){
+        .cfg = &self->cfg, .interval_s = self->tick_s, .fn = self->tick_fn, .ctx = self->tick_ctx};
+    int rc = s_run(&self->cfg, ticker, &self->st, &self->sold, &self->restocked, &self->capacity,
+                   why, cap);
+    self->cfg.live = NULL;
+    munmap(mem, len);
+    free(ticker);
+    return rc;
+}
+
+void sp_loadgen_on_tick(sp_loadgen_t *self, double interval_s, sp_load_tick_fn *fn, void *ctx)
+{
+    self->tick_s = interval_s > 0 ? interval_s : 1;
+    self->tick_fn = fn;
+    self->tick_ctx = ctx;
 }
 
 const sp_load_stats_t *sp_loadgen_stats(const sp_loadgen_t *self)

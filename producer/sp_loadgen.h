@@ -57,6 +57,14 @@ const uint64_t *sp_loadgen_restocked(const sp_loadgen_t *self);
  * arrays above hold capacity + 1 entries); 0 otherwise. */
 uint32_t sp_loadgen_capacity(const sp_loadgen_t *self);
 
+typedef void(sp_load_tick_fn)(void *ctx, const sp_load_tick_t *tick);
+
+/* Asks the next runs for a tick every `interval_s` seconds (> 0): `fn`
+ * gets it with `ctx`, from a thread of the load generator's own while
+ * sp_loadgen_run blocks (never two at once; none after the run returns).
+ * fn NULL: no ticks (the default). */
+void sp_loadgen_on_tick(sp_loadgen_t *self, double interval_s, sp_load_tick_fn *fn, void *ctx);
+
 /* Frees the object and what it counted.  NULL-safe, nulls the pointer. */
 void sp_loadgen_destroy(sp_loadgen_t **self_p);
 

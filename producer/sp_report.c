@@ -6,6 +6,7 @@
 #include "sp_commit.h"
 #include "sp_hist.h"
 
+#include <math.h>
 #include <stdio.h>
 
 /* A latency as people read it: "850 ns", "12.3 us", "143.7 ms", "2.05 s". */
@@ -21,6 +22,13 @@ static const char *s_dur(uint64_t ns, char *buf, size_t cap)
         snprintf(buf, cap, "%.2f s", (double)ns / 1e9);
     }
     return buf;
+}
+
+/* Answered orders a second over the run (0 for a run that took no time). */
+static double s_rate(const sp_load_stats_t *st)
+{
+    double secs = st->end_ns > st->start_ns ? (double)(st->end_ns - st->start_ns) / 1e9 : 0;
+    return secs > 0 ? (double)sp_load_answered(st) / secs : 0;
 }
 
 void sp_report_text(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stats_t *st)
@@ -155,4 +163,157 @@ bool sp_report_once(FILE *out, const sp_once_t *req, const sp_result_t *res, uin
                 sp_wire_status_name(status));
     }
     return false;
+}
+
+void sp_thresholds_none(sp_thresholds_t *t)
+{
+    *t = (sp_thresholds_t){.max_timeouts = -1};
+}
+
+bool sp_thresholds_any(const sp_thresholds_t *t)
+{
+    return t->max_p99_ns > 0 || t->min_rate > 0 || t->max_timeouts >= 0;
+}
+
+bool sp_report_thresholds(FILE *out, const sp_thresholds_t *t, const sp_load_stats_t *st, bool json)
+{
+    if (!sp_thresholds_any(t)) {
+        return true;
+    }
+    uint64_t p99 = sp_hist_percentile(&st->latency, 99);
+    double rate = s_rate(st);
+    /* an empty run has no p99 to hold against a limit: that fails it */
+    bool p99_ok = t->max_p99_ns == 0 || (st->latency.count > 0 && p99 <= t->max_p99_ns);
+    bool rate_ok = t->min_rate <= 0 || rate >= t->min_rate;
+    bool to_ok = t->max_timeouts < 0 || st->timed_out <= (uint64_t)t->max_timeouts;
+    bool ok = p99_ok && rate_ok && to_ok;
+    const char *sep = "";
+    if (json) {
+        fprintf(out, "\"thresholds\":{\"ok\":%s", ok ? "true" : "false");
+        if (t->max_p99_ns > 0) {
+            fprintf(out, ",\"max_p99_ns\":{\"limit\":%llu,\"value\":%llu,\"ok\":%s}",
+                    (unsigned long long)t->max_p99_ns, (unsigned long long)p99,
+                    p99_ok ? "true" : "false");
+        }
+        if (t->min_rate > 0) {
+            fprintf(out, ",\"min_rate\":{\"limit\":%.3f,\"value\":%.3f,\"ok\":%s}", t->min_rate,
+                    rate, rate_ok ? "true" : "false");
+        }
+        if (t->max_timeouts >= 0) {
+            fprintf(out, ",\"max_timeouts\":{\"limit\":%lld,\"value\":%llu,\"ok\":%s}",
+                    (long long)t->max_timeouts, (unsigned long long)st->timed_out,
+                    to_ok ? "true" : "false");
+        }
+        fputc('}', out);
+        return ok;
+    }
+    fprintf(out, "thresholds ");
+    if (t->max_p99_ns > 0) {
+        char v[32], l[32];
+        fprintf(out, " p99 %s <= %s %s", s_dur(p99, v, sizeof v), s_dur(t->max_p99_ns, l, sizeof l),
+                p99_ok ? "held" : "FAILED");
+        sep = ",";
+    }
+    if (t->min_rate > 0) {
+        fprintf(out, "%s rate %.1f/s >= %.1f/s %s", sep, rate, t->min_rate,
+                rate_ok ? "held" : "FAILED");
+        sep = ",";
+    }
+    if (t->max_timeouts >= 0) {
+        fprintf(out, "%s timed out %llu <= %lld %s", sep, (unsigned long long)st->timed_out,
+                (long long)t->max_timeouts, to_ok ? "held" : "FAILED");
+    }
+    fprintf(out, "%s\n", ok ? "" : "  (exit 4)");
+    return ok;
+}
+
+/* The value HdrHistogram reports for bucket b: its highest value, clamped to
+ * what was recorded (as sp_hist_percentile does), in milliseconds. */
+static double s_hgrm_value(const sp_hist_t *h, unsigned b)
+{
+    uint64_t v = sp_hist_bucket_high(b);
+    v = v > h->max ? h->max : (v < h->min ? h->min : v);
+    return (double)v / 1e6;
+}
+
+void sp_report_hgrm(FILE *out, const sp_hist_t *h)
+{
+    fprintf(out, "%12s %14s %10s %14s\n\n", "Value", "Percentile", "TotalCount",
+            "1/(1-Percentile)");
+    uint64_t total = h->count, cum = 0;
+    double level = 0, var = 0, mean = sp_hist_mean(h) / 1e6;
+    long b = -1;
+    /* HdrHistogram's percentile iteration: a line each time the running
+     * count reaches the next level; the step halves with each halving of
+     * the distance to 100 %, five lines per half; the last line is 100 %.
+     * (The bound on b only guards against counts that do not add up.) */
+    while (cum < total && b + 1 < (long)SP_HIST_BUCKETS) {
+        while (b + 1 < (long)SP_HIST_BUCKETS) {
+            if (b >= 0 && h->buckets[b] > 0 && 100.0 * (double)cum / (double)total >= level) {
+                double inv = 1.0 / (1.0 - level / 100.0);
+                fprintf(out, "%12.3f %2.12f %10llu %14.2f\n", s_hgrm_value(h, (unsigned)b),
+                        level / 100.0, (unsigned long long)cum, inv);
+                double ticks = 5.0 * pow(2.0, floor(log2(100.0 / (100.0 - level))) + 1);
+                level += 100.0 / ticks;
+                break;
+            }
+            b++;
+            cum += h->buckets[b];
+            if (h->buckets[b] > 0) {
+                /* the deviation from each bucket's middle, as HdrHistogram does */
+                double mid = ((double)sp_hist_bucket_low((unsigned)b) +
+                              (double)sp_hist_bucket_high((unsigned)b)) /
+                             2e6;
+                var += (double)h->buckets[b] * (mid - mean) * (mid - mean);
+            }
+        }
+    }
+    if (total > 0) {
+        fprintf(out, "%12.3f %2.12f %10llu\n", (double)h->max / 1e6, 1.0,
+                (unsigned long long)total);
+    }
+    double max = total > 0 ? (double)h->max / 1e6 : 0;
+    fprintf(out, "#[Mean    = %12.3f, StdDeviation   = %12.3f]\n", mean,
+            total > 0 ? sqrt(var / (double)total) : 0);
+    fprintf(out, "#[Max     = %12.3f, Total count    = %12llu]\n", max, (unsigned long long)total);
+    fprintf(out, "#[Buckets = %12d, SubBuckets     = %12u]\n", 64 - SP_HIST_SUB_BITS + 1,
+            SP_HIST_SUB_COUNT);
+}
+
+void sp_report_tick_header(FILE *out, sp_tick_format_t format)
+{
+    if (format == SP_TICK_CSV) {
+        fprintf(out, "elapsed_s,sent,answered,accepted,timed_out,in_flight,rate,p50_ns,p99_ns\n");
+    }
+}
+
+void sp_report_tick(FILE *out, const sp_load_tick_t *t, sp_tick_format_t format, bool in_place)
+{
+    if (format == SP_TICK_JSON) {
+        fprintf(out,
+                "{\"elapsed_s\":%.3f,\"sent\":%llu,\"answered\":%llu,\"accepted\":%llu,"
+                "\"timed_out\":%llu,\"in_flight\":%llu,\"rate\":%.1f,\"p50_ns\":%llu,"
+                "\"p99_ns\":%llu}\n",
+                t->elapsed_s, (unsigned long long)t->sent, (unsigned long long)t->answered,
+                (unsigned long long)t->accepted, (unsigned long long)t->timed_out,
+                (unsigned long long)t->in_flight, t->rate, (unsigned long long)t->p50_ns,
+                (unsigned long long)t->p99_ns);
+    } else if (format == SP_TICK_CSV) {
+        fprintf(out, "%.3f,%llu,%llu,%llu,%llu,%llu,%.1f,%llu,%llu\n", t->elapsed_s,
+                (unsigned long long)t->sent, (unsigned long long)t->answered,
+                (unsigned long long)t->accepted, (unsigned long long)t->timed_out,
+                (unsigned long long)t->in_flight, t->rate, (unsigned long long)t->p50_ns,
+                (unsigned long long)t->p99_ns);
+    } else {
+        char p50[32], p99[32];
+        fprintf(out,
+                "%s[%6.1fs] %9.0f orders/s  answered %llu (accepted %llu)  timed out %llu  "
+                "in flight %llu  p50 %s  p99 %s%s",
+                in_place ? "\r\033[K" : "", t->elapsed_s, t->rate, (unsigned long long)t->answered,
+                (unsigned long long)t->accepted, (unsigned long long)t->timed_out,
+                (unsigned long long)t->in_flight,
+                t->p50_ns ? s_dur(t->p50_ns, p50, sizeof p50) : "-",
+                t->p99_ns ? s_dur(t->p99_ns, p99, sizeof p99) : "-", in_place ? "" : "\n");
+    }
+    fflush(out);
 }

@@ -254,3 +254,142 @@ Test(loadgen, the_ledger_out_holds_one_record_per_order, .timeout = 120)
     cr_expect_null(bad, "%s", bad);
     spt_rmtree(dir);
 }
+
+/* A tick collector for sp_loadgen_on_tick: every tick it was given. */
+typedef struct {
+    sp_load_tick_t tick[256];
+    unsigned n;
+} t_ticks_t;
+
+static void s_on_tick(void *ctx, const sp_load_tick_t *tick)
+{
+    t_ticks_t *t = ctx;
+    if (t->n < sizeof t->tick / sizeof t->tick[0]) {
+        t->tick[t->n++] = *tick;
+    }
+}
+
+/* While a run goes on, its ticks come every interval with what the
+ * customers (processes) have counted so far: totals that only grow and
+ * never pass the run's final counts. */
+Test(loadgen, ticks_follow_the_run_while_it_goes, .timeout = 120)
+{
+    char inst[64];
+    spt_instance(inst, sizeof inst, "lgtick");
+    spt_shop_t shop;
+    cr_assert(spt_shop_start(&shop, inst, NULL, 2, T_PRODUCTS, T_STOCK),
+              "broker did not become ready");
+    sp_load_cfg_t cfg;
+    s_cfg(&cfg, inst);
+    cfg.count = 0;
+    cfg.duration_s = 1.5;
+    cfg.rate = 1000;
+    cfg.arrival = SP_ARRIVAL_CONSTANT;
+    sp_loadgen_t *lg = sp_loadgen_new(&cfg);
+    cr_assert_not_null(lg);
+    t_ticks_t *ticks = calloc(1, sizeof *ticks);
+    cr_assert_not_null(ticks);
+    sp_loadgen_on_tick(lg, 0.1, s_on_tick, ticks);
+    char why[T_WHY] = "";
+    cr_assert_eq(sp_loadgen_run(lg, why, sizeof why), 0, "%s", why);
+    const sp_load_stats_t *st = sp_loadgen_stats(lg);
+    /* 1.5 s at 0.1 s: even a busy machine gives more than two */
+    cr_assert_geq(ticks->n, 2, "only %u ticks", ticks->n);
+    uint64_t answered_in_ticks = 0;
+    for (unsigned i = 0; i < ticks->n; i++) {
+        const sp_load_tick_t *t = &ticks->tick[i];
+        cr_expect_leq(t->answered, t->sent, "tick %u", i);
+        cr_expect_leq(t->sent, st->sent, "tick %u: more sent than the run", i);
+        if (i > 0) {
+            cr_expect_gt(t->elapsed_s, ticks->tick[i - 1].elapsed_s);
+            cr_expect_geq(t->sent, ticks->tick[i - 1].sent);
+            cr_expect_geq(t->answered, ticks->tick[i - 1].answered);
+        }
+        answered_in_ticks = t->answered;
+    }
+    cr_expect_gt(answered_in_ticks, 0, "the ticks saw answers come");
+    cr_expect_leq(answered_in_ticks, sp_load_answered(st));
+    /* a new run without ticks asked for would be on_tick(NULL): none come */
+    sp_loadgen_on_tick(lg, 0.1, NULL, NULL);
+    unsigned before = ticks->n;
+    cfg.duration_s = 0.3;
+    cr_assert_eq(sp_loadgen_run(lg, why, sizeof why), 0, "%s", why);
+    cr_expect_eq(ticks->n, before);
+    sp_loadgen_destroy(&lg);
+    free(ticks);
+    const char *bad = spt_shop_stop(&shop);
+    cr_expect_null(bad, "%s", bad);
+}
+
+/* bin/producer with --interval-out, --hgrm and the thresholds: CSV lines
+ * while it runs, the distribution's count is the run's answers, and a
+ * limit that fails gives exit 4 with the JSON saying which. */
+Test(loadgen, the_producer_writes_progress_hgrm_and_holds_thresholds, .timeout = 120)
+{
+    char inst[64], dir[128];
+    spt_instance(inst, sizeof inst, "lgcli");
+    cr_assert(spt_tmpdir(dir, sizeof dir, "lgcli"));
+    spt_shop_t shop;
+    cr_assert(spt_shop_start(&shop, inst, NULL, 1, T_PRODUCTS, T_STOCK),
+              "broker did not become ready");
+    char csv[192], hgrm[192];
+    snprintf(csv, sizeof csv, "%s/progress.csv", dir);
+    snprintf(hgrm, sizeof hgrm, "%s/latency.hgrm", dir);
+    const char *argv[] = {spt_bin("producer"),
+                          "--instance",
+                          inst,
+                          "--rate",
+                          "800",
+                          "--duration",
+                          "1s",
+                          "--interval",
+                          "100ms",
+                          "--interval-out",
+                          csv,
+                          "--hgrm",
+                          hgrm,
+                          "--json",
+                          "--min-rate",
+                          "1000000",
+                          "--max-timeouts",
+                          "0",
+                          NULL};
+    char *out = NULL;
+    int rc = spt_run(argv, 60000, &out);
+    cr_expect_eq(rc, 4, "a failed --min-rate exits 4: %s", out);
+    cr_expect(strstr(out, "\"thresholds\":{\"ok\":false,") != NULL, "%s", out);
+    cr_expect(strstr(out, "\"min_rate\":{\"limit\":1000000.000,") != NULL, "%s", out);
+    cr_expect(strstr(out, "\"max_timeouts\":{\"limit\":0,\"value\":0,\"ok\":true}") != NULL, "%s",
+              out);
+    long long sent = spt_json_num(out, "sent");
+    cr_expect_gt(sent, 0, "%s", out);
+
+    char *lines = spt_slurp(csv);
+    cr_expect(strncmp(lines, "elapsed_s,sent,answered,", 24) == 0, "%s", lines);
+    unsigned n = 0;
+    for (const char *l = strchr(lines, '\n'); l != NULL && l[1] != '\0'; l = strchr(l + 1, '\n')) {
+        n++;
+    }
+    cr_expect_geq(n, 2, "progress lines while it ran:\n%s", lines);
+    free(lines);
+
+    char *table = spt_slurp(hgrm);
+    char want[96];
+    snprintf(want, sizeof want, "Total count    = %12lld]", sent);
+    cr_expect(strstr(table, want) != NULL, "want '%s' in:\n%s", want, table);
+    cr_expect(strstr(table, "1.000000000000") != NULL, "the 100 %% line:\n%s", table);
+    free(table);
+    free(out);
+
+    /* limits that hold: exit 0 */
+    const char *ok[] = {
+        spt_bin("producer"), "--instance", inst, "--count", "200", "--max-p99", "60s",
+        "--max-timeouts",    "0",          NULL};
+    rc = spt_run(ok, 60000, &out);
+    cr_expect_eq(rc, 0, "%s", out);
+    cr_expect(strstr(out, "thresholds  p99 ") != NULL && strstr(out, "FAILED") == NULL, "%s", out);
+    free(out);
+    const char *bad = spt_shop_stop(&shop);
+    cr_expect_null(bad, "%s", bad);
+    spt_rmtree(dir);
+}

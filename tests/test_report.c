@@ -252,3 +252,164 @@ Test(report, the_json_report_takes_more_members_inside_its_object)
                      ",\"checks\":{\"ok\":true,\"lines\":[]}}\n", "%s", got);
     free(got);
 }
+
+/* --max-p99, --min-rate, --max-timeouts: each limit says whether it held,
+ * and the answer is false when one failed.  The run: 10 orders over 2 s
+ * (5/s), p99 1 us, none timed out. */
+Test(report, thresholds_say_which_held)
+{
+    sp_load_cfg_t cfg;
+    sp_load_stats_t st;
+    s_run(&cfg, &st);
+    sp_thresholds_t t;
+    sp_thresholds_none(&t);
+    cr_expect_not(sp_thresholds_any(&t));
+    t_out_t o;
+    s_open(&o);
+    cr_expect(sp_report_thresholds(o.f, &t, &st, false), "no limit never fails");
+    char *got = s_close(&o);
+    cr_expect_str_eq(got, "", "no limit, no line");
+    free(got);
+
+    t.max_p99_ns = 2000; /* 1 us <= 2 us: held */
+    t.min_rate = 6;      /* 5/s < 6/s: failed */
+    t.max_timeouts = 0;  /* 0 <= 0: held */
+    s_open(&o);
+    cr_expect_not(sp_report_thresholds(o.f, &t, &st, false));
+    got = s_close(&o);
+    cr_expect_str_eq(got, "thresholds  p99 1.0 us <= 2.0 us held, rate 5.0/s >= 6.0/s FAILED, "
+                          "timed out 0 <= 0 held  (exit 4)\n");
+    free(got);
+
+    t.min_rate = 5;
+    s_open(&o);
+    cr_expect(sp_report_thresholds(o.f, &t, &st, true));
+    got = s_close(&o);
+    cr_expect_str_eq(got, "\"thresholds\":{\"ok\":true,"
+                          "\"max_p99_ns\":{\"limit\":2000,\"value\":1000,\"ok\":true},"
+                          "\"min_rate\":{\"limit\":5.000,\"value\":5.000,\"ok\":true},"
+                          "\"max_timeouts\":{\"limit\":0,\"value\":0,\"ok\":true}}");
+    free(got);
+
+    st.timed_out = 1; /* one over the limit */
+    s_open(&o);
+    cr_expect_not(sp_report_thresholds(o.f, &t, &st, false));
+    free(s_close(&o));
+    st.timed_out = 0;
+    t.max_p99_ns = 999; /* just below the p99 */
+    s_open(&o);
+    cr_expect_not(sp_report_thresholds(o.f, &t, &st, false));
+    free(s_close(&o));
+}
+
+/* A run that answered nothing has no p99 to hold under a limit: it fails. */
+Test(report, an_empty_run_fails_a_latency_limit)
+{
+    sp_load_cfg_t cfg;
+    sp_load_stats_t st;
+    sp_load_defaults(&cfg);
+    sp_load_stats_init(&st);
+    sp_thresholds_t t;
+    sp_thresholds_none(&t);
+    t.max_p99_ns = 1000000;
+    t_out_t o;
+    s_open(&o);
+    cr_expect_not(sp_report_thresholds(o.f, &t, &st, false));
+    free(s_close(&o));
+}
+
+/* The .hgrm table, as HdrHistogram writes it: header, a line per level
+ * (0, 10 %, ... 50 %, then 55 %, 60 % ...: five steps per halving of the
+ * distance to 100 %), values in ms rising with the levels, the running
+ * count, the 100 % line, and the footer's count and max. */
+Test(report, the_hgrm_table_has_hdrhistograms_levels_and_footer)
+{
+    sp_hist_t *h = malloc(sizeof *h);
+    cr_assert_not_null(h);
+    sp_hist_init(h);
+    for (uint64_t us = 1; us <= 1000; us++) {
+        sp_hist_record(h, us * 1000); /* 1 us .. 1 ms, one each */
+    }
+    t_out_t o;
+    s_open(&o);
+    sp_report_hgrm(o.f, h);
+    char *got = s_close(&o);
+    const char *p = got;
+    cr_assert(strncmp(p, "       Value     Percentile TotalCount 1/(1-Percentile)\n\n", 57) == 0,
+              "%s", got);
+    p += 57;
+    static const double levels[] = {0,    0.1, 0.2,  0.3,   0.4, 0.5,   0.55, 0.6,
+                                    0.65, 0.7, 0.75, 0.775, 0.8, 0.825, 0.85, 0.875};
+    double prev_v = -1;
+    unsigned long long prev_n = 0;
+    size_t lines = 0;
+    for (;;) {
+        double v, pct, inv;
+        unsigned long long n;
+        int used = 0;
+        int got_n = sscanf(p, "%lf %lf %llu %lf\n%n", &v, &pct, &n, &inv, &used);
+        if (got_n != 4) {
+            break;
+        }
+        if (lines < sizeof levels / sizeof levels[0]) {
+            cr_expect(pct > levels[lines] - 1e-9 && pct < levels[lines] + 1e-9,
+                      "line %zu: level %.12f, not %.3f", lines, pct, levels[lines]);
+        }
+        cr_expect_geq(v, prev_v, "values rise with the levels");
+        cr_expect_geq(n, prev_n, "the running count rises");
+        cr_expect(inv > 1 / (1 - pct) - 0.01 && inv < 1 / (1 - pct) + 0.01);
+        if (pct > 0.5 - 1e-9 && pct < 0.5 + 1e-9) {
+            /* the median of 1..1000 us, within the histogram's 0.8 % */
+            cr_expect(v > 0.496 && v < 0.505, "median %.3f ms", v);
+        }
+        prev_v = v;
+        prev_n = n;
+        p += used;
+        lines++;
+    }
+    cr_expect_gt(lines, 30, "a line for every level up to the last answer");
+    double v, pct;
+    unsigned long long n;
+    int used = 0;
+    cr_assert_eq(sscanf(p, "%lf %lf %llu\n%n", &v, &pct, &n, &used), 3, "the 100 %% line: %s", p);
+    cr_expect(pct == 1.0 && n == 1000 && v > 0.999 && v < 1.001, "%s", p);
+    p += used;
+    cr_expect_str_eq(p, "#[Mean    =        0.500, StdDeviation   =        0.289]\n"
+                        "#[Max     =        1.000, Total count    =         1000]\n"
+                        "#[Buckets =           58, SubBuckets     =          128]\n");
+    free(got);
+    free(h);
+}
+
+/* The progress lines: text for people, JSON Lines and CSV (after its
+ * header) with the same fields. */
+Test(report, progress_lines_in_each_format)
+{
+    sp_load_tick_t t = {.elapsed_s = 2.5,
+                        .interval_s = 1,
+                        .sent = 300,
+                        .answered = 290,
+                        .accepted = 280,
+                        .timed_out = 1,
+                        .in_flight = 9,
+                        .rate = 120,
+                        .p50_ns = 54300,
+                        .p99_ns = 1500000};
+    t_out_t o;
+    s_open(&o);
+    sp_report_tick(o.f, &t, SP_TICK_TEXT, false);
+    sp_report_tick_header(o.f, SP_TICK_JSON);
+    sp_report_tick(o.f, &t, SP_TICK_JSON, false);
+    sp_report_tick_header(o.f, SP_TICK_CSV);
+    sp_report_tick(o.f, &t, SP_TICK_CSV, false);
+    char *got = s_close(&o);
+    cr_expect_str_eq(got,
+                     "[   2.5s]       120 orders/s  answered 290 (accepted 280)  timed out 1  "
+                     "in flight 9  p50 54.3 us  p99 1.5 ms\n"
+                     "{\"elapsed_s\":2.500,\"sent\":300,\"answered\":290,\"accepted\":280,"
+                     "\"timed_out\":1,\"in_flight\":9,\"rate\":120.0,\"p50_ns\":54300,"
+                     "\"p99_ns\":1500000}\n"
+                     "elapsed_s,sent,answered,accepted,timed_out,in_flight,rate,p50_ns,p99_ns\n"
+                     "2.500,300,290,280,1,9,120.0,54300,1500000\n");
+    free(got);
+}
