@@ -46,7 +46,22 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+# Ctrl-C reaches every process of the terminal's group: the monitor and the
+# customers stop, the customers print the report of what they did, and the
+# demo shows it before it ends (the broker runs in its own session, so the
+# audit still has its table to read).
+interrupted=0
+trap 'interrupted=1' INT
+trap 'exit 143' TERM
+# waits for a background process even when Ctrl-C interrupts the wait
+wait_for() {
+    local st=0
+    while kill -0 "$1" 2>/dev/null; do
+        wait "$1"
+        st=$?
+    done
+    return $st
+}
 
 echo "== stockpipe demo: instance $instance, transport $transport, 2 workers," \
      "$customers customers at $rate orders/s for ${duration}s"
@@ -60,24 +75,24 @@ load() {
 
 if [ $console -eq 1 ]; then
     # the console owns the terminal: everything else writes to files
-    "$bin/broker" --instance "$instance" --fresh --workers 2 --transport "$transport" \
+    setsid "$bin/broker" --instance "$instance" --fresh --workers 2 --transport "$transport" \
         --catalogue data/products.csv 2>"$brokerlog" &
     broker_pid=$!
     # customers, then the broker's shutdown, whose end of stream closes the console
     ( load >"$report" 2>&1; echo $? >"$report.status"; kill -INT "$broker_pid" ) &
     runner=$!
     "$bin/monitor" --instance "$instance"
-    if kill -0 "$runner" 2>/dev/null; then
+    if kill -0 "$runner" 2>/dev/null && [ $interrupted -eq 0 ]; then
         echo "== console closed; waiting for the customers to finish"
     fi
-    wait "$runner"
+    wait_for "$runner"
     status=$(cat "$report.status" 2>/dev/null || echo 1)
     rm -f "$report.status"
-    wait "$broker_pid"
+    wait_for "$broker_pid"
     broker_pid=
     cat "$brokerlog" >&2
 else
-    "$bin/broker" --instance "$instance" --fresh --workers 2 --transport "$transport" \
+    setsid "$bin/broker" --instance "$instance" --fresh --workers 2 --transport "$transport" \
         --catalogue data/products.csv &
     broker_pid=$!
     # the monitor waits for the broker to be ready, then prints one line per change
@@ -86,18 +101,23 @@ else
     load >"$report"
     status=$?
     kill -INT "$monitor_pid" 2>/dev/null
-    wait "$monitor_pid" 2>/dev/null
+    wait_for "$monitor_pid" 2>/dev/null
     monitor_pid=
 fi
 echo
-echo "== report"
+if [ $interrupted -eq 1 ]; then
+    echo "== report (interrupted: what the customers did until Ctrl-C)"
+else
+    echo "== report"
+fi
 cat "$report"
 rm -f "$report" "$brokerlog"
 if [ -n "$broker_pid" ]; then
-    kill -INT "$broker_pid"
-    wait "$broker_pid"
+    kill -INT "$broker_pid" 2>/dev/null
+    wait_for "$broker_pid"
     broker_pid=
 fi
 leftovers=$(ls /dev/shm 2>/dev/null | grep -c "^$instance\." || true)
 echo "== leftovers of $instance in /dev/shm: $leftovers"
+[ $interrupted -eq 1 ] && exit 130
 exit $status
