@@ -44,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <wchar.h>
 
@@ -72,7 +73,7 @@
 #define S_TEXT_MAX      512 /* longest piece of text written in one call */
 #define S_TITLE_MAX     128
 #define S_FLOW_GAP      2  /* spaces between two counters */
-#define S_WORKER_CELL_W 40 /* one worker's cell in the worker lines */
+#define S_WORKER_CELL_W 48 /* one worker's cell in the worker lines */
 #define S_WORKER_SHARE  3  /* workers take at most 1/3 of the lines below the header */
 #define S_NAME_W        24 /* columns of a name: preferred, */
 #define S_NAME_W_SOFT   14 /*   given up before any column is left out, */
@@ -81,10 +82,15 @@
 #define S_CAT_W         14
 #define S_CAT_W_SOFT    9
 #define S_CAT_W_MAX     (SP_CATEGORY_MAX - 1)
-#define S_WEIGHT_W      8  /* "999.9 kg" */
-#define S_PRICE_W       9  /* "99999.99" */
-#define S_EXPIRY_W      10 /* "2026-11-22" */
-#define S_STOCK_W       8  /* larger stocks get a k/M/G suffix */
+#define S_WEIGHT_W      8      /* "999.9 kg" */
+#define S_PRICE_W       9      /* "99999.99" */
+#define S_EXPIRY_W      10     /* "2026-11-22" */
+#define S_STOCK_W       8      /* larger stocks get a k/M/G suffix */
+#define S_SOLD_W        7      /* units sold, k/M/G beyond */
+#define S_HELD_W        5      /* units held */
+#define S_RATE_W        8      /* "12.3/s", "40.5/min" */
+#define S_ETA_W         9      /* "sells out": "3m20s", "2h05m", "4d" */
+#define S_SWEEP_ROWS    16384u /* rows the totals' sweep reads per frame */
 #define S_BAR_W_MIN     6
 #define S_BAR_W_PREF    30
 #define S_LOW_PERCENT   10 /* cfg.low_stock == 0: low means <= 10 % of the initial stock */
@@ -106,7 +112,18 @@ typedef struct {
     uint32_t id; /* 0: empty slot */
     sp_mrow_t row;
     sp_minfo_t info;
+    sp_tally_t tally;
 } sp_frozen_t;
+
+/* Totals over the whole catalogue, gathered by a sweep that reads at most
+ * S_SWEEP_ROWS rows a frame (so a frame costs the same for a million
+ * products) and publishes its sums when it has been round once. */
+typedef struct {
+    uint64_t sold, held, revenue_cents; /* units, units, price x units sold */
+    uint64_t expired, sold_out;         /* products */
+    bool valid;                         /* a sweep has finished */
+    bool live;                          /* from the table, not a snapshot */
+} sp_totals_t;
 
 /* Where each table column goes on the current screen (width 0: left out). */
 typedef struct {
@@ -117,6 +134,10 @@ typedef struct {
     int price_x, price_w;
     int expiry_x, expiry_w;
     int stock_x, stock_w;
+    int sold_x, sold_w;
+    int held_x, held_w;
+    int rate_x, rate_w;
+    int eta_x, eta_w;
     int bar_x, bar_w;
 } sp_cols_t;
 
@@ -161,11 +182,17 @@ struct sp_console {
     size_t top;  /* first row shown */
     size_t page; /* rows the last frame had room for */
 
+    /* the catalogue totals: the finished sweep's, and the running one */
+    sp_totals_t totals, sweep;
+    uint32_t sweep_next; /* next id the sweep reads */
+    uint32_t today;      /* YYYYMMDD, local time, this frame's */
+
     /* the picture a pause froze */
     uint64_t frozen_ns;
     sp_shopstats_t f_stats;
     sp_mstate_t f_state;
     sp_mrates_t f_rates;
+    sp_totals_t f_totals;
     sp_frozen_t *frozen;
     size_t n_frozen;
 };
@@ -409,6 +436,56 @@ static void s_fmt_ms(char *buf, size_t cap, uint64_t ms)
     } else {
         snprintf(buf, cap, "%.1fs", (double)ms / 1000.0);
     }
+}
+
+/* Units per second as people read them: "12.3/s", "4.0/min", "-". */
+static void s_fmt_rate(char *buf, size_t cap, double per_s)
+{
+    if (per_s < 1.0 / 600.0) {
+        snprintf(buf, cap, "-");
+    } else if (per_s < 1.0) {
+        snprintf(buf, cap, "%.1f/min", per_s * 60.0);
+    } else if (per_s < 1000.0) {
+        snprintf(buf, cap, "%.1f/s", per_s);
+    } else {
+        snprintf(buf, cap, "%.0fk/s", per_s / 1000.0);
+    }
+}
+
+/* How long `stock` units last at `per_s` a second: "45s", "3m20s",
+ * "2h05m", "4d"; "-" when nothing is leaving. */
+static void s_fmt_eta(char *buf, size_t cap, uint32_t stock, double per_s)
+{
+    if (per_s < 1.0 / 600.0) {
+        snprintf(buf, cap, "-");
+        return;
+    }
+    double secs = (double)stock / per_s;
+    unsigned long long t = secs < 1e9 ? (unsigned long long)secs : 999999999ull;
+    if (t < 60) {
+        snprintf(buf, cap, "%llus", t);
+    } else if (t < 3600) {
+        snprintf(buf, cap, "%llum%02llus", t / 60, t % 60);
+    } else if (t < 86400) {
+        snprintf(buf, cap, "%lluh%02llum", t / 3600, t / 60 % 60);
+    } else {
+        snprintf(buf, cap, "%llud", t / 86400);
+    }
+}
+
+/* Money in whole units with thousands apart: "12,345,678.90". */
+static void s_fmt_money(char *buf, size_t cap, uint64_t cents)
+{
+    char digits[32];
+    int n = snprintf(digits, sizeof digits, "%llu", (unsigned long long)(cents / 100));
+    size_t o = 0;
+    for (int i = 0; i < n && o + 2 < cap; i++) {
+        if (i > 0 && (n - i) % 3 == 0) {
+            buf[o++] = ',';
+        }
+        buf[o++] = digits[i];
+    }
+    snprintf(buf + o, cap - o, ".%02llu", (unsigned long long)(cents % 100));
 }
 
 static const char *s_wstate_name(uint32_t state)
@@ -662,6 +739,7 @@ static void s_freeze(sp_console_t *self, const sp_mirror_t *mirror, uint64_t now
     self->f_stats = *sp_mirror_stats(mirror);
     self->f_state = *sp_mirror_state(mirror);
     sp_mirror_rates(mirror, now, &self->f_rates);
+    self->f_totals = self->totals;
     if (self->frozen == NULL) {
         /* without it a pause still freezes the header and the order */
         self->frozen = calloc(S_FREEZE_SLOTS, sizeof *self->frozen);
@@ -673,7 +751,7 @@ static void s_freeze(sp_console_t *self, const sp_mirror_t *mirror, uint64_t now
 
 /* Row `id` as this frame shows it: live, or as a pause first saw it. */
 static bool s_row_data(sp_console_t *self, const sp_mirror_t *mirror, uint32_t id, sp_mrow_t *row,
-                       sp_minfo_t *info)
+                       sp_minfo_t *info, sp_tally_t *tally)
 {
     sp_frozen_t *slot = NULL;
     if (self->paused && self->frozen != NULL) {
@@ -682,6 +760,7 @@ static bool s_row_data(sp_console_t *self, const sp_mirror_t *mirror, uint32_t i
             if (self->frozen[h].id == id) {
                 *row = self->frozen[h].row;
                 *info = self->frozen[h].info;
+                *tally = self->frozen[h].tally;
                 return true;
             }
             if (self->frozen[h].id == 0) {
@@ -695,16 +774,84 @@ static bool s_row_data(sp_console_t *self, const sp_mirror_t *mirror, uint32_t i
         return false;
     }
     *row = *r;
+    bool live;
+    if (!sp_mirror_tally(mirror, id, tally, &live)) {
+        *tally = (sp_tally_t){0};
+    }
     if (slot != NULL) {
-        *slot = (sp_frozen_t){.id = id, .row = *r, .info = *info};
+        *slot = (sp_frozen_t){.id = id, .row = *r, .info = *info, .tally = *tally};
         self->n_frozen++;
     }
     return true;
 }
 
 /* ---------------------------------------------------------------------------
+ * Totals
+ */
+
+/* Today as YYYYMMDD in local time (the catalogue's expiry dates). */
+static uint32_t s_today(void)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    if (localtime_r(&now, &tm) == NULL) {
+        return 0;
+    }
+    return (uint32_t)(tm.tm_year + 1900) * 10000u + (uint32_t)(tm.tm_mon + 1) * 100u +
+           (uint32_t)tm.tm_mday;
+}
+
+/* Whether a product's expiry date has passed (0: it has none). */
+static bool s_expired(const sp_console_t *self, uint32_t expiry)
+{
+    return expiry != 0 && self->today != 0 && expiry < self->today;
+}
+
+/* Reads the next S_SWEEP_ROWS rows into the running sweep; at the end of
+ * the catalogue its sums become the totals shown and it starts again. */
+static void s_sweep(sp_console_t *self, const sp_mirror_t *mirror)
+{
+    uint32_t cap = sp_mirror_capacity(mirror);
+    if (self->sweep_next == 0) {
+        self->sweep = (sp_totals_t){.live = true};
+        self->sweep_next = 1;
+    }
+    uint32_t end =
+        cap - self->sweep_next + 1 > S_SWEEP_ROWS ? self->sweep_next + S_SWEEP_ROWS : cap + 1;
+    for (uint32_t id = self->sweep_next; id < end; id++) {
+        const sp_mrow_t *r = sp_mirror_row(mirror, id);
+        sp_minfo_t info;
+        sp_tally_t tl;
+        bool live;
+        if (r == NULL || !sp_mirror_info(mirror, id, &info) ||
+            !sp_mirror_tally(mirror, id, &tl, &live)) {
+            continue;
+        }
+        self->sweep.sold += tl.sold;
+        self->sweep.held += tl.held;
+        self->sweep.revenue_cents += tl.sold * info.price_cents;
+        self->sweep.expired += s_expired(self, info.expiry);
+        self->sweep.sold_out += r->known && r->stock == 0;
+        self->sweep.live = self->sweep.live && live;
+    }
+    self->sweep_next = end;
+    if (end > cap) {
+        self->totals = self->sweep;
+        self->totals.valid = true;
+        self->sweep_next = 0;
+    }
+}
+
+/* ---------------------------------------------------------------------------
  * Frame parts
  */
+
+/* Whether the broker's STATS stopped coming (its last word is old news). */
+static bool s_broker_silent(const sp_shopstats_t *stats, uint64_t now)
+{
+    uint64_t silent_ns = (uint64_t)SP_MIRROR_SILENT_MS * SP_NS_PER_MS;
+    return stats->valid && now > stats->received_ns && now - stats->received_ns > silent_ns;
+}
 
 /* Title line: what is shown, and the banners on the right. */
 static void s_draw_title(const sp_console_t *self, const sp_shopstats_t *stats,
@@ -735,9 +882,7 @@ static void s_draw_title(const sp_console_t *self, const sp_shopstats_t *stats,
         banners[nb++] = "ENDED";
     }
     /* after the broker's goodbye its silence is expected, not news */
-    uint64_t silent_ns = (uint64_t)SP_MIRROR_SILENT_MS * SP_NS_PER_MS;
-    if (stats->valid && !st->eos && !live_eos && now > stats->received_ns &&
-        now - stats->received_ns > silent_ns) {
+    if (!st->eos && !live_eos && s_broker_silent(stats, now)) {
         banners[nb++] = "BROKER SILENT";
     }
     if (self->paused) {
@@ -758,7 +903,8 @@ static void s_draw_title(const sp_console_t *self, const sp_shopstats_t *stats,
  * columns): orders, latency, events, then the plumbing: queues, what was
  * dropped on the way, and what this monitor itself missed. */
 static int s_draw_counters(const sp_console_t *self, int y, int y_end, const sp_shopstats_t *stats,
-                           const sp_mstate_t *st, const sp_mrates_t *rates)
+                           const sp_mstate_t *st, const sp_mrates_t *rates,
+                           const sp_totals_t *totals)
 {
     sp_flow_t f = {.y = y, .x = 0, .y_end = y_end, .cols = COLS};
     char buf[64];
@@ -776,6 +922,20 @@ static int s_draw_counters(const sp_console_t *self, int y, int y_end, const sp_
         s_flow(self, &f, "latency p50", buf, A_NORMAL);
         sp_fmt_ns(buf, sizeof buf, stats->lat_p99_ns);
         s_flow(self, &f, "p99", buf, A_NORMAL);
+    }
+    /* the shop's side: what was sold and for how much, what is held, what
+     * is gone or past its date (a sweep's totals: "-" until the first) */
+    if (totals->valid) {
+        s_flow_u64(self, &f, totals->live ? "units sold" : "units sold (snapshot)", totals->sold,
+                   A_NORMAL);
+        s_fmt_money(buf, sizeof buf, totals->revenue_cents);
+        s_flow(self, &f, "revenue", buf, A_NORMAL);
+        s_flow_u64(self, &f, "held", totals->held, A_NORMAL);
+        s_flow_u64(self, &f, "sold out", totals->sold_out, totals->sold_out ? warn : A_NORMAL);
+        s_flow_u64(self, &f, "expired", totals->expired, totals->expired ? warn : A_NORMAL);
+    } else {
+        s_flow(self, &f, "units sold", "-", A_NORMAL);
+        s_flow(self, &f, "revenue", "-", A_NORMAL);
     }
     snprintf(buf, sizeof buf, "%.0f", rates->events_1s);
     s_flow(self, &f, "events/s", buf, A_NORMAL);
@@ -811,9 +971,12 @@ static int s_draw_counters(const sp_console_t *self, int y, int y_end, const sp_
 }
 
 /* One cell per worker, as many per line as fit, on at most `max_lines`
- * lines; the last cell says how many did not fit. */
+ * lines; the last cell says how many did not fit.  Each says its state,
+ * orders, restarts and heartbeat age; `unknown` (the broker is silent or
+ * gone, so the states are its last word, not the present) shows the
+ * state as unknown. */
 static int s_draw_workers(const sp_console_t *self, int y, int max_lines,
-                          const sp_shopstats_t *stats)
+                          const sp_shopstats_t *stats, bool unknown)
 {
     uint32_t n = stats->workers <= SP_WORKERS_MAX ? (uint32_t)stats->workers : SP_WORKERS_MAX;
     if (!stats->valid || n == 0 || max_lines <= 0) {
@@ -827,7 +990,9 @@ static int s_draw_workers(const sp_console_t *self, int y, int max_lines,
         int cy = y + (int)(i / (uint32_t)per_line);
         int cx = (int)(i % (uint32_t)per_line) * S_WORKER_CELL_W;
         attr_t sa = A_NORMAL;
-        if (w->state == SP_WSTATE_RUNNING) {
+        if (unknown) {
+            sa = A_DIM;
+        } else if (w->state == SP_WSTATE_RUNNING) {
             sa = s_pair(self, S_PAIR_GOOD, A_NORMAL);
         } else if (w->state == SP_WSTATE_SILENT) {
             sa = s_pair(self, S_PAIR_LOW, A_BOLD);
@@ -839,9 +1004,15 @@ static int s_draw_workers(const sp_console_t *self, int y, int max_lines,
         int x = cx;
         x += s_textf(self, cy, x, S_WORKER_CELL_W, A_BOLD, "w%-2u ", i + 1);
         x += s_textf(self, cy, x, cx + S_WORKER_CELL_W - x, sa, "%-8s",
-                     s_wstate_name((uint32_t)w->state));
-        s_textf(self, cy, x, cx + S_WORKER_CELL_W - x - 1, A_NORMAL, " %9llu orders hb %s",
-                (unsigned long long)w->orders, hb);
+                     unknown ? "unknown" : s_wstate_name((uint32_t)w->state));
+        x += s_textf(self, cy, x, cx + S_WORKER_CELL_W - x - 1, A_NORMAL, " %9llu orders",
+                     (unsigned long long)w->orders);
+        if (w->restarts > 0) {
+            x +=
+                s_textf(self, cy, x, cx + S_WORKER_CELL_W - x - 1, s_pair(self, S_PAIR_LOW, A_BOLD),
+                        " restarts %llu", (unsigned long long)w->restarts);
+        }
+        s_textf(self, cy, x, cx + S_WORKER_CELL_W - x - 1, A_NORMAL, " hb %s", unknown ? "-" : hb);
     }
     if (shown < n) {
         int cy = y + (int)(shown / (uint32_t)per_line);
@@ -856,8 +1027,8 @@ static int s_draw_workers(const sp_console_t *self, int y, int max_lines,
  * after each column shown. */
 static int s_cols_used(const sp_cols_t *c)
 {
-    const int w[] = {c->id_w,    c->name_w,   c->cat_w,  c->weight_w,
-                     c->price_w, c->expiry_w, c->stock_w};
+    const int w[] = {c->id_w,    c->name_w, c->cat_w,  c->weight_w, c->price_w, c->expiry_w,
+                     c->stock_w, c->sold_w, c->held_w, c->rate_w,   c->eta_w};
     int used = 2;
     for (size_t k = 0; k < sizeof w / sizeof w[0]; k++) {
         used += w[k] > 0 ? w[k] + 1 : 0;
@@ -885,11 +1056,12 @@ static void s_grow(int *w, int ceiling, int *extra)
 }
 
 /* Column layout for the current width.  A narrow terminal first narrows the
- * name and the category, then loses the least needed columns (expiry,
- * weight, category, price), then narrows the name further; a wide one gives
- * the stock bar room first, then the name and the category, then the bar
- * again.  An 80-column terminal keeps every column for catalogues of up to
- * ten million ids. */
+ * name and the category, then loses the least needed columns (weight,
+ * expiry, held, category, price, sells-out time, rate, sold: an expired
+ * product keeps its marker), then narrows the name further; a wide one
+ * gives the stock bar room first, then the name and the category, then the
+ * bar again.  A 120-column terminal keeps every column for catalogues of up
+ * to ten million ids. */
 static sp_cols_t s_layout(uint32_t capacity)
 {
     sp_cols_t c = {.name_w = S_NAME_W,
@@ -897,14 +1069,19 @@ static sp_cols_t s_layout(uint32_t capacity)
                    .weight_w = S_WEIGHT_W,
                    .price_w = S_PRICE_W,
                    .expiry_w = S_EXPIRY_W,
-                   .stock_w = S_STOCK_W};
+                   .stock_w = S_STOCK_W,
+                   .sold_w = S_SOLD_W,
+                   .held_w = S_HELD_W,
+                   .rate_w = S_RATE_W,
+                   .eta_w = S_ETA_W};
     c.id_w = 2;
     for (uint32_t v = capacity; v >= 10; v /= 10) {
         c.id_w++;
     }
     s_shrink(&c, &c.name_w, S_NAME_W_SOFT);
     s_shrink(&c, &c.cat_w, S_CAT_W_SOFT);
-    int *drop[] = {&c.expiry_w, &c.weight_w, &c.cat_w, &c.price_w};
+    int *drop[] = {&c.weight_w, &c.expiry_w, &c.held_w, &c.cat_w,
+                   &c.price_w,  &c.eta_w,    &c.rate_w, &c.sold_w};
     for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++) {
         if (s_cols_used(&c) + S_BAR_W_MIN > COLS) {
             *drop[i] = 0;
@@ -922,10 +1099,10 @@ static sp_cols_t s_layout(uint32_t capacity)
     }
 
     int x = 2; /* after the marker column and its space */
-    int *pos[] = {&c.id_x,    &c.name_x,   &c.cat_x,   &c.weight_x,
-                  &c.price_x, &c.expiry_x, &c.stock_x, &c.bar_x};
-    const int *wid[] = {&c.id_w,    &c.name_w,   &c.cat_w,   &c.weight_w,
-                        &c.price_w, &c.expiry_w, &c.stock_w, &c.bar_w};
+    int *pos[] = {&c.id_x,    &c.name_x, &c.cat_x,  &c.weight_x, &c.price_x, &c.expiry_x,
+                  &c.stock_x, &c.sold_x, &c.held_x, &c.rate_x,   &c.eta_x,   &c.bar_x};
+    const int *wid[] = {&c.id_w,    &c.name_w, &c.cat_w,  &c.weight_w, &c.price_w, &c.expiry_w,
+                        &c.stock_w, &c.sold_w, &c.held_w, &c.rate_w,   &c.eta_w,   &c.bar_w};
     for (size_t k = 0; k < sizeof pos / sizeof pos[0]; k++) {
         *pos[k] = x;
         x += *wid[k] > 0 ? *wid[k] + 1 : 0;
@@ -953,12 +1130,24 @@ static void s_draw_table_head(const sp_console_t *self, int y, const sp_cols_t *
         s_text(self, y, c->expiry_x, c->expiry_w, a, "expiry");
     }
     s_right(self, y, c->stock_x, c->stock_w, a, "stock");
+    if (c->sold_w > 0) {
+        s_right(self, y, c->sold_x, c->sold_w, a, "sold");
+    }
+    if (c->held_w > 0) {
+        s_right(self, y, c->held_x, c->held_w, a, "held");
+    }
+    if (c->rate_w > 0) {
+        s_right(self, y, c->rate_x, c->rate_w, a, "out");
+    }
+    if (c->eta_w > 0) {
+        s_right(self, y, c->eta_x, c->eta_w, a, "sells out");
+    }
     s_text(self, y, c->bar_x, c->bar_w, a, "left");
 }
 
 /* One product row.  `t` is the frame's clock (the pause's when paused). */
 static void s_draw_row(const sp_console_t *self, int y, const sp_cols_t *c, const sp_mrow_t *r,
-                       const sp_minfo_t *info, uint64_t t)
+                       const sp_minfo_t *info, const sp_tally_t *tally, uint64_t t)
 {
     bool sold_out = r->known && r->stock == 0;
     bool low = false;
@@ -986,8 +1175,9 @@ static void s_draw_row(const sp_console_t *self, int y, const sp_cols_t *c, cons
         attrset(a);
         mvhline(y, 0, ' ', c->bar_x);
     }
-    /* the marker column says it in any terminal */
-    s_text(self, y, 0, 1, a, sold_out ? "X" : low ? "!" : " ");
+    /* the marker column says it in any terminal: X sold out, E expired, ! low */
+    bool expired = s_expired(self, info->expiry);
+    s_text(self, y, 0, 1, a, sold_out ? "X" : expired ? "E" : low ? "!" : " ");
 
     char buf[32];
     snprintf(buf, sizeof buf, "%u", info->id);
@@ -1006,7 +1196,8 @@ static void s_draw_row(const sp_console_t *self, int y, const sp_cols_t *c, cons
     }
     if (c->expiry_w > 0) {
         s_fmt_expiry(buf, sizeof buf, info->expiry);
-        s_text(self, y, c->expiry_x, c->expiry_w, a, buf);
+        attr_t ea = expired && !changed ? s_pair(self, S_PAIR_SOLD_OUT, A_UNDERLINE) : a;
+        s_text(self, y, c->expiry_x, c->expiry_w, ea, buf);
     }
     if (r->known) {
         s_fmt_count(buf, sizeof buf, r->stock, c->stock_w);
@@ -1014,6 +1205,27 @@ static void s_draw_row(const sp_console_t *self, int y, const sp_cols_t *c, cons
         snprintf(buf, sizeof buf, "?");
     }
     s_right(self, y, c->stock_x, c->stock_w, a, buf);
+    if (c->sold_w > 0) {
+        s_fmt_count(buf, sizeof buf, tally->sold, c->sold_w);
+        s_right(self, y, c->sold_x, c->sold_w, a, buf);
+    }
+    if (c->held_w > 0) {
+        s_fmt_count(buf, sizeof buf, tally->held, c->held_w);
+        s_right(self, y, c->held_x, c->held_w, a, tally->held ? buf : "-");
+    }
+    double rate = sp_mirror_out_rate(r, t);
+    if (c->rate_w > 0) {
+        s_fmt_rate(buf, sizeof buf, rate);
+        s_right(self, y, c->rate_x, c->rate_w, a, buf);
+    }
+    if (c->eta_w > 0) {
+        if (r->known && r->stock > 0) {
+            s_fmt_eta(buf, sizeof buf, r->stock, rate);
+        } else {
+            snprintf(buf, sizeof buf, r->known ? "sold out" : "?");
+        }
+        s_right(self, y, c->eta_x, c->eta_w, a, buf);
+    }
 
     /* The bar's full width is the larger of the initial and the current
      * stock: products differ by orders of magnitude, so a scale shared by all
@@ -1026,12 +1238,16 @@ static void s_draw_row(const sp_console_t *self, int y, const sp_cols_t *c, cons
         if (cells == 0 && r->stock > 0) {
             cells = 1;
         }
-        if (self->colors) {
-            short pair = (short)(sold_out ? S_PAIR_SOLD_OUT : low ? S_PAIR_LOW : S_PAIR_BAR);
-            attrset(COLOR_PAIR(pair) | A_REVERSE);
-            mvhline(y, c->bar_x, ' ', (int)cells);
+        /* drawn with a character, not only a colour: a terminal without
+         * colour (or NO_COLOR) still shows the bar */
+        short pair = (short)(sold_out ? S_PAIR_SOLD_OUT : low ? S_PAIR_LOW : S_PAIR_BAR);
+        attr_t ba = self->colors ? COLOR_PAIR(pair) : A_NORMAL;
+        if (self->utf8) {
+            for (int k = 0; k < (int)cells; k++) {
+                s_text(self, y, c->bar_x + k, 1, ba, "\u2588"); /* full block */
+            }
         } else {
-            attrset(A_NORMAL);
+            attrset(ba);
             mvhline(y, c->bar_x, '#', (int)cells);
         }
         attrset(A_NORMAL);
@@ -1051,8 +1267,10 @@ static void s_draw_help(const sp_console_t *self)
         "PgUp PgDn      scroll a page",
         "Home End       first / last rows",
         "",
-        "X  sold out (red)      !  low stock (yellow)",
+        "X  sold out (red)   E  expired   !  low stock (yellow)",
         "highlighted: changed in the last second",
+        "sold, held: units; out: units leaving stock a second (10 s",
+        "  average: purchases and holds); sells out: stock / out",
         "bar: stock against the initial stock (or current, if more)",
     };
     int n = (int)(sizeof text / sizeof text[0]);
@@ -1123,14 +1341,18 @@ static void s_clamp(sp_console_t *self, size_t n)
 void sp_console_draw(sp_console_t *self, const sp_mirror_t *mirror, uint64_t now_ns)
 {
     s_index_update(self, mirror, now_ns);
+    self->today = s_today();
+    s_sweep(self, mirror);
     size_t n = self->view != NULL ? self->n_match : 0;
 
     const sp_shopstats_t *stats = &self->f_stats;
     const sp_mstate_t *st = &self->f_state;
     const sp_mrates_t *rates = &self->f_rates;
+    const sp_totals_t *totals = &self->f_totals;
     sp_mrates_t live_rates;
     uint64_t t = self->frozen_ns;
     if (!self->paused) {
+        totals = &self->totals;
         stats = sp_mirror_stats(mirror);
         st = sp_mirror_state(mirror);
         sp_mirror_rates(mirror, now_ns, &live_rates);
@@ -1146,9 +1368,11 @@ void sp_console_draw(sp_console_t *self, const sp_mirror_t *mirror, uint64_t now
         return;
     }
     /* the end of the stream is shown even while paused: nothing more will come */
-    s_draw_title(self, stats, st, sp_mirror_state(mirror)->eos, t);
-    int y = s_draw_counters(self, 1, LINES - 3, stats, st, rates);
-    y = s_draw_workers(self, y, (LINES - 2 - y) / S_WORKER_SHARE, stats);
+    bool eos = sp_mirror_state(mirror)->eos;
+    s_draw_title(self, stats, st, eos, t);
+    int y = s_draw_counters(self, 1, LINES - 3, stats, st, rates, totals);
+    y = s_draw_workers(self, y, (LINES - 2 - y) / S_WORKER_SHARE, stats,
+                       st->eos || eos || s_broker_silent(stats, t));
 
     sp_cols_t c = s_layout(self->cap);
     s_draw_table_head(self, y, &c);
@@ -1160,8 +1384,9 @@ void sp_console_draw(sp_console_t *self, const sp_mirror_t *mirror, uint64_t now
         uint32_t id = self->view[self->top + (size_t)row];
         sp_mrow_t r;
         sp_minfo_t info;
-        if (s_row_data(self, mirror, id, &r, &info)) {
-            s_draw_row(self, first + row, &c, &r, &info, t);
+        sp_tally_t tally;
+        if (s_row_data(self, mirror, id, &r, &info, &tally)) {
+            s_draw_row(self, first + row, &c, &r, &info, &tally, t);
         } else {
             /* gone since the index was built; the next rebuild drops it */
             s_textf(self, first + row, c.id_x, COLS - c.id_x, A_DIM, "%*u -", c.id_w, id);
@@ -1363,7 +1588,9 @@ int sp_console_open(sp_console_t **out, const sp_console_cfg_t *cfg)
     leaveok(stdscr, TRUE);
     set_escdelay(S_ESC_DELAY_MS);
     curs_set(0);
-    if (has_colors() && start_color() == OK) {
+    /* NO_COLOR (no-color.org): set to anything non-empty, no colours */
+    const char *no_color = getenv("NO_COLOR");
+    if ((no_color == NULL || no_color[0] == '\0') && has_colors() && start_color() == OK) {
         short bg = use_default_colors() == OK ? -1 : COLOR_BLACK;
         init_pair(S_PAIR_SOLD_OUT, COLOR_RED, bg);
         init_pair(S_PAIR_LOW, COLOR_YELLOW, bg);

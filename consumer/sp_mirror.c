@@ -6,6 +6,7 @@
 #include "sp_error.h"
 #include "sp_time.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -212,11 +213,56 @@ static void s_track(sp_mirror_t *m, uint32_t publisher, uint32_t pid, uint64_t f
     p->last_seen_ns = now;
 }
 
+/* Decay of the out rate over `ns` nanoseconds. */
+static double s_out_decay(uint64_t ns)
+{
+    return exp(-(double)ns / (SP_MIRROR_OUT_TAU_S * 1e9));
+}
+
+double sp_mirror_out_rate(const sp_mrow_t *r, uint64_t now_ns)
+{
+    if (r->out_decayed <= 0) {
+        return 0;
+    }
+    uint64_t age = now_ns > r->changed_ns ? now_ns - r->changed_ns : 0;
+    return (double)r->out_decayed * s_out_decay(age) / SP_MIRROR_OUT_TAU_S;
+}
+
+bool sp_mirror_tally(const sp_mirror_t *self, uint32_t id, sp_tally_t *out, bool *live)
+{
+    const sp_mrow_t *r = sp_mirror_row(self, id);
+    if (r == NULL) {
+        return false;
+    }
+    if (self->rows != NULL) {
+        sp_row_tally(&self->rows[id - 1], out);
+        *live = true;
+        return true;
+    }
+    const sp_snaprow_t *s = &self->own[id - 1];
+    int64_t held =
+        (int64_t)s->initial_stock + (int64_t)s->restocked - (int64_t)s->sold - (int64_t)s->stock;
+    *out = (sp_tally_t){.sold = s->sold,
+                        .restocked = s->restocked,
+                        .held = held > 0 ? (uint32_t)held : 0,
+                        .version = s->version};
+    *live = false;
+    return true;
+}
+
 static bool s_apply(sp_mirror_t *m, const sp_event_t *e, uint64_t now)
 {
     sp_mrow_t *r = &m->mrow[e->product_id - 1];
     if (r->known && e->row_version <= r->version) {
         return false;
+    }
+    if (r->known) {
+        uint64_t age = now > r->changed_ns && r->changed_ns != 0 ? now - r->changed_ns : 0;
+        double out = (double)r->out_decayed * s_out_decay(age);
+        if (e->new_stock < r->stock) {
+            out += (double)(r->stock - e->new_stock);
+        }
+        r->out_decayed = (float)out;
     }
     r->stock = e->new_stock;
     r->version = e->row_version;
@@ -427,7 +473,11 @@ int sp_mirror_snap_row(sp_mirror_t *self, const sp_snaprow_t *row, uint64_t now_
     r->present = true;
     if (!r->known || row->version > r->version) {
         if (r->known && row->stock != r->stock) {
-            r->changed_ns = now_ns; /* a change we learn of from the snapshot */
+            /* a change we learn of from the snapshot (the out rate decays
+             * to now, so that its reference time can move) */
+            uint64_t age = now_ns > r->changed_ns && r->changed_ns ? now_ns - r->changed_ns : 0;
+            r->out_decayed = (float)((double)r->out_decayed * s_out_decay(age));
+            r->changed_ns = now_ns;
         }
         r->stock = row->stock;
         r->version = row->version;

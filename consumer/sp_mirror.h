@@ -41,6 +41,7 @@
 #define SP_MIRROR_PUBS         (SP_WORKERS_MAX + 1) /* publisher 0 is the broker */
 #define SP_MIRROR_SILENT_MS    2000 /* a publisher unheard for this long is silent */
 #define SP_MIRROR_RATE_SAMPLES 256
+#define SP_MIRROR_OUT_TAU_S    10.0 /* time constant of a product's out rate */
 
 /* Dynamic state of one product as this monitor knows it. */
 typedef struct {
@@ -50,6 +51,10 @@ typedef struct {
     bool present;        /* the product is in the catalogue */
     uint64_t changed_ns; /* monitor clock of the last change it applied (0: none) */
     uint64_t changes;    /* changes this monitor applied to the row */
+    /* units the events took out of stock (purchases and holds), each decayed
+     * by e^(-age / SP_MIRROR_OUT_TAU_S), as of changed_ns: the product's
+     * recent out rate is this / tau (sp_mirror_out_rate) */
+    float out_decayed;
 } sp_mrow_t;
 
 /* Static data of one product (valid while the mirror lives). */
@@ -138,6 +143,17 @@ void sp_mirror_destroy(sp_mirror_t **self_p);
 
 /* Rows the mirror has room for (the table's capacity). */
 uint32_t sp_mirror_capacity(const sp_mirror_t *self);
+/* The units per second that recently left row r's stock (purchases and
+ * holds seen in events, decayed with SP_MIRROR_OUT_TAU_S) at monitor clock
+ * now_ns; 0 for a row no event has taken from. */
+double sp_mirror_out_rate(const sp_mrow_t *r, uint64_t now_ns);
+
+/* Product `id`'s counters (units sold, restocked, held): read from the
+ * table itself when the mirror maps it (*live true), else as the last
+ * snapshot had them (*live false: held is what the snapshot's equation
+ * left).  False when id is not a known product. */
+bool sp_mirror_tally(const sp_mirror_t *self, uint32_t id, sp_tally_t *out, bool *live);
+
 /* Product `id`'s row and static data; NULL/false when id is outside the table
  * or not (yet) known to be in the catalogue. */
 const sp_mrow_t *sp_mirror_row(const sp_mirror_t *self, uint32_t id);

@@ -575,7 +575,8 @@ Test(monitor, console_under_tmux_shows_exact_stock_reacts_to_keys_and_resizes, .
         int id, y, m, d, n;
         long stock;
         char name[64];
-        if (sscanf(p + 1, "%d %63s", &id, name) == 2 && id >= 1 && id <= 10) {
+        /* after the marker column (X, E, ! or a space) */
+        if (sscanf(p + 2, "%d %63s", &id, name) == 2 && id >= 1 && id <= 10) {
             const char *date = p + 1;
             while (*date && *date != '\n' &&
                    sscanf(date, "%4d-%2d-%2d %ld%n", &y, &m, &d, &stock, &n) != 4) {

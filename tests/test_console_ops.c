@@ -1,0 +1,159 @@
+/*
+ * test_console_ops — the full-screen console as a shop operator reads it,
+ * driven through tmux: units sold, held, revenue and the products past
+ * their expiry date in the header; per product what was sold and held,
+ * its out rate and when it sells out at that rate; bars that show without
+ * colour; a worker's restarts; and worker states that say "unknown" once
+ * the broker is silent instead of staying "running".
+ */
+#include "sp_testutil.h"
+
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define TMUX      "/usr/bin/tmux"
+#define T_RUN_MS  30000
+#define T_POLL_MS 100
+
+/* tmux -L sock with up to twelve more arguments; exit code, output if asked. */
+static int s_tmux(const char *sock, const char *const *args, char **out)
+{
+    const char *argv[16] = {TMUX, "-L", sock};
+    size_t n = 3;
+    for (; args[n - 3] != NULL && n < 15; n++) {
+        argv[n] = args[n - 3];
+    }
+    argv[n] = NULL;
+    char *got = NULL;
+    int rc = spt_run(argv, T_RUN_MS, &got);
+    if (out != NULL) {
+        *out = got;
+    } else {
+        free(got);
+    }
+    return rc;
+}
+
+/* Waits (bounded) until the screen holds every string of `want`; *screen
+ * keeps the last screen seen (the caller frees it). */
+static bool s_wait_for(const char *sock, const char *const *want, char **screen)
+{
+    static const char *const capture[] = {"capture-pane", "-p", "-t", "mon", NULL};
+    for (int waited = 0; waited < SP_TEST_WAIT_MS * 2; waited += T_POLL_MS) {
+        free(*screen);
+        *screen = NULL;
+        s_tmux(sock, capture, screen);
+        bool all = *screen != NULL;
+        for (size_t i = 0; all && want[i] != NULL; i++) {
+            all = strstr(*screen, want[i]) != NULL;
+        }
+        if (all) {
+            return true;
+        }
+        usleep(T_POLL_MS * 1000);
+    }
+    return false;
+}
+
+/* The line of the screen that shows product `name` (static buffer). */
+static const char *s_line(const char *screen, const char *name)
+{
+    static char line[512];
+    const char *p = screen != NULL ? strstr(screen, name) : NULL;
+    if (p == NULL) {
+        return "";
+    }
+    while (p > screen && p[-1] != '\n') {
+        p--;
+    }
+    size_t n = strcspn(p, "\n");
+    snprintf(line, sizeof line, "%.*s", (int)(n < sizeof line ? n : sizeof line - 1), p);
+    return line;
+}
+
+static int s_once(const char *inst, const char *verb, const char *id, const char *qty,
+                  const char *secs)
+{
+    const char *argv[] = {spt_bin("producer"), "--instance", inst, verb, id, qty, secs, NULL};
+    char *out = NULL;
+    int rc = spt_run(argv, T_RUN_MS, &out);
+    cr_log_info("%s", out);
+    free(out);
+    return rc;
+}
+
+Test(console_ops, the_console_shows_what_an_operator_looks_for, .timeout = 180)
+{
+    char inst[64], cmd[512];
+    spt_instance(inst, sizeof inst, "conops");
+    const char *extra[] = {"--catalogue", spt_data("products.csv"), "--workers", "1", NULL};
+    pid_t b = spt_broker_start(inst, extra);
+    cr_assert(b > 0, "broker did not start");
+    /* no colour at all: the bars must still show */
+    snprintf(cmd, sizeof cmd, "env NO_COLOR=1 %s --instance %s", spt_bin("monitor"), inst);
+    const char *session[] = {"new-session", "-d", "-s", "mon", "-x", "160", "-y", "30", cmd, NULL};
+    cr_assert_eq(s_tmux(inst, session, NULL), 0, "tmux did not start");
+
+    /* product 3 (Yogurt natural nuez, 25.00, stock 40): 2 bought, 1 held */
+    cr_assert_eq(s_once(inst, "buy", "3", "2", NULL), 0);
+    cr_assert_eq(s_once(inst, "reserve", "3", "1", "60"), 0);
+    char *screen = NULL;
+    const char *header[] = {"units sold 2", "revenue 50.00", "held 1", "expired 10",
+                            "sells out",    "sold",          "out",    NULL};
+    cr_expect(s_wait_for(inst, header, &screen), "the header lacks the shop's totals:\n%s", screen);
+    const char *row = s_line(screen, "Yogurt natural nuez");
+    unsigned long stock = 0, sold = 0, held = 0;
+    const char *date = strstr(row, "2024-10-30");
+    cr_assert_not_null(date, "no expiry on the row: '%s'", row);
+    cr_expect_eq(sscanf(date + 10, "%lu %lu %lu", &stock, &sold, &held), 3, "'%s'", row);
+    cr_expect(stock == 37 && sold == 2 && held == 1, "stock %lu sold %lu held %lu: '%s'", stock,
+              sold, held, row);
+    cr_expect_eq(row[0], 'E', "the marker says expired (its date is past): '%s'", row);
+    cr_expect(strstr(row, "/s") != NULL || strstr(row, "/min") != NULL,
+              "an out rate after the changes: '%s'", row);
+    cr_expect(strchr(row, '#') != NULL || strstr(row, "\xe2\x96\x88") != NULL,
+              "no bar without colour: '%s'", row);
+
+    /* a worker killed: the broker restarts it and the console says so */
+    const char *pg[] = {"/usr/bin/pgrep", "-f", "", NULL};
+    char pat[128];
+    snprintf(pat, sizeof pat, "consumer --instance %s --worker-id 1", inst);
+    pg[2] = pat;
+    char *pids = NULL;
+    cr_assert_eq(spt_run(pg, T_RUN_MS, &pids), 0, "no worker found");
+    pid_t w = (pid_t)atol(pids);
+    free(pids);
+    cr_assert_gt(w, 0);
+    kill(w, SIGKILL);
+    const char *restarted[] = {"restarts 1", "running", NULL};
+    cr_expect(s_wait_for(inst, restarted, &screen), "no restart shown:\n%s", screen);
+
+    /* the broker killed: its last word about the workers is not the present */
+    kill(b, SIGKILL);
+    const char *silent[] = {"BROKER SILENT", "w1  unknown", NULL};
+    cr_expect(s_wait_for(inst, silent, &screen), "workers still shown as they were:\n%s", screen);
+
+    static const char *const kill_server[] = {"kill-server", NULL};
+    s_tmux(inst, kill_server, NULL);
+    free(screen);
+    spt_wait(b, SP_TEST_WAIT_MS);
+    /* the dead broker's workers stop by themselves; then its leftovers go */
+    const char *clean[] = {spt_bin("broker"), "--instance", inst, "--clean", NULL};
+    char *out = NULL;
+    bool gone = false;
+    for (int waited = 0; waited < SP_TEST_WAIT_MS * 2 && !gone; waited += T_POLL_MS) {
+        free(out);
+        out = NULL;
+        gone = spt_run(clean, T_RUN_MS, &out) == 0;
+        if (!gone) {
+            usleep(T_POLL_MS * 1000);
+        }
+    }
+    cr_expect(gone, "--clean: %s", out);
+    free(out);
+    cr_expect_not(spt_leftovers(inst));
+}
