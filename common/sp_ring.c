@@ -1,19 +1,29 @@
 /*
- * sp_ring — Vyukov's bounded MPMC queue, with futex sleeping on both ends.
+ * sp_ring — a bounded ring of messages under a robust process-shared
+ * mutex, with futex sleeping on both ends.
  *
- * Position p of the ring lives in slot p % capacity.  A slot's sequence says
- * whose turn it is: seq == p means "free for the producer of position p",
- * seq == p + 1 means "holds the message of position p, ready for its
- * consumer", and the consumer hands it on with seq = p + capacity (free for
- * the producer one lap later).  The tail and head counters only say which
- * position to try next; the compare-and-swap on them decides who owns it.
+ * Position p of the ring lives in slot p % capacity; the ring holds the
+ * positions head .. tail - 1.  A put copies its message into slot tail and
+ * then moves the tail; a get copies slot head out and then moves the head;
+ * both under the ring's mutex, and each moves its counter last, with one
+ * store.  So a process killed anywhere inside leaves the ring as it was
+ * before its call (a put not made, a message not taken), and the mutex is
+ * robust: the next locker is told its owner died (EOWNERDEAD), marks it
+ * consistent and goes on, counting the recovery.  That is what makes the
+ * `shm` transport survive the death of any process on it, where the
+ * lock-free queue it replaced (Vyukov's: claim a position, then publish the
+ * slot) stopped every reader at the slot a dead writer had claimed.  The
+ * price is that copies into one ring do not overlap: a message is at most a
+ * slot (16 KiB by default), a few microseconds of memcpy.
  *
- * Sleeping without lost wake-ups: a sleeper reads the side's wake counter,
- * announces itself (sleepers++), looks at the ring once more and only then
- * waits on the counter's value.  The other side publishes its change, fences,
- * and if it sees a sleeper bumps the counter and wakes one.  Either the
- * sleeper's second look sees the change, or the waker sees the sleeper: the
- * fences on both sides make "neither" impossible.
+ * Waiting happens outside the mutex: a caller that finds the ring empty (or
+ * full) by reading the counters spins SP_RING_SPIN times, then sleeps on a
+ * futex.  Sleeping without lost wake-ups: a sleeper reads the side's wake
+ * counter, announces itself (sleepers++), looks at the counters once more
+ * and only then waits on the counter's value.  The other side publishes its
+ * change, fences, and if it sees a sleeper bumps the counter and wakes one.
+ * Either the sleeper's second look sees the change, or the waker sees the
+ * sleeper: the fences on both sides make "neither" impossible.
  */
 #include "sp_ring.h"
 
@@ -23,6 +33,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -41,8 +52,10 @@ struct sp_ring {
     uint64_t bytes;
     uint32_t stride; /* bytes from one slot to the next */
     uint32_t reserved;
-    _Alignas(S_LINE) _Atomic uint64_t tail;      /* next position to put */
-    _Alignas(S_LINE) _Atomic uint64_t head;      /* next position to get */
+    _Atomic uint64_t recovered;                  /* times a dead owner's lock was taken over */
+    _Alignas(S_LINE) pthread_mutex_t lock;       /* robust, process-shared */
+    _Alignas(S_LINE) _Atomic uint64_t tail;      /* next position to put (moved under lock) */
+    _Alignas(S_LINE) _Atomic uint64_t head;      /* next position to get (moved under lock) */
     _Alignas(S_LINE) _Atomic uint32_t data_wake; /* consumers sleep on this */
     _Atomic uint32_t data_sleepers;
     _Alignas(S_LINE) _Atomic uint32_t space_wake; /* producers sleep on this */
@@ -50,9 +63,8 @@ struct sp_ring {
 };
 
 typedef struct {
-    _Atomic uint64_t seq;
     uint32_t len;
-    uint32_t reserved;
+    uint32_t reserved[3];
     uint8_t data[];
 } s_slot_t;
 
@@ -90,11 +102,24 @@ sp_ring_t *sp_ring_init(void *mem, uint32_t capacity, uint32_t slot_size)
     r->slot_size = slot_size;
     r->stride = (uint32_t)S_ROUND(S_SLOT_HDR + (size_t)slot_size);
     r->bytes = sp_ring_bytes(capacity, slot_size);
+    pthread_mutexattr_t ma;
+    int e = pthread_mutexattr_init(&ma);
+    if (e == 0) {
+        e = pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+        if (e == 0) {
+            e = pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
+        }
+        if (e == 0) {
+            e = pthread_mutex_init(&r->lock, &ma);
+        }
+        pthread_mutexattr_destroy(&ma);
+    }
+    if (e != 0) {
+        errno = e;
+        return NULL;
+    }
     for (uint32_t i = 0; i < capacity; i++) {
-        s_slot_t *s = s_slot(r, i);
-        atomic_init(&s->seq, i);
-        s->len = 0;
-        s->reserved = 0;
+        s_slot(r, i)->len = 0;
     }
     atomic_thread_fence(memory_order_release);
     r->magic = SP_RING_MAGIC; /* last: an attacher sees a whole ring or none */
@@ -178,19 +203,27 @@ static void s_wake(_Atomic uint32_t *wake, _Atomic uint32_t *sleepers)
     }
 }
 
-/* True while the slot at the position `ctr` points to is not ready for us
- * (full for producers: seq < pos; empty for consumers: seq < pos + 1). */
-static bool s_blocked(sp_ring_t *r, _Atomic uint64_t *ctr, uint64_t ready_offset)
+/* Messages in the ring at one reading of the counters (each only grows;
+ * a stale pair can only make it look fuller or emptier for a moment,
+ * which the caller's next look corrects). */
+static uint64_t s_used(sp_ring_t *r)
 {
-    uint64_t pos = atomic_load_explicit(ctr, memory_order_relaxed);
-    uint64_t seq = atomic_load_explicit(&s_slot(r, pos)->seq, memory_order_acquire);
-    return (int64_t)(seq - (pos + ready_offset)) < 0;
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+    return tail > head ? tail - head : 0;
+}
+
+/* True while the ring is full (for a putter) or empty (for a getter). */
+static bool s_blocked(sp_ring_t *r, bool putter)
+{
+    uint64_t used = s_used(r);
+    return putter ? used >= r->capacity : used == 0;
 }
 
 /* Sleeps until woken or the deadline (0 = none).  Returns 0 or
  * SP_E_TIMEOUT / -EINTR. */
-static int s_sleep(sp_ring_t *r, _Atomic uint64_t *ctr, uint64_t ready_offset,
-                   _Atomic uint32_t *wake, _Atomic uint32_t *sleepers, uint64_t deadline)
+static int s_sleep(sp_ring_t *r, bool putter, _Atomic uint32_t *wake, _Atomic uint32_t *sleepers,
+                   uint64_t deadline)
 {
     struct timespec rel, *relp = NULL;
     if (deadline != 0) {
@@ -206,7 +239,7 @@ static int s_sleep(sp_ring_t *r, _Atomic uint64_t *ctr, uint64_t ready_offset,
     uint32_t v = atomic_load_explicit(wake, memory_order_relaxed);
     atomic_fetch_add_explicit(sleepers, 1, memory_order_seq_cst);
     int rc = 0;
-    if (s_blocked(r, ctr, ready_offset) && s_futex_wait(wake, v, relp) < 0 && errno == EINTR) {
+    if (s_blocked(r, putter) && s_futex_wait(wake, v, relp) < 0 && errno == EINTR) {
         rc = -EINTR;
     }
     atomic_fetch_sub_explicit(sleepers, 1, memory_order_relaxed);
@@ -218,6 +251,41 @@ static uint64_t s_deadline(int timeout_ms)
     return timeout_ms > 0 ? sp_now_ns() + (uint64_t)timeout_ms * SP_NS_PER_MS : 0;
 }
 
+/* Takes the ring's lock; a dead owner's is taken over: whatever it did
+ * inside left the counters as they were before its call, so the ring is
+ * consistent as it stands. */
+static void s_lock(sp_ring_t *r)
+{
+    int e = pthread_mutex_lock(&r->lock);
+    if (e == EOWNERDEAD) {
+        pthread_mutex_consistent(&r->lock);
+        atomic_fetch_add_explicit(&r->recovered, 1, memory_order_relaxed);
+    }
+}
+
+static void s_unlock(sp_ring_t *r)
+{
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* Waits (spinning, then sleeping) while the ring is blocked for this side.
+ * Returns 0 when it may be worth a try, -EAGAIN, SP_E_TIMEOUT or -EINTR. */
+static int s_wait(sp_ring_t *r, bool putter, int timeout_ms, uint64_t deadline, unsigned *spins)
+{
+    if (!s_blocked(r, putter)) {
+        return 0;
+    }
+    if (timeout_ms == 0) {
+        return -EAGAIN;
+    }
+    if ((*spins)++ < SP_RING_SPIN) {
+        s_relax();
+        return 0;
+    }
+    return putter ? s_sleep(r, true, &r->space_wake, &r->space_sleepers, deadline)
+                  : s_sleep(r, false, &r->data_wake, &r->data_sleepers, deadline);
+}
+
 int sp_ring_put(sp_ring_t *self, const void *msg, size_t len, int timeout_ms)
 {
     if (len > self->slot_size) {
@@ -226,36 +294,23 @@ int sp_ring_put(sp_ring_t *self, const void *msg, size_t len, int timeout_ms)
     uint64_t deadline = s_deadline(timeout_ms);
     unsigned spins = 0;
     for (;;) {
-        uint64_t pos = atomic_load_explicit(&self->tail, memory_order_relaxed);
-        s_slot_t *s = s_slot(self, pos);
-        uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
-        int64_t diff = (int64_t)(seq - pos);
-        if (diff == 0) {
-            if (atomic_compare_exchange_weak_explicit(&self->tail, &pos, pos + 1,
-                                                      memory_order_relaxed, memory_order_relaxed)) {
-                memcpy(s->data, msg, len);
-                s->len = (uint32_t)len;
-                atomic_store_explicit(&s->seq, pos + 1, memory_order_release);
-                s_wake(&self->data_wake, &self->data_sleepers);
-                return 0;
-            }
-            continue; /* another producer took it */
-        }
-        if (diff > 0) {
-            continue; /* our view of the tail is old */
-        }
-        /* full */
-        if (timeout_ms == 0) {
-            return -EAGAIN;
-        }
-        if (spins++ < SP_RING_SPIN) {
-            s_relax();
-            continue;
-        }
-        int rc = s_sleep(self, &self->tail, 0, &self->space_wake, &self->space_sleepers, deadline);
+        int rc = s_wait(self, true, timeout_ms, deadline, &spins);
         if (rc < 0) {
             return rc;
         }
+        s_lock(self);
+        uint64_t tail = atomic_load_explicit(&self->tail, memory_order_relaxed);
+        uint64_t head = atomic_load_explicit(&self->head, memory_order_relaxed);
+        if (tail - head < self->capacity) {
+            s_slot_t *s = s_slot(self, tail);
+            memcpy(s->data, msg, len);
+            s->len = (uint32_t)len;
+            atomic_store_explicit(&self->tail, tail + 1, memory_order_release); /* last */
+            s_unlock(self);
+            s_wake(&self->data_wake, &self->data_sleepers);
+            return 0;
+        }
+        s_unlock(self); /* another putter filled it first */
     }
 }
 
@@ -267,37 +322,29 @@ int sp_ring_get(sp_ring_t *self, void *buf, size_t cap, int timeout_ms)
     uint64_t deadline = s_deadline(timeout_ms);
     unsigned spins = 0;
     for (;;) {
-        uint64_t pos = atomic_load_explicit(&self->head, memory_order_relaxed);
-        s_slot_t *s = s_slot(self, pos);
-        uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
-        int64_t diff = (int64_t)(seq - (pos + 1));
-        if (diff == 0) {
-            if (atomic_compare_exchange_weak_explicit(&self->head, &pos, pos + 1,
-                                                      memory_order_relaxed, memory_order_relaxed)) {
-                uint32_t len = s->len;
-                memcpy(buf, s->data, len);
-                atomic_store_explicit(&s->seq, pos + self->capacity, memory_order_release);
-                s_wake(&self->space_wake, &self->space_sleepers);
-                return (int)len;
-            }
-            continue;
-        }
-        if (diff > 0) {
-            continue;
-        }
-        /* empty */
-        if (timeout_ms == 0) {
-            return -EAGAIN;
-        }
-        if (spins++ < SP_RING_SPIN) {
-            s_relax();
-            continue;
-        }
-        int rc = s_sleep(self, &self->head, 1, &self->data_wake, &self->data_sleepers, deadline);
+        int rc = s_wait(self, false, timeout_ms, deadline, &spins);
         if (rc < 0) {
             return rc;
         }
+        s_lock(self);
+        uint64_t head = atomic_load_explicit(&self->head, memory_order_relaxed);
+        uint64_t tail = atomic_load_explicit(&self->tail, memory_order_relaxed);
+        if (head != tail) {
+            const s_slot_t *s = s_slot(self, head);
+            uint32_t len = s->len <= self->slot_size ? s->len : self->slot_size;
+            memcpy(buf, s->data, len);
+            atomic_store_explicit(&self->head, head + 1, memory_order_release); /* last */
+            s_unlock(self);
+            s_wake(&self->space_wake, &self->space_sleepers);
+            return (int)len;
+        }
+        s_unlock(self); /* another getter emptied it first */
     }
+}
+
+uint64_t sp_ring_recovered(const sp_ring_t *self)
+{
+    return atomic_load_explicit(&((sp_ring_t *)self)->recovered, memory_order_relaxed);
 }
 
 void sp_ring_wake_all(sp_ring_t *self)

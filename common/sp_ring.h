@@ -1,23 +1,26 @@
 /*
  * sp_ring — a bounded multi-producer, multi-consumer ring of messages in
- * shared memory, for the `shm` transport and the benchmark's "no queue" side.
+ * shared memory, for the `shm` transport and the benchmark's "no queue" side,
+ * that survives the death of any process using it.
  *
  * The ring is one caller-provided block of memory (a POSIX shm segment, or
- * plain memory for threads): a header, then `capacity` slots of `slot_size`
- * bytes each.  Each slot carries a sequence number (Vyukov's bounded MPMC
- * queue): a producer claims a position with one compare-and-swap on the tail,
- * copies its message in and publishes it by storing the slot's sequence; a
- * consumer does the same on the head.  No lock is held at any time, and
- * nothing in the block is a pointer, so every process may map it anywhere.
+ * plain memory for threads): a header with a robust process-shared mutex,
+ * then `capacity` slots of `slot_size` bytes each.  A put copies its message
+ * into the slot at the tail and then moves the tail, a get copies the slot at
+ * the head out and then moves the head, both under the mutex, so a process
+ * killed inside a put or a get leaves the ring as it was before that call;
+ * the next caller takes the dead owner's lock over (EOWNERDEAD, counted by
+ * sp_ring_recovered) and goes on.  A message is taken whole or not at all:
+ * never half written, never lost once put but by a getter that dies after
+ * taking it (the caller above decides what that loses: the `shm` transport
+ * resends unanswered orders, answered from the exactly-once registry).
+ * Nothing in the block is a pointer, so every process may map it anywhere.
  *
  * Waiting: with two cores, spinning starves the very process we wait for.
  * A caller that finds the ring empty (or full) spins SP_RING_SPIN times, then
  * registers as a sleeper and sleeps on a futex until the other side wakes it
  * (or the timeout passes).  The other side pays a futex_wake system call only
- * while somebody sleeps, so a busy ring never enters the kernel.
- *
- * Not crash-safe yet: a producer killed between claiming a slot and publishing
- * it stops consumers at that slot (issue 16, item 7, owns that).
+ * while somebody sleeps.  The mutex is held only to copy one message.
  *
  * Ownership: the caller provides and releases the memory; an sp_ring_t is a
  * view of it and has nothing to free.  Errors: init and attach return NULL
@@ -25,7 +28,8 @@
  * and get spin, then sleep up to their timeout (forever when it is
  * negative) and return -EINTR when a signal interrupts the sleep.  Threads
  * and processes: any number of putters and getters, in any threads and
- * processes that map the block, at once (the futexes are not private).
+ * processes that map the block, at once (the mutex and the futexes are
+ * process-shared).
  */
 #ifndef SP_RING_H
 #define SP_RING_H
@@ -35,7 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SP_RING_MAGIC 0x31474e4952505300ull /* "\0SPRING1" */
+#define SP_RING_MAGIC 0x32474e4952505300ull /* "\0SPRING2": the robust-lock layout */
 #define SP_RING_SPIN  200                   /* polls before sleeping */
 
 typedef struct sp_ring sp_ring_t;
@@ -45,7 +49,8 @@ typedef struct sp_ring sp_ring_t;
 size_t sp_ring_bytes(uint32_t capacity, uint32_t slot_size);
 
 /* Lays a new ring out in `mem` (sp_ring_bytes(...) bytes, 64-byte aligned).
- * Returns the ring, or NULL with errno EINVAL for bad arguments. */
+ * Returns the ring, or NULL with errno EINVAL for bad arguments (or the
+ * error of making its mutex). */
 sp_ring_t *sp_ring_init(void *mem, uint32_t capacity, uint32_t slot_size);
 
 /* Checks a ring another process laid out in `mem` of `len` bytes.  Returns
@@ -72,6 +77,10 @@ int sp_ring_put(sp_ring_t *self, const void *msg, size_t len, int timeout_ms);
  * (empty, timeout 0), SP_E_TIMEOUT, -EMSGSIZE (cap below the slot size;
  * nothing is taken) or -EINTR. */
 int sp_ring_get(sp_ring_t *self, void *buf, size_t cap, int timeout_ms);
+
+/* Times a caller took over the lock of a process that died holding it
+ * (inside a put or a get). */
+uint64_t sp_ring_recovered(const sp_ring_t *self);
 
 /* Wakes every sleeper (both sides), e.g. to make them notice a shutdown. */
 void sp_ring_wake_all(sp_ring_t *self);

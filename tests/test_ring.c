@@ -327,3 +327,172 @@ Test(ring, many_processes_every_message_exactly_once, .timeout = 60)
     munmap(seen, seen_len);
     munmap(r, len);
 }
+
+/* --- a process dying inside a put or a get -------------------------------- */
+
+#define T_CRASH_SLOT 65536u
+
+/* A buffer of 2 * T_CRASH_SLOT bytes whose second half cannot be touched:
+ * a memcpy of a whole slot from it (or into it) faults halfway, inside the
+ * ring's lock, as surely as a kill -9 there. */
+static uint8_t *s_trap(void)
+{
+    uint8_t *p =
+        mmap(NULL, 2 * T_CRASH_SLOT, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(p, MAP_FAILED);
+    cr_assert_eq(mprotect(p + T_CRASH_SLOT, T_CRASH_SLOT, PROT_NONE), 0);
+    return p;
+}
+
+/* Runs fn in a child process and returns how it ended (wait status). */
+static int s_in_child(void (*fn)(sp_ring_t *), sp_ring_t *r)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        fn(r);
+        _exit(0);
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+static void s_put_faulting(sp_ring_t *r)
+{
+    uint8_t *trap = s_trap();
+    memset(trap, 0xAB, T_CRASH_SLOT);
+    /* a whole slot from T_CRASH_SLOT / 2 before the hole: it dies in the copy */
+    sp_ring_put(r, trap + T_CRASH_SLOT / 2, T_CRASH_SLOT, -1);
+}
+
+static void s_get_faulting(sp_ring_t *r)
+{
+    uint8_t *trap = s_trap();
+    sp_ring_get(r, trap + T_CRASH_SLOT / 2, T_CRASH_SLOT, -1);
+}
+
+/* A putter killed halfway through its copy: nobody ever sees its half
+ * message, the next caller takes its lock over, and the ring goes on at
+ * full capacity (the lock-free ring stopped every getter at that slot). */
+Test(ring, a_putter_dying_inside_a_put_neither_delivers_nor_blocks, .timeout = 30)
+{
+    size_t len;
+    sp_ring_t *r = s_ring(4, T_CRASH_SLOT, &len);
+    uint8_t *msg = malloc(T_CRASH_SLOT), *got = malloc(T_CRASH_SLOT);
+    cr_assert(msg != NULL && got != NULL);
+    memset(msg, 0x11, T_CRASH_SLOT);
+    cr_assert_eq(sp_ring_put(r, msg, 100, 0), 0);
+
+    int status = s_in_child(s_put_faulting, r);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV, "the putter did not die inside");
+    cr_expect_eq(sp_ring_depth(r), 1, "the dead put is not in the ring");
+
+    cr_expect_eq(sp_ring_get(r, got, T_CRASH_SLOT, 1000), 100, "the message before it");
+    cr_expect_eq(got[99], 0x11);
+    cr_expect_eq(sp_ring_get(r, got, T_CRASH_SLOT, 0), -EAGAIN, "and nothing of the dead put");
+    cr_expect_eq(sp_ring_recovered(r), 1, "its lock was taken over once");
+    for (int i = 0; i < 4; i++) {
+        msg[0] = (uint8_t)i;
+        cr_expect_eq(sp_ring_put(r, msg, 10, 0), 0, "put %d after the death", i);
+    }
+    for (int i = 0; i < 4; i++) {
+        cr_expect_eq(sp_ring_get(r, got, T_CRASH_SLOT, 1000), 10);
+        cr_expect_eq(got[0], i, "in order");
+    }
+    free(msg);
+    free(got);
+    munmap(r, len);
+}
+
+/* A getter killed halfway through its copy: the message stays in the ring
+ * for the next getter (whole), and every slot is usable again. */
+Test(ring, a_getter_dying_inside_a_get_leaves_the_message_and_the_slot, .timeout = 30)
+{
+    size_t len;
+    sp_ring_t *r = s_ring(2, T_CRASH_SLOT, &len);
+    uint8_t *msg = malloc(T_CRASH_SLOT), *got = malloc(T_CRASH_SLOT);
+    cr_assert(msg != NULL && got != NULL);
+    memset(msg, 0x22, T_CRASH_SLOT);
+    cr_assert_eq(sp_ring_put(r, msg, T_CRASH_SLOT, 0), 0);
+
+    int status = s_in_child(s_get_faulting, r);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV, "the getter did not die inside");
+
+    cr_expect_eq(sp_ring_get(r, got, T_CRASH_SLOT, 1000), (int)T_CRASH_SLOT,
+                 "the message is still there");
+    cr_expect_eq(got[0], 0x22);
+    cr_expect_eq(got[T_CRASH_SLOT - 1], 0x22);
+    cr_expect_eq(sp_ring_recovered(r), 1);
+    for (int lap = 0; lap < 3; lap++) {
+        cr_expect_eq(sp_ring_put(r, msg, 8, 0), 0, "lap %d", lap);
+        cr_expect_eq(sp_ring_put(r, msg, 8, 0), 0, "lap %d: the whole capacity", lap);
+        cr_expect_eq(sp_ring_get(r, got, T_CRASH_SLOT, 1000), 8);
+        cr_expect_eq(sp_ring_get(r, got, T_CRASH_SLOT, 1000), 8);
+    }
+    free(msg);
+    free(got);
+    munmap(r, len);
+}
+
+/* Processes putting and getting whole slots, each killed at a moment the
+ * clock picks: whatever moment it was, every message a getter takes is
+ * whole and the ring never stops (a kill inside a copy is recovered). */
+static void s_churn(sp_ring_t *r)
+{
+    uint8_t *buf = malloc(T_CRASH_SLOT);
+    if (buf == NULL) {
+        _exit(1);
+    }
+    for (uint32_t k = 1;; k++) {
+        memset(buf, (int)(k & 0xff), T_CRASH_SLOT);
+        sp_ring_put(r, buf, T_CRASH_SLOT, 0);
+        int n = sp_ring_get(r, buf, T_CRASH_SLOT, 0);
+        if (n > 0) {
+            for (int i = 1; i < n; i++) {
+                if (buf[i] != buf[0]) {
+                    _exit(3); /* a torn message */
+                }
+            }
+        }
+    }
+}
+
+Test(ring, processes_killed_at_any_moment_never_tear_or_stop_it, .timeout = 120)
+{
+    size_t len;
+    sp_ring_t *r = s_ring(4, T_CRASH_SLOT, &len);
+    uint8_t *got = malloc(T_CRASH_SLOT);
+    cr_assert_not_null(got);
+    for (int round = 0; round < 30; round++) {
+        pid_t kids[2];
+        for (int k = 0; k < 2; k++) {
+            kids[k] = fork();
+            cr_assert_geq(kids[k], 0);
+            if (kids[k] == 0) {
+                s_churn(r);
+            }
+        }
+        usleep((useconds_t)(1000 + (round * 7919) % 5000));
+        for (int k = 0; k < 2; k++) {
+            kill(kids[k], SIGKILL);
+            int status = 0;
+            waitpid(kids[k], &status, 0);
+            cr_assert(WIFSIGNALED(status), "round %d: a churner ended by itself (status %d)", round,
+                      status);
+        }
+        /* what is left is whole, and the ring still moves */
+        int n;
+        while ((n = sp_ring_get(r, got, T_CRASH_SLOT, 0)) > 0) {
+            for (int i = 1; i < n; i++) {
+                cr_assert_eq(got[i], got[0], "round %d: a torn message", round);
+            }
+        }
+        cr_assert_eq(n, -EAGAIN, "round %d: %d", round, n);
+        cr_assert_eq(sp_ring_put(r, got, 16, 1000), 0, "round %d: stuck after the kills", round);
+        cr_assert_eq(sp_ring_get(r, got, T_CRASH_SLOT, 1000), 16, "round %d", round);
+    }
+    cr_log_info("locks taken over from the dead: %llu", (unsigned long long)sp_ring_recovered(r));
+    free(got);
+    munmap(r, len);
+}
