@@ -189,13 +189,17 @@ start_broker() {
     done
 }
 start_broker || exit 1
-# the load outlasts the faults: each round's seconds, plus a margin
-span=4
+# the load outlasts the faults: each round's seconds (with the node's
+# restart and the leader lookups), plus a margin; the producers publish
+# without waiting for each acknowledgement, so a fault does not slow the
+# load down and the rounds must fit in its paced time
+span=8
 for f in $faults; do
     case $f in
-    leader | stop) span=$((span + down_s + 3)) ;;
-    partition) span=$((span + partitions * (down_s + 2) + 2)) ;;
-    broker) span=$((span + 5)) ;;
+    leader) span=$((span + down_s + 8)) ;;
+    stop) span=$((span + down_s + 5)) ;;
+    partition) span=$((span + partitions * (down_s + 3) + 3)) ;;
+    broker) span=$((span + 10)) ;;
     esac
 done
 [ $((rate * span)) -gt "$orders" ] && orders=$((rate * span))
