@@ -3,7 +3,11 @@
 cannot drift from the code (tests/test_docs.c runs it on README.md and
 docs/PROTOCOL.md in `make test`).
 
-    doc_examples.py [--bin DIR] [--data DIR] [--keep] FILE.md
+    doc_examples.py [--bin DIR] [--data DIR] [--keep] FILE.md ...
+
+(--bin, --data: the binaries and the catalogue, by default SP_BIN_DIR and
+SP_DATA_DIR or bin and data; --keep: keep the scenario's directory, which
+is otherwise removed, to look at a failure.)
 
 What it does with each fenced code block, in document order:
 
@@ -165,9 +169,9 @@ def commands(block):
         if not pending:
             first = number
         if text.endswith("\\"):
-            pending += text[:-1] + " "
+            pending += text[:-1].strip() + " "
             continue
-        whole = (pending + text).strip()
+        whole = (pending + text.strip()).strip()
         pending = ""
         if whole:
             out.append(Command(first, whole, comment))
@@ -394,7 +398,7 @@ class Scenario:
 
     # -- the end
 
-    def finish(self, ok):
+    def finish(self):
         errors = []
         for key in list(self.servers):
             try:
@@ -409,14 +413,15 @@ class Scenario:
                  if os.path.exists(f"{self.run_base}/{i}")]
         if left:
             errors.append(f"{self.doc}: left behind: {', '.join(sorted(left))}")
-        if ok and not errors and not self.keep:
-            shutil.rmtree(self.dir, ignore_errors=True)
-        else:
+        if self.keep:
             print(f"{self.doc}: the scenario's directory stays: {self.dir}")
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
         return errors
 
 
 def run(doc, bin_dir, data_dir, keep):
+    doc = os.path.normpath(doc)
     sc = Scenario(doc, bin_dir, data_dir, keep)
     skipped, errors = [], []
     try:
@@ -450,7 +455,7 @@ def run(doc, bin_dir, data_dir, keep):
                               f"for a `{b.lang or 'untagged'}` block")
     except Failure as e:
         errors.append(str(e))
-    errors += sc.finish(not errors)
+    errors += sc.finish()
     for s in skipped:
         print(f"skipped {s}")
     for e in errors:

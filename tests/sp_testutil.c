@@ -52,6 +52,24 @@ const char *spt_data(const char *file)
     return path;
 }
 
+const char *spt_python(void)
+{
+    const char *env = getenv("SP_PYTHON");
+    return env != NULL && env[0] != '\0' ? env : "/usr/bin/python3";
+}
+
+void spt_source(char *buf, size_t cap, const char *rel)
+{
+    const char *data = getenv("SP_DATA_DIR");
+    if (data != NULL) {
+        snprintf(buf, cap, "%s/../%s", data, rel);
+        if (access(buf, R_OK) == 0) {
+            return;
+        }
+    }
+    snprintf(buf, cap, "%s", rel);
+}
+
 void spt_catalogue(char *path, size_t cap, unsigned n, unsigned stock)
 {
     snprintf(path, cap, "/tmp/sp-cat-%ld-XXXXXX", (long)getpid());

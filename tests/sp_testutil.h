@@ -26,6 +26,16 @@ const char *spt_bin(const char *role);
 /* Path of a file under data/ (SP_DATA_DIR, default "data"). */
 const char *spt_data(const char *file);
 
+/* The Python that runs the tests' Python clients: SP_PYTHON, by default
+ * Debian's /usr/bin/python3, the one python3-zmq installs into (a python3
+ * earlier on PATH, pyenv or a venv, may lack zmq). */
+const char *spt_python(void);
+
+/* Path of a file of the source tree, `rel` from its root (e.g.
+ * "tests/protocol_client.py"): found beside SP_DATA_DIR (data/ is at the
+ * root), else relative to the working directory. */
+void spt_source(char *buf, size_t cap, const char *rel);
+
 /* Writes a catalogue of n products, all with `stock`, to a fresh temp file;
  * returns its path (static buffer per call site: copy it). */
 void spt_catalogue(char *path, size_t cap, unsigned n, unsigned stock);

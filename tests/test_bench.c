@@ -27,12 +27,6 @@
 
 #define BENCH_MS 120000
 
-static const char *s_python(void)
-{
-    const char *env = getenv("SP_PYTHON");
-    return env != NULL && env[0] != '\0' ? env : "/usr/bin/python3";
-}
-
 /* Checks results.json with Python's own JSON parser: the structure, and that
  * every row passed its audit and every pipeline row has what it must. */
 static const char *const s_check_py =
@@ -105,7 +99,7 @@ Test(bench, tiny_matrix_writes_audited_json_and_csv, .timeout = 180)
     cr_assert_not_null(f);
     fputs(s_check_py, f);
     fclose(f);
-    const char *py[] = {s_python(), script, json, transports, NULL};
+    const char *py[] = {spt_python(), script, json, transports, NULL};
     char *pout = NULL;
     rc = spt_run(py, 30000, &pout);
     cr_expect_eq(rc, 0, "results.json check failed:\n%s\n--- bench output:\n%s", pout, out);

@@ -501,24 +501,6 @@ Test(curve, a_listed_local_producer_gets_its_orders_applied, .timeout = 90, .fin
     s_broker_stop(inst);
 }
 
-static const char *s_python(void)
-{
-    const char *env = getenv("SP_PYTHON");
-    return env != NULL && env[0] != '\0' ? env : "/usr/bin/python3";
-}
-
-static void s_script(char *buf, size_t cap, const char *name)
-{
-    const char *data = getenv("SP_DATA_DIR");
-    if (data != NULL) {
-        snprintf(buf, cap, "%s/../tests/%s", data, name);
-        if (access(buf, R_OK) == 0) {
-            return;
-        }
-    }
-    snprintf(buf, cap, "tests/%s", name);
-}
-
 Test(curve, clients_without_a_listed_key_get_nothing_applied, .timeout = 90, .fini = s_cleanup)
 {
     s_keys_t k;
@@ -539,16 +521,16 @@ Test(curve, clients_without_a_listed_key_get_nothing_applied, .timeout = 90, .fi
     uint64_t invalid_before = atomic_load(&h->invalid_msgs);
 
     char script[T_PATH], product[16], secret_alice[T_PATH + 16], secret_mallory[T_PATH + 16];
-    s_script(script, sizeof script, "curve_probe.py");
+    spt_source(script, sizeof script, "tests/curve_probe.py");
     snprintf(product, sizeof product, "%u", T_PRODUCT);
     snprintf(secret_alice, sizeof secret_alice, "%s%s", k.alice, SP_CURVE_SECRET_SUFFIX);
     snprintf(secret_mallory, sizeof secret_mallory, "%s%s", k.mallory, SP_CURVE_SECRET_SUFFIX);
-    const char *argv[] = {s_python(),   script,       "--orders",   h->ep_orders,    "--events",
+    const char *argv[] = {spt_python(), script,       "--orders",   h->ep_orders,    "--events",
                           h->ep_events, "--product",  product,      "--server-cert", k.server,
                           "--listed",   secret_alice, "--unlisted", secret_mallory,  NULL};
     char *out = NULL;
     cr_assert_eq(spt_run(argv, RUN_MS, &out), 0, "%s (python3-zmq installed? SP_PYTHON=%s):\n%s",
-                 script, s_python(), out);
+                 script, spt_python(), out);
 
     const char *modes[T_PROBE_LINES] = {"none", "wrong-server", "unlisted", "listed"};
     for (int i = 0; i < T_PROBE_LINES; i++) {

@@ -151,26 +151,6 @@ static void s_worker_totals(s_instance_t *in, uint64_t *orders /* [SP_STATUS_COU
     }
 }
 
-static const char *s_python(void)
-{
-    /* Debian's interpreter is the one python3-zmq installs into; a python3
-     * earlier on PATH (pyenv, venv) may lack zmq.  SP_PYTHON overrides. */
-    const char *env = getenv("SP_PYTHON");
-    return env != NULL && env[0] != '\0' ? env : "/usr/bin/python3";
-}
-
-static void s_script(char *buf, size_t cap)
-{
-    const char *data = getenv("SP_DATA_DIR");
-    if (data != NULL) {
-        snprintf(buf, cap, "%s/../tests/protocol_client.py", data);
-        if (access(buf, R_OK) == 0) {
-            return;
-        }
-    }
-    snprintf(buf, cap, "tests/protocol_client.py");
-}
-
 /* The last non-empty line of `out` (modified in place). */
 static const char *s_last_line(char *out)
 {
@@ -197,10 +177,10 @@ static void s_python_client(const char *tag, bool hello)
     uint32_t want_accepted = before < count ? before : count;
 
     char script[1024], product_s[16], count_s[16];
-    s_script(script, sizeof script);
+    spt_source(script, sizeof script, "tests/protocol_client.py");
     snprintf(product_s, sizeof product_s, "%u", product);
     snprintf(count_s, sizeof count_s, "%u", count);
-    const char *argv[] = {s_python(),   script,       "--orders",     in.ep_orders, "--events",
+    const char *argv[] = {spt_python(), script,       "--orders",     in.ep_orders, "--events",
                           in.ep_events, "--snapshot", in.ep_snapshot, "--product",  product_s,
                           "--count",    count_s,      NULL,           NULL};
     if (!hello) {
@@ -209,7 +189,7 @@ static void s_python_client(const char *tag, bool hello)
     char *out = NULL;
     int rc = spt_run(argv, CLIENT_TIMEOUT_MS, &out);
     cr_expect_eq(rc, 0, "%s %s exited %d (python3-zmq installed? SP_PYTHON=%s), output:\n%s",
-                 argv[0], script, rc, s_python(), out);
+                 argv[0], script, rc, spt_python(), out);
 
     unsigned sent = 0, accepted = 0, oos = 0, invalid = 0, events = 0;
     int used = 0;
