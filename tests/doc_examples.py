@@ -37,6 +37,17 @@ What it does with each fenced code block, in document order:
   directive `<!-- example: output -->` each of their lines must have the
   shape of a line some earlier command of the document printed: the same
   text once every number (with its unit: 54.3 us, 1.5 ms, 2.99 s) is masked.
+* Wire layouts (docs/PROTOCOL.md): every `struct.Struct("FMT")` of the
+  document is checked once: a heading or line that says "N bytes" with it
+  must give N = struct.calcsize(FMT); a table with `offset` and `size`
+  columns under it must list exactly the format's fields (offset and size of
+  each); and a format used in a code block must be one the prose gives.
+  Under `<!-- example: hexdump -->` an untagged block is an `xxd -g1` dump
+  of one wire message: its offsets and text column must match its bytes,
+  its length must be 16 + count x the record size of its kind (the kinds a
+  record heading names), and every row of the table after it (`| 0xOFF |
+  \`hex bytes\` | ...`) must show the bytes the dump has at that offset,
+  at a field boundary of the header's and the records' formats.
 * `<!-- example: skip — REASON -->` right above a block skips it; the
   skipped blocks are listed with their reasons.
 
@@ -188,6 +199,123 @@ NUMBER = re.compile(r"[-+]?\d[\d.,]*(\s?(ns|us|ms|s)\b)?")
 def shape(line):
     """A line with every number (and its unit) masked and spaces folded."""
     return " ".join(NUMBER.sub("#", line).split())
+
+
+# ---------------------------------------------------------------- layouts
+
+STRUCT = re.compile(r'struct\.Struct\("([^"]+)"\)')
+
+
+def fields(fmt):
+    """[(offset, size)] of each field of a little-endian struct format."""
+    import struct
+    out, off = [], 0
+    for count, code in re.findall(r"(\d*)([xcbB?hHiIlLqQnNefdspP])", fmt.lstrip("<>=!@")):
+        n = int(count or 1)
+        size = struct.calcsize("<" + code)
+        if code in "sp":
+            out.append((off, n))
+            off += n
+        else:
+            for _ in range(n):
+                out.append((off, size))
+                off += size
+    return out
+
+
+def check_layouts(doc, blocks):
+    """The checks of the wire layouts (see the module's text); returns the
+    header format and {kind: record format}."""
+    import struct
+    lines = open(doc, encoding="utf-8").read().split("\n")
+    in_code = set()
+    for b in blocks:
+        in_code.update(n for n, _ in b.text)
+    prose, header, kinds = set(), None, {}
+    for i, line in enumerate(lines, start=1):
+        m = STRUCT.search(line)
+        if not m:
+            continue
+        fmt = m.group(1)
+        size = struct.calcsize(fmt)
+        said = re.search(r"(\d+) bytes", line)
+        if said and int(said.group(1)) != size:
+            raise Failure(f"{doc}:{i}: says {said.group(1)} bytes, but {fmt} is {size}")
+        if i in in_code:
+            if fmt not in prose:
+                raise Failure(f"{doc}:{i}: {fmt} is none of the layouts the document gives "
+                              f"({', '.join(sorted(prose))})")
+            continue
+        prose.add(fmt)
+        if line.startswith("#"):
+            for k in re.findall(r"kinds? ((?:\d+[^,)]*,?\s*)+)", line):
+                for n in re.findall(r"\b(\d+) `", k):
+                    kinds[int(n)] = fmt
+        elif size == 16 and header is None:
+            header = fmt
+        # the table of its fields, if one follows before the next heading
+        j = i
+        while j < len(lines) and not lines[j].startswith("#") and not lines[j].startswith("|"):
+            j += 1
+        if j < len(lines) and re.match(r"^\|\s*offset\s*\|\s*size\s*\|", lines[j]):
+            rows = []
+            j += 2
+            while j < len(lines) and lines[j].startswith("|"):
+                cells = [c.strip() for c in lines[j].strip("|").split("|")]
+                rows.append((int(cells[0]), int(cells[1])))
+                j += 1
+            if rows != fields(fmt):
+                raise Failure(f"{doc}:{i}: the table of {fmt} gives fields (offset, size) "
+                              f"{rows}, the format {fields(fmt)}")
+    return header, kinds
+
+
+def check_hexdump(doc, block, header, kinds, lines):
+    import struct
+    data, expect = b"", 0
+    for number, line in block.text:
+        m = re.match(r"^([0-9a-f]{8}): ((?:[0-9a-f]{2} )*[0-9a-f]{2})\s+(.*)$", line)
+        if not m or int(m.group(1), 16) != expect:
+            raise Failure(f"{doc}:{number}: not the xxd line of offset {expect:08x}: {line}")
+        chunk = bytes.fromhex(m.group(2))
+        text = "".join(chr(c) if 32 <= c < 127 else "." for c in chunk)
+        if line[-len(chunk):] != text or m.group(3).strip() != text.strip():
+            raise Failure(f"{doc}:{number}: the text column should read {text!r}")
+        data += chunk
+        expect += len(chunk)
+    first = block.text[0][0]
+    if header is None:
+        raise Failure(f"{doc}:{first}: a hexdump, but no 16-byte header layout in the document")
+    magic, _version, kind, count, _sender, _batch = struct.unpack_from(header, data)
+    if data[:4] != b"SPW1" or kind not in kinds:
+        raise Failure(f"{doc}:{first}: not a message of a kind the document lays out")
+    record = kinds[kind]
+    size = struct.calcsize(header) + count * struct.calcsize(record)
+    if len(data) != size:
+        raise Failure(f"{doc}:{first}: {len(data)} bytes; kind {kind} with {count} records "
+                      f"of {record} is {size}")
+    bounds = {off: n for off, n in fields(header)}
+    for r in range(count):
+        base = struct.calcsize(header) + r * struct.calcsize(record)
+        bounds.update({base + off: n for off, n in fields(record)})
+    j = block.text[-1][0] + 1  # the closing fence's line
+    while j < len(lines) and not lines[j].startswith("|") and not lines[j].startswith("```"):
+        j += 1
+    if j >= len(lines) or not lines[j].startswith("|"):
+        return
+    bytes_column = "bytes" in lines[j]
+    j += 2
+    while j < len(lines) and lines[j].startswith("|"):
+        cells = [c.strip() for c in lines[j].strip("|").split("|")]
+        off = int(cells[0], 16)
+        shown = bytes.fromhex(re.search(r"`([0-9a-f ]+)`", cells[1]).group(1))
+        if data[off:off + len(shown)] != shown:
+            raise Failure(f"{doc}:{j + 1}: the dump has {data[off:off + len(shown)].hex(' ')} "
+                          f"at 0x{off:02x}, the table {shown.hex(' ')}")
+        if off not in bounds or (bytes_column and bounds[off] != len(shown)):
+            raise Failure(f"{doc}:{j + 1}: 0x{off:02x} ({len(shown)} bytes) is no field of "
+                          f"{header} + {record}")
+        j += 1
 
 
 # ---------------------------------------------------------------- running
@@ -425,7 +553,10 @@ def run(doc, bin_dir, data_dir, keep):
     sc = Scenario(doc, bin_dir, data_dir, keep)
     skipped, errors = [], []
     try:
-        for b in parse(doc):
+        blocks = parse(doc)
+        lines = open(doc, encoding="utf-8").read().split("\n")
+        header, kinds = check_layouts(doc, blocks)
+        for b in blocks:
             if b.directive and b.directive.startswith("skip"):
                 reason = re.sub(r"^skip\s*[—:-]?\s*", "", b.directive)
                 if not reason:
@@ -447,6 +578,9 @@ def run(doc, bin_dir, data_dir, keep):
                         raise Failure(f"{doc}:{b.line}: the python block exited {r.returncode}:\n"
                                       f"{tail((r.stdout + r.stderr).decode(errors='replace'))}")
                     sc.ran += 1
+            elif b.directive == "hexdump":
+                check_hexdump(doc, b, header, kinds, lines)
+                sc.ran += 1
             elif b.directive == "output":
                 sc.check_output(b)
                 sc.ran += 1
