@@ -3,11 +3,13 @@
 cannot drift from the code (tests/test_docs.c runs it on README.md and
 docs/PROTOCOL.md in `make test`).
 
-    doc_examples.py [--bin DIR] [--data DIR] [--keep] FILE.md ...
+    doc_examples.py [--bin DIR] [--data DIR] [--keep] [--budget S] FILE.md ...
 
 (--bin, --data: the binaries and the catalogue, by default SP_BIN_DIR and
 SP_DATA_DIR or bin and data; --keep: keep the scenario's directory, which
-is otherwise removed, to look at a failure.)
+is otherwise removed, to look at a failure; --budget: seconds for each
+document, default BUDGET_S, after which it fails and cleans up.  A server
+it started gets SIGINT if the runner itself dies.)
 
 What it does with each fenced code block, in document order:
 
@@ -64,6 +66,7 @@ in the document, not here.
 Exit status 0 when every example ran as written; 1 with a message naming
 the document, line, command, exit status and the command's last output.
 """
+import ctypes
 import os
 import re
 import shutil
@@ -80,6 +83,14 @@ STOP_TIMEOUT_S = 30       # a server after SIGINT
 CTRL_C_OUTPUT_S = 20      # a run-until-Ctrl-C command until its first output
 CTRL_C_AFTER_S = 1.0      # ... and then this long before its SIGINT
 TAIL_LINES = 25           # of a failing command's output
+BUDGET_S = 240            # the whole document (--budget): then it fails and cleans up
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_us():
+    """In a child before exec: SIGINT when the runner dies (even by SIGKILL
+    at the suite's timeout), so a server it started still stops cleanly."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGINT)
 
 # Instance names used in the docs; each becomes NAME-dPID (unique to this run).
 INSTANCES = ["shopA", "shopB", "shopC", "shop", "exdoc", "big"]
@@ -349,8 +360,9 @@ def free_port(count, taken):
 
 
 class Scenario:
-    def __init__(self, doc, bin_dir, data_dir, keep):
-        self.doc, self.keep = doc, keep
+    def __init__(self, doc, bin_dir, data_dir, keep, budget):
+        self.doc, self.keep, self.budget = doc, keep, budget
+        self.deadline = time.monotonic() + budget
         self.tag = f"d{os.getpid()}"
         self.dir = tempfile.mkdtemp(prefix="spdoc-")
         os.mkdir(os.path.join(self.dir, "tmp"))
@@ -371,6 +383,13 @@ class Scenario:
         open(self.vars, "w").close()
         self.instances = set()
         self.ran = 0
+
+    def timeout(self):
+        """A command's bound: COMMAND_TIMEOUT_S, within the document's budget."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise Failure(f"{self.doc}: not done within its budget of {self.budget} s")
+        return min(COMMAND_TIMEOUT_S, left)
 
     def where(self, cmd):
         return f"{self.doc}:{cmd.line}: `{cmd.text}`"
@@ -412,7 +431,8 @@ class Scenario:
         log = os.path.join(self.dir, f".server-{len(self.servers)}-{cmd.line}.log")
         with open(log, "w") as f:
             proc = subprocess.Popen(self.shell("exec " + text), cwd=self.dir, env=self.env,
-                                    stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                    stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    preexec_fn=die_with_us)
         self.servers[key] = (proc, log, cmd)
         if key != "nats":
             self.instances.add(key)
@@ -444,7 +464,8 @@ class Scenario:
         if not os.path.exists(f"{self.run_base}/{key}/contact"):
             return False
         r = subprocess.run(["bin/monitor", "--instance", key, "--once"], cwd=self.dir,
-                           env=self.env, capture_output=True, timeout=COMMAND_TIMEOUT_S)
+                           env=self.env, capture_output=True, timeout=self.timeout(),
+                           preexec_fn=die_with_us)
         return r.returncode == 0
 
     def stop_server(self, key):
@@ -478,9 +499,10 @@ class Scenario:
             try:
                 r = subprocess.run(self.shell(text), cwd=self.dir, env=self.env,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, timeout=COMMAND_TIMEOUT_S)
+                                   stdin=subprocess.DEVNULL, timeout=self.timeout(),
+                                   preexec_fn=die_with_us)
             except subprocess.TimeoutExpired as e:
-                raise Failure(f"{self.where(cmd)}: still running after {COMMAND_TIMEOUT_S} s:\n"
+                raise Failure(f"{self.where(cmd)}: still running after {e.timeout:.0f} s:\n"
                               f"{tail((e.stdout or b'').decode(errors='replace'))}")
             out, rc = r.stdout.decode(errors="replace"), r.returncode
         self.outputs += [shape(l) for l in out.split("\n")]
@@ -494,7 +516,8 @@ class Scenario:
         log = os.path.join(self.dir, f".ctrl-c-{cmd.line}.log")
         with open(log, "w") as f:
             proc = subprocess.Popen(self.shell("exec " + text), cwd=self.dir, env=self.env,
-                                    stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                    stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    preexec_fn=die_with_us)
         deadline = time.monotonic() + CTRL_C_OUTPUT_S
         while proc.poll() is None and os.path.getsize(log) == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -548,9 +571,9 @@ class Scenario:
         return errors
 
 
-def run(doc, bin_dir, data_dir, keep):
+def run(doc, bin_dir, data_dir, keep, budget):
     doc = os.path.normpath(doc)
-    sc = Scenario(doc, bin_dir, data_dir, keep)
+    sc = Scenario(doc, bin_dir, data_dir, keep, budget)
     skipped, errors = [], []
     try:
         blocks = parse(doc)
@@ -573,7 +596,7 @@ def run(doc, bin_dir, data_dir, keep):
                         f.write(code)
                 else:
                     r = subprocess.run([sys.executable, "-"], input=code.encode(), cwd=sc.dir,
-                                       env=sc.env, capture_output=True, timeout=COMMAND_TIMEOUT_S)
+                                       env=sc.env, capture_output=True, timeout=sc.timeout())
                     if r.returncode != 0:
                         raise Failure(f"{doc}:{b.line}: the python block exited {r.returncode}:\n"
                                       f"{tail((r.stdout + r.stderr).decode(errors='replace'))}")
@@ -602,7 +625,7 @@ def run(doc, bin_dir, data_dir, keep):
 def main(argv):
     bin_dir = os.environ.get("SP_BIN_DIR") or "bin"
     data_dir = os.environ.get("SP_DATA_DIR") or "data"
-    keep, docs, args = False, [], list(argv)
+    keep, budget, docs, args = False, BUDGET_S, [], list(argv)
     while args:
         a = args.pop(0)
         if a == "--bin" and args:
@@ -611,9 +634,11 @@ def main(argv):
             data_dir = args.pop(0)
         elif a == "--keep":
             keep = True
+        elif a == "--budget" and args and args[0].isdigit():
+            budget = int(args.pop(0))
         elif a.startswith("-"):
             sys.exit(f"doc_examples.py: unknown option {a}; usage: "
-                     f"doc_examples.py [--bin DIR] [--data DIR] [--keep] FILE.md ...")
+                     f"doc_examples.py [--bin DIR] [--data DIR] [--keep] [--budget S] FILE.md ...")
         else:
             docs.append(a)
     if not docs:
@@ -621,7 +646,7 @@ def main(argv):
     ok = True
     for d in docs:
         try:
-            ok = run(d, bin_dir, data_dir, keep) and ok
+            ok = run(d, bin_dir, data_dir, keep, budget) and ok
         except Failure as e:
             print(f"FAILED {e}")
             ok = False
