@@ -551,7 +551,7 @@ start_broker() {
 # under its own pid, then says so); 1 if it exits or the time passes.
 wait_ready() {
     local log=$1 deadline=$(($(now_ms) + $2))
-    until grep -q "^broker\[$broker_pid\]: instance $instance ready" "$log"; do
+    until grep -q "broker\[$broker_pid\]: instance $instance ready" "$log"; do
         if ! kill -0 "$broker_pid" 2>/dev/null || [ "$(now_ms)" -ge "$deadline" ]; then
             return 1
         fi
