@@ -88,7 +88,13 @@ LIBCOMMON := $(BUILD)/libstockpipe.a
 
 ROLE_DIRS := broker consumer producer
 ROLE_LIB = $(BUILD)/lib$(1).a
-ROLE_SRC = $(sort $(wildcard $(1)/sp_*.c))
+# broker --metrics' HTTP server (libmicrohttpd) is linked into bin/broker
+# only, not into the broker's library that the bench and the tests link.
+MHD_SRC := broker/sp_metrics_http.c
+MHD_OBJ := $(MHD_SRC:%.c=$(BUILD)/%.o)
+MHD_CFLAGS = $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
+MHD_LIBS = $(shell pkg-config --libs libmicrohttpd 2>/dev/null)
+ROLE_SRC = $(filter-out $(MHD_SRC),$(sort $(wildcard $(1)/sp_*.c)))
 ROLE_LIBS := $(foreach d,$(ROLE_DIRS),$(call ROLE_LIB,$(d)))
 ALL_ROLE_INC := $(ROLE_DIRS:%=-I%)
 $(foreach d,$(ROLE_DIRS),$(eval $(BUILD)/$(d)/%.o: CFLAGS_ROLE := -I$(d)))
@@ -156,13 +162,15 @@ $(ROLE_LIBS):
 	ar rcs $@ $^
 
 # Each role binary links its own folder's library, then common's.
-$(BINDIR)/broker: $(BUILD)/broker/main.o $(call ROLE_LIB,broker)
+$(BINDIR)/broker: $(BUILD)/broker/main.o $(MHD_OBJ) $(call ROLE_LIB,broker)
+$(BINDIR)/broker: LIBS_ROLE = $(MHD_LIBS)
+$(MHD_OBJ): CFLAGS_ROLE = -Ibroker $(MHD_CFLAGS)
 $(BINDIR)/consumer: $(BUILD)/consumer/main.o $(call ROLE_LIB,consumer)
 $(BINDIR)/monitor: $(BUILD)/consumer/monitor_main.o $(call ROLE_LIB,consumer)
 $(BINDIR)/producer: $(BUILD)/producer/main.o $(call ROLE_LIB,producer)
 $(ROLE_BINS): $(LIBCOMMON)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $(call LINK_ORDER,$^) $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(call LINK_ORDER,$^) $(LIBS_ROLE) $(LIBS)
 
 $(BUILD)/bench/%.o: CFLAGS_ROLE := -Ibench $(ALL_ROLE_INC)
 $(BENCH_BIN): $(BUILD)/bench/main.o $(BENCH_OBJ) $(ROLE_LIBS) $(LIBCOMMON)

@@ -9,6 +9,7 @@
 #include "sp_error.h"
 #include "sp_journal.h"
 #include "sp_log.h"
+#include "sp_metrics.h"
 #include "sp_nats.h"
 #include "sp_signal.h"
 #include "sp_transport.h"
@@ -21,7 +22,15 @@
 #include <string.h>
 
 /* options without a letter */
-enum { S_OPT_NATS_AUTH = 0x100, S_OPT_NATS_CA, S_OPT_NATS_REPLICAS, S_OPT_PRODUCTS, S_OPT_EXPORT };
+enum {
+    S_OPT_NATS_AUTH = 0x100,
+    S_OPT_NATS_CA,
+    S_OPT_NATS_REPLICAS,
+    S_OPT_PRODUCTS,
+    S_OPT_EXPORT,
+    S_OPT_METRICS,
+    S_OPT_METRICS_PUBLIC
+};
 
 static void s_usage(FILE *out)
 {
@@ -78,6 +87,11 @@ static void s_usage(FILE *out)
             "                      kept in STATE_DIR/INSTANCE/replaced-DATE once the catalogue\n"
             "                      has loaded (a catalogue that does not load changes nothing)\n"
             "  --consumer PATH     worker binary (default: consumer beside this one)\n"
+            "  --metrics [HOST:]PORT\n"
+            "                      serve the counters for Prometheus at\n"
+            "                      http://HOST:PORT/metrics (HOST defaults to 127.0.0.1,\n"
+            "                      PORT 0 takes any free one; docs/METRICS.md)\n"
+            "  --metrics-public    let --metrics listen on an address that is not loopback\n"
             "  --clean             remove the leftovers of a dead broker of --instance, and exit\n"
             "  -h, --help\n");
 }
@@ -121,6 +135,8 @@ int main(int argc, char **argv)
                            .notify = s_notify};
     bool clean = false, tcp_transport = false, transport_set = false;
     const char *keygen = NULL;
+    const char *metrics_spec = NULL;
+    bool metrics_public = false;
     uint32_t export_lo = 0, export_hi = 0;
     char why[512] = "";
     static const struct option opts[] = {
@@ -150,6 +166,8 @@ int main(int argc, char **argv)
         {"fresh", no_argument, 0, 'R'},
         {"no-dedup", no_argument, 0, 'D'},
         {"snapshot-every", required_argument, 0, 'E'},
+        {"metrics", required_argument, 0, S_OPT_METRICS},
+        {"metrics-public", no_argument, 0, S_OPT_METRICS_PUBLIC},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     int c;
@@ -268,6 +286,12 @@ int main(int argc, char **argv)
         case 'x':
             clean = true;
             break;
+        case S_OPT_METRICS:
+            metrics_spec = optarg;
+            break;
+        case S_OPT_METRICS_PUBLIC:
+            metrics_public = true;
+            break;
         }
     }
     int code = sp_args_done(&s_cli, rc, why, argc - optind, argv + optind);
@@ -306,7 +330,28 @@ int main(int argc, char **argv)
         sp_info("%s", why);
         return 0;
     }
+    if (metrics_public && metrics_spec == NULL) {
+        sp_error("--metrics-public goes with --metrics [HOST:]PORT (see --help)");
+        return SP_EXIT_USAGE;
+    }
     sp_signal_install();
+    /* the metrics listen first: a port in use stops us before the instance exists */
+    sp_metrics_t *board = NULL;
+    sp_metrics_srv_t *server = NULL;
+    if (metrics_spec != NULL) {
+        char where[128];
+        board = sp_metrics_new();
+        rc = board == NULL ? -ENOMEM
+                           : sp_metrics_serve(&server, board, metrics_spec, metrics_public, where,
+                                              sizeof where, why, sizeof why);
+        if (rc < 0) {
+            sp_error("%s", why[0] ? why : sp_strerror(rc));
+            sp_metrics_free(&board);
+            return rc == SP_E_USAGE ? SP_EXIT_USAGE : 1;
+        }
+        sp_info("metrics at %s", where);
+        cfg.metrics = board;
+    }
     sp_broker_t *broker = NULL;
     sp_broker_stats_t st;
     rc = sp_broker_new(&broker, &cfg, why, sizeof why);
@@ -314,6 +359,8 @@ int main(int argc, char **argv)
         rc = sp_broker_run(broker, &st, why, sizeof why);
         sp_broker_destroy(&broker);
     }
+    sp_metrics_stop(&server);
+    sp_metrics_free(&board);
     if (rc < 0) {
         sp_error("%s", why[0] ? why : sp_strerror(rc));
         return rc == SP_E_USAGE ? SP_EXIT_USAGE : 1;

@@ -64,6 +64,9 @@
 
 typedef void (*sp_notify_fn)(int level, const char *fmt, va_list ap);
 
+/* The board `broker --metrics` serves (sp_metrics.h). */
+typedef struct sp_metrics sp_metrics_t;
+
 /* A worker run as a thread of the broker: returns when *stop is set (0) or
  * on an error (negative, *why says what). */
 typedef int (*sp_broker_worker_fn)(const char *instance, uint32_t worker_id,
@@ -113,6 +116,9 @@ typedef struct {
     unsigned snapshot_ms; /* save a snapshot and trim the journal this often (0: never) */
     int fsync_policy;     /* sp_fsync_policy_t; 0 = SP_FSYNC_INTERVAL */
     unsigned fsync_interval_ms;
+    /* NULL, or the board each STATS is also handed to (broker --metrics;
+     * borrowed: it must outlive the broker) */
+    sp_metrics_t *metrics;
 } sp_broker_cfg_t;
 
 typedef struct {

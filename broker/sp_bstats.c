@@ -19,6 +19,7 @@
 #include "sp_bipc.h"
 #include "sp_broker_impl.h"
 #include "sp_events.h"
+#include "sp_metrics.h"
 #include "sp_supervisor.h"
 #include "sp_time.h"
 #include "sp_wire.h"
@@ -128,6 +129,9 @@ void sp_bstats_publish(sp_broker_t *b)
     sp_bstats_ctr(&c, SP_CTR_DROPS, SP_DROP_EVENTS, rs.event_gaps);
     sp_wire_put_hdr(msg, SP_MSG_STATS, c.n, 0, (uint32_t)b->stats_seq++);
     sp_router_publish(b->router, msg, sp_wire_msg_size(SP_MSG_STATS, c.n));
+    if (b->cfg->metrics != NULL) { /* broker --metrics: the same counters for Prometheus */
+        sp_metrics_take(b->cfg->metrics, b, msg, c.n, lat);
+    }
 }
 
 /* Copies the router's counters into the table header, where monitors and

@@ -47,6 +47,13 @@ command -v pgrep >/dev/null || need+=(procps) # pgrep/pkill: the chaos runs find
 command -v unshare >/dev/null || need+=(util-linux) # test_remote: a producer in a mount namespace
 # Debian's python3 (the protocol test runs /usr/bin/python3, not a pyenv one)
 /usr/bin/python3 -c 'import zmq' 2>/dev/null || need+=(python3-zmq)
+have_pc libmicrohttpd || need+=(libmicrohttpd-dev) # the broker's --metrics endpoint
+# test_metrics scrapes it with curl and parses it with prometheus_client's parser
+command -v curl >/dev/null || need+=(curl)
+/usr/bin/python3 -c 'import prometheus_client.parser' 2>/dev/null || need+=(python3-prometheus-client)
+# test_install reads each installed man page with `man -l` (man-db runs groff)
+command -v man >/dev/null || need+=(man-db)
+command -v groff >/dev/null || command -v nroff >/dev/null || need+=(groff-base)
 if [ "$want_bench" -eq 1 ]; then
     command -v gnuplot >/dev/null || need+=(gnuplot-nox) # bench/plot.sh
 fi
