@@ -22,6 +22,9 @@
 #                        seconds (default 60) on a scratch corpus seeded from
 #                        tests/fuzz/corpus/; fails on any crash (artifacts in
 #                        build/fuzz/artifacts/).  FUZZ_TARGETS=, FUZZ_ARGS=
+#   make install / uninstall   binaries, man pages, docs, the broker's systemd
+#                        unit template and bash completions under
+#                        $(DESTDIR)$(PREFIX) (default /usr/local)
 #   make format / format-check / clean
 #
 # Set-up: `scripts/deps.sh` checks the Debian packages we need and installs
@@ -125,6 +128,7 @@ TEST_BIN := $(BUILD)/tests/stockpipe-tests
 DEPS_STAMP := build/.deps-ok
 FLAGS_FILE := $(BUILD)/.flags
 
+.PHONY: install uninstall
 .PHONY: all test test-busy run run-cluster clean format format-check deps check-leftovers stall-check bench bench-full \
         chaos chaos-cluster flood lint tsan valgrind fuzz fuzz-build
 all: $(ROLE_BINS) $(BENCH_BIN) $(CHAOS_BIN)
@@ -205,6 +209,19 @@ BUSY_HOGS ?= 2
 BUSY_RUNS ?= 1
 test-busy: $(ROLE_BINS) $(BENCH_BIN) $(CHAOS_BIN) $(TEST_BIN)
 	bash tests/busy.sh --hogs $(BUSY_HOGS) --runs $(BUSY_RUNS) -- $(MAKE) --no-print-directory test
+
+# Binaries, man pages (docs/man/, roff), docs, the broker's systemd unit
+# template (dist/systemd/) and bash completions (dist/bash-completion/) under
+# $(DESTDIR)$(PREFIX); uninstall removes exactly those (scripts/install.sh,
+# which also takes MANDIR, DOCDIR, SYSTEMDUNITDIR and BASHCOMPDIR).
+PREFIX ?= /usr/local
+DESTDIR ?=
+INSTALL_ENV = PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)' BINDIR='$(BINDIR)' \
+              $(foreach v,MANDIR DOCDIR SYSTEMDUNITDIR BASHCOMPDIR,$(if $($(v)),$(v)='$($(v))'))
+install: $(ROLE_BINS)
+	@$(INSTALL_ENV) bash scripts/install.sh install
+uninstall:
+	@$(INSTALL_ENV) bash scripts/install.sh uninstall
 
 run: $(ROLE_BINS)
 	@SP_BIN_DIR=$(abspath $(BINDIR)) DURATION=$(DURATION) TRANSPORT=$(TRANSPORT) \
