@@ -31,26 +31,39 @@ struct sp_metrics_srv {
     sp_metrics_t *board;
 };
 
-static enum MHD_Result s_reply(struct MHD_Connection *conn, unsigned status, const char *text,
-                               char *owned, size_t len)
+/* Queues response r with `status` and its content type; frees r. */
+static enum MHD_Result s_queue(struct MHD_Connection *conn, unsigned status, struct MHD_Response *r,
+                               const char *type)
 {
-    struct MHD_Response *r =
-        owned != NULL ? MHD_create_response_from_buffer(len, owned, MHD_RESPMEM_MUST_FREE)
-                      : MHD_create_response_from_buffer(strlen(text), (void *)(uintptr_t)text,
-                                                        MHD_RESPMEM_PERSISTENT);
     if (r == NULL) {
-        free(owned);
         return MHD_NO;
     }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            owned != NULL ? "text/plain; version=0.0.4; charset=utf-8"
-                                          : "text/plain; charset=utf-8");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED) {
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
     }
     enum MHD_Result rc = MHD_queue_response(conn, status, r);
     MHD_destroy_response(r);
     return rc;
+}
+
+/* A short static text answer (an error). */
+static enum MHD_Result s_reply_text(struct MHD_Connection *conn, unsigned status, const char *text)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), (void *)(uintptr_t)text,
+                                                             MHD_RESPMEM_PERSISTENT);
+    return s_queue(conn, status, r, "text/plain; charset=utf-8");
+}
+
+/* The rendered metrics, `len` bytes that libmicrohttpd frees. */
+static enum MHD_Result s_reply_metrics(struct MHD_Connection *conn, char *text, size_t len)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (r == NULL) {
+        free(text);
+        return MHD_NO;
+    }
+    return s_queue(conn, MHD_HTTP_OK, r, "text/plain; version=0.0.4; charset=utf-8");
 }
 
 static enum MHD_Result s_handle(void *cls, struct MHD_Connection *conn, const char *url,
@@ -66,18 +79,17 @@ static enum MHD_Result s_handle(void *cls, struct MHD_Connection *conn, const ch
     }
     *upload_size = 0; /* a body is ignored */
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
-        return s_reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET /metrics\n", NULL, 0);
+        return s_reply_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET /metrics\n");
     }
     if (strcmp(url, "/metrics") != 0) {
-        return s_reply(conn, MHD_HTTP_NOT_FOUND, "not found: the metrics are at /metrics\n", NULL,
-                       0);
+        return s_reply_text(conn, MHD_HTTP_NOT_FOUND, "not found: the metrics are at /metrics\n");
     }
     size_t len = 0;
     char *text = sp_metrics_render(srv->board, &len);
     if (text == NULL) {
-        return s_reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n", NULL, 0);
+        return s_reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
     }
-    return s_reply(conn, MHD_HTTP_OK, NULL, text, len);
+    return s_reply_metrics(conn, text, len);
 }
 
 int sp_metrics_serve(sp_metrics_srv_t **out, sp_metrics_t *m, const char *spec, bool public,
