@@ -77,6 +77,9 @@ static void s_usage(FILE *out)
         "  --count N           how many orders in all\n"
         "  --zipf S            Zipf-skewed popularity with exponent S (default uniform)\n"
         "  --restock F         fraction of orders that are restocks, 0..1 (default 0)\n"
+        "  --holds F           fraction of orders that reserve units, 0..1 (default 0); each\n"
+        "                      hold is then bought, released or left to expire\n"
+        "  --hold-time D       how long those holds last (default %ds)\n"
         "  --qty N | MIN-MAX   quantity per order (default 1)\n"
         "  --batch N           orders per message (default %d)\n"
         "  --window N          orders in flight per customer (default %d)\n"
@@ -108,7 +111,7 @@ static void s_usage(FILE *out)
         "  --audit             check conservation against a snapshot of the instance\n"
         "                      (only producer)\n"
         "  --table             print the final table after the report\n",
-        SP_HOLD_DEFAULT_S, SP_BATCH_DEFAULT, SP_WINDOW_DEFAULT);
+        SP_HOLD_DEFAULT_S, SP_CUSTOMER_HOLD_S, SP_BATCH_DEFAULT, SP_WINDOW_DEFAULT);
 }
 
 /* Whether `word` is one of the one-shot verbs (`producer buy 3`). */
