@@ -129,7 +129,7 @@ DEPS_STAMP := build/.deps-ok
 FLAGS_FILE := $(BUILD)/.flags
 
 .PHONY: install uninstall
-.PHONY: all test test-busy run run-cluster clean format format-check deps check-leftovers stall-check bench bench-full \
+.PHONY: all test test-busy run run-cluster clean format format-check deps check-leftovers stall-check bench bench-full bench-docs \
         chaos chaos-cluster flood lint tsan valgrind fuzz fuzz-build
 all: $(ROLE_BINS) $(BENCH_BIN) $(CHAOS_BIN)
 
@@ -243,6 +243,19 @@ bench: $(ROLE_BINS) $(BENCH_BIN)
 bench-full: $(ROLE_BINS) $(BENCH_BIN)
 	@bash scripts/deps.sh bench
 	$(BENCH_BIN) --full $(BENCH_ARGS)
+
+# The docs' benchmark figures (README.md "Measured", docs/BENCHMARKS.md) from
+# one new run of the quick preset: scripts/bench-docs.py rewrites the regions
+# between <!-- bench:begin NAME --> and <!-- bench:end --> from that run's
+# results.json (build/bench/latest), stamped with its date, commit, machine
+# and load average.  A run with a failed audit stops here and changes nothing.
+BENCH_DOCS := README.md docs/BENCHMARKS.md
+bench-docs: $(ROLE_BINS) $(BENCH_BIN)
+	@bash scripts/deps.sh bench
+	@bash scripts/leftovers.sh snapshot build/.leftovers-bench
+	$(BENCH_BIN) --quick $(BENCH_ARGS)
+	@bash scripts/leftovers.sh compare build/.leftovers-bench
+	python3 scripts/bench-docs.py build/bench/latest/results.json $(BENCH_DOCS) --via 'make bench-docs'
 
 # What a monitor stopped with SIGSTOP costs the workers (minutes; not part of `make test`).
 REPEATS ?= 3

@@ -70,7 +70,8 @@ typedef struct {
     uint32_t products;
     double zipf_s;
     bool rate_mode;
-    double offered; /* orders/s offered (rate mode) */
+    double offered;  /* orders/s offered (rate mode) */
+    double peak_pct; /* rate mode: offered as % of the cell's closed-loop median */
     unsigned repeats;
     double ops_med, ops_min, ops_max; /* orders/s */
     double raw_ops, efficiency;       /* 0 when n/a */
@@ -137,10 +138,11 @@ typedef struct {
     long mq_msg_max, mq_msgsize_max, mq_queues_max;
     char date[32];
     char host[72];
+    double load[3]; /* load average (1, 5, 15 min) when the run began; < 0 unknown */
 } bench_machine_t;
 
 /* Reads what the results are measured on: CPU, cores, kernel, library
- * versions, mqueue limits, date, host. */
+ * versions, mqueue limits, date, host, load average. */
 void bench_machine(bench_machine_t *m);
 /* The terminal table: the machine and the command, the column heads, one
  * row.  Write errors on `out` are the caller's to check. */
@@ -158,11 +160,21 @@ typedef struct {
     int met;            /* 1 met, 0 missed, -1 not measured */
 } bench_target_t;
 
-/* Writes everything as one JSON document to `path`: the machine, the
- * command and options, the rows, the targets, and how many cells failed
- * their audit.  Returns 0 or -errno. */
-int bench_write_json(const char *path, const bench_machine_t *m, const char *command,
-                     const bench_opts_t *opts, const bench_row_t *rows, unsigned n,
-                     const bench_target_t *targets, unsigned ntargets);
+/* Writes everything as one JSON document to `path`: the machine (with the
+ * load average at the start and, `load_end`, at the end), the command and
+ * options, the rows, the targets, and how many cells failed their audit.
+ * Returns 0 or -errno. */
+int bench_write_json(const char *path, const bench_machine_t *m, const double load_end[3],
+                     const char *command, const bench_opts_t *opts, const bench_row_t *rows,
+                     unsigned n, const bench_target_t *targets, unsigned ntargets);
+
+/* Exit status when a target is missed under --strict. */
+#define BENCH_EXIT_MISSED 5
+
+/* The bench's exit status: 130 when interrupted, 1 when a cell failed its
+ * audit, BENCH_EXIT_MISSED when `strict` and a measured target was missed
+ * (a target not measured is not missed), else 0. */
+int bench_exit_status(unsigned failed_audits, const bench_target_t *targets, unsigned ntargets,
+                      bool strict, bool interrupted);
 
 #endif

@@ -574,6 +574,7 @@ static void s_measure(s_cell_t *c, const s_job_t *job, s_out_t *out)
         r->p50 = r->p90 = r->p99 = r->p999 = r->max = -1;
         r->rate_mode = true;
         r->offered = fast->ops_med * job->fractions[i];
+        r->peak_pct = job->fractions[i] * 100;
         r->repeats = 1;
         rc = s_load(c, job, r->offered, o->rate_s, seed++, &total, sold, restocked, &first, run,
                     fast->note, sizeof fast->note);

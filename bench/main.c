@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BENCH_CELLS_MAX 512
@@ -45,7 +46,9 @@ typedef struct {
     s_list_t transports, syncs, procs, batches, products, picks, sweep;
     double zipf_s;
     bool no_raw, no_sweep, no_scaling, no_shop, no_plots;
-    const char *out_dir;
+    bool strict;         /* exit BENCH_EXIT_MISSED when a target is missed */
+    double min_rate;     /* target: every closed-loop pipeline cell at least this; 0 none */
+    const char *out_dir; /* --out, else NULL: a dated folder under build/bench */
     bench_opts_t o;
 } s_args_t;
 
@@ -93,9 +96,17 @@ static void s_usage(FILE *out)
             "  --window N           orders in flight per producer (default 4096)\n"
             "  --tcp-port P         first of 5 loopback ports for zmq-tcp (default 47100)\n"
             "  --no-raw --no-sweep --no-scaling --no-shop --no-plots\n"
+            "targets (ratios measured in the run; the presets judge their own):\n"
+            "  --min-rate R         a target more: every closed-loop pipeline cell reaches\n"
+            "                       R orders/s (any run, sliced too)\n"
+            "  --strict             exit %d when a measured target is missed\n"
             "output:\n"
-            "  --out DIR            results directory (default build/bench)\n",
-            variants);
+            "  --out DIR            results directory (default: a folder of its own per run,\n"
+            "                       build/bench/YYYY-MM-DDTHH-MM-SS, UTC, with the link\n"
+            "                       build/bench/latest naming the last finished run)\n"
+            "exit status: 0 done; 1 a cell failed its audit, or an error; 2 a usage\n"
+            "mistake; %d a target missed under --strict; 130 interrupted\n",
+            variants, BENCH_EXIT_MISSED, BENCH_EXIT_MISSED);
 }
 
 static int s_split(const char *flag, const char *arg, s_list_t *l, char *why, size_t cap)
@@ -501,6 +512,30 @@ static unsigned s_targets(const s_args_t *a, unsigned batch, bench_target_t *t)
     return n;
 }
 
+/* --min-rate: the slowest audited closed-loop pipeline cell against R. */
+static void s_min_rate_target(double rate, bench_target_t *t)
+{
+    const bench_row_t *slow = NULL;
+    for (unsigned i = 0; i < s_nrows; i++) {
+        const bench_row_t *r = &s_rows[i];
+        if (strcmp(r->kind, "pipeline") == 0 && !r->rate_mode && !r->copy && r->audit == 1 &&
+            (slow == NULL || r->ops_med < slow->ops_med)) {
+            slow = r;
+        }
+    }
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "every pipeline cell >= %.0f orders/s (--min-rate)", rate);
+    t->goal = 1.0;
+    t->met = -1;
+    if (slow == NULL) {
+        snprintf(t->detail, sizeof t->detail, "not measured: no audited pipeline cell");
+        return;
+    }
+    t->value = slow->ops_med / rate;
+    t->met = t->value >= 1.0;
+    snprintf(t->detail, sizeof t->detail, "slowest: %s %.0f orders/s", slow->label, slow->ops_med);
+}
+
 /* Efficiency, knees, series names. */
 static void s_derive(const s_args_t *a)
 {
@@ -579,6 +614,8 @@ static int s_parse(int argc, char **argv, s_args_t *a, char *why, size_t cap)
                                          {"no-scaling", no_argument, 0, '3'},
                                          {"no-shop", no_argument, 0, '4'},
                                          {"no-plots", no_argument, 0, '5'},
+                                         {"strict", no_argument, 0, '6'},
+                                         {"min-rate", required_argument, 0, '7'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     double repeats = -1, seconds = -1, warmup = -1, rate_s = -1;
@@ -656,6 +693,12 @@ static int s_parse(int argc, char **argv, s_args_t *a, char *why, size_t cap)
         case '5':
             a->no_plots = true;
             break;
+        case '6':
+            a->strict = true;
+            break;
+        case '7':
+            rc = sp_arg_double("--min-rate", optarg, 1, 1e15, &a->min_rate, why, cap);
+            break;
         }
     }
     if (rc == SP_ARGS_BAD_OPTION) {
@@ -730,10 +773,81 @@ static int s_plot(const char *src_dir, const char *csv, const char *out_dir)
     return WIFEXITED(plot.status) ? WEXITSTATUS(plot.status) : -1;
 }
 
+/* mkdir -p for a relative or absolute path. */
+static int s_mkdirs(const char *path)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s", path);
+    for (char *q = p + 1; *q; q++) {
+        if (*q == '/') {
+            *q = '\0';
+            if (mkdir(p, 0755) < 0 && errno != EEXIST) {
+                return -errno;
+            }
+            *q = '/';
+        }
+    }
+    return mkdir(p, 0755) < 0 && errno != EEXIST ? -errno : 0;
+}
+
+/* A folder of this run's own under `root`, named by the UTC time it began
+ * ("2026-12-04T21-50-00", then "-2", "-3" ... when that is taken).  Fills
+ * name (the folder's name) and dir (root/name).  Returns 0 or -errno. */
+static int s_run_dir(const char *root, char *name, size_t ncap, char *dir, size_t dcap)
+{
+    int rc = s_mkdirs(root);
+    if (rc < 0) {
+        return rc;
+    }
+    time_t now = time(NULL);
+    struct tm tm;
+    char stamp[32];
+    if (gmtime_r(&now, &tm) == NULL ||
+        strftime(stamp, sizeof stamp, "%Y-%m-%dT%H-%M-%S", &tm) == 0) {
+        return -EINVAL;
+    }
+    for (unsigned n = 1; n < 100; n++) {
+        if (n == 1) {
+            snprintf(name, ncap, "%s", stamp);
+        } else {
+            snprintf(name, ncap, "%s-%u", stamp, n);
+        }
+        snprintf(dir, dcap, "%s/%s", root, name);
+        if (mkdir(dir, 0755) == 0) {
+            return 0;
+        }
+        if (errno != EEXIST) {
+            return -errno;
+        }
+    }
+    return -EEXIST;
+}
+
+/* Points root/latest at `name` (relative, so the tree can move): a new link
+ * renamed over the old one, so a reader never finds it missing. */
+static int s_link_latest(const char *root, const char *name)
+{
+    char tmp[PATH_MAX], link[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s/.latest-%d", root, (int)getpid());
+    snprintf(link, sizeof link, "%s/latest", root);
+    (void)unlink(tmp);
+    if (symlink(name, tmp) < 0) {
+        return -errno;
+    }
+    if (rename(tmp, link) < 0) {
+        int e = errno;
+        (void)unlink(tmp);
+        return -e;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    /* Line by line: piped, the table's lines and the progress lines on
+     * stderr (and the plot script's) then arrive in the order written. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     static s_args_t a = {.zipf_s = 0.99,
-                         .out_dir = "build/bench",
                          .o = {.p99_target_us = 1000, .window = 4096, .tcp_port = 47100}};
     char why[256] = "";
     if (s_parse(argc, argv, &a, why, sizeof why) < 0) {
@@ -773,8 +887,18 @@ int main(int argc, char **argv)
         snprintf(src_dir, sizeof src_dir, "%s/../../..", bin_dir);
     }
     a.o.bin_dir = bin_dir;
-    char work[PATH_MAX];
-    if (mkdir(a.out_dir, 0700) < 0 && errno != EEXIST) {
+    char work[PATH_MAX], run_dir[PATH_MAX], run_name[64];
+    static const char run_root[] = "build/bench";
+    bool dated = a.out_dir == NULL;
+    if (dated) {
+        int drc = s_run_dir(run_root, run_name, sizeof run_name, run_dir, sizeof run_dir);
+        if (drc < 0) {
+            fprintf(stderr, "bench: cannot create a run folder under %s: %s\n", run_root,
+                    strerror(-drc));
+            return 1;
+        }
+        a.out_dir = run_dir;
+    } else if (mkdir(a.out_dir, 0700) < 0 && errno != EEXIST) {
         fprintf(stderr, "bench: cannot create %s: %s\n", a.out_dir, strerror(errno));
         return 1;
     }
@@ -867,8 +991,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "\r\033[K");
     }
     s_derive(&a);
-    bench_target_t targets[10];
+    bench_target_t targets[12];
     unsigned nt = sliced ? 0 : s_targets(&a, batch, targets);
+    if (a.min_rate > 0) {
+        s_min_rate_target(a.min_rate, &targets[nt++]);
+    }
 
     printf("\n");
     bench_print_row_head(stdout);
@@ -896,8 +1023,12 @@ int main(int argc, char **argv)
     snprintf(csv, sizeof csv, "%s/results.csv", a.out_dir);
     snprintf(json, sizeof json, "%s/results.json", a.out_dir);
     int wrc = bench_write_csv(csv, s_rows, s_nrows);
+    double load_end[3];
+    if (getloadavg(load_end, 3) != 3) {
+        load_end[0] = load_end[1] = load_end[2] = -1;
+    }
     if (wrc == 0) {
-        wrc = bench_write_json(json, &m, command, &a.o, s_rows, s_nrows, targets, nt);
+        wrc = bench_write_json(json, &m, load_end, command, &a.o, s_rows, s_nrows, targets, nt);
     }
     rmdir(work); /* empty unless a cell failed and left its broker log */
     if (wrc < 0) {
@@ -905,7 +1036,17 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("\n%u rows, %u failed audits; wrote %s and %s\n", s_nrows, failed, csv, json);
+    if (dated) {
+        int lrc = s_link_latest(run_root, run_name);
+        if (lrc < 0) {
+            fprintf(stderr, "bench: cannot point %s/latest at %s: %s\n", run_root, run_name,
+                    strerror(-lrc));
+        } else {
+            printf("%s/latest -> %s\n", run_root, run_name);
+        }
+    }
     if (!a.no_plots) {
+        (void)fflush(stdout); /* the script writes to the same terminal or pipe */
         int prc = s_plot(src_dir, csv, a.out_dir);
         if (prc == 0) {
             printf("plots in %s/plots\n", a.out_dir);
@@ -914,9 +1055,13 @@ int main(int argc, char **argv)
                     prc);
         }
     }
-    if (sp_signal_stopping()) {
+    bool stopped = sp_signal_stopping();
+    if (stopped) {
         fprintf(stderr, "bench: interrupted; the results above are partial\n");
-        return 130;
     }
-    return failed > 0 ? 1 : 0;
+    int code = bench_exit_status(failed, targets, nt, a.strict, stopped);
+    if (code == BENCH_EXIT_MISSED) {
+        fprintf(stderr, "bench: a target was missed (--strict): exit %d\n", code);
+    }
+    return code;
 }

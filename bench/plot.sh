@@ -5,7 +5,11 @@
 #
 # Writes each plot as OUTDIR/NAME.png and OUTDIR/NAME.svg (about 1000x600):
 #   throughput  orders/s (median, min-max bars) of kind=pipeline mode=fast,
-#               grouped by transport, with the kind=raw baselines beside them
+#               grouped by transport, on a linear axis
+#   baselines   orders/s of the kind=raw baselines (the bare transports), apart:
+#               they run 10 to 1000 times faster than any pipeline cell, so on
+#               one axis with the cells they would flatten them (log axis when
+#               they span more than 100x)
 #   latency     p50 / p99 / p99.9 latency (us) of kind=pipeline mode=rate
 #   scaling     orders/s against processes (producers+workers, else procs),
 #               kind=scaling, one line per series
@@ -198,24 +202,29 @@ si(v) = v >= 1e6 ? sprintf("%.3gM", v / 1e6) : v >= 1e3 ? sprintf("%.3gk", v / 1
 # Orders of groups and lines follow first appearance in the CSV, so the
 # benchmark decides them (e.g. mq, zmq-ipc, zmq-tcp, zmq-inproc, shm, direct).
 
-# --- 1. throughput --------------------------------------------------------
-# Bars per cell grouped by transport; a transport's raw baseline comes first
-# in its group, then its cells by strategy; a gap and a dotted line separate
-# transports.  Cells whose audit failed (or flagged failed) get a red cross
-# and " [FAIL]" in their label.
-select_rows "kind=pipeline mode=fast|kind=raw" kind transport sync label ops_median ops_min ops_max audit flags |
-    awk -F'\t' -v OFS='\t' '
-        !($2 in tr) { tr[$2] = ++ntr }
-        !($3 in sy) { sy[$3] = ++nsy }
-        { print tr[$2], ($1 == "raw" ? 0 : 1), sy[$3], NR, $0 }' |
-    sort -t$'\t' -k1,1n -k2,2n -k3,3n -k4,4n | cut -f5- >"$tmp/tp.tsv"
-if [ ! -s "$tmp/tp.tsv" ]; then
-    skip throughput "kind=pipeline mode=fast or kind=raw"
-else
-    awk -F'\t' -v out="$tmp/throughput.gp" -v nfile="$tmp/throughput.n" '
+# --- 1. throughput and 2. baselines ------------------------------------------
+# bars NAME FILTER TITLE XLABEL LOG: bars per row (median, capped min-max
+# bars), grouped by transport in first-appearance order and by strategy
+# within one; a gap and a dotted line separate transports.  Rows whose audit
+# failed (or flagged failed) get a red cross and " [FAIL]" in their label.
+# LOG "auto": a log axis when the bars span more than 100x; "no": linear from 0.
+bars() {
+    local name=$1 filter=$2 title=$3 xlabel=$4 log=$5
+    select_rows "$filter" kind transport sync label ops_median ops_min ops_max audit flags |
+        awk -F'\t' -v OFS='\t' '
+            !($2 in tr) { tr[$2] = ++ntr }
+            !($3 in sy) { sy[$3] = ++nsy }
+            { print tr[$2], sy[$3], NR, $0 }' |
+        sort -t$'\t' -k1,1n -k2,2n -k3,3n | cut -f4- >"$tmp/$name.tsv"
+    if [ ! -s "$tmp/$name.tsv" ]; then
+        skip "$name" "$filter"
+        return
+    fi
+    awk -F'\t' -v out="$tmp/$name.gp" -v nfile="$tmp/$name.n" -v title="$title" \
+        -v xlabel="$xlabel" -v logy="$log" '
         function num(v) { return v == "" ? "NaN" : v }
         {
-            kind = $1; tr = $2; lab = $4; med = $5; lo = $6; hi = $7
+            tr = $2; lab = $4; med = $5; lo = $6; hi = $7
             if (NR > 1 && tr != prev) { sep[++nsep] = x + 0.75; x += 1.5 } else if (NR > 1) x += 1
             prev = tr
             if (lo == "") lo = med
@@ -224,7 +233,7 @@ else
             if (bad) lab = lab " [FAIL]"
             if (NR == 1) firstlen = length(lab)
             line = sprintf("%g %s %s %s \"%s\"", x, num(med), num(lo), num(hi), lab)
-            if (kind == "raw") raw = raw line "\n"; else pipe = pipe line "\n"
+            d = d line "\n"
             if (bad) fail = fail line "\n"
             for (v = 5; v <= 7; v++) if ($v != "" && $v + 0 > 0) {
                 if (min == "" || $v + 0 < min) min = $v + 0
@@ -233,44 +242,50 @@ else
         }
         END {
             f = out
-            if (pipe != "") printf "$pipe << EOD\n%sEOD\n", pipe > f
-            if (raw != "") printf "$raw << EOD\n%sEOD\n", raw > f
+            printf "$d << EOD\n%sEOD\n", d > f
             if (fail != "") printf "$fail << EOD\n%sEOD\n", fail > f
-            print "set title \"Throughput, as fast as possible (kind=pipeline mode=fast; raw = transport alone)\"" > f
+            print "set title \"" title "\"" > f
             print "set ylabel \"orders/s (median of repeats)\"" > f
-            print "set xlabel \"cell (transport/strategy/producers x workers/batch)\"" > f
+            print "set xlabel \"" xlabel "\"" > f
             print "set xtics rotate by 40 right scale 0 font \",9\"" > f
             print "set grid noxtics" > f
             print "set xrange [-0.8:" x + 0.8 "]" > f
             print "set format y \"%.1s%c\"" > f
             lm = int(firstlen * 0.62) + 1
             if (lm > 10) print "set lmargin " lm > f
-            if (min > 0 && max / min > 100) print "set logscale y\nset yrange [" min / 2 ":" max * 2 "]" > f
-            else if (max > 0) print "set yrange [0:" max * 1.08 "]" > f
+            if (logy == "auto" && min > 0 && max / min > 100) {
+                print "set logscale y\nset yrange [" min / 2 ":" max * 2 "]" > f
+                print "set label \"log scale\" at graph 0.01, graph 1.03 font \",9\"" > f
+            } else if (max > 0) print "set yrange [0:" max * 1.08 "]" > f
             for (i = 1; i <= nsep; i++)
                 printf "set arrow from %g, graph 0 to %g, graph 1 nohead dt 3 lc rgb \"#999999\"\n", sep[i], sep[i] > f
             # error bars as capped vectors: yerrorbars leaves a gap at the median
             eb = "with vectors heads size screen 0.006,90 lw 1.5 lc rgb \"#222222\""
-            if (pipe != "") {
-                pl[++np] = "$pipe using 1:2:(0.7):xtic(5) with boxes lw 1 lc rgb \"#4477aa\" title \"pipeline cell\""
-                pl[++np] = "$pipe using 1:3:(0):($4-$3) " eb " title \"min-max\""
-            }
-            if (raw != "") {
-                pl[++np] = "$raw using 1:2:(0.7):xtic(5) with boxes lw 1 lc rgb \"#ee7733\" title \"raw transport\""
-                pl[++np] = "$raw using 1:3:(0):($4-$3) " eb (pipe == "" ? " title \"min-max\"" : " notitle")
-            }
+            colour = (logy == "auto" ? "#ee7733" : "#4477aa")
+            pl[++np] = "$d using 1:2:(0.7):xtic(5) with boxes lw 1 lc rgb \"" colour "\" notitle"
+            pl[++np] = "$d using 1:3:(0):($4-$3) " eb " title \"min-max\""
             if (fail != "")
                 pl[++np] = "$fail using 1:2 with points pt 2 ps 2.5 lw 3 lc rgb \"#cc0000\" title \"failed\""
             for (i = 1; i <= np; i++) printf "%s%s", (i == 1 ? "plot " : ", \\\n     "), pl[i] > f
             print "" > f
             print int(x + 1) > nfile
         }
-    ' "$tmp/tp.tsv"
-    n=$(cat "$tmp/throughput.n")
-    w=$W
+    ' "$tmp/$name.tsv"
+    local n w=$W
+    n=$(cat "$tmp/$name.n")
     if [ "$n" -gt 36 ]; then w=$((n * 28)); fi
-    render throughput "$w" "$H"
-fi
+    render "$name" "$w" "$H"
+}
+
+# The x caption spells out the labels (bench_cell_label in bench/cell.c).
+bars throughput "kind=pipeline mode=fast" \
+    "Pipeline throughput, as fast as possible (kind=pipeline mode=fast; linear axis)" \
+    "cell: transport/strategy/producers x workers/b orders per message/products\\\\n(direct: Np = N processes, no workers; /zipf: Zipf popularity; /unguarded: broker --no-dedup)" \
+    no
+bars baselines "kind=raw" \
+    "Raw baselines: the bare transports alone, one sender and one receiver (kind=raw)" \
+    "raw-TRANSPORT/message bytes/b orders per message, or raw-atomic/Np/rows (N processes)" \
+    auto
 
 # --- 2. latency -----------------------------------------------------------
 # One cluster per cell, grouped like the throughput plot; a cell measured at

@@ -7,6 +7,7 @@
 
 #include "sp_link.h"
 #include "sp_mq.h"
+#include "sp_version.h"
 
 #include <czmq.h>
 #include <errno.h>
@@ -127,12 +128,16 @@ void bench_machine(bench_machine_t *m)
     if (strftime(m->date, sizeof m->date, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
         m->date[0] = '\0'; /* on failure the contents are indeterminate */
     }
+    if (getloadavg(m->load, 3) != 3) {
+        m->load[0] = m->load[1] = m->load[2] = -1;
+    }
 }
 
 void bench_print_header(FILE *out, const bench_machine_t *m, const char *command)
 {
-    fprintf(out, "stockpipe bench — %s\n", command);
-    fprintf(out, "machine: %s, %u cores, %s\n", m->cpu, m->cores, m->kernel);
+    fprintf(out, "stockpipe %s bench — %s\n", sp_version(), command);
+    fprintf(out, "machine: %s, %u cores, %s; load average %.2f %.2f %.2f\n", m->cpu, m->cores,
+            m->kernel, m->load[0], m->load[1], m->load[2]);
     fprintf(out, "libzmq %s, czmq %s; mq msg_max %ld, msgsize_max %ld, queues_max %ld; %s\n",
             m->libzmq, m->czmq, m->mq_msg_max, m->mq_msgsize_max, m->mq_queues_max, m->date);
 }
@@ -165,7 +170,14 @@ static void s_us(char *buf, size_t cap, double us)
 
 void bench_print_row_head(FILE *out)
 {
-    fprintf(out, "%-34s %-5s %9s %19s %6s %7s %7s %7s %6s %5s  %s\n", "cell", "mode", "orders/s",
+    fprintf(out,
+            "cell: transport/strategy/producers x workers (Np: N processes, no workers)/b orders "
+            "per message/products[/zipf][/unguarded]\n"
+            "mode: fast = closed loop; else the open-loop offered rate and its share of the "
+            "cell's closed-loop median\n"
+            "eff: orders/s / the raw baseline of the same transport and batching (- where none "
+            "was measured: --no-raw, or it failed)\n");
+    fprintf(out, "%-34s %-11s %9s %19s %6s %7s %7s %7s %6s %5s  %s\n", "cell", "mode", "orders/s",
             "(min-max)", "eff", "p50", "p99", "p99.9", "cpu/M", "audit", "flags");
 }
 
@@ -179,8 +191,12 @@ void bench_print_row(FILE *out, const bench_row_t *r)
     s_us(p50, sizeof p50, r->p50);
     s_us(p99, sizeof p99, r->p99);
     s_us(p999, sizeof p999, r->p999);
-    if (r->efficiency > 0) {
+    if (r->efficiency >= 0.1) {
         snprintf(eff, sizeof eff, "%.2f", r->efficiency);
+    } else if (r->efficiency > 0) {
+        /* two significant digits: a pipeline against a bare memory ring is
+         * 0.0017, not 0.00 */
+        snprintf(eff, sizeof eff, "%.2g", r->efficiency);
     } else {
         snprintf(eff, sizeof eff, "-");
     }
@@ -189,13 +205,17 @@ void bench_print_row(FILE *out, const bench_row_t *r)
     } else {
         snprintf(cpu, sizeof cpu, "-");
     }
-    char mode[16];
-    if (r->rate_mode) {
+    char mode[32];
+    if (r->rate_mode && r->peak_pct > 0) {
+        char offered[16];
+        s_num(offered, sizeof offered, r->offered);
+        snprintf(mode, sizeof mode, "%s %.0f%%", offered, r->peak_pct);
+    } else if (r->rate_mode) {
         s_num(mode, sizeof mode, r->offered);
     } else {
         snprintf(mode, sizeof mode, "fast");
     }
-    fprintf(out, "%-34s %-5s %9s %19s %6s %7s %7s %7s %6s %5s  %s%s%s\n", r->label, mode, med,
+    fprintf(out, "%-34s %-11s %9s %19s %6s %7s %7s %7s %6s %5s  %s%s%s\n", r->label, mode, med,
             range, eff, p50, p99, p999, cpu,
             r->audit == 1   ? "ok"
             : r->audit == 0 ? "FAIL"
@@ -220,10 +240,11 @@ int bench_write_csv(const char *path, const bench_row_t *rows, unsigned n)
     if (f == NULL) {
         return -errno;
     }
-    fprintf(f, "kind,label,series,transport,sync,producers,workers,procs,batch,products,pick,mode,"
-               "offered,repeats,ops_median,ops_min,ops_max,raw_ops,efficiency,p50_us,p90_us,"
-               "p99_us,p999_us,max_us,p99_target_us,cpu_prod,cpu_broker,cpu_work,cpu_total,"
-               "audit,flags\n");
+    fprintf(f,
+            "kind,label,series,transport,sync,producers,workers,procs,batch,products,pick,mode,"
+            "offered,peak_pct,repeats,ops_median,ops_min,ops_max,raw_ops,efficiency,p50_us,p90_us,"
+            "p99_us,p999_us,max_us,p99_target_us,cpu_prod,cpu_broker,cpu_work,cpu_total,"
+            "audit,flags\n");
     for (unsigned i = 0; i < n; i++) {
         const bench_row_t *r = &rows[i];
         char pick[24];
@@ -237,8 +258,9 @@ int bench_write_csv(const char *path, const bench_row_t *rows, unsigned n)
                 pick, r->rate_mode ? "rate" : "fast");
         if (r->rate_mode) {
             fprintf(f, ",%.0f", r->offered);
+            s_csv_num(f, r->peak_pct > 0 ? r->peak_pct : -1, true);
         } else {
-            fputc(',', f);
+            fputs(",,", f);
         }
         fprintf(f, ",%u,%.0f,%.0f,%.0f", r->repeats, r->ops_med, r->ops_min, r->ops_max);
         s_csv_num(f, r->raw_ops > 0 ? r->raw_ops : -1, true);
@@ -297,6 +319,7 @@ static void s_json_row(FILE *f, const bench_row_t *r)
     s_json_num(f, "zipf_s", r->zipf_s, true);
     s_json_str(f, "mode", r->rate_mode ? "rate" : "fast", true);
     s_json_num(f, "offered", r->rate_mode ? r->offered : -1, true);
+    s_json_num(f, "peak_pct", r->rate_mode && r->peak_pct > 0 ? r->peak_pct : -1, true);
     fprintf(f, "\"repeats\":%u,", r->repeats);
     s_json_num(f, "ops_median", r->ops_med, true);
     s_json_num(f, "ops_min", r->ops_min, true);
@@ -324,19 +347,30 @@ static void s_json_row(FILE *f, const bench_row_t *r)
     fprintf(f, "},\"orders\":%llu,", (unsigned long long)r->orders);
     s_json_str(f, "audit", r->audit == 1 ? "pass" : r->audit == 0 ? "fail" : "n/a", true);
     s_json_str(f, "flags", r->flags, true);
-    s_json_str(f, "note", r->note, false);
-    fputc('}', f);
+    s_json_str(f, "note", r->note, true);
+    /* the same measurement repeated under another kind, for the plots */
+    fprintf(f, "\"copy\":%s}", r->copy ? "true" : "false");
 }
 
-int bench_write_json(const char *path, const bench_machine_t *m, const char *command,
-                     const bench_opts_t *opts, const bench_row_t *rows, unsigned n,
-                     const bench_target_t *targets, unsigned ntargets)
+static void s_json_load(FILE *f, const char *key, const double load[3])
+{
+    if (load[0] < 0) {
+        fprintf(f, "\"%s\":null,", key);
+    } else {
+        fprintf(f, "\"%s\":[%.2f,%.2f,%.2f],", key, load[0], load[1], load[2]);
+    }
+}
+
+int bench_write_json(const char *path, const bench_machine_t *m, const double load_end[3],
+                     const char *command, const bench_opts_t *opts, const bench_row_t *rows,
+                     unsigned n, const bench_target_t *targets, unsigned ntargets)
 {
     FILE *f = fopen(path, "we");
     if (f == NULL) {
         return -errno;
     }
     fprintf(f, "{\"format\":\"stockpipe-bench-1\",");
+    s_json_str(f, "version", sp_version(), true); /* git describe at build */
     s_json_str(f, "command", command, true);
     fprintf(f, "\"machine\":{");
     s_json_str(f, "cpu", m->cpu, true);
@@ -347,6 +381,8 @@ int bench_write_json(const char *path, const bench_machine_t *m, const char *com
     s_json_str(f, "czmq", m->czmq, true);
     fprintf(f, "\"mq_msg_max\":%ld,\"mq_msgsize_max\":%ld,\"mq_queues_max\":%ld,", m->mq_msg_max,
             m->mq_msgsize_max, m->mq_queues_max);
+    s_json_load(f, "loadavg", m->load);
+    s_json_load(f, "loadavg_end", load_end);
     s_json_str(f, "date", m->date, false);
     fprintf(f, "},\"settings\":{");
     s_json_num(f, "warmup_s", opts->warmup_s, true);
@@ -376,4 +412,21 @@ int bench_write_json(const char *path, const bench_machine_t *m, const char *com
     }
     fprintf(f, "],\n\"audit\":{\"cells\":%u,\"failed\":%u}}\n", n, failed);
     return fclose(f) == 0 ? 0 : -errno;
+}
+
+int bench_exit_status(unsigned failed_audits, const bench_target_t *targets, unsigned ntargets,
+                      bool strict, bool interrupted)
+{
+    if (interrupted) {
+        return 130;
+    }
+    if (failed_audits > 0) {
+        return 1;
+    }
+    for (unsigned i = 0; strict && i < ntargets; i++) {
+        if (targets[i].met == 0) {
+            return BENCH_EXIT_MISSED;
+        }
+    }
+    return 0;
 }

@@ -23,9 +23,13 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define BENCH_MS 120000
+
+static void s_write(const char *path, const char *text);
+static int s_docs(const char *json, const char *md, char **out);
 
 /* Checks results.json with Python's own JSON parser: the structure, and that
  * every row passed its audit and every pipeline row has what it must. */
@@ -38,6 +42,8 @@ static const char *const s_check_py =
     "    assert k in m, k\n"
     "assert m['cores'] >= 1\n"
     "rows = d['rows']\n"
+    "table = open(sys.argv[3]).read().splitlines()\n"
+    "assert d['machine']['loadavg'] is None or len(d['machine']['loadavg']) == 3\n"
     "assert d['audit']['failed'] == 0, [r['note'] for r in rows if r['audit'] != 'pass']\n"
     "seen = set()\n"
     "for r in rows:\n"
@@ -51,10 +57,19 @@ static const char *const s_check_py =
     "        if r['transport'] != 'direct':\n"
     "            assert r['cpu_s_per_m']['workers'] > 0, r['label']\n"
     "        assert r['raw_ops'] and r['efficiency'] > 0, r['label']\n"
+    "        if not r['copy']:\n"
+    "            line = [l for l in table if l.startswith(r['label'] + ' ') and ' fast ' in l]\n"
+    "            assert len(line) == 1, (r['label'], line)\n"
+    "            eff = float(line[0].split()[4])\n"
+    "            assert abs(eff - r['efficiency']) <= 0.06 * r['efficiency'], (line, "
+    "r['efficiency'])\n"
     "        lat = r['latency_us']\n"
     "        assert lat['p50'] <= lat['p99'] <= lat['max'], r['label']\n"
     "    if r['kind'] == 'pipeline' and r['mode'] == 'rate':\n"
     "        assert r['offered'] > 0 and r['latency_us']['p99'] is not None\n"
+    "        assert r['peak_pct'] == 50, (r['label'], r['peak_pct'])\n"
+    "        assert any(l.startswith(r['label'] + ' ') and ' 50% ' in l for l in table), "
+    "r['label']\n"
     "assert seen == set(sys.argv[2].split(',')), seen\n"
     "print('json ok', len(rows))\n";
 
@@ -91,18 +106,38 @@ Test(bench, tiny_matrix_writes_audited_json_and_csv, .timeout = 180)
     cr_expect(strstr(out, "orders/s") != NULL, "no table:\n%s", out);
     cr_expect(strstr(out, "0 failed audits") != NULL, "%s", out);
 
-    char json[300], csv[300], script[300];
+    char json[300], csv[300], script[300], table[300];
     snprintf(json, sizeof json, "%s/results.json", out_dir);
     snprintf(csv, sizeof csv, "%s/results.csv", out_dir);
     snprintf(script, sizeof script, "%s/check.py", out_dir);
+    snprintf(table, sizeof table, "%s/out.txt", out_dir);
     FILE *f = fopen(script, "w");
     cr_assert_not_null(f);
     fputs(s_check_py, f);
     fclose(f);
-    const char *py[] = {spt_python(), script, json, transports, NULL};
+    f = fopen(table, "w");
+    cr_assert_not_null(f);
+    fputs(out, f);
+    fclose(f);
+    const char *py[] = {spt_python(), script, json, transports, table, NULL};
     char *pout = NULL;
     rc = spt_run(py, 30000, &pout);
     cr_expect_eq(rc, 0, "results.json check failed:\n%s\n--- bench output:\n%s", pout, out);
+    /* the docs generator takes this run's results as they are today */
+    char md[300];
+    snprintf(md, sizeof md, "%s/page.md", out_dir);
+    s_write(md, "<!-- bench:begin stamp -->\n<!-- bench:end -->\n"
+                "<!-- bench:begin summary -->\n<!-- bench:end -->\n"
+                "<!-- bench:begin results -->\n<!-- bench:end -->\n");
+    char *dout = NULL;
+    rc = s_docs(json, md, &dout);
+    cr_expect_eq(rc, 0, "bench-docs.py on this run: exit %d:\n%s", rc, dout);
+    char *page = spt_slurp(md);
+    cr_expect(strstr(page, "| `shm/cas/1x1/b8/50` |") != NULL, "%s", page);
+    cr_expect(strstr(page, "| `shm` |") != NULL, "%s", page);
+    free(page);
+    free(dout);
+    unlink(md);
 
     /* the CSV: a header and one line per row, every one audited */
     char *text = spt_slurp(csv);
@@ -119,6 +154,7 @@ Test(bench, tiny_matrix_writes_audited_json_and_csv, .timeout = 180)
     free(pout);
     free(out);
     unlink(script);
+    unlink(table);
     unlink(json);
     unlink(csv);
     cr_expect_eq(rmdir(out_dir), 0, "bench left files in %s", out_dir);
@@ -310,4 +346,325 @@ Test(bench, a_nats_cell_passes_its_audit_and_leaves_no_server, .timeout = 180)
     unlink(path);
     cr_expect_eq(rmdir(out_dir), 0, "bench left files in %s: %s", out_dir, strerror(errno));
     free(out);
+}
+
+/* ---- the output: order, eff, open-loop share, --strict, run folders ---- */
+
+/* The smallest run: one direct cell of one process, no raw baseline, no
+ * plots; `extra` flags after it, `cwd` (when not NULL) the folder it runs
+ * in.  Returns the exit status; *out holds stdout and stderr together, as
+ * one pipe gets them. */
+static int s_tiny(const char *cwd, const char *const *extra, char **out)
+{
+    const char *argv[32] = {"/usr/bin/env"};
+    unsigned n = 1;
+    if (cwd != NULL) {
+        argv[n++] = "-C";
+        argv[n++] = cwd;
+    }
+    static const char *const tiny[] = {"--transports",   "direct", "--procs",   "1",
+                                       "--products",     "50",     "--seconds", "0.1",
+                                       "--warmup",       "0.02",   "--repeats", "1",
+                                       "--rate-seconds", "0.05",   "--no-raw",  "--no-plots"};
+    argv[n++] = spt_bin("bench");
+    for (size_t i = 0; i < sizeof tiny / sizeof tiny[0]; i++) {
+        argv[n++] = tiny[i];
+    }
+    for (unsigned i = 0; extra != NULL && extra[i] != NULL && n < 31; i++) {
+        argv[n++] = extra[i];
+    }
+    argv[n] = NULL;
+    return spt_run(argv, BENCH_MS, out);
+}
+
+/* stdout and stderr into one pipe (as `bench | tee` or a CI log): the
+ * machine header is written before the first progress line, and every
+ * line arrives whole. */
+Test(bench, piped_the_header_comes_before_the_progress_lines, .timeout = 120)
+{
+    char dir[256];
+    cr_assert(spt_tmpdir(dir, sizeof dir, "bench-pipe"));
+    const char *extra[] = {"--out", dir, NULL};
+    char *out = NULL;
+    int rc = s_tiny(NULL, extra, &out);
+    cr_expect_eq(rc, 0, "bench exited %d:\n%s", rc, out);
+    const char *head = strstr(out, "machine:");
+    const char *progress = strstr(out, "[1/");
+    cr_assert_not_null(head, "no header:\n%s", out);
+    cr_assert_not_null(progress, "no progress line:\n%s", out);
+    cr_expect_lt(head, progress, "the header came after a progress line:\n%s", out);
+    /* every progress line starts a line of its own */
+    for (const char *p = out; (p = strstr(p, "[1/")) != NULL; p++) {
+        cr_expect(p == out || p[-1] == '\n', "a progress line inside another:\n%s", out);
+    }
+    free(out);
+    spt_rmtree(dir);
+}
+
+/* Two runs without --out: two folders under build/bench named by the time
+ * each began, and build/bench/latest naming the second. */
+Test(bench, each_run_writes_a_dated_folder_and_latest_names_it, .timeout = 180)
+{
+    char dir[256];
+    cr_assert(spt_tmpdir(dir, sizeof dir, "bench-dated"));
+    char names[2][64], build[300];
+    snprintf(build, sizeof build, "%s/build", dir);
+    cr_assert_eq(mkdir(build, 0700), 0, "%s", strerror(errno)); /* build/bench it makes itself */
+    for (int run = 0; run < 2; run++) {
+        char *out = NULL;
+        int rc = s_tiny(dir, NULL, &out);
+        cr_assert_eq(rc, 0, "run %d exited %d:\n%s", run, rc, out);
+        const char *arrow = strstr(out, "build/bench/latest -> ");
+        cr_assert_not_null(arrow, "run %d names no folder:\n%s", run, out);
+        arrow += strlen("build/bench/latest -> ");
+        size_t len = strcspn(arrow, "\n");
+        cr_assert_lt(len, sizeof names[run]);
+        memcpy(names[run], arrow, len);
+        names[run][len] = '\0';
+        /* YYYY-MM-DDTHH-MM-SS, then -N when two runs begin in one second */
+        cr_expect_geq(len, 19, "%s", names[run]);
+        cr_expect(names[run][4] == '-' && names[run][10] == 'T' && names[run][13] == '-',
+                  "folder name %s", names[run]);
+        char json[512];
+        snprintf(json, sizeof json, "%s/build/bench/%s/results.json", dir, names[run]);
+        cr_expect_eq(access(json, R_OK), 0, "no %s", json);
+        free(out);
+    }
+    cr_expect_str_neq(names[0], names[1], "the second run overwrote the first");
+    char link[512], target[128] = "";
+    snprintf(link, sizeof link, "%s/build/bench/latest", dir);
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    cr_assert_gt(n, 0, "%s is no link: %s", link, strerror(errno));
+    target[n] = '\0';
+    cr_expect_str_eq(target, names[1], "latest names %s", target);
+    char json[600];
+    snprintf(json, sizeof json, "%s/results.json", link);
+    cr_expect_eq(access(json, R_OK), 0, "no results through %s", link);
+    /* the results are in the run folders, not beside them */
+    char top[512];
+    snprintf(top, sizeof top, "%s/build/bench/results.json", dir);
+    cr_expect_neq(access(top, F_OK), 0, "results written beside the run folders");
+    spt_rmtree(dir);
+}
+
+/* A target the run cannot meet (every cell at 10^15 orders/s): shown as
+ * MISSED, exit 0 as before; with --strict, exit 5. */
+Test(bench, strict_exits_5_when_a_target_is_missed, .timeout = 180)
+{
+    char dir[256];
+    cr_assert(spt_tmpdir(dir, sizeof dir, "bench-strict"));
+    const char *lax[] = {"--out", dir, "--min-rate", "1e15", NULL};
+    char *out = NULL;
+    int rc = s_tiny(NULL, lax, &out);
+    cr_expect_eq(rc, 0, "without --strict: exit %d:\n%s", rc, out);
+    cr_expect(strstr(out, "MISSED") != NULL, "the target is not shown missed:\n%s", out);
+    free(out);
+    const char *strict[] = {"--out", dir, "--min-rate", "1e15", "--strict", NULL};
+    rc = s_tiny(NULL, strict, &out);
+    cr_expect_eq(rc, BENCH_EXIT_MISSED, "with --strict: exit %d:\n%s", rc, out);
+    cr_expect(strstr(out, "--strict") != NULL, "no word of why:\n%s", out);
+    free(out);
+    /* a target it meets: exit 0 under --strict too */
+    const char *met[] = {"--out", dir, "--min-rate", "1", "--strict", NULL};
+    rc = s_tiny(NULL, met, &out);
+    cr_expect_eq(rc, 0, "a met target under --strict: exit %d:\n%s", rc, out);
+    free(out);
+    spt_rmtree(dir);
+}
+
+Test(bench, the_exit_status_weighs_audits_targets_and_strict)
+{
+    bench_target_t t[3] = {{.met = 1}, {.met = -1}, {.met = 1}};
+    cr_expect_eq(bench_exit_status(0, t, 3, true, false), 0, "met or not measured");
+    t[2].met = 0;
+    cr_expect_eq(bench_exit_status(0, t, 3, false, false), 0, "missed, not strict");
+    cr_expect_eq(bench_exit_status(0, t, 3, true, false), BENCH_EXIT_MISSED);
+    cr_expect_eq(bench_exit_status(2, t, 3, true, false), 1, "a failed audit comes first");
+    cr_expect_eq(bench_exit_status(2, t, 3, true, true), 130, "interrupted comes first");
+}
+
+/* A row as the table prints it (open_memstream). */
+static char *s_printed(const bench_row_t *r)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cr_assert_not_null(f);
+    bench_print_row(f, r);
+    fclose(f);
+    return buf;
+}
+
+/* shm against its bare ring is some 0.002: the column must say so, not
+ * 0.00; no baseline is "-"; an open-loop row names its share of the peak. */
+Test(bench, the_table_shows_small_efficiencies_and_the_share_of_peak)
+{
+    bench_row_t r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.label, sizeof r.label, "shm/cas/1x1/b200/1000");
+    r.ops_med = r.ops_min = r.ops_max = 3.1e6;
+    r.p50 = r.p90 = r.p99 = r.p999 = r.max = -1;
+    r.cpu_total = -1;
+    r.audit = 1;
+    r.efficiency = 3.1e6 / 1.77e9;
+    char *line = s_printed(&r);
+    cr_expect(strstr(line, " 0.0018 ") != NULL, "eff of 0.00175: %s", line);
+    cr_expect(strstr(line, " 0.00 ") == NULL, "%s", line);
+    free(line);
+    r.efficiency = 0.42;
+    line = s_printed(&r);
+    cr_expect(strstr(line, " 0.42 ") != NULL, "%s", line);
+    free(line);
+    r.efficiency = 0;
+    line = s_printed(&r);
+    char cols[8][40];
+    cr_assert_eq(
+        sscanf(line, "%39s %39s %39s %39s %39s", cols[0], cols[1], cols[2], cols[3], cols[4]), 5,
+        "%s", line);
+    cr_expect_str_eq(cols[4], "-", "no baseline: %s", line);
+    free(line);
+    r.rate_mode = true;
+    r.offered = 1.55e6;
+    r.peak_pct = 50;
+    line = s_printed(&r);
+    cr_expect(strstr(line, " 1.55M 50% ") != NULL, "open loop: %s", line);
+    free(line);
+}
+
+/* ---- scripts/bench-docs.py: the docs' figures from one run ---- */
+
+/* A path in the source tree (SP_DATA_DIR is its data/, else we run in it). */
+static const char *s_src(const char *rel)
+{
+    static char buf[4][512];
+    static unsigned next;
+    const char *data = getenv("SP_DATA_DIR");
+    char *b = buf[next++ % 4];
+    snprintf(b, sizeof buf[0], "%s%s%s", data ? data : ".", data ? "/../" : "/", rel);
+    return b;
+}
+
+static void s_write(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    fputs(text, f);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* Runs the generator on `json` over the Markdown file `md`; its exit
+ * status, *out its output. */
+static int s_docs(const char *json, const char *md, char **out)
+{
+    const char *argv[] = {
+        spt_python(), s_src("scripts/bench-docs.py"), json, md, "--via", "make bench-docs", NULL};
+    return spt_run(argv, 30000, out);
+}
+
+static const char s_doc[] = "# A page\n"
+                            "Prose before stays.\n"
+                            "<!-- bench:begin stamp -->\n"
+                            "shm 9.2 M orders/s, from before exactly-once\n"
+                            "<!-- bench:end -->\n"
+                            "Prose between stays.\n"
+                            "<!-- bench:begin summary -->\n"
+                            "<!-- bench:end -->\n"
+                            "<!-- bench:begin results -->\n"
+                            "| stale | 21.2 M |\n"
+                            "<!-- bench:end -->\n"
+                            "<!-- bench:begin shop -->\n<!-- bench:end -->\n"
+                            "<!-- bench:begin knees -->\n<!-- bench:end -->\n"
+                            "<!-- bench:begin raw -->\n<!-- bench:end -->\n"
+                            "<!-- bench:begin targets -->\n<!-- bench:end -->\n"
+                            "<!-- bench:begin once -->\n<!-- bench:end -->\n"
+                            "Prose after stays.\n";
+
+/* bench/sample.json (made-up figures in the bench's format): every region
+ * is rewritten from it, stale figures go, the prose around stays, and a
+ * second run changes nothing. */
+Test(bench, the_docs_generator_rewrites_its_regions_from_one_run)
+{
+    char dir[256], md[300];
+    cr_assert(spt_tmpdir(dir, sizeof dir, "bench-docs"));
+    snprintf(md, sizeof md, "%s/page.md", dir);
+    s_write(md, s_doc);
+    char *out = NULL;
+    int rc = s_docs(s_src("bench/sample.json"), md, &out);
+    cr_assert_eq(rc, 0, "bench-docs.py exited %d:\n%s", rc, out);
+    free(out);
+    char *text = spt_slurp(md);
+    cr_expect(strstr(text, "9.2 M") == NULL && strstr(text, "21.2 M") == NULL, "stale: %s", text);
+    cr_expect(strncmp(text, "# A page\nProse before stays.\n<!-- bench:begin stamp -->\n", 53) == 0,
+              "%s", text);
+    cr_expect(strstr(text, "<!-- bench:end -->\nProse between stays.\n<!-- bench:begin summary") !=
+                  NULL,
+              "%s", text);
+    cr_expect(strstr(text, "<!-- bench:end -->\nProse after stays.\n") != NULL, "%s", text);
+    /* where the figures come from: date, commit, machine, load, command */
+    static const char *const want[] = {
+        "2026-01-02 03:04:05 UTC", "`v0.0-fixture`", "`make bench-docs` ran `bin/bench --quick`",
+        "Fixture CPU 9000, 2 cores", "7.25 / 6.50 / 4.75", "8.50 / 7.00 / 5.25",
+        "Compare the ratios between cells of this run",
+        /* the figures of the fixture's rows, as the docs write them */
+        "| `mq` | 2.34 M (2.11 M–2.45 M) | 1.00× | 0.47 | 41 µs / 230 µs | ok |",
+        "| `shm` | 3.07 M (2.98 M–3.12 M) | 1.31× |", "| `direct` table-lock, 4 processes | 3.65 M",
+        "| `shm/cas/1x1/b200/1000` | 3.07 M (2.98 M–3.12 M) | 0.0021 |", "`starved:workers`",
+        "98.7 k orders/s at 1,000 products", "**mq** 1.75 M orders/s (75 %",
+        "| `raw-ring/6416B/b200` | 1,500 M", "| 0.03× | **missed** |", "| 3.53× | met |",
+        "| — | not measured |", "| **0.65×** | 0.35 / 0.17 |"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        cr_expect(strstr(text, want[i]) != NULL, "no '%s' in:\n%s", want[i], text);
+    }
+    cr_expect(strstr(text, "mq/cas/2x2/b200/1000` | 2.89 M") != NULL, "the scaling row: %s", text);
+    cr_expect_null(strstr(text,
+                          "| `mq/cas/1x1/b200/1000` | 2.34 M (2.11 M–2.45 M) | 0.021 | 0.47 | "
+                          "41 µs / 230 µs (at 1.17 M/s) | ok |  |\n| `mq/cas/1x1"),
+                   "a copied row twice: %s", text);
+    /* again: the same page */
+    rc = s_docs(s_src("bench/sample.json"), md, &out);
+    cr_expect_eq(rc, 0, "%s", out);
+    free(out);
+    char *again = spt_slurp(md);
+    cr_expect_str_eq(again, text, "a second run changed the page");
+    free(again);
+    free(text);
+    spt_rmtree(dir);
+}
+
+/* A marker it cannot use is named with its file and line, and no file is
+ * written. */
+Test(bench, the_docs_generator_names_a_bad_marker)
+{
+    char dir[256], md[300];
+    cr_assert(spt_tmpdir(dir, sizeof dir, "bench-docs-bad"));
+    snprintf(md, sizeof md, "%s/page.md", dir);
+    static const struct {
+        const char *text, *says;
+    } cases[] = {
+        {"a\n<!-- bench:begin wishes -->\nx\n<!-- bench:end -->\n", ":2: unknown region 'wishes'"},
+        {"a\n\n<!-- bench:begin raw -->\nold\n", ":3: region 'raw' has no bench:end"},
+        {"<!-- bench:end -->\n", ":1: bench:end without a bench:begin"},
+        {"no markers at all\n", "no bench:begin marker"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        s_write(md, cases[i].text);
+        char *out = NULL;
+        int rc = s_docs(s_src("bench/sample.json"), md, &out);
+        cr_expect_eq(rc, 2, "case %zu: exit %d: %s", i, rc, out);
+        cr_expect(strstr(out, cases[i].says) != NULL, "case %zu: %s", i, out);
+        char *text = spt_slurp(md);
+        cr_expect_str_eq(text, cases[i].text, "case %zu: the file was changed", i);
+        free(text);
+        free(out);
+    }
+    /* results that are not the bench's */
+    s_write(md, s_doc);
+    char other[300];
+    snprintf(other, sizeof other, "%s/other.json", dir);
+    s_write(other, "{\"format\":\"something-else\"}\n");
+    char *out = NULL;
+    cr_expect_eq(s_docs(other, md, &out), 1, "%s", out);
+    cr_expect(strstr(out, "not the bench's results") != NULL, "%s", out);
+    free(out);
+    spt_rmtree(dir);
 }
