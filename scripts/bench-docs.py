@@ -314,7 +314,7 @@ def rewrite(path, text, d, ctx):
                               f"{', '.join(REGIONS)})", 2)
             elif e:
                 raise Bad(f"{path}:{no}: bench:end without a bench:begin", 2)
-            elif "bench:begin" in line or "bench:end" in line:
+            elif line.lstrip().startswith("<!-- bench:"):
                 raise Bad(f"{path}:{no}: a marker must be a line of its own, exactly "
                           "'<!-- bench:begin NAME -->' or '<!-- bench:end -->'", 2)
         elif b:
