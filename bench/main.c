@@ -846,7 +846,7 @@ int main(int argc, char **argv)
 {
     /* Line by line: piped, the table's lines and the progress lines on
      * stderr (and the plot script's) then arrive in the order written. */
-    setvbuf(stdout, NULL, _IOLBF, 0);
+    (void)setvbuf(stdout, NULL, _IOLBF, 0); /* fails only after output: none yet */
     static s_args_t a = {.zipf_s = 0.99,
                          .o = {.p99_target_us = 1000, .window = 4096, .tcp_port = 47100}};
     char why[256] = "";

@@ -115,10 +115,7 @@ Test(bench, tiny_matrix_writes_audited_json_and_csv, .timeout = 180)
     cr_assert_not_null(f);
     fputs(s_check_py, f);
     fclose(f);
-    f = fopen(table, "w");
-    cr_assert_not_null(f);
-    fputs(out, f);
-    fclose(f);
+    s_write(table, out);
     const char *py[] = {spt_python(), script, json, transports, table, NULL};
     char *pout = NULL;
     rc = spt_run(py, 30000, &pout);
@@ -491,7 +488,7 @@ static char *s_printed(const bench_row_t *r)
     FILE *f = open_memstream(&buf, &len);
     cr_assert_not_null(f);
     bench_print_row(f, r);
-    fclose(f);
+    cr_assert_eq(fclose(f), 0);
     return buf;
 }
 
