@@ -79,7 +79,9 @@ def cpu(v):
 def us(v):
     if v is None:
         return "—"
-    return f"{v / 1000:.2g} ms" if v >= 1000 else f"{v:.0f} µs"
+    if v >= 10000:
+        return f"{v / 1000:,.0f} ms"
+    return f"{v / 1000:.1f} ms" if v >= 1000 else f"{v:.0f} µs"
 
 
 def ratio(a, b):
