@@ -5,8 +5,11 @@
 #   make test-busy       the same with two CPU hogs beside it (BUSY_RUNS=5: five in a row)
 #   make run             the pipeline demo (DURATION=10 TRANSPORT=mq|zmq)
 #   make bench           the queue-versus-shared-memory benchmark, quick (~1 min);
-#                        results in build/bench (table, CSV, JSON, plots)
+#                        results in build/bench/DATE/ (CSV, JSON, plots), linked
+#                        as build/bench/latest
 #   make bench-full      the whole matrix (tens of minutes); BENCH_ARGS= adds flags
+#   make bench-docs      make bench, then README.md's and docs/BENCHMARKS.md's figures
+#                        rewritten from it (scripts/bench-docs.py)
 #   make stall-check     what a stopped monitor costs the workers (bench/monitor-stall.sh)
 #   make chaos           1,000,000 orders per transport with workers killed, and 100
 #                        restarts of everything killed at once, checked order by order
