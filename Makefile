@@ -252,13 +252,15 @@ bench-full: $(ROLE_BINS) $(BENCH_BIN)
 # between <!-- bench:begin NAME --> and <!-- bench:end --> from that run's
 # results.json (build/bench/latest), stamped with its date, commit, machine
 # and load average.  A run with a failed audit stops here and changes nothing.
+# The leftovers check comes last: on a machine shared with other test runs it
+# may name their objects, and that says nothing about the figures.
 BENCH_DOCS := README.md docs/BENCHMARKS.md
 bench-docs: $(ROLE_BINS) $(BENCH_BIN)
 	@bash scripts/deps.sh bench
 	@bash scripts/leftovers.sh snapshot build/.leftovers-bench
 	$(BENCH_BIN) --quick $(BENCH_ARGS)
-	@bash scripts/leftovers.sh compare build/.leftovers-bench
 	python3 scripts/bench-docs.py build/bench/latest/results.json $(BENCH_DOCS) --via 'make bench-docs'
+	@bash scripts/leftovers.sh compare build/.leftovers-bench
 
 # What a monitor stopped with SIGSTOP costs the workers (minutes; not part of `make test`).
 REPEATS ?= 3
