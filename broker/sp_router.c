@@ -2,6 +2,7 @@
  * sp_router — ROUTER/ROUTER load balancer and XSUB/XPUB proxy for the broker.
  */
 #include "sp_router.h"
+#include "sp_feedguard.h"
 #include "sp_zmq.h"
 
 #include "sp_error.h"
@@ -36,6 +37,7 @@ typedef struct {
 
 struct sp_router {
     zsock_t *front, *back, *xsub, *xpub;
+    sp_feedguard_t *guard; /* what monitors' subscriptions may make us hold */
     bool orders;
     bool accepting;
     bool remote; /* the order front is tcp://: a HELLO's pid means nothing here */
@@ -51,9 +53,10 @@ struct sp_router {
 /* Options are set before the bind: a listener copies them when it is made,
  * and every connection it accepts later gets that copy.  `largest` is the
  * largest frame peers legitimately send this socket; a tcp:// endpoint is a
- * CURVE server when the broker has keys (`curve`). */
+ * CURVE server when the broker has keys (`curve`); with `guard` the socket
+ * is the monitors' XPUB and gets its guard (sp_feedguard.h). */
 static zsock_t *s_bind(int type, const char *ep, size_t largest, int hwm,
-                       const sp_curve_keys_t *curve, char *why, size_t cap)
+                       const sp_curve_keys_t *curve, sp_feedguard_t **guard, char *why, size_t cap)
 {
     zsock_t *s = zsock_new(type);
     if (s == NULL) {
@@ -70,6 +73,14 @@ static zsock_t *s_bind(int type, const char *ep, size_t largest, int hwm,
     if (type == ZMQ_XPUB) {
         /* the end-of-stream we publish at shutdown must get out */
         zsock_set_linger(s, SP_ZMQ_PUB_LINGER_MS);
+    }
+    if (guard != NULL) {
+        *guard = sp_feedguard_new(zsock_resolve(s), ep);
+        if (*guard == NULL) {
+            snprintf(why, cap, "cannot watch %s: %s", ep, zmq_strerror(errno));
+            zsock_destroy(&s);
+            return NULL;
+        }
     }
     if (type == ZMQ_ROUTER) {
         zsock_set_router_mandatory(s, 1);
@@ -102,22 +113,24 @@ int sp_router_new(sp_router_t **out, bool orders, const char *ep_front, const ch
          * wait (SP_ROUTER_CLIENT_HWM); back: workers' results and credit
          * (the routing-id frame in front of them is smaller) */
         r->front = s_bind(ZMQ_ROUTER, ep_front, SP_ROUTER_FRONT_MAX, SP_ROUTER_CLIENT_HWM, curve,
-                          why, why_cap);
-        r->back = r->front ? s_bind(ZMQ_ROUTER, ep_back, SP_ROUTER_BACK_MAX, SP_ZMQ_HWM, curve, why,
-                                    why_cap)
+                          NULL, why, why_cap);
+        r->back = r->front ? s_bind(ZMQ_ROUTER, ep_back, SP_ROUTER_BACK_MAX, SP_ZMQ_HWM, curve,
+                                    NULL, why, why_cap)
                            : NULL;
         if (r->back == NULL) {
             goto fail;
         }
     }
     /* events-in: publishers' event batches and heartbeats */
-    r->xsub = s_bind(ZMQ_XSUB, ep_events_in, SP_EVENTS_MSG_MAX, SP_ZMQ_HWM, curve, why, why_cap);
-    /* events: what monitors send is subscriptions (one byte and a prefix);
-     * a stalled monitor may hold SP_ROUTER_MONITOR_HWM messages here, no
-     * more: past that it loses messages (and sees the gap) while the shop
-     * goes on */
+    r->xsub =
+        s_bind(ZMQ_XSUB, ep_events_in, SP_EVENTS_MSG_MAX, SP_ZMQ_HWM, curve, NULL, why, why_cap);
+    /* events: what monitors send is subscriptions (one byte and a prefix),
+     * which never go further than the guard (publishers send us everything,
+     * below, whatever the monitors subscribe to); a stalled monitor may hold SP_ROUTER_MONITOR_HWM
+     * messages here, no more: past that it loses messages (and sees the gap) while the shop goes on
+     */
     r->xpub = r->xsub ? s_bind(ZMQ_XPUB, ep_events, SP_ROUTER_SUBSCRIPTION_MAX,
-                               SP_ROUTER_MONITOR_HWM, curve, why, why_cap)
+                               SP_ROUTER_MONITOR_HWM, curve, &r->guard, why, why_cap)
                       : NULL;
     if (r->xpub == NULL) {
         goto fail;
@@ -131,6 +144,7 @@ int sp_router_new(sp_router_t **out, bool orders, const char *ep_front, const ch
     *out = r;
     return 0;
 fail:
+    sp_feedguard_destroy(&r->guard);
     zsock_destroy(&r->front);
     zsock_destroy(&r->back);
     zsock_destroy(&r->xsub);
@@ -148,6 +162,7 @@ void sp_router_destroy(sp_router_t **self_p)
     for (int i = 0; i < SP_ROUTER_FRAME_MAX; i++) {
         zmq_msg_close(&r->frames[i]);
     }
+    sp_feedguard_destroy(&r->guard);
     zsock_destroy(&r->front);
     zsock_destroy(&r->back);
     zsock_destroy(&r->xsub);
@@ -395,6 +410,8 @@ static void s_count_events(sp_router_t *r, const void *data, size_t len)
     }
 }
 
+/* Publishers' messages to the monitors (their subscriptions stay with the
+ * guard: sp_feedguard_on_subscriptions). */
 static void s_proxy(sp_router_t *r, zsock_t *from, zsock_t *to, bool count)
 {
     void *src = zsock_resolve(from);
@@ -417,12 +434,14 @@ static void s_proxy(sp_router_t *r, zsock_t *from, zsock_t *to, bool count)
 
 int sp_router_poll(sp_router_t *self, int timeout_ms)
 {
-    zmq_pollitem_t items[4];
+    zmq_pollitem_t items[5];
     int n = 0;
     int i_xsub = n;
     items[n++] = (zmq_pollitem_t){.socket = zsock_resolve(self->xsub), .events = ZMQ_POLLIN};
     int i_xpub = n;
     items[n++] = (zmq_pollitem_t){.socket = zsock_resolve(self->xpub), .events = ZMQ_POLLIN};
+    int i_guard = n;
+    items[n++] = (zmq_pollitem_t){.socket = sp_feedguard_sock(self->guard), .events = ZMQ_POLLIN};
     int i_back = -1, i_front = -1;
     if (self->orders) {
         i_back = n;
@@ -445,8 +464,11 @@ int sp_router_poll(sp_router_t *self, int timeout_ms)
             break;
         }
     }
+    if (items[i_guard].revents & ZMQ_POLLIN) {
+        sp_feedguard_on_events(self->guard);
+    }
     if (items[i_xpub].revents & ZMQ_POLLIN) {
-        s_proxy(self, self->xpub, self->xsub, false);
+        sp_feedguard_on_subscriptions(self->guard, burst * 16);
     }
     if (i_back >= 0) {
         for (int k = 0; k < burst && (items[i_back].revents & ZMQ_POLLIN); k++) {

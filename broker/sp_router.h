@@ -13,9 +13,10 @@
  * return to the producer's routing id; a producer that has gone away is a
  * counted drop (ROUTER_MANDATORY makes that visible).
  *
- * Events (always): publishers -> [XSUB events-in] -> [XPUB events] -> monitors,
- * with subscriptions flowing back.  The router itself subscribes to everything
- * so it can count events and per-publisher gaps.
+ * Events (always): publishers -> [XSUB events-in] -> [XPUB events] -> monitors.
+ * The router itself subscribes to everything, so it can count events and
+ * per-publisher gaps; monitors' subscriptions stop at the XPUB, where
+ * sp_feedguard bounds what they can make us hold.
  *
  * A HELLO travels the order path like an order message; from a tcp://
  * front its pid is set to 0 first (a pid from another host means nothing

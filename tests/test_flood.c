@@ -6,6 +6,11 @@
  * (back-pressure) rather than losing orders, and every malformed message
  * and order is refused and counted, changing nothing.
  *
+ * A client flooding the events endpoint with subscriptions (10,000 of 1,000
+ * bytes, and as many small enough to pass the size bound) leaves broker and
+ * workers within SP_FLOOD_RSS_MAX of their resting memory, restarts no
+ * worker, and another monitor keeps receiving the feed.
+ *
  * SP_FLOOD_SECONDS sets the length of each flood (default 5; `make flood`
  * runs 30).
  */
@@ -13,6 +18,7 @@
 #include "sp_mq.h"
 #include "sp_testutil.h"
 
+#include "sp_events.h"
 #include "sp_link.h"
 #include "sp_time.h"
 #include "sp_zmq.h"
@@ -46,8 +52,9 @@ static unsigned s_seconds(void)
     return v > 0 && v <= 3600 ? (unsigned)v : FLOOD_S_DEFAULT;
 }
 
-/* Peak resident memory of a live process (VmHWM), in KiB; -1 if gone. */
-static long s_peak_kb(pid_t pid)
+/* A field of a live process's /proc status (VmHWM, VmRSS), in KiB; -1 if
+ * gone. */
+static long s_status_kb(pid_t pid, const char *field)
 {
     char path[64], line[256];
     snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
@@ -56,13 +63,21 @@ static long s_peak_kb(pid_t pid)
         return -1;
     }
     long kb = -1;
+    size_t n = strlen(field);
     while (fgets(line, sizeof line, f) != NULL) {
-        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1) {
+        if (strncmp(line, field, n) == 0 && line[n] == ':' &&
+            sscanf(line + n + 1, " %ld kB", &kb) == 1) {
             break;
         }
     }
     fclose(f);
     return kb;
+}
+
+/* Peak resident memory of a live process, in KiB; -1 if gone. */
+static long s_peak_kb(pid_t pid)
+{
+    return s_status_kb(pid, "VmHWM");
 }
 
 typedef struct {
@@ -308,4 +323,163 @@ Test(flood, zmq_client_ignoring_flow_control_is_held_back, .timeout = 120)
     int status = spt_stop(broker);
     cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "broker did not stop cleanly");
     cr_expect_not(spt_leftovers(inst));
+}
+
+/* The hostile client: SUB sockets subscribing `count` distinct prefixes of
+ * each size in `sizes`, one socket per size (libzmq sends them again on
+ * every reconnect), until it is killed.  Runs in a forked child with its
+ * own context. */
+static void s_subscription_flooder(const char *endpoint, unsigned count)
+{
+    static const size_t sizes[] = {1000, 200, 17};
+    enum { NSIZES = sizeof sizes / sizeof sizes[0] };
+    void *ctx = zmq_ctx_new();
+    void *subs[NSIZES];
+    char prefix[1000];
+    for (unsigned k = 0; k < NSIZES; k++) {
+        subs[k] = zmq_socket(ctx, ZMQ_SUB);
+        int unlimited = 0;
+        zmq_setsockopt(subs[k], ZMQ_SNDHWM, &unlimited, sizeof unlimited);
+        if (subs[k] == NULL || zmq_connect(subs[k], endpoint) < 0) {
+            _exit(1);
+        }
+        for (unsigned i = 0; i < count; i++) {
+            memset(prefix, 'a' + (int)(i % 26), sizes[k]);
+            memcpy(prefix, &i, sizeof i);
+            zmq_setsockopt(subs[k], ZMQ_SUBSCRIBE, prefix, sizes[k]);
+        }
+    }
+    for (;;) {
+        pause();
+    }
+}
+
+/* Messages one honest monitor received while the flood ran. */
+typedef struct {
+    unsigned events_msgs, heartbeats;
+    uint64_t longest_silence_ns;
+} s_honest_t;
+
+static void s_subscription_flood(bool tcp)
+{
+    unsigned secs = s_seconds();
+    char inst[64];
+    spt_instance(inst, sizeof inst, tcp ? "subtcp" : "subipc");
+    const char *extra[] = {"--catalogue", spt_data("products.csv"), "--transport", "zmq", NULL};
+    unsigned port = 0;
+    pid_t broker =
+        tcp ? spt_broker_start_tcp(inst, NULL, extra, &port) : spt_broker_start(inst, extra);
+    cr_assert(broker > 0);
+    s_watch_t w;
+    s_open_watch(&w, inst, "zmq");
+    /* resting: both workers up and beating */
+    pid_t workers[2] = {0, 0};
+    long rest_kb[3] = {0, -1, -1};
+    uint64_t ready_by = sp_now_ns() + SP_TEST_WAIT_MS * 1000000ull;
+    while ((rest_kb[1] <= 0 || rest_kb[2] <= 0) && sp_now_ns() < ready_by) {
+        usleep(SAMPLE_MS * 1000);
+        for (int i = 0; i < 2; i++) {
+            workers[i] = (pid_t)atomic_load(&w.hdr->worker[i].pid);
+            bool beats = atomic_load(&w.hdr->worker[i].heartbeat_ns) != 0;
+            rest_kb[i + 1] = workers[i] > 0 && beats ? s_status_kb(workers[i], "VmRSS") : -1;
+        }
+    }
+    rest_kb[0] = s_status_kb(broker, "VmRSS");
+    if (rest_kb[1] <= 0 || rest_kb[2] <= 0) {
+        s_close_watch(&w);
+        spt_stop(broker);
+        cr_assert_fail("the workers did not start");
+    }
+    char events_ep[SP_ENDPOINT_MAX];
+    snprintf(events_ep, sizeof events_ep, "%s", w.hdr->ep_events);
+
+    pid_t flooder = fork();
+    cr_assert(flooder >= 0);
+    if (flooder == 0) {
+        s_subscription_flooder(events_ep, 10000);
+    }
+    sp_sub_t *honest = sp_sub_new(events_ep, NULL, NULL);
+    cr_assert_not_null(honest);
+    const char *load[] = {
+        spt_bin("producer"), "--instance", inst, "--duration", "3s", "--rate", "200", NULL};
+    pid_t producer = -1;
+
+    s_honest_t h = {0};
+    long peak_kb[3] = {rest_kb[0], rest_kb[1], rest_kb[2]};
+    uint8_t buf[SP_EVENTS_MSG_MAX];
+    uint64_t start = sp_now_ns(), end = start + (uint64_t)secs * S_NS_PER_S;
+    uint64_t last_heard = start, next_sample = start;
+    while (sp_now_ns() < end) {
+        uint64_t now = sp_now_ns();
+        if (producer < 0 && now - start > S_NS_PER_S) {
+            producer = spt_spawn(load, "/dev/null"); /* events, mid-flood */
+            cr_assert(producer > 0);
+        }
+        if (now >= next_sample) {
+            pid_t pids[3] = {broker, workers[0], workers[1]};
+            for (int i = 0; i < 3; i++) {
+                long kb = s_status_kb(pids[i], "VmRSS");
+                peak_kb[i] = kb > peak_kb[i] ? kb : peak_kb[i];
+            }
+            next_sample = now + SAMPLE_MS * 1000000ull;
+        }
+        int n = sp_sub_recv(honest, buf, sizeof buf, SAMPLE_MS);
+        now = sp_now_ns();
+        sp_msg_hdr_t hdr;
+        if (n > 0 && sp_wire_check(buf, (size_t)n, &hdr) == 0) {
+            if (now - last_heard > h.longest_silence_ns) {
+                h.longest_silence_ns = now - last_heard;
+            }
+            last_heard = now;
+            h.events_msgs += hdr.kind == SP_MSG_EVENTS;
+            h.heartbeats += hdr.kind == SP_MSG_HEARTBEAT;
+        }
+    }
+    kill(flooder, SIGKILL);
+    waitpid(flooder, NULL, 0);
+    if (producer > 0) {
+        cr_expect_eq(spt_wait(producer, SP_TEST_WAIT_MS), 0, "producer failed");
+    }
+    sp_sub_destroy(&honest);
+
+    static const char *const who[3] = {"broker", "worker 1", "worker 2"};
+    for (int i = 0; i < 3; i++) {
+        if (S_CHECK_RSS) {
+            cr_expect(peak_kb[i] - rest_kb[i] <= SP_FLOOD_RSS_MAX_KB,
+                      "%s: %ld KiB at rest, %ld KiB under the flood (limit +%d)", who[i],
+                      rest_kb[i], peak_kb[i], SP_FLOOD_RSS_MAX_KB);
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        cr_expect_eq(atomic_load(&w.hdr->worker[i].restarts), 0, "worker %d was restarted", i + 1);
+        cr_expect_eq((pid_t)atomic_load(&w.hdr->worker[i].pid), workers[i],
+                     "worker %d is another process", i + 1);
+    }
+    /* heartbeats every SP_HEARTBEAT_MS from each worker, and the events of
+     * the producer's orders */
+    cr_expect_gt(h.events_msgs, 0, "the other monitor received no events");
+    cr_expect_gt(h.heartbeats, secs * 2, "the other monitor received %u heartbeats in %us",
+                 h.heartbeats, secs);
+    cr_expect_lt(h.longest_silence_ns, 2 * S_NS_PER_S, "the other monitor heard nothing for %.1f s",
+                 (double)h.longest_silence_ns / 1e9);
+    cr_log_info("subscription flood (%s) %us: resting/peak memory broker %ld/%ld KiB, workers "
+                "%ld/%ld and %ld/%ld KiB; the other monitor: %u event messages, %u heartbeats, "
+                "at most %.2f s silent",
+                tcp ? "tcp" : "ipc", secs, rest_kb[0], peak_kb[0], rest_kb[1], peak_kb[1],
+                rest_kb[2], peak_kb[2], h.events_msgs, h.heartbeats,
+                (double)h.longest_silence_ns / 1e9);
+    s_close_watch(&w);
+    int status = spt_stop(broker);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "broker did not stop cleanly");
+    cr_expect_not(spt_leftovers(inst));
+}
+
+Test(flood, ipc_subscription_flood_is_bounded_and_others_keep_receiving, .timeout = 120)
+{
+    s_subscription_flood(false);
+}
+
+Test(flood, tcp_subscription_flood_is_bounded_and_others_keep_receiving, .timeout = 120)
+{
+    s_subscription_flood(true);
 }
