@@ -60,6 +60,17 @@ void sp_broker_notify(const sp_broker_t *b, int level, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Releases holds past `now_ns` (or whose holder died).  No event carries
+ * these changes, so STATS count the rounds that made some and monitors
+ * resync (SP_CTR_UNPUBLISHED). */
+static void s_expire_holds(sp_broker_t *b, uint64_t now_ns)
+{
+    if (sp_commit_expire_holds(b->table, (sp_sync_t)b->hdr->sync, now_ns,
+                               b->journal_dir[0] != '\0' ? sp_orphans_journal : NULL, b) > 0) {
+        b->holds_released_rounds++;
+    }
+}
+
 /* Drain, then stop: DRAINING, no new orders, wait (at most
  * SP_BROKER_DRAIN_MS) until nothing is in flight or no worker is left; ask
  * the workers to stop and wait (at most SP_BROKER_STOP_MS), killing the
@@ -86,15 +97,20 @@ static void s_shutdown(sp_broker_t *b)
         sp_supervisor_reap(b, false);
     }
     sp_supervisor_finish(b);
+    /* the final table has no holds (sp_persist_final): release them now,
+     * so the last STATS tell monitors to take their last look after it */
+    s_expire_holds(b, UINT64_MAX);
     /* let the workers' last events and heartbeats through, then say goodbye */
     uint64_t flush_until = sp_now_ns() + SP_BROKER_TICK_MS * SP_NS_PER_MS;
     while (sp_now_ns() < flush_until) {
         sp_router_poll(b->router, S_FLUSH_POLL_MS);
     }
+    /* the last STATS before the end of stream (PROTOCOL.md, section 9): a
+     * monitor that ends at EOS has read them */
+    sp_bstats_publish(b);
     uint8_t eos[SP_WIRE_HDR_SIZE];
     sp_wire_put_hdr(eos, SP_MSG_EOS, 0, 0, 0);
     sp_router_publish(b->router, eos, sizeof eos);
-    sp_bstats_publish(b);
     sp_bstats_beat(b, SP_PUB_STOPPING);
     sp_table_set_state(b->table, SP_TABLE_CLOSED);
 }
@@ -196,8 +212,7 @@ int sp_broker_run(sp_broker_t *self, sp_broker_stats_t *stats, char *why, size_t
         }
         sp_persist_tick(self, sp_now_ns());
         /* holds past their time, or whose holder died, go back to stock */
-        sp_commit_expire_holds(self->table, (sp_sync_t)self->hdr->sync, sp_now_ns(),
-                               self->journal_dir[0] != '\0' ? sp_orphans_journal : NULL, self);
+        s_expire_holds(self, sp_now_ns());
         sp_bstats_header(self);
         now = sp_now_ns();
         if (now >= next_stats) {

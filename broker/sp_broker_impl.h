@@ -78,6 +78,7 @@ typedef struct {
 typedef struct {
     pid_t pid;
     unsigned restarts;
+    unsigned deaths;            /* abnormal ends, each settled (STATS: SP_CTR_UNPUBLISHED) */
     unsigned quick_deaths;      /* deaths in a row soon after starting, having done nothing */
     uint64_t answered_at_start; /* the slot's answered orders when it was started */
     uint64_t started_ns;
@@ -112,6 +113,9 @@ struct sp_broker {
     uint64_t lat[SP_BROKER_LAT_TICKS + 1][SP_LAT_BUCKETS];
     unsigned lat_head;
     uint64_t stats_seq;
+    /* loop turns that released expired holds: table changes no event
+     * carries (STATS: SP_CTR_UNPUBLISHED [0]) */
+    uint64_t holds_released_rounds;
     sp_broker_stats_t stats; /* the totals sp_broker_run hands its caller */
 
     /* sp_supervisor (consumer and silent_ms: sp_startup) */

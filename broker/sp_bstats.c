@@ -63,7 +63,7 @@ static uint32_t s_worker_state(const sp_broker_t *b, unsigned id, uint64_t hb_ag
 /* Publishes the shop's counters to monitors (SP_MSG_STATS). */
 void sp_bstats_publish(sp_broker_t *b)
 {
-    enum { S_MAX = 32 + 6 * SP_WORKERS_MAX };
+    enum { S_MAX = 32 + 7 * SP_WORKERS_MAX };
     static uint8_t msg[SP_WIRE_HDR_SIZE + S_MAX * SP_WIRE_COUNTER_SIZE];
     _Static_assert(sizeof msg <= SP_EVENTS_MSG_MAX, "STATS fit the event path's message limit");
     sp_bctrs_t c = {.msg = msg, .max = S_MAX};
@@ -76,6 +76,7 @@ void sp_bstats_publish(sp_broker_t *b)
     sp_bstats_ctr(&c, SP_CTR_SYNC, 0, b->cfg->sync);
     sp_bstats_ctr(&c, SP_CTR_WORKERS, 0, b->nworkers);
     sp_bstats_ctr(&c, SP_CTR_EVENT_SEQ, 0, atomic_load(&h->event_seq));
+    sp_bstats_ctr(&c, SP_CTR_UNPUBLISHED, 0, b->holds_released_rounds);
 
     uint64_t orders[SP_STATUS_COUNT] = {0}, invalid = 0, result_drops = 0;
     uint64_t *lat = b->lat[b->lat_head];
@@ -100,6 +101,7 @@ void sp_bstats_publish(sp_broker_t *b)
         sp_bstats_ctr(&c, SP_CTR_W_HB_AGE_MS, w, age_ms);
         sp_bstats_ctr(&c, SP_CTR_W_PID, w, (uint64_t)(int64_t)atomic_load(&slot->pid));
         sp_bstats_ctr(&c, SP_CTR_W_RESTARTS, w, b->child[w - 1].restarts);
+        sp_bstats_ctr(&c, SP_CTR_UNPUBLISHED, w, b->child[w - 1].deaths);
         sp_bstats_ctr(&c, SP_CTR_W_PUB_SEQ, w, atomic_load(&slot->pub_seq));
     }
     for (int s = 0; s < SP_STATUS_COUNT; s++) {

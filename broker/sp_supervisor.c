@@ -164,6 +164,12 @@ void sp_supervisor_reap(sp_broker_t *b, bool restart)
             c->pid = 0;
             sp_router_worker_gone(b->router, i + 1, pid);
             sp_orphans_resolve(b, i + 1, pid);
+            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                /* it may have changed the table without publishing the
+                 * event: monitors learn of the death from the next STATS,
+                 * after what it left is settled, and take a new snapshot */
+                c->deaths++;
+            }
             if (!restart) {
                 break;
             }

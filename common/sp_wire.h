@@ -188,7 +188,14 @@ enum {
     /* a shard's product ids (broker --products): lowest | highest << 32;
      * absent from the WELCOME of an instance that is not a shard */
     SP_CTR_PRODUCT_RANGE = 34,
-    SP_CTR_MAX = 34
+    /* STATS: times the table may have changed without an event, each
+     * counted once it is settled, so a subscriber that sees one grow and
+     * takes a snapshot after that is exact.  Index = worker id: that
+     * worker's process died (killed, crashed, exited non-zero) and may have
+     * applied an order it never published; index 0: the broker released
+     * expired holds (it publishes no event for them) */
+    SP_CTR_UNPUBLISHED = 35,
+    SP_CTR_MAX = 35
 };
 
 /* Hops whose queue depth STATS report. */

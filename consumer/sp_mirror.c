@@ -36,9 +36,10 @@ struct sp_mirror {
     bool have_snapshot;
     uint32_t snap_pid[SP_MIRROR_PUBS];
     uint64_t snap_seq[SP_MIRROR_PUBS];
-    uint64_t gap_epoch;  /* bumped by every detected gap */
-    uint64_t snap_epoch; /* gap_epoch when the running snapshot began */
-    bool repairing;      /* the running snapshot repairs a gap */
+    uint64_t gap_epoch;                            /* bumped by every detected gap */
+    uint64_t snap_epoch;                           /* gap_epoch when the running snapshot began */
+    bool repairing;                                /* the running snapshot repairs a gap */
+    uint64_t unpublished_seen[SP_WORKERS_MAX + 1]; /* SP_CTR_UNPUBLISHED by index, last seen */
     sp_mstate_t st;
     sp_shopstats_t stats;
     sp_ring_t orders_ring; /* broker time, orders answered */
@@ -178,6 +179,38 @@ static void s_gap(sp_mirror_t *m, sp_mpub_t *p, uint64_t missed)
     m->st.gap_reports++;
     m->gap_epoch++;
     m->st.stale = true;
+}
+
+/* Changes no event carries: a worker that died may have applied an order
+ * and not published it (its sequence shows no gap: the event was never
+ * numbered), and the broker's own hold releases publish none.  STATS count
+ * both (SP_CTR_UNPUBLISHED) once they are settled, so a snapshot begun
+ * after a count grew sees them: mark the mirror stale and ask for one.
+ * Before the first snapshot there is nothing to repair (that snapshot is
+ * later). */
+static bool s_grew(uint64_t now, uint64_t *seen)
+{
+    bool grew = now > *seen; /* (smaller: another broker, counting anew) */
+    *seen = now;
+    return grew;
+}
+
+static void s_on_unpublished(sp_mirror_t *m)
+{
+    bool repair = m->have_snapshot || m->st.snapshot_running;
+    uint64_t before = m->st.deaths + m->st.releases;
+    for (uint32_t w = 1; w <= SP_WORKERS_MAX; w++) {
+        if (s_grew(m->stats.worker[w].deaths, &m->unpublished_seen[w]) && repair) {
+            m->st.deaths++;
+        }
+    }
+    if (s_grew(m->stats.holds_released, &m->unpublished_seen[0]) && repair) {
+        m->st.releases++;
+    }
+    if (m->st.deaths + m->st.releases != before) {
+        m->gap_epoch++;
+        m->st.stale = true;
+    }
 }
 
 /* Where counting starts for an incarnation we hear from the first time:
@@ -360,6 +393,8 @@ static uint64_t *s_counter_field(sp_shopstats_t *s, unsigned id, unsigned i)
         return w ? &w->pid : NULL;
     case SP_CTR_W_RESTARTS:
         return w ? &w->restarts : NULL;
+    case SP_CTR_UNPUBLISHED:
+        return w ? &w->deaths : i == 0 ? &s->holds_released : NULL;
     case SP_CTR_W_PUB_SEQ:
         return w ? &w->pub_seq : NULL;
     case SP_CTR_CAPACITY:
@@ -427,6 +462,7 @@ int sp_mirror_feed(sp_mirror_t *self, const void *msg, size_t len, uint64_t now_
         case SP_MSG_STATS:
             rc = sp_shopstats_decode(&self->stats, msg, len);
             if (rc == 0) {
+                s_on_unpublished(self);
                 self->stats.received_ns = now_ns;
                 self->pub[0].last_seen_ns = now_ns;
                 s_ring_add(&self->orders_ring, self->stats.time_ns, s_answered(&self->stats));

@@ -84,6 +84,7 @@ typedef struct {
     uint64_t state; /* SP_WSTATE_* */
     uint64_t pid;
     uint64_t restarts;
+    uint64_t deaths; /* abnormal ends the broker settled (SP_CTR_UNPUBLISHED) */
     uint64_t orders;
     uint64_t hb_age_ms;
     uint64_t pub_seq;
@@ -101,6 +102,7 @@ typedef struct {
     uint64_t depth_cap[SP_HOP_COUNT];
     uint64_t drops[SP_DROP_COUNT];
     uint64_t transport, sync, workers, capacity, products;
+    uint64_t holds_released; /* rounds of the broker's own hold releases (SP_CTR_UNPUBLISHED [0]) */
     sp_mworker_t worker[SP_WORKERS_MAX + 1]; /* by worker id; [0] unused */
 } sp_shopstats_t;
 
@@ -125,7 +127,9 @@ typedef struct {
     uint64_t gaps;         /* events missed, all publishers */
     uint64_t gap_reports;  /* times a gap was detected */
     uint64_t snapshots;    /* snapshots completed */
-    uint64_t resyncs;      /* snapshots that repaired a gap */
+    uint64_t resyncs;      /* snapshots that repaired a gap or a publisher's death */
+    uint64_t deaths;       /* worker deaths learned from STATS (each a resync) */
+    uint64_t releases;     /* rounds of the broker's hold releases learned (each a resync) */
     uint64_t invalid;      /* malformed or impossible messages ignored */
     uint64_t heartbeats;
     bool eos; /* the broker ended the stream */

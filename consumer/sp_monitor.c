@@ -43,6 +43,7 @@ struct sp_monitor {
     /* what line mode last reported */
     uint64_t told_gaps;
     uint64_t told_resyncs;
+    uint64_t told_deaths;
     uint8_t *buf; /* one event-path message */
     uint8_t *snapbuf;
     sp_monitor_stats_t st; /* filled by sp_monitor_stats */
@@ -185,13 +186,25 @@ static void s_summary(sp_monitor_t *mon, uint64_t now)
     (void)fflush(mon->out); /* a reader that went away is not our error */
 }
 
-/* Line mode: one line when a gap is found and one when a snapshot repairs it. */
+/* Line mode: one line when a gap is found or a worker's death learned, and
+ * one when a snapshot repairs it. */
 static void s_tell_state(sp_monitor_t *mon)
 {
     const sp_mstate_t *st = sp_mirror_state(mon->mirror);
     if (mon->cfg.label != NULL && !mon->cfg.json &&
-        (st->gaps > mon->told_gaps || st->resyncs > mon->told_resyncs)) {
+        (st->gaps > mon->told_gaps || st->resyncs > mon->told_resyncs ||
+         st->deaths > mon->told_deaths)) {
         fprintf(mon->out, "[%s] ", mon->cfg.label);
+    }
+    if (st->deaths > mon->told_deaths) {
+        if (mon->cfg.json) {
+            fprintf(mon->out, "{\"type\":\"worker_died\",\"deaths\":%llu}\n",
+                    (unsigned long long)st->deaths);
+        } else {
+            fprintf(mon->out, "STALE: a worker died (it may have left a change without an event); "
+                              "resyncing\n");
+        }
+        mon->told_deaths = st->deaths;
     }
     if (st->gaps > mon->told_gaps) {
         uint64_t missed = st->gaps - mon->told_gaps;

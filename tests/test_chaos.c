@@ -4,19 +4,17 @@
  *
  * The quick chaos run (tests/chaos/chaos.sh --quick: 100,000 orders and 5
  * worker kills per transport, plus kills inside the commit) must end with
- * nothing lost, duplicated or unexpected over mq and zmq, and nothing left
- * behind.  So must the quick restart loop (--restart-loop --quick: 10 times
- * per transport, everything of the instance killed at once mid-load and the
- * broker started again, re-attaching to the table or rebuilding a lost one
- * from the journal).  bin/ledgercheck is then trusted only as far as it is shown to
- * catch faults: a synthetic run (three products, two customers, orders
- * applied one after another by a model of the table) passes clean, and each
- * planted fault — a lost order, a record journaled twice, a version gap, a
- * wrong stock_after, stock below zero, a refusal that had the stock, a status
- * that disagrees, an unknown key, mid-file corruption, a key a customer that
- * ended normally never sent, a key beyond a killed customer's window, one
- * producer id with two ledgers, journals of more tables than rebuilds
- * explain — fails it, named.  What a crash may leave (a torn journal tail, a
+ * nothing lost, duplicated or unexpected over mq and zmq, the monitor's final
+ * view equal to the saved table, and nothing left behind.  So must the quick restart loop
+ * (--restart-loop --quick: 10 times per transport, everything of the instance killed at once
+ * mid-load and the broker started again, re-attaching to the table or rebuilding a lost one from
+ * the journal).  bin/ledgercheck is then trusted only as far as it is shown to catch faults: a
+ * synthetic run (three products, two customers, orders applied one after another by a model of the
+ * table) passes clean, and each planted fault — a lost order, a record journaled twice, a version
+ * gap, a wrong stock_after, stock below zero, a refusal that had the stock, a status that
+ * disagrees, an unknown key, mid-file corruption, a key a customer that ended normally never sent,
+ * a key beyond a killed customer's window, one producer id with two ledgers, journals of more
+ * tables than rebuilds explain — fails it, named.  What a crash may leave (a torn journal tail, a
  * customer that never heard its answers, a ledger cut short anywhere in the
  * window, journals of a rebuilt table) passes.
  *
@@ -642,6 +640,10 @@ Test(chaos, quick_run_loses_and_duplicates_nothing_on_mq_and_zmq, .timeout = 180
         cr_expect(line[0] != '\0', "no ledgercheck figures for %s", transports[t]);
         cr_expect(line[0] == '\0' || strstr(line, "lost 0, duplicated 0, unexpected 0,") != NULL,
                   "%s", line);
+        snprintf(prefix, sizeof prefix, "chaos %s: monitor: ", transports[t]);
+        s_line(out, prefix, line, sizeof line);
+        cr_expect(strstr(line, "final view differs from the table on 0 products") != NULL,
+                  "%s: the monitor's final view is not the table: %s", transports[t], line);
         snprintf(prefix, sizeof prefix, "chaos %s: ok", transports[t]);
         cr_expect(strstr(out, prefix) != NULL, "%s did not pass", transports[t]);
     }

@@ -13,7 +13,9 @@
 
 #include "sp_instance.h"
 #include "sp_monitor.h"
+#include "sp_mirror.h"
 #include "sp_table.h"
+#include "sp_time.h"
 
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -759,4 +761,93 @@ Test(monitor, a_monitor_object_follows_a_load_until_the_broker_says_goodbye, .ti
     cr_expect_eq(sum, (uint64_t)M_PRODUCTS * M_STOCK * 100 - M_ORDERS,
                  "the final table holds the load (one unit an order): %s", text);
     free(text);
+}
+
+/* A worker killed between applying an order and publishing its event
+ * leaves a change no event carries.  Injected here deterministically: the
+ * test applies a purchase to the table itself (no event), then kills worker
+ * 1.  The broker counts the death in STATS once it has settled what the
+ * worker left; the monitor, having learned it, takes a snapshot, and its
+ * view equals the table again. */
+static void s_unpublished_change_is_repaired(const char *transport, bool from_broker)
+{
+    char inst[64];
+    spt_instance(inst, sizeof inst, from_broker ? "mdeadz" : "mdeadq");
+    spt_shop_t shop;
+    cr_assert(spt_shop_start(&shop, inst, transport, 2, M_PRODUCTS, M_STOCK),
+              "broker did not become ready");
+    sp_monitor_cfg_t cfg = {
+        .instance = inst, .wait_ms = SP_TEST_WAIT_MS, .quiet = true, .from_broker = from_broker};
+    sp_monitor_t *m = NULL;
+    char why[M_WHY] = "";
+    FILE *out = fopen("/dev/null", "w");
+    cr_assert_not_null(out);
+    cr_assert_eq(sp_monitor_new(&m, &cfg, out, why, sizeof why), 0, "%s", why);
+    sp_names_t names;
+    sp_names_init(&names, inst, NULL);
+    sp_table_t *table = NULL;
+    cr_assert_eq(sp_table_open(&table, names.table, true), 0);
+    sp_table_hdr_t *hdr = sp_table_hdr(table);
+    /* the monitor exact, and worker 1 up */
+    const sp_mstate_t *st = sp_mirror_state(sp_monitor_mirror(m));
+    uint64_t deadline = sp_now_ns() + SP_TEST_WAIT_MS * SP_NS_PER_MS;
+    pid_t victim = 0;
+    while ((st->stale || !sp_mirror_stats(sp_monitor_mirror(m))->valid || victim <= 0) &&
+           sp_now_ns() < deadline) {
+        cr_assert_eq(sp_monitor_step(m, T_POLL_MS, why, sizeof why), 0, "%s", why);
+        victim = (pid_t)atomic_load(&hdr->worker[0].pid);
+    }
+    cr_assert_not(st->stale, "the monitor never had its first snapshot");
+    cr_assert_gt(victim, 0, "worker 1 did not start");
+    sp_change_t chg;
+    cr_assert_eq(sp_table_apply(table, SP_SYNC_CAS, SP_ORDER_PURCHASE, 1, 3, &chg), 0);
+    kill(victim, SIGKILL);
+
+    /* until the broker has restarted the worker and the monitor has heard
+     * STATS made after that, and is not stale (or the bound passes) */
+    deadline = sp_now_ns() + SP_TEST_WAIT_MS * SP_NS_PER_MS;
+    uint64_t restarted_stats = 0;
+    while (sp_now_ns() < deadline) {
+        cr_assert_eq(sp_monitor_step(m, T_POLL_MS, why, sizeof why), 0, "%s", why);
+        const sp_shopstats_t *ss = sp_mirror_stats(sp_monitor_mirror(m));
+        if (ss->worker[1].restarts >= 1 && restarted_stats == 0) {
+            restarted_stats = ss->time_ns;
+        }
+        /* two STATS later (200 ms) a monitor that learned it has resynced */
+        if (restarted_stats != 0 && ss->time_ns > restarted_stats + 200 * SP_NS_PER_MS &&
+            !st->stale && !st->snapshot_running) {
+            break;
+        }
+    }
+    cr_expect_neq(restarted_stats, 0, "the broker did not restart worker 1");
+    cr_expect_eq(st->deaths, 1, "the monitor learned of %llu deaths",
+                 (unsigned long long)st->deaths);
+    cr_expect_not(st->stale, "the monitor is still stale");
+    for (uint32_t id = 1; id <= M_PRODUCTS; id++) {
+        uint32_t version = 0;
+        sp_product_t p;
+        cr_assert_eq(sp_table_read(table, id, &p, &version), 0);
+        const sp_mrow_t *r = sp_mirror_row(sp_monitor_mirror(m), id);
+        cr_assert_not_null(r);
+        cr_expect(r->known && r->stock == p.stock && r->version == version,
+                  "product %u: the monitor has stock %u (version %u), the table %u (version %u)",
+                  id, r->stock, r->version, p.stock, version);
+    }
+    cr_expect_eq(st->gaps, 0, "no event was numbered and lost");
+    sp_table_close(&table);
+    sp_monitor_destroy(&m);
+    fclose(out);
+    const char *bad = spt_shop_stop(&shop);
+    cr_expect_null(bad, "%s", bad);
+}
+
+Test(monitor, a_change_a_killed_worker_never_published_is_repaired_mq, .timeout = 90)
+{
+    s_unpublished_change_is_repaired("mq", false);
+}
+
+Test(monitor, a_change_a_killed_worker_never_published_is_repaired_zmq_snapshot_service,
+     .timeout = 90)
+{
+    s_unpublished_change_is_repaired("zmq", true);
 }
