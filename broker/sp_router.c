@@ -88,6 +88,9 @@ static zsock_t *s_bind(int type, const char *ep, size_t largest, int hwm,
     }
     if (zsock_bind(s, "%s", ep) < 0) {
         snprintf(why, cap, "cannot bind %s: %s", ep, zmq_strerror(errno));
+        if (guard != NULL) {
+            sp_feedguard_destroy(guard); /* it watches the socket: first */
+        }
         zsock_destroy(&s);
         return NULL;
     }

@@ -851,3 +851,64 @@ Test(monitor, a_change_a_killed_worker_never_published_is_repaired_zmq_snapshot_
 {
     s_unpublished_change_is_repaired("zmq", true);
 }
+
+/* The broker's own release of an expired hold publishes no event: STATS
+ * count it (UNPUBLISHED [0]) and the monitor resyncs, ending equal to the
+ * table. */
+Test(monitor, a_hold_the_broker_released_unannounced_is_repaired, .timeout = 90)
+{
+    char inst[64];
+    spt_instance(inst, sizeof inst, "mhold");
+    spt_shop_t shop;
+    cr_assert(spt_shop_start(&shop, inst, "mq", 1, M_PRODUCTS, M_STOCK),
+              "broker did not become ready");
+    sp_monitor_cfg_t cfg = {.instance = inst, .wait_ms = SP_TEST_WAIT_MS, .quiet = true};
+    sp_monitor_t *m = NULL;
+    char why[M_WHY] = "";
+    FILE *out = fopen("/dev/null", "w");
+    cr_assert_not_null(out);
+    cr_assert_eq(sp_monitor_new(&m, &cfg, out, why, sizeof why), 0, "%s", why);
+    const sp_mstate_t *st = sp_mirror_state(sp_monitor_mirror(m));
+    uint64_t deadline = sp_now_ns() + SP_TEST_WAIT_MS * SP_NS_PER_MS;
+    while (st->stale && sp_now_ns() < deadline) {
+        cr_assert_eq(sp_monitor_step(m, T_POLL_MS, why, sizeof why), 0, "%s", why);
+    }
+    cr_assert_not(st->stale, "the monitor never had its first snapshot");
+
+    const char *hold[] = {spt_bin("producer"), "--instance", inst, "reserve", "1", "2", "1", NULL};
+    char *hout = NULL;
+    cr_assert_eq(spt_run(hold, RUN_MS, &hout), 0, "%s", hout);
+    free(hout);
+    sp_names_t names;
+    sp_names_init(&names, inst, NULL);
+    sp_table_t *table = NULL;
+    cr_assert_eq(sp_table_open(&table, names.table, false), 0);
+    /* until the hold is back in stock, then STATS made 200 ms after that */
+    deadline = sp_now_ns() + SP_TEST_WAIT_MS * SP_NS_PER_MS;
+    uint64_t released_at = 0;
+    while (sp_now_ns() < deadline) {
+        cr_assert_eq(sp_monitor_step(m, T_POLL_MS, why, sizeof why), 0, "%s", why);
+        if (released_at == 0 && spt_tally(table, 1).held == 0) {
+            released_at = sp_now_ns();
+        }
+        const sp_shopstats_t *ss = sp_mirror_stats(sp_monitor_mirror(m));
+        if (released_at != 0 && ss->time_ns > released_at + 200 * SP_NS_PER_MS && !st->stale &&
+            !st->snapshot_running) {
+            break;
+        }
+    }
+    cr_expect_neq(released_at, 0, "the hold was not released");
+    cr_expect_geq(st->releases, 1, "the monitor did not learn of the release");
+    sp_product_t p;
+    uint32_t version = 0;
+    cr_assert_eq(sp_table_read(table, 1, &p, &version), 0);
+    const sp_mrow_t *r = sp_mirror_row(sp_monitor_mirror(m), 1);
+    cr_expect(r->stock == p.stock && r->version == version && p.stock == M_STOCK,
+              "product 1: the monitor has stock %u (version %u), the table %u (version %u)",
+              r->stock, r->version, p.stock, version);
+    sp_table_close(&table);
+    sp_monitor_destroy(&m);
+    fclose(out);
+    const char *bad = spt_shop_stop(&shop);
+    cr_expect_null(bad, "%s", bad);
+}
