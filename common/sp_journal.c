@@ -174,7 +174,7 @@ const char *sp_fsync_policy_name(sp_fsync_policy_t p)
 static int s_write_all(int fd, const uint8_t *p, size_t len)
 {
     while (len > 0) {
-        ssize_t w = write(fd, p, len);
+        ssize_t w = sp_sys_write(fd, p, len);
         if (w < 0) {
             if (errno == EINTR) {
                 continue;
@@ -241,7 +241,7 @@ int sp_journal_open(sp_journal_t **out, const char *path, uint64_t table_id, uin
         goto remove_file;
     }
     /* fsync, not fdatasync: the new file's size and inode must be durable */
-    if (fsync(j->fd) < 0) {
+    if (sp_sys_fsync(j->fd) < 0) {
         rc = -errno;
         sp_why(why, cap, "fsync %s: %s", path, sp_strerror(rc));
         goto remove_file;

@@ -16,6 +16,7 @@
 #include "sp_hello.h"
 #include "sp_link_impl.h"
 #include "sp_limits.h"
+#include "sp_sys.h"
 #include "sp_time.h"
 #include "sp_wire.h"
 
@@ -240,7 +241,7 @@ long sp_mq_depth(const char *name)
 static int s_timed_send(mqd_t q, const void *msg, size_t len, int timeout_ms)
 {
     struct timespec deadline = sp_deadline_realtime(timeout_ms);
-    if (mq_timedsend(q, msg, len, SP_MQ_PRIO, &deadline) < 0) {
+    if (sp_sys_mq_timedsend(q, msg, len, SP_MQ_PRIO, &deadline) < 0) {
         return errno == ETIMEDOUT ? SP_E_TIMEOUT : -errno;
     }
     return 0;

@@ -13,6 +13,7 @@
 #include "sp_error.h"
 #include "sp_file.h"
 #include "sp_signal.h"
+#include "sp_sys.h"
 #include "sp_time.h"
 #include "sp_wire.h"
 
@@ -97,11 +98,11 @@ int sp_table_create(sp_table_t **out, const char *shm_name, const sp_catalogue_t
         goto free_handle;
     }
     /* umask may have narrowed the mode; make sure nobody else got more */
-    if (fchmod(t->fd, SP_TABLE_MODE) < 0 || ftruncate(t->fd, (off_t)size) < 0) {
+    if (fchmod(t->fd, SP_TABLE_MODE) < 0 || sp_sys_ftruncate(t->fd, (off_t)size) < 0) {
         rc = -errno;
         goto unlink_segment;
     }
-    void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, t->fd, 0);
+    void *map = sp_sys_mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, t->fd, 0);
     if (map == MAP_FAILED) {
         rc = -errno;
         goto unlink_segment;

@@ -37,6 +37,7 @@
 #include "sp_error.h"
 #include "sp_instance.h"
 #include "sp_link.h"
+#include "sp_sys.h"
 #include "sp_time.h"
 #include "sp_wire.h"
 
@@ -509,4 +510,40 @@ Test(mq, preflight_counts_a_reply_queue_per_producer)
         three.mq_bytes,
         orders + 3 * sp_limits_mq_bytes((uint64_t)msg_max, sp_wire_msg_size(SP_MSG_RESULTS, 100)));
     cr_expect_eq(three.mq_depth, (uint64_t)depth);
+}
+
+/* A failing mq_send is the sender's error, never a message counted as
+ * sent: with the Nth send failing (N swept over a run of sends), the
+ * worker receives every other message exactly once, and not that one. */
+Test(mq, a_failing_mq_send_is_reported_and_loses_nothing_else)
+{
+    s_instance("sendfail");
+    s_orders_queue(T_DEPTH);
+    sp_link_t *producer = s_producer(T_PRODUCER_ID);
+    sp_link_t *worker = s_worker(T_WORKER_ID);
+    uint8_t buf[T_MSGSIZE];
+    for (unsigned n = 1; n <= T_DEPTH; n++) {
+        bool sent[T_DEPTH + 1] = {false};
+        sp_sys_fail_nth(SP_SYS_MQ_SEND, n, EBADF);
+        for (unsigned b = 1; b <= T_DEPTH; b++) {
+            size_t len = s_orders_msg(buf, T_PRODUCER_ID, 1, b);
+            int rc = sp_link_send(producer, buf, len, NULL, T_WAIT_MS);
+            cr_expect_eq(rc, b == n ? -EBADF : 0, "send %u of %u with send %u failing: %s", b,
+                         T_DEPTH, n, sp_strerror(rc));
+            sent[b] = rc == 0;
+        }
+        sp_sys_fail_off();
+        cr_expect_eq(sp_mq_orders_depth(&s_names), T_DEPTH - 1);
+        unsigned got[T_DEPTH + 1] = {0};
+        for (int len; (len = sp_link_recv(worker, buf, sizeof buf, NULL, T_TIMEOUT_MS)) >= 0;) {
+            sp_msg_hdr_t h;
+            cr_assert_eq(sp_wire_check(buf, (size_t)len, &h), 0);
+            cr_assert(h.batch >= 1 && h.batch <= T_DEPTH);
+            got[h.batch]++;
+        }
+        for (unsigned b = 1; b <= T_DEPTH; b++) {
+            cr_expect_eq(got[b], sent[b] ? 1u : 0u, "send %u failing: message %u received %u times",
+                         n, b, got[b]);
+        }
+    }
 }
