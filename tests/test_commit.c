@@ -478,3 +478,153 @@ Test(commit, holds_killed_at_every_step_apply_once_with_row_lock)
 {
     s_kill_holds(SP_SYNC_ROW_LOCK);
 }
+
+/* A dead pid: a child that exited and was reaped. */
+static pid_t s_dead_pid(void)
+{
+    pid_t dead = fork();
+    cr_assert_geq(dead, 0);
+    if (dead == 0) {
+        _exit(0);
+    }
+    waitpid(dead, NULL, 0);
+    return dead;
+}
+
+Test(commit, a_dead_producers_slot_with_a_live_hold_is_not_taken_over)
+{
+    sp_table_t *t = s_make(2, 100, SP_SYNC_CAS);
+    pid_t dead = s_dead_pid();
+    /* producer 1 died holding 5 units of product 1; every other slot
+     * belongs to a dead producer with nothing in flight */
+    cr_assert_eq(sp_commit_register(t, 1, dead), 0);
+    cr_assert_eq(s_commit(t, SP_SYNC_CAS, s_reserve(1, 1, 1, 5, 600)).status, SP_STATUS_ACCEPTED);
+    for (uint32_t p = 2; p <= SP_DEDUP_SLOTS; p++) {
+        cr_assert_eq(sp_commit_register(t, p, dead), 0);
+    }
+    /* newcomers take the quiet slots, one each */
+    for (uint32_t k = 0; k < SP_DEDUP_SLOTS - 1; k++) {
+        cr_assert_eq(sp_commit_register(t, 1000 + k, getpid()), 0, "newcomer %u", k);
+    }
+    /* the last one is still in use: its hold's units are not forgotten */
+    cr_expect_eq(sp_commit_register(t, 5000, getpid()), -EUSERS);
+    uint64_t units = 0;
+    cr_expect_eq(sp_commit_holds(t, 1, &units), 1);
+    cr_expect_eq(units, 5);
+    cr_expect_eq(sp_table_audit(t, NULL, 0), 0);
+}
+
+Test(commit, a_producer_whose_process_died_resumes_its_slot)
+{
+    sp_table_t *t = s_make(1, 100, SP_SYNC_CAS);
+    pid_t dead = s_dead_pid();
+    bool resumed = false;
+    cr_assert_eq(sp_commit_claim(t, 7, dead, &resumed), 0);
+    cr_expect_not(resumed);
+    cr_assert_eq(s_commit(t, SP_SYNC_CAS, s_order(7, 1, SP_ORDER_PURCHASE, 1, 2)).status,
+                 SP_STATUS_ACCEPTED);
+    /* its next process reconnects with the same id: the window is its own */
+    cr_expect_eq(sp_commit_claim(t, 7, getpid(), &resumed), 0);
+    cr_expect(resumed);
+    sp_outcome_t again = s_commit(t, SP_SYNC_CAS, s_order(7, 1, SP_ORDER_PURCHASE, 1, 2));
+    cr_expect_eq(again.status, SP_STATUS_DUPLICATE);
+    cr_expect_eq(again.original, SP_STATUS_ACCEPTED);
+    /* while a live process holds an id, a second one is refused */
+    pid_t other = fork();
+    cr_assert_geq(other, 0);
+    if (other == 0) {
+        pause();
+        _exit(0);
+    }
+    bool r2 = false;
+    cr_expect_eq(sp_commit_claim(t, 8, getpid(), &r2), 0);
+    cr_expect_eq(sp_commit_claim(t, 8, other, &r2), -EEXIST);
+    kill(other, SIGKILL);
+    waitpid(other, NULL, 0);
+}
+
+/* The live hold of `product` (sp_commit.h's layout: the holds follow the
+ * slots and the windows), or NULL. */
+static const sp_hold_t *s_hold_of(sp_table_t *t, uint32_t product)
+{
+    const uint8_t *base = (const uint8_t *)sp_table_dedup(t) + sizeof(sp_dslot_t) * SP_DEDUP_SLOTS +
+                          (size_t)SP_DEDUP_SLOTS * SP_DEDUP_WINDOW * sizeof(sp_dentry_t);
+    const sp_hold_t *h = (const sp_hold_t *)base;
+    for (unsigned i = 0; i < SP_DEDUP_SLOTS * SP_HOLDS_PER_PRODUCER; i++) {
+        if ((atomic_load(&h[i].ctl) & 0xff) == SP_HOLD_HELD &&
+            atomic_load(&h[i].product) == product) {
+            return &h[i];
+        }
+    }
+    return NULL;
+}
+
+Test(commit, a_hold_has_expired_at_its_expiry_instant_not_one_nanosecond_before)
+{
+    sp_table_t *t = s_make(1, 10, SP_SYNC_CAS);
+    cr_assert_eq(s_commit(t, SP_SYNC_CAS, s_reserve(5, 1, 1, 3, 60)).status, SP_STATUS_ACCEPTED);
+    const sp_hold_t *h = s_hold_of(t, 1);
+    cr_assert_not_null(h);
+    uint64_t expiry = atomic_load(&h->expiry_ns);
+    /* a buy-held at the expiry instant is too late */
+    sp_order_t o = s_order(5, 2, SP_ORDER_BUY_HELD, 1, 3);
+    sp_outcome_t out;
+    cr_assert_eq(sp_commit_order_at(t, SP_SYNC_CAS, &o, expiry, &out), 0);
+    cr_expect_eq(out.status, SP_STATUS_NO_HOLD, "bought at the expiry instant");
+    /* the expiry pass: one nanosecond before, nothing; at the instant, it */
+    cr_expect_eq(sp_commit_expire_holds(t, SP_SYNC_CAS, expiry - 1, NULL, NULL), 0);
+    cr_expect_eq(spt_tally(t, 1).held, 3);
+    cr_expect_eq(sp_commit_expire_holds(t, SP_SYNC_CAS, expiry, NULL, NULL), 1,
+                 "a hold whose expiry is now is released");
+    cr_expect_eq(s_stock(t, 1), 10);
+
+    /* a second hold, bought one nanosecond before its expiry: in time */
+    cr_assert_eq(s_commit(t, SP_SYNC_CAS, s_reserve(5, 3, 1, 4, 60)).status, SP_STATUS_ACCEPTED);
+    h = s_hold_of(t, 1);
+    cr_assert_not_null(h);
+    expiry = atomic_load(&h->expiry_ns);
+    o = s_order(5, 4, SP_ORDER_BUY_HELD, 1, 4);
+    cr_assert_eq(sp_commit_order_at(t, SP_SYNC_CAS, &o, expiry - 1, &out), 0);
+    cr_expect_eq(out.status, SP_STATUS_ACCEPTED, "bought one nanosecond before the expiry");
+    cr_expect_eq(s_stock(t, 1), 6);
+    cr_expect_eq(sp_table_audit(t, NULL, 0), 0);
+}
+
+/* Marking an outcome journaled names its seq: a newer order in the same
+ * window entry stays unjournaled, so the broker journals it for a worker
+ * that died before it could. */
+static int s_count_visit(void *ctx, const sp_commit_view_t *v)
+{
+    unsigned *n = ctx;
+    (*n)++;
+    cr_expect_eq(v->seq, 1 + SP_DEDUP_WINDOW);
+    return 0;
+}
+
+Test(commit, marking_an_old_seq_journaled_leaves_the_newer_order_in_its_entry_unjournaled)
+{
+    sp_table_t *t = s_make(1, 100, SP_SYNC_CAS);
+    cr_assert_eq(s_commit(t, SP_SYNC_CAS, s_order(3, 1, SP_ORDER_PURCHASE, 1, 1)).status,
+                 SP_STATUS_ACCEPTED);
+    sp_commit_journaled(t, 3, 1);
+    /* a worker (a child) applies seq 1 + window, same entry, and dies
+     * before journaling it */
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        sp_table_t *c = NULL;
+        sp_outcome_t out;
+        sp_order_t o = s_order(3, 1 + SP_DEDUP_WINDOW, SP_ORDER_PURCHASE, 1, 1);
+        int rc =
+            sp_table_open(&c, s_name, true) == 0 ? sp_commit_order(c, SP_SYNC_CAS, &o, &out) : -1;
+        _exit(rc == 0 && out.status == SP_STATUS_ACCEPTED ? 0 : 1);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* a late, stale "journaled" for seq 1 */
+    sp_commit_journaled(t, 3, 1);
+    unsigned n = 0;
+    sp_commit_unjournaled(t, 3, pid, s_count_visit, &n);
+    cr_expect_eq(n, 1, "the dead worker's outcome is still to be journaled");
+}
