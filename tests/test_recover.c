@@ -93,14 +93,15 @@ static void s_teardown(void)
  * returns its pid once ready, or -1 (then *log holds why). */
 static const char *s_snapshot_every = "60s";
 static const char *s_holds = "0";
+static const char *s_transport = "mq";
 
 static pid_t s_broker(int n)
 {
     snprintf(s_log, sizeof s_log, "%s/broker-%d.log", s_state, n);
     const char *argv[] = {
-        spt_bin("broker"), "--instance", s_inst,      "--catalogue", s_cat,
-        "--state-dir",     s_state,      "--workers", "2",           "--snapshot-every",
-        s_snapshot_every,  NULL};
+        spt_bin("broker"), "--instance",  s_inst,      "--catalogue", s_cat,
+        "--state-dir",     s_state,       "--workers", "2",           "--snapshot-every",
+        s_snapshot_every,  "--transport", s_transport, NULL};
     pid_t pid = spt_spawn(argv, s_log);
     cr_assert_gt(pid, 0);
     s_broker_pid = pid;
@@ -294,7 +295,7 @@ static void s_read_journal(s_jrecs_t *js)
 /* Resends `n` (<= R_RESEND) journaled orders of `producer` with their own
  * producer id and seq, in one message, and expects each to be answered as
  * a duplicate with its journaled outcome and stock. */
-static void s_resend(uint32_t producer, const sp_jrec_t *const *recs, unsigned n)
+static sp_client_t *s_resume(uint32_t producer)
 {
     sp_client_cfg_t cc = {.instance = s_inst, .batch = R_RESEND, .producer_id = producer};
     sp_client_t *c = NULL;
@@ -302,6 +303,11 @@ static void s_resend(uint32_t producer, const sp_jrec_t *const *recs, unsigned n
     cr_assert_eq(sp_client_open(&c, &cc, why, sizeof why), 0, "producer %u: %s", producer, why);
     cr_expect(sp_client_welcome(c)->flags & SP_WELCOME_F_RESUMED,
               "producer %u: the rebuilt table does not remember it", producer);
+    return c;
+}
+
+static void s_resend_on(sp_client_t *c, uint32_t producer, const sp_jrec_t *const *recs, unsigned n)
+{
     sp_link_t *link = sp_client_link(c);
     size_t out_cap, in_cap;
     uint8_t *msg = sp_client_orders_buf(c, &out_cap);
@@ -363,6 +369,12 @@ static void s_resend(uint32_t producer, const sp_jrec_t *const *recs, unsigned n
                  "producer %u: %u of %u resent orders not answered as a duplicate with their "
                  "journaled outcome and stock; the first: %s",
                  producer, wrong, n, first_wrong);
+}
+
+static void s_resend(uint32_t producer, const sp_jrec_t *const *recs, unsigned n)
+{
+    sp_client_t *c = s_resume(producer);
+    s_resend_on(c, producer, recs, n);
     sp_client_close(&c);
 }
 
@@ -417,6 +429,74 @@ static void s_expect_resends_are_duplicates(void)
     cr_expect_eq(moved, 0, "the resent orders changed %u product(s) (product 1: stock %u -> %u)",
                  moved, stock[1], stock2[1]);
     free(js.v);
+}
+
+/* Resends every journaled order of every customer, R_RESEND at a time, each
+ * with its own producer id and seq, as a customer retrying everything would:
+ * each must be answered as a duplicate with its first outcome and stock. */
+static void s_expect_every_resend_is_a_duplicate(void)
+{
+    s_jrecs_t js = {0};
+    s_read_journal(&js);
+    cr_assert_gt(js.n, 0, "nothing journaled");
+    unsigned producers = 0;
+    for (size_t a = 0; a < js.n;) {
+        size_t b = a;
+        while (b < js.n && js.v[b].producer_id == js.v[a].producer_id) {
+            b++;
+        }
+        if (js.v[a].producer_id != SP_SYSTEM_PRODUCER) {
+            /* one connection, as the customer keeps it while it retries */
+            sp_client_t *c = s_resume(js.v[a].producer_id);
+            for (size_t k = a; k < b; k += R_RESEND) {
+                unsigned n = b - k < R_RESEND ? (unsigned)(b - k) : R_RESEND;
+                const sp_jrec_t *pick[R_RESEND];
+                for (unsigned i = 0; i < n; i++) {
+                    pick[i] = &js.v[k + i];
+                }
+                s_resend_on(c, js.v[a].producer_id, pick, n);
+            }
+            sp_client_close(&c);
+            producers++;
+        }
+        a = b;
+    }
+    cr_expect_geq(producers, 2, "both customers' orders were journaled");
+    free(js.v);
+}
+
+/* A customer that retries every order after the broker and its workers were
+ * killed with SIGKILL and the broker restarted (re-attaching to the table,
+ * or rebuilding a lost one from the journal) is answered, for each retried
+ * order, with that order's first outcome, and nothing is applied twice. */
+static void s_retry_across_a_restart(const char *tag, const char *transport, bool lose_table)
+{
+    s_setup(tag);
+    s_transport = transport;
+    pid_t b = s_broker(1);
+    cr_assert_gt(b, 0, "start on %s failed: %s", transport, spt_slurp(s_log));
+    s_load("2000");
+    s_kill_everything(b);
+    if (lose_table) {
+        sp_names_t names;
+        sp_names_init(&names, s_inst, NULL);
+        cr_assert_eq(sp_table_unlink(names.table), 0, "the segment is lost");
+    }
+    b = s_broker(2);
+    cr_assert_gt(b, 0, "restart on %s failed: %s", transport, spt_slurp(s_log));
+    uint32_t stock[R_PRODUCTS + 1], version[R_PRODUCTS + 1];
+    s_stocks(stock, version);
+    s_expect_every_resend_is_a_duplicate();
+    uint32_t stock2[R_PRODUCTS + 1], version2[R_PRODUCTS + 1];
+    s_stocks(stock2, version2);
+    for (uint32_t id = 1; id <= R_PRODUCTS; id++) {
+        cr_expect(stock2[id] == stock[id] && version2[id] == version[id],
+                  "%s: the retries moved product %u (stock %u -> %u, version %u -> %u)", transport,
+                  id, stock[id], stock2[id], version[id], version2[id]);
+    }
+    s_expect_table_matches_ledgers();
+    cr_expect_eq(WEXITSTATUS(spt_stop(b)), 0);
+    cr_expect_not(spt_leftovers(s_inst));
 }
 
 TestSuite(recover, .fini = s_teardown, .timeout = 120);
@@ -724,4 +804,24 @@ Test(recover, snapshots_trim_the_journal_and_a_rebuild_uses_them_with_holds)
     s_expect_table_matches_ledgers();
     cr_expect_eq(WEXITSTATUS(spt_stop(b)), 0);
     cr_expect_not(spt_leftovers(s_inst));
+}
+
+Test(recover, every_order_retried_after_kill_9_is_answered_with_its_first_outcome_on_mq)
+{
+    s_retry_across_a_restart("retry-mq", "mq", true);
+}
+
+Test(recover, every_order_retried_after_kill_9_is_answered_with_its_first_outcome_on_shm)
+{
+    s_retry_across_a_restart("retry-shm", "shm", true);
+}
+
+Test(recover, every_order_retried_after_kill_9_is_answered_with_its_first_outcome_on_zmq)
+{
+    s_retry_across_a_restart("retry-zmq", "zmq", true);
+}
+
+Test(recover, every_order_retried_after_kill_9_and_a_re_attach_is_answered_with_its_first_outcome)
+{
+    s_retry_across_a_restart("retry-attach", "shm", false);
 }
