@@ -69,6 +69,19 @@ static bool s_kill_workers(void)
     return false;
 }
 
+/* The in-process replays' journal directory and scratch table. */
+static char s_jdir[256], s_tname[128];
+static sp_table_t *s_rtable;
+
+static void s_replay_cleanup(void)
+{
+    sp_table_close(&s_rtable);
+    if (s_tname[0] != '\0') {
+        sp_table_unlink(s_tname);
+    }
+    spt_rmtree(s_jdir);
+}
+
 /* The broker this test started last (0: none). */
 static pid_t s_broker_pid;
 
@@ -87,6 +100,7 @@ static void s_teardown(void)
     free(out);
     spt_rmtree(s_state);
     unlink(s_cat);
+    s_replay_cleanup();
 }
 
 /* Starts the broker on our state dir (no --fresh: this is about resuming);
@@ -824,4 +838,131 @@ Test(recover, every_order_retried_after_kill_9_is_answered_with_its_first_outcom
 Test(recover, every_order_retried_after_kill_9_and_a_re_attach_is_answered_with_its_first_outcome)
 {
     s_retry_across_a_restart("retry-attach", "shm", false);
+}
+
+/* ---- replays of journals written here (in-process) ---- */
+
+/* An accepted purchase of `qty` units of `product` by producer:seq, the
+ * row's version `version` with `stock` left. */
+static sp_jrec_t s_jbuy(uint32_t producer, uint64_t seq, uint32_t product, uint32_t qty,
+                        uint32_t version, uint32_t stock)
+{
+    return (sp_jrec_t){.kind = SP_JREC_KIND_OUTCOME,
+                       .type = SP_ORDER_PURCHASE,
+                       .status = SP_STATUS_ACCEPTED,
+                       .producer_id = producer,
+                       .product_id = product,
+                       .seq = seq,
+                       .quantity = qty,
+                       .version = version,
+                       .stock_after = stock,
+                       .worker_id = 1};
+}
+
+/* Writes the journal file `name` of table `table_id` in s_jdir. */
+static void s_jfile(const char *name, uint64_t table_id, const sp_jrec_t *recs, size_t n)
+{
+    if (s_jdir[0] == '\0') {
+        cr_assert(spt_tmpdir(s_jdir, sizeof s_jdir, "recover"));
+    }
+    char path[400], why[512] = "";
+    snprintf(path, sizeof path, "%s/%s", s_jdir, name);
+    sp_journal_t *j = NULL;
+    cr_assert_eq(sp_journal_open(&j, path, table_id, 1, SP_FSYNC_NEVER, 0, why, sizeof why), 0,
+                 "%s", why);
+    cr_assert_eq(sp_journal_append(j, recs, n), 0);
+    sp_journal_close(&j);
+}
+
+/* A scratch table of 2 products with R_STOCK each (s_rtable). */
+static sp_table_t *s_rmake(void)
+{
+    int rc = spt_scratch_table(&s_rtable, s_tname, sizeof s_tname, "recover",
+                               criterion_current_test->name, 2, R_STOCK, SP_SYNC_CAS);
+    cr_assert_eq(rc, 0, "create: %s", sp_strerror(rc));
+    return s_rtable;
+}
+
+Test(recover, a_record_whose_version_does_not_follow_the_rows_is_refused_naming_it)
+{
+    /* version 2 is missing; stocks and counts still add up without it */
+    const sp_jrec_t recs[] = {s_jbuy(3, 1, 1, 5, 1, R_STOCK - 5),
+                              s_jbuy(3, 3, 1, 5, 3, R_STOCK - 15)};
+    s_jfile("w1-0.log", 42, recs, 2);
+    sp_table_t *t = s_rmake();
+    char why[512] = "";
+    sp_recover_stats_t st;
+    int rc = sp_recover_replay(t, s_jdir, false, &st, why, sizeof why);
+    cr_expect_eq(rc, SP_E_JOURNAL_CORRUPT, "a version gap replayed: rc %d", rc);
+    cr_expect(strstr(why, "version 2") != NULL, "%s", why);
+}
+
+Test(recover, a_journal_written_for_another_table_is_refused)
+{
+    const sp_jrec_t a = s_jbuy(3, 1, 1, 5, 1, R_STOCK - 5);
+    const sp_jrec_t b = s_jbuy(4, 1, 2, 5, 1, R_STOCK - 5);
+    s_jfile("w1-0.log", 42, &a, 1);
+    s_jfile("w2-0.log", 43, &b, 1);
+    sp_table_t *t = s_rmake();
+    char why[512] = "";
+    sp_recover_stats_t st;
+    cr_expect_eq(sp_recover_replay(t, s_jdir, false, &st, why, sizeof why), SP_E_JOURNAL_CORRUPT);
+    cr_expect(strstr(why, "another table") != NULL, "%s", why);
+}
+
+Test(recover, a_journal_that_does_not_add_up_is_refused)
+{
+    const sp_jrec_t r = s_jbuy(3, 1, 1, 5, 1, R_STOCK - 4); /* 5 sold, 4 gone */
+    s_jfile("w1-0.log", 42, &r, 1);
+    sp_table_t *t = s_rmake();
+    char why[512] = "";
+    sp_recover_stats_t st;
+    cr_expect_eq(sp_recover_replay(t, s_jdir, false, &st, why, sizeof why), SP_E_JOURNAL_CORRUPT);
+    cr_expect(strstr(why, "does not add up") != NULL, "%s", why);
+}
+
+Test(recover, the_replay_finds_the_highest_producer_id_and_the_brokers_own_seq)
+{
+    const sp_jrec_t recs[] = {
+        s_jbuy(3, 1, 1, 1, 1, R_STOCK - 1),
+        s_jbuy(9, 1, 1, 1, 2, R_STOCK - 2),
+        s_jbuy(4, 1, 1, 1, 3, R_STOCK - 3),
+        s_jbuy(SP_SYSTEM_PRODUCER, 2, 2, 1, 1, R_STOCK - 1),
+        s_jbuy(SP_SYSTEM_PRODUCER, 7, 2, 1, 2, R_STOCK - 2),
+        s_jbuy(SP_SYSTEM_PRODUCER, 5, 2, 1, 3, R_STOCK - 3),
+    };
+    s_jfile("w1-0.log", 42, recs, sizeof recs / sizeof recs[0]);
+    sp_table_t *t = s_rmake();
+    char why[512] = "";
+    sp_recover_stats_t st;
+    cr_assert_eq(sp_recover_replay(t, s_jdir, false, &st, why, sizeof why), 0, "%s", why);
+    cr_expect_eq(st.max_producer_id, 9, "new producers must get ids above 9");
+    cr_expect_eq(st.system_seq, 7, "the broker's next own order is past seq 7");
+}
+
+Test(recover, records_a_snapshot_already_holds_are_not_replayed_again)
+{
+    sp_table_t *t = s_rmake();
+    /* the "snapshot": the table already at version 2 of product 1 */
+    for (uint64_t seq = 1; seq <= 2; seq++) {
+        sp_order_t o = {.type = SP_ORDER_PURCHASE,
+                        .producer_id = 3,
+                        .seq = seq,
+                        .product_id = 1,
+                        .quantity = 5};
+        sp_outcome_t out;
+        cr_assert_eq(sp_commit_order(t, SP_SYNC_CAS, &o, &out), 0);
+        cr_assert_eq(out.status, SP_STATUS_ACCEPTED);
+    }
+    const sp_jrec_t recs[] = {s_jbuy(3, 1, 1, 5, 1, R_STOCK - 5),
+                              s_jbuy(3, 2, 1, 5, 2, R_STOCK - 10),
+                              s_jbuy(3, 3, 1, 5, 3, R_STOCK - 15)};
+    s_jfile("w1-1.log", sp_table_hdr(t)->table_id, recs, 3);
+    char why[512] = "";
+    sp_recover_stats_t st;
+    cr_assert_eq(sp_recover_replay(t, s_jdir, true, &st, why, sizeof why), 0, "%s", why);
+    cr_expect_eq(st.accepted, 1, "only version 3 is new");
+    sp_tally_t tl = spt_tally(t, 1);
+    cr_expect_eq(tl.version, 3);
+    cr_expect_eq(tl.sold, 15);
 }
