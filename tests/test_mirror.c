@@ -401,3 +401,70 @@ Test(mirror, events_rate_falls_to_zero_when_events_stop)
     cr_expect_lt(r.events_1s, 1.0, "quiet for seconds: %f", r.events_1s);
     sp_mirror_destroy(&m);
 }
+
+Test(mirror, an_event_of_the_version_already_shown_is_not_applied_again)
+{
+    sp_mirror_t *m = s_fresh();
+    uint32_t stock[CAP + 1] = {0, 50, 100, 100, 100, 100, 100, 100, 100};
+    uint32_t ver[CAP + 1] = {0, 5, 0, 0, 0, 0, 0, 0, 0};
+    s_snapshot(m, stock, ver, PID_A, 4, 0, 0);
+    /* seq 5 of worker 1 carries version 5, which the snapshot already holds */
+    sp_mirror_feed(m, s_msg, s_one(1, PID_A, 5, 1, 50, 5), 10, NULL, NULL);
+    cr_expect_eq(sp_mirror_state(m)->applied, 0, "version 5 was already shown");
+    cr_expect_eq(sp_mirror_row(m, 1)->changes, 0);
+    cr_expect_eq(sp_mirror_row(m, 1)->changed_ns, 0);
+    /* and an event seen twice counts once */
+    sp_mirror_feed(m, s_msg, s_one(1, PID_A, 6, 1, 49, 6), 20, NULL, NULL);
+    sp_mirror_feed(m, s_msg, s_one(1, PID_A, 6, 1, 49, 6), 30, NULL, NULL);
+    cr_expect_eq(sp_mirror_state(m)->applied, 1);
+    cr_expect_eq(sp_mirror_row(m, 1)->changes, 1);
+    cr_expect_eq(sp_mirror_row(m, 1)->changed_ns, 20);
+    sp_mirror_destroy(&m);
+}
+
+Test(mirror, one_lost_event_is_a_gap_of_one)
+{
+    sp_mirror_t *m = s_fresh();
+    s_snapshot(m, s_stock100, s_ver0, PID_A, 0, 0, 0);
+    sp_mirror_feed(m, s_msg, s_one(1, PID_A, 1, 2, 99, 1), 10, NULL, NULL);
+    cr_expect_eq(sp_mirror_state(m)->gaps, 0);
+    sp_mirror_feed(m, s_msg, s_one(1, PID_A, 3, 2, 97, 3), 20, NULL, NULL);
+    cr_expect_eq(sp_mirror_state(m)->gaps, 1, "seq 2 was lost");
+    sp_mirror_destroy(&m);
+}
+
+Test(mirror, a_publisher_restarted_after_the_snapshot_counts_from_its_first_event)
+{
+    sp_mirror_t *m = s_fresh();
+    /* the snapshot saw worker 1's incarnation A up to seq 5 */
+    s_snapshot(m, s_stock100, s_ver0, PID_A, 5, 0, 0);
+    /* worker 1 restarted as incarnation C: its seqs start again at 1, and
+     * its seq 2 is lost */
+    sp_mirror_feed(m, s_msg, s_one(1, PID_C, 1, 3, 99, 1), 10, NULL, NULL);
+    sp_mirror_feed(m, s_msg, s_one(1, PID_C, 3, 3, 97, 3), 20, NULL, NULL);
+    cr_expect_eq(sp_mirror_state(m)->gaps, 1, "C's seq 2 was lost; A's baseline is not C's");
+    cr_expect_eq(sp_mirror_pub(m, 1)->last_seq, 3);
+    sp_mirror_destroy(&m);
+}
+
+Test(mirror, an_event_for_a_product_past_the_capacity_is_invalid)
+{
+    sp_mirror_t *m = s_fresh();
+    s_snapshot(m, s_stock100, s_ver0, PID_A, 0, 0, 0);
+    sp_mirror_feed(m, s_msg, s_one(1, PID_A, 1, CAP + 1, 5, 1), 10, NULL, NULL);
+    cr_expect_eq(sp_mirror_state(m)->invalid, 1);
+    cr_expect_eq(sp_mirror_state(m)->applied, 0);
+    sp_mirror_destroy(&m);
+}
+
+Test(mirror, events_from_sender_zero_are_refused)
+{
+    sp_mirror_t *m = s_fresh();
+    s_snapshot(m, s_stock100, s_ver0, PID_A, 0, 0, 0);
+    /* sender 0 is the broker, which publishes heartbeats and stats only */
+    int rc = sp_mirror_feed(m, s_msg, s_one(0, PID_A, 1, 2, 5, 1), 10, NULL, NULL);
+    cr_expect_lt(rc, 0, "rc %d", rc);
+    cr_expect_eq(sp_mirror_state(m)->applied, 0);
+    cr_expect_eq(sp_mirror_row(m, 2)->stock, 100);
+    sp_mirror_destroy(&m);
+}
