@@ -28,6 +28,12 @@
 #   make install / uninstall   binaries, man pages, docs, the broker's systemd
 #                        unit template and bash completions under
 #                        $(DESTDIR)$(PREFIX) (default /usr/local)
+#   make mutants         our mutation run (tests/mutants/): every mutant of the list
+#                        applied to a scratch copy in build/mutants/, built, its
+#                        module's suites run; killed and surviving mutants reported
+#                        (about an hour on 2 cores).  MUTANTS_SAMPLE=N: a sample
+#                        (rotating by date); MUTANTS_ARGS= passes flags (--changed
+#                        REF, --module, --only, --before REV, --no-wide, --interleave)
 #   make format / format-check / clean
 #
 # Set-up: `scripts/deps.sh` checks the Debian packages we need and installs
@@ -133,7 +139,7 @@ FLAGS_FILE := $(BUILD)/.flags
 
 .PHONY: install uninstall
 .PHONY: all test test-busy run run-cluster clean format format-check deps check-leftovers stall-check bench bench-full bench-docs \
-        chaos chaos-cluster flood lint tsan valgrind fuzz fuzz-build
+        chaos chaos-cluster flood lint tsan valgrind fuzz fuzz-build mutants
 all: $(ROLE_BINS) $(BENCH_BIN) $(CHAOS_BIN)
 
 deps: $(DEPS_STAMP)
@@ -369,6 +375,21 @@ $(FUZZ_BINS): $(FUZZ_DIR)/fuzz-%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_main-%.o \
 fuzz-build: $(FUZZ_BINS)
 fuzz: $(FUZZ_BINS)
 	@FUZZ_TIME=$(FUZZ_TIME) FUZZ_ARGS='$(FUZZ_ARGS)' bash tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_TARGETS)
+
+# Our own mutation run (tests/mutants/run.py reads tests/mutants/mutants.txt):
+# each mutant is applied to one scratch copy of the tree (build/mutants/tree,
+# restored after each), built incrementally, and the suites of its module run
+# (MUTANTS_SUITE_TIMEOUT s, default 300); a survivor then gets a wider run
+# (MUTANTS_WIDE, a Criterion filter; MUTANTS_WIDE_TIMEOUT s, default 600).
+# The report, with the tests that killed each mutant, is printed and kept in
+# build/mutants/report.txt; it fails when a mutant not marked equivalent
+# survives.  MUTANTS_SAMPLE=N runs a sample of N (seeded by the date, so it
+# rotates day by day); MUTANTS_ARGS= passes the script's flags.
+MUTANTS_SAMPLE ?=
+MUTANTS_ARGS ?=
+mutants: | $(DEPS_STAMP)
+	nice -n 10 python3 tests/mutants/run.py $(if $(MUTANTS_SAMPLE),--sample $(MUTANTS_SAMPLE)) \
+	    $(MUTANTS_ARGS)
 
 FORMAT_SRC = $(wildcard common/*.[ch] producer/*.[ch] consumer/*.[ch] broker/*.[ch] \
                         tests/*.[ch] tests/chaos/*.[ch] tests/tsan/*.[ch] tests/fuzz/*.[ch] \

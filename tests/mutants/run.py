@@ -9,8 +9,9 @@ if the mutant is still alive, a wider bounded run.  A mutant is killed when a
 run fails; the tests that failed are reported.  A mutant whose text is not
 found exactly once is an error of the list (exit 2), not a survivor.
 
-Usage: run.py [--list FILE] [--only ID,ID] [--module PATH,PATH] [--sample N]
-              [--sample-seed S] [--no-wide] [--check] [--jobs N] [--tests-from REV]
+Usage: run.py [--list FILE] [--only ID,ID] [--module PATH,PATH] [--changed REF] [--sample N]
+              [--sample-seed S] [--no-wide] [--check] [--jobs N] [--before REV]
+              [--interleave]
 Environment (make passes them): MUTANTS_DIR (the scratch folder, default
 build/mutants), MUTANTS_SUITE_TIMEOUT (s, default 300),
 MUTANTS_WIDE (Criterion filter of the wider run; default: the whole suite
@@ -132,20 +133,16 @@ def copy_tree():
         shutil.copyfile(src, dst)  # a new time: make rebuilds what depends on it
 
 
-def tests_from(rev):
-    """The tests as they were at rev (the 'before' of a measure): files under
-    tests/ take rev's contents, and those rev did not have are removed."""
-    old = set(subprocess.run(["git", "ls-tree", "-r", "--name-only", rev, "tests"], cwd=ROOT,
-                             capture_output=True, check=True, text=True).stdout.split())
-    for dirpath, _, names in os.walk(os.path.join(TREE, "tests")):
-        for n in names:
-            rel = os.path.relpath(os.path.join(dirpath, n), TREE)
-            if rel not in old:
-                os.remove(os.path.join(TREE, rel))
-    for rel in old:
+def setup_before(rev):
+    """The tests as they were at rev, in tests/before/ of the scratch copy, to
+    measure a 'before' with the same mutated build (only their binary is
+    linked apart).  Files are rewritten only when they differ."""
+    names = subprocess.run(["git", "ls-tree", "-r", "--name-only", rev, "tests"], cwd=ROOT,
+                           capture_output=True, check=True, text=True).stdout.split()
+    for rel in names:
         data = subprocess.run(["git", "show", f"{rev}:{rel}"], cwd=ROOT, capture_output=True,
                               check=True).stdout
-        dst = os.path.join(TREE, rel)
+        dst = os.path.join(TREE, "tests", "before", os.path.relpath(rel, "tests"))
         try:
             with open(dst, "rb") as f:
                 if f.read() == data:
@@ -154,6 +151,14 @@ def tests_from(rev):
             os.makedirs(os.path.dirname(dst), exist_ok=True)
         with open(dst, "wb") as f:
             f.write(data)
+    srcs = sorted(n for n in names if re.match(r"tests/test_[^/]*\.c$", n))
+    srcs += ["tests/sp_testutil.c"]
+    srcs += sorted(n for n in names if re.match(r"tests/fuzz/spf_[^/]*\.c$", n))
+    return ["tests/before/" + os.path.relpath(n, "tests") for n in srcs]
+
+
+BEFORE_BIN = "build/release/tests/before/stockpipe-tests"
+NEW_BIN = "build/release/tests/stockpipe-tests"
 
 
 def seed_build():
@@ -168,20 +173,23 @@ def seed_build():
         shutil.copy2(stamp, os.path.join(TREE, "build/.deps-ok"))
 
 
-def build(jobs):
-    return sh(["make", f"-j{jobs}", "--no-print-directory", "all",
-               "build/release/tests/stockpipe-tests"], timeout=1800)
+def build(jobs, before_src=None):
+    rc, out = sh(["make", f"-j{jobs}", "--no-print-directory", "all", NEW_BIN], timeout=1800)
+    if rc == 0 and before_src:
+        rc, out = sh(["make", f"-j{jobs}", "--no-print-directory", "TEST_SRC=" + " ".join(before_src),
+                      "TEST_BIN=" + BEFORE_BIN, BEFORE_BIN], timeout=1800)
+    return rc, out
 
 
 FAIL_RE = re.compile(r"^\[FAIL\] (\S+?):? ", re.M)
 CRASH_RE = re.compile(r"^\[----\] (\S+): (?:CRASH|Timed out)", re.M)
 
 
-def run_suites(flt, timeout):
+def run_suites(binary, flt, timeout):
     env = dict(os.environ, SP_BIN_DIR=os.path.join(TREE, "bin"),
                SP_DATA_DIR=os.path.join(TREE, "data"),
                SP_FUZZ_CORPUS=os.path.join(TREE, "tests/fuzz/corpus"))
-    rc, out = sh(["build/release/tests/stockpipe-tests", "--jobs", "2", f"--filter={flt}"],
+    rc, out = sh([binary, "--jobs", "2", f"--filter={flt}"],
                  timeout=timeout, env=env)
     failed = sorted(set(FAIL_RE.findall(out)))
     return rc, failed, out
@@ -197,13 +205,19 @@ def main():
     ap.add_argument("--list", default=os.path.join(ROOT, "tests/mutants/mutants.txt"))
     ap.add_argument("--only", default="")
     ap.add_argument("--module", default="", help="only the mutants of these files")
+    ap.add_argument("--changed", default="", metavar="REF",
+                    help="only the mutants of the modules changed against REF (all when none "
+                         "changed or REF is unknown)")
     ap.add_argument("--sample", type=int, default=0, help="a sample of N mutants")
     ap.add_argument("--sample-seed", default="", help="the sample's seed (default: the date)")
     ap.add_argument("--no-wide", action="store_true", help="skip the wider run")
     ap.add_argument("--check", action="store_true", help="check the list's texts and stop")
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--tests-from", default="",
-                    help="run the tests as they were at this git revision (a 'before' run)")
+    ap.add_argument("--before", default="",
+                    help="also run the tests as they were at this git revision on each mutant "
+                         "(the 'before' of a measure, from the same build)")
+    ap.add_argument("--interleave", action="store_true",
+                    help="take the modules in turn (a run cut short still covers each)")
     a = ap.parse_args()
 
     muts = parse_list(a.list)
@@ -222,6 +236,18 @@ def main():
     if a.module:
         mods = set(a.module.split(","))
         muts = [m for m in muts if m["file"] in mods]
+    if a.changed:
+        r = subprocess.run(["git", "diff", "--name-only", a.changed], cwd=ROOT,
+                           capture_output=True, text=True)
+        changed = set(r.stdout.split()) if r.returncode == 0 else None
+        picked = [m for m in muts if changed and m["file"] in changed]
+        if changed is None:
+            print(f"--changed: {a.changed} is not known here: every module's mutants")
+        elif not picked:
+            print(f"--changed: no module of the list changed against {a.changed}: every module's")
+        else:
+            muts = picked
+            print(f"--changed: the mutants of {', '.join(sorted({m['file'] for m in muts}))}")
     if a.sample and a.sample < len(muts):
         seed = a.sample_seed or time.strftime("%Y-%m-%d")
         muts = random.Random(seed).sample(muts, a.sample)
@@ -231,15 +257,36 @@ def main():
     wide_t = int(os.environ.get("MUTANTS_WIDE_TIMEOUT", "600"))
 
     copy_tree()
-    if a.tests_from:
-        tests_from(a.tests_from)
+    before_src = setup_before(a.before) if a.before else None
     seed_build()
+    if a.interleave:
+        by_file = {}
+        for m in muts:
+            by_file.setdefault(m["file"], []).append(m)
+        lists = list(by_file.values())
+        muts = [l[i] for i in range(max(map(len, lists))) for l in lists if i < len(l)]
     print(f"scratch copy {TREE}: building it unmutated", flush=True)
-    rc, out = build(a.jobs)
+    rc, out = build(a.jobs, before_src)
     if rc != 0:
         print(out[-4000:])
         print("the unmutated scratch copy does not build", file=sys.stderr)
         return 2
+    report_path = os.path.join(SCRATCH, "report.txt")
+    os.makedirs(SCRATCH, exist_ok=True)
+    with open(report_path, "w", encoding="utf-8") as f:
+        f.write("id\tfile\tverdict\tkilled by\tbefore\tbefore killed by\n")
+
+    def verdict_of(binary, runs):
+        for flt, tmo in runs:
+            rc, failed, out = run_suites(binary, flt, tmo)
+            if failed:
+                return "killed", " ".join(failed)
+            if rc == 124:
+                return "killed", f"time-out of {flt} after {tmo}s"
+            if rc != 0:
+                tail = " | ".join(out.strip().splitlines()[-3:])
+                return "killed", f"{flt} exited {rc}: {tail[:200]}"
+        return "survived", ""
 
     results = []
     for i, m in enumerate(muts, 1):
@@ -247,73 +294,70 @@ def main():
         with open(path, encoding="utf-8") as f:
             orig = f.read()
         t0 = time.time()
-        verdict, by = "survived", ""
+        verdict, by, before, bby = "survived", "", "", ""
         try:
             with open(path, "w", encoding="utf-8") as f:
                 f.write(orig.replace(m["from"], m["to"], 1))
-            rc, out = build(a.jobs)
+            rc, out = build(a.jobs, before_src)
             if rc != 0:
                 verdict, by = "ERROR", "does not build: " + " ".join(
                     l for l in out.splitlines() if "error" in l)[:300]
             else:
                 suites = m.get("suites", SUITES.get(m["file"], ""))
                 runs = [(suites_filter(suites), suite_t)] if suites else []
-                if not a.no_wide and wide:
-                    runs.append((wide, wide_t))
-                for flt, tmo in runs:
-                    rc, failed, out = run_suites(flt, tmo)
-                    if failed:
-                        verdict, by = "killed", " ".join(failed)
-                    elif rc == 124:
-                        verdict, by = "killed", f"time-out of {flt} after {tmo}s"
-                    elif rc != 0:
-                        tail = " | ".join(out.strip().splitlines()[-3:])
-                        verdict, by = "killed", f"{flt} exited {rc}: {tail[:200]}"
-                    if verdict != "survived":
-                        break
+                if before_src:
+                    before, bby = verdict_of(BEFORE_BIN, runs)
+                verdict, by = verdict_of(NEW_BIN, runs)
+                if verdict == "survived" and not a.no_wide and wide:
+                    verdict, by = verdict_of(NEW_BIN, [(wide, wide_t)])
         finally:
             with open(path, "w", encoding="utf-8") as f:
                 f.write(orig)
-        eq = m.get("equivalent", "")
-        if verdict == "survived" and eq:
-            verdict = "equivalent"
-        results.append((m, verdict, by))
-        print(f"[{i}/{len(muts)}] {m['id']:<12} {verdict:<10} {time.time() - t0:5.0f}s  "
-              f"{by or m['why'][:80]}", flush=True)
+        if m.get("equivalent"):
+            verdict = "equivalent" if verdict == "survived" else verdict
+            before = "equivalent" if before == "survived" else before
+        results.append((m, verdict, by, before))
+        with open(report_path, "a", encoding="utf-8") as f:
+            f.write(f"{m['id']}\t{m['file']}\t{verdict}\t{by}\t{before}\t{bby}\n")
+        was = f" (before: {before})" if before else ""
+        print(f"[{i}/{len(muts)}] {m['id']:<22} {verdict:<10}{was} {time.time() - t0:4.0f}s  "
+              f"{by or m['why'][:70]}", flush=True)
     # leave the copy built unmutated
-    build(a.jobs)
+    build(a.jobs, before_src)
 
-    mods = {}
-    for m, v, _ in results:
-        d = mods.setdefault(m["file"], {"killed": 0, "survived": 0, "equivalent": 0, "ERROR": 0})
-        d[v] += 1
-    lines = [f"{'module':<24} {'mutants':>7} {'killed':>6} {'survived':>8} {'equiv.':>6}"]
-    tot = {"killed": 0, "survived": 0, "equivalent": 0, "ERROR": 0}
-    for f in sorted(mods):
-        d = mods[f]
-        for k in tot:
-            tot[k] += d[k]
-        lines.append(f"{f:<24} {sum(d.values()):>7} {d['killed']:>6} {d['survived']:>8} "
-                     f"{d['equivalent']:>6}")
-    n = sum(tot.values())
-    lines.append(f"{'total':<24} {n:>7} {tot['killed']:>6} {tot['survived']:>8} "
-                 f"{tot['equivalent']:>6}")
-    scored = tot["killed"] + tot["survived"]
-    if scored:
-        lines.append(f"score: {tot['killed']}/{scored} killed "
-                     f"({100.0 * tot['killed'] / scored:.0f} %), equivalent ones left out")
-    surv = [m["id"] for m, v, _ in results if v == "survived"]
-    if surv:
-        lines.append("survived: " + " ".join(surv))
-    errs = [m["id"] for m, v, _ in results if v == "ERROR"]
+    def table(col):
+        mods, tot = {}, {"killed": 0, "survived": 0, "equivalent": 0, "ERROR": 0}
+        for r in results:
+            d = mods.setdefault(r[0]["file"], dict.fromkeys(tot, 0))
+            d[r[col]] += 1
+        lines = [f"{'module':<24} {'mutants':>7} {'killed':>6} {'survived':>8} {'equiv.':>6}"]
+        for f in sorted(mods):
+            d = mods[f]
+            for k in tot:
+                tot[k] += d[k]
+            lines.append(f"{f:<24} {sum(d.values()):>7} {d['killed']:>6} {d['survived']:>8} "
+                         f"{d['equivalent']:>6}")
+        lines.append(f"{'total':<24} {sum(tot.values()):>7} {tot['killed']:>6} "
+                     f"{tot['survived']:>8} {tot['equivalent']:>6}")
+        scored = tot["killed"] + tot["survived"]
+        if scored:
+            lines.append(f"score: {tot['killed']}/{scored} killed "
+                         f"({100.0 * tot['killed'] / scored:.0f} %), equivalent ones left out")
+        surv = [r[0]["id"] for r in results if r[col] == "survived"]
+        if surv:
+            lines.append("survived: " + " ".join(surv))
+        return lines, surv
+
+    lines, surv = table(1)
+    if before_src:
+        blines, _ = table(3)
+        lines = [f"before (tests of {a.before}):"] + blines + ["", "after (these tests):"] + lines
+    errs = [r[0]["id"] for r in results if r[1] == "ERROR"]
     if errs:
         lines.append("did not build: " + " ".join(errs))
     report = "\n".join(lines)
     print(report)
-    os.makedirs(SCRATCH, exist_ok=True)
-    with open(os.path.join(SCRATCH, "report.txt"), "w", encoding="utf-8") as f:
-        for m, v, by in results:
-            f.write(f"{m['id']}\t{m['file']}\t{v}\t{by}\n")
+    with open(report_path, "a", encoding="utf-8") as f:
         f.write(report + "\n")
     return 2 if errs else (1 if surv else 0)
 
