@@ -1215,3 +1215,15 @@ Test(table, sync_parse_refuses_unknown_names)
         cr_expect_eq(out, SP_SYNC_ROW_LOCK, "'%s' changed the output", bad[i]);
     }
 }
+
+Test(table, audit_writes_no_more_bad_ids_than_asked)
+{
+    const char *name = s_shm_name("t");
+    sp_table_t *t = s_create(name, s_catalogue(T_CSV_SPARSE), SP_SYNC_CAS);
+    atomic_fetch_add(&sp_table_row(t, 5)->tally[0], 1);
+    atomic_fetch_add(&sp_table_row(t, 9)->tally[0], 1);
+    uint32_t bad[4] = {0, 0, 0, 0};
+    cr_expect_eq(sp_table_audit(t, bad, 1), 2);
+    cr_expect_eq(bad[0], 5);
+    cr_expect_eq(bad[1], 0, "one id asked for, a second written");
+}
