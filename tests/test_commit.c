@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -627,4 +628,47 @@ Test(commit, marking_an_old_seq_journaled_leaves_the_newer_order_in_its_entry_un
     unsigned n = 0;
     sp_commit_unjournaled(t, 3, pid, s_count_visit, &n);
     cr_expect_eq(n, 1, "the dead worker's outcome is still to be journaled");
+}
+
+Test(commit, an_order_that_timed_out_on_a_held_lock_is_applied_when_retried)
+{
+    sp_table_t *t = s_make(1, 100, SP_SYNC_TABLE_LOCK);
+    /* a live process holds the table lock, as a stuck worker would */
+    int ready[2];
+    cr_assert_eq(pipe(ready), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        sp_table_t *c = NULL;
+        if (sp_table_open(&c, s_name, true) == 0) {
+            pthread_mutex_lock(&sp_table_hdr(c)->table_lock);
+        }
+        (void)!write(ready[1], "x", 1);
+        pause();
+        _exit(0);
+    }
+    char x;
+    cr_assert_eq(read(ready[0], &x, 1), 1);
+    sp_outcome_t a = s_commit(t, SP_SYNC_TABLE_LOCK, s_order(4, 1, SP_ORDER_PURCHASE, 1, 2));
+    cr_expect_not(a.changed);
+    cr_expect_not(a.journal, "a lock time-out is not an outcome to journal");
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(ready[0]);
+    close(ready[1]);
+    /* never applied, so its retry is applied now, once */
+    sp_outcome_t b = s_commit(t, SP_SYNC_TABLE_LOCK, s_order(4, 1, SP_ORDER_PURCHASE, 1, 2));
+    cr_expect_eq(b.status, SP_STATUS_ACCEPTED, "the retry: status %u (first outcome %u)", b.status,
+                 b.original);
+    cr_expect_eq(s_stock(t, 1), 98);
+    cr_expect_eq(sp_table_audit(t, NULL, 0), 0);
+}
+
+Test(commit, an_anonymous_order_of_no_units_is_invalid)
+{
+    sp_table_t *t = s_make(1, 100, SP_SYNC_CAS);
+    sp_change_t chg;
+    cr_expect_eq(sp_commit_anonymous(t, SP_SYNC_CAS, SP_ORDER_PURCHASE, 1, 0, &chg), SP_E_INVALID);
+    cr_expect_eq(sp_commit_anonymous(t, SP_SYNC_CAS, SP_ORDER_RESTOCK, 1, 0, &chg), SP_E_INVALID);
+    cr_expect_eq(spt_tally(t, 1).version, 0, "no version for nothing");
 }
