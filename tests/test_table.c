@@ -1227,3 +1227,23 @@ Test(table, audit_writes_no_more_bad_ids_than_asked)
     cr_expect_eq(bad[0], 5);
     cr_expect_eq(bad[1], 0, "one id asked for, a second written");
 }
+
+Test(table, audit_counts_held_units_as_neither_stock_nor_sold)
+{
+    sp_table_t *t = NULL;
+    char name[96];
+    cr_assert_eq(spt_scratch_table(&t, name, sizeof name, "table", "held", 2, 50, SP_SYNC_CAS), 0);
+    sp_order_t o = {.type = SP_ORDER_RESERVE,
+                    .producer_id = 3,
+                    .seq = 1,
+                    .product_id = 1,
+                    .quantity = 20,
+                    .reserved = 60};
+    sp_outcome_t out;
+    cr_assert_eq(sp_commit_order(t, SP_SYNC_CAS, &o, &out), 0);
+    cr_assert_eq(out.status, SP_STATUS_ACCEPTED);
+    cr_expect_eq(spt_tally(t, 1).held, 20);
+    cr_expect_eq(sp_table_audit(t, NULL, 0), 0, "30 in stock and 20 held of 50");
+    sp_table_close(&t);
+    sp_table_unlink(name);
+}
