@@ -44,6 +44,9 @@
 #include "sp_time.h"
 #include "sp_transport.h"
 #include "sp_wire.h"
+#include "sp_zlink.h"
+
+#include <czmq.h>
 
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
@@ -1175,4 +1178,64 @@ Test(link, link_close_is_null_safe)
     sp_link_close(&link);
     sp_link_close(NULL);
     cr_expect_null(link);
+}
+
+/* The zmq worker's one peer is the broker's router, which sends a producer's
+ * routing id and then one message.  Stood in for by a bare ROUTER here: what
+ * breaks that framing (one frame alone, more frames than two), a message
+ * longer than the buffer and a reply without a routing id are refused, and
+ * the link still works afterwards. */
+Test(link, zmq_worker_refuses_what_is_not_an_id_and_one_message)
+{
+    char ep[128], why[256] = "";
+    snprintf(ep, sizeof ep, "ipc:///tmp/sp-link-frames-%ld", (long)getpid());
+    zsock_t *router = zsock_new(ZMQ_ROUTER);
+    cr_assert_not_null(router);
+    cr_assert_geq(zsock_bind(router, "%s", ep), 0);
+    zsock_set_rcvtimeo(router, SP_TEST_WAIT_MS);
+    sp_link_cfg_t cfg = {.role = SP_LINK_WORKER,
+                         .transport = &sp_transport_zmq,
+                         .endpoint = ep,
+                         .id = 1,
+                         .max_msg = T_MSGSIZE,
+                         .reply_msg = T_MSGSIZE};
+    sp_link_t *w = NULL;
+    cr_assert_eq(sp_link_open(&w, &cfg, why, sizeof why), 0, "%s", why);
+    /* the worker's credit names it */
+    zmsg_t *credit = zmsg_recv(router);
+    cr_assert_not_null(credit, "no credit from the worker");
+    zframe_t *rid = zmsg_pop(credit);
+    zmsg_destroy(&credit);
+    uint8_t msg[T_MSGSIZE], buf[T_MSGSIZE];
+    sp_wire_put_hdr(msg, SP_MSG_ORDERS, 0, 7, 1);
+    size_t len = sp_wire_msg_size(SP_MSG_ORDERS, 0);
+    sp_route_t route;
+
+    /* one frame alone */
+    zframe_send(&rid, router, ZFRAME_MORE | ZFRAME_REUSE);
+    zsock_send(router, "b", msg, len);
+    cr_expect_eq(sp_link_recv(w, buf, sizeof buf, &route, SP_TEST_WAIT_MS), -EPROTO,
+                 "a message without a producer's id");
+    /* three frames: an id and two messages */
+    zframe_send(&rid, router, ZFRAME_MORE | ZFRAME_REUSE);
+    zsock_send(router, "sbb", "p7", msg, len, msg, len);
+    cr_expect_eq(sp_link_recv(w, buf, sizeof buf, &route, SP_TEST_WAIT_MS), -EPROTO,
+                 "two messages under one id");
+    /* a message longer than the buffer */
+    zframe_send(&rid, router, ZFRAME_MORE | ZFRAME_REUSE);
+    zsock_send(router, "sb", "p7", msg, len);
+    cr_expect_eq(sp_link_recv(w, buf, len - 1, &route, SP_TEST_WAIT_MS), -EMSGSIZE);
+    /* and a well-framed one: its sender is the header's */
+    zframe_send(&rid, router, ZFRAME_MORE | ZFRAME_REUSE);
+    zsock_send(router, "sb", "p7", msg, len);
+    cr_expect_eq(sp_link_recv(w, buf, sizeof buf, &route, SP_TEST_WAIT_MS), (int)len);
+    cr_expect_eq(route.producer_id, 7);
+    cr_expect_eq(route.id_len, 2);
+    /* a reply must name its producer's connection */
+    sp_route_t none = {.producer_id = 7};
+    cr_expect_eq(sp_link_send(w, msg, len, &none, SP_TEST_WAIT_MS), -EINVAL);
+    cr_expect_eq(sp_link_send(w, msg, len, &route, SP_TEST_WAIT_MS), 0);
+    zframe_destroy(&rid);
+    sp_link_close(&w);
+    zsock_destroy(&router);
 }
