@@ -672,3 +672,14 @@ Test(commit, an_anonymous_order_of_no_units_is_invalid)
     cr_expect_eq(sp_commit_anonymous(t, SP_SYNC_CAS, SP_ORDER_RESTOCK, 1, 0, &chg), SP_E_INVALID);
     cr_expect_eq(spt_tally(t, 1).version, 0, "no version for nothing");
 }
+
+Test(commit, the_whole_stock_can_be_bought_and_not_one_unit_more)
+{
+    sp_table_t *t = s_make(1, 10, SP_SYNC_CAS);
+    sp_outcome_t a = s_commit(t, SP_SYNC_CAS, s_order(2, 1, SP_ORDER_PURCHASE, 1, 10));
+    cr_expect_eq(a.status, SP_STATUS_ACCEPTED, "exactly the stock left");
+    cr_expect_eq(a.stock, 0);
+    cr_expect_eq(s_commit(t, SP_SYNC_CAS, s_order(2, 2, SP_ORDER_PURCHASE, 1, 1)).status,
+                 SP_STATUS_OUT_OF_STOCK);
+    cr_expect_eq(sp_table_audit(t, NULL, 0), 0);
+}
