@@ -200,6 +200,53 @@ def suites_filter(names):
     return names[0] + "/*" if len(names) == 1 else "@(" + "|".join(names) + ")/*"
 
 
+def table(results, col):
+    """The per-module table of column col (1: verdict, 3: before) of rows
+    (mutant, verdict, killed by, before); and the survivors."""
+    mods, tot = {}, {"killed": 0, "survived": 0, "equivalent": 0, "ERROR": 0, "": 0}
+    for r in results:
+        d = mods.setdefault(r[0]["file"], dict.fromkeys(tot, 0))
+        d[r[col]] += 1
+    lines = [f"{'module':<24} {'mutants':>7} {'killed':>6} {'survived':>8} {'equiv.':>6}"]
+    for f in sorted(mods):
+        d = mods[f]
+        for k in tot:
+            tot[k] += d[k]
+        lines.append(f"{f:<24} {sum(d.values()):>7} {d['killed']:>6} {d['survived']:>8} "
+                     f"{d['equivalent']:>6}")
+    lines.append(f"{'total':<24} {sum(tot.values()):>7} {tot['killed']:>6} "
+                 f"{tot['survived']:>8} {tot['equivalent']:>6}")
+    scored = tot["killed"] + tot["survived"]
+    if scored:
+        lines.append(f"score: {tot['killed']}/{scored} killed "
+                     f"({100.0 * tot['killed'] / scored:.0f} %), equivalent ones left out")
+    surv = [r[0]["id"] for r in results if r[col] == "survived"]
+    if surv:
+        lines.append("survived: " + " ".join(surv))
+    return lines, surv
+
+
+def merge_reports(paths, muts):
+    """Rows of report files, a later file's row of a mutant replacing an
+    earlier one's; the tables of what they hold."""
+    by_id = {m["id"]: m for m in muts}
+    rows = {}
+    for p in paths:
+        with open(p, encoding="utf-8") as f:
+            for line in f:
+                c = line.rstrip("\n").split("\t")
+                if len(c) >= 5 and c[0] in by_id:
+                    rows[c[0]] = (by_id[c[0]], c[2], c[3], c[4])
+    res = [rows[m["id"]] for m in muts if m["id"] in rows]
+    before, _ = table(res, 3)
+    after, _ = table(res, 1)
+    print("before:\n" + "\n".join(before) + "\n\nafter:\n" + "\n".join(after))
+    missing = [m["id"] for m in muts if m["id"] not in rows]
+    if missing:
+        print("not measured: " + " ".join(missing))
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--list", default=os.path.join(ROOT, "tests/mutants/mutants.txt"))
@@ -213,6 +260,9 @@ def main():
     ap.add_argument("--no-wide", action="store_true", help="skip the wider run")
     ap.add_argument("--check", action="store_true", help="check the list's texts and stop")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--merge", nargs="+", metavar="REPORT",
+                    help="print the tables of these report files (a later row of a mutant "
+                         "replaces an earlier one) and stop")
     ap.add_argument("--before", default="",
                     help="also run the tests as they were at this git revision on each mutant "
                          "(the 'before' of a measure, from the same build)")
@@ -223,6 +273,8 @@ def main():
     muts = parse_list(a.list)
     if check_texts(muts, ROOT):
         return 2
+    if a.merge:
+        return merge_reports(a.merge, muts)
     if a.check:
         print(f"{len(muts)} mutants, each text found once")
         return 0
@@ -325,32 +377,9 @@ def main():
     # leave the copy built unmutated
     build(a.jobs, before_src)
 
-    def table(col):
-        mods, tot = {}, {"killed": 0, "survived": 0, "equivalent": 0, "ERROR": 0}
-        for r in results:
-            d = mods.setdefault(r[0]["file"], dict.fromkeys(tot, 0))
-            d[r[col]] += 1
-        lines = [f"{'module':<24} {'mutants':>7} {'killed':>6} {'survived':>8} {'equiv.':>6}"]
-        for f in sorted(mods):
-            d = mods[f]
-            for k in tot:
-                tot[k] += d[k]
-            lines.append(f"{f:<24} {sum(d.values()):>7} {d['killed']:>6} {d['survived']:>8} "
-                         f"{d['equivalent']:>6}")
-        lines.append(f"{'total':<24} {sum(tot.values()):>7} {tot['killed']:>6} "
-                     f"{tot['survived']:>8} {tot['equivalent']:>6}")
-        scored = tot["killed"] + tot["survived"]
-        if scored:
-            lines.append(f"score: {tot['killed']}/{scored} killed "
-                         f"({100.0 * tot['killed'] / scored:.0f} %), equivalent ones left out")
-        surv = [r[0]["id"] for r in results if r[col] == "survived"]
-        if surv:
-            lines.append("survived: " + " ".join(surv))
-        return lines, surv
-
-    lines, surv = table(1)
+    lines, surv = table(results, 1)
     if before_src:
-        blines, _ = table(3)
+        blines, _ = table(results, 3)
         lines = [f"before (tests of {a.before}):"] + blines + ["", "after (these tests):"] + lines
     errs = [r[0]["id"] for r in results if r[1] == "ERROR"]
     if errs:
