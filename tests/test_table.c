@@ -1247,3 +1247,33 @@ Test(table, audit_counts_held_units_as_neither_stock_nor_sold)
     sp_table_close(&t);
     sp_table_unlink(name);
 }
+
+Test(table, the_id_one_past_the_capacity_is_no_row_whatever_follows_the_rows)
+{
+    /* a capacity whose rows end at most half a row before the dedup region,
+     * so that the "row" past the last one lies partly on live slots */
+    sp_table_t *t = NULL;
+    char name[96];
+    uint32_t cap = 0;
+    for (uint32_t n = 1; n <= 64 && cap == 0; n++) {
+        cr_assert_eq(spt_scratch_table(&t, name, sizeof name, "table", "past", n, 5, SP_SYNC_CAS),
+                     0);
+        size_t gap = (size_t)((const uint8_t *)sp_table_dedup(t) -
+                              ((const uint8_t *)sp_table_rows(t) + (size_t)n * sizeof(sp_row_t)));
+        if (gap <= sizeof(sp_row_t) / 2) {
+            cap = n;
+        } else {
+            sp_table_close(&t);
+            sp_table_unlink(name);
+        }
+    }
+    cr_assert_gt(cap, 0, "no capacity up to 64 ends its rows near the dedup region");
+    for (uint32_t p = 1; p <= 16; p++) {
+        cr_assert_eq(sp_commit_register(t, p, getpid()), 0);
+    }
+    cr_expect_null(sp_table_row(t, cap + 1));
+    sp_product_t prod;
+    cr_expect_eq(sp_table_read(t, cap + 1, &prod, NULL), SP_E_UNKNOWN_PRODUCT);
+    sp_table_close(&t);
+    sp_table_unlink(name);
+}
