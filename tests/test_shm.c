@@ -542,3 +542,21 @@ Test(shm, clean_removes_a_dead_brokers_ring_segment, .timeout = 60)
     cr_expect_not(spt_leftovers(s_names.name), "leftovers after --clean");
     cr_expect_eq(sp_shm_remove(&s_names), -ENOENT);
 }
+
+Test(shm, a_welcome_reaches_a_producer_on_the_last_result_ring)
+{
+    s_segment("lastring");
+    for (uint32_t id = 1; id < SP_SHM_RESULT_RINGS; id++) {
+        s_link(SP_LINK_PRODUCER, id);
+    }
+    /* a producer still without an id takes the last ring */
+    sp_link_t *p = s_link(SP_LINK_PRODUCER, 0);
+    cr_assert_eq(atomic_load(&sp_shm_hdr(s_shm)->owner[SP_SHM_RESULT_RINGS - 1]),
+                 SP_SHM_OWNER(getpid(), 0));
+    sp_link_t *w = s_link(SP_LINK_WORKER, T_WORKER_ID);
+    uint8_t msg[T_SLOT];
+    size_t len = s_results(msg, 0, 1, 1);
+    sp_route_t route = {.producer_id = 0, .reply_tag = sp_link_reply_tag(p)};
+    cr_expect_eq(sp_link_send(w, msg, len, &route, T_WAIT_MS), 0, "the answer to its HELLO");
+    cr_expect_eq(sp_link_recv(p, msg, sizeof msg, NULL, T_WAIT_MS), (int)len);
+}
