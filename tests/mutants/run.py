@@ -185,12 +185,50 @@ FAIL_RE = re.compile(r"^\[FAIL\] (\S+?):? ", re.M)
 CRASH_RE = re.compile(r"^\[----\] (\S+): (?:CRASH|Timed out)", re.M)
 
 
+def ipc_names():
+    names = set()
+    for d in ("/dev/shm", "/dev/mqueue"):
+        try:
+            names |= {os.path.join(d, n) for n in os.listdir(d)}
+        except OSError:
+            pass
+    return names
+
+
+PID_RE = re.compile(r"-(\d+)(?:[-.]|$)")
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def remove_leftovers(before):
+    """IPC objects a run left (a mutant that crashes a test skips its clean-up):
+    those that appeared during the run and whose test process (the pid in the
+    name, as tests/sp_testutil names them) is gone."""
+    for p in ipc_names() - before:
+        m = PID_RE.search(os.path.basename(p))
+        if m and not alive(int(m.group(1))):
+            try:
+                os.remove(p)
+            except OSError:
+                pass
+
+
 def run_suites(binary, flt, timeout):
     env = dict(os.environ, SP_BIN_DIR=os.path.join(TREE, "bin"),
                SP_DATA_DIR=os.path.join(TREE, "data"),
                SP_FUZZ_CORPUS=os.path.join(TREE, "tests/fuzz/corpus"))
+    before = ipc_names()
     rc, out = sh([binary, "--jobs", "2", f"--filter={flt}"],
                  timeout=timeout, env=env)
+    remove_leftovers(before)
     failed = sorted(set(FAIL_RE.findall(out)))
     return rc, failed, out
 
@@ -236,7 +274,13 @@ def merge_reports(paths, muts):
             for line in f:
                 c = line.rstrip("\n").split("\t")
                 if len(c) >= 5 and c[0] in by_id:
-                    rows[c[0]] = (by_id[c[0]], c[2], c[3], c[4])
+                    m = by_id[c[0]]
+                    # the list's word on equivalence is the current one
+                    v, b = c[2], c[4]
+                    if m.get("equivalent"):
+                        v = "equivalent" if v == "survived" else v
+                        b = "equivalent" if b == "survived" else b
+                    rows[c[0]] = (m, v, c[3], b)
     res = [rows[m["id"]] for m in muts if m["id"] in rows]
     before, _ = table(res, 3)
     after, _ = table(res, 1)
