@@ -246,18 +246,22 @@ static bool s_any_credit(const sp_router_t *r)
     return false;
 }
 
-static int s_send_frames(void *sock, const void *a, size_t alen, const void *b, size_t blen,
-                         const void *c, size_t clen)
+/* Sends [a][b] or [a][b][c]; `flags` ZMQ_DONTWAIT: fail at once (EAGAIN)
+ * when the peer's pipe is full, else wait up to the socket's send timeout.
+ * With ROUTER_MANDATORY a full pipe refuses the first frame, so nothing
+ * half sent is left behind. */
+static int s_send_frames(void *sock, int flags, const void *a, size_t alen, const void *b,
+                         size_t blen, const void *c, size_t clen)
 {
-    if (zmq_send(sock, a, alen, ZMQ_SNDMORE) < 0) {
+    if (zmq_send(sock, a, alen, ZMQ_SNDMORE | flags) < 0) {
         return -errno;
     }
-    if (c != NULL && zmq_send(sock, b, blen, ZMQ_SNDMORE) < 0) {
+    if (c != NULL && zmq_send(sock, b, blen, ZMQ_SNDMORE | flags) < 0) {
         return -errno;
     }
     const void *last = c ? c : b;
     size_t last_len = c ? clen : blen;
-    return zmq_send(sock, last, last_len, 0) < 0 ? -errno : 0;
+    return zmq_send(sock, last, last_len, flags) < 0 ? -errno : 0;
 }
 
 /* front: [producer id][orders] -> back: [worker id][producer id][orders] */
@@ -291,7 +295,7 @@ static void s_on_front(sp_router_t *r)
         r->st.drops_orders++;
         return;
     }
-    int rc = s_send_frames(zsock_resolve(r->back), w->id, w->id_len, zmq_msg_data(&r->frames[0]),
+    int rc = s_send_frames(zsock_resolve(r->back), 0, w->id, w->id_len, zmq_msg_data(&r->frames[0]),
                            zmq_msg_size(&r->frames[0]), zmq_msg_data(&r->frames[1]),
                            zmq_msg_size(&r->frames[1]));
     if (rc < 0) {
@@ -342,8 +346,11 @@ static void s_on_back(sp_router_t *r)
         r->st.in_flight--;
     }
     w->credit++;
+    /* never wait for a producer: one that does not read (its pipe full at
+     * SP_ROUTER_CLIENT_HWM) would stall every worker's results behind it;
+     * its result is a counted drop, its orders stay applied and recorded */
     int rc =
-        s_send_frames(zsock_resolve(r->front), zmq_msg_data(&r->frames[1]),
+        s_send_frames(zsock_resolve(r->front), ZMQ_DONTWAIT, zmq_msg_data(&r->frames[1]),
                       zmq_msg_size(&r->frames[1]), zmq_msg_data(body), zmq_msg_size(body), NULL, 0);
     if (rc < 0) {
         r->st.drops_results++;

@@ -356,8 +356,11 @@ static int s_send(sp_link_t *self, const void *msg, size_t len, const sp_route_t
     if (rc < 0) {
         return rc;
     }
+    /* a full queue (SP_E_TIMEOUT; timeout 0 does not wait: the worker's
+     * way with a producer that does not read) is still that producer's:
+     * keep it open; any other failure forgets it */
     rc = s_timed_send(q, msg, len, timeout_ms);
-    if (rc < 0) {
+    if (rc < 0 && rc != SP_E_TIMEOUT) {
         s_forget_reply(l, route->producer_id);
     }
     return rc;
