@@ -54,6 +54,11 @@ long sp_link_depth(sp_link_t *self)
     return self->ops->depth ? self->ops->depth(self) : -ENOTSUP;
 }
 
+long sp_link_reply_room(sp_link_t *self)
+{
+    return self->ops->room ? self->ops->room(self) : 0;
+}
+
 int sp_link_wait_fd(sp_link_t *self)
 {
     return self->ops->wait_fd ? self->ops->wait_fd(self) : -ENOTSUP;

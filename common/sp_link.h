@@ -122,4 +122,11 @@ int sp_link_wait_fd(sp_link_t *self);
  * (mq_curmsgs), else -ENOTSUP. */
 long sp_link_depth(sp_link_t *self);
 
+/* Result messages a producer link's inbound path holds: mq its reply
+ * queue's depth, shm its result ring's; 0 when the path has no fixed bound
+ * (zmq, nats, direct).  A worker does not wait long for room there (it
+ * drops and counts the result, sp_worker.h), so a producer keeps at most
+ * this many order messages unanswered.  Never blocks. */
+long sp_link_reply_room(sp_link_t *self);
+
 #endif

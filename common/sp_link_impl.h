@@ -28,6 +28,7 @@ typedef struct {
     uint64_t (*reply_tag)(sp_link_t *self);                                /* NULL: 0 */
     int (*adopt)(sp_link_t *self, uint32_t id, char *why, size_t why_cap); /* NULL: nothing to do */
     int (*wait_fd)(sp_link_t *self); /* NULL: -ENOTSUP (sp_link_wait_fd) */
+    long (*room)(sp_link_t *self);   /* NULL: 0 (sp_link_reply_room) */
 } sp_link_ops_t;
 
 /* Every transport's link struct starts with this. */

@@ -397,6 +397,17 @@ static long s_depth(sp_link_t *self)
     return mq_getattr(q, &attr) < 0 ? -errno : attr.mq_curmsgs;
 }
 
+/* The reply queue's depth (a producer's only). */
+static long s_room(sp_link_t *self)
+{
+    sp_mq_link_t *l = (sp_mq_link_t *)self;
+    struct mq_attr attr;
+    if (l->role != SP_LINK_PRODUCER || l->reply == (mqd_t)-1 || mq_getattr(l->reply, &attr) < 0) {
+        return 0;
+    }
+    return attr.mq_maxmsg;
+}
+
 /* A Linux mqd_t is a descriptor poll(2) takes. */
 static int s_wait_fd(sp_link_t *self)
 {
@@ -491,7 +502,8 @@ static const sp_link_ops_t s_ops = {.send = s_send,
                                     .close = s_close,
                                     .reply_tag = s_reply_tag,
                                     .adopt = s_adopt,
-                                    .wait_fd = s_wait_fd};
+                                    .wait_fd = s_wait_fd,
+                                    .room = s_room};
 
 static int s_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t why_cap)
 {

@@ -615,13 +615,23 @@ static int s_claim(sp_shm_link_t *l, char *why, size_t why_cap)
     return 0;
 }
 
+/* The capacity of the result ring a producer owns. */
+static long s_room(sp_link_t *self)
+{
+    const sp_shm_link_t *l = (const sp_shm_link_t *)self;
+    return l->role == SP_LINK_PRODUCER && l->ring >= 0
+               ? (long)sp_ring_capacity(l->shm->results[l->ring])
+               : 0;
+}
+
 static const sp_link_ops_t s_ops = {.send = s_send,
                                     .recv = s_recv,
                                     .release = NULL,
                                     .depth = s_depth,
                                     .close = s_close,
                                     .reply_tag = s_reply_tag,
-                                    .adopt = s_adopt};
+                                    .adopt = s_adopt,
+                                    .room = s_room};
 
 static int s_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t why_cap)
 {

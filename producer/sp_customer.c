@@ -60,6 +60,10 @@ typedef struct {
     uint32_t batch_no;
     sp_pending_t *slots;
     uint64_t outstanding;
+    /* the most orders unanswered: the window, or what fills the reply
+     * path's messages (sp_link_reply_room x batch), when that is less: a
+     * worker drops results that find no room there */
+    uint64_t most;
     uint64_t next_seq; /* the next order number to use */
     uint64_t low;      /* no order below this one is unanswered */
     uint8_t *msg;
@@ -560,7 +564,7 @@ static bool s_place(sp_cust_t *c, sp_order_t *o, uint64_t now, bool *filled)
     sp_lane_t *l = s_lane_of(c, o->product_id);
     uint64_t seq = l->next_seq;
     sp_pending_t *p = &l->slots[seq % cfg->window];
-    if (p->live || seq - l->low >= SP_DEDUP_WINDOW) {
+    if (p->live || seq - l->low >= SP_DEDUP_WINDOW || l->outstanding >= l->most) {
         c->stash = *o;
         c->stashed = true;
         return false;
@@ -836,6 +840,11 @@ static int s_connect(sp_cust_t *c, char *why, size_t cap)
         l->broker_pid = sp_client_broker_pid(l->client);
         l->link = sp_client_link(l->client);
         l->fd = sp_link_wait_fd(l->link);
+        long room = sp_link_reply_room(l->link);
+        l->most = cfg->window;
+        if (room > 0 && (uint64_t)room * cfg->batch < l->most) {
+            l->most = (uint64_t)room * cfg->batch;
+        }
         l->producer_id = sp_client_producer_id(l->client);
         l->msg = sp_client_orders_buf(l->client, &l->msg_cap);
         l->in = sp_client_results_buf(l->client, &l->in_cap);
