@@ -163,6 +163,7 @@ int sp_broker_new(sp_broker_t **out, const sp_broker_cfg_t *cfg, char *why, size
     if (rc < 0) {
         goto fail;
     }
+    sp_router_sessions(b->router, b->table); /* one client cannot take every slot */
     rc = sp_snapsrv_new(&b->snapsrv, b->bind_ep[SP_BEP_SNAPSHOT], b->table, curve, why, cap);
     if (rc < 0) {
         goto fail;

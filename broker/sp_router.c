@@ -1,17 +1,27 @@
 /*
  * sp_router — ROUTER/ROUTER load balancer and XSUB/XPUB proxy for the broker.
+ *
+ * It also keeps the tally of producer sessions per client (sp_router.h,
+ * SP_ROUTER_PEER_SESSIONS): a client is named by the connection's
+ * Peer-Address (libzmq: ":uid:gid:pid" from SO_PEERCRED over ipc://, the
+ * IP address over tcp://); a session is a HELLO at a worker or an id its
+ * WELCOME granted, and it ends when the registry could give its slot away.
  */
 #include "sp_router.h"
 #include "sp_feedguard.h"
 #include "sp_zmq.h"
 
+#include "sp_commit.h"
 #include "sp_error.h"
 #include "sp_events.h"
+#include "sp_hello.h"
+#include "sp_time.h"
 #include "sp_wire.h"
 
 #include <czmq.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define SP_ROUTER_FRAME_MAX       3
@@ -21,6 +31,7 @@
 #define SP_ROUTER_FRONT_MAX        (SP_WIRE_HDR_SIZE + SP_WIRE_MAX_RECORDS * SP_WIRE_ORDER_SIZE)
 #define SP_ROUTER_BACK_MAX         (SP_WIRE_HDR_SIZE + SP_WIRE_MAX_RECORDS * SP_WIRE_RESULT_SIZE)
 #define SP_ROUTER_SUBSCRIPTION_MAX (1 + SP_WIRE_HDR_SIZE) /* (un)subscribe + a header prefix */
+#define SP_ROUTER_PEER_KEY         64                     /* "pid N", "addr IP" */
 
 typedef struct {
     uint8_t id[SP_ROUTER_ID_MAX];
@@ -35,6 +46,22 @@ typedef struct {
     uint64_t last_seq;
 } sp_rpub_t;
 
+/* One client's sessions: the ids its HELLOs were granted. */
+typedef struct {
+    char key[SP_ROUTER_PEER_KEY]; /* "" when the entry is free */
+    uint32_t n;
+    uint32_t ids[SP_ROUTER_PEER_SESSIONS];
+} sp_rpeer_t;
+
+/* A HELLO at a worker: its WELCOME comes back to routing id `rid`. */
+typedef struct {
+    uint8_t rid[SP_ROUTER_ID_MAX];
+    size_t rid_len; /* 0 when the entry is free */
+    uint64_t hello_id;
+    uint64_t since_ns;
+    unsigned peer;
+} sp_rpending_t;
+
 struct sp_router {
     zsock_t *front, *back, *xsub, *xpub;
     sp_feedguard_t *guard; /* what monitors' subscriptions may make us hold */
@@ -48,6 +75,10 @@ struct sp_router {
     unsigned npubs;
     sp_router_stats_t st;
     zmq_msg_t frames[SP_ROUTER_FRAME_MAX];
+    sp_table_t *table; /* the registry that says when a session ended; NULL: no bound */
+    sp_rpeer_t *peers; /* SP_ROUTER_PEERS_MAX, with the table */
+    sp_rpending_t pending[SP_ROUTER_PENDING_MAX];
+    unsigned pending_next;
 };
 
 /* Options are set before the bind: a listener copies them when it is made,
@@ -170,8 +201,163 @@ void sp_router_destroy(sp_router_t **self_p)
     zsock_destroy(&r->back);
     zsock_destroy(&r->xsub);
     zsock_destroy(&r->xpub);
+    free(r->peers);
     free(r);
     *self_p = NULL;
+}
+
+void sp_router_sessions(sp_router_t *self, sp_table_t *table)
+{
+    if (table != NULL && self->peers == NULL) {
+        self->peers = calloc(SP_ROUTER_PEERS_MAX, sizeof *self->peers);
+    }
+    self->table = self->peers != NULL ? table : NULL;
+}
+
+/* The client message `m` came from: "pid N" over ipc:// (*pid = N, from
+ * the kernel's peer credentials), "addr IP" over tcp:// (*pid = 0).  False
+ * when the transport names nobody (inproc://). */
+static bool s_peer_key(zmq_msg_t *m, char *key, size_t cap, pid_t *pid)
+{
+    const char *a = zmq_msg_gets(m, "Peer-Address");
+    *pid = 0;
+    if (a == NULL || a[0] == '\0') {
+        return false;
+    }
+    if (a[0] == ':') {
+        long p = strtol(strrchr(a, ':') + 1, NULL, 10);
+        if (p <= 0) {
+            return false;
+        }
+        *pid = (pid_t)p;
+        snprintf(key, cap, "pid %ld", p);
+        return true;
+    }
+    snprintf(key, cap, "addr %s", a);
+    return true;
+}
+
+/* The tally of `key`, made when new (the first free entry, or one holding
+ * nothing any more); NULL when every entry holds sessions. */
+static sp_rpeer_t *s_peer(sp_router_t *r, const char *key)
+{
+    sp_rpeer_t *spare = NULL;
+    for (unsigned i = 0; i < SP_ROUTER_PEERS_MAX; i++) {
+        sp_rpeer_t *p = &r->peers[i];
+        if (strcmp(p->key, key) == 0) {
+            return p;
+        }
+        if (spare == NULL && (p->key[0] == '\0' || p->n == 0)) {
+            spare = p;
+        }
+    }
+    if (spare != NULL) {
+        snprintf(spare->key, sizeof spare->key, "%s", key);
+        spare->n = 0;
+    }
+    return spare;
+}
+
+/* Forgets the peer's sessions whose slot could be given away now. */
+static void s_peer_prune(sp_router_t *r, sp_rpeer_t *p)
+{
+    for (uint32_t i = 0; i < p->n;) {
+        if (sp_commit_holds_slot(r->table, p->ids[i])) {
+            i++;
+        } else {
+            p->ids[i] = p->ids[--p->n];
+        }
+    }
+}
+
+/* HELLOs of peer `idx` at workers, not answered yet (nor too old). */
+static unsigned s_peer_pending(sp_router_t *r, unsigned idx, uint64_t now)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < SP_ROUTER_PENDING_MAX; i++) {
+        sp_rpending_t *q = &r->pending[i];
+        if (q->rid_len != 0 && now - q->since_ns > (uint64_t)SP_ROUTER_PENDING_MS * SP_NS_PER_MS) {
+            q->rid_len = 0;
+        }
+        n += q->rid_len != 0 && q->peer == idx;
+    }
+    return n;
+}
+
+/* A HELLO from a client: false when that client holds as many sessions as
+ * one may (then the caller answers peer_full); else it is remembered as
+ * pending.  Over ipc:// the HELLO's pid becomes the sender's own. */
+static bool s_hello_admit(sp_router_t *r, zmq_msg_t *id, zmq_msg_t *body, sp_hello_t *hello)
+{
+    char key[SP_ROUTER_PEER_KEY];
+    pid_t pid = 0;
+    if (!s_peer_key(body, key, sizeof key, &pid)) {
+        return true;
+    }
+    if (pid > 0 && hello->pid != 0) {
+        hello->pid = (uint32_t)pid; /* a client registers its own process, no other */
+        sp_wire_put_hello(sp_wire_rec(zmq_msg_data(body), SP_MSG_HELLO, 0), hello);
+    }
+    sp_rpeer_t *p = r->table != NULL ? s_peer(r, key) : NULL;
+    if (p == NULL) {
+        return true; /* no bound asked for, or more clients than entries */
+    }
+    unsigned idx = (unsigned)(p - r->peers);
+    uint64_t now = sp_now_ns();
+    s_peer_prune(r, p);
+    if (p->n + s_peer_pending(r, idx, now) >= SP_ROUTER_PEER_SESSIONS) {
+        return false;
+    }
+    sp_rpending_t *q = &r->pending[r->pending_next];
+    r->pending_next = (r->pending_next + 1) % SP_ROUTER_PENDING_MAX;
+    q->rid_len = zmq_msg_size(id);
+    memcpy(q->rid, zmq_msg_data(id), q->rid_len);
+    q->hello_id = hello->hello_id;
+    q->since_ns = now;
+    q->peer = idx;
+    return true;
+}
+
+/* A WELCOME going back to routing id `rid`: the pending HELLO it answers
+ * becomes a session of its client when it granted an id. */
+static void s_hello_done(sp_router_t *r, zmq_msg_t *rid, const void *msg, size_t len)
+{
+    sp_welcome_t w;
+    if (r->table == NULL || sp_welcome_decode(msg, len, &w) < 0) {
+        return;
+    }
+    size_t n = zmq_msg_size(rid);
+    for (unsigned i = 0; i < SP_ROUTER_PENDING_MAX; i++) {
+        sp_rpending_t *q = &r->pending[i];
+        if (q->rid_len != n || q->hello_id != w.hello_id ||
+            memcmp(q->rid, zmq_msg_data(rid), n) != 0) {
+            continue;
+        }
+        q->rid_len = 0;
+        sp_rpeer_t *p = &r->peers[q->peer];
+        bool known = false;
+        for (uint32_t k = 0; k < p->n; k++) {
+            known = known || p->ids[k] == w.producer_id;
+        }
+        if (w.status == SP_HELLO_OK && !known && p->n < SP_ROUTER_PEER_SESSIONS) {
+            p->ids[p->n++] = w.producer_id;
+        }
+        return;
+    }
+}
+
+/* Answers a HELLO past its client's limit: peer_full, from the router. */
+static void s_hello_refuse(sp_router_t *r, zmq_msg_t *id, const sp_hello_t *hello)
+{
+    uint8_t out[SP_WELCOME_MSG_MAX];
+    int n = sp_hello_refuse(hello, SP_HELLO_PEER_FULL, out);
+    r->st.peer_refused++;
+    /* never waits: a client that does not read loses its refusal */
+    if (zmq_send(zsock_resolve(r->front), zmq_msg_data(id), zmq_msg_size(id),
+                 ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(zsock_resolve(r->front), out, (size_t)n, ZMQ_DONTWAIT) < 0) {
+        r->st.drops_results++;
+    }
 }
 
 /* Reads one whole multipart message into r->frames; returns the frame count,
@@ -281,14 +467,21 @@ static void s_on_front(sp_router_t *r)
         r->st.invalid_msgs++;
         return;
     }
-    if (h.kind == SP_MSG_HELLO && r->remote) {
-        /* a pid from another host must not tie the producer's registration
-         * to whatever process has that pid here: the worker registers none */
+    if (h.kind == SP_MSG_HELLO) {
         sp_hello_t hello;
         uint8_t *rec = sp_wire_rec(zmq_msg_data(&r->frames[1]), SP_MSG_HELLO, 0);
         sp_wire_get_hello(rec, &hello);
-        hello.pid = 0;
-        sp_wire_put_hello(rec, &hello);
+        if (r->remote) {
+            /* a pid from another host must not tie the producer's
+             * registration to whatever process has that pid here: the
+             * worker registers none */
+            hello.pid = 0;
+            sp_wire_put_hello(rec, &hello);
+        }
+        if (!s_hello_admit(r, &r->frames[0], &r->frames[1], &hello)) {
+            s_hello_refuse(r, &r->frames[0], &hello);
+            return;
+        }
     }
     sp_rworker_t *w = s_pick_worker(r);
     if (w == NULL) {
@@ -346,6 +539,9 @@ static void s_on_back(sp_router_t *r)
         r->st.in_flight--;
     }
     w->credit++;
+    if (h.kind == SP_MSG_WELCOME) {
+        s_hello_done(r, &r->frames[1], zmq_msg_data(body), zmq_msg_size(body));
+    }
     /* never wait for a producer: one that does not read (its pipe full at
      * SP_ROUTER_CLIENT_HWM) would stall every worker's results behind it;
      * its result is a counted drop, its orders stay applied and recorded */

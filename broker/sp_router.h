@@ -20,20 +20,25 @@
  *
  * A HELLO travels the order path like an order message; from a tcp://
  * front its pid is set to 0 first (a pid from another host means nothing
- * here, so the worker registers none).
+ * here, so the worker registers none), over ipc:// to the sender's own
+ * process (a client cannot register another's).  Before that the router
+ * counts the client's sessions (SP_ROUTER_PEER_SESSIONS) and answers a
+ * HELLO past the limit itself, `peer_full`.
  *
  * Ownership: sp_router_new binds and owns the sockets, sp_router_destroy
  * closes them (the XPUB lingers up to SP_ZMQ_PUB_LINGER_MS so the
  * end-of-stream gets out).  Errors: 0 or a negative code (*why at new);
  * malformed or unroutable messages are counted, never returned.  Blocking:
- * sp_router_poll waits up to its timeout, and a message handed to a
- * producer or worker whose pipe is full may wait up to a second more;
- * event traffic never waits.  The sockets belong to the broker's thread.
+ * sp_router_poll waits up to its timeout, and an order message handed to
+ * a worker whose pipe is full may wait up to a second more; results for a
+ * producer whose pipe is full are dropped at once (counted), and event
+ * traffic never waits.  The sockets belong to the broker's thread.
  */
 #ifndef SP_ROUTER_H
 #define SP_ROUTER_H
 
 #include "sp_curve.h"
+#include "sp_hello.h"
 #include "sp_table.h"
 
 #include <stdbool.h>
@@ -51,6 +56,18 @@
  * producers keep at most window / batch (32 by default) messages out. */
 #define SP_ROUTER_CLIENT_HWM  128
 #define SP_ROUTER_MONITOR_HWM 1000 /* messages queued per monitor before it loses some */
+/* Producer sessions (ids welcomed, and HELLOs not answered yet) one client
+ * may hold at once over zmq: one process over ipc:// (the kernel's peer
+ * credentials say which; its HELLO's pid is set to that process), one
+ * address over tcp://.  A session stops counting when its producer's
+ * de-duplication slot could be taken over (sp_commit_holds_slot: its
+ * process dead or, with none, SP_DEDUP_IDLE_MS without orders).  Past the
+ * limit a HELLO is answered `peer_full` by the router itself.  A quarter of
+ * SP_DEDUP_SLOTS: one client cannot take every slot. */
+#define SP_ROUTER_PEER_SESSIONS SP_HELLO_PEER_SESSIONS
+#define SP_ROUTER_PEERS_MAX     256   /* clients tallied at once */
+#define SP_ROUTER_PENDING_MAX   256   /* HELLOs at workers, not yet answered */
+#define SP_ROUTER_PENDING_MS    10000 /* an unanswered HELLO stops counting after this */
 
 typedef struct sp_router sp_router_t;
 
@@ -64,6 +81,7 @@ typedef struct {
     uint64_t drops_orders;  /* orders that could not be handed to a worker */
     uint64_t invalid_msgs;  /* malformed messages dead-lettered */
     uint64_t in_flight;     /* order messages at workers, unanswered */
+    uint64_t peer_refused;  /* HELLOs answered peer_full (SP_ROUTER_PEER_SESSIONS) */
 } sp_router_stats_t;
 
 /* Binds the sockets: front/back only when `orders` is true.  Endpoints are
@@ -76,6 +94,12 @@ typedef struct {
 int sp_router_new(sp_router_t **out, bool orders, const char *ep_front, const char *ep_back,
                   const char *ep_events_in, const char *ep_events, const sp_curve_keys_t *curve,
                   char *why, size_t why_cap);
+
+/* Bounds the producer sessions each client holds (SP_ROUTER_PEER_SESSIONS),
+ * judging with `table`'s de-duplication registry when a session has ended;
+ * the table must outlive the router.  Until this is called (and with NULL)
+ * no client is bounded. */
+void sp_router_sessions(sp_router_t *self, sp_table_t *table);
 
 /* Closes the sockets and frees the router.  NULL-safe, nulls the pointer. */
 void sp_router_destroy(sp_router_t **self_p);

@@ -5,6 +5,7 @@
 
 #include "sp_error.h"
 
+#include <errno.h>
 #include <string.h>
 
 int sp_apply_order(sp_table_t *table, sp_sync_t sync, const sp_order_t *o, uint32_t sender,
@@ -40,6 +41,11 @@ int sp_apply_order(sp_table_t *table, sp_sync_t sync, const sp_order_t *o, uint3
         rc = 0;
     } else {
         rc = sp_commit_order_at(table, sync, o, now_ns, &out);
+        if (rc == -EUSERS) {
+            /* no de-duplication slot for its producer (all are held): its
+             * own answer, not "invalid", so the client knows to come back */
+            out.status = out.original = SP_STATUS_NO_ROOM;
+        }
     }
     res->status = out.status;
     res->original = out.original;

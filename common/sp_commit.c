@@ -348,6 +348,21 @@ static int s_slot_locked(sp_table_t *t, uint32_t producer, pid_t pid)
     return slot;
 }
 
+bool sp_commit_holds_slot(sp_table_t *t, uint32_t producer)
+{
+    int slot = s_find(t, producer);
+    if (slot < 0) {
+        return false;
+    }
+    sp_dslot_t *s = &s_slots(t)[slot];
+    pid_t owner = atomic_load(&s->pid);
+    if (owner > 0) {
+        return !s_dead(owner);
+    }
+    /* the rule s_slot_locked takes a slot over by */
+    return sp_now_ns() - atomic_load(&s->used_ns) <= (uint64_t)SP_DEDUP_IDLE_MS * SP_NS_PER_MS;
+}
+
 int sp_commit_register(sp_table_t *t, uint32_t producer, pid_t pid)
 {
     int slot = s_slot(t, producer, pid);

@@ -59,9 +59,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* SP_DEDUP_IDLE_MS: longer than a C client resends an order (SP_RESULT_TIMEOUT_MS, 10 s) */
 #define SP_DEDUP_SLOTS        256   /* producers remembered at once */
 #define SP_DEDUP_WINDOW       4096  /* orders remembered per producer (a power of two) */
-#define SP_DEDUP_IDLE_MS      60000 /* a producer silent this long may lose its slot when full */
+#define SP_DEDUP_IDLE_MS      15000 /* one with no process silent this long may lose its slot */
 #define SP_HOLDS_PER_PRODUCER 16    /* live holds one producer may have */
 #define SP_HOLD_DEFAULT_S     30    /* a reserve's hold lasts this long unless it says */
 #define SP_HOLD_MAX_S         3600  /* the longest a reserve may ask for */
@@ -196,6 +197,12 @@ int sp_commit_register(sp_table_t *t, uint32_t producer, pid_t pid);
  * other process owns it: -EEXIST.  Else a free or reclaimable slot is
  * taken (*resumed false), or -EUSERS when none is left. */
 int sp_commit_claim(sp_table_t *t, uint32_t producer, pid_t pid, bool *resumed);
+
+/* True while `producer` has a de-duplication slot that a new producer could
+ * not take over: its owner process lives or, with none, it had an order
+ * (or its HELLO) within SP_DEDUP_IDLE_MS.  The zmq router counts a
+ * client's sessions with it.  Never blocks. */
+bool sp_commit_holds_slot(sp_table_t *t, uint32_t producer);
 
 /* Releases every hold past its expiry, or whose holder process is dead,
  * with an order of the broker's own (SP_SYSTEM_PRODUCER, seq from the

@@ -90,6 +90,17 @@ int sp_hello_answer(sp_table_t *t, const void *msg, size_t len, uint32_t answere
     return (int)sp_wire_msg_size(SP_MSG_WELCOME, w.n);
 }
 
+int sp_hello_refuse(const sp_hello_t *h, uint32_t status, void *out)
+{
+    s_welcome_t w = {.msg = out};
+    s_put(&w, SP_CTR_HELLO_STATUS, status);
+    s_put(&w, SP_CTR_PRODUCER_ID, h->producer_id);
+    s_put(&w, SP_CTR_HELLO_ID, h->hello_id);
+    s_put(&w, SP_CTR_HELLO_REV, SP_HELLO_REV);
+    sp_wire_put_hdr(out, SP_MSG_WELCOME, w.n, 0, 0);
+    return (int)sp_wire_msg_size(SP_MSG_WELCOME, w.n);
+}
+
 int sp_welcome_decode(const void *msg, size_t len, sp_welcome_t *w)
 {
     sp_msg_hdr_t mh;
@@ -199,7 +210,7 @@ int sp_hello_exchange(sp_link_t *link, const sp_hello_t *h, void *buf, size_t ca
 
 const char *sp_hello_status_name(uint32_t status)
 {
-    static const char *const names[] = {"ok", "id_taken", "no_room", "bad"};
+    static const char *const names[] = {"ok", "id_taken", "no_room", "bad", "peer_full"};
     _Static_assert(sizeof names / sizeof names[0] == SP_HELLO_STATUS_COUNT, "a name for each");
     return status < SP_HELLO_STATUS_COUNT ? names[status] : "?";
 }

@@ -53,11 +53,19 @@ enum {
     SP_HELLO_ID_TAKEN = 1, /* a live other process has the id asked for */
     SP_HELLO_NO_ROOM = 2,  /* every de-duplication slot belongs to a live producer */
     SP_HELLO_BAD = 3,      /* a malformed HELLO, or a reserved id */
-    SP_HELLO_STATUS_COUNT = 4
+    /* the client (one process over ipc://, one address over tcp://) holds
+     * as many producer sessions as one may (SP_ROUTER_PEER_SESSIONS): the
+     * zmq router's answer, before any worker sees the HELLO */
+    SP_HELLO_PEER_FULL = 4,
+    SP_HELLO_STATUS_COUNT = 5
 };
 
 /* SP_CTR_SESSION_FLAGS bits. */
 #define SP_WELCOME_F_RESUMED 0x01u /* the id's window and holds were there already */
+
+/* Producer sessions one client may hold at once over zmq (the router's
+ * bound, broker/sp_router.h): a quarter of SP_DEDUP_SLOTS. */
+#define SP_HELLO_PEER_SESSIONS 64
 
 #define SP_WELCOME_COUNTERS_MAX 16
 #define SP_HELLO_MSG_SIZE       (SP_WIRE_HDR_SIZE + SP_WIRE_HELLO_SIZE)
@@ -104,6 +112,12 @@ void sp_hello_encode(void *out, const sp_hello_t *h);
 int sp_hello_answer(sp_table_t *t, const void *msg, size_t len, uint32_t answerer,
                     sp_hello_t *hello, void *out, size_t cap);
 
+/* Writes the WELCOME that refuses HELLO `h` with `status` (not
+ * SP_HELLO_OK) without a table: HELLO_STATUS, PRODUCER_ID (the id asked
+ * for), HELLO_ID and HELLO_REV only (the zmq router's refusal).  out holds
+ * SP_WELCOME_MSG_MAX bytes.  Returns the WELCOME's length. */
+int sp_hello_refuse(const sp_hello_t *h, uint32_t status, void *out);
+
 /* Decodes a WELCOME message (checked here).  Returns 0 or SP_E_INVALID. */
 int sp_welcome_decode(const void *msg, size_t len, sp_welcome_t *w);
 
@@ -116,7 +130,7 @@ int sp_welcome_decode(const void *msg, size_t len, sp_welcome_t *w);
 int sp_hello_exchange(sp_link_t *link, const sp_hello_t *h, void *buf, size_t cap, int timeout_ms,
                       sp_welcome_t *w, char *why, size_t why_cap);
 
-/* "ok", "id_taken", "no_room", "bad" (or "?"). */
+/* "ok", "id_taken", "no_room", "bad", "peer_full" (or "?"). */
 const char *sp_hello_status_name(uint32_t status);
 
 #endif

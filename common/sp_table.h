@@ -56,7 +56,7 @@
 #include <sys/types.h>
 
 #define SP_TABLE_MAGIC     0x31454c4241545053ull /* bytes "SPTABLE1" */
-#define SP_TABLE_LAYOUT    5                     /* 5: the shard's product range */
+#define SP_TABLE_LAYOUT    6 /* 5: the shard's product range; 6: status no_room (orders[8]) */
 #define SP_CACHELINE       64
 #define SP_ROW_SIZE        256
 #define SP_WORKERS_MAX     64   /* worker slots in the header */

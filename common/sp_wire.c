@@ -10,6 +10,7 @@
 #include "sp_error.h"
 #include "sp_le.h"
 
+#include <errno.h>
 #include <string.h>
 
 size_t sp_wire_record_size(unsigned kind)
@@ -345,7 +346,7 @@ const char *sp_wire_status_name(unsigned status)
 {
     /* one name per status: a status added without its name fails to build */
     static const char *const names[] = {"accepted",  "out_of_stock", "unknown_product", "invalid",
-                                        "duplicate", "conflict",     "no_hold"};
+                                        "duplicate", "conflict",     "no_hold",         "no_room"};
     _Static_assert(sizeof names / sizeof names[0] == SP_STATUS_COUNT, "a name for every status");
     return status < SP_STATUS_COUNT ? names[status] : "?";
 }
@@ -363,6 +364,8 @@ uint8_t sp_wire_status_of(int rc)
         return SP_STATUS_DUPLICATE;
     case SP_E_NO_HOLD:
         return SP_STATUS_NO_HOLD;
+    case -EUSERS:
+        return SP_STATUS_NO_ROOM;
     default:
         return SP_STATUS_INVALID;
     }

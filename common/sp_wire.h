@@ -67,7 +67,8 @@ enum {
     SP_STATUS_DUPLICATE = 4, /* the order was seen before: `original` says how it ended */
     SP_STATUS_CONFLICT = 5,  /* same (producer, seq) as an earlier order, different contents */
     SP_STATUS_NO_HOLD = 6,   /* buy-held/release without such a live hold; reserve while holding */
-    SP_STATUS_COUNT = 7
+    SP_STATUS_NO_ROOM = 7,   /* its producer has no de-duplication slot and none is free */
+    SP_STATUS_COUNT = 8
 };
 
 /* A duplicate's `original` when the first outcome cannot be told: the first

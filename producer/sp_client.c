@@ -234,6 +234,13 @@ static int s_hello(sp_client_t *c, char *why, size_t cap)
                  "no room for another producer in instance '%s' (%d are remembered at once)",
                  c->names.name, SP_DEDUP_SLOTS);
         return -EUSERS;
+    case SP_HELLO_PEER_FULL:
+        snprintf(why, cap,
+                 "instance '%s' refused another producer session for this client: one client "
+                 "(a process, or an address over tcp://) may hold %d at once; close some, or "
+                 "wait until they have been idle %d s",
+                 c->names.name, SP_HELLO_PEER_SESSIONS, SP_DEDUP_IDLE_MS / 1000);
+        return -EDQUOT;
     default:
         snprintf(why, cap, "instance '%s' refused our HELLO (%s)", c->names.name,
                  sp_hello_status_name(w->status));

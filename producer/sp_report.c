@@ -37,14 +37,15 @@ void sp_report_text(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stats_t *
     double answered = (double)sp_load_answered(st); /* only divided by seconds */
     fprintf(out,
             "orders      sent %llu  accepted %llu  out of stock %llu  unknown product %llu  "
-            "invalid %llu  duplicate %llu  conflict %llu  no hold %llu\n",
+            "invalid %llu  duplicate %llu  conflict %llu  no hold %llu  no room %llu\n",
             (unsigned long long)st->sent, (unsigned long long)st->status[SP_STATUS_ACCEPTED],
             (unsigned long long)st->status[SP_STATUS_OUT_OF_STOCK],
             (unsigned long long)st->status[SP_STATUS_UNKNOWN_PRODUCT],
             (unsigned long long)st->status[SP_STATUS_INVALID],
             (unsigned long long)st->status[SP_STATUS_DUPLICATE],
             (unsigned long long)st->status[SP_STATUS_CONFLICT],
-            (unsigned long long)st->status[SP_STATUS_NO_HOLD]);
+            (unsigned long long)st->status[SP_STATUS_NO_HOLD],
+            (unsigned long long)st->status[SP_STATUS_NO_ROOM]);
     fprintf(out,
             "failures    timed out %llu  send failed %llu  unexpected results %llu\n"
             "retries     resent %llu  answered from the dedup record %llu  late answers %llu\n",
@@ -88,7 +89,8 @@ void sp_report_json(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stats_t *
             "\"batch\":%u,\"sent\":%llu,\"accepted\":%llu,\"out_of_stock\":%llu,"
             "\"unknown_product\":%llu,\"invalid\":%llu,\"duplicate\":%llu,\"timed_out\":%llu,"
             "\"send_failed\":%llu,\"retried\":%llu,\"duplicates\":%llu,\"late\":%llu,"
-            "\"conflict\":%llu,\"no_hold\":%llu,\"unexpected\":%llu,\"units_sold\":%llu,"
+            "\"conflict\":%llu,\"no_hold\":%llu,\"no_room\":%llu,\"unexpected\":%llu,\"units_"
+            "sold\":%llu,"
             "\"units_restocked\":%llu,\"malformed_msgs\":%llu,\"malformed_orders\":%llu,"
             "\"malformed_refused\":%llu,\"seconds\":%.6f,\"throughput\":%.3f,"
             "\"latency_ns\":{\"p50\":%llu,\"p90\":%llu,\"p99\":%llu,\"p999\":%llu,\"max\":%llu,"
@@ -106,7 +108,8 @@ void sp_report_json(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stats_t *
             (unsigned long long)st->send_failed, (unsigned long long)st->retried,
             (unsigned long long)st->duplicates, (unsigned long long)st->late,
             (unsigned long long)st->status[SP_STATUS_CONFLICT],
-            (unsigned long long)st->status[SP_STATUS_NO_HOLD], (unsigned long long)st->unexpected,
+            (unsigned long long)st->status[SP_STATUS_NO_HOLD],
+            (unsigned long long)st->status[SP_STATUS_NO_ROOM], (unsigned long long)st->unexpected,
             (unsigned long long)st->units_sold, (unsigned long long)st->units_restocked,
             (unsigned long long)st->malformed_msgs, (unsigned long long)st->malformed_orders,
             (unsigned long long)st->malformed_refused, secs, secs > 0 ? answered / secs : 0,
@@ -158,6 +161,11 @@ bool sp_report_once(FILE *out, const sp_once_t *req, const sp_result_t *res, uin
                 "refused: no live hold of product %u, quantity %u%s (expired, bought, released or "
                 "never made; or one already)\n",
                 id, qty, req->as_producer ? " for that producer" : "");
+    } else if (status == SP_STATUS_NO_ROOM) {
+        fprintf(out,
+                "refused: no room for another producer (all %d de-duplication slots are held); "
+                "try again later\n",
+                SP_DEDUP_SLOTS);
     } else {
         fprintf(out, "refused: product %u, quantity %u: %s\n", id, qty,
                 sp_wire_status_name(status));

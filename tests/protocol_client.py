@@ -64,7 +64,7 @@ CTR_ORDERS, CTR_CAPACITY, CTR_ROWS, CTR_TRANSPORT = 2, 17, 20, 21
 CTR_PRODUCT_RANGE = 34
 
 HELLO_REV, HELLO_OPEN = 1, 1
-HELLO_STATUS_NAMES = ["ok", "id_taken", "no_room", "bad"]
+HELLO_STATUS_NAMES = ["ok", "id_taken", "no_room", "bad", "peer_full"]
 HELLO_OK, HELLO_ID_TAKEN, HELLO_NO_ROOM, HELLO_BAD = range(4)
 WELCOME_RESUMED = 0x01  # SESSION_FLAGS: the id's window and holds were there already
 TRANSPORT_ZMQ = 2
@@ -73,7 +73,7 @@ SYSTEM_PRODUCER = 0xFFFFFFFE  # the broker's own orders: no client may have it
 ORDER_PURCHASE, ORDER_RESTOCK = 1, 2
 
 STATUS_NAMES = ["accepted", "out_of_stock", "unknown_product", "invalid", "duplicate",
-                "conflict", "no_hold"]
+                "conflict", "no_hold", "no_room"]
 ACCEPTED, OUT_OF_STOCK, UNKNOWN_PRODUCT, INVALID, DUPLICATE = range(5)
 
 # magic, version, kind, count, sender, batch

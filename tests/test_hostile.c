@@ -2,7 +2,11 @@
  * Tests for what one hostile client may do to the others (issue 16): a
  * client that sends orders and never reads its answers must not stall the
  * workers, so another customer's run beside it completes with every order
- * answered, and the results it never took are counted as drops.
+ * answered, and the results it never took are counted as drops; one client
+ * opening connection after connection over zmq is refused `peer_full` past
+ * its share of the producer slots (SP_HELLO_PEER_SESSIONS) while another
+ * client still buys, and its slots come back once idle; an order whose
+ * producer finds no slot left is answered `no_room`, not `invalid`.
  *
  * The hostile client is an ordinary producer connection (sp_client: HELLO,
  * WELCOME, its own id) that sends H_MSGS one-order messages through the
@@ -18,8 +22,10 @@
  */
 #include "sp_client.h"
 
+#include "sp_apply.h"
 #include "sp_commit.h"
 #include "sp_error.h"
+#include "sp_hello.h"
 #include "sp_instance.h"
 #include "sp_link.h"
 #include "sp_mq.h"
@@ -30,6 +36,7 @@
 #include "sp_wire.h"
 
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,4 +142,134 @@ Test(hostile, a_client_that_never_reads_its_reply_queue_does_not_stall_others, .
 Test(hostile, a_client_that_never_reads_its_result_ring_does_not_stall_others, .timeout = 120)
 {
     s_never_reads("hshm", "shm", SP_SHM_RESULT_SLOTS);
+}
+
+/* ---- one client cannot take every producer slot ---- */
+
+#define H_SESSIONS_TRY (SP_HELLO_PEER_SESSIONS + 8)
+#define H_HELLO_MS     5000
+#define H_RETRY_US     (250 * 1000)
+/* the bound the docs give for an idle slot to come back, and room for a
+ * busy machine */
+#define H_IDLE_WAIT_NS ((uint64_t)(SP_DEDUP_IDLE_MS + 30000) * SP_NS_PER_MS)
+
+/* Opens producer sessions of `cfg` until one is refused; returns how many
+ * were granted (kept in c[], H_SESSIONS_TRY places), the refusal's code in
+ * *refused and its message in why. */
+static unsigned s_take_sessions(const sp_client_cfg_t *cfg, sp_client_t **c, int *refused,
+                                char *why, size_t cap)
+{
+    unsigned n = 0;
+    *refused = 0;
+    while (n < H_SESSIONS_TRY) {
+        int rc = sp_client_open(&c[n], cfg, why, cap);
+        if (rc < 0) {
+            *refused = rc;
+            break;
+        }
+        n++;
+    }
+    return n;
+}
+
+static void s_close_all(sp_client_t **c, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        sp_client_close(&c[i]);
+    }
+}
+
+Test(hostile, one_client_is_refused_past_its_share_of_producer_slots_over_ipc, .timeout = 120)
+{
+    char inst[64];
+    spt_instance(inst, sizeof inst, "hpeer");
+    spt_shop_t shop;
+    cr_assert(spt_shop_start(&shop, inst, "zmq", 2, H_PRODUCTS, H_STOCK),
+              "broker did not become ready");
+    sp_client_cfg_t cfg = {.instance = inst, .batch = 1, .timeout_ms = H_HELLO_MS};
+    sp_client_t *c[H_SESSIONS_TRY] = {0};
+    char why[H_WHY] = "";
+    int refused = 0;
+    unsigned n = s_take_sessions(&cfg, c, &refused, why, sizeof why);
+    cr_expect_eq(n, SP_HELLO_PEER_SESSIONS, "one process got %u sessions", n);
+    cr_expect_eq(refused, -EDQUOT, "refused with %d (%s): %s", refused, sp_strerror(refused), why);
+    cr_expect(strstr(why, "refused another producer session for this client") != NULL, "%s", why);
+
+    /* another client (another process) is not that one */
+    const char *buy[] = {spt_bin("producer"), "--instance", inst, "buy", "1", NULL};
+    char *out = NULL;
+    cr_expect_eq(spt_run(buy, H_RUN_MS, &out), 0, "buy beside the greedy client:\n%s", out);
+    cr_expect(strstr(out, "bought") != NULL, "%s", out);
+    free(out);
+
+    /* a session the client closes whose process lives stays its own: the
+     * slot keeps its window; only its death (or idling, with no process)
+     * gives it back */
+    s_close_all(c, n);
+    const char *bad = spt_shop_stop(&shop);
+    cr_expect_null(bad, "%s", bad);
+}
+
+Test(hostile, one_address_is_refused_past_its_share_and_its_idle_slots_come_back, .timeout = 150)
+{
+    char inst[64];
+    spt_instance(inst, sizeof inst, "hidle");
+    char cat[128];
+    spt_catalogue(cat, sizeof cat, H_PRODUCTS, H_STOCK);
+    const char *extra[] = {"--workers", "2", "--fresh", "--catalogue", cat, NULL};
+    unsigned port = 0;
+    pid_t broker = spt_broker_start_tcp(inst, NULL, extra, &port);
+    cr_assert_gt(broker, 0, "broker %s did not start", inst);
+    char url[64];
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%u", port);
+    sp_client_cfg_t cfg = {.instance = inst, .connect = url, .batch = 1, .timeout_ms = H_HELLO_MS};
+    sp_client_t *c[H_SESSIONS_TRY] = {0};
+    char why[H_WHY] = "";
+    int refused = 0;
+    unsigned n = s_take_sessions(&cfg, c, &refused, why, sizeof why);
+    cr_expect_eq(n, SP_HELLO_PEER_SESSIONS, "one address got %u sessions", n);
+    cr_expect_eq(refused, -EDQUOT, "refused with %d (%s): %s", refused, sp_strerror(refused), why);
+    s_close_all(c, n);
+
+    /* over tcp:// no process is registered: the sessions end when their
+     * slots have been idle SP_DEDUP_IDLE_MS; wait for a grant, bounded */
+    sp_client_t *again = NULL;
+    int rc = -1;
+    for (uint64_t until = sp_now_ns() + H_IDLE_WAIT_NS; rc < 0 && sp_now_ns() < until;) {
+        rc = sp_client_open(&again, &cfg, why, sizeof why);
+        if (rc < 0) {
+            cr_assert_eq(rc, -EDQUOT, "a refusal other than peer_full: %s", why);
+            usleep(H_RETRY_US);
+        }
+    }
+    cr_expect_eq(rc, 0, "no session within %d ms of idling: %s", SP_DEDUP_IDLE_MS + 30000, why);
+    sp_client_close(&again);
+    cr_expect_eq(spt_stop(broker), 0);
+    unlink(cat);
+    cr_expect_not(spt_leftovers(inst));
+}
+
+/* An order whose producer has no de-duplication slot, when every slot is
+ * held by a live producer, is answered no_room (it used to be a bare
+ * invalid, like a malformed order). */
+Test(hostile, an_order_without_a_slot_is_answered_no_room)
+{
+    sp_table_t *t = NULL;
+    char name[128];
+    int rc = spt_scratch_table(&t, name, sizeof name, "hostile", criterion_current_test->name,
+                               H_PRODUCTS, 10, SP_SYNC_CAS);
+    cr_assert_eq(rc, 0, "create: %s", sp_strerror(rc));
+    for (uint32_t id = 1; id <= SP_DEDUP_SLOTS; id++) {
+        cr_assert_eq(sp_commit_register(t, id, getpid()), 0, "slot %u", id);
+    }
+    uint32_t late = SP_DEDUP_SLOTS + 1;
+    sp_order_t o = {
+        .type = SP_ORDER_PURCHASE, .producer_id = late, .seq = 1, .product_id = 1, .quantity = 1};
+    sp_result_t res;
+    sp_change_t chg;
+    sp_apply_order(t, SP_SYNC_CAS, &o, late, 1, sp_now_ns(), &res, &chg, NULL);
+    cr_expect_eq(res.status, SP_STATUS_NO_ROOM, "answered %s", sp_wire_status_name(res.status));
+    cr_expect_str_eq(sp_wire_status_name(SP_STATUS_NO_ROOM), "no_room");
+    sp_table_close(&t);
+    sp_table_unlink(name);
 }

@@ -70,7 +70,7 @@ static char *s_close(t_out_t *o)
 
 #define T_COMMON_TEXT                                                                              \
     "orders      sent 10  accepted 6  out of stock 2  unknown product 0  invalid 1  duplicate 0  " \
-    "conflict 0  no hold 1\n"                                                                      \
+    "conflict 0  no hold 1  no room 0\n"                                                           \
     "failures    timed out 0  send failed 0  unexpected results 0\n"                               \
     "retries     resent 3  answered from the dedup record 1  late answers 2\n"                     \
     "units       sold 6  restocked 4\n"
@@ -118,14 +118,15 @@ Test(report, the_json_report_is_one_line_with_every_key)
     sp_report_json(o.f, &cfg, &st, NULL);
     char *got = s_close(&o);
     cr_expect_str_eq(
-        got, "{\"instance\":\"stockpipe\",\"customers\":1,\"rate\":100.000,\"arrival\":\"poisson\","
-             "\"batch\":32,\"sent\":10,\"accepted\":6,\"out_of_stock\":2,\"unknown_product\":0,"
-             "\"invalid\":1,\"duplicate\":0,\"timed_out\":0,\"send_failed\":0,\"retried\":3,"
-             "\"duplicates\":1,\"late\":2,\"conflict\":0,\"no_hold\":1,\"unexpected\":0,"
-             "\"units_sold\":6,\"units_restocked\":4,\"malformed_msgs\":3,\"malformed_orders\":2,"
-             "\"malformed_refused\":2,\"seconds\":2.000000,\"throughput\":5.000,"
-             "\"latency_ns\":{\"p50\":1000,\"p90\":1000,\"p99\":1000,\"p999\":1000,\"max\":1000,"
-             "\"mean\":1000.0}}\n");
+        got,
+        "{\"instance\":\"stockpipe\",\"customers\":1,\"rate\":100.000,\"arrival\":\"poisson\","
+        "\"batch\":32,\"sent\":10,\"accepted\":6,\"out_of_stock\":2,\"unknown_product\":0,"
+        "\"invalid\":1,\"duplicate\":0,\"timed_out\":0,\"send_failed\":0,\"retried\":3,"
+        "\"duplicates\":1,\"late\":2,\"conflict\":0,\"no_hold\":1,\"no_room\":0,\"unexpected\":0,"
+        "\"units_sold\":6,\"units_restocked\":4,\"malformed_msgs\":3,\"malformed_orders\":2,"
+        "\"malformed_refused\":2,\"seconds\":2.000000,\"throughput\":5.000,"
+        "\"latency_ns\":{\"p50\":1000,\"p90\":1000,\"p99\":1000,\"p999\":1000,\"max\":1000,"
+        "\"mean\":1000.0}}\n");
     free(got);
 }
 
