@@ -36,6 +36,7 @@
 #include "sp_wire.h"
 
 #include <criterion/criterion.h>
+#include <czmq.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,15 @@ static sp_client_t *s_hostile(const char *inst)
     return c;
 }
 
+/* Prints how long the healthy customer took (for the record, not asserted:
+ * docs/PROTOCOL.md section 8 has the figures). */
+static void s_say_seconds(const char *transport, const char *json)
+{
+    const char *secs = strstr(json, "\"seconds\":");
+    fprintf(stderr, "%s: the healthy customer beside the hostile one took %.3f s\n", transport,
+            secs != NULL ? atof(secs + strlen("\"seconds\":")) : -1.0);
+}
+
 /* Result messages the workers of `inst` dropped so far. */
 static uint64_t s_drops(sp_table_t *t)
 {
@@ -108,9 +118,7 @@ static void s_never_reads(const char *tag, const char *transport, long room)
     cr_expect_eq(answered, atoll(H_COUNT), "not every order was answered:\n%s", out);
     cr_expect_eq(spt_json_num(out, "timed_out"), 0,
                  "orders timed out beside the hostile client:\n%s", out);
-    const char *secs = strstr(out, "\"seconds\":");
-    fprintf(stderr, "%s: the healthy customer beside the hostile one took %.3f s\n", transport,
-            secs != NULL ? atof(secs + strlen("\"seconds\":")) : -1.0);
+    s_say_seconds(transport, out);
     free(out);
 
     /* every result the hostile client had no room for is a counted drop */
@@ -142,6 +150,88 @@ Test(hostile, a_client_that_never_reads_its_reply_queue_does_not_stall_others, .
 Test(hostile, a_client_that_never_reads_its_result_ring_does_not_stall_others, .timeout = 120)
 {
     s_never_reads("hshm", "shm", SP_SHM_RESULT_SLOTS);
+}
+
+/* Over zmq the client's own library reads its answers into its socket's
+ * queue whether or not the program does; a client whose queue is full (a
+ * receive high-water mark of 1) and whose kernel buffers are full stops
+ * taking them, and the router's pipe to it fills (SP_ROUTER_CLIENT_HWM).
+ * It sends H_ZMQ_MSGS messages of SP_WIRE_MAX_RECORDS refused orders
+ * (quantity 0: nothing changes, no slot is taken), whose 160 KiB answers
+ * fill all that, and never reads.  The router used to wait a second for
+ * each answer it could not hand over, stalling every other client. */
+#define H_ZMQ_MSGS    400
+#define H_ZMQ_SEND_MS 20000
+
+Test(hostile, a_client_that_never_reads_over_zmq_does_not_stall_others, .timeout = 150)
+{
+    char inst[64];
+    spt_instance(inst, sizeof inst, "hzmq");
+    spt_shop_t shop;
+    cr_assert(spt_shop_start(&shop, inst, "zmq", 2, H_PRODUCTS, H_STOCK),
+              "broker did not become ready");
+    sp_names_t names;
+    cr_assert_eq(sp_names_init(&names, inst, NULL), 0);
+    sp_table_t *t = NULL;
+    cr_assert_eq(sp_table_open(&t, names.table, false), 0);
+
+    zsys_handler_set(NULL);
+    zsock_t *dealer = zsock_new(ZMQ_DEALER);
+    cr_assert_not_null(dealer);
+    zsock_set_rcvhwm(dealer, 1);
+    zsock_set_rcvbuf(dealer, 4096);
+    zsock_set_maxmsgsize(dealer, -1);
+    cr_assert_eq(zsock_connect(dealer, "%s", sp_table_hdr(t)->ep_orders), 0);
+    void *raw = zsock_resolve(dealer);
+    enum { N = SP_WIRE_MAX_RECORDS };
+    size_t len = sp_wire_msg_size(SP_MSG_ORDERS, N);
+    uint8_t *msg = malloc(len);
+    cr_assert_not_null(msg);
+    uint32_t producer = 0x40000000u | (uint32_t)getpid();
+    unsigned sent = 0;
+    for (uint64_t until = sp_now_ns() + (uint64_t)H_ZMQ_SEND_MS * SP_NS_PER_MS;
+         sent < H_ZMQ_MSGS && sp_now_ns() < until;) {
+        sp_wire_put_hdr(msg, SP_MSG_ORDERS, N, producer, sent + 1);
+        for (unsigned i = 0; i < N; i++) {
+            sp_order_t o = {.type = SP_ORDER_PURCHASE,
+                            .producer_id = producer,
+                            .seq = (uint64_t)sent * N + i + 1,
+                            .product_id = 1,
+                            .quantity = 0};
+            sp_wire_put_order(sp_wire_rec(msg, SP_MSG_ORDERS, i), &o);
+        }
+        if (zmq_send(raw, msg, len, ZMQ_DONTWAIT) == (int)len) {
+            sent++;
+        } else {
+            cr_assert_eq(errno, EAGAIN, "%s", strerror(errno));
+            usleep(H_POLL_US / 20);
+        }
+    }
+    cr_expect_eq(sent, H_ZMQ_MSGS, "the router stopped taking the client's messages");
+
+    const char *argv[] = {spt_bin("producer"), "--instance", inst,      "--customers", "1",
+                          "--count",           H_COUNT,      "--batch", "1",           "--timeout",
+                          H_TIMEOUT,           "--json",     NULL};
+    char *out = NULL;
+    cr_expect_eq(spt_run(argv, H_RUN_MS, &out), 0, "the healthy customer failed:\n%s", out);
+    long long answered = spt_json_num(out, "accepted") + spt_json_num(out, "out_of_stock");
+    cr_expect_eq(answered, atoll(H_COUNT), "not every order was answered:\n%s", out);
+    cr_expect_eq(spt_json_num(out, "timed_out"), 0,
+                 "orders timed out beside the hostile client:\n%s", out);
+    s_say_seconds("zmq", out);
+    free(out);
+    /* the answers it could not take were dropped and counted */
+    uint64_t drops = 0;
+    for (uint64_t until = sp_now_ns() + H_WAIT_NS; drops == 0 && sp_now_ns() < until;) {
+        usleep(H_POLL_US);
+        drops = atomic_load(&sp_table_hdr(t)->drops_results);
+    }
+    cr_expect_gt(drops, 0, "no result drop counted");
+    sp_table_close(&t);
+    zsock_destroy(&dealer);
+    free(msg);
+    const char *bad = spt_shop_stop(&shop);
+    cr_expect_null(bad, "%s", bad);
 }
 
 /* ---- one client cannot take every producer slot ---- */
