@@ -22,11 +22,10 @@
  * SP_OPEN_TIMEOUT_MS for the table to be READY and SP_PUB_JOIN_MS for the
  * event path; then a loop turn waits at most SP_WORKER_POLL_MS for orders,
  * up to SP_RESULT_STALL_MS to send a result (nothing for a producer it has
- * cut off), and on the disk as the
- * fsync policy says.  Threads and processes: any number of workers at
- * once, each with its own worker id, as processes (bin/consumer) or as
- * threads of one process (an in-process broker's, each with its stop
- * flag); one thread uses an object.
+ * cut off), and on the disk as the fsync policy says.  Threads and
+ * processes: any number of workers at once, each with its own worker id,
+ * as processes (bin/consumer) or as threads of one process (an in-process
+ * broker's, each with its stop flag); one thread uses an object.
  */
 #ifndef SP_WORKER_H
 #define SP_WORKER_H
