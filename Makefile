@@ -286,8 +286,8 @@ chaos-cluster: $(ROLE_BINS) $(CHAOS_BIN)
 
 chaos: $(ROLE_BINS) $(CHAOS_BIN)
 	@status=0; \
-	SP_BIN_DIR=$(abspath $(BINDIR)) bash tests/chaos/chaos.sh || status=1; \
-	SP_BIN_DIR=$(abspath $(BINDIR)) bash tests/chaos/chaos.sh --restart-loop || status=1; \
+	SP_BIN_DIR=$(abspath $(BINDIR)) bash tests/chaos/chaos.sh --transport all || status=1; \
+	SP_BIN_DIR=$(abspath $(BINDIR)) bash tests/chaos/chaos.sh --restart-loop --transport all || status=1; \
 	exit $$status
 
 # Hostile input under load: one producer as fast as it can for 30 s with

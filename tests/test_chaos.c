@@ -681,3 +681,40 @@ Test(chaos, quick_restart_loop_reattaches_rebuilds_and_loses_nothing, .timeout =
     }
     free(out);
 }
+
+/* The shm transport through the same faults: workers killed inside their
+ * commits and at random (the worker-kill run), then everything, customers
+ * included, killed at once and restarted (the restart loop).  A process
+ * killed inside a ring put or get no longer stops the ring for the others
+ * (sp_ring's robust lock), so both runs end with every order checked. */
+Test(chaos, quick_runs_on_shm_kill_workers_and_clients_and_lose_nothing, .timeout = 360)
+{
+    const char *data = getenv("SP_DATA_DIR");
+    char script[T_PATH];
+    snprintf(script, sizeof script, "%s/%stests/chaos/chaos.sh", data ? data : ".",
+             data ? "../" : "");
+    const char *kills[] = {"/bin/bash", script, "--quick", "--transport", "shm", NULL};
+    char *out = NULL;
+    int rc = spt_run(kills, T_CHAOS_MS, &out);
+    s_print_figures(out);
+    cr_expect_eq(rc, 0, "chaos.sh --quick --transport shm exited %d (its lines are above)", rc);
+    char line[1024];
+    s_line(out, "chaos shm: ledgercheck: orders 100000:", line, sizeof line);
+    cr_expect(strstr(line, "lost 0, duplicated 0, unexpected 0,") != NULL, "%s", line);
+    cr_expect(strstr(out, "chaos shm: ok") != NULL, "shm did not pass");
+    free(out);
+
+    const char *restarts[] = {"/bin/bash", script, "--restart-loop", "--quick", "--transport",
+                              "shm",       NULL};
+    rc = spt_run(restarts, T_RESTART_MS, &out);
+    s_print_figures(out);
+    cr_expect_eq(rc, 0, "chaos.sh --restart-loop --quick --transport shm exited %d", rc);
+    s_line(out, "chaos restarts shm: ledgercheck: orders ", line, sizeof line);
+    cr_expect(strstr(line, "lost 0, duplicated 0, unexpected 0,") != NULL &&
+                  strstr(line, "replay ok, conservation exact") != NULL,
+              "%s", line);
+    cr_expect(strstr(out, "chaos restarts shm: 10 rounds (7 re-attaches, 3 rebuilds)") != NULL,
+              "no rounds line");
+    cr_expect(strstr(out, "chaos restarts shm: ok") != NULL, "shm restarts did not pass");
+    free(out);
+}

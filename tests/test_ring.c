@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -331,6 +332,7 @@ Test(ring, many_processes_every_message_exactly_once, .timeout = 60)
 /* --- a process dying inside a put or a get -------------------------------- */
 
 #define T_CRASH_SLOT 65536u
+#define T_CHURN_S    30 /* a churning process ends by itself after this */
 
 /* A buffer of 2 * T_CRASH_SLOT bytes whose second half cannot be touched:
  * a memcpy of a whole slot from it (or into it) faults halfway, inside the
@@ -440,11 +442,15 @@ Test(ring, a_getter_dying_inside_a_get_leaves_the_message_and_the_slot, .timeout
  * whole and the ring never stops (a kill inside a copy is recovered). */
 static void s_churn(sp_ring_t *r)
 {
+    /* never outlive the test: it kills us, and if it dies first, so do we;
+     * and at most T_CHURN_S in any case */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    uint64_t end = sp_now_ns() + (uint64_t)T_CHURN_S * SP_NS_PER_SEC;
     uint8_t *buf = malloc(T_CRASH_SLOT);
     if (buf == NULL) {
         _exit(1);
     }
-    for (uint32_t k = 1;; k++) {
+    for (uint32_t k = 1; sp_now_ns() < end; k++) {
         memset(buf, (int)(k & 0xff), T_CRASH_SLOT);
         sp_ring_put(r, buf, T_CRASH_SLOT, 0);
         int n = sp_ring_get(r, buf, T_CRASH_SLOT, 0);
@@ -456,6 +462,7 @@ static void s_churn(sp_ring_t *r)
             }
         }
     }
+    _exit(4); /* the test never killed us */
 }
 
 Test(ring, processes_killed_at_any_moment_never_tear_or_stop_it, .timeout = 120)

@@ -33,7 +33,8 @@
 #   tests/chaos/chaos.sh --restart-loop --quick  10 restarts per transport (make test)
 #
 # Flags, or the same settings from the environment (flags win):
-#   --transport T   TRANSPORT   mq, zmq or both (default both, in sequence)
+#   --transport T   TRANSPORT   mq, zmq, shm, both (mq and zmq) or all (the three);
+#                               default both, in sequence (make chaos: all)
 #   --orders N      ORDERS      orders per transport
 #   --kills N       KILLS       external kills per transport
 #   --customers N   CUSTOMERS   customer processes (default 4)
@@ -164,8 +165,9 @@ fi
 [ "$rate" -ge 1 ] || die "rate must be at least 1"
 case $transport in
 both) transports=(mq zmq) ;;
-mq | zmq) transports=("$transport") ;;
-*) die "transport must be mq, zmq or both, not '$transport'" ;;
+all) transports=(mq zmq shm) ;;
+mq | zmq | shm) transports=("$transport") ;;
+*) die "transport must be mq, zmq, shm, both (mq and zmq) or all, not '$transport'" ;;
 esac
 case $sync in
 cas) points=(1 3 4) ;; # 2 (locked) and 5 (done) exist only with a lock
