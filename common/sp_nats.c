@@ -11,7 +11,6 @@
 #include "sp_wire.h"
 
 #include <errno.h>
-#include <stdatomic.h>
 #include <nats/nats.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,9 +28,7 @@
 #define S_FULL_PAUSE_MS     2    /* between tries of a publish to a full stream */
 #define S_HELD_MAX          (2 * SP_WIRE_MAX_RECORDS) /* fetched, not yet answered */
 #define S_TRY_MS            1000 /* one try of the broker side's JetStream calls */
-#define S_PUB_PENDING       256  /* a producer's publishes the stream has not acknowledged yet */
-#define S_PUB_STALL_MS      50   /* at S_PUB_PENDING, one wait of js_PublishAsync for room */
-#define S_FETCH_BATCH       64   /* orders messages a worker takes in one no-wait fetch */
+#define S_ACK_MS            500  /* a worker's wait for its ack to be confirmed */
 #define S_ELECTION_PAUSE_MS 50   /* between tries while a cluster elects its leaders */
 #define S_NS_PER_MS         1000000LL
 
@@ -245,31 +242,12 @@ static int s_connect(natsConnection **nc, const char *urls, char *why, size_t ca
     return 0;
 }
 
-/* nats.c's thread: an order message the stream refused (full, or no
- * leader) or never acknowledged.  Its orders go unanswered, and the
- * producer resends them after its retry time as a new message, which the
- * workers' registry answers exactly once; only counted here. */
-static void s_pub_failed(jsCtx *js, jsPubAckErr *pae, void *closure)
-{
-    (void)js;
-    (void)pae;
-    atomic_fetch_add_explicit((_Atomic uint64_t *)closure, 1, memory_order_relaxed);
-}
-
-/* A JetStream context; `failed` given: publishes go out asynchronously, at
- * most S_PUB_PENDING unacknowledged, failures counted there. */
-static int s_jetstream(jsCtx **js, natsConnection *nc, int wait_ms, _Atomic uint64_t *failed,
-                       const char *urls, char *why, size_t cap)
+static int s_jetstream(jsCtx **js, natsConnection *nc, int wait_ms, const char *urls, char *why,
+                       size_t cap)
 {
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.Wait = wait_ms;
-    if (failed != NULL) {
-        jo.PublishAsync.MaxPending = S_PUB_PENDING;
-        jo.PublishAsync.StallWait = S_PUB_STALL_MS;
-        jo.PublishAsync.ErrHandler = s_pub_failed;
-        jo.PublishAsync.ErrHandlerClosure = (void *)failed;
-    }
     natsStatus s = natsConnection_JetStream(js, nc, &jo);
     return s == NATS_OK ? 0 : s_fail(s, "opening JetStream", urls, why, cap);
 }
@@ -326,9 +304,7 @@ typedef struct {
     uint64_t tag;
     natsMsgList fetched; /* worker: the last fetch, handed out from `next` */
     int next;
-    long max_msg;                /* the stream's largest message */
-    _Atomic uint64_t pub_failed; /* producer: publishes the stream refused */
-    s_held_t held[S_HELD_MAX];   /* worker: handed out, not yet answered */
+    s_held_t held[S_HELD_MAX]; /* worker: handed out, not yet answered */
     unsigned nheld;
     uint64_t next_key;
 } s_link_t;
@@ -351,38 +327,32 @@ static void s_msg_id(const void *msg, size_t len, char *out, size_t cap)
     snprintf(out, cap, "%u-%u-%llu-%u", h.sender, h.batch, (unsigned long long)o.seq, h.count);
 }
 
-/* Publishes an order message without waiting for the stream's
- * acknowledgement (a round trip each would cap a producer at a few
- * thousand messages a second): at most S_PUB_PENDING are unacknowledged;
- * with that many, the call waits for room up to timeout_ms (the path is
- * full: SP_E_TIMEOUT).  A message the stream then refuses (full, or no
- * leader during an election) is counted, and its orders are resent by the
- * producer after its retry time, as with any lost message. */
 static int s_publish_order(s_link_t *l, const void *msg, size_t len, int timeout_ms)
 {
-    if (l->max_msg > 0 && len > (size_t)l->max_msg) {
-        return -EMSGSIZE;
-    }
     char id[64];
     s_msg_id(msg, len, id, sizeof id);
     jsPubOptions po;
     jsPubOptions_Init(&po);
-    po.MaxWait = SP_NATS_API_MS; /* else a lost acknowledgement stays pending for ever */
+    po.MaxWait = SP_NATS_API_MS;
     po.MsgId = id[0] ? id : NULL;
     uint64_t deadline = sp_now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * SP_NS_PER_MS;
     for (;;) {
-        natsStatus s = js_PublishAsync(l->js, l->subject, msg, (int)len, &po);
+        jsErrCode jerr = 0;
+        natsStatus s = js_Publish(NULL, l->js, l->subject, msg, (int)len, &po, &jerr);
         if (s == NATS_OK) {
             return 0;
         }
-        if (s == NATS_MAX_PAYLOAD) {
+        if (jerr == JSStreamMessageExceedsMaximumErr || s == NATS_MAX_PAYLOAD) {
             return -EMSGSIZE;
         }
-        if (s != NATS_TIMEOUT) {
-            return -EIO; /* the connection: closed, or out of memory */
+        /* a full stream (discard new) refuses with a store failure; an
+         * election in a cluster answers nobody for a moment: both pass */
+        bool passing = jerr == JSStreamStoreFailedErr || s == NATS_NO_RESPONDERS;
+        if (!passing) {
+            return s == NATS_TIMEOUT ? SP_E_TIMEOUT : -EIO;
         }
         if (sp_now_ns() >= deadline) {
-            return SP_E_TIMEOUT; /* S_PUB_PENDING unacknowledged for the whole timeout */
+            return SP_E_TIMEOUT;
         }
         sp_sleep_ns(S_FULL_PAUSE_MS * SP_NS_PER_MS);
     }
@@ -403,14 +373,14 @@ static s_held_t *s_held_find(s_link_t *l, const sp_route_t *route)
     return NULL;
 }
 
-/* Acknowledges a handed-out message (answered or dead-lettered), without
- * waiting for the server's confirmation (SendAsap sends it at once): an
- * acknowledgement that is lost makes the stream deliver the message again
- * after the ack wait, and the registry answers its orders as duplicates
- * with their first outcomes. */
+/* Acknowledges a handed-out message (answered or dead-lettered), waiting
+ * for the server to confirm: the stream has let it go when this returns. */
 static int s_held_ack(s_link_t *l, s_held_t *h)
 {
-    natsStatus s = natsMsg_Ack(h->msg, NULL);
+    jsOptions o; /* shorter than a worker may go without a heartbeat */
+    jsOptions_Init(&o);
+    o.Wait = S_ACK_MS;
+    natsStatus s = natsMsg_AckSync(h->msg, &o, NULL);
     natsMsg_Destroy(h->msg);
     *h = l->held[--l->nheld];
     return s == NATS_OK ? 0 : -EIO;
@@ -456,64 +426,37 @@ static int s_copy_out(natsMsg *m, void *buf, size_t cap)
     return n;
 }
 
-/* Up to S_FETCH_BATCH messages that are there now, without waiting (a
- * waiting fetch of a batch waits for the whole batch in nats.c, and one
- * that expires was seen to corrupt its heap at R3).  NATS_OK with some, or
- * NATS_TIMEOUT with none. */
-static natsStatus s_fetch_ready(s_link_t *l)
-{
-    natsMsgList_Destroy(&l->fetched);
-    l->next = 0;
-    jsFetchRequest req;
-    jsFetchRequest_Init(&req);
-    req.Batch = S_FETCH_BATCH;
-    req.NoWait = true;
-    natsStatus s = natsSubscription_FetchRequest(&l->fetched, l->sub, &req);
-    if ((s == NATS_OK && l->fetched.Count == 0) || s == NATS_NOT_FOUND) {
-        s = NATS_TIMEOUT;
-    }
-    return s;
-}
-
-/* One message, waiting up to timeout_ms for it.  The server's "request
- * timeout" for an earlier fetch can end this one early: it asks again for
- * what is left of the wait. */
-static natsStatus s_fetch_wait(s_link_t *l, int timeout_ms)
-{
-    uint64_t deadline = sp_now_ns() + (uint64_t)timeout_ms * SP_NS_PER_MS;
-    natsStatus s;
-    do {
-        natsMsgList_Destroy(&l->fetched);
-        l->next = 0;
-        uint64_t now = sp_now_ns();
-        int64_t left = now < deadline ? (int64_t)((deadline - now) / SP_NS_PER_MS) : 0;
-        jsErrCode jerr = 0;
-        s = natsSubscription_Fetch(&l->fetched, l->sub, 1, left > 0 ? left : 1, &jerr);
-        if (s == NATS_OK && l->fetched.Count == 0) {
-            s = NATS_TIMEOUT;
-        }
-        if (s != NATS_OK && s != NATS_TIMEOUT && s != NATS_NOT_FOUND &&
-            s != NATS_CONNECTION_CLOSED && s != NATS_INVALID_SUBSCRIPTION) {
-            /* disconnected, or no leader for a moment: no answer will come
-             * sooner, so wait a little instead of asking again at once */
-            int64_t pause = left < S_ELECTION_PAUSE_MS ? left : S_ELECTION_PAUSE_MS;
-            sp_sleep_ns((uint64_t)(pause > 0 ? pause : 1) * SP_NS_PER_MS);
-            s = NATS_TIMEOUT;
-        }
-    } while ((s == NATS_TIMEOUT || s == NATS_NOT_FOUND) && sp_now_ns() + SP_NS_PER_MS < deadline);
-    return s;
-}
-
 /* The next message of the consumer, waiting up to timeout_ms (0: a moment)
- * for it: from what a no-wait fetch found, and when it found nothing, from
- * a fetch of one that waits. */
+ * for it.  One at a time: a fetch of a larger batch waits for the whole
+ * batch (nats.c), and a no-wait fetch leaves the server's late answer to
+ * end the next fetch early. */
 static natsStatus s_next_fetched(s_link_t *l, natsMsg **m, int timeout_ms)
 {
     if (l->next >= l->fetched.Count) {
-        natsStatus s = s_fetch_ready(l);
-        if (s == NATS_TIMEOUT) {
-            s = s_fetch_wait(l, timeout_ms);
-        }
+        /* the server's "request timeout" for an earlier fetch can end this
+         * one early: ask again for what is left of the wait */
+        uint64_t deadline = sp_now_ns() + (uint64_t)timeout_ms * SP_NS_PER_MS;
+        natsStatus s;
+        do {
+            natsMsgList_Destroy(&l->fetched);
+            l->next = 0;
+            uint64_t now = sp_now_ns();
+            int64_t left = now < deadline ? (int64_t)((deadline - now) / SP_NS_PER_MS) : 0;
+            jsErrCode jerr = 0;
+            s = natsSubscription_Fetch(&l->fetched, l->sub, 1, left > 0 ? left : 1, &jerr);
+            if (s == NATS_OK && l->fetched.Count == 0) {
+                s = NATS_TIMEOUT;
+            }
+            if (s != NATS_OK && s != NATS_TIMEOUT && s != NATS_NOT_FOUND &&
+                s != NATS_CONNECTION_CLOSED && s != NATS_INVALID_SUBSCRIPTION) {
+                /* disconnected, or no leader for a moment: no answer will come
+                 * sooner, so wait a little instead of asking again at once */
+                int64_t pause = left < S_ELECTION_PAUSE_MS ? left : S_ELECTION_PAUSE_MS;
+                sp_sleep_ns((uint64_t)(pause > 0 ? pause : 1) * SP_NS_PER_MS);
+                s = NATS_TIMEOUT;
+            }
+        } while ((s == NATS_TIMEOUT || s == NATS_NOT_FOUND) &&
+                 sp_now_ns() + SP_NS_PER_MS < deadline);
         if (s != NATS_OK) {
             natsMsgList_Destroy(&l->fetched);
             return s;
@@ -599,13 +542,6 @@ static void s_close(sp_link_t *self)
         }
     }
     natsMsgList_Destroy(&l->fetched);
-    if (l->js != NULL && l->role == SP_LINK_PRODUCER) {
-        /* the publishes still unacknowledged: their answers, or their time */
-        jsPubOptions done;
-        jsPubOptions_Init(&done);
-        done.MaxWait = SP_NATS_API_MS;
-        js_PublishAsyncComplete(l->js, &done);
-    }
     if (l->nc != NULL) {
         natsConnection_FlushTimeout(l->nc, SP_NATS_API_MS);
     }
@@ -681,15 +617,13 @@ static int s_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, siz
     const char *urls = cfg->endpoint;
     int rc = s_connect(&l->nc, urls, why, why_cap);
     if (rc == 0) {
-        rc = s_jetstream(&l->js, l->nc, SP_NATS_API_MS,
-                         cfg->role == SP_LINK_PRODUCER ? &l->pub_failed : NULL, urls, why, why_cap);
+        rc = s_jetstream(&l->js, l->nc, SP_NATS_API_MS, urls, why, why_cap);
     }
     long msgsize = 0;
     if (rc == 0) {
         msgsize = s_stream_msgsize(l->js, cfg->names, urls, why, why_cap);
         rc = msgsize < 0 ? (int)msgsize : 0;
     }
-    l->max_msg = msgsize;
     if (rc == 0 && msgsize > 0 && cfg->max_msg > (size_t)msgsize) {
         sp_why(why, why_cap,
                "messages of %zu bytes do not fit the order stream's %ld bytes "
@@ -844,7 +778,7 @@ static int s_create(sp_tside_t **out, const sp_tparams_t *p, sp_tinfo_t *info, c
     if (rc == 0) {
         /* short tries: a cluster just started answers nothing until it has
          * elected its leader, and the tries go on for SP_NATS_READY_MS */
-        rc = s_jetstream(&side->js, side->nc, S_TRY_MS, NULL, p->service, why, cap);
+        rc = s_jetstream(&side->js, side->nc, S_TRY_MS, p->service, why, cap);
     }
     if (rc == 0) {
         rc = s_make_stream(side, p, info, why, cap);

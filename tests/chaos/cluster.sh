@@ -190,9 +190,8 @@ start_broker() {
 }
 start_broker || exit 1
 # the load outlasts the faults: each round's seconds (with the node's
-# restart and the leader lookups), plus a margin; the producers publish
-# without waiting for each acknowledgement, so a fault does not slow the
-# load down and the rounds must fit in its paced time
+# restart and the leader lookups), plus a margin, so that every round runs
+# while orders flow even when a fault does not slow the load down
 span=8
 for f in $faults; do
     case $f in
