@@ -98,10 +98,15 @@ Test(console_ops, the_console_shows_what_an_operator_looks_for, .timeout = 180)
     const char *session[] = {"new-session", "-d", "-s", "mon", "-x", "160", "-y", "30", cmd, NULL};
     cr_assert_eq(s_tmux(inst, session, NULL), 0, "tmux did not start");
 
+    /* the console has its snapshot (the totals of a first sweep) before the
+     * orders: their changes then come as events, which the out rate counts */
+    char *screen = NULL;
+    const char *ready[] = {"units sold 0", "Yogurt natural nuez", NULL};
+    cr_assert(s_wait_for(inst, ready, &screen), "the console never showed the shop:\n%s", screen);
+
     /* product 3 (Yogurt natural nuez, 25.00, stock 40): 2 bought, 1 held */
     cr_assert_eq(s_once(inst, "buy", "3", "2", NULL), 0);
     cr_assert_eq(s_once(inst, "reserve", "3", "1", "60"), 0);
-    char *screen = NULL;
     const char *header[] = {"units sold 2", "revenue 50.00", "held 1", "expired 10",
                             "sells out",    "sold",          "out",    NULL};
     cr_expect(s_wait_for(inst, header, &screen), "the header lacks the shop's totals:\n%s", screen);
