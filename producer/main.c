@@ -706,7 +706,7 @@ int main(int argc, char **argv)
         return 1;
     }
     /* progress: lines each --interval, or on a terminal a line rewritten each second */
-    s_progress_t progress;
+    s_progress_t progress = {0};
     bool on_tty = interval_s <= 0 && !quiet && isatty(STDERR_FILENO);
     if (interval_s > 0 || on_tty) {
         if (s_progress_open(&progress, interval_out) != 0) {
@@ -721,8 +721,9 @@ int main(int argc, char **argv)
     if (on_tty) {
         fputs("\r\033[K", stderr); /* the report replaces the progress line */
     }
-    if ((interval_s > 0 || on_tty) && progress.out != stdout && progress.out != stderr) {
-        fclose(progress.out);
+    if (progress.out != NULL && progress.out != stdout && progress.out != stderr &&
+        fclose(progress.out) != 0) {
+        sp_error("--interval-out: writing %s failed: %s", interval_out, sp_strerror(-errno));
     }
     if (rc < 0) {
         sp_error("%s", why[0] ? why : sp_strerror(rc));

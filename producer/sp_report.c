@@ -323,5 +323,5 @@ void sp_report_tick(FILE *out, const sp_load_tick_t *t, sp_tick_format_t format,
                 t->p50_ns ? s_dur(t->p50_ns, p50, sizeof p50) : "-",
                 t->p99_ns ? s_dur(t->p99_ns, p99, sizeof p99) : "-", in_place ? "" : "\n");
     }
-    fflush(out);
+    (void)fflush(out); /* a progress line: the stream's errors are the caller's */
 }
