@@ -929,28 +929,31 @@ Test(recover, a_record_whose_version_does_not_follow_the_rows_is_refused_naming_
     cr_expect(strstr(why, "version 2") != NULL, "%s", why);
 }
 
+/* The journals in s_jdir replayed into a new table are refused as corrupt,
+ * the reason naming `what`. */
+static void s_expect_replay_refused(const char *what)
+{
+    sp_table_t *t = s_rmake();
+    char why[512] = "";
+    sp_recover_stats_t st;
+    cr_expect_eq(sp_recover_replay(t, s_jdir, false, &st, why, sizeof why), SP_E_JOURNAL_CORRUPT);
+    cr_expect(strstr(why, what) != NULL, "%s", why);
+}
+
 Test(recover, a_journal_written_for_another_table_is_refused)
 {
     const sp_jrec_t a = s_jbuy(3, 1, 1, 5, 1, R_STOCK - 5);
     const sp_jrec_t b = s_jbuy(4, 1, 2, 5, 1, R_STOCK - 5);
     s_jfile("w1-0.log", 42, &a, 1);
     s_jfile("w2-0.log", 43, &b, 1);
-    sp_table_t *t = s_rmake();
-    char why[512] = "";
-    sp_recover_stats_t st;
-    cr_expect_eq(sp_recover_replay(t, s_jdir, false, &st, why, sizeof why), SP_E_JOURNAL_CORRUPT);
-    cr_expect(strstr(why, "another table") != NULL, "%s", why);
+    s_expect_replay_refused("another table");
 }
 
 Test(recover, a_journal_that_does_not_add_up_is_refused)
 {
     const sp_jrec_t r = s_jbuy(3, 1, 1, 5, 1, R_STOCK - 4); /* 5 sold, 4 gone */
     s_jfile("w1-0.log", 42, &r, 1);
-    sp_table_t *t = s_rmake();
-    char why[512] = "";
-    sp_recover_stats_t st;
-    cr_expect_eq(sp_recover_replay(t, s_jdir, false, &st, why, sizeof why), SP_E_JOURNAL_CORRUPT);
-    cr_expect(strstr(why, "does not add up") != NULL, "%s", why);
+    s_expect_replay_refused("does not add up");
 }
 
 Test(recover, the_replay_finds_the_highest_producer_id_and_the_brokers_own_seq)
