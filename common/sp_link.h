@@ -80,8 +80,12 @@ void sp_link_close(sp_link_t **self_p);
 
 /* Sends one message.  `route` is NULL on a producer link; on a worker link it
  * is the route recv returned.  Blocks up to timeout_ms when the path is full
- * (back-pressure).  Returns 0, SP_E_TIMEOUT, -ENOENT (the producer's queue
- * is gone), -EMSGSIZE or -errno. */
+ * (back-pressure).  On a worker link the timeout is how long to wait for the
+ * client: mq and shm results go straight into the client's reply queue or
+ * ring, so 0 waits for nothing; zmq results go to the broker's router
+ * (which waits for no client) and wait at least 100 ms for it.  Returns 0,
+ * SP_E_TIMEOUT, -ENOENT (the producer's queue is gone), -EMSGSIZE or
+ * -errno. */
 int sp_link_send(sp_link_t *self, const void *msg, size_t len, const sp_route_t *route,
                  int timeout_ms);
 

@@ -32,6 +32,10 @@ typedef struct {
     uint32_t batch;
 } sp_zlink_t;
 
+/* How long a worker's result waits at least for room in its pipe to the
+ * broker, whatever timeout it was sent with (sp_link_send). */
+#define SP_ZLINK_BROKER_WAIT_MS 100
+
 static int s_wait(void *raw, short events, int timeout_ms)
 {
     /* the socket's own state first: when a message (or room for one) is
@@ -56,6 +60,12 @@ static int s_send(sp_link_t *self, const void *msg, size_t len, const sp_route_t
                   int timeout_ms)
 {
     sp_zlink_t *l = (sp_zlink_t *)self;
+    if (l->role == SP_LINK_WORKER && timeout_ms >= 0 && timeout_ms < SP_ZLINK_BROKER_WAIT_MS) {
+        /* a worker's path leads to the broker's router, not to the client
+         * (the router drops what a client does not take, never waiting):
+         * a full pipe here is a broker that is behind, worth a wait */
+        timeout_ms = SP_ZLINK_BROKER_WAIT_MS;
+    }
     int rc = s_wait(l->raw, ZMQ_POLLOUT, timeout_ms);
     if (rc < 0) {
         return rc;

@@ -44,10 +44,6 @@ struct sp_worker {
     sp_jrec_t *jrecs;      /* this message's outcomes, appended before answering */
     uint64_t now_real;     /* wall clock of this message, for its journal records */
     unsigned jn;
-    /* producers whose reply path stayed full (SP_RESULT_STALL_MS): their
-     * results are sent without waiting until one gets through; 0 = free */
-    uint32_t cutoff[SP_WORKER_CUTOFF_MAX];
-    unsigned cutoff_next;
 };
 
 /* Applies one decoded order and fills its result; publishes an event when
@@ -104,41 +100,19 @@ static void s_dead_letter(sp_worker_t *w, const sp_route_t *route)
     sp_link_release(w->link, route);
 }
 
-/* The place of `producer` among the cut-off ones, or -1. */
-static int s_cutoff_find(const sp_worker_t *w, uint32_t producer)
-{
-    for (int i = 0; producer != 0 && i < SP_WORKER_CUTOFF_MAX; i++) {
-        if (w->cutoff[i] == producer) {
-            return i;
-        }
-    }
-    return -1;
-}
-
-/* Sends the answer in w->out (`len` bytes) along `route`, never blocking
- * on a client that does not read: a reply path that stays full for
- * SP_RESULT_STALL_MS costs one wait, then its producer is cut off (later
- * answers go only when there is room at once) until an answer gets
- * through.  An answer not sent is a counted drop (STATS, the closing
- * line); the orders it answers stay applied and recorded. */
+/* Sends the answer in w->out (`len` bytes) along `route` without waiting:
+ * a client keeps at most as many messages unanswered as its reply path
+ * holds (docs/PROTOCOL.md section 8), so a full path is one that does not
+ * read, and it must not hold a worker.  An answer not sent is a counted
+ * drop (STATS, the closing line); the orders it answers stay applied and
+ * recorded, so a resend gets the first outcome. */
 static void s_answer(sp_worker_t *w, size_t len, const sp_route_t *route)
 {
-    int cut = s_cutoff_find(w, route->producer_id);
-    int rc = sp_link_send(w->link, w->out, len, route, cut >= 0 ? 0 : SP_RESULT_STALL_MS);
-    if (rc == 0) {
-        if (cut >= 0) {
-            w->cutoff[cut] = 0; /* it reads again */
-        }
+    if (sp_link_send(w->link, w->out, len, route, 0) == 0) {
         return;
     }
     w->st.result_drops++;
     atomic_fetch_add_explicit(&w->slot->result_drops, 1, memory_order_relaxed);
-    if (rc == SP_E_TIMEOUT && cut < 0 && route->producer_id != 0) {
-        /* the oldest mark makes room: a producer forgotten here costs
-         * one more wait, no more */
-        w->cutoff[w->cutoff_next] = route->producer_id;
-        w->cutoff_next = (w->cutoff_next + 1) % SP_WORKER_CUTOFF_MAX;
-    }
 }
 
 /* A producer's HELLO: the one answer (sp_hello.c), sent the way the HELLO

@@ -21,11 +21,11 @@
  * a counted drop, not an error.  Blocking: start-up waits up to
  * SP_OPEN_TIMEOUT_MS for the table to be READY and SP_PUB_JOIN_MS for the
  * event path; then a loop turn waits at most SP_WORKER_POLL_MS for orders,
- * up to SP_RESULT_STALL_MS to send a result (nothing for a producer it has
- * cut off), and on the disk as the fsync policy says.  Threads and
- * processes: any number of workers at once, each with its own worker id,
- * as processes (bin/consumer) or as threads of one process (an in-process
- * broker's, each with its stop flag); one thread uses an object.
+ * never to send a result (a full reply path is a counted drop: a client
+ * keeps at most what its path holds unanswered), and on the disk as the fsync policy says.  Threads
+ * and processes: any number of workers at once, each with its own worker id, as processes
+ * (bin/consumer) or as threads of one process (an in-process broker's, each with its stop flag);
+ * one thread uses an object.
  */
 #ifndef SP_WORKER_H
 #define SP_WORKER_H
@@ -39,17 +39,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SP_HEARTBEAT_MS   250 /* worker heartbeat period */
-#define SP_WORKER_POLL_MS 100 /* longest wait before checking for shutdown */
-/* A full reply path never blocks a worker for long: a result that finds its
- * producer's reply queue or ring full waits this long for room, then is a
- * counted drop, and that producer is cut off: its later results are sent
- * only if there is room at once (else dropped and counted) until one gets
- * through.  Its orders are still applied and recorded, so a retry gets the
- * first outcome (docs/PROTOCOL.md, "When a client does not read"). */
-#define SP_RESULT_STALL_MS   20
-#define SP_WORKER_CUTOFF_MAX 64   /* cut-off producers one worker remembers */
-#define SP_OPEN_TIMEOUT_MS   5000 /* waiting for the broker to be ready */
+#define SP_HEARTBEAT_MS    250  /* worker heartbeat period */
+#define SP_WORKER_POLL_MS  100  /* longest wait before checking for shutdown */
+#define SP_OPEN_TIMEOUT_MS 5000 /* waiting for the broker to be ready */
 
 typedef struct {
     const char *instance;
