@@ -5,9 +5,13 @@
 #include "sp_link_impl.h"
 
 #include "sp_error.h"
+#include "sp_time.h"
 
 #include <errno.h>
 #include <stdio.h>
+
+#define SP_LINK_US_PER_MS 1000
+#define SP_LINK_NAP_US    200 /* longest nap of a sub-millisecond wait (sp_link_recv_us) */
 
 int sp_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, size_t why_cap)
 {
@@ -42,6 +46,25 @@ int sp_link_send(sp_link_t *self, const void *msg, size_t len, const sp_route_t 
 int sp_link_recv(sp_link_t *self, void *buf, size_t cap, sp_route_t *route, int timeout_ms)
 {
     return self->ops->recv(self, buf, cap, route, timeout_ms);
+}
+
+int sp_link_recv_us(sp_link_t *self, void *buf, size_t cap, sp_route_t *route, long wait_us)
+{
+    if (self->ops->recv_us != NULL) {
+        return self->ops->recv_us(self, buf, cap, route, wait_us);
+    }
+    if (wait_us <= 0 || wait_us >= SP_LINK_US_PER_MS) {
+        return self->ops->recv(self, buf, cap, route,
+                               wait_us < 0 ? -1 : (int)(wait_us / SP_LINK_US_PER_MS));
+    }
+    /* under a millisecond on a link that waits in whole ones: look, then
+     * nap (polling would spin a core the workers need) */
+    int n = self->ops->recv(self, buf, cap, route, 0);
+    if (n == SP_E_TIMEOUT || n == -EAGAIN) {
+        long nap = wait_us < SP_LINK_NAP_US ? wait_us : SP_LINK_NAP_US;
+        sp_sleep_ns((uint64_t)nap * SP_NS_PER_US);
+    }
+    return n;
 }
 
 int sp_link_release(sp_link_t *self, const sp_route_t *route)

@@ -95,6 +95,14 @@ int sp_link_send(sp_link_t *self, const void *msg, size_t len, const sp_route_t 
  * producer link).  The message is not validated: callers run sp_wire_check. */
 int sp_link_recv(sp_link_t *self, void *buf, size_t cap, sp_route_t *route, int timeout_ms);
 
+/* sp_link_recv with the wait in microseconds (0: none, < 0: forever), for a
+ * caller whose next deadline is under a millisecond away (a paced
+ * producer between two orders).  mq and shm wait that long to the
+ * microsecond; the others wait whole milliseconds, rounded down, and a wait
+ * under one looks once, then naps up to 200 us, so never past the
+ * caller's deadline (it may return SP_E_TIMEOUT before it). */
+int sp_link_recv_us(sp_link_t *self, void *buf, size_t cap, sp_route_t *route, long wait_us);
+
 /* Tells the path that the message from `route` was handled without a
  * result message (it was invalid and dead-lettered).  zmq: returns the
  * worker's credit to the broker; mq: nothing to do.  Returns 0 or -errno. */

@@ -22,6 +22,8 @@ typedef struct {
     int (*send)(sp_link_t *self, const void *msg, size_t len, const sp_route_t *route,
                 int timeout_ms);
     int (*recv)(sp_link_t *self, void *buf, size_t cap, sp_route_t *route, int timeout_ms);
+    /* NULL: recv with the wait in whole milliseconds, rounded down */
+    int (*recv_us)(sp_link_t *self, void *buf, size_t cap, sp_route_t *route, long wait_us);
     int (*release)(sp_link_t *self, const sp_route_t *route);
     long (*depth)(sp_link_t *self);
     void (*close)(sp_link_t *self);

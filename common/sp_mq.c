@@ -247,9 +247,15 @@ static int s_timed_send(mqd_t q, const void *msg, size_t len, int timeout_ms)
     return 0;
 }
 
-static int s_timed_recv(mqd_t q, void *buf, size_t cap, int timeout_ms)
+/* Receives one message, waiting up to wait_us microseconds (<= 0: not at
+ * all).  Returns its length, SP_E_TIMEOUT or -errno. */
+static int s_timed_recv_us(mqd_t q, void *buf, size_t cap, long wait_us)
 {
-    struct timespec deadline = sp_deadline_realtime(timeout_ms);
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    uint64_t ns = (uint64_t)deadline.tv_nsec + (uint64_t)(wait_us < 0 ? 0 : wait_us) * SP_NS_PER_US;
+    deadline.tv_sec += (time_t)(ns / SP_NS_PER_SEC);
+    deadline.tv_nsec = (long)(ns % SP_NS_PER_SEC);
     ssize_t n = mq_timedreceive(q, buf, cap, NULL, &deadline);
     if (n < 0) {
         return errno == ETIMEDOUT ? SP_E_TIMEOUT : -errno;
@@ -366,7 +372,7 @@ static int s_send(sp_link_t *self, const void *msg, size_t len, const sp_route_t
     return rc;
 }
 
-static int s_recv(sp_link_t *self, void *buf, size_t cap, sp_route_t *route, int timeout_ms)
+static int s_recv_us(sp_link_t *self, void *buf, size_t cap, sp_route_t *route, long wait_us)
 {
     sp_mq_link_t *l = (sp_mq_link_t *)self;
     mqd_t q = l->role == SP_LINK_PRODUCER ? l->reply : l->orders;
@@ -377,7 +383,7 @@ static int s_recv(sp_link_t *self, void *buf, size_t cap, sp_route_t *route, int
             l->next_sweep_ns = now + SP_MQ_SWEEP_NS;
         }
     }
-    int n = s_timed_recv(q, buf, cap, timeout_ms);
+    int n = s_timed_recv_us(q, buf, cap, wait_us);
     if (n >= 0 && route != NULL) {
         memset(route, 0, sizeof *route);
         if ((size_t)n >= SP_WIRE_HDR_SIZE) {
@@ -387,6 +393,11 @@ static int s_recv(sp_link_t *self, void *buf, size_t cap, sp_route_t *route, int
         }
     }
     return n;
+}
+
+static int s_recv(sp_link_t *self, void *buf, size_t cap, sp_route_t *route, int timeout_ms)
+{
+    return s_recv_us(self, buf, cap, route, timeout_ms < 0 ? 0 : (long)timeout_ms * 1000);
 }
 
 static long s_depth(sp_link_t *self)
@@ -497,6 +508,7 @@ static int s_adopt(sp_link_t *self, uint32_t id, char *why, size_t why_cap)
 
 static const sp_link_ops_t s_ops = {.send = s_send,
                                     .recv = s_recv,
+                                    .recv_us = s_recv_us,
                                     .release = NULL,
                                     .depth = s_depth,
                                     .close = s_close,

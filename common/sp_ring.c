@@ -246,9 +246,16 @@ static int s_sleep(sp_ring_t *r, bool putter, _Atomic uint32_t *wake, _Atomic ui
     return rc;
 }
 
-static uint64_t s_deadline(int timeout_ms)
+/* The deadline of a wait of `wait_us` microseconds: 0 = none (forever, or
+ * no wait at all when wait_us is 0). */
+static uint64_t s_deadline(long wait_us)
 {
-    return timeout_ms > 0 ? sp_now_ns() + (uint64_t)timeout_ms * SP_NS_PER_MS : 0;
+    return wait_us > 0 ? sp_now_ns() + (uint64_t)wait_us * SP_NS_PER_US : 0;
+}
+
+static long s_ms_to_us(int timeout_ms)
+{
+    return timeout_ms < 0 ? -1 : (long)timeout_ms * 1000;
 }
 
 /* Takes the ring's lock; a dead owner's is taken over: whatever it did
@@ -270,12 +277,12 @@ static void s_unlock(sp_ring_t *r)
 
 /* Waits (spinning, then sleeping) while the ring is blocked for this side.
  * Returns 0 when it may be worth a try, -EAGAIN, SP_E_TIMEOUT or -EINTR. */
-static int s_wait(sp_ring_t *r, bool putter, int timeout_ms, uint64_t deadline, unsigned *spins)
+static int s_wait(sp_ring_t *r, bool putter, long wait_us, uint64_t deadline, unsigned *spins)
 {
     if (!s_blocked(r, putter)) {
         return 0;
     }
-    if (timeout_ms == 0) {
+    if (wait_us == 0) {
         return -EAGAIN;
     }
     if ((*spins)++ < SP_RING_SPIN) {
@@ -291,10 +298,11 @@ int sp_ring_put(sp_ring_t *self, const void *msg, size_t len, int timeout_ms)
     if (len > self->slot_size) {
         return -EMSGSIZE;
     }
-    uint64_t deadline = s_deadline(timeout_ms);
+    long wait_us = s_ms_to_us(timeout_ms);
+    uint64_t deadline = s_deadline(wait_us);
     unsigned spins = 0;
     for (;;) {
-        int rc = s_wait(self, true, timeout_ms, deadline, &spins);
+        int rc = s_wait(self, true, wait_us, deadline, &spins);
         if (rc < 0) {
             return rc;
         }
@@ -316,13 +324,18 @@ int sp_ring_put(sp_ring_t *self, const void *msg, size_t len, int timeout_ms)
 
 int sp_ring_get(sp_ring_t *self, void *buf, size_t cap, int timeout_ms)
 {
+    return sp_ring_get_us(self, buf, cap, s_ms_to_us(timeout_ms));
+}
+
+int sp_ring_get_us(sp_ring_t *self, void *buf, size_t cap, long wait_us)
+{
     if (cap < self->slot_size) {
         return -EMSGSIZE;
     }
-    uint64_t deadline = s_deadline(timeout_ms);
+    uint64_t deadline = s_deadline(wait_us);
     unsigned spins = 0;
     for (;;) {
-        int rc = s_wait(self, false, timeout_ms, deadline, &spins);
+        int rc = s_wait(self, false, wait_us, deadline, &spins);
         if (rc < 0) {
             return rc;
         }

@@ -78,6 +78,10 @@ int sp_ring_put(sp_ring_t *self, const void *msg, size_t len, int timeout_ms);
  * nothing is taken) or -EINTR. */
 int sp_ring_get(sp_ring_t *self, void *buf, size_t cap, int timeout_ms);
 
+/* sp_ring_get with a wait in microseconds (0: none, < 0: forever), for a
+ * caller whose next deadline is under a millisecond away. */
+int sp_ring_get_us(sp_ring_t *self, void *buf, size_t cap, long wait_us);
+
 /* Times a caller took over the lock of a process that died holding it
  * (inside a put or a get). */
 uint64_t sp_ring_recovered(const sp_ring_t *self);

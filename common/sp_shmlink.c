@@ -362,12 +362,12 @@ static int s_left_ms(uint64_t deadline, int timeout_ms)
 
 /* Takes one message from `r` into buf; through the bounce slot when buf is
  * smaller than a slot (sp_ring_get wants a whole slot). */
-static int s_get(sp_shm_link_t *l, sp_ring_t *r, void *buf, size_t cap, int timeout_ms)
+static int s_get(sp_shm_link_t *l, sp_ring_t *r, void *buf, size_t cap, long wait_us)
 {
     if (cap >= l->slot_size) {
-        return sp_ring_get(r, buf, cap, timeout_ms);
+        return sp_ring_get_us(r, buf, cap, wait_us);
     }
-    int n = sp_ring_get(r, l->bounce, l->slot_size, timeout_ms);
+    int n = sp_ring_get_us(r, l->bounce, l->slot_size, wait_us);
     if (n < 0) {
         return n;
     }
@@ -526,7 +526,18 @@ static int s_adopt(sp_link_t *self, uint32_t id, char *why, size_t why_cap)
     return 0;
 }
 
-static int s_recv(sp_link_t *self, void *buf, size_t cap, sp_route_t *route, int timeout_ms)
+/* What is left of a wait of wait_us that ends at `deadline` (0: the wait
+ * has none): the same convention, 0 once it has passed. */
+static long s_left_us(uint64_t deadline, long wait_us)
+{
+    if (wait_us <= 0) {
+        return wait_us;
+    }
+    uint64_t now = sp_now_ns();
+    return now >= deadline ? 0 : (long)((deadline - now + SP_NS_PER_US - 1) / SP_NS_PER_US);
+}
+
+static int s_recv_us(sp_link_t *self, void *buf, size_t cap, sp_route_t *route, long wait_us)
 {
     sp_shm_link_t *l = (sp_shm_link_t *)self;
     if (route != NULL) {
@@ -534,15 +545,15 @@ static int s_recv(sp_link_t *self, void *buf, size_t cap, sp_route_t *route, int
     }
     bool producer = l->role == SP_LINK_PRODUCER;
     sp_ring_t *r = producer ? l->shm->results[l->ring] : l->shm->orders;
-    uint64_t deadline = timeout_ms > 0 ? sp_now_ns() + (uint64_t)timeout_ms * SP_NS_PER_MS : 0;
+    uint64_t deadline = wait_us > 0 ? sp_now_ns() + (uint64_t)wait_us * SP_NS_PER_US : 0;
     for (;;) {
-        int n = s_get(l, r, buf, cap, s_left_ms(deadline, timeout_ms));
+        int n = s_get(l, r, buf, cap, s_left_us(deadline, wait_us));
         if (n < 0) {
             return s_timeout_code(n);
         }
         if (producer && s_stale(l, buf, (size_t)n)) {
             atomic_fetch_add_explicit(&l->shm->hdr->stale_results, 1, memory_order_relaxed);
-            if (timeout_ms > 0 && s_left_ms(deadline, timeout_ms) == 0) {
+            if (wait_us > 0 && s_left_us(deadline, wait_us) == 0) {
                 return SP_E_TIMEOUT;
             }
             continue;
@@ -552,6 +563,11 @@ static int s_recv(sp_link_t *self, void *buf, size_t cap, sp_route_t *route, int
         }
         return n;
     }
+}
+
+static int s_recv(sp_link_t *self, void *buf, size_t cap, sp_route_t *route, int timeout_ms)
+{
+    return s_recv_us(self, buf, cap, route, timeout_ms < 0 ? -1 : (long)timeout_ms * 1000);
 }
 
 static long s_depth(sp_link_t *self)
@@ -626,6 +642,7 @@ static long s_room(sp_link_t *self)
 
 static const sp_link_ops_t s_ops = {.send = s_send,
                                     .recv = s_recv,
+                                    .recv_us = s_recv_us,
                                     .release = NULL,
                                     .depth = s_depth,
                                     .close = s_close,

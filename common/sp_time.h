@@ -16,6 +16,7 @@
 
 #define SP_NS_PER_SEC 1000000000ull
 #define SP_NS_PER_MS  1000000ull
+#define SP_NS_PER_US  1000ull
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t sp_now_ns(void);

@@ -16,10 +16,12 @@
 
 #include "sp_commit.h"
 #include "sp_error.h"
+#include "sp_time.h"
 #include "sp_wire.h"
 
 #include <czmq.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -84,6 +86,48 @@ static int s_send(sp_link_t *self, const void *msg, size_t len, const sp_route_t
     return 0;
 }
 
+/* As s_wait for `events` on a receive, the wait in microseconds (0: none,
+ * < 0: forever): the socket's ZMQ_FD, polled with ppoll(2) to the
+ * microsecond.  The descriptor is edge-triggered: it is polled only after
+ * ZMQ_EVENTS said not ready, and ZMQ_EVENTS is asked again after each
+ * wake. */
+static int s_wait_us(void *raw, short events, long wait_us)
+{
+    uint64_t deadline = wait_us > 0 ? sp_now_ns() + (uint64_t)wait_us * SP_NS_PER_US : 0;
+    for (;;) {
+        int ready = 0;
+        size_t sz = sizeof ready;
+        if (zmq_getsockopt(raw, ZMQ_EVENTS, &ready, &sz) < 0) {
+            return -errno;
+        }
+        if (ready & events) {
+            return 0;
+        }
+        if (wait_us == 0) {
+            return SP_E_TIMEOUT;
+        }
+        struct timespec left, *leftp = NULL;
+        if (wait_us > 0) {
+            uint64_t now = sp_now_ns();
+            if (now >= deadline) {
+                return SP_E_TIMEOUT;
+            }
+            left.tv_sec = (time_t)((deadline - now) / SP_NS_PER_SEC);
+            left.tv_nsec = (long)((deadline - now) % SP_NS_PER_SEC);
+            leftp = &left;
+        }
+        int fd = -1;
+        sz = sizeof fd;
+        if (zmq_getsockopt(raw, ZMQ_FD, &fd, &sz) < 0) {
+            return -errno;
+        }
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (ppoll(&pfd, 1, leftp, NULL) < 0 && errno != EINTR) {
+            return -errno;
+        }
+    }
+}
+
 /* Reads and discards the rest of a multipart message. */
 static void s_drain(void *raw)
 {
@@ -105,10 +149,10 @@ static int s_has_more(void *raw)
     return more;
 }
 
-static int s_recv(sp_link_t *self, void *buf, size_t cap, sp_route_t *route, int timeout_ms)
+static int s_recv_us(sp_link_t *self, void *buf, size_t cap, sp_route_t *route, long wait_us)
 {
     sp_zlink_t *l = (sp_zlink_t *)self;
-    int rc = s_wait(l->raw, ZMQ_POLLIN, timeout_ms);
+    int rc = s_wait_us(l->raw, ZMQ_POLLIN, wait_us);
     if (rc < 0) {
         return rc;
     }
@@ -147,6 +191,11 @@ static int s_recv(sp_link_t *self, void *buf, size_t cap, sp_route_t *route, int
         route->producer_id = h.sender;
     }
     return n;
+}
+
+static int s_recv(sp_link_t *self, void *buf, size_t cap, sp_route_t *route, int timeout_ms)
+{
+    return s_recv_us(self, buf, cap, route, timeout_ms < 0 ? -1 : (long)timeout_ms * 1000);
 }
 
 static int s_send_credit(sp_zlink_t *l, unsigned credit)
@@ -189,6 +238,7 @@ static int s_wait_fd(sp_link_t *self)
 
 static const sp_link_ops_t s_ops = {.send = s_send,
                                     .recv = s_recv,
+                                    .recv_us = s_recv_us,
                                     .release = s_release,
                                     .depth = NULL,
                                     .close = s_close,

@@ -24,13 +24,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 
-#define SP_POLL_IDLE_MS    50 /* longest wait for results when nothing is due */
-#define SP_TIMEOUT_SCAN_NS (20 * SP_NS_PER_MS)
-#define SP_PACE_NAP_NS     (200 * 1000ull) /* longest nap between paced orders */
+#define SP_POLL_IDLE_MS      50 /* longest wait for results when nothing is due */
+#define SP_TIMEOUT_SCAN_NS   (20 * SP_NS_PER_MS)
+#define SP_PACE_NAP_US       200L /* longest nap between paced orders (several lanes) */
+#define SP_US_PER_MS         1000L
+#define SP_CUSTOMER_SLACK_NS 1000UL /* timer slack of a customer's thread */
 
-#define SP_SHARD_SLICE_MS 2 /* a wait on links with no descriptor, each in turn */
+#define SP_SHARD_SLICE_US 2000L /* a wait on links with no descriptor, each in turn */
 
 /* One order in flight: its slot in its lane's window is seq % cfg->window. */
 typedef struct {
@@ -312,10 +315,10 @@ static void s_on_result(sp_cust_t *c, sp_lane_t *l, const sp_result_t *r, uint64
 
 /* Receives result messages on one lane for up to wait_ms, then whatever
  * else is ready there; *got says whether anything came. */
-static int s_collect_lane(sp_cust_t *c, sp_lane_t *l, int wait_ms, bool *got)
+static int s_collect_lane(sp_cust_t *c, sp_lane_t *l, long wait_us, bool *got)
 {
     for (;;) {
-        int n = sp_link_recv(l->link, l->in, l->in_cap, NULL, wait_ms);
+        int n = sp_link_recv_us(l->link, l->in, l->in_cap, NULL, wait_us);
         if (n == SP_E_TIMEOUT || n == -EINTR || n == -EAGAIN) {
             return 0;
         }
@@ -335,7 +338,7 @@ static int s_collect_lane(sp_cust_t *c, sp_lane_t *l, int wait_ms, bool *got)
             }
             s_ledger_flush(c, l);
         }
-        wait_ms = 0;
+        wait_us = 0;
     }
 }
 
@@ -366,7 +369,7 @@ static int s_wait_lanes(sp_cust_t *c, int wait_ms)
     uint64_t deadline = sp_now_ns() + (uint64_t)wait_ms * SP_NS_PER_MS;
     do {
         for (unsigned i = 0; i < c->nlanes && !got; i++) {
-            int rc = s_collect_lane(c, &c->lane[i], SP_SHARD_SLICE_MS, &got);
+            int rc = s_collect_lane(c, &c->lane[i], SP_SHARD_SLICE_US, &got);
             if (rc < 0) {
                 return rc;
             }
@@ -375,13 +378,15 @@ static int s_wait_lanes(sp_cust_t *c, int wait_ms)
     return 0;
 }
 
-/* Receives result messages for up to wait_ms, then whatever else is ready,
- * on every lane. */
-static int s_collect(sp_cust_t *c, int wait_ms)
+/* Receives result messages for up to wait_us microseconds, then whatever
+ * else is ready, on every lane.  One lane waits to the microsecond where
+ * its link can (sp_link_recv_us); several wait in whole milliseconds and
+ * nap through a shorter wait. */
+static int s_collect(sp_cust_t *c, long wait_us)
 {
     bool got = false;
     if (c->nlanes == 1) {
-        return s_collect_lane(c, &c->lane[0], wait_ms, &got);
+        return s_collect_lane(c, &c->lane[0], wait_us, &got);
     }
     for (unsigned i = 0; i < c->nlanes; i++) {
         int rc = s_collect_lane(c, &c->lane[i], 0, &got);
@@ -389,7 +394,14 @@ static int s_collect(sp_cust_t *c, int wait_ms)
             return rc;
         }
     }
-    return got || wait_ms == 0 ? 0 : s_wait_lanes(c, wait_ms);
+    if (got || wait_us == 0) {
+        return 0;
+    }
+    if (wait_us < SP_US_PER_MS) {
+        sp_sleep_ns((uint64_t)(wait_us < SP_PACE_NAP_US ? wait_us : SP_PACE_NAP_US) * SP_NS_PER_US);
+        return 0;
+    }
+    return s_wait_lanes(c, (int)(wait_us / SP_US_PER_MS));
 }
 
 /* Resends what is due on lane l, gives up on what is past the result
@@ -745,26 +757,20 @@ static int s_customer_loop(sp_cust_t *c, uint64_t quota)
                 break;
             }
         }
-        int wait_ms = SP_POLL_IDLE_MS;
-        uint64_t nap_ns = 0;
+        long wait_us = SP_POLL_IDLE_MS * SP_US_PER_MS;
         if (!done && !c->stashed && c->outstanding < room) {
             if (fast) {
-                wait_ms = 0;
+                wait_us = 0;
             } else {
+                /* wait for results until the next order is due, to the
+                 * microsecond where the link can: a result is taken the
+                 * moment it comes, and the next order leaves on time */
                 uint64_t t = sp_now_ns();
-                uint64_t until_ns = next_sched > t ? next_sched - t : 0;
-                uint64_t until = until_ns / SP_NS_PER_MS;
-                wait_ms = until < SP_POLL_IDLE_MS ? (int)until : SP_POLL_IDLE_MS;
-                /* under a millisecond to the next order: the links wait in
-                 * whole milliseconds, and polling would spin a core the
-                 * workers need, so nap briefly instead */
-                nap_ns = until_ns < SP_PACE_NAP_NS ? until_ns : SP_PACE_NAP_NS;
+                uint64_t until_us = next_sched > t ? (next_sched - t) / SP_NS_PER_US : 0;
+                wait_us = until_us < (uint64_t)wait_us ? (long)until_us : wait_us;
             }
         }
-        rc = s_collect(c, wait_ms);
-        if (rc == 0 && wait_ms == 0 && nap_ns > 0) {
-            sp_sleep_ns(nap_ns);
-        }
+        rc = s_collect(c, wait_us);
         if (rc < 0) {
             break;
         }
@@ -930,6 +936,9 @@ int sp_customer_run(const sp_load_cfg_t *cfg, unsigned index, uint64_t quota, sp
         }
     }
     c.live = cfg->live != NULL ? &cfg->live[index] : NULL;
+    /* a paced order is sent when a wait for results times out: the
+     * kernel's default slack (50 us) would make every such send late */
+    (void)prctl(PR_SET_TIMERSLACK, SP_CUSTOMER_SLACK_NS);
     rc = s_customer_loop(&c, quota);
     if (c.live != NULL) {
         s_live_publish(&c, sp_now_ns());
