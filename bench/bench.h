@@ -27,6 +27,7 @@
 #define BENCH_H
 
 #include "raw.h"
+#include "sp_load.h"
 #include "sp_table.h"
 #include "variant.h"
 
@@ -77,6 +78,9 @@ typedef struct {
     double raw_ops, efficiency;       /* 0 when n/a */
     char raw_ref[64];                 /* label of the raw baseline compared with */
     double p50, p90, p99, p999, max;  /* microseconds; < 0 when n/a */
+    /* where the time goes, per leg (sp_leg_t: late, out, back), in
+     * microseconds; < 0 when n/a */
+    double leg_p50[SP_LEG_COUNT], leg_p99[SP_LEG_COUNT];
     double p99_target_us;
     double cpu_prod, cpu_broker, cpu_work, cpu_total; /* CPU s per million orders; < 0 n/a */
     double wait_prod, wait_broker, wait_work;         /* run-queue wait / CPU time, per role */
@@ -86,6 +90,15 @@ typedef struct {
     char note[320];  /* why a cell failed */
     bool copy;       /* a row repeated under another kind for the plots (not printed) */
 } bench_row_t;
+
+/* Marks every latency figure of a row not measured (-1). */
+static inline void bench_row_no_latency(bench_row_t *r)
+{
+    r->p50 = r->p90 = r->p99 = r->p999 = r->max = -1;
+    for (int i = 0; i < SP_LEG_COUNT; i++) {
+        r->leg_p50[i] = r->leg_p99[i] = -1;
+    }
+}
 
 /* "zmq-ipc/cas/2x2/b32/1000" and friends ("direct/cas/2p/1000" where the
  * transport runs no workers). */
@@ -149,6 +162,10 @@ void bench_machine(bench_machine_t *m);
 void bench_print_header(FILE *out, const bench_machine_t *m, const char *command);
 void bench_print_row_head(FILE *out);
 void bench_print_row(FILE *out, const bench_row_t *r);
+
+/* The legs of the open-loop rows (where the time goes), after the table;
+ * nothing when no row has them. */
+void bench_print_legs(FILE *out, const bench_row_t *rows, unsigned n);
 /* Writes the rows as CSV to `path` (one line each, a header first).
  * Returns 0 or -errno. */
 int bench_write_csv(const char *path, const bench_row_t *rows, unsigned n);

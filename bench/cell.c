@@ -108,7 +108,7 @@ void bench_row_from_cell(bench_row_t *r, const bench_cell_t *c)
     r->batch = c->batch;
     r->products = c->products;
     r->zipf_s = c->zipf_s;
-    r->p50 = r->p90 = r->p99 = r->p999 = r->max = -1;
+    bench_row_no_latency(r);
     r->cpu_prod = r->cpu_broker = r->cpu_work = r->cpu_total = -1;
     r->audit = -1;
 }
@@ -508,6 +508,22 @@ static void s_fill(bench_row_t *r, const s_run_t *runs, unsigned n, const sp_his
     r->p99 = (double)sp_hist_percentile(lat, 99) / 1e3;
     r->p999 = (double)sp_hist_percentile(lat, 99.9) / 1e3;
     r->max = (double)sp_hist_percentile(lat, 100) / 1e3;
+    sp_hist_t *leg = malloc(sizeof *leg);
+    for (int j = 0; j < SP_LEG_COUNT; j++) {
+        r->leg_p50[j] = r->leg_p99[j] = -1;
+        if (leg == NULL) {
+            continue;
+        }
+        sp_hist_init(leg);
+        for (unsigned i = 0; i < n; i++) {
+            sp_hist_merge(leg, &runs[i].st.leg[j]);
+        }
+        if (leg->count > 0) {
+            r->leg_p50[j] = (double)sp_hist_percentile(leg, 50) / 1e3;
+            r->leg_p99[j] = (double)sp_hist_percentile(leg, 99) / 1e3;
+        }
+    }
+    free(leg);
     r->cpu_prod = s_per_m(cpu_p, orders);
     r->cpu_broker = s_per_m(cpu_b, orders);
     r->cpu_work = s_per_m(cpu_w, orders);
@@ -571,7 +587,7 @@ static void s_measure(s_cell_t *c, const s_job_t *job, s_out_t *out)
         *r = *fast;
         memset(r->flags, 0, sizeof r->flags);
         r->ops_med = r->ops_min = r->ops_max = 0;
-        r->p50 = r->p90 = r->p99 = r->p999 = r->max = -1;
+        bench_row_no_latency(r);
         r->rate_mode = true;
         r->offered = fast->ops_med * job->fractions[i];
         r->peak_pct = job->fractions[i] * 100;

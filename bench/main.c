@@ -1007,6 +1007,7 @@ int main(int argc, char **argv)
         bench_print_row(stdout, &s_rows[i]);
         failed += s_rows[i].audit == 0;
     }
+    bench_print_legs(stdout, s_rows, s_nrows);
     if (nt > 0) {
         printf("\ntargets (ratios measured in this run):\n");
         for (unsigned i = 0; i < nt; i++) {

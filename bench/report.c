@@ -42,7 +42,7 @@ void bench_raw_row(const br_cfg_t *cfg, unsigned repeats, bench_row_t *row)
         row->procs = 2;
         row->batch = cfg->batch;
     }
-    row->p50 = row->p90 = row->p99 = row->p999 = row->max = -1;
+    bench_row_no_latency(row);
     row->cpu_prod = row->cpu_broker = row->cpu_work = -1;
     row->audit = 1;
 
@@ -223,6 +223,39 @@ void bench_print_row(FILE *out, const bench_row_t *r)
             r->flags, r->note[0] ? "  " : "", r->note);
 }
 
+void bench_print_legs(FILE *out, const bench_row_t *rows, unsigned n)
+{
+    bool any = false;
+    for (unsigned i = 0; i < n; i++) {
+        const bench_row_t *r = &rows[i];
+        if (r->copy || !r->rate_mode || r->leg_p50[0] < 0) {
+            continue;
+        }
+        if (!any) {
+            fprintf(out, "\nwhere the time goes at the open-loop points, p50 / p99 of each leg "
+                         "(orders answered at their first send):\n"
+                         "  late: scheduled -> sent by the customer; out: sent -> applied by a "
+                         "worker (transport, wake-up, table step);\n"
+                         "  back: applied -> result received (journal, answer, transport, "
+                         "wake-up)\n");
+            fprintf(out, "  %-34s %-11s %7s %17s %17s %17s\n", "cell", "offered", "p50", "late",
+                    "out", "back");
+            any = true;
+        }
+        char offered[16], p50[16], leg[SP_LEG_COUNT][40];
+        s_num(offered, sizeof offered, r->offered);
+        s_us(p50, sizeof p50, r->p50);
+        for (int j = 0; j < SP_LEG_COUNT; j++) {
+            char a[16], b[16];
+            s_us(a, sizeof a, r->leg_p50[j]);
+            s_us(b, sizeof b, r->leg_p99[j]);
+            snprintf(leg[j], sizeof leg[j], "%s / %s", a, b);
+        }
+        fprintf(out, "  %-34s %-11s %7s %17s %17s %17s\n", r->label, offered, p50, leg[0], leg[1],
+                leg[2]);
+    }
+}
+
 /* ---- CSV ---- */
 
 static void s_csv_num(FILE *f, double v, bool na_if_negative)
@@ -244,6 +277,7 @@ int bench_write_csv(const char *path, const bench_row_t *rows, unsigned n)
             "kind,label,series,transport,sync,producers,workers,procs,batch,products,pick,mode,"
             "offered,peak_pct,repeats,ops_median,ops_min,ops_max,raw_ops,efficiency,p50_us,p90_us,"
             "p99_us,p999_us,max_us,p99_target_us,cpu_prod,cpu_broker,cpu_work,cpu_total,"
+            "late_p50_us,late_p99_us,out_p50_us,out_p99_us,back_p50_us,back_p99_us,"
             "audit,flags\n");
     for (unsigned i = 0; i < n; i++) {
         const bench_row_t *r = &rows[i];
@@ -275,6 +309,10 @@ int bench_write_csv(const char *path, const bench_row_t *rows, unsigned n)
         s_csv_num(f, r->cpu_broker, true);
         s_csv_num(f, r->cpu_work, true);
         s_csv_num(f, r->cpu_total, true);
+        for (int j = 0; j < SP_LEG_COUNT; j++) {
+            s_csv_num(f, r->leg_p50[j], true);
+            s_csv_num(f, r->leg_p99[j], true);
+        }
         fprintf(f, ",%s,%s\n", r->audit == 1 ? "pass" : r->audit == 0 ? "fail" : "n/a", r->flags);
     }
     return fclose(f) == 0 ? 0 : -errno;
@@ -333,6 +371,13 @@ static void s_json_row(FILE *f, const bench_row_t *r)
     s_json_num(f, "p99", r->p99, true);
     s_json_num(f, "p999", r->p999, true);
     s_json_num(f, "max", r->max, false);
+    fprintf(f, "},\"legs_us\":{");
+    for (int j = 0; j < SP_LEG_COUNT; j++) {
+        fprintf(f, "\"%s\":{", sp_leg_names[j]);
+        s_json_num(f, "p50", r->leg_p50[j], true);
+        s_json_num(f, "p99", r->leg_p99[j], false);
+        fprintf(f, "}%s", j + 1 < SP_LEG_COUNT ? "," : "");
+    }
     fprintf(f, "},");
     s_json_num(f, "p99_target_us", r->p99_target_us > 0 ? r->p99_target_us : -1, true);
     fprintf(f, "\"cpu_s_per_m\":{");

@@ -291,6 +291,13 @@ static void s_on_result(sp_cust_t *c, sp_lane_t *l, const sp_result_t *r, uint64
     c->st->status[status]++;
     s_ledger_put(c, l, p, status, r->stock_after);
     sp_hist_record(&c->st->latency, now > p->sched_ns ? now - p->sched_ns : 0);
+    if (p->tries == 1 && p->first_ns >= p->sched_ns && r->applied_ns >= p->first_ns &&
+        r->applied_ns <= now) {
+        /* answered at its first send, on this host's clock */
+        sp_hist_record(&c->st->leg[SP_LEG_LATE], p->first_ns - p->sched_ns);
+        sp_hist_record(&c->st->leg[SP_LEG_OUT], r->applied_ns - p->first_ns);
+        sp_hist_record(&c->st->leg[SP_LEG_BACK], now - r->applied_ns);
+    }
     if (c->live != NULL) {
         c->lat[sp_lat_bucket(now > p->sched_ns ? now - p->sched_ns : 0)]++;
     }

@@ -26,10 +26,15 @@ void sp_load_defaults(sp_load_cfg_t *cfg)
     cfg->seed = 1;
 }
 
+const char *const sp_leg_names[SP_LEG_COUNT] = {"late", "out", "back"};
+
 void sp_load_stats_init(sp_load_stats_t *st)
 {
     memset(st, 0, sizeof *st);
     sp_hist_init(&st->latency);
+    for (int i = 0; i < SP_LEG_COUNT; i++) {
+        sp_hist_init(&st->leg[i]);
+    }
 }
 
 void sp_load_merge(sp_load_stats_t *dst, const sp_load_stats_t *src, bool first)
@@ -60,6 +65,9 @@ void sp_load_merge(sp_load_stats_t *dst, const sp_load_stats_t *src, bool first)
         dst->end_ns = src->end_ns;
     }
     sp_hist_merge(&dst->latency, &src->latency);
+    for (int i = 0; i < SP_LEG_COUNT; i++) {
+        sp_hist_merge(&dst->leg[i], &src->leg[i]);
+    }
 }
 
 uint64_t sp_load_answered(const sp_load_stats_t *st)

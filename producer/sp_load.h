@@ -100,6 +100,18 @@ typedef struct {
     sp_load_live_t *live;
 } sp_load_cfg_t;
 
+/* Where an order's time goes, leg by leg, from the clocks the result
+ * carries (sp_result_t: sched_ns, applied_ns): the customer's lateness
+ * (scheduled -> first sent), the way out (sent -> applied by a worker: the
+ * transport, the worker's wake-up and the table step) and the way back
+ * (applied -> result received: the journal, the answer's transport and
+ * the customer's wake-up).  Recorded for orders answered at their first
+ * send by a worker on this host (one monotonic clock). */
+typedef enum { SP_LEG_LATE = 0, SP_LEG_OUT, SP_LEG_BACK, SP_LEG_COUNT } sp_leg_t;
+
+/* The legs' short names, for reports: "late", "out", "back". */
+extern const char *const sp_leg_names[SP_LEG_COUNT];
+
 typedef struct {
     uint64_t sent;                    /* orders handed to the transport */
     uint64_t status[SP_STATUS_COUNT]; /* results by status */
@@ -116,9 +128,10 @@ typedef struct {
     uint64_t units_sold, units_restocked;
     uint64_t scheduled; /* orders scheduled (sent + unsent at the end) */
     uint64_t start_ns, end_ns;
-    uint64_t cpu_ns;   /* CPU time the customers used (their whole lives) */
-    uint64_t wait_ns;  /* time they were runnable but waited for a CPU */
-    sp_hist_t latency; /* ns, scheduled send -> result received */
+    uint64_t cpu_ns;             /* CPU time the customers used (their whole lives) */
+    uint64_t wait_ns;            /* time they were runnable but waited for a CPU */
+    sp_hist_t latency;           /* ns, scheduled send -> result received */
+    sp_hist_t leg[SP_LEG_COUNT]; /* ns per leg (sp_leg_t) */
 } sp_load_stats_t;
 
 /* Fills *cfg with the defaults: instance "stockpipe", one customer as fast

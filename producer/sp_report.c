@@ -9,6 +9,8 @@
 #include <math.h>
 #include <stdio.h>
 
+#define SP_REPORT_LEGS_JSON 256 /* the legs_ns member */
+
 /* A latency as people read it: "850 ns", "12.3 us", "143.7 ms", "2.05 s". */
 static const char *s_dur(uint64_t ns, char *buf, size_t cap)
 {
@@ -77,6 +79,37 @@ void sp_report_text(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stats_t *
             s_dur(sp_hist_percentile(&st->latency, 99), d[2], sizeof d[2]),
             s_dur(sp_hist_percentile(&st->latency, 99.9), d[3], sizeof d[3]),
             s_dur(st->latency.count ? st->latency.max : 0, d[4], sizeof d[4]));
+    if (st->leg[SP_LEG_LATE].count > 0) {
+        fprintf(out, "where       ");
+        for (int i = 0; i < SP_LEG_COUNT; i++) {
+            fprintf(out, "%s%s p50 %s p99 %s", i > 0 ? "  " : "", sp_leg_names[i],
+                    s_dur(sp_hist_percentile(&st->leg[i], 50), d[0], sizeof d[0]),
+                    s_dur(sp_hist_percentile(&st->leg[i], 99), d[1], sizeof d[1]));
+        }
+        fprintf(out, "  (%llu orders answered at their first send)\n",
+                (unsigned long long)st->leg[SP_LEG_LATE].count);
+    }
+}
+
+/* The legs as a JSON member, "legs_ns":{...} (empty when none was
+ * recorded: a remote broker's clock is not ours). */
+static void s_json_legs(char *buf, size_t cap, const sp_load_stats_t *st)
+{
+    buf[0] = '\0';
+    if (st->leg[SP_LEG_LATE].count == 0) {
+        return;
+    }
+    size_t n = (size_t)snprintf(buf, cap, ",\"legs_ns\":{\"orders\":%llu",
+                                (unsigned long long)st->leg[SP_LEG_LATE].count);
+    for (int i = 0; i < SP_LEG_COUNT && n < cap; i++) {
+        n += (size_t)snprintf(buf + n, cap - n, ",\"%s\":{\"p50\":%llu,\"p99\":%llu}",
+                              sp_leg_names[i],
+                              (unsigned long long)sp_hist_percentile(&st->leg[i], 50),
+                              (unsigned long long)sp_hist_percentile(&st->leg[i], 99));
+    }
+    if (n < cap) {
+        (void)snprintf(buf + n, cap - n, "}");
+    }
 }
 
 void sp_report_json(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stats_t *st,
@@ -84,6 +117,8 @@ void sp_report_json(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stats_t *
 {
     double secs = st->end_ns > st->start_ns ? (double)(st->end_ns - st->start_ns) / 1e9 : 0;
     double answered = (double)sp_load_answered(st); /* only divided by seconds */
+    char legs[SP_REPORT_LEGS_JSON];
+    s_json_legs(legs, sizeof legs, st);
     fprintf(out,
             "{\"instance\":\"%s\",\"customers\":%u,\"rate\":%.3f,\"arrival\":\"%s\","
             "\"batch\":%u,\"sent\":%llu,\"accepted\":%llu,\"out_of_stock\":%llu,"
@@ -94,7 +129,7 @@ void sp_report_json(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stats_t *
             "\"units_restocked\":%llu,\"malformed_msgs\":%llu,\"malformed_orders\":%llu,"
             "\"malformed_refused\":%llu,\"seconds\":%.6f,\"throughput\":%.3f,"
             "\"latency_ns\":{\"p50\":%llu,\"p90\":%llu,\"p99\":%llu,\"p999\":%llu,\"max\":%llu,"
-            "\"mean\":%.1f}%s%s}\n",
+            "\"mean\":%.1f}%s%s%s}\n",
             cfg->instance, cfg->customers, cfg->rate,
             cfg->arrival == SP_ARRIVAL_FAST
                 ? "fast"
@@ -118,7 +153,7 @@ void sp_report_json(FILE *out, const sp_load_cfg_t *cfg, const sp_load_stats_t *
             (unsigned long long)sp_hist_percentile(&st->latency, 99),
             (unsigned long long)sp_hist_percentile(&st->latency, 99.9),
             (unsigned long long)(st->latency.count ? st->latency.max : 0),
-            sp_hist_mean(&st->latency), extra != NULL ? "," : "", extra != NULL ? extra : "");
+            sp_hist_mean(&st->latency), legs, extra != NULL ? "," : "", extra != NULL ? extra : "");
 }
 
 bool sp_report_once(FILE *out, const sp_once_t *req, const sp_result_t *res, uint32_t producer)

@@ -393,3 +393,52 @@ Test(loadgen, the_producer_writes_progress_hgrm_and_holds_thresholds, .timeout =
     cr_expect_null(bad, "%s", bad);
     spt_rmtree(dir);
 }
+
+/* The number after `key` in `json` (from its first occurrence after
+ * `from`), or -1. */
+static long long s_num_after(const char *json, const char *from, const char *key)
+{
+    const char *at = json != NULL ? strstr(json, from) : NULL;
+    at = at != NULL ? strstr(at, key) : NULL;
+    return at != NULL ? atoll(at + strlen(key)) : -1;
+}
+
+/* A paced run against a broker on this host says where each order's time
+ * went: its lateness, the way out to the worker and the way back, from the
+ * clocks the result carries; the text report says it on a "where" line. */
+Test(loadgen, a_paced_run_says_where_the_time_goes, .timeout = 120)
+{
+    char inst[64];
+    spt_instance(inst, sizeof inst, "lglegs");
+    spt_shop_t shop;
+    cr_assert(spt_shop_start(&shop, inst, "mq", 1, T_PRODUCTS, T_STOCK),
+              "broker did not become ready");
+    const char *argv[] = {spt_bin("producer"), "--instance", inst,     "--rate", "500",
+                          "--duration",        "1s",         "--json", NULL};
+    char *out = NULL;
+    cr_expect_eq(spt_run(argv, 60000, &out), 0, "%s", out);
+    long long sent = spt_json_num(out, "sent");
+    long long orders = s_num_after(out, "\"legs_ns\":", "\"orders\":");
+    cr_expect_gt(orders, 0, "no legs: %s", out);
+    cr_expect_leq(orders, sent, "%s", out);
+    long long out_p50 = s_num_after(out, "\"legs_ns\":", "\"out\":{\"p50\":");
+    long long back_p50 = s_num_after(out, "\"legs_ns\":", "\"back\":{\"p50\":");
+    long long late_p50 = s_num_after(out, "\"legs_ns\":", "\"late\":{\"p50\":");
+    long long max = s_num_after(out, "\"latency_ns\":", "\"max\":");
+    /* each leg of an order is a part of its latency; a worker cannot
+     * apply an order before it was sent, nor answer before applying */
+    cr_expect_gt(out_p50, 0, "%s", out);
+    cr_expect_gt(back_p50, 0, "%s", out);
+    cr_expect_geq(late_p50, 0, "%s", out);
+    cr_expect_leq(out_p50 + back_p50, 2 * max, "%s", out);
+    free(out);
+
+    const char *text[] = {spt_bin("producer"), "--instance", inst, "--rate", "500",
+                          "--count",           "200",        NULL};
+    cr_expect_eq(spt_run(text, 60000, &out), 0, "%s", out);
+    cr_expect(strstr(out, "\nwhere       late p50 ") != NULL, "%s", out);
+    cr_expect(strstr(out, " out p50 ") != NULL && strstr(out, " back p50 ") != NULL, "%s", out);
+    free(out);
+    const char *bad = spt_shop_stop(&shop);
+    cr_expect_null(bad, "%s", bad);
+}

@@ -182,12 +182,10 @@ static bool s_wait_caught_up(const char *path, const char *inst)
     return false;
 }
 
-static pid_t s_broker(const char *inst, const char *catalogue, const char *transport,
-                      const char *tcp)
+static pid_t s_broker(const char *inst, const char *catalogue, const char *transport)
 {
-    const char *extra[] = {"--catalogue", catalogue, "--transport",        transport,
-                           "--workers",   "2",       tcp ? "--tcp" : NULL, tcp,
-                           NULL};
+    const char *extra[] = {"--catalogue", catalogue, "--transport", transport,
+                           "--workers",   "2",       NULL};
     pid_t b = spt_broker_start(inst, extra);
     cr_assert(b > 0, "broker did not start");
     return b;
@@ -220,7 +218,7 @@ Test(monitor, once_and_json_match_the_table_after_a_run, .timeout = 90)
 {
     char inst[64];
     spt_instance(inst, sizeof inst, "mononce");
-    pid_t b = s_broker(inst, spt_data("products.csv"), "mq", NULL);
+    pid_t b = s_broker(inst, spt_data("products.csv"), "mq");
     const char *argv[] = {
         spt_bin("producer"), "--instance", inst,    "--customers", "3", "--count", "3000",
         "--restock",         "0.3",        "--qty", "1-4",         NULL};
@@ -250,14 +248,22 @@ Test(monitor, once_and_json_match_the_table_after_a_run, .timeout = 90)
  * broker had when the orders stopped. */
 static void s_late(const char *tag, const char *transport, const char *how, bool tcp)
 {
-    char inst[64], cat[128], tcpbuf[64], connect[64], mout[128], lout[128];
+    char inst[64], cat[128], connect[64] = "", mout[128], lout[128];
     spt_instance(inst, sizeof inst, tag);
     spt_catalogue(cat, sizeof cat, 200, 500);
-    /* ports from the pid, spread so parallel tests do not meet */
-    unsigned port = 20000 + (unsigned)(getpid() % 4000) * 5;
-    snprintf(tcpbuf, sizeof tcpbuf, "tcp://127.0.0.1:%u", port);
-    snprintf(connect, sizeof connect, "tcp://127.0.0.1:%u", port);
-    pid_t b = s_broker(inst, cat, transport, tcp ? tcpbuf : NULL);
+    pid_t b;
+    if (tcp) {
+        /* ports below the kernel's ephemeral range, tried again elsewhere
+         * when taken (a fixed port in that range once met a connection's) */
+        const char *extra[] = {"--catalogue", cat, "--transport", transport,
+                               "--workers",   "2", NULL};
+        unsigned port = 0;
+        b = spt_broker_start_tcp(inst, NULL, extra, &port);
+        cr_assert(b > 0, "broker did not start");
+        snprintf(connect, sizeof connect, "tcp://127.0.0.1:%u", port);
+    } else {
+        b = s_broker(inst, cat, transport);
+    }
     snprintf(lout, sizeof lout, "/tmp/%s.load", inst);
     snprintf(mout, sizeof mout, "/tmp/%s.mon", inst);
     pid_t load = s_load(inst, "3000", "5s", lout);
@@ -322,7 +328,7 @@ Test(monitor, stalled_monitor_counts_the_loss_resyncs_and_ends_exact, .timeout =
     char inst[64], cat[128], mout[128], lout[128];
     spt_instance(inst, sizeof inst, "monstall");
     spt_catalogue(cat, sizeof cat, 100, 1000000);
-    pid_t b = s_broker(inst, cat, "mq", NULL);
+    pid_t b = s_broker(inst, cat, "mq");
     snprintf(mout, sizeof mout, "/tmp/%s.mon", inst);
     snprintf(lout, sizeof lout, "/tmp/%s.load", inst);
     const char *mon_argv[] = {spt_bin("monitor"), "--instance", inst,  "--json", "--quiet",
@@ -398,7 +404,7 @@ Test(monitor, line_mode_prints_changes_and_summaries, .timeout = 90)
 {
     char inst[64], mout[128];
     spt_instance(inst, sizeof inst, "monline");
-    pid_t b = s_broker(inst, spt_data("products.csv"), "zmq", NULL);
+    pid_t b = s_broker(inst, spt_data("products.csv"), "zmq");
     snprintf(mout, sizeof mout, "/tmp/%s.mon", inst);
     const char *mon_argv[] = {spt_bin("monitor"), "--instance", inst, "--interval", "100", NULL};
     pid_t mon = spt_spawn(mon_argv, mout);
@@ -547,7 +553,7 @@ Test(monitor, console_under_tmux_shows_exact_stock_reacts_to_keys_and_resizes, .
     char inst[64], sock[80], cmd[512];
     spt_instance(inst, sizeof inst, "montmux");
     snprintf(sock, sizeof sock, "%s", inst);
-    pid_t b = s_broker(inst, spt_data("products.csv"), "zmq", NULL);
+    pid_t b = s_broker(inst, spt_data("products.csv"), "zmq");
     snprintf(cmd, sizeof cmd, "%s --instance %s", spt_bin("monitor"), inst);
     const char *argv[] = {TMUX, "-L",  sock, "new-session", "-d", "-s", "mon",
                           "-x", "120", "-y", "40",          cmd,  NULL};
