@@ -214,6 +214,7 @@ int sp_broker_run(sp_broker_t *self, sp_broker_stats_t *stats, char *why, size_t
         sp_persist_tick(self, sp_now_ns());
         /* holds past their time, or whose holder died, go back to stock */
         s_expire_holds(self, sp_now_ns());
+        sp_orphans_tick(self);
         sp_bstats_header(self);
         now = sp_now_ns();
         if (now >= next_stats) {

@@ -134,10 +134,11 @@ struct sp_broker {
 
     /* sp_startup (journal_dir), sp_orphans (journal, tail), sp_persist */
     char journal_dir[SP_PATH_MAX + 16];
-    sp_journal_t *journal;  /* ours: outcomes we journal for dead workers */
-    sp_btail_t tail;        /* the last dead writer's journal tail */
-    uint32_t journal_epoch; /* the epoch of our journal file */
-    bool snap_pending;      /* a new epoch started: snapshot once every writer moved */
+    sp_journal_t *journal;    /* ours: outcomes we journal for dead workers */
+    bool journal_sync_failed; /* said once (sp_orphans_tick) */
+    sp_btail_t tail;          /* the last dead writer's journal tail */
+    uint32_t journal_epoch;   /* the epoch of our journal file */
+    bool snap_pending;        /* a new epoch started: snapshot once every writer moved */
     uint64_t next_snap_ns;
 
     /* sp_endpoints */

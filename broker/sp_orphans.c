@@ -147,6 +147,7 @@ int sp_orphans_journal(void *ctx, const sp_commit_view_t *v)
             sp_broker_notify(b, SP_LOG_ERROR, "%s", why);
             return rc;
         }
+        b->journal_sync_failed = false;
     }
     sp_jrec_t r = {.kind = SP_JREC_KIND_OUTCOME,
                    .type = v->type,
@@ -166,6 +167,19 @@ int sp_orphans_journal(void *ctx, const sp_commit_view_t *v)
                          sp_strerror(rc));
     }
     return rc;
+}
+
+void sp_orphans_tick(sp_broker_t *b)
+{
+    if (b->journal == NULL || b->journal_sync_failed) {
+        return;
+    }
+    int rc = sp_journal_tick(b->journal);
+    if (rc < 0) {
+        b->journal_sync_failed = true; /* sticky: every later append says it too */
+        sp_broker_notify(b, SP_LOG_ERROR, "syncing the broker's journal failed: %s",
+                         sp_strerror(rc));
+    }
 }
 
 /* A worker died (or was killed for hanging): finish or undo what it left

@@ -29,4 +29,9 @@ int sp_orphans_journal(void *ctx, const sp_commit_view_t *v);
  * replacement or a resent order meets them. */
 void sp_orphans_resolve(sp_broker_t *b, unsigned id, pid_t pid);
 
+/* The broker's journal under the interval policy: syncs what it appended
+ * once the interval has passed (sp_journal_tick).  Called from the
+ * broker's loop; a failure goes to notify, once. */
+void sp_orphans_tick(sp_broker_t *b);
+
 #endif

@@ -77,7 +77,8 @@ struct sp_journal {
     uint64_t interval_ns;
     uint64_t last_sync_ns; /* CLOCK_MONOTONIC */
     uint64_t records;
-    int err; /* first write or sync failure; sticky */
+    uint64_t synced; /* records when the file was last synced */
+    int err;         /* first write or sync failure; sticky */
     uint8_t batch[SP_JOURNAL_BATCH * SP_JOURNAL_REC_SIZE];
 };
 
@@ -274,6 +275,7 @@ static int s_sync(sp_journal_t *j)
         return j->err;
     }
     j->last_sync_ns = sp_now_ns();
+    j->synced = j->records;
     return 0;
 }
 
@@ -296,16 +298,19 @@ int sp_journal_append(sp_journal_t *j, const sp_jrec_t *recs, size_t n)
         recs += k;
         n -= k;
     }
-    switch (j->policy) {
-    case SP_FSYNC_ALWAYS:
-        return s_sync(j);
-    case SP_FSYNC_INTERVAL:
-        if (sp_now_ns() - j->last_sync_ns >= j->interval_ns) {
-            return s_sync(j);
-        }
+    return j->policy == SP_FSYNC_ALWAYS ? s_sync(j) : 0;
+}
+
+int sp_journal_tick(sp_journal_t *j)
+{
+    if (j->err != 0) {
+        return j->err;
+    }
+    if (j->policy != SP_FSYNC_INTERVAL || j->records == j->synced) {
         return 0;
-    case SP_FSYNC_NEVER:
-        break;
+    }
+    if (sp_now_ns() - j->last_sync_ns >= j->interval_ns) {
+        return s_sync(j);
     }
     return 0;
 }

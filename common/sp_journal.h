@@ -124,12 +124,20 @@ int sp_journal_open(sp_journal_t **out, const char *path, uint64_t table_id, uin
                     sp_fsync_policy_t policy, unsigned interval_ms, char *why, size_t cap);
 
 /* Appends n records (in order) with as few write() calls as possible (one
- * for up to an internal batch of records), then applies the fsync policy.
- * Returns 0 or -errno.  A failed write or fdatasync is returned, and from
- * then on the journal refuses every append (returning that first error
- * again), because what reached the file is unknown.  Blocks on disk I/O
- * (always with SP_FSYNC_ALWAYS). */
+ * for up to an internal batch of records), then, with SP_FSYNC_ALWAYS,
+ * fdatasyncs them.  Returns 0 or -errno.  A failed write or fdatasync is
+ * returned, and from then on the journal refuses every append (returning
+ * that first error again), because what reached the file is unknown.
+ * Blocks on disk I/O (the sync with SP_FSYNC_ALWAYS). */
 int sp_journal_append(sp_journal_t *j, const sp_jrec_t *recs, size_t n);
+
+/* SP_FSYNC_INTERVAL's sync: fdatasyncs when records were appended since
+ * the last sync and the interval has passed since it; nothing otherwise
+ * (or for the other policies).  A writer calls it after answering what it
+ * appended, so the disk is never in an answer's way, and when idle, so the
+ * last records do not wait for the next append.  Returns 0 or the sticky
+ * -errno, as sp_journal_append. */
+int sp_journal_tick(sp_journal_t *j);
 
 /* fdatasync now, whatever the policy.  Returns 0 or -errno (a failure is
  * sticky, as for append). */

@@ -335,6 +335,12 @@ int sp_worker_run(sp_worker_t *w, char *why, size_t cap)
             rc = n;
             break;
         }
+        rc = w->journal != NULL ? sp_journal_tick(w->journal) : 0;
+        if (rc < 0) {
+            /* what was answered since the last sync may not be on disk */
+            snprintf(why, cap, "syncing the journal failed: %s", sp_strerror(rc));
+            break;
+        }
         if (w->journal != NULL &&
             atomic_load_explicit(&w->hdr->journal_epoch, memory_order_relaxed) !=
                 atomic_load_explicit(&w->slot->journal_epoch, memory_order_relaxed)) {

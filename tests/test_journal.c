@@ -365,7 +365,9 @@ static int s_count_fdatasync(int fd)
 }
 
 /* One policy's expected syncs: after T_FEW appends `gap_ms` apart (the
- * first one `gap_ms` after the open), after an explicit sync, and at close. */
+ * first one `gap_ms` after the open), each followed by a tick (where the
+ * interval policy syncs, after the writer answered), after an explicit
+ * sync, and at close. */
 typedef struct {
     sp_fsync_policy_t policy;
     unsigned interval_ms; /* SP_FSYNC_INTERVAL only */
@@ -402,7 +404,19 @@ Test(journal, every_policy_appends_and_syncs)
                 nanosleep(&(struct timespec){.tv_nsec = (long)k->gap_ms * 1000000L}, NULL);
             }
             sp_jrec_t r = s_rec(i);
+            unsigned before = s_syncs;
             cr_expect_eq(sp_journal_append(j, &r, 1), 0);
+            if (k->policy == SP_FSYNC_INTERVAL) {
+                cr_expect_eq(s_syncs, before, "interval: an append never waits for the disk");
+            }
+            cr_expect_eq(sp_journal_tick(j), 0);
+            /* a tick with nothing new appended has nothing to sync */
+            unsigned ticked = s_syncs;
+            if (k->gap_ms > 0) {
+                nanosleep(&(struct timespec){.tv_nsec = (long)k->gap_ms * 1000000L}, NULL);
+            }
+            cr_expect_eq(sp_journal_tick(j), 0);
+            cr_expect_eq(s_syncs, ticked, "%s: a tick synced with nothing new", name);
         }
         cr_expect_eq(s_syncs, k->after_appends,
                      "%s (interval %u ms): %u fdatasync(s) in %u appends", name, k->interval_ms,
