@@ -51,6 +51,7 @@ typedef struct {
     double warmup_s;
     double run_s;     /* one closed-loop repeat */
     double rate_s;    /* one open-loop point */
+    double idle_rate; /* orders/s of the idle point of 1x1 cells; 0: none */
     unsigned repeats; /* closed-loop repeats (median, min-max) */
     double p99_target_us;
     unsigned window; /* orders in flight per producer */
@@ -117,8 +118,14 @@ unsigned bench_msg_size(unsigned batch);
 /* Fills the common fields of a row from a cell. */
 void bench_row_from_cell(bench_row_t *r, const bench_cell_t *c);
 
+/* The shortest run of an idle point (an open-loop point at a rate of its
+ * own, --idle-rate), in seconds: enough orders for its p99. */
+#define BENCH_IDLE_SECONDS 2.0
+#define BENCH_IDLE_RATE    1000.0 /* the presets' idle point, orders/s */
+
 /* Runs one pipeline cell: rows[0] is the closed-loop throughput row, rows[1 +
- * i] the open-loop point at fractions[i] x that throughput.  Returns the
+ * i] the open-loop point at fractions[i] x that throughput (a negative
+ * fraction: at -fractions[i] orders/s, at least BENCH_IDLE_SECONDS).  Returns the
  * number of rows filled (1 + nfrac); on failure rows[0].audit is 0 and
  * rows[0].note says why. */
 unsigned bench_cell_run(const bench_cell_t *cell, const bench_opts_t *opts, const double *fractions,

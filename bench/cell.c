@@ -589,10 +589,14 @@ static void s_measure(s_cell_t *c, const s_job_t *job, s_out_t *out)
         r->ops_med = r->ops_min = r->ops_max = 0;
         bench_row_no_latency(r);
         r->rate_mode = true;
-        r->offered = fast->ops_med * job->fractions[i];
-        r->peak_pct = job->fractions[i] * 100;
+        /* a negative fraction is a rate of its own (the idle point), run
+         * long enough for its p99 */
+        bool absolute = job->fractions[i] < 0;
+        r->offered = absolute ? -job->fractions[i] : fast->ops_med * job->fractions[i];
+        r->peak_pct = absolute ? 0 : job->fractions[i] * 100;
         r->repeats = 1;
-        rc = s_load(c, job, r->offered, o->rate_s, seed++, &total, sold, restocked, &first, run,
+        double secs = absolute && o->rate_s < BENCH_IDLE_SECONDS ? BENCH_IDLE_SECONDS : o->rate_s;
+        rc = s_load(c, job, r->offered, secs, seed++, &total, sold, restocked, &first, run,
                     fast->note, sizeof fast->note);
         if (rc == 0) {
             r->ops_med = r->ops_min = r->ops_max = run->ops;
@@ -700,7 +704,8 @@ unsigned bench_cell_run(const bench_cell_t *cell, const bench_opts_t *opts, cons
                                 out->rows[0].note, sizeof out->rows[0].note);
         job.nats = &nats;
     }
-    double limit = 60 + opts->warmup_s + opts->run_s * opts->repeats + opts->rate_s * nfrac * 2;
+    double limit = 60 + opts->warmup_s + opts->run_s * opts->repeats +
+                   (opts->rate_s + BENCH_IDLE_SECONDS) * nfrac * 2;
     if (rc < 0) {
         out->rows[0].audit = 0; /* the note says why the servers did not start */
     } else {

@@ -92,6 +92,8 @@ static void s_usage(FILE *out)
             "  --seconds S          length of one repeat\n"
             "  --warmup S           warm-up before the repeats\n"
             "  --rate-seconds S     length of one open-loop point\n"
+            "  --idle-rate R        an open-loop point at R orders/s for every 1x1 cell\n"
+            "                       (the presets: 1000; 0: none)\n"
             "  --p99-target US      the sweep's latency target in microseconds (default 1000)\n"
             "  --window N           orders in flight per producer (default 4096)\n"
             "  --tcp-port P         first of 5 loopback ports for zmq-tcp (default 47100)\n"
@@ -476,6 +478,37 @@ static const bench_row_t *s_raw_of(const bench_row_t *r)
     return NULL;
 }
 
+/* The idle point of `variant` (its 1x1 cell at --idle-rate) against
+ * latency goals: the value is the smaller of goal ÷ measured for p50 and
+ * p99 (met at 1 or more); the detail gives both and the legs' p50s. */
+static void s_idle_target(bench_target_t *t, const char *variant, double p50_us, double p99_us,
+                          double rate)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s idle p50 <= %.0fus, p99 <= %.0fus (1x1, %.0f orders/s)",
+             variant, p50_us, p99_us, rate);
+    t->goal = 1.0;
+    t->met = -1;
+    const bench_row_t *r = NULL;
+    for (unsigned i = 0; i < s_nrows && r == NULL; i++) {
+        if (strcmp(s_rows[i].kind, "idle") == 0 && strcmp(s_rows[i].transport, variant) == 0 &&
+            !s_rows[i].copy && s_rows[i].p50 > 0 && s_rows[i].p99 > 0) {
+            r = &s_rows[i];
+        }
+    }
+    if (r == NULL) {
+        snprintf(t->detail, sizeof t->detail, "not measured in this run (its 1x1 idle point)");
+        return;
+    }
+    double a = p50_us / r->p50, b = p99_us / r->p99;
+    t->value = a < b ? a : b;
+    t->met = t->value >= 1.0;
+    snprintf(t->detail, sizeof t->detail,
+             "%s p50 %.0fus p99 %.0fus; p50 of late %.0fus, out %.0fus, back %.0fus", r->label,
+             r->p50, r->p99, r->leg_p50[SP_LEG_LATE], r->leg_p50[SP_LEG_OUT],
+             r->leg_p50[SP_LEG_BACK]);
+}
+
 static unsigned s_targets(const s_args_t *a, unsigned batch, bench_target_t *t)
 {
     unsigned n = 0;
@@ -508,6 +541,12 @@ static unsigned s_targets(const s_args_t *a, unsigned batch, bench_target_t *t)
         snprintf(name, sizeof name, "%s with dedup + journal >= 0.5x without (1x1)", s_costed[i]);
         s_target(&t[n++], name, 0.5, s_find_cell(&g), s_find_cell(&u),
                  "the 1x1 cas cell and its /unguarded twin");
+    }
+    /* latency at rest: one customer, one worker, the defaults */
+    if (a->o.idle_rate > 0) {
+        s_idle_target(&t[n++], "mq", 30, 200, a->o.idle_rate);
+        s_idle_target(&t[n++], "shm", 30, 200, a->o.idle_rate);
+        s_idle_target(&t[n++], "zmq-ipc", 80, 400, a->o.idle_rate);
     }
     return n;
 }
@@ -606,6 +645,7 @@ static int s_parse(int argc, char **argv, s_args_t *a, char *why, size_t cap)
                                          {"warmup", required_argument, 0, 'w'},
                                          {"rate-seconds", required_argument, 0, 'R'},
                                          {"p99-target", required_argument, 0, 'P'},
+                                         {"idle-rate", required_argument, 0, 'I'},
                                          {"window", required_argument, 0, 'W'},
                                          {"tcp-port", required_argument, 0, 'T'},
                                          {"out", required_argument, 0, 'o'},
@@ -668,6 +708,9 @@ static int s_parse(int argc, char **argv, s_args_t *a, char *why, size_t cap)
             break;
         case 'P':
             rc = sp_arg_double("--p99-target", optarg, 1, 1e8, &a->o.p99_target_us, why, cap);
+            break;
+        case 'I':
+            rc = sp_arg_double("--idle-rate", optarg, 0, 1e7, &a->o.idle_rate, why, cap);
             break;
         case 'W':
             rc = sp_arg_u32("--window", optarg, 1, 1 << 20, &a->o.window, why, cap);
@@ -847,8 +890,9 @@ int main(int argc, char **argv)
     /* Line by line: piped, the table's lines and the progress lines on
      * stderr (and the plot script's) then arrive in the order written. */
     (void)setvbuf(stdout, NULL, _IOLBF, 0); /* fails only after output: none yet */
-    static s_args_t a = {.zipf_s = 0.99,
-                         .o = {.p99_target_us = 1000, .window = 4096, .tcp_port = 47100}};
+    static s_args_t a = {
+        .zipf_s = 0.99,
+        .o = {.p99_target_us = 1000, .idle_rate = -1, .window = 4096, .tcp_port = 47100}};
     char why[256] = "";
     if (s_parse(argc, argv, &a, why, sizeof why) < 0) {
         fprintf(stderr, "bench: %s\n", why);
@@ -860,6 +904,9 @@ int main(int argc, char **argv)
         snprintf(command + len, sizeof command - len, " %s", argv[i]);
     }
     bool sliced = s_sliced(&a);
+    if (a.o.idle_rate < 0) {
+        a.o.idle_rate = sliced ? 0 : BENCH_IDLE_RATE;
+    }
     unsigned batch;
     s_defaults(&a, &batch);
     if (s_plan_matrix(&a, why, sizeof why) < 0) {
@@ -960,6 +1007,16 @@ int main(int argc, char **argv)
             fr = a.full ? full_sweep : quick_sweep;
             nfr = a.full ? 8 : 4;
         }
+        /* the idle point: one customer, one worker, a rate of its own */
+        double frs[BENCH_RATES_MAX];
+        bool idle = a.o.idle_rate > 0 && strcmp(p->role, "pipeline") == 0 &&
+                    p->cell.producers == 1 && p->cell.workers == 1 && !p->cell.unguarded &&
+                    nfr < BENCH_RATES_MAX;
+        if (idle) {
+            memcpy(frs, fr, nfr * sizeof fr[0]);
+            frs[nfr++] = -a.o.idle_rate;
+            fr = frs;
+        }
         if (s_nrows + 1 + nfr + 1 > BENCH_ROWS_MAX) {
             break;
         }
@@ -968,7 +1025,9 @@ int main(int argc, char **argv)
         snprintf(rows[0].kind, sizeof rows[0].kind, "%s", p->role);
         for (unsigned k = 1; k < got; k++) {
             rows[k].p99_target_us = a.o.p99_target_us;
-            if (p->sweep && !a.no_sweep) {
+            if (idle && k == got - 1 && got == 1 + nfr) {
+                snprintf(rows[k].kind, sizeof rows[k].kind, "idle");
+            } else if (p->sweep && !a.no_sweep) {
                 snprintf(rows[k].kind, sizeof rows[k].kind, "sweep");
             }
         }
@@ -991,7 +1050,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "\r\033[K");
     }
     s_derive(&a);
-    bench_target_t targets[12];
+    bench_target_t targets[16];
     unsigned nt = sliced ? 0 : s_targets(&a, batch, targets);
     if (a.min_rate > 0) {
         s_min_rate_target(a.min_rate, &targets[nt++]);

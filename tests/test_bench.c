@@ -76,6 +76,14 @@ static const char *const s_check_py =
     "        assert any(l.startswith(r['label'] + ' ') and ' 50% ' in l for l in table), "
     "r['label']\n"
     "assert seen == set(sys.argv[2].split(',')), seen\n"
+    "idle = [r for r in rows if r['kind'] == 'idle']\n"
+    "want = sorted(t for t in sys.argv[2].split(',') if t != 'direct')\n"
+    "assert sorted(r['transport'] for r in idle) == want, [r['label'] for r in idle]\n"
+    "for r in idle:\n"
+    "    assert r['mode'] == 'rate' and r['offered'] == 500 and r['peak_pct'] is None, r\n"
+    "    assert r['orders'] >= 500, (r['label'], r['orders'])\n"
+    "    assert r['legs_us']['out']['p50'] > 0, (r['label'], r['legs_us'])\n"
+    "    assert any(l.startswith(r['label'] + ' ') and ' 500 ' in l for l in table), r['label']\n"
     "print('json ok', len(rows))\n";
 
 Test(bench, tiny_matrix_writes_audited_json_and_csv, .timeout = 180)
@@ -100,6 +108,8 @@ Test(bench, tiny_matrix_writes_audited_json_and_csv, .timeout = 180)
                           "2",
                           "--rate-seconds",
                           "0.15",
+                          "--idle-rate",
+                          "500",
                           "--no-plots",
                           "--out",
                           out_dir,
