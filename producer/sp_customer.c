@@ -29,8 +29,9 @@
 
 #define SP_POLL_IDLE_MS      50 /* longest wait for results when nothing is due */
 #define SP_TIMEOUT_SCAN_NS   (20 * SP_NS_PER_MS)
-#define SP_PACE_NAP_US       200L /* longest nap between paced orders (several lanes) */
-#define SP_PACE_EARLY_US     50u  /* a paced wait ends this early (a timer's wake-up) */
+#define SP_PACE_NAP_US       200L  /* longest nap between paced orders (several lanes) */
+#define SP_PACE_EARLY_US     50u   /* a paced wait ends this early (a timer's wake-up) */
+#define SP_ROOM_WAIT_US      1000L /* a wait for answers that make room, in turn */
 #define SP_US_PER_MS         1000L
 #define SP_CUSTOMER_SLACK_NS 1000UL /* timer slack of a customer's thread */
 
@@ -68,6 +69,13 @@ typedef struct {
      * path's messages (sp_link_reply_room x batch), when that is less: a
      * worker drops results that find no room there */
     uint64_t most;
+    /* the reply path's room in messages (sp_link_reply_room; 0: no fixed
+     * bound), and the messages sent whose answer has not come: a new
+     * message (an order message, a resend, an injected one that will be
+     * answered) leaves only while msgs_out < room, however few orders
+     * each carries */
+    uint64_t room;
+    uint64_t msgs_out;
     uint64_t next_seq; /* the next order number to use */
     uint64_t low;      /* no order below this one is unanswered */
     uint8_t *msg;
@@ -339,6 +347,7 @@ static int s_collect_lane(sp_cust_t *c, sp_lane_t *l, long wait_us, bool *got)
         if (sp_wire_check(l->in, (size_t)n, &h) < 0 || h.kind != SP_MSG_RESULTS) {
             c->st->unexpected++;
         } else {
+            l->msgs_out -= l->msgs_out > 0; /* one answer, one message */
             for (unsigned i = 0; i < h.count; i++) {
                 sp_result_t r;
                 sp_wire_get_result(sp_wire_crec(l->in, SP_MSG_RESULTS, i), &r);
@@ -412,6 +421,23 @@ static int s_collect(sp_cust_t *c, long wait_us)
     return s_wait_lanes(c, (int)(wait_us / SP_US_PER_MS));
 }
 
+/* Whether lane l's reply path has room for the answer of one more message
+ * (docs/PROTOCOL.md section 8: a worker drops an answer that finds none).
+ * Answers that never come (their orders time out) would hold the room
+ * forever: once nothing was heard for the order timeout, the count starts
+ * again. */
+static bool s_room(const sp_cust_t *c, sp_lane_t *l, uint64_t now)
+{
+    if (l->room == 0 || l->msgs_out < l->room) {
+        return true;
+    }
+    if (now > l->heard_ns && now - l->heard_ns > (uint64_t)c->cfg->timeout_ms * SP_NS_PER_MS) {
+        l->msgs_out = 0;
+        return true;
+    }
+    return false;
+}
+
 /* Resends what is due on lane l, gives up on what is past the result
  * timeout.  Each copy of an order carries the same (producer, seq), so a
  * worker that finds it already applied answers with the first outcome
@@ -443,6 +469,9 @@ static void s_retry(sp_cust_t *c, sp_lane_t *l, uint64_t now)
             p->due_ns = UINT64_MAX;
             continue;
         }
+        if (k == 0 && !s_room(c, l, now)) {
+            continue; /* no room for its answer: due again when there is */
+        }
         sp_order_t o = {.type = p->type,
                         .flags = SP_ORDER_F_RESENT,
                         .reserved = p->hold_s,
@@ -466,6 +495,7 @@ static void s_retry(sp_cust_t *c, sp_lane_t *l, uint64_t now)
         sp_link_send(l->link, l->msg, sp_wire_msg_size(SP_MSG_ORDERS, k), NULL, SP_SEND_TIMEOUT_MS);
     if (rc == 0) {
         c->st->retried += k;
+        l->msgs_out++;
     }
     /* a resend that did not leave is simply due again at its next time */
 }
@@ -478,6 +508,12 @@ static void s_inject(sp_cust_t *c, sp_lane_t *l)
     uint64_t no = c->bad_no++;
     size_t len = sp_malformed_make(c->bad, l->msg_cap, no, l->producer_id, c->ids[no % c->nids],
                                    &l->batch_no, &c->rng, &dead);
+    /* its answer (a dead-lettered one gets none) needs room like any */
+    while (!dead && !s_room(c, l, sp_now_ns())) {
+        if (s_collect(c, SP_ROOM_WAIT_US) < 0 || sp_signal_stopping()) {
+            return;
+        }
+    }
     for (;;) {
         int rc = sp_link_send(l->link, c->bad, len, NULL, SP_SEND_TIMEOUT_MS);
         if (rc == 0) {
@@ -495,6 +531,7 @@ static void s_inject(sp_cust_t *c, sp_lane_t *l)
         c->st->malformed_msgs++;
     } else {
         c->st->malformed_orders++;
+        l->msgs_out++;
     }
 }
 
@@ -520,6 +557,7 @@ static int s_send_batch(sp_cust_t *c, sp_lane_t *l, unsigned k, uint64_t first_s
         int rc = sp_link_send(l->link, l->msg, len, NULL, SP_SEND_TIMEOUT_MS);
         if (rc == 0) {
             c->st->sent += k;
+            l->msgs_out++;
             return 0;
         }
         /* a full path is back-pressure while the broker lives; when it is
@@ -576,15 +614,17 @@ static void s_make_order(sp_cust_t *c, sp_order_t *o, uint64_t sched_ns)
 }
 
 /* Places order o on its lane, unless that lane's window (or the workers'
- * memory of it) is full: then it waits in the stash and false is
- * returned.  *filled says whether the lane's message is now full. */
+ * memory of it, or its reply path's room) is full: then it waits in the
+ * stash and false is returned.  *filled says whether the lane's message is
+ * now full. */
 static bool s_place(sp_cust_t *c, sp_order_t *o, uint64_t now, bool *filled)
 {
     const sp_load_cfg_t *cfg = c->cfg;
     sp_lane_t *l = s_lane_of(c, o->product_id);
     uint64_t seq = l->next_seq;
     sp_pending_t *p = &l->slots[seq % cfg->window];
-    if (p->live || seq - l->low >= SP_DEDUP_WINDOW || l->outstanding >= l->most) {
+    if (p->live || seq - l->low >= SP_DEDUP_WINDOW || l->outstanding >= l->most ||
+        (l->k == 0 && !s_room(c, l, now))) {
         c->stash = *o;
         c->stashed = true;
         return false;
@@ -866,6 +906,7 @@ static int s_connect(sp_cust_t *c, char *why, size_t cap)
         l->link = sp_client_link(l->client);
         l->fd = sp_link_wait_fd(l->link);
         long room = sp_link_reply_room(l->link);
+        l->room = room > 0 ? (uint64_t)room : 0;
         l->most = cfg->window;
         if (room > 0 && (uint64_t)room * cfg->batch < l->most) {
             l->most = (uint64_t)room * cfg->batch;
