@@ -38,6 +38,12 @@
 #define BENCH_REPEATS_MAX 16
 #define BENCH_RATES_MAX   16
 
+/* The workload every cell (and the Redis peer, peer.h) runs: every product
+ * starts with BENCH_STOCK units, and this fraction of the orders are
+ * restocks (the rest purchases), of one unit each. */
+#define BENCH_STOCK   100000000u /* every product's stock: never runs out */
+#define BENCH_RESTOCK 0.5        /* restocks keep the stock where it started */
+
 typedef struct {
     const bench_variant_t *variant; /* the transport and how it runs (variant.h) */
     sp_sync_t sync;
@@ -63,7 +69,7 @@ typedef struct {
 
 /* One line of results. */
 typedef struct {
-    char kind[12]; /* pipeline raw scaling sweep shop */
+    char kind[12]; /* pipeline raw scaling sweep shop idle peer */
     char label[64];
     char series[32];
     char transport[16];

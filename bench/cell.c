@@ -36,8 +36,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define BENCH_STOCK        100000000u /* every product's stock: never runs out */
-#define BENCH_RESTOCK      0.5        /* restocks keep the stock where it started */
 #define BENCH_READY_MS     15000
 #define BENCH_STOP_WAIT_MS 15000
 #define BENCH_RATE_OK      0.95 /* achieved / offered below this: rate-not-reached */

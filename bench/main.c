@@ -5,12 +5,15 @@
  *   bench --full             every transport, strategy, size and scale
  *   bench --transports mq,shm --batch 1,64 --procs 2x2 ...   any slice
  *
- * Order of work: the raw baselines the chosen cells need, then every cell
- * (closed-loop throughput, open-loop latency, audit), then the derived rows
+ * Order of work: the raw baselines the chosen cells need, the Redis peer
+ * (peer.h: the same orders as a Lua script, with as many clients as the
+ * cells have producers), then every cell (closed-loop throughput,
+ * open-loop latency, audit), then the derived rows
  * (efficiency, scaling, sweep knees), the targets, and the outputs: the
  * terminal table, results.csv, results.json and the plots.
  */
 #include "bench.h"
+#include "peer.h"
 
 #include "sp_args.h"
 #include "sp_child.h"
@@ -46,6 +49,7 @@ typedef struct {
     s_list_t transports, syncs, procs, batches, products, picks, sweep;
     double zipf_s;
     bool no_raw, no_sweep, no_scaling, no_shop, no_plots;
+    bool peer, no_peer;  /* the Redis peer in a sliced run; not in the presets */
     bool strict;         /* exit BENCH_EXIT_MISSED when a target is missed */
     double min_rate;     /* target: every closed-loop pipeline cell at least this; 0 none */
     const char *out_dir; /* --out, else NULL: a dated folder under build/bench */
@@ -98,6 +102,12 @@ static void s_usage(FILE *out)
             "  --window N           orders in flight per producer (default 4096)\n"
             "  --tcp-port P         first of 5 loopback ports for zmq-tcp (default 47100)\n"
             "  --no-raw --no-sweep --no-scaling --no-shop --no-plots\n"
+            "the Redis peer (the same orders as a Lua check-and-decrement script, on a\n"
+            "redis-server the bench starts for itself; the presets run it with 1 and 2\n"
+            "clients, the shapes of their mq and shm cells):\n"
+            "  --peer               in a sliced run too: one row per producer count and\n"
+            "                       catalogue of its cells, and the Redis targets\n"
+            "  --no-peer            the presets without it\n"
             "targets (ratios measured in the run; the presets judge their own):\n"
             "  --min-rate R         a target more: every closed-loop pipeline cell reaches\n"
             "                       R orders/s (any run, sliced too)\n"
@@ -417,6 +427,77 @@ static void s_run_raw(const br_cfg_t *cfg, const s_args_t *a, unsigned *step, un
     bench_raw_row(cfg, a->o.repeats, &s_rows[s_nrows++]);
 }
 
+/* ---- the Redis peer ---- */
+
+/* The transports the peer targets compare with Redis. */
+static const char *const s_peer_vs[] = {"mq", "shm"};
+
+typedef struct {
+    unsigned clients;
+    uint32_t products;
+} s_peer_shape_t;
+
+/* The peer rows a run measures: one per producer count and catalogue of
+ * its cells (the presets: of the mq and shm cas cells on their own
+ * catalogue, the shapes the targets compare; a sliced run: of every cell,
+ * with --peer only). */
+static unsigned s_peer_shapes(const s_args_t *a, bool sliced, s_peer_shape_t *out, unsigned max)
+{
+    if (sliced ? !a->peer : a->no_peer) {
+        return 0;
+    }
+    unsigned n = 0;
+    for (unsigned i = 0; i < s_nplan; i++) {
+        const bench_cell_t *c = &s_plan[i].cell;
+        if (!sliced) {
+            bool vs = false;
+            for (unsigned k = 0; k < sizeof s_peer_vs / sizeof s_peer_vs[0]; k++) {
+                vs |= strcmp(c->variant->name, s_peer_vs[k]) == 0;
+            }
+            if (!vs || c->sync != SP_SYNC_CAS || c->unguarded || c->zipf_s > 0 ||
+                c->products != 1000) {
+                continue;
+            }
+        }
+        if (c->producers > BENCH_PEER_CLIENTS_MAX || c->products > BENCH_PEER_PRODUCTS_MAX) {
+            fprintf(stderr,
+                    "bench: no Redis peer for %u producers on %u products (at most %d "
+                    "clients, %u products)\n",
+                    c->producers, c->products, BENCH_PEER_CLIENTS_MAX, BENCH_PEER_PRODUCTS_MAX);
+            continue;
+        }
+        bool seen = false;
+        for (unsigned k = 0; k < n; k++) {
+            seen |= out[k].clients == c->producers && out[k].products == c->products;
+        }
+        if (!seen && n < max) {
+            out[n++] = (s_peer_shape_t){.clients = c->producers, .products = c->products};
+        }
+    }
+    return n;
+}
+
+static void s_run_peer(const s_peer_shape_t *shape, const s_args_t *a, unsigned seed,
+                       unsigned *step, unsigned steps)
+{
+    if (s_nrows >= BENCH_ROWS_MAX || sp_signal_stopping()) {
+        return;
+    }
+    bench_peer_cfg_t pc = {.clients = shape->clients,
+                           .pipeline = BENCH_PEER_PIPELINE,
+                           .products = shape->products,
+                           .stock = BENCH_STOCK,
+                           .restock_ratio = BENCH_RESTOCK,
+                           .warmup_s = a->o.warmup_s,
+                           .seconds = a->o.run_s,
+                           .repeats = a->o.repeats,
+                           .seed = seed};
+    char what[96];
+    bench_peer_label(&pc, what, sizeof what);
+    s_progress(what, ++*step, steps);
+    (void)bench_peer_redis(&pc, &s_rows[s_nrows++]); /* the row says how it went */
+}
+
 /* ---- derived rows and targets ---- */
 
 static const bench_row_t *s_find_cell(const bench_cell_t *c)
@@ -509,6 +590,55 @@ static void s_idle_target(bench_target_t *t, const char *variant, double p50_us,
              r->leg_p50[SP_LEG_BACK]);
 }
 
+/* The peer row of `clients` clients on `products` products, if any. */
+static const bench_row_t *s_find_peer(unsigned clients, uint32_t products)
+{
+    for (unsigned i = 0; i < s_nrows; i++) {
+        if (strcmp(s_rows[i].kind, "peer") == 0 && s_rows[i].producers == clients &&
+            s_rows[i].products == products) {
+            return &s_rows[i];
+        }
+    }
+    return NULL;
+}
+
+/* `variant` against Redis doing the same orders: the fastest audited
+ * closed-loop cas cell of the variant (uniform, exactly-once) that has an
+ * audited peer row with as many clients as it has producers, on the same
+ * catalogue, against that row. */
+static void s_peer_target(bench_target_t *t, const char *variant, double goal)
+{
+    const bench_row_t *best = NULL, *peer = NULL;
+    for (unsigned i = 0; i < s_nrows; i++) {
+        const bench_row_t *r = &s_rows[i];
+        if ((strcmp(r->kind, "pipeline") != 0 && strcmp(r->kind, "scaling") != 0) || r->rate_mode ||
+            r->copy || r->audit != 1 || r->zipf_s != 0 || strstr(r->label, "/unguarded") != NULL ||
+            strcmp(r->sync, "cas") != 0 || strcmp(r->transport, variant) != 0) {
+            continue;
+        }
+        const bench_row_t *q = s_find_peer(r->producers, r->products);
+        if (q != NULL && q->audit == 1 && (best == NULL || r->ops_med > best->ops_med)) {
+            best = r;
+            peer = q;
+        }
+    }
+    char name[96];
+    snprintf(name, sizeof name, "%s pipeline >= %.0fx Redis Lua check-and-decrement (same clients)",
+             variant, goal);
+    s_target(t, name, goal, best, peer,
+             "a cas cell, and a Redis peer row with its producers as clients");
+}
+
+/* The peer targets (issue 17: at least 5x on mq and shm). */
+static unsigned s_peer_targets(bench_target_t *t)
+{
+    unsigned n = 0;
+    for (unsigned k = 0; k < sizeof s_peer_vs / sizeof s_peer_vs[0]; k++) {
+        s_peer_target(&t[n++], s_peer_vs[k], 5.0);
+    }
+    return n;
+}
+
 static unsigned s_targets(const s_args_t *a, unsigned batch, bench_target_t *t)
 {
     unsigned n = 0;
@@ -548,6 +678,8 @@ static unsigned s_targets(const s_args_t *a, unsigned batch, bench_target_t *t)
         s_idle_target(&t[n++], "shm", 30, 200, a->o.idle_rate);
         s_idle_target(&t[n++], "zmq-ipc", 80, 400, a->o.idle_rate);
     }
+    /* against a well-known server doing the same orders */
+    n += s_peer_targets(&t[n]);
     return n;
 }
 
@@ -656,6 +788,8 @@ static int s_parse(int argc, char **argv, s_args_t *a, char *why, size_t cap)
                                          {"no-plots", no_argument, 0, '5'},
                                          {"strict", no_argument, 0, '6'},
                                          {"min-rate", required_argument, 0, '7'},
+                                         {"peer", no_argument, 0, '8'},
+                                         {"no-peer", no_argument, 0, '9'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     double repeats = -1, seconds = -1, warmup = -1, rate_s = -1;
@@ -742,6 +876,12 @@ static int s_parse(int argc, char **argv, s_args_t *a, char *why, size_t cap)
         case '7':
             rc = sp_arg_double("--min-rate", optarg, 1, 1e15, &a->min_rate, why, cap);
             break;
+        case '8':
+            a->peer = true;
+            break;
+        case '9':
+            a->no_peer = true;
+            break;
         }
     }
     if (rc == SP_ARGS_BAD_OPTION) {
@@ -757,6 +897,10 @@ static int s_parse(int argc, char **argv, s_args_t *a, char *why, size_t cap)
     }
     if (a->quick && a->full) {
         snprintf(why, cap, "--quick and --full exclude each other");
+        rc = SP_E_USAGE;
+    }
+    if (a->peer && a->no_peer) {
+        snprintf(why, cap, "--peer and --no-peer exclude each other");
         rc = SP_E_USAGE;
     }
     if (rc < 0) {
@@ -988,11 +1132,16 @@ int main(int argc, char **argv)
             raws[i].tag = "bench";
         }
     }
-    unsigned steps = nraw + s_nplan, step = 0;
+    s_peer_shape_t peers[BENCH_LIST_MAX];
+    unsigned npeer = s_peer_shapes(&a, sliced, peers, BENCH_LIST_MAX);
+    unsigned steps = nraw + npeer + s_nplan, step = 0;
     for (unsigned i = 0; i < nraw; i++) {
         s_run_raw(&raws[i], &a, &step, steps);
     }
     step = nraw; /* duplicates were skipped */
+    for (unsigned i = 0; i < npeer; i++) {
+        s_run_peer(&peers[i], &a, 1 + i, &step, steps);
+    }
     static const double quick_sweep[] = {0.25, 0.5, 0.75, 0.9};
     static const double full_sweep[] = {0.1, 0.25, 0.4, 0.55, 0.7, 0.85, 1.0, 1.15};
     static const double half[] = {0.5};
@@ -1052,6 +1201,9 @@ int main(int argc, char **argv)
     s_derive(&a);
     bench_target_t targets[16];
     unsigned nt = sliced ? 0 : s_targets(&a, batch, targets);
+    if (sliced && a.peer) {
+        nt += s_peer_targets(&targets[nt]);
+    }
     if (a.min_rate > 0) {
         s_min_rate_target(a.min_rate, &targets[nt++]);
     }

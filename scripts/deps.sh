@@ -4,6 +4,8 @@
 # command is printed and we fail.
 #   bash scripts/deps.sh         build and test packages
 #   bash scripts/deps.sh bench   also gnuplot (gnuplot-nox), for bench/plot.sh
+#                                (redis-server, for the bench's Redis peer, is
+#                                in the build-and-test list: its test runs it)
 #   bash scripts/deps.sh lint    also cppcheck and clang-tidy, for `make lint`
 #   bash scripts/deps.sh tsan    also clang and its sanitizer runtimes, for `make tsan`
 #   bash scripts/deps.sh valgrind  also valgrind, for `make valgrind`
@@ -43,6 +45,9 @@ command -v ip >/dev/null || need+=(iproute2) # the cluster chaos run: network na
 have_pc ncursesw || need+=(libncurses-dev)
 command -v python3 >/dev/null || need+=(python3)
 command -v tmux >/dev/null || need+=(tmux) # the full-screen monitor test drives it
+# test_bench runs the bench's Redis peer (bench/peer.h), which starts its own
+# redis-server; the bench itself needs it too (below)
+command -v redis-server >/dev/null || need+=(redis-server)
 command -v pgrep >/dev/null || need+=(procps) # pgrep/pkill: the chaos runs find their processes
 command -v unshare >/dev/null || need+=(util-linux) # test_remote: a producer in a mount namespace
 # Debian's python3 (the protocol test runs /usr/bin/python3, not a pyenv one)
@@ -56,6 +61,8 @@ command -v man >/dev/null || need+=(man-db)
 command -v groff >/dev/null || command -v nroff >/dev/null || need+=(groff-base)
 if [ "$want_bench" -eq 1 ]; then
     command -v gnuplot >/dev/null || need+=(gnuplot-nox) # bench/plot.sh
+    # redis-server, for the Redis peer that make bench runs, is in the list
+    # above: the tests run the peer too, so every caller needs it
 fi
 if [ "$want_valgrind" -eq 1 ]; then
     command -v valgrind >/dev/null || need+=(valgrind)

@@ -11,6 +11,7 @@
 
 #include "bench.h"
 #include "natsrv.h"
+#include "peer.h"
 #include "sp_error.h"
 #include "sp_mq.h"
 #include "sp_wire.h"
@@ -217,6 +218,9 @@ Test(bench, median_and_labels)
     bench_cell_label(&c, label, sizeof label);
     cr_expect_str_eq(label, "direct/row-lock/2p/1000");
     cr_expect_eq(bench_msg_size(8), SP_WIRE_HDR_SIZE + 8 * SP_WIRE_ORDER_SIZE);
+    bench_peer_cfg_t peer = {.clients = 2, .pipeline = 64, .products = 1000};
+    bench_peer_label(&peer, label, sizeof label);
+    cr_expect_str_eq(label, "redis/lua/2c/p64/1000");
 }
 
 Test(bench, every_variant_runs_a_registered_transport)
@@ -357,6 +361,135 @@ Test(bench, a_nats_cell_passes_its_audit_and_leaves_no_server, .timeout = 180)
     snprintf(path, sizeof path, "%s/results.csv", out_dir);
     unlink(path);
     cr_expect_eq(rmdir(out_dir), 0, "bench left files in %s: %s", out_dir, strerror(errno));
+    free(out);
+}
+
+/* ---- the Redis peer ---- */
+
+/* Checks the peer's row and targets in results.json (argv[1]). */
+static const char *const s_peer_py =
+    "import json, sys\n"
+    "d = json.load(open(sys.argv[1]))\n"
+    "peers = [r for r in d['rows'] if r['kind'] == 'peer']\n"
+    "assert len(peers) == 1, [r['label'] for r in d['rows']]\n"
+    "r = peers[0]\n"
+    "assert r['label'] == 'redis/lua/1c/p64/50', r['label']\n"
+    "assert r['transport'] == 'redis' and r['producers'] == 1 and r['products'] == 50, r\n"
+    "assert r['audit'] == 'pass', r['note']\n"
+    "assert r['ops_median'] > 0 and r['orders'] > 0 and r['repeats'] == 1, r\n"
+    "assert r['cpu_s_per_m']['broker'] > 0, r['cpu_s_per_m']\n"
+    "names = [t['name'] for t in d['targets']]\n"
+    "for v in ('mq', 'shm'):\n"
+    "    assert any(n.startswith(v + ' pipeline >= 5x Redis') for n in names), names\n"
+    "print('peer ok')\n";
+
+/* A tiny sliced run with --peer: the bench starts its own redis-server,
+ * runs the same orders as a Lua script, and its row passes the audit
+ * (every unit that left the catalogue was one a client was told it
+ * bought); afterwards no server of that run runs, nothing is left under
+ * its TMPDIR, and the out folder holds only the results. */
+Test(bench, the_redis_peer_passes_its_audit_and_leaves_nothing, .timeout = 120)
+{
+    char why[200];
+    if (!bench_peer_available(why, sizeof why)) {
+        cr_skip_test("%s", why);
+    }
+    char tmp[] = "/tmp/sp-bench-peer-tmp-XXXXXX", out_dir[] = "/tmp/sp-bench-peer-XXXXXX";
+    cr_assert_not_null(mkdtemp(tmp));
+    cr_assert_not_null(mkdtemp(out_dir));
+    char tmpdir[64];
+    snprintf(tmpdir, sizeof tmpdir, "TMPDIR=%s", tmp);
+    const char *argv[] = {"/usr/bin/env",
+                          tmpdir,
+                          spt_bin("bench"),
+                          "--transports",
+                          "direct",
+                          "--procs",
+                          "1",
+                          "--products",
+                          "50",
+                          "--seconds",
+                          "0.1",
+                          "--warmup",
+                          "0.02",
+                          "--repeats",
+                          "1",
+                          "--no-raw",
+                          "--no-plots",
+                          "--peer",
+                          "--out",
+                          out_dir,
+                          NULL};
+    char *out = NULL;
+    int rc = spt_run(argv, BENCH_MS, &out);
+    cr_expect_eq(rc, 0, "bench exited %d:\n%s", rc, out);
+    cr_expect(strstr(out, "redis/lua/1c/p64/50 ") != NULL, "no peer row:\n%s", out);
+    cr_expect(strstr(out, "0 failed audits") != NULL, "%s", out);
+    cr_expect_not(spt_process_runs("redis-server", tmp), "a redis-server of the run still runs");
+    cr_expect_eq(rmdir(tmp), 0, "the peer left files in its TMPDIR %s: %s", tmp, strerror(errno));
+
+    char json[300], csv[300];
+    snprintf(json, sizeof json, "%s/results.json", out_dir);
+    snprintf(csv, sizeof csv, "%s/results.csv", out_dir);
+    const char *py[] = {spt_python(), "-c", s_peer_py, json, NULL};
+    char *pout = NULL;
+    rc = spt_run(py, 30000, &pout);
+    cr_expect_eq(rc, 0, "results.json check failed:\n%s\n--- bench output:\n%s", pout, out);
+    unlink(json);
+    unlink(csv);
+    cr_expect_eq(rmdir(out_dir), 0, "bench left files in %s: %s", out_dir, strerror(errno));
+    free(pout);
+    free(out);
+}
+
+/* Without redis-server in PATH the peer's row says how to install it,
+ * is not a failed audit, and the run exits 0. */
+Test(bench, without_redis_server_the_peer_row_says_how_to_install_it, .timeout = 120)
+{
+    char dir[256];
+    cr_assert(spt_tmpdir(dir, sizeof dir, "bench-nopeer"));
+    const char *argv[] = {"/usr/bin/env",
+                          "PATH=/nonexistent",
+                          spt_bin("bench"),
+                          "--transports",
+                          "direct",
+                          "--procs",
+                          "1",
+                          "--products",
+                          "50",
+                          "--seconds",
+                          "0.05",
+                          "--warmup",
+                          "0",
+                          "--repeats",
+                          "1",
+                          "--no-raw",
+                          "--no-plots",
+                          "--peer",
+                          "--out",
+                          dir,
+                          NULL};
+    char *out = NULL;
+    int rc = spt_run(argv, BENCH_MS, &out);
+    cr_expect_eq(rc, 0, "bench exited %d:\n%s", rc, out);
+    const char *row = strstr(out, "redis/lua/1c/p64/50 ");
+    cr_assert_not_null(row, "no peer row:\n%s", out);
+    cr_expect(strstr(row, " n/a ") != NULL, "%s", out);
+    cr_expect(strstr(row, "redis-server is not installed: apt-get install redis-server") != NULL,
+              "%s", out);
+    cr_expect(strstr(out, "0 failed audits") != NULL, "%s", out);
+    free(out);
+    spt_rmtree(dir);
+}
+
+Test(bench, peer_and_no_peer_exclude_each_other)
+{
+    const char *argv[] = {spt_bin("bench"),          "--peer", "--no-peer", "--out",
+                          "/nonexistent/never-made", NULL};
+    char *out = NULL;
+    int rc = spt_run(argv, 10000, &out);
+    cr_expect_eq(rc, 2, "exit %d: %s", rc, out);
+    cr_expect(strstr(out, "--peer and --no-peer exclude each other") != NULL, "%s", out);
     free(out);
 }
 
