@@ -50,12 +50,28 @@ static int s_wait(void *raw, short events, int timeout_ms)
     if (timeout_ms == 0) {
         return SP_E_TIMEOUT;
     }
-    zmq_pollitem_t item = {.socket = raw, .events = events};
-    int rc = zmq_poll(&item, 1, timeout_ms);
-    if (rc < 0) {
-        return -errno;
+    /* a signal (a child ending, say) does not end the wait early */
+    uint64_t deadline = timeout_ms > 0 ? sp_now_ns() + (uint64_t)timeout_ms * SP_NS_PER_MS : 0;
+    for (;;) {
+        zmq_pollitem_t item = {.socket = raw, .events = events};
+        int rc = zmq_poll(&item, 1, timeout_ms);
+        if (rc > 0) {
+            return 0;
+        }
+        if (rc == 0) {
+            return SP_E_TIMEOUT;
+        }
+        if (errno != EINTR) {
+            return -errno;
+        }
+        if (timeout_ms > 0) {
+            uint64_t now = sp_now_ns();
+            if (now >= deadline) {
+                return SP_E_TIMEOUT;
+            }
+            timeout_ms = (int)((deadline - now + SP_NS_PER_MS - 1) / SP_NS_PER_MS);
+        }
     }
-    return rc == 0 ? SP_E_TIMEOUT : 0;
 }
 
 static int s_send(sp_link_t *self, const void *msg, size_t len, const sp_route_t *route,

@@ -12,6 +12,7 @@
 #include "sp_curve.h"
 #include "sp_error.h"
 #include "sp_instance.h"
+#include "sp_table.h"
 #include "sp_tcp.h"
 #include "sp_time.h"
 #include "sp_transport.h"
@@ -193,6 +194,23 @@ static int s_open_link(sp_client_t *c, char *why, size_t cap)
     return sp_link_open(&c->link, &lc, why, cap);
 }
 
+/* After a HELLO that got no WELCOME from a broker on this host: when that
+ * broker is dead, why says so instead (its table names its pid). */
+static void s_broker_gone(const sp_client_t *c, char *why, size_t cap)
+{
+    sp_table_t *t = NULL;
+    if (sp_table_open(&t, c->names.table, false) < 0) {
+        snprintf(why, cap, "the broker of instance '%s' is gone (its table %s was removed)",
+                 c->names.name, c->names.table);
+        return;
+    }
+    pid_t pid = (pid_t)atomic_load(&sp_table_hdr(t)->broker_pid);
+    sp_table_close(&t);
+    if (pid > 0 && !sp_pid_alive(pid)) {
+        snprintf(why, cap, "the broker of instance '%s' (pid %d) is gone", c->names.name, (int)pid);
+    }
+}
+
 static int s_hello(sp_client_t *c, char *why, size_t cap)
 {
     uint64_t hello_id = 0;
@@ -214,6 +232,9 @@ static int s_hello(sp_client_t *c, char *why, size_t cap)
     int timeout_ms = c->cfg.timeout_ms > 0 ? c->cfg.timeout_ms : SP_HELLO_TIMEOUT_MS;
     int rc = sp_hello_exchange(c->link, &h, buf, scratch, timeout_ms, &c->welcome, why, cap);
     free(buf);
+    if (rc == SP_E_TIMEOUT && !c->where.remote) {
+        s_broker_gone(c, why, cap); /* a broker killed while it had our HELLO */
+    }
     if (rc == SP_E_TIMEOUT && c->curve_used) {
         size_t n = strlen(why);
         snprintf(why + n, cap - n, " (is %s in the broker's --curve-clients?)", c->cfg.cert);
