@@ -474,8 +474,14 @@ static int s_recv(sp_link_t *self, void *buf, size_t cap, sp_route_t *route, int
     natsStatus s;
     if (l->role == SP_LINK_PRODUCER) {
         s = natsSubscription_NextMsg(&m, l->sub, timeout_ms > 0 ? timeout_ms : 0);
+        if (s == NATS_SLOW_CONSUMER) {
+            /* the client library dropped results it had no room for:
+             * their orders are resent at their time and answered from
+             * the exactly-once record; the next call goes on */
+            s = natsSubscription_NextMsg(&m, l->sub, 0);
+        }
         if (s != NATS_OK) {
-            return s == NATS_TIMEOUT ? SP_E_TIMEOUT : -EIO;
+            return s == NATS_TIMEOUT || s == NATS_SLOW_CONSUMER ? SP_E_TIMEOUT : -EIO;
         }
         int n = s_copy_out(m, buf, cap);
         natsMsg_Destroy(m);
