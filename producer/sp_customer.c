@@ -329,7 +329,7 @@ static void s_on_result(sp_cust_t *c, sp_lane_t *l, const sp_result_t *r, uint64
     c->st->end_ns = now;
 }
 
-/* Receives result messages on one lane for up to wait_ms, then whatever
+/* Receives result messages on one lane for up to wait_us, then whatever
  * else is ready there; *got says whether anything came. */
 static int s_collect_lane(sp_cust_t *c, sp_lane_t *l, long wait_us, bool *got)
 {
