@@ -284,6 +284,8 @@ static void s_nats_urls(const spt_nats_t *n, const char *cred, char *out, size_t
     }
 }
 
+static pid_t s_spawn(const char *const *argv, const char *out_path, bool tied);
+
 bool spt_nats_node_start(spt_nats_t *n, unsigned i)
 {
     char sport[16], cport[32], name[16], store[sizeof n->dir + 16], log[sizeof n->dir + 16];
@@ -314,7 +316,7 @@ bool spt_nats_node_start(spt_nats_t *n, unsigned i)
         argv[k++] = routes;
     }
     argv[k] = NULL;
-    pid_t pid = spt_spawn(argv, log);
+    pid_t pid = s_spawn(argv, log, true);
     if (pid <= 0) {
         return false;
     }
@@ -534,10 +536,17 @@ int spt_run(const char *const *argv, int timeout_ms, char **out)
     return WEXITSTATUS(status);
 }
 
-pid_t spt_spawn(const char *const *argv, const char *out_path)
+/* Forks and execs argv with stdout and stderr into out_path; `tied`: the
+ * child is killed when this process dies (a server the test started must
+ * not outlive a test process that crashed before it could stop it). */
+static pid_t s_spawn(const char *const *argv, const char *out_path, bool tied)
 {
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
+        if (tied && (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)) {
+            _exit(125);
+        }
         int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (fd < 0) {
             _exit(126);
@@ -548,6 +557,11 @@ pid_t spt_spawn(const char *const *argv, const char *out_path)
         _exit(127);
     }
     return pid;
+}
+
+pid_t spt_spawn(const char *const *argv, const char *out_path)
+{
+    return s_spawn(argv, out_path, false);
 }
 
 int spt_wait(pid_t pid, int timeout_ms)
