@@ -12,6 +12,7 @@
 
 #include "sp_child.h"
 #include "sp_error.h"
+#include "sp_file.h"
 #include "sp_time.h"
 
 #include <errno.h>
@@ -129,25 +130,6 @@ static int s_run_script(const bench_natsrv_t *s, const char *verb, unsigned node
     return WIFEXITED(kid.status) ? WEXITSTATUS(kid.status) : -ECHILD;
 }
 
-/* The last non-empty line of the script's log, for a message. */
-static void s_last_line(const char *dir, char *out, size_t cap)
-{
-    char path[PATH_MAX + sizeof S_LOG + 1], line[256];
-    snprintf(path, sizeof path, "%s/" S_LOG, dir);
-    out[0] = '\0';
-    FILE *f = fopen(path, "re");
-    if (f == NULL) {
-        return;
-    }
-    while (fgets(line, sizeof line, f) != NULL) {
-        line[strcspn(line, "\n")] = '\0';
-        if (line[0] != '\0') {
-            snprintf(out, cap, "%.*s", (int)(cap > 0 ? cap - 1 : 0), line);
-        }
-    }
-    (void)fclose(f); /* read only */
-}
-
 int bench_natsrv_start(bench_natsrv_t *s, const char *parent, const char *tag, unsigned nodes,
                        char *why, size_t cap)
 {
@@ -188,7 +170,9 @@ int bench_natsrv_start(bench_natsrv_t *s, const char *parent, const char *tag, u
     rc = s_run_script(s, "start", nodes, BENCH_NATSRV_START_MS);
     if (rc != 0) {
         char last[200];
-        s_last_line(s->dir, last, sizeof last);
+        char log[PATH_MAX + sizeof S_LOG + 1];
+        snprintf(log, sizeof log, "%s/" S_LOG, s->dir);
+        sp_file_last_line(log, last, sizeof last);
         if (rc == SP_E_TIMEOUT) {
             sp_why(why, cap, "%s start: no answer within %d ms", s->script, BENCH_NATSRV_START_MS);
         } else {

@@ -33,6 +33,7 @@
 #include "resp.h"
 #include "sp_child.h"
 #include "sp_error.h"
+#include "sp_file.h"
 #include "sp_rand.h"
 #include "sp_signal.h"
 #include "sp_time.h"
@@ -157,24 +158,6 @@ bool bench_peer_available(char *why, size_t cap)
     return false;
 }
 
-/* The last non-empty line of the server's log, for a note. */
-static void s_last_line(const char *log, char *out, size_t cap)
-{
-    char line[S_LOG_LINE];
-    out[0] = '\0';
-    FILE *f = fopen(log, "re");
-    if (f == NULL) {
-        return;
-    }
-    while (fgets(line, sizeof line, f) != NULL) {
-        line[strcspn(line, "\n")] = '\0';
-        if (line[0] != '\0') {
-            snprintf(out, cap, "%s", line);
-        }
-    }
-    (void)fclose(f); /* read only */
-}
-
 /* ---- the server ---- */
 
 /* In the forked child: becomes redis-server. */
@@ -276,7 +259,7 @@ static int s_start(s_peer_t *p, char *why, size_t cap)
         if (s_server_gone(p)) {
             char last[S_LOG_LINE];
             (void)sp_child_reap(&p->redis);
-            s_last_line(p->log, last, sizeof last);
+            sp_file_last_line(p->log, last, sizeof last);
             sp_why(why, cap, "redis-server exited at start: %s", last[0] ? last : "(no output)");
             return -ECHILD;
         }
@@ -286,7 +269,7 @@ static int s_start(s_peer_t *p, char *why, size_t cap)
         }
         if (sp_now_ns() >= deadline) {
             char last[S_LOG_LINE];
-            s_last_line(p->log, last, sizeof last);
+            sp_file_last_line(p->log, last, sizeof last);
             sp_why(why, cap, "redis-server did not accept on %s within %d ms: %s", p->sock,
                    BENCH_PEER_START_MS, last[0] ? last : "(no output)");
             return SP_E_TIMEOUT;

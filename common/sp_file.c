@@ -23,6 +23,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define S_LINE_MAX 256 /* sp_file_last_line: longer lines are cut */
+
 /* First buffer size for sp_file_read when the file claims to be empty
  * (procfs-like files report size 0 but have contents). */
 #define SP_FILE_READ_MIN 4096
@@ -348,4 +350,23 @@ free_data:
 close_fd:
     close(fd);
     return rc;
+}
+
+void sp_file_last_line(const char *path, char *out, size_t cap)
+{
+    char line[S_LINE_MAX];
+    if (cap > 0) {
+        out[0] = '\0';
+    }
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        return;
+    }
+    while (fgets(line, sizeof line, f) != NULL) {
+        line[strcspn(line, "\n")] = '\0';
+        if (line[0] != '\0' && cap > 0) {
+            snprintf(out, cap, "%.*s", (int)(cap - 1), line);
+        }
+    }
+    (void)fclose(f); /* read only */
 }

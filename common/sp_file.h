@@ -79,6 +79,11 @@ int sp_file_read(const char *path, void **buf, size_t *len, size_t max_len, char
  * removals of its entries survive a power cut.  Returns 0 or -errno. */
 int sp_file_fsync_dir(const char *dir);
 
+/* The last non-empty line of the text file at path (a child's log), cut to
+ * cap - 1 bytes, for an error message; "" when it has none or cannot be
+ * read. */
+void sp_file_last_line(const char *path, char *out, size_t cap);
+
 /* fsync of the directory that holds path ("." when path has no slash).
  * Returns 0 or -errno (-ENAMETOOLONG when path is too long). */
 int sp_file_fsync_parent(const char *path);

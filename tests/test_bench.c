@@ -383,6 +383,37 @@ static const char *const s_peer_py =
     "    assert any(n.startswith(v + ' pipeline >= 5x Redis') for n in names), names\n"
     "print('peer ok')\n";
 
+/* The smallest run: one direct cell of one process, no raw baseline, no
+ * plots; `extra` flags after it, `cwd` (when not NULL) the folder it runs
+ * in, `env` (when not NULL) one NAME=VALUE for its environment.  Returns
+ * the exit status; *out holds stdout and stderr together, as one pipe gets
+ * them. */
+static int s_tiny(const char *cwd, const char *env, const char *const *extra, char **out)
+{
+    const char *argv[32] = {"/usr/bin/env"};
+    unsigned n = 1;
+    if (cwd != NULL) {
+        argv[n++] = "-C";
+        argv[n++] = cwd;
+    }
+    if (env != NULL) {
+        argv[n++] = env;
+    }
+    static const char *const tiny[] = {"--transports",   "direct", "--procs",   "1",
+                                       "--products",     "50",     "--seconds", "0.1",
+                                       "--warmup",       "0.02",   "--repeats", "1",
+                                       "--rate-seconds", "0.05",   "--no-raw",  "--no-plots"};
+    argv[n++] = spt_bin("bench");
+    for (size_t i = 0; i < sizeof tiny / sizeof tiny[0]; i++) {
+        argv[n++] = tiny[i];
+    }
+    for (unsigned i = 0; extra != NULL && extra[i] != NULL && n < 31; i++) {
+        argv[n++] = extra[i];
+    }
+    argv[n] = NULL;
+    return spt_run(argv, BENCH_MS, out);
+}
+
 /* A tiny sliced run with --peer: the bench starts its own redis-server,
  * runs the same orders as a Lua script, and its row passes the audit
  * (every unit that left the catalogue was one a client was told it
@@ -399,29 +430,9 @@ Test(bench, the_redis_peer_passes_its_audit_and_leaves_nothing, .timeout = 120)
     cr_assert_not_null(mkdtemp(out_dir));
     char tmpdir[64];
     snprintf(tmpdir, sizeof tmpdir, "TMPDIR=%s", tmp);
-    const char *argv[] = {"/usr/bin/env",
-                          tmpdir,
-                          spt_bin("bench"),
-                          "--transports",
-                          "direct",
-                          "--procs",
-                          "1",
-                          "--products",
-                          "50",
-                          "--seconds",
-                          "0.1",
-                          "--warmup",
-                          "0.02",
-                          "--repeats",
-                          "1",
-                          "--no-raw",
-                          "--no-plots",
-                          "--peer",
-                          "--out",
-                          out_dir,
-                          NULL};
+    const char *extra[] = {"--peer", "--out", out_dir, NULL};
     char *out = NULL;
-    int rc = spt_run(argv, BENCH_MS, &out);
+    int rc = s_tiny(NULL, tmpdir, extra, &out);
     cr_expect_eq(rc, 0, "bench exited %d:\n%s", rc, out);
     cr_expect(strstr(out, "redis/lua/1c/p64/50 ") != NULL, "no peer row:\n%s", out);
     cr_expect(strstr(out, "0 failed audits") != NULL, "%s", out);
@@ -448,29 +459,9 @@ Test(bench, without_redis_server_the_peer_row_says_how_to_install_it, .timeout =
 {
     char dir[256];
     cr_assert(spt_tmpdir(dir, sizeof dir, "bench-nopeer"));
-    const char *argv[] = {"/usr/bin/env",
-                          "PATH=/nonexistent",
-                          spt_bin("bench"),
-                          "--transports",
-                          "direct",
-                          "--procs",
-                          "1",
-                          "--products",
-                          "50",
-                          "--seconds",
-                          "0.05",
-                          "--warmup",
-                          "0",
-                          "--repeats",
-                          "1",
-                          "--no-raw",
-                          "--no-plots",
-                          "--peer",
-                          "--out",
-                          dir,
-                          NULL};
+    const char *extra[] = {"--peer", "--out", dir, NULL};
     char *out = NULL;
-    int rc = spt_run(argv, BENCH_MS, &out);
+    int rc = s_tiny(NULL, "PATH=/nonexistent", extra, &out);
     cr_expect_eq(rc, 0, "bench exited %d:\n%s", rc, out);
     const char *row = strstr(out, "redis/lua/1c/p64/50 ");
     cr_assert_not_null(row, "no peer row:\n%s", out);
@@ -495,33 +486,6 @@ Test(bench, peer_and_no_peer_exclude_each_other)
 
 /* ---- the output: order, eff, open-loop share, --strict, run folders ---- */
 
-/* The smallest run: one direct cell of one process, no raw baseline, no
- * plots; `extra` flags after it, `cwd` (when not NULL) the folder it runs
- * in.  Returns the exit status; *out holds stdout and stderr together, as
- * one pipe gets them. */
-static int s_tiny(const char *cwd, const char *const *extra, char **out)
-{
-    const char *argv[32] = {"/usr/bin/env"};
-    unsigned n = 1;
-    if (cwd != NULL) {
-        argv[n++] = "-C";
-        argv[n++] = cwd;
-    }
-    static const char *const tiny[] = {"--transports",   "direct", "--procs",   "1",
-                                       "--products",     "50",     "--seconds", "0.1",
-                                       "--warmup",       "0.02",   "--repeats", "1",
-                                       "--rate-seconds", "0.05",   "--no-raw",  "--no-plots"};
-    argv[n++] = spt_bin("bench");
-    for (size_t i = 0; i < sizeof tiny / sizeof tiny[0]; i++) {
-        argv[n++] = tiny[i];
-    }
-    for (unsigned i = 0; extra != NULL && extra[i] != NULL && n < 31; i++) {
-        argv[n++] = extra[i];
-    }
-    argv[n] = NULL;
-    return spt_run(argv, BENCH_MS, out);
-}
-
 /* stdout and stderr into one pipe (as `bench | tee` or a CI log): the
  * machine header is written before the first progress line, and every
  * line arrives whole. */
@@ -531,7 +495,7 @@ Test(bench, piped_the_header_comes_before_the_progress_lines, .timeout = 120)
     cr_assert(spt_tmpdir(dir, sizeof dir, "bench-pipe"));
     const char *extra[] = {"--out", dir, NULL};
     char *out = NULL;
-    int rc = s_tiny(NULL, extra, &out);
+    int rc = s_tiny(NULL, NULL, extra, &out);
     cr_expect_eq(rc, 0, "bench exited %d:\n%s", rc, out);
     const char *head = strstr(out, "machine:");
     const char *progress = strstr(out, "[1/");
@@ -557,7 +521,7 @@ Test(bench, each_run_writes_a_dated_folder_and_latest_names_it, .timeout = 180)
     cr_assert_eq(mkdir(build, 0700), 0, "%s", strerror(errno)); /* build/bench it makes itself */
     for (int run = 0; run < 2; run++) {
         char *out = NULL;
-        int rc = s_tiny(dir, NULL, &out);
+        int rc = s_tiny(dir, NULL, NULL, &out);
         cr_assert_eq(rc, 0, "run %d exited %d:\n%s", run, rc, out);
         const char *arrow = strstr(out, "build/bench/latest -> ");
         cr_assert_not_null(arrow, "run %d names no folder:\n%s", run, out);
@@ -600,18 +564,18 @@ Test(bench, strict_exits_5_when_a_target_is_missed, .timeout = 180)
     cr_assert(spt_tmpdir(dir, sizeof dir, "bench-strict"));
     const char *lax[] = {"--out", dir, "--min-rate", "1e15", NULL};
     char *out = NULL;
-    int rc = s_tiny(NULL, lax, &out);
+    int rc = s_tiny(NULL, NULL, lax, &out);
     cr_expect_eq(rc, 0, "without --strict: exit %d:\n%s", rc, out);
     cr_expect(strstr(out, "MISSED") != NULL, "the target is not shown missed:\n%s", out);
     free(out);
     const char *strict[] = {"--out", dir, "--min-rate", "1e15", "--strict", NULL};
-    rc = s_tiny(NULL, strict, &out);
+    rc = s_tiny(NULL, NULL, strict, &out);
     cr_expect_eq(rc, BENCH_EXIT_MISSED, "with --strict: exit %d:\n%s", rc, out);
     cr_expect(strstr(out, "--strict") != NULL, "no word of why:\n%s", out);
     free(out);
     /* a target it meets: exit 0 under --strict too */
     const char *met[] = {"--out", dir, "--min-rate", "1", "--strict", NULL};
-    rc = s_tiny(NULL, met, &out);
+    rc = s_tiny(NULL, NULL, met, &out);
     cr_expect_eq(rc, 0, "a met target under --strict: exit %d:\n%s", rc, out);
     free(out);
     spt_rmtree(dir);

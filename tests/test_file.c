@@ -392,3 +392,29 @@ Test(file, fsync_dir_of_a_missing_directory_is_enoent)
     cr_expect_eq(sp_file_fsync_parent(s_path(path, "anything")), 0);
     cr_expect_eq(sp_file_fsync_dir(s_path(path, "missing")), -ENOENT);
 }
+
+/* A log's last non-empty line, for an error message: blank lines after it
+ * do not count, a long one is cut to the room given, and a file that is
+ * not there gives "". */
+Test(file, last_line_is_the_last_non_empty_one)
+{
+    char dir[128], path[192], out[8];
+    cr_assert(spt_tmpdir(dir, sizeof dir, "lastline"));
+    snprintf(path, sizeof path, "%s/log", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("first\nsecond\n\n\n", f);
+    cr_assert_eq(fclose(f), 0);
+    sp_file_last_line(path, out, sizeof out);
+    cr_expect_str_eq(out, "second");
+    f = fopen(path, "a");
+    cr_assert_not_null(f);
+    fputs("a line longer than the room\n", f);
+    cr_assert_eq(fclose(f), 0);
+    sp_file_last_line(path, out, sizeof out);
+    cr_expect_str_eq(out, "a line ");
+    cr_assert_eq(unlink(path), 0);
+    sp_file_last_line(path, out, sizeof out);
+    cr_expect_str_eq(out, "");
+    cr_expect_eq(rmdir(dir), 0);
+}
