@@ -989,12 +989,20 @@ static int s_nats_consumer(s_run_t *run, s_chan_t *c, s_report_t *rep)
 
 /* The next message: from the last fetch, or a new one.  A fetch asks for
  * up to BR_NATS_FETCH with "no wait" (the server answers at once with what
- * it has); only when it had nothing does the receiver wait, for one
- * message, up to S_NATS_EXPIRES_MS.  So no batch request is left waiting
- * on the server to expire while messages are under way (nats.c 3.4 was
- * seen to corrupt its heap in that case, at R3), and a short last batch
- * costs nothing.  Each message is acknowledged (not waiting for the
- * server's confirmation) as it is handed out. */
+ * it has, then "no messages"); only when it had nothing does the receiver
+ * wait, for one message, up to S_NATS_EXPIRES_MS.  So no batch request is
+ * left waiting on the server while messages are under way, and a short last
+ * batch costs nothing.  Both kinds wait up to S_NATS_EXPIRES_MS for the
+ * server's answer: a no-wait fetch without a wait returns before it comes.
+ *
+ * nats.c 3.4's fetch first takes what its subscription already holds (an
+ * answer that came after its fetch returned), then asks the server for the
+ * batch less that; when it held more than half the batch it writes past
+ * its list and corrupts the heap (fixed upstream in 3.9, "heap buffer
+ * overflow in _fetch").  So while anything is held, fetch one at a time: a
+ * batch of 1 is either taken whole from what is held or asked for whole.
+ * Each message is acknowledged (not waiting for the server's confirmation)
+ * as it is handed out. */
 static int s_nats_recv(s_chan_t *c, void *buf, size_t cap)
 {
     uint64_t idle_end = sp_now_ns() + (uint64_t)BR_IDLE_MS * SP_NS_PER_MS;
@@ -1002,11 +1010,15 @@ static int s_nats_recv(s_chan_t *c, void *buf, size_t cap)
     while (c->next >= c->fetched.Count) {
         natsMsgList_Destroy(&c->fetched);
         c->next = 0;
+        int held = 0;
+        if (natsSubscription_GetPending(c->sub, &held, NULL) != NATS_OK) {
+            return -EIO;
+        }
         jsFetchRequest req;
         jsFetchRequest_Init(&req);
-        req.Batch = wait ? 1 : BR_NATS_FETCH;
+        req.Batch = wait || held > 0 ? 1 : BR_NATS_FETCH;
         req.NoWait = !wait;
-        req.Expires = wait ? (int64_t)S_NATS_EXPIRES_MS * (int64_t)SP_NS_PER_MS : 0;
+        req.Expires = (int64_t)S_NATS_EXPIRES_MS * (int64_t)SP_NS_PER_MS;
         natsStatus s = natsSubscription_FetchRequest(&c->fetched, c->sub, &req);
         if (s == NATS_OK && c->fetched.Count > 0) {
             break;
