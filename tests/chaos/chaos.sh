@@ -249,6 +249,7 @@ instance_pids() {
 stop_load() {
     local deadline pid
     [ -n "$load_pid" ] || return 0
+    signal_load CONT # a load paused for a kill
     for pid in "$load_pid" $(pgrep -f -- "producer --instance $instance( |$)"); do
         kill -INT "$pid" 2>/dev/null
     done
@@ -337,14 +338,28 @@ catalogue=$tmp/catalogue.csv
 
 json_num() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" "$2" | head -n1; }
 
-# Orders the broker has answered so far (accepted + out of stock), from the
-# monitor's last summary line; 0 before its first.
+# Orders the broker has answered so far (accepted + out of stock), from its
+# metrics endpoint (its own counters, at most 100 ms old, whoever else is
+# late: a starved monitor's summaries were seconds behind); 0 before its
+# first.  The broker said its port in its log ("metrics at http://...").
 answered() {
-    local line a o
-    line=$(grep "^summary:" "$mlog" 2>/dev/null | tail -n 1)
-    a=$(sed -n 's/.*, accepted \([0-9]*\),.*/\1/p' <<<"$line")
-    o=$(sed -n 's/.*, out of stock \([0-9]*\),.*/\1/p' <<<"$line")
-    echo $((${a:-0} + ${o:-0}))
+    local port body
+    port=$(sed -n 's|.*metrics at http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$blog" | head -n1)
+    [ -n "$port" ] || { echo 0; return; }
+    body=$( (exec 3<>"/dev/tcp/127.0.0.1/$port" &&
+        printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3 && cat <&3) 2>/dev/null)
+    awk '/^sp_orders_total\{outcome="(accepted|out_of_stock)"\}/ { n += $2 } END { print n + 0 }' \
+        <<<"$body"
+}
+
+# The load's processes (the producer and the customers it forked) paused
+# (STOP) or resumed (CONT).
+signal_load() {
+    local pid
+    [ -n "$load_pid" ] || return 0
+    for pid in "$load_pid" $(pgrep -P "$load_pid"); do
+        kill "-$1" "$pid" 2>/dev/null
+    done
 }
 
 # Runs one transport; prints its figures; returns non-zero on any failure.
@@ -366,7 +381,7 @@ run_one() {
     [ "$hook" != off ] && env=(SP_CRASH_COMMIT="$hook")
     env "${env[@]}" "$bin/broker" --instance "$instance" --transport "$t" --workers "$workers" \
         --sync "$sync" --catalogue "$catalogue" --state-dir "$state" --keep-journal \
-        --snapshot-every "$snapshot_every" >"$blog" 2>&1 &
+        --snapshot-every "$snapshot_every" --metrics 0 >"$blog" 2>&1 &
     broker_pid=$!
     local deadline=$(($(now_ms) + 10000))
     until grep -q "instance $instance ready" "$blog"; do
@@ -379,7 +394,6 @@ run_one() {
         fi
         sleep 0.05
     done
-    # its summaries (the broker's own counters, every 100 ms) pace the kills
     "$bin/monitor" --instance "$instance" --plain --quiet --final --interval 100 >"$mlog" 2>&1 &
     monitor_pid=$!
 
@@ -392,12 +406,14 @@ run_one() {
 
     # Kill workers at points of the load's progress, not of the clock: kill
     # K of N is due once the broker has answered about K/(N+1) of the first
-    # half of the orders (its counters, from the monitor's last summary), so
-    # a busy machine that slows the load or this script delays the kills
-    # with it, and the last one is due while half the orders are still to
-    # come.  A moment with no worker to kill (all of them restarting) is
-    # tried again 50 ms later.
-    local done_kills=0 limit_hit=0 due=0
+    # half of the orders (its counters, from its metrics), so a busy machine
+    # that slows the load or this script delays the kills with it, and the
+    # last one is due while half the orders are still to come.  Should this
+    # script fall so far behind that a quarter of the orders is left with
+    # kills still to make, the load is paused (SIGSTOP) until they are made:
+    # the kills never race the load.  A moment with no worker to kill (all
+    # of them restarting) is tried again 50 ms later.
+    local done_kills=0 limit_hit=0 due=0 paused=0 pauses=0 got
     local stop_at=$((start + time_limit * 1000))
     while kill -0 "$load_pid" 2>/dev/null; do
         if [ "$(now_ms)" -ge "$stop_at" ]; then
@@ -405,6 +421,10 @@ run_one() {
             break
         fi
         if [ "$done_kills" -ge "$kills" ]; then
+            if [ $paused -eq 1 ]; then
+                signal_load CONT
+                paused=0
+            fi
             sleep 0.1
             continue
         fi
@@ -413,9 +433,15 @@ run_one() {
             local share=$((orders / 2 / (kills + 1)))
             due=$(((done_kills + 1) * share - RANDOM % (share / 2 + 1)))
         fi
-        if [ "$(answered)" -lt "$due" ]; then
+        got=$(answered)
+        if [ "$got" -lt "$due" ]; then
             sleep 0.05
             continue
+        fi
+        if [ $paused -eq 0 ] && [ "$got" -ge $((orders * 3 / 4)) ]; then
+            signal_load STOP
+            paused=1
+            pauses=$((pauses + 1))
         fi
         local -a pids
         mapfile -t pids < <(pgrep -f -- "consumer --instance $instance --worker-id" || true)
@@ -462,7 +488,7 @@ run_one() {
     unexpected=$(json_num unexpected "$plog")
     echo "chaos $t: $orders orders in $((ms / 1000)).$(printf '%03d' $((ms % 1000)))s" \
          "($((orders * 1000 / ms)) orders/s); kills: $done_kills external + $hook_deaths" \
-         "in the commit hook; $restarts restarts; producer: sent ${sent:-?}," \
+         "in the commit hook ($pauses load pauses for them); $restarts restarts; producer: sent ${sent:-?}," \
          "resent ${resent:-?}, timed out ${timed_out:-?}, unexpected results ${unexpected:-?}"
     # The monitor's own final view against the saved table: they must agree.
     # A worker killed between applying an order and publishing its event
@@ -493,8 +519,8 @@ run_one() {
     fi
     if [ "$done_kills" -lt "$kills" ]; then
         echo "chaos $t: FAILED: only $done_kills of $kills kills before the load ended" \
-             "(they wait for the broker's answered orders, from the monitor's summaries;" \
-             "last seen: $(answered) of $orders)" >&2
+             "(they wait for the broker's answered orders, from its metrics;" \
+             "last seen: ${got:-0} of $orders)" >&2
         fail=1
     fi
     if grep -q "not restarting\|cannot restart" "$blog"; then
