@@ -183,6 +183,8 @@ void bench_print_legs(FILE *out, const bench_row_t *rows, unsigned n);
  * Returns 0 or -errno. */
 int bench_write_csv(const char *path, const bench_row_t *rows, unsigned n);
 
+#define BENCH_TARGETS_MAX 32 /* the presets judge about 20 */
+
 typedef struct {
     char name[96];
     char detail[200];

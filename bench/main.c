@@ -293,7 +293,11 @@ static bench_cell_t s_cell(const bench_variant_t *v, unsigned producers, unsigne
 
 /* The variants whose exactly-once cost the presets measure and the targets
  * judge. */
-static const char *const s_costed[] = {"mq", "zmq-ipc"};
+static const char *const s_costed[] = {"mq", "zmq-ipc", "shm"};
+
+/* The producer's default batch (bin/producer --batch): "no slow transport"
+ * compares zmq-ipc with mq there. */
+#define S_DEFAULT_BATCH 32
 
 /* The presets' extra cells: the strategies the targets compare, and scaling. */
 static void s_plan_presets(const s_args_t *a, unsigned batch)
@@ -310,6 +314,12 @@ static void s_plan_presets(const s_args_t *a, unsigned batch)
         bench_cell_t u = s_cell(s_variant(s_costed[i]), 1, 1, batch);
         u.unguarded = true;
         s_add(&u, "pipeline", false);
+    }
+    /* zmq-ipc against mq at the producer's default batch, one customer */
+    static const char *const at_default[] = {"mq", "zmq-ipc"};
+    for (unsigned i = 0; i < sizeof at_default / sizeof at_default[0]; i++) {
+        bench_cell_t d = s_cell(s_variant(at_default[i]), 1, 1, S_DEFAULT_BATCH);
+        s_add(&d, "pipeline", false);
     }
     if (a->full) {
         const bench_variant_t *v;
@@ -639,6 +649,89 @@ static unsigned s_peer_targets(bench_target_t *t)
     return n;
 }
 
+/* A raw stream baseline against the simplest program for it (the same
+ * message size and batching, in the same run): at least as fast. */
+static void s_simple_target(bench_target_t *t, const bench_row_t *raw, br_kind_t simple)
+{
+    char name[96];
+    snprintf(name, sizeof name, "raw %s baseline >= 1.0x the simplest program (%s)",
+             simple == BR_MQ_LOOP ? "mq" : "ring", br_kind_name(simple));
+    const bench_row_t *twin = NULL;
+    const char *shape = raw != NULL ? strchr(raw->label, '/') : NULL; /* "/SIZEB/bBATCH" */
+    if (shape != NULL) {
+        char want[sizeof raw->label];
+        snprintf(want, sizeof want, "raw-%s%s", br_kind_name(simple), shape);
+        for (unsigned i = 0; i < s_nrows && twin == NULL; i++) {
+            if (strcmp(s_rows[i].kind, "raw") == 0 && strcmp(s_rows[i].label, want) == 0) {
+                twin = &s_rows[i];
+            }
+        }
+    }
+    s_target(t, name, 1.0, raw, twin, "a batched cell's raw stream and its simple twin");
+}
+
+/* A closed-loop cell against an absolute rate. */
+static void s_rate_target(bench_target_t *t, const char *name, double rate, const bench_row_t *r)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->goal = 1.0;
+    t->met = -1;
+    if (r == NULL || r->audit != 1) {
+        snprintf(t->detail, sizeof t->detail, "not measured in this run (its cell)");
+        return;
+    }
+    t->value = r->ops_med / rate;
+    t->met = t->value >= 1.0;
+    snprintf(t->detail, sizeof t->detail, "%s %.0f orders/s", r->label, r->ops_med);
+}
+
+/* The knee of `variant`'s sweep (the highest offered rate whose p99 met
+ * the latency target, the rate reached) against the closed-loop peak of
+ * the same cell: at least half. */
+static void s_knee_target(bench_target_t *t, const char *variant, double p99_us)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s knee (p99 <= %.0fus) >= 0.5x its closed-loop peak",
+             variant, p99_us);
+    t->goal = 0.5;
+    t->met = -1;
+    const bench_row_t *knee = NULL;
+    for (unsigned i = 0; i < s_nrows; i++) {
+        const bench_row_t *r = &s_rows[i];
+        if (strcmp(r->kind, "sweep") == 0 && strcmp(r->transport, variant) == 0 &&
+            strstr(r->flags, "knee") != NULL && (knee == NULL || r->offered > knee->offered)) {
+            knee = r;
+        }
+    }
+    const bench_row_t *peak = NULL;
+    for (unsigned i = 0; knee != NULL && i < s_nrows; i++) {
+        const bench_row_t *r = &s_rows[i];
+        if (strcmp(r->kind, "pipeline") == 0 && !r->rate_mode && !r->copy &&
+            strcmp(r->label, knee->label) == 0) {
+            peak = r;
+        }
+    }
+    bool swept = false;
+    for (unsigned i = 0; i < s_nrows && !swept; i++) {
+        swept = strcmp(s_rows[i].kind, "sweep") == 0 && strcmp(s_rows[i].transport, variant) == 0;
+    }
+    if (!swept) {
+        snprintf(t->detail, sizeof t->detail, "not measured in this run (its sweep)");
+        return;
+    }
+    if (knee == NULL || peak == NULL || peak->audit != 1 || peak->ops_med <= 0) {
+        t->value = 0; /* swept, but no point met the latency target */
+        t->met = 0;
+        snprintf(t->detail, sizeof t->detail, "no swept rate kept p99 within %.0fus", p99_us);
+        return;
+    }
+    t->value = knee->offered / peak->ops_med;
+    t->met = t->value >= t->goal;
+    snprintf(t->detail, sizeof t->detail, "%s: %.0f orders/s offered (p99 %.0fus) / peak %.0f",
+             knee->label, knee->offered, knee->p99, peak->ops_med);
+}
+
 static unsigned s_targets(const s_args_t *a, unsigned batch, bench_target_t *t)
 {
     unsigned n = 0;
@@ -654,6 +747,8 @@ static unsigned s_targets(const s_args_t *a, unsigned batch, bench_target_t *t)
     const bench_row_t *shm = s_best("shm");
     s_target(&t[n++], "shm pipeline >= 0.7x bare shared-memory ring", 0.7, shm, s_raw_of(shm),
              "a batched shm cell");
+    s_simple_target(&t[n++], s_raw_of(mq), BR_MQ_LOOP);
+    s_simple_target(&t[n++], s_raw_of(shm), BR_SPSC);
     bench_cell_t c = s_cell(s_variant("direct"), 4, 0, batch);
     br_cfg_t same = s_raw_cfg(&c, a);
     const bench_row_t *cas4 = s_find_cell(&c);
@@ -668,9 +763,24 @@ static unsigned s_targets(const s_args_t *a, unsigned batch, bench_target_t *t)
         bench_cell_t u = g;
         u.unguarded = true;
         char name[96];
-        snprintf(name, sizeof name, "%s with dedup + journal >= 0.5x without (1x1)", s_costed[i]);
-        s_target(&t[n++], name, 0.5, s_find_cell(&g), s_find_cell(&u),
+        snprintf(name, sizeof name, "%s exactly-once >= 0.8x its --no-dedup twin (1x1)",
+                 s_costed[i]);
+        s_target(&t[n++], name, 0.8, s_find_cell(&g), s_find_cell(&u),
                  "the 1x1 cas cell and its /unguarded twin");
+    }
+    /* no slow transport: zmq-ipc against mq, one customer, default batch */
+    bench_cell_t zd = s_cell(s_variant("zmq-ipc"), 1, 1, S_DEFAULT_BATCH);
+    bench_cell_t md = s_cell(s_variant("mq"), 1, 1, S_DEFAULT_BATCH);
+    s_target(&t[n++], "zmq-ipc >= 0.6x mq at the producer's default batch (1x1, b32)", 0.6,
+             s_find_cell(&zd), s_find_cell(&md), "zmq-ipc and mq 1x1 cells at batch 32");
+    /* shared memory at its speed, exactly-once on */
+    bench_cell_t sb = s_cell(s_variant("shm"), 1, 1, 200);
+    s_rate_target(&t[n++], "shm exactly-once 1x1 batch 200 >= 8M orders/s", 8e6, s_find_cell(&sb));
+    /* the knee: the highest swept rate with p99 within the target, against
+     * the closed-loop peak of the same cell */
+    static const char *const swept[] = {"mq", "zmq-ipc", "shm"};
+    for (unsigned i = 0; i < sizeof swept / sizeof swept[0]; i++) {
+        s_knee_target(&t[n++], swept[i], a->o.p99_target_us);
     }
     /* latency at rest: one customer, one worker, the defaults */
     if (a->o.idle_rate > 0) {
@@ -1117,6 +1227,13 @@ int main(int argc, char **argv)
             raws[nraw++] = (br_cfg_t){.kind = BR_MQ, .msg_size = 64, .batch = 1};
             raws[nraw++] = (br_cfg_t){.kind = BR_RING, .msg_size = 64, .batch = 1};
         }
+        /* beside each mq and ring stream, the simplest program for it */
+        for (unsigned i = 0, n = nraw; i < n && nraw < 60; i++) {
+            if (raws[i].kind == BR_MQ || raws[i].kind == BR_RING) {
+                raws[nraw] = raws[i];
+                raws[nraw++].kind = raws[i].kind == BR_MQ ? BR_MQ_LOOP : BR_SPSC;
+            }
+        }
         if (!sliced && !a.no_shop) {
             static const uint32_t quick_n[] = {10, 1000, 100000};
             for (unsigned i = 0; i < 3; i++) {
@@ -1199,7 +1316,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "\r\033[K");
     }
     s_derive(&a);
-    bench_target_t targets[16];
+    bench_target_t targets[BENCH_TARGETS_MAX];
     unsigned nt = sliced ? 0 : s_targets(&a, batch, targets);
     if (sliced && a.peer) {
         nt += s_peer_targets(&targets[nt]);

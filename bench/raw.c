@@ -47,6 +47,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <math.h>
 #include <mqueue.h>
 #include <nats/nats.h>
@@ -62,6 +63,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -177,7 +179,8 @@ static const char *const s_names[BR_KIND_COUNT] = {
     [BR_ZMQ_TCP] = "zmq-tcp", [BR_ZMQ_INPROC] = "zmq-inproc",
     [BR_RING] = "ring",       [BR_ATOMIC] = "atomic",
     [BR_SHOP] = "shop",       [BR_NATS] = "nats",
-    [BR_NATS_R3] = "nats-r3"};
+    [BR_NATS_R3] = "nats-r3", [BR_MQ_LOOP] = "mq-loop",
+    [BR_SPSC] = "spsc"};
 
 const char *br_kind_name(br_kind_t k)
 {
@@ -206,7 +209,7 @@ static void s_why(char *why, const char *fmt, ...)
 static bool s_is_stream(br_kind_t k)
 {
     return k == BR_MQ || k == BR_ZMQ_IPC || k == BR_ZMQ_TCP || k == BR_ZMQ_INPROC || k == BR_RING ||
-           k == BR_NATS || k == BR_NATS_R3;
+           k == BR_NATS || k == BR_NATS_R3 || k == BR_MQ_LOOP || k == BR_SPSC;
 }
 
 static bool s_is_zmq(br_kind_t k)
@@ -558,6 +561,175 @@ static int s_plain_side(s_run_t *run, unsigned idx)
     }
     c.deadline = sp_deadline_realtime(s_run_ms(run->cfg) + BR_IDLE_MS);
     return idx == S_RX ? s_stream_recv(&c, run->cfg, rep) : s_stream_send(&c, run->cfg, rep);
+}
+
+/* ---------------------------------------------------------------------------
+ * The simplest correct programs (BR_MQ_LOOP, BR_SPSC): what someone would
+ * write first to stream messages from one process to another, measured in
+ * the same run so that the mq and ring baselines can be held against them.
+ * No channel indirection and no per-message audit: the sender counts, and
+ * the receiver checks only that it got as many messages as were sent.
+ */
+
+#define S_SPSC_SLOTS 256u /* a power of two, as many as BR_RING's */
+#define S_SPSC_SPIN  200u /* polls before sleeping, as SP_RING_SPIN */
+
+/* One sender, one receiver.  `tail` is the sender's count of slots
+ * written, `head` the receiver's count of slots read (both wrap at 2^32,
+ * and are the futex words the other side sleeps on); a side about to sleep
+ * raises its flag and looks again, and the other side wakes it after it
+ * publishes a change, so no wake-up is lost. */
+typedef struct {
+    _Alignas(SP_CACHELINE) _Atomic uint32_t tail;
+    _Atomic uint32_t rx_asleep;
+    _Alignas(SP_CACHELINE) _Atomic uint32_t head;
+    _Atomic uint32_t tx_asleep;
+    _Alignas(SP_CACHELINE) uint8_t slots[];
+} s_spsc_t;
+
+static size_t s_spsc_bytes(unsigned msg_size)
+{
+    return sizeof(s_spsc_t) + (size_t)S_SPSC_SLOTS * msg_size;
+}
+
+static void s_spsc_wake(_Atomic uint32_t *word, _Atomic uint32_t *asleep)
+{
+    if (atomic_load(asleep) != 0) { /* seq_cst: ordered after our store */
+        atomic_store(asleep, 0);
+        syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, 1, NULL, NULL, 0);
+    }
+}
+
+/* Waits until *word differs from `seen`: spins, then sleeps (bounded). */
+static int s_spsc_wait(_Atomic uint32_t *word, _Atomic uint32_t *asleep, uint32_t seen)
+{
+    for (unsigned k = 0; k < S_SPSC_SPIN; k++) {
+        if (atomic_load_explicit(word, memory_order_acquire) != seen) {
+            return 0;
+        }
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+    struct timespec idle = {.tv_sec = BR_IDLE_MS / 1000, .tv_nsec = 0};
+    atomic_store(asleep, 1);
+    while (atomic_load(word) == seen) {
+        if (syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, seen, &idle, NULL, 0) < 0 &&
+            errno == ETIMEDOUT) {
+            return SP_E_TIMEOUT;
+        }
+        atomic_store(asleep, 1);
+    }
+    return 0;
+}
+
+static int s_spsc_put(s_spsc_t *q, const void *msg, unsigned size)
+{
+    uint32_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
+    uint32_t head;
+    while (tail - (head = atomic_load_explicit(&q->head, memory_order_acquire)) == S_SPSC_SLOTS) {
+        int rc = s_spsc_wait(&q->head, &q->tx_asleep, head);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    memcpy(q->slots + (size_t)(tail % S_SPSC_SLOTS) * size, msg, size);
+    atomic_store(&q->tail, tail + 1); /* seq_cst: before the look at rx_asleep */
+    s_spsc_wake(&q->tail, &q->rx_asleep);
+    return 0;
+}
+
+static int s_spsc_get(s_spsc_t *q, void *buf, unsigned size)
+{
+    uint32_t head = atomic_load_explicit(&q->head, memory_order_relaxed);
+    uint32_t tail;
+    while ((tail = atomic_load_explicit(&q->tail, memory_order_acquire)) == head) {
+        int rc = s_spsc_wait(&q->tail, &q->rx_asleep, tail);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    memcpy(buf, q->slots + (size_t)(head % S_SPSC_SLOTS) * size, size);
+    atomic_store(&q->head, head + 1);
+    s_spsc_wake(&q->head, &q->tx_asleep);
+    return 0;
+}
+
+/* One message of the simple loops: `put` or `get` by kind. */
+static int s_simple_put(s_run_t *run, const void *msg, unsigned size)
+{
+    if (run->cfg->kind == BR_SPSC) {
+        return s_spsc_put(run->mem, msg, size);
+    }
+    while (mq_send(run->mq, msg, size, 0) != 0) {
+        if (errno != EINTR) {
+            return -errno;
+        }
+    }
+    return 0;
+}
+
+static int s_simple_get(s_run_t *run, void *buf, unsigned size)
+{
+    if (run->cfg->kind == BR_SPSC) {
+        return s_spsc_get(run->mem, buf, size);
+    }
+    while (mq_receive(run->mq, buf, size, NULL) < 0) {
+        if (errno != EINTR) {
+            return -errno;
+        }
+    }
+    return 0;
+}
+
+/* BR_MQ_LOOP and BR_SPSC: board slot S_RX receives, S_TX sends.  The
+ * sender sends for the run's time and then an end message with its count;
+ * the receiver counts until the end message. */
+static int s_simple_side(s_run_t *run, unsigned idx)
+{
+    s_report_t *rep = &run->board->rep[idx];
+    unsigned size = run->cfg->msg_size;
+    uint8_t *buf = malloc(size);
+    if (buf == NULL) {
+        s_why(rep->why, "out of memory");
+        return -ENOMEM;
+    }
+    memset(buf, S_FILL, size);
+    int rc = s_ready_go(run, rep);
+    uint64_t n = 0, word = 0;
+    if (rc == 0 && idx == S_TX) {
+        uint64_t t0 = sp_now_ns(), end = t0 + s_run_ns(run->cfg);
+        while (rc == 0 && (n % S_STREAM_CHECK != 0 || sp_now_ns() < end)) {
+            memcpy(buf, &n, sizeof n);
+            rc = s_simple_put(run, buf, size);
+            n += rc == 0;
+        }
+        word = S_END_SEQ;
+        memcpy(buf, &word, sizeof word);
+        memcpy(buf + sizeof word, &n, sizeof n);
+        rc = rc == 0 ? s_simple_put(run, buf, size) : rc;
+        rep->t_first = t0;
+        rep->t_last = sp_now_ns();
+    } else if (rc == 0) {
+        while ((rc = s_simple_get(run, buf, size)) == 0) {
+            memcpy(&word, buf, sizeof word);
+            if (word == S_END_SEQ) {
+                rep->t_last = sp_now_ns();
+                break;
+            }
+            if (n++ == 0) {
+                rep->t_first = sp_now_ns();
+            }
+        }
+        rep->audit_ok = rc == 0; /* the parent holds the count against the sender's */
+    }
+    if (rc < 0) {
+        s_why(rep->why, "%s after %llu messages: %s", idx == S_TX ? "sender" : "receiver",
+              (unsigned long long)n, sp_strerror(rc));
+    }
+    rep->count = n;
+    free(buf);
+    return rc;
 }
 
 /* Opens a socket with bounded sends and receives. */
@@ -1245,6 +1417,21 @@ static int s_setup(s_run_t *run, char *why)
         run->role = s_plain_side;
         run->nchild = run->nreports = 2;
         rc = s_mq_setup(run, why);
+        break;
+    case BR_MQ_LOOP:
+        run->role = s_simple_side;
+        run->nchild = run->nreports = 2;
+        rc = s_mq_setup(run, why);
+        break;
+    case BR_SPSC:
+        run->role = s_simple_side;
+        run->nchild = run->nreports = 2;
+        run->mem_len = s_spsc_bytes(cfg->msg_size);
+        run->mem = s_map_shared(run->mem_len); /* zeroed: empty */
+        if (run->mem == NULL) {
+            rc = -errno;
+            s_why(why, "ring of %u x %u bytes: %s", S_SPSC_SLOTS, cfg->msg_size, strerror(errno));
+        }
         break;
     case BR_RING:
         run->role = s_plain_side;

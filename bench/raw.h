@@ -80,6 +80,8 @@ typedef enum {
     BR_SHOP,       /* one semaphore, whole-table copy out and back per order */
     BR_NATS,       /* JetStream work-queue stream on one nats-server, 1 replica */
     BR_NATS_R3,    /* the same on a 3-node cluster, 3 replicas */
+    BR_MQ_LOOP,    /* the simplest program for BR_MQ: blocking mq_send, mq_receive */
+    BR_SPSC,       /* the simplest for BR_RING: one-sender one-receiver ring, futex waits */
     BR_KIND_COUNT
 } br_kind_t;
 

@@ -133,6 +133,20 @@ Test(raw, ring_stream_arrives_once_in_order, .timeout = T_TIMEOUT_S)
     s_expect_good_run(&cfg);
 }
 
+/* The simplest programs the mq and ring baselines are held against: they
+ * count (the receiver's count against the sender's) and leave nothing. */
+Test(raw, simplest_mq_loop_delivers_every_message, .timeout = T_TIMEOUT_S)
+{
+    br_cfg_t cfg = s_stream(BR_MQ_LOOP, T_BIG_MSG, T_BATCH, s_tag("mqloop"));
+    s_expect_good_run(&cfg);
+}
+
+Test(raw, simplest_spsc_ring_delivers_every_message, .timeout = T_TIMEOUT_S)
+{
+    br_cfg_t cfg = s_stream(BR_SPSC, T_BIG_MSG, T_BATCH, s_tag("spsc"));
+    s_expect_good_run(&cfg);
+}
+
 Test(raw, ring_stream_of_batched_messages_counts_orders, .timeout = T_TIMEOUT_S)
 {
     br_cfg_t cfg = s_stream(BR_RING, T_BIG_MSG, T_BATCH, s_tag("ringbatch"));
