@@ -11,6 +11,7 @@
 #   make bench-docs      make bench, then README.md's and docs/BENCHMARKS.md's figures
 #                        rewritten from it (scripts/bench-docs.py)
 #   make stall-check     what a stopped monitor costs the workers (bench/monitor-stall.sh)
+#   make profile         perf profiles of the bench's main cells (bench/profile.sh)
 #   make chaos           1,000,000 orders per transport with workers killed, and 100
 #                        restarts of everything killed at once, checked order by order
 #                        (tests/chaos/chaos.sh; the --quick runs are in make test)
@@ -138,7 +139,7 @@ DEPS_STAMP := build/.deps-ok
 FLAGS_FILE := $(BUILD)/.flags
 
 .PHONY: install uninstall
-.PHONY: all test test-busy run run-cluster clean format format-check deps check-leftovers stall-check bench bench-full bench-docs \
+.PHONY: all test test-busy run run-cluster clean format format-check deps check-leftovers stall-check bench bench-full bench-docs profile \
         chaos chaos-cluster flood lint tsan valgrind fuzz fuzz-build mutants
 all: $(ROLE_BINS) $(BENCH_BIN) $(CHAOS_BIN)
 
@@ -267,6 +268,14 @@ bench-docs: $(ROLE_BINS) $(BENCH_BIN)
 	$(BENCH_BIN) --quick $(BENCH_ARGS)
 	python3 scripts/bench-docs.py build/bench/latest/results.json $(BENCH_DOCS) --via 'make bench-docs'
 	@bash scripts/leftovers.sh compare build/.leftovers-bench
+
+# Where the CPU goes: perf record of the whole machine while the bench runs
+# each main cell (mq, shm, zmq-ipc 1x1; PROFILE_TRANSPORTS=a,b to choose),
+# flat reports in build/profile/DATE/ (bench/profile.sh).
+PROFILE_TRANSPORTS ?= mq,shm,zmq-ipc
+profile: $(ROLE_BINS) $(BENCH_BIN)
+	@bash scripts/deps.sh profile
+	@SP_BIN_DIR=$(abspath $(BINDIR)) bash bench/profile.sh $(PROFILE_TRANSPORTS)
 
 # What a monitor stopped with SIGSTOP costs the workers (minutes; not part of `make test`).
 REPEATS ?= 3

@@ -592,10 +592,12 @@ static size_t s_spsc_bytes(unsigned msg_size)
     return sizeof(s_spsc_t) + (size_t)S_SPSC_SLOTS * msg_size;
 }
 
+/* Only the sleeper lowers its flag (when it is awake again): a waker that
+ * lowered it could do so just after the sleeper raised it for its next
+ * sleep, and every later change would go unannounced. */
 static void s_spsc_wake(_Atomic uint32_t *word, _Atomic uint32_t *asleep)
 {
     if (atomic_load(asleep) != 0) { /* seq_cst: ordered after our store */
-        atomic_store(asleep, 0);
         syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, 1, NULL, NULL, 0);
     }
 }
@@ -613,14 +615,15 @@ static int s_spsc_wait(_Atomic uint32_t *word, _Atomic uint32_t *asleep, uint32_
     }
     struct timespec idle = {.tv_sec = BR_IDLE_MS / 1000, .tv_nsec = 0};
     atomic_store(asleep, 1);
-    while (atomic_load(word) == seen) {
+    int rc = 0;
+    while (rc == 0 && atomic_load(word) == seen) {
         if (syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, seen, &idle, NULL, 0) < 0 &&
             errno == ETIMEDOUT) {
-            return SP_E_TIMEOUT;
+            rc = SP_E_TIMEOUT;
         }
-        atomic_store(asleep, 1);
     }
-    return 0;
+    atomic_store(asleep, 0);
+    return rc;
 }
 
 static int s_spsc_put(s_spsc_t *q, const void *msg, unsigned size)

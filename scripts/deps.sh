@@ -9,6 +9,7 @@
 #   bash scripts/deps.sh lint    also cppcheck and clang-tidy, for `make lint`
 #   bash scripts/deps.sh tsan    also clang and its sanitizer runtimes, for `make tsan`
 #   bash scripts/deps.sh valgrind  also valgrind, for `make valgrind`
+#   bash scripts/deps.sh profile   also perf (linux-perf), for `make profile`
 #   bash scripts/deps.sh fuzz    also clang and its libFuzzer runtime
 #                                (libclang-rt-14-dev), for `make fuzz`
 set -euo pipefail
@@ -18,6 +19,7 @@ want_lint=0
 want_tsan=0
 want_valgrind=0
 want_fuzz=0
+want_profile=0
 case "${1:-}" in
 '') ;;
 bench) want_bench=1 ;;
@@ -25,8 +27,9 @@ lint) want_lint=1 ;;
 tsan) want_tsan=1 ;;
 valgrind) want_valgrind=1 ;;
 fuzz) want_fuzz=1 ;;
+profile) want_profile=1 ;;
 *)
-    echo "usage: $0 [bench|lint|tsan|valgrind|fuzz]" >&2
+    echo "usage: $0 [bench|lint|tsan|valgrind|fuzz|profile]" >&2
     exit 2
     ;;
 esac
@@ -63,6 +66,9 @@ if [ "$want_bench" -eq 1 ]; then
     command -v gnuplot >/dev/null || need+=(gnuplot-nox) # bench/plot.sh
     # redis-server, for the Redis peer that make bench runs, is in the list
     # above: the tests run the peer too, so every caller needs it
+fi
+if [ "$want_profile" -eq 1 ]; then
+    command -v perf >/dev/null || need+=(linux-perf)
 fi
 if [ "$want_valgrind" -eq 1 ]; then
     command -v valgrind >/dev/null || need+=(valgrind)

@@ -299,8 +299,9 @@ Test(raw, bad_configurations_are_refused)
 
 Test(raw, kind_names_round_trip)
 {
-    const char *names[BR_KIND_COUNT] = {"mq",     "zmq-ipc", "zmq-tcp", "zmq-inproc", "ring",
-                                        "atomic", "shop",    "nats",    "nats-r3"};
+    const char *names[BR_KIND_COUNT] = {"mq",      "zmq-ipc", "zmq-tcp", "zmq-inproc",
+                                        "ring",    "atomic",  "shop",    "nats",
+                                        "nats-r3", "mq-loop", "spsc"};
     for (unsigned k = 0; k < BR_KIND_COUNT; k++) {
         cr_expect_str_eq(br_kind_name((br_kind_t)k), names[k]);
         cr_expect_eq(br_kind_parse(names[k]), (br_kind_t)k);
