@@ -181,16 +181,43 @@ static void s_put32(uint8_t *p, uint32_t v)
 
 /* ---- CRC-32C ---- */
 
+/* Both ways of computing it: sp_crc32c (the CPU's instruction where there
+ * is one) and the software it falls back to. */
+static uint32_t (*const s_crcs[])(uint32_t, const void *, size_t) = {sp_crc32c, sp_crc32c_portable};
+
 Test(crc, crc32c_matches_the_standard_check_value)
 {
-    cr_expect_eq(sp_crc32c(0, "123456789", 9), SP_CRC32C_CHECK);
-    cr_expect_eq(sp_crc32c(0, "", 0), 0);
-    /* RFC 3720 B.4: 32 bytes of zeros, and of 0xFF */
-    uint8_t buf[32];
-    memset(buf, 0, sizeof buf);
-    cr_expect_eq(sp_crc32c(0, buf, sizeof buf), 0x8A9136AAu);
-    memset(buf, 0xFF, sizeof buf);
-    cr_expect_eq(sp_crc32c(0, buf, sizeof buf), 0x62A8AB43u);
+    for (size_t k = 0; k < sizeof s_crcs / sizeof s_crcs[0]; k++) {
+        cr_expect_eq(s_crcs[k](0, "123456789", 9), SP_CRC32C_CHECK, "way %zu", k);
+        cr_expect_eq(s_crcs[k](0, "", 0), 0);
+        /* RFC 3720 B.4: 32 bytes of zeros, and of 0xFF */
+        uint8_t buf[32];
+        memset(buf, 0, sizeof buf);
+        cr_expect_eq(s_crcs[k](0, buf, sizeof buf), 0x8A9136AAu, "way %zu", k);
+        memset(buf, 0xFF, sizeof buf);
+        cr_expect_eq(s_crcs[k](0, buf, sizeof buf), 0x62A8AB43u, "way %zu", k);
+    }
+}
+
+Test(crc, the_instruction_and_the_software_agree)
+{
+    uint8_t buf[200];
+    uint64_t x = 0x9E3779B97F4A7C15u;
+    for (size_t i = 0; i < sizeof buf; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        buf[i] = (uint8_t)x;
+    }
+    /* every length from every start within a word, chained from a non-zero
+     * CRC too */
+    for (size_t start = 0; start < 8; start++) {
+        for (size_t len = 0; start + len <= sizeof buf; len++) {
+            cr_assert_eq(sp_crc32c(0, buf + start, len), sp_crc32c_portable(0, buf + start, len),
+                         "start %zu len %zu", start, len);
+            cr_assert_eq(sp_crc32c(0xDEADBEEFu, buf + start, len),
+                         sp_crc32c_portable(0xDEADBEEFu, buf + start, len), "start %zu len %zu",
+                         start, len);
+        }
+    }
 }
 
 Test(crc, crc32c_in_pieces_equals_crc32c_at_once)
