@@ -697,10 +697,14 @@ static void s_knee_target(bench_target_t *t, const char *variant, double p99_us)
     t->goal = 0.5;
     t->met = -1;
     const bench_row_t *knee = NULL;
+    bool swept = false;
     for (unsigned i = 0; i < s_nrows; i++) {
         const bench_row_t *r = &s_rows[i];
-        if (strcmp(r->kind, "sweep") == 0 && strcmp(r->transport, variant) == 0 &&
-            strstr(r->flags, "knee") != NULL && (knee == NULL || r->offered > knee->offered)) {
+        if (strcmp(r->kind, "sweep") != 0 || strcmp(r->transport, variant) != 0) {
+            continue;
+        }
+        swept = true;
+        if (strstr(r->flags, "knee") != NULL && (knee == NULL || r->offered > knee->offered)) {
             knee = r;
         }
     }
@@ -711,10 +715,6 @@ static void s_knee_target(bench_target_t *t, const char *variant, double p99_us)
             strcmp(r->label, knee->label) == 0) {
             peak = r;
         }
-    }
-    bool swept = false;
-    for (unsigned i = 0; i < s_nrows && !swept; i++) {
-        swept = strcmp(s_rows[i].kind, "sweep") == 0 && strcmp(s_rows[i].transport, variant) == 0;
     }
     if (!swept) {
         snprintf(t->detail, sizeof t->detail, "not measured in this run (its sweep)");

@@ -1417,36 +1417,28 @@ static int s_setup(s_run_t *run, char *why)
     int rc = 0;
     switch (cfg->kind) {
     case BR_MQ:
-        run->role = s_plain_side;
-        run->nchild = run->nreports = 2;
-        rc = s_mq_setup(run, why);
-        break;
     case BR_MQ_LOOP:
-        run->role = s_simple_side;
+        run->role = cfg->kind == BR_MQ ? s_plain_side : s_simple_side;
         run->nchild = run->nreports = 2;
         rc = s_mq_setup(run, why);
-        break;
-    case BR_SPSC:
-        run->role = s_simple_side;
-        run->nchild = run->nreports = 2;
-        run->mem_len = s_spsc_bytes(cfg->msg_size);
-        run->mem = s_map_shared(run->mem_len); /* zeroed: empty */
-        if (run->mem == NULL) {
-            rc = -errno;
-            s_why(why, "ring of %u x %u bytes: %s", S_SPSC_SLOTS, cfg->msg_size, strerror(errno));
-        }
         break;
     case BR_RING:
-        run->role = s_plain_side;
+    case BR_SPSC: {
+        bool ring = cfg->kind == BR_RING;
+        run->role = ring ? s_plain_side : s_simple_side;
         run->nchild = run->nreports = 2;
-        run->mem_len = sp_ring_bytes(BR_RING_SLOTS, cfg->msg_size);
-        run->mem = s_map_shared(run->mem_len);
-        run->ring = run->mem != NULL ? sp_ring_init(run->mem, BR_RING_SLOTS, cfg->msg_size) : NULL;
-        if (run->ring == NULL) {
+        unsigned slots = ring ? BR_RING_SLOTS : S_SPSC_SLOTS;
+        run->mem_len = ring ? sp_ring_bytes(slots, cfg->msg_size) : s_spsc_bytes(cfg->msg_size);
+        run->mem = s_map_shared(run->mem_len); /* zeroed: an empty SPSC ring */
+        if (ring && run->mem != NULL) {
+            run->ring = sp_ring_init(run->mem, slots, cfg->msg_size);
+        }
+        if (run->mem == NULL || (ring && run->ring == NULL)) {
             rc = -errno;
-            s_why(why, "ring of %u x %u bytes: %s", BR_RING_SLOTS, cfg->msg_size, strerror(errno));
+            s_why(why, "ring of %u x %u bytes: %s", slots, cfg->msg_size, strerror(errno));
         }
         break;
+    }
     case BR_ZMQ_IPC: {
         run->role = s_zmq_side;
         run->nchild = run->nreports = 2;
