@@ -17,6 +17,9 @@
 #include <sys/un.h>
 #include <czmq.h>
 
+/* subscriptions read between two checks of the tcp connections' counts */
+#define S_TCP_CHECK_EVERY 8
+
 typedef struct {
     int fd;
     pid_t pid; /* ipc: the client process (SO_PEERCRED); 0 over tcp */
@@ -50,12 +53,11 @@ sp_feedguard_t *sp_feedguard_new(void *xpub, const char *endpoint)
     g->tcp = strncmp(endpoint, "tcp://", strlen("tcp://")) == 0;
     int manual = 1;
     zmq_setsockopt(xpub, ZMQ_XPUB_MANUAL, &manual, sizeof manual);
-    if (strncmp(endpoint, "ipc://", strlen("ipc://")) == 0) {
-        /* no CURVE here, so no handshake needs the floor sp_zmq_set_max_frame
-         * keeps: a subscription bigger than this closes its connection */
-        int64_t max = SP_FEEDGUARD_IPC_MSG_MAX;
-        zmq_setsockopt(xpub, ZMQ_MAXMSGSIZE, &max, sizeof max);
-    }
+    /* a subscription bigger than this closes its connection before libzmq
+     * adds it to its trie (a node per byte); over tcp it leaves room for a
+     * CURVE handshake's commands */
+    int64_t max = g->tcp ? SP_FEEDGUARD_TCP_MSG_MAX : SP_FEEDGUARD_IPC_MSG_MAX;
+    zmq_setsockopt(xpub, ZMQ_MAXMSGSIZE, &max, sizeof max);
     /* monitors send us subscriptions only: a short inbound queue per pipe
      * bounds what libzmq reads ahead of us */
     int hwm = SP_FEEDGUARD_SUBS_MAX;
@@ -124,7 +126,17 @@ static void s_cut(sp_feedguard_t *g, s_peer_t *p, const char *why)
             return;
         }
     }
-    shutdown(p->fd, SHUT_RDWR);
+    if (g->tcp) {
+        /* connect(AF_UNSPEC) drops the connection with what the kernel
+         * still holds from it (shutdown would leave megabytes of a flood
+         * for libzmq to read, decode and add to its trie) */
+        struct sockaddr none = {.sa_family = AF_UNSPEC};
+        if (connect(p->fd, &none, sizeof none) < 0) {
+            shutdown(p->fd, SHUT_RDWR);
+        }
+    } else {
+        shutdown(p->fd, SHUT_RDWR);
+    }
     g->st.cut++;
     if ((g->st.cut & (g->st.cut - 1)) == 0) { /* the 1st, 2nd, 4th, ... */
         sp_warn("cut off a monitor connection (%s%d): %s (%llu so far)", g->tcp ? "fd " : "pid ",
@@ -273,8 +285,12 @@ void sp_feedguard_on_subscriptions(sp_feedguard_t *self, int max)
     /* connection events first: a new connection's first subscriptions
      * may already be here */
     sp_feedguard_on_events(self);
-    int seen = 0;
     for (int k = 0; k < max; k++) {
+        /* every receive lets libzmq read more of a connection into its trie
+         * (a node per prefix byte): over tcp, cut a flood before that */
+        if (self->tcp && k % S_TCP_CHECK_EVERY == 0) {
+            s_check_tcp(self);
+        }
         zmq_msg_t m;
         zmq_msg_init(&m);
         if (zmq_msg_recv(&m, self->xpub, ZMQ_DONTWAIT) < 0) {
@@ -286,7 +302,6 @@ void sp_feedguard_on_subscriptions(sp_feedguard_t *self, int max)
             /* whatever the prefix, the pipe gets the whole feed, held once */
             zmq_setsockopt(self->xpub, ZMQ_SUBSCRIBE, "", 0);
             self->st.subscriptions++;
-            seen++;
             pid_t pid = self->tcp ? 0 : s_sender_pid(&m);
             if (pid > 0) {
                 s_count_ipc(self, pid);
@@ -295,9 +310,6 @@ void sp_feedguard_on_subscriptions(sp_feedguard_t *self, int max)
         /* an unsubscription leaves the pipe subscribed until it goes (its
          * SUB socket filters); anything else is not ours to forward */
         zmq_msg_close(&m);
-    }
-    if (seen > 0 && self->tcp) {
-        s_check_tcp(self);
     }
 }
 

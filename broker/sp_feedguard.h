@@ -14,9 +14,11 @@
  *     per client process over ipc (the sender's pid is in the message's
  *     metadata, the connection's in SO_PEERCRED), at most
  *     SP_FEEDGUARD_TCP_RX_MAX bytes received per connection over tcp
- *     (TCP_INFO), and at most SP_FEEDGUARD_PEERS_MAX connections; a
- *     connection past its bound is shut down (libzmq then drops its pipe
- *     and what it held), and counted.
+ *     (TCP_INFO, read every few subscriptions, before libzmq reads much
+ *     more of a flood), and at most SP_FEEDGUARD_PEERS_MAX connections; a
+ *     connection past its bound is dropped (over tcp with what the kernel
+ *     still holds from it; libzmq then drops its pipe and what it held),
+ *     and counted.
  *
  * Ownership: sp_feedguard_new takes the XPUB (not owned) and makes a
  * monitor socket it owns; sp_feedguard_destroy frees it.  The guard belongs
@@ -31,6 +33,7 @@
 #define SP_FEEDGUARD_SUBS_MAX    16         /* subscriptions per client process (ipc) */
 #define SP_FEEDGUARD_TCP_RX_MAX  (16 << 10) /* bytes a tcp connection may send us */
 #define SP_FEEDGUARD_IPC_MSG_MAX 256        /* largest message on an ipc events socket */
+#define SP_FEEDGUARD_TCP_MSG_MAX 512        /* on tcp: CURVE INITIATE is about 300 bytes */
 
 typedef struct sp_feedguard sp_feedguard_t;
 
