@@ -22,7 +22,7 @@ static void s_usage(FILE *out)
                  "  --instance NAME    local instance (default stockpipe): the table is mapped "
                  "read-only\n"
                  "  --instance A,B,... the shards of a sharded shop (broker --products), merged\n"
-                 "                     into one view with each shard's health (line mode)\n"
+                 "                     into one view (console or lines) with each shard's health\n"
                  "  --connect URL      remote broker started with --tcp URL: snapshots come from "
                  "it\n"
                  "                     (URL: PORT, HOST:PORT or tcp://HOST:PORT; PORT alone is\n"
@@ -129,6 +129,8 @@ int main(int argc, char **argv)
         sp_error("--from-broker is for a local --instance; --connect already asks the broker");
         return SP_EXIT_USAGE;
     }
+    cfg.console = !plain && !cfg.json && !cfg.once && !cfg.final_table && isatty(STDOUT_FILENO) &&
+                  isatty(STDIN_FILENO);
     if (strchr(cfg.instance, ',') != NULL) {
         if (cfg.connect != NULL) {
             sp_error("--instance A,B merges local shards; --connect follows one broker");
@@ -148,8 +150,6 @@ int main(int argc, char **argv)
         }
         return 0;
     }
-    cfg.console = !plain && !cfg.json && !cfg.once && !cfg.final_table && isatty(STDOUT_FILENO) &&
-                  isatty(STDIN_FILENO);
     sp_signal_install();
     (void)setvbuf(stdout, NULL, _IOLBF, 0); /* fails only for bad arguments */
     sp_monitor_t *mon = NULL;

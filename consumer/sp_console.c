@@ -187,6 +187,10 @@ struct sp_console {
     uint32_t sweep_next; /* next id the sweep reads */
     uint32_t today;      /* YYYYMMDD, local time, this frame's */
 
+    /* a sharded shop: its shards' health (sp_console_shards) */
+    sp_console_shard_t shards[SP_CONSOLE_SHARDS_MAX];
+    unsigned nshards;
+
     /* the picture a pause froze */
     uint64_t frozen_ns;
     sp_shopstats_t f_stats;
@@ -970,6 +974,32 @@ static int s_draw_counters(const sp_console_t *self, int y, int y_end, const sp_
     return f.y < y_end ? f.y : y_end;
 }
 
+/* A sharded shop's shards, as many per line as fit: name, health (in the
+ * low-stock colour unless up), products and id range. */
+static int s_draw_shards(const sp_console_t *self, int y, int y_end)
+{
+    if (self->nshards == 0) {
+        return y;
+    }
+    sp_flow_t f = {.y = y, .x = 0, .y_end = y_end, .cols = COLS};
+    attr_t warn = s_pair(self, S_PAIR_LOW, A_BOLD);
+    attr_t good = s_pair(self, S_PAIR_GOOD, A_NORMAL);
+    for (unsigned i = 0; i < self->nshards; i++) {
+        const sp_console_shard_t *sh = &self->shards[i];
+        char label[80], value[96];
+        snprintf(label, sizeof label, "shard %s", sh->name);
+        if (sh->products == 0) {
+            snprintf(value, sizeof value, "%s, no products yet", sh->health);
+        } else {
+            snprintf(value, sizeof value, "%s, %u products (ids %u-%u)", sh->health, sh->products,
+                     sh->lo, sh->hi);
+        }
+        s_flow(self, &f, label, value, sh->ok ? good : warn);
+    }
+    s_flow_break(&f);
+    return f.y < y_end ? f.y : y_end;
+}
+
 /* One cell per worker, as many per line as fit, on at most `max_lines`
  * lines; the last cell says how many did not fit.  Each says its state,
  * orders, restarts and heartbeat age; `unknown` (the broker is silent or
@@ -1371,6 +1401,7 @@ void sp_console_draw(sp_console_t *self, const sp_mirror_t *mirror, uint64_t now
     bool eos = sp_mirror_state(mirror)->eos;
     s_draw_title(self, stats, st, eos, t);
     int y = s_draw_counters(self, 1, LINES - 3, stats, st, rates, totals);
+    y = s_draw_shards(self, y, LINES - 3);
     y = s_draw_workers(self, y, (LINES - 2 - y) / S_WORKER_SHARE, stats,
                        st->eos || eos || s_broker_silent(stats, t));
 
@@ -1552,6 +1583,12 @@ bool sp_console_keys(sp_console_t *self, const sp_mirror_t *mirror, uint64_t now
 /* ---------------------------------------------------------------------------
  * Life cycle
  */
+
+void sp_console_shards(sp_console_t *self, const sp_console_shard_t *shards, unsigned n)
+{
+    self->nshards = n < SP_CONSOLE_SHARDS_MAX ? n : SP_CONSOLE_SHARDS_MAX;
+    memcpy(self->shards, shards, self->nshards * sizeof *shards);
+}
 
 int sp_console_open(sp_console_t **out, const sp_console_cfg_t *cfg)
 {

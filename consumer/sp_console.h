@@ -60,6 +60,21 @@ bool sp_console_keys(sp_console_t *self, const sp_mirror_t *mirror, uint64_t now
 /* Draws one frame (header, worker lines, visible rows, banners). */
 void sp_console_draw(sp_console_t *self, const sp_mirror_t *mirror, uint64_t now_ns);
 
+/* A sharded shop (a merged mirror, sp_mirror_new_merged): one entry per
+ * shard, drawn as a line of their own under the counters.  `health` is the
+ * shard's word (sp_shardmon.h), `ok` whether it is "up". */
+#define SP_CONSOLE_SHARDS_MAX 16
+typedef struct {
+    char name[64];
+    const char *health; /* a static string */
+    bool ok;
+    uint32_t products, lo, hi; /* how many it has, its lowest and highest id */
+} sp_console_shard_t;
+
+/* Sets what the next frames show of the shards (a copy; n 0: none, the
+ * unsharded console). */
+void sp_console_shards(sp_console_t *self, const sp_console_shard_t *shards, unsigned n);
+
 /* The view's row order, without a terminal (used by the console and tested
  * directly): writes to ids[0..] the ids of the catalogue's products whose
  * name or category contains `filter` (case-insensitive; NULL or "" = all), in

@@ -44,6 +44,14 @@ struct sp_mirror {
     sp_shopstats_t stats;
     sp_ring_t orders_ring; /* broker time, orders answered */
     sp_ring_t events_ring; /* monitor time, events received */
+    /* a merged view (sp_mirror_new_merged): its shards, which one has each
+     * row (index + 1; 0: none), what the owners were worked out from */
+    const sp_mirror_t *shard[SP_MIRROR_SHARDS_MAX];
+    unsigned nshards;
+    uint8_t *owner;
+    uint64_t owner_stamp;
+    uint32_t twice;
+    sp_mrates_t merged_rates;
 };
 
 sp_mirror_t *sp_mirror_new(uint32_t capacity, const sp_row_t *rows)
@@ -73,6 +81,7 @@ void sp_mirror_destroy(sp_mirror_t **self_p)
     if (self_p == NULL || *self_p == NULL) {
         return;
     }
+    free((*self_p)->owner);
     free((*self_p)->mrow);
     free((*self_p)->own);
     free(*self_p);
@@ -84,9 +93,23 @@ uint32_t sp_mirror_capacity(const sp_mirror_t *self)
     return self->capacity;
 }
 
+/* The mirror that holds row `id`: self, or a merged view's shard (NULL:
+ * no shard has it). */
+static const sp_mirror_t *s_holder(const sp_mirror_t *self, uint32_t id)
+{
+    if (self->owner == NULL) {
+        return self;
+    }
+    if (id == 0 || id > self->capacity || self->owner[id - 1] == 0) {
+        return NULL;
+    }
+    return self->shard[self->owner[id - 1] - 1];
+}
+
 const sp_mrow_t *sp_mirror_row(const sp_mirror_t *self, uint32_t id)
 {
-    if (id == 0 || id > self->capacity || !self->mrow[id - 1].present) {
+    self = s_holder(self, id);
+    if (self == NULL || id == 0 || id > self->capacity || !self->mrow[id - 1].present) {
         return NULL;
     }
     return &self->mrow[id - 1];
@@ -94,7 +117,8 @@ const sp_mrow_t *sp_mirror_row(const sp_mirror_t *self, uint32_t id)
 
 bool sp_mirror_info(const sp_mirror_t *self, uint32_t id, sp_minfo_t *out)
 {
-    if (sp_mirror_row(self, id) == NULL) {
+    self = s_holder(self, id);
+    if (self == NULL || sp_mirror_row(self, id) == NULL) {
         return false;
     }
     if (self->rows != NULL) {
@@ -263,7 +287,8 @@ double sp_mirror_out_rate(const sp_mrow_t *r, uint64_t now_ns)
 
 bool sp_mirror_tally(const sp_mirror_t *self, uint32_t id, sp_tally_t *out, bool *live)
 {
-    const sp_mrow_t *r = sp_mirror_row(self, id);
+    self = s_holder(self, id);
+    const sp_mrow_t *r = self != NULL ? sp_mirror_row(self, id) : NULL;
     if (r == NULL) {
         return false;
     }
@@ -449,6 +474,9 @@ static uint64_t s_answered(const sp_shopstats_t *s)
 int sp_mirror_feed(sp_mirror_t *self, const void *msg, size_t len, uint64_t now_ns,
                    sp_mirror_event_fn fn, void *arg)
 {
+    if (self->owner != NULL) {
+        return SP_E_INVALID; /* a merged view is fed through its shards */
+    }
     sp_msg_hdr_t h;
     int rc = sp_wire_check(msg, len, &h);
     if (rc == 0) {
@@ -498,7 +526,7 @@ void sp_mirror_snap_begin(sp_mirror_t *self, const uint32_t pid[SP_MIRROR_PUBS],
 
 int sp_mirror_snap_row(sp_mirror_t *self, const sp_snaprow_t *row, uint64_t now_ns)
 {
-    if (row->id == 0 || row->id > self->capacity) {
+    if (self->owner != NULL || row->id == 0 || row->id > self->capacity) {
         self->st.invalid++;
         return SP_E_UNKNOWN_PRODUCT;
     }
@@ -597,6 +625,10 @@ const sp_mpub_t *sp_mirror_pub(const sp_mirror_t *self, uint32_t publisher)
 
 void sp_mirror_rates(const sp_mirror_t *self, uint64_t now_ns, sp_mrates_t *out)
 {
+    if (self->owner != NULL) {
+        *out = self->merged_rates; /* as of the last merge */
+        return;
+    }
     /* orders: the broker's clock and its latest totals; events: ours */
     uint64_t answered = s_answered(&self->stats);
     out->orders_1s = s_ring_rate(&self->orders_ring, self->stats.time_ns, answered, SP_NS_PER_SEC);
@@ -608,10 +640,183 @@ void sp_mirror_rates(const sp_mirror_t *self, uint64_t now_ns, sp_mrates_t *out)
 uint64_t sp_mirror_units(const sp_mirror_t *self)
 {
     uint64_t units = 0;
+    if (self->owner != NULL) {
+        for (unsigned i = 0; i < self->nshards; i++) {
+            units += sp_mirror_units(self->shard[i]);
+        }
+        return units;
+    }
     for (uint32_t i = 0; i < self->capacity; i++) {
         if (self->mrow[i].present && self->mrow[i].known) {
             units += self->mrow[i].stock;
         }
     }
     return units;
+}
+
+/* ---------------------------------------------------------------------------
+ * Merged views
+ */
+
+sp_mirror_t *sp_mirror_new_merged(const sp_mirror_t *const *shards, unsigned n)
+{
+    if (n == 0 || n > SP_MIRROR_SHARDS_MAX) {
+        return NULL;
+    }
+    sp_mirror_t *m = calloc(1, sizeof *m);
+    if (m == NULL) {
+        return NULL;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        m->shard[i] = shards[i];
+        m->capacity = shards[i]->capacity > m->capacity ? shards[i]->capacity : m->capacity;
+    }
+    m->nshards = n;
+    m->owner = calloc(m->capacity ? m->capacity : 1, sizeof *m->owner);
+    if (m->owner == NULL) {
+        free(m);
+        return NULL;
+    }
+    m->owner_stamp = UINT64_MAX; /* worked out at the first merge */
+    m->st.stale = true;
+    return m;
+}
+
+/* Rows appear only through snapshot rows: the owners change only when a
+ * shard completed a snapshot or is taking one. */
+static uint64_t s_owner_stamp(const sp_mirror_t *m, bool *running)
+{
+    uint64_t stamp = 0;
+    *running = false;
+    for (unsigned i = 0; i < m->nshards; i++) {
+        stamp += m->shard[i]->st.snapshots;
+        *running |= m->shard[i]->st.snapshot_running;
+    }
+    return stamp;
+}
+
+static void s_merge_owners(sp_mirror_t *m)
+{
+    bool running;
+    uint64_t stamp = s_owner_stamp(m, &running);
+    if (stamp == m->owner_stamp && !running) {
+        return;
+    }
+    m->owner_stamp = stamp;
+    m->twice = 0;
+    for (uint32_t id = 1; id <= m->capacity; id++) {
+        uint8_t who = 0;
+        for (unsigned i = 0; i < m->nshards; i++) {
+            const sp_mirror_t *s = m->shard[i];
+            if (id <= s->capacity && s->mrow[id - 1].present) {
+                if (who != 0) {
+                    m->twice++;
+                    break;
+                }
+                who = (uint8_t)(i + 1);
+            }
+        }
+        m->owner[id - 1] = who;
+    }
+}
+
+static void s_merge_state(sp_mirror_t *m)
+{
+    sp_mstate_t *d = &m->st;
+    *d = (sp_mstate_t){.eos = true};
+    for (unsigned i = 0; i < m->nshards; i++) {
+        const sp_mstate_t *s = &m->shard[i]->st;
+        d->stale |= s->stale;
+        d->snapshot_running |= s->snapshot_running;
+        d->events += s->events;
+        d->applied += s->applied;
+        d->gaps += s->gaps;
+        d->gap_reports += s->gap_reports;
+        d->snapshots += s->snapshots;
+        d->resyncs += s->resyncs;
+        d->deaths += s->deaths;
+        d->releases += s->releases;
+        d->invalid += s->invalid;
+        d->heartbeats += s->heartbeats;
+        d->eos &= s->eos;
+    }
+}
+
+static uint64_t s_max_u64(uint64_t a, uint64_t b)
+{
+    return a > b ? a : b;
+}
+
+static void s_merge_stats(sp_mirror_t *m)
+{
+    sp_shopstats_t *d = &m->stats;
+    memset(d, 0, sizeof *d);
+    for (unsigned i = 0; i < m->nshards; i++) {
+        const sp_shopstats_t *s = &m->shard[i]->stats;
+        if (!s->valid) {
+            continue;
+        }
+        if (!d->valid) {
+            d->transport = s->transport;
+            d->sync = s->sync;
+        }
+        d->valid = true;
+        /* the broker-silent check reads this: the most recent shard's */
+        d->received_ns = s_max_u64(d->received_ns, s->received_ns);
+        d->time_ns = s_max_u64(d->time_ns, s->time_ns);
+        for (int k = 0; k < SP_STATUS_COUNT; k++) {
+            d->orders[k] += s->orders[k];
+        }
+        d->event_seq += s->event_seq;
+        d->lat_p50_ns = s_max_u64(d->lat_p50_ns, s->lat_p50_ns);
+        d->lat_p99_ns = s_max_u64(d->lat_p99_ns, s->lat_p99_ns);
+        d->lat_max_ns = s_max_u64(d->lat_max_ns, s->lat_max_ns);
+        d->lat_count += s->lat_count;
+        for (int k = 0; k < SP_HOP_COUNT; k++) {
+            d->depth[k] += s->depth[k];
+            d->depth_cap[k] += s->depth_cap[k];
+        }
+        for (int k = 0; k < SP_DROP_COUNT; k++) {
+            d->drops[k] += s->drops[k];
+        }
+        d->capacity += s->capacity;
+        d->products += s->products;
+        d->holds_released += s->holds_released;
+        uint64_t n = s->workers <= SP_WORKERS_MAX ? s->workers : SP_WORKERS_MAX;
+        for (uint64_t w = 1; w <= n && d->workers < SP_WORKERS_MAX; w++) {
+            d->worker[++d->workers] = s->worker[w];
+        }
+    }
+}
+
+void sp_mirror_merge(sp_mirror_t *self, uint64_t now_ns)
+{
+    if (self->owner == NULL) {
+        return;
+    }
+    s_merge_owners(self);
+    s_merge_state(self);
+    s_merge_stats(self);
+    sp_mrates_t sum = {0};
+    for (unsigned i = 0; i < self->nshards; i++) {
+        sp_mrates_t r;
+        sp_mirror_rates(self->shard[i], now_ns, &r);
+        sum.orders_1s += r.orders_1s;
+        sum.orders_10s += r.orders_10s;
+        sum.events_1s += r.events_1s;
+    }
+    self->merged_rates = sum;
+}
+
+int sp_mirror_owner(const sp_mirror_t *self, uint32_t id)
+{
+    if (self->owner == NULL || id == 0 || id > self->capacity) {
+        return -1;
+    }
+    return (int)self->owner[id - 1] - 1;
+}
+
+uint32_t sp_mirror_claimed_twice(const sp_mirror_t *self)
+{
+    return self->twice;
 }

@@ -207,4 +207,36 @@ void sp_mirror_rates(const sp_mirror_t *self, uint64_t now_ns, sp_mrates_t *out)
 /* Units in stock over all known rows. */
 uint64_t sp_mirror_units(const sp_mirror_t *self);
 
+/*
+ * A merged mirror: one read-only view of the mirrors of a sharded shop's
+ * shards (sp_shardmon.h), for the views that draw from one mirror.  A row
+ * is the row of the first shard that has the product (the shards own
+ * disjoint ranges of ids); the state's flags and counters, the STATS
+ * counters and the rates are the shards' put together: summed, except
+ * `stale` and `snapshot_running` (any shard), `eos` (every shard), the
+ * latencies (the slowest shard's percentile: an upper bound, not the
+ * shop's own), the transport and strategy (the first shard's) and the
+ * workers (the shards' in shard order, as many as SP_WORKERS_MAX holds).
+ * The shards' mirrors are borrowed and must outlive it; sp_mirror_merge
+ * brings it up to date (once a frame); it is fed nothing itself.
+ */
+#define SP_MIRROR_SHARDS_MAX 16
+
+/* A merged view of `n` (1..SP_MIRROR_SHARDS_MAX) mirrors, as large as the
+ * largest.  NULL on ENOMEM or a bad n. */
+sp_mirror_t *sp_mirror_new_merged(const sp_mirror_t *const *shards, unsigned n);
+
+/* Brings a merged mirror up to date with its shards as of `now_ns`: which
+ * shard has each row (worked out again only when a shard's snapshot may
+ * have added rows), the state, the STATS and the rates.  Also counts the
+ * products more than one shard has (sp_mirror_claimed_twice). */
+void sp_mirror_merge(sp_mirror_t *self, uint64_t now_ns);
+
+/* The shard (0-based) whose row a merged mirror shows for `id`, or -1. */
+int sp_mirror_owner(const sp_mirror_t *self, uint32_t id);
+
+/* Products more than one shard has, as of the last merge (0 for a mirror
+ * that is not merged). */
+uint32_t sp_mirror_claimed_twice(const sp_mirror_t *self);
+
 #endif

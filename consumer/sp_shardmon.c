@@ -3,6 +3,7 @@
  */
 #include "sp_shardmon.h"
 
+#include "sp_console.h"
 #include "sp_error.h"
 #include "sp_instance.h"
 #include "sp_mirror.h"
@@ -14,9 +15,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+_Static_assert(SP_SHARDMON_MAX <= SP_MIRROR_SHARDS_MAX, "a merged mirror holds every shard");
+_Static_assert(SP_SHARDMON_MAX <= SP_CONSOLE_SHARDS_MAX, "the console lists every shard");
+
+/* a turn of the full-screen view: every shard's feed, then the keys */
+#define S_CONSOLE_TURN_MS 20
+
 struct sp_shardmon {
     sp_monitor_cfg_t cfg;
     FILE *out;
+    FILE *sink; /* the shards' own lines under the full-screen view: nowhere */
+    char title[SP_SHARDMON_MAX * (SP_INSTANCE_NAME_MAX + 1)];
     unsigned n;
     char name[SP_SHARDMON_MAX][SP_INSTANCE_NAME_MAX + 1];
     sp_monitor_t *mon[SP_SHARDMON_MAX];
@@ -33,15 +42,24 @@ int sp_shardmon_new(sp_shardmon_t **out, const sp_monitor_cfg_t *cfg, const char
     }
     self->cfg = *cfg;
     self->out = fp;
+    snprintf(self->title, sizeof self->title, "%s", list);
     int rc = sp_instance_list(list, self->name, SP_SHARDMON_MAX, &self->n, why, cap);
+    if (rc == 0 && cfg->console) {
+        self->sink = fopen("/dev/null", "w");
+        if (self->sink == NULL) {
+            rc = -errno;
+            snprintf(why, cap, "cannot open /dev/null: %s", sp_strerror(rc));
+        }
+    }
     for (unsigned i = 0; rc == 0 && i < self->n; i++) {
         sp_monitor_cfg_t mc = *cfg;
         mc.instance = self->name[i];
         mc.label = self->name[i];
         mc.console = false;
         mc.final_table = false;
+        mc.quiet |= cfg->console;
         char inner[384] = "";
-        rc = sp_monitor_new(&self->mon[i], &mc, fp, inner, sizeof inner);
+        rc = sp_monitor_new(&self->mon[i], &mc, self->sink ? self->sink : fp, inner, sizeof inner);
         if (rc < 0) {
             snprintf(why, cap, "shard '%s': %s", self->name[i], inner);
         }
@@ -218,9 +236,94 @@ static void s_health(sp_shardmon_t *self, bool summary)
     (void)fflush(out);
 }
 
+/* One turn of every shard's monitor, `slice` ms each at most. */
+static int s_step_all(sp_shardmon_t *self, int slice, unsigned *ended, char *why, size_t cap)
+{
+    *ended = 0;
+    for (unsigned i = 0; i < self->n; i++) {
+        char inner[384] = "";
+        int rc = sp_monitor_step(self->mon[i], slice > 0 ? slice : 1, inner, sizeof inner);
+        if (rc < 0) {
+            snprintf(why, cap, "shard '%s': %s", self->name[i], inner);
+            return rc;
+        }
+        *ended += sp_mirror_state(sp_monitor_mirror(self->mon[i]))->eos;
+    }
+    return 0;
+}
+
+/* What the console's shard line shows. */
+static void s_console_shards(const sp_shardmon_t *self, sp_console_t *con)
+{
+    sp_console_shard_t sh[SP_SHARDMON_MAX];
+    memset(sh, 0, sizeof sh);
+    for (unsigned i = 0; i < self->n; i++) {
+        sp_shard_health_t h = sp_shardmon_health(self, i);
+        snprintf(sh[i].name, sizeof sh[i].name, "%s", self->name[i]);
+        sh[i].health = sp_shard_health_name(h);
+        sh[i].ok = h == SP_SHARD_UP;
+        sh[i].products = s_span(self, i, &sh[i].lo, &sh[i].hi);
+    }
+    sp_console_shards(con, sh, self->n);
+}
+
+/* The full-screen view of the merged mirror, until q, a stop, or every
+ * broker ended its stream (shown for SP_MONITOR_LINGER_MS). */
+static int s_run_console(sp_shardmon_t *self, char *why, size_t cap)
+{
+    const sp_mirror_t *shards[SP_SHARDMON_MAX];
+    for (unsigned i = 0; i < self->n; i++) {
+        shards[i] = sp_monitor_mirror(self->mon[i]);
+    }
+    sp_mirror_t *merged = sp_mirror_new_merged(shards, self->n);
+    if (merged == NULL) {
+        snprintf(why, cap, "out of memory");
+        return -ENOMEM;
+    }
+    sp_console_cfg_t cc = {.title = self->title, .low_stock = self->cfg.low_stock};
+    sp_console_t *con = NULL;
+    int rc = sp_console_open(&con, &cc);
+    if (rc < 0) {
+        snprintf(why, cap, "cannot open the full-screen console: %s (try --plain)",
+                 sp_strerror(rc));
+        sp_mirror_destroy(&merged);
+        return rc;
+    }
+    uint64_t next_frame = 0, ended_at = 0;
+    while (!sp_signal_stopping()) {
+        unsigned ended = 0;
+        rc = s_step_all(self, S_CONSOLE_TURN_MS / (int)self->n, &ended, why, cap);
+        if (rc < 0) {
+            break;
+        }
+        uint64_t now = sp_now_ns();
+        sp_mirror_merge(merged, now);
+        if (!sp_console_keys(con, merged, now)) {
+            break;
+        }
+        if (now >= next_frame) {
+            s_console_shards(self, con);
+            sp_console_draw(con, merged, now);
+            next_frame = now + SP_CONSOLE_FRAME_MS * SP_NS_PER_MS;
+        }
+        if (ended == self->n && ended_at == 0) {
+            ended_at = now;
+        }
+        if (ended_at != 0 && now - ended_at > SP_MONITOR_LINGER_MS * SP_NS_PER_MS) {
+            break;
+        }
+    }
+    sp_console_close(&con);
+    sp_mirror_destroy(&merged);
+    return rc;
+}
+
 int sp_shardmon_run(sp_shardmon_t *self, char *why, size_t cap)
 {
     const sp_monitor_cfg_t *cfg = &self->cfg;
+    if (cfg->console) {
+        return s_run_console(self, why, cap);
+    }
     if (cfg->once) {
         for (unsigned i = 0; i < self->n; i++) {
             char inner[384] = "";
@@ -241,14 +344,9 @@ int sp_shardmon_run(sp_shardmon_t *self, char *why, size_t cap)
     int slice = SP_MONITOR_POLL_MS / (int)self->n;
     while (!sp_signal_stopping()) {
         unsigned ended = 0;
-        for (unsigned i = 0; i < self->n; i++) {
-            char inner[384] = "";
-            int rc = sp_monitor_step(self->mon[i], slice > 0 ? slice : 1, inner, sizeof inner);
-            if (rc < 0) {
-                snprintf(why, cap, "shard '%s': %s", self->name[i], inner);
-                return rc;
-            }
-            ended += sp_mirror_state(sp_monitor_mirror(self->mon[i]))->eos;
+        int rc = s_step_all(self, slice, &ended, why, cap);
+        if (rc < 0) {
+            return rc;
         }
         uint64_t now = sp_now_ns();
         if (now >= next_summary || ended == self->n) {
@@ -276,6 +374,9 @@ void sp_shardmon_destroy(sp_shardmon_t **self_p)
     sp_shardmon_t *self = *self_p;
     for (unsigned i = 0; i < self->n; i++) {
         sp_monitor_destroy(&self->mon[i]);
+    }
+    if (self->sink != NULL) {
+        (void)fclose(self->sink);
     }
     free(self);
     *self_p = NULL;

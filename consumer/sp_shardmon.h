@@ -17,8 +17,10 @@
  * Views: line mode (per-event lines "[A] stock ...", a merged summary line
  * every cfg->summary_ms with one health entry per shard), --json (the same
  * as JSON objects), --once (the merged table and one line per shard, or one
- * JSON array with a "shard" key per row), --final.  The full-screen console
- * shows one instance; a merged view is always in lines.
+ * JSON array with a "shard" key per row), --final, and the full-screen
+ * console (cfg->console) drawn from a merged mirror (sp_mirror_new_merged):
+ * every shard's rows in one table, the counters put together, and a line
+ * with each shard's health, products and id range.
  *
  * Ownership: sp_shardmon_new makes the shards' monitors, sp_shardmon_destroy
  * releases them; output goes to the caller's `out`; the configuration and

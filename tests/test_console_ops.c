@@ -162,3 +162,64 @@ Test(console_ops, the_console_shows_what_an_operator_looks_for, .timeout = 180)
     free(out);
     cr_expect_not(spt_leftovers(inst));
 }
+
+/* The shards of a sharded shop in one full-screen view: every shard's rows
+ * in one table, the counters put together, a line with each shard's
+ * health, and a shard whose broker stops shown as ended. */
+Test(console_ops, the_merged_console_shows_every_shard_and_its_health, .timeout = 180)
+{
+    char a[64], b[64], list[160], cmd[512];
+    spt_instance(a, sizeof a, "conmerga");
+    spt_instance(b, sizeof b, "conmergb");
+    snprintf(list, sizeof list, "%s,%s", a, b);
+    const char *ea[] = {
+        "--catalogue", spt_data("products.csv"), "--products", "1-5", "--workers", "1", NULL};
+    const char *eb[] = {
+        "--catalogue", spt_data("products.csv"), "--products", "6-10", "--workers", "2", NULL};
+    pid_t pa = spt_broker_start(a, ea);
+    cr_assert(pa > 0, "shard A's broker did not start");
+    pid_t pb = spt_broker_start(b, eb);
+    if (pb <= 0) {
+        spt_stop(pa);
+        cr_assert_fail("shard B's broker did not start");
+    }
+    snprintf(cmd, sizeof cmd, "%s --instance %s", spt_bin("monitor"), list);
+    const char *session[] = {"new-session", "-d", "-s", "mon", "-x", "160", "-y", "30", cmd, NULL};
+    cr_assert_eq(s_tmux(a, session, NULL), 0, "tmux did not start");
+
+    char up_a[128], up_b[128], ended_b[128];
+    snprintf(up_a, sizeof up_a, "shard %s up, 5 products (ids 1-5)", a);
+    snprintf(up_b, sizeof up_b, "shard %s up, 5 products (ids 6-10)", b);
+    snprintf(ended_b, sizeof ended_b, "shard %s ended", b);
+    char *screen = NULL;
+    const char *ready[] = {up_a, up_b,           "10 products",      "3 workers",
+                           "w3", "units sold 0", "Nuggets de pollo", "Pan de ajo chico",
+                           NULL};
+    cr_expect(s_wait_for(a, ready, &screen), "the merged console lacks a shard:\n%s", screen);
+
+    /* product 8 (Camarones jumbo, 180.00, stock 5) is shard B's, product 3
+     * (Yogurt natural nuez, 25.00, stock 40) shard A's */
+    cr_expect_eq(s_once(list, "buy", "8", "2", NULL), 0);
+    cr_expect_eq(s_once(list, "buy", "3", "1", NULL), 0);
+    const char *sold[] = {"units sold 3", "revenue 385.00", "accepted 2", NULL};
+    cr_expect(s_wait_for(a, sold, &screen), "the counters are not both shards':\n%s", screen);
+    unsigned long stock = 0, n_sold = 0;
+    const char *row = s_line(screen, "Camarones jumbo");
+    const char *date = strstr(row, "2024-11-15");
+    cr_assert_not_null(date, "no row for product 8: '%s'", row);
+    cr_expect_eq(sscanf(date + 10, "%lu %lu", &stock, &n_sold), 2, "'%s'", row);
+    cr_expect(stock == 3 && n_sold == 2, "stock %lu sold %lu: '%s'", stock, n_sold, row);
+
+    /* shard B stops: the view says so and goes on showing shard A */
+    int sb = spt_stop(pb);
+    cr_expect(WIFEXITED(sb) && WEXITSTATUS(sb) == 0, "shard B's broker: status %d", sb);
+    const char *ended[] = {up_a, ended_b, NULL};
+    cr_expect(s_wait_for(a, ended, &screen), "shard B's end is not shown:\n%s", screen);
+
+    static const char *const kill_server[] = {"kill-server", NULL};
+    s_tmux(a, kill_server, NULL);
+    free(screen);
+    int sa = spt_stop(pa);
+    cr_expect(WIFEXITED(sa) && WEXITSTATUS(sa) == 0, "shard A's broker: status %d", sa);
+    cr_expect(!spt_leftovers(a) && !spt_leftovers(b), "a shard left IPC objects behind");
+}

@@ -468,3 +468,133 @@ Test(mirror, events_from_sender_zero_are_refused)
     cr_expect_eq(sp_mirror_row(m, 2)->stock, 100);
     sp_mirror_destroy(&m);
 }
+
+/* --- merged views (a sharded shop) ------------------------------------------- */
+
+/* A snapshot of ids lo..hi only, each at stock 100 - id, version id. */
+static void s_snapshot_range(sp_mirror_t *m, uint32_t lo, uint32_t hi)
+{
+    uint32_t pid[SP_MIRROR_PUBS] = {0};
+    uint64_t seq[SP_MIRROR_PUBS] = {0};
+    sp_mirror_snap_begin(m, pid, seq);
+    for (uint32_t id = lo; id <= hi; id++) {
+        sp_snaprow_t r = s_row(id, 100 - id, id);
+        cr_assert_eq(sp_mirror_snap_row(m, &r, 1), 0);
+    }
+    sp_mirror_snap_end(m);
+}
+
+Test(mirror, a_merged_view_shows_each_row_from_the_shard_that_has_it)
+{
+    sp_mirror_t *a = sp_mirror_new(4, NULL), *b = s_fresh();
+    cr_assert(a != NULL && b != NULL);
+    const sp_mirror_t *shards[] = {a, b};
+    sp_mirror_t *m = sp_mirror_new_merged(shards, 2);
+    cr_assert_not_null(m);
+    cr_expect_eq(sp_mirror_capacity(m), CAP, "as large as the largest shard");
+    sp_mirror_merge(m, 1);
+    cr_expect(sp_mirror_state(m)->stale, "no shard has a snapshot yet");
+    cr_expect_null(sp_mirror_row(m, 1));
+
+    s_snapshot_range(a, 1, 4);
+    sp_mirror_merge(m, 2);
+    cr_expect(sp_mirror_state(m)->stale, "shard b is still stale");
+    s_snapshot_range(b, 5, 8);
+    sp_mirror_merge(m, 3);
+    cr_expect_not(sp_mirror_state(m)->stale);
+    cr_expect_eq(sp_mirror_state(m)->snapshots, 2);
+    for (uint32_t id = 1; id <= CAP; id++) {
+        const sp_mrow_t *r = sp_mirror_row(m, id);
+        cr_assert_not_null(r, "row %u", id);
+        cr_expect_eq(r->stock, 100 - id);
+        cr_expect_eq(sp_mirror_owner(m, id), id <= 4 ? 0 : 1, "row %u", id);
+        sp_minfo_t info;
+        cr_assert(sp_mirror_info(m, id, &info));
+        char want[32];
+        snprintf(want, sizeof want, "product-%u", id);
+        cr_expect_str_eq(info.name, want);
+        sp_tally_t tally;
+        bool live = true;
+        cr_expect(sp_mirror_tally(m, id, &tally, &live));
+        cr_expect_not(live, "remote shards: the snapshot's counters");
+    }
+    cr_expect_eq(sp_mirror_units(m), sp_mirror_units(a) + sp_mirror_units(b));
+    cr_expect_eq(sp_mirror_claimed_twice(m), 0);
+
+    /* an event on a shard shows in the view without another merge: rows
+     * are the shard's own */
+    cr_assert_eq(sp_mirror_feed(b, s_msg, s_one(1, PID_A, 1, 6, 7, 50), 4, NULL, NULL),
+                 SP_MSG_EVENTS);
+    cr_expect_eq(sp_mirror_row(m, 6)->stock, 7);
+    sp_mirror_merge(m, 5);
+    cr_expect_eq(sp_mirror_state(m)->events, 1);
+
+    /* the view itself takes nothing in */
+    cr_expect_lt(sp_mirror_feed(m, s_msg, s_one(1, PID_A, 2, 6, 6, 51), 6, NULL, NULL), 0);
+    sp_snaprow_t r = s_row(1, 1, 99);
+    cr_expect_lt(sp_mirror_snap_row(m, &r, 6), 0);
+    cr_expect_eq(sp_mirror_row(m, 6)->stock, 7);
+    sp_mirror_destroy(&m);
+    sp_mirror_destroy(&a);
+    sp_mirror_destroy(&b);
+}
+
+Test(mirror, a_merged_view_puts_the_shards_counters_together)
+{
+    sp_mirror_t *a = s_fresh(), *b = s_fresh();
+    const sp_mirror_t *shards[] = {a, b};
+    sp_mirror_t *m = sp_mirror_new_merged(shards, 2);
+    cr_assert_not_null(m);
+    uint64_t t0 = 1000 * MS;
+    for (int i = 0; i <= 20; i++) {
+        uint64_t t = t0 + (uint64_t)i * 100 * MS;
+        /* shard a answers 1000 orders per 100 ms, shard b 1000 per second */
+        sp_mirror_feed(a, s_msg, s_stats_msg(t, 750u * i, 250u * i), t, NULL, NULL);
+        sp_mirror_feed(b, s_msg, s_stats_msg(t, 75u * i, 25u * i), t, NULL, NULL);
+    }
+    sp_mirror_merge(m, t0 + 2000 * MS);
+    const sp_shopstats_t *s = sp_mirror_stats(m);
+    cr_expect(s->valid);
+    cr_expect_eq(s->orders[SP_STATUS_ACCEPTED], 15000 + 1500);
+    cr_expect_eq(s->orders[SP_STATUS_OUT_OF_STOCK], 5000 + 500);
+    cr_expect_eq(s->workers, 4, "both shards' workers, one after the other");
+    cr_expect_eq(s->worker[2].state, SP_WSTATE_SILENT);
+    cr_expect_eq(s->worker[4].state, SP_WSTATE_SILENT);
+    cr_expect_eq(s->depth[SP_HOP_ORDERS], 14);
+    cr_expect_eq(s->drops[SP_DROP_EVENTS], 6);
+    cr_expect_eq(s->lat_p99_ns, 123456, "the slowest shard's");
+    sp_mrates_t r;
+    sp_mirror_rates(m, t0 + 2000 * MS, &r);
+    cr_expect_float_eq(r.orders_1s, 11000.0, 1.0);
+
+    /* the stream ends when every shard's has */
+    uint8_t eos[SP_WIRE_HDR_SIZE];
+    sp_wire_put_hdr(eos, SP_MSG_EOS, 0, 0, 0);
+    sp_mirror_feed(a, eos, sizeof eos, t0, NULL, NULL);
+    sp_mirror_merge(m, t0 + 2100 * MS);
+    cr_expect_not(sp_mirror_state(m)->eos);
+    sp_mirror_feed(b, eos, sizeof eos, t0, NULL, NULL);
+    sp_mirror_merge(m, t0 + 2200 * MS);
+    cr_expect(sp_mirror_state(m)->eos);
+    sp_mirror_destroy(&m);
+    sp_mirror_destroy(&a);
+    sp_mirror_destroy(&b);
+}
+
+Test(mirror, a_product_two_shards_have_is_counted_and_shown_from_the_first)
+{
+    sp_mirror_t *a = s_fresh(), *b = s_fresh();
+    const sp_mirror_t *shards[] = {a, b};
+    sp_mirror_t *m = sp_mirror_new_merged(shards, 2);
+    cr_assert_not_null(m);
+    s_snapshot_range(a, 1, 5);
+    s_snapshot_range(b, 4, 8);
+    sp_mirror_merge(m, 1);
+    cr_expect_eq(sp_mirror_claimed_twice(m), 2, "ids 4 and 5");
+    cr_expect_eq(sp_mirror_owner(m, 4), 0);
+    cr_expect_eq(sp_mirror_owner(m, 6), 1);
+    cr_expect_null(sp_mirror_new_merged(shards, 0));
+    sp_mirror_destroy(&m);
+    sp_mirror_destroy(&a);
+    sp_mirror_destroy(&b);
+}
