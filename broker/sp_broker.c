@@ -38,6 +38,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* The last wait of the shutdown lets the workers' final events and
  * heartbeats through in polls this short. */
@@ -175,6 +176,29 @@ fail:
     return rc;
 }
 
+/* nats: monitors that reach only the NATS servers follow the shop through
+ * them (sp_natsfeed.h).  The gateway follows our own endpoints as a local
+ * monitor does, which CURVE endpoints would refuse it. */
+static void s_natsfeed_start(sp_broker_t *self)
+{
+    const sp_broker_cfg_t *cfg = self->cfg;
+    if (cfg->service == NULL || strcmp(self->transport->name, "nats") != 0) {
+        return;
+    }
+    if (self->curve_on) {
+        sp_broker_notify(self, SP_LOG_WARN,
+                         "no event path over NATS: the events endpoint is a CURVE server "
+                         "(monitors connect to it with --connect tcp://)");
+        return;
+    }
+    char why[256] = "";
+    int rc = sp_natsfeed_gateway(&self->natsfeed, cfg->service, cfg->instance, self->hdr->ep_events,
+                                 self->hdr->ep_snapshot, why, sizeof why);
+    if (rc < 0) {
+        sp_broker_notify(self, SP_LOG_WARN, "no event path over NATS: %s", why);
+    }
+}
+
 int sp_broker_run(sp_broker_t *self, sp_broker_stats_t *stats, char *why, size_t cap)
 {
     assert(self != NULL && !self->ran);
@@ -195,6 +219,9 @@ int sp_broker_run(sp_broker_t *self, sp_broker_stats_t *stats, char *why, size_t
     }
     if (rc == 0 && self->use_tcp) {
         sp_endpoints_announce(self);
+    }
+    if (rc == 0) {
+        s_natsfeed_start(self);
     }
     uint64_t next_beat = 0, next_stats = 0;
     bool serving = rc == 0;
@@ -242,6 +269,7 @@ void sp_broker_destroy(sp_broker_t **self_p)
     }
     sp_broker_t *self = *self_p;
     sp_journal_close(&self->journal);
+    sp_natsfeed_stop(&self->natsfeed); /* it forwards our end of stream first */
     sp_snapsrv_destroy(&self->snapsrv);
     sp_router_destroy(&self->router);
     /* the instance's objects are ours to remove only once its table is (a

@@ -36,6 +36,7 @@
 #include "sp_link.h"
 #include "sp_router.h"
 #include "sp_transport.h"
+#include "sp_natsfeed.h"
 #include "sp_snapsrv.h"
 #include "sp_table.h"
 #include "sp_tcp.h"
@@ -108,6 +109,7 @@ struct sp_broker {
     /* sp_broker: the ZeroMQ paths and the snapshot service */
     sp_router_t *router;
     sp_snapsrv_t *snapsrv;
+    sp_natsfeed_t *natsfeed; /* nats: the event path and snapshots over NATS */
 
     /* sp_bstats */
     uint64_t lat[SP_BROKER_LAT_TICKS + 1][SP_LAT_BUCKETS];

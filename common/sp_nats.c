@@ -37,14 +37,19 @@
 /* The instance's name in NATS: '.' separates subject tokens and is not
  * allowed in stream names, so it is written '+' (which instance names never
  * hold). */
-static void s_token(const sp_names_t *n, char *out, size_t cap)
+void sp_nats_token(const char *name, char *out, size_t cap)
 {
-    snprintf(out, cap, "%s", n->name);
+    snprintf(out, cap, "%s", name);
     for (char *c = out; *c; c++) {
         if (*c == '.') {
             *c = '+';
         }
     }
+}
+
+static void s_token(const sp_names_t *n, char *out, size_t cap)
+{
+    sp_nats_token(n->name, out, cap);
 }
 
 static void s_stream(const sp_names_t *n, char *out, size_t cap)
@@ -188,6 +193,13 @@ static natsStatus s_tls(natsOptions *opts)
 }
 
 /* Connects to the comma-separated `urls`. */
+static int s_connect(natsConnection **nc, const char *urls, char *why, size_t cap);
+
+int sp_nats_connect(natsConnection **nc, const char *urls, char *why, size_t cap)
+{
+    return s_connect(nc, urls, why, cap);
+}
+
 static int s_connect(natsConnection **nc, const char *urls, char *why, size_t cap)
 {
     *nc = NULL;

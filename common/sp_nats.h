@@ -67,4 +67,11 @@
 
 extern const sp_transport_t sp_transport_nats;
 
+/* For the other users of the same servers (sp_natsfeed.h): connects to the
+ * comma-separated `urls` with the credentials and TLS above (0 or a
+ * negative code with *why), and writes instance `name`'s subject token. */
+struct __natsConnection;
+int sp_nats_connect(struct __natsConnection **nc, const char *urls, char *why, size_t cap);
+void sp_nats_token(const char *name, char *out, size_t cap);
+
 #endif

@@ -6,11 +6,13 @@
 #include "sp_error.h"
 #include "sp_log.h"
 #include "sp_monitor.h"
+#include "sp_nats.h"
 #include "sp_shardmon.h"
 #include "sp_signal.h"
 
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -18,36 +20,41 @@
 
 static void s_usage(FILE *out)
 {
-    fprintf(out, "usage: monitor [--instance NAME | --connect tcp://HOST:PORT] [options]\n"
-                 "  --instance NAME    local instance (default stockpipe): the table is mapped "
-                 "read-only\n"
-                 "  --instance A,B,... the shards of a sharded shop (broker --products), merged\n"
-                 "                     into one view (console or lines) with each shard's health\n"
-                 "  --connect URL      remote broker started with --tcp URL: snapshots come from "
-                 "it\n"
-                 "                     (URL: PORT, HOST:PORT or tcp://HOST:PORT; PORT alone is\n"
-                 "                     127.0.0.1; events from PORT+3, snapshots from PORT+4)\n"
-                 "  --cert FILE        our CURVE certificate (`broker --keygen FILE`; FILE_secret\n"
-                 "                     must have mode 0600), for a broker with --curve-cert; its\n"
-                 "                     public half FILE must be in the broker's --curve-clients\n"
-                 "  --server-cert FILE the broker's public certificate (with --connect and CURVE;\n"
-                 "                     a local monitor reads the broker's key from the table)\n"
-                 "  --from-broker      local instance, but take snapshots from the broker as a "
-                 "remote\n"
-                 "                     monitor does\n"
-                 "  --plain            line mode even on a terminal: one line per stock change,\n"
-                 "                     a summary line every --interval, a line per gap and resync\n"
-                 "  --once             print the current table and exit\n"
-                 "  --json             JSON lines (with --once: one JSON array)\n"
-                 "  --quiet            line mode without the per-change lines\n"
-                 "  --final            when the stream ends, print the monitor's own table\n"
-                 "  --interval MS      summary period in line mode (default 1000)\n"
-                 "  --low N            console: stock at or below N is low (default 10%% of the "
-                 "initial stock)\n"
-                 "  --wait MS          how long to wait for the instance (default 5000)\n"
-                 "Console keys: q quit, ? help, p pause, i/s/a sort by id/stock/activity,\n"
-                 "/ filter by name or category, arrows/PgUp/PgDn/Home/End scroll.\n"
-                 "Line mode is automatic when stdout is not a terminal.\n");
+    fprintf(out,
+            "usage: monitor [--instance NAME | --connect tcp://HOST:PORT] [options]\n"
+            "  --instance NAME    local instance (default stockpipe): the table is mapped "
+            "read-only\n"
+            "  --instance A,B,... the shards of a sharded shop (broker --products), merged\n"
+            "                     into one view (console or lines) with each shard's health\n"
+            "  --connect URL      remote broker started with --tcp URL: snapshots come from "
+            "it\n"
+            "                     (URL: PORT, HOST:PORT or tcp://HOST:PORT; PORT alone is\n"
+            "                     127.0.0.1; events from PORT+3, snapshots from PORT+4);\n"
+            "                     or nats://HOST:PORT[,...]: the NATS servers of a broker\n"
+            "                     with --transport nats (--instance names it)\n"
+            "  --nats-auth FILE   credentials for those servers: \"USER PASSWORD\" (mode 0600)\n"
+            "  --nats-ca FILE     TLS to them, trusting these CA certificates\n"
+            "  --cert FILE        our CURVE certificate (`broker --keygen FILE`; FILE_secret\n"
+            "                     must have mode 0600), for a broker with --curve-cert; its\n"
+            "                     public half FILE must be in the broker's --curve-clients\n"
+            "  --server-cert FILE the broker's public certificate (with --connect and CURVE;\n"
+            "                     a local monitor reads the broker's key from the table)\n"
+            "  --from-broker      local instance, but take snapshots from the broker as a "
+            "remote\n"
+            "                     monitor does\n"
+            "  --plain            line mode even on a terminal: one line per stock change,\n"
+            "                     a summary line every --interval, a line per gap and resync\n"
+            "  --once             print the current table and exit\n"
+            "  --json             JSON lines (with --once: one JSON array)\n"
+            "  --quiet            line mode without the per-change lines\n"
+            "  --final            when the stream ends, print the monitor's own table\n"
+            "  --interval MS      summary period in line mode (default 1000)\n"
+            "  --low N            console: stock at or below N is low (default 10%% of the "
+            "initial stock)\n"
+            "  --wait MS          how long to wait for the instance (default 5000)\n"
+            "Console keys: q quit, ? help, p pause, i/s/a sort by id/stock/activity,\n"
+            "/ filter by name or category, arrows/PgUp/PgDn/Home/End scroll.\n"
+            "Line mode is automatic when stdout is not a terminal.\n");
 }
 
 /* a refused value has always been reported without the "(see --help)" */
@@ -63,6 +70,8 @@ int main(int argc, char **argv)
                                          {"cert", required_argument, 0, 'K'},
                                          {"server-cert", required_argument, 0, 'S'},
                                          {"from-broker", no_argument, 0, 'b'},
+                                         {"nats-auth", required_argument, 0, 'A'},
+                                         {"nats-ca", required_argument, 0, 'C'},
                                          {"plain", no_argument, 0, 'p'},
                                          {"once", no_argument, 0, 'o'},
                                          {"json", no_argument, 0, 'j'},
@@ -92,6 +101,12 @@ int main(int argc, char **argv)
             break;
         case 'b':
             cfg.from_broker = true;
+            break;
+        case 'A':
+            setenv(SP_NATS_AUTH_ENV, optarg, 1);
+            break;
+        case 'C':
+            setenv(SP_NATS_CA_ENV, optarg, 1);
             break;
         case 'p':
             plain = true;

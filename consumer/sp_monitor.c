@@ -10,6 +10,7 @@
 #include "sp_events.h"
 #include "sp_instance.h"
 #include "sp_mirror.h"
+#include "sp_natsfeed.h"
 #include "sp_print.h"
 #include "sp_signal.h"
 #include "sp_table.h"
@@ -30,7 +31,8 @@ struct sp_monitor {
     sp_table_t *table; /* local instance, read-only; NULL when remote */
     sp_mirror_t *mirror;
     sp_sub_t *sub;
-    zsock_t *dealer; /* snapshot requests (remote or --from-broker) */
+    zsock_t *dealer;       /* snapshot requests (remote or --from-broker) */
+    sp_natsfeed_t *bridge; /* --connect nats://: both, through NATS */
     char ep_events[SP_ENDPOINT_MAX];
     char ep_snapshot[SP_ENDPOINT_MAX];
     char server_key[SP_CURVE_KEY_TXT]; /* the broker's CURVE key; empty: no CURVE */
@@ -426,8 +428,15 @@ static int s_first_message(sp_monitor_t *mon, char *why, size_t cap)
             } else if (mon->cfg.connect != NULL) {
                 hint = " (a broker with CURVE needs --server-cert FILE and --cert FILE)";
             }
-            snprintf(why, cap, "nothing arrived from the broker at %s within %d ms%s",
-                     mon->ep_events, mon->cfg.wait_ms, hint);
+            if (mon->bridge != NULL) {
+                snprintf(why, cap,
+                         "nothing arrived from instance '%s' through the NATS servers within %d "
+                         "ms (is its broker running there, with --transport nats?)",
+                         mon->cfg.instance, mon->cfg.wait_ms);
+            } else {
+                snprintf(why, cap, "nothing arrived from the broker at %s within %d ms%s",
+                         mon->ep_events, mon->cfg.wait_ms, hint);
+            }
             return SP_E_TIMEOUT;
         }
         int n = sp_sub_recv(mon->sub, mon->buf, SP_EVENTS_MSG_MAX, SP_MONITOR_POLL_MS);
@@ -456,7 +465,20 @@ static int s_first_message(sp_monitor_t *mon, char *why, size_t cap)
 static int s_setup(sp_monitor_t *mon, char *why, size_t cap)
 {
     const sp_monitor_cfg_t *cfg = &mon->cfg;
-    if (cfg->connect != NULL) {
+    if (cfg->connect != NULL && strncmp(cfg->connect, "nats://", strlen("nats://")) == 0) {
+        /* the broker's event path and snapshots through the NATS servers */
+        if (cfg->cert != NULL || cfg->server_cert != NULL) {
+            snprintf(why, cap,
+                     "--cert and --server-cert are for a broker's CURVE endpoints (--connect "
+                     "tcp://); NATS servers take --nats-auth and --nats-ca");
+            return SP_E_USAGE;
+        }
+        int rc = sp_natsfeed_bridge(&mon->bridge, cfg->connect, cfg->instance, mon->ep_events,
+                                    mon->ep_snapshot, sizeof mon->ep_events, why, cap);
+        if (rc < 0) {
+            return rc;
+        }
+    } else if (cfg->connect != NULL) {
         int rc = s_parse_connect(mon, cfg->connect, why, cap);
         if (rc == 0) {
             rc = s_curve(mon, NULL, why, cap);
@@ -714,7 +736,15 @@ static int s_once_remote(sp_monitor_t *mon, char *why, size_t cap)
     s_snap_maybe(mon, sp_now_ns());
     while (rc == 0 && sp_mirror_state(mon->mirror)->stale && !sp_signal_stopping()) {
         if (sp_now_ns() > deadline) {
-            snprintf(why, cap, "no snapshot from %s within %d ms", mon->ep_snapshot, cfg->wait_ms);
+            if (mon->bridge != NULL) {
+                snprintf(why, cap,
+                         "no snapshot of instance '%s' through the NATS servers within %d ms "
+                         "(is its broker running there, with --transport nats?)",
+                         cfg->instance, cfg->wait_ms);
+            } else {
+                snprintf(why, cap, "no snapshot from %s within %d ms", mon->ep_snapshot,
+                         cfg->wait_ms);
+            }
             return SP_E_TIMEOUT;
         }
         zmq_pollitem_t item = {.socket = zsock_resolve(mon->dealer), .events = ZMQ_POLLIN};
@@ -738,7 +768,9 @@ int sp_monitor_run(sp_monitor_t *mon, char *why, size_t cap)
         return rc;
     }
     if (cfg->console) {
-        sp_console_cfg_t cc = {.title = cfg->connect ? cfg->connect : cfg->instance,
+        /* (never a nats:// list: its URLs may carry a password) */
+        sp_console_cfg_t cc = {.title = cfg->connect && mon->bridge == NULL ? cfg->connect
+                                                                            : cfg->instance,
                                .low_stock = cfg->low_stock};
         rc = sp_console_open(&mon->console, &cc);
         if (rc < 0) {
@@ -785,6 +817,7 @@ void sp_monitor_destroy(sp_monitor_t **self_p)
     sp_console_close(&mon->console);
     sp_sub_destroy(&mon->sub);
     zsock_destroy(&mon->dealer);
+    sp_natsfeed_stop(&mon->bridge);
     sp_mirror_destroy(&mon->mirror);
     sp_table_close(&mon->table);
     sp_curve_wipe(&mon->curve);

@@ -92,27 +92,40 @@ static bool s_can_unshare(void)
  * empty tmpfs, after checking there that the instance's table cannot be
  * seen.  Returns the producer's exit code (-1 on a timeout), *out its
  * output. */
+static size_t s_unseen_argv(const char *instance, const char *bin, const char *const *args,
+                            const char **argv, size_t cap, char *script, size_t script_cap);
+
 static int s_run_unseen(const char *instance, const char *const *args, char **out)
 {
+    const char *argv[40];
     char script[256];
-    snprintf(script, sizeof script,
+    s_unseen_argv(instance, "producer", args, argv, 40, script, sizeof script);
+    return spt_run(argv, T_RUN_MS, out);
+}
+
+/* argv for bin/BIN ARGS... in a new mount namespace as above. */
+static size_t s_unseen_argv(const char *instance, const char *bin, const char *const *args,
+                            const char **argv, size_t cap, char *script, size_t script_cap)
+{
+    snprintf(script, script_cap,
              "mount -t tmpfs -o mode=1777 tmpfs /dev/shm || exit 90; "
              "test ! -e /dev/shm/%s.table || { echo 'the table is visible'; exit 91; }; "
              "exec \"$@\"",
              instance);
-    const char *argv[40] = {
-        "/usr/bin/unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
-        spt_bin("producer")};
-    size_t n = 9;
-    if (!s_private) {
-        argv[0] = spt_bin("producer");
-        n = 1;
+    const char *pre[] = {
+        "/usr/bin/unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"};
+    size_t n = 0;
+    if (s_private) {
+        for (; n < sizeof pre / sizeof pre[0]; n++) {
+            argv[n] = pre[n];
+        }
     }
-    for (size_t i = 0; args[i] != NULL && n < 39; i++) {
+    argv[n++] = spt_bin(bin);
+    for (size_t i = 0; args[i] != NULL && n + 1 < cap; i++) {
         argv[n++] = args[i];
     }
     argv[n] = NULL;
-    return spt_run(argv, T_RUN_MS, out);
+    return n;
 }
 
 static pid_t s_broker(const char *instance, const char *const *curve, unsigned *port)
@@ -478,5 +491,78 @@ Test(remote, nats_credentials_come_from_a_private_file, .timeout = 60)
 
     cr_expect_eq(spt_stop(s_broker_pid), 0);
     s_broker_pid = 0;
+    spt_nats_stop(&s_nats);
+}
+
+/* A monitor that reaches only the NATS servers: the table from a snapshot
+ * served over NATS, then the stock as it moves, to the broker's end. */
+Test(remote, a_monitor_that_cannot_see_the_table_follows_the_shop_through_nats, .timeout = 120)
+{
+    s_namespaces();
+    char instance[64];
+    spt_instance(instance, sizeof instance, "rmnatsmon");
+    s_nats_broker(instance);
+    uint32_t before = s_stock(instance, T_PRODUCT);
+
+    const char *once[] = {"--instance", instance, "--connect", s_nats.url,
+                          "--once",     "--json", NULL};
+    const char *argv[40];
+    char script[256];
+    s_unseen_argv(instance, "monitor", once, argv, 40, script, sizeof script);
+    char *out = NULL;
+    cr_expect_eq(spt_run(argv, T_RUN_MS, &out), 0, "%s", out);
+    char want[64];
+    snprintf(want, sizeof want, "\"id\":%u,", T_PRODUCT);
+    const char *row = out != NULL ? strstr(out, want) : NULL;
+    cr_assert_not_null(row, "no product %u in the snapshot: %s", T_PRODUCT, out);
+    const char *stock = strstr(row, "\"stock\":");
+    cr_assert_not_null(stock, "%s", row);
+    cr_expect_eq(strtoul(stock + strlen("\"stock\":"), NULL, 10), before, "%s", row);
+    free(out);
+    /* an instance the servers do not carry is named, not waited for forever */
+    const char *nosuch[] = {spt_bin("monitor"), "--instance", "sp-no-such-shop",
+                            "--connect",        s_nats.url,   "--once",
+                            "--wait",           "1000",       NULL};
+    cr_expect_neq(spt_run(nosuch, T_RUN_MS, &out), 0, "%s", out);
+    cr_expect(out != NULL && strstr(out, "'sp-no-such-shop' through the NATS servers") != NULL,
+              "%s", out);
+    free(out);
+
+    /* live: the monitor in lines; a purchase it sees as an event; the
+     * broker's end of stream ends it, with its own table */
+    cr_assert(spt_tmpdir(s_tmp, sizeof s_tmp, "rmnatsmon"));
+    char path[T_PATH + 16];
+    snprintf(path, sizeof path, "%s/monitor", s_tmp);
+    const char *live[] = {"--instance", instance,  "--connect", s_nats.url,
+                          "--plain",    "--final", NULL};
+    s_unseen_argv(instance, "monitor", live, argv, 40, script, sizeof script);
+    pid_t mon = spt_spawn(argv, path);
+    cr_assert_gt(mon, 0);
+    bool following = false;
+    for (int waited = 0; waited < SP_TEST_WAIT_MS && !following; waited += 50) {
+        char *text = spt_slurp(path);
+        following = text != NULL && strstr(text, "summary:") != NULL;
+        free(text);
+        if (!following) {
+            usleep(50 * 1000);
+        }
+    }
+    cr_expect(following, "the monitor never followed the feed");
+    const char *buy[] = {"--instance", instance, "--connect", s_nats.url, "buy", "3", "2", NULL};
+    cr_expect_eq(s_run_unseen(instance, buy, &out), 0, "%s", out);
+    free(out);
+    cr_expect_eq(spt_stop(s_broker_pid), 0);
+    s_broker_pid = 0;
+    cr_expect_eq(spt_wait(mon, SP_TEST_WAIT_MS), 0, "the monitor did not end with the broker");
+    char *text = spt_slurp(path);
+    cr_assert_not_null(text);
+    char event[96];
+    snprintf(event, sizeof event, "%u -> %u", before, before - 2);
+    cr_expect(strstr(text, event) != NULL, "no event '%s': %s", event, text);
+    cr_expect(strstr(text, "end of stream: the broker stopped") != NULL, "%s", text);
+    cr_expect(strstr(text, "gaps 0") != NULL, "%s", text);
+    cr_expect(strstr(text, "Yogurt natural nuez") != NULL, "%s", text);
+    free(text);
+    cr_expect_not(spt_leftovers(instance));
     spt_nats_stop(&s_nats);
 }
