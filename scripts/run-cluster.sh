@@ -5,7 +5,8 @@
 # (products 1-5 and 6-10 of data/products.csv, orders kept in 3 replicas),
 # remote-style customers (--connect nats://..., each in a mount namespace of
 # its own with an empty /dev/shm, so they cannot see a table), the merged
-# monitor while they run, then the audit: each shard's journal against the
+# monitor while they run, a shard's table read by a monitor through the
+# NATS servers alone (the same namespace), then the audit: each shard's journal against the
 # customers' ledgers (bin/ledgercheck: nothing lost, nothing duplicated,
 # conservation exact).  Stops everything and leaves nothing behind; the run
 # folder (run/cluster-PID/, git-ignored) is removed unless KEEP=1.
@@ -98,6 +99,15 @@ monitor_pid=''
 echo
 echo "== report"
 cat "$run/report.txt"
+# a monitor on a host that has only the NATS servers: the broker's events
+# and snapshots come through them
+echo "== ${shards[0]}'s table through the NATS servers alone (monitor --connect nats://)"
+if ! "${unseen[@]}" "$bin/monitor" --connect "$urls" --nats-auth "$run/nats/auth" \
+    --instance "${shards[0]}" --once >"$run/remote-table.txt" 2>&1; then
+    echo "run-cluster: the monitor over NATS failed" >&2
+    status=1
+fi
+sed "s/^/${shards[0]} via nats | /" "$run/remote-table.txt"
 for i in 0 1; do
     kill -INT "${broker_pid[$i]}"
     wait "${broker_pid[$i]}" 2>/dev/null

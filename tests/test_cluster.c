@@ -278,6 +278,10 @@ Test(cluster, the_cluster_demo_runs_and_its_audit_is_clean, .timeout = 180)
     }
     cr_expect_eq(clean, 2, "both shards audited clean:\n%s", audit);
     cr_expect(strstr(out, "timed out 0") != NULL, "%s", out);
+    /* a shard's table read through the NATS servers alone */
+    const char *remote = strstr(out, "via nats |      1  Nuggets de pollo");
+    cr_expect_not_null(remote, "no table through NATS:\n%s", out);
+    cr_expect(strstr(out, "the monitor over NATS failed") == NULL, "%s", out);
     cr_expect(strstr(out, "leftovers of the shards in /dev/shm and /dev/mqueue: 0") != NULL, "%s",
               out);
     free(out);
