@@ -98,11 +98,7 @@ else
     # the monitor waits for the broker to be ready, then prints one line per change
     "$bin/monitor" --instance "$instance" --plain > >(sed -u 's/^/monitor | /') &
     monitor_pid=$!
-    # in the background, waited for: a Ctrl-C then always runs the trap (a
-    # foreground child that catches SIGINT and exits 0 may leave bash's
-    # pending trap unrun, and the report would not say it was interrupted)
-    load >"$report" &
-    wait_for $!
+    load >"$report"
     status=$?
     kill -INT "$monitor_pid" 2>/dev/null
     wait_for "$monitor_pid" 2>/dev/null
