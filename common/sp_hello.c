@@ -184,6 +184,7 @@ int sp_hello_exchange(sp_link_t *link, const sp_hello_t *h, void *buf, size_t ca
                rc == SP_E_TIMEOUT ? "the order path stayed full" : sp_strerror(rc));
         return rc;
     }
+    uint64_t resend = sp_now_ns() + (uint64_t)SP_HELLO_RESEND_MS * SP_NS_PER_MS;
     for (;;) {
         uint64_t now = sp_now_ns();
         if (now >= deadline) {
@@ -193,7 +194,14 @@ int sp_hello_exchange(sp_link_t *link, const sp_hello_t *h, void *buf, size_t ca
                    timeout_ms);
             return SP_E_TIMEOUT;
         }
-        int left = (int)((deadline - now + SP_NS_PER_MS - 1) / SP_NS_PER_MS);
+        if (now >= resend) {
+            /* the same HELLO again: a full path now is no error (we keep
+             * waiting for the first one's answer) */
+            (void)sp_link_send(link, msg, sizeof msg, NULL, 0);
+            resend = now + (uint64_t)SP_HELLO_RESEND_MS * SP_NS_PER_MS;
+        }
+        uint64_t until = resend < deadline ? resend : deadline;
+        int left = (int)((until - now + SP_NS_PER_MS - 1) / SP_NS_PER_MS);
         int n = sp_link_recv(link, buf, cap, NULL, left);
         if (n == SP_E_TIMEOUT) {
             continue;

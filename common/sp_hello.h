@@ -69,8 +69,12 @@ enum {
 
 #define SP_WELCOME_COUNTERS_MAX 16
 #define SP_HELLO_MSG_SIZE       (SP_WIRE_HDR_SIZE + SP_WIRE_HELLO_SIZE)
-#define SP_WELCOME_MSG_MAX      (SP_WIRE_HDR_SIZE + SP_WELCOME_COUNTERS_MAX * SP_WIRE_COUNTER_SIZE)
-#define SP_HELLO_TIMEOUT_MS     10000 /* a client's wait for its WELCOME, by default */
+/* a HELLO unanswered this long is sent again, the same (a worker killed
+ * while holding it takes it along); a late second WELCOME has the same
+ * hello_id, and clients drop it */
+#define SP_HELLO_RESEND_MS  2000
+#define SP_WELCOME_MSG_MAX  (SP_WIRE_HDR_SIZE + SP_WELCOME_COUNTERS_MAX * SP_WIRE_COUNTER_SIZE)
+#define SP_HELLO_TIMEOUT_MS 10000 /* a client's wait for its WELCOME, by default */
 
 /* What a WELCOME says (counters it does not carry are 0). */
 typedef struct {
