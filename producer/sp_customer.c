@@ -344,9 +344,10 @@ static int s_collect_lane(sp_cust_t *c, sp_lane_t *l, long wait_us, bool *got)
         *got = true;
         uint64_t now = sp_now_ns();
         sp_msg_hdr_t h;
-        if (sp_wire_check(l->in, (size_t)n, &h) == 0 && h.kind == SP_MSG_WELCOME) {
+        bool valid = sp_wire_check(l->in, (size_t)n, &h) == 0;
+        if (valid && h.kind == SP_MSG_WELCOME) {
             /* the answer to our HELLO sent again (SP_HELLO_RESEND_MS) */
-        } else if (sp_wire_check(l->in, (size_t)n, &h) < 0 || h.kind != SP_MSG_RESULTS) {
+        } else if (!valid || h.kind != SP_MSG_RESULTS) {
             c->st->unexpected++;
         } else {
             l->msgs_out -= l->msgs_out > 0; /* one answer, one message */
