@@ -26,6 +26,7 @@
 #define S_SERVERS_MAX       16
 #define S_AUTH_MAX          4096 /* bytes of a credentials file */
 #define S_FULL_PAUSE_MS     2    /* between tries of a publish to a full stream */
+#define S_UNREAD_TRIES      3    /* publishes again after an acknowledgement we could not read */
 #define S_HELD_MAX          (2 * SP_WIRE_MAX_RECORDS) /* fetched, not yet answered */
 #define S_TRY_MS            1000 /* one try of the broker side's JetStream calls */
 #define S_ACK_MS            500  /* a worker's wait for its ack to be confirmed */
@@ -348,6 +349,7 @@ static int s_publish_order(s_link_t *l, const void *msg, size_t len, int timeout
     po.MaxWait = SP_NATS_API_MS;
     po.MsgId = id[0] ? id : NULL;
     uint64_t deadline = sp_now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * SP_NS_PER_MS;
+    unsigned unread = 0;
     for (;;) {
         jsErrCode jerr = 0;
         natsStatus s = js_Publish(NULL, l->js, l->subject, msg, (int)len, &po, &jerr);
@@ -358,8 +360,17 @@ static int s_publish_order(s_link_t *l, const void *msg, size_t len, int timeout
             return -EMSGSIZE;
         }
         /* a full stream (discard new) refuses with a store failure; an
-         * election in a cluster answers nobody for a moment: both pass */
-        bool passing = jerr == JSStreamStoreFailedErr || s == NATS_NO_RESPONDERS;
+         * election in a cluster answers nobody for a moment: both pass.  So
+         * does an acknowledgement nats.c could not read (3.4.1 now and then
+         * says "JSON string not properly closed" of one: 4 runs in 30 of
+         * the link suite's route test): the order may be stored, and the
+         * same Nats-Msg-Id sent again is answered "duplicate" instead of
+         * being stored twice. */
+        bool unreadable = s == NATS_ERR && jerr == 0 && id[0] != '\0';
+        if (unreadable && ++unread > S_UNREAD_TRIES) {
+            unreadable = false;
+        }
+        bool passing = jerr == JSStreamStoreFailedErr || s == NATS_NO_RESPONDERS || unreadable;
         if (!passing) {
             return s == NATS_TIMEOUT ? SP_E_TIMEOUT : -EIO;
         }

@@ -650,7 +650,9 @@ LINK_TEST(each_order_message_gets_one_result_at_its_sender, .timeout = 60)
     for (uint32_t m = 1; m <= S_ROUTE_MSGS; m++) {
         for (unsigned i = 0; i < S_ROUTE_PRODUCERS; i++) {
             size_t len = s_orders(msg, ids[i], i + m, m);
-            cr_assert_eq(sp_link_send(p[i], msg, len, NULL, T_WAIT_MS), 0);
+            int rc = sp_link_send(p[i], msg, len, NULL, T_WAIT_MS);
+            cr_assert_eq(rc, 0, "%s: producer %u's message %u: %s", param->name, ids[i], m,
+                         sp_strerror(rc));
         }
     }
 
