@@ -202,14 +202,19 @@ $(TEST_BIN): $(TEST_OBJ) $(BENCH_OBJ) $(ROLE_LIBS) $(LIBCOMMON)
 
 # The suite execs the real binaries, found through SP_BIN_DIR; it ends with
 # Criterion's Synthesis line counting every test, and then checks that
-# nothing was left in /dev/shm or the mqueue namespace.
+# nothing was left in /dev/shm or the mqueue namespace.  Each run also writes
+# a TAP report (SUITE_REPORT); when a test fails, scripts/failed.sh prints
+# the failed tests again from it at the end, closing with "N passed, N
+# failed", so a log cut to its tail still names them.
 TEST_JOBS ?= 2
+SUITE_REPORT = $(abspath $(BUILD))/suite.tap
 test: $(ROLE_BINS) $(BENCH_BIN) $(CHAOS_BIN) $(TEST_BIN)
 	@bash scripts/leftovers.sh snapshot build/.leftovers-before
 	SP_BIN_DIR=$(abspath $(BINDIR)) SP_DATA_DIR=$(abspath data) \
 	    SP_FUZZ_CORPUS=$(abspath tests/fuzz/corpus) \
 	    LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp):print_suppressions=0 \
-	    $(TEST_BIN) --jobs $(TEST_JOBS) $(TEST_ARGS)
+	    $(TEST_BIN) --jobs $(TEST_JOBS) --tap=$(SUITE_REPORT) $(TEST_ARGS) || \
+	    { bash scripts/failed.sh $(SUITE_REPORT); exit 1; }
 	@bash scripts/leftovers.sh compare build/.leftovers-before
 
 # The suite as `make test` runs it, with BUSY_HOGS CPU hogs (default 2)
@@ -330,7 +335,8 @@ valgrind: $(ROLE_BINS) $(TEST_BIN)
 	    --trace-children-skip='*/bash,*/sh,*/python3*,*/tmux,*/env,*/timeout,*/true,*/nats-server,*/pgrep' \
 	    --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite \
 	    --log-file=$(abspath $(VALGRIND_DIR))/vg.%p.log \
-	    $(TEST_BIN) --jobs 2 --filter='$(VALGRIND_FILTER)'
+	    $(TEST_BIN) --jobs 2 --tap=$(abspath $(VALGRIND_DIR))/suite.tap --filter='$(VALGRIND_FILTER)' || \
+	    { bash scripts/failed.sh $(VALGRIND_DIR)/suite.tap; exit 1; }
 	@bash scripts/valgrind-check.sh $(VALGRIND_DIR)
 	@bash scripts/leftovers.sh compare build/.leftovers-valgrind
 
