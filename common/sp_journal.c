@@ -28,6 +28,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -71,14 +73,25 @@ _Static_assert(SP_JOURNAL_SCAN_CHUNK % SP_JOURNAL_REC_SIZE == 0, "chunk of whole
 _Static_assert(SP_JH_CRC + 4 == SP_JOURNAL_HDR_SIZE, "header CRC is its last field");
 _Static_assert(SP_JR_AUX2 + 8 == SP_JOURNAL_REC_SIZE, "aux2 is the last record field");
 
+/* The background syncer (sp_journal_background): a thread of the writer's
+ * process that fdatasyncs once per interval while the writer goes on
+ * appending; the writer reads its failure at its next append or tick. */
+typedef struct {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t wake; /* CLOCK_MONOTONIC: the interval, or stop */
+    bool stop;
+} s_syncer_t;
+
 struct sp_journal {
     int fd;
     sp_fsync_policy_t policy;
     uint64_t interval_ns;
-    uint64_t last_sync_ns; /* CLOCK_MONOTONIC */
-    uint64_t records;
-    uint64_t synced; /* records when the file was last synced */
-    int err;         /* first write or sync failure; sticky */
+    uint64_t last_sync_ns;    /* CLOCK_MONOTONIC; the tick's, without a syncer */
+    _Atomic uint64_t records; /* written by the writer's thread only */
+    _Atomic uint64_t synced;  /* records when the file was last synced */
+    _Atomic int err;          /* first write or sync failure; sticky */
+    s_syncer_t *syncer;       /* NULL: the tick syncs (the writer's thread) */
     uint8_t batch[SP_JOURNAL_BATCH * SP_JOURNAL_REC_SIZE];
 };
 
@@ -266,23 +279,100 @@ free_handle:
     return rc;
 }
 
+/* fdatasync: what was written before it is on the disk after it.  Safe
+ * from the syncer's thread beside the writer's (the first failure is kept). */
 static int s_sync(sp_journal_t *j)
 {
+    uint64_t written = atomic_load(&j->records);
     if (sp_sys_fdatasync(j->fd) < 0) {
         /* after a failed fdatasync the kernel may have dropped the dirty
          * pages: retrying would "succeed" without the data (fsyncgate) */
-        j->err = -errno;
-        return j->err;
+        int none = 0;
+        int e = -errno;
+        atomic_compare_exchange_strong(&j->err, &none, e);
+        return atomic_load(&j->err);
     }
-    j->last_sync_ns = sp_now_ns();
-    j->synced = j->records;
+    atomic_store(&j->synced, written);
     return 0;
+}
+
+static void *s_syncer_main(void *arg)
+{
+    sp_journal_t *j = arg;
+    s_syncer_t *sy = j->syncer;
+    pthread_mutex_lock(&sy->mu);
+    while (!sy->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        uint64_t ns = (uint64_t)until.tv_nsec + j->interval_ns;
+        until.tv_sec += (time_t)(ns / SP_NS_PER_SEC);
+        until.tv_nsec = (long)(ns % SP_NS_PER_SEC);
+        while (!sy->stop && pthread_cond_timedwait(&sy->wake, &sy->mu, &until) != ETIMEDOUT) {
+        }
+        if (sy->stop || atomic_load(&j->err) != 0) {
+            break;
+        }
+        if (atomic_load(&j->records) != atomic_load(&j->synced)) {
+            pthread_mutex_unlock(&sy->mu);
+            s_sync(j);
+            pthread_mutex_lock(&sy->mu);
+        }
+    }
+    pthread_mutex_unlock(&sy->mu);
+    return NULL;
+}
+
+int sp_journal_background(sp_journal_t *j, char *why, size_t cap)
+{
+    if (j->policy != SP_FSYNC_INTERVAL || j->syncer != NULL) {
+        return 0;
+    }
+    s_syncer_t *sy = calloc(1, sizeof *sy);
+    if (sy == NULL) {
+        sp_why(why, cap, "the journal's syncer: %s", sp_strerror(-ENOMEM));
+        return -ENOMEM;
+    }
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&sy->mu, NULL);
+    pthread_cond_init(&sy->wake, &ca);
+    pthread_condattr_destroy(&ca);
+    j->syncer = sy;
+    int rc = pthread_create(&sy->thread, NULL, s_syncer_main, j);
+    if (rc != 0) {
+        j->syncer = NULL;
+        pthread_cond_destroy(&sy->wake);
+        pthread_mutex_destroy(&sy->mu);
+        free(sy);
+        sp_why(why, cap, "the journal's syncer thread: %s", sp_strerror(-rc));
+        return -rc;
+    }
+    return 0;
+}
+
+static void s_syncer_stop(sp_journal_t *j)
+{
+    s_syncer_t *sy = j->syncer;
+    if (sy == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&sy->mu);
+    sy->stop = true;
+    pthread_cond_signal(&sy->wake);
+    pthread_mutex_unlock(&sy->mu);
+    pthread_join(sy->thread, NULL);
+    pthread_cond_destroy(&sy->wake);
+    pthread_mutex_destroy(&sy->mu);
+    free(sy);
+    j->syncer = NULL;
 }
 
 int sp_journal_append(sp_journal_t *j, const sp_jrec_t *recs, size_t n)
 {
-    if (j->err != 0) {
-        return j->err;
+    int err = atomic_load_explicit(&j->err, memory_order_relaxed);
+    if (err != 0) {
+        return err;
     }
     while (n > 0) {
         size_t k = n < SP_JOURNAL_BATCH ? n : SP_JOURNAL_BATCH;
@@ -291,10 +381,13 @@ int sp_journal_append(sp_journal_t *j, const sp_jrec_t *recs, size_t n)
         }
         int rc = s_write_all(j->fd, j->batch, k * SP_JOURNAL_REC_SIZE);
         if (rc < 0) {
-            j->err = rc;
-            return rc;
+            int none = 0;
+            atomic_compare_exchange_strong(&j->err, &none, rc);
+            return atomic_load(&j->err);
         }
-        j->records += k;
+        atomic_store_explicit(&j->records,
+                              atomic_load_explicit(&j->records, memory_order_relaxed) + k,
+                              memory_order_release);
         recs += k;
         n -= k;
     }
@@ -303,26 +396,42 @@ int sp_journal_append(sp_journal_t *j, const sp_jrec_t *recs, size_t n)
 
 int sp_journal_tick(sp_journal_t *j)
 {
-    if (j->err != 0) {
-        return j->err;
+    int err = atomic_load(&j->err);
+    if (err != 0 || j->syncer != NULL) {
+        return err; /* the syncer keeps the interval */
     }
-    if (j->policy != SP_FSYNC_INTERVAL || j->records == j->synced) {
+    if (j->policy != SP_FSYNC_INTERVAL || atomic_load(&j->records) == atomic_load(&j->synced)) {
         return 0;
     }
     if (sp_now_ns() - j->last_sync_ns >= j->interval_ns) {
-        return s_sync(j);
+        int rc = s_sync(j);
+        j->last_sync_ns = sp_now_ns();
+        return rc;
     }
     return 0;
 }
 
 int sp_journal_sync(sp_journal_t *j)
 {
-    return j->err != 0 ? j->err : s_sync(j);
+    int err = atomic_load(&j->err);
+    if (err != 0) {
+        return err;
+    }
+    int rc = s_sync(j);
+    if (j->syncer == NULL) {
+        j->last_sync_ns = sp_now_ns();
+    }
+    return rc;
 }
 
 uint64_t sp_journal_records(const sp_journal_t *j)
 {
-    return j->records;
+    return atomic_load(&j->records);
+}
+
+uint64_t sp_journal_synced(const sp_journal_t *j)
+{
+    return atomic_load(&j->synced);
 }
 
 void sp_journal_close(sp_journal_t **jp)
@@ -331,7 +440,8 @@ void sp_journal_close(sp_journal_t **jp)
         return;
     }
     sp_journal_t *j = *jp;
-    if (j->policy != SP_FSYNC_NEVER && j->err == 0) {
+    s_syncer_stop(j);
+    if (j->policy != SP_FSYNC_NEVER && atomic_load(&j->err) == 0) {
         s_sync(j);
     }
     close(j->fd);

@@ -48,7 +48,8 @@
  * naming the path and the step; a failed append or sync is sticky.  Blocking:
  * every call that touches a file blocks on the disk, for as long as the fsync
  * policy asks.  Threads and processes: a handle is not locked and belongs to
- * one thread; each writer appends to a file of its own, so writers never
+ * one thread (its background syncer, when started, is the handle's own);
+ * each writer appends to a file of its own, so writers never
  * share one; scanning and truncating are safe from any thread, truncating
  * only once nobody writes the file.
  */
@@ -139,6 +140,15 @@ int sp_journal_append(sp_journal_t *j, const sp_jrec_t *recs, size_t n);
  * -errno, as sp_journal_append. */
 int sp_journal_tick(sp_journal_t *j);
 
+/* SP_FSYNC_INTERVAL's sync off the writer's thread: starts a thread that
+ * fdatasyncs once per interval when records were appended since the last
+ * sync, while the writer goes on appending (nothing else changes: with
+ * this policy answers never waited for the disk).  sp_journal_tick then
+ * only reports the syncer's first failure, which from then on also refuses
+ * every append; sp_journal_close stops the thread first.  Returns 0 (also
+ * for the other policies, which have no interval) or -errno with *why. */
+int sp_journal_background(sp_journal_t *j, char *why, size_t cap);
+
 /* fdatasync now, whatever the policy.  Returns 0 or -errno (a failure is
  * sticky, as for append). */
 int sp_journal_sync(sp_journal_t *j);
@@ -146,6 +156,9 @@ int sp_journal_sync(sp_journal_t *j);
 /* Records written to the file through this handle so far (durable or not,
  * depending on the policy). */
 uint64_t sp_journal_records(const sp_journal_t *j);
+
+/* Of those, the records the last successful fdatasync covered. */
+uint64_t sp_journal_synced(const sp_journal_t *j);
 
 /* Syncs (unless the policy is SP_FSYNC_NEVER), closes and frees *j, and
  * sets *j to NULL.  NULL-safe.  Errors cannot be reported here: call

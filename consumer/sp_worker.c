@@ -188,6 +188,14 @@ static int s_journal_switch(sp_worker_t *w, char *why, size_t cap)
     int rc = sp_journal_open(&next, path, w->hdr->table_id, w->id,
                              (sp_fsync_policy_t)w->hdr->fsync_policy, w->hdr->fsync_interval_ms,
                              why, cap);
+    if (rc == 0) {
+        /* the interval's fdatasync off this thread: it took a fifth of a
+         * busy worker's time (docs/BENCHMARKS.md, what exactly-once costs) */
+        rc = sp_journal_background(next, why, cap);
+        if (rc < 0) {
+            sp_journal_close(&next);
+        }
+    }
     if (rc < 0) {
         return rc;
     }

@@ -18,7 +18,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -459,6 +461,99 @@ Test(journal, every_policy_appends_and_syncs)
         cr_expect(seen.in_order);
     }
     sp_sys_fdatasync_hook = NULL;
+}
+
+/* fdatasync calls from another thread than the test's (the syncer's), and
+ * from the test's own. */
+static _Atomic unsigned s_bg_syncs, s_own_syncs;
+static pthread_t s_writer;
+
+static int s_count_bg_fdatasync(int fd)
+{
+    if (pthread_equal(pthread_self(), s_writer)) {
+        s_own_syncs++;
+    } else {
+        s_bg_syncs++;
+    }
+    return fdatasync(fd);
+}
+
+/* Polls `done` against SP_TEST_WAIT_MS, 1 ms apart. */
+static bool s_until(bool (*done)(sp_journal_t *), sp_journal_t *j)
+{
+    for (unsigned waited = 0; waited < SP_TEST_WAIT_MS; waited++) {
+        if (done(j)) {
+            return true;
+        }
+        nanosleep(&(struct timespec){.tv_nsec = 1000000L}, NULL);
+    }
+    return done(j);
+}
+
+static bool s_all_synced(sp_journal_t *j)
+{
+    return sp_journal_synced(j) == sp_journal_records(j);
+}
+
+static bool s_tick_failed(sp_journal_t *j)
+{
+    return sp_journal_tick(j) != 0;
+}
+
+Test(journal, a_background_syncer_syncs_each_interval_off_the_writers_thread)
+{
+    char path[T_PATH_CAP];
+    s_path(path, "background.log");
+    sp_journal_t *j = NULL;
+    char why[T_WHY_CAP] = "";
+    s_writer = pthread_self();
+    sp_sys_fdatasync_hook = s_count_bg_fdatasync;
+    cr_assert_eq(sp_journal_open(&j, path, 9, 2, SP_FSYNC_INTERVAL, 2, why, sizeof why), 0, "%s",
+                 why);
+    cr_assert_eq(sp_journal_background(j, why, sizeof why), 0, "%s", why);
+    for (uint64_t i = 0; i < T_FEW; i++) {
+        sp_jrec_t r = s_rec(i);
+        cr_expect_eq(sp_journal_append(j, &r, 1), 0);
+        cr_expect_eq(sp_journal_tick(j), 0);
+    }
+    cr_expect_eq(s_own_syncs, 0, "the writer's appends and ticks never sync themselves");
+    cr_expect(s_until(s_all_synced, j), "the syncer did not sync the %u records: %llu synced",
+              T_FEW, (unsigned long long)sp_journal_synced(j));
+    cr_expect_geq(s_bg_syncs, 1);
+    /* with nothing new appended the syncer leaves the disk alone */
+    unsigned quiet = s_bg_syncs;
+    nanosleep(&(struct timespec){.tv_nsec = 20 * 1000000L}, NULL);
+    cr_expect_eq(s_bg_syncs, quiet, "the syncer synced with nothing new");
+    sp_jrec_t last = s_rec(T_FEW);
+    cr_expect_eq(sp_journal_append(j, &last, 1), 0);
+    sp_journal_close(&j); /* stops the syncer, then syncs once more itself */
+    cr_expect_eq(s_own_syncs, 1, "close syncs what the syncer had not");
+    sp_sys_fdatasync_hook = NULL;
+    s_seen_t seen = {0};
+    cr_expect_eq(s_scan(path, &seen, NULL, why), 0, "%s", why);
+    cr_expect_eq(seen.n, T_FEW + 1);
+    cr_expect(seen.in_order);
+}
+
+Test(journal, a_failed_background_sync_refuses_every_later_append)
+{
+    char path[T_PATH_CAP];
+    s_path(path, "background-fail.log");
+    sp_journal_t *j = NULL;
+    char why[T_WHY_CAP] = "";
+    cr_assert_eq(sp_journal_open(&j, path, 9, 2, SP_FSYNC_INTERVAL, 1, why, sizeof why), 0, "%s",
+                 why);
+    sp_sys_fail_nth(SP_SYS_FDATASYNC, 1, EIO);
+    cr_assert_eq(sp_journal_background(j, why, sizeof why), 0, "%s", why);
+    sp_jrec_t r = s_rec(0);
+    cr_expect_eq(sp_journal_append(j, &r, 1), 0, "written before the failed sync");
+    cr_expect(s_until(s_tick_failed, j), "the tick never reported the syncer's failure");
+    cr_expect_eq(sp_journal_tick(j), -EIO);
+    sp_jrec_t next = s_rec(1);
+    cr_expect_eq(sp_journal_append(j, &next, 1), -EIO, "an append after a failed sync");
+    cr_expect_eq(sp_journal_sync(j), -EIO, "the failure is sticky");
+    sp_journal_close(&j);
+    sp_sys_fail_off();
 }
 
 Test(journal, every_cut_of_the_file_keeps_exactly_the_whole_records)
