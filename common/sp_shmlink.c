@@ -793,6 +793,7 @@ const sp_transport_t sp_transport_shm = {
     .id = 3,
     .routed = false,
     .has_workers = true,
+    .cheap_depth = true,
     .depth_label = "order queue",
     .reply_label = "reply queues",
     .link_open = s_link_open,

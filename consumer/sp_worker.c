@@ -25,6 +25,15 @@
 #include <string.h>
 #include <unistd.h>
 
+/* A group: order messages of one sender that were already waiting when the
+ * one before was applied (transports whose worker end tells that at no
+ * cost: cheap_depth), applied one after another, journaled with one write,
+ * then answered in order.  One write of 51 KB cost half as much a record as
+ * four of 12.8 KB on this machine's ext4; an answer waits only for the
+ * messages that were queued behind it anyway, never for one to come. */
+#define S_GROUP_MSGS    8    /* messages in a group at most */
+#define S_GROUP_RECORDS 1024 /* no message joins a group holding this many orders */
+
 struct sp_worker {
     sp_names_t names;
     const atomic_bool *stop; /* NULL: sp_signal */
@@ -38,12 +47,19 @@ struct sp_worker {
     sp_worker_stats_t st; /* the current (or last) run's */
     uint8_t *in;
     size_t in_cap;
-    uint8_t *out;
+    uint8_t *out; /* the group's answers, out_cap bytes each */
+    size_t out_cap;
     uint32_t batch;
     sp_journal_t *journal; /* NULL: the instance keeps no journal */
-    sp_jrec_t *jrecs;      /* this message's outcomes, appended before answering */
+    sp_jrec_t *jrecs;      /* the group's outcomes, appended before answering */
     uint64_t now_real;     /* wall clock of this message, for its journal records */
     unsigned jn;
+    bool grouping;   /* the transport has cheap_depth */
+    unsigned ng;     /* messages in the group (answers in out, not yet sent) */
+    unsigned orders; /* orders in the group */
+    uint32_t sender; /* the group's */
+    sp_route_t route[S_GROUP_MSGS];
+    size_t out_len[S_GROUP_MSGS];
 };
 
 /* Applies one decoded order and fills its result; publishes an event when
@@ -100,15 +116,15 @@ static void s_dead_letter(sp_worker_t *w, const sp_route_t *route)
     sp_link_release(w->link, route);
 }
 
-/* Sends the answer in w->out (`len` bytes) along `route` without waiting:
+/* Sends the answer at `msg` (`len` bytes) along `route` without waiting:
  * a client keeps at most as many messages unanswered as its reply path
  * holds (docs/PROTOCOL.md section 8), so a full path is one that does not
  * read, and it must not hold a worker.  An answer not sent is a counted
  * drop (STATS, the closing line); the orders it answers stay applied and
  * recorded, so a resend gets the first outcome. */
-static void s_answer(sp_worker_t *w, size_t len, const sp_route_t *route)
+static void s_answer(sp_worker_t *w, const uint8_t *msg, size_t len, const sp_route_t *route)
 {
-    if (sp_link_send(w->link, w->out, len, route, 0) == 0) {
+    if (sp_link_send(w->link, msg, len, route, 0) == 0) {
         return;
     }
     w->st.result_drops++;
@@ -120,44 +136,48 @@ static void s_answer(sp_worker_t *w, size_t len, const sp_route_t *route)
 static void s_hello(sp_worker_t *w, size_t len, const sp_route_t *route)
 {
     sp_hello_t hello;
-    int n = sp_hello_answer(w->table, w->in, len, w->id, &hello, w->out,
-                            sp_wire_msg_size(SP_MSG_RESULTS, SP_WIRE_MAX_RECORDS));
+    int n = sp_hello_answer(w->table, w->in, len, w->id, &hello, w->out, w->out_cap);
     if (n < 0) {
         s_dead_letter(w, route);
         return;
     }
     sp_route_t back = *route;
     back.reply_tag = hello.reply_tag;
-    s_answer(w, (size_t)n, &back);
+    s_answer(w, w->out, (size_t)n, &back);
 }
 
-/* Returns 0, or a negative code when the journal cannot be written (then
- * nothing is answered and the worker stops: durability is gone). */
-static int s_handle(sp_worker_t *w, size_t len, const sp_route_t *route)
+/* Applies the order message in w->in (checked: h) into the group: its
+ * answer goes to the group's next slot. */
+static void s_apply_msg(sp_worker_t *w, const sp_msg_hdr_t *h, const sp_route_t *route)
 {
-    sp_msg_hdr_t h;
-    int ok = sp_wire_check(w->in, len, &h);
-    if (ok == 0 && h.kind == SP_MSG_HELLO) {
-        s_hello(w, len, route);
-        return 0;
-    }
-    if (ok < 0 || h.kind != SP_MSG_ORDERS || h.count == 0) {
-        s_dead_letter(w, route);
-        return 0;
-    }
     w->st.msgs++;
-    /* the in-flight record: if we die, the supervisor resolves this
-     * producer's unfinished orders */
-    atomic_store_explicit(&w->slot->cur_producer, h.sender, memory_order_relaxed);
+    if (w->ng == 0) {
+        /* the in-flight record: if we die, the supervisor resolves this
+         * producer's unfinished orders (a group has one sender) */
+        atomic_store_explicit(&w->slot->cur_producer, h->sender, memory_order_relaxed);
+        w->sender = h->sender;
+    }
+    uint8_t *out = w->out + (size_t)w->ng * w->out_cap;
     uint64_t now = sp_now_ns();
     w->now_real = w->journal != NULL ? sp_realtime_ns() : 0;
-    for (unsigned i = 0; i < h.count; i++) {
+    for (unsigned i = 0; i < h->count; i++) {
         sp_order_t o;
         sp_result_t res;
         sp_wire_get_order(sp_wire_crec(w->in, SP_MSG_ORDERS, i), &o);
-        s_apply_one(w, &o, h.sender, now, &res);
-        sp_wire_put_result(sp_wire_rec(w->out, SP_MSG_RESULTS, i), &res);
+        s_apply_one(w, &o, h->sender, now, &res);
+        sp_wire_put_result(sp_wire_rec(out, SP_MSG_RESULTS, i), &res);
     }
+    sp_wire_put_hdr(out, SP_MSG_RESULTS, h->count, w->id, w->batch++);
+    w->out_len[w->ng] = sp_wire_msg_size(SP_MSG_RESULTS, h->count);
+    w->route[w->ng++] = *route;
+    w->orders += h->count;
+}
+
+/* Journals the group's outcomes, then answers its messages in order.
+ * Returns 0, or a negative code when the journal cannot be written (then
+ * nothing is answered and the worker stops: durability is gone). */
+static int s_finish_group(sp_worker_t *w)
+{
     /* the journal before the answers: an acknowledged order is journaled */
     if (w->jn > 0) {
         int jrc = sp_journal_append(w->journal, w->jrecs, w->jn);
@@ -169,11 +189,53 @@ static int s_handle(sp_worker_t *w, size_t len, const sp_route_t *route)
         }
         w->jn = 0;
     }
-    sp_wire_put_hdr(w->out, SP_MSG_RESULTS, h.count, w->id, w->batch++);
-    s_answer(w, sp_wire_msg_size(SP_MSG_RESULTS, h.count), route);
+    for (unsigned g = 0; g < w->ng; g++) {
+        s_answer(w, w->out + (size_t)g * w->out_cap, w->out_len[g], &w->route[g]);
+    }
+    w->ng = 0;
+    w->orders = 0;
     atomic_store_explicit(&w->slot->cur_producer, 0, memory_order_relaxed);
     sp_pub_flush(w->pub);
     return 0;
+}
+
+/* Handles the message in w->in and, while the group has room and more of
+ * its sender's wait, those too.  Returns 0, or a negative code when the
+ * journal cannot be written (s_finish_group). */
+static int s_handle(sp_worker_t *w, size_t len, const sp_route_t *route)
+{
+    sp_route_t r = *route;
+    for (;;) {
+        sp_msg_hdr_t h;
+        int ok = sp_wire_check(w->in, len, &h);
+        bool orders = ok == 0 && h.kind == SP_MSG_ORDERS && h.count > 0;
+        if (w->ng > 0 && (!orders || h.sender != w->sender)) {
+            int rc = s_finish_group(w); /* another sender's, or no orders */
+            if (rc < 0) {
+                return rc;
+            }
+        }
+        if (ok == 0 && h.kind == SP_MSG_HELLO) {
+            s_hello(w, len, &r);
+        } else if (!orders) {
+            s_dead_letter(w, &r);
+        } else {
+            s_apply_msg(w, &h, &r);
+        }
+        if (w->ng == 0 || w->ng == S_GROUP_MSGS || w->orders >= S_GROUP_RECORDS || !w->grouping ||
+            sp_link_depth(w->link) <= 0) {
+            break;
+        }
+        int n = sp_link_recv(w->link, w->in, w->in_cap, &r, 0);
+        if (n < 0) {
+            if (n == -EMSGSIZE || n == -EPROTO) {
+                s_dead_letter(w, &r);
+            }
+            break; /* anything else: the loop's next receive meets it */
+        }
+        len = (size_t)n;
+    }
+    return w->ng > 0 ? s_finish_group(w) : 0;
 }
 
 /* Opens our journal file of the current epoch (our own: no two writers
@@ -277,8 +339,14 @@ int sp_worker_new(sp_worker_t **out, const sp_worker_cfg_t *cfg, char *why, size
     w->in_cap = w->hdr->path_msgsize != 0 ? w->hdr->path_msgsize
                                           : sp_wire_msg_size(SP_MSG_ORDERS, SP_WIRE_MAX_RECORDS);
     w->in = malloc(w->in_cap);
-    w->out = malloc(sp_wire_msg_size(SP_MSG_RESULTS, SP_WIRE_MAX_RECORDS));
-    w->jrecs = malloc(sizeof *w->jrecs * SP_WIRE_MAX_RECORDS);
+    const sp_transport_t *t = sp_transport_by_id(w->hdr->transport);
+    w->grouping = t != NULL && t->cheap_depth;
+    size_t group = w->grouping ? S_GROUP_MSGS : 1;
+    w->out_cap = sp_wire_msg_size(SP_MSG_RESULTS, SP_WIRE_MAX_RECORDS);
+    w->out = malloc(group * w->out_cap);
+    /* a group takes a message while it holds fewer than S_GROUP_RECORDS */
+    size_t recs = (w->grouping ? S_GROUP_RECORDS : 0) + SP_WIRE_MAX_RECORDS;
+    w->jrecs = malloc(sizeof *w->jrecs * recs);
     if (w->in == NULL || w->out == NULL || w->jrecs == NULL) {
         snprintf(why, cap, "out of memory");
         rc = -ENOMEM;
@@ -291,7 +359,7 @@ int sp_worker_new(sp_worker_t **out, const sp_worker_cfg_t *cfg, char *why, size
         }
     }
     sp_link_cfg_t lc = {.role = SP_LINK_WORKER,
-                        .transport = sp_transport_by_id(w->hdr->transport),
+                        .transport = t,
                         .names = &w->names,
                         .endpoint = w->hdr->ep_workers,
                         .id = cfg->worker_id,

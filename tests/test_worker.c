@@ -5,7 +5,9 @@
  * shop takes its slot, beats its heart, stops on its flag and frees the slot
  * on destroy; a worker whose broker dies stops by itself and says so; and
  * the workers an in-process broker runs as threads answer every order of a
- * load with their counters adding up to it.  (The binary's flags are
+ * load with their counters adding up to it; order messages of one producer
+ * that wait together are journaled with one write and answered in order.
+ * (The binary's flags are
  * test_pipeline's; crashes inside the commit, test_recover's and chaos's.)
  */
 #include <criterion/criterion.h>
@@ -22,11 +24,16 @@
 
 #include "sp_broker.h"
 #include "sp_error.h"
+#include "sp_hello.h"
 #include "sp_instance.h"
+#include "sp_link.h"
+#include "sp_sys.h"
 #include "sp_loadgen.h"
 #include "sp_table.h"
 #include "sp_testutil.h"
 #include "sp_time.h"
+#include "sp_transport.h"
+#include "sp_wire.h"
 #include "sp_worker.h"
 
 #define W_PRODUCTS 6
@@ -201,6 +208,127 @@ Test(worker, a_worker_whose_broker_dies_stops_and_names_it, .timeout = 60)
     }
     cr_expect_not(spt_leftovers(inst), "%s cleaned", inst);
     unlink(shop.catalogue);
+}
+
+#define W_GROUP_MSGS   5  /* messages waiting at once (an mq path holds 10) */
+#define W_GROUP_ORDERS 10 /* orders in each */
+
+/* Opens a producer link to the shop's mq path and takes an id by HELLO. */
+static sp_link_t *s_hello_producer(const sp_names_t *names, sp_table_t *t, uint32_t *id)
+{
+    sp_link_cfg_t lc = {.role = SP_LINK_PRODUCER,
+                        .transport = sp_transport_find("mq"),
+                        .names = names,
+                        .endpoint = sp_table_hdr(t)->ep_orders,
+                        .max_msg = sp_wire_msg_size(SP_MSG_ORDERS, W_GROUP_ORDERS),
+                        .reply_msg = sp_wire_msg_size(SP_MSG_RESULTS, W_GROUP_ORDERS)};
+    char why[W_WHY] = "";
+    sp_link_t *link = NULL;
+    cr_assert_eq(sp_link_open(&link, &lc, why, sizeof why), 0, "%s", why);
+    sp_hello_t h = {.rev = SP_HELLO_REV,
+                    .op = SP_HELLO_OPEN,
+                    .pid = (uint32_t)getpid(),
+                    .reply_tag = sp_link_reply_tag(link),
+                    .hello_id = sp_now_ns()};
+    uint8_t buf[SP_WELCOME_MSG_MAX + SP_WIRE_HDR_SIZE + W_GROUP_ORDERS * SP_WIRE_RESULT_SIZE];
+    sp_welcome_t w;
+    cr_assert_eq(sp_hello_exchange(link, &h, buf, sizeof buf, SP_TEST_WAIT_MS, &w, why, sizeof why),
+                 0, "%s", why);
+    cr_assert_eq(w.status, SP_HELLO_OK);
+    cr_assert_eq(sp_link_adopt(link, w.producer_id, why, sizeof why), 0, "%s", why);
+    *id = w.producer_id;
+    return link;
+}
+
+Test(worker, order_messages_of_one_producer_waiting_together_are_journaled_in_one_write,
+     .timeout = 60)
+{
+    /* the broker's own worker is stopped (SIGSTOP) for the test: it must
+     * not be taken for hung meanwhile */
+    setenv("SP_WORKER_SILENT_MS", "60000", 1);
+    char inst[64];
+    spt_instance(inst, sizeof inst, "wgrp");
+    spt_shop_t shop;
+    cr_assert(spt_shop_start(&shop, inst, "mq", 1, W_PRODUCTS, W_STOCK),
+              "broker did not become ready");
+    sp_names_t names;
+    cr_assert_eq(sp_names_init(&names, inst, NULL), 0);
+    sp_table_t *t = s_table(inst);
+    /* the broker is ready before its worker has taken its slot */
+    const sp_worker_slot_t *slot = &sp_table_hdr(t)->worker[0];
+    uint64_t deadline = sp_now_ns() + (uint64_t)SP_TEST_WAIT_MS * SP_NS_PER_MS;
+    while (atomic_load(&slot->state) != SP_PUB_RUNNING && sp_now_ns() < deadline) {
+        usleep(1000);
+    }
+    cr_assert_eq(atomic_load(&slot->state), SP_PUB_RUNNING, "the broker's worker never ran");
+    pid_t first = (pid_t)atomic_load(&slot->pid);
+    cr_assert_gt(first, 0);
+    cr_assert_eq(kill(first, SIGSTOP), 0);
+
+    /* ours, worker 2, answers the HELLO, then stops while the orders queue */
+    w_runner_t r = {.rc = 1};
+    sp_worker_cfg_t cfg = {.instance = inst, .worker_id = 2, .sync = -1, .stop = &r.stop};
+    char why[W_WHY] = "";
+    cr_assert_eq(sp_worker_new(&r.w, &cfg, why, sizeof why), 0, "%s", why);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, s_run, &r), 0);
+    uint32_t id = 0;
+    sp_link_t *link = s_hello_producer(&names, t, &id);
+    atomic_store(&r.stop, true);
+    pthread_join(th, NULL);
+    cr_expect_eq(r.rc, 0, "%s", r.why);
+
+    uint8_t msg[SP_WIRE_HDR_SIZE + W_GROUP_ORDERS * SP_WIRE_ORDER_SIZE];
+    for (uint32_t m = 0; m < W_GROUP_MSGS; m++) {
+        for (uint32_t i = 0; i < W_GROUP_ORDERS; i++) {
+            sp_order_t o = {.type = SP_ORDER_PURCHASE,
+                            .producer_id = id,
+                            .seq = 1 + m * W_GROUP_ORDERS + i,
+                            .product_id = 1 + i % W_PRODUCTS,
+                            .quantity = 1};
+            sp_wire_put_order(sp_wire_rec(msg, SP_MSG_ORDERS, i), &o);
+        }
+        sp_wire_put_hdr(msg, SP_MSG_ORDERS, W_GROUP_ORDERS, id, m + 1);
+        cr_assert_eq(sp_link_send(link, msg, sizeof msg, NULL, SP_TEST_WAIT_MS), 0);
+    }
+
+    /* the journal's write() calls from here on (counted, none failing) */
+    sp_sys_fail_nth(SP_SYS_WRITE, 0, 0);
+    atomic_store(&r.stop, false);
+    cr_assert_eq(pthread_create(&th, NULL, s_run, &r), 0);
+    uint64_t next_seq = 1;
+    for (unsigned m = 0; m < W_GROUP_MSGS; m++) {
+        uint8_t in[SP_WIRE_HDR_SIZE + W_GROUP_ORDERS * SP_WIRE_RESULT_SIZE];
+        sp_route_t route;
+        int n = sp_link_recv(link, in, sizeof in, &route, SP_TEST_WAIT_MS);
+        cr_assert_gt(n, 0, "answer %u: %s", m + 1, sp_strerror(n));
+        sp_msg_hdr_t h;
+        cr_assert_eq(sp_wire_check(in, (size_t)n, &h), 0);
+        cr_assert_eq(h.kind, SP_MSG_RESULTS);
+        cr_assert_eq(h.count, W_GROUP_ORDERS);
+        for (unsigned i = 0; i < h.count; i++) {
+            sp_result_t res;
+            sp_wire_get_result(sp_wire_crec(in, SP_MSG_RESULTS, i), &res);
+            cr_expect_eq(res.seq, next_seq, "the answers come in the order sent");
+            cr_expect_eq(res.status, SP_STATUS_ACCEPTED, "order %llu: status %u",
+                         (unsigned long long)res.seq, res.status);
+            next_seq++;
+        }
+    }
+    unsigned long writes = sp_sys_calls(SP_SYS_WRITE);
+    sp_sys_fail_off();
+    cr_expect_eq(writes, 1, "%u waiting messages of one producer took %lu journal writes",
+                 W_GROUP_MSGS, writes);
+    atomic_store(&r.stop, true);
+    pthread_join(th, NULL);
+    cr_expect_eq(r.rc, 0, "%s", r.why);
+    cr_expect_eq(sp_worker_stats(r.w)->msgs, W_GROUP_MSGS);
+    sp_worker_destroy(&r.w);
+    sp_link_close(&link);
+    kill(first, SIGCONT);
+    sp_table_close(&t);
+    const char *bad = spt_shop_stop(&shop);
+    cr_expect_null(bad, "%s", bad);
 }
 
 /* --- workers as threads of an in-process broker -------------------------- */
