@@ -426,12 +426,22 @@ static int s_collect(sp_cust_t *c, long wait_us)
 
 /* Whether lane l's reply path has room for the answer of one more message
  * (docs/PROTOCOL.md section 8: a worker drops an answer that finds none).
- * Answers that never come (their orders time out) would hold the room
- * forever: once nothing was heard for the order timeout, the count starts
- * again. */
+ * Answers that never come (a worker killed before it answered) would hold
+ * the room forever: when no order waits for an answer, or once nothing was
+ * heard for the order timeout, the count starts again. */
 static bool s_room(const sp_cust_t *c, sp_lane_t *l, uint64_t now)
 {
     if (l->room == 0 || l->msgs_out < l->room) {
+        return true;
+    }
+    if (l->outstanding == 0) {
+        /* nothing waits for an answer: what msgs_out still counts are
+         * messages whose answer was lost with a worker killed before it
+         * answered (their orders were answered through resends, or timed
+         * out).  Counted on, they kept a customer from ever sending again
+         * (make chaos over mq, SP_CRASH_COMMIT at point 1) */
+        l->msgs_out = 0;
+        l->heard_ns = now;
         return true;
     }
     if (now > l->heard_ns && now - l->heard_ns > (uint64_t)c->cfg->timeout_ms * SP_NS_PER_MS) {
@@ -731,8 +741,10 @@ static int s_broker_check(sp_cust_t *c, uint64_t now)
             s_give_up(c);
             return -EPIPE;
         }
-        if (l->outstanding == 0) {
-            l->heard_ns = now; /* silence while nothing waits says nothing */
+        if (l->outstanding == 0 && l->msgs_out == 0) {
+            /* silence while nothing waits says nothing (and with messages
+             * still counted, s_room's timeout must be able to pass) */
+            l->heard_ns = now;
         }
     }
     return 0;
