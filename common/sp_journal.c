@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -340,7 +341,13 @@ int sp_journal_background(sp_journal_t *j, char *why, size_t cap)
     pthread_cond_init(&sy->wake, &ca);
     pthread_condattr_destroy(&ca);
     j->syncer = sy;
+    /* signals are the writer's to take (its stop flag, its EINTR): the
+     * syncer starts with every one blocked */
+    sigset_t all, was;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &was);
     int rc = pthread_create(&sy->thread, NULL, s_syncer_main, j);
+    pthread_sigmask(SIG_SETMASK, &was, NULL);
     if (rc != 0) {
         j->syncer = NULL;
         pthread_cond_destroy(&sy->wake);

@@ -482,9 +482,6 @@ static void s_retry(sp_cust_t *c, sp_lane_t *l, uint64_t now)
             p->due_ns = UINT64_MAX;
             continue;
         }
-        if (k == 0 && !s_room(c, l, now)) {
-            continue; /* no room for its answer: due again when there is */
-        }
         sp_order_t o = {.type = p->type,
                         .flags = SP_ORDER_F_RESENT,
                         .reserved = p->hold_s,
@@ -507,8 +504,15 @@ static void s_retry(sp_cust_t *c, sp_lane_t *l, uint64_t now)
     int rc =
         sp_link_send(l->link, l->msg, sp_wire_msg_size(SP_MSG_ORDERS, k), NULL, SP_SEND_TIMEOUT_MS);
     if (rc == 0) {
+        /* not counted in msgs_out, and sent without room: a resend takes
+         * the place of the messages it repeats, whose answers are late or
+         * were lost with a killed worker (a group of up to 8 messages at
+         * once); every answer that comes still counts one off, so the
+         * resends' answers pay the lost ones back.  Counted, the lost
+         * answers filled the room and the resends waited for it until
+         * their orders timed out (pipeline::mq_workers_killed_inside_the_
+         * commit_lose_nothing) */
         c->st->retried += k;
-        l->msgs_out++;
     }
     /* a resend that did not leave is simply due again at its next time */
 }
