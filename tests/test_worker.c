@@ -130,6 +130,48 @@ static bool s_beats_after(const sp_worker_slot_t *slot, uint64_t after)
     return false;
 }
 
+/* The pid of the slot's worker once it runs (waits up to SP_TEST_WAIT_MS:
+ * the broker is ready before its worker has taken its slot). */
+static pid_t s_running_pid(const sp_worker_slot_t *slot)
+{
+    uint64_t deadline = sp_now_ns() + (uint64_t)SP_TEST_WAIT_MS * SP_NS_PER_MS;
+    while (atomic_load(&slot->state) != SP_PUB_RUNNING && sp_now_ns() < deadline) {
+        usleep(1000);
+    }
+    cr_assert_eq(atomic_load(&slot->state), SP_PUB_RUNNING, "the broker's worker never ran");
+    pid_t pid = (pid_t)atomic_load(&slot->pid);
+    cr_assert_gt(pid, 0);
+    return pid;
+}
+
+/* Waits up to SP_TEST_WAIT_MS for process `pid` (not our child) to be gone
+ * or a zombie. */
+static bool s_gone(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    uint64_t deadline = sp_now_ns() + (uint64_t)SP_TEST_WAIT_MS * SP_NS_PER_MS;
+    for (;;) {
+        FILE *f = fopen(path, "r");
+        char state = 'Z';
+        if (f != NULL) {
+            /* "pid (comm) S ...": the state follows the last ')' */
+            char line[512];
+            if (fgets(line, sizeof line, f) != NULL && strrchr(line, ')') != NULL) {
+                state = strrchr(line, ')')[2];
+            }
+            fclose(f);
+        }
+        if (state == 'Z' || state == 'X') {
+            return true;
+        }
+        if (sp_now_ns() >= deadline) {
+            return false;
+        }
+        usleep(10000);
+    }
+}
+
 Test(worker, an_added_worker_takes_its_slot_beats_stops_on_its_flag_and_frees_it, .timeout = 60)
 {
     char inst[64];
@@ -184,6 +226,10 @@ Test(worker, a_worker_whose_broker_dies_stops_and_names_it, .timeout = 60)
     cr_assert_eq(sp_worker_new(&r.w, &cfg, why, sizeof why), 0, "%s", why);
     pthread_t th;
     cr_assert_eq(pthread_create(&th, NULL, s_run, &r), 0);
+    /* the broker's own worker, which outlives it for a moment */
+    sp_table_t *t = s_table(inst);
+    pid_t own = s_running_pid(&sp_table_hdr(t)->worker[0]);
+    sp_table_close(&t);
 
     kill(shop.broker, SIGKILL);
     cr_expect_eq(spt_wait(shop.broker, SP_TEST_WAIT_MS), -1, "killed");
@@ -194,7 +240,9 @@ Test(worker, a_worker_whose_broker_dies_stops_and_names_it, .timeout = 60)
     cr_expect(strstr(r.why, expect) != NULL, "%s", r.why);
     sp_worker_destroy(&r.w);
 
-    /* the dead broker's own worker goes the same way; then clean up */
+    /* the dead broker's own worker goes the same way (and says so before
+     * the test ends, not after the suite's closing line); then clean up */
+    cr_expect(s_gone(own), "the dead broker's worker (pid %d) did not stop", (int)own);
     const char *clean[] = {spt_bin("broker"), "--instance", inst, "--clean", NULL};
     char *out = NULL;
     uint64_t deadline = sp_now_ns() + (uint64_t)SP_TEST_WAIT_MS * SP_NS_PER_MS;
@@ -254,15 +302,7 @@ Test(worker, order_messages_of_one_producer_waiting_together_are_journaled_in_on
     sp_names_t names;
     cr_assert_eq(sp_names_init(&names, inst, NULL), 0);
     sp_table_t *t = s_table(inst);
-    /* the broker is ready before its worker has taken its slot */
-    const sp_worker_slot_t *slot = &sp_table_hdr(t)->worker[0];
-    uint64_t deadline = sp_now_ns() + (uint64_t)SP_TEST_WAIT_MS * SP_NS_PER_MS;
-    while (atomic_load(&slot->state) != SP_PUB_RUNNING && sp_now_ns() < deadline) {
-        usleep(1000);
-    }
-    cr_assert_eq(atomic_load(&slot->state), SP_PUB_RUNNING, "the broker's worker never ran");
-    pid_t first = (pid_t)atomic_load(&slot->pid);
-    cr_assert_gt(first, 0);
+    pid_t first = s_running_pid(&sp_table_hdr(t)->worker[0]);
     cr_assert_eq(kill(first, SIGSTOP), 0);
 
     /* ours, worker 2, answers the HELLO, then stops while the orders queue */
