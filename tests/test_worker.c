@@ -130,6 +130,16 @@ static bool s_beats_after(const sp_worker_slot_t *slot, uint64_t after)
     return false;
 }
 
+/* Makes worker 2 of `inst` in this process and runs it on thread *th
+ * until r->stop. */
+static void s_start_worker2(w_runner_t *r, const char *inst, pthread_t *th)
+{
+    sp_worker_cfg_t cfg = {.instance = inst, .worker_id = 2, .sync = -1, .stop = &r->stop};
+    char why[W_WHY] = "";
+    cr_assert_eq(sp_worker_new(&r->w, &cfg, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(pthread_create(th, NULL, s_run, r), 0);
+}
+
 /* The pid of the slot's worker once it runs (waits up to SP_TEST_WAIT_MS:
  * the broker is ready before its worker has taken its slot). */
 static pid_t s_running_pid(const sp_worker_slot_t *slot)
@@ -221,11 +231,8 @@ Test(worker, a_worker_whose_broker_dies_stops_and_names_it, .timeout = 60)
     cr_assert(spt_shop_start(&shop, inst, "mq", 1, W_PRODUCTS, W_STOCK),
               "broker did not become ready");
     w_runner_t r = {.rc = 1};
-    sp_worker_cfg_t cfg = {.instance = inst, .worker_id = 2, .sync = -1, .stop = &r.stop};
-    char why[W_WHY] = "";
-    cr_assert_eq(sp_worker_new(&r.w, &cfg, why, sizeof why), 0, "%s", why);
     pthread_t th;
-    cr_assert_eq(pthread_create(&th, NULL, s_run, &r), 0);
+    s_start_worker2(&r, inst, &th);
     /* the broker's own worker, which outlives it for a moment */
     sp_table_t *t = s_table(inst);
     pid_t own = s_running_pid(&sp_table_hdr(t)->worker[0]);
@@ -307,11 +314,8 @@ Test(worker, order_messages_of_one_producer_waiting_together_are_journaled_in_on
 
     /* ours, worker 2, answers the HELLO, then stops while the orders queue */
     w_runner_t r = {.rc = 1};
-    sp_worker_cfg_t cfg = {.instance = inst, .worker_id = 2, .sync = -1, .stop = &r.stop};
-    char why[W_WHY] = "";
-    cr_assert_eq(sp_worker_new(&r.w, &cfg, why, sizeof why), 0, "%s", why);
     pthread_t th;
-    cr_assert_eq(pthread_create(&th, NULL, s_run, &r), 0);
+    s_start_worker2(&r, inst, &th);
     uint32_t id = 0;
     sp_link_t *link = s_hello_producer(&names, t, &id);
     atomic_store(&r.stop, true);
