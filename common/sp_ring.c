@@ -1,15 +1,25 @@
 /*
- * sp_ring — a bounded ring of messages under a robust process-shared
- * mutex, with futex sleeping on both ends.
+ * sp_ring — a bounded ring of messages under two robust process-shared
+ * mutexes (one for putters, one for getters), with futex sleeping on both
+ * ends.
  *
  * Position p of the ring lives in slot p % capacity; the ring holds the
  * positions head .. tail - 1.  A put copies its message into slot tail and
- * then moves the tail; a get copies slot head out and then moves the head;
- * both under the ring's mutex, and each moves its counter last, with one
- * store.  So a process killed anywhere inside leaves the ring as it was
- * before its call (a put not made, a message not taken), and the mutex is
- * robust: the next locker is told its owner died (EOWNERDEAD), marks it
- * consistent and goes on, counting the recovery.  That is what makes the
+ * then moves the tail, under the putters' mutex; a get copies slot head out
+ * and then moves the head, under the getters' mutex; each moves its counter
+ * last, with one release store.  So a process killed anywhere inside leaves
+ * the ring as it was before its call (a put not made, a message not taken),
+ * and the mutexes are robust: the next locker is told its owner died
+ * (EOWNERDEAD), marks it consistent and goes on, counting the recovery.
+ *
+ * Two locks, not one: a putter touches only slot tail, which no getter
+ * reads until the tail has moved past it (the getter reads the tail with
+ * acquire), and a getter only slot head, which no putter writes until the
+ * head has moved past it; so the two sides never wait for each other, and
+ * one customer and one worker (the common case) each take a lock nobody
+ * else holds.  With one lock for both, every put and get of such a pair
+ * contended for it and slept in the kernel: the bench's raw ring did 0.27x
+ * the messages of a plain single-producer, single-consumer ring.  That is what makes the
  * `shm` transport survive the death of any process on it, where the
  * lock-free queue it replaced (Vyukov's: claim a position, then publish the
  * slot) stopped every reader at the slot a dead writer had claimed.  The
@@ -53,9 +63,10 @@ struct sp_ring {
     uint32_t stride; /* bytes from one slot to the next */
     uint32_t reserved;
     _Atomic uint64_t recovered;                  /* times a dead owner's lock was taken over */
-    _Alignas(S_LINE) pthread_mutex_t lock;       /* robust, process-shared */
-    _Alignas(S_LINE) _Atomic uint64_t tail;      /* next position to put (moved under lock) */
-    _Alignas(S_LINE) _Atomic uint64_t head;      /* next position to get (moved under lock) */
+    _Alignas(S_LINE) pthread_mutex_t put_lock;   /* robust, process-shared: putters */
+    _Alignas(S_LINE) pthread_mutex_t get_lock;   /* the same, getters */
+    _Alignas(S_LINE) _Atomic uint64_t tail;      /* next position to put (moved under put_lock) */
+    _Alignas(S_LINE) _Atomic uint64_t head;      /* next position to get (moved under get_lock) */
     _Alignas(S_LINE) _Atomic uint32_t data_wake; /* consumers sleep on this */
     _Atomic uint32_t data_sleepers;
     _Alignas(S_LINE) _Atomic uint32_t space_wake; /* producers sleep on this */
@@ -110,7 +121,10 @@ sp_ring_t *sp_ring_init(void *mem, uint32_t capacity, uint32_t slot_size)
             e = pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
         }
         if (e == 0) {
-            e = pthread_mutex_init(&r->lock, &ma);
+            e = pthread_mutex_init(&r->put_lock, &ma);
+        }
+        if (e == 0) {
+            e = pthread_mutex_init(&r->get_lock, &ma);
         }
         pthread_mutexattr_destroy(&ma);
     }
@@ -258,21 +272,16 @@ static long s_ms_to_us(int timeout_ms)
     return timeout_ms < 0 ? -1 : (long)timeout_ms * 1000;
 }
 
-/* Takes the ring's lock; a dead owner's is taken over: whatever it did
+/* Takes one side's lock; a dead owner's is taken over: whatever it did
  * inside left the counters as they were before its call, so the ring is
  * consistent as it stands. */
-static void s_lock(sp_ring_t *r)
+static void s_lock(sp_ring_t *r, pthread_mutex_t *lock)
 {
-    int e = pthread_mutex_lock(&r->lock);
+    int e = pthread_mutex_lock(lock);
     if (e == EOWNERDEAD) {
-        pthread_mutex_consistent(&r->lock);
+        pthread_mutex_consistent(lock);
         atomic_fetch_add_explicit(&r->recovered, 1, memory_order_relaxed);
     }
-}
-
-static void s_unlock(sp_ring_t *r)
-{
-    pthread_mutex_unlock(&r->lock);
 }
 
 /* Waits (spinning, then sleeping) while the ring is blocked for this side.
@@ -306,19 +315,20 @@ int sp_ring_put(sp_ring_t *self, const void *msg, size_t len, int timeout_ms)
         if (rc < 0) {
             return rc;
         }
-        s_lock(self);
+        s_lock(self, &self->put_lock);
         uint64_t tail = atomic_load_explicit(&self->tail, memory_order_relaxed);
-        uint64_t head = atomic_load_explicit(&self->head, memory_order_relaxed);
+        /* acquire: the getter that moved the head past our slot is done with it */
+        uint64_t head = atomic_load_explicit(&self->head, memory_order_acquire);
         if (tail - head < self->capacity) {
             s_slot_t *s = s_slot(self, tail);
             memcpy(s->data, msg, len);
             s->len = (uint32_t)len;
             atomic_store_explicit(&self->tail, tail + 1, memory_order_release); /* last */
-            s_unlock(self);
+            pthread_mutex_unlock(&self->put_lock);
             s_wake(&self->data_wake, &self->data_sleepers);
             return 0;
         }
-        s_unlock(self); /* another putter filled it first */
+        pthread_mutex_unlock(&self->put_lock); /* another putter filled it first */
     }
 }
 
@@ -339,19 +349,20 @@ int sp_ring_get_us(sp_ring_t *self, void *buf, size_t cap, long wait_us)
         if (rc < 0) {
             return rc;
         }
-        s_lock(self);
+        s_lock(self, &self->get_lock);
         uint64_t head = atomic_load_explicit(&self->head, memory_order_relaxed);
-        uint64_t tail = atomic_load_explicit(&self->tail, memory_order_relaxed);
+        /* acquire: the message the putter wrote before moving the tail */
+        uint64_t tail = atomic_load_explicit(&self->tail, memory_order_acquire);
         if (head != tail) {
             const s_slot_t *s = s_slot(self, head);
             uint32_t len = s->len <= self->slot_size ? s->len : self->slot_size;
             memcpy(buf, s->data, len);
             atomic_store_explicit(&self->head, head + 1, memory_order_release); /* last */
-            s_unlock(self);
+            pthread_mutex_unlock(&self->get_lock);
             s_wake(&self->space_wake, &self->space_sleepers);
             return (int)len;
         }
-        s_unlock(self); /* another getter emptied it first */
+        pthread_mutex_unlock(&self->get_lock); /* another getter emptied it first */
     }
 }
 

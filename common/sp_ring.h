@@ -4,10 +4,11 @@
  * that survives the death of any process using it.
  *
  * The ring is one caller-provided block of memory (a POSIX shm segment, or
- * plain memory for threads): a header with a robust process-shared mutex,
- * then `capacity` slots of `slot_size` bytes each.  A put copies its message
- * into the slot at the tail and then moves the tail, a get copies the slot at
- * the head out and then moves the head, both under the mutex, so a process
+ * plain memory for threads): a header with two robust process-shared
+ * mutexes, then `capacity` slots of `slot_size` bytes each.  A put copies its
+ * message into the slot at the tail and then moves the tail, under the
+ * putters' mutex; a get copies the slot at the head out and then moves the
+ * head, under the getters' mutex; so a process
  * killed inside a put or a get leaves the ring as it was before that call;
  * the next caller takes the dead owner's lock over (EOWNERDEAD, counted by
  * sp_ring_recovered) and goes on.  A message is taken whole or not at all:
@@ -20,7 +21,8 @@
  * A caller that finds the ring empty (or full) spins SP_RING_SPIN times, then
  * registers as a sleeper and sleeps on a futex until the other side wakes it
  * (or the timeout passes).  The other side pays a futex_wake system call only
- * while somebody sleeps.  The mutex is held only to copy one message.
+ * while somebody sleeps.  A mutex is held only to copy one message, and
+ * putters never wait for getters' mutex nor getters for putters'.
  *
  * Ownership: the caller provides and releases the memory; an sp_ring_t is a
  * view of it and has nothing to free.  Errors: init and attach return NULL
@@ -39,7 +41,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SP_RING_MAGIC 0x32474e4952505300ull /* "\0SPRING2": the robust-lock layout */
+#define SP_RING_MAGIC 0x33474e4952505300ull /* "\0SPRING3": a robust lock per side */
 #define SP_RING_SPIN  200                   /* polls before sleeping */
 
 typedef struct sp_ring sp_ring_t;
