@@ -88,6 +88,10 @@ typedef struct {
     /* where the time goes, per leg (sp_leg_t: late, out, back), in
      * microseconds; < 0 when n/a */
     double leg_p50[SP_LEG_COUNT], leg_p99[SP_LEG_COUNT];
+    /* the workers' part of an order message's time, per hop (sp_whop_t:
+     * step, journal, reply; from their slots' histograms), in microseconds;
+     * < 0 when n/a */
+    double hop_p50[SP_WHOP_COUNT], hop_p99[SP_WHOP_COUNT];
     double p99_target_us;
     double cpu_prod, cpu_broker, cpu_work, cpu_total; /* CPU s per million orders; < 0 n/a */
     double wait_prod, wait_broker, wait_work;         /* run-queue wait / CPU time, per role */
@@ -104,6 +108,9 @@ static inline void bench_row_no_latency(bench_row_t *r)
     r->p50 = r->p90 = r->p99 = r->p999 = r->max = -1;
     for (int i = 0; i < SP_LEG_COUNT; i++) {
         r->leg_p50[i] = r->leg_p99[i] = -1;
+    }
+    for (int i = 0; i < SP_WHOP_COUNT; i++) {
+        r->hop_p50[i] = r->hop_p99[i] = -1;
     }
 }
 

@@ -180,10 +180,27 @@ typedef struct {
     char tcp[64];
 } s_cell_t;
 
-/* CPU and run-queue wait of the broker and the workers. */
+/* CPU and run-queue wait of the broker and the workers; the workers' hop
+ * histograms (sp_whop_t), summed over their slots. */
 typedef struct {
     uint64_t broker_cpu, broker_wait, work_cpu, work_wait;
+    uint64_t hop[SP_WHOP_COUNT][SP_LAT_BUCKETS];
 } s_sample_t;
+
+static void s_sample_hops(s_cell_t *c, s_sample_t *s)
+{
+    if (c->table == NULL) {
+        return;
+    }
+    sp_table_hdr_t *h = sp_table_hdr(c->table);
+    for (unsigned i = 0; i < h->workers && i < SP_WORKERS_MAX; i++) {
+        for (int k = 0; k < SP_WHOP_COUNT; k++) {
+            for (unsigned b = 0; b < SP_LAT_BUCKETS; b++) {
+                s->hop[k][b] += atomic_load_explicit(&h->worker[i].hop[k][b], memory_order_relaxed);
+            }
+        }
+    }
+}
 
 /* In-process cell: sums this process's threads by name. */
 static void s_sample_threads(s_sample_t *s)
@@ -232,6 +249,7 @@ static void s_sample_threads(s_sample_t *s)
 static void s_sample(s_cell_t *c, s_sample_t *s)
 {
     memset(s, 0, sizeof *s);
+    s_sample_hops(c, s);
     if (c->broker_threaded) {
         s_sample_threads(s);
         return;
@@ -412,6 +430,7 @@ typedef struct {
     uint64_t answered;
     double cpu_prod, cpu_broker, cpu_work; /* seconds */
     double wait_prod, wait_broker, wait_work;
+    uint64_t hop[SP_WHOP_COUNT][SP_LAT_BUCKETS]; /* the workers' messages of this run */
 } s_run_t;
 
 static int s_load(s_cell_t *c, const s_job_t *job, double rate, double seconds, unsigned seed,
@@ -472,6 +491,13 @@ static int s_load(s_cell_t *c, const s_job_t *job, double rate, double seconds, 
     run->wait_broker = (double)(after.broker_wait - before.broker_wait) / 1e9;
     run->cpu_work = (double)(after.work_cpu - before.work_cpu) / 1e9;
     run->wait_work = (double)(after.work_wait - before.work_wait) / 1e9;
+    for (int k = 0; k < SP_WHOP_COUNT; k++) {
+        for (unsigned b = 0; b < SP_LAT_BUCKETS; b++) {
+            run->hop[k][b] = after.hop[k][b] >= before.hop[k][b]
+                                 ? after.hop[k][b] - before.hop[k][b]
+                                 : 0; /* a restarted worker's slot */
+        }
+    }
     return 0;
 }
 
@@ -522,6 +548,18 @@ static void s_fill(bench_row_t *r, const s_run_t *runs, unsigned n, const sp_his
         }
     }
     free(leg);
+    for (int k = 0; k < SP_WHOP_COUNT; k++) {
+        uint64_t sum[SP_LAT_BUCKETS] = {0}, count = 0;
+        for (unsigned i = 0; i < n; i++) {
+            for (unsigned b = 0; b < SP_LAT_BUCKETS; b++) {
+                sum[b] += runs[i].hop[k][b];
+                count += runs[i].hop[k][b];
+            }
+        }
+        /* a bucket's upper bound: the figures are at most 1/8 above the truth */
+        r->hop_p50[k] = count > 0 ? (double)sp_lat_percentile(sum, 50) / 1e3 : -1;
+        r->hop_p99[k] = count > 0 ? (double)sp_lat_percentile(sum, 99) / 1e3 : -1;
+    }
     r->cpu_prod = s_per_m(cpu_p, orders);
     r->cpu_broker = s_per_m(cpu_b, orders);
     r->cpu_work = s_per_m(cpu_w, orders);

@@ -223,6 +223,15 @@ void bench_print_row(FILE *out, const bench_row_t *r)
             r->flags, r->note[0] ? "  " : "", r->note);
 }
 
+/* "p50 / p99" of one leg or hop. */
+static void s_pair(char *buf, size_t cap, double p50, double p99)
+{
+    char a[16], b[16];
+    s_us(a, sizeof a, p50);
+    s_us(b, sizeof b, p99);
+    snprintf(buf, cap, "%s / %s", a, b);
+}
+
 void bench_print_legs(FILE *out, const bench_row_t *rows, unsigned n)
 {
     bool any = false;
@@ -237,22 +246,28 @@ void bench_print_legs(FILE *out, const bench_row_t *rows, unsigned n)
                          "  late: scheduled -> sent by the customer; out: sent -> applied by a "
                          "worker (transport, wake-up, table step);\n"
                          "  back: applied -> result received (journal, answer, transport, "
-                         "wake-up)\n");
-            fprintf(out, "  %-34s %-11s %7s %17s %17s %17s\n", "cell", "offered", "p50", "late",
-                    "out", "back");
+                         "wake-up);\n"
+                         "  the workers' part of back, per order message (their slots' "
+                         "histograms, 1 us buckets below 8 us):\n"
+                         "  step: its orders through the table; journal: until its group's "
+                         "journal write returned;\n"
+                         "  reply: until its answer was handed to the transport; the rest "
+                         "of back is the way back and the wake-up\n");
+            fprintf(out, "  %-34s %-11s %7s %17s %17s %17s | %15s %15s %15s\n", "cell", "offered",
+                    "p50", "late", "out", "back", "step", "journal", "reply");
             any = true;
         }
-        char offered[16], p50[16], leg[SP_LEG_COUNT][40];
+        char offered[16], p50[16], leg[SP_LEG_COUNT][40], hop[SP_WHOP_COUNT][40];
         s_num(offered, sizeof offered, r->offered);
         s_us(p50, sizeof p50, r->p50);
         for (int j = 0; j < SP_LEG_COUNT; j++) {
-            char a[16], b[16];
-            s_us(a, sizeof a, r->leg_p50[j]);
-            s_us(b, sizeof b, r->leg_p99[j]);
-            snprintf(leg[j], sizeof leg[j], "%s / %s", a, b);
+            s_pair(leg[j], sizeof leg[j], r->leg_p50[j], r->leg_p99[j]);
         }
-        fprintf(out, "  %-34s %-11s %7s %17s %17s %17s\n", r->label, offered, p50, leg[0], leg[1],
-                leg[2]);
+        for (int j = 0; j < SP_WHOP_COUNT; j++) {
+            s_pair(hop[j], sizeof hop[j], r->hop_p50[j], r->hop_p99[j]);
+        }
+        fprintf(out, "  %-34s %-11s %7s %17s %17s %17s | %15s %15s %15s\n", r->label, offered, p50,
+                leg[0], leg[1], leg[2], hop[0], hop[1], hop[2]);
     }
 }
 
@@ -278,6 +293,7 @@ int bench_write_csv(const char *path, const bench_row_t *rows, unsigned n)
             "offered,peak_pct,repeats,ops_median,ops_min,ops_max,raw_ops,efficiency,p50_us,p90_us,"
             "p99_us,p999_us,max_us,p99_target_us,cpu_prod,cpu_broker,cpu_work,cpu_total,"
             "late_p50_us,late_p99_us,out_p50_us,out_p99_us,back_p50_us,back_p99_us,"
+            "step_p50_us,step_p99_us,journal_p50_us,journal_p99_us,reply_p50_us,reply_p99_us,"
             "audit,flags\n");
     for (unsigned i = 0; i < n; i++) {
         const bench_row_t *r = &rows[i];
@@ -312,6 +328,10 @@ int bench_write_csv(const char *path, const bench_row_t *rows, unsigned n)
         for (int j = 0; j < SP_LEG_COUNT; j++) {
             s_csv_num(f, r->leg_p50[j], true);
             s_csv_num(f, r->leg_p99[j], true);
+        }
+        for (int j = 0; j < SP_WHOP_COUNT; j++) {
+            s_csv_num(f, r->hop_p50[j], true);
+            s_csv_num(f, r->hop_p99[j], true);
         }
         fprintf(f, ",%s,%s\n", r->audit == 1 ? "pass" : r->audit == 0 ? "fail" : "n/a", r->flags);
     }
@@ -377,6 +397,13 @@ static void s_json_row(FILE *f, const bench_row_t *r)
         s_json_num(f, "p50", r->leg_p50[j], true);
         s_json_num(f, "p99", r->leg_p99[j], false);
         fprintf(f, "}%s", j + 1 < SP_LEG_COUNT ? "," : "");
+    }
+    fprintf(f, "},\"worker_hops_us\":{");
+    for (int j = 0; j < SP_WHOP_COUNT; j++) {
+        fprintf(f, "\"%s\":{", sp_whop_names[j]);
+        s_json_num(f, "p50", r->hop_p50[j], true);
+        s_json_num(f, "p99", r->hop_p99[j], false);
+        fprintf(f, "}%s", j + 1 < SP_WHOP_COUNT ? "," : "");
     }
     fprintf(f, "},");
     s_json_num(f, "p99_target_us", r->p99_target_us > 0 ? r->p99_target_us : -1, true);

@@ -430,6 +430,8 @@ void sp_table_set_state(sp_table_t *self, sp_table_state_t state)
     atomic_store_explicit(&self->hdr->state, (uint32_t)state, memory_order_release);
 }
 
+const char *const sp_whop_names[SP_WHOP_COUNT] = {"step", "journal", "reply"};
+
 const char *sp_sync_name(sp_sync_t sync)
 {
     static const char *names[] = {"cas", "row-lock", "table-lock"};

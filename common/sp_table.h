@@ -55,8 +55,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define SP_TABLE_MAGIC     0x31454c4241545053ull /* bytes "SPTABLE1" */
-#define SP_TABLE_LAYOUT    6 /* 5: the shard's product range; 6: status no_room (orders[8]) */
+#define SP_TABLE_MAGIC 0x31454c4241545053ull /* bytes "SPTABLE1" */
+#define SP_TABLE_LAYOUT                                                                            \
+    7 /* 5: the shard's product range; 6: status no_room (orders[8]);                              \
+          7: the worker's hop histograms */
 #define SP_CACHELINE       64
 #define SP_ROW_SIZE        256
 #define SP_WORKERS_MAX     64   /* worker slots in the header */
@@ -77,6 +79,19 @@ typedef enum {
     SP_TABLE_CLOSED = 3
 } sp_table_state_t;
 
+/* Where a worker's time goes per order message, between taking it and
+ * answering it: the hops of its slot's `hop` histograms (nanoseconds, in
+ * sp_lat_bucket's buckets, one count per message).  STEP: its orders through
+ * the table (from the moment stamped as each result's applied_ns); JOURNAL:
+ * from there until the journal write of its group returned (the group's
+ * later messages applied, then the write); REPLY: from there until its
+ * answer was handed to the transport (its group's earlier answers first).
+ * The bench prints them beside the customers' legs, so "applied -> result
+ * received" splits into the worker's part and the way back. */
+typedef enum { SP_WHOP_STEP = 0, SP_WHOP_JOURNAL, SP_WHOP_REPLY, SP_WHOP_COUNT } sp_whop_t;
+
+extern const char *const sp_whop_names[SP_WHOP_COUNT];
+
 /* One worker's slot: written by that worker only (and reset by the broker
  * when it starts one), read by anybody. */
 typedef struct {
@@ -90,7 +105,8 @@ typedef struct {
      * it describes: a snapshot that reads it before the rows contains every
      * change up to it (the broker resets it when it starts a worker) */
     _Atomic uint64_t pub_seq;
-    _Atomic uint64_t lat[SP_LAT_BUCKETS]; /* send-to-apply latency, sp_lat_bucket */
+    _Atomic uint64_t lat[SP_LAT_BUCKETS];                /* send-to-apply latency, sp_lat_bucket */
+    _Atomic uint64_t hop[SP_WHOP_COUNT][SP_LAT_BUCKETS]; /* sp_whop_t, sp_lat_bucket */
     /* in-flight record for the supervisor: the producer whose order message
      * the worker is handling (0 between messages); if the worker dies, its
      * unfinished orders are among that producer's dedup entries */

@@ -60,7 +60,17 @@ struct sp_worker {
     uint32_t sender; /* the group's */
     sp_route_t route[S_GROUP_MSGS];
     size_t out_len[S_GROUP_MSGS];
+    uint64_t stepped_ns[S_GROUP_MSGS]; /* when each message's orders were through the table */
 };
+
+/* Counts one message's hop of `ns` in our slot (sp_whop_t); only this
+ * worker writes its slot: a plain load and store suffice. */
+static void s_hop(sp_worker_t *w, sp_whop_t hop, uint64_t from, uint64_t to)
+{
+    _Atomic uint64_t *b = &w->slot->hop[hop][sp_lat_bucket(to > from ? to - from : 0)];
+    atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
 
 /* Applies one decoded order and fills its result; publishes an event when
  * stock changed. */
@@ -168,6 +178,8 @@ static void s_apply_msg(sp_worker_t *w, const sp_msg_hdr_t *h, const sp_route_t 
         sp_wire_put_result(sp_wire_rec(out, SP_MSG_RESULTS, i), &res);
     }
     sp_wire_put_hdr(out, SP_MSG_RESULTS, h->count, w->id, w->batch++);
+    w->stepped_ns[w->ng] = sp_now_ns();
+    s_hop(w, SP_WHOP_STEP, now, w->stepped_ns[w->ng]);
     w->out_len[w->ng] = sp_wire_msg_size(SP_MSG_RESULTS, h->count);
     w->route[w->ng++] = *route;
     w->orders += h->count;
@@ -189,8 +201,11 @@ static int s_finish_group(sp_worker_t *w)
         }
         w->jn = 0;
     }
+    uint64_t journaled = sp_now_ns();
     for (unsigned g = 0; g < w->ng; g++) {
+        s_hop(w, SP_WHOP_JOURNAL, w->stepped_ns[g], journaled);
         s_answer(w, w->out + (size_t)g * w->out_cap, w->out_len[g], &w->route[g]);
+        s_hop(w, SP_WHOP_REPLY, journaled, sp_now_ns());
     }
     w->ng = 0;
     w->orders = 0;
