@@ -63,7 +63,7 @@
 #define BR_STOCK_INIT    (1ull << 30) /* table loops: every row's initial stock */
 #define BR_SETUP_MS      10000        /* children must be ready within this */
 #define BR_NATS_SETUP_MS 30000        /* ... a JetStream receiver (a cluster electing) */
-#define BR_IDLE_MS       5000         /* a stream side gives up after this long blocked */
+#define BR_IDLE_MS       5000         /* a zmq or ring side gives up after this long blocked */
 #define BR_GRACE_MS      15000        /* after `seconds`, the whole run ends within this */
 #define BR_WHY_MAX       160
 #define BR_NAME_PREFIX   "sp-raw-" /* IPC names: sp-raw-<tag>-<pid>... */
