@@ -54,8 +54,10 @@
  * 128 x 160 KiB out (the largest result message), 36 MiB of our memory for
  * the worst such producer, and 128 x 2 KiB with the default batch.  Our own
  * producers keep at most window / batch (32 by default) messages out. */
-#define SP_ROUTER_CLIENT_HWM  128
-#define SP_ROUTER_MONITOR_HWM 1000 /* messages queued per monitor before it loses some */
+#define SP_ROUTER_CLIENT_HWM 128
+#define SP_ROUTER_MONITOR_HWM                                                                      \
+    250 /* messages queued per monitor before it loses some: 256,000 events, 12 MB, at full load   \
+         */
 /* Producer sessions (ids welcomed, and HELLOs not answered yet) one client
  * may hold at once over zmq: one process over ipc:// (the kernel's peer
  * credentials say which; its HELLO's pid is set to that process), one

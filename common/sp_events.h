@@ -38,9 +38,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SP_EVENTS_PER_MSG 256
+#define SP_EVENTS_PER_MSG 1024 /* 49,168 bytes: a worker at full load sends full ones */
 #define SP_PUB_JOIN_MS    3000 /* longest wait for the broker's subscription */
-#define SP_SUB_HWM        1000 /* messages a subscriber queues before it loses some */
+#define SP_SUB_HWM        250 /* messages a subscriber queues before it loses some (as the broker) */
 /* The largest message on the event path, a full batch of events: the
  * maximum message size of the sockets that receive it (heartbeats, STATS
  * and EOS are smaller, checked where they are built). */

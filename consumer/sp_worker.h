@@ -39,9 +39,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SP_HEARTBEAT_MS    250  /* worker heartbeat period */
-#define SP_WORKER_POLL_MS  100  /* longest wait before checking for shutdown */
-#define SP_OPEN_TIMEOUT_MS 5000 /* waiting for the broker to be ready */
+#define SP_HEARTBEAT_MS          250 /* worker heartbeat period */
+#define SP_WORKER_POLL_MS        100 /* longest wait before checking for shutdown */
+#define SP_WORKER_EVENTS_HOLD_MS 1 /* events wait at most this long for company (sp_worker_cfg_t)  \
+                                    */
+#define SP_OPEN_TIMEOUT_MS 5000    /* waiting for the broker to be ready */
 
 typedef struct {
     const char *instance;
@@ -51,6 +53,9 @@ typedef struct {
      * (a worker thread of an in-process broker) */
     const atomic_bool *stop;
     int open_ms; /* how long to wait for the table to be READY; 0 = SP_OPEN_TIMEOUT_MS */
+    /* how long applied orders' events may wait for a later group's to
+     * share their message while order messages wait; 0 = SP_WORKER_EVENTS_HOLD_MS */
+    int events_hold_ms;
 } sp_worker_cfg_t;
 
 typedef struct {

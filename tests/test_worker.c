@@ -24,6 +24,7 @@
 
 #include "sp_broker.h"
 #include "sp_error.h"
+#include "sp_events.h"
 #include "sp_hello.h"
 #include "sp_instance.h"
 #include "sp_link.h"
@@ -131,10 +132,12 @@ static bool s_beats_after(const sp_worker_slot_t *slot, uint64_t after)
 }
 
 /* Makes worker 2 of `inst` in this process and runs it on thread *th
- * until r->stop. */
-static void s_start_worker2(w_runner_t *r, const char *inst, pthread_t *th)
+ * until r->stop; its events wait up to hold_ms for company (0: the
+ * default). */
+static void s_start_worker2(w_runner_t *r, const char *inst, int hold_ms, pthread_t *th)
 {
-    sp_worker_cfg_t cfg = {.instance = inst, .worker_id = 2, .sync = -1, .stop = &r->stop};
+    sp_worker_cfg_t cfg = {
+        .instance = inst, .worker_id = 2, .sync = -1, .stop = &r->stop, .events_hold_ms = hold_ms};
     char why[W_WHY] = "";
     cr_assert_eq(sp_worker_new(&r->w, &cfg, why, sizeof why), 0, "%s", why);
     cr_assert_eq(pthread_create(th, NULL, s_run, r), 0);
@@ -232,7 +235,7 @@ Test(worker, a_worker_whose_broker_dies_stops_and_names_it, .timeout = 60)
               "broker did not become ready");
     w_runner_t r = {.rc = 1};
     pthread_t th;
-    s_start_worker2(&r, inst, &th);
+    s_start_worker2(&r, inst, 0, &th);
     /* the broker's own worker, which outlives it for a moment */
     sp_table_t *t = s_table(inst);
     pid_t own = s_running_pid(&sp_table_hdr(t)->worker[0]);
@@ -268,11 +271,13 @@ Test(worker, a_worker_whose_broker_dies_stops_and_names_it, .timeout = 60)
 #define W_GROUP_MSGS   5  /* messages waiting at once (an mq path holds 10) */
 #define W_GROUP_ORDERS 10 /* orders in each */
 
-/* Opens a producer link to the shop's mq path and takes an id by HELLO. */
-static sp_link_t *s_hello_producer(const sp_names_t *names, sp_table_t *t, uint32_t *id)
+/* Opens a producer link to the shop's order path (`transport`) and takes
+ * an id by HELLO. */
+static sp_link_t *s_hello_producer(const sp_names_t *names, sp_table_t *t, const char *transport,
+                                   uint32_t *id)
 {
     sp_link_cfg_t lc = {.role = SP_LINK_PRODUCER,
-                        .transport = sp_transport_find("mq"),
+                        .transport = sp_transport_find(transport),
                         .names = names,
                         .endpoint = sp_table_hdr(t)->ep_orders,
                         .max_msg = sp_wire_msg_size(SP_MSG_ORDERS, W_GROUP_ORDERS),
@@ -315,9 +320,9 @@ Test(worker, order_messages_of_one_producer_waiting_together_are_journaled_in_on
     /* ours, worker 2, answers the HELLO, then stops while the orders queue */
     w_runner_t r = {.rc = 1};
     pthread_t th;
-    s_start_worker2(&r, inst, &th);
+    s_start_worker2(&r, inst, 0, &th);
     uint32_t id = 0;
-    sp_link_t *link = s_hello_producer(&names, t, &id);
+    sp_link_t *link = s_hello_producer(&names, t, "mq", &id);
     atomic_store(&r.stop, true);
     pthread_join(th, NULL);
     cr_expect_eq(r.rc, 0, "%s", r.why);
@@ -369,6 +374,107 @@ Test(worker, order_messages_of_one_producer_waiting_together_are_journaled_in_on
     cr_expect_eq(sp_worker_stats(r.w)->msgs, W_GROUP_MSGS);
     sp_worker_destroy(&r.w);
     sp_link_close(&link);
+    kill(first, SIGCONT);
+    sp_table_close(&t);
+    const char *bad = spt_shop_stop(&shop);
+    cr_expect_null(bad, "%s", bad);
+}
+
+#define W_HELD_MSGS 40 /* order messages waiting at once: five full groups (a ring holds them) */
+
+/* Order messages waiting for a worker are taken a group at a time (8), a
+ * loop turn each, and their events wait for the next groups' while more
+ * order messages wait: they go out together once none does.  So 40 waiting
+ * messages make one EVENTS message, and one more for each heartbeat
+ * meanwhile (a heartbeat first sends what waits; a worker beats on its
+ * first turn), where a message per turn made five.  One message per group
+ * cost the broker a zmq_poll turn each at full load. */
+Test(worker, events_of_waiting_order_messages_share_an_events_message, .timeout = 60)
+{
+    setenv("SP_WORKER_SILENT_MS", "60000", 1);
+    char inst[64];
+    spt_instance(inst, sizeof inst, "wevt");
+    spt_shop_t shop;
+    cr_assert(spt_shop_start(&shop, inst, "shm", 1, W_PRODUCTS, W_STOCK),
+              "broker did not become ready");
+    sp_names_t names;
+    cr_assert_eq(sp_names_init(&names, inst, NULL), 0);
+    sp_table_t *t = s_table(inst);
+    pid_t first = s_running_pid(&sp_table_hdr(t)->worker[0]);
+    cr_assert_eq(kill(first, SIGSTOP), 0);
+
+    /* a subscriber, joined once the broker's STATS reach it */
+    sp_sub_t *sub = sp_sub_new(sp_table_hdr(t)->ep_events, NULL, NULL);
+    cr_assert_not_null(sub);
+    static uint8_t buf[SP_EVENTS_MSG_MAX];
+    sp_msg_hdr_t h;
+    bool joined = false;
+    uint64_t deadline = sp_now_ns() + (uint64_t)SP_TEST_WAIT_MS * SP_NS_PER_MS;
+    while (!joined && sp_now_ns() < deadline) {
+        int n = sp_sub_recv(sub, buf, sizeof buf, 100);
+        joined = n > 0 && sp_wire_check(buf, (size_t)n, &h) == 0 && h.kind == SP_MSG_STATS;
+    }
+    cr_assert(joined, "no STATS from the broker");
+
+    /* ours, worker 2 (holding events longer than the test), answers the
+     * HELLO, then stops while the orders queue */
+    w_runner_t r = {.rc = 1};
+    pthread_t th;
+    s_start_worker2(&r, inst, 60000, &th);
+    uint32_t id = 0;
+    sp_link_t *link = s_hello_producer(&names, t, "shm", &id);
+    atomic_store(&r.stop, true);
+    pthread_join(th, NULL);
+    cr_expect_eq(r.rc, 0, "%s", r.why);
+
+    uint8_t msg[SP_WIRE_HDR_SIZE + W_GROUP_ORDERS * SP_WIRE_ORDER_SIZE];
+    for (uint32_t m = 0; m < W_HELD_MSGS; m++) {
+        for (uint32_t i = 0; i < W_GROUP_ORDERS; i++) {
+            sp_order_t o = {.type = SP_ORDER_PURCHASE,
+                            .producer_id = id,
+                            .seq = 1 + m * W_GROUP_ORDERS + i,
+                            .product_id = 1 + i % W_PRODUCTS,
+                            .quantity = 1};
+            sp_wire_put_order(sp_wire_rec(msg, SP_MSG_ORDERS, i), &o);
+        }
+        sp_wire_put_hdr(msg, SP_MSG_ORDERS, W_GROUP_ORDERS, id, m + 1);
+        cr_assert_eq(sp_link_send(link, msg, sizeof msg, NULL, SP_TEST_WAIT_MS), 0);
+    }
+
+    uint64_t restart = sp_now_ns();
+    atomic_store(&r.stop, false);
+    cr_assert_eq(pthread_create(&th, NULL, s_run, &r), 0);
+    unsigned events = 0, msgs = 0, beats = 0;
+    deadline = sp_now_ns() + (uint64_t)SP_TEST_WAIT_MS * SP_NS_PER_MS;
+    while (events < W_HELD_MSGS * W_GROUP_ORDERS && sp_now_ns() < deadline) {
+        int n = sp_sub_recv(sub, buf, sizeof buf, 100);
+        if (n <= 0 || sp_wire_check(buf, (size_t)n, &h) != 0 || h.sender != 2) {
+            continue;
+        }
+        if (h.kind == SP_MSG_EVENTS) {
+            events += h.count;
+            msgs++;
+        } else if (h.kind == SP_MSG_HEARTBEAT) {
+            sp_heartbeat_t hb;
+            sp_wire_get_heartbeat(sp_wire_crec(buf, SP_MSG_HEARTBEAT, 0), &hb);
+            beats += hb.ts_ns >= restart; /* not the first run's */
+        }
+    }
+    cr_expect_eq(events, W_HELD_MSGS * W_GROUP_ORDERS, "every purchase's event");
+    cr_expect_leq(msgs, 1 + beats,
+                  "%u waiting messages' events came in %u messages (%u heartbeats)", W_HELD_MSGS,
+                  msgs, beats);
+    cr_log_info("%u waiting messages' events came in %u EVENTS messages, %u heartbeats",
+                W_HELD_MSGS, msgs, beats);
+    /* (the answers past the reply ring's room were dropped: this producer
+     * did not read; the events are the worker's whatever becomes of them) */
+    sp_link_close(&link);
+    atomic_store(&r.stop, true);
+    pthread_join(th, NULL);
+    cr_expect_eq(r.rc, 0, "%s", r.why);
+    cr_expect_eq(sp_worker_stats(r.w)->msgs, W_HELD_MSGS);
+    sp_worker_destroy(&r.w);
+    sp_sub_destroy(&sub);
     kill(first, SIGCONT);
     sp_table_close(&t);
     const char *bad = spt_shop_stop(&shop);
