@@ -94,12 +94,19 @@ typedef struct {
     double hop_p50[SP_WHOP_COUNT], hop_p99[SP_WHOP_COUNT];
     double p99_target_us;
     double cpu_prod, cpu_broker, cpu_work, cpu_total; /* CPU s per million orders; < 0 n/a */
-    double wait_prod, wait_broker, wait_work;         /* run-queue wait / CPU time, per role */
-    uint64_t orders;                                  /* answered in the measured runs */
-    int audit;                                        /* 1 pass, 0 fail, -1 n/a */
-    char flags[160]; /* space-separated: knee rate-not-reached ... */
-    char note[320];  /* why a cell failed */
-    bool copy;       /* a row repeated under another kind for the plots (not printed) */
+    /* memory at the end of the closed-loop runs, MiB (< 0 n/a: a broker
+     * run as threads of the bench): resident size of the broker and of
+     * all its workers together (the table's pages they touched count in
+     * each), the part of it that is their own (RssAnon), the table's
+     * segment, and that segment per product (bytes) */
+    double rss_broker_mib, rss_workers_mib, anon_broker_mib, anon_workers_mib;
+    double table_mib, bytes_per_product;
+    double wait_prod, wait_broker, wait_work; /* run-queue wait / CPU time, per role */
+    uint64_t orders;                          /* answered in the measured runs */
+    int audit;                                /* 1 pass, 0 fail, -1 n/a */
+    char flags[160];                          /* space-separated: knee rate-not-reached ... */
+    char note[320];                           /* why a cell failed */
+    bool copy; /* a row repeated under another kind for the plots (not printed) */
 } bench_row_t;
 
 /* Marks every latency figure of a row not measured (-1). */
@@ -186,6 +193,8 @@ void bench_print_row(FILE *out, const bench_row_t *r);
 /* The legs of the open-loop rows (where the time goes), after the table;
  * nothing when no row has them. */
 void bench_print_legs(FILE *out, const bench_row_t *rows, unsigned n);
+/* Memory and throughput per core of the closed-loop pipeline rows. */
+void bench_print_memory(FILE *out, const bench_row_t *rows, unsigned n);
 /* Writes the rows as CSV to `path` (one line each, a header first).
  * Returns 0 or -errno. */
 int bench_write_csv(const char *path, const bench_row_t *rows, unsigned n);

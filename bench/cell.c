@@ -108,6 +108,8 @@ void bench_row_from_cell(bench_row_t *r, const bench_cell_t *c)
     r->zipf_s = c->zipf_s;
     bench_row_no_latency(r);
     r->cpu_prod = r->cpu_broker = r->cpu_work = r->cpu_total = -1;
+    r->rss_broker_mib = r->rss_workers_mib = r->table_mib = r->bytes_per_product = -1;
+    r->anon_broker_mib = r->anon_workers_mib = -1;
     r->audit = -1;
 }
 
@@ -580,6 +582,59 @@ static void s_fill(bench_row_t *r, const s_run_t *runs, unsigned n, const sp_his
     }
 }
 
+/* A figure in KiB from a process's status (`key`: "VmRSS:", "RssAnon:"),
+ * or -1. */
+static long s_status_kb(pid_t pid, const char *key)
+{
+    char path[64], line[128];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        return -1;
+    }
+    long kb = -1;
+    while (fgets(line, sizeof line, f) != NULL) {
+        size_t klen = strlen(key);
+        if (strncmp(line, key, klen) == 0) {
+            char *end = NULL;
+            kb = strtol(line + klen, &end, 10);
+            break;
+        }
+    }
+    (void)fclose(f); /* read only */
+    return kb;
+}
+
+/* Resident sizes of the broker and its workers, and the table's size. */
+static void s_memory(s_cell_t *c, bench_row_t *r)
+{
+    uint32_t capacity = sp_table_capacity(c->table);
+    r->table_mib = (double)sp_table_bytes(capacity) / (1024.0 * 1024.0);
+    r->bytes_per_product = capacity > 0 ? (double)sp_table_bytes(capacity) / capacity : -1;
+    if (c->broker_threaded || c->broker.pid <= 0) {
+        return; /* one process with the bench's own memory: n/a */
+    }
+    long kb = s_status_kb(c->broker.pid, "VmRSS:");
+    long own = s_status_kb(c->broker.pid, "RssAnon:"), workers = 0, workers_own = 0;
+    sp_table_hdr_t *h = sp_table_hdr(c->table);
+    for (unsigned i = 0; i < h->workers && i < SP_WORKERS_MAX && kb >= 0; i++) {
+        int pid = atomic_load(&h->worker[i].pid);
+        long w = pid > 0 ? s_status_kb(pid, "VmRSS:") : -1;
+        long wo = pid > 0 ? s_status_kb(pid, "RssAnon:") : -1;
+        if (w < 0 || wo < 0) {
+            return;
+        }
+        workers += w;
+        workers_own += wo;
+    }
+    if (kb >= 0 && own >= 0) {
+        r->rss_broker_mib = (double)kb / 1024.0;
+        r->anon_broker_mib = (double)own / 1024.0;
+        r->rss_workers_mib = (double)workers / 1024.0;
+        r->anon_workers_mib = (double)workers_own / 1024.0;
+    }
+}
+
 static void s_measure(s_cell_t *c, const s_job_t *job, s_out_t *out)
 {
     const bench_opts_t *o = job->opts;
@@ -617,6 +672,7 @@ static void s_measure(s_cell_t *c, const s_job_t *job, s_out_t *out)
         fast->ops_min = bench_min(ops, fast->repeats);
         fast->ops_max = bench_max(ops, fast->repeats);
         fast->ops_med = bench_median(ops, fast->repeats);
+        s_memory(c, fast);
     }
     for (unsigned i = 0; rc == 0 && i < job->nfrac; i++) {
         bench_row_t *r = &out->rows[1 + i];

@@ -315,6 +315,11 @@ static void s_plan_presets(const s_args_t *a, unsigned batch)
         u.unguarded = true;
         s_add(&u, "pipeline", false);
     }
+    /* memory per product at a large catalogue (the main table's memory
+     * columns; issue 17's "resident size at 1,000,000 products") */
+    bench_cell_t big = s_cell(s_variant("mq"), 1, 1, batch);
+    big.products = 1000000;
+    s_add(&big, "pipeline", false);
     /* zmq-ipc against mq at the producer's default batch, one customer */
     static const char *const at_default[] = {"mq", "zmq-ipc"};
     for (unsigned i = 0; i < sizeof at_default / sizeof at_default[0]; i++) {
@@ -1336,6 +1341,7 @@ int main(int argc, char **argv)
         failed += s_rows[i].audit == 0;
     }
     bench_print_legs(stdout, s_rows, s_nrows);
+    bench_print_memory(stdout, s_rows, s_nrows);
     if (nt > 0) {
         printf("\ntargets (ratios measured in this run):\n");
         for (unsigned i = 0; i < nt; i++) {

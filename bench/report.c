@@ -271,6 +271,37 @@ void bench_print_legs(FILE *out, const bench_row_t *rows, unsigned n)
     }
 }
 
+void bench_print_memory(FILE *out, const bench_row_t *rows, unsigned n)
+{
+    bool any = false;
+    for (unsigned i = 0; i < n; i++) {
+        const bench_row_t *r = &rows[i];
+        if (r->copy || r->rate_mode || r->table_mib < 0 ||
+            (strcmp(r->kind, "pipeline") != 0 && strcmp(r->kind, "scaling") != 0)) {
+            continue;
+        }
+        if (!any) {
+            fprintf(out, "\nmemory after each cell's closed-loop runs: resident MiB (its own, "
+                         "not the shared table's), the table's segment;\n"
+                         "throughput per core: orders per CPU-second of every role "
+                         "(1,000,000 / cpu/M)\n");
+            fprintf(out, "  %-34s %16s %16s %9s %14s %13s\n", "cell", "broker (own)",
+                    "workers (own)", "table", "bytes/product", "orders/CPU-s");
+            any = true;
+        }
+        char b[32] = "-", w[32] = "-", core[16] = "-";
+        if (r->rss_broker_mib >= 0) {
+            snprintf(b, sizeof b, "%.1f (%.1f)", r->rss_broker_mib, r->anon_broker_mib);
+            snprintf(w, sizeof w, "%.1f (%.1f)", r->rss_workers_mib, r->anon_workers_mib);
+        }
+        if (r->cpu_total > 0) {
+            s_num(core, sizeof core, 1e6 / r->cpu_total);
+        }
+        fprintf(out, "  %-34s %16s %16s %9.1f %14.0f %13s\n", r->label, b, w, r->table_mib,
+                r->bytes_per_product, core);
+    }
+}
+
 /* ---- CSV ---- */
 
 static void s_csv_num(FILE *f, double v, bool na_if_negative)
@@ -294,7 +325,8 @@ int bench_write_csv(const char *path, const bench_row_t *rows, unsigned n)
             "p99_us,p999_us,max_us,p99_target_us,cpu_prod,cpu_broker,cpu_work,cpu_total,"
             "late_p50_us,late_p99_us,out_p50_us,out_p99_us,back_p50_us,back_p99_us,"
             "step_p50_us,step_p99_us,journal_p50_us,journal_p99_us,reply_p50_us,reply_p99_us,"
-            "audit,flags\n");
+            "rss_broker_mib,rss_workers_mib,anon_broker_mib,anon_workers_mib,table_mib,"
+            "bytes_per_product,audit,flags\n");
     for (unsigned i = 0; i < n; i++) {
         const bench_row_t *r = &rows[i];
         char pick[24];
@@ -333,6 +365,12 @@ int bench_write_csv(const char *path, const bench_row_t *rows, unsigned n)
             s_csv_num(f, r->hop_p50[j], true);
             s_csv_num(f, r->hop_p99[j], true);
         }
+        s_csv_num(f, r->rss_broker_mib, true);
+        s_csv_num(f, r->rss_workers_mib, true);
+        s_csv_num(f, r->anon_broker_mib, true);
+        s_csv_num(f, r->anon_workers_mib, true);
+        s_csv_num(f, r->table_mib, true);
+        s_csv_num(f, r->bytes_per_product, true);
         fprintf(f, ",%s,%s\n", r->audit == 1 ? "pass" : r->audit == 0 ? "fail" : "n/a", r->flags);
     }
     return fclose(f) == 0 ? 0 : -errno;
@@ -405,6 +443,14 @@ static void s_json_row(FILE *f, const bench_row_t *r)
         s_json_num(f, "p99", r->hop_p99[j], false);
         fprintf(f, "}%s", j + 1 < SP_WHOP_COUNT ? "," : "");
     }
+    fprintf(f, "},");
+    fprintf(f, "\"memory\":{");
+    s_json_num(f, "rss_broker_mib", r->rss_broker_mib, true);
+    s_json_num(f, "rss_workers_mib", r->rss_workers_mib, true);
+    s_json_num(f, "anon_broker_mib", r->anon_broker_mib, true);
+    s_json_num(f, "anon_workers_mib", r->anon_workers_mib, true);
+    s_json_num(f, "table_mib", r->table_mib, true);
+    s_json_num(f, "bytes_per_product", r->bytes_per_product, false);
     fprintf(f, "},");
     s_json_num(f, "p99_target_us", r->p99_target_us > 0 ? r->p99_target_us : -1, true);
     fprintf(f, "\"cpu_s_per_m\":{");

@@ -39,11 +39,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SP_HEARTBEAT_MS          250 /* worker heartbeat period */
-#define SP_WORKER_POLL_MS        100 /* longest wait before checking for shutdown */
-#define SP_WORKER_EVENTS_HOLD_MS 1 /* events wait at most this long for company (sp_worker_cfg_t)  \
-                                    */
-#define SP_OPEN_TIMEOUT_MS 5000    /* waiting for the broker to be ready */
+#define SP_HEARTBEAT_MS   250 /* worker heartbeat period */
+#define SP_WORKER_POLL_MS 100 /* longest wait before checking for shutdown */
+/* how long events may wait for company (sp_worker_cfg_t.events_hold_ms) */
+#define SP_WORKER_EVENTS_HOLD_MS 1
+#define SP_OPEN_TIMEOUT_MS       5000 /* waiting for the broker to be ready */
 
 typedef struct {
     const char *instance;

@@ -290,6 +290,27 @@ def r_once(d, ctx):
     return out if n else ["No /unguarded twins in this run."]
 
 
+def mib(v):
+    return "—" if v is None else f"{v:.1f}"
+
+
+def r_memory(d, ctx):
+    out = ["| cell | broker resident MiB (own) | workers resident MiB (own) | table MiB "
+           "| bytes per product | orders per CPU-second |",
+           "| --- | --- | --- | --- | --- | --- |"]
+    n = 0
+    for r in fast_rows(d):
+        m = r.get("memory")
+        if not m or m["table_mib"] is None or r["label"].endswith("/unguarded"):
+            continue
+        n += 1
+        core = rate(1e6 / r["cpu_s_per_m"]["total"]) if r["cpu_s_per_m"]["total"] else "—"
+        out.append(f"| `{r['label']}` | {mib(m['rss_broker_mib'])} ({mib(m['anon_broker_mib'])}) "
+                   f"| {mib(m['rss_workers_mib'])} ({mib(m['anon_workers_mib'])}) "
+                   f"| {mib(m['table_mib'])} | {m['bytes_per_product']:,.0f} | {core} |")
+    return out if n else ["No memory figures in this run."]
+
+
 REGIONS = {
     "stamp": r_stamp,
     "summary": r_summary,
@@ -299,6 +320,7 @@ REGIONS = {
     "raw": r_raw,
     "targets": r_targets,
     "once": r_once,
+    "memory": r_memory,
 }
 
 
