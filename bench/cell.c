@@ -630,8 +630,10 @@ static void s_memory(s_cell_t *c, bench_row_t *r)
     if (kb >= 0 && own >= 0) {
         r->rss_broker_mib = (double)kb / 1024.0;
         r->anon_broker_mib = (double)own / 1024.0;
-        r->rss_workers_mib = (double)workers / 1024.0;
-        r->anon_workers_mib = (double)workers_own / 1024.0;
+        if (h->workers > 0) { /* direct runs none */
+            r->rss_workers_mib = (double)workers / 1024.0;
+            r->anon_workers_mib = (double)workers_own / 1024.0;
+        }
     }
 }
 

@@ -292,6 +292,8 @@ void bench_print_memory(FILE *out, const bench_row_t *rows, unsigned n)
         char b[32] = "-", w[32] = "-", core[16] = "-";
         if (r->rss_broker_mib >= 0) {
             snprintf(b, sizeof b, "%.1f (%.1f)", r->rss_broker_mib, r->anon_broker_mib);
+        }
+        if (r->rss_workers_mib >= 0) {
             snprintf(w, sizeof w, "%.1f (%.1f)", r->rss_workers_mib, r->anon_workers_mib);
         }
         if (r->cpu_total > 0) {

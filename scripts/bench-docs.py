@@ -305,8 +305,16 @@ def r_memory(d, ctx):
             continue
         n += 1
         core = rate(1e6 / r["cpu_s_per_m"]["total"]) if r["cpu_s_per_m"]["total"] else "—"
-        out.append(f"| `{r['label']}` | {mib(m['rss_broker_mib'])} ({mib(m['anon_broker_mib'])}) "
-                   f"| {mib(m['rss_workers_mib'])} ({mib(m['anon_workers_mib'])}) "
+        threads = "— (threads of the bench)"
+        broker = (f"{mib(m['rss_broker_mib'])} ({mib(m['anon_broker_mib'])})"
+                  if m["rss_broker_mib"] is not None else threads)
+        if r["workers"] == 0:
+            workers = "— (no workers)"
+        elif m["rss_workers_mib"] is None:
+            workers = threads
+        else:
+            workers = f"{mib(m['rss_workers_mib'])} ({mib(m['anon_workers_mib'])})"
+        out.append(f"| `{r['label']}` | {broker} | {workers} "
                    f"| {mib(m['table_mib'])} | {m['bytes_per_product']:,.0f} | {core} |")
     return out if n else ["No memory figures in this run."]
 
