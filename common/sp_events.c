@@ -91,6 +91,11 @@ void sp_pub_destroy(sp_pub_t **self_p)
     *self_p = NULL;
 }
 
+unsigned sp_pub_pending(const sp_pub_t *self)
+{
+    return self->pending;
+}
+
 int sp_pub_flush(sp_pub_t *self)
 {
     if (self->pending == 0) {

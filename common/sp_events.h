@@ -74,6 +74,9 @@ void sp_pub_destroy(sp_pub_t **self_p);
  * pending batch when it is full.  Returns 0 or -errno. */
 int sp_pub_event(sp_pub_t *self, sp_event_t *event);
 
+/* Events waiting in the pending batch, not sent yet. */
+unsigned sp_pub_pending(const sp_pub_t *self);
+
 /* Sends pending events (no-op when none).  Never blocks.  Returns 0 or -errno. */
 int sp_pub_flush(sp_pub_t *self);
 

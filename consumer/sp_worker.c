@@ -33,6 +33,7 @@
  * messages that were queued behind it anyway, never for one to come. */
 #define S_GROUP_MSGS    8    /* messages in a group at most */
 #define S_GROUP_RECORDS 1024 /* no message joins a group holding this many orders */
+
 struct sp_worker {
     sp_names_t names;
     const atomic_bool *stop; /* NULL: sp_signal */
@@ -226,6 +227,19 @@ static void s_events_out(sp_worker_t *w, uint64_t now)
         sp_pub_flush(w->pub);
         w->events_ns = now;
     }
+}
+
+/* How long the next receive may wait: SP_WORKER_POLL_MS, or no longer
+ * than the hold of events still waiting (the message the depth promised
+ * may have gone to another worker). */
+static int s_recv_wait_ms(const sp_worker_t *w)
+{
+    if (sp_pub_pending(w->pub) == 0) {
+        return SP_WORKER_POLL_MS;
+    }
+    uint64_t due = w->events_ns + w->events_hold_ns, now = sp_now_ns();
+    uint64_t ms = due > now ? (due - now + SP_NS_PER_MS - 1) / SP_NS_PER_MS : 0;
+    return ms < SP_WORKER_POLL_MS ? (int)ms : SP_WORKER_POLL_MS;
 }
 
 /* Handles the message in w->in and, while the group has room and more of
@@ -429,7 +443,7 @@ int sp_worker_run(sp_worker_t *w, char *why, size_t cap)
     uint64_t next_beat = 0;
     while (!s_stopping(w)) {
         sp_route_t route;
-        int n = sp_link_recv(w->link, w->in, w->in_cap, &route, SP_WORKER_POLL_MS);
+        int n = sp_link_recv(w->link, w->in, w->in_cap, &route, s_recv_wait_ms(w));
         if (n >= 0) {
             rc = s_handle(w, (size_t)n, &route);
             if (rc < 0) {
