@@ -323,8 +323,11 @@ flood: $(ROLE_BINS) $(TEST_BIN)
 # memory.  VALGRIND_FILTER= chooses other suites.  Workers
 # start and turn their loop 20-50x slower here: the broker waits 60 s, not 2,
 # before it calls one hung (SP_WORKER_SILENT_MS).
-# (the ring's two crash tests fault inside a memcpy on purpose: valgrind reports that)
-VALGRIND_FILTER ?= !(@(bench|raw|chaos|cluster|flood|monitor|pipeline|commit|remote)/*|ring/*_dying_inside_*)
+# (the ring's two crash tests fault inside a memcpy on purpose: valgrind reports that;
+# the two that count a client's sessions up to its share count HELLOs, and a HELLO
+# unanswered for 2 s here is sent again and granted a second session the test cannot
+# see: "one address got 63 sessions", timing, not memory)
+VALGRIND_FILTER ?= !(@(bench|raw|chaos|cluster|flood|monitor|pipeline|commit|remote)/*|ring/*_dying_inside_*|hostile/*_past_its_share*)
 VALGRIND_DIR := build/valgrind
 valgrind: $(ROLE_BINS) $(TEST_BIN)
 	@bash scripts/deps.sh valgrind
