@@ -582,29 +582,6 @@ static void s_fill(bench_row_t *r, const s_run_t *runs, unsigned n, const sp_his
     }
 }
 
-/* A figure in KiB from a process's status (`key`: "VmRSS:", "RssAnon:"),
- * or -1. */
-static long s_status_kb(pid_t pid, const char *key)
-{
-    char path[64], line[128];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "re");
-    if (f == NULL) {
-        return -1;
-    }
-    long kb = -1;
-    while (fgets(line, sizeof line, f) != NULL) {
-        size_t klen = strlen(key);
-        if (strncmp(line, key, klen) == 0) {
-            char *end = NULL;
-            kb = strtol(line + klen, &end, 10);
-            break;
-        }
-    }
-    (void)fclose(f); /* read only */
-    return kb;
-}
-
 /* Resident sizes of the broker and its workers, and the table's size. */
 static void s_memory(s_cell_t *c, bench_row_t *r)
 {
@@ -614,13 +591,13 @@ static void s_memory(s_cell_t *c, bench_row_t *r)
     if (c->broker_threaded || c->broker.pid <= 0) {
         return; /* one process with the bench's own memory: n/a */
     }
-    long kb = s_status_kb(c->broker.pid, "VmRSS:");
-    long own = s_status_kb(c->broker.pid, "RssAnon:"), workers = 0, workers_own = 0;
+    long kb = sp_proc_status_kb(c->broker.pid, "VmRSS");
+    long own = sp_proc_status_kb(c->broker.pid, "RssAnon"), workers = 0, workers_own = 0;
     sp_table_hdr_t *h = sp_table_hdr(c->table);
     for (unsigned i = 0; i < h->workers && i < SP_WORKERS_MAX && kb >= 0; i++) {
         int pid = atomic_load(&h->worker[i].pid);
-        long w = pid > 0 ? s_status_kb(pid, "VmRSS:") : -1;
-        long wo = pid > 0 ? s_status_kb(pid, "RssAnon:") : -1;
+        long w = pid > 0 ? sp_proc_status_kb(pid, "VmRSS") : -1;
+        long wo = pid > 0 ? sp_proc_status_kb(pid, "RssAnon") : -1;
         if (w < 0 || wo < 0) {
             return;
         }

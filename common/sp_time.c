@@ -7,6 +7,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 uint64_t sp_now_ns(void)
@@ -97,6 +99,28 @@ int sp_sched_process(int pid, uint64_t *cpu_ns, uint64_t *wait_ns)
     }
     closedir(d);
     return 0;
+}
+
+long sp_proc_status_kb(int pid, const char *field)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        return -1;
+    }
+    long kb = -1;
+    size_t n = strlen(field);
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (strncmp(line, field, n) == 0 && line[n] == ':') {
+            char *end = NULL;
+            long v = strtol(line + n + 1, &end, 10);
+            kb = end != line + n + 1 && v >= 0 ? v : -1;
+            break;
+        }
+    }
+    (void)fclose(f); /* read only */
+    return kb;
 }
 
 int sp_sched_thread(uint64_t *cpu_ns, uint64_t *wait_ns)

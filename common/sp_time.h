@@ -39,6 +39,10 @@ struct timespec sp_deadline_realtime(int timeout_ms);
 int sp_sched_process(int pid, uint64_t *cpu_ns, uint64_t *wait_ns);
 int sp_sched_thread(uint64_t *cpu_ns, uint64_t *wait_ns);
 
+/* A size field of process `pid`'s /proc status ("VmRSS", "VmHWM",
+ * "RssAnon"), in KiB; -1 when the process or the field is not there. */
+long sp_proc_status_kb(int pid, const char *field);
+
 /* A duration for people: "850ns", "12.3us", "4.56ms", "1.23s". */
 void sp_fmt_ns(char *buf, size_t cap, uint64_t ns);
 

@@ -52,32 +52,10 @@ static unsigned s_seconds(void)
     return v > 0 && v <= 3600 ? (unsigned)v : FLOOD_S_DEFAULT;
 }
 
-/* A field of a live process's /proc status (VmHWM, VmRSS), in KiB; -1 if
- * gone. */
-static long s_status_kb(pid_t pid, const char *field)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        return -1;
-    }
-    long kb = -1;
-    size_t n = strlen(field);
-    while (fgets(line, sizeof line, f) != NULL) {
-        if (strncmp(line, field, n) == 0 && line[n] == ':' &&
-            sscanf(line + n + 1, " %ld kB", &kb) == 1) {
-            break;
-        }
-    }
-    fclose(f);
-    return kb;
-}
-
 /* Peak resident memory of a live process, in KiB; -1 if gone. */
 static long s_peak_kb(pid_t pid)
 {
-    return s_status_kb(pid, "VmHWM");
+    return sp_proc_status_kb(pid, "VmHWM");
 }
 
 typedef struct {
@@ -381,10 +359,10 @@ static void s_subscription_flood(bool tcp)
         for (int i = 0; i < 2; i++) {
             workers[i] = (pid_t)atomic_load(&w.hdr->worker[i].pid);
             bool beats = atomic_load(&w.hdr->worker[i].heartbeat_ns) != 0;
-            rest_kb[i + 1] = workers[i] > 0 && beats ? s_status_kb(workers[i], "VmRSS") : -1;
+            rest_kb[i + 1] = workers[i] > 0 && beats ? sp_proc_status_kb(workers[i], "VmRSS") : -1;
         }
     }
-    rest_kb[0] = s_status_kb(broker, "VmRSS");
+    rest_kb[0] = sp_proc_status_kb(broker, "VmRSS");
     if (rest_kb[1] <= 0 || rest_kb[2] <= 0) {
         s_close_watch(&w);
         spt_stop(broker);
@@ -418,7 +396,7 @@ static void s_subscription_flood(bool tcp)
         if (now >= next_sample) {
             pid_t pids[3] = {broker, workers[0], workers[1]};
             for (int i = 0; i < 3; i++) {
-                long kb = s_status_kb(pids[i], "VmRSS");
+                long kb = sp_proc_status_kb(pids[i], "VmRSS");
                 peak_kb[i] = kb > peak_kb[i] ? kb : peak_kb[i];
             }
             next_sample = now + SAMPLE_MS * 1000000ull;

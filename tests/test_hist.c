@@ -17,6 +17,7 @@
 #include <inttypes.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sp_hist.h"
 #include "sp_time.h"
@@ -409,4 +410,18 @@ Test(hist, durations_are_printed_in_a_fitting_unit)
     cr_expect_str_eq(buf, "4.56ms");
     sp_fmt_ns(buf, sizeof buf, 1230000000);
     cr_expect_str_eq(buf, "1.23s");
+}
+
+/* The sizes in /proc/PID/status, as the bench and the flood test read them:
+ * this process has some resident memory, a field it lacks or a process
+ * that is gone reads -1. */
+Test(hist, a_process_status_size_is_read_in_kib)
+{
+    long rss = sp_proc_status_kb((int)getpid(), "VmRSS");
+    long anon = sp_proc_status_kb((int)getpid(), "RssAnon");
+    cr_expect_gt(rss, 0, "VmRSS %ld", rss);
+    cr_expect(anon > 0 && anon <= rss, "RssAnon %ld of VmRSS %ld", anon, rss);
+    cr_expect_eq(sp_proc_status_kb((int)getpid(), "VmNoSuchField"), -1);
+    cr_expect_eq(sp_proc_status_kb((int)getpid(), "VmRS"), -1, "a prefix is not the field");
+    cr_expect_eq(sp_proc_status_kb(0x7ffffff0, "VmRSS"), -1, "no such process");
 }
