@@ -404,6 +404,20 @@ static void s_json_num(FILE *f, const char *key, double v, bool comma)
     }
 }
 
+/* "key":{"name":{"p50":..,"p99":..},...}, and a comma after it. */
+static void s_json_p50_p99(FILE *f, const char *key, const char *const *names, const double *p50,
+                           const double *p99, int n)
+{
+    fprintf(f, "\"%s\":{", key);
+    for (int j = 0; j < n; j++) {
+        fprintf(f, "\"%s\":{", names[j]);
+        s_json_num(f, "p50", p50[j], true);
+        s_json_num(f, "p99", p99[j], false);
+        fprintf(f, "}%s", j + 1 < n ? "," : "");
+    }
+    fprintf(f, "},");
+}
+
 static void s_json_row(FILE *f, const bench_row_t *r)
 {
     fputc('{', f);
@@ -431,21 +445,9 @@ static void s_json_row(FILE *f, const bench_row_t *r)
     s_json_num(f, "p99", r->p99, true);
     s_json_num(f, "p999", r->p999, true);
     s_json_num(f, "max", r->max, false);
-    fprintf(f, "},\"legs_us\":{");
-    for (int j = 0; j < SP_LEG_COUNT; j++) {
-        fprintf(f, "\"%s\":{", sp_leg_names[j]);
-        s_json_num(f, "p50", r->leg_p50[j], true);
-        s_json_num(f, "p99", r->leg_p99[j], false);
-        fprintf(f, "}%s", j + 1 < SP_LEG_COUNT ? "," : "");
-    }
-    fprintf(f, "},\"worker_hops_us\":{");
-    for (int j = 0; j < SP_WHOP_COUNT; j++) {
-        fprintf(f, "\"%s\":{", sp_whop_names[j]);
-        s_json_num(f, "p50", r->hop_p50[j], true);
-        s_json_num(f, "p99", r->hop_p99[j], false);
-        fprintf(f, "}%s", j + 1 < SP_WHOP_COUNT ? "," : "");
-    }
     fprintf(f, "},");
+    s_json_p50_p99(f, "legs_us", sp_leg_names, r->leg_p50, r->leg_p99, SP_LEG_COUNT);
+    s_json_p50_p99(f, "worker_hops_us", sp_whop_names, r->hop_p50, r->hop_p99, SP_WHOP_COUNT);
     fprintf(f, "\"memory\":{");
     s_json_num(f, "rss_broker_mib", r->rss_broker_mib, true);
     s_json_num(f, "rss_workers_mib", r->rss_workers_mib, true);
