@@ -300,56 +300,98 @@ static sp_link_t *s_hello_producer(const sp_names_t *names, sp_table_t *t, const
     return link;
 }
 
-Test(worker, order_messages_of_one_producer_waiting_together_are_journaled_in_one_write,
-     .timeout = 60)
-{
-    /* the broker's own worker is stopped (SIGSTOP) for the test: it must
-     * not be taken for hung meanwhile */
-    setenv("SP_WORKER_SILENT_MS", "60000", 1);
+/* A shop whose own worker is stopped (SIGSTOP), and worker 2 of this
+ * process, which answered one producer's HELLO and stopped: orders queued
+ * now wait together until s_held_run. */
+typedef struct {
     char inst[64];
-    spt_instance(inst, sizeof inst, "wgrp");
     spt_shop_t shop;
-    cr_assert(spt_shop_start(&shop, inst, "mq", 1, W_PRODUCTS, W_STOCK),
+    sp_table_t *t;
+    pid_t first; /* the broker's own worker, stopped */
+    w_runner_t r;
+    pthread_t th;
+    sp_link_t *link; /* the producer's */
+    uint32_t id;
+} w_held_t;
+
+/* Sets *x up over `transport`; worker 2's events wait up to hold_ms for
+ * company (0: the default). */
+static void s_held_start(w_held_t *x, const char *prefix, const char *transport, int hold_ms)
+{
+    /* the broker's own worker is stopped for the test: it must not be
+     * taken for hung meanwhile */
+    setenv("SP_WORKER_SILENT_MS", "60000", 1);
+    spt_instance(x->inst, sizeof x->inst, prefix);
+    cr_assert(spt_shop_start(&x->shop, x->inst, transport, 1, W_PRODUCTS, W_STOCK),
               "broker did not become ready");
     sp_names_t names;
-    cr_assert_eq(sp_names_init(&names, inst, NULL), 0);
-    sp_table_t *t = s_table(inst);
-    pid_t first = s_running_pid(&sp_table_hdr(t)->worker[0]);
-    cr_assert_eq(kill(first, SIGSTOP), 0);
+    cr_assert_eq(sp_names_init(&names, x->inst, NULL), 0);
+    x->t = s_table(x->inst);
+    x->first = s_running_pid(&sp_table_hdr(x->t)->worker[0]);
+    cr_assert_eq(kill(x->first, SIGSTOP), 0);
+    x->r.rc = 1;
+    s_start_worker2(&x->r, x->inst, hold_ms, &x->th);
+    x->link = s_hello_producer(&names, x->t, transport, &x->id);
+    atomic_store(&x->r.stop, true);
+    pthread_join(x->th, NULL);
+    cr_expect_eq(x->r.rc, 0, "%s", x->r.why);
+}
 
-    /* ours, worker 2, answers the HELLO, then stops while the orders queue */
-    w_runner_t r = {.rc = 1};
-    pthread_t th;
-    s_start_worker2(&r, inst, 0, &th);
-    uint32_t id = 0;
-    sp_link_t *link = s_hello_producer(&names, t, "mq", &id);
-    atomic_store(&r.stop, true);
-    pthread_join(th, NULL);
-    cr_expect_eq(r.rc, 0, "%s", r.why);
-
+/* Queues `msgs` order messages of W_GROUP_ORDERS purchases each, seq 1.. */
+static void s_held_queue(w_held_t *x, unsigned msgs)
+{
     uint8_t msg[SP_WIRE_HDR_SIZE + W_GROUP_ORDERS * SP_WIRE_ORDER_SIZE];
-    for (uint32_t m = 0; m < W_GROUP_MSGS; m++) {
+    for (uint32_t m = 0; m < msgs; m++) {
         for (uint32_t i = 0; i < W_GROUP_ORDERS; i++) {
             sp_order_t o = {.type = SP_ORDER_PURCHASE,
-                            .producer_id = id,
+                            .producer_id = x->id,
                             .seq = 1 + m * W_GROUP_ORDERS + i,
                             .product_id = 1 + i % W_PRODUCTS,
                             .quantity = 1};
             sp_wire_put_order(sp_wire_rec(msg, SP_MSG_ORDERS, i), &o);
         }
-        sp_wire_put_hdr(msg, SP_MSG_ORDERS, W_GROUP_ORDERS, id, m + 1);
-        cr_assert_eq(sp_link_send(link, msg, sizeof msg, NULL, SP_TEST_WAIT_MS), 0);
+        sp_wire_put_hdr(msg, SP_MSG_ORDERS, W_GROUP_ORDERS, x->id, m + 1);
+        cr_assert_eq(sp_link_send(x->link, msg, sizeof msg, NULL, SP_TEST_WAIT_MS), 0);
     }
+}
+
+/* Runs worker 2 again, on what waits. */
+static void s_held_run(w_held_t *x)
+{
+    atomic_store(&x->r.stop, false);
+    cr_assert_eq(pthread_create(&x->th, NULL, s_run, &x->r), 0);
+}
+
+/* Stops worker 2, which handled `msgs` order messages, and the shop. */
+static void s_held_stop(w_held_t *x, unsigned msgs)
+{
+    atomic_store(&x->r.stop, true);
+    pthread_join(x->th, NULL);
+    cr_expect_eq(x->r.rc, 0, "%s", x->r.why);
+    cr_expect_eq(sp_worker_stats(x->r.w)->msgs, msgs);
+    sp_worker_destroy(&x->r.w);
+    sp_link_close(&x->link);
+    kill(x->first, SIGCONT);
+    sp_table_close(&x->t);
+    const char *bad = spt_shop_stop(&x->shop);
+    cr_expect_null(bad, "%s", bad);
+}
+
+Test(worker, order_messages_of_one_producer_waiting_together_are_journaled_in_one_write,
+     .timeout = 60)
+{
+    w_held_t x = {0};
+    s_held_start(&x, "wgrp", "mq", 0);
+    s_held_queue(&x, W_GROUP_MSGS);
 
     /* the journal's write() calls from here on (counted, none failing) */
     sp_sys_fail_nth(SP_SYS_WRITE, 0, 0);
-    atomic_store(&r.stop, false);
-    cr_assert_eq(pthread_create(&th, NULL, s_run, &r), 0);
+    s_held_run(&x);
     uint64_t next_seq = 1;
     for (unsigned m = 0; m < W_GROUP_MSGS; m++) {
         uint8_t in[SP_WIRE_HDR_SIZE + W_GROUP_ORDERS * SP_WIRE_RESULT_SIZE];
         sp_route_t route;
-        int n = sp_link_recv(link, in, sizeof in, &route, SP_TEST_WAIT_MS);
+        int n = sp_link_recv(x.link, in, sizeof in, &route, SP_TEST_WAIT_MS);
         cr_assert_gt(n, 0, "answer %u: %s", m + 1, sp_strerror(n));
         sp_msg_hdr_t h;
         cr_assert_eq(sp_wire_check(in, (size_t)n, &h), 0);
@@ -368,16 +410,7 @@ Test(worker, order_messages_of_one_producer_waiting_together_are_journaled_in_on
     sp_sys_fail_off();
     cr_expect_eq(writes, 1, "%u waiting messages of one producer took %lu journal writes",
                  W_GROUP_MSGS, writes);
-    atomic_store(&r.stop, true);
-    pthread_join(th, NULL);
-    cr_expect_eq(r.rc, 0, "%s", r.why);
-    cr_expect_eq(sp_worker_stats(r.w)->msgs, W_GROUP_MSGS);
-    sp_worker_destroy(&r.w);
-    sp_link_close(&link);
-    kill(first, SIGCONT);
-    sp_table_close(&t);
-    const char *bad = spt_shop_stop(&shop);
-    cr_expect_null(bad, "%s", bad);
+    s_held_stop(&x, W_GROUP_MSGS);
 }
 
 #define W_HELD_MSGS 40 /* order messages waiting at once: five full groups (a ring holds them) */
@@ -391,20 +424,12 @@ Test(worker, order_messages_of_one_producer_waiting_together_are_journaled_in_on
  * cost the broker a zmq_poll turn each at full load. */
 Test(worker, events_of_waiting_order_messages_share_an_events_message, .timeout = 60)
 {
-    setenv("SP_WORKER_SILENT_MS", "60000", 1);
-    char inst[64];
-    spt_instance(inst, sizeof inst, "wevt");
-    spt_shop_t shop;
-    cr_assert(spt_shop_start(&shop, inst, "shm", 1, W_PRODUCTS, W_STOCK),
-              "broker did not become ready");
-    sp_names_t names;
-    cr_assert_eq(sp_names_init(&names, inst, NULL), 0);
-    sp_table_t *t = s_table(inst);
-    pid_t first = s_running_pid(&sp_table_hdr(t)->worker[0]);
-    cr_assert_eq(kill(first, SIGSTOP), 0);
+    /* worker 2 holds events longer than the test */
+    w_held_t x = {0};
+    s_held_start(&x, "wevt", "shm", 60000);
 
     /* a subscriber, joined once the broker's STATS reach it */
-    sp_sub_t *sub = sp_sub_new(sp_table_hdr(t)->ep_events, NULL, NULL);
+    sp_sub_t *sub = sp_sub_new(sp_table_hdr(x.t)->ep_events, NULL, NULL);
     cr_assert_not_null(sub);
     static uint8_t buf[SP_EVENTS_MSG_MAX];
     sp_msg_hdr_t h;
@@ -416,34 +441,9 @@ Test(worker, events_of_waiting_order_messages_share_an_events_message, .timeout 
     }
     cr_assert(joined, "no STATS from the broker");
 
-    /* ours, worker 2 (holding events longer than the test), answers the
-     * HELLO, then stops while the orders queue */
-    w_runner_t r = {.rc = 1};
-    pthread_t th;
-    s_start_worker2(&r, inst, 60000, &th);
-    uint32_t id = 0;
-    sp_link_t *link = s_hello_producer(&names, t, "shm", &id);
-    atomic_store(&r.stop, true);
-    pthread_join(th, NULL);
-    cr_expect_eq(r.rc, 0, "%s", r.why);
-
-    uint8_t msg[SP_WIRE_HDR_SIZE + W_GROUP_ORDERS * SP_WIRE_ORDER_SIZE];
-    for (uint32_t m = 0; m < W_HELD_MSGS; m++) {
-        for (uint32_t i = 0; i < W_GROUP_ORDERS; i++) {
-            sp_order_t o = {.type = SP_ORDER_PURCHASE,
-                            .producer_id = id,
-                            .seq = 1 + m * W_GROUP_ORDERS + i,
-                            .product_id = 1 + i % W_PRODUCTS,
-                            .quantity = 1};
-            sp_wire_put_order(sp_wire_rec(msg, SP_MSG_ORDERS, i), &o);
-        }
-        sp_wire_put_hdr(msg, SP_MSG_ORDERS, W_GROUP_ORDERS, id, m + 1);
-        cr_assert_eq(sp_link_send(link, msg, sizeof msg, NULL, SP_TEST_WAIT_MS), 0);
-    }
-
+    s_held_queue(&x, W_HELD_MSGS);
     uint64_t restart = sp_now_ns();
-    atomic_store(&r.stop, false);
-    cr_assert_eq(pthread_create(&th, NULL, s_run, &r), 0);
+    s_held_run(&x);
     unsigned events = 0, msgs = 0, beats = 0;
     deadline = sp_now_ns() + (uint64_t)SP_TEST_WAIT_MS * SP_NS_PER_MS;
     while (events < W_HELD_MSGS * W_GROUP_ORDERS && sp_now_ns() < deadline) {
@@ -468,17 +468,8 @@ Test(worker, events_of_waiting_order_messages_share_an_events_message, .timeout 
                 W_HELD_MSGS, msgs, beats);
     /* (the answers past the reply ring's room were dropped: this producer
      * did not read; the events are the worker's whatever becomes of them) */
-    sp_link_close(&link);
-    atomic_store(&r.stop, true);
-    pthread_join(th, NULL);
-    cr_expect_eq(r.rc, 0, "%s", r.why);
-    cr_expect_eq(sp_worker_stats(r.w)->msgs, W_HELD_MSGS);
-    sp_worker_destroy(&r.w);
+    s_held_stop(&x, W_HELD_MSGS);
     sp_sub_destroy(&sub);
-    kill(first, SIGCONT);
-    sp_table_close(&t);
-    const char *bad = spt_shop_stop(&shop);
-    cr_expect_null(bad, "%s", bad);
 }
 
 /* --- workers as threads of an in-process broker -------------------------- */
