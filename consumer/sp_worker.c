@@ -63,6 +63,7 @@ struct sp_worker {
     uint64_t stepped_ns[S_GROUP_MSGS]; /* when each message's orders were through the table */
     uint64_t events_ns;                /* when we last sent our pending events */
     uint64_t events_hold_ns;           /* cfg->events_hold_ms */
+    long depth_seen; /* this turn's last look at the order queue's depth; -1: none yet */
 };
 
 /* Counts one message's hop of `ns` in our slot (sp_whop_t); only this
@@ -223,7 +224,8 @@ static int s_finish_group(sp_worker_t *w)
  * message).  Transports without cheap_depth send them every turn. */
 static void s_events_out(sp_worker_t *w, uint64_t now)
 {
-    if (!w->grouping || now - w->events_ns >= w->events_hold_ns || sp_link_depth(w->link) <= 0) {
+    if (!w->grouping || now - w->events_ns >= w->events_hold_ns ||
+        (w->depth_seen >= 0 ? w->depth_seen : sp_link_depth(w->link)) <= 0) {
         sp_pub_flush(w->pub);
         w->events_ns = now;
     }
@@ -265,11 +267,15 @@ static int s_handle(sp_worker_t *w, size_t len, const sp_route_t *route)
         } else {
             s_apply_msg(w, &h, &r);
         }
-        if (w->ng == 0 || w->ng == S_GROUP_MSGS || w->orders >= S_GROUP_RECORDS || !w->grouping ||
-            sp_link_depth(w->link) <= 0) {
+        if (w->ng == 0 || w->ng == S_GROUP_MSGS || w->orders >= S_GROUP_RECORDS || !w->grouping) {
             break;
         }
+        w->depth_seen = sp_link_depth(w->link);
+        if (w->depth_seen <= 0) {
+            break; /* s_events_out reads this look, not another */
+        }
         int n = sp_link_recv(w->link, w->in, w->in_cap, &r, 0);
+        w->depth_seen = -1; /* the look is spent: the message is ours or another's */
         if (n < 0) {
             if (n == -EMSGSIZE || n == -EPROTO) {
                 s_dead_letter(w, &r);
@@ -443,6 +449,7 @@ int sp_worker_run(sp_worker_t *w, char *why, size_t cap)
     uint64_t next_beat = 0;
     while (!s_stopping(w)) {
         sp_route_t route;
+        w->depth_seen = -1;
         int n = sp_link_recv(w->link, w->in, w->in_cap, &route, s_recv_wait_ms(w));
         if (n >= 0) {
             rc = s_handle(w, (size_t)n, &route);
