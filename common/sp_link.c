@@ -77,6 +77,11 @@ long sp_link_depth(sp_link_t *self)
     return self->ops->depth ? self->ops->depth(self) : -ENOTSUP;
 }
 
+long sp_link_ready(sp_link_t *self)
+{
+    return self->ops->ready ? self->ops->ready(self) : -ENOTSUP;
+}
+
 long sp_link_reply_room(sp_link_t *self)
 {
     return self->ops->room ? self->ops->room(self) : 0;

@@ -138,6 +138,13 @@ int sp_link_wait_fd(sp_link_t *self);
  * (mq_curmsgs), else -ENOTSUP. */
 long sp_link_depth(sp_link_t *self);
 
+/* Messages a receive without waiting would hand out now, told at no cost
+ * (no system call beyond mq_getattr, no round trip): mq and shm their
+ * queue's depth, nats what its last fetch brought and was not yet handed
+ * out.  -ENOTSUP where the transport cannot tell (zmq, direct).  A worker
+ * takes that many more of one sender into its group (sp_worker.c). */
+long sp_link_ready(sp_link_t *self);
+
 /* Result messages a producer link's inbound path holds: mq its reply
  * queue's depth, shm its result ring's; 0 when the path has no fixed bound
  * (zmq, nats, direct).  A worker does not wait long for room there (it

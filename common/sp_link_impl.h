@@ -8,7 +8,7 @@
  * Errors and blocking: each operation keeps the promise of its sp_link.h
  * call (what it returns, how long it may block); sp_link.c fills in for the
  * ones a transport leaves NULL (release, reply_tag and adopt: nothing to
- * do; depth and wait_fd: -ENOTSUP).  Ownership: link_open allocates the transport's
+ * do; depth, ready and wait_fd: -ENOTSUP).  Ownership: link_open allocates the transport's
  * struct and `close` releases everything the end made, the struct
  * included.  Threads: a link, like the sp_link_t it is, belongs to one
  * thread at a time; the operations tables are constant.
@@ -26,6 +26,7 @@ typedef struct {
     int (*recv_us)(sp_link_t *self, void *buf, size_t cap, sp_route_t *route, long wait_us);
     int (*release)(sp_link_t *self, const sp_route_t *route);
     long (*depth)(sp_link_t *self);
+    long (*ready)(sp_link_t *self); /* NULL: -ENOTSUP (sp_link_ready) */
     void (*close)(sp_link_t *self);
     uint64_t (*reply_tag)(sp_link_t *self);                                /* NULL: 0 */
     int (*adopt)(sp_link_t *self, uint32_t id, char *why, size_t why_cap); /* NULL: nothing to do */

@@ -12,6 +12,8 @@
 
 #include <errno.h>
 #include <nats/nats.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,10 +28,13 @@
 #define S_SERVERS_MAX       16
 #define S_AUTH_MAX          4096 /* bytes of a credentials file */
 #define S_FULL_PAUSE_MS     2    /* between tries of a publish to a full stream */
-#define S_UNREAD_TRIES      3    /* publishes again after an acknowledgement we could not read */
 #define S_HELD_MAX          (2 * SP_WIRE_MAX_RECORDS) /* fetched, not yet answered */
 #define S_TRY_MS            1000 /* one try of the broker side's JetStream calls */
-#define S_ACK_MS            500  /* a worker's wait for its ack to be confirmed */
+#define S_PUB_PENDING       256  /* a producer's publishes the stream has not answered yet */
+#define S_PUB_STALL_MS      20   /* at S_PUB_PENDING, one wait of js_PublishAsync for room */
+#define S_FETCH_BATCH       64   /* order messages a worker takes in one fetch at most */
+#define S_ACK_MS            500  /* a worker's wait for the server to confirm its acks */
+#define S_ANSWER_MS         1000 /* a wait for the server's answer to a no-wait fetch */
 #define S_ELECTION_PAUSE_MS 50   /* between tries while a cluster elects its leaders */
 #define S_NS_PER_MS         1000000LL
 
@@ -255,12 +260,22 @@ static int s_connect(natsConnection **nc, const char *urls, char *why, size_t ca
     return 0;
 }
 
-static int s_jetstream(jsCtx **js, natsConnection *nc, int wait_ms, const char *urls, char *why,
-                       size_t cap)
+static void s_pub_answered(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure);
+
+/* A JetStream context for `pub` (a producer link: its publishes go out
+ * asynchronously, s_pub_answered hearing each answer) or for API calls. */
+static int s_jetstream(jsCtx **js, natsConnection *nc, int wait_ms, void *pub, const char *urls,
+                       char *why, size_t cap)
 {
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.Wait = wait_ms;
+    if (pub != NULL) {
+        jo.PublishAsync.MaxPending = S_PUB_PENDING;
+        jo.PublishAsync.StallWait = S_PUB_STALL_MS;
+        jo.PublishAsync.AckHandler = s_pub_answered;
+        jo.PublishAsync.AckHandlerClosure = pub;
+    }
     natsStatus s = natsConnection_JetStream(js, nc, &jo);
     return s == NATS_OK ? 0 : s_fail(s, "opening JetStream", urls, why, cap);
 }
@@ -305,6 +320,13 @@ typedef struct {
     uint64_t key;
 } s_held_t;
 
+/* A producer's order message the stream refused or never acknowledged,
+ * kept to be published again before any new one. */
+typedef struct {
+    void *data;
+    int len;
+} s_again_t;
+
 typedef struct {
     sp_link_t base;
     sp_link_role_t role;
@@ -315,11 +337,23 @@ typedef struct {
     char subject[S_SUBJECT_MAX]; /* producer: the orders subject */
     uint32_t id;
     uint64_t tag;
-    natsMsgList fetched; /* worker: the last fetch, handed out from `next` */
+    long max_msg; /* the stream's largest message */
+    /* producer: publishes not yet answered by the stream, and room */
+    uint64_t published;        /* publishes handed to nats.c */
+    _Atomic uint64_t answered; /* of those, answered (stored, refused or timed out) */
+    long credit;               /* publishes we may make before asking for room again */
+    uint64_t next_ask_ns;      /* asking again before this: only for a send's first try */
+    pthread_mutex_t again_mu;  /* again, filled by nats.c's thread */
+    s_again_t *again;          /* FIFO: again[again_head .. again_head + again_n) */
+    unsigned again_head, again_n, again_cap;
+    /* worker */
+    natsMsgList fetched; /* the last fetch, handed out from `next` */
     int next;
-    s_held_t held[S_HELD_MAX]; /* worker: handed out, not yet answered */
+    s_held_t held[S_HELD_MAX]; /* handed out, not yet answered */
     unsigned nheld;
     uint64_t next_key;
+    unsigned unconfirmed;             /* acks sent since the server last confirmed them */
+    char last_ack[S_SUBJECT_MAX * 2]; /* the last one's subject */
 } s_link_t;
 
 /* The orders message's de-duplication id, or "" when it is not a
@@ -340,44 +374,235 @@ static void s_msg_id(const void *msg, size_t len, char *out, size_t cap)
     snprintf(out, cap, "%u-%u-%llu-%u", h.sender, h.batch, (unsigned long long)o.seq, h.count);
 }
 
-static int s_publish_order(s_link_t *l, const void *msg, size_t len, int timeout_ms)
+/* nats.c's thread: the stream's answer to one of our publishes.  Stored
+ * (or dropped as a duplicate of a stored copy): nothing to do.  Refused (a
+ * full stream, no leader during an election), not answered within
+ * SP_NATS_API_MS, or an answer nats.c could not read (3.4.1 now and then
+ * says "JSON string not properly closed" of one): a copy is kept for the
+ * producer's thread to publish again, in order, before any new message;
+ * the same Nats-Msg-Id makes the stream drop it if it was stored after
+ * all.  Out of memory: dropped, and its orders are resent at the
+ * producer's retry time like any lost message. */
+static void s_pub_answered(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+    (void)js;
+    s_link_t *l = closure;
+    if (pa == NULL && pae != NULL && msg != NULL) {
+        int len = natsMsg_GetDataLength(msg);
+        void *copy = malloc(len > 0 ? (size_t)len : 1);
+        pthread_mutex_lock(&l->again_mu);
+        if (copy != NULL && l->again_n == l->again_cap) {
+            unsigned cap = l->again_cap ? 2 * l->again_cap : 64;
+            s_again_t *a = malloc(cap * sizeof *a);
+            if (a != NULL) {
+                for (unsigned i = 0; i < l->again_n; i++) {
+                    a[i] = l->again[(l->again_head + i) % l->again_cap];
+                }
+                free(l->again);
+                l->again = a;
+                l->again_head = 0;
+                l->again_cap = cap;
+            }
+        }
+        if (copy != NULL && l->again_n < l->again_cap) {
+            memcpy(copy, natsMsg_GetData(msg), (size_t)len);
+            l->again[(l->again_head + l->again_n++) % l->again_cap] =
+                (s_again_t){.data = copy, .len = len};
+            copy = NULL;
+        }
+        pthread_mutex_unlock(&l->again_mu);
+        free(copy);
+    }
+    natsMsg_Destroy(msg);
+    atomic_fetch_add_explicit(&l->answered, 1, memory_order_release);
+}
+
+/* The oldest refused message, taken off the queue (false: none). */
+static bool s_again_take(s_link_t *l, s_again_t *out)
+{
+    pthread_mutex_lock(&l->again_mu);
+    bool some = l->again_n > 0;
+    if (some) {
+        *out = l->again[l->again_head];
+        l->again_head = (l->again_head + 1) % l->again_cap;
+        l->again_n--;
+    }
+    pthread_mutex_unlock(&l->again_mu);
+    return some;
+}
+
+/* Puts a message taken by s_again_take back at the head of the queue. */
+static void s_again_untake(s_link_t *l, const s_again_t *a)
+{
+    pthread_mutex_lock(&l->again_mu);
+    l->again_head = (l->again_head + l->again_cap - 1) % l->again_cap;
+    l->again[l->again_head] = *a;
+    l->again_n++;
+    pthread_mutex_unlock(&l->again_mu);
+}
+
+/* Publishes without waiting for the stream's answer (s_pub_answered gets
+ * it): 0, -EIO (the connection is closed for good) or SP_E_TIMEOUT, to try
+ * again: S_PUB_PENDING unanswered already (after nats.c's stall wait), or
+ * the server we were connected to gone mid-send (the connection
+ * reconnects by itself; a copy that did reach the stream is dropped by
+ * its Nats-Msg-Id). */
+static int s_pub_async(s_link_t *l, const void *msg, int len)
 {
     char id[64];
-    s_msg_id(msg, len, id, sizeof id);
+    s_msg_id(msg, (size_t)len, id, sizeof id);
     jsPubOptions po;
     jsPubOptions_Init(&po);
-    po.MaxWait = SP_NATS_API_MS;
+    po.MaxWait = SP_NATS_API_MS; /* else a lost answer keeps its place for ever */
     po.MsgId = id[0] ? id : NULL;
+    natsStatus s = js_PublishAsync(l->js, l->subject, msg, len, &po);
+    if (s == NATS_OK) {
+        l->published++;
+        return 0;
+    }
+    return s == NATS_CONNECTION_CLOSED ? -EIO : SP_E_TIMEOUT;
+}
+
+/* Copies `m` out to the caller. */
+static int s_copy_out(natsMsg *m, void *buf, size_t cap)
+{
+    int n = natsMsg_GetDataLength(m);
+    if ((size_t)n > cap) {
+        return -EMSGSIZE;
+    }
+    memcpy(buf, natsMsg_GetData(m), (size_t)n);
+    return n;
+}
+
+/* Waits until the stream has answered every publish (up to SP_NATS_API_MS,
+ * each publish's own limit), then asks it for its room: l->credit is what
+ * is free.  A stream that cannot be asked (none, no leader) has none. */
+static void s_ask_room(s_link_t *l)
+{
+    uint64_t until = sp_now_ns() + (uint64_t)SP_NATS_API_MS * SP_NS_PER_MS;
+    while (atomic_load_explicit(&l->answered, memory_order_acquire) < l->published &&
+           sp_now_ns() < until) {
+        jsPubOptions done;
+        jsPubOptions_Init(&done);
+        done.MaxWait = SP_NATS_API_MS;
+        if (js_PublishAsyncComplete(l->js, &done) != NATS_OK) {
+            sp_sleep_ns(S_ELECTION_PAUSE_MS * SP_NS_PER_MS);
+        } else if (atomic_load_explicit(&l->answered, memory_order_acquire) < l->published) {
+            sp_sleep_ns(SP_NS_PER_MS / 10); /* the last answer's callback is running */
+        }
+    }
+    l->credit = 0;
+    char stream[S_NAME_MAX];
+    s_stream(l->names, stream, sizeof stream);
+    jsStreamInfo *si = NULL;
+    if (js_GetStreamInfo(&si, l->js, stream, NULL, NULL) == NATS_OK) {
+        int64_t max = si->Config->MaxMsgs;
+        int64_t used = (int64_t)si->State.Msgs;
+        l->credit = max > used ? (long)(max - used) : 0;
+        jsStreamInfo_Destroy(si);
+    }
+    l->next_ask_ns = sp_now_ns() + S_FULL_PAUSE_MS * SP_NS_PER_MS;
+}
+
+/* Room for one more publish: with no credit left, asks the stream when *ask
+ * (once: it is cleared) or when the last ask is S_FULL_PAUSE_MS old. */
+static bool s_room(s_link_t *l, bool *ask)
+{
+    if (l->credit == 0 && (*ask || sp_now_ns() >= l->next_ask_ns)) {
+        *ask = false;
+        s_ask_room(l);
+    }
+    return l->credit > 0;
+}
+
+/* Publishes the refused messages again, oldest first, as far as the room
+ * goes.  0: none is left; SP_E_TIMEOUT: some wait for room; -EIO. */
+static int s_again_out(s_link_t *l, bool *ask)
+{
+    s_again_t a;
+    while (s_again_take(l, &a)) {
+        int rc = s_room(l, ask) ? s_pub_async(l, a.data, a.len) : SP_E_TIMEOUT;
+        if (rc != 0) {
+            s_again_untake(l, &a);
+            return rc;
+        }
+        l->credit--;
+        free(a.data);
+    }
+    return 0;
+}
+
+/* Publishes an order message without waiting for the stream's answer (a
+ * round trip each would cap a producer at a few thousand messages a
+ * second): a returned 0 means the message is on its way, and the link
+ * sees it stored: a message the stream refuses goes out again, before any
+ * new one, from this call or the producer's next receive.  So that a full
+ * stream holds the sender back instead of refusing what was sent, the link
+ * publishes no more than the room the stream last said it had; with none
+ * left, it waits for the answers to what it sent, asks again, and keeps
+ * asking up to timeout_ms (then SP_E_TIMEOUT).  Several producers may each
+ * be told of the same room: the stream then refuses some of their
+ * messages, and a refused one lands after those its producer sent behind
+ * it (the only reordering). */
+static int s_publish_order(s_link_t *l, const void *msg, size_t len, int timeout_ms)
+{
+    if (l->max_msg > 0 && len > (size_t)l->max_msg) {
+        return -EMSGSIZE;
+    }
     uint64_t deadline = sp_now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * SP_NS_PER_MS;
-    unsigned unread = 0;
+    bool ask = true; /* the first try asks for room when there is none */
     for (;;) {
-        jsErrCode jerr = 0;
-        natsStatus s = js_Publish(NULL, l->js, l->subject, msg, (int)len, &po, &jerr);
+        int rc = s_again_out(l, &ask);
+        if (rc == 0) {
+            rc = s_room(l, &ask) ? s_pub_async(l, msg, (int)len) : SP_E_TIMEOUT;
+            if (rc == 0) {
+                l->credit--;
+                return 0;
+            }
+        }
+        if (rc == -EIO || sp_now_ns() >= deadline) {
+            return rc;
+        }
+        sp_sleep_ns(S_FULL_PAUSE_MS * SP_NS_PER_MS);
+    }
+}
+
+/* A producer's results, waiting up to timeout_ms; refused order messages
+ * go out again meanwhile, the stream asked for room every S_FULL_PAUSE_MS
+ * while some wait for it. */
+static int s_recv_results(s_link_t *l, void *buf, size_t cap, int timeout_ms)
+{
+    uint64_t deadline = sp_now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * SP_NS_PER_MS;
+    for (;;) {
+        bool ask = false;
+        int rc = s_again_out(l, &ask);
+        if (rc == -EIO) {
+            return rc;
+        }
+        uint64_t now = sp_now_ns();
+        int64_t wait = now < deadline ? (int64_t)((deadline - now) / SP_NS_PER_MS) : 0;
+        if (rc != 0 && wait > S_FULL_PAUSE_MS) {
+            wait = S_FULL_PAUSE_MS; /* some wait for room: look again soon */
+        }
+        natsMsg *m = NULL;
+        natsStatus s = natsSubscription_NextMsg(&m, l->sub, wait);
+        if (s == NATS_SLOW_CONSUMER) {
+            /* the client library dropped results it had no room for:
+             * their orders are resent at their time and answered from
+             * the exactly-once record; the next call goes on */
+            s = natsSubscription_NextMsg(&m, l->sub, 0);
+        }
         if (s == NATS_OK) {
-            return 0;
+            int n = s_copy_out(m, buf, cap);
+            natsMsg_Destroy(m);
+            return n;
         }
-        if (jerr == JSStreamMessageExceedsMaximumErr || s == NATS_MAX_PAYLOAD) {
-            return -EMSGSIZE;
-        }
-        /* a full stream (discard new) refuses with a store failure; an
-         * election in a cluster answers nobody for a moment: both pass.  So
-         * does an acknowledgement nats.c could not read (3.4.1 now and then
-         * says "JSON string not properly closed" of one: 4 runs in 30 of
-         * the link suite's route test): the order may be stored, and the
-         * same Nats-Msg-Id sent again is answered "duplicate" instead of
-         * being stored twice. */
-        bool unreadable = s == NATS_ERR && jerr == 0 && id[0] != '\0';
-        if (unreadable && ++unread > S_UNREAD_TRIES) {
-            unreadable = false;
-        }
-        bool passing = jerr == JSStreamStoreFailedErr || s == NATS_NO_RESPONDERS || unreadable;
-        if (!passing) {
-            return s == NATS_TIMEOUT ? SP_E_TIMEOUT : -EIO;
+        if (s != NATS_TIMEOUT && s != NATS_SLOW_CONSUMER) {
+            return -EIO;
         }
         if (sp_now_ns() >= deadline) {
             return SP_E_TIMEOUT;
         }
-        sp_sleep_ns(S_FULL_PAUSE_MS * SP_NS_PER_MS);
     }
 }
 
@@ -396,14 +621,17 @@ static s_held_t *s_held_find(s_link_t *l, const sp_route_t *route)
     return NULL;
 }
 
-/* Acknowledges a handed-out message (answered or dead-lettered), waiting
- * for the server to confirm: the stream has let it go when this returns. */
+/* Acknowledges a handed-out message (answered or dead-lettered) without
+ * waiting for the server's confirmation (SendAsap sends it at once): an
+ * acknowledgement that is lost makes the stream deliver the message again
+ * after the ack wait, and the registry answers its orders with their first
+ * outcomes.  The stream's depth counts it until the server has it. */
 static int s_held_ack(s_link_t *l, s_held_t *h)
 {
-    jsOptions o; /* shorter than a worker may go without a heartbeat */
-    jsOptions_Init(&o);
-    o.Wait = S_ACK_MS;
-    natsStatus s = natsMsg_AckSync(h->msg, &o, NULL);
+    const char *reply = natsMsg_GetReply(h->msg);
+    snprintf(l->last_ack, sizeof l->last_ack, "%s", reply != NULL ? reply : "");
+    l->unconfirmed++;
+    natsStatus s = natsMsg_Ack(h->msg, NULL);
     natsMsg_Destroy(h->msg);
     *h = l->held[--l->nheld];
     return s == NATS_OK ? 0 : -EIO;
@@ -438,50 +666,78 @@ static int s_release(sp_link_t *self, const sp_route_t *route)
     return h != NULL ? s_held_ack(l, h) : -EINVAL;
 }
 
-/* Copies `m` out to the caller. */
-static int s_copy_out(natsMsg *m, void *buf, size_t cap)
+/* What the consumer has now, up to S_FETCH_BATCH messages, without waiting
+ * for more ("no wait": the server answers at once with what it has); the
+ * call waits up to S_ANSWER_MS for that answer, so none is left to end a
+ * later fetch early.  nats.c 3.4's fetch first takes what its subscription
+ * already holds (an answer that came after an earlier fetch returned), then
+ * asks for the batch less that, and when it held more than half the batch
+ * it writes past its list (fixed upstream in 3.9): while anything is held,
+ * this asks for one.  NATS_OK with some, NATS_TIMEOUT with none. */
+static natsStatus s_fetch_ready(s_link_t *l)
 {
-    int n = natsMsg_GetDataLength(m);
-    if ((size_t)n > cap) {
-        return -EMSGSIZE;
+    natsMsgList_Destroy(&l->fetched);
+    l->next = 0;
+    int held = 0;
+    natsStatus s = natsSubscription_GetPending(l->sub, &held, NULL);
+    if (s != NATS_OK) {
+        return s;
     }
-    memcpy(buf, natsMsg_GetData(m), (size_t)n);
-    return n;
+    jsFetchRequest req;
+    jsFetchRequest_Init(&req);
+    req.Batch = held > 0 ? 1 : S_FETCH_BATCH;
+    req.NoWait = true;
+    req.Expires = (int64_t)S_ANSWER_MS * S_NS_PER_MS;
+    s = natsSubscription_FetchRequest(&l->fetched, l->sub, &req);
+    if ((s == NATS_OK && l->fetched.Count == 0) || s == NATS_NOT_FOUND) {
+        s = NATS_TIMEOUT;
+    }
+    return s;
+}
+
+/* One message, waiting up to timeout_ms for it.  One: a fetch of a larger
+ * batch waits for the whole batch (nats.c).  The server's "request
+ * timeout" for an earlier fetch can end this one early: it asks again for
+ * what is left of the wait. */
+static natsStatus s_fetch_wait(s_link_t *l, int timeout_ms)
+{
+    uint64_t deadline = sp_now_ns() + (uint64_t)timeout_ms * SP_NS_PER_MS;
+    natsStatus s;
+    do {
+        natsMsgList_Destroy(&l->fetched);
+        l->next = 0;
+        uint64_t now = sp_now_ns();
+        int64_t left = now < deadline ? (int64_t)((deadline - now) / SP_NS_PER_MS) : 0;
+        jsErrCode jerr = 0;
+        s = natsSubscription_Fetch(&l->fetched, l->sub, 1, left > 0 ? left : 1, &jerr);
+        if (s == NATS_OK && l->fetched.Count == 0) {
+            s = NATS_TIMEOUT;
+        }
+        if (s != NATS_OK && s != NATS_TIMEOUT && s != NATS_NOT_FOUND &&
+            s != NATS_CONNECTION_CLOSED && s != NATS_INVALID_SUBSCRIPTION) {
+            /* disconnected, or no leader for a moment: no answer will come
+             * sooner, so wait a little instead of asking again at once */
+            int64_t pause = left < S_ELECTION_PAUSE_MS ? left : S_ELECTION_PAUSE_MS;
+            sp_sleep_ns((uint64_t)(pause > 0 ? pause : 1) * SP_NS_PER_MS);
+            s = NATS_TIMEOUT;
+        }
+    } while ((s == NATS_TIMEOUT || s == NATS_NOT_FOUND) && sp_now_ns() + SP_NS_PER_MS < deadline);
+    return s;
 }
 
 /* The next message of the consumer, waiting up to timeout_ms (0: a moment)
- * for it.  One at a time: a fetch of a larger batch waits for the whole
- * batch (nats.c), and a no-wait fetch leaves the server's late answer to
- * end the next fetch early. */
+ * for it: from the last fetch, else from what a no-wait fetch finds, and
+ * when that is nothing, from a fetch of one that waits. */
 static natsStatus s_next_fetched(s_link_t *l, natsMsg **m, int timeout_ms)
 {
     if (l->next >= l->fetched.Count) {
-        /* the server's "request timeout" for an earlier fetch can end this
-         * one early: ask again for what is left of the wait */
-        uint64_t deadline = sp_now_ns() + (uint64_t)timeout_ms * SP_NS_PER_MS;
-        natsStatus s;
-        do {
-            natsMsgList_Destroy(&l->fetched);
-            l->next = 0;
-            uint64_t now = sp_now_ns();
-            int64_t left = now < deadline ? (int64_t)((deadline - now) / SP_NS_PER_MS) : 0;
-            jsErrCode jerr = 0;
-            s = natsSubscription_Fetch(&l->fetched, l->sub, 1, left > 0 ? left : 1, &jerr);
-            if (s == NATS_OK && l->fetched.Count == 0) {
-                s = NATS_TIMEOUT;
-            }
-            if (s != NATS_OK && s != NATS_TIMEOUT && s != NATS_NOT_FOUND &&
-                s != NATS_CONNECTION_CLOSED && s != NATS_INVALID_SUBSCRIPTION) {
-                /* disconnected, or no leader for a moment: no answer will come
-                 * sooner, so wait a little instead of asking again at once */
-                int64_t pause = left < S_ELECTION_PAUSE_MS ? left : S_ELECTION_PAUSE_MS;
-                sp_sleep_ns((uint64_t)(pause > 0 ? pause : 1) * SP_NS_PER_MS);
-                s = NATS_TIMEOUT;
-            }
-        } while ((s == NATS_TIMEOUT || s == NATS_NOT_FOUND) &&
-                 sp_now_ns() + SP_NS_PER_MS < deadline);
+        natsStatus s = s_fetch_ready(l);
+        if (s == NATS_TIMEOUT && timeout_ms > 0) {
+            s = s_fetch_wait(l, timeout_ms);
+        }
         if (s != NATS_OK) {
             natsMsgList_Destroy(&l->fetched);
+            l->next = 0;
             return s;
         }
     }
@@ -496,19 +752,7 @@ static int s_recv(sp_link_t *self, void *buf, size_t cap, sp_route_t *route, int
     natsMsg *m = NULL;
     natsStatus s;
     if (l->role == SP_LINK_PRODUCER) {
-        s = natsSubscription_NextMsg(&m, l->sub, timeout_ms > 0 ? timeout_ms : 0);
-        if (s == NATS_SLOW_CONSUMER) {
-            /* the client library dropped results it had no room for:
-             * their orders are resent at their time and answered from
-             * the exactly-once record; the next call goes on */
-            s = natsSubscription_NextMsg(&m, l->sub, 0);
-        }
-        if (s != NATS_OK) {
-            return s == NATS_TIMEOUT || s == NATS_SLOW_CONSUMER ? SP_E_TIMEOUT : -EIO;
-        }
-        int n = s_copy_out(m, buf, cap);
-        natsMsg_Destroy(m);
-        return n;
+        return s_recv_results(l, buf, cap, timeout_ms);
     }
     if (l->nheld == S_HELD_MAX) {
         return -ENOBUFS; /* answer or release what you hold first */
@@ -538,6 +782,25 @@ static int s_recv(sp_link_t *self, void *buf, size_t cap, sp_route_t *route, int
     return s_copy_out(m, buf, cap); /* too large: the caller releases it */
 }
 
+/* The server's word that it has handled the acks we sent: the last one
+ * again, as a request (a message acknowledged twice is answered, and the
+ * server handles a connection's acks in order).  Up to S_ACK_MS; a server
+ * that does not answer in that time leaves the depth to catch up. */
+static void s_acks_confirm(s_link_t *l)
+{
+    if (l->unconfirmed == 0 || l->last_ack[0] == '\0') {
+        return;
+    }
+    natsMsg *r = NULL;
+    if (natsConnection_RequestString(&r, l->nc, l->last_ack, "+ACK", S_ACK_MS) == NATS_OK) {
+        l->unconfirmed = 0;
+    }
+    natsMsg_Destroy(r);
+}
+
+/* A producer: results waiting for it.  A worker: order messages in the
+ * stream, which counts a message until the server has handled its
+ * acknowledgement: the acks sent so far are confirmed first. */
 static long s_depth(sp_link_t *self)
 {
     s_link_t *l = (s_link_t *)self;
@@ -545,6 +808,7 @@ static long s_depth(sp_link_t *self)
         int msgs = 0, bytes = 0;
         return natsSubscription_GetPending(l->sub, &msgs, &bytes) == NATS_OK ? msgs : -EIO;
     }
+    s_acks_confirm(l);
     char stream[S_NAME_MAX];
     s_stream(l->names, stream, sizeof stream);
     jsStreamInfo *si = NULL;
@@ -554,6 +818,16 @@ static long s_depth(sp_link_t *self)
     long n = (long)si->State.Msgs;
     jsStreamInfo_Destroy(si);
     return n;
+}
+
+/* A worker: what its last fetch brought and it has not handed out. */
+static long s_ready(sp_link_t *self)
+{
+    s_link_t *l = (s_link_t *)self;
+    if (l->role == SP_LINK_PRODUCER) {
+        return -ENOTSUP;
+    }
+    return l->next < l->fetched.Count ? l->fetched.Count - l->next : 0;
 }
 
 static void s_close(sp_link_t *self)
@@ -571,12 +845,31 @@ static void s_close(sp_link_t *self)
         }
     }
     natsMsgList_Destroy(&l->fetched);
+    if (l->js != NULL && l->role == SP_LINK_PRODUCER && l->published > 0) {
+        /* every answer in (bounded): nats.c's thread then has no more to
+         * hand us, and what was refused is the caller's to resend */
+        jsPubOptions done;
+        jsPubOptions_Init(&done);
+        done.MaxWait = SP_NATS_API_MS;
+        js_PublishAsyncComplete(l->js, &done);
+        uint64_t until = sp_now_ns() + (uint64_t)S_ANSWER_MS * SP_NS_PER_MS;
+        while (atomic_load_explicit(&l->answered, memory_order_acquire) < l->published &&
+               sp_now_ns() < until) {
+            sp_sleep_ns(SP_NS_PER_MS / 10);
+        }
+    }
     if (l->nc != NULL) {
         natsConnection_FlushTimeout(l->nc, SP_NATS_API_MS);
     }
     natsSubscription_Destroy(l->sub);
     jsCtx_Destroy(l->js);
     natsConnection_Destroy(l->nc);
+    s_again_t a;
+    while (l->again_cap > 0 && s_again_take(l, &a)) {
+        free(a.data);
+    }
+    free(l->again);
+    pthread_mutex_destroy(&l->again_mu);
     free(l);
 }
 
@@ -629,6 +922,7 @@ static const sp_link_ops_t s_ops = {.send = s_send,
                                     .recv = s_recv,
                                     .release = s_release,
                                     .depth = s_depth,
+                                    .ready = s_ready,
                                     .close = s_close,
                                     .reply_tag = s_reply_tag,
                                     .adopt = s_adopt};
@@ -639,6 +933,7 @@ static int s_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, siz
     if (l == NULL) {
         return -ENOMEM;
     }
+    pthread_mutex_init(&l->again_mu, NULL);
     l->base.ops = &s_ops;
     l->role = cfg->role;
     l->names = cfg->names;
@@ -646,13 +941,15 @@ static int s_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, siz
     const char *urls = cfg->endpoint;
     int rc = s_connect(&l->nc, urls, why, why_cap);
     if (rc == 0) {
-        rc = s_jetstream(&l->js, l->nc, SP_NATS_API_MS, urls, why, why_cap);
+        rc = s_jetstream(&l->js, l->nc, SP_NATS_API_MS, cfg->role == SP_LINK_PRODUCER ? l : NULL,
+                         urls, why, why_cap);
     }
     long msgsize = 0;
     if (rc == 0) {
         msgsize = s_stream_msgsize(l->js, cfg->names, urls, why, why_cap);
         rc = msgsize < 0 ? (int)msgsize : 0;
     }
+    l->max_msg = msgsize;
     if (rc == 0 && msgsize > 0 && cfg->max_msg > (size_t)msgsize) {
         sp_why(why, why_cap,
                "messages of %zu bytes do not fit the order stream's %ld bytes "
@@ -807,7 +1104,7 @@ static int s_create(sp_tside_t **out, const sp_tparams_t *p, sp_tinfo_t *info, c
     if (rc == 0) {
         /* short tries: a cluster just started answers nothing until it has
          * elected its leader, and the tries go on for SP_NATS_READY_MS */
-        rc = s_jetstream(&side->js, side->nc, S_TRY_MS, p->service, why, cap);
+        rc = s_jetstream(&side->js, side->nc, S_TRY_MS, NULL, p->service, why, cap);
     }
     if (rc == 0) {
         rc = s_make_stream(side, p, info, why, cap);
@@ -863,6 +1160,7 @@ const sp_transport_t sp_transport_nats = {
     .id = 5,
     .routed = false,
     .has_workers = true,
+    .cheap_depth = true, /* s_ready: what the last fetch brought */
     .scheme = "nats://",
     .depth_label = "stream",
     .reply_label = NULL,

@@ -12,16 +12,21 @@
  * wait of SP_NATS_ACK_WAIT_MS and at most SP_NATS_ACK_PENDING messages
  * unacknowledged at once.
  *
- * Ends: a producer link publishes each order message to the stream and
- * waits for the stream's acknowledgement (so a returned 0 means stored);
+ * Ends: a producer link publishes each order message to the stream without
+ * waiting for the stream's acknowledgement, and no more than the room the
+ * stream last reported (asking again when it runs out), so that a full
+ * stream holds the sender back; a message the stream refuses all the same
+ * is published again before any new one (a returned 0: the link sees it
+ * stored);
  * an orders message carries the Nats-Msg-Id
  * "<producer>-<batch>-<first seq>-<count>", so the same message published
  * again after a lost acknowledgement is dropped by the stream, while a
  * resend of unanswered orders (a new message, a new batch counter) reaches
  * a worker and is answered from the exactly-once registry.  Results come back on the producer's own
  * subject, sp.<instance>.r.<producer id> (before its WELCOME: sp.<instance>.r.h<tag>). A worker
- * link fetches from the consumer and acknowledges a message when it sends that message's result, or
- * releases it (dead-lettered), never before: a worker that dies holding one leaves it to another
+ * link fetches what the consumer has (up to 64 messages) and acknowledges a message, without
+ * waiting for the server's confirmation, when it sends that message's result, or releases it
+ * (dead-lettered), never before: a worker that dies holding one leaves it to another
  * after the ack wait, and the workers' exactly-once registry answers the copy with the outcome it
  * recorded.  Open fails with SP_E_USAGE (no servers given), -ENOENT (no such instance on those
  * servers), -EMSGSIZE (messages larger than the stream takes), -EACCES (the servers refused our
@@ -48,7 +53,9 @@
  * operations wait for the servers (connecting, the JetStream API) up to
  * SP_NATS_API_MS (making the stream, up to SP_NATS_READY_MS while a
  * cluster elects its leaders); send up to its timeout for room in a full stream, plus
- * one acknowledgement's round trip; recv up to its timeout.  Threads: a
+ * the acknowledgements of what it sent and a question for the room; recv
+ * up to its timeout; a worker's depth one round trip for the confirmation
+ * of its acknowledgements.  Threads: a
  * link belongs to one thread; nats.c runs threads of its own per
  * connection, so make links after fork, never before.
  */

@@ -90,9 +90,9 @@ typedef struct sp_transport {
     /* workers take the orders (false: producers apply them themselves and
      * the broker starts no workers) */
     bool has_workers;
-    /* a worker's end tells at no cost (sp_link_depth) whether more orders
-     * wait: a worker then takes the waiting messages of the same sender
-     * into one journal write (consumer/sp_worker.c, a group) */
+    /* a worker's end tells at no cost (sp_link_ready) whether more orders
+     * are there to take: a worker then takes those of the same sender into
+     * one journal write (consumer/sp_worker.c, a group) */
     bool cheap_depth;
     /* the URL scheme of its own servers ("nats://"), which a client's
      * --connect names to reach an instance through them; NULL: none (a

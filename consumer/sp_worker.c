@@ -225,7 +225,7 @@ static int s_finish_group(sp_worker_t *w)
 static void s_events_out(sp_worker_t *w, uint64_t now)
 {
     if (!w->grouping || now - w->events_ns >= w->events_hold_ns ||
-        (w->depth_seen >= 0 ? w->depth_seen : sp_link_depth(w->link)) <= 0) {
+        (w->depth_seen >= 0 ? w->depth_seen : sp_link_ready(w->link)) <= 0) {
         sp_pub_flush(w->pub);
         w->events_ns = now;
     }
@@ -270,7 +270,7 @@ static int s_handle(sp_worker_t *w, size_t len, const sp_route_t *route)
         if (w->ng == 0 || w->ng == S_GROUP_MSGS || w->orders >= S_GROUP_RECORDS || !w->grouping) {
             break;
         }
-        w->depth_seen = sp_link_depth(w->link);
+        w->depth_seen = sp_link_ready(w->link);
         if (w->depth_seen <= 0) {
             break; /* s_events_out reads this look, not another */
         }

@@ -967,6 +967,66 @@ LINK_TEST(a_full_path_holds_the_sender_back_until_a_worker_takes, .timeout = 180
     s_finish();
 }
 
+/* nats: two producers each told of the same room overfill the stream,
+ * which refuses what does not fit after the sends returned.  Those go out
+ * again (from the producers' receives), so every message a send took
+ * reaches the worker exactly once. */
+Test(link, nats_publishes_the_stream_refused_go_out_again, .timeout = 120)
+{
+    enum { S_MAX = 4 * T_DEPTH };
+    s_path_bare(&s_path, "nats", "again");
+    sp_link_t *p[2] = {s_producer(T_PRODUCER_A), s_producer(T_PRODUCER_B)};
+    uint32_t ids[2] = {T_PRODUCER_A, T_PRODUCER_B};
+    uint8_t msg[T_MSGSIZE];
+    uint32_t sent[2] = {0, 0};
+    bool full[2] = {false, false};
+    while (!(full[0] && full[1])) { /* turn about, never waiting */
+        for (unsigned k = 0; k < 2; k++) {
+            if (full[k]) {
+                continue;
+            }
+            int rc = sp_link_send(p[k], msg, s_orders(msg, ids[k], 1, sent[k] + 1), NULL, 0);
+            cr_assert(rc == 0 || rc == SP_E_TIMEOUT, "%s", sp_strerror(rc));
+            sent[k] += rc == 0 ? 1u : 0u;
+            full[k] = rc != 0 || sent[k] == S_MAX;
+        }
+    }
+    cr_assert_gt(sent[0] + sent[1], T_DEPTH,
+                 "both producers were told of the room: more sent (%u + %u) than the stream holds",
+                 sent[0], sent[1]);
+
+    sp_link_t *w = s_worker(T_WORKER_1);
+    bool seen[2][S_MAX] = {{false}};
+    for (uint32_t taken = 0; taken < sent[0] + sent[1]; taken++) {
+        sp_route_t route;
+        int n = SP_E_TIMEOUT;
+        uint64_t until = sp_now_ns() + (uint64_t)T_WAIT_MS * SP_NS_PER_MS;
+        while (n == SP_E_TIMEOUT && sp_now_ns() < until) {
+            n = sp_link_recv(w, msg, sizeof msg, &route, T_TIMEOUT_MS);
+            for (unsigned k = 0; k < 2; k++) { /* where refused ones go out again */
+                uint8_t none[T_MSGSIZE];
+                int rc = sp_link_recv(p[k], none, sizeof none, NULL, 0);
+                cr_assert_eq(rc, SP_E_TIMEOUT, "a result nobody sent: %s", sp_strerror(rc));
+            }
+        }
+        cr_assert_gt(n, 0, "message %u of %u: %s", taken + 1, sent[0] + sent[1], sp_strerror(n));
+        sp_msg_hdr_t h;
+        cr_assert_eq(sp_wire_check(msg, (size_t)n, &h), 0);
+        unsigned k = h.sender == T_PRODUCER_A ? 0 : 1;
+        cr_assert(h.batch >= 1 && h.batch <= sent[k], "producer %u's message %u was never sent",
+                  h.sender, h.batch);
+        cr_assert_not(seen[k][h.batch - 1], "producer %u's message %u came twice", h.sender,
+                      h.batch);
+        seen[k][h.batch - 1] = true;
+        cr_assert_eq(sp_link_release(w, &route), 0);
+    }
+    sp_route_t route;
+    int rc = sp_link_recv(w, msg, sizeof msg, &route, T_TIMEOUT_MS);
+    cr_expect_eq(rc, SP_E_TIMEOUT, "one more than was sent: %d (%s)", rc, sp_strerror(rc));
+    s_expect_depth(w, 0, "every message taken");
+    s_finish();
+}
+
 /* ------------------------------------------------------------------ */
 /* Close and reopen                                                    */
 
