@@ -139,7 +139,7 @@ DEPS_STAMP := build/.deps-ok
 FLAGS_FILE := $(BUILD)/.flags
 
 .PHONY: install uninstall
-.PHONY: all test test-busy run run-cluster clean format format-check deps check-leftovers stall-check bench bench-full bench-docs profile \
+.PHONY: all test test-busy run run-cluster bench-shards clean format format-check deps check-leftovers stall-check bench bench-full bench-docs profile \
         chaos chaos-cluster flood lint tsan valgrind fuzz fuzz-build mutants
 all: $(ROLE_BINS) $(BENCH_BIN) $(CHAOS_BIN)
 
@@ -258,6 +258,12 @@ bench: $(ROLE_BINS) $(BENCH_BIN)
 bench-full: $(ROLE_BINS) $(BENCH_BIN)
 	@bash scripts/deps.sh bench
 	$(BENCH_BIN) --full $(BENCH_ARGS)
+
+# Shard scaling over nats: 1, 2 and 4 shard brokers on NATS servers it
+# starts, customers routing each order to its shard (bench/shard-scaling.sh;
+# SHARDS="1 2 4 8" NODES=3 REPLICAS=3 and the others it names).
+bench-shards: $(ROLE_BINS)
+	@SP_BIN_DIR=$(abspath $(BINDIR)) bash bench/shard-scaling.sh
 
 # The docs' benchmark figures (README.md "Measured", docs/BENCHMARKS.md) from
 # one new run of the quick preset: scripts/bench-docs.py rewrites the regions

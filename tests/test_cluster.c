@@ -14,6 +14,7 @@
 #include "sp_testutil.h"
 #include "sp_time.h"
 
+#include <dirent.h>
 #include <criterion/criterion.h>
 #include <nats/nats.h>
 #include <signal.h>
@@ -284,5 +285,45 @@ Test(cluster, the_cluster_demo_runs_and_its_audit_is_clean, .timeout = 180)
     cr_expect(strstr(out, "the monitor over NATS failed") == NULL, "%s", out);
     cr_expect(strstr(out, "leftovers of the shards in /dev/shm and /dev/mqueue: 0") != NULL, "%s",
               out);
+    free(out);
+}
+
+/* bench/shard-scaling.sh, shortened: a row per shard count whose customers
+ * got answers, one shard's row its own base, and nothing of the shards
+ * left in /dev/shm. */
+Test(cluster, the_shard_scaling_script_prints_a_row_per_shard_count, .timeout = 180)
+{
+    const char *data = getenv("SP_DATA_DIR");
+    char script[512];
+    snprintf(script, sizeof script, "%s/%sbench/shard-scaling.sh", data ? data : ".",
+             data ? "../" : "");
+    const char *argv[] = {"/usr/bin/env", "SHARDS=1 2", "PRODUCTS=20", "RUN_SECONDS=1",
+                          "REPEATS=1",    "/bin/bash",  script,        NULL};
+    char *out = NULL;
+    int rc = spt_run(argv, 170000, &out);
+    cr_expect_eq(rc, 0, "shard-scaling.sh exited %d:\n%s", rc, out);
+    unsigned rows = 0;
+    for (const char *line = out; line != NULL && *line; line = strchr(line, '\n')) {
+        line += *line == '\n';
+        unsigned shards = 0, customers = 0;
+        double median = 0, ratio = 0;
+        if (sscanf(line, "%u %u %lf (%*[0-9.]-%*[0-9.]) %lf", &shards, &customers, &median,
+                   &ratio) == 4) {
+            rows++;
+            cr_expect_eq(shards, rows, "rows in the order of SHARDS:\n%s", out);
+            cr_expect_eq(customers, shards, "a customer per shard:\n%s", out);
+            cr_expect_gt(median, 0, "%u shard(s): no orders answered:\n%s", shards, out);
+            if (shards == 1) {
+                cr_expect_eq(ratio, 1.0, "one shard is its own base:\n%s", out);
+            }
+        }
+    }
+    cr_expect_eq(rows, 2, "a row for 1 and for 2 shards:\n%s", out);
+    DIR *d = opendir("/dev/shm");
+    cr_assert_not_null(d);
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        cr_expect_neq(strncmp(e->d_name, "scale-", 6), 0, "left behind: /dev/shm/%s", e->d_name);
+    }
+    closedir(d);
     free(out);
 }
