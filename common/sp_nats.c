@@ -864,6 +864,12 @@ static void s_close(sp_link_t *self)
     natsSubscription_Destroy(l->sub);
     jsCtx_Destroy(l->js);
     natsConnection_Destroy(l->nc);
+    if (atomic_load_explicit(&l->answered, memory_order_acquire) < l->published) {
+        /* publishes the servers never answered (they were away for the
+         * whole wait): nats.c may still hand us their answers, so the link
+         * stays allocated (a small leak, on this path alone) */
+        return;
+    }
     s_again_t a;
     while (l->again_cap > 0 && s_again_take(l, &a)) {
         free(a.data);
