@@ -334,9 +334,10 @@ flood: $(ROLE_BINS) $(TEST_BIN)
 # unanswered for 2 s here is sent again and granted a second session the test cannot
 # see: "one address got 63 sessions", timing, not memory; and the worker test whose
 # broker's own shm worker is stopped with SIGSTOP so that the test's worker gets every
-# message: here that idle worker, turning 20-50x slower, can be stopped inside the ring's
-# getter lock, and the test's worker then waits behind it: "no WELCOME within 10000 ms" in
-# one CI run of 30faae8, passing alone under valgrind, in make test and under ASan)
+# message: its HELLO went unanswered for 10 s in one CI run of 30faae8 under valgrind,
+# beside another test; it passes alone under valgrind, in make test and under ASan.  The
+# cause is not found: the stopped worker holds no ring lock (it is stopped before any
+# message), so it is not that; the note of that stop says what is left to look at)
 VALGRIND_FILTER ?= !(@(bench|raw|chaos|cluster|flood|monitor|pipeline|commit|remote)/*|ring/*_dying_inside_*|hostile/*_past_its_share*|worker/events_of_waiting_order_messages_*)
 VALGRIND_DIR := build/valgrind
 valgrind: $(ROLE_BINS) $(TEST_BIN)
