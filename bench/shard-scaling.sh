@@ -21,6 +21,8 @@ set -uo pipefail
 
 bin=${SP_BIN_DIR:-bin}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../scripts/broker-ready.sh
+source "$here/../scripts/broker-ready.sh"
 shard_counts=${SHARDS:-1 2 4}
 products=${PRODUCTS:-1000}
 workers=${WORKERS:-1}
@@ -96,15 +98,10 @@ for n in $shard_counts; do
         list=${list:+$list,}$name
     done
     for i in "${!names[@]}"; do
-        deadline=$(($(date +%s) + 60))
-        until grep -q "instance ${names[$i]} ready" "$run/broker-$n-$i.log"; do
-            if ! kill -0 "${pids[$i]}" 2>/dev/null || [ "$(date +%s)" -ge $deadline ]; then
-                echo "shard-scaling: the broker of ${names[$i]} did not become ready:" >&2
-                cat "$run/broker-$n-$i.log" >&2
-                exit 1
-            fi
-            sleep 0.05
-        done
+        if ! wait_broker_ready "${names[$i]}" "$run/broker-$n-$i.log" "${pids[$i]}" 60; then
+            echo "shard-scaling: the broker of ${names[$i]} did not become ready (its log above)" >&2
+            exit 1
+        fi
     done
     customers=$((n * per_shard_customers))
     : >"$run/rates-$n"

@@ -313,6 +313,22 @@ static long s_stream_msgsize(jsCtx *js, const sp_names_t *names, const char *url
     return size;
 }
 
+/* The messages stream `stream` holds now, and (max not NULL) the most it
+ * holds; -EIO when it cannot be asked (none, no leader). */
+static long s_stream_count(jsCtx *js, const char *stream, long *max)
+{
+    jsStreamInfo *si = NULL;
+    if (js_GetStreamInfo(&si, js, stream, NULL, NULL) != NATS_OK) {
+        return -EIO;
+    }
+    long n = (long)si->State.Msgs;
+    if (max != NULL) {
+        *max = (long)si->Config->MaxMsgs;
+    }
+    jsStreamInfo_Destroy(si);
+    return n;
+}
+
 /* ---- the link ends ------------------------------------------------------------ */
 
 typedef struct {
@@ -491,16 +507,10 @@ static void s_ask_room(s_link_t *l)
             sp_sleep_ns(SP_NS_PER_MS / 10); /* the last answer's callback is running */
         }
     }
-    l->credit = 0;
     char stream[S_NAME_MAX];
     s_stream(l->names, stream, sizeof stream);
-    jsStreamInfo *si = NULL;
-    if (js_GetStreamInfo(&si, l->js, stream, NULL, NULL) == NATS_OK) {
-        int64_t max = si->Config->MaxMsgs;
-        int64_t used = (int64_t)si->State.Msgs;
-        l->credit = max > used ? (long)(max - used) : 0;
-        jsStreamInfo_Destroy(si);
-    }
+    long max = 0, used = s_stream_count(l->js, stream, &max);
+    l->credit = used >= 0 && max > used ? max - used : 0;
     l->next_ask_ns = sp_now_ns() + S_FULL_PAUSE_MS * SP_NS_PER_MS;
 }
 
@@ -811,13 +821,7 @@ static long s_depth(sp_link_t *self)
     s_acks_confirm(l);
     char stream[S_NAME_MAX];
     s_stream(l->names, stream, sizeof stream);
-    jsStreamInfo *si = NULL;
-    if (js_GetStreamInfo(&si, l->js, stream, NULL, NULL) != NATS_OK) {
-        return -EIO;
-    }
-    long n = (long)si->State.Msgs;
-    jsStreamInfo_Destroy(si);
-    return n;
+    return s_stream_count(l->js, stream, NULL);
 }
 
 /* A worker: what its last fetch brought and it has not handed out. */
@@ -1139,13 +1143,7 @@ static void s_destroy(sp_tside_t **self_p, uint32_t producers)
 static long s_side_depth(sp_tside_t *self)
 {
     s_side_t *side = (s_side_t *)self;
-    jsStreamInfo *si = NULL;
-    if (js_GetStreamInfo(&si, side->js, side->stream, NULL, NULL) != NATS_OK) {
-        return -EIO;
-    }
-    long n = (long)si->State.Msgs;
-    jsStreamInfo_Destroy(si);
-    return n;
+    return s_stream_count(side->js, side->stream, NULL);
 }
 
 static unsigned s_fit(const sp_tinfo_t *info, char *limit, size_t cap)

@@ -16,6 +16,8 @@ set -uo pipefail
 
 bin=${SP_BIN_DIR:-bin}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=broker-ready.sh
+source "$here/broker-ready.sh"
 duration=${DURATION:-10}
 customers=${CUSTOMERS:-3}
 rate=${RATE:-300}
@@ -60,15 +62,10 @@ for i in 0 1; do
     broker_pid[$i]=$!
 done
 for i in 0 1; do
-    deadline=$(($(date +%s) + 30))
-    until grep -q "instance ${shards[$i]} ready" "$run/broker-$i.log"; do
-        if ! kill -0 "${broker_pid[$i]}" 2>/dev/null || [ "$(date +%s)" -ge $deadline ]; then
-            echo "run-cluster: the broker of ${shards[$i]} did not become ready:" >&2
-            cat "$run/broker-$i.log" >&2
-            exit 1
-        fi
-        sleep 0.05
-    done
+    if ! wait_broker_ready "${shards[$i]}" "$run/broker-$i.log" "${broker_pid[$i]}"; then
+        echo "run-cluster: the broker of ${shards[$i]} did not become ready (its log above)" >&2
+        exit 1
+    fi
 done
 echo "== shards: ${shards[0]} (products ${ranges[0]}), ${shards[1]} (products ${ranges[1]})"
 
