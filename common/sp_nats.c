@@ -4,6 +4,7 @@
  */
 #include "sp_nats.h"
 
+#include "sp_again.h"
 #include "sp_error.h"
 #include "sp_file.h"
 #include "sp_link_impl.h"
@@ -336,13 +337,6 @@ typedef struct {
     uint64_t key;
 } s_held_t;
 
-/* A producer's order message the stream refused or never acknowledged,
- * kept to be published again before any new one. */
-typedef struct {
-    void *data;
-    int len;
-} s_again_t;
-
 typedef struct {
     sp_link_t base;
     sp_link_role_t role;
@@ -359,9 +353,7 @@ typedef struct {
     _Atomic uint64_t answered; /* of those, answered (stored, refused or timed out) */
     long credit;               /* publishes we may make before asking for room again */
     uint64_t next_ask_ns;      /* asking again before this: only for a send's first try */
-    pthread_mutex_t again_mu;  /* again, filled by nats.c's thread */
-    s_again_t *again;          /* FIFO: again[again_head .. again_head + again_n) */
-    unsigned again_head, again_n, again_cap;
+    sp_again_t again;          /* refused or unanswered, filled by nats.c's thread */
     /* worker */
     natsMsgList fetched; /* the last fetch, handed out from `next` */
     int next;
@@ -405,56 +397,10 @@ static void s_pub_answered(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *p
     s_link_t *l = closure;
     if (pa == NULL && pae != NULL && msg != NULL) {
         int len = natsMsg_GetDataLength(msg);
-        void *copy = malloc(len > 0 ? (size_t)len : 1);
-        pthread_mutex_lock(&l->again_mu);
-        if (copy != NULL && l->again_n == l->again_cap) {
-            unsigned cap = l->again_cap ? 2 * l->again_cap : 64;
-            s_again_t *a = malloc(cap * sizeof *a);
-            if (a != NULL) {
-                for (unsigned i = 0; i < l->again_n; i++) {
-                    a[i] = l->again[(l->again_head + i) % l->again_cap];
-                }
-                free(l->again);
-                l->again = a;
-                l->again_head = 0;
-                l->again_cap = cap;
-            }
-        }
-        if (copy != NULL && l->again_n < l->again_cap) {
-            memcpy(copy, natsMsg_GetData(msg), (size_t)len);
-            l->again[(l->again_head + l->again_n++) % l->again_cap] =
-                (s_again_t){.data = copy, .len = len};
-            copy = NULL;
-        }
-        pthread_mutex_unlock(&l->again_mu);
-        free(copy);
+        (void)sp_again_push(&l->again, natsMsg_GetData(msg), len > 0 ? (size_t)len : 0);
     }
     natsMsg_Destroy(msg);
     atomic_fetch_add_explicit(&l->answered, 1, memory_order_release);
-}
-
-/* The oldest refused message, taken off the queue (false: none). */
-static bool s_again_take(s_link_t *l, s_again_t *out)
-{
-    pthread_mutex_lock(&l->again_mu);
-    bool some = l->again_n > 0;
-    if (some) {
-        *out = l->again[l->again_head];
-        l->again_head = (l->again_head + 1) % l->again_cap;
-        l->again_n--;
-    }
-    pthread_mutex_unlock(&l->again_mu);
-    return some;
-}
-
-/* Puts a message taken by s_again_take back at the head of the queue. */
-static void s_again_untake(s_link_t *l, const s_again_t *a)
-{
-    pthread_mutex_lock(&l->again_mu);
-    l->again_head = (l->again_head + l->again_cap - 1) % l->again_cap;
-    l->again[l->again_head] = *a;
-    l->again_n++;
-    pthread_mutex_unlock(&l->again_mu);
 }
 
 /* Publishes without waiting for the stream's answer (s_pub_answered gets
@@ -526,18 +472,20 @@ static bool s_room(s_link_t *l, bool *ask)
 }
 
 /* Publishes the refused messages again, oldest first, as far as the room
- * goes.  0: none is left; SP_E_TIMEOUT: some wait for room; -EIO. */
+ * goes; each leaves the queue once it is on its way (nats.c's thread may
+ * add more meanwhile, behind it).  0: none is left; SP_E_TIMEOUT: some
+ * wait for room; -EIO. */
 static int s_again_out(s_link_t *l, bool *ask)
 {
-    s_again_t a;
-    while (s_again_take(l, &a)) {
-        int rc = s_room(l, ask) ? s_pub_async(l, a.data, a.len) : SP_E_TIMEOUT;
+    const void *data = NULL;
+    size_t len = 0;
+    while (sp_again_peek(&l->again, &data, &len)) {
+        int rc = s_room(l, ask) ? s_pub_async(l, data, (int)len) : SP_E_TIMEOUT;
         if (rc != 0) {
-            s_again_untake(l, &a);
             return rc;
         }
         l->credit--;
-        free(a.data);
+        sp_again_pop(&l->again);
     }
     return 0;
 }
@@ -874,12 +822,7 @@ static void s_close(sp_link_t *self)
          * stays allocated (a small leak, on this path alone) */
         return;
     }
-    s_again_t a;
-    while (l->again_cap > 0 && s_again_take(l, &a)) {
-        free(a.data);
-    }
-    free(l->again);
-    pthread_mutex_destroy(&l->again_mu);
+    sp_again_fini(&l->again);
     free(l);
 }
 
@@ -943,7 +886,7 @@ static int s_link_open(sp_link_t **out, const sp_link_cfg_t *cfg, char *why, siz
     if (l == NULL) {
         return -ENOMEM;
     }
-    pthread_mutex_init(&l->again_mu, NULL);
+    sp_again_init(&l->again);
     l->base.ops = &s_ops;
     l->role = cfg->role;
     l->names = cfg->names;

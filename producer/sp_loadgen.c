@@ -11,11 +11,13 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -145,6 +147,7 @@ typedef struct {
     uint64_t quota;
     sp_child_t *siblings; /* the customers started before this one */
     unsigned nsiblings;
+    pid_t parent; /* the producer */
 } sp_cust_proc_t;
 
 /* A customer process: runs, reports (then its ledger arrays) through `fd`
@@ -153,6 +156,12 @@ static int s_child(void *arg, int fd)
 {
     const sp_cust_proc_t *who = arg;
     const sp_load_cfg_t *cfg = who->cfg;
+    /* a producer killed outright (kill -9) takes its customers with it:
+     * they stop as on Ctrl-C instead of sending on to their own timeout */
+    (void)prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != who->parent) {
+        (void)raise(SIGTERM);
+    }
     /* the pipes of the customers before us are the parent's, not ours */
     for (unsigned j = 0; j < who->nsiblings; j++) {
         sp_child_close(&who->siblings[j]);
@@ -296,8 +305,12 @@ static int s_run(const sp_load_cfg_t *cfg, s_ticker_t *ticker, sp_load_stats_t *
         if (cfg->count > 0 && quota == 0) {
             continue;
         }
-        sp_cust_proc_t who = {
-            .cfg = cfg, .index = i, .quota = quota, .siblings = kids, .nsiblings = started};
+        sp_cust_proc_t who = {.cfg = cfg,
+                              .index = i,
+                              .quota = quota,
+                              .siblings = kids,
+                              .nsiblings = started,
+                              .parent = getpid()};
         rc = sp_child_fork(&kids[started], SP_CHILD_PIPE, s_child, &who);
         if (rc < 0) {
             break;

@@ -583,6 +583,55 @@ Test(pipeline, zmq_customers_stop_when_their_remote_broker_goes_silent, .timeout
     s_dead_broker("deadztcp", true, "no answer from the broker");
 }
 
+/* A producer killed outright (kill -9: no handler runs) takes its customer
+ * processes with it: they stop within a bound instead of sending on for
+ * the rest of their --duration. */
+Test(pipeline, customers_stop_when_their_producer_is_killed, .timeout = 90)
+{
+    char inst[64], out[256];
+    spt_instance(inst, sizeof inst, "deadprod");
+    const char *extra[] = {"--workers", "1", NULL};
+    pid_t broker = spt_broker_start(inst, extra);
+    cr_assert_gt(broker, 0, "broker did not start");
+    snprintf(out, sizeof out, "/tmp/%s.out", inst);
+    const char *argv[] = {
+        spt_bin("producer"), "--instance", inst, "--customers", "2", "--rate", "200",
+        "--duration",        "60s",        NULL};
+    sp_names_t names;
+    cr_assert_eq(sp_names_init(&names, inst, NULL), 0);
+    sp_table_t *t = NULL;
+    cr_assert_eq(sp_table_open(&t, names.table, false), 0);
+    const sp_table_hdr_t *h = sp_table_hdr(t);
+    uint32_t ids_before = atomic_load(&h->next_producer_id);
+    pid_t load = spt_spawn(argv, out);
+    cr_assert_gt(load, 0);
+    /* both customers running: each has its producer id */
+    bool underway = false;
+    for (uint64_t until = sp_now_ns() + (uint64_t)SP_TEST_WAIT_MS * SP_NS_PER_MS;
+         !underway && sp_now_ns() < until;) {
+        underway = atomic_load(&h->next_producer_id) >= ids_before + 2;
+        if (!underway) {
+            usleep(10 * 1000);
+        }
+    }
+    sp_table_close(&t);
+    cr_expect(underway, "the two customers had no producer ids within %d ms", SP_TEST_WAIT_MS);
+    kill(load, SIGKILL);
+    spt_wait(load, RUN_TIMEOUT_MS);
+    bool gone = false;
+    for (uint64_t until = sp_now_ns() + (uint64_t)SP_TEST_WAIT_MS * SP_NS_PER_MS;
+         !gone && sp_now_ns() < until;) {
+        gone = !spt_process_runs("producer", inst);
+        if (!gone) {
+            usleep(10 * 1000);
+        }
+    }
+    cr_expect(gone, "customers of the killed producer still run %d ms later", SP_TEST_WAIT_MS);
+    unlink(out);
+    cr_expect_eq(WEXITSTATUS(spt_stop(broker)), 0);
+    cr_expect_not(spt_leftovers(inst));
+}
+
 /* monitor --once on an instance whose broker died: it says so and fails,
  * instead of showing the table it left as the shop's */
 Test(pipeline, monitor_once_names_a_dead_broker, .timeout = 60)

@@ -317,7 +317,9 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
-trap 'echo "chaos: interrupted" >&2; exit 130' INT TERM
+trap 'echo "chaos: interrupted" >&2; exit 130' INT TERM HUP
+# a reader gone (a test timed out): the cleanup still runs, writes just fail
+trap '' PIPE
 
 # The catalogue: Zipf-popular products with the same stock, sized so that the
 # popular ones run out and are restocked during the run while most orders

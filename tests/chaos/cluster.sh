@@ -58,6 +58,12 @@ declare -a node_pid node_ip node_ns node_link
 broker_pid='' load_pid=''
 now_ms() { date +%s%3N; }
 log() { echo "cluster: $*"; }
+# the end of a log, or from its sanitizer report on, when it holds one
+show_err() {
+    local at
+    at=$(grep -n -m1 -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$1" 2>/dev/null | cut -d: -f1)
+    if [ -n "$at" ]; then sed -n "$at,$((at + 40))p" "$1" >&2; else tail -n 5 "$1" >&2; fi
+}
 
 cleanup() {
     [ -n "$load_pid" ] && kill -9 "$load_pid" 2>/dev/null
@@ -79,7 +85,9 @@ cleanup() {
     if [ "$keep" -eq 1 ]; then log "kept $tmp"; else rm -rf "$tmp"; fi
 }
 trap cleanup EXIT
-trap 'exit 1' INT TERM
+trap 'exit 1' INT TERM HUP
+# a reader gone (a test timed out): the cleanup still runs, writes just fail
+trap '' PIPE
 
 # --- the network: a bridge, and each node in a namespace on a veth link ------
 make_net() {
@@ -264,15 +272,18 @@ sent=$(json_num sent "$tmp/producer.json")
 timed_out=$(json_num timed_out "$tmp/producer.json")
 log "customers: exit $load_rc, sent ${sent:-?}, timed out ${timed_out:-?}, resent $(json_num retried "$tmp/producer.json")"
 if [ "$load_rc" -ne 0 ] || [ "${timed_out:-1}" != 0 ] || [ "${sent:-0}" != "$orders" ]; then
-    log "FAILED: not every order was answered"; tail -n 5 "$tmp/producer.err" >&2; fail=1
+    log "FAILED: not every order was answered"; show_err "$tmp/producer.err"; fail=1
 fi
 
 kill -INT "$broker_pid"
 wait "$broker_pid"; broker_rc=$?; broker_pid=''
-[ "$broker_rc" -eq 0 ] || { log "FAILED: the broker exited $broker_rc"; tail -n 5 "$tmp/broker.log" >&2; fail=1; }
+[ "$broker_rc" -eq 0 ] || { log "FAILED: the broker exited $broker_rc"; show_err "$tmp/broker.log"; fail=1; }
 
+# a ledger is complete only when its customers ended normally
+complete=--complete-ledgers
+[ "$load_rc" -eq 0 ] || complete=--ledgers
 checked=$("$bin/ledgercheck" --catalogue "$catalogue" --final "$state/$instance/table.csv" \
-    --journal "$state/$instance/journal" --complete-ledgers "$ledgers" 2>&1)
+    --journal "$state/$instance/journal" "$complete" "$ledgers" 2>&1)
 check_rc=$?
 while IFS= read -r line; do log "ledgercheck: $line"; done <<<"$checked"
 [ $check_rc -eq 0 ] || { log "FAILED: ledgercheck exited $check_rc"; fail=1; }
