@@ -7,6 +7,7 @@
 #include "sp_error.h"
 #include "sp_grow.h"
 #include "sp_journal.h"
+#include "sp_time.h"
 #include "sp_wire.h"
 
 #include <dirent.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct {
     sp_jrec_t *v;
@@ -47,7 +49,7 @@ static int s_collect(void *ctx, const sp_jrec_t *rec, uint64_t offset)
 {
     (void)offset;
     s_recs_t *r = ctx;
-    if (rec->kind != SP_JREC_KIND_OUTCOME) {
+    if (rec->kind != SP_JREC_KIND_OUTCOME && rec->kind != SP_JREC_KIND_REBASE) {
         return 0; /* kinds this version does not know carry nothing for the table */
     }
     sp_jrec_t *v = sp_grow(r->v, &r->cap, r->n + 1, sizeof *v, S_RECS_FIRST);
@@ -259,6 +261,65 @@ static int s_recent_producers(const s_recs_t *recs, uint64_t **out, size_t *n_ou
     return 0;
 }
 
+/* Versions of product `id` that no record holds (`lost` of them, the
+ * first gap before `gap`): orders a worker applied in memory and had not
+ * journaled when the shop crashed, while another worker journaled later
+ * versions of the row (their stock_after counts the lost change).  Such an
+ * order was never answered: it is rolled back, and its customer's resend
+ * is applied afresh.  The row goes on from the stock the journaled orders
+ * leave (the audit's sum), at a version one past the last record, which a
+ * rebase record added to `out` gives the journal. */
+static int s_rebase(s_recs_t *out, const sp_row_t *row, uint32_t id, uint32_t lost,
+                    const sp_jrec_t *gap, const sp_jrec_t *last, uint64_t sold, uint64_t restocked,
+                    uint64_t held, uint32_t *stock, char *why, size_t cap, const char *journal_dir)
+{
+    int64_t left = (int64_t)row->initial_stock + (int64_t)restocked - (int64_t)sold - (int64_t)held;
+    if (left < 0 || left > SP_STOCK_MAX) {
+        sp_why(why, cap,
+               "%s: product %u has no record of %u version(s) (the first before %u, order "
+               "%u:%llu) and its records leave stock %lld: refusing to guess",
+               journal_dir, id, lost, gap->version, gap->producer_id, (unsigned long long)gap->seq,
+               (long long)left);
+        return SP_E_JOURNAL_CORRUPT;
+    }
+    sp_jrec_t *v = sp_grow(out->v, &out->cap, out->n + 1, sizeof *v, 16);
+    if (v == NULL) {
+        return -ENOMEM;
+    }
+    out->v = v;
+    *stock = (uint32_t)left;
+    out->v[out->n++] = (sp_jrec_t){.kind = SP_JREC_KIND_REBASE,
+                                   .status = SP_STATUS_ACCEPTED,
+                                   .producer_id = SP_SYSTEM_PRODUCER,
+                                   .product_id = id,
+                                   .quantity = lost,
+                                   .version = last->version + 1,
+                                   .stock_after = *stock,
+                                   .ts_ns = sp_realtime_ns(),
+                                   .aux = gap->version};
+    return 0;
+}
+
+/* Appends the rebase records to a journal file of their own, synced, so
+ * the next replay finds the rows' chains whole. */
+static int s_rebase_journal(const char *journal_dir, uint64_t table_id, const s_recs_t *rebase,
+                            char *why, size_t cap)
+{
+    char path[SP_PATH_MAX * 2];
+    snprintf(path, sizeof path, "%s/rebase-p%ld-%llu.log", journal_dir, (long)getpid(),
+             (unsigned long long)sp_now_ns());
+    sp_journal_t *j = NULL;
+    int rc = sp_journal_open(&j, path, table_id, 0, SP_FSYNC_ALWAYS, 0, why, cap);
+    if (rc == 0) {
+        rc = sp_journal_append(j, rebase->v, rebase->n);
+        if (rc < 0) {
+            sp_why(why, cap, "cannot write %s: %s", path, sp_strerror(rc));
+        }
+    }
+    sp_journal_close(&j);
+    return rc;
+}
+
 int sp_recover_replay(sp_table_t *t, const char *journal_dir, bool from_snapshot,
                       sp_recover_stats_t *st, char *why, size_t cap)
 {
@@ -294,7 +355,20 @@ int sp_recover_replay(sp_table_t *t, const char *journal_dir, bool from_snapshot
         }
     }
 
-    /* rows: each product's accepted records must be versions 1..N */
+    /* a version no record holds can only be a crash's when two writers
+     * journal (one writer journals its own versions in order) */
+    uint32_t writer = 0;
+    bool writers = false;
+    for (size_t k = 0; k < recs.n; k++) {
+        if (recs.v[k].kind == SP_JREC_KIND_OUTCOME) {
+            writers |= k > 0 && recs.v[k].worker_id != writer;
+            writer = recs.v[k].worker_id;
+        }
+    }
+    s_recs_t rebase = {0};
+
+    /* rows: each product's accepted records are versions 1..N, but for
+     * versions a crash took (see s_rebase) */
     size_t i = 0;
     while (rc == 0 && i < recs.n && recs.v[i].status == SP_STATUS_ACCEPTED) {
         uint32_t id = recs.v[i].product_id;
@@ -306,21 +380,34 @@ int sp_recover_replay(sp_table_t *t, const char *journal_dir, bool from_snapshot
         uint64_t sold = base.sold, restocked = base.restocked, held = base.held;
         uint32_t from = id <= cap_ids ? start[id] : 0;
         uint32_t expect = from + 1;
-        const sp_jrec_t *last = NULL;
+        uint32_t lost = 0; /* versions no record holds, not yet rebased */
+        const sp_jrec_t *last = NULL, *gap = NULL;
         for (; i < recs.n && recs.v[i].status == SP_STATUS_ACCEPTED && recs.v[i].product_id == id;
              i++) {
             const sp_jrec_t *r = &recs.v[i];
             if (r->version <= from) {
                 continue; /* already in the snapshot */
             }
-            if (r->version != expect) {
+            if (r->version < expect || (r->version > expect && !writers)) {
                 sp_why(why, cap,
-                       "%s: product %u has no record of version %u (next is %u, from order "
+                       "%s: product %u has %s of version %u (next is %u, from order "
                        "%u:%llu): a journal file is missing or doubled; refusing to guess",
-                       journal_dir, id, expect, r->version, r->producer_id,
+                       journal_dir, id, r->version < expect ? "two records" : "no record",
+                       r->version < expect ? r->version : expect, r->version, r->producer_id,
                        (unsigned long long)r->seq);
                 rc = SP_E_JOURNAL_CORRUPT;
                 break;
+            }
+            if (r->version > expect) {
+                lost += r->version - expect;
+                gap = gap != NULL ? gap : r;
+            }
+            expect = r->version + 1;
+            last = r;
+            if (r->kind == SP_JREC_KIND_REBASE) {
+                lost = 0; /* the versions below were rolled back before */
+                gap = NULL;
+                continue;
             }
             switch (r->type) {
             case SP_ORDER_PURCHASE:
@@ -340,22 +427,34 @@ int sp_recover_replay(sp_table_t *t, const char *journal_dir, bool from_snapshot
                 held -= r->quantity;
                 break;
             }
-            expect++;
-            last = r;
             st->accepted++;
         }
         if (rc == 0 && last != NULL) {
-            if (sp_table_row(t, id) == NULL) {
+            if (row == NULL) {
                 sp_why(why, cap, "%s: product %u is in the journal but not in the base catalogue",
                        journal_dir, id);
                 rc = SP_E_JOURNAL_CORRUPT;
                 break;
             }
-            sp_commit_restore_row(t, id, last->stock_after, last->version, sold, restocked,
-                                  (uint32_t)held, SP_KEY(last->producer_id, last->seq));
-            st->products++;
+            uint32_t stock = last->stock_after, version = last->version;
+            if (lost > 0) {
+                rc = s_rebase(&rebase, row, id, lost, gap, last, sold, restocked, held, &stock, why,
+                              cap, journal_dir);
+                version++;
+                st->rolled_back += lost;
+            }
+            if (rc == 0) {
+                sp_commit_restore_row(t, id, stock, version, sold, restocked, (uint32_t)held,
+                                      SP_KEY(last->producer_id, last->seq));
+                st->products++;
+            }
         }
     }
+    if (rc == 0 && rebase.n > 0) {
+        rc = s_rebase_journal(journal_dir, hdr->table_id, &rebase, why, cap);
+        st->rebased = (uint32_t)rebase.n;
+    }
+    free(rebase.v);
     /* producer ids already handed out: never again */
     for (size_t k = 0; k < recs.n; k++) {
         const sp_jrec_t *r = &recs.v[k];
@@ -379,7 +478,8 @@ int sp_recover_replay(sp_table_t *t, const char *journal_dir, bool from_snapshot
     for (size_t k = 0; rc == 0 && k < recs.n; k++) {
         const sp_jrec_t *r = &recs.v[k];
         uint64_t id = r->producer_id;
-        if (bsearch(&id, recent, nrecent, sizeof *recent, s_u64_cmp) == NULL) {
+        if (r->kind != SP_JREC_KIND_OUTCOME ||
+            bsearch(&id, recent, nrecent, sizeof *recent, s_u64_cmp) == NULL) {
             continue;
         }
         sp_commit_view_t v = {.producer = r->producer_id,

@@ -16,9 +16,16 @@
  * replaying the journal per product in row-version order, and the producers'
  * dedup windows are refilled from the newest records, so resent copies of
  * journaled orders are still recognised.  Every accepted order bumped its
- * row's version by one, so the versions of a product must run 1, 2, 3, ...
- * without a gap: a gap or a repeat means a record is missing or doubled, and
- * recovery refuses to guess.
+ * row's version by one, so the versions of a product run 1, 2, 3, ...  A
+ * repeat means a record is doubled, and recovery refuses to guess.  A gap
+ * is what a crash leaves when a worker had applied an order in memory and
+ * not yet journaled it (nor answered it) while another worker journaled a
+ * later version of the same row: the lost order is rolled back (its
+ * customer's resend is applied afresh), the row goes on from the stock its
+ * records leave, and a rebase record (sp_journal.h) in a journal file of
+ * its own keeps the chain whole for the next replay.  A gap where only one
+ * writer journaled, or records that leave an impossible stock, cannot be a
+ * crash's: refused.
  *
  * Ownership: replays onto the caller's table, which nobody else uses yet
  * (the broker rebuilds before any worker starts), and frees whatever it
@@ -50,8 +57,10 @@ typedef struct {
     uint32_t products;   /* rows that changed */
     uint32_t producers;  /* producers whose windows were refilled */
     uint32_t max_producer_id;
-    uint64_t system_seq; /* the broker's last order (expired holds) */
-    uint32_t holds;      /* live holds restored (released at the next expiry pass) */
+    uint64_t system_seq;  /* the broker's last order (expired holds) */
+    uint32_t holds;       /* live holds restored (released at the next expiry pass) */
+    uint64_t rolled_back; /* versions no record held: applied, never journaled, rolled back */
+    uint32_t rebased;     /* rows whose rebase record this replay journaled */
 } sp_recover_stats_t;
 
 /* True for the name of a journal file recovery reads (NAME.log; files a

@@ -398,6 +398,13 @@ static int s_table_start(sp_broker_t *b, char *why, size_t cap)
             snapshot ? snap : base, (unsigned long long)st.records, (unsigned long long)st.files,
             (unsigned long long)st.accepted, st.products, st.holds + si.holds,
             (unsigned long long)st.tail_bytes, (double)(sp_now_ns() - t0) / 1e6);
+        if (st.rolled_back > 0) {
+            sp_broker_notify(b, SP_LOG_WARN,
+                             "rolled back %llu order(s) on %u product(s) that workers had "
+                             "applied but not journaled when the shop went down (never "
+                             "answered: their customers' resends are applied afresh)",
+                             (unsigned long long)st.rolled_back, st.rebased);
+        }
     }
     return 0;
 }

@@ -24,7 +24,8 @@
  *
  *   Records, 64 bytes each, right after the header, one after another:
  *     off  0  u32  CRC of bytes 4..63
- *     off  4  u16  kind (1 = order outcome; others reserved, passed through)
+ *     off  4  u16  kind (1 = order outcome, 2 = rebase; others reserved,
+ *                  passed through)
  *     off  6  u8   type (order type)
  *     off  7  u8   status (outcome status)
  *     off  8  u32  producer_id
@@ -38,6 +39,15 @@
  *     off 40  u64  ts_ns
  *     off 48  u64  aux (e.g. hold id / expiry)
  *     off 56  u64  aux2
+ *
+ * A rebase record (kind 2) is written by a recovery that rebuilt a table
+ * across versions no record holds: orders that workers applied in memory
+ * but had not journaled (so never answered) when the shop crashed, while
+ * another worker journaled later versions of the same product.  Such
+ * orders are rolled back.  The record says so for product_id: the row goes
+ * on at `version` (one past the last record) with stock_after, the stock
+ * the journaled orders leave; quantity counts the versions rolled back
+ * below it; status is accepted, producer_id SP_SYSTEM_PRODUCER, seq 0.
  *
  * Records are never padded to sectors and never rewritten: a file is its
  * header followed by whole records, plus at most a cut tail after a crash.
@@ -67,6 +77,7 @@
 #define SP_JOURNAL_REC_SIZE     64u
 #define SP_JOURNAL_MODE         0600
 #define SP_JREC_KIND_OUTCOME    1u
+#define SP_JREC_KIND_REBASE     2u
 #define SP_JOURNAL_INTERVAL_MS  100u   /* "interval" without a number */
 #define SP_JOURNAL_INTERVAL_MAX 60000u /* longest "interval:MS" */
 

@@ -22,6 +22,7 @@
  */
 #include "sp_testutil.h"
 
+#include "sp_commit.h"
 #include "sp_journal.h"
 #include "sp_ledger.h"
 #include "sp_wire.h"
@@ -357,6 +358,55 @@ Test(chaos, version_gap_is_named)
         }
     }
     s_expect(&r, 1, (const char *[]){"product 1: version gap: 4 follows 2", "replay FAILED", NULL});
+}
+
+/* The model after a crash took a version of product 1 (applied, never
+ * journaled, never answered: its customer timed out) while later versions
+ * were journaled, and the recovery rolled it back: a rebase record past the
+ * last version, rolling back `says` versions, from which the row went on. */
+static void s_model_rebased(t_run_t *r, uint32_t says)
+{
+    s_model(r);
+    size_t i = s_find(r, SP_STATUS_ACCEPTED, 1, 2);
+    sp_jrec_t gone = r->jrec[i];
+    sp_ledger_rec_t *l = s_ledger_of(r, &gone);
+    l->status = SP_LEDGER_TIMED_OUT;
+    l->stock_after = 0;
+    memmove(&r->jrec[i], &r->jrec[i + 1], (r->nj - i - 1) * sizeof r->jrec[0]);
+    r->nj--;
+    uint32_t last = 0;
+    for (size_t k = 0; k < r->nj; k++) {
+        if (r->jrec[k].product_id == 1 && r->jrec[k].status == SP_STATUS_ACCEPTED &&
+            r->jrec[k].version > last) {
+            last = r->jrec[k].version;
+        }
+    }
+    cr_assert_gt(last, gone.version, "the model has versions after the one taken");
+    r->final[0] =
+        gone.type == SP_ORDER_PURCHASE ? r->final[0] + gone.quantity : r->final[0] - gone.quantity;
+    r->jrec[r->nj++] = (sp_jrec_t){.kind = SP_JREC_KIND_REBASE,
+                                   .status = SP_STATUS_ACCEPTED,
+                                   .producer_id = SP_SYSTEM_PRODUCER,
+                                   .product_id = 1,
+                                   .quantity = says,
+                                   .version = last + 1,
+                                   .stock_after = r->final[0]};
+}
+
+Test(chaos, a_rebase_accounts_for_a_version_a_crash_took)
+{
+    t_run_t r;
+    s_model_rebased(&r, 1);
+    s_expect(&r, 0,
+             (const char *[]){"lost 0,", "replay ok", "conservation exact",
+                              "1 rebase(s) rolling back 1 unjournaled version(s)", NULL});
+}
+
+Test(chaos, a_rebase_that_rolls_back_more_than_the_journal_lacks_is_named)
+{
+    t_run_t r;
+    s_model_rebased(&r, 2);
+    s_expect(&r, 1, (const char *[]){"rolls back 2 version(s), the journal lacks 1", NULL});
 }
 
 Test(chaos, wrong_stock_after_is_named)

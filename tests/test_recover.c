@@ -940,6 +940,53 @@ static void s_expect_replay_refused(const char *what)
     cr_expect(strstr(why, what) != NULL, "%s", why);
 }
 
+/* Worker 2 applied version 2 of product 1 in memory and died before
+ * journaling it (so never answered it), while worker 1 journaled version 3,
+ * whose stock counts version 2's change; then the table was lost.  The
+ * lost order is rolled back: the row goes on from what the records sell,
+ * one version past the last, and a rebase record says so in the journal, so
+ * that a second replay finds the chain whole and rolls back nothing more.
+ * (A gap where one writer journaled is refused: the test above.) */
+Test(recover, versions_a_crash_left_unjournaled_are_rolled_back_once)
+{
+    sp_jrec_t recs[] = {s_jbuy(3, 1, 1, 5, 1, R_STOCK - 5), s_jbuy(4, 1, 1, 5, 3, R_STOCK - 15),
+                        s_jbuy(3, 2, 2, 1, 1, R_STOCK - 1)};
+    recs[1].worker_id = 2;
+    s_jfile("w1-0.log", 42, recs, 3);
+    sp_table_t *t = s_rmake();
+    char why[512] = "";
+    sp_recover_stats_t st;
+    cr_assert_eq(sp_recover_replay(t, s_jdir, false, &st, why, sizeof why), 0, "%s", why);
+    cr_expect_eq(st.rolled_back, 1);
+    cr_expect_eq(st.rebased, 1, "one row rebased");
+    sp_tally_t tl;
+    uint64_t stock = sp_row_stock_settled(sp_table_row(t, 1), &tl);
+    cr_expect_eq(stock, R_STOCK - 10, "the journaled purchases alone: stock %llu",
+                 (unsigned long long)stock);
+    cr_expect_eq(tl.sold, 10);
+    cr_expect_eq(tl.version, 4, "one version past the last record");
+    cr_expect_eq(spt_tally(t, 2).version, 1, "a row without a gap is as it was");
+
+    /* again, from the same journal and the rebase record it now holds */
+    sp_table_close(&s_rtable);
+    t = s_rmake();
+    cr_assert_eq(sp_recover_replay(t, s_jdir, false, &st, why, sizeof why), 0, "%s", why);
+    cr_expect_eq(st.rolled_back, 0, "the rebase record accounts for the gap");
+    cr_expect_eq(st.rebased, 0);
+    stock = sp_row_stock_settled(sp_table_row(t, 1), &tl);
+    cr_expect_eq(stock, R_STOCK - 10);
+    cr_expect_eq(tl.version, 4);
+}
+
+/* Records across a gap that leave a stock below zero are no crash's. */
+Test(recover, a_version_gap_whose_records_leave_no_stock_is_refused)
+{
+    sp_jrec_t recs[] = {s_jbuy(3, 1, 1, R_STOCK, 1, 0), s_jbuy(4, 1, 1, 5, 3, 0)};
+    recs[1].worker_id = 2;
+    s_jfile("w1-0.log", 42, recs, 2);
+    s_expect_replay_refused("leave stock -5");
+}
+
 Test(recover, a_journal_written_for_another_table_is_refused)
 {
     const sp_jrec_t a = s_jbuy(3, 1, 1, 5, 1, R_STOCK - 5);

@@ -35,8 +35,11 @@
  * rebuilt tables took new ids).
  *
  * Then every product is replayed from the journal alone: its accepted
- * records sorted by row version must be 1..N without a gap or a repeat, each
- * stock_after must follow from the one before it and the quantity, a
+ * records sorted by row version must be 1..N without a gap or a repeat
+ * (but for the versions a recovery's rebase record rolls back: it must
+ * account for exactly the gaps since the last one, and the chain goes on
+ * from its stock), each stock_after must follow from the one before it
+ * and the quantity, a
  * purchase never takes the stock below zero, the last one is the final
  * table's stock, and each refusal saw the stock the replay had at its
  * version and really could not be applied with it.  Conservation (initial +
@@ -96,6 +99,7 @@ typedef struct {
     uint32_t version; /* journal only: row version after / observed */
     uint8_t type;
     uint8_t status; /* SP_STATUS_* or SP_LEDGER_TIMED_OUT */
+    uint8_t rebase; /* journal only: a recovery's rebase record (no order) */
 } sp_lc_rec_t;
 
 /* One ledger file: its producer, and whether its customer ended normally. */
@@ -140,6 +144,7 @@ typedef struct {
     uint64_t ledger_files, ledger_tail_bytes, complete_ledgers;
     /* journal side */
     uint64_t journal_records, journal_accepted, journal_refused, journal_files, journal_other;
+    uint64_t rebases, rolled_back; /* rebase records; the versions they roll back */
     uint64_t torn_tails, torn_bytes, tables;
     /* verdicts */
     uint64_t lost, duplicated, unexpected, unacknowledged;
@@ -411,11 +416,12 @@ static int s_on_jrec(void *ctx, const sp_jrec_t *j, uint64_t offset)
 {
     (void)offset;
     sp_lc_scan_t *s = ctx;
-    if (j->kind != SP_JREC_KIND_OUTCOME) {
+    if (j->kind != SP_JREC_KIND_OUTCOME && j->kind != SP_JREC_KIND_REBASE) {
         s->lc->journal_other++; /* reserved kinds (holds, ...) are not orders */
         return 0;
     }
-    sp_lc_rec_t rec = {.producer = j->producer_id,
+    sp_lc_rec_t rec = {.rebase = j->kind == SP_JREC_KIND_REBASE,
+                       .producer = j->producer_id,
                        .seq = j->seq,
                        .product = j->product_id,
                        .qty = j->quantity,
@@ -845,6 +851,9 @@ static int64_t s_replay_product(sp_lc_t *lc, sp_lc_product_t *p, const sp_lc_rec
 {
     int64_t stock = p->initial;
     uint32_t version = 0;
+    uint32_t lost = 0;               /* versions missing since the last rebase */
+    const sp_lc_rec_t *first = NULL; /* the record after the first of them */
+    uint32_t first_from = 0;         /* and the version before that gap */
     for (size_t a = 0; a < n; a++) {
         const sp_lc_rec_t *r = &acc[a];
         if (r->version <= version) {
@@ -858,12 +867,30 @@ static int64_t s_replay_product(sp_lc_t *lc, sp_lc_product_t *p, const sp_lc_rec
             continue;
         }
         bool gap = r->version != version + 1;
-        if (gap) {
-            lc->version_errors++;
-            s_problem(lc,
-                      "product %" PRIu32 ": version gap: %" PRIu32 " follows %" PRIu32
-                      " (key (%" PRIu32 ", %" PRIu64 "))",
-                      p->id, r->version, version, r->producer, r->seq);
+        if (gap && !r->rebase) {
+            lost += r->version - version - 1;
+            if (first == NULL) {
+                first = r;
+                first_from = version;
+            }
+        }
+        if (r->rebase) {
+            /* a recovery rolled back the versions a crash left without a
+             * record (never answered): the row goes on from its stock */
+            if (gap || r->qty != lost) {
+                lc->version_errors++;
+                s_problem(lc,
+                          "product %" PRIu32 ": the rebase at version %" PRIu32
+                          " rolls back %" PRIu32 " version(s), the journal lacks %" PRIu32
+                          " before it%s",
+                          p->id, r->version, r->qty, lost, gap ? " (and it follows a gap)" : "");
+            }
+            lc->rolled_back += lost;
+            lost = 0;
+            first = NULL;
+            version = r->version;
+            stock = r->stock;
+            continue;
         }
         int64_t expect = stock;
         if (r->type == SP_ORDER_PURCHASE) {
@@ -908,8 +935,32 @@ static int64_t s_replay_product(sp_lc_t *lc, sp_lc_product_t *p, const sp_lc_rec
         version = r->version;
         stock = r->stock;
     }
+    if (first != NULL) { /* gaps no rebase accounts for */
+        lc->version_errors++;
+        s_problem(lc,
+                  "product %" PRIu32 ": version gap: %" PRIu32 " follows %" PRIu32 " (key (%" PRIu32
+                  ", %" PRIu64 ")), %" PRIu32 " version(s) missing in all",
+                  p->id, first->version, first_from, first->producer, first->seq, lost);
+    }
     *last_version = version;
     return stock;
+}
+
+/* Moves the rebase records out of the journal's orders into *reb (they
+ * name no order: only the replay reads them). */
+static int s_take_rebases(sp_lc_t *lc, sp_lc_vec_t *jnl, sp_lc_vec_t *reb)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < jnl->n; i++) {
+        if (!jnl->v[i].rebase) {
+            jnl->v[kept++] = jnl->v[i];
+        } else if (s_push(reb, &jnl->v[i]) < 0) {
+            return -ENOMEM;
+        }
+    }
+    jnl->n = kept;
+    lc->rebases = reb->n;
+    return 0;
 }
 
 /* Replays every product from the journal (sorted by s_by_product_version). */
@@ -998,13 +1049,14 @@ static void s_report_text(const sp_lc_t *lc)
            " out of stock, %" PRIu64 " no hold, %" PRIu64 " unknown product, %" PRIu64
            " invalid (%" PRIu64 " before the table); broker's own orders %" PRIu64
            "; timed out: %" PRIu64 " applied, %" PRIu64 " not; fate unknown %" PRIu64
-           "; journal: %" PRIu64 " accepted, %" PRIu64 " refused; units sold %" PRIu64
+           "; journal: %" PRIu64 " accepted, %" PRIu64 " refused, %" PRIu64
+           " rebase(s) rolling back %" PRIu64 " unjournaled version(s); units sold %" PRIu64
            ", restocked %" PRIu64 "\n",
            lc->ledger_files, lc->complete_ledgers, lc->journal_files, lc->tables, lc->torn_tails,
            lc->torn_bytes, lc->out_of_stock, lc->no_hold, lc->unknown_product, lc->invalid,
            lc->refused_before_table, lc->system, lc->timed_out_applied, lc->timed_out_not_applied,
-           lc->fate_unknown, lc->journal_accepted, lc->journal_refused, lc->units_sold,
-           lc->units_restocked);
+           lc->fate_unknown, lc->journal_accepted, lc->journal_refused, lc->rebases,
+           lc->rolled_back, lc->units_sold, lc->units_restocked);
     (void)fflush(stdout); /* the figures first, then what failed, even through one pipe */
     if (lc->problems > 0) {
         fprintf(stderr, "ledgercheck: FAILED, %" PRIu64 " problems; the first ones:\n",
@@ -1054,6 +1106,8 @@ static void s_report_json(const sp_lc_t *lc)
              {"journal_records", lc->journal_records},
              {"journal_accepted", lc->journal_accepted},
              {"journal_refused", lc->journal_refused},
+             {"rebases", lc->rebases},
+             {"rolled_back", lc->rolled_back},
              {"torn_tails", lc->torn_tails},
              {"lost", lc->lost},
              {"duplicated", lc->duplicated},
@@ -1195,6 +1249,10 @@ int main(int argc, char **argv)
     if (rc == 0) {
         rc = s_read_journals(&lc, journal, tables, &jnl);
     }
+    sp_lc_vec_t reb = {0};
+    if (rc == 0) {
+        rc = s_take_rebases(&lc, &jnl, &reb);
+    }
     if (rc == 0) {
         lc.products = nprods;
         lc.journal_records = jnl.n;
@@ -1210,6 +1268,10 @@ int main(int argc, char **argv)
         qsort(jnl.v, jnl.n, sizeof *jnl.v, s_by_key);
         rc = s_join(&lc, &led, &files, &jnl);
     }
+    for (size_t i = 0; rc == 0 && i < reb.n; i++) {
+        rc = s_push(&jnl, &reb.v[i]); /* the replay follows them */
+    }
+    free(reb.v);
     if (rc == 0) {
         qsort(jnl.v, jnl.n, sizeof *jnl.v, s_by_product_version);
         s_replay(&lc, prods, nprods, &jnl);
