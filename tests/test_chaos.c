@@ -55,7 +55,7 @@ static const uint32_t s_initial[T_PRODUCTS] = {12, 4, 0};
 typedef struct {
     sp_jrec_t jrec[T_ORDERS + 8];
     size_t nj;
-    sp_ledger_rec_t lrec[T_ORDERS];
+    sp_ledger_rec_t lrec[T_ORDERS + 8];
     size_t nl;
     uint32_t initial[T_PRODUCTS], final[T_PRODUCTS];
     bool drop_ledger2;    /* producer 2's ledger never written */
@@ -363,7 +363,8 @@ Test(chaos, version_gap_is_named)
 /* The model after a crash took a version of product 1 (applied, never
  * journaled, never answered: its customer timed out) while later versions
  * were journaled, and the recovery rolled it back: a rebase record past the
- * last version, rolling back `says` versions, from which the row went on. */
+ * last version, rolling back `says` versions, from which the row went on.
+ * A refusal saw the version taken. */
 static void s_model_rebased(t_run_t *r, uint32_t says)
 {
     s_model(r);
@@ -384,6 +385,25 @@ static void s_model_rebased(t_run_t *r, uint32_t says)
     cr_assert_gt(last, gone.version, "the model has versions after the one taken");
     r->final[0] =
         gone.type == SP_ORDER_PURCHASE ? r->final[0] + gone.quantity : r->final[0] - gone.quantity;
+    /* a refusal that saw the version taken (answered: it was right then) */
+    sp_jrec_t no = {.kind = SP_JREC_KIND_OUTCOME,
+                    .type = SP_ORDER_PURCHASE,
+                    .status = SP_STATUS_OUT_OF_STOCK,
+                    .producer_id = 2,
+                    .product_id = 1,
+                    .seq = T_PER_PRODUCER + 1,
+                    .quantity = gone.stock_after + 1,
+                    .version = gone.version,
+                    .stock_after = gone.stock_after,
+                    .worker_id = 1};
+    r->jrec[r->nj++] = no;
+    r->lrec[r->nl++] = (sp_ledger_rec_t){.producer_id = no.producer_id,
+                                         .type = no.type,
+                                         .status = no.status,
+                                         .product_id = no.product_id,
+                                         .quantity = no.quantity,
+                                         .stock_after = no.stock_after,
+                                         .seq = no.seq};
     r->jrec[r->nj++] = (sp_jrec_t){.kind = SP_JREC_KIND_REBASE,
                                    .status = SP_STATUS_ACCEPTED,
                                    .producer_id = SP_SYSTEM_PRODUCER,
@@ -399,7 +419,9 @@ Test(chaos, a_rebase_accounts_for_a_version_a_crash_took)
     s_model_rebased(&r, 1);
     s_expect(&r, 0,
              (const char *[]){"lost 0,", "replay ok", "conservation exact",
-                              "1 rebase(s) rolling back 1 unjournaled version(s)", NULL});
+                              "1 rebase(s) rolling back 1 unjournaled version(s) (1 refusal(s) "
+                              "saw them)",
+                              NULL});
 }
 
 Test(chaos, a_rebase_that_rolls_back_more_than_the_journal_lacks_is_named)

@@ -145,6 +145,7 @@ typedef struct {
     /* journal side */
     uint64_t journal_records, journal_accepted, journal_refused, journal_files, journal_other;
     uint64_t rebases, rolled_back; /* rebase records; the versions they roll back */
+    uint64_t refused_rolled_back;  /* refusals that saw one of those versions */
     uint64_t torn_tails, torn_bytes, tables;
     /* verdicts */
     uint64_t lost, duplicated, unexpected, unacknowledged;
@@ -808,7 +809,17 @@ static void s_check_refusal(sp_lc_t *lc, const sp_lc_rec_t *r, const sp_lc_rec_t
         return;
     }
     int64_t had;
+    bool rolled_back = false; /* a version a later rebase record accounts for */
+    for (size_t k = n; k-- > 0 && acc[k].version > r->version && !rolled_back;) {
+        rolled_back = acc[k].rebase;
+    }
     if (!s_stock_at(acc, n, initial, r->version, &had)) {
+        if (rolled_back) {
+            /* it saw an order a crash took before it was journaled: the
+             * refusal was right then, and nothing is left to check it by */
+            lc->refused_rolled_back++;
+            return;
+        }
         lc->refusal_errors++;
         s_problem(lc,
                   "product %" PRIu32 ": refusal (%" PRIu32 ", %" PRIu64
@@ -1050,13 +1061,13 @@ static void s_report_text(const sp_lc_t *lc)
            " invalid (%" PRIu64 " before the table); broker's own orders %" PRIu64
            "; timed out: %" PRIu64 " applied, %" PRIu64 " not; fate unknown %" PRIu64
            "; journal: %" PRIu64 " accepted, %" PRIu64 " refused, %" PRIu64
-           " rebase(s) rolling back %" PRIu64 " unjournaled version(s); units sold %" PRIu64
-           ", restocked %" PRIu64 "\n",
+           " rebase(s) rolling back %" PRIu64 " unjournaled version(s) (%" PRIu64
+           " refusal(s) saw them); units sold %" PRIu64 ", restocked %" PRIu64 "\n",
            lc->ledger_files, lc->complete_ledgers, lc->journal_files, lc->tables, lc->torn_tails,
            lc->torn_bytes, lc->out_of_stock, lc->no_hold, lc->unknown_product, lc->invalid,
            lc->refused_before_table, lc->system, lc->timed_out_applied, lc->timed_out_not_applied,
            lc->fate_unknown, lc->journal_accepted, lc->journal_refused, lc->rebases,
-           lc->rolled_back, lc->units_sold, lc->units_restocked);
+           lc->rolled_back, lc->refused_rolled_back, lc->units_sold, lc->units_restocked);
     (void)fflush(stdout); /* the figures first, then what failed, even through one pipe */
     if (lc->problems > 0) {
         fprintf(stderr, "ledgercheck: FAILED, %" PRIu64 " problems; the first ones:\n",
@@ -1108,6 +1119,7 @@ static void s_report_json(const sp_lc_t *lc)
              {"journal_refused", lc->journal_refused},
              {"rebases", lc->rebases},
              {"rolled_back", lc->rolled_back},
+             {"refused_rolled_back", lc->refused_rolled_back},
              {"torn_tails", lc->torn_tails},
              {"lost", lc->lost},
              {"duplicated", lc->duplicated},
