@@ -357,12 +357,12 @@ int sp_recover_replay(sp_table_t *t, const char *journal_dir, bool from_snapshot
 
     /* a version no record holds can only be a crash's when two writers
      * journal (one writer journals its own versions in order) */
-    uint32_t writer = 0;
+    const sp_jrec_t *one = NULL; /* a writer's record */
     bool writers = false;
     for (size_t k = 0; k < recs.n; k++) {
         if (recs.v[k].kind == SP_JREC_KIND_OUTCOME) {
-            writers |= k > 0 && recs.v[k].worker_id != writer;
-            writer = recs.v[k].worker_id;
+            writers |= one != NULL && recs.v[k].worker_id != one->worker_id;
+            one = &recs.v[k];
         }
     }
     s_recs_t rebase = {0};
@@ -388,12 +388,20 @@ int sp_recover_replay(sp_table_t *t, const char *journal_dir, bool from_snapshot
             if (r->version <= from) {
                 continue; /* already in the snapshot */
             }
-            if (r->version < expect || (r->version > expect && !writers)) {
+            if (r->version < expect) {
                 sp_why(why, cap,
-                       "%s: product %u has %s of version %u (next is %u, from order "
-                       "%u:%llu): a journal file is missing or doubled; refusing to guess",
-                       journal_dir, id, r->version < expect ? "two records" : "no record",
-                       r->version < expect ? r->version : expect, r->version, r->producer_id,
+                       "%s: product %u has two records of version %u (the second from order "
+                       "%u:%llu): a journal file is doubled; refusing to guess",
+                       journal_dir, id, r->version, r->producer_id, (unsigned long long)r->seq);
+                rc = SP_E_JOURNAL_CORRUPT;
+                break;
+            }
+            if (r->version > expect && !writers) {
+                sp_why(why, cap,
+                       "%s: product %u has no record of version %u (next is %u, from order "
+                       "%u:%llu) and one writer journaled: a journal file is missing; refusing "
+                       "to guess",
+                       journal_dir, id, expect, r->version, r->producer_id,
                        (unsigned long long)r->seq);
                 rc = SP_E_JOURNAL_CORRUPT;
                 break;

@@ -978,6 +978,27 @@ Test(recover, versions_a_crash_left_unjournaled_are_rolled_back_once)
     cr_expect_eq(tl.version, 4);
 }
 
+/* Two records of one version: a journal file copied twice. */
+Test(recover, two_records_of_one_version_are_refused)
+{
+    sp_jrec_t recs[] = {s_jbuy(3, 1, 1, 5, 1, R_STOCK - 5), s_jbuy(4, 1, 1, 5, 1, R_STOCK - 5)};
+    recs[1].worker_id = 2;
+    s_jfile("w1-0.log", 42, recs, 2);
+    s_expect_replay_refused("two records of version 1");
+}
+
+/* A rebase record is no writer: with it, one writer's gap is still
+ * refused. */
+Test(recover, a_rebase_record_does_not_make_one_writer_two)
+{
+    sp_jrec_t recs[] = {s_jbuy(3, 1, 2, 5, 1, R_STOCK - 5), s_jbuy(3, 2, 2, 5, 3, R_STOCK - 15)};
+    recs[0].kind = SP_JREC_KIND_REBASE;
+    recs[0].producer_id = SP_SYSTEM_PRODUCER;
+    recs[0].worker_id = 0;
+    s_jfile("w1-0.log", 42, recs, 2);
+    s_expect_replay_refused("one writer journaled");
+}
+
 /* Records across a gap that leave a stock below zero are no crash's. */
 Test(recover, a_version_gap_whose_records_leave_no_stock_is_refused)
 {
