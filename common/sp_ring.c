@@ -284,22 +284,28 @@ static void s_lock(sp_ring_t *r, pthread_mutex_t *lock)
     }
 }
 
-/* Waits (spinning, then sleeping) while the ring is blocked for this side.
- * Returns 0 when it may be worth a try, -EAGAIN, SP_E_TIMEOUT or -EINTR. */
+/* Waits (spinning, then sleeping) while the ring is blocked for this side,
+ * reading the counters only: the side's lock is taken once there is a
+ * message (or a slot) to take, never to look, so a caller stopped while it
+ * waits (SIGSTOP, a debugger) holds no lock the others need.  Returns 0
+ * when it may be worth a try, -EAGAIN, SP_E_TIMEOUT or -EINTR. */
 static int s_wait(sp_ring_t *r, bool putter, long wait_us, uint64_t deadline, unsigned *spins)
 {
-    if (!s_blocked(r, putter)) {
-        return 0;
+    while (s_blocked(r, putter)) {
+        if (wait_us == 0) {
+            return -EAGAIN;
+        }
+        if ((*spins)++ < SP_RING_SPIN) {
+            s_relax();
+            continue;
+        }
+        int rc = putter ? s_sleep(r, true, &r->space_wake, &r->space_sleepers, deadline)
+                        : s_sleep(r, false, &r->data_wake, &r->data_sleepers, deadline);
+        if (rc < 0) {
+            return rc;
+        }
     }
-    if (wait_us == 0) {
-        return -EAGAIN;
-    }
-    if ((*spins)++ < SP_RING_SPIN) {
-        s_relax();
-        return 0;
-    }
-    return putter ? s_sleep(r, true, &r->space_wake, &r->space_sleepers, deadline)
-                  : s_sleep(r, false, &r->data_wake, &r->data_sleepers, deadline);
+    return 0;
 }
 
 int sp_ring_put(sp_ring_t *self, const void *msg, size_t len, int timeout_ms)

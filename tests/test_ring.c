@@ -113,6 +113,46 @@ Test(ring, waits_time_out)
     munmap(r, len);
 }
 
+/* A getter stopped (SIGSTOP, a debugger) while it waits on an empty ring
+ * holds none of the ring's locks: another getter takes what is put
+ * meanwhile.  The stopped one polls with the shortest wait, so it spends
+ * nearly all its time spinning; when each spin took the getters' lock to
+ * look, some of 20,000 stops caught it holding the lock, and the other
+ * getter hung on it (the test's timeout: 2 runs of 2). */
+#define T_STOP_ROUNDS 20000
+#define T_STOP_GET_MS 2000
+Test(ring, a_getter_stopped_while_it_waits_holds_no_lock, .timeout = 30)
+{
+    size_t len;
+    sp_ring_t *r = s_ring(4, 8, &len);
+    pid_t child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+        (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+        uint8_t b[8];
+        for (;;) {
+            (void)sp_ring_get_us(r, b, sizeof b, 1);
+        }
+    }
+    int failed = -1;
+    for (int i = 0; i < T_STOP_ROUNDS && failed < 0; i++) {
+        int status;
+        kill(child, SIGSTOP);
+        cr_assert_eq(waitpid(child, &status, WUNTRACED), child);
+        uint8_t b[8];
+        cr_assert_eq(sp_ring_put(r, "m", 1, T_STOP_GET_MS), 0);
+        if (sp_ring_get(r, b, sizeof b, T_STOP_GET_MS) != 1) {
+            failed = i;
+        }
+        kill(child, SIGCONT);
+    }
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    cr_expect_lt(failed, 0, "round %d: no get within %d ms while the other getter was stopped",
+                 failed, T_STOP_GET_MS);
+    munmap(r, len);
+}
+
 /* A sleeper's own timeout: without a wake-up it sleeps this long.  A woken
  * one must be back well within it: T_WAKE_MS is generous for a busy
  * two-core machine (a wake-up takes microseconds to a few ms there) and
