@@ -473,6 +473,33 @@ Test(pipeline, clean_removes_a_dead_brokers_leftovers, .timeout = 60)
 
 /* --- customers notice a dead broker --------------------------------------- */
 
+/* Starts the load argv (output to out) on instance inst and waits (bounded)
+ * until its two customers have their producer ids and, when `applied`, an
+ * order was applied: *load gets its pid; false when that did not happen. */
+static bool s_load_underway(const char *inst, const char *const *argv, const char *out,
+                            bool applied, pid_t *load)
+{
+    sp_names_t names;
+    cr_assert_eq(sp_names_init(&names, inst, NULL), 0);
+    sp_table_t *t = NULL;
+    cr_assert_eq(sp_table_open(&t, names.table, false), 0);
+    const sp_table_hdr_t *h = sp_table_hdr(t);
+    uint32_t ids_before = atomic_load(&h->next_producer_id);
+    *load = spt_spawn(argv, out);
+    cr_assert_gt(*load, 0);
+    bool underway = false;
+    for (uint64_t until = sp_now_ns() + (uint64_t)SP_TEST_WAIT_MS * SP_NS_PER_MS;
+         !underway && sp_now_ns() < until;) {
+        underway = atomic_load(&h->next_producer_id) >= ids_before + 2 &&
+                   (!applied || atomic_load(&h->event_seq) > 0);
+        if (!underway) {
+            usleep(10 * 1000);
+        }
+    }
+    sp_table_close(&t);
+    return underway;
+}
+
 /* Kills the instance's broker and every worker it had, at once. */
 static void s_kill_instance(const char *inst, pid_t broker)
 {
@@ -526,27 +553,11 @@ static void s_dead_broker(const char *tag, bool tcp, const char *expect)
                           "--timeout",
                           T_DEAD_TIMEOUT,
                           NULL};
-    sp_names_t names;
-    cr_assert_eq(sp_names_init(&names, inst, NULL), 0);
-    sp_table_t *t = NULL;
-    cr_assert_eq(sp_table_open(&t, names.table, false), 0);
-    const sp_table_hdr_t *h = sp_table_hdr(t);
-    uint32_t ids_before = atomic_load(&h->next_producer_id);
-    pid_t load = spt_spawn(argv, out);
-    cr_assert_gt(load, 0);
     /* the load is under way once both customers have their producer ids
      * and orders are being applied: wait for that (bounded), or the kill
      * would test a start-up instead */
-    bool underway = false;
-    for (uint64_t until = sp_now_ns() + (uint64_t)SP_TEST_WAIT_MS * SP_NS_PER_MS;
-         !underway && sp_now_ns() < until;) {
-        underway =
-            atomic_load(&h->next_producer_id) >= ids_before + 2 && atomic_load(&h->event_seq) > 0;
-        if (!underway) {
-            usleep(10 * 1000);
-        }
-    }
-    sp_table_close(&t);
+    pid_t load = 0;
+    bool underway = s_load_underway(inst, argv, out, true, &load);
     if (!underway) {
         s_kill_instance(inst, broker);
         spt_wait(load, RUN_TIMEOUT_MS);
@@ -597,24 +608,9 @@ Test(pipeline, customers_stop_when_their_producer_is_killed, .timeout = 90)
     const char *argv[] = {
         spt_bin("producer"), "--instance", inst, "--customers", "2", "--rate", "200",
         "--duration",        "60s",        NULL};
-    sp_names_t names;
-    cr_assert_eq(sp_names_init(&names, inst, NULL), 0);
-    sp_table_t *t = NULL;
-    cr_assert_eq(sp_table_open(&t, names.table, false), 0);
-    const sp_table_hdr_t *h = sp_table_hdr(t);
-    uint32_t ids_before = atomic_load(&h->next_producer_id);
-    pid_t load = spt_spawn(argv, out);
-    cr_assert_gt(load, 0);
     /* both customers running: each has its producer id */
-    bool underway = false;
-    for (uint64_t until = sp_now_ns() + (uint64_t)SP_TEST_WAIT_MS * SP_NS_PER_MS;
-         !underway && sp_now_ns() < until;) {
-        underway = atomic_load(&h->next_producer_id) >= ids_before + 2;
-        if (!underway) {
-            usleep(10 * 1000);
-        }
-    }
-    sp_table_close(&t);
+    pid_t load = 0;
+    bool underway = s_load_underway(inst, argv, out, false, &load);
     cr_expect(underway, "the two customers had no producer ids within %d ms", SP_TEST_WAIT_MS);
     kill(load, SIGKILL);
     spt_wait(load, RUN_TIMEOUT_MS);

@@ -809,11 +809,12 @@ static void s_check_refusal(sp_lc_t *lc, const sp_lc_rec_t *r, const sp_lc_rec_t
         return;
     }
     int64_t had;
-    bool rolled_back = false; /* a version a later rebase record accounts for */
-    for (size_t k = n; k-- > 0 && acc[k].version > r->version && !rolled_back;) {
-        rolled_back = acc[k].rebase;
-    }
     if (!s_stock_at(acc, n, initial, r->version, &had)) {
+        /* a version no record made: one a later rebase record accounts for? */
+        bool rolled_back = false;
+        for (size_t k = n; k-- > 0 && acc[k].version > r->version && !rolled_back;) {
+            rolled_back = acc[k].rebase;
+        }
         if (rolled_back) {
             /* it saw an order a crash took before it was journaled: the
              * refusal was right then, and nothing is left to check it by */
